@@ -1,0 +1,24 @@
+# Two entry points (see README): `make run` (set up, short training, scoring, report path) and `make test`.
+PY ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+export GANEVAL_DATA_DIR ?= $(abspath ../shared/data/mnist)
+
+.PHONY: setup run test lint
+$(BIN)/ganeval: pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $@
+
+setup: $(BIN)/ganeval
+
+run: setup
+	$(BIN)/ganeval train --model mlp --iterations 3000 --checkpoint-every 500 --out runs/quickstart --seed 0
+	$(BIN)/ganeval score runs/quickstart --num-samples 2000 --inception-top-k 1
+
+test: setup
+	GANEVAL_OFFLINE=1 $(BIN)/python -m pytest tests
+
+lint: setup
+	$(BIN)/ruff check ganeval tests benchmarks

@@ -1,0 +1,112 @@
+"""Generator checkpoints as safetensors: weights plus JSON metadata in the header, never pickle."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from ganeval.atomic import atomic_path, sha256_file
+from ganeval.errors import CheckpointError
+from ganeval.models import build_generator
+from ganeval.version import __version__
+
+CKPT_RE = re.compile(r"^ckpt_(\d+)\.safetensors$")
+META_KEY = "ganeval"
+
+
+def checkpoint_name(iteration: int) -> str:
+    """``ckpt_{iteration:07d}.safetensors``."""
+    return f"ckpt_{iteration:07d}.safetensors"
+
+
+def save_checkpoint(
+    path: str | os.PathLike[str],
+    generator: nn.Module,
+    meta: dict[str, Any],
+    ema: nn.Module | None = None,
+) -> Path:
+    """Write generator (and EMA) weights with ``meta`` atomically; returns the path."""
+    from safetensors.torch import save_file
+
+    tensors = {f"g.{k}": v.detach().cpu().contiguous() for k, v in generator.state_dict().items()}
+    if ema is not None:
+        tensors.update({f"g_ema.{k}": v.detach().cpu().contiguous() for k, v in ema.state_dict().items()})
+    full = {"format": 1, "package_version": __version__, "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **meta}
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata={META_KEY: json.dumps(full, sort_keys=True)})
+    return path
+
+
+def read_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The ganeval metadata of a checkpoint, read from the safetensors header alone."""
+    path = Path(path)
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(8)
+            if len(head) < 8:
+                raise CheckpointError(f"{path}: not a safetensors checkpoint (file too short)")
+            n = int.from_bytes(head, "little")
+            size = path.stat().st_size
+            if n <= 0 or n > min(size - 8, 100 << 20):
+                raise CheckpointError(f"{path}: not a safetensors checkpoint (bad header length; pickles are refused)")
+            header = json.loads(fh.read(n))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise CheckpointError(f"{path}: not a safetensors checkpoint ({exc.__class__.__name__})") from exc
+    meta = (header.get("__metadata__") or {}).get(META_KEY) if isinstance(header, dict) else None
+    if meta is None:
+        raise CheckpointError(f"{path}: safetensors file without ganeval metadata (not a ganeval checkpoint)")
+    try:
+        return json.loads(meta)
+    except json.JSONDecodeError as exc:
+        raise CheckpointError(f"{path}: ganeval metadata is not valid JSON") from exc
+
+
+def load_generator(path: str | os.PathLike[str], use_ema: bool = True, device: str | torch.device = "cpu") -> tuple[nn.Module, dict[str, Any]]:
+    """Load a checkpoint's generator (EMA weights when present and ``use_ema``) in eval mode, with its metadata."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    meta = read_metadata(path)
+    try:
+        tensors = load_file(str(path), device="cpu")
+    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+        raise CheckpointError(f"{path}: corrupt or truncated checkpoint ({exc})") from exc
+    model = meta.get("model")
+    gen = build_generator(str(model), meta.get("config") or {})
+    prefix = "g_ema." if use_ema and any(k.startswith("g_ema.") for k in tensors) else "g."
+    state = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+    try:
+        gen.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        raise CheckpointError(f"{path}: weights do not fit model {model!r} ({str(exc).splitlines()[0]})") from exc
+    meta = {**meta, "weights": prefix.rstrip("."), "sha256": sha256_file(path)}
+    return gen.to(device).eval(), meta
+
+
+@dataclass(frozen=True)
+class CheckpointRef:
+    """A checkpoint file and the iteration its name gives."""
+
+    path: Path
+    iteration: int
+
+
+def list_checkpoints(directory: str | os.PathLike[str]) -> list[CheckpointRef]:
+    """The ``ckpt_*.safetensors`` files of ``directory`` in iteration order."""
+    directory = Path(directory)
+    refs = []
+    for entry in directory.iterdir() if directory.is_dir() else []:
+        m = CKPT_RE.match(entry.name)
+        if m and entry.is_file():
+            refs.append(CheckpointRef(entry, int(m.group(1))))
+    return sorted(refs, key=lambda r: r.iteration)

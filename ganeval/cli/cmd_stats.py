@@ -1,0 +1,49 @@
+"""``ganeval stats``: reference statistics of real data for one extractor."""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from pathlib import Path
+
+import numpy as np
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("stats", help="compute mean/covariance of real features (reference statistics)")
+    p.add_argument("--dataset", required=True, choices=["mnist-train", "mnist-test"])
+    p.add_argument("--extractor", required=True, choices=["inception", "mnist"])
+    p.add_argument("--out", required=True, type=Path, help="output .npz (a .json sidecar is written beside it)")
+    p.add_argument("--data-dir", default=None)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--precision", default="fp32", choices=["fp32", "bf16"])
+    p.add_argument("--inception-weights", default=None)
+    p.add_argument("--limit", type=int, default=None, help="only the first N images (for tests)")
+    p.add_argument("--save-features", type=Path, default=None, help="also save per-image pool features (.npy, float32)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ganeval.atomic import atomic_path
+    from ganeval.features import get_extractor
+    from ganeval.stats import compute_stats, save_stats
+
+    kwargs = {"device": args.device, "precision": args.precision}
+    if args.extractor == "inception":
+        kwargs["weights_path"] = args.inception_weights
+    extractor = get_extractor(args.extractor, **kwargs)
+    chunks: list[np.ndarray] = []
+    on_batch = (lambda f: chunks.append(f["pool"].cpu().numpy())) if args.save_features else None
+    stats = compute_stats(
+        args.dataset, extractor, args.batch_size, args.data_dir, args.limit, on_batch,
+        command="ganeval " + shlex.join(sys.argv[1:]),
+    )
+    save_stats(args.out, stats)
+    if args.save_features:
+        with atomic_path(args.save_features) as tmp:
+            with open(tmp, "wb") as fh:
+                np.save(fh, np.concatenate(chunks).astype(np.float32))
+    print(f"wrote {args.out} (N={stats.meta['n']}, {stats.meta['seconds']} s)")
+    return 0

@@ -1,0 +1,44 @@
+"""``ganeval`` entry point: builds the subcommand parsers and maps errors to documented exit codes.
+
+Exit codes: 0 success; 1 something failed (a gate criterion, or some checkpoints could not be scored);
+2 usage or input error (one line naming the file and the problem).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from ganeval.cli import cmd_stats
+from ganeval.errors import EXIT_INPUT, GanevalError
+
+COMMANDS = [cmd_stats]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full argument parser (used by the CLI and its tests)."""
+    from ganeval.version import __version__
+
+    parser = argparse.ArgumentParser(prog="ganeval", description="Trustworthy, fast GAN evaluation.")
+    parser.add_argument("--version", action="version", version=f"ganeval {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for module in COMMANDS:
+        module.add_parser(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except GanevalError as exc:
+        print(f"ganeval: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("ganeval: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return EXIT_INPUT

@@ -1,0 +1,29 @@
+"""Errors with a documented exit code, so the CLI can print one clear line."""
+
+from __future__ import annotations
+
+EXIT_OK = 0
+EXIT_FAILED = 1  # a criterion failed, or some checkpoints could not be scored
+EXIT_INPUT = 2  # usage or input error: the message names the file and the problem
+
+
+class GanevalError(Exception):
+    """An expected, user-facing failure; ``str(err)`` is the one line shown to the user."""
+
+    exit_code = EXIT_INPUT
+
+
+class DataError(GanevalError):
+    """A data file is missing, truncated, corrupted or has the wrong checksum."""
+
+
+class CheckpointError(GanevalError):
+    """A checkpoint or training state file cannot be used."""
+
+
+class StatsError(GanevalError):
+    """A statistics file is missing, corrupted, or does not match what was asked for."""
+
+
+class WeightsError(GanevalError):
+    """Feature-extractor weights cannot be found or do not verify."""

@@ -1,0 +1,65 @@
+"""The feature-extractor interface and registry shared by the evaluator, ``stats`` and the CLI."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+
+from ganeval.errors import GanevalError
+
+
+class FeatureExtractor(Protocol):
+    """Maps uint8 images ``(B, 1|3, H, W)`` to named feature tensors (``pool`` always, ``logits`` when available)."""
+
+    name: str
+    pool_dim: int
+    has_logits: bool
+    device: torch.device
+
+    def provenance(self) -> dict[str, Any]:
+        """What identifies these features: extractor, weights SHA-256, resize mode, channel handling, precision."""
+        ...
+
+    def __call__(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Features of one batch, float32 on ``self.device``."""
+        ...
+
+
+EXTRACTORS: dict[str, Callable[..., FeatureExtractor]] = {}
+
+
+def register_extractor(name: str) -> Callable[[Callable[..., FeatureExtractor]], Callable[..., FeatureExtractor]]:
+    """Decorator: make a factory available under ``name``."""
+
+    def deco(factory: Callable[..., FeatureExtractor]) -> Callable[..., FeatureExtractor]:
+        EXTRACTORS[name] = factory
+        return factory
+
+    return deco
+
+
+def get_extractor(name: str, **kwargs: Any) -> FeatureExtractor:
+    """Build the registered extractor ``name``."""
+    if name not in EXTRACTORS:
+        raise GanevalError(f"unknown extractor {name!r} (known: {', '.join(sorted(EXTRACTORS))})")
+    return EXTRACTORS[name](**kwargs)
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """``auto`` → CUDA when present, else CPU."""
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise GanevalError("--device cuda asked for, but no CUDA device is available")
+    return dev
+
+
+def iter_batches(images: np.ndarray, batch_size: int) -> Iterator[torch.Tensor]:
+    """uint8 ``(N, 28, 28)`` or ``(N, C, H, W)`` array → uint8 NCHW tensor batches."""
+    for start in range(0, len(images), batch_size):
+        chunk = torch.from_numpy(np.ascontiguousarray(images[start : start + batch_size]))
+        yield chunk.unsqueeze(1) if chunk.ndim == 3 else chunk

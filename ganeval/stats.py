@@ -1,0 +1,127 @@
+"""Reference statistics of real data: computed by streaming, saved with a provenance sidecar, verified on load."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ganeval.atomic import atomic_path, sha256_file, write_text
+from ganeval.data import load_mnist, mnist_checksum
+from ganeval.errors import StatsError
+from ganeval.feature_stats import FeatureStats
+from ganeval.features.base import FeatureExtractor, iter_batches
+from ganeval.version import __version__
+
+DATASETS = {"mnist-train": "train", "mnist-test": "test"}
+SHIPPED_DIR = Path(__file__).resolve().parent.parent / "reference_stats"
+#: Provenance keys that must agree between a statistic and the extractor asked for.
+MATCH_KEYS = ("extractor", "weights_sha256", "resize", "channels", "precision")
+
+
+@dataclass
+class RefStats:
+    """Mean (float64) and covariance of real features, plus the sidecar metadata."""
+
+    mu: np.ndarray
+    sigma: np.ndarray
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+def stats_path(dataset: str, extractor: str, root: Path = SHIPPED_DIR) -> Path:
+    """Where the shipped statistics of ``dataset`` for ``extractor`` live."""
+    return root / f"{dataset}_{extractor}.npz"
+
+
+def save_stats(path: str | os.PathLike[str], stats: RefStats, sigma_dtype: str = "float32") -> None:
+    """Write ``PATH`` (.npz) and ``PATH.json`` atomically; the sidecar records the npz's SHA-256."""
+    path = Path(path)
+    buf = io.BytesIO()
+    np.savez_compressed(buf, mu=stats.mu.astype(np.float64), sigma=stats.sigma.astype(sigma_dtype))
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(buf.getvalue())
+    meta = {**stats.meta, "sigma_dtype": sigma_dtype, "file_sha256": sha256_file(path)}
+    write_text(path.with_suffix(".json"), json.dumps(meta, indent=2, sort_keys=True) + "\n")
+
+
+def load_stats(path: str | os.PathLike[str], expect: dict[str, Any] | None = None) -> RefStats:
+    """Load and verify statistics; ``expect`` (provenance keys) must match the sidecar or the load is refused."""
+    path = Path(path)
+    side = path.with_suffix(".json")
+    if not path.is_file():
+        raise StatsError(f"{path}: statistics file not found")
+    if not side.is_file():
+        raise StatsError(f"{side}: sidecar missing (provenance unknown, refusing {path.name})")
+    try:
+        meta = json.loads(side.read_text())
+    except json.JSONDecodeError as exc:
+        raise StatsError(f"{side}: sidecar is not valid JSON ({exc})") from exc
+    digest = sha256_file(path)
+    if meta.get("file_sha256") != digest:
+        raise StatsError(f"{path}: SHA-256 {digest[:16]}… does not match its sidecar; file corrupted or replaced")
+    for key, want in (expect or {}).items():
+        have = meta.get(key)
+        if have != want:
+            raise StatsError(f"{path}: made with {key}={have!r}, but {key}={want!r} was asked for")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            mu, sigma = z["mu"].astype(np.float64), z["sigma"].astype(np.float64)
+    except (ValueError, KeyError, OSError) as exc:
+        raise StatsError(f"{path}: unreadable statistics ({exc})") from exc
+    if mu.ndim != 1 or sigma.shape != (mu.size, mu.size):
+        raise StatsError(f"{path}: bad shapes mu {mu.shape}, sigma {sigma.shape}")
+    return RefStats(mu, sigma, meta)
+
+
+def dataset_images(dataset: str, data_dir: str | os.PathLike[str] | None = None) -> np.ndarray:
+    """uint8 ``(N, 28, 28)`` images of a named real dataset."""
+    if dataset not in DATASETS:
+        raise StatsError(f"unknown dataset {dataset!r} (known: {', '.join(DATASETS)})")
+    return load_mnist(DATASETS[dataset], data_dir)[0]
+
+
+def compute_stats(
+    dataset: str,
+    extractor: FeatureExtractor,
+    batch_size: int = 64,
+    data_dir: str | os.PathLike[str] | None = None,
+    limit: int | None = None,
+    on_batch: Callable[[dict[str, Any]], None] | None = None,
+    command: str | None = None,
+) -> RefStats:
+    """Mean and covariance of ``extractor``'s pool features over ``dataset`` (first ``limit`` images)."""
+    from tqdm import tqdm
+
+    images = dataset_images(dataset, data_dir)
+    if limit:
+        images = images[:limit]
+    acc = FeatureStats(extractor.pool_dim)
+    t0 = time.time()
+    with tqdm(total=len(images), unit="img", desc=f"{dataset} [{extractor.name}]", file=sys.stderr) as bar:
+        for batch in iter_batches(images, batch_size):
+            feats = extractor(batch)
+            acc.update(feats["pool"])
+            if on_batch:
+                on_batch(feats)
+            bar.update(len(batch))
+    meta = {
+        "dataset": dataset,
+        "split": DATASETS[dataset],
+        "dataset_sha256": mnist_checksum(DATASETS[dataset]),
+        "n": acc.n,
+        **extractor.provenance(),
+        "accumulation": "float64",
+        "package_version": __version__,
+        "command": command or " ".join(sys.argv),
+        "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "seconds": round(time.time() - t0, 1),
+    }
+    return RefStats(acc.mean, acc.cov, meta)
