@@ -1,5 +1,34 @@
-"""ganeval: trustworthy, fast GAN evaluation."""
+"""ganeval: trustworthy, fast GAN evaluation.
 
+Python API: ``load_generator``, ``list_checkpoints``, ``score``, ``gate``, ``reference_stats``, ``features``.
+Heavy submodules are imported on first use.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ganeval.checkpoints import list_checkpoints, load_generator
 from ganeval.version import __version__
 
-__all__ = ["__version__"]
+__all__ = ["__version__", "list_checkpoints", "load_generator", "score", "gate", "reference_stats", "features"]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "score":
+        from ganeval.evaluate import score
+
+        return score
+    if name == "gate":
+        from ganeval.gating import gate
+
+        return gate
+    if name == "reference_stats":
+        from ganeval.reference import reference_stats
+
+        return reference_stats
+    if name == "features":
+        import ganeval.features as features
+
+        return features
+    raise AttributeError(f"module 'ganeval' has no attribute {name!r}")

@@ -61,16 +61,22 @@ def read_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
             header = json.loads(fh.read(n))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise CheckpointError(f"{path}: not a safetensors checkpoint ({exc.__class__.__name__})") from exc
-    meta = (header.get("__metadata__") or {}).get(META_KEY) if isinstance(header, dict) else None
+    extra = header.get("__metadata__") if isinstance(header, dict) else None
+    meta = extra.get(META_KEY) if isinstance(extra, dict) else None
     if meta is None:
         raise CheckpointError(f"{path}: safetensors file without ganeval metadata (not a ganeval checkpoint)")
     try:
-        return json.loads(meta)
+        parsed = json.loads(meta)
     except json.JSONDecodeError as exc:
         raise CheckpointError(f"{path}: ganeval metadata is not valid JSON") from exc
+    if not isinstance(parsed, dict):
+        raise CheckpointError(f"{path}: ganeval metadata is not a JSON object")
+    return parsed
 
 
-def load_generator(path: str | os.PathLike[str], use_ema: bool = True, device: str | torch.device = "cpu") -> tuple[nn.Module, dict[str, Any]]:
+def load_generator(
+    path: str | os.PathLike[str], use_ema: bool = True, device: str | torch.device = "cpu"
+) -> tuple[nn.Module, dict[str, Any]]:
     """Load a checkpoint's generator (EMA weights when present and ``use_ema``) in eval mode, with its metadata."""
     from safetensors import SafetensorError
     from safetensors.torch import load_file
@@ -82,7 +88,15 @@ def load_generator(path: str | os.PathLike[str], use_ema: bool = True, device: s
     except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
         raise CheckpointError(f"{path}: corrupt or truncated checkpoint ({exc})") from exc
     model = meta.get("model")
-    gen = build_generator(str(model), meta.get("config") or {})
+    config = meta.get("config") or {}
+    if not isinstance(model, str) or not isinstance(config, dict):
+        raise CheckpointError(f"{path}: metadata lacks a model name or its config is not an object")
+    try:
+        gen = build_generator(model, config)
+    except CheckpointError as exc:
+        raise CheckpointError(f"{path}: {exc}") from exc
+    except (TypeError, ValueError) as exc:
+        raise CheckpointError(f"{path}: config {config} does not fit model {model!r} ({exc})") from exc
     prefix = "g_ema." if use_ema and any(k.startswith("g_ema.") for k in tensors) else "g."
     state = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
     try:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import http.client
 import os
 import urllib.request
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -60,7 +62,7 @@ def _read_raw(path: Path) -> bytes:
             with gzip.open(path, "rb") as fh:
                 return fh.read()
         return path.read_bytes()
-    except (OSError, EOFError, gzip.BadGzipFile) as exc:
+    except (OSError, EOFError, zlib.error) as exc:  # BadGzipFile is an OSError; a flipped byte can give zlib.error
         raise DataError(f"{path}: cannot read ({exc.__class__.__name__}: {exc}); file is truncated or corrupted") from exc
 
 
@@ -100,22 +102,24 @@ def _download(name: str, dest_dir: Path, mirrors: tuple[str, ...]) -> Path:
                         while block := resp.read(1 << 16):
                             out.write(block)
                             bar.update(len(block))
-                _verify(tmp, name, _read_raw_gz(tmp))
+                raw = _read_raw_gz(tmp, url)
+                parse_idx(raw, url)
+                _verify(url, name, raw)
             return dest
-        except (OSError, DataError) as exc:
-            errors.append(f"{url}: {exc}")
+        except (OSError, http.client.HTTPException, DataError) as exc:
+            errors.append(f"{url}: {exc}" if isinstance(exc, OSError | http.client.HTTPException) else str(exc))
     raise DataError(f"{dest}: download failed from every mirror ({'; '.join(errors)})")
 
 
-def _read_raw_gz(path: Path) -> bytes:
+def _read_raw_gz(path: Path, url: str) -> bytes:
     try:
         with gzip.open(path, "rb") as fh:
             return fh.read()
-    except (OSError, EOFError) as exc:
-        raise DataError(f"{path}: downloaded file is not valid gzip ({exc})") from exc
+    except (OSError, EOFError, zlib.error) as exc:
+        raise DataError(f"{url}: downloaded file is not valid gzip ({exc})") from exc
 
 
-def _verify(path: Path, name: str, raw: bytes) -> None:
+def _verify(path: Path | str, name: str, raw: bytes) -> None:
     digest = hashlib.sha256(raw).hexdigest()
     if digest != MNIST_FILES[name]:
         raise DataError(f"{path}: SHA-256 mismatch (got {digest[:16]}…, expected {MNIST_FILES[name][:16]}…)")
@@ -129,8 +133,9 @@ def load_idx_file(data_dir: Path, name: str, download: bool = True, mirrors: tup
             raise DataError(f"{data_dir / name}: missing (looked for {name}.gz and {name})")
         path = _download(name, data_dir, mirrors)
     raw = _read_raw(path)
+    array = parse_idx(raw, path)  # structural errors (magic, size) first: they say more than a checksum
     _verify(path, name, raw)
-    return parse_idx(raw, path)
+    return array
 
 
 def load_mnist(
@@ -153,4 +158,6 @@ def load_mnist(
 
 def mnist_checksum(split: str = "train") -> str:
     """The SHA-256 of a split's image file, as recorded in checkpoints and statistics."""
+    if split not in _SPLIT_FILES:
+        raise DataError(f"unknown MNIST split {split!r} (expected 'train' or 'test')")
     return MNIST_FILES[_SPLIT_FILES[split][0]]

@@ -61,5 +61,5 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
 def iter_batches(images: np.ndarray, batch_size: int) -> Iterator[torch.Tensor]:
     """uint8 ``(N, 28, 28)`` or ``(N, C, H, W)`` array → uint8 NCHW tensor batches."""
     for start in range(0, len(images), batch_size):
-        chunk = torch.from_numpy(np.ascontiguousarray(images[start : start + batch_size]))
+        chunk = torch.from_numpy(np.array(images[start : start + batch_size], copy=True))
         yield chunk.unsqueeze(1) if chunk.ndim == 3 else chunk

@@ -63,7 +63,7 @@ class InceptionExtractor:
                 out = self.net(x)
         else:
             out = self.net(x)
-        return {k: v.float() for k, v in zip(self._keys, out)}
+        return {k: v.float() for k, v in zip(self._keys, out, strict=True)}
 
 
 @register_extractor("inception")

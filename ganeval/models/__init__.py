@@ -7,4 +7,7 @@ from ganeval.models.registry import MODELS, ModelSpec, build_discriminator, buil
 register_model(ModelSpec("mlp", MLPGenerator, MLPDiscriminator, {"latent_dim": 100}))
 register_model(ModelSpec("dcgan", DCGANGenerator, DCGANDiscriminator, {"latent_dim": 128, "channels": 64}, uses_ema=True))
 
-__all__ = ["MODELS", "ModelSpec", "build_discriminator", "build_generator", "get_model", "register_model", "MLPGenerator", "MLPDiscriminator", "DCGANGenerator", "DCGANDiscriminator"]
+__all__ = [
+    "MODELS", "ModelSpec", "build_discriminator", "build_generator", "get_model", "register_model",
+    "MLPGenerator", "MLPDiscriminator", "DCGANGenerator", "DCGANDiscriminator",
+]

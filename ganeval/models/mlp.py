@@ -21,7 +21,9 @@ def _dense(n_in: int, n_out: int) -> nn.Linear:
 class MLPGenerator(nn.Module):
     """latent 100 → 256 → 512 → 1024 → 784 (tanh), LeakyReLU(0.2) then BatchNorm after each hidden layer."""
 
-    def __init__(self, latent_dim: int = 100, hidden: tuple[int, ...] = (256, 512, 1024), img_shape: tuple[int, ...] = (1, 28, 28)) -> None:
+    def __init__(
+        self, latent_dim: int = 100, hidden: tuple[int, ...] = (256, 512, 1024), img_shape: tuple[int, ...] = (1, 28, 28)
+    ) -> None:
         super().__init__()
         self.latent_dim = latent_dim
         self.img_shape = tuple(img_shape)

@@ -1,0 +1,144 @@
+"""``ganeval gate``: CI quality gate. Exit 0 when every criterion passes, 1 when one fails, 2 on bad input.
+
+Outputs: one line per criterion (stdout; stderr with ``--json``), ``--json`` (the verdict on stdout),
+``--junit PATH`` (JUnit XML, one testcase per criterion) and, when ``GITHUB_STEP_SUMMARY`` is set, a
+Markdown table appended to that file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ganeval.errors import EXIT_INPUT, GanevalError
+
+if TYPE_CHECKING:
+    from ganeval.gating import GateResult
+
+SUITE = "ganeval-gate"
+CRITERIA = ("max_fid", "min_is", "max_kid", "min_mnist_is", "min_modes", "max_mnist_fd")
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    from ganeval.cli.cmd_score import add_score_options
+
+    p = sub.add_parser(
+        "gate", help="CI quality gate: exit 0 if every criterion passes, 1 if one fails, 2 on bad input",
+        description="Judge one checkpoint against limits and/or a baseline report. TARGET is a checkpoint or a "
+                    "checkpoint folder (scored first, report written to CKPT_DIR/report or --out) or an existing "
+                    "report folder / summary.json (nothing recomputed). Exit codes: 0 pass, 1 a criterion failed, "
+                    "2 usage or input error. See docs/ci.md.")
+    p.add_argument("target", metavar="TARGET", help="checkpoint, checkpoint folder, report folder or summary.json")
+    c = p.add_argument_group("criteria (at least one; limits are judged on the point estimate)")
+    c.add_argument("--max-fid", type=float, metavar="X", help="fail if FID > X")
+    c.add_argument("--min-is", type=float, metavar="Y", help="fail if the Inception Score < Y")
+    c.add_argument("--max-kid", type=float, metavar="Z", help="fail if KID > Z")
+    c.add_argument("--min-mnist-is", type=float, metavar="W", help="fail if the MNIST Inception Score < W")
+    c.add_argument("--min-modes", type=int, metavar="M", help="fail if fewer than M digit classes are covered")
+    c.add_argument("--max-mnist-fd", type=float, metavar="V", help="fail if the MNIST Fréchet distance > V")
+    c.add_argument("--baseline", metavar="REPORT", help="previous report (folder or summary.json) to compare with")
+    c.add_argument("--max-regression", type=float, metavar="PCT",
+                   help="with --baseline: fail if FID (else the primary metric) is worse by more than PCT%% and the "
+                        "bootstrap intervals do not overlap (default 0)")
+    p.add_argument("--checkpoint", default="last", metavar="best|last|PATH",
+                   help="which checkpoint is judged (default last: is what we ship good?)")
+    p.add_argument("--json", action="store_true", help="print the verdict as JSON on stdout (the lines go to stderr)")
+    p.add_argument("--junit", type=Path, default=None, metavar="PATH", help="write JUnit XML (one testcase per criterion)")
+    s = p.add_argument_group("scoring (only when TARGET is not a report; same flags and defaults as 'ganeval score')")
+    add_score_options(s)  # type: ignore[arg-type]  # an argument group has the same add_argument API
+    s.add_argument("--out", type=Path, default=None, help="report folder (default CKPT_DIR/report)")
+    s.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ganeval.cli.cmd_score import options_from_args
+    from ganeval.gating import gate
+    from ganeval.options import ScoreOptions
+
+    opts = options_from_args(args)
+    opts.progress = not args.no_progress
+    defaults = ScoreOptions().as_dict()
+    # Only what differs from the defaults, so a report TARGET can say which scoring flags it ignored.
+    options: dict[str, Any] = {k: v for k, v in opts.as_dict().items() if v != defaults[k]}
+    if args.distributed is not None:
+        options["distributed"] = args.distributed
+    try:
+        result = gate(args.target, **{k: getattr(args, k) for k in CRITERIA}, baseline=args.baseline,
+                      max_regression=args.max_regression, checkpoint=args.checkpoint, out=args.out, **options)
+    except GanevalError as exc:
+        _emit(args, None, str(exc))
+        raise
+    print("\n".join(result.lines()), file=sys.stderr if args.json else sys.stdout)
+    _emit(args, result, None)
+    return result.exit_code
+
+
+def _emit(args: argparse.Namespace, result: GateResult | None, error: str | None) -> None:
+    """The JSON verdict, the JUnit file and the GitHub step summary (also for exit-2 errors)."""
+    if args.json:
+        verdict = result.to_dict() if result else {"passed": False, "exit_code": EXIT_INPUT, "error": error,
+                                                   "checkpoint": None, "criteria": []}
+        print(json.dumps(verdict, indent=2, allow_nan=False))
+    if args.junit:
+        from ganeval.atomic import write_text
+
+        try:
+            write_text(args.junit, junit_xml(result, error))
+        except OSError as exc:
+            raise GanevalError(f"{args.junit}: cannot write the JUnit XML: {exc.strerror or exc}") from None
+    step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
+    if step_summary:
+        try:
+            with open(step_summary, "a", encoding="utf-8") as fh:
+                fh.write(markdown(result, error))
+        except OSError as exc:
+            print(f"ganeval: warning: cannot append to GITHUB_STEP_SUMMARY {step_summary}: {exc}", file=sys.stderr)
+
+
+def junit_xml(result: GateResult | None, error: str | None = None) -> str:
+    """JUnit XML: testsuite ``ganeval-gate``, one testcase per criterion, ``<failure>`` for failed ones
+    (an input error is one ``<error>`` testcase named ``gate``)."""
+    cases = result.criteria if result else []
+    failures = sum(not c.passed for c in cases)
+    attrs = {"name": SUITE, "tests": str(len(cases) or 1), "failures": str(failures), "errors": "0" if result else "1"}
+    root = ET.Element("testsuites", attrs)
+    suite = ET.SubElement(root, "testsuite", attrs)
+    if result is None:
+        case = ET.SubElement(suite, "testcase", {"classname": SUITE, "name": "gate"})
+        ET.SubElement(case, "error", {"message": error or "error", "type": "input"}).text = error
+    else:
+        props = ET.SubElement(suite, "properties")
+        for name, value in (("checkpoint", result.row.get("checkpoint")), ("selector", result.selector),
+                            ("report", result.report), ("baseline", result.baseline)):
+            if value is not None:
+                ET.SubElement(props, "property", {"name": name, "value": str(value)})
+        for c in cases:
+            case = ET.SubElement(suite, "testcase", {"classname": f"{SUITE}.{result.row.get('checkpoint')}", "name": c.name})
+            if c.passed:
+                ET.SubElement(case, "system-out").text = c.message
+            else:
+                ET.SubElement(case, "failure", {"message": c.message, "type": "threshold"}).text = c.message
+    ET.indent(root)
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
+
+
+def markdown(result: GateResult | None, error: str | None = None) -> str:
+    """A short Markdown section for ``GITHUB_STEP_SUMMARY``."""
+    if result is None:
+        return f"### ganeval gate: error (exit {EXIT_INPUT})\n\n{error}\n\n"
+    from ganeval.gating import fmt
+
+    head = "passed ✅" if result.passed else "FAILED ❌"
+    lines = [f"### ganeval gate: {head} — `{result.row.get('checkpoint')}` ({result.selector})", "",
+             "| criterion | metric | value | limit | CI | result |", "|---|---|---|---|---|---|"]
+    for c in result.criteria:
+        ci = f"[{fmt(c.ci[0])}, {fmt(c.ci[1])}]" if c.ci else "–"
+        lines.append(f"| {c.name} | {c.metric} | {fmt(c.value)} | {fmt(c.limit)} | {ci} | {'pass' if c.passed else '**FAIL**'} |")
+    lines += [f"\n_note: {n}_" for n in result.notes]
+    return "\n".join(lines) + "\n\n"

@@ -1,0 +1,83 @@
+"""``ganeval score CKPT_DIR``: score every checkpoint, rank them, write the reports."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from ganeval.errors import EXIT_FAILED, EXIT_OK
+from ganeval.options import ScoreOptions
+
+
+def add_score_options(p: argparse.ArgumentParser) -> None:
+    """Flags shared by ``score`` and ``gate`` (defaults from ``ScoreOptions``)."""
+    from ganeval.metrics.registry import METRICS
+
+    d = ScoreOptions()
+    p.add_argument("--num-samples", type=int, default=d.num_samples, help=f"samples per checkpoint (default {d.num_samples})")
+    p.add_argument("--metrics", nargs="+", default=list(d.metrics), choices=list(METRICS), metavar="METRIC",
+                   help=f"metrics to compute (default: all: {' '.join(d.metrics)})")
+    p.add_argument("--reference", default=d.reference, help="mnist-train, mnist-test, or a stats folder/.npz (default mnist-train)")
+    p.add_argument("--device", default=d.device, help="auto|cpu|cuda (default auto: CUDA when present)")
+    p.add_argument("--batch-size", type=int, default=d.batch_size)
+    p.add_argument("--seed", type=int, default=d.seed, help="seed of the shared latent set")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--inception-top-k", type=int, default=d.inception_top_k,
+                   help="Inception metrics on the K best by MNIST FD plus the last (default 3; CPU default plan)")
+    g.add_argument("--inception-all", action="store_true", default=None, help="Inception metrics on every checkpoint (GPU default)")
+    p.add_argument("--precision", default=d.precision, choices=["fp32", "bf16"], help="bf16 is faster but changes features")
+    p.add_argument("--bootstrap", type=int, default=d.bootstrap, help="bootstrap replicates for the intervals (0: none)")
+    p.add_argument("--primary", default=None, help="metric to rank by (default fid where computed, else mnist_fd)")
+    p.add_argument("--late-threshold", type=float, default=d.late_threshold, help="relative worsening flagged as late collapse")
+    p.add_argument("--inception-weights", default=None, help="Inception weights file (.pth state dict or .safetensors)")
+    p.add_argument("--no-cache", action="store_true", help="recompute features even when cached")
+    p.add_argument("--distributed", action="store_true", default=None, help="join the torchrun process group")
+
+
+def options_from_args(args: argparse.Namespace) -> ScoreOptions:
+    """ScoreOptions from parsed ``add_score_options`` flags."""
+    return ScoreOptions.from_kwargs(
+        num_samples=args.num_samples, metrics=tuple(args.metrics), reference=args.reference, device=args.device,
+        batch_size=args.batch_size, seed=args.seed, inception_top_k=args.inception_top_k, inception_all=args.inception_all,
+        precision=args.precision, bootstrap=args.bootstrap, primary=args.primary, late_threshold=args.late_threshold,
+        inception_weights=args.inception_weights, use_cache=not args.no_cache,
+    )
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("score", help="score every checkpoint of a folder, rank them, write reports")
+    p.add_argument("target", type=Path, help="checkpoint folder or a single checkpoint file")
+    add_score_options(p)
+    p.add_argument("--out", type=Path, default=None, help="report folder (default CKPT_DIR/report)")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON on stdout")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ganeval.distributed import from_env
+    from ganeval.evaluate import score_series
+    from ganeval.inputs import resolve_target
+    from ganeval.report import write_reports
+
+    opts = options_from_args(args)
+    dist = from_env(args.distributed)
+    series = resolve_target(args.target)
+    result = score_series(series, opts, dist)
+    if not dist.is_main:
+        return EXIT_FAILED if result.failed else EXIT_OK
+    out = args.out or series.root / "report"
+    paths = write_reports(result, out)
+    if args.json:
+        summary = json.loads(paths["json"].read_text())
+        print(json.dumps(summary, indent=2))
+    else:
+        cols = [c for c in ("iteration", "fid", "is_mean", "kid_mean", "mnist_is", "mnist_fd", "modes_covered", "rank", "status")
+                if c in result.table and result.table[c].notna().any()]
+        print(result.table[cols].to_string(index=False))
+        print(result.summary["verdict"])
+        print(f"report: {paths['html']}")
+    for _, row in result.table[result.table["status"] == "error"].iterrows():
+        print(f"ganeval: error: {row['error']}", file=sys.stderr)
+    return EXIT_FAILED if result.failed else EXIT_OK

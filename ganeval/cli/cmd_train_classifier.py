@@ -1,0 +1,40 @@
+"""``ganeval train-classifier``: train the MNIST-domain classifier used by the ``mnist`` extractor."""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from pathlib import Path
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train-classifier", help="train the MNIST classifier behind the 'mnist' extractor (deterministic)")
+    p.add_argument("--epochs", type=int, default=12)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", type=Path, default=None,
+                   help="output .safetensors (default: the shipped ganeval/pretrained/mnist_classifier.safetensors)")
+    p.add_argument("--device", default="cpu", help="cpu (default, reproducible), cuda or auto")
+    p.add_argument("--data-dir", default=None)
+    p.add_argument("--threads", type=int, default=None, help="CPU threads (results are reproducible per thread count)")
+    p.add_argument("--limit", type=int, default=None, help="only the first N training images (for tests)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from ganeval.errors import GanevalError
+    from ganeval.features.mnist_classifier import SHIPPED_WEIGHTS
+    from ganeval.train.classifier import train_and_save
+
+    if args.epochs < 1:
+        raise GanevalError(f"--epochs must be at least 1, not {args.epochs}")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    out = args.out or SHIPPED_WEIGHTS
+    command = "ganeval " + shlex.join(sys.argv[1:])
+    trained, digest = train_and_save(out, args.epochs, args.seed, args.device, args.data_dir, args.limit, command)
+    print(f"wrote {out}: test accuracy {trained.test_accuracy:.4%} (10,000 images), {trained.seconds:.0f} s training")
+    print(f"sha256 {digest}  (update WEIGHTS_SHA256 in ganeval/features/mnist_classifier.py when shipping it)")
+    return 0

@@ -1,0 +1,247 @@
+"""``score``: sample every checkpoint from one latent set, extract features once per extractor, compute
+the registered metrics, rank the series and give the verdicts. Reports are written by ``ganeval.report``."""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+import time
+import warnings
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from ganeval import ranking
+from ganeval.distributed import DistContext, from_env
+from ganeval.errors import GanevalError
+from ganeval.extraction import Extracted, extract
+from ganeval.features import get_extractor, resolve_device
+from ganeval.features.base import FeatureExtractor
+from ganeval.inputs import Series, Source, resolve_target
+from ganeval.metrics.fid import FIDReference, bootstrap_fid
+from ganeval.metrics.registry import FD_COLUMN, METRICS, Metric, MetricInput
+from ganeval.options import ScoreOptions
+from ganeval.reference import real_features, reference_stats
+from ganeval.summary import build_summary
+
+#: Rough throughput used only for the plan line (images/s).
+SPEED_HINT = {("inception", "cpu"): 13.0, ("inception", "cuda"): 5000.0, ("mnist", "cpu"): 3000.0, ("mnist", "cuda"): 50000.0}
+
+
+@dataclass
+class ScoreResult:
+    """The per-checkpoint table, the summary, and what the report needs (sample grids, replicates)."""
+
+    table: pd.DataFrame
+    summary: dict[str, Any]
+    grids: dict[str, np.ndarray] = field(default_factory=dict)
+    replicates: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
+    failed: bool = False
+
+
+class _Evaluator:
+    def __init__(self, series: Series, opts: ScoreOptions, dist: DistContext) -> None:
+        self.series, self.opts, self.dist = series, opts, dist
+        self.device = resolve_device(opts.device)
+        unknown = [m for m in opts.metrics if m not in METRICS]
+        if unknown:
+            raise GanevalError(f"unknown metric(s) {unknown} (known: {', '.join(METRICS)})")
+        self.metrics: list[Metric] = [METRICS[m] for m in opts.metrics]
+        self.notes: list[str] = list(series.notes)
+        self.extractors: dict[str, FeatureExtractor] = {}
+        self.refs: dict[str, FIDReference] = {}
+        self.ref_meta: dict[str, dict[str, Any]] = {}
+        self._real: dict[str, torch.Tensor] = {}
+        for name in dict.fromkeys(m.extractor for m in self.metrics):
+            kwargs: dict[str, Any] = {"device": self.device, "precision": opts.precision}
+            if name == "inception":
+                kwargs["weights_path"] = opts.inception_weights
+            ex = get_extractor(name, **kwargs)
+            stats = reference_stats(opts.reference, ex)
+            self.extractors[name] = ex
+            self.refs[name] = FIDReference(stats.mu, stats.sigma)
+            self.ref_meta[name] = stats.meta
+        if "inception" in self.extractors and not self.extractors["inception"].has_logits and "is" in opts.metrics:
+            from ganeval.features.inception_weights import FULL_WEIGHTS_HINT
+
+            self.notes.append(f"Inception Score unavailable: the Inception weights in use have no logits layer. {FULL_WEIGHTS_HINT}")
+        if opts.num_samples < 2048 and "inception" in self.extractors:
+            self.notes.append(f"N={opts.num_samples} is below the Inception feature dimension (2048): "
+                              "FID is unreliable at this N; KID is the better guide")
+        rng = np.random.default_rng(opts.seed + 1)
+        self.boot_idx = [rng.integers(0, opts.num_samples, opts.num_samples) for _ in range(opts.bootstrap)]
+        self.rows: dict[str, dict[str, Any]] = {}
+        self.grids: dict[str, np.ndarray] = {}
+        self.replicates: dict[str, dict[str, np.ndarray]] = {}
+
+    # -- planning -------------------------------------------------------------------------------
+    def inception_all(self) -> bool:
+        if self.opts.inception_all is not None:
+            return self.opts.inception_all
+        # Without MNIST metrics there is nothing to pick the top K by: score them all.
+        return self.device.type == "cuda" or "mnist" not in self.extractors
+
+    def plan_line(self) -> str:
+        n, k = self.opts.num_samples, len(self.series.sources)
+        parts = [f"plan: {k} checkpoint(s) × {n} samples on {self.device.type} ({self.opts.precision})"]
+        if "mnist" in self.extractors:
+            secs = k * n / SPEED_HINT[("mnist", self.device.type)]
+            parts.append(f"MNIST metrics on all (~{secs:.0f} s)")
+        if "inception" in self.extractors:
+            m = k if self.inception_all() else min(k, self.opts.inception_top_k + 1)
+            which = "all" if self.inception_all() else f"the {self.opts.inception_top_k} best by MNIST FD + the last"
+            secs = m * n / SPEED_HINT[("inception", self.device.type)] / self.dist.world
+            parts.append(f"Inception metrics on {which} ({m} × {n} images, ~{secs / 60:.1f} min)")
+        return "; ".join(parts)
+
+    # -- work ---------------------------------------------------------------------------------------
+    def _progress(self, total: int, desc: str) -> Any:
+        from tqdm import tqdm
+
+        disable = not (self.opts.progress and self.dist.is_main)
+        return tqdm(total=total, unit="img", desc=desc, file=sys.stderr, disable=disable, leave=False)
+
+    def _row(self, src: Source) -> dict[str, Any]:
+        return self.rows.setdefault(src.name, {
+            "iteration": src.iteration, "checkpoint": src.name, "path": str(src.path) if src.path else None,
+            "n_samples": self.opts.num_samples, "status": "ok", "error": None, "seconds": 0.0,
+        })
+
+    def run_stage(self, sources: list[Source], names: list[str], stage: str) -> None:
+        exs = [self.extractors[n] for n in names]
+        for i, src in enumerate(sources, 1):
+            row = self._row(src)
+            if row["status"] == "error":
+                continue
+            t0 = time.time()
+            desc = f"{stage} {i}/{len(sources)} {src.name}"
+            try:
+                with self._progress(self.opts.num_samples, desc) as bar:
+                    got = extract(src, exs, self.opts.num_samples, self.opts.seed, self.opts.batch_size,
+                                  self.device, self.dist, self.opts.use_cache, bar)
+            except GanevalError as exc:
+                row.update(status="error", error=str(exc))
+                continue
+            except Exception as exc:  # noqa: BLE001 - one bad checkpoint never stops the others
+                row.update(status="error", error=f"{src.name}: {exc.__class__.__name__}: {exc}")
+                continue
+            row["sha256"] = got.sha256
+            if got.grid is not None:
+                self.grids[src.name] = got.grid
+            self._metrics(src, row, got, names)
+            row["seconds"] = round(row["seconds"] + time.time() - t0, 2)
+
+    def _real_for(self, name: str) -> torch.Tensor:
+        if name not in self._real:
+            ex = self.extractors[name]
+            from ganeval.stats import RefStats
+
+            meta = self.ref_meta[name]
+            self._real[name] = real_features(RefStats(self.refs[name].mu, self.refs[name].sigma, meta), ex,
+                                             min(self.opts.num_samples, 60_000), self.opts.batch_size)
+        return self._real[name]
+
+    def _metrics(self, src: Source, row: dict[str, Any], got: Extracted, names: list[str]) -> None:
+        if got.nonfinite:
+            row["status"] = "nan_samples"
+            row["error"] = f"{got.nonfinite} of {self.opts.num_samples} samples contain NaN/Inf"
+        options = self.opts.as_dict()
+        for metric in (m for m in self.metrics if m.extractor in names):
+            if got.nonfinite:
+                for col in metric.columns:
+                    row[col] = float("inf") if col in FD_COLUMN.values() else float("nan")
+                continue
+            logits = got.logits.get(metric.extractor)
+            if metric.needs_logits and logits is None:
+                for col in metric.columns:
+                    row[col] = float("nan")
+                continue
+            x = MetricInput(got.pool[metric.extractor], logits, self.refs[metric.extractor],
+                            lambda n=metric.extractor: self._real_for(n), options)
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    row.update(metric.fn(x))
+            except GanevalError as exc:
+                self.notes.append(f"{metric.name} unavailable: {exc}")
+                for col in metric.columns:
+                    row[col] = float("nan")
+            col = FD_COLUMN.get(metric.extractor)
+            if col == metric.columns[0] and self.boot_idx and math.isfinite(row[col]):
+                reps = bootstrap_fid(got.pool[metric.extractor], self.refs[metric.extractor], self.boot_idx)
+                self.replicates.setdefault(src.name, {})[col] = reps
+                row[f"{col}_ci_low"], row[f"{col}_ci_high"] = ranking.basic_interval(row[col], reps, self.opts.ci)
+
+    def table(self) -> pd.DataFrame:
+        df = pd.DataFrame([self.rows[s.name] for s in self.series.sources])
+        for m in self.metrics:
+            for col in m.columns:
+                if col not in df:
+                    df[col] = np.nan
+        for col in ("fid_ci_low", "fid_ci_high", "mnist_fd_ci_low", "mnist_fd_ci_high"):
+            if col not in df:
+                df[col] = np.nan
+        if "modes_covered" in df:
+            df["modes_covered"] = pd.to_numeric(df["modes_covered"], errors="coerce").astype("Int64")
+        return df
+
+
+def score_series(series: Series, opts: ScoreOptions, dist: DistContext | None = None) -> ScoreResult:
+    """Score a resolved series (see ``score``)."""
+    dist = dist or DistContext()
+    ev = _Evaluator(series, opts, dist)
+    if dist.is_main and opts.progress:
+        print(ev.plan_line(), file=sys.stderr)
+        for note in ev.notes:
+            print(f"note: {note}", file=sys.stderr)
+    t0 = time.time()
+    cheap = [n for n in ev.extractors if n != "inception" or ev.inception_all()]
+    if cheap:
+        ev.run_stage(series.sources, cheap, "MNIST" if cheap == ["mnist"] else "features")
+    if "inception" in ev.extractors and not ev.inception_all():
+        ok = [s for s in series.sources if ev.rows[s.name]["status"] == "ok"]
+        ok.sort(key=lambda s: ev.rows[s.name].get("mnist_fd", np.inf))
+        chosen = ok[: opts.inception_top_k]
+        last = series.sources[-1]
+        if last not in chosen and ev.rows[last.name]["status"] != "error":
+            chosen.append(last)
+        chosen.sort(key=lambda s: series.sources.index(s))
+        ev.run_stage(chosen, ["inception"], "Inception")
+    df = ev.table()
+    primary = ranking.primary_metric(df, opts.primary)
+    if primary not in df:
+        raise GanevalError(f"primary metric {primary!r} was not computed (metrics: {', '.join(opts.metrics)})")
+    df = ranking.add_ranks(df, primary)
+    df["mode_collapse"] = ranking.mode_collapse_rows(df, opts.min_modes, opts.max_class_kl)
+    late = ranking.late_collapse(df, primary, ev.replicates, opts.late_threshold, opts.ci)
+    provenance = {name: {**ex.provenance(), "reference": ev.ref_meta[name].get("dataset"),
+                         "reference_sha256": ev.ref_meta[name].get("file_sha256"), "reference_n": ev.ref_meta[name].get("n")}
+                  for name, ex in ev.extractors.items()}
+    summary = build_summary(df, primary, late, opts, provenance, ev.notes, time.time() - t0, dist.world)
+    failed = bool((df["status"] == "error").any())
+    return ScoreResult(df, summary, ev.grids, ev.replicates, failed)
+
+
+def score(target: str | os.PathLike[str], out: str | os.PathLike[str] | None = None, write_report: bool = False,
+          distributed: bool | None = None, **options: Any) -> pd.DataFrame:
+    """Score every checkpoint of ``target`` (a checkpoint or a folder); one row per checkpoint.
+
+    The summary (best checkpoint, verdicts, provenance) is in ``df.attrs["summary"]``. With
+    ``write_report=True`` (or ``out`` given) the reports are written, by rank 0 only when distributed.
+    """
+    opts = ScoreOptions.from_kwargs(**options)
+    dist = from_env(distributed)
+    result = score_series(resolve_target(target), opts, dist)
+    if (write_report or out is not None) and dist.all_ok(True) and dist.is_main:
+        from ganeval.report import write_reports
+
+        paths = write_reports(result, out or resolve_target(target).root / "report")
+        result.summary["report"] = {k: str(v) for k, v in paths.items()}
+    df = result.table
+    df.attrs["summary"] = result.summary
+    df.attrs["failed"] = result.failed
+    return df

@@ -1,0 +1,386 @@
+"""``gate``: pass or fail one checkpoint against limits and, optionally, a baseline report (for CI; docs/ci.md).
+
+Exit codes: 0 every criterion passes, 1 one fails (``GateResult.exit_code``); usage and input errors raise
+``GanevalError`` (exit 2). Limits are judged on the point estimate; a baseline regression must exceed
+``max_regression`` percent AND have non-overlapping bootstrap intervals to fail."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ganeval.errors import EXIT_FAILED, EXIT_OK, GanevalError
+
+#: criterion → (report column, "max" or "min").
+LIMITS: dict[str, tuple[str, str]] = {
+    "max_fid": ("fid", "max"), "min_is": ("is_mean", "min"), "max_kid": ("kid_mean", "max"),
+    "min_mnist_is": ("mnist_is", "min"), "min_modes": ("modes_covered", "min"), "max_mnist_fd": ("mnist_fd", "max"),
+}
+#: report column → the registered metric (``--metrics`` name) that computes it.
+METRIC_OF = {"fid": "fid", "is_mean": "is", "kid_mean": "kid", "mnist_is": "mnist_is", "modes_covered": "modes",
+             "mnist_fd": "mnist_fd", "precision": "prc", "recall": "prc"}
+INCEPTION_COLUMNS = {"fid", "is_mean", "kid_mean", "precision", "recall"}
+HIGHER_BETTER = {"is_mean", "mnist_is", "precision", "recall", "modes_covered"}
+STD_COLUMN = {"is_mean": "is_std", "kid_mean": "kid_std", "mnist_is": "mnist_is_std"}
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def fmt(x: float | None) -> str:
+    """A value for messages: integers as such, 4 significant digits below 10, else 2 decimals; "inf"; "n/a"."""
+    if x is None or math.isinf(x):
+        return "n/a" if x is None else "inf" if x > 0 else "-inf"
+    return str(int(x)) if x.is_integer() and abs(x) < 1e9 else f"{x:.4g}" if abs(x) < 10 else f"{x:.2f}"
+
+
+def _json_num(x: float | None) -> float | str | None:
+    return None if x is None or math.isnan(x) else ("inf" if x > 0 else "-inf") if math.isinf(x) else x
+
+
+@dataclass
+class Criterion:
+    """One check: the measured value, its limit, the interval where one exists, and the verdict."""
+
+    name: str
+    metric: str
+    value: float | None
+    limit: float
+    passed: bool
+    ci: tuple[float, float] | None = None
+    message: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe view (infinity as the string ``"inf"``)."""
+        ci = [_json_num(self.ci[0]), _json_num(self.ci[1])] if self.ci else None
+        return {"name": self.name, "metric": self.metric, "value": _json_num(self.value), "limit": _json_num(self.limit),
+                "ci": ci, "passed": self.passed, "message": self.message, **self.extra}
+
+
+@dataclass
+class GateResult:
+    """The verdict of ``gate``: the judged checkpoint row and every criterion."""
+
+    criteria: list[Criterion]
+    row: dict[str, Any]
+    selector: str
+    report: Path | None
+    summary: dict[str, Any]
+    baseline: Path | None = None
+    scored: bool = False
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return all(c.passed for c in self.criteria)
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_OK if self.passed else EXIT_FAILED
+
+    def lines(self) -> list[str]:
+        """Human-readable lines: what was judged, one line per criterion, notes, the overall verdict."""
+        it = self.row.get("iteration")
+        it = f" (iteration {fmt(float(it))})" if isinstance(it, (int, float)) else ""
+        out = [f"gate: {self.row.get('checkpoint')}{it}, --checkpoint {self.selector}, from {self.report or 'the scoring run'}"]
+        out += [f"{'PASS' if c.passed else 'FAIL'} {c.name}: {c.message}" for c in self.criteria]
+        out += [f"note: {n}" for n in self.notes]
+        n_fail = sum(not c.passed for c in self.criteria)
+        out.append("gate: passed" if self.passed else f"gate: FAILED ({n_fail} of {len(self.criteria)} criteria failed)")
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        """The machine-readable verdict printed by ``--json``."""
+        return {
+            "passed": self.passed, "exit_code": self.exit_code,
+            "checkpoint": {"name": self.row.get("checkpoint"), "iteration": self.row.get("iteration"),
+                           "path": self.row.get("path"), "status": self.row.get("status", "ok"), "selector": self.selector},
+            "report": str(self.report) if self.report else None, "baseline": str(self.baseline) if self.baseline else None,
+            "scored": self.scored, "primary_metric": self.summary.get("primary_metric"),
+            "n_samples": self.summary.get("n_samples"), "criteria": [c.to_dict() for c in self.criteria], "notes": self.notes,
+        }
+
+
+def load_summary(path: str | os.PathLike[str], role: str = "report") -> tuple[dict[str, Any], Path]:
+    """Read and check a ``summary.json`` (or the one in a report folder); malformed → ``GanevalError``."""
+    p = Path(path)
+    if not p.exists():
+        raise GanevalError(f"{p}: no such file or directory ({role})")
+    if p.is_dir():
+        p = next((c for c in (p / "summary.json", p / "report" / "summary.json") if c.is_file()), p)
+        if p.is_dir():
+            raise GanevalError(f"{p}: no summary.json in this folder ({role}; incomplete or interrupted report?)")
+    try:
+        text = p.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise GanevalError(f"{p}: not UTF-8 text (corrupted summary.json?)") from None
+    except OSError as exc:
+        raise GanevalError(f"{p}: cannot read: {exc.strerror or exc}") from None
+    if not text.strip():
+        raise GanevalError(f"{p}: empty file (truncated summary.json?)")
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise GanevalError(f"{p}: malformed JSON at line {exc.lineno} column {exc.colno}: {exc.msg} "
+                           "(truncated or corrupted summary.json?)") from None
+    check_summary(data, p)
+    return data, p
+
+
+def check_summary(data: Any, source: Path | str) -> None:
+    """Raise ``GanevalError`` unless ``data`` is shaped like ``build_summary``'s output."""
+    from ganeval.summary import SCHEMA_VERSION
+
+    if not isinstance(data, dict):
+        raise GanevalError(f"{source}: not a ganeval summary (expected a JSON object, got {type(data).__name__})")
+    if "rows" not in data or "primary_metric" not in data:
+        raise GanevalError(f"{source}: not a ganeval summary: missing 'rows' or 'primary_metric'")
+    if isinstance(schema := data.get("schema"), int) and schema > SCHEMA_VERSION:
+        raise GanevalError(f"{source}: summary schema {schema} is newer than this ganeval reads ({SCHEMA_VERSION}); upgrade")
+    rows = data["rows"]
+    if not isinstance(rows, list) or not rows:
+        raise GanevalError(f"{source}: 'rows' must be a non-empty list of checkpoint rows")
+    for i, r in enumerate(rows):
+        if not isinstance(r, dict) or "checkpoint" not in r:
+            raise GanevalError(f"{source}: rows[{i}] is not a checkpoint row (an object with 'checkpoint')")
+    for key in ("best", "last"):
+        if data.get(key) is not None and not (isinstance(data[key], dict) and "checkpoint" in data[key]):
+            raise GanevalError(f"{source}: {key!r} is not a checkpoint row")
+
+
+def number(x: Any, where: str) -> float | None:
+    """A report value as a float; ``None``/NaN → ``None`` (not computed), ``"inf"`` → infinity."""
+    if x is None or isinstance(x, (bool, int, float)):
+        return None if x is None or math.isnan(float(x)) else float(x)
+    if isinstance(x, str) and x.strip().lower() in ("inf", "+inf", "-inf", "infinity", "-infinity"):
+        return float(x)
+    raise GanevalError(f"{where}: {x!r} is not a number")
+
+
+def find_report(target: str | os.PathLike[str]) -> Path | None:
+    """The ``summary.json`` TARGET names, or ``None`` when TARGET is a checkpoint (folder) to score."""
+    from ganeval.checkpoints import list_checkpoints
+
+    p = Path(target)
+    if not p.exists():
+        raise GanevalError(f"{p}: no such file or directory")
+    if p.is_file():
+        return p if p.suffix.lower() == ".json" else None
+    if (p / "summary.json").exists():
+        return p / "summary.json"
+    if list_checkpoints(p):
+        return None
+    if any((p / n).exists() for n in ("scores.csv", "scores.parquet", "report.html")):
+        raise GanevalError(f"{p}: report folder without summary.json (incomplete or interrupted report?)")
+    raise GanevalError(f"{p}: neither a report (no summary.json) nor a checkpoint folder (no ckpt_*.safetensors)")
+
+
+def _matches(row: dict[str, Any], sel: str) -> bool:
+    if sel in (row.get("checkpoint"), row.get("path")):
+        return True
+    path = row.get("path")
+    if path and Path(sel).exists() and Path(path).exists():
+        return Path(sel).resolve() == Path(path).resolve()
+    return Path(sel).name == row.get("checkpoint")
+
+
+def select_row(summary: dict[str, Any], selector: str, source: Path | str) -> dict[str, Any]:
+    """The row judged: ``last``, ``best``, or the one whose ``path`` or ``checkpoint`` matches ``selector``."""
+    rows = summary["rows"]
+    if selector == "last":
+        row = summary.get("last") or rows[-1]
+    elif selector == "best":
+        row = summary.get("best") or next((r for r in rows if r.get("is_best")), None)
+        if row is None:
+            raise GanevalError(f"{source}: no best checkpoint (no checkpoint could be ranked)")
+    else:
+        found = [r for r in rows if _matches(r, selector)]
+        if len(found) != 1:
+            names = ", ".join(str(r.get("checkpoint")) for r in rows[:8]) + (" …" if len(rows) > 8 else "")
+            what = "no checkpoint" if not found else f"{len(found)} checkpoints"
+            raise GanevalError(f"{source}: {what} match --checkpoint {selector!r} (checkpoints: {names})")
+        row = found[0]
+    if row.get("status") == "error":
+        raise GanevalError(f"{source}: checkpoint {row.get('checkpoint')} could not be scored: {row.get('error') or 'error'}")
+    return row
+
+
+def _ci(row: dict[str, Any], metric: str, where: str) -> tuple[float, float] | None:
+    lo = number(row.get(f"{metric}_ci_low"), f"{where}.{metric}_ci_low")
+    hi = number(row.get(f"{metric}_ci_high"), f"{where}.{metric}_ci_high")
+    return (lo, hi) if lo is not None and hi is not None and math.isfinite(lo) and math.isfinite(hi) else None
+
+
+def _level(summary: dict[str, Any]) -> str:
+    level = (summary.get("bootstrap") or {}).get("level", 0.95)
+    return f"{round(100 * float(level))}% CI" if isinstance(level, (int, float)) else "CI"
+
+
+def _describe(metric: str, value: float | None, ci: tuple[float, float] | None, row: dict[str, Any], level: str) -> str:
+    text = fmt(value)
+    if ci:
+        return text + f" ({level} [{fmt(ci[0])}, {fmt(ci[1])}])"
+    std = row.get(STD_COLUMN.get(metric, ""))
+    return text + (f" (± {fmt(float(std))} std)" if isinstance(std, (int, float)) and not isinstance(std, bool) else "")
+
+
+def _limit_criterion(name: str, limit: float, row: dict[str, Any], summary: dict[str, Any], source: Path | str) -> Criterion:
+    metric, kind = LIMITS[name]
+    ckpt = row.get("checkpoint")
+    where = f"{source}: {ckpt}"
+    value = number(row.get(metric), f"{where}.{metric}")
+    broken = row.get("status") == "nan_samples"
+    if value is None and not broken:
+        hint = ""
+        if metric in INCEPTION_COLUMNS and any(number(r.get(metric), where) is not None for r in summary["rows"]):
+            hint = " (on CPU Inception metrics cover only the top-k and last checkpoints; use --inception-all)"
+        raise GanevalError(f"{_flag(name)}: {metric} was not computed for {ckpt} in {source}{hint}; refusing to pass it")
+    ci = _ci(row, metric, where)
+    if value is None:  # a NaN/Inf-sample generator: the metric exists but could not be measured
+        msg = f"{metric} not measurable for {ckpt}: {row.get('error') or 'samples contain NaN/Inf'} (limit {fmt(limit)})"
+        return Criterion(name, metric, None, limit, False, None, msg)
+    passed = value <= limit if kind == "max" else value >= limit
+    desc = f"{metric} = {_describe(metric, value, ci, row, _level(summary))}"
+    if passed:
+        msg = f"{desc} {'<=' if kind == 'max' else '>='} limit {fmt(limit)} ({_flag(name)})"
+    else:
+        msg = f"{desc} is {'above the limit' if kind == 'max' else 'below the minimum'} {fmt(limit)} ({_flag(name)})"
+    if broken:
+        msg += f"; status nan_samples: {row.get('error') or 'samples contain NaN/Inf'}"
+    return Criterion(name, metric, value, limit, passed, ci, msg)
+
+
+def _check_compatible(cand: dict[str, Any], csrc: Path | str, base: dict[str, Any], bsrc: Path | str, extractor: str,
+                      notes: list[str]) -> None:
+    def refuse(what: str, a: Any, b: Any) -> None:
+        raise GanevalError(f"baseline {bsrc} is not comparable: another {what} ({b!r} in the baseline, {a!r} in {csrc}); "
+                           "refusing to compare")
+
+    if cand.get("n_samples") != base.get("n_samples"):
+        refuse("N (n_samples)", cand.get("n_samples"), base.get("n_samples"))
+    if cand.get("reference") != base.get("reference"):
+        refuse("reference", cand.get("reference"), base.get("reference"))
+    pc, pb = cand.get("provenance") or {}, base.get("provenance") or {}
+    for prov, src in ((pc, csrc), (pb, bsrc)):
+        if not isinstance(prov.get(extractor), dict):
+            raise GanevalError(f"{src}: no provenance for the {extractor} extractor; cannot check the baseline is comparable")
+    for name in sorted(n for n in set(pc) & set(pb) if isinstance(pc[n], dict) and isinstance(pb[n], dict)):
+        a, b = pc[name], pb[name]
+        for key, what in (("extractor", "extractor"), ("weights_sha256", "extractor weights (weights_sha256)"),
+                          ("reference", "reference dataset"), ("reference_sha256", "reference statistics (reference_sha256)")):
+            if a.get(key) != b.get(key):
+                refuse(f"{name} {what}", a.get(key), b.get(key))
+        if a.get("precision") != b.get("precision"):
+            notes.append(f"baseline {name} features used precision {b.get('precision')}, these {a.get('precision')}")
+
+
+def _baseline_criterion(row: dict[str, Any], cand: dict[str, Any], csrc: Path | str, base: dict[str, Any], bsrc: Path,
+                        selector: str, max_regression: float, notes: list[str]) -> Criterion:
+    brow = select_row(base, selector if selector in ("best", "last") else "last", bsrc)
+    cwhere, bwhere = f"{csrc}: {row.get('checkpoint')}", f"{bsrc}: {brow.get('checkpoint')}"
+    metric = next((m for m in dict.fromkeys(["fid", str(cand.get("primary_metric")), str(base.get("primary_metric")), "mnist_fd"])
+                   if number(row.get(m), f"{cwhere}.{m}") is not None and number(brow.get(m), f"{bwhere}.{m}") is not None), None)
+    if metric is None:
+        raise GanevalError(f"--baseline: no metric (fid, the primary metric, mnist_fd) was computed for both {cwhere} and "
+                           f"{bwhere}; cannot compare")
+    if metric != "fid":
+        notes.append(f"baseline test on {metric}: fid is not available in both reports")
+    _check_compatible(cand, csrc, base, bsrc, "inception" if metric in INCEPTION_COLUMNS else "mnist", notes)
+    cv, bv = number(row[metric], cwhere), number(brow[metric], bwhere)
+    assert cv is not None and bv is not None
+    hb = metric in HIGHER_BETTER
+    worse = (bv - cv) if hb else (cv - bv)
+    if math.isinf(cv) or math.isinf(bv) or bv == 0:
+        rel = 0.0 if cv == bv else math.copysign(math.inf, worse)
+    else:
+        rel = worse / abs(bv)
+    pct = 100 * rel
+    cci, bci, level = _ci(row, metric, cwhere), _ci(brow, metric, bwhere), _level(cand)
+    if cci and bci:
+        meaningful = cci[1] < bci[0] if hb else cci[0] > bci[1]
+        test = "non-overlapping bootstrap intervals"
+        how = "the intervals do not overlap" if meaningful else "the intervals overlap: not statistically meaningful"
+    else:
+        meaningful = worse > 0
+        test = "point estimates (no bootstrap intervals)"
+        how = "judged on point estimates only"
+        missing = " and ".join(w for w, c in ((cwhere, cci), (bwhere, bci)) if not c)
+        notes.append(f"baseline test: no bootstrap interval for {metric} in {missing}; judged on the point estimates only")
+    passed = not (pct > max_regression and meaningful)
+    limit = bv * (1 - max_regression / 100) if hb else bv * (1 + max_regression / 100)
+    change = f"{fmt(abs(pct))}% {'worse' if worse > 0 else 'better'}" if worse else "no change"
+    msg = (f"{metric} = {_describe(metric, cv, cci, row, level)} vs baseline {_describe(metric, bv, bci, brow, level)}"
+           f" ({brow.get('checkpoint')} in {bsrc}): {change}; allowed regression {fmt(max_regression)}% (limit {fmt(limit)})"
+           + (f"; {how}" if worse > 0 else ""))
+    extra = {"baseline": _json_num(bv), "baseline_ci": [_json_num(bci[0]), _json_num(bci[1])] if bci else None,
+             "baseline_checkpoint": brow.get("checkpoint"), "baseline_report": str(bsrc), "regression_pct": _json_num(pct),
+             "max_regression_pct": max_regression, "meaningful": meaningful, "test": test}
+    return Criterion("max_regression", metric, cv, limit, passed, cci, msg, extra)
+
+
+def _score(target: str | os.PathLike[str], out: str | os.PathLike[str] | None, limits: dict[str, float],
+           score_options: dict[str, Any], base: dict[str, Any] | None, bsrc: Path | None) -> tuple[dict[str, Any], Path | None]:
+    from ganeval.evaluate import score
+    from ganeval.options import ScoreOptions
+
+    distributed = score_options.pop("distributed", None)
+    opts = ScoreOptions.from_kwargs(**score_options)
+    for name in limits:
+        needed = METRIC_OF[LIMITS[name][0]]
+        if needed not in opts.metrics:
+            raise GanevalError(f"{_flag(name)} needs the {needed!r} metric; --metrics ({' '.join(opts.metrics)}) leaves it out")
+    if base is not None and (base.get("n_samples"), base.get("reference")) != (opts.num_samples, opts.reference):
+        _check_compatible({"n_samples": opts.num_samples, "reference": opts.reference}, "these options", base, bsrc or "", "", [])
+    summary = score(target, out=out, write_report=True, distributed=distributed, **score_options).attrs["summary"]
+    report = (summary.get("report") or {}).get("json")
+    check_summary(summary, report or str(target))
+    return summary, Path(report) if report else None
+
+
+def gate(target: str | os.PathLike[str], *, max_fid: float | None = None, min_is: float | None = None,
+         max_kid: float | None = None, min_mnist_is: float | None = None, min_modes: int | None = None,
+         max_mnist_fd: float | None = None, baseline: str | os.PathLike[str] | None = None,
+         max_regression: float | None = None, checkpoint: str = "last", out: str | os.PathLike[str] | None = None,
+         **score_options: Any) -> GateResult:
+    """Judge one checkpoint of ``target`` (a checkpoint, checkpoint folder, report folder or ``summary.json``).
+
+    A report is read as is; otherwise ``ganeval.evaluate.score`` runs with ``score_options`` and writes its
+    report to ``out`` (default ``CKPT_DIR/report``). ``checkpoint``: ``"last"``, ``"best"`` or a path/name.
+    ``baseline`` (a report) with ``max_regression`` percent (default 0) adds the regression test.
+    Usage and input errors raise ``GanevalError`` (exit code 2).
+    """
+    given = {"max_fid": max_fid, "min_is": min_is, "max_kid": max_kid, "min_mnist_is": min_mnist_is,
+             "min_modes": min_modes, "max_mnist_fd": max_mnist_fd}
+    limits = {k: float(v) for k, v in given.items() if v is not None}
+    if not limits and baseline is None:
+        raise GanevalError("no criteria: give at least one of " + ", ".join(map(_flag, LIMITS)) + " or --baseline")
+    if any(math.isnan(v) for v in limits.values()):
+        raise GanevalError("criterion limits must be numbers, not NaN")
+    if max_regression is not None and baseline is None:
+        raise GanevalError("--max-regression needs --baseline")
+    regression = 0.0 if max_regression is None else float(max_regression)
+    if not (math.isfinite(regression) and regression >= 0):
+        raise GanevalError(f"--max-regression must be a finite percentage >= 0, not {max_regression}")
+    base, base_src = load_summary(baseline, "baseline") if baseline is not None else (None, None)
+    notes: list[str] = []
+    report = find_report(target)
+    if report is not None:
+        summary, source = load_summary(report)
+        if score_options or out is not None:
+            notes.append(f"scoring options ignored: {target} is an existing report (nothing recomputed)")
+        scored = False
+    else:
+        summary, source = _score(target, out, limits, score_options, base, base_src)
+        scored = True
+    src = source or str(target)
+    row = select_row(summary, checkpoint, src)
+    criteria = [_limit_criterion(name, limits[name], row, summary, src) for name in LIMITS if name in limits]
+    if base is not None and base_src is not None:
+        criteria.append(_baseline_criterion(row, summary, src, base, base_src, checkpoint, regression, notes))
+    return GateResult(criteria, row, checkpoint, source, summary, base_src, scored, notes)

@@ -1,0 +1,1 @@
+"""Metric functions on features; each is pure and small, and the registry in ``registry`` names them."""

@@ -1,0 +1,53 @@
+"""The one defaults table for scoring, shared by the Python API and the CLI."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+from ganeval.metrics.registry import DEFAULT_METRICS
+
+
+@dataclass
+class ScoreOptions:
+    """Options of ``ganeval.score`` / ``ganeval score`` (CLI flags use the same names with dashes)."""
+
+    num_samples: int = 10_000
+    metrics: tuple[str, ...] = DEFAULT_METRICS
+    reference: str = "mnist-train"
+    device: str = "auto"
+    batch_size: int = 100
+    seed: int = 0
+    inception_top_k: int = 3
+    inception_all: bool | None = None  # None: all on CUDA, top-k + last on CPU
+    precision: str = "fp32"
+    bootstrap: int = 100
+    ci: float = 0.95
+    primary: str | None = None  # None: fid where computed, else mnist_fd
+    late_threshold: float = 0.10
+    min_modes: int = 10
+    max_class_kl: float = 0.1
+    mode_min_share: float = 0.02
+    kid_subsets: int = 100
+    kid_subset_size: int = 1000
+    inception_weights: str | None = None
+    use_cache: bool = True
+    progress: bool = True
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_kwargs(cls, **kwargs: Any) -> ScoreOptions:
+        """Build from keyword arguments, rejecting unknown names with the list of known ones."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(kwargs) - known)
+        if unknown:
+            raise TypeError(f"unknown score option(s) {unknown}; known: {sorted(known)}")
+        opts = cls(**kwargs)
+        opts.metrics = tuple(opts.metrics)
+        return opts
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-friendly view for reports."""
+        d = asdict(self)
+        d["metrics"] = list(self.metrics)
+        return d

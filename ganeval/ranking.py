@@ -1,0 +1,107 @@
+"""Ranking of a checkpoint series and the verdicts: best iteration, late-training collapse, mode collapse.
+
+Intervals are basic (reverse-percentile) bootstrap intervals over resampled sample indices; because
+every checkpoint is sampled from the same latents, the same resampled indices are used for every
+checkpoint, which pairs the replicates and makes intervals of differences between checkpoints tight.
+The basic interval [2θ̂ − q_hi, 2θ̂ − q_lo] corrects the upward bias that resampling with duplicates
+gives a Fréchet distance.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+
+def basic_interval(estimate: float, replicates: np.ndarray, level: float = 0.95) -> tuple[float, float]:
+    """Basic bootstrap interval of ``estimate`` from its replicates."""
+    reps = np.asarray(replicates, dtype=float)
+    reps = reps[np.isfinite(reps)]
+    if reps.size < 2 or not math.isfinite(estimate):
+        return float("nan"), float("nan")
+    lo_q, hi_q = np.quantile(reps, [(1 - level) / 2, (1 + level) / 2])
+    return float(2 * estimate - hi_q), float(2 * estimate - lo_q)
+
+
+def primary_metric(df: pd.DataFrame, requested: str | None) -> str:
+    """The metric ranks are based on: as requested, else ``fid`` where computed, else ``mnist_fd``."""
+    if requested:
+        return requested
+    if "fid" in df and df["fid"].notna().any():
+        return "fid"
+    return "mnist_fd"
+
+
+def add_ranks(df: pd.DataFrame, primary: str) -> pd.DataFrame:
+    """Add ``rank`` (1 = best) and ``is_best``; lower is better for distances, higher for scores.
+
+    With ``fid`` primary, rows that have an FID rank first (by FID), the others after them by MNIST FD.
+    """
+    higher_better = primary in ("is_mean", "mnist_is", "precision", "recall", "modes_covered")
+    ok = df["status"] == "ok"
+    key = df[primary].astype(float) * (-1 if higher_better else 1)
+    tier = pd.Series(np.where(key.notna(), 0, 1), index=df.index)
+    fallback = df["mnist_fd"].astype(float) if (primary == "fid" and "mnist_fd" in df) else pd.Series(np.nan, index=df.index)
+    order = pd.DataFrame({"ok": ~ok, "tier": tier, "key": key.fillna(np.inf), "fb": fallback.fillna(np.inf)})
+    # A NaN/inf-sample generator is "ok" to rank (it got FID = inf) but sorts last among its tier.
+    sorted_idx = order.sort_values(["ok", "tier", "key", "fb"], kind="stable").index
+    df = df.copy()
+    df["rank"] = pd.Series(pd.NA, index=df.index, dtype="Int64")
+    rankable = [i for i in sorted_idx if df.at[i, "status"] in ("ok", "nan_samples")]
+    for r, i in enumerate(rankable, start=1):
+        df.at[i, "rank"] = r
+    df["is_best"] = df["rank"] == 1
+    df["is_best"] = df["is_best"].fillna(False).astype(bool)
+    return df
+
+
+def late_collapse(
+    df: pd.DataFrame, primary: str, replicates: dict[str, dict[str, np.ndarray]], threshold: float, level: float
+) -> dict[str, Any]:
+    """Is the last checkpoint worse than the best by more than ``threshold`` (relative), with a paired
+    bootstrap interval of (last − best) that excludes zero?"""
+    scored = df[df["status"].isin(["ok", "nan_samples"]) & df[primary].notna()]
+    result: dict[str, Any] = {"flag": False, "metric": primary, "threshold": threshold}
+    if scored.empty:
+        result["reason"] = f"no checkpoint has {primary}"
+        return result
+    usable = df[df["status"] != "error"]
+    if usable.empty:
+        result["reason"] = "no checkpoint could be scored"
+        return result
+    last = usable.iloc[-1]
+    if last["checkpoint"] != df.iloc[-1]["checkpoint"]:
+        result["note"] = f"the last file {df.iloc[-1]['checkpoint']} could not be scored; judging {last['checkpoint']}"
+    best = scored.loc[scored["rank"].astype(float).idxmin()] if scored["rank"].notna().any() else scored.iloc[0]
+    result.update({"best": best["checkpoint"], "last": last["checkpoint"]})
+    if last["checkpoint"] == best["checkpoint"]:
+        result.update({"difference": 0.0, "relative": 0.0, "reason": "the last checkpoint is the best"})
+        return result
+    lv, bv = float(last.get(primary, np.nan)), float(best[primary])
+    if not math.isfinite(lv):
+        result.update({"flag": True, "difference": float("inf"), "relative": float("inf"),
+                       "reason": f"last checkpoint has {primary} = {lv}"})
+        return result
+    diff = lv - bv
+    rel = diff / abs(bv) if bv else float("inf")
+    reps_l = replicates.get(last["checkpoint"], {}).get(primary)
+    reps_b = replicates.get(best["checkpoint"], {}).get(primary)
+    lo = hi = float("nan")
+    if reps_l is not None and reps_b is not None and len(reps_l) == len(reps_b):
+        lo, hi = basic_interval(diff, reps_l - reps_b, level)
+    excludes_zero = math.isfinite(lo) and lo > 0
+    result.update({"difference": diff, "relative": rel, "ci_low": lo, "ci_high": hi, "ci_level": level,
+                   "flag": bool(rel > threshold and excludes_zero)})
+    return result
+
+
+def mode_collapse_rows(df: pd.DataFrame, min_modes: int, max_kl: float) -> pd.Series:
+    """Per row: fewer than ``min_modes`` classes covered or class KL above ``max_kl``."""
+    if "modes_covered" not in df:
+        return pd.Series(False, index=df.index)
+    modes = df["modes_covered"].astype(float)
+    kl = df["class_kl"].astype(float) if "class_kl" in df else pd.Series(0.0, index=df.index)
+    return ((modes < min_modes) | (kl > max_kl)).fillna(False).astype(bool)

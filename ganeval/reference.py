@@ -1,0 +1,69 @@
+"""Reference statistics and real features for the metrics, resolved by name or path and verified."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ganeval.atomic import atomic_path
+from ganeval.cache import cache_dir
+from ganeval.errors import StatsError
+from ganeval.features.base import FeatureExtractor, iter_batches
+from ganeval.stats import DATASETS, MATCH_KEYS, RefStats, dataset_images, load_stats, stats_path
+
+
+def expected_provenance(extractor: FeatureExtractor) -> dict[str, Any]:
+    """The sidecar fields a reference must share with ``extractor``."""
+    prov = extractor.provenance()
+    return {k: prov[k] for k in MATCH_KEYS if k in prov}
+
+
+def reference_path(reference: str | os.PathLike[str], extractor_name: str) -> Path:
+    """Shipped stats for ``mnist-train``/``mnist-test``; a folder's ``*_<extractor>.npz``; or an .npz path."""
+    ref = str(reference)
+    if ref in DATASETS:
+        return stats_path(ref, extractor_name)
+    path = Path(ref)
+    if path.is_dir():
+        found = sorted(path.glob(f"*_{extractor_name}.npz"))
+        if len(found) != 1:
+            raise StatsError(f"{path}: expected one *_{extractor_name}.npz, found {len(found)}")
+        return found[0]
+    return path
+
+
+def reference_stats(reference: str | os.PathLike[str], extractor: FeatureExtractor) -> RefStats:
+    """Load the reference statistics for ``extractor``, refusing ones made another way (named in the error)."""
+    path = reference_path(reference, extractor.name)
+    expect = expected_provenance(extractor)
+    stats = load_stats(path, expect)
+    # The shipped fp32 statistics also serve bf16 runs only if asked explicitly; never mix silently.
+    return stats
+
+
+def real_features(stats: RefStats, extractor: FeatureExtractor, n: int, batch_size: int = 64) -> torch.Tensor:
+    """Pool features of the first ``n`` images of the reference's dataset, computed once and cached."""
+    dataset = stats.meta.get("dataset")
+    if dataset not in DATASETS:
+        raise StatsError(f"reference dataset {dataset!r} has no real images here; KID and precision/recall need them")
+    prov = json.dumps(expected_provenance(extractor), sort_keys=True)
+    key = hashlib.sha256(f"{dataset}|{prov}|{n}".encode()).hexdigest()[:24]
+    path = cache_dir("real_features") / f"{dataset}_{extractor.name}_{n}_{key}.npy"
+    if path.is_file():
+        try:
+            arr = np.load(path, allow_pickle=False)
+            if arr.shape == (n, extractor.pool_dim):
+                return torch.from_numpy(arr)
+        except (ValueError, OSError):
+            pass
+    images = dataset_images(dataset)[:n]
+    feats = torch.cat([extractor(b)["pool"].cpu() for b in iter_batches(images, batch_size)])
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        np.save(fh, feats.numpy())
+    return feats

@@ -1,0 +1,43 @@
+"""Write ``scores.csv``, ``scores.parquet``, ``summary.json`` and ``report.html`` atomically."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ganeval.atomic import atomic_path, write_text
+
+if TYPE_CHECKING:
+    from ganeval.evaluate import ScoreResult
+
+#: Column order of the tables (documented in docs/scoring.md); other columns follow.
+COLUMNS = [
+    "iteration", "checkpoint", "n_samples", "fid", "fid_ci_low", "fid_ci_high", "is_mean", "is_std", "kid_mean", "kid_std",
+    "precision", "recall", "mnist_is", "mnist_is_std", "mnist_fd", "mnist_fd_ci_low", "mnist_fd_ci_high", "modes_covered",
+    "class_kl", "mnist_confidence", "rank", "is_best", "mode_collapse", "status", "error", "seconds",
+]
+
+
+def write_reports(result: ScoreResult, out_dir: str | os.PathLike[str]) -> dict[str, Path]:
+    """Write every report file into ``out_dir``; returns their paths by kind."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    df = result.table
+    cols = [c for c in COLUMNS if c in df] + [c for c in df if c not in COLUMNS]
+    df = df[cols]
+    paths = {"csv": out / "scores.csv", "parquet": out / "scores.parquet", "json": out / "summary.json",
+             "html": out / "report.html"}
+    write_text(paths["csv"], df.to_csv(index=False))
+    buf = io.BytesIO()
+    df.to_parquet(buf, index=False)
+    with atomic_path(paths["parquet"]) as tmp:
+        tmp.write_bytes(buf.getvalue())
+    from ganeval.report.html import render_html
+
+    write_text(paths["html"], render_html(result))
+    summary = {**result.summary, "report": {k: str(v) for k, v in paths.items()}}
+    write_text(paths["json"], json.dumps(summary, indent=2, allow_nan=False) + "\n")
+    return paths

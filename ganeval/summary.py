@@ -1,0 +1,107 @@
+"""The run summary: which checkpoint to keep and why, the verdicts, and the provenance of every number."""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ganeval.options import ScoreOptions
+from ganeval.version import __version__
+
+SCHEMA_VERSION = 1
+
+
+def _num(x: Any) -> Any:
+    """JSON-safe number: NaN → None, ±inf → the strings "inf"/"-inf"."""
+    if x is None or x is pd.NA:
+        return None
+    if isinstance(x, (bool, np.bool_)):
+        return bool(x)
+    if isinstance(x, (int, np.integer)):
+        return int(x)
+    try:
+        f = float(x)
+    except (TypeError, ValueError):
+        return x
+    if math.isnan(f):
+        return None
+    if math.isinf(f):
+        return "inf" if f > 0 else "-inf"
+    return f
+
+
+def row_dict(row: pd.Series) -> dict[str, Any]:
+    """One table row as JSON-safe values."""
+    return {k: _num(v) for k, v in row.items()}
+
+
+def _fmt(x: float) -> str:
+    return "inf" if math.isinf(x) else f"{x:.3g}" if abs(x) < 10 else f"{x:.2f}"
+
+
+def verdict_text(df: pd.DataFrame, primary: str, late: dict[str, Any]) -> str:
+    """One or two plain sentences: the checkpoint to keep, and whether training went bad at the end."""
+    best = df[df["is_best"]]
+    if best.empty:
+        return "No checkpoint could be scored."
+    b = best.iloc[0]
+    text = f"Keep {b['checkpoint']} (iteration {b['iteration']}): it has the best {primary} ({_fmt(float(b[primary]))})"
+    lo, hi = b.get(f"{primary}_ci_low"), b.get(f"{primary}_ci_high")
+    if lo is not None and not pd.isna(lo):
+        text += f", {int(round(late.get('ci_level', 0.95) * 100))}% CI [{_fmt(float(lo))}, {_fmt(float(hi))}]"
+    text += "."
+    if late.get("flag"):
+        text += (f" Training went bad at the end: the last checkpoint {late['last']} is {_fmt(100 * late['relative'])}% worse"
+                 f" ({primary} +{_fmt(late['difference'])}")
+        if not pd.isna(late.get("ci_low", float("nan"))):
+            text += f", paired CI [{_fmt(late['ci_low'])}, {_fmt(late['ci_high'])}]"
+        text += ")."
+    elif late.get("last") and late.get("last") != late.get("best") and late.get("relative") is not None:
+        rel = float(late["relative"])
+        text += (f" The last checkpoint {late['last']} is {_fmt(100 * rel)}% worse, not a significant late-training"
+                 f" collapse (threshold {_fmt(100 * late['threshold'])}%")
+        if late.get("ci_low") is not None and not pd.isna(late.get("ci_low")):
+            text += f", paired CI of the difference [{_fmt(float(late['ci_low']))}, {_fmt(float(late['ci_high']))}]"
+        text += ")."
+    else:
+        text += " The last checkpoint is the best one."
+    collapsed = df[df.get("mode_collapse", False) == True]  # noqa: E712
+    if not collapsed.empty:
+        text += f" Mode collapse in {len(collapsed)} checkpoint(s), e.g. {collapsed.iloc[0]['checkpoint']}."
+    return text
+
+
+def build_summary(df: pd.DataFrame, primary: str, late: dict[str, Any], opts: ScoreOptions, provenance: dict[str, Any],
+                  notes: list[str], seconds: float, world: int) -> dict[str, Any]:
+    """The ``summary.json`` content (also what ``--json`` prints and what ``gate`` reads)."""
+    best = df[df["is_best"]]
+    collapsed = df[df["mode_collapse"]]["checkpoint"].tolist() if "mode_collapse" in df else []
+    return {
+        "schema": SCHEMA_VERSION,
+        "ganeval_version": __version__,
+        "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "primary_metric": primary,
+        "best": row_dict(best.iloc[0]) if not best.empty else None,
+        "last": row_dict(df[df["status"] != "error"].iloc[-1]) if (df["status"] != "error").any() else None,
+        "late_collapse": {k: _num(v) for k, v in late.items()},
+        "mode_collapse": {"flag": bool(collapsed), "checkpoints": collapsed, "min_modes": opts.min_modes,
+                          "max_class_kl": opts.max_class_kl},
+        "verdict": verdict_text(df, primary, late),
+        "n_checkpoints": int(len(df)),
+        "n_errors": int((df["status"] == "error").sum()),
+        "n_samples": opts.num_samples,
+        "seed": opts.seed,
+        "reference": opts.reference,
+        "precision": opts.precision,
+        "bootstrap": {"replicates": opts.bootstrap, "level": opts.ci, "method": "basic bootstrap, paired sample indices"},
+        "provenance": provenance,
+        "options": opts.as_dict(),
+        "notes": notes,
+        "seconds": round(seconds, 1),
+        "world_size": world,
+        "rows": [row_dict(r) for _, r in df.iterrows()],
+    }

@@ -1,0 +1,323 @@
+"""``train()``: the bundled GAN trainer (seed MLP or DCGAN) with crash-safe checkpoints and exact resume.
+
+Order of writes at a checkpoint iteration ``t`` (each write atomic):
+log rows up to ``t`` (appended, fsynced) → ``train_state.safetensors`` at ``t`` → ``ckpt_t`` → ``samples_t``.
+So a checkpoint never exists beyond the state's iteration; on resume the state's own weights re-create a
+missing ``ckpt_t``/``samples_t``, log rows after ``t`` are dropped, stale ``.tmp`` files are removed, and
+an existing checkpoint is never overwritten with different weights.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ganeval.checkpoints import checkpoint_name, list_checkpoints, save_checkpoint
+from ganeval.data.mnist import load_mnist, mnist_checksum
+from ganeval.errors import CheckpointError
+from ganeval.models import build_discriminator, build_generator, get_model
+from ganeval.train.grid import GRID_COLS, GRID_ROWS, sample_grid
+from ganeval.train.losses import EMA, STEPS
+from ganeval.train.recipes import Recipe, TrainError, derive_seed, get_recipe
+from ganeval.train.state import (
+    LOG_NAME,
+    STATE_NAME,
+    append_log,
+    flatten_optimizer,
+    load_state,
+    prefixed,
+    remove_stale_tmp,
+    restore_optimizer,
+    samples_name,
+    save_state,
+    subdict,
+    truncate_log,
+)
+from ganeval.version import __version__
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """What a call to :func:`train` produced."""
+
+    out_dir: Path
+    iteration: int
+    checkpoints: list[Path]
+    seconds: float
+    resumed_from: int | None = None
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """Everything that fixes the trajectory of a run (stored in the state file, checked on resume)."""
+
+    model: str
+    config: dict[str, Any]
+    seed: int
+    recipe: Recipe
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"model": self.model, "config": self.config, "seed": self.seed, "recipe": self.recipe.as_dict()}
+
+
+def _positive(name: str, value: float | None) -> None:
+    if value is not None and (isinstance(value, bool) or not value > 0):
+        raise TrainError(f"{name} must be positive (got {value})")
+
+
+def _resolve(saved: dict[str, Any] | None, model: str | None, config: dict[str, Any] | None, seed: int | None,
+             batch_size: int | None, lr: float | None, n_critic: int | None) -> RunSettings:
+    if saved is None:
+        name = model or "mlp"
+        recipe = get_recipe(name)
+        overrides = {k: v for k, v in (("batch_size", batch_size), ("lr", lr), ("n_critic", n_critic)) if v is not None}
+        recipe = dataclasses.replace(recipe, **overrides)
+        full = {**get_model(name).defaults, **(config or {})}
+        return RunSettings(name, full, 0 if seed is None else int(seed), recipe)
+    try:
+        fields = dict(saved["recipe"])
+        fields["betas"] = tuple(fields["betas"])
+        run = RunSettings(str(saved["model"]), dict(saved["config"]), int(saved["seed"]), Recipe(**fields))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CheckpointError(f"{STATE_NAME}: run settings are malformed ({exc.__class__.__name__}: {exc})") from exc
+    get_recipe(run.model)
+    asked = {"--model": (model, run.model), "--seed": (seed, run.seed), "--batch-size": (batch_size, run.recipe.batch_size),
+             "--lr": (lr, run.recipe.lr), "--n-critic": (n_critic, run.recipe.n_critic)}
+    if config is not None and {**run.config, **config} != run.config:
+        raise TrainError(f"resume: config {config} differs from the run's {run.config}")
+    for flag, (value, stored) in asked.items():
+        if value is not None and value != stored:
+            raise TrainError(f"resume: {flag} {value} differs from the run's {flag} {stored}; omit it or use the same value")
+    return run
+
+
+def _device(device: str | torch.device) -> torch.device:
+    """``auto`` → CUDA when present, else CPU; a clear error for unknown or unavailable devices."""
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except RuntimeError as exc:
+        raise TrainError(f"--device {device!r} is not a device (use auto, cpu or cuda)") from exc
+    if dev.type not in ("cpu", "cuda"):
+        raise TrainError(f"--device {device!r} is not supported by the trainer (use auto, cpu or cuda)")
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise TrainError("--device cuda asked for, but no CUDA device is available")
+    return dev
+
+
+class _Trainer:
+    """Models, optimisers, random streams and the run folder of one training run."""
+
+    def __init__(self, out: Path, run: RunSettings, dev: torch.device, images: np.ndarray,
+                 saved: tuple[dict[str, torch.Tensor], dict[str, Any]] | None) -> None:
+        self.out, self.run, self.dev = out, run, dev
+        r = run.recipe
+        torch.manual_seed(run.seed)
+        try:
+            self.g = build_generator(run.model, run.config).to(dev).train()
+            self.d = build_discriminator(run.model, run.config).to(dev).train()
+        except (TypeError, ValueError) as exc:
+            raise TrainError(f"config {run.config} does not fit model {run.model!r} ({exc})") from exc
+        self.ema = EMA(self.g, r.ema_decay, r.ema_warmup) if r.ema_decay else None
+        fused = dev.type == "cuda"
+        self.opt_g = torch.optim.Adam(self.g.parameters(), lr=r.lr, betas=r.betas, eps=r.eps, fused=fused)
+        self.opt_d = torch.optim.Adam(self.d.parameters(), lr=r.lr, betas=r.betas, eps=r.eps, fused=fused)
+        self.gen_data = torch.Generator(device=dev).manual_seed(derive_seed(run.seed, "data"))
+        self.gen_z = torch.Generator(device=dev).manual_seed(derive_seed(run.seed, "latent"))
+        self.latent_dim = int(self.g.latent_dim)
+        cpu = torch.Generator().manual_seed(derive_seed(run.seed, "samples"))
+        self.sample_z = torch.randn(GRID_ROWS * GRID_COLS, self.latent_dim, generator=cpu)
+        self.data = torch.from_numpy(np.array(images, dtype=np.uint8)).to(dev)  # uint8 on the device, ~47 MB
+        self.step = STEPS[r.loss]
+        self.iteration, self.elapsed = 0, 0.0
+        if saved is not None:
+            self._restore(*saved)
+
+    # ------------------------------------------------------------------------------------- state
+    def _state_tensors(self) -> dict[str, torch.Tensor]:
+        t = {**prefixed("g", self.g.state_dict()), **prefixed("d", self.d.state_dict())}
+        if self.ema is not None:
+            t.update(prefixed("g_ema", self.ema.model.state_dict()))
+        t["rng.data"], t["rng.latent"] = self.gen_data.get_state(), self.gen_z.get_state()
+        t["rng.torch_cpu"] = torch.get_rng_state()
+        if self.dev.type == "cuda":
+            t["rng.torch_cuda"] = torch.cuda.get_rng_state(self.dev)
+        t["sample_z"] = self.sample_z
+        return t
+
+    def _save_state(self, iterations: int) -> None:
+        tg, sg = flatten_optimizer("opt_g", self.opt_g)
+        td, sd = flatten_optimizer("opt_d", self.opt_d)
+        meta = {"iteration": self.iteration, "elapsed": round(self.elapsed, 3), "iterations": iterations,
+                "run": self.run.as_dict(), "opt_g": sg, "opt_d": sd, "device_type": self.dev.type,
+                "package_version": __version__, "data_sha256": mnist_checksum("train")}
+        save_state(self.out / STATE_NAME, {**self._state_tensors(), **tg, **td}, meta)
+
+    def _restore(self, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
+        path = self.out / STATE_NAME
+        try:
+            self.g.load_state_dict(subdict(tensors, "g"))
+            self.d.load_state_dict(subdict(tensors, "d"))
+            if self.ema is not None:
+                self.ema.model.load_state_dict(subdict(tensors, "g_ema"))
+            restore_optimizer(self.opt_g, tensors, meta["opt_g"])
+            restore_optimizer(self.opt_d, tensors, meta["opt_d"])
+            self.sample_z = tensors["sample_z"]
+            if meta.get("device_type") == self.dev.type:
+                self.gen_data.set_state(tensors["rng.data"])
+                self.gen_z.set_state(tensors["rng.latent"])
+                torch.set_rng_state(tensors["rng.torch_cpu"])
+                if self.dev.type == "cuda" and "rng.torch_cuda" in tensors:
+                    torch.cuda.set_rng_state(tensors["rng.torch_cuda"], self.dev)
+            else:  # a generator state of one device type cannot drive another: start fresh, reproducible streams
+                it = meta["iteration"]
+                self.gen_data.manual_seed(derive_seed(self.run.seed, f"data@{it}"))
+                self.gen_z.manual_seed(derive_seed(self.run.seed, f"latent@{it}"))
+                print(f"ganeval: note: resuming a {meta.get('device_type')} run on {self.dev.type}; "
+                      "random streams are re-seeded, so the run is not bit-identical to an uninterrupted one", file=sys.stderr)
+        except (KeyError, RuntimeError, ValueError, TypeError) as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
+            raise CheckpointError(f"{path}: training state does not fit model {self.run.model!r} ({first})") from exc
+        self.iteration, self.elapsed = int(meta["iteration"]), float(meta["elapsed"])
+
+    # ------------------------------------------------------------------------------------- outputs
+    def _ckpt_meta(self) -> dict[str, Any]:
+        return {"model": self.run.model, "config": self.run.config, "latent_dim": self.latent_dim,
+                "iteration": self.iteration, "seed": self.run.seed, "dataset": "mnist-train",
+                "data_sha256": mnist_checksum("train"), "ema": self.ema is not None, "recipe": self.run.recipe.as_dict()}
+
+    def _check_existing(self, path: Path) -> bool:
+        """True when ``path`` already holds exactly the current weights; raises when it holds others."""
+        if not path.exists():
+            return False
+        from safetensors.torch import load_file
+
+        want = prefixed("g", self.g.state_dict())
+        if self.ema is not None:
+            want.update(prefixed("g_ema", self.ema.model.state_dict()))
+        try:
+            have = load_file(str(path))
+        except Exception as exc:  # any unreadable file is refused, never replaced
+            reason = exc.__class__.__name__
+            raise CheckpointError(f"{path}: exists but cannot be read; refusing to overwrite it ({reason})") from exc
+        same = have.keys() == want.keys() and all(torch.equal(have[k], v.detach().cpu()) for k, v in want.items())
+        if not same:
+            raise CheckpointError(f"{path}: exists with different weights; refusing to overwrite it (move it away to resume)")
+        return True
+
+    def checkpoint(self, iterations: int) -> None:
+        """State, then checkpoint, then sample grid, for the current iteration."""
+        ckpt = self.out / checkpoint_name(self.iteration)
+        exists = self._check_existing(ckpt)
+        self._save_state(iterations)
+        self.ensure_outputs(exists)
+
+    def ensure_outputs(self, ckpt_exists: bool | None = None) -> None:
+        """Write the current iteration's checkpoint and grid when missing (they follow from the state)."""
+        ckpt = self.out / checkpoint_name(self.iteration)
+        if not (self._check_existing(ckpt) if ckpt_exists is None else ckpt_exists):
+            save_checkpoint(ckpt, self.g, self._ckpt_meta(), ema=self.ema.model if self.ema is not None else None)
+        png = self.out / samples_name(self.iteration)
+        if not png.exists():
+            sample_grid(self.ema.model if self.ema is not None else self.g, self.sample_z, png)
+
+    # ------------------------------------------------------------------------------------- loop
+    def _real(self) -> torch.Tensor:
+        bs = self.run.recipe.batch_size
+        idx = torch.randint(0, self.data.shape[0], (bs,), device=self.dev, generator=self.gen_data)
+        return self.data.index_select(0, idx).unsqueeze(1).float().div_(127.5).sub_(1.0)
+
+    def _noise(self) -> torch.Tensor:
+        return torch.randn(self.run.recipe.batch_size, self.latent_dim, device=self.dev, generator=self.gen_z)
+
+    def fit(self, iterations: int, checkpoint_every: int, log_every: int, progress: bool) -> None:
+        """Train from the current iteration up to ``iterations``."""
+        from tqdm import tqdm
+
+        log = self.out / LOG_NAME
+        acc = torch.zeros(4, device=self.dev)
+        n_acc = 0
+        t0, base = time.perf_counter(), self.elapsed
+        tty = sys.stderr.isatty()
+        bar = tqdm(total=iterations, initial=self.iteration, desc=f"train {self.run.model}", unit="it", disable=not progress,
+                   mininterval=0.5 if tty else 30.0, dynamic_ncols=True)
+        try:
+            while self.iteration < iterations:
+                it = self.iteration + 1
+                acc += self.step(self.g, self.d, self.opt_g, self.opt_d, self._real, self._noise, self.run.recipe.n_critic)
+                if self.ema is not None:
+                    self.ema.update(self.g, it)
+                n_acc += 1
+                self.iteration = it
+                is_ckpt = it % checkpoint_every == 0 or it == iterations
+                if is_ckpt or it % log_every == 0:
+                    d_loss, d_acc, g_loss, g_acc = (acc / n_acc).tolist()  # the only device sync
+                    acc.zero_()
+                    n_acc = 0
+                    self.elapsed = base + time.perf_counter() - t0
+                    append_log(log, [(it, d_loss, d_acc, g_loss, g_acc, self.elapsed)])
+                    bar.set_postfix_str(f"D loss {d_loss:.4f}, acc {100 * d_acc:.1f}% | G loss {g_loss:.4f}, "
+                                        f"acc {100 * g_acc:.1f}%", refresh=False)
+                bar.update(1)
+                if is_ckpt:
+                    self.checkpoint(iterations)
+        finally:
+            bar.close()
+
+
+def train(out: str | os.PathLike[str], model: str | None = None, *, iterations: int | None = None,
+          batch_size: int | None = None, lr: float | None = None, n_critic: int | None = None, seed: int | None = None,
+          device: str | torch.device = "auto", checkpoint_every: int = 1000, log_every: int = 100, resume: bool = False,
+          data_dir: str | os.PathLike[str] | None = None, config: dict[str, Any] | None = None,
+          progress: bool = True) -> TrainResult:
+    """Train ``model`` (``mlp`` or ``dcgan``; default ``mlp``) on MNIST-train, writing checkpoints to ``out``.
+
+    ``None`` hyper-parameters take the model's recipe (see :data:`ganeval.train.recipes.RECIPES`), or, with
+    ``resume``, the values stored in the run's state file (explicit values that differ are an error).
+    ``config`` overrides the model's constructor config (Python API only). Raises :class:`GanevalError`
+    subclasses (``ganeval.errors.GanevalError``) for bad input, before anything in ``out`` is touched.
+    """
+    out = Path(out)
+    for name, value in (("--iterations", iterations), ("--batch-size", batch_size), ("--lr", lr),
+                        ("--n-critic", n_critic), ("--checkpoint-every", checkpoint_every), ("--log-every", log_every)):
+        _positive(name, value)
+    if out.exists() and not out.is_dir():
+        raise TrainError(f"{out}: exists and is not a folder")
+    saved = None
+    if resume:
+        if (out / STATE_NAME).exists():
+            saved = load_state(out / STATE_NAME)
+        elif list_checkpoints(out):
+            raise CheckpointError(f"{out / STATE_NAME}: missing, so the checkpoints in {out} cannot be resumed")
+    elif out.exists() and any(out.iterdir()):
+        raise TrainError(f"{out}: output folder is not empty; pass --resume to continue the run in it, or choose another --out")
+    run = _resolve(saved[1]["run"] if saved else None, model, config, seed, batch_size, lr, n_critic)
+    target = int(iterations or (saved[1].get("iterations") if saved else None) or run.recipe.iterations)
+    dev = _device(device)
+    images = load_mnist("train", data_dir)[0]
+    if dev.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+    fork_devices = [dev.index if dev.index is not None else torch.cuda.current_device()] if dev.type == "cuda" else []
+    with torch.random.fork_rng(devices=fork_devices):  # the caller's global RNG state is left as it was
+        trainer = _Trainer(out, run, dev, images, saved)
+        out.mkdir(parents=True, exist_ok=True)
+        remove_stale_tmp(out)
+        truncate_log(out / LOG_NAME, trainer.iteration)
+        start = trainer.iteration
+        if start > 0:
+            trainer.ensure_outputs()
+        trainer.fit(target, checkpoint_every, log_every, progress)
+    return TrainResult(out, trainer.iteration, [r.path for r in list_checkpoints(out)], trainer.elapsed,
+                       start if saved else None)
+
+
+__all__ = ["TrainResult", "RunSettings", "train"]

@@ -1,0 +1,58 @@
+"""Per-model training recipes (loss, optimiser, batch size, EMA) and the trainer's input error."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from ganeval.errors import GanevalError
+
+
+class TrainError(GanevalError):
+    """Bad trainer input (unknown model, non-empty output folder, conflicting resume options)."""
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How one registered model is trained; every field is recorded in the state file."""
+
+    loss: str  # "bce_seed" (the seed's Keras loop) or "hinge"
+    lr: float
+    betas: tuple[float, float]
+    eps: float
+    batch_size: int
+    iterations: int
+    n_critic: int = 1
+    ema_decay: float | None = None
+    ema_warmup: int = 10  # decay_t = min(ema_decay, (1 + t) / (ema_warmup + t))
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready fields (tuples become lists)."""
+        d = asdict(self)
+        d["betas"] = list(self.betas)
+        return d
+
+
+RECIPES: dict[str, Recipe] = {
+    # The seed: Adam(2e-4, beta_1=0.5) with Keras' epsilon 1e-7, batch 32, 30,000 iterations, BCE.
+    "mlp": Recipe(loss="bce_seed", lr=2e-4, betas=(0.5, 0.999), eps=1e-7, batch_size=32, iterations=30_000),
+    # Spectral-norm D, hinge loss, EMA generator.
+    "dcgan": Recipe(loss="hinge", lr=2e-4, betas=(0.5, 0.999), eps=1e-8, batch_size=64, iterations=30_000, ema_decay=0.999),
+}
+
+
+def get_recipe(model: str) -> Recipe:
+    """The recipe of a trainable model, or a one-line error naming the known ones."""
+    from ganeval.models import MODELS
+
+    if model not in RECIPES or model not in MODELS:
+        known = ", ".join(sorted(set(RECIPES) & set(MODELS)))
+        raise TrainError(f"unknown model {model!r} (trainable models: {known})")
+    return RECIPES[model]
+
+
+def derive_seed(seed: int, stream: str) -> int:
+    """An independent 63-bit seed for one random stream of a run (``data``, ``latent``, ``samples``...)."""
+    digest = hashlib.sha256(f"ganeval:{seed}:{stream}".encode()).digest()
+    return int.from_bytes(digest[:8], "little") & ((1 << 63) - 1)
