@@ -14,8 +14,9 @@ $(BIN)/ganeval: pyproject.toml
 setup: $(BIN)/ganeval
 
 run: setup
+	rm -rf runs/quickstart
 	$(BIN)/ganeval train --model mlp --iterations 3000 --checkpoint-every 500 --out runs/quickstart --seed 0
-	$(BIN)/ganeval score runs/quickstart --num-samples 2000 --inception-top-k 1
+	$(BIN)/ganeval score runs/quickstart --num-samples 1000 --inception-top-k 1 --bootstrap 50
 
 test: setup
 	GANEVAL_OFFLINE=1 $(BIN)/python -m pytest tests

@@ -41,6 +41,8 @@ class DistContext:
         import torch.distributed as dist
 
         gathered: list[dict[int, torch.Tensor] | None] = [None] * self.world
+        if os.environ.get("GANEVAL_FAULT_RANK") == str(self.rank):  # fault injection for tests: this rank dies here
+            os._exit(3)
         try:
             dist.all_gather_object(gathered, {i: t.cpu() for i, t in local.items()})
         except Exception as exc:  # noqa: BLE001 - a failed collective means a peer died
@@ -65,8 +67,11 @@ class DistContext:
             return ok
         import torch.distributed as dist
 
-        flag = torch.tensor([1 if ok else 0])
-        dist.all_reduce(flag, op=dist.ReduceOp.MIN)
+        flag = torch.tensor([1 if ok else 0], device="cuda" if self.backend == "nccl" else "cpu")
+        try:
+            dist.all_reduce(flag, op=dist.ReduceOp.MIN)
+        except Exception as exc:  # noqa: BLE001 - a failed collective means a peer died
+            raise GanevalError(f"distributed scoring failed on rank {self.rank}: a peer rank died ({exc})") from exc
         return bool(flag.item())
 
 

@@ -19,6 +19,7 @@ from ganeval import ranking
 from ganeval.distributed import DistContext, from_env
 from ganeval.errors import GanevalError
 from ganeval.extraction import Extracted, extract
+from ganeval.feature_cache import load_metric, metric_key, save_metric
 from ganeval.features import get_extractor, resolve_device
 from ganeval.features.base import FeatureExtractor
 from ganeval.inputs import Series, Source, resolve_target
@@ -65,6 +66,9 @@ class _Evaluator:
             self.extractors[name] = ex
             self.refs[name] = FIDReference(stats.mu, stats.sigma)
             self.ref_meta[name] = stats.meta
+            if stats.meta.get("precision", "fp32") != opts.precision:
+                self.notes.append(f"{name} features in {opts.precision} against {stats.meta.get('precision', 'fp32')} reference "
+                                  "statistics: distances shift slightly (see docs/performance.md)")
         if "inception" in self.extractors and not self.extractors["inception"].has_logits and "is" in opts.metrics:
             from ganeval.features.inception_weights import FULL_WEIGHTS_HINT
 
@@ -142,7 +146,8 @@ class _Evaluator:
 
             meta = self.ref_meta[name]
             self._real[name] = real_features(RefStats(self.refs[name].mu, self.refs[name].sigma, meta), ex,
-                                             min(self.opts.num_samples, 60_000), self.opts.batch_size)
+                                             min(self.opts.num_samples, 60_000), self.opts.batch_size,
+                                             write_cache=self.opts.use_cache and self.dist.is_main)
         return self._real[name]
 
     def _metrics(self, src: Source, row: dict[str, Any], got: Extracted, names: list[str]) -> None:
@@ -160,21 +165,47 @@ class _Evaluator:
                 for col in metric.columns:
                     row[col] = float("nan")
                 continue
-            x = MetricInput(got.pool[metric.extractor], logits, self.refs[metric.extractor],
-                            lambda n=metric.extractor: self._real_for(n), options)
-            try:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")
-                    row.update(metric.fn(x))
-            except GanevalError as exc:
-                self.notes.append(f"{metric.name} unavailable: {exc}")
-                for col in metric.columns:
-                    row[col] = float("nan")
+            ref_sha = str(self.ref_meta[metric.extractor].get("file_sha256"))
             col = FD_COLUMN.get(metric.extractor)
-            if col == metric.columns[0] and self.boot_idx and math.isfinite(row[col]):
-                reps = bootstrap_fid(got.pool[metric.extractor], self.refs[metric.extractor], self.boot_idx)
-                self.replicates.setdefault(src.name, {})[col] = reps
-                row[f"{col}_ci_low"], row[f"{col}_ci_high"] = ranking.basic_interval(row[col], reps, self.opts.ci)
+            with_ci = col == metric.columns[0] and self.opts.bootstrap > 0
+            mkey = metric_key(got.keys[metric.extractor], ref_sha, metric.name, self._metric_opts(with_ci))
+            hit = load_metric(mkey) if self.opts.use_cache else None
+            if hit is not None:
+                values, reps = hit
+            else:
+                values, reps = self._compute(metric, got, logits, options, with_ci)
+                if self.opts.use_cache and self.dist.is_main and not any(math.isnan(v) for v in values.values()):
+                    save_metric(mkey, values, reps)
+            row.update(values)
+            if with_ci:
+                if reps is not None:
+                    self.replicates.setdefault(src.name, {})[col] = reps
+                row[f"{col}_ci_low"], row[f"{col}_ci_high"] = ranking.basic_interval(
+                row[col], reps if reps is not None else np.array([]), self.opts.ci)
+
+    def _metric_opts(self, with_ci: bool) -> dict[str, Any]:
+        o = self.opts
+        keys = {"is_splits": 10, "kid_subsets": o.kid_subsets, "kid_subset_size": o.kid_subset_size,
+                "mode_min_share": o.mode_min_share, "version": 1}
+        if with_ci:
+            keys.update(bootstrap=o.bootstrap, boot_seed=o.seed + 1)
+        return keys
+
+    def _compute(self, metric: Metric, got: Extracted, logits: torch.Tensor | None, options: dict[str, Any],
+                 with_ci: bool) -> tuple[dict[str, float], np.ndarray | None]:
+        x = MetricInput(got.pool[metric.extractor], logits, self.refs[metric.extractor],
+                        lambda n=metric.extractor: self._real_for(n), options)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                values = metric.fn(x)
+        except GanevalError as exc:
+            self.notes.append(f"{metric.name} unavailable: {exc}")
+            return {c: float("nan") for c in metric.columns}, None
+        reps = None
+        if with_ci and math.isfinite(values[metric.columns[0]]):
+            reps = bootstrap_fid(got.pool[metric.extractor], self.refs[metric.extractor], self.boot_idx)
+        return values, reps
 
     def table(self) -> pd.DataFrame:
         df = pd.DataFrame([self.rows[s.name] for s in self.series.sources])

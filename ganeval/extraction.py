@@ -27,6 +27,7 @@ class Extracted:
     sha256: str = ""
     grid: np.ndarray | None = None
     meta: dict = field(default_factory=dict)
+    keys: dict[str, str] = field(default_factory=dict)
 
 
 def extract(
@@ -43,7 +44,7 @@ def extract(
     """Features of ``n`` samples of ``source`` from the shared latent set, for each extractor."""
     gen, zdim, z_type, meta = source.load(device)
     out = Extracted(sha256=meta["sha256"], meta=meta)
-    keys = {ex.name: feature_key(out.sha256, ex.provenance(), n, seed, z_type) for ex in extractors}
+    keys = out.keys = {ex.name: feature_key(out.sha256, ex.provenance(), n, seed, z_type) for ex in extractors}
     missing = []
     for ex in extractors:
         hit = load_features(keys[ex.name]) if use_cache else None

@@ -44,3 +44,32 @@ def save_features(key: str, pool: torch.Tensor, logits: torch.Tensor | None, non
         arrays["logits"] = logits.cpu().numpy()
     with atomic_path(_path(key)) as tmp, open(tmp, "wb") as fh:
         np.savez(fh, **arrays)
+
+
+def metric_key(feat_key: str, reference_sha: str, metric: str, options: dict[str, Any]) -> str:
+    """Key of one metric's result on one checkpoint's features against one reference."""
+    blob = json.dumps({"f": feat_key, "ref": reference_sha, "m": metric, "o": options}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:32]
+
+
+def load_metric(key: str) -> tuple[dict[str, float], np.ndarray | None] | None:
+    """Cached metric columns (and bootstrap replicates), or None."""
+    path = cache_dir("metrics") / f"{key}.npz"
+    if not path.is_file():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            cols = json.loads(str(z["columns"]))
+            reps = z["replicates"] if "replicates" in z.files else None
+            return {k: float(v) for k, v in cols.items()}, reps
+    except (ValueError, OSError, KeyError):
+        return None
+
+
+def save_metric(key: str, columns: dict[str, float], replicates: np.ndarray | None) -> None:
+    """Store one metric result atomically (JSON columns, inf/NaN kept as floats by numpy)."""
+    arrays: dict[str, Any] = {"columns": np.array(json.dumps(columns))}
+    if replicates is not None:
+        arrays["replicates"] = np.asarray(replicates, dtype=np.float64)
+    with atomic_path(cache_dir("metrics") / f"{key}.npz") as tmp, open(tmp, "wb") as fh:
+        np.savez(fh, **arrays)

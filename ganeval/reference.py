@@ -47,8 +47,9 @@ def reference_stats(reference: str | os.PathLike[str], extractor: FeatureExtract
     return stats
 
 
-def real_features(stats: RefStats, extractor: FeatureExtractor, n: int, batch_size: int = 64) -> torch.Tensor:
-    """Pool features of the first ``n`` images of the reference's dataset, computed once and cached."""
+def real_features(stats: RefStats, extractor: FeatureExtractor, n: int, batch_size: int = 64, write_cache: bool = True) -> torch.Tensor:
+    """Pool features of the first ``n`` images of the reference's dataset, computed once and cached
+    (``write_cache=False`` on non-zero distributed ranks, which never write)."""
     dataset = stats.meta.get("dataset")
     if dataset not in DATASETS:
         raise StatsError(f"reference dataset {dataset!r} has no real images here; KID and precision/recall need them")
@@ -64,6 +65,7 @@ def real_features(stats: RefStats, extractor: FeatureExtractor, n: int, batch_si
             pass
     images = dataset_images(dataset)[:n]
     feats = torch.cat([extractor(b)["pool"].cpu() for b in iter_batches(images, batch_size)])
-    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
-        np.save(fh, feats.numpy())
+    if write_cache:
+        with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+            np.save(fh, feats.numpy())
     return feats

@@ -65,6 +65,8 @@ def run(args: argparse.Namespace) -> int:
     dist = from_env(args.distributed)
     series = resolve_target(args.target)
     result = score_series(series, opts, dist)
+    if not dist.all_ok(True):
+        return EXIT_FAILED
     if not dist.is_main:
         return EXIT_FAILED if result.failed else EXIT_OK
     out = args.out or series.root / "report"

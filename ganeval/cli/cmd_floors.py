@@ -1,0 +1,30 @@
+"""``ganeval floors``: real-data floors of the shipped reference statistics."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("floors", help="real-data floors (FID test vs train, IS of real test) of the reference statistics")
+    p.add_argument("--root", type=Path, default=None, help="statistics folder (default: the shipped reference_stats/)")
+    p.add_argument("--features-dir", type=Path, default=None,
+                   help="per-image features (mnist-{test,train}_{extractor}.npy from `stats --save-features`) for a float64 check")
+    p.add_argument("--extractors", nargs="+", default=["inception", "mnist"])
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--write", action="store_true", help="record into floors.json and the sidecars")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ganeval.floors import compute_floors, record_floors
+    from ganeval.stats import SHIPPED_DIR
+
+    root = args.root or SHIPPED_DIR
+    floors = compute_floors(root, args.features_dir, args.device, tuple(args.extractors))
+    print(json.dumps(floors, indent=2))
+    if args.write:
+        print(f"wrote {record_floors(floors, root)}")
+    return 0

@@ -1,0 +1,73 @@
+"""Real-data floors: what the metrics give for real MNIST (test against train), the scale on which a
+generator's numbers should be read. Recorded in ``reference_stats/floors.json`` and in the sidecars."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ganeval.atomic import write_text
+from ganeval.features.base import iter_batches
+from ganeval.metrics.fid import FIDReference
+from ganeval.metrics.inception_score import inception_score
+from ganeval.stats import SHIPPED_DIR, dataset_images, load_stats, stats_path
+from ganeval.version import __version__
+
+
+def _fd_from_features(test: np.ndarray, train: np.ndarray) -> float:
+    t, r = test.astype(np.float64), train.astype(np.float64)
+    return FIDReference(r.mean(0), np.cov(r, rowvar=False)).fid(t.mean(0), np.cov(t, rowvar=False))
+
+
+def _logits_is(extractor_name: str, device: str) -> dict[str, Any]:
+    from ganeval.features import get_extractor
+
+    ex = get_extractor(extractor_name, device=device)
+    if not ex.has_logits:
+        from ganeval.features.inception_weights import FULL_WEIGHTS_HINT
+
+        return {"available": False, "reason": f"no logits layer in the weights in use. {FULL_WEIGHTS_HINT}"}
+    logits = torch.cat([ex(b)["logits"].cpu() for b in iter_batches(dataset_images("mnist-test"), 500)])
+    mean, std = inception_score(logits, splits=10)
+    return {"available": True, "mean": mean, "std": std, "n": int(len(logits)), "splits": 10}
+
+
+def compute_floors(root: Path = SHIPPED_DIR, features_dir: Path | None = None, device: str = "cpu",
+                   extractors: tuple[str, ...] = ("inception", "mnist")) -> dict[str, Any]:
+    """FID of mnist-test against mnist-train per extractor (from the shipped float32-covariance files and,
+    when per-image features are given, in float64 too), and the Inception Scores of real MNIST test."""
+    out: dict[str, Any] = {"package_version": __version__, "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    for name in extractors:
+        test, train = load_stats(stats_path("mnist-test", name, root)), load_stats(stats_path("mnist-train", name, root))
+        entry: dict[str, Any] = {
+            "fid_test_vs_train": FIDReference(train.mu, train.sigma).fid(test.mu, test.sigma),
+            "weights_sha256": train.meta.get("weights_sha256"),
+            "n_test": test.meta.get("n"), "n_train": train.meta.get("n"),
+        }
+        feats = [features_dir / f"mnist-{s}_{name}.npy" for s in ("test", "train")] if features_dir else []
+        if feats and all(p.is_file() for p in feats):
+            fid64 = _fd_from_features(np.load(feats[0]), np.load(feats[1]))
+            entry.update(fid_test_vs_train_float64=fid64, float32_minus_float64=entry["fid_test_vs_train"] - fid64)
+        entry["inception_score_real_test"] = _logits_is(name, device)
+        out[name] = entry
+    return out
+
+
+def record_floors(floors: dict[str, Any], root: Path = SHIPPED_DIR) -> Path:
+    """Write ``floors.json`` and copy each extractor's floors into its two sidecars."""
+    path = root / "floors.json"
+    write_text(path, json.dumps(floors, indent=2) + "\n")
+    for name, entry in floors.items():
+        if not isinstance(entry, dict):
+            continue
+        for split in ("test", "train"):
+            side = stats_path(f"mnist-{split}", name, root).with_suffix(".json")
+            meta = json.loads(side.read_text())
+            meta["floors"] = entry
+            write_text(side, json.dumps(meta, indent=2, sort_keys=True) + "\n")
+    return path

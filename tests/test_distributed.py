@@ -1,0 +1,61 @@
+"""A 2-process gloo run under torchrun gives the single-process result; a dying rank fails cleanly."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from synthetic import write_bank_checkpoint
+
+ARGS = ["--num-samples", "300", "--batch-size", "50", "--metrics", "mnist_is", "mnist_fd", "modes", "--bootstrap", "20",
+        "--device", "cpu", "--no-cache"]
+
+
+def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    env = {**os.environ, "GANEVAL_CACHE_DIR": str(tmp_path / "cache"), "OMP_NUM_THREADS": "1", **extra}
+    env["PYTHONPATH"] = os.pathsep.join([str(Path(__file__).parent), env.get("PYTHONPATH", "")])
+    return env
+
+
+def _torchrun(tmp_path: Path, run: Path, out: Path, **extra: str) -> subprocess.CompletedProcess[str]:
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "ganeval_test_entry",
+           "score", str(run), "--distributed", "--out", str(out), *ARGS]
+    return subprocess.run(cmd, env=_env(tmp_path, **extra), capture_output=True, text=True, timeout=600)
+
+
+@pytest.fixture
+def series(tmp_path: Path) -> Path:
+    run = tmp_path / "run"
+    for it, noise in zip((1000, 2000, 3000), (0.8, 0.0, 0.5), strict=True):
+        write_bank_checkpoint(run, it, noise=noise)
+    return run
+
+
+def test_two_process_gloo_equals_single_process(tmp_path: Path, series: Path) -> None:
+    single = subprocess.run([sys.executable, "-m", "ganeval_test_entry", "score", str(series), "--out", str(tmp_path / "r1"), *ARGS],
+                            env=_env(tmp_path), capture_output=True, text=True, timeout=600)
+    assert single.returncode == 0, single.stderr[-2000:]
+    multi = _torchrun(tmp_path, series, tmp_path / "r2")
+    assert multi.returncode == 0, multi.stderr[-3000:]
+    a = json.loads((tmp_path / "r1" / "summary.json").read_text())
+    b = json.loads((tmp_path / "r2" / "summary.json").read_text())
+    assert b["world_size"] == 2 and a["world_size"] == 1
+    for ra, rb in zip(a["rows"], b["rows"], strict=True):
+        assert ra["checkpoint"] == rb["checkpoint"] and ra["rank"] == rb["rank"]
+        for col in ("mnist_fd", "mnist_is", "class_kl", "mnist_fd_ci_low", "mnist_fd_ci_high"):
+            assert rb[col] == pytest.approx(ra[col], rel=1e-9, abs=0), col
+    assert a["verdict"] == b["verdict"] and a["best"]["checkpoint"] == b["best"]["checkpoint"]
+    # rank 1 wrote nothing: the cache folder holds no feature files from the --no-cache run, and one report exists
+    assert sorted(p.name for p in (tmp_path / "r2").iterdir()) == ["report.html", "scores.csv", "scores.parquet", "summary.json"]
+
+
+def test_dying_rank_fails_cleanly_without_report(tmp_path: Path, series: Path) -> None:
+    res = _torchrun(tmp_path, series, tmp_path / "r3", GANEVAL_FAULT_RANK="1")
+    assert res.returncode != 0
+    assert "rank" in (res.stderr + res.stdout).lower()
+    assert not (tmp_path / "r3" / "summary.json").exists()

