@@ -27,6 +27,7 @@ from ganeval.metrics.fid import FIDReference, bootstrap_fid
 from ganeval.metrics.registry import FD_COLUMN, METRICS, Metric, MetricInput
 from ganeval.options import ScoreOptions
 from ganeval.reference import real_features, reference_stats
+from ganeval.sources.base import HINT_KEYS, shape_note
 from ganeval.summary import build_summary
 
 #: Rough throughput used only for the plan line (images/s).
@@ -78,6 +79,7 @@ class _Evaluator:
                               "FID is unreliable at this N; KID is the better guide")
         rng = np.random.default_rng(opts.seed + 1)
         self.boot_idx = [rng.integers(0, opts.num_samples, opts.num_samples) for _ in range(opts.bootstrap)]
+        self.unpaired: list[str] = []
         self.rows: dict[str, dict[str, Any]] = {}
         self.grids: dict[str, np.ndarray] = {}
         self.replicates: dict[str, dict[str, np.ndarray]] = {}
@@ -133,11 +135,35 @@ class _Evaluator:
             except Exception as exc:  # noqa: BLE001 - one bad checkpoint never stops the others
                 row.update(status="error", error=f"{src.name}: {exc.__class__.__name__}: {exc}")
                 continue
-            row["sha256"] = got.sha256
+            row["sha256"] = got.sha256 or None
+            self._source_info(src, row, got)
             if got.grid is not None:
                 self.grids[src.name] = got.grid
             self._metrics(src, row, got, names)
             row["seconds"] = round(row["seconds"] + time.time() - t0, 2)
+
+    def _source_info(self, src: Source, row: dict[str, Any], got: Extracted) -> None:
+        """Actual sample count, unreadable images, and the source's notes (shape, short sets, ranges)."""
+        row["n_samples"] = got.n
+        if got.n_bad is not None:
+            row["n_bad_images"] = got.n_bad
+        notes = list(got.notes)
+        if "mnist" in self.extractors and got.shape is not None:
+            notes.append(shape_note(got.shape))
+        if not got.paired and src.name not in self.unpaired:
+            self.unpaired.append(src.name)
+            if len(self.unpaired) == 1:
+                notes.append("stored samples have no latent control, so no paired bootstrap: their intervals come from "
+                             "resampling each sample set's own images, and differences between sample sets use independent "
+                             "resamples (wider than paired intervals)")
+        self.notes += [n for n in dict.fromkeys(notes) if n and n not in self.notes]
+
+    def _boot_idx(self, got: Extracted) -> list[np.ndarray]:
+        """The shared (paired) resampled indices, or this sample set's own, seeded by its content."""
+        if got.paired and got.n == self.opts.num_samples:
+            return self.boot_idx
+        rng = np.random.default_rng([self.opts.seed + 1, int((got.sha256 or "0")[:12], 16)])
+        return [rng.integers(0, got.n, got.n) for _ in range(self.opts.bootstrap)]
 
     def _real_for(self, name: str) -> torch.Tensor:
         if name not in self._real:
@@ -153,7 +179,7 @@ class _Evaluator:
     def _metrics(self, src: Source, row: dict[str, Any], got: Extracted, names: list[str]) -> None:
         if got.nonfinite:
             row["status"] = "nan_samples"
-            row["error"] = f"{got.nonfinite} of {self.opts.num_samples} samples contain NaN/Inf"
+            row["error"] = f"{got.nonfinite} of {got.n} samples contain NaN/Inf"
         options = self.opts.as_dict()
         for metric in (m for m in self.metrics if m.extractor in names):
             if got.nonfinite:
@@ -168,13 +194,14 @@ class _Evaluator:
             ref_sha = str(self.ref_meta[metric.extractor].get("file_sha256"))
             col = FD_COLUMN.get(metric.extractor)
             with_ci = col == metric.columns[0] and self.opts.bootstrap > 0
-            mkey = metric_key(got.keys[metric.extractor], ref_sha, metric.name, self._metric_opts(with_ci))
-            hit = load_metric(mkey) if self.opts.use_cache else None
+            cacheable = self.opts.use_cache and metric.extractor in got.keys
+            mkey = metric_key(got.keys[metric.extractor], ref_sha, metric.name, self._metric_opts(with_ci, got)) if cacheable else ""
+            hit = load_metric(mkey) if cacheable else None
             if hit is not None:
                 values, reps = hit
             else:
                 values, reps = self._compute(metric, got, logits, options, with_ci)
-                if self.opts.use_cache and self.dist.is_main and not any(math.isnan(v) for v in values.values()):
+                if cacheable and self.dist.is_main and not any(math.isnan(v) for v in values.values()):
                     save_metric(mkey, values, reps)
             row.update(values)
             if with_ci:
@@ -183,12 +210,14 @@ class _Evaluator:
                 row[f"{col}_ci_low"], row[f"{col}_ci_high"] = ranking.basic_interval(
                 row[col], reps if reps is not None else np.array([]), self.opts.ci)
 
-    def _metric_opts(self, with_ci: bool) -> dict[str, Any]:
+    def _metric_opts(self, with_ci: bool, got: Extracted) -> dict[str, Any]:
         o = self.opts
         keys = {"is_splits": 10, "kid_subsets": o.kid_subsets, "kid_subset_size": o.kid_subset_size,
                 "mode_min_share": o.mode_min_share, "version": 1}
         if with_ci:
             keys.update(bootstrap=o.bootstrap, boot_seed=o.seed + 1)
+            if not (got.paired and got.n == o.num_samples):
+                keys.update(boot="own-samples")
         return keys
 
     def _compute(self, metric: Metric, got: Extracted, logits: torch.Tensor | None, options: dict[str, Any],
@@ -204,7 +233,7 @@ class _Evaluator:
             return {c: float("nan") for c in metric.columns}, None
         reps = None
         if with_ci and math.isfinite(values[metric.columns[0]]):
-            reps = bootstrap_fid(got.pool[metric.extractor], self.refs[metric.extractor], self.boot_idx)
+            reps = bootstrap_fid(got.pool[metric.extractor], self.refs[metric.extractor], self._boot_idx(got))
         return values, reps
 
     def table(self) -> pd.DataFrame:
@@ -229,6 +258,7 @@ def score_series(series: Series, opts: ScoreOptions, dist: DistContext | None = 
         print(ev.plan_line(), file=sys.stderr)
         for note in ev.notes:
             print(f"note: {note}", file=sys.stderr)
+    printed = len(ev.notes)
     t0 = time.time()
     cheap = [n for n in ev.extractors if n != "inception" or ev.inception_all()]
     if cheap:
@@ -242,6 +272,9 @@ def score_series(series: Series, opts: ScoreOptions, dist: DistContext | None = 
             chosen.append(last)
         chosen.sort(key=lambda s: series.sources.index(s))
         ev.run_stage(chosen, ["inception"], "Inception")
+    if dist.is_main and opts.progress:
+        for note in ev.notes[printed:]:
+            print(f"note: {note}", file=sys.stderr)
     df = ev.table()
     primary = ranking.primary_metric(df, opts.primary)
     if primary not in df:
@@ -257,20 +290,30 @@ def score_series(series: Series, opts: ScoreOptions, dist: DistContext | None = 
     return ScoreResult(df, summary, ev.grids, ev.replicates, failed)
 
 
-def score(target: str | os.PathLike[str], out: str | os.PathLike[str] | None = None, write_report: bool = False,
-          distributed: bool | None = None, **options: Any) -> pd.DataFrame:
-    """Score every checkpoint of ``target`` (a checkpoint or a folder); one row per checkpoint.
+def score(target: Any, out: str | os.PathLike[str] | None = None, write_report: bool = False,
+          distributed: bool | None = None, *, z_dim: int | None = None, z_type: str | None = None,
+          output_range: str | None = None, cache_key: str | None = None, **options: Any) -> pd.DataFrame:
+    """Score ``target``; one row per checkpoint/generator/sample set, in iteration order.
 
-    The summary (best checkpoint, verdicts, provenance) is in ``df.attrs["summary"]``. With
-    ``write_report=True`` (or ``out`` given) the reports are written, by rank 0 only when distributed.
+    ``target``: a checkpoint, TorchScript (.pt/.ts) or ONNX file, a folder of them, a folder/zip/.npz of
+    samples, a list of such paths (a series), a callable ``z -> images`` or an image array (docs/inputs.md).
+    ``z_dim``/``z_type``/``output_range`` describe generators whose files do not say (``options["extra"]``
+    may carry them too, as the CLI does); a callable is cached only under ``cache_key``.
+    The summary (best, verdicts, provenance, notes) is in ``df.attrs["summary"]``. With ``write_report=True``
+    (or ``out`` given) the reports are written (default folder: the target's ``report/``), by rank 0 only.
     """
     opts = ScoreOptions.from_kwargs(**options)
+    given = {"z_dim": z_dim, "z_type": z_type, "output_range": output_range, "cache_key": cache_key}
+    hints = {**{k: v for k, v in opts.extra.items() if k in HINT_KEYS and v is not None},
+             **{k: v for k, v in given.items() if v is not None}}
+    opts.extra = {**opts.extra, **hints}
     dist = from_env(distributed)
-    result = score_series(resolve_target(target), opts, dist)
+    series = resolve_target(target, **hints)
+    result = score_series(series, opts, dist)
     if (write_report or out is not None) and dist.all_ok(True) and dist.is_main:
         from ganeval.report import write_reports
 
-        paths = write_reports(result, out or resolve_target(target).root / "report")
+        paths = write_reports(result, out or series.root / "report")
         result.summary["report"] = {k: str(v) for k, v in paths.items()}
     df = result.table
     df.attrs["summary"] = result.summary

@@ -1,4 +1,8 @@
-"""Generate a source's samples once and run every requested extractor on each batch (cache first)."""
+"""Read a source's samples once and run every requested extractor on each batch (cache first).
+
+A source is opened (``Source.open``) into ``Samples`` that give global batch ``b`` (rows ``b·bs:(b+1)·bs``);
+rank r of W computes batches r, r+W, …, so a distributed run sees exactly the single-process batches.
+"""
 
 from __future__ import annotations
 
@@ -12,14 +16,18 @@ from ganeval.distributed import DistContext
 from ganeval.feature_cache import feature_key, load_features, save_features
 from ganeval.features.base import FeatureExtractor
 from ganeval.inputs import Source
-from ganeval.sampling import generate, latents
+from ganeval.sources.base import Samples
 
 GRID_SAMPLES = 30
 
 
 @dataclass
 class Extracted:
-    """Features per extractor name, plus the sample count with NaN/Inf and a small sample grid."""
+    """Features per extractor name, the sample count with NaN/Inf, a small sample grid, and what the source said.
+
+    ``keys`` is empty when the source has no stable identity (never cached); ``paired``: drawn from the shared
+    latent set; ``n``: samples actually scored; ``n_bad``: unreadable stored images (None for generators).
+    """
 
     pool: dict[str, torch.Tensor] = field(default_factory=dict)
     logits: dict[str, torch.Tensor | None] = field(default_factory=dict)
@@ -28,6 +36,11 @@ class Extracted:
     grid: np.ndarray | None = None
     meta: dict = field(default_factory=dict)
     keys: dict[str, str] = field(default_factory=dict)
+    n: int = 0
+    paired: bool = True
+    n_bad: int | None = None
+    shape: tuple[int, ...] | None = None
+    notes: list[str] = field(default_factory=list)
 
 
 def extract(
@@ -41,40 +54,50 @@ def extract(
     use_cache: bool = True,
     progress: object | None = None,
 ) -> Extracted:
-    """Features of ``n`` samples of ``source`` from the shared latent set, for each extractor."""
-    gen, zdim, z_type, meta = source.load(device)
-    out = Extracted(sha256=meta["sha256"], meta=meta)
-    keys = out.keys = {ex.name: feature_key(out.sha256, ex.provenance(), n, seed, z_type) for ex in extractors}
+    """Features of (up to) ``n`` samples of ``source`` for each extractor, in the source's fixed order."""
+    samples = source.open(device, n, seed)
+    try:
+        return _extract(samples, extractors, seed, batch_size, dist, use_cache, progress)
+    finally:
+        samples.close()
+
+
+def _extract(samples: Samples, extractors: list[FeatureExtractor], seed: int, batch_size: int, dist: DistContext,
+             use_cache: bool, progress: object | None) -> Extracted:
+    n = samples.n
+    out = Extracted(sha256=samples.sha256 or "", meta=samples.meta, n=n, paired=samples.paired, n_bad=samples.n_bad)
+    if samples.cache_key is not None:
+        key_seed = seed if samples.paired else 0
+        out.keys = {ex.name: feature_key(samples.cache_key, ex.provenance(), n, key_seed, samples.z_type) for ex in extractors}
+    cached = use_cache and bool(out.keys)
     missing = []
     for ex in extractors:
-        hit = load_features(keys[ex.name]) if use_cache else None
+        hit = load_features(out.keys[ex.name]) if cached else None
         if hit is None:
             missing.append(ex)
         else:
             out.pool[ex.name], out.logits[ex.name], out.nonfinite = hit
-    z_grid = latents(n, zdim, seed, 0, min(GRID_SAMPLES, n), z_type)
-    out.grid = next(generate(gen, z_grid, GRID_SAMPLES, device)).images[:, 0].cpu().numpy()
-    if not missing:
-        return out
-    z = latents(n, zdim, seed, z_type=z_type)
-    n_batches = math.ceil(n / batch_size)
-    pools: dict[str, dict[int, torch.Tensor]] = {ex.name: {} for ex in missing}
-    logits: dict[str, dict[int, torch.Tensor]] = {ex.name: {} for ex in missing}
-    bad: dict[int, torch.Tensor] = {}
-    for b in dist.my_batches(n_batches):
-        batch = next(generate(gen, z[b * batch_size : (b + 1) * batch_size], batch_size, device))
-        bad[b] = torch.tensor([batch.nonfinite])
+    out.grid = samples.grid(GRID_SAMPLES)
+    if missing:
+        n_batches = math.ceil(n / batch_size)
+        pools: dict[str, dict[int, torch.Tensor]] = {ex.name: {} for ex in missing}
+        logits: dict[str, dict[int, torch.Tensor]] = {ex.name: {} for ex in missing}
+        bad: dict[int, torch.Tensor] = {}
+        for b in dist.my_batches(n_batches):
+            batch = samples.batch(b, batch_size)
+            bad[b] = torch.tensor([batch.nonfinite])
+            for ex in missing:
+                f = ex(batch.images)
+                pools[ex.name][b] = f["pool"].cpu()
+                if "logits" in f:
+                    logits[ex.name][b] = f["logits"].cpu()
+            if progress is not None:
+                progress.update(len(batch.images) * dist.world)  # type: ignore[attr-defined]
+        out.nonfinite = int(torch.cat(dist.gather_batches(bad, n_batches)).sum())
         for ex in missing:
-            f = ex(batch.images)
-            pools[ex.name][b] = f["pool"].cpu()
-            if "logits" in f:
-                logits[ex.name][b] = f["logits"].cpu()
-        if progress is not None:
-            progress.update(len(batch.images) * dist.world)  # type: ignore[attr-defined]
-    out.nonfinite = int(torch.cat(dist.gather_batches(bad, n_batches)).sum())
-    for ex in missing:
-        out.pool[ex.name] = torch.cat(dist.gather_batches(pools[ex.name], n_batches))
-        out.logits[ex.name] = torch.cat(dist.gather_batches(logits[ex.name], n_batches)) if ex.has_logits else None
-        if use_cache and dist.is_main:
-            save_features(keys[ex.name], out.pool[ex.name], out.logits[ex.name], out.nonfinite)
+            out.pool[ex.name] = torch.cat(dist.gather_batches(pools[ex.name], n_batches))
+            out.logits[ex.name] = torch.cat(dist.gather_batches(logits[ex.name], n_batches)) if ex.has_logits else None
+            if cached and dist.is_main:
+                save_features(out.keys[ex.name], out.pool[ex.name], out.logits[ex.name], out.nonfinite)
+    out.shape, out.notes = samples.shape, list(samples.notes)
     return out

@@ -166,6 +166,7 @@ def number(x: Any, where: str) -> float | None:
 def find_report(target: str | os.PathLike[str]) -> Path | None:
     """The ``summary.json`` TARGET names, or ``None`` when TARGET is a checkpoint (folder) to score."""
     from ganeval.checkpoints import list_checkpoints
+    from ganeval.inputs import scorable
 
     p = Path(target)
     if not p.exists():
@@ -178,6 +179,8 @@ def find_report(target: str | os.PathLike[str]) -> Path | None:
         return None
     if any((p / n).exists() for n in ("scores.csv", "scores.parquet", "report.html")):
         raise GanevalError(f"{p}: report folder without summary.json (incomplete or interrupted report?)")
+    if scorable(p):  # generator files or sample images (docs/inputs.md)
+        return None
     raise GanevalError(f"{p}: neither a report (no summary.json) nor a checkpoint folder (no ckpt_*.safetensors)")
 
 

@@ -1,22 +1,39 @@
-"""What ``score`` and ``gate`` accept, resolved into an ordered series of sources to sample from."""
+"""What ``score`` and ``gate`` accept, resolved into an ordered series of sources to sample from.
+
+Inputs (docs/inputs.md): ganeval checkpoints (``ckpt_*.safetensors``, a file or a folder); TorchScript
+(``.pt``/``.ts``) and ONNX (``.onnx``) generators, a file or a folder of them; stored samples (a folder
+or ``.zip`` of images, an ``.npz``); several targets at once (a series); from Python also a callable
+``z → images`` and an image array. ``Source.open`` gives the source's samples (``ganeval.sources``).
+"""
 
 from __future__ import annotations
 
 import os
+import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
 from ganeval.checkpoints import CKPT_RE, list_checkpoints, load_generator
-from ganeval.errors import GanevalError
+from ganeval.errors import CheckpointError, GanevalError
+from ganeval.sources import generators as gens
+from ganeval.sources.base import GeneratorSamples, InputHints, Samples, merge_hints
+from ganeval.sources.samples import array_images, image_files, is_image_name, natural_key, open_array, read_image_set, read_npz
+
+GENERATOR_EXTS = {".onnx": "onnx", ".pt": "torchscript", ".ts": "torchscript"}
+SAMPLE_FILE_EXTS = {".zip": "images", ".npz": "npz"}
+#: Kinds whose samples are stored images (no latent control: unpaired bootstrap).
+SAMPLE_KINDS = ("images", "npz", "array")
 
 
 @dataclass
 class Source:
-    """One generator in a series: where it is, its iteration, and how to load it."""
+    """One element of a series: its name, iteration, kind and what ``open`` needs (``extra``)."""
 
     name: str
     path: Path | None
@@ -24,11 +41,9 @@ class Source:
     kind: str = "checkpoint"
     extra: dict[str, Any] = field(default_factory=dict)
 
-    def load(self, device: torch.device) -> tuple[nn.Module, int, str, dict[str, Any]]:
-        """``(generator, latent_dim, z_type, metadata)``; metadata includes the file's SHA-256 under ``sha256``."""
-        assert self.path is not None
-        gen, meta = load_generator(self.path, device=device)
-        return gen, int(meta.get("latent_dim") or gen.latent_dim), "normal", meta
+    def open(self, device: torch.device, n: int, seed: int) -> Samples:
+        """The first ``n`` samples: generators draw rows of the seed's latent set, stored samples come in file order."""
+        return OPENERS[self.kind](self, device, n, seed)
 
 
 @dataclass
@@ -40,23 +55,199 @@ class Series:
     root: Path
 
 
-def resolve_target(target: str | os.PathLike[str]) -> Series:
-    """A checkpoint file or a folder of ``ckpt_*.safetensors`` → a ``Series``; nothing to score → exit-2 error."""
+# -- opening -----------------------------------------------------------------------------------------------
+def _open_checkpoint(src: Source, device: torch.device, n: int, seed: int) -> Samples:
+    assert src.path is not None
+    gen, meta = load_generator(src.path, device=device)
+    sha = meta["sha256"]
+    return GeneratorSamples(gen, name=src.name, n=n, seed=seed, z_dim=int(meta.get("latent_dim") or gen.latent_dim),
+                            z_type="normal", output_range="-1,1", device=device, sha256=sha, cache_key=sha, meta=meta)
+
+
+def _generator_settings(kind: str, path: Path, hints: InputHints) -> dict[str, Any]:
+    found = gens.probe_onnx(path) if kind == "onnx" else gens.probe_torchscript(path, hints.z_dim is not None)
+    if found.get("z_dim") is None and hints.z_dim is None:
+        how = ("its input shape is dynamic" if kind == "onnx" else
+               f"save it with torch.jit.save(m, path, _extra_files={{'{gens.META_FILE}': '{{\"z_dim\": N}}'}}) or give the "
+               "module a latent_dim attribute")
+        raise GanevalError(f"{path}: cannot tell the latent size of this {kind} generator ({how}); pass --z-dim N "
+                           "(z_dim=N in Python)")
+    return merge_hints(str(path), found, hints)
+
+
+def _open_generator_file(src: Source, device: torch.device, n: int, seed: int) -> Samples:
+    assert src.path is not None
+    hints: InputHints = src.extra["hints"]
+    settings = src.extra.get("settings") or _generator_settings(src.kind, src.path, hints)
+    if src.kind == "onnx":
+        fn: Callable[[torch.Tensor], Any] = gens.onnx_function(src.path, device)
+    else:
+        fn = gens.load_torchscript(src.path, device)
+    sha = gens.file_digest(src.path)
+    key = f"{sha}|z{settings['z_dim']}|{settings['output_range']}"
+    return GeneratorSamples(fn, name=src.name, n=n, seed=seed, z_dim=settings["z_dim"], z_type=settings["z_type"],
+                            output_range=settings["output_range"], device=device, sha256=sha, cache_key=key,
+                            meta={"format": src.kind})
+
+
+def _open_callable(src: Source, device: torch.device, n: int, seed: int) -> Samples:
+    fn, s = src.extra["fn"], src.extra["settings"]
+    if isinstance(fn, nn.Module):
+        fn = fn.to(device).eval()
+    key = src.extra.get("cache_key")
+    key = f"callable:{key}|z{s['z_dim']}|{s['output_range']}" if key else None
+    return GeneratorSamples(fn, name=src.name, n=n, seed=seed, z_dim=s["z_dim"], z_type=s["z_type"],
+                            output_range=s["output_range"], device=device, sha256=None, cache_key=key, meta={"format": "callable"})
+
+
+def _open_images(src: Source, device: torch.device, n: int, seed: int) -> Samples:
+    assert src.path is not None
+    return read_image_set(src.path, n)
+
+
+def _open_npz(src: Source, device: torch.device, n: int, seed: int) -> Samples:
+    assert src.path is not None
+    images, flags = read_npz(src.path, src.extra["hints"].output_range or "-1,1")
+    return open_array(images, flags, n, src.path.name)
+
+
+def _open_array(src: Source, device: torch.device, n: int, seed: int) -> Samples:
+    images, flags = array_images(src.extra["array"], src.extra["hints"].output_range or "-1,1", src.name)
+    return open_array(images, flags, n, src.name)
+
+
+OPENERS: dict[str, Callable[[Source, torch.device, int, int], Samples]] = {
+    "checkpoint": _open_checkpoint, "torchscript": _open_generator_file, "onnx": _open_generator_file,
+    "callable": _open_callable, "images": _open_images, "npz": _open_npz, "array": _open_array,
+}
+
+
+# -- resolving -----------------------------------------------------------------------------------------------
+def _number(name: str) -> int | None:
+    nums = re.findall(r"\d+", name)
+    return int(nums[-1]) if nums else None
+
+
+def _file_source(path: Path, hints: InputHints) -> Source:
+    suffix = path.suffix.lower()
+    kind = GENERATOR_EXTS.get(suffix) or SAMPLE_FILE_EXTS.get(suffix)
+    if kind is None:
+        if is_image_name(path.name):
+            raise GanevalError(f"{path}: a single image is not a sample set; give the folder (or a zip) of samples")
+        m = CKPT_RE.match(path.name)
+        return Source(path.name, path, int(m.group(1)) if m else None)
+    extra: dict[str, Any] = {"hints": hints}
+    if kind in GENERATOR_EXTS.values():
+        try:
+            extra["settings"] = _generator_settings(kind, path, hints)
+        except CheckpointError:
+            pass  # unreadable or unsafe: reported as this file's error when it is scored
+    return Source(path.name, path, _number(path.stem), kind, extra)
+
+
+def _ordered(sources: list[Source], what: str, given: str) -> tuple[list[Source], list[str]]:
+    """Iterations from the number in each name, else the position in ``given`` order (with a note)."""
+    nums = [s.iteration for s in sources]
+    if len(sources) > 1 and None not in nums and len(set(nums)) == len(nums):
+        ordered = sorted(sources, key=lambda s: s.iteration)  # type: ignore[arg-type, return-value]
+        first = ordered[0]
+        return ordered, [f"iteration of each {what} taken from the number in its name ({first.name} → {first.iteration})"]
+    if len(sources) > 1:
+        for i, s in enumerate(sources, 1):
+            s.iteration = i
+        return sources, [f"not every {what} name has a distinct number: iteration = position in {given} order (1, 2, …)"]
+    return sources, []
+
+
+def _ignored(path: Path, names: list[str], what: str) -> list[str]:
+    if not names:
+        return []
+    shown = ", ".join(names[:5]) + (" …" if len(names) > 5 else "")
+    return [f"ignored {len(names)} {what} file(s) in {path}: {shown}"]
+
+
+def _folder(path: Path, hints: InputHints) -> Series:
+    files = sorted((p for p in path.iterdir() if p.is_file() and not p.name.startswith(".")), key=lambda p: natural_key(p.name))
+    refs = list_checkpoints(path)
+    if refs:
+        others = sorted(p.name for p in files if not CKPT_RE.match(p.name))
+        return Series([Source(r.path.name, r.path, r.iteration) for r in refs], _ignored(path, others, "non-checkpoint"), path)
+    generators = [p for p in files if p.suffix.lower() in GENERATOR_EXTS]
+    if generators:
+        sources, notes = _ordered([_file_source(p, hints) for p in generators], "generator file", "file-name")
+        others = [p.name for p in files if p not in generators]
+        return Series(sources, notes + _ignored(path, others, "non-generator"), path)
+    if image_files(path):
+        others = [p.name for p in files if not is_image_name(p.name)]
+        src = Source(path.name, path, _number(path.name), "images", {"hints": hints})
+        return Series([src], _ignored(path, others, "non-image"), path)
+    raise GanevalError(f"{path}: no checkpoints (ckpt_*.safetensors), generator files (.onnx, .pt, .ts) or images to score")
+
+
+def scorable(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` is something ``score`` takes (a file, or a folder of checkpoints, generators or images)."""
+    p = Path(path)
+    if p.is_file():
+        return True
+    if not p.is_dir():
+        return False
+    return bool(list_checkpoints(p) or image_files(p) or any(q.suffix.lower() in GENERATOR_EXTS for q in p.iterdir()))
+
+
+def _in_memory(target: Any, hints: InputHints) -> Source:
+    if isinstance(target, (np.ndarray, torch.Tensor)):
+        return Source("array", None, None, "array", {"array": target, "hints": hints})
+    name = getattr(target, "__name__", None) or type(target).__name__
+    found = {}
+    for attr in gens.ZDIM_ATTRS:
+        value = getattr(target, attr, None)
+        if isinstance(value, int) and not isinstance(value, bool):
+            found["z_dim"] = value
+            break
+    settings = merge_hints(f"callable {name}", found, hints)
+    return Source(name, None, None, "callable", {"fn": target, "settings": settings, "cache_key": hints.cache_key})
+
+
+def _resolve_one(target: Any, hints: InputHints) -> Series:
+    if isinstance(target, Series):
+        return target
+    if isinstance(target, (np.ndarray, torch.Tensor)) or (callable(target) and not isinstance(target, (str, os.PathLike))):
+        return Series([_in_memory(target, hints)], [], Path.cwd())
     path = Path(target)
     if not path.exists():
         raise GanevalError(f"{path}: no such file or directory")
     if path.is_file():
-        m = CKPT_RE.match(path.name)
-        return Series([Source(path.name, path, int(m.group(1)) if m else None)], [], path.parent)
-    refs = list_checkpoints(path)
-    others = sorted(
-        p.name for p in path.iterdir()
-        if p.is_file() and not CKPT_RE.match(p.name) and not p.name.startswith(".")
-    )
-    notes = []
-    if others:
-        shown = ", ".join(others[:5]) + (" …" if len(others) > 5 else "")
-        notes.append(f"ignored {len(others)} non-checkpoint file(s) in {path}: {shown}")
-    if not refs:
-        raise GanevalError(f"{path}: no checkpoints (ckpt_*.safetensors) to score")
-    return Series([Source(r.path.name, r.path, r.iteration) for r in refs], notes, path)
+        return Series([_file_source(path, hints)], [], path.parent)
+    return _folder(path, hints)
+
+
+def resolve_target(target: Any, *, z_dim: int | None = None, z_type: str | None = None, output_range: str | None = None,
+                   cache_key: str | None = None) -> Series:
+    """A path (file or folder), several paths (a series), a callable or an image array → a ``Series``.
+
+    Nothing to score, or a generator whose latent size is unknown → ``GanevalError`` (exit 2).
+    """
+    hints = InputHints(z_dim, z_type, output_range, cache_key)
+    if not isinstance(target, Sequence) or isinstance(target, str):
+        return _resolve_one(target, hints)
+    targets = list(target)
+    if not targets:
+        raise GanevalError("nothing to score: no target given")
+    if len(targets) == 1:
+        return _resolve_one(targets[0], hints)
+    parts = [_resolve_one(t, hints) for t in targets]
+    sources = [s for p in parts for s in p.sources]
+    notes = [n for p in parts for n in p.notes]
+    paths = [Path(t) for t in targets if isinstance(t, (str, os.PathLike))]
+    root = Path(os.path.commonpath([str(p.resolve().parent) for p in paths])) if paths else Path.cwd()
+    names = [s.name for s in sources]
+    if len(set(names)) < len(names):
+        for s in sources:
+            if s.path is not None:
+                s.name = os.path.relpath(s.path.resolve(), root)
+        seen: dict[str, int] = {}
+        for s in sources:
+            seen[s.name] = seen.get(s.name, 0) + 1
+            s.name += f" ({seen[s.name]})" if seen[s.name] > 1 else ""
+    sources, order = _ordered(sources, "input", "the given")
+    return Series(sources, order + notes, root)

@@ -27,7 +27,7 @@ from ganeval.train.losses import EMA, bce_seed_step, hinge_step
 from ganeval.train.recipes import RECIPES, TrainError
 from ganeval.train.state import LOG_HEADER, STATE_NAME, load_state
 
-N, K, LOG = 60, 20, 10  # iterations, checkpoint interval and log interval of the reference run
+N, K, LOG = 40, 10, 5  # iterations, checkpoint interval and log interval of the reference run
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -1,4 +1,4 @@
-"""``ganeval score CKPT_DIR``: score every checkpoint, rank them, write the reports."""
+"""``ganeval score TARGET...``: score every checkpoint (generator, sample set), rank them, write the reports."""
 
 from __future__ import annotations
 
@@ -34,6 +34,13 @@ def add_score_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--inception-weights", default=None, help="Inception weights file (.pth state dict or .safetensors)")
     p.add_argument("--no-cache", action="store_true", help="recompute features even when cached")
     p.add_argument("--distributed", action="store_true", default=None, help="join the torchrun process group")
+    i = p.add_argument_group("generator files and callables (used when the file cannot tell; docs/inputs.md)") \
+        if isinstance(p, argparse.ArgumentParser) else p  # gate passes an argument group: no nesting
+    i.add_argument("--z-dim", type=int, default=None, metavar="N", help="latent size (read from the file when it says)")
+    i.add_argument("--z-type", default=None, choices=["normal", "uniform"],
+                   help="latent distribution: N(0, 1) or U(-1, 1) (default normal)")
+    i.add_argument("--output-range", default=None, choices=["-1,1", "0,1", "0,255"], metavar="-1,1|0,1|0,255",
+                   help="range of float generator output (default -1,1; write --output-range=-1,1); uint8 output is used as is")
 
 
 def options_from_args(args: argparse.Namespace) -> ScoreOptions:
@@ -43,12 +50,15 @@ def options_from_args(args: argparse.Namespace) -> ScoreOptions:
         batch_size=args.batch_size, seed=args.seed, inception_top_k=args.inception_top_k, inception_all=args.inception_all,
         precision=args.precision, bootstrap=args.bootstrap, primary=args.primary, late_threshold=args.late_threshold,
         inception_weights=args.inception_weights, use_cache=not args.no_cache,
+        extra={k: v for k in ("z_dim", "z_type", "output_range") if (v := getattr(args, k, None)) is not None},
     )
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("score", help="score every checkpoint of a folder, rank them, write reports")
-    p.add_argument("target", type=Path, help="checkpoint folder or a single checkpoint file")
+    p.add_argument("target", type=Path, nargs="+", metavar="TARGET",
+                   help="checkpoint folder or file; TorchScript/ONNX generator or a folder of them; a folder, zip or .npz "
+                        "of samples; several targets form one series (e.g. run/iter_*/)")
     add_score_options(p)
     p.add_argument("--out", type=Path, default=None, help="report folder (default CKPT_DIR/report)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON on stdout")
@@ -63,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
 
     opts = options_from_args(args)
     dist = from_env(args.distributed)
-    series = resolve_target(args.target)
+    series = resolve_target(args.target, **opts.extra)
     result = score_series(series, opts, dist)
     if not dist.all_ok(True):
         return EXIT_FAILED
@@ -75,7 +85,8 @@ def run(args: argparse.Namespace) -> int:
         summary = json.loads(paths["json"].read_text())
         print(json.dumps(summary, indent=2))
     else:
-        cols = [c for c in ("iteration", "fid", "is_mean", "kid_mean", "mnist_is", "mnist_fd", "modes_covered", "rank", "status")
+        cols = [c for c in ("iteration", "fid", "is_mean", "kid_mean", "mnist_is", "mnist_fd", "modes_covered", "n_bad_images",
+                            "rank", "status")
                 if c in result.table and result.table[c].notna().any()]
         print(result.table[cols].to_string(index=False))
         print(result.summary["verdict"])

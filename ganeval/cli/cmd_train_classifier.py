@@ -10,8 +10,8 @@ from pathlib import Path
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train-classifier", help="train the MNIST classifier behind the 'mnist' extractor (deterministic)")
-    p.add_argument("--epochs", type=int, default=12)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--epochs", type=int, default=12, help="passes over the 60,000 training images (default 12)")
+    p.add_argument("--seed", type=int, default=0, help="seeds initialisation, dropout, shuffling, augmentation")
     p.add_argument("--out", type=Path, default=None,
                    help="output .safetensors (default: the shipped ganeval/pretrained/mnist_classifier.safetensors)")
     p.add_argument("--device", default="cpu", help="cpu (default, reproducible), cuda or auto")

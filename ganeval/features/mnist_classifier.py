@@ -18,7 +18,7 @@ from ganeval.features.mnist_net import POOL_DIM, MNISTNet
 
 SHIPPED_WEIGHTS = Path(__file__).resolve().parent.parent / "pretrained" / "mnist_classifier.safetensors"
 #: SHA-256 of the shipped weights (``ganeval train-classifier --epochs 12 --seed 0 --device cpu --threads 1``).
-WEIGHTS_SHA256 = "0" * 64
+WEIGHTS_SHA256 = "0655961c892c438ba44d0100f1f8a6af01e1b17b921dbfe2ca902266299871b4"
 SIZE = 28
 LUMA = (0.299, 0.587, 0.114)
 RESIZE_MODE = "28x28 as is; other sizes: torch interpolate bilinear antialias=True align_corners=False to 28x28"

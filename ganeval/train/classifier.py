@@ -135,6 +135,7 @@ def save_classifier(path: str | os.PathLike[str], trained: TrainedClassifier, ex
     trained.metadata = meta
     with atomic_path(path) as tmp:
         save_file(trained.state_dict, str(tmp), metadata=meta)
+        tmp.chmod(0o644)  # mkstemp makes 0600; the file is shipped as package data
     return sha256_file(path)
 
 

@@ -1,0 +1,167 @@
+"""Stored samples: a folder or zip of PNG/JPEG images, an ``.npz``, or an in-memory array.
+
+Images are read in natural file-name order (``img_2`` before ``img_10``); the first N readable ones are
+used. Grayscale images stay 1-channel, anything else becomes RGB (alpha dropped, palette expanded); a set
+mixing both is scored as RGB. 16-bit grayscale is scaled to 8 bits. Unreadable or truncated files are
+counted (``n_bad_images``) and named in a note, never silently dropped.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ganeval.errors import GanevalError
+from ganeval.sources.base import ImageSamples, convert_output
+
+IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
+NPZ_KEYS = ("images", "samples", "x", "arr_0")
+
+
+def natural_key(name: str) -> list[Any]:
+    """Sort key treating digit runs as numbers."""
+    return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", name)]
+
+
+def is_image_name(name: str) -> bool:
+    """A visible file name with an image extension."""
+    base = name.rsplit("/", 1)[-1]
+    return not base.startswith(".") and Path(base).suffix.lower() in IMAGE_EXTS
+
+
+def image_files(folder: Path) -> list[Path]:
+    """The image files directly in ``folder`` in natural name order."""
+    return sorted((p for p in folder.iterdir() if p.is_file() and is_image_name(p.name)), key=lambda p: natural_key(p.name))
+
+
+def decode_image(data: bytes) -> np.ndarray:
+    """Image bytes → uint8 ``(H, W)`` (grayscale) or ``(H, W, 3)``; raises on unreadable or truncated data."""
+    from PIL import Image
+
+    with Image.open(io.BytesIO(data)) as img:
+        img.load()
+        if img.mode.startswith("I;16"):
+            return (np.asarray(img, dtype=np.int64) >> 8).astype(np.uint8)
+        if img.mode == "I":  # 32-bit integer: 16-bit data scaled down, 8-bit data kept
+            arr = np.asarray(img, dtype=np.int64)
+            return np.clip(arr >> 8 if arr.max() > 255 else arr, 0, 255).astype(np.uint8)
+        if img.mode in ("1", "L", "LA", "La"):
+            return np.asarray(img.convert("L"), dtype=np.uint8)
+        return np.asarray(img.convert("RGB"), dtype=np.uint8)
+
+
+def _entries(path: Path) -> Iterator[tuple[str, bytes | Exception]]:
+    if path.is_dir():
+        for p in image_files(path):
+            try:
+                yield p.name, p.read_bytes()
+            except OSError as exc:
+                yield p.name, exc
+        return
+    try:
+        with zipfile.ZipFile(path) as zf:
+            names = sorted((i.filename for i in zf.infolist() if not i.is_dir() and is_image_name(i.filename)
+                            and not i.filename.startswith("__MACOSX/")), key=natural_key)
+            if not names:
+                raise GanevalError(f"{path}: no images (.png, .jpg, …) in this zip")
+            for name in names:
+                try:
+                    yield name, zf.read(name)
+                except (zipfile.BadZipFile, OSError, EOFError) as exc:
+                    yield name, exc
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise GanevalError(f"{path}: not a readable zip file ({exc})") from exc
+
+
+def stack_images(images: list[np.ndarray], names: list[str], where: str) -> torch.Tensor:
+    """Same-size ``(H, W)``/``(H, W, 3)`` arrays → uint8 ``(N, C, H, W)`` (RGB when any image is RGB)."""
+    sizes = {im.shape[:2] for im in images}
+    if len(sizes) > 1:
+        first = images[0].shape[:2]
+        odd = next(i for i, im in enumerate(images) if im.shape[:2] != first)
+        raise GanevalError(f"{where}: images of different sizes ({first[0]}×{first[1]} in {names[0]}, "
+                           f"{images[odd].shape[0]}×{images[odd].shape[1]} in {names[odd]}); resize them to one size")
+    rgb = any(im.ndim == 3 for im in images)
+    if rgb:
+        images = [np.repeat(im[..., None], 3, axis=2) if im.ndim == 2 else im for im in images]
+        return torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).contiguous()
+    return torch.from_numpy(np.stack(images)).unsqueeze(1)
+
+
+def read_image_set(path: Path, n: int) -> ImageSamples:
+    """The first ``n`` readable images of a folder or zip, with notes on bad files and a short set."""
+    good: list[np.ndarray] = []
+    names: list[str] = []
+    bad: list[tuple[str, str]] = []
+    for name, data in _entries(path):
+        if len(good) >= n:
+            break
+        if isinstance(data, Exception):
+            bad.append((name, str(data)))
+            continue
+        try:
+            good.append(decode_image(data))
+            names.append(name)
+        except Exception as exc:  # noqa: BLE001 - PIL raises many types for bad files
+            bad.append((name, f"{exc.__class__.__name__}: {exc}"))
+    notes = []
+    if bad:
+        shown = "; ".join(f"{n_}: {why}" for n_, why in bad[:3]) + (" …" if len(bad) > 3 else "")
+        notes.append(f"{path.name}: {len(bad)} unreadable or truncated image(s) left out ({shown})")
+    if not good:
+        raise GanevalError(f"{path}: no readable images ({len(bad)} unreadable)")
+    if len(good) < n:
+        notes.append(f"{path.name}: only {len(good)} readable images, fewer than the {n} asked for; scoring those {len(good)}")
+    images = stack_images(good, names, str(path))
+    meta = {"files": len(good) + len(bad), "first": names[0], "last": names[-1]}
+    return ImageSamples(images, meta=meta, notes=notes, n_bad=len(bad))
+
+
+def array_images(arr: Any, output_range: str, what: str) -> tuple[torch.Tensor, np.ndarray]:
+    """uint8 ``(N, H, W)``/``(N, H, W, C)``/``(N, C, H, W)`` or float images → uint8 NCHW and per-image NaN flags."""
+    x = arr if isinstance(arr, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(np.asarray(arr)))
+    x = x.detach().cpu()
+    if x.ndim == 4 and x.shape[-1] in (1, 3) and x.shape[1] not in (1, 3):
+        x = x.permute(0, 3, 1, 2)
+    if x.ndim not in (3, 4) or (x.ndim == 4 and x.shape[1] not in (1, 3)):
+        raise GanevalError(f"{what}: images of shape {tuple(x.shape)}; expected (N, H, W), (N, H, W, C) or (N, C, H, W)")
+    if x.dtype == torch.bool or (not x.is_floating_point() and x.dtype != torch.uint8 and x.numel() and int(x.max()) > 255):
+        raise GanevalError(f"{what}: integer images must be uint8 0..255 (dtype {x.dtype})")
+    flags = np.zeros(len(x), bool)
+    if x.is_floating_point():
+        flags = (~torch.isfinite(x)).flatten(1).any(dim=1).numpy()
+    images, _ = convert_output(x, output_range, what)
+    return images.contiguous(), flags
+
+
+def read_npz(path: Path, output_range: str) -> tuple[torch.Tensor, np.ndarray]:
+    """The image array of an ``.npz`` (its only array, else one named images/samples/x/arr_0); no pickles."""
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            keys = list(z.files)
+            key = keys[0] if len(keys) == 1 else next((k for k in NPZ_KEYS if k in keys), None)
+            if key is None:
+                raise GanevalError(f"{path}: several arrays ({', '.join(keys[:6])}); name the images one of {', '.join(NPZ_KEYS)}")
+            arr = z[key]
+    except GanevalError:
+        raise
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
+        raise GanevalError(f"{path}: not a readable .npz of images ({exc}; object arrays/pickles are refused)") from exc
+    return array_images(arr, output_range, str(path))
+
+
+def open_array(images: torch.Tensor, flags: np.ndarray, n: int, what: str) -> ImageSamples:
+    """The first ``n`` images of ``array_images``' output (with a note when there are fewer)."""
+    notes = []
+    if len(images) < n:
+        notes.append(f"{what}: only {len(images)} images, fewer than the {n} asked for; scoring those {len(images)}")
+    if not len(images):
+        raise GanevalError(f"{what}: no images")
+    return ImageSamples(images[:n], notes=notes, nonfinite=flags[:n])

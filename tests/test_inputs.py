@@ -1,0 +1,385 @@
+"""Bring your own generator: TorchScript / ONNX files, callables, arrays and folders of samples (docs/inputs.md)."""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import pickle
+import warnings
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from synthetic import bank_images
+from torch import nn
+
+from ganeval.checkpoints import save_checkpoint
+from ganeval.errors import CheckpointError, GanevalError
+from ganeval.evaluate import score
+from ganeval.inputs import resolve_target
+from ganeval.models import build_generator
+from ganeval.sampling import latents, to_uint8
+from ganeval.sources.generators import check_torchscript, probe_onnx, scan_pickle
+
+MNIST_ONLY = ("mnist_is", "mnist_fd", "modes")
+FAST: dict[str, Any] = {"num_samples": 240, "metrics": MNIST_ONLY, "bootstrap": 20, "device": "cpu", "progress": False}
+CLI_FAST = ["--num-samples", "240", "--metrics", *MNIST_ONLY, "--bootstrap", "20", "--device", "cpu"]
+
+
+def _mnist_ready() -> bool:
+    import ganeval.features.mnist_classifier as mc
+    from ganeval.reference import reference_path
+
+    return mc.SHIPPED_WEIGHTS.exists() and reference_path("mnist-train", "mnist").is_file()
+
+
+needs_mnist = pytest.mark.skipif(not _mnist_ready(), reason="the shipped MNIST classifier or its reference stats are not built yet")
+
+
+@pytest.fixture(autouse=True)
+def _cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GANEVAL_CACHE_DIR", str(tmp_path / "cache"))
+    warnings.filterwarnings("ignore", category=FutureWarning)  # torch.jit / onnx exporter deprecations
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+
+
+class MLPImages(nn.Module):
+    """The bundled MLP generator, seeded, giving (B, 1, 28, 28) in [-1, 1]; ``latent_dim`` for TorchScript."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.g = build_generator("mlp")
+        self.latent_dim = 100
+        self.eval()  # export in eval mode: a module left in training mode exports BatchNorm with batch statistics
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.g(z).view(-1, 1, 28, 28)
+
+
+class NoisyBank(nn.Module):
+    """Real digits picked by z[:, 0] plus ``noise`` × a z-dependent pattern (ONNX-exportable)."""
+
+    def __init__(self, noise: float, n: int = 400) -> None:
+        super().__init__()
+        self.noise = noise
+        self.register_buffer("bank", bank_images(None, n).view(n, 784))
+        self.register_buffer("proj", torch.randn(16, 784, generator=torch.Generator().manual_seed(0)))
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        k = self.bank.shape[0]
+        u = 0.5 * (1 + torch.erf(z[:, 0] / math.sqrt(2)))
+        idx = (u * k).long().clamp(0, k - 1)
+        img = self.bank[idx] + self.noise * torch.tanh(z @ self.proj)
+        return img.clamp(-1, 1).view(-1, 1, 28, 28)
+
+
+def export_onnx(module: nn.Module, path: Path, z_dim: int) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.onnx.export(module.eval(), (torch.randn(2, z_dim),), str(path), input_names=["z"], output_names=["images"],
+                      dynamic_axes={"z": {0: "batch"}, "images": {0: "batch"}}, dynamo=False)
+    return path
+
+
+def samples_of(module: nn.Module, n: int, z_dim: int, seed: int = 0) -> torch.Tensor:
+    """uint8 samples of ``module`` on the rows of the shared latent set that ``score`` uses."""
+    with torch.no_grad():
+        return to_uint8(module(latents(n, z_dim, seed)))
+
+
+def write_pngs(folder: Path, images: torch.Tensor) -> Path:
+    """uint8 (N, 1|3, H, W) → folder/sample_00000.png, …"""
+    folder.mkdir(parents=True, exist_ok=True)
+    for i, im in enumerate(images):
+        arr = im[0].numpy() if im.shape[0] == 1 else im.permute(1, 2, 0).numpy()
+        Image.fromarray(arr).save(folder / f"sample_{i:05d}.png")
+    return folder
+
+
+# -- generator files ---------------------------------------------------------------------------------------
+@needs_mnist
+def test_torchscript_and_onnx_match_the_checkpoint(tmp_path: Path) -> None:
+    gen = MLPImages()
+    save_checkpoint(tmp_path / "ckpt_0001000.safetensors", gen.g, {"model": "mlp", "config": {"latent_dim": 100},
+                                                                    "latent_dim": 100, "iteration": 1000})
+    torch.jit.save(torch.jit.script(gen), str(tmp_path / "scripted.pt"))  # z_dim from the latent_dim attribute
+    torch.jit.save(torch.jit.trace(gen, torch.randn(2, 100)), str(tmp_path / "traced.ts"),
+                   _extra_files={"ganeval.json": json.dumps({"z_dim": 100})})
+    export_onnx(gen, tmp_path / "gen.onnx", 100)
+    base = score(tmp_path / "ckpt_0001000.safetensors", **FAST).iloc[0]
+    assert base["status"] == "ok"
+    for name in ("scripted.pt", "traced.ts", "gen.onnx"):
+        row = score(tmp_path / name, **FAST).iloc[0]
+        assert row["status"] == "ok", row["error"]
+        assert row["mnist_fd"] == pytest.approx(base["mnist_fd"], rel=1e-4), name
+        assert row["mnist_is"] == pytest.approx(base["mnist_is"], rel=1e-4), name
+        assert row["n_samples"] == FAST["num_samples"] and len(row["sha256"]) == 64
+    row = score(gen, z_dim=100, **FAST).iloc[0]  # a Python callable on the same latents
+    assert row["mnist_fd"] == pytest.approx(base["mnist_fd"], rel=1e-4)
+
+
+@needs_mnist
+def test_onnx_series_is_ranked_by_noise(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    for it, noise in ((1000, 0.6), (2000, 0.0), (3000, 0.9)):
+        export_onnx(NoisyBank(noise), run / f"gen_{it:06d}.onnx", 16)
+    df = score(run, **FAST)
+    assert list(df["iteration"]) == [1000, 2000, 3000]
+    assert df.loc[df["is_best"], "iteration"].item() == 2000
+    fd = df.set_index("iteration")["mnist_fd"]
+    assert fd[2000] < fd[1000] < fd[3000]
+    assert any("number in its name" in n for n in df.attrs["summary"]["notes"])
+
+
+def test_torchscript_without_latent_size_is_exit_2(tmp_path: Path, cli: Any) -> None:
+    torch.jit.save(torch.jit.trace(MLPImages(), torch.randn(2, 100)), str(tmp_path / "g.pt"))
+    code, _, err = cli("score", tmp_path / "g.pt", *CLI_FAST)
+    assert code == 2 and err.strip().count("\n") == 0
+    assert "--z-dim" in err and "g.pt" in err
+
+
+def test_onnx_z_dim_is_read_and_contradiction_is_exit_2(tmp_path: Path, cli: Any) -> None:
+    path = export_onnx(MLPImages(), tmp_path / "g.onnx", 100)
+    src = resolve_target(path).sources[0]
+    assert src.kind == "onnx" and src.extra["settings"] == {"z_dim": 100, "z_type": "normal", "output_range": "-1,1"}
+    code, _, err = cli("score", path, "--z-dim", "64", *CLI_FAST)
+    assert code == 2 and "contradicts" in err
+
+
+def test_onnx_static_batch_runs_in_chunks(tmp_path: Path) -> None:
+    gen = MLPImages()
+    torch.onnx.export(gen, (torch.randn(7, 100),), str(tmp_path / "b7.onnx"), input_names=["z"], output_names=["x"], dynamo=False)
+    got = resolve_target(tmp_path / "b7.onnx").sources[0].open(torch.device("cpu"), 20, 0)
+    assert torch.equal(got.batch(0, 20).images, samples_of(gen, 20, 100)) and got.paired
+
+
+def test_bad_hints_are_input_errors() -> None:
+    with pytest.raises(GanevalError, match="output-range"):
+        resolve_target(np.zeros((4, 28, 28), np.uint8), output_range="0,2")
+    with pytest.raises(GanevalError, match="z-dim"):
+        resolve_target(lambda z: z)  # a callable with no latent size
+
+
+# -- safety ------------------------------------------------------------------------------------------------
+class _Evil:
+    marker = ""
+
+    def __reduce__(self) -> tuple:
+        import os
+
+        return (os.system, (f"touch {_Evil.marker}",))
+
+
+def _fake_torchscript(path: Path, payload: bytes) -> Path:
+    """A zip laid out like a TorchScript archive whose data.pkl is ``payload``."""
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("archive/data.pkl", payload)
+        zf.writestr("archive/constants.pkl", pickle.dumps(()))
+        zf.writestr("archive/version", "3\n")
+    return path
+
+
+@pytest.mark.parametrize("protocol", [0, 2, 4])
+def test_malicious_torchscript_is_refused_before_loading(tmp_path: Path, protocol: int) -> None:
+    marker = tmp_path / "pwned"
+    _Evil.marker = str(marker)
+    path = _fake_torchscript(tmp_path / "evil.pt", pickle.dumps(_Evil(), protocol=protocol))
+    with pytest.raises(CheckpointError, match="system.*refusing"):
+        check_torchscript(path)
+    src = resolve_target(path, z_dim=100).sources[0]
+    with pytest.raises(CheckpointError, match="refusing"):
+        src.open(torch.device("cpu"), 10, 0)
+    assert not marker.exists()
+
+
+@needs_mnist
+def test_malicious_torchscript_in_a_series_is_one_error_row(tmp_path: Path, cli: Any) -> None:
+    marker = tmp_path / "pwned"
+    _Evil.marker = str(marker)
+    run = tmp_path / "run"
+    run.mkdir()
+    _fake_torchscript(run / "gen_001000.pt", pickle.dumps(_Evil()))
+    torch.jit.save(torch.jit.script(MLPImages()), str(run / "gen_002000.pt"))
+    code, _, err = cli("score", run, *CLI_FAST)
+    assert code == 1 and "gen_001000.pt" in err and "refusing" in err
+    assert not marker.exists()
+    rows = json.loads((run / "report" / "summary.json").read_text())["rows"]
+    assert [r["status"] for r in rows] == ["error", "ok"]
+
+
+def test_real_torchscript_passes_the_scan(tmp_path: Path) -> None:
+    torch.jit.save(torch.jit.trace(MLPImages(), torch.randn(2, 100)), str(tmp_path / "g.pt"),
+                   _extra_files={"ganeval.json": '{"z_dim": 100, "output_range": "-1,1"}'})
+    assert check_torchscript(tmp_path / "g.pt") == {"z_dim": 100, "output_range": "-1,1"}
+    scan_pickle(pickle.dumps({"a": [1, 2.0, "x"], "b": {3}}), "plain data")  # builtins containers are fine
+    (tmp_path / "saved.pt").write_bytes(b"")
+    torch.save({"w": torch.zeros(2)}, tmp_path / "saved.pt")
+    with pytest.raises(CheckpointError, match="not a TorchScript archive"):
+        check_torchscript(tmp_path / "saved.pt")
+
+
+def test_onnx_custom_domain_is_refused(tmp_path: Path) -> None:
+    import onnx
+    from onnx import TensorProto, helper
+
+    node = helper.make_node("Boom", ["z"], ["images"], domain="com.evil")
+    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("z", TensorProto.FLOAT, ["b", 8])],
+                              [helper.make_tensor_value_info("images", TensorProto.FLOAT, ["b", 1, 28, 28])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("com.evil", 1)])
+    onnx.save(model, str(tmp_path / "evil.onnx"))
+    with pytest.raises(CheckpointError, match="custom-domain.*com.evil"):
+        probe_onnx(tmp_path / "evil.onnx")
+    src = resolve_target(tmp_path / "evil.onnx").sources[0]
+    with pytest.raises(CheckpointError, match="custom-domain"):
+        src.open(torch.device("cpu"), 10, 0)
+
+
+# -- stored samples ----------------------------------------------------------------------------------------
+@needs_mnist
+def test_png_folder_zip_and_npz_match_the_in_memory_path(tmp_path: Path) -> None:
+    gen = MLPImages()
+    images = samples_of(gen, FAST["num_samples"], 100)
+    folder = write_pngs(tmp_path / "samples", images)
+    memory = score(gen, z_dim=100, **FAST).iloc[0]
+    df = score(folder, **FAST)
+    row = df.iloc[0]
+    assert row["status"] == "ok" and row["n_samples"] == FAST["num_samples"] and row["n_bad_images"] == 0
+    assert row["mnist_fd"] == pytest.approx(memory["mnist_fd"], rel=1e-3)
+    assert row["mnist_fd_ci_low"] <= row["mnist_fd"] <= row["mnist_fd_ci_high"]
+    assert any("no paired bootstrap" in n for n in df.attrs["summary"]["notes"])
+    with zipfile.ZipFile(tmp_path / "samples.zip", "w") as zf:
+        for p in sorted(folder.iterdir()):
+            zf.write(p, f"samples/{p.name}")
+    np.savez(tmp_path / "samples.npz", images=images[:, 0].numpy())
+    feats = tmp_path / "cache" / "features"
+    n_cached = len(list(feats.glob("*.npz")))
+    for other in (tmp_path / "samples.zip", tmp_path / "samples.npz", images.permute(0, 2, 3, 1).numpy()):
+        assert score(other, **FAST).iloc[0]["mnist_fd"] == row["mnist_fd"]
+    assert len(list(feats.glob("*.npz"))) == n_cached  # same image bytes, same content key: features reused
+
+
+@needs_mnist
+def test_rgb_32px_folder_is_resized_with_a_note(tmp_path: Path) -> None:
+    digits = ((bank_images(None, 200) + 1) * 127.5).round().to(torch.uint8)
+    big = torch.nn.functional.interpolate(digits.float(), size=(32, 32), mode="bilinear", antialias=True)
+    rgb = big.round().clamp(0, 255).to(torch.uint8).repeat(1, 3, 1, 1)
+    rgb[:, 0] = (rgb[:, 0].float() * 0.9).to(torch.uint8)  # not a grey image in disguise
+    df = score(write_pngs(tmp_path / "rgb", rgb), **{**FAST, "num_samples": 200})
+    row = df.iloc[0]
+    assert row["status"] == "ok" and row["modes_covered"] >= 8 and row["mnist_is"] > 5
+    notes = " ".join(df.attrs["summary"]["notes"])
+    assert "32×32 RGB, not 28×28 grayscale" in notes and "resized to 28×28" in notes and "digit-like" in notes
+
+
+@needs_mnist
+def test_short_folder_and_bad_images_are_reported(tmp_path: Path, cli: Any) -> None:
+    digits = ((bank_images(None, 150) + 1) * 127.5).round().to(torch.uint8)
+    folder = write_pngs(tmp_path / "few", digits)
+    good = (folder / "sample_00000.png").read_bytes()
+    (folder / "sample_00003.png").write_bytes(good[: len(good) // 2])  # truncated
+    (folder / "sample_00150.png").write_bytes(b"not a png at all")
+    (folder / "labels.txt").write_text("ignored")
+    code, out, err = cli("score", folder, *CLI_FAST, "--json")
+    assert code == 0, err
+    summary = json.loads(out)
+    row = summary["rows"][0]
+    assert row["n_samples"] == 149 and row["n_bad_images"] == 2
+    notes = " ".join(summary["notes"])
+    assert "2 unreadable or truncated image(s)" in notes and "sample_00003.png" in notes
+    assert "only 149 readable images, fewer than the 240 asked for" in notes
+    assert "ignored 1 non-image file(s)" in notes
+    assert "only 149 readable images" in err  # also said on the console
+
+
+def test_mixed_sizes_and_empty_inputs_are_clear_errors(tmp_path: Path) -> None:
+    folder = tmp_path / "mixed"
+    write_pngs(folder, torch.zeros(2, 1, 28, 28, dtype=torch.uint8))
+    Image.fromarray(np.zeros((32, 32), np.uint8)).save(folder / "sample_00009.png")
+    src = resolve_target(folder).sources[0]
+    with pytest.raises(GanevalError, match="different sizes"):
+        src.open(torch.device("cpu"), 10, 0)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(GanevalError, match="no checkpoints"):
+        resolve_target(tmp_path / "empty")
+    np.savez(tmp_path / "obj.npz", images=np.array([{"a": 1}], dtype=object))
+    with pytest.raises(GanevalError, match="pickles are refused"):
+        resolve_target(tmp_path / "obj.npz").sources[0].open(torch.device("cpu"), 10, 0)
+
+
+def test_array_layouts_and_float_ranges() -> None:
+    from ganeval.sources.samples import array_images
+
+    nhw = np.random.default_rng(0).integers(0, 256, (5, 28, 28), dtype=np.uint8)
+    for arr in (nhw, nhw[:, None], nhw[..., None], torch.from_numpy(nhw)):
+        images, flags = array_images(arr, "-1,1", "a")
+        assert images.shape == (5, 1, 28, 28) and torch.equal(images[:, 0], torch.from_numpy(nhw)) and not flags.any()
+    floats = nhw.astype(np.float32) / 127.5 - 1
+    floats[2, 0, 0] = np.nan
+    images, flags = array_images(floats, "-1,1", "a")
+    assert list(flags) == [False, False, True, False, False]
+    assert torch.equal(images[[0, 1, 3, 4], 0], torch.from_numpy(nhw[[0, 1, 3, 4]]))
+    images, _ = array_images(nhw.astype(np.float64) / 255, "0,1", "a")
+    assert torch.equal(images[:, 0], torch.from_numpy(nhw))
+
+
+def test_series_order_from_names_or_position(tmp_path: Path) -> None:
+    for name in ("iter_2000", "iter_500", "iter_10000"):
+        write_pngs(tmp_path / name, torch.zeros(1, 1, 28, 28, dtype=torch.uint8))
+    series = resolve_target([tmp_path / "iter_2000", tmp_path / "iter_500", tmp_path / "iter_10000"])
+    assert [(s.name, s.iteration) for s in series.sources] == [("iter_500", 500), ("iter_2000", 2000), ("iter_10000", 10000)]
+    assert series.root == tmp_path and "number in its name" in series.notes[0]
+    for name in ("early", "late"):
+        write_pngs(tmp_path / name, torch.zeros(1, 1, 28, 28, dtype=torch.uint8))
+    series = resolve_target([tmp_path / "late", tmp_path / "early"])
+    assert [(s.name, s.iteration) for s in series.sources] == [("late", 1), ("early", 2)]
+    assert "position in the given order" in series.notes[0]
+
+
+@needs_mnist
+def test_several_sample_folders_form_a_series_on_the_cli(tmp_path: Path, cli: Any) -> None:
+    run = tmp_path / "run"
+    for it, noise in ((1000, 0.8), (2000, 0.0), (3000, 0.5)):
+        write_pngs(run / f"iter_{it:06d}", samples_of(NoisyBank(noise), 240, 16))
+    code, _, err = cli("score", run / "iter_003000", run / "iter_001000", run / "iter_002000", *CLI_FAST)
+    assert code == 0, err
+    summary = json.loads((run / "report" / "summary.json").read_text())
+    assert [r["iteration"] for r in summary["rows"]] == [1000, 2000, 3000]
+    assert summary["best"]["iteration"] == 2000
+    assert any("no paired bootstrap" in n for n in summary["notes"])
+
+
+# -- gate ----------------------------------------------------------------------------------------------------
+@needs_mnist
+def test_gate_on_an_onnx_file(tmp_path: Path, cli: Any) -> None:
+    path = export_onnx(NoisyBank(0.0), tmp_path / "gen.onnx", 16)
+    code, out, err = cli("gate", path, "--min-modes", "8", *CLI_FAST, "--no-progress", "--json")
+    assert code == 0, out + err
+    assert json.loads(out)["checkpoint"]["name"] == "gen.onnx"
+    assert (tmp_path / "report" / "summary.json").is_file()
+
+
+@needs_mnist
+def test_gate_on_a_sample_folder(tmp_path: Path, cli: Any) -> None:
+    folder = write_pngs(tmp_path / "samples", samples_of(NoisyBank(0.0), 240, 16))
+    code, out, err = cli("gate", folder, "--min-modes", "8", "--max-mnist-fd", "1e9", *CLI_FAST, "--no-progress")
+    assert code == 0, out + err
+    assert "PASS min_modes" in out and (folder / "report" / "summary.json").is_file()
+    code, out, err = cli("gate", folder, "--min-modes", "11", *CLI_FAST, "--no-progress")
+    assert code == 1
+
+
+def test_png_bytes_round_trip_exactly(tmp_path: Path) -> None:
+    images = torch.randint(0, 256, (3, 1, 9, 7), dtype=torch.uint8)
+    src = resolve_target(write_pngs(tmp_path / "s", images)).sources[0]
+    got = src.open(torch.device("cpu"), 10, 0)
+    assert got.n == 3 and torch.equal(got.batch(0, 10).images, images) and not got.paired
+    buf = io.BytesIO()
+    Image.fromarray(np.zeros((4, 4, 4), np.uint8), "RGBA").save(buf, "PNG")
+    (tmp_path / "s" / "sample_00003.png").write_bytes(buf.getvalue())
+    with pytest.raises(GanevalError, match="different sizes"):
+        src.open(torch.device("cpu"), 10, 0)

@@ -1,0 +1,124 @@
+"""Numerics: the fast Inception forward against torch-fidelity's unmodified forward on 28×28 uint8 images,
+and bf16 rankings against fp32 on a small synthetic series (MNIST classifier metrics, CPU)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from synthetic import write_bank_checkpoint
+
+from ganeval.evaluate import score
+from ganeval.features.inception import InceptionExtractor
+from ganeval.features.inception_net import build_tfid_inception
+from ganeval.features.inception_weights import offline_copy
+
+#: Max |Δ| allowed between ganeval's and torch-fidelity's float32 pool features (2048-d, values up to ~6).
+#: torch-fidelity's own float32 forward is ~1.2e-5 from its float64 forward on such inputs, so any other
+#: float32 evaluation order (channels_last, folded BatchNorm) lands at about that distance too.
+MAX_ABS = 2.5e-5
+MEAN_ABS = 1e-6
+
+
+@pytest.fixture(scope="module")
+def weights():
+    return offline_copy()
+
+
+def _inputs(n: int) -> torch.Tensor:
+    from ganeval.data import load_mnist
+
+    real = torch.from_numpy(load_mnist("test")[0][:n].copy()).unsqueeze(1)
+    noise = torch.randint(0, 256, (n, 1, 28, 28), dtype=torch.uint8, generator=torch.Generator().manual_seed(3))
+    return torch.cat([real, noise])
+
+
+def test_fast_forward_matches_torch_fidelity_forward(weights) -> None:
+    """Gray 28×28 uint8 → ganeval's extractor (1 channel) vs ``FeatureExtractorInceptionV3.forward`` (tiled ×3, NCHW)."""
+    images = _inputs(6)
+    tiled = images.repeat(1, 3, 1, 1)
+    tf = build_tfid_inception(weights.state_dict)
+    with torch.no_grad():
+        (theirs,) = tf(tiled)
+        tf64 = build_tfid_inception(weights.state_dict).double()
+        tf64.feature_extractor_internal_dtype = torch.float64
+        (exact,) = tf64(tiled)
+    ours = InceptionExtractor(weights, device="cpu")(images)["pool"]
+    diff = (ours - theirs).abs()
+    own = (theirs.double() - exact).abs()  # torch-fidelity's own float32 round-off
+    assert diff.max().item() <= MAX_ABS and diff.mean().item() <= MEAN_ABS
+    assert diff.max().item() <= 2.5 * own.max().item() and diff.mean().item() <= 2.5 * own.mean().item()
+
+
+def test_three_channel_input_and_gray_path_agree(weights) -> None:
+    """A tiled 3-channel batch takes the 3-channel first convolution and gives the gray path's features."""
+    ex = InceptionExtractor(weights, device="cpu")
+    images = _inputs(2)
+    gray = ex(images)["pool"]
+    tiled = ex(images.repeat(1, 3, 1, 1))["pool"]
+    assert (gray - tiled).abs().max().item() <= 1e-5
+
+
+def test_one_channel_resize_is_bit_exact() -> None:
+    """The resize and normalisation on one channel equal torch-fidelity's on each tiled channel, bit for bit."""
+    from torch_fidelity.interpolate_compat_tensorflow import interpolate_bilinear_2d_like_tensorflow1x
+
+    from ganeval.features.inception import _tf1x_resize
+
+    x = _inputs(2)
+    theirs = (interpolate_bilinear_2d_like_tensorflow1x(x.repeat(1, 3, 1, 1).float(), (299, 299), align_corners=False) - 128) / 128
+    ours = (_tf1x_resize(x.float()) - 128) / 128
+    assert torch.equal(theirs, ours.expand(-1, 3, -1, -1))
+
+
+def test_large_batches_are_split_without_changing_features(weights) -> None:
+    from ganeval.features import inception
+
+    ex = InceptionExtractor(weights, device="cpu")
+    images = _inputs(3)
+    whole = ex(images)["pool"]
+    old = inception.CPU_CHUNK
+    try:
+        inception.CPU_CHUNK = 2
+        split = ex(images)["pool"]
+    finally:
+        inception.CPU_CHUNK = old
+    assert (whole - split).abs().max().item() <= 1e-5
+
+
+# -- bf16 rankings ---------------------------------------------------------------------------------
+
+
+def _reference(folder: Path, precision: str) -> Path:
+    """MNIST-classifier statistics of 2,000 test digits at ``precision`` (score refuses mixed precisions)."""
+    from ganeval.features import get_extractor
+    from ganeval.stats import compute_stats, save_stats, stats_path
+
+    ex = get_extractor("mnist", device="cpu", precision=precision)
+    stats = compute_stats("mnist-test", ex, batch_size=500, limit=2000, command="tests/test_precision.py")
+    folder.mkdir(parents=True, exist_ok=True)
+    save_stats(stats_path("mnist-test", "mnist", folder), stats)
+    return folder
+
+
+def test_bf16_rankings_agree_with_fp32(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from ganeval.features.mnist_classifier import SHIPPED_WEIGHTS
+
+    if not SHIPPED_WEIGHTS.is_file():
+        pytest.skip(f"{SHIPPED_WEIGHTS} not trained yet")
+    monkeypatch.setenv("GANEVAL_CACHE_DIR", str(tmp_path / "cache"))
+    for it, noise in zip((1000, 2000, 3000), (0.8, 0.0, 0.4), strict=True):
+        write_bank_checkpoint(tmp_path / "run", it, noise=noise)
+    frames = {}
+    for precision in ("fp32", "bf16"):
+        ref = _reference(tmp_path / f"ref_{precision}", precision)
+        frames[precision] = score(tmp_path / "run", num_samples=300, metrics=("mnist_is", "mnist_fd", "modes"),
+                                  reference=str(ref), precision=precision, bootstrap=0, device="cpu", progress=False)
+    fp32, bf16 = frames["fp32"], frames["bf16"]
+    assert fp32.attrs["summary"]["precision"] == "fp32" and bf16.attrs["summary"]["precision"] == "bf16"
+    assert list(fp32["rank"]) == list(bf16["rank"]) == [3, 1, 2]
+    for col in ("mnist_fd", "mnist_is"):
+        assert fp32[col].rank().tolist() == bf16[col].rank().tolist()
+        assert (bf16[col] - fp32[col]).abs().max() <= 0.05 * fp32[col].abs().max()
+    assert list(fp32["modes_covered"]) == list(bf16["modes_covered"])
