@@ -30,7 +30,7 @@ def primary_metric(df: pd.DataFrame, requested: str | None) -> str:
     """The metric ranks are based on: as requested, else ``fid`` where computed, else ``mnist_fd``."""
     if requested:
         return requested
-    if "fid" in df and df["fid"].notna().any():
+    if "fid" in df and (df["fid"].notna().any() or "mnist_fd" not in df or df["mnist_fd"].isna().all()):
         return "fid"
     return "mnist_fd"
 

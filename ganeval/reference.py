@@ -47,15 +47,27 @@ def reference_stats(reference: str | os.PathLike[str], extractor: FeatureExtract
     return stats
 
 
+def _real_path(dataset: str, extractor: FeatureExtractor, n: int) -> Path:
+    prov = json.dumps(expected_provenance(extractor), sort_keys=True)
+    key = hashlib.sha256(f"{dataset}|{prov}|{n}".encode()).hexdigest()[:24]
+    return cache_dir("real_features") / f"{dataset}_{extractor.name}_{n}_{key}.npy"
+
+
+def cache_real_features(dataset: str, extractor: FeatureExtractor, feats: np.ndarray) -> Path:
+    """Store features of the first ``len(feats)`` images of ``dataset`` (e.g. saved by ``stats --save-features``)."""
+    path = _real_path(dataset, extractor, len(feats))
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        np.save(fh, np.ascontiguousarray(feats, dtype=np.float32))
+    return path
+
+
 def real_features(stats: RefStats, extractor: FeatureExtractor, n: int, batch_size: int = 64, write_cache: bool = True) -> torch.Tensor:
     """Pool features of the first ``n`` images of the reference's dataset, computed once and cached
     (``write_cache=False`` on non-zero distributed ranks, which never write)."""
     dataset = stats.meta.get("dataset")
     if dataset not in DATASETS:
         raise StatsError(f"reference dataset {dataset!r} has no real images here; KID and precision/recall need them")
-    prov = json.dumps(expected_provenance(extractor), sort_keys=True)
-    key = hashlib.sha256(f"{dataset}|{prov}|{n}".encode()).hexdigest()[:24]
-    path = cache_dir("real_features") / f"{dataset}_{extractor.name}_{n}_{key}.npy"
+    path = _real_path(dataset, extractor, n)
     if path.is_file():
         try:
             arr = np.load(path, allow_pickle=False)

@@ -64,11 +64,11 @@ def test_one_channel_resize_is_bit_exact() -> None:
     """The resize and normalisation on one channel equal torch-fidelity's on each tiled channel, bit for bit."""
     from torch_fidelity.interpolate_compat_tensorflow import interpolate_bilinear_2d_like_tensorflow1x
 
-    from ganeval.features.inception import _tf1x_resize
+    from ganeval.features.inception import tf1x_resize
 
     x = _inputs(2)
     theirs = (interpolate_bilinear_2d_like_tensorflow1x(x.repeat(1, 3, 1, 1).float(), (299, 299), align_corners=False) - 128) / 128
-    ours = (_tf1x_resize(x.float()) - 128) / 128
+    ours = (tf1x_resize(x.float()) - 128) / 128
     assert torch.equal(theirs, ours.expand(-1, 3, -1, -1))
 
 

@@ -17,6 +17,7 @@ grayscale tiled to 3 channels): slower, for comparisons.
 
 from __future__ import annotations
 
+import copy
 import os
 import sys
 from typing import Any
@@ -67,19 +68,49 @@ class FusedConvBNReLU(nn.Module):
                                  requires_grad=False)
         self.stride, self.padding = list(conv.stride), list(conv.padding)
         self.use_mkldnn = False
+        #: ``weight`` reordered once into oneDNN's layout for the expected input size (not part of the state dict).
+        self.packed: torch.Tensor | None = None
+
+    def pack(self, input_size: list[int]) -> None:
+        """Reorder the weights for oneDNN once, for inputs of ``input_size`` (others still work, reordering per call)."""
+        self.packed = torch.ops.mkldnn._reorder_convolution_weight(self.weight.detach(), self.padding, self.stride,
+                                                                   [1, 1], 1, input_size)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.use_mkldnn and x.device.type == "cpu" and x.dtype == torch.float32 and not torch.is_autocast_enabled("cpu"):
-            return torch.ops.mkldnn._convolution_pointwise(x, self.weight, self.bias, self.padding, self.stride,
-                                                           [1, 1], 1, "relu", [], "")
+            w = self.packed if self.packed is not None else self.weight
+            return torch.ops.mkldnn._convolution_pointwise(x, w, self.bias, self.padding, self.stride, [1, 1], 1, "relu", [], "")
         return F.relu(F.conv2d(x, self.weight, self.bias, self.stride, self.padding), inplace=True)
 
+    def __deepcopy__(self, memo: dict[int, Any]) -> FusedConvBNReLU:
+        new = self.__class__.__new__(self.__class__)
+        memo[id(self)] = new
+        for key, value in self.__dict__.items():
+            new.__dict__[key] = None if key == "packed" else copy.deepcopy(value, memo)
+        return new
 
-def _tf1x_resize(x: torch.Tensor) -> torch.Tensor:
-    """torch-fidelity's ``interpolate_bilinear_2d_like_tensorflow1x(x, (299, 299), align_corners=False)``."""
-    from torch_fidelity.interpolate_compat_tensorflow import interpolate_bilinear_2d_like_tensorflow1x
 
-    return interpolate_bilinear_2d_like_tensorflow1x(x, size=(SIZE, SIZE), align_corners=False)
+def _tf1x_grid(n_in: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """torch-fidelity's sampling grid for one axis (align_corners=False): low index, high index, fraction."""
+    grid = torch.arange(0, SIZE, 1, dtype=torch.float32, device=device) * torch.tensor(n_in / SIZE, dtype=torch.float32)
+    lo = grid.long()
+    return lo, (lo + 1).clamp_max(n_in - 1), grid - lo.float()
+
+
+def tf1x_resize(x: torch.Tensor) -> torch.Tensor:
+    """torch-fidelity's ``interpolate_bilinear_2d_like_tensorflow1x(x, (299, 299), align_corners=False)``, bit for bit.
+
+    The same float32 operations per output pixel, but the horizontal interpolation is done once per input row
+    (then rows are gathered), instead of gathering four full 299×299 images first.
+    """
+    if x.dtype != torch.float32:
+        raise TypeError("tf1x_resize expects float32")
+    ylo, yhi, dy = _tf1x_grid(x.shape[2], x.device)
+    xlo, xhi, dx = _tf1x_grid(x.shape[3], x.device)
+    left = x[:, :, :, xlo]
+    rows = left + (x[:, :, :, xhi] - left) * dx.view(1, 1, 1, SIZE)
+    top = rows[:, :, ylo, :]
+    return top + (rows[:, :, yhi, :] - top) * dy.view(1, 1, SIZE, 1)
 
 
 class FastInception(nn.Module):
@@ -90,8 +121,6 @@ class FastInception(nn.Module):
 
     def __init__(self, net: nn.Module, with_logits: bool) -> None:
         super().__init__()
-        import copy
-
         from torch_fidelity.feature_extractor_inceptionv3 import BasicConv2d
 
         body = copy.deepcopy(net).float().eval()
@@ -109,16 +138,28 @@ class FastInception(nn.Module):
         self.fc_weight = nn.Parameter(body.fc.weight.detach().clone(), requires_grad=False) if with_logits else None
         self.requires_grad_(False)
 
-    def set_mkldnn(self, on: bool) -> None:
-        """Use oneDNN's fused conv+bias+ReLU op for float32 CPU tensors."""
-        for mod in self.modules():
-            if isinstance(mod, FusedConvBNReLU):
-                mod.use_mkldnn = on
+    def set_mkldnn(self, on: bool, batch: int | None = None) -> None:
+        """Use oneDNN's fused conv+bias+ReLU op for float32 CPU tensors, with weights packed for ``batch`` images."""
+        convs = [m for m in self.modules() if isinstance(m, FusedConvBNReLU)]
+        for mod in convs:
+            mod.use_mkldnn, mod.packed = on, None
+        if not (on and batch):
+            return
+        shapes: dict[FusedConvBNReLU, list[int]] = {}
+        hooks = [m.register_forward_pre_hook(lambda m, a: shapes.__setitem__(m, list(a[0].shape))) for m in convs]
+        try:
+            with torch.inference_mode():
+                self(torch.zeros(1, 1, 28, 28, dtype=torch.uint8))  # every layer's input size (fixed by the 299×299 resize)
+        finally:
+            for h in hooks:
+                h.remove()
+        for mod, shape in shapes.items():
+            mod.pack([batch, *shape[1:]])
 
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, ...]:
         gray = images.shape[1] == 1
         x = images.to(torch.float32)
-        x = _tf1x_resize(x)
+        x = tf1x_resize(x)
         x = (x - 128) / 128
         x = x.contiguous(memory_format=torch.channels_last)
         # A 1-channel input is both NCHW- and NHWC-contiguous, so the convolution returns NCHW: convert once.
@@ -160,7 +201,7 @@ class InceptionExtractor:
         self.net = net.to(self.device).to(memory_format=torch.channels_last).eval()
         self.fast = FastInception(net, self.has_logits).to(self.device).eval()
         if self.device.type == "cpu":
-            self.fast.set_mkldnn(_mkldnn_fused_ok())
+            self.fast.set_mkldnn(_mkldnn_fused_ok(), batch=CPU_CHUNK)
         self._forward: Any = self.fast
         if not (fused if fused is not None else _env_flag("GANEVAL_INCEPTION_FUSED", True)):
             self._forward = self._tfid_forward
@@ -177,8 +218,6 @@ class InceptionExtractor:
                 import torch._inductor.config as inductor_config
 
                 inductor_config.freezing = True
-            import copy
-
             plain = copy.deepcopy(self.fast)
             plain.set_mkldnn(False)  # inductor picks its own fused kernels; the explicit oneDNN op does not trace
             compiled = torch.compile(plain, dynamic=False)

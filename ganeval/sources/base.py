@@ -33,9 +33,9 @@ class InputHints:
     cache_key: str | None = None
 
     def __post_init__(self) -> None:
-        if self.z_dim is not None and (isinstance(self.z_dim, bool) or int(self.z_dim) < 1):
-            raise GanevalError(f"--z-dim must be a positive integer, not {self.z_dim!r}")
         if self.z_dim is not None:
+            if isinstance(self.z_dim, bool) or not str(self.z_dim).isdigit() or int(self.z_dim) < 1:
+                raise GanevalError(f"--z-dim must be a positive integer, not {self.z_dim!r}")
             self.z_dim = int(self.z_dim)
         if self.z_type is not None and self.z_type not in Z_TYPES:
             raise GanevalError(f"--z-type must be one of {', '.join(Z_TYPES)}, not {self.z_type!r}")

@@ -1,0 +1,80 @@
+"""Integrity of the shipped reference statistics, their sidecars and the recorded real-data floors."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ganeval.errors import StatsError
+from ganeval.features.inception_weights import offline_copy
+from ganeval.metrics.fid import FIDReference
+from ganeval.stats import SHIPPED_DIR, load_stats, stats_path
+
+SHIPPED = [(d, e) for d in ("mnist-train", "mnist-test") for e in ("inception", "mnist")]
+FLOORS = json.loads((SHIPPED_DIR / "floors.json").read_text())
+
+
+@pytest.mark.parametrize("dataset,extractor", SHIPPED)
+def test_shipped_stats_verify_and_are_valid_covariances(dataset: str, extractor: str) -> None:
+    stats = load_stats(stats_path(dataset, extractor))  # checks the npz SHA-256 against the sidecar
+    meta = stats.meta
+    assert meta["dataset"] == dataset and meta["extractor"] == extractor
+    assert meta["n"] == (60000 if dataset == "mnist-train" else 10000)
+    for key in ("dataset_sha256", "weights_sha256", "resize", "channels", "precision", "package_version", "command", "date"):
+        assert meta.get(key), key
+    d = stats.mu.shape[0]
+    assert stats.sigma.shape == (d, d) and np.isfinite(stats.sigma).all()
+    np.testing.assert_array_equal(stats.sigma, stats.sigma.T)
+    eig = np.linalg.eigvalsh(stats.sigma)
+    assert eig.min() > -1e-6 * eig.max()  # positive semi-definite up to float32 rounding
+
+
+def test_inception_stats_were_made_with_the_offline_weights() -> None:
+    stats = load_stats(stats_path("mnist-train", "inception"))
+    assert stats.meta["weights_sha256"] == offline_copy().sha256
+
+
+@pytest.mark.parametrize("extractor", ["inception", "mnist"])
+def test_floors_recompute_from_shipped_files(extractor: str) -> None:
+    test = load_stats(stats_path("mnist-test", extractor))
+    train = load_stats(stats_path("mnist-train", extractor))
+    fid = FIDReference(train.mu, train.sigma).fid(test.mu, test.sigma)
+    assert fid == pytest.approx(FLOORS[extractor]["fid_test_vs_train"], rel=1e-9)
+    assert train.meta["floors"]["fid_test_vs_train"] == pytest.approx(fid, rel=1e-9)
+    assert 0 < fid < (5 if extractor == "inception" else 0.5)
+
+
+def test_float32_covariance_changes_fid_by_less_than_1e_3() -> None:
+    """The float64 FID (from per-image features, recorded by `ganeval floors`) vs the shipped float32 files."""
+    entry = FLOORS["inception"]
+    test = load_stats(stats_path("mnist-test", "inception"))
+    train = load_stats(stats_path("mnist-train", "inception"))
+    shipped = FIDReference(train.mu, train.sigma).fid(test.mu, test.sigma)
+    assert abs(shipped - entry["fid_test_vs_train_float64"]) < 1e-3
+
+
+def test_mnist_classifier_is_of_real_test_matches_anchor() -> None:
+    real_is = FLOORS["mnist"]["inception_score_real_test"]
+    assert real_is["available"] and abs(real_is["mean"] - 9.88) < 0.15  # published anchor 9.88 ± 0.06
+
+
+def test_corrupted_or_mismatched_stats_are_refused(tmp_path: Path) -> None:
+    src = stats_path("mnist-test", "mnist")
+    for suffix in (".npz", ".json"):
+        shutil.copy(src.with_suffix(suffix), tmp_path / f"x{suffix}")
+    raw = bytearray((tmp_path / "x.npz").read_bytes())
+    raw[len(raw) // 2] ^= 0xFF
+    (tmp_path / "x.npz").write_bytes(bytes(raw))
+    with pytest.raises(StatsError, match="x.npz.*SHA-256"):
+        load_stats(tmp_path / "x.npz")
+    with pytest.raises(StatsError, match="weights_sha256"):
+        load_stats(src, {"weights_sha256": "0" * 64})
+    with pytest.raises(StatsError, match="not found"):
+        load_stats(tmp_path / "missing.npz")
+    (tmp_path / "x.json").write_text("{not json")
+    with pytest.raises(StatsError, match="x.json"):
+        load_stats(tmp_path / "x.npz")
