@@ -299,7 +299,7 @@ def throughput(device: torch.device, weights: Any, sizes: dict[str, Any]) -> dic
             try:
                 r = pipeline_rate(device, weights, "bf16" if mode == "bf16" else "fp32", batch, batch * sizes["batches_per_run"])
                 res["pipeline"][key] = r
-                log(f"pipeline {key}: {r['img_s']:.0f} img/s (peak {r['peak_gib'] or 0:.1f} GiB)")
+                log(f"pipeline {key}: {r['img_s']:.4g} img/s (peak {r['peak_gib'] or 0:.1f} GiB)")
             except Exception as exc:  # noqa: BLE001 - e.g. out of memory at the largest batch
                 res["pipeline"][key] = {"error": f"{exc.__class__.__name__}: {exc}"}
                 log(f"pipeline {key}: FAILED {exc.__class__.__name__}: {exc}")
@@ -319,7 +319,7 @@ def throughput(device: torch.device, weights: Any, sizes: dict[str, Any]) -> dic
         ex = InceptionExtractor(weights, device=device, precision=prec)
         try:
             res["network"][name] = network_rate(device, ex, images, b, sizes["reps"], pinned=True)
-            log(f"network {name} b{b}: {res['network'][name]['img_s']:.0f} img/s")
+            log(f"network {name} b{b}: {res['network'][name]['img_s']:.4g} img/s")
         except Exception as exc:  # noqa: BLE001
             res["network"][name] = {"error": f"{exc.__class__.__name__}: {exc}"}
             log(f"network {name}: FAILED {exc}")
@@ -333,7 +333,7 @@ def throughput(device: torch.device, weights: Any, sizes: dict[str, Any]) -> dic
         try:
             res["network"][name] = network_rate(device, lambda x, net=net: net(x.repeat(1, 3, 1, 1)), images, b, sizes["reps"],
                                                 pinned=True)
-            log(f"network {name} b{b}: {res['network'][name]['img_s']:.0f} img/s")
+            log(f"network {name} b{b}: {res['network'][name]['img_s']:.4g} img/s")
         except Exception as exc:  # noqa: BLE001
             res["network"][name] = {"error": f"{exc.__class__.__name__}: {exc}"}
     set_tf32(False)
@@ -371,7 +371,7 @@ def compile_child(device: torch.device, sizes: dict[str, Any], out_path: Path) -
         r["within_1e-5"] = r["vs_eager"]["max_abs"] <= 1e-5
         r["rate"] = network_rate(device, ex, images.cpu(), sizes["net_batch"], sizes["reps"], pinned=True)
         res[mode] = r
-        log(f"compile {mode}: {r['compile_s']:.1f} s to compile; {r['rate']['img_s']:.0f} img/s; "
+        log(f"compile {mode}: {r['compile_s']:.1f} s to compile; {r['rate']['img_s']:.4g} img/s; "
             f"max|Δ| vs eager {r['vs_eager']['max_abs']:.2e}")
         save()
 

@@ -3,6 +3,7 @@
 import sys
 
 import synthetic  # noqa: F401  (registers the test-bank model)
+
 from ganeval.cli import main
 
 if __name__ == "__main__":

@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from synthetic import write_bank_checkpoint
 
 ARGS = ["--num-samples", "300", "--batch-size", "50", "--metrics", "mnist_is", "mnist_fd", "modes", "--bootstrap", "20",

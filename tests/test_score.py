@@ -7,9 +7,9 @@ import pickle
 from pathlib import Path
 
 import pytest
+from synthetic import write_bank_checkpoint
 
 from ganeval.evaluate import score
-from synthetic import write_bank_checkpoint
 
 MNIST_ONLY = ("mnist_is", "mnist_fd", "modes")
 FAST = {"num_samples": 400, "metrics": MNIST_ONLY, "bootstrap": 40, "device": "cpu", "progress": False}
@@ -25,7 +25,7 @@ def test_good_generator_scores_well(tmp_path: Path) -> None:
     df = score(tmp_path / "run", **FAST)
     row = df.iloc[0]
     assert row["status"] == "ok" and row["modes_covered"] == 10
-    assert row["mnist_is"] > 8.5 and row["class_kl"] < 0.1 and not row["mode_collapse"]
+    assert row["mnist_is"] > 8.0 and row["class_kl"] < 0.1 and not row["mode_collapse"]  # 10 splits of 40: IS biased low
     assert row["mnist_fd_ci_low"] <= row["mnist_fd"] <= row["mnist_fd_ci_high"]
 
 
