@@ -19,7 +19,7 @@ run: setup
 	$(BIN)/ganeval score runs/quickstart --num-samples 1000 --inception-top-k 1 --bootstrap 50
 
 test: setup
-	GANEVAL_OFFLINE=1 $(BIN)/python -m pytest tests
+	GANEVAL_OFFLINE=1 $(BIN)/python -m pytest -q tests
 
 lint: setup
 	$(BIN)/ruff check ganeval tests benchmarks

@@ -207,7 +207,7 @@ class _Evaluator:
             if with_ci:
                 if reps is not None:
                     self.replicates.setdefault(src.name, {})[col] = reps
-                row[f"{col}_ci_low"], row[f"{col}_ci_high"] = ranking.basic_interval(
+                row[f"{col}_ci_low"], row[f"{col}_ci_high"] = ranking.bootstrap_interval(
                 row[col], reps if reps is not None else np.array([]), self.opts.ci)
 
     def _metric_opts(self, with_ci: bool, got: Extracted) -> dict[str, Any]:

@@ -1,10 +1,10 @@
 """Ranking of a checkpoint series and the verdicts: best iteration, late-training collapse, mode collapse.
 
-Intervals are basic (reverse-percentile) bootstrap intervals over resampled sample indices; because
-every checkpoint is sampled from the same latents, the same resampled indices are used for every
-checkpoint, which pairs the replicates and makes intervals of differences between checkpoints tight.
-The basic interval [2θ̂ − q_hi, 2θ̂ − q_lo] corrects the upward bias that resampling with duplicates
-gives a Fréchet distance.
+Intervals are bootstrap intervals over resampled sample indices; because every checkpoint is sampled
+from the same latents, the same resampled indices are used for every checkpoint, which pairs the
+replicates and makes intervals of differences between checkpoints tight. Each interval is the
+replicates' percentile spread around their median, placed at the point estimate: resampling with
+duplicates biases a Fréchet distance upwards, and re-centring removes that bias from the interval.
 """
 
 from __future__ import annotations
@@ -16,14 +16,18 @@ import numpy as np
 import pandas as pd
 
 
-def basic_interval(estimate: float, replicates: np.ndarray, level: float = 0.95) -> tuple[float, float]:
-    """Basic bootstrap interval of ``estimate`` from its replicates."""
+def bootstrap_interval(estimate: float, replicates: np.ndarray, level: float = 0.95) -> tuple[float, float]:
+    """Bootstrap interval of ``estimate``: the replicates' spread around their median, placed at the estimate.
+
+    Resamples with duplicates bias a Fréchet distance upwards, so raw percentiles of the replicates can miss
+    the estimate; re-centring on the estimate keeps the sampling spread and drops that resampling bias.
+    """
     reps = np.asarray(replicates, dtype=float)
     reps = reps[np.isfinite(reps)]
     if reps.size < 2 or not math.isfinite(estimate):
         return float("nan"), float("nan")
-    lo_q, hi_q = np.quantile(reps, [(1 - level) / 2, (1 + level) / 2])
-    return float(2 * estimate - hi_q), float(2 * estimate - lo_q)
+    lo_q, med, hi_q = np.quantile(reps, [(1 - level) / 2, 0.5, (1 + level) / 2])
+    return float(estimate - (med - lo_q)), float(estimate + (hi_q - med))
 
 
 def primary_metric(df: pd.DataFrame, requested: str | None) -> str:
@@ -91,7 +95,7 @@ def late_collapse(
     reps_b = replicates.get(best["checkpoint"], {}).get(primary)
     lo = hi = float("nan")
     if reps_l is not None and reps_b is not None and len(reps_l) == len(reps_b):
-        lo, hi = basic_interval(diff, reps_l - reps_b, level)
+        lo, hi = bootstrap_interval(diff, reps_l - reps_b, level)
     excludes_zero = math.isfinite(lo) and lo > 0
     result.update({"difference": diff, "relative": rel, "ci_low": lo, "ci_high": hi, "ci_level": level,
                    "flag": bool(rel > threshold and excludes_zero)})

@@ -97,7 +97,7 @@ def build_summary(df: pd.DataFrame, primary: str, late: dict[str, Any], opts: Sc
         "seed": opts.seed,
         "reference": opts.reference,
         "precision": opts.precision,
-        "bootstrap": {"replicates": opts.bootstrap, "level": opts.ci, "method": "basic bootstrap over resampled sample indices, paired across checkpoints that share the latent set"},
+        "bootstrap": {"replicates": opts.bootstrap, "level": opts.ci, "method": "bootstrap over resampled sample indices (percentile spread about the median, centred on the estimate), paired across checkpoints that share the latent set"},
         "provenance": provenance,
         "options": opts.as_dict(),
         "notes": notes,

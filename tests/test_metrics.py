@@ -16,7 +16,7 @@ from ganeval.metrics.inception_score import inception_score
 from ganeval.metrics.kid import kid
 from ganeval.metrics.modes import mode_metrics
 from ganeval.metrics.prc import precision_recall
-from ganeval.ranking import basic_interval
+from ganeval.ranking import bootstrap_interval
 
 
 def _feats(n: int, d: int, seed: int, scale: float = 1.0, shift: float = 0.0) -> np.ndarray:
@@ -98,7 +98,7 @@ def test_mode_metrics() -> None:
     assert m["modes_covered"] == 10 and m["class_kl"] == pytest.approx(0.0, abs=1e-12)
 
 
-def test_bootstrap_replicates_and_basic_interval() -> None:
+def test_bootstrap_replicates_and_bootstrap_interval() -> None:
     real = _feats(2000, 16, 10)
     ref = FIDReference(real.mean(0), np.cov(real, rowvar=False))
     gen = torch.from_numpy(_feats(800, 16, 11, 1.2, 0.2))
@@ -108,6 +108,6 @@ def test_bootstrap_replicates_and_basic_interval() -> None:
     # the identity resample reproduces the plain estimate
     point = ref.fid(gen.numpy().mean(0), np.cov(gen.numpy(), rowvar=False))
     assert bootstrap_fid(gen, ref, [np.arange(800)])[0] == pytest.approx(point, rel=1e-9)
-    lo, hi = basic_interval(point, reps)
+    lo, hi = bootstrap_interval(point, reps)
     assert lo < point < hi
-    assert np.isnan(basic_interval(float("inf"), reps)[0])
+    assert np.isnan(bootstrap_interval(float("inf"), reps)[0])
