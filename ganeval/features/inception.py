@@ -68,25 +68,37 @@ class FusedConvBNReLU(nn.Module):
                                  requires_grad=False)
         self.stride, self.padding = list(conv.stride), list(conv.padding)
         self.use_mkldnn = False
-        #: ``weight`` reordered once into oneDNN's layout for the expected input size (not part of the state dict).
+        #: ``weight`` reordered once into oneDNN's layout for the expected input size, float32 and bfloat16
+        #: (not part of the state dict).
         self.packed: torch.Tensor | None = None
+        self.packed_bf16: torch.Tensor | None = None
 
-    def pack(self, input_size: list[int]) -> None:
+    def pack(self, input_size: list[int], bf16: bool = False) -> None:
         """Reorder the weights for oneDNN once, for inputs of ``input_size`` (others still work, reordering per call)."""
-        self.packed = torch.ops.mkldnn._reorder_convolution_weight(self.weight.detach(), self.padding, self.stride,
-                                                                   [1, 1], 1, input_size)
+        w = self.weight.detach()
+        self.packed = torch.ops.mkldnn._reorder_convolution_weight(w, self.padding, self.stride, [1, 1], 1, input_size)
+        if bf16:
+            self.packed_bf16 = torch.ops.mkldnn._reorder_convolution_weight(w.to(torch.bfloat16), self.padding, self.stride,
+                                                                            [1, 1], 1, input_size)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.use_mkldnn and x.device.type == "cpu" and x.dtype == torch.float32 and not torch.is_autocast_enabled("cpu"):
-            w = self.packed if self.packed is not None else self.weight
-            return torch.ops.mkldnn._convolution_pointwise(x, w, self.bias, self.padding, self.stride, [1, 1], 1, "relu", [], "")
+        if self.use_mkldnn and x.device.type == "cpu":
+            if not torch.is_autocast_enabled("cpu"):
+                if x.dtype == torch.float32:
+                    w = self.packed if self.packed is not None else self.weight
+                    return torch.ops.mkldnn._convolution_pointwise(x, w, self.bias, self.padding, self.stride, [1, 1], 1,
+                                                                   "relu", [], "")
+            elif torch.get_autocast_dtype("cpu") == torch.bfloat16:  # what autocast's conv2d + relu compute, fused
+                w = self.packed_bf16 if self.packed_bf16 is not None else self.weight.to(torch.bfloat16)
+                return torch.ops.mkldnn._convolution_pointwise(x.to(torch.bfloat16), w, self.bias.to(torch.bfloat16),
+                                                               self.padding, self.stride, [1, 1], 1, "relu", [], "")
         return F.relu(F.conv2d(x, self.weight, self.bias, self.stride, self.padding), inplace=True)
 
     def __deepcopy__(self, memo: dict[int, Any]) -> FusedConvBNReLU:
         new = self.__class__.__new__(self.__class__)
         memo[id(self)] = new
         for key, value in self.__dict__.items():
-            new.__dict__[key] = None if key == "packed" else copy.deepcopy(value, memo)
+            new.__dict__[key] = None if key in ("packed", "packed_bf16") else copy.deepcopy(value, memo)
         return new
 
 
@@ -138,11 +150,12 @@ class FastInception(nn.Module):
         self.fc_weight = nn.Parameter(body.fc.weight.detach().clone(), requires_grad=False) if with_logits else None
         self.requires_grad_(False)
 
-    def set_mkldnn(self, on: bool, batch: int | None = None) -> None:
-        """Use oneDNN's fused conv+bias+ReLU op for float32 CPU tensors, with weights packed for ``batch`` images."""
+    def set_mkldnn(self, on: bool, batch: int | None = None, bf16: bool = False) -> None:
+        """Use oneDNN's fused conv+bias+ReLU op on the CPU (float32, or bfloat16 under autocast), with weights
+        packed for ``batch`` images (also in bfloat16 with ``bf16``)."""
         convs = [m for m in self.modules() if isinstance(m, FusedConvBNReLU)]
         for mod in convs:
-            mod.use_mkldnn, mod.packed = on, None
+            mod.use_mkldnn, mod.packed, mod.packed_bf16 = on, None, None
         if not (on and batch):
             return
         shapes: dict[FusedConvBNReLU, list[int]] = {}
@@ -154,7 +167,7 @@ class FastInception(nn.Module):
             for h in hooks:
                 h.remove()
         for mod, shape in shapes.items():
-            mod.pack([batch, *shape[1:]])
+            mod.pack([batch, *shape[1:]], bf16)
 
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, ...]:
         gray = images.shape[1] == 1
@@ -201,7 +214,7 @@ class InceptionExtractor:
         self.net = net.to(self.device).to(memory_format=torch.channels_last).eval()
         self.fast = FastInception(net, self.has_logits).to(self.device).eval()
         if self.device.type == "cpu":
-            self.fast.set_mkldnn(_mkldnn_fused_ok(), batch=CPU_CHUNK)
+            self.fast.set_mkldnn(_mkldnn_fused_ok(), batch=CPU_CHUNK, bf16=precision == "bf16")
         self._forward: Any = self.fast
         if not (fused if fused is not None else _env_flag("GANEVAL_INCEPTION_FUSED", True)):
             self._forward = self._tfid_forward
