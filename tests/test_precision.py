@@ -26,6 +26,11 @@ def weights():
     return offline_copy()
 
 
+@pytest.fixture(scope="module")
+def extractor(weights) -> InceptionExtractor:
+    return InceptionExtractor(weights, device="cpu")
+
+
 def _inputs(n: int) -> torch.Tensor:
     from ganeval.data import load_mnist
 
@@ -34,7 +39,7 @@ def _inputs(n: int) -> torch.Tensor:
     return torch.cat([real, noise])
 
 
-def test_fast_forward_matches_torch_fidelity_forward(weights) -> None:
+def test_fast_forward_matches_torch_fidelity_forward(weights, extractor: InceptionExtractor) -> None:
     """Gray 28×28 uint8 → ganeval's extractor (1 channel) vs ``FeatureExtractorInceptionV3.forward`` (tiled ×3, NCHW)."""
     images = _inputs(6)
     tiled = images.repeat(1, 3, 1, 1)
@@ -44,16 +49,16 @@ def test_fast_forward_matches_torch_fidelity_forward(weights) -> None:
         tf64 = build_tfid_inception(weights.state_dict).double()
         tf64.feature_extractor_internal_dtype = torch.float64
         (exact,) = tf64(tiled)
-    ours = InceptionExtractor(weights, device="cpu")(images)["pool"]
+    ours = extractor(images)["pool"]
     diff = (ours - theirs).abs()
     own = (theirs.double() - exact).abs()  # torch-fidelity's own float32 round-off
     assert diff.max().item() <= MAX_ABS and diff.mean().item() <= MEAN_ABS
     assert diff.max().item() <= 2.5 * own.max().item() and diff.mean().item() <= 2.5 * own.mean().item()
 
 
-def test_three_channel_input_and_gray_path_agree(weights) -> None:
+def test_three_channel_input_and_gray_path_agree(extractor: InceptionExtractor) -> None:
     """A tiled 3-channel batch takes the 3-channel first convolution and gives the gray path's features."""
-    ex = InceptionExtractor(weights, device="cpu")
+    ex = extractor
     images = _inputs(2)
     gray = ex(images)["pool"]
     tiled = ex(images.repeat(1, 3, 1, 1))["pool"]
@@ -72,10 +77,10 @@ def test_one_channel_resize_is_bit_exact() -> None:
     assert torch.equal(theirs, ours.expand(-1, 3, -1, -1))
 
 
-def test_large_batches_are_split_without_changing_features(weights) -> None:
+def test_large_batches_are_split_without_changing_features(extractor: InceptionExtractor) -> None:
     from ganeval.features import inception
 
-    ex = InceptionExtractor(weights, device="cpu")
+    ex = extractor
     images = _inputs(3)
     whole = ex(images)["pool"]
     old = inception.CPU_CHUNK
@@ -85,6 +90,16 @@ def test_large_batches_are_split_without_changing_features(weights) -> None:
     finally:
         inception.CPU_CHUNK = old
     assert (whole - split).abs().max().item() <= 1e-5
+
+
+def test_bf16_fused_path_equals_autocast(weights) -> None:
+    """On the CPU, bf16 runs oneDNN's fused conv+ReLU in bf16: exactly what autocast's conv2d + relu give."""
+    images = _inputs(2)
+    fused = InceptionExtractor(weights, device="cpu", precision="bf16")
+    got = fused(images)["pool"]
+    fused.fast.set_mkldnn(False)  # the plain F.conv2d + relu path, under the same autocast
+    want = fused(images)["pool"]
+    assert torch.equal(got, want)
 
 
 # -- bf16 rankings ---------------------------------------------------------------------------------
