@@ -13,6 +13,8 @@ from ganeval.options import ScoreOptions
 from ganeval.version import __version__
 
 SCHEMA_VERSION = 1
+BOOTSTRAP_METHOD = ("bootstrap over resampled sample indices (percentile spread about the median, centred on the estimate), "
+                    "paired across checkpoints that share the latent set")
 
 
 def _num(x: Any) -> Any:
@@ -97,7 +99,7 @@ def build_summary(df: pd.DataFrame, primary: str, late: dict[str, Any], opts: Sc
         "seed": opts.seed,
         "reference": opts.reference,
         "precision": opts.precision,
-        "bootstrap": {"replicates": opts.bootstrap, "level": opts.ci, "method": "bootstrap over resampled sample indices (percentile spread about the median, centred on the estimate), paired across checkpoints that share the latent set"},
+        "bootstrap": {"replicates": opts.bootstrap, "level": opts.ci, "method": BOOTSTRAP_METHOD},
         "provenance": provenance,
         "options": opts.as_dict(),
         "notes": notes,
