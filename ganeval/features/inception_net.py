@@ -1,6 +1,6 @@
 """torch-fidelity's Inception-v3 network, built from a state dict we loaded safely.
 
-torch-fidelity's constructor loads weights with ``torch.load(weights_only=False)`` or downloads them;
+torch-fidelity's constructor would unpickle its weights file with full pickle (weights_only off) or download it;
 we build it with its loader replaced so that only tensors we loaded ourselves reach it.
 """
 
