@@ -48,3 +48,19 @@ def cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., tuple[int, str, str
         return code, out, err
 
     return run
+
+
+@pytest.fixture(scope="session")
+def weights():
+    """The offline Inception weights (converted once into the user cache)."""
+    from ganeval.features.inception_weights import offline_copy
+
+    return offline_copy()
+
+
+@pytest.fixture(scope="session")
+def extractor(weights):
+    """A CPU Inception extractor with the offline weights, shared by the Inception tests."""
+    from ganeval.features.inception import InceptionExtractor
+
+    return InceptionExtractor(weights, device="cpu")

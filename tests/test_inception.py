@@ -27,15 +27,6 @@ from ganeval.metrics.inception_score import inception_score
 FIXTURES = Path(__file__).parent / "fixtures"
 
 
-@pytest.fixture(scope="module")
-def weights():
-    return offline_copy()
-
-
-@pytest.fixture(scope="module")
-def extractor(weights) -> InceptionExtractor:
-    return InceptionExtractor(weights, device="cpu")
-
 
 def test_converted_weights_equal_torchscript_features(extractor: InceptionExtractor) -> None:
     with warnings.catch_warnings():

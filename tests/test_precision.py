@@ -12,7 +12,6 @@ from synthetic import write_bank_checkpoint
 from ganeval.evaluate import score
 from ganeval.features.inception import InceptionExtractor
 from ganeval.features.inception_net import build_tfid_inception
-from ganeval.features.inception_weights import offline_copy
 
 #: Max |Δ| allowed between ganeval's and torch-fidelity's float32 pool features (2048-d, values up to ~6).
 #: torch-fidelity's own float32 forward is ~1.2e-5 from its float64 forward on such inputs, so any other
@@ -20,15 +19,6 @@ from ganeval.features.inception_weights import offline_copy
 MAX_ABS = 2.5e-5
 MEAN_ABS = 1e-6
 
-
-@pytest.fixture(scope="module")
-def weights():
-    return offline_copy()
-
-
-@pytest.fixture(scope="module")
-def extractor(weights) -> InceptionExtractor:
-    return InceptionExtractor(weights, device="cpu")
 
 
 def _inputs(n: int) -> torch.Tensor:
