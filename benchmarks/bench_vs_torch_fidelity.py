@@ -4,18 +4,22 @@ Both tools see exactly the same images: torch-fidelity's generator wrapper ignor
 ganeval's shared latent set (``ganeval.sampling.latents``) in order, converted with ``ganeval.sampling.to_uint8``
 and tiled to 3 channels; both use the same Inception weights (ours, also written as a .pth for torch-fidelity)
 and the same reference statistics (written into torch-fidelity's cache under its cache name for input2, so that
-it only reads them). All file caches are cold: a fresh ``GANEVAL_CACHE_DIR`` and torch-fidelity ``cache_root``.
+it only reads them). All caches are cold in every round: a fresh ``GANEVAL_CACHE_DIR`` and torch-fidelity
+``cache_root``, and ganeval's in-memory √Σr cache cleared. Rounds alternate which tool goes first; medians are
+reported, with CPU seconds beside wall seconds (compare within one run when the machine is shared).
 
     python benchmarks/bench_vs_torch_fidelity.py --checkpoint runs/x/ckpt_0010000.safetensors \
-        --num-samples 500 --reference mnist-test [--device cpu|cuda] [--precision fp32|bf16] [--json out.json]
+        --num-samples 500 --reference mnist-test [--device cpu|cuda] [--precision fp32|bf16] [--rounds 3] [--json out.json]
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import platform
+import statistics
 import sys
 import tempfile
 import time
@@ -98,6 +102,7 @@ class ReplayGenerator(nn.Module):
         self.z = latents(n, dim, seed)
         self.pos = 0
         self.device = device
+        self.digest = hashlib.sha256()
 
     def forward(self, noise: torch.Tensor) -> torch.Tensor:
         from ganeval.sampling import generate
@@ -108,6 +113,7 @@ class ReplayGenerator(nn.Module):
             raise RuntimeError("torch-fidelity asked for more samples than the replayed latent set holds")
         self.pos += b
         images = next(generate(self.generator, z, b, self.device)).images  # nan_to_num + to_uint8, as ganeval
+        self.digest.update(images.cpu().numpy().tobytes())
         return images.repeat(1, 3, 1, 1) if images.shape[1] == 1 else images
 
 
@@ -148,19 +154,36 @@ def run_torch_fidelity(args: argparse.Namespace, device: torch.device, weights_p
     metrics = torch_fidelity.calculate_metrics(
         input1=wrapped, input1_model_num_samples=args.num_samples,
         input2=STATS_ONLY_INPUT, input2_cache_name=cache_name,
-        fid=True, cuda=device.type == "cuda", batch_size=args.batch_size,
+        fid=True, cuda=device.type == "cuda", batch_size=args.tfid_batch_size,
         feature_extractor_weights_path=str(weights_pth), cache_root=str(cache_root), cache=True,
         verbose=False,
     )
     if replay.pos != args.num_samples:
         raise RuntimeError(f"torch-fidelity drew {replay.pos} samples, expected {args.num_samples}")
-    return {"fid": float(metrics["frechet_inception_distance"])}
+    return {"fid": float(metrics["frechet_inception_distance"]), "images_sha256": replay.digest.hexdigest()}
+
+
+def ganeval_images_sha256(args: argparse.Namespace, device: torch.device) -> str:
+    """SHA-256 of the uint8 samples ganeval scores (its own source reader, its batch size), for the identity check."""
+    from ganeval.inputs import resolve_target
+
+    src = resolve_target(args.checkpoint).sources[0]
+    digest = hashlib.sha256()
+    samples = src.open(device, args.num_samples, args.seed)
+    try:
+        for start in range(0, args.num_samples, args.batch_size):
+            digest.update(samples.rows(start, min(start + args.batch_size, args.num_samples)).images.cpu().numpy().tobytes())
+    finally:
+        samples.close()
+    return digest.hexdigest()
 
 
 def run_ganeval(args: argparse.Namespace, weights_path: Path) -> dict[str, Any]:
     """``ganeval.evaluate.score`` with ``metrics=("fid",)``, ``bootstrap=0``."""
     from ganeval.evaluate import score
+    from ganeval.metrics.fid import FIDReference
 
+    FIDReference._sqrt_cache.clear()  # cold: no √Σr from an earlier round
     df = score(args.checkpoint, num_samples=args.num_samples, reference=args.reference, metrics=("fid",),
                bootstrap=0, device=args.device, precision="fp32", batch_size=args.batch_size, seed=args.seed,
                inception_weights=str(weights_path), progress=False)
@@ -288,12 +311,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--reference", required=True, help="mnist-train, mnist-test, a folder or an .npz (Inception stats)")
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     p.add_argument("--precision", default="fp32", choices=["fp32", "bf16"], help="bf16: also measure ganeval at bf16")
-    p.add_argument("--batch-size", type=int, default=100, help="the same for both tools (default: ganeval's)")
+    p.add_argument("--batch-size", type=int, default=100, help="ganeval's batch size (default: its default)")
+    p.add_argument("--tfid-batch-size", type=int, default=64, help="torch-fidelity's batch size (default: its default)")
+    p.add_argument("--rounds", type=int, default=3, help="end-to-end pairs, alternating which tool goes first")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
     p.add_argument("--repeats", type=int, default=3, help="repeats of the FID-from-statistics timings (best kept)")
     p.add_argument("--pass-images", type=int, default=64, help="images for the Inception images/s measurement (0: skip)")
-    p.add_argument("--order", default="tfid-first", choices=["tfid-first", "ganeval-first"])
+    p.add_argument("--order", default="tfid-first", choices=["tfid-first", "ganeval-first"], help="of the first round")
     p.add_argument("--json", default=None, help="write the results here")
     args = p.parse_args(argv)
     if args.threads:
@@ -317,33 +342,53 @@ def main(argv: list[str] | None = None) -> int:
     print(f"reference: {ref_path} (n={ref.meta.get('n')}, {ref.meta.get('dataset')}); weights: {weights.source}", flush=True)
     with tempfile.TemporaryDirectory(prefix="ganeval-bench-") as tmp_s:
         tmp = Path(tmp_s)
-        os.environ["GANEVAL_CACHE_DIR"] = str(tmp / "ganeval-cache")  # cold ganeval caches
-        weights_st = tmp / "inception.safetensors"
         from safetensors.torch import save_file
 
+        weights_st = tmp / "inception.safetensors"
         save_file(dict(weights.state_dict), str(weights_st))
         weights_pth = tfid_weights_file(weights, tmp)
-        cache_root = tmp / "tfid-cache"  # cold torch-fidelity cache, holding only the reference statistics
         cache_name = f"ganeval-ref-{str(ref.meta.get('file_sha256', 'x'))[:16]}"
-        write_tfid_reference(ref.mu, ref.sigma, cache_root, cache_name)
-
-        runs = {"torch_fidelity": lambda: run_torch_fidelity(args, device, weights_pth, cache_root, cache_name),
-                "ganeval": lambda: run_ganeval(args, weights_st)}
-        order = list(runs) if args.order == "tfid-first" else list(reversed(runs))
-        e2e: dict[str, Any] = {"num_samples": args.num_samples, "batch_size": args.batch_size, "order": order}
-        for name in order:
-            t = Timer()
-            with t():
-                r = runs[name]()
-            e2e[name] = {**r, "wall_s": t.wall, "cpu_s": t.cpu}
-            print(f"end-to-end {name}: {t.wall:.1f} s wall, {t.cpu:.1f} s CPU, FID {r['fid']:.6f}", flush=True)
+        e2e: dict[str, Any] = {"num_samples": args.num_samples, "batch_size": args.batch_size,
+                               "tfid_batch_size": args.tfid_batch_size, "rounds": []}
+        for rnd in range(args.rounds):
+            # every round cold: fresh ganeval cache folder, fresh torch-fidelity cache_root holding only the reference
+            os.environ["GANEVAL_CACHE_DIR"] = str(tmp / f"ganeval-cache-{rnd}")
+            cache_root = tmp / f"tfid-cache-{rnd}"
+            write_tfid_reference(ref.mu, ref.sigma, cache_root, cache_name)
+            runs = {"torch_fidelity": lambda cr=cache_root: run_torch_fidelity(args, device, weights_pth, cr, cache_name),
+                    "ganeval": lambda: run_ganeval(args, weights_st)}
+            order = list(runs) if (rnd % 2 == 0) == (args.order == "tfid-first") else list(reversed(runs))
+            this: dict[str, Any] = {"order": order}
+            for name in order:
+                t = Timer()
+                with t():
+                    r = runs[name]()
+                this[name] = {**r, "wall_s": t.wall, "cpu_s": t.cpu}
+                print(f"round {rnd + 1}/{args.rounds} end-to-end {name}: {t.wall:.1f} s wall, {t.cpu:.1f} s CPU, "
+                      f"FID {r['fid']:.6f}", flush=True)
+            e2e["rounds"].append(this)
+        rounds = e2e["rounds"]
+        for name in ("torch_fidelity", "ganeval"):
+            walls = [r[name]["wall_s"] for r in rounds]
+            cpus = [r[name]["cpu_s"] for r in rounds]
+            e2e[name] = {"fid": rounds[-1][name]["fid"], "wall_s_median": statistics.median(walls), "wall_s_min": min(walls),
+                         "cpu_s_median": statistics.median(cpus), "cpu_s_min": min(cpus)}
         tf_, ge = e2e["torch_fidelity"], e2e["ganeval"]
-        e2e["speedup_wall"] = tf_["wall_s"] / ge["wall_s"]
-        e2e["speedup_cpu"] = tf_["cpu_s"] / ge["cpu_s"]
+        e2e["speedup_wall_median"] = tf_["wall_s_median"] / ge["wall_s_median"]
+        e2e["speedup_wall_min"] = tf_["wall_s_min"] / ge["wall_s_min"]
+        e2e["speedup_cpu_median"] = tf_["cpu_s_median"] / ge["cpu_s_median"]
+        e2e["speedup_wall_per_round"] = [r["torch_fidelity"]["wall_s"] / r["ganeval"]["wall_s"] for r in rounds]
         e2e["fid_abs_diff"] = abs(tf_["fid"] - ge["fid"])
+        e2e["fid_same_every_round"] = all(len({r[n]["fid"] for r in rounds}) == 1 for n in ("torch_fidelity", "ganeval"))
+        e2e["ganeval_images_sha256"] = ganeval_images_sha256(args, device)
+        e2e["images_identical"] = all(r["torch_fidelity"]["images_sha256"] == e2e["ganeval_images_sha256"] for r in rounds)
         results["end_to_end"] = e2e
-        print(f"end-to-end N={args.num_samples}: ganeval {e2e['speedup_wall']:.2f}x faster (wall), "
-              f"{e2e['speedup_cpu']:.2f}x (CPU time); |FID diff| = {e2e['fid_abs_diff']:.2e}", flush=True)
+        print(f"end-to-end N={args.num_samples}, {args.rounds} round(s): torch-fidelity {tf_['wall_s_median']:.1f} s, "
+              f"ganeval {ge['wall_s_median']:.1f} s (median wall) -> {e2e['speedup_wall_median']:.2f}x "
+              f"(min-based {e2e['speedup_wall_min']:.2f}x, CPU-time {e2e['speedup_cpu_median']:.2f}x; per round "
+              + ", ".join(f"{x:.2f}" for x in e2e["speedup_wall_per_round"]) + ")", flush=True)
+        print(f"FID torch-fidelity {tf_['fid']:.6f}, ganeval {ge['fid']:.6f}, |diff| {e2e['fid_abs_diff']:.2e}; "
+              f"identical uint8 inputs: {e2e['images_identical']}", flush=True)
 
         feats = cached_features()
         st = fid_from_stats(feats, ref.mu, ref.sigma, args.repeats)
