@@ -183,7 +183,7 @@ def run_ganeval(args: argparse.Namespace, weights_path: Path) -> dict[str, Any]:
     from ganeval.evaluate import score
     from ganeval.metrics.fid import FIDReference
 
-    FIDReference._sqrt_cache.clear()  # cold: no √Σr from an earlier round
+    FIDReference.clear_cache()  # cold: no √Σr from an earlier round
     df = score(args.checkpoint, num_samples=args.num_samples, reference=args.reference, metrics=("fid",),
                bootstrap=0, device=args.device, precision="fp32", batch_size=args.batch_size, seed=args.seed,
                inception_weights=str(weights_path), progress=False)
@@ -228,7 +228,7 @@ def fid_from_stats(features: torch.Tensor, mu_r: np.ndarray, sigma_r: np.ndarray
     mu_g, sigma_g = x.mean(0).numpy(), torch.cov(x.T).numpy()
 
     def ganeval_cold() -> float:
-        FIDReference._sqrt_cache.clear()
+        FIDReference.clear_cache()
         return FIDReference(mu_r, sigma_r).fid(mu_g, sigma_g)
 
     t_tf, c_tf, fid_tf = best_of(lambda: fid_statistics_to_metric(stat_g, stat_r, False)["frechet_inception_distance"], repeats)
@@ -394,7 +394,7 @@ def main(argv: list[str] | None = None) -> int:
         st = fid_from_stats(feats, ref.mu, ref.sigma, args.repeats)
         results["fid_from_stats"] = st
         print(f"FID from statistics ({st['dim']}-d, best of {st['repeats']}): torch-fidelity {st['torch_fidelity_s']:.2f} s; "
-              f"ganeval {st['ganeval_with_sqrt_s']:.2f} s incl. sqrt(Sigma_r) ({st['speedup_with_sqrt']:.1f}x), "
+              f"ganeval {st['ganeval_with_sqrt_s']:.2f} s incl. factor of Sigma_r ({st['speedup_with_sqrt']:.1f}x), "
               f"{st['ganeval_without_sqrt_s']:.3f} s excl. ({st['speedup_without_sqrt']:.1f}x); |FID diff| {st['abs_diff']:.2e}",
               flush=True)
 

@@ -25,13 +25,16 @@ def _feats(n: int, d: int, seed: int, scale: float = 1.0, shift: float = 0.0) ->
     return (rng.standard_normal((n, d)) @ mix) * scale + shift
 
 
-@pytest.mark.parametrize("d,n", [(64, 500), (512, 1200), (512, 300)])
-def test_fid_matches_torch_fidelity(d: int, n: int) -> None:
+@pytest.mark.parametrize("d,n,cholesky", [(64, 500, True), (512, 1200, True), (512, 300, False)])
+def test_fid_matches_torch_fidelity(d: int, n: int, cholesky: bool) -> None:
+    """Both factor paths: Cholesky (full-rank reference) and symmetric √Σr (n < d, singular reference)."""
     a, b = _feats(n, d, 1), _feats(n, d, 2, 1.3, 0.1)
     s1 = {"mu": a.mean(0), "sigma": np.cov(a, rowvar=False)}
     s2 = {"mu": b.mean(0), "sigma": np.cov(b, rowvar=False)}
     theirs = fid_statistics_to_metric(s2, s1, verbose=False)["frechet_inception_distance"]
-    ours = FIDReference(s1["mu"], s1["sigma"]).fid(s2["mu"], s2["sigma"])
+    ref = FIDReference(s1["mu"], s1["sigma"])
+    assert ref.triangular is cholesky
+    ours = ref.fid(s2["mu"], s2["sigma"])
     assert abs(ours - theirs) / abs(theirs) <= 1e-6
     assert frechet_distance(s2["mu"], s2["sigma"], s1["mu"], s1["sigma"]) == pytest.approx(ours, rel=1e-9)
 

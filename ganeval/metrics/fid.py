@@ -1,8 +1,10 @@
 """Fréchet distance with a fast, exact trace term.
 
-tr √(Σr Σg) equals the sum of √λ over the eigenvalues λ of the symmetric PSD matrix √Σr Σg √Σr, so
-one symmetric ``eigh`` (float64) replaces torch-fidelity's general ``eigvals`` of Σr Σg, and √Σr is
-computed once per reference (cached in memory and keyed by the statistics' content).
+tr √(Σr Σg) is the sum of √λ over the eigenvalues λ of Σr Σg, which are those of the symmetric PSD
+matrix Fᵀ Σg F for any factor Σr = F Fᵀ. ganeval takes F = the Cholesky factor of Σr (float64; two
+triangular multiplies and one symmetric ``eigvalsh`` per call, against torch-fidelity's general
+``eigvals`` of Σr Σg), falling back to the symmetric √Σr when Σr is singular. The factor is computed
+once per reference and cached in memory, keyed by the statistics' content.
 """
 
 from __future__ import annotations
@@ -12,12 +14,18 @@ from collections.abc import Sequence
 
 import numpy as np
 import torch
+from scipy.linalg.blas import dtrmm
 
 
-def _sym_sqrt(sigma: np.ndarray) -> np.ndarray:
+def _factor(sigma: np.ndarray) -> tuple[np.ndarray, bool]:
+    """(F, lower-triangular?) with F Fᵀ = Σ: Cholesky when Σ is positive definite, else the symmetric √Σ."""
     s = torch.from_numpy(np.ascontiguousarray(sigma, dtype=np.float64))
-    w, v = torch.linalg.eigh((s + s.T) / 2)
-    return ((v * w.clamp_min(0).sqrt()) @ v.T).numpy()
+    s = (s + s.T) / 2
+    chol, info = torch.linalg.cholesky_ex(s)
+    if int(info) == 0 and bool(torch.isfinite(chol).all()):
+        return np.asfortranarray(chol.numpy()), True
+    w, v = torch.linalg.eigh(s)
+    return ((v * w.clamp_min(0).sqrt()) @ v.T).numpy(), False
 
 
 def _trace_sqrt_psd(m: torch.Tensor) -> float:
@@ -26,24 +34,34 @@ def _trace_sqrt_psd(m: torch.Tensor) -> float:
 
 
 class FIDReference:
-    """Reference mean/covariance with √Σ and tr Σ precomputed; ``fid(mu, sigma)`` is then one eigh."""
+    """Reference mean/covariance with a factor of Σ and tr Σ precomputed; ``fid(mu, sigma)`` is then
+    two (triangular) matrix products and one ``eigvalsh``."""
 
-    _sqrt_cache: dict[str, np.ndarray] = {}
+    _factor_cache: dict[str, tuple[np.ndarray, bool]] = {}
 
     def __init__(self, mu: np.ndarray, sigma: np.ndarray) -> None:
         self.mu = np.asarray(mu, dtype=np.float64)
         self.sigma = np.asarray(sigma, dtype=np.float64)
         key = hashlib.sha256(self.sigma.tobytes()).hexdigest()
-        if key not in self._sqrt_cache:
-            self._sqrt_cache[key] = _sym_sqrt(self.sigma)
-        self.sqrt_sigma = self._sqrt_cache[key]
+        if key not in self._factor_cache:
+            self._factor_cache[key] = _factor(self.sigma)
+        self.factor, self.triangular = self._factor_cache[key]
         self.trace = float(np.trace(self.sigma))
+
+    @classmethod
+    def clear_cache(cls) -> None:
+        """Forget every cached factor (benchmarks use it to time cold starts)."""
+        cls._factor_cache.clear()
 
     def trace_sqrt_product(self, sigma: np.ndarray) -> float:
         """tr √(Σr Σg)."""
-        r = torch.from_numpy(self.sqrt_sigma)
-        g = torch.from_numpy(np.ascontiguousarray(sigma, dtype=np.float64))
-        return _trace_sqrt_psd(r @ g @ r)
+        f = self.factor
+        if self.triangular:
+            m = dtrmm(1.0, f, np.asfortranarray(sigma, dtype=np.float64), side=1, lower=1)  # Σg L
+            m = dtrmm(1.0, f, m, side=0, lower=1, trans_a=1, overwrite_b=1)  # Lᵀ Σg L
+            return _trace_sqrt_psd(torch.from_numpy(np.ascontiguousarray(m)))
+        r = torch.from_numpy(f)
+        return _trace_sqrt_psd(r @ torch.from_numpy(np.ascontiguousarray(sigma, dtype=np.float64)) @ r)
 
     def fid(self, mu: np.ndarray, sigma: np.ndarray) -> float:
         """Fréchet distance between N(mu, sigma) and the reference; inf for non-finite input."""
@@ -71,7 +89,7 @@ def bootstrap_fid(
     """
     x = features.to(torch.float64)
     n = x.shape[0]
-    sqrt_r = torch.from_numpy(ref.sqrt_sigma).to(x.device)
+    f = torch.from_numpy(np.ascontiguousarray(ref.factor)).to(x.device)
     out = np.empty(len(indices))
     for b, idx in enumerate(indices):
         w = torch.bincount(torch.as_tensor(idx, device=x.device), minlength=n).to(torch.float64)
@@ -79,5 +97,5 @@ def bootstrap_fid(
         xc = x - mu
         sigma = (xc.T * w) @ xc / (n - 1)
         diff = mu.cpu().numpy() - ref.mu
-        out[b] = float(diff @ diff + torch.trace(sigma).item() + ref.trace - 2 * _trace_sqrt_psd(sqrt_r @ sigma @ sqrt_r))
+        out[b] = float(diff @ diff + torch.trace(sigma).item() + ref.trace - 2 * _trace_sqrt_psd(f.T @ sigma @ f))
     return out
