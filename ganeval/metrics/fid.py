@@ -20,17 +20,16 @@ from scipy.linalg.blas import dtrmm
 def _factor(sigma: np.ndarray) -> tuple[np.ndarray, bool]:
     """(F, lower-triangular?) with F Fᵀ = Σ: Cholesky when Σ is positive definite, else the symmetric √Σ."""
     s = torch.from_numpy(np.ascontiguousarray(sigma, dtype=np.float64))
-    s = (s + s.T) / 2
-    chol, info = torch.linalg.cholesky_ex(s)
+    chol, info = torch.linalg.cholesky_ex(s)  # reads the lower triangle only
     if int(info) == 0 and bool(torch.isfinite(chol).all()):
         return np.asfortranarray(chol.numpy()), True
-    w, v = torch.linalg.eigh(s)
+    w, v = torch.linalg.eigh((s + s.T) / 2)
     return ((v * w.clamp_min(0).sqrt()) @ v.T).numpy(), False
 
 
 def _trace_sqrt_psd(m: torch.Tensor) -> float:
-    """Σ √λ over the eigenvalues of a symmetric PSD matrix (negative round-off clipped)."""
-    return float(torch.linalg.eigvalsh((m + m.T) / 2).clamp_min(0).sqrt().sum())
+    """Σ √λ over the eigenvalues of a symmetric PSD matrix (its lower triangle is read; negative round-off clipped)."""
+    return float(torch.linalg.eigvalsh(m).clamp_min(0).sqrt().sum())
 
 
 class FIDReference:
@@ -57,9 +56,11 @@ class FIDReference:
         """tr √(Σr Σg)."""
         f = self.factor
         if self.triangular:
-            m = dtrmm(1.0, f, np.asfortranarray(sigma, dtype=np.float64), side=1, lower=1)  # Σg L
+            g = np.asarray(sigma, dtype=np.float64)
+            g = g.T if g.flags.c_contiguous else np.asfortranarray(g)  # Σg is symmetric: its C-order transpose is it, Fortran-ordered
+            m = dtrmm(1.0, f, g, side=1, lower=1)  # Σg L (a new array; Σg is not overwritten)
             m = dtrmm(1.0, f, m, side=0, lower=1, trans_a=1, overwrite_b=1)  # Lᵀ Σg L
-            return _trace_sqrt_psd(torch.from_numpy(np.ascontiguousarray(m)))
+            return _trace_sqrt_psd(torch.from_numpy(m.T))  # symmetric: the C-order view has the same eigenvalues
         r = torch.from_numpy(f)
         return _trace_sqrt_psd(r @ torch.from_numpy(np.ascontiguousarray(sigma, dtype=np.float64)) @ r)
 
