@@ -114,3 +114,19 @@ def test_bootstrap_replicates_and_bootstrap_interval() -> None:
     lo, hi = bootstrap_interval(point, reps)
     assert lo < point < hi
     assert np.isnan(bootstrap_interval(float("inf"), reps)[0])
+
+
+@pytest.mark.parametrize("n,d,full_rank", [(300, 64, True), (100, 64, True), (500, 512, True), (200, 512, False)])
+def test_bootstrap_fid_equals_fid_of_each_resample(n: int, d: int, full_rank: bool) -> None:
+    """The Gram-matrix replicate equals the plain FID of the resampled features (both factor paths)."""
+    real = _feats(2 * d if full_rank else d // 2, d, 20)
+    ref = FIDReference(real.mean(0), np.cov(real, rowvar=False))
+    assert ref.triangular is full_rank
+    gen = _feats(n, d, 21, 1.1, 0.1)
+    rng = np.random.default_rng(1)
+    idx = [rng.integers(0, n, n) for _ in range(5)]
+    reps = bootstrap_fid(torch.from_numpy(gen), ref, idx)
+    tol = 1e-8 if full_rank else 1e-7  # a singular Σr: √ of round-off-sized eigenvalues differs between the two orders
+    for r, i in zip(reps, idx, strict=True):
+        s = gen[i]
+        assert r == pytest.approx(ref.fid(s.mean(0), np.cov(s, rowvar=False)), rel=tol)
