@@ -100,10 +100,10 @@ def bootstrap_fid(
     for b, idx in enumerate(indices):
         w = torch.bincount(torch.as_tensor(idx, device=x.device), minlength=n).to(torch.float64)
         rows = torch.nonzero(w, as_tuple=True)[0]
-        wr = w[rows]
-        mu = (wr @ x[rows]) / n
+        wr, xr = w[rows], x[rows]
+        mu = (wr @ xr) / n
         scale = (wr / (n - 1)).sqrt().unsqueeze(1)
-        xc = x[rows] - mu
+        xc = xr - mu
         trace_g = float((wr * (xc * xc).sum(1)).sum()) / (n - 1)
         y = (xf[rows] - mu @ f) * scale
         gram = y @ y.T if y.shape[0] <= d else y.T @ y
