@@ -4,6 +4,7 @@ Tiny runs on one CPU thread; the whole file takes well under a minute."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import signal
@@ -170,6 +171,30 @@ def test_dcgan_checkpoints_hold_ema(tmp_path: Path, mnist_dir: Path) -> None:
     g, info = load_generator(result.checkpoints[-1])
     assert info["weights"] == "g_ema" and info["config"] == {"latent_dim": 128, "channels": 4} and info["ema"] is True
     assert not _tensors_equal_models(g, load_generator(result.checkpoints[-1], use_ema=False)[0])
+
+
+def test_lr_decay_schedule() -> None:
+    r = dataclasses.replace(RECIPES["dcgan"], lr_decay_start=6)
+    assert [r.lr_at(t, 10) for t in (1, 6, 7, 8, 10)] == pytest.approx([2e-4, 2e-4, 2e-4, 1.5e-4, 0.5e-4])
+    assert RECIPES["dcgan"].lr_at(10, 10) == 2e-4  # no decay unless asked for
+
+
+def test_lr_decay_run_and_resume(tmp_path: Path, mnist_dir: Path) -> None:
+    kw = dict(checkpoint_every=4, log_every=4, config={"channels": 4}, device="cpu", progress=False, seed=3)
+    full = train(tmp_path / "full", "dcgan", iterations=8, lr_decay_start=4, **kw)
+    _, meta = load_state(full.out_dir / STATE_NAME)
+    assert meta["run"]["recipe"]["lr_decay_start"] == 4
+    assert [g["lr"] for g in meta["opt_g"]["param_groups"] + meta["opt_d"]["param_groups"]] == pytest.approx([0.5e-4] * 2)
+    with pytest.raises(TrainError, match="must be below"):
+        train(tmp_path / "bad", "dcgan", iterations=4, lr_decay_start=4, **kw)
+    train(tmp_path / "part", "dcgan", iterations=6, lr_decay_start=4, **kw)
+    rest = {k: v for k, v in kw.items() if k not in ("config", "seed")}
+    with pytest.raises(TrainError, match="--lr-decay-start 5 differs"):
+        train(tmp_path / "part", iterations=8, resume=True, lr_decay_start=5, **rest)
+    resumed = train(tmp_path / "part", iterations=8, resume=True, **rest)
+    _, meta = load_state(resumed.out_dir / STATE_NAME)
+    assert resumed.iteration == 8 and meta["run"]["recipe"]["lr_decay_start"] == 4
+    assert meta["opt_g"]["param_groups"][0]["lr"] == pytest.approx(0.5e-4)
 
 
 def _tensors_equal_models(a: torch.nn.Module, b: torch.nn.Module) -> bool:

@@ -74,11 +74,12 @@ def _positive(name: str, value: float | None) -> None:
 
 
 def _resolve(saved: dict[str, Any] | None, model: str | None, config: dict[str, Any] | None, seed: int | None,
-             batch_size: int | None, lr: float | None, n_critic: int | None) -> RunSettings:
+             batch_size: int | None, lr: float | None, n_critic: int | None, lr_decay_start: int | None = None) -> RunSettings:
     if saved is None:
         name = model or "mlp"
         recipe = get_recipe(name)
-        overrides = {k: v for k, v in (("batch_size", batch_size), ("lr", lr), ("n_critic", n_critic)) if v is not None}
+        overrides = {k: v for k, v in (("batch_size", batch_size), ("lr", lr), ("n_critic", n_critic),
+                                       ("lr_decay_start", lr_decay_start)) if v is not None}
         recipe = dataclasses.replace(recipe, **overrides)
         full = {**get_model(name).defaults, **(config or {})}
         return RunSettings(name, full, 0 if seed is None else int(seed), recipe)
@@ -90,7 +91,8 @@ def _resolve(saved: dict[str, Any] | None, model: str | None, config: dict[str, 
         raise CheckpointError(f"{STATE_NAME}: run settings are malformed ({exc.__class__.__name__}: {exc})") from exc
     get_recipe(run.model)
     asked = {"--model": (model, run.model), "--seed": (seed, run.seed), "--batch-size": (batch_size, run.recipe.batch_size),
-             "--lr": (lr, run.recipe.lr), "--n-critic": (n_critic, run.recipe.n_critic)}
+             "--lr": (lr, run.recipe.lr), "--n-critic": (n_critic, run.recipe.n_critic),
+             "--lr-decay-start": (lr_decay_start, run.recipe.lr_decay_start)}
     if config is not None and {**run.config, **config} != run.config:
         raise TrainError(f"resume: config {config} differs from the run's {run.config}")
     for flag, (value, stored) in asked.items():
@@ -253,6 +255,11 @@ class _Trainer:
         try:
             while self.iteration < iterations:
                 it = self.iteration + 1
+                if self.run.recipe.lr_decay_start is not None:
+                    lr = self.run.recipe.lr_at(it, iterations)
+                    for opt in (self.opt_g, self.opt_d):
+                        for group in opt.param_groups:
+                            group["lr"] = lr
                 acc += self.step(self.g, self.d, self.opt_g, self.opt_d, self._real, self._noise, self.run.recipe.n_critic)
                 if self.ema is not None:
                     self.ema.update(self.g, it)
@@ -275,14 +282,17 @@ class _Trainer:
 
 
 def train(out: str | os.PathLike[str], model: str | None = None, *, iterations: int | None = None,
-          batch_size: int | None = None, lr: float | None = None, n_critic: int | None = None, seed: int | None = None,
+          batch_size: int | None = None, lr: float | None = None, n_critic: int | None = None,
+          lr_decay_start: int | None = None, seed: int | None = None,
           device: str | torch.device = "auto", checkpoint_every: int = 1000, log_every: int = 100, resume: bool = False,
           data_dir: str | os.PathLike[str] | None = None, config: dict[str, Any] | None = None,
           progress: bool = True) -> TrainResult:
     """Train ``model`` (``mlp`` or ``dcgan``; default ``mlp``) on MNIST-train, writing checkpoints to ``out``.
 
-    ``None`` hyper-parameters take the model's recipe (see :data:`ganeval.train.recipes.RECIPES`), or, with
-    ``resume``, the values stored in the run's state file (explicit values that differ are an error).
+    ``lr_decay_start`` (default: none) makes the learning rate fall linearly from there toward 0 at the last
+    iteration, the usual finish that sharpens GAN samples. ``None`` hyper-parameters take the model's recipe
+    (see :data:`ganeval.train.recipes.RECIPES`), or, with ``resume``, the values stored in the run's state file
+    (explicit values that differ are an error).
     ``config`` overrides the model's constructor config (Python API only). Raises :class:`GanevalError`
     subclasses (``ganeval.errors.GanevalError``) for bad input, before anything in ``out`` is touched.
     """
@@ -300,8 +310,12 @@ def train(out: str | os.PathLike[str], model: str | None = None, *, iterations: 
             raise CheckpointError(f"{out / STATE_NAME}: missing, so the checkpoints in {out} cannot be resumed")
     elif out.exists() and any(out.iterdir()):
         raise TrainError(f"{out}: output folder is not empty; pass --resume to continue the run in it, or choose another --out")
-    run = _resolve(saved[1]["run"] if saved else None, model, config, seed, batch_size, lr, n_critic)
+    if lr_decay_start is not None and (isinstance(lr_decay_start, bool) or lr_decay_start < 0):
+        raise TrainError(f"--lr-decay-start must be 0 or more (got {lr_decay_start})")
+    run = _resolve(saved[1]["run"] if saved else None, model, config, seed, batch_size, lr, n_critic, lr_decay_start)
     target = int(iterations or (saved[1].get("iterations") if saved else None) or run.recipe.iterations)
+    if run.recipe.lr_decay_start is not None and run.recipe.lr_decay_start >= target:
+        raise TrainError(f"--lr-decay-start {run.recipe.lr_decay_start} must be below --iterations {target}")
     dev = _device(device)
     images = load_mnist("train", data_dir)[0]
     if dev.type == "cuda":

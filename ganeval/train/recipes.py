@@ -26,6 +26,14 @@ class Recipe:
     n_critic: int = 1
     ema_decay: float | None = None
     ema_warmup: int = 10  # decay_t = min(ema_decay, (1 + t) / (ema_warmup + t))
+    lr_decay_start: int | None = None  # after this iteration, lr falls linearly toward 0 at the run's last iteration
+
+    def lr_at(self, iteration: int, total: int) -> float:
+        """Learning rate used by (1-based) ``iteration`` of a ``total``-iteration run."""
+        start = self.lr_decay_start
+        if start is None or iteration <= start or total <= start:
+            return self.lr
+        return self.lr * max(total - iteration + 1, 1) / (total - start)
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready fields (tuples become lists)."""
