@@ -83,16 +83,21 @@ def _extract(samples: Samples, extractors: list[FeatureExtractor], seed: int, ba
         pools: dict[str, dict[int, torch.Tensor]] = {ex.name: {} for ex in missing}
         logits: dict[str, dict[int, torch.Tensor]] = {ex.name: {} for ex in missing}
         bad: dict[int, torch.Tensor] = {}
+        # Features and NaN/Inf counts stay on the device until the loop ends: no per-batch host synchronisation,
+        # so on a GPU the next batch is queued while the current one runs (one copy to the host per batch at the end).
         for b in dist.my_batches(n_batches):
             batch = samples.batch(b, batch_size)
-            bad[b] = torch.tensor([batch.nonfinite])
+            bad[b] = torch.as_tensor(batch.nonfinite).reshape(1)
             for ex in missing:
                 f = ex(batch.images)
-                pools[ex.name][b] = f["pool"].cpu()
+                pools[ex.name][b] = f["pool"]
                 if "logits" in f:
-                    logits[ex.name][b] = f["logits"].cpu()
+                    logits[ex.name][b] = f["logits"]
             if progress is not None:
                 progress.update(len(batch.images) * dist.world)  # type: ignore[attr-defined]
+        for per_batch in (bad, *pools.values(), *logits.values()):
+            for b, t in per_batch.items():
+                per_batch[b] = t.cpu()
         out.nonfinite = int(torch.cat(dist.gather_batches(bad, n_batches)).sum())
         for ex in missing:
             out.pool[ex.name] = torch.cat(dist.gather_batches(pools[ex.name], n_batches))

@@ -31,7 +31,7 @@ class SampleBatch:
     """One batch of uint8 samples and how many of them had non-finite values."""
 
     images: torch.Tensor
-    nonfinite: int
+    nonfinite: int | torch.Tensor  # a count; a 0-d tensor on the device when reading it would stall the device
 
 
 @torch.inference_mode()

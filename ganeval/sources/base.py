@@ -71,6 +71,12 @@ def convert_output(out: Any, output_range: str, what: str) -> tuple[torch.Tensor
     ``-1,1``: ``round((x + 1) · 127.5)``; ``0,1``: ``round(255 x)``; ``0,255``: ``round(x)``; clamped, half to even.
     uint8 output is used as is; ``(B, H, W)`` is taken as grayscale.
     """
+    images, bad = convert_output_async(out, output_range, what)
+    return images, int(bad)
+
+
+def convert_output_async(out: Any, output_range: str, what: str) -> tuple[torch.Tensor, torch.Tensor | int]:
+    """:func:`convert_output` with the NaN/Inf count left on the output's device (no host synchronisation)."""
     x = out if isinstance(out, torch.Tensor) else torch.as_tensor(np.asarray(out))
     if x.ndim == 3:
         x = x.unsqueeze(1)
@@ -80,7 +86,7 @@ def convert_output(out: Any, output_range: str, what: str) -> tuple[torch.Tensor
         return x, 0
     if not x.is_floating_point():
         return x.clamp(0, 255).to(torch.uint8), 0
-    bad = int((~torch.isfinite(x)).flatten(1).any(dim=1).sum())
+    bad = (~torch.isfinite(x)).flatten(1).any(dim=1).sum()
     if output_range == "-1,1":
         return to_uint8(torch.nan_to_num(x, nan=0.0, posinf=1.0, neginf=-1.0)), bad
     scale = 255.0 if output_range == "0,1" else 1.0
@@ -150,7 +156,7 @@ class GeneratorSamples(Samples):
     def rows(self, start: int, stop: int) -> SampleBatch:
         z = self.z[start:stop].to(self.device, non_blocking=True)
         out = self.fn(z)
-        images, bad = convert_output(out, self.output_range, self.name)
+        images, bad = convert_output_async(out, self.output_range, self.name)
         if images.shape[0] != z.shape[0]:
             raise GanevalError(f"{self.name}: generator returned {images.shape[0]} samples for {z.shape[0]} latents")
         self.shape = tuple(images.shape[1:])  # type: ignore[assignment]
