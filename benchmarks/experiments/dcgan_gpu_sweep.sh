@@ -2,7 +2,7 @@
 # One prepared device run (session 3): benchmarks/gpu_check.py on a quiet GPU (random-weight Inception: parity,
 # pipeline and network throughput, score_series), then three DCGAN recipes trained side by side on the same GPU
 # (batch 128/256/512, linear learning-rate decay over the second half), every checkpoint scored with the MNIST
-# metrics on CUDA (N = 10,000), and the best-MNIST-IS checkpoint of each run exported EMA-only.
+# metrics on CUDA (N = 10,000, one run at a time), and the best-MNIST-IS checkpoint of each run exported EMA-only.
 #
 # Needs: .whl/torch_fidelity-0.4.0-py3-none-any.whl and .devwork/mnist/ (the four MNIST .gz files), both carried.
 # Knobs (environment): DEV (cuda), TRAIN_S (wall seconds for the training phase), CHECK_S/CHECK_ARGS, NS (samples
@@ -40,13 +40,14 @@ for spec in "${SPECS[@]}"; do
     say "$name: $(tail -1 $S/$name/train_log.csv 2>/dev/null) | $(ls $S/$name 2>/dev/null | grep -c ckpt_) checkpoints"
 done
 
-say "== MNIST-domain scoring on $DEV (N = $NS), runs side by side"
+# One scoring process at a time: three side by side stalled on the 16-core device host (session 3).
+say "== MNIST-domain scoring on $DEV (N = $NS), one run after another"
 for spec in "${SPECS[@]}"; do
     read -r name batch its <<<"$spec"
-    $PY -m ganeval score $S/$name --metrics mnist_is mnist_fd modes --num-samples "$NS" --device "$DEV" \
-        --out $R/$name --bootstrap 100 >$R/$name.log 2>&1 &
+    timeout 120 $PY -m ganeval score $S/$name --metrics mnist_is mnist_fd modes --num-samples "$NS" --device "$DEV" \
+        --out $R/$name --bootstrap 20 >$R/$name.log 2>&1
+    say "$name scored: rc=$?"
 done
-wait
 for spec in "${SPECS[@]}"; do
     read -r name batch its <<<"$spec"
     say "$name scores:"; grep -A40 "iteration" $R/$name.log | head -25 | tee -a "$LOG" >/dev/null
