@@ -195,6 +195,7 @@ def test_lr_decay_run_and_resume(tmp_path: Path, mnist_dir: Path) -> None:
     _, meta = load_state(resumed.out_dir / STATE_NAME)
     assert resumed.iteration == 8 and meta["run"]["recipe"]["lr_decay_start"] == 4
     assert meta["opt_g"]["param_groups"][0]["lr"] == pytest.approx(0.5e-4)
+    assert read_metadata(resumed.checkpoints[-1])["target_iterations"] == 8
 
 
 def _tensors_equal_models(a: torch.nn.Module, b: torch.nn.Module) -> bool:

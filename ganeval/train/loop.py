@@ -141,6 +141,7 @@ class _Trainer:
         self.data = torch.from_numpy(np.array(images, dtype=np.uint8)).to(dev)  # uint8 on the device, ~47 MB
         self.step = STEPS[r.loss]
         self.iteration, self.elapsed = 0, 0.0
+        self.target: int | None = None  # the run's planned last iteration (set by fit; the lr schedule depends on it)
         if saved is not None:
             self._restore(*saved)
 
@@ -194,7 +195,7 @@ class _Trainer:
     # ------------------------------------------------------------------------------------- outputs
     def _ckpt_meta(self) -> dict[str, Any]:
         return {"model": self.run.model, "config": self.run.config, "latent_dim": self.latent_dim,
-                "iteration": self.iteration, "seed": self.run.seed, "dataset": "mnist-train",
+                "iteration": self.iteration, "target_iterations": self.target, "seed": self.run.seed, "dataset": "mnist-train",
                 "data_sha256": mnist_checksum("train"), "ema": self.ema is not None, "recipe": self.run.recipe.as_dict()}
 
     def _check_existing(self, path: Path) -> bool:
@@ -245,6 +246,7 @@ class _Trainer:
         """Train from the current iteration up to ``iterations``."""
         from tqdm import tqdm
 
+        self.target = iterations
         log = self.out / LOG_NAME
         acc = torch.zeros(4, device=self.dev)
         n_acc = 0
@@ -323,6 +325,7 @@ def train(out: str | os.PathLike[str], model: str | None = None, *, iterations: 
     fork_devices = [dev.index if dev.index is not None else torch.cuda.current_device()] if dev.type == "cuda" else []
     with torch.random.fork_rng(devices=fork_devices):  # the caller's global RNG state is left as it was
         trainer = _Trainer(out, run, dev, images, saved)
+        trainer.target = target
         out.mkdir(parents=True, exist_ok=True)
         remove_stale_tmp(out)
         truncate_log(out / LOG_NAME, trainer.iteration)
