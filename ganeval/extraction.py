@@ -62,6 +62,16 @@ def extract(
         samples.close()
 
 
+IN_FLIGHT = 4  # batches whose features may still be on the device while newer ones are queued
+
+
+def _to_host(b: int, per_batch: list[dict[int, torch.Tensor]]) -> None:
+    """Move batch ``b``'s entries to the host (waits for that batch only)."""
+    for d in per_batch:
+        if b in d:
+            d[b] = d[b].cpu()
+
+
 def _extract(samples: Samples, extractors: list[FeatureExtractor], seed: int, batch_size: int, dist: DistContext,
              use_cache: bool, progress: object | None) -> Extracted:
     n = samples.n
@@ -83,8 +93,11 @@ def _extract(samples: Samples, extractors: list[FeatureExtractor], seed: int, ba
         pools: dict[str, dict[int, torch.Tensor]] = {ex.name: {} for ex in missing}
         logits: dict[str, dict[int, torch.Tensor]] = {ex.name: {} for ex in missing}
         bad: dict[int, torch.Tensor] = {}
-        # Features and NaN/Inf counts stay on the device until the loop ends: no per-batch host synchronisation,
-        # so on a GPU the next batch is queued while the current one runs (one copy to the host per batch at the end).
+        # A batch's features and NaN/Inf count are copied to the host only once IN_FLIGHT newer batches have been
+        # queued, so on a GPU the host never waits for the batch it just queued (no per-batch stall) and device
+        # memory holds at most IN_FLIGHT batches of features.
+        queued: list[int] = []
+        per_batch = [bad, *pools.values(), *logits.values()]
         for b in dist.my_batches(n_batches):
             batch = samples.batch(b, batch_size)
             bad[b] = torch.as_tensor(batch.nonfinite).reshape(1)
@@ -93,11 +106,13 @@ def _extract(samples: Samples, extractors: list[FeatureExtractor], seed: int, ba
                 pools[ex.name][b] = f["pool"]
                 if "logits" in f:
                     logits[ex.name][b] = f["logits"]
+            queued.append(b)
+            if len(queued) > IN_FLIGHT:
+                _to_host(queued.pop(0), per_batch)
             if progress is not None:
                 progress.update(len(batch.images) * dist.world)  # type: ignore[attr-defined]
-        for per_batch in (bad, *pools.values(), *logits.values()):
-            for b, t in per_batch.items():
-                per_batch[b] = t.cpu()
+        for b in queued:
+            _to_host(b, per_batch)
         out.nonfinite = int(torch.cat(dist.gather_batches(bad, n_batches)).sum())
         for ex in missing:
             out.pool[ex.name] = torch.cat(dist.gather_batches(pools[ex.name], n_batches))

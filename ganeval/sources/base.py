@@ -150,6 +150,8 @@ class GeneratorSamples(Samples):
         self.fn, self.name, self.device, self.output_range = fn, name, device, output_range
         self.meta.update(latent_dim=z_dim, z_type=z_type, output_range=output_range)
         self.z = latents(n, z_dim, seed, z_type=z_type)
+        if device.type == "cuda":
+            self.z = self.z.pin_memory()  # asynchronous host-to-device copies of each batch's latents
         self._checked = False
 
     @torch.inference_mode()
