@@ -10,7 +10,8 @@ once per reference and cached in memory, keyed by the statistics' content.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 import numpy as np
 import torch
@@ -79,6 +80,22 @@ def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma
     return FIDReference(mu2, sigma2).fid(mu1, sigma1)
 
 
+SINGLE_THREAD_MAX_DIM = 512  # bootstrap of features this small runs on one CPU thread (see bootstrap_fid)
+
+
+@contextmanager
+def _cpu_threads(n: int | None) -> Iterator[None]:
+    """torch's intra-op CPU threads set to ``n`` inside the block (unchanged when ``n`` is None)."""
+    before = torch.get_num_threads()
+    if n is not None and n != before:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        if torch.get_num_threads() != before:
+            torch.set_num_threads(before)
+
+
 def bootstrap_fid(
     features: torch.Tensor,
     ref: FIDReference,
@@ -90,7 +107,17 @@ def bootstrap_fid(
     eigenvalues are those of the smaller Gram matrix over the ~63 % distinct rows of a resample. X F is formed
     once, so a replicate costs one Gram product and one ``eigvalsh`` of min(rows, d) instead of a d × d
     covariance, two d × d products and a d × d ``eigvalsh``. Runs on the features' device.
+
+    Small features (d ≤ 512, e.g. the MNIST classifier's 128) run on one CPU thread: a replicate is then a
+    series of tiny operations whose thread hand-offs gain nothing alone and stall when several processes share
+    the cores (docs/performance.md, "Several processes on one machine").
     """
+    small = features.device.type == "cpu" and features.shape[1] <= SINGLE_THREAD_MAX_DIM
+    with _cpu_threads(1 if small else None):
+        return _bootstrap_fid(features, ref, indices)
+
+
+def _bootstrap_fid(features: torch.Tensor, ref: FIDReference, indices: Sequence[np.ndarray]) -> np.ndarray:
     x = features.to(torch.float64)
     n, d = x.shape
     f = torch.from_numpy(np.ascontiguousarray(ref.factor)).to(x.device)
