@@ -116,6 +116,28 @@ def test_bootstrap_replicates_and_bootstrap_interval() -> None:
     assert np.isnan(bootstrap_interval(float("inf"), reps)[0])
 
 
+def test_small_bootstrap_uses_one_thread_and_restores_the_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    import ganeval.metrics.fid as fid_mod
+
+    real = _feats(400, 16, 12)
+    ref = FIDReference(real.mean(0), np.cov(real, rowvar=False))
+    gen = torch.from_numpy(_feats(200, 16, 13, 1.1, 0.1))
+    idx = [np.random.default_rng(2).integers(0, 200, 200) for _ in range(3)]
+    seen: list[int] = []
+    inner = fid_mod._bootstrap_fid
+    monkeypatch.setattr(fid_mod, "_bootstrap_fid", lambda *a: (seen.append(torch.get_num_threads()), inner(*a))[1])
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        one = bootstrap_fid(gen, ref, idx)
+        monkeypatch.setattr(fid_mod, "SINGLE_THREAD_MAX_DIM", 8)  # 16-d is now "large": threads left alone
+        two = bootstrap_fid(gen, ref, idx)
+        assert seen == [1, 2] and torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+    np.testing.assert_allclose(one, two, rtol=1e-10)
+
+
 @pytest.mark.parametrize("n,d,full_rank", [(300, 64, True), (100, 64, True), (500, 512, True), (200, 512, False)])
 def test_bootstrap_fid_equals_fid_of_each_resample(n: int, d: int, full_rank: bool) -> None:
     """The Gram-matrix replicate equals the plain FID of the resampled features (both factor paths)."""
