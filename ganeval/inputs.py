@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ganeval.checkpoints import CKPT_RE, list_checkpoints, load_generator
+from ganeval.checkpoints import CKPT_RE, list_checkpoints, load_generator, read_metadata
 from ganeval.errors import CheckpointError, GanevalError
 from ganeval.sources import generators as gens
 from ganeval.sources.base import GeneratorSamples, InputHints, Samples, merge_hints
@@ -128,6 +128,15 @@ def _number(name: str) -> int | None:
     return int(nums[-1]) if nums else None
 
 
+def _metadata_iteration(path: Path) -> int | None:
+    """The ``iteration`` in a ganeval checkpoint's header (a renamed checkpoint keeps its iteration); else None."""
+    try:
+        value = read_metadata(path).get("iteration")
+    except CheckpointError:
+        return None  # reported as this file's error when it is scored
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
 def _file_source(path: Path, hints: InputHints) -> Source:
     suffix = path.suffix.lower()
     kind = GENERATOR_EXTS.get(suffix) or SAMPLE_FILE_EXTS.get(suffix)
@@ -135,7 +144,7 @@ def _file_source(path: Path, hints: InputHints) -> Source:
         if is_image_name(path.name):
             raise GanevalError(f"{path}: a single image is not a sample set; give the folder (or a zip) of samples")
         m = CKPT_RE.match(path.name)
-        return Source(path.name, path, int(m.group(1)) if m else None)
+        return Source(path.name, path, int(m.group(1)) if m else _metadata_iteration(path))
     extra: dict[str, Any] = {"hints": hints}
     if kind in GENERATOR_EXTS.values():
         try:
@@ -151,7 +160,8 @@ def _ordered(sources: list[Source], what: str, given: str) -> tuple[list[Source]
     if len(sources) > 1 and None not in nums and len(set(nums)) == len(nums):
         ordered = sorted(sources, key=lambda s: s.iteration)  # type: ignore[arg-type, return-value]
         first = ordered[0]
-        return ordered, [f"iteration of each {what} taken from the number in its name ({first.name} → {first.iteration})"]
+        how = "the number in its name or its checkpoint metadata"
+        return ordered, [f"iteration of each {what} taken from {how} ({first.name} → {first.iteration})"]
     if len(sources) > 1:
         for i, s in enumerate(sources, 1):
             s.iteration = i
