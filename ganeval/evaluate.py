@@ -29,6 +29,7 @@ from ganeval.options import ScoreOptions
 from ganeval.reference import real_features, reference_stats
 from ganeval.sources.base import HINT_KEYS, shape_note
 from ganeval.summary import build_summary
+from ganeval.threads import cpu_threads
 
 #: Rough throughput used only for the plan line (images/s).
 SPEED_HINT = {("inception", "cpu"): 13.0, ("inception", "cuda"): 5000.0, ("mnist", "cpu"): 3000.0, ("mnist", "cuda"): 50000.0}
@@ -251,7 +252,14 @@ class _Evaluator:
 
 
 def score_series(series: Series, opts: ScoreOptions, dist: DistContext | None = None) -> ScoreResult:
-    """Score a resolved series (see ``score``)."""
+    """Score a resolved series (see ``score``), with ``opts.threads`` CPU threads when set."""
+    if opts.threads is not None and (isinstance(opts.threads, bool) or not isinstance(opts.threads, int) or opts.threads < 1):
+        raise GanevalError(f"--threads must be a positive integer (got {opts.threads})")
+    with cpu_threads(opts.threads):
+        return _score_series(series, opts, dist)
+
+
+def _score_series(series: Series, opts: ScoreOptions, dist: DistContext | None) -> ScoreResult:
     dist = dist or DistContext()
     ev = _Evaluator(series, opts, dist)
     if dist.is_main and opts.progress:

@@ -32,6 +32,7 @@ class ScoreOptions:
     kid_subset_size: int = 1000
     inception_weights: str | None = None
     use_cache: bool = True
+    threads: int | None = None  # torch intra-op CPU threads while scoring (None: torch's default, one per core)
     progress: bool = True
     extra: dict[str, Any] = field(default_factory=dict)
 

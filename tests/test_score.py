@@ -147,3 +147,22 @@ def test_json_flag_prints_summary(tmp_path: Path, cli) -> None:
     assert summary["best"]["checkpoint"] == "ckpt_0001000.safetensors"
     assert summary["provenance"]["mnist"]["extractor"] == "mnist"
     assert (tmp_path / "rep" / "report.html").is_file()
+
+
+def test_threads_option_applies_while_scoring_and_is_restored(tmp_path: Path, cli, monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+
+    import ganeval.evaluate as ev
+
+    write_bank_checkpoint(tmp_path / "run", 1000)
+    seen: list[int] = []
+    inner = ev._Evaluator.run_stage
+    monkeypatch.setattr(ev._Evaluator, "run_stage", lambda self, *a: (seen.append(torch.get_num_threads()), inner(self, *a))[1])
+    before = torch.get_num_threads()
+    one = score(tmp_path / "run", threads=1, use_cache=False, **FAST)
+    default = score(tmp_path / "run", use_cache=False, **FAST)
+    assert seen == [1, before] and torch.get_num_threads() == before
+    assert one["mnist_fd"].iloc[0] == pytest.approx(default["mnist_fd"].iloc[0], rel=1e-6)
+    assert one.attrs["summary"]["options"]["threads"] == 1
+    code, _, err = cli("score", tmp_path / "run", "--device", "cpu", "--threads", "0")
+    assert code == 2 and "--threads must be a positive integer" in err and err.strip().count("\n") == 0

@@ -33,6 +33,8 @@ def add_score_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--late-threshold", type=float, default=d.late_threshold, help="relative worsening flagged as late collapse")
     p.add_argument("--inception-weights", default=None, help="Inception weights file (.pth state dict or .safetensors)")
     p.add_argument("--no-cache", action="store_true", help="recompute features even when cached")
+    p.add_argument("--threads", type=int, default=None, metavar="N",
+                   help="CPU threads while scoring (default: one per core; with several processes on one machine, cores/processes)")
     p.add_argument("--distributed", action="store_true", default=None, help="join the torchrun process group")
     i = p.add_argument_group("generator files and callables (used when the file cannot tell; docs/inputs.md)") \
         if isinstance(p, argparse.ArgumentParser) else p  # gate passes an argument group: no nesting
@@ -49,7 +51,7 @@ def options_from_args(args: argparse.Namespace) -> ScoreOptions:
         num_samples=args.num_samples, metrics=tuple(args.metrics), reference=args.reference, device=args.device,
         batch_size=args.batch_size, seed=args.seed, inception_top_k=args.inception_top_k, inception_all=args.inception_all,
         precision=args.precision, bootstrap=args.bootstrap, primary=args.primary, late_threshold=args.late_threshold,
-        inception_weights=args.inception_weights, use_cache=not args.no_cache,
+        inception_weights=args.inception_weights, use_cache=not args.no_cache, threads=args.threads,
         extra={k: v for k in ("z_dim", "z_type", "output_range") if (v := getattr(args, k, None)) is not None},
     )
 

@@ -10,12 +10,13 @@ once per reference and cached in memory, keyed by the statistics' content.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 
 import numpy as np
 import torch
 from scipy.linalg.blas import dtrmm
+
+from ganeval.threads import cpu_threads
 
 
 def _factor(sigma: np.ndarray) -> tuple[np.ndarray, bool]:
@@ -83,19 +84,6 @@ def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma
 SINGLE_THREAD_MAX_DIM = 512  # bootstrap of features this small runs on one CPU thread (see bootstrap_fid)
 
 
-@contextmanager
-def _cpu_threads(n: int | None) -> Iterator[None]:
-    """torch's intra-op CPU threads set to ``n`` inside the block (unchanged when ``n`` is None)."""
-    before = torch.get_num_threads()
-    if n is not None and n != before:
-        torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        if torch.get_num_threads() != before:
-            torch.set_num_threads(before)
-
-
 def bootstrap_fid(
     features: torch.Tensor,
     ref: FIDReference,
@@ -113,7 +101,7 @@ def bootstrap_fid(
     the cores (docs/performance.md, "Several processes on one machine").
     """
     small = features.device.type == "cpu" and features.shape[1] <= SINGLE_THREAD_MAX_DIM
-    with _cpu_threads(1 if small else None):
+    with cpu_threads(1 if small else None):
         return _bootstrap_fid(features, ref, indices)
 
 
