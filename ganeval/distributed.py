@@ -88,3 +88,17 @@ def from_env(distributed: bool | None = None) -> DistContext:
     if torch.cuda.is_available():
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
     return DistContext(dist.get_rank(), dist.get_world_size(), dist.get_backend())
+
+
+def shutdown() -> None:
+    """Leave the process group, if one was joined, before the interpreter exits.
+
+    Without this, gloo's worker threads can still be running at exit and a rank dies with "terminate called
+    without an active exception" (SIGABRT) after finishing its work, failing the whole torchrun job.
+    Called by the CLI after a command returns; API users who joined a group leave it themselves.
+    """
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+

@@ -33,7 +33,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return int(args.func(args) or 0)
+        code = int(args.func(args) or 0)
+        if "torch.distributed" in sys.modules:
+            from ganeval.distributed import shutdown
+
+            shutdown()  # a normal return: every rank got here, so leaving the group cannot wait on a dead peer
+        return code
     except GanevalError as exc:
         print(f"ganeval: error: {exc}", file=sys.stderr)
         return exc.exit_code
