@@ -248,13 +248,14 @@ class _Timer:
         self.s = time.perf_counter() - self.t
 
 
-def pipeline_rate(device: torch.device, weights: Any, precision: str, batch: int, n: int) -> dict[str, Any]:
+def pipeline_rate(device: torch.device, weights: Any, precision: str, batch: int, n: int,
+                  extractor: Any = None) -> dict[str, Any]:
     """images/s of ganeval's ``extract`` (latents → MLP generator → uint8 → Inception → features on the host)."""
     from ganeval.distributed import DistContext
     from ganeval.extraction import extract
     from ganeval.features.inception import InceptionExtractor
 
-    ex = InceptionExtractor(weights, device=device, precision=precision)
+    ex = extractor or InceptionExtractor(weights, device=device, precision=precision)
     src = memory_source("pipeline", 11)
     extract(src, [ex], batch, SEED, batch, device, DistContext(), use_cache=False)  # warm-up (cuDNN plans, allocator)
     if device.type == "cuda":
@@ -344,12 +345,13 @@ def compile_child(device: torch.device, sizes: dict[str, Any], out_path: Path) -
     res: dict[str, Any] = {}
     images = sample_images(sizes["net_batch"])
 
-    for mode in ("fp32", "bf16"):
-        set_tf32(False)
-        eager = InceptionExtractor(weights, device=device, precision=mode)
+    for mode in ("tf32", "fp32", "bf16"):  # tf32 first: the pipeline target is at fp32/TF32
+        set_tf32(mode == "tf32")
+        precision = "bf16" if mode == "bf16" else "fp32"
+        eager = InceptionExtractor(weights, device=device, precision=precision)
         want = eager(images)["pool"]
         t = time.perf_counter()
-        ex = InceptionExtractor(weights, device=device, precision=mode, compile=True)  # compiles, checks on a probe
+        ex = InceptionExtractor(weights, device=device, precision=precision, compile=True)  # compiles, checks on a probe
         r: dict[str, Any] = {"compile_s": time.perf_counter() - t, "compiled": ex._forward is not ex.fast}
         if r["compiled"]:
             t = time.perf_counter()
@@ -360,6 +362,9 @@ def compile_child(device: torch.device, sizes: dict[str, Any], out_path: Path) -
             r["within_1e-5"] = r["vs_eager"]["max_abs"] <= 1e-5
             r["rate"] = network_rate(device, ex, images, sizes["net_batch"], sizes["reps"], pinned=True)
             r["eager_rate"] = network_rate(device, eager, images, sizes["net_batch"], sizes["reps"], pinned=True)
+            b = sizes["net_batch"]
+            r["pipeline"] = pipeline_rate(device, weights, precision, b, b * sizes["batches_per_run"], extractor=ex)
+            log(f"compile {mode}: pipeline (generation + resize + compiled network) {r['pipeline']['img_s']:.4g} img/s")
             log(f"compile {mode}: {r['compile_s']:.1f} s + {r['first_full_batch_s']:.1f} s first batch; "
                 f"{r['rate']['img_s']:.4g} img/s compiled vs {r['eager_rate']['img_s']:.4g} eager; "
                 f"max|Δ| vs eager {r['vs_eager']['max_abs']:.2e}")
