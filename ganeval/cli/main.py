@@ -34,10 +34,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         code = int(args.func(args) or 0)
-        if "torch.distributed" in sys.modules:
-            from ganeval.distributed import shutdown
+        from ganeval.distributed import shutdown
 
-            shutdown()  # a normal return: every rank got here, so leaving the group cannot wait on a dead peer
+        shutdown()  # a normal return: every rank got here, so leaving the group cannot wait on a dead peer
         return code
     except GanevalError as exc:
         print(f"ganeval: error: {exc}", file=sys.stderr)

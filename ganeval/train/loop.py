@@ -120,7 +120,7 @@ class _Trainer:
     """Models, optimisers, random streams and the run folder of one training run."""
 
     def __init__(self, out: Path, run: RunSettings, dev: torch.device, images: np.ndarray,
-                 saved: tuple[dict[str, torch.Tensor], dict[str, Any]] | None) -> None:
+                 saved: tuple[dict[str, torch.Tensor], dict[str, Any]] | None, target: int) -> None:
         self.out, self.run, self.dev = out, run, dev
         r = run.recipe
         torch.manual_seed(run.seed)
@@ -141,7 +141,7 @@ class _Trainer:
         self.data = torch.from_numpy(np.array(images, dtype=np.uint8)).to(dev)  # uint8 on the device, ~47 MB
         self.step = STEPS[r.loss]
         self.iteration, self.elapsed = 0, 0.0
-        self.target: int | None = None  # the run's planned last iteration (set by fit; the lr schedule depends on it)
+        self.target = target  # the run's planned last iteration (the lr schedule and checkpoint metadata use it)
         if saved is not None:
             self._restore(*saved)
 
@@ -246,7 +246,6 @@ class _Trainer:
         """Train from the current iteration up to ``iterations``."""
         from tqdm import tqdm
 
-        self.target = iterations
         log = self.out / LOG_NAME
         acc = torch.zeros(4, device=self.dev)
         n_acc = 0
@@ -324,8 +323,7 @@ def train(out: str | os.PathLike[str], model: str | None = None, *, iterations: 
         torch.backends.cudnn.benchmark = True
     fork_devices = [dev.index if dev.index is not None else torch.cuda.current_device()] if dev.type == "cuda" else []
     with torch.random.fork_rng(devices=fork_devices):  # the caller's global RNG state is left as it was
-        trainer = _Trainer(out, run, dev, images, saved)
-        trainer.target = target
+        trainer = _Trainer(out, run, dev, images, saved, target)
         out.mkdir(parents=True, exist_ok=True)
         remove_stale_tmp(out)
         truncate_log(out / LOG_NAME, trainer.iteration)
