@@ -7,12 +7,14 @@
 # Needs: .whl/torch_fidelity-0.4.0-py3-none-any.whl and .devwork/mnist/ (the four MNIST .gz files), both carried.
 # Knobs (environment): DEV (cuda), TRAIN_S (wall seconds for the training phase), CHECK_S/CHECK_ARGS, NS (samples
 # per checkpoint), RUNS ("name batch iterations" triples), DECAY_FROM (fraction of the run after which the learning
-# rate decays; default 0.5), EVERY (checkpoint interval), OUT. CHECK_S=0 skips gpu_check.
+# rate decays; default 0.5), EVERY (checkpoint interval), PRECISION (fp32 or bf16; default fp32), OUT.
+# CHECK_S=0 skips gpu_check. Besides each run's best EMA generator it exports the last discriminator (D_*.safetensors,
+# from the training state) so that discriminator-based sampling can be studied on the CPU afterwards.
 set -u
 T0=$(date +%s)
 PY=${PY:-python3}; DEV=${DEV:-cuda}; TRAIN_S=${TRAIN_S:-330}; CHECK_S=${CHECK_S:-150}; NS=${NS:-10000}; EVERY=${EVERY:-1000}
 CHECK_ARGS=${CHECK_ARGS:---budget-s 140 --skip compile}
-RUNS=${RUNS:-"b128 128 15000;b256 256 13000;b512 512 10000"}; DECAY_FROM=${DECAY_FROM:-0.5}
+RUNS=${RUNS:-"b128 128 15000;b256 256 13000;b512 512 10000"}; DECAY_FROM=${DECAY_FROM:-0.5}; PRECISION=${PRECISION:-fp32}
 LOG=$OUT/device_log.txt
 say() { echo "[$(( $(date +%s) - T0 )) s] $*" | tee -a "$LOG"; }
 [ -n "${SKIP_PIP:-}" ] || $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
@@ -29,12 +31,12 @@ if [ "$CHECK_S" != 0 ]; then
 fi
 
 S=/tmp/sweep; R=/tmp/sweep_rep; rm -rf $S $R; mkdir -p $S $R
-say "== training side by side for at most $TRAIN_S s: $RUNS"
+say "== training side by side for at most $TRAIN_S s ($PRECISION): $RUNS"
 IFS=';' read -ra SPECS <<<"$RUNS"
 for spec in "${SPECS[@]}"; do
     read -r name batch its <<<"$spec"
     timeout "$TRAIN_S" $PY -m ganeval train --model dcgan --batch-size "$batch" --iterations "$its" \
-        --lr-decay-start $(python3 -c "print(int($its * $DECAY_FROM))") --checkpoint-every "$EVERY" --log-every 500 --device "$DEV" --seed 0 \
+        --lr-decay-start $(python3 -c "print(int($its * $DECAY_FROM))") --checkpoint-every "$EVERY" --log-every 500 --device "$DEV" --seed 0 --precision "$PRECISION" \
         --out $S/$name --no-progress >$S/$name.log 2>&1 &
 done
 wait
@@ -76,6 +78,13 @@ for rep in sorted(p for p in R.iterdir() if p.is_dir()):
         save_file(t, str(dst), metadata=meta)
         print(f"{rep.name}: best MNIST-IS {best['mnist_is']:.4f} at {int(best['iteration'])} (FD {best['mnist_fd']:.3f}, "
               f"modes {int(best['modes_covered'])}) -> {dst.name} {dst.stat().st_size / 2**20:.1f} MiB")
+        st = S / rep.name / "train_state.safetensors"
+        with safe_open(str(st), "pt") as f:
+            d = {k: f.get_tensor(k) for k in f.keys() if k.startswith("d.")}
+            smeta = f.metadata()
+        dpath = OUT / f"{rep.name}_D_last.safetensors"
+        save_file(d, str(dpath), metadata=smeta)
+        print(f"{rep.name}: last discriminator -> {dpath.name} {dpath.stat().st_size / 2**20:.1f} MiB")
         it = int(best["iteration"])
         for png in (f"samples_{it:07d}.png", sorted((S / rep.name).glob("samples_*.png"))[-1].name):
             shutil.copy(S / rep.name / png, rep / f"{rep.name}_{png}")

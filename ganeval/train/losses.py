@@ -7,14 +7,21 @@ logits: real classified real, fake classified fake (``d_acc``); fakes that fool 
 
 from __future__ import annotations
 
+import contextlib
 import copy
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 Batch = Callable[[], torch.Tensor]
+Autocast = Callable[[], AbstractContextManager[object]]
+
+
+def _fp32() -> AbstractContextManager[object]:
+    return contextlib.nullcontext()
 
 
 def _acc_real(logits: torch.Tensor) -> torch.Tensor:
@@ -22,36 +29,40 @@ def _acc_real(logits: torch.Tensor) -> torch.Tensor:
 
 
 def bce_seed_step(g: nn.Module, d: nn.Module, opt_g: torch.optim.Optimizer, opt_d: torch.optim.Optimizer,
-                  real: Batch, noise: Batch, n_critic: int = 1) -> torch.Tensor:
+                  real: Batch, noise: Batch, n_critic: int = 1, amp: Autocast = _fp32) -> torch.Tensor:
     """The seed's Keras iteration, with BCE on logits.
 
     D: the fake batch comes from ``generator.predict`` (BatchNorm in inference mode, no gradient), then two
     separate optimiser updates, ``train_on_batch(real, 1)`` and ``train_on_batch(fake, 0)``; the reported D loss
     and accuracy are their means. G: one update through the frozen D with label 1 (BatchNorm in training mode).
+    ``amp`` wraps the forward passes (mixed precision); backward passes run outside it.
     """
     d_stats = torch.zeros(2, device=next(d.parameters()).device)
     for _ in range(n_critic):
         x = real()
         z = noise()
-        with torch.no_grad():
+        with torch.no_grad(), amp():
             g.eval()
             fake = g(z)
             g.train()
         opt_d.zero_grad(set_to_none=True)
-        lr_ = d(x)
-        loss_r = F.binary_cross_entropy_with_logits(lr_, torch.ones_like(lr_))
+        with amp():
+            lr_ = d(x).float()
+            loss_r = F.binary_cross_entropy_with_logits(lr_, torch.ones_like(lr_))
         loss_r.backward()
         opt_d.step()
         opt_d.zero_grad(set_to_none=True)
-        lf = d(fake)
-        loss_f = F.binary_cross_entropy_with_logits(lf, torch.zeros_like(lf))
+        with amp():
+            lf = d(fake).float()
+            loss_f = F.binary_cross_entropy_with_logits(lf, torch.zeros_like(lf))
         loss_f.backward()
         opt_d.step()
         d_stats += torch.stack([0.5 * (loss_r.detach() + loss_f.detach()), 0.5 * (_acc_real(lr_) + 1 - _acc_real(lf))])
     d.requires_grad_(False)
     opt_g.zero_grad(set_to_none=True)
-    lg = d(g(noise()))
-    loss_g = F.binary_cross_entropy_with_logits(lg, torch.ones_like(lg))
+    with amp():
+        lg = d(g(noise())).float()
+        loss_g = F.binary_cross_entropy_with_logits(lg, torch.ones_like(lg))
     loss_g.backward()
     opt_g.step()
     d.requires_grad_(True)
@@ -59,31 +70,35 @@ def bce_seed_step(g: nn.Module, d: nn.Module, opt_g: torch.optim.Optimizer, opt_
 
 
 def hinge_step(g: nn.Module, d: nn.Module, opt_g: torch.optim.Optimizer, opt_d: torch.optim.Optimizer,
-               real: Batch, noise: Batch, n_critic: int = 1) -> torch.Tensor:
+               real: Batch, noise: Batch, n_critic: int = 1, amp: Autocast = _fp32) -> torch.Tensor:
     """Hinge loss: D minimises ``relu(1 - D(x)) + relu(1 + D(G(z)))`` (real and fake in one forward pass),
-    G minimises ``-D(G(z))``; the last critic step's fake batch is reused for the G step (as in PyTorch's DCGAN)."""
+    G minimises ``-D(G(z))``; the last critic step's fake batch is reused for the G step (as in PyTorch's DCGAN).
+    ``amp`` wraps the forward passes (mixed precision); backward passes run outside it."""
     d_stats = torch.zeros(2, device=next(d.parameters()).device)
     fake = None
     for k in range(n_critic):
         x = real()
         z = noise()
-        if k < n_critic - 1:
-            with torch.no_grad():
+        with amp():
+            if k < n_critic - 1:
+                with torch.no_grad():
+                    fake = g(z)
+            else:
                 fake = g(z)
-        else:
-            fake = g(z)
         opt_d.zero_grad(set_to_none=True)
-        logits = d(torch.cat([x, fake.detach()]))
-        lr_, lf = logits[: x.shape[0]], logits[x.shape[0]:]
-        loss_d = F.relu(1.0 - lr_).mean() + F.relu(1.0 + lf).mean()
+        with amp():
+            logits = d(torch.cat([x, fake.detach().to(x.dtype)])).float()
+            lr_, lf = logits[: x.shape[0]], logits[x.shape[0]:]
+            loss_d = F.relu(1.0 - lr_).mean() + F.relu(1.0 + lf).mean()
         loss_d.backward()
         opt_d.step()
         d_stats += torch.stack([loss_d.detach(), 0.5 * (_acc_real(lr_.detach()) + 1 - _acc_real(lf.detach()))])
     assert fake is not None
     d.requires_grad_(False)
     opt_g.zero_grad(set_to_none=True)
-    lg = d(fake)
-    loss_g = -lg.mean()
+    with amp():
+        lg = d(fake).float()
+        loss_g = -lg.mean()
     loss_g.backward()
     opt_g.step()
     d.requires_grad_(True)

@@ -27,6 +27,7 @@ class Recipe:
     ema_decay: float | None = None
     ema_warmup: int = 10  # decay_t = min(ema_decay, (1 + t) / (ema_warmup + t))
     lr_decay_start: int | None = None  # after this iteration, lr falls linearly toward 0 at the run's last iteration
+    precision: str = "fp32"  # "bf16": forward passes under bf16 autocast, channels_last; weights and Adam stay fp32
 
     def lr_at(self, iteration: int, total: int) -> float:
         """Learning rate used by (1-based) ``iteration`` of a ``total``-iteration run."""
@@ -48,6 +49,9 @@ RECIPES: dict[str, Recipe] = {
     # Spectral-norm D, hinge loss, EMA generator.
     "dcgan": Recipe(loss="hinge", lr=2e-4, betas=(0.5, 0.999), eps=1e-8, batch_size=64, iterations=30_000, ema_decay=0.999),
 }
+
+
+PRECISIONS = ("fp32", "bf16")
 
 
 def get_recipe(model: str) -> Recipe:
