@@ -6,7 +6,7 @@
 #
 # Needs: .whl/torch_fidelity-0.4.0-py3-none-any.whl and .devwork/mnist/ (the four MNIST .gz files), both carried.
 # Knobs (environment): DEV (cuda), TRAIN_S (wall seconds for the training phase), CHECK_S/CHECK_ARGS, NS (samples
-# per checkpoint), RUNS ("name batch iterations" triples), DECAY_FROM (fraction of the run after which the learning
+# per checkpoint), RUNS ("name batch iterations [model]" entries; model dcgan unless given), DECAY_FROM (fraction of the run after which the learning
 # rate decays; default 0.5), EVERY (checkpoint interval), PRECISION (fp32 or bf16; default fp32), OUT.
 # CHECK_S=0 skips gpu_check. Besides each run's best EMA generator it exports the last discriminator (D_*.safetensors,
 # from the training state) so that discriminator-based sampling can be studied on the CPU afterwards.
@@ -34,27 +34,27 @@ S=/tmp/sweep; R=/tmp/sweep_rep; rm -rf $S $R; mkdir -p $S $R
 say "== training side by side for at most $TRAIN_S s ($PRECISION): $RUNS"
 IFS=';' read -ra SPECS <<<"$RUNS"
 for spec in "${SPECS[@]}"; do
-    read -r name batch its <<<"$spec"
-    timeout "$TRAIN_S" $PY -m ganeval train --model dcgan --batch-size "$batch" --iterations "$its" \
+    read -r name batch its model <<<"$spec"
+    timeout "$TRAIN_S" $PY -m ganeval train --model "${model:-dcgan}" --batch-size "$batch" --iterations "$its" \
         --lr-decay-start $(python3 -c "print(int($its * $DECAY_FROM))") --checkpoint-every "$EVERY" --log-every 500 --device "$DEV" --seed 0 --precision "$PRECISION" \
         --out $S/$name --no-progress >$S/$name.log 2>&1 &
 done
 wait
 for spec in "${SPECS[@]}"; do
-    read -r name batch its <<<"$spec"
+    read -r name batch its model <<<"$spec"
     say "$name: $(tail -1 $S/$name/train_log.csv 2>/dev/null) | $(ls $S/$name 2>/dev/null | grep -c ckpt_) checkpoints"
 done
 
 # One scoring process at a time: three side by side stalled on the 16-core device host (session 3).
 say "== MNIST-domain scoring on $DEV (N = $NS), one run after another"
 for spec in "${SPECS[@]}"; do
-    read -r name batch its <<<"$spec"
+    read -r name batch its model <<<"$spec"
     timeout 120 $PY -m ganeval score $S/$name --metrics mnist_is mnist_fd modes --num-samples "$NS" --device "$DEV" \
         --out $R/$name --bootstrap 20 >$R/$name.log 2>&1
     say "$name scored: rc=$?"
 done
 for spec in "${SPECS[@]}"; do
-    read -r name batch its <<<"$spec"
+    read -r name batch its model <<<"$spec"
     say "$name scores:"; grep -A40 "iteration" $R/$name.log | head -25 | tee -a "$LOG" >/dev/null
 done
 

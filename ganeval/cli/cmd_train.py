@@ -9,9 +9,10 @@ from pathlib import Path
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train a bundled GAN on MNIST, writing checkpoints (resumable)",
                        description="Train a bundled GAN on MNIST-train. Unset hyper-parameters take the model's recipe "
-                                   "(mlp: lr 2e-4, batch 32, 30000 iterations; dcgan: lr 2e-4, batch 64, 30000 "
+                                   "(mlp: lr 2e-4, batch 32, 30000 iterations; dcgan and dcgan_info: lr 2e-4, batch 64, 30000 "
                                    "iterations) or, with --resume, the values stored in the run.")
-    p.add_argument("--model", default=None, help="mlp (default; the seed's network) or dcgan")
+    p.add_argument("--model", default=None,
+                   help="mlp (default; the seed's network), dcgan, or dcgan_info (dcgan with an InfoGAN discrete code)")
     p.add_argument("--out", required=True, type=Path, help="run folder (must be empty or new unless --resume)")
     p.add_argument("--iterations", type=int, default=None, help="total generator steps (default: the recipe's)")
     p.add_argument("--batch-size", type=int, default=None)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 
@@ -69,16 +70,31 @@ def bce_seed_step(g: nn.Module, d: nn.Module, opt_g: torch.optim.Optimizer, opt_
     return torch.cat([d_stats / n_critic, torch.stack([loss_g.detach(), _acc_real(lg.detach())])])
 
 
+def _d_forward(d: nn.Module, x: torch.Tensor, with_code: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """D's logits (fp32) and, for InfoGAN discriminators, its code logits."""
+    if not with_code:
+        return d(x).float(), None
+    logits, q = d.forward_with_code(x)
+    return logits.float(), q.float()
+
+
 def hinge_step(g: nn.Module, d: nn.Module, opt_g: torch.optim.Optimizer, opt_d: torch.optim.Optimizer,
-               real: Batch, noise: Batch, n_critic: int = 1, amp: Autocast = _fp32) -> torch.Tensor:
+               real: Batch, noise: Batch, n_critic: int = 1, amp: Autocast = _fp32,
+               info_weight: float = 0.0) -> torch.Tensor:
     """Hinge loss: D minimises ``relu(1 - D(x)) + relu(1 + D(G(z)))`` (real and fake in one forward pass),
     G minimises ``-D(G(z))``; the last critic step's fake batch is reused for the G step (as in PyTorch's DCGAN).
-    ``amp`` wraps the forward passes (mixed precision); backward passes run outside it."""
+    ``amp`` wraps the forward passes (mixed precision); backward passes run outside it.
+
+    ``info_weight > 0`` adds InfoGAN's code loss (``dcgan_info``: ``g.code``, ``d.forward_with_code``): the
+    cross-entropy of D's code head on the fakes' codes joins D's loss (it trains the head) and G's (G makes its
+    code recoverable)."""
+    with_code = info_weight > 0
     d_stats = torch.zeros(2, device=next(d.parameters()).device)
-    fake = None
+    fake = code = None
     for k in range(n_critic):
         x = real()
         z = noise()
+        code = g.code(z) if with_code else None
         with amp():
             if k < n_critic - 1:
                 with torch.no_grad():
@@ -87,9 +103,11 @@ def hinge_step(g: nn.Module, d: nn.Module, opt_g: torch.optim.Optimizer, opt_d: 
                 fake = g(z)
         opt_d.zero_grad(set_to_none=True)
         with amp():
-            logits = d(torch.cat([x, fake.detach().to(x.dtype)])).float()
+            logits, q = _d_forward(d, torch.cat([x, fake.detach().to(x.dtype)]), with_code)
             lr_, lf = logits[: x.shape[0]], logits[x.shape[0]:]
             loss_d = F.relu(1.0 - lr_).mean() + F.relu(1.0 + lf).mean()
+            if q is not None:
+                loss_d = loss_d + info_weight * F.cross_entropy(q[x.shape[0]:], code)
         loss_d.backward()
         opt_d.step()
         d_stats += torch.stack([loss_d.detach(), 0.5 * (_acc_real(lr_.detach()) + 1 - _acc_real(lf.detach()))])
@@ -97,15 +115,18 @@ def hinge_step(g: nn.Module, d: nn.Module, opt_g: torch.optim.Optimizer, opt_d: 
     d.requires_grad_(False)
     opt_g.zero_grad(set_to_none=True)
     with amp():
-        lg = d(fake).float()
+        lg, q = _d_forward(d, fake, with_code)
         loss_g = -lg.mean()
+        if q is not None:
+            loss_g = loss_g + info_weight * F.cross_entropy(q, code)
     loss_g.backward()
     opt_g.step()
     d.requires_grad_(True)
     return torch.cat([d_stats / n_critic, torch.stack([loss_g.detach(), _acc_real(lg.detach())])])
 
 
-STEPS: dict[str, Callable[..., torch.Tensor]] = {"bce_seed": bce_seed_step, "hinge": hinge_step}
+STEPS: dict[str, Callable[..., torch.Tensor]] = {"bce_seed": bce_seed_step, "hinge": hinge_step,
+                                                 "info_hinge": functools.partial(hinge_step, info_weight=1.0)}
 
 
 class EMA:

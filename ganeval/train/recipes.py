@@ -17,7 +17,7 @@ class TrainError(GanevalError):
 class Recipe:
     """How one registered model is trained; every field is recorded in the state file."""
 
-    loss: str  # "bce_seed" (the seed's Keras loop) or "hinge"
+    loss: str  # "bce_seed" (the seed's Keras loop), "hinge", or "info_hinge" (hinge + InfoGAN code loss)
     lr: float
     betas: tuple[float, float]
     eps: float
@@ -48,6 +48,9 @@ RECIPES: dict[str, Recipe] = {
     "mlp": Recipe(loss="bce_seed", lr=2e-4, betas=(0.5, 0.999), eps=1e-7, batch_size=32, iterations=30_000),
     # Spectral-norm D, hinge loss, EMA generator.
     "dcgan": Recipe(loss="hinge", lr=2e-4, betas=(0.5, 0.999), eps=1e-8, batch_size=64, iterations=30_000, ema_decay=0.999),
+    # The same with a discrete latent code and InfoGAN's code loss (ganeval.models.dcgan_info).
+    "dcgan_info": Recipe(loss="info_hinge", lr=2e-4, betas=(0.5, 0.999), eps=1e-8, batch_size=64, iterations=30_000,
+                         ema_decay=0.999),
 }
 
 
