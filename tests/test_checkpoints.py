@@ -124,7 +124,7 @@ def test_truncated_checkpoint(tmp_path: Path, keep: float) -> None:
 
 def test_unknown_model_in_metadata(tmp_path: Path) -> None:
     path = save_checkpoint(tmp_path / "ckpt_0000001.safetensors", build_generator("mlp"), {**_meta("mlp"), "model": "stylegan9"})
-    with pytest.raises(CheckpointError, match=r"ckpt_0000001.safetensors: unknown model 'stylegan9' \(known: dcgan, mlp\b"):
+    with pytest.raises(CheckpointError, match=r"ckpt_0000001.safetensors: unknown model 'stylegan9' \(known: dcgan, dcgan_info, mlp\b"):
         load_generator(path)
 
 

@@ -8,7 +8,7 @@ from ganeval.models.registry import MODELS, ModelSpec, build_discriminator, buil
 register_model(ModelSpec("mlp", MLPGenerator, MLPDiscriminator, {"latent_dim": 100}))
 register_model(ModelSpec("dcgan", DCGANGenerator, DCGANDiscriminator, {"latent_dim": 128, "channels": 64}, uses_ema=True))
 register_model(ModelSpec("dcgan_info", InfoDCGANGenerator, InfoDCGANDiscriminator,
-                         {"latent_dim": 128, "channels": 64, "categories": 10}, uses_ema=True))
+                         {"latent_dim": 128, "channels": 64, "categories": 10, "code_scale": 3.0}, uses_ema=True))
 
 __all__ = [
     "MODELS", "ModelSpec", "build_discriminator", "build_generator", "get_model", "register_model",

@@ -21,14 +21,15 @@ class InfoDCGANGenerator(DCGANGenerator):
     """DCGAN generator whose first ``categories`` latent dimensions become a one-hot code."""
 
     def __init__(self, latent_dim: int = 128, channels: int = 64, categories: int = 10,
-                 code_scale: float | None = None) -> None:
+                 code_scale: float = 3.0) -> None:
         if not 1 < categories < latent_dim:
             raise ValueError(f"categories must be between 2 and latent_dim - 1 (got {categories})")
         super().__init__(latent_dim, channels)
         self.categories = categories
-        # The one-hot code is multiplied by code_scale; None: the norm of the continuous part, sqrt(latent_dim -
-        # categories), so that from the first step the code changes the image enough for the code head to see it.
-        self.code_scale = float(latent_dim - categories) ** 0.5 if code_scale is None else float(code_scale)
+        # The one-hot code is multiplied by code_scale so that it changes the image from the first step (the code
+        # head cannot learn a code the image does not show). 3 came out of CPU screening runs; sqrt(118), the norm
+        # of the continuous part, let the code swamp it and the samples collapsed to blobs (docs/results.md).
+        self.code_scale = float(code_scale)
 
     def code(self, z: torch.Tensor) -> torch.Tensor:
         """The discrete code (class index) that latent ``z`` selects."""
