@@ -9,7 +9,6 @@ an existing checkpoint is never overwritten with different weights.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import functools
 import os
@@ -133,11 +132,11 @@ class _Trainer:
             self.d = build_discriminator(run.model, run.config).to(dev).train()
         except (TypeError, ValueError) as exc:
             raise TrainError(f"config {run.config} does not fit model {run.model!r} ({exc})") from exc
-        self.amp: Any = lambda: contextlib.nullcontext()
-        if r.precision == "bf16":  # tensor cores / AMX like NHWC; weights stay fp32, so checkpoints do not change form
+        bf16 = r.precision == "bf16"
+        if bf16:  # tensor cores / AMX like NHWC; weights stay fp32, so checkpoints do not change form
             self.g.to(memory_format=torch.channels_last)
             self.d.to(memory_format=torch.channels_last)
-            self.amp = functools.partial(torch.autocast, dev.type, dtype=torch.bfloat16)
+        self.amp = functools.partial(torch.autocast, dev.type, dtype=torch.bfloat16, enabled=bf16)
         self.ema = EMA(self.g, r.ema_decay, r.ema_warmup) if r.ema_decay else None
         fused = dev.type == "cuda"
         self.opt_g = torch.optim.Adam(self.g.parameters(), lr=r.lr, betas=r.betas, eps=r.eps, fused=fused)
