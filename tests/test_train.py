@@ -198,6 +198,23 @@ def test_lr_decay_run_and_resume(tmp_path: Path, mnist_dir: Path) -> None:
     assert read_metadata(resumed.checkpoints[-1])["target_iterations"] == 8
 
 
+def test_decay_added_on_resume_matches_a_fresh_decayed_run(tmp_path: Path, mnist_dir: Path) -> None:
+    kw = dict(checkpoint_every=3, log_every=3, device="cpu", progress=False)
+    fresh = train(tmp_path / "fresh", "dcgan", iterations=9, lr_decay_start=6, seed=5, config={"channels": 4}, **kw)
+    train(tmp_path / "late", "dcgan", iterations=6, seed=5, config={"channels": 4}, **kw)  # constant rate so far
+    with pytest.raises(TrainError, match="at or after its iteration 6"):
+        train(tmp_path / "late", iterations=9, resume=True, lr_decay_start=5, **kw)  # would rewrite the past
+    late = train(tmp_path / "late", iterations=9, resume=True, lr_decay_start=6, **kw)
+    assert [c.name for c in late.checkpoints] == [c.name for c in fresh.checkpoints]
+    for a, b in zip(fresh.checkpoints, late.checkpoints, strict=True):
+        assert _tensors_equal(a, b), a.name
+    _, meta = load_state(late.out_dir / STATE_NAME)
+    assert meta["run"]["recipe"]["lr_decay_start"] == 6
+    assert meta["opt_g"]["param_groups"][0]["lr"] == pytest.approx(2e-4 / 3)
+    with pytest.raises(TrainError, match="--lr-decay-start 7 differs"):  # a run that has a decay keeps it
+        train(tmp_path / "late", iterations=12, resume=True, lr_decay_start=7, **kw)
+
+
 def test_bf16_run_resume_and_checks(tmp_path: Path, mnist_dir: Path) -> None:
     kw = dict(checkpoint_every=3, log_every=3, config={"channels": 4}, device="cpu", progress=False, seed=5)
     full = train(tmp_path / "full", "dcgan", iterations=6, precision="bf16", **kw)

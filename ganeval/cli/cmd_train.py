@@ -19,7 +19,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--lr", type=float, default=None, help="Adam learning rate of G and D")
     p.add_argument("--n-critic", type=int, default=None, help="D steps per G step (default 1)")
     p.add_argument("--lr-decay-start", type=int, default=None, metavar="T",
-                   help="after iteration T, decay the learning rate linearly toward 0 at the last iteration (default: constant)")
+                   help="after iteration T, decay the learning rate linearly toward 0 at the last iteration (default: "
+                        "constant); a constant-rate run takes one on --resume if T is at or after its current iteration")
     p.add_argument("--precision", choices=("fp32", "bf16"), default=None,
                    help="fp32 (default) or bf16: forward passes under bf16 autocast with channels_last, ~2.8x faster "
                         "on a CPU with AMX; weights and checkpoints stay fp32; kept on --resume")

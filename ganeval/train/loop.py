@@ -76,7 +76,7 @@ def _positive(name: str, value: float | None) -> None:
 
 def _resolve(saved: dict[str, Any] | None, model: str | None, config: dict[str, Any] | None, seed: int | None,
              batch_size: int | None, lr: float | None, n_critic: int | None, lr_decay_start: int | None = None,
-             precision: str | None = None) -> RunSettings:
+             precision: str | None = None, at: int = 0) -> RunSettings:
     if saved is None:
         name = model or "mlp"
         recipe = get_recipe(name)
@@ -92,6 +92,10 @@ def _resolve(saved: dict[str, Any] | None, model: str | None, config: dict[str, 
     except (KeyError, TypeError, ValueError) as exc:
         raise CheckpointError(f"{STATE_NAME}: run settings are malformed ({exc.__class__.__name__}: {exc})") from exc
     get_recipe(run.model)
+    if run.recipe.lr_decay_start is None and lr_decay_start is not None and lr_decay_start >= at:
+        # A decay added to a constant-rate run from its current iteration on leaves the past as it was: the run stays
+        # identical to a fresh one started with this --lr-decay-start.
+        run = dataclasses.replace(run, recipe=dataclasses.replace(run.recipe, lr_decay_start=lr_decay_start))
     asked = {"--model": (model, run.model), "--seed": (seed, run.seed), "--batch-size": (batch_size, run.recipe.batch_size),
              "--lr": (lr, run.recipe.lr), "--n-critic": (n_critic, run.recipe.n_critic),
              "--lr-decay-start": (lr_decay_start, run.recipe.lr_decay_start),
@@ -100,7 +104,10 @@ def _resolve(saved: dict[str, Any] | None, model: str | None, config: dict[str, 
         raise TrainError(f"resume: config {config} differs from the run's {run.config}")
     for flag, (value, stored) in asked.items():
         if value is not None and value != stored:
-            raise TrainError(f"resume: {flag} {value} differs from the run's {flag} {stored}; omit it or use the same value")
+            hint = (f" (a constant-rate run takes a decay that starts at or after its iteration {at})"
+                    if flag == "--lr-decay-start" and stored is None else "")
+            raise TrainError(f"resume: {flag} {value} differs from the run's {flag} {stored}; omit it or use the same "
+                             f"value{hint}")
     return run
 
 
@@ -302,7 +309,9 @@ def train(out: str | os.PathLike[str], model: str | None = None, *, iterations: 
     ``lr_decay_start`` (default: none) makes the learning rate fall linearly from there toward 0 at the last
     iteration, the usual finish that sharpens GAN samples. ``precision="bf16"`` runs the forward passes under bf16
     autocast with channels_last (about 2.8× faster on a CPU with AMX; weights, optimiser and checkpoints stay fp32);
-    it is part of the recipe, so a run keeps it on resume. ``None`` hyper-parameters take the model's recipe
+    it is part of the recipe, so a run keeps it on resume. A constant-rate run may be given ``lr_decay_start`` on
+    resume when it starts at or after the run's current iteration, since that leaves the past unchanged.
+    ``None`` hyper-parameters take the model's recipe
     (see :data:`ganeval.train.recipes.RECIPES`), or, with ``resume``, the values stored in the run's state file
     (explicit values that differ are an error).
     ``config`` overrides the model's constructor config (Python API only). Raises :class:`GanevalError`
@@ -327,7 +336,7 @@ def train(out: str | os.PathLike[str], model: str | None = None, *, iterations: 
     if lr_decay_start is not None and (isinstance(lr_decay_start, bool) or lr_decay_start < 0):
         raise TrainError(f"--lr-decay-start must be 0 or more (got {lr_decay_start})")
     run = _resolve(saved[1]["run"] if saved else None, model, config, seed, batch_size, lr, n_critic, lr_decay_start,
-                   precision)
+                   precision, saved[1]["iteration"] if saved else 0)
     target = int(iterations or (saved[1].get("iterations") if saved else None) or run.recipe.iterations)
     if run.recipe.lr_decay_start is not None and run.recipe.lr_decay_start >= target:
         raise TrainError(f"--lr-decay-start {run.recipe.lr_decay_start} must be below --iterations {target}")
