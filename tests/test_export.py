@@ -1,0 +1,57 @@
+"""``ganeval export``: the generator alone, identical in output to what the full checkpoint gives."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from ganeval.checkpoints import export_generator, load_generator, read_metadata, save_checkpoint
+from ganeval.errors import CheckpointError
+from ganeval.models import build_generator
+
+
+@pytest.fixture
+def ckpt(tmp_path: Path) -> Path:
+    """A checkpoint whose raw and EMA generators differ."""
+    torch.manual_seed(0)
+    g = build_generator("dcgan", {"channels": 4})
+    ema = build_generator("dcgan", {"channels": 4})
+    meta = {"model": "dcgan", "config": {"channels": 4, "latent_dim": 128}, "latent_dim": 128, "iteration": 7, "ema": True}
+    return save_checkpoint(tmp_path / "ckpt_0000007.safetensors", g, meta, ema=ema)
+
+
+def _out(path: Path, z: torch.Tensor, use_ema: bool = True) -> torch.Tensor:
+    gen, _ = load_generator(path, use_ema=use_ema)
+    with torch.inference_mode():
+        return gen(z)
+
+
+def test_export_keeps_the_scored_generator_and_metadata(ckpt: Path, tmp_path: Path, cli) -> None:
+    z = torch.randn(5, 128)
+    code, out, err = cli("export", ckpt, "--out", tmp_path / "slim.safetensors")
+    assert code == 0, err
+    slim = tmp_path / "slim.safetensors"
+    assert "g_ema weights of dcgan at iteration 7" in out
+    assert set(load_file(str(slim))) == {k for k in load_file(str(ckpt)) if k.startswith("g_ema.")}
+    assert slim.stat().st_size < 0.6 * ckpt.stat().st_size
+    assert torch.equal(_out(slim, z), _out(ckpt, z))
+    assert not torch.equal(_out(slim, z), _out(ckpt, z, use_ema=False))  # the EMA weights, not the raw ones
+    meta, src_meta = read_metadata(slim), read_metadata(ckpt)
+    assert meta["iteration"] == 7 and meta["config"] == src_meta["config"]
+    _, info = load_generator(ckpt)
+    assert meta["exported_from"] == {"name": ckpt.name, "sha256": info["sha256"], "weights": "g_ema"}
+    raw = export_generator(ckpt, tmp_path / "raw.safetensors", use_ema=False)
+    assert torch.equal(_out(raw, z), _out(ckpt, z, use_ema=False))
+
+
+def test_export_bad_input_is_one_line_and_writes_nothing(ckpt: Path, tmp_path: Path, cli) -> None:
+    junk = tmp_path / "junk.safetensors"
+    junk.write_bytes(b"\x00" * 64)
+    code, _, err = cli("export", junk, "--out", tmp_path / "x.safetensors")
+    assert code == 2 and str(junk) in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "x.safetensors").exists() and not list(tmp_path.glob(".x.safetensors.*"))
+    with pytest.raises(CheckpointError, match="exists; refusing"):
+        export_generator(ckpt, ckpt)
