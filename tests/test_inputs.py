@@ -386,10 +386,10 @@ def test_png_bytes_round_trip_exactly(tmp_path: Path) -> None:
 
 
 def test_renamed_checkpoint_keeps_its_iteration_from_metadata(tmp_path: Path) -> None:
-    shipped = Path(__file__).resolve().parents[1] / "ganeval" / "pretrained" / "dcgan_info" / "ckpt_0008000.safetensors"
+    shipped = Path(__file__).resolve().parents[1] / "ganeval" / "pretrained" / "dcgan_info" / "ckpt_0010000.safetensors"
     best = tmp_path / "best.safetensors"
     best.write_bytes(shipped.read_bytes())
-    assert resolve_target(best).sources[0].iteration == 8000
+    assert resolve_target(best).sources[0].iteration == 10000
     junk = tmp_path / "junk.safetensors"
     junk.write_bytes(b"\x00" * 64)
     assert resolve_target(junk).sources[0].iteration is None  # unreadable: reported when scored, not here
