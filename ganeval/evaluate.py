@@ -259,6 +259,15 @@ def score_series(series: Series, opts: ScoreOptions, dist: DistContext | None = 
         return _score_series(series, opts, dist)
 
 
+def _reference_provenance(meta: dict[str, Any]) -> dict[str, Any]:
+    """What a report says about the reference: dataset, statistics file SHA-256, N; for your own images also
+    where they are and the SHA-256 of their pixels."""
+    out = {"reference": meta.get("dataset"), "reference_sha256": meta.get("file_sha256"), "reference_n": meta.get("n")}
+    if meta.get("dataset") == "custom":
+        out.update(reference_source=meta.get("source"), reference_images_sha256=meta.get("dataset_sha256"))
+    return out
+
+
 def _score_series(series: Series, opts: ScoreOptions, dist: DistContext | None) -> ScoreResult:
     dist = dist or DistContext()
     ev = _Evaluator(series, opts, dist)
@@ -290,9 +299,7 @@ def _score_series(series: Series, opts: ScoreOptions, dist: DistContext | None) 
     df = ranking.add_ranks(df, primary)
     df["mode_collapse"] = ranking.mode_collapse_rows(df, opts.min_modes, opts.max_class_kl)
     late = ranking.late_collapse(df, primary, ev.replicates, opts.late_threshold, opts.ci)
-    provenance = {name: {**ex.provenance(), "reference": ev.ref_meta[name].get("dataset"),
-                         "reference_sha256": ev.ref_meta[name].get("file_sha256"), "reference_n": ev.ref_meta[name].get("n")}
-                  for name, ex in ev.extractors.items()}
+    provenance = {name: {**ex.provenance(), **_reference_provenance(ev.ref_meta[name])} for name, ex in ev.extractors.items()}
     summary = build_summary(df, primary, late, opts, provenance, ev.notes, time.time() - t0, dist.world)
     failed = bool((df["status"] == "error").any())
     return ScoreResult(df, summary, ev.grids, ev.replicates, failed)

@@ -15,7 +15,7 @@ from ganeval.atomic import atomic_path
 from ganeval.cache import cache_dir
 from ganeval.errors import StatsError
 from ganeval.features.base import FeatureExtractor, iter_batches
-from ganeval.stats import DATASETS, MATCH_KEYS, RefStats, dataset_images, load_stats, stats_path
+from ganeval.stats import DATASETS, MATCH_KEYS, RefStats, dataset_images, load_stats, real_images, stats_path
 
 
 def expected_provenance(extractor: FeatureExtractor) -> dict[str, Any]:
@@ -61,13 +61,35 @@ def cache_real_features(dataset: str, extractor: FeatureExtractor, feats: np.nda
     return path
 
 
+def _dataset_key(meta: dict[str, Any]) -> str:
+    """Cache name of a reference's real images: the MNIST split, or ``custom-<pixel SHA-256>``."""
+    dataset = meta.get("dataset")
+    if dataset in DATASETS:
+        return str(dataset)
+    if dataset == "custom" and meta.get("source") and meta.get("dataset_sha256"):
+        return f"custom-{str(meta['dataset_sha256'])[:16]}"
+    raise StatsError(f"reference dataset {dataset!r} has no real images here; KID and precision/recall need them")
+
+
+def _custom_images(meta: dict[str, Any], n: int) -> torch.Tensor:
+    """The first ``n`` of the reference's own real images, re-read from their source and verified."""
+    src = Path(str(meta["source"]))
+    if not src.exists():
+        raise StatsError(f"{src}: the reference's real images are gone; KID and precision/recall need them")
+    real = real_images(src, limit=int(meta.get("n") or 0) or None)
+    if real.meta["dataset_sha256"] != meta["dataset_sha256"]:
+        raise StatsError(f"{src}: the real images changed since the reference statistics were made (pixel SHA-256 "
+                         f"{real.meta['dataset_sha256'][:12]}…, statistics made from {str(meta['dataset_sha256'])[:12]}…)")
+    return torch.as_tensor(real.images[:n])
+
+
 def real_features(stats: RefStats, extractor: FeatureExtractor, n: int, batch_size: int = 64, write_cache: bool = True) -> torch.Tensor:
-    """Pool features of the first ``n`` images of the reference's dataset, computed once and cached
-    (``write_cache=False`` on non-zero distributed ranks, which never write)."""
-    dataset = stats.meta.get("dataset")
-    if dataset not in DATASETS:
-        raise StatsError(f"reference dataset {dataset!r} has no real images here; KID and precision/recall need them")
-    path = _real_path(dataset, extractor, n)
+    """Pool features of the first ``n`` images of the reference's dataset (at most as many as it has), computed
+    once and cached (``write_cache=False`` on non-zero distributed ranks, which never write)."""
+    key = _dataset_key(stats.meta)
+    if key not in DATASETS:
+        n = min(n, int(stats.meta.get("n") or n))
+    path = _real_path(key, extractor, n)
     if path.is_file():
         try:
             arr = np.load(path, allow_pickle=False)
@@ -75,7 +97,7 @@ def real_features(stats: RefStats, extractor: FeatureExtractor, n: int, batch_si
                 return torch.from_numpy(arr)
         except (ValueError, OSError):
             pass
-    images = dataset_images(dataset)[:n]
+    images = dataset_images(key)[:n] if key in DATASETS else _custom_images(stats.meta, n)
     feats = torch.cat([extractor(b)["pool"].cpu() for b in iter_batches(images, batch_size)])
     if write_cache:
         with atomic_path(path) as tmp, open(tmp, "wb") as fh:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from ganeval.atomic import atomic_path, sha256_file, write_text
 from ganeval.data import load_mnist, mnist_checksum
@@ -88,8 +89,64 @@ def dataset_images(dataset: str, data_dir: str | os.PathLike[str] | None = None)
     return load_mnist(DATASETS[dataset], data_dir)[0]
 
 
+@dataclass
+class RealImages:
+    """Real images and how they are identified in a statistic's sidecar (``dataset``, ``dataset_sha256``, …)."""
+
+    images: np.ndarray | torch.Tensor
+    meta: dict[str, Any]
+    notes: list[str] = field(default_factory=list)
+
+
+def _npz_is_uint8(path: Path) -> bool:
+    """Whether every array of an .npz is uint8 (float real images would need a guessed value range)."""
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return all(z[k].dtype == np.uint8 for k in z.files)
+    except (ValueError, OSError):
+        return False
+
+
+def real_images(dataset: str | os.PathLike[str], data_dir: str | os.PathLike[str] | None = None,
+                limit: int | None = None) -> RealImages:
+    """A named MNIST split, or your own real images: a folder or zip of PNG/JPEG files, or a uint8 ``.npz``.
+
+    Your own images are identified by the SHA-256 of their decoded pixels (file order as ``ganeval score`` reads
+    samples), so statistics record what they were made from and KID/precision-recall can re-read and verify them.
+    """
+    if str(dataset) in DATASETS:
+        images = dataset_images(str(dataset), data_dir)
+        images = images[:limit] if limit else images
+        name = str(dataset)
+        return RealImages(images, {"dataset": name, "split": DATASETS[name], "dataset_sha256": mnist_checksum(DATASETS[name])})
+    from ganeval.errors import GanevalError
+    from ganeval.sources.base import image_digest
+    from ganeval.sources.samples import read_image_set, read_npz
+
+    path = Path(dataset)
+    if not path.exists():
+        raise StatsError(f"{path}: no such dataset (use mnist-train, mnist-test, or a folder, zip or .npz of real images)")
+    try:
+        if path.suffix.lower() == ".npz" and path.is_file():
+            arr, _ = read_npz(path, "0,255")
+            if not _npz_is_uint8(path) or not len(arr):
+                raise StatsError(f"{path}: real images in an .npz must be a non-empty uint8 array (0..255)")
+            notes: list[str] = []
+            images = arr[:limit] if limit else arr
+        else:
+            got = read_image_set(path, limit or 2**62)
+            images, notes = got.images, list(got.notes)
+            if not limit:  # no N was asked for: all readable images are used, and that is no shortfall
+                notes = [n for n in notes if "fewer than the" not in n]
+    except GanevalError as exc:
+        raise StatsError(str(exc)) from exc
+    meta = {"dataset": "custom", "source": str(path.resolve()), "dataset_sha256": image_digest(images),
+            "image_shape": list(images.shape[1:])}
+    return RealImages(images, meta, notes)
+
+
 def compute_stats(
-    dataset: str,
+    dataset: str | os.PathLike[str],
     extractor: FeatureExtractor,
     batch_size: int = 64,
     data_dir: str | os.PathLike[str] | None = None,
@@ -97,25 +154,24 @@ def compute_stats(
     on_batch: Callable[[dict[str, Any]], None] | None = None,
     command: str | None = None,
 ) -> RefStats:
-    """Mean and covariance of ``extractor``'s pool features over ``dataset`` (first ``limit`` images)."""
+    """Mean and covariance of ``extractor``'s pool features over ``dataset`` (see :func:`real_images`; first
+    ``limit`` images)."""
     from tqdm import tqdm
 
-    images = dataset_images(dataset, data_dir)
-    if limit:
-        images = images[:limit]
+    real = real_images(dataset, data_dir, limit)
+    for note in real.notes:
+        print(f"note: {note}", file=sys.stderr)
     acc = FeatureStats(extractor.pool_dim)
     t0 = time.time()
-    with tqdm(total=len(images), unit="img", desc=f"{dataset} [{extractor.name}]", file=sys.stderr) as bar:
-        for batch in iter_batches(images, batch_size):
+    with tqdm(total=len(real.images), unit="img", desc=f"{real.meta['dataset']} [{extractor.name}]", file=sys.stderr) as bar:
+        for batch in iter_batches(real.images, batch_size):
             feats = extractor(batch)
             acc.update(feats["pool"])
             if on_batch:
                 on_batch(feats)
             bar.update(len(batch))
     meta = {
-        "dataset": dataset,
-        "split": DATASETS[dataset],
-        "dataset_sha256": mnist_checksum(DATASETS[dataset]),
+        **real.meta,
         "n": acc.n,
         **extractor.provenance(),
         "accumulation": "float64",

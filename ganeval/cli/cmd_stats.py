@@ -12,7 +12,8 @@ import numpy as np
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("stats", help="compute mean/covariance of real features (reference statistics)")
-    p.add_argument("--dataset", required=True, choices=["mnist-train", "mnist-test"])
+    p.add_argument("--dataset", required=True, metavar="DATASET",
+                   help="mnist-train, mnist-test, or your own real images: a folder or zip of PNG/JPEG, or a uint8 .npz")
     p.add_argument("--extractor", required=True, choices=["inception", "mnist"])
     p.add_argument("--out", required=True, type=Path, help="output .npz (a .json sidecar is written beside it)")
     p.add_argument("--data-dir", default=None)
@@ -20,7 +21,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--precision", default="fp32", choices=["fp32", "bf16"])
     p.add_argument("--inception-weights", default=None)
-    p.add_argument("--limit", type=int, default=None, help="only the first N images (for tests)")
+    p.add_argument("--limit", type=int, default=None, help="only the first N images")
     p.add_argument("--save-features", type=Path, default=None, help="also save per-image pool features (.npy, float32)")
     p.set_defaults(func=run)
 

@@ -58,8 +58,9 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     return dev
 
 
-def iter_batches(images: np.ndarray, batch_size: int) -> Iterator[torch.Tensor]:
-    """uint8 ``(N, 28, 28)`` or ``(N, C, H, W)`` array → uint8 NCHW tensor batches."""
+def iter_batches(images: np.ndarray | torch.Tensor, batch_size: int) -> Iterator[torch.Tensor]:
+    """uint8 ``(N, 28, 28)`` or ``(N, C, H, W)`` array or tensor → uint8 NCHW tensor batches."""
     for start in range(0, len(images), batch_size):
-        chunk = torch.from_numpy(np.array(images[start : start + batch_size], copy=True))
+        part = images[start : start + batch_size]
+        chunk = part.clone() if isinstance(part, torch.Tensor) else torch.from_numpy(np.array(part, copy=True))
         yield chunk.unsqueeze(1) if chunk.ndim == 3 else chunk
