@@ -114,3 +114,18 @@ def test_kid_rereads_your_images_and_refuses_changed_ones(png_folder: Path, tmp_
     notes = [n for n in df.attrs["summary"]["notes"] if n.startswith("kid unavailable")]
     assert len(notes) == 1 and "changed since the reference statistics were made" in notes[0]
     assert str(png_folder.resolve()) in notes[0]
+
+
+def test_rgb_images_of_gray_digits_match_the_gray_statistics(tmp_path: Path, mnist_dir: Path) -> None:
+    """RGB real images are read as RGB (the sidecar says 3 channels); the MNIST extractor's luma of R = G = B
+    digits is the digit itself, so the statistics equal the grayscale ones."""
+    gray = dataset_images("mnist-test")[:100]
+    folder = tmp_path / "rgb"
+    folder.mkdir()
+    for i, im in enumerate(gray):
+        Image.fromarray(np.repeat(im[..., None], 3, axis=2), "RGB").save(folder / f"{i}.png")
+    ex = get_extractor("mnist", device="cpu")
+    rgb, named = compute_stats(folder, ex), compute_stats("mnist-test", ex, limit=100)
+    assert rgb.meta["image_shape"] == [3, 28, 28]
+    np.testing.assert_allclose(rgb.mu, named.mu, rtol=0, atol=1e-5)
+    np.testing.assert_allclose(rgb.sigma, named.sigma, rtol=0, atol=1e-5)
