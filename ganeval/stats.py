@@ -17,7 +17,7 @@ import torch
 
 from ganeval.atomic import atomic_path, sha256_file, write_text
 from ganeval.data import load_mnist, mnist_checksum
-from ganeval.errors import StatsError
+from ganeval.errors import GanevalError, StatsError
 from ganeval.feature_stats import FeatureStats
 from ganeval.features.base import FeatureExtractor, iter_batches
 from ganeval.version import __version__
@@ -119,7 +119,6 @@ def real_images(dataset: str | os.PathLike[str], data_dir: str | os.PathLike[str
         images = images[:limit] if limit else images
         name = str(dataset)
         return RealImages(images, {"dataset": name, "split": DATASETS[name], "dataset_sha256": mnist_checksum(DATASETS[name])})
-    from ganeval.errors import GanevalError
     from ganeval.sources.base import image_digest
     from ganeval.sources.samples import read_image_set, read_npz
 
