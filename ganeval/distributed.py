@@ -7,7 +7,9 @@ and shape as in a single-process run and the features, hence all metrics, come o
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -41,19 +43,39 @@ class DistContext:
         import torch.distributed as dist
 
         gathered: list[dict[int, torch.Tensor] | None] = [None] * self.world
+        self._collective(dist.all_gather_object, gathered, {i: t.cpu() for i, t in local.items()})
+        return _in_order(gathered, n_batches)
+
+    def gather_to_main(self, local: dict[int, torch.Tensor], n_batches: int) -> list[torch.Tensor] | None:
+        """All ranks' batches in global order on rank 0 (CPU); other ranks get ``None`` and keep no copy."""
+        if not self.active:
+            return [local[i] for i in range(n_batches)]
+        import torch.distributed as dist
+
+        gathered: list[dict[int, torch.Tensor] | None] | None = [None] * self.world if self.is_main else None
+        self._collective(dist.gather_object, {i: t.cpu() for i, t in local.items()}, gathered, dst=0)
+        return _in_order(gathered, n_batches) if gathered is not None else None
+
+    def all_reduce_sum(self, tensors: list[torch.Tensor]) -> None:
+        """Sum each tensor over all ranks, in place (CPU tensors; NCCL runs them through this rank's GPU)."""
+        if not self.active:
+            return
+        import torch.distributed as dist
+
+        for t in tensors:
+            work = t.cuda() if self.backend == "nccl" else t
+            self._collective(dist.all_reduce, work, op=dist.ReduceOp.SUM)
+            if work is not t:
+                t.copy_(work.cpu())
+
+    def _collective(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+        """Run one collective; a failure (a peer died or hung) becomes one clear error naming this rank."""
         if os.environ.get("GANEVAL_FAULT_RANK") == str(self.rank):  # fault injection for tests: this rank dies here
             os._exit(3)
         try:
-            dist.all_gather_object(gathered, {i: t.cpu() for i, t in local.items()})
+            fn(*args, **kwargs)
         except Exception as exc:  # noqa: BLE001 - a failed collective means a peer died
-            raise GanevalError(f"distributed scoring failed on rank {self.rank}: a peer rank died or hung ({exc})") from exc
-        merged: dict[int, torch.Tensor] = {}
-        for part in gathered:
-            merged.update(part or {})
-        missing = [i for i in range(n_batches) if i not in merged]
-        if missing:
-            raise GanevalError(f"distributed scoring: batches {missing[:5]} missing after gather")
-        return [merged[i] for i in range(n_batches)]
+            raise GanevalError(f"distributed run failed on rank {self.rank}: a peer rank died or hung ({exc})") from exc
 
     def barrier(self) -> None:
         if self.active:
@@ -71,8 +93,19 @@ class DistContext:
         try:
             dist.all_reduce(flag, op=dist.ReduceOp.MIN)
         except Exception as exc:  # noqa: BLE001 - a failed collective means a peer died
-            raise GanevalError(f"distributed scoring failed on rank {self.rank}: a peer rank died ({exc})") from exc
+            raise GanevalError(f"distributed run failed on rank {self.rank}: a peer rank died ({exc})") from exc
         return bool(flag.item())
+
+
+def _in_order(parts: list[dict[int, torch.Tensor] | None], n_batches: int) -> list[torch.Tensor]:
+    """Merge per-rank ``{batch index: tensor}`` dicts into the global batch order, refusing gaps."""
+    merged: dict[int, torch.Tensor] = {}
+    for part in parts:
+        merged.update(part or {})
+    missing = [i for i in range(n_batches) if i not in merged]
+    if missing:
+        raise GanevalError(f"distributed run: batches {missing[:5]} missing after gather")
+    return [merged[i] for i in range(n_batches)]
 
 
 def from_env(distributed: bool | None = None) -> DistContext:

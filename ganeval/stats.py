@@ -17,6 +17,7 @@ import torch
 
 from ganeval.atomic import atomic_path, sha256_file, write_text
 from ganeval.data import load_mnist, mnist_checksum
+from ganeval.distributed import DistContext
 from ganeval.errors import GanevalError, StatsError
 from ganeval.feature_stats import FeatureStats
 from ganeval.features.base import FeatureExtractor, iter_batches
@@ -150,30 +151,45 @@ def compute_stats(
     batch_size: int = 64,
     data_dir: str | os.PathLike[str] | None = None,
     limit: int | None = None,
-    on_batch: Callable[[dict[str, Any]], None] | None = None,
+    on_batch: Callable[[int, dict[str, Any]], None] | None = None,
     command: str | None = None,
+    dist: DistContext | None = None,
+    progress: bool = True,
 ) -> RefStats:
     """Mean and covariance of ``extractor``'s pool features over ``dataset`` (see :func:`real_images`; first
-    ``limit`` images)."""
+    ``limit`` images).
+
+    ``on_batch(index, features)`` sees each batch this rank computes. Under torchrun (``dist``) rank r takes
+    global batches r, r+W, … and the float64 sums are added over ranks, so every rank returns the statistics of
+    the whole dataset: the single-process result up to float64 summation order.
+    """
     from tqdm import tqdm
 
+    dist = dist or DistContext()
     real = real_images(dataset, data_dir, limit)
-    for note in real.notes:
+    for note in real.notes if dist.is_main else []:
         print(f"note: {note}", file=sys.stderr)
+    n_batches = -(-len(real.images) // batch_size)
+    mine = dist.my_batches(n_batches)
     acc = FeatureStats(extractor.pool_dim)
     t0 = time.time()
-    with tqdm(total=len(real.images), unit="img", desc=f"{real.meta['dataset']} [{extractor.name}]", file=sys.stderr) as bar:
-        for batch in iter_batches(real.images, batch_size):
+    with tqdm(total=len(real.images), unit="img", desc=f"{real.meta['dataset']} [{extractor.name}]", file=sys.stderr,
+              disable=not (progress and dist.is_main)) as bar:
+        for index, batch in zip(mine, iter_batches(real.images, batch_size, mine), strict=True):
             feats = extractor(batch)
             acc.update(feats["pool"])
             if on_batch:
-                on_batch(feats)
-            bar.update(len(batch))
+                on_batch(index, feats)
+            bar.update(len(batch) * dist.world)
+    count = torch.tensor([float(acc.n)], dtype=torch.float64)
+    dist.all_reduce_sum([acc.sum, acc.outer, count])
+    acc.n = int(count.item())
     meta = {
         **real.meta,
         "n": acc.n,
         **extractor.provenance(),
         "accumulation": "float64",
+        "world_size": dist.world,
         "package_version": __version__,
         "command": command or " ".join(sys.argv),
         "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),

@@ -8,8 +8,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from synthetic import write_bank_checkpoint
+
+from ganeval.stats import load_stats
 
 ARGS = ["--num-samples", "300", "--batch-size", "50", "--metrics", "mnist_is", "mnist_fd", "modes", "--bootstrap", "20",
         "--device", "cpu", "--no-cache"]
@@ -58,3 +61,39 @@ def test_dying_rank_fails_cleanly_without_report(tmp_path: Path, series: Path) -
     assert res.returncode != 0
     assert "rank" in (res.stderr + res.stdout).lower()
     assert not (tmp_path / "r3" / "summary.json").exists()
+
+
+STATS = ["stats", "--dataset", "mnist-test", "--extractor", "mnist", "--limit", "1000", "--batch-size", "64", "--device", "cpu",
+         "--no-progress"]
+
+
+def _stats(tmp_path: Path, tag: str, procs: int, **extra: str) -> subprocess.CompletedProcess[str]:
+    launch = ([sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={procs}"] if procs > 1
+              else [sys.executable])
+    cmd = [*launch, "-m", "ganeval_test_entry", *STATS, "--out", str(tmp_path / f"{tag}.npz"),
+           "--save-features", str(tmp_path / f"{tag}_feats.npy")]
+    return subprocess.run(cmd, env=_env(tmp_path, **extra), capture_output=True, text=True, timeout=600)
+
+
+def test_two_process_stats_equal_single_process(tmp_path: Path) -> None:
+    single, multi = _stats(tmp_path, "one", 1), _stats(tmp_path, "two", 2)
+    assert single.returncode == 0, single.stderr[-2000:]
+    assert multi.returncode == 0, multi.stderr[-3000:]
+    a, b = load_stats(tmp_path / "one.npz"), load_stats(tmp_path / "two.npz")
+    assert (a.meta["world_size"], b.meta["world_size"]) == (1, 2)
+    assert a.meta["n"] == b.meta["n"] == 1000 and a.meta["dataset_sha256"] == b.meta["dataset_sha256"]
+    # 16 batches (the last one partial) split over two ranks: the float64 sums differ only in summation order
+    np.testing.assert_allclose(b.mu, a.mu, rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(b.sigma, a.sigma, rtol=1e-6, atol=1e-12)  # sigma is stored as float32
+    # per-image features come back in dataset order, bit for bit, on rank 0 alone
+    fa, fb = np.load(tmp_path / "one_feats.npy"), np.load(tmp_path / "two_feats.npy")
+    assert fa.shape == (1000, a.mu.size) and np.array_equal(fa, fb)
+    assert np.allclose(fb.astype(np.float64).mean(0), b.mu, rtol=1e-5, atol=1e-6)
+    assert "2 process(es)" in multi.stdout and multi.stdout.count("wrote ") == 1
+
+
+def test_stats_dying_rank_writes_nothing(tmp_path: Path) -> None:
+    res = _stats(tmp_path, "dead", 2, GANEVAL_FAULT_RANK="1")
+    assert res.returncode != 0
+    assert not (tmp_path / "dead.npz").exists() and not (tmp_path / "dead.json").exists()
+    assert not (tmp_path / "dead_feats.npy").exists()

@@ -23,28 +23,41 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--inception-weights", default=None)
     p.add_argument("--limit", type=int, default=None, help="only the first N images")
     p.add_argument("--save-features", type=Path, default=None, help="also save per-image pool features (.npy, float32)")
+    p.add_argument("--distributed", action="store_true", default=None,
+                   help="join the torchrun process group (automatic when WORLD_SIZE > 1)")
+    p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    import torch
+
     from ganeval.atomic import atomic_path
+    from ganeval.distributed import from_env
+    from ganeval.errors import EXIT_FAILED
     from ganeval.features import get_extractor
     from ganeval.stats import compute_stats, save_stats
 
+    dist = from_env(args.distributed)
     kwargs = {"device": args.device, "precision": args.precision}
     if args.extractor == "inception":
         kwargs["weights_path"] = args.inception_weights
     extractor = get_extractor(args.extractor, **kwargs)
-    chunks: list[np.ndarray] = []
-    on_batch = (lambda f: chunks.append(f["pool"].cpu().numpy())) if args.save_features else None
+    chunks: dict[int, torch.Tensor] = {}
+    on_batch = (lambda i, f: chunks.__setitem__(i, f["pool"].cpu())) if args.save_features else None
     stats = compute_stats(
         args.dataset, extractor, args.batch_size, args.data_dir, args.limit, on_batch,
-        command="ganeval " + shlex.join(sys.argv[1:]),
+        command="ganeval " + shlex.join(sys.argv[1:]), dist=dist, progress=args.progress,
     )
+    features = dist.gather_to_main(chunks, -(-stats.meta["n"] // args.batch_size)) if args.save_features else None
+    if not dist.all_ok(True):
+        return EXIT_FAILED
+    if not dist.is_main:
+        return 0
     save_stats(args.out, stats)
-    if args.save_features:
+    if features is not None:
         with atomic_path(args.save_features) as tmp:
             with open(tmp, "wb") as fh:
-                np.save(fh, np.concatenate(chunks).astype(np.float32))
-    print(f"wrote {args.out} (N={stats.meta['n']}, {stats.meta['seconds']} s)")
+                np.save(fh, torch.cat(features).numpy().astype(np.float32))
+    print(f"wrote {args.out} (N={stats.meta['n']}, {stats.meta['seconds']} s, {dist.world} process(es))")
     return 0

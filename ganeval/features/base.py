@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Protocol
 
 import numpy as np
@@ -58,9 +58,12 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     return dev
 
 
-def iter_batches(images: np.ndarray | torch.Tensor, batch_size: int) -> Iterator[torch.Tensor]:
-    """uint8 ``(N, 28, 28)`` or ``(N, C, H, W)`` array or tensor → uint8 NCHW tensor batches."""
-    for start in range(0, len(images), batch_size):
+def iter_batches(images: np.ndarray | torch.Tensor, batch_size: int,
+                 which: Iterable[int] | None = None) -> Iterator[torch.Tensor]:
+    """uint8 ``(N, 28, 28)`` or ``(N, C, H, W)`` array or tensor → uint8 NCHW tensor batches (all, or the batch
+    indices in ``which``)."""
+    starts = range(0, len(images), batch_size) if which is None else (b * batch_size for b in which)
+    for start in starts:
         part = images[start : start + batch_size]
         chunk = part.clone() if isinstance(part, torch.Tensor) else torch.from_numpy(np.array(part, copy=True))
         yield chunk.unsqueeze(1) if chunk.ndim == 3 else chunk
