@@ -18,6 +18,7 @@ from ganeval.features import get_extractor
 from ganeval.features.base import iter_batches
 from ganeval.metrics.fid import frechet_distance
 from ganeval.metrics.kid import kid
+from ganeval.metrics.prc import density_coverage
 from ganeval.stats import compute_stats, dataset_images, load_stats, real_images, save_stats
 
 N = 300
@@ -100,17 +101,20 @@ def test_kid_rereads_your_images_and_refuses_changed_ones(png_folder: Path, tmp_
     target = tmp_path / "samples.npz"
     fake = dataset_images("mnist-test")[N : N + n]
     np.savez(target, images=fake)
-    opts = dict(reference=ref, metrics=("fid", "kid"), num_samples=n, bootstrap=0, device="cpu", progress=False)
+    opts = dict(reference=ref, metrics=("fid", "kid", "dc"), num_samples=n, bootstrap=0, device="cpu", progress=False)
     row = score(target, **opts).iloc[0]
     assert row["status"] == "ok"
     real = real_images(png_folder, limit=n).images
     feats = [torch.cat([ex(b)["pool"] for b in iter_batches(x, 64)]) for x in (fake, real)]
     assert row["kid_mean"] == pytest.approx(kid(feats[0], feats[1], subset_size=n)[0], rel=1e-4, abs=1e-7)
+    assert (row["density"], row["coverage"]) == pytest.approx(density_coverage(feats[0], feats[1]), abs=0.02)
+    assert 0 < row["coverage"] <= 1 and row["density"] > 0
     # Change one real image: with a fresh cache KID re-reads the folder and is unavailable, with the reason.
     Image.fromarray(np.zeros((28, 28), np.uint8)).save(png_folder / "digit_0.png")
     monkeypatch.setenv("GANEVAL_CACHE_DIR", str(tmp_path / "cache2"))
     df = score(target, **opts)
-    assert np.isnan(df.iloc[0]["kid_mean"]) and df.iloc[0]["fid"] == pytest.approx(row["fid"], rel=1e-6)
+    assert np.isnan(df.iloc[0]["kid_mean"]) and np.isnan(df.iloc[0]["coverage"])
+    assert df.iloc[0]["fid"] == pytest.approx(row["fid"], rel=1e-6)
     notes = [n for n in df.attrs["summary"]["notes"] if n.startswith("kid unavailable")]
     assert len(notes) == 1 and "changed since the reference statistics were made" in notes[0]
     assert str(png_folder.resolve()) in notes[0]

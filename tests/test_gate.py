@@ -23,6 +23,7 @@ def make_row(it: int, fid: Any = 20.4, ci: tuple[Any, Any] | None = (19.3, 21.6)
         "iteration": it, "checkpoint": f"ckpt_{it:07d}.safetensors", "path": f"/runs/a/ckpt_{it:07d}.safetensors",
         "n_samples": 1000, "fid": fid, "fid_ci_low": ci[0] if ci else None, "fid_ci_high": ci[1] if ci else None,
         "is_mean": 2.0, "is_std": 0.05, "kid_mean": 0.012, "kid_std": 0.001, "precision": 0.7, "recall": 0.5,
+        "density": 0.95, "coverage": 0.8,
         "mnist_is": 9.1, "mnist_is_std": 0.1, "mnist_fd": 3.0, "mnist_fd_ci_low": 2.8, "mnist_fd_ci_high": 3.2,
         "modes_covered": 10, "class_kl": 0.01, "mnist_confidence": 0.95, "rank": None, "is_best": False,
         "mode_collapse": False, "status": "ok", "error": None, "seconds": 1.0,
@@ -101,6 +102,16 @@ def test_fid_exactly_at_limit_passes_and_min_modes_fails(tmp_path: Path) -> None
     assert [c.passed for c in result.criteria] == [True, False] and result.exit_code == 1
 
 
+def test_min_coverage(tmp_path: Path, cli: Any) -> None:
+    rep = write_report(tmp_path / "r", make_summary([make_row(1, coverage=0.62)]))
+    assert gate(rep, min_coverage=0.6).passed
+    code, out, _ = cli("gate", rep, "--min-coverage", "0.7")
+    assert code == 1 and "coverage = 0.62 is below the minimum 0.7 (--min-coverage)" in out
+    old = write_report(tmp_path / "old", make_summary([make_row(1, coverage=None, density=None)]))  # a report from before dc
+    code, _, err = cli("gate", old, "--min-coverage", "0.5")
+    assert code == 2 and "coverage was not computed" in err
+
+
 def test_nan_samples_row_fails_max_fid(tmp_path: Path, cli: Any) -> None:
     bad = make_row(2, "inf", None, status="nan_samples", error="1000 of 1000 samples contain NaN/Inf", mnist_is=None)
     rep = write_report(tmp_path / "r", make_summary([make_row(1), bad]))
@@ -150,6 +161,8 @@ def test_missing_metric_checked_before_scoring(tmp_path: Path, cli: Any) -> None
     (tmp_path / "run" / "ckpt_0000001.safetensors").write_bytes(b"not really")
     code, _, err = cli("gate", tmp_path / "run", "--max-fid", "10", "--metrics", "mnist_fd")
     assert code == 2 and "'fid' metric" in err
+    code, _, err = cli("gate", tmp_path / "run", "--min-coverage", "0.5", "--metrics", "fid", "prc")
+    assert code == 2 and "'dc' metric" in err
 
 
 # -- malformed reports --------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from ganeval.metrics.fid import FIDReference
 from ganeval.metrics.inception_score import inception_score
 from ganeval.metrics.kid import kid
 from ganeval.metrics.modes import mode_metrics
-from ganeval.metrics.prc import precision_recall
+from ganeval.metrics.prc import density_coverage, precision_recall
 
 
 @dataclass
@@ -84,6 +84,12 @@ def _prc(x: MetricInput) -> dict[str, float]:
     return {"precision": p, "recall": r}
 
 
+@register_metric("dc", "inception", ("density", "coverage"), needs_real=True, help="density and coverage, k=5")
+def _dc(x: MetricInput) -> dict[str, float]:
+    density, coverage = density_coverage(x.pool, x.real(), k=x.options.get("dc_k", 5))
+    return {"density": density, "coverage": coverage}
+
+
 @register_metric("mnist_is", "mnist", ("mnist_is", "mnist_is_std"), needs_logits=True, help="MNIST-classifier Inception Score")
 def _mnist_is(x: MetricInput) -> dict[str, float]:
     assert x.logits is not None
@@ -105,4 +111,4 @@ def _modes(x: MetricInput) -> dict[str, float]:
 
 #: Which Fréchet-distance column each extractor's bootstrap interval belongs to.
 FD_COLUMN = {"inception": "fid", "mnist": "mnist_fd"}
-DEFAULT_METRICS = ("fid", "is", "kid", "prc", "mnist_is", "mnist_fd", "modes")
+DEFAULT_METRICS = ("fid", "is", "kid", "prc", "dc", "mnist_is", "mnist_fd", "modes")

@@ -1,0 +1,59 @@
+"""Density and coverage (Naeem et al. 2020) equal the authors' ``prdc`` package and behave as defined."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+
+import numpy as np
+import pytest
+import torch
+from prdc import compute_prdc
+
+from ganeval.metrics.prc import density_coverage, precision_recall
+
+
+def _prdc(real: torch.Tensor, gen: torch.Tensor, k: int) -> dict[str, float]:
+    with contextlib.redirect_stdout(io.StringIO()):  # prdc prints the set sizes
+        return compute_prdc(real.numpy(), gen.numpy(), nearest_k=k)
+
+
+@pytest.mark.parametrize(("n_real", "n_gen", "d", "k", "shift"), [(600, 400, 16, 5, 0.0), (500, 700, 64, 3, 0.4), (300, 300, 8, 10, 1.0)])
+def test_matches_prdc(n_real: int, n_gen: int, d: int, k: int, shift: float) -> None:
+    g = torch.Generator().manual_seed(n_real + d)
+    real = torch.randn(n_real, d, generator=g, dtype=torch.float64)
+    gen = torch.randn(n_gen, d, generator=g, dtype=torch.float64) * 1.2 + shift
+    want = _prdc(real, gen, k)
+    density, coverage = density_coverage(gen, real, k=k, batch=128)
+    assert density == pytest.approx(want["density"], abs=1e-12)
+    assert coverage == pytest.approx(want["coverage"], abs=1e-12)
+    precision, recall = precision_recall(gen, real, k=k, batch=128)  # closed vs open balls: equal for continuous data
+    assert (precision, recall) == pytest.approx((want["precision"], want["recall"]), abs=1e-12)
+
+
+def test_float32_features_agree_and_batching_does_not_matter() -> None:
+    g = torch.Generator().manual_seed(7)
+    real, gen = torch.randn(800, 32, generator=g), torch.randn(500, 32, generator=g) + 0.3
+    whole = density_coverage(gen, real)
+    assert density_coverage(gen, real, batch=37) == pytest.approx(whole, abs=1e-12)
+    want = _prdc(real.double(), gen.double(), 5)
+    assert whole == pytest.approx((want["density"], want["coverage"]), abs=2e-3)  # a float32 tie may flip one count
+
+
+def test_definitions_on_real_like_cases() -> None:
+    g = torch.Generator().manual_seed(3)
+    centers = torch.randn(10, 24, generator=g) * 4
+    labels = torch.randint(0, 10, (4000,), generator=g)
+    data = centers[labels] + torch.randn(4000, 24, generator=g)
+    real, same = data[:2000], data[2000:]
+    d_same, c_same = density_coverage(same, real)
+    assert 0.85 < d_same < 1.15 and c_same > 0.9  # the same distribution: density about 1, nearly full coverage
+    collapsed = same[labels[2000:] == 0]  # one mode of ten
+    d_col, c_col = density_coverage(collapsed, real)
+    assert c_col < 0.15 and d_col > 0.7  # samples are real-looking (density) but cover one mode only
+    crowd = real[:1].repeat(500, 1) + 0.01 * torch.randn(500, 24, generator=g)  # all samples on one real point
+    d_crowd, c_crowd = density_coverage(crowd, real)
+    assert c_crowd < 0.02 and d_crowd > 0.0  # only the few real balls around that point
+    far = same + 50.0
+    assert density_coverage(far, real) == (0.0, 0.0)
+    assert np.isclose(c_same, density_coverage(same, real, k=5, batch=999)[1])
