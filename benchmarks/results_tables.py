@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 
 COLS = [("iteration", "iter"), ("fid", "FID"), ("fid_ci", "FID 95% CI"), ("is_mean", "IS"), ("kid_mean", "KID"),
-        ("precision", "prec"), ("recall", "rec"), ("mnist_is", "MNIST-IS"), ("mnist_fd", "MNIST FD"),
+        ("precision", "prec"), ("recall", "rec"), ("density", "dens"), ("coverage", "cov"), ("mnist_is", "MNIST-IS"), ("mnist_fd", "MNIST FD"),
         ("mnist_fd_ci", "MNIST FD 95% CI"), ("modes_covered", "modes"), ("rank", "rank"), ("status", "status")]
 
 
@@ -27,7 +27,7 @@ def _cell(row: pd.Series, key: str) -> str:
     if isinstance(v, float):
         if math.isinf(v):
             return "∞"
-        return f"{v:.5f}" if key == "kid_mean" else f"{v:.3f}" if key in ("precision", "recall", "mnist_is", "is_mean") else f"{v:.2f}"
+        return f"{v:.5f}" if key == "kid_mean" else f"{v:.3f}" if key in ("precision", "recall", "density", "coverage", "mnist_is", "is_mean") else f"{v:.2f}"
     return str(v)
 
 

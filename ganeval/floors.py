@@ -37,10 +37,28 @@ def _logits_is(extractor_name: str, device: str) -> dict[str, Any]:
     return {"available": True, "mean": mean, "std": std, "n": int(len(logits)), "splits": 10}
 
 
+def _knn_floors(name: str, root: Path, n: int, device: str) -> dict[str, Any]:
+    """KID, precision/recall and density/coverage of the first ``n`` test images against the first ``n`` train
+    images: the same real features ``score`` compares samples with (and caches), so the scale is the scoring one."""
+    from ganeval.features import get_extractor
+    from ganeval.metrics.kid import kid
+    from ganeval.metrics.prc import density_coverage, precision_recall
+    from ganeval.reference import real_features
+
+    ex = get_extractor(name, device=device)
+    test, train = (real_features(load_stats(stats_path(f"mnist-{s}", name, root)), ex, n) for s in ("test", "train"))
+    kid_mean, kid_std = kid(test, train)
+    precision, recall = precision_recall(test, train)
+    density, coverage = density_coverage(test, train)
+    return {"n": len(test), "kid_mean": kid_mean, "kid_std": kid_std, "precision": precision, "recall": recall,
+            "density": density, "coverage": coverage}
+
+
 def compute_floors(root: Path = SHIPPED_DIR, features_dir: Path | None = None, device: str = "cpu",
-                   extractors: tuple[str, ...] = ("inception", "mnist")) -> dict[str, Any]:
+                   extractors: tuple[str, ...] = ("inception", "mnist"), knn_n: int = 0) -> dict[str, Any]:
     """FID of mnist-test against mnist-train per extractor (from the shipped float32-covariance files and,
-    when per-image features are given, in float64 too), and the Inception Scores of real MNIST test."""
+    when per-image features are given, in float64 too), the Inception Scores of real MNIST test, and with
+    ``knn_n`` > 0 the sample-based metrics (KID, precision/recall, density/coverage) of test against train at that N."""
     out: dict[str, Any] = {"package_version": __version__, "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     for name in extractors:
         test, train = load_stats(stats_path("mnist-test", name, root)), load_stats(stats_path("mnist-train", name, root))
@@ -54,6 +72,8 @@ def compute_floors(root: Path = SHIPPED_DIR, features_dir: Path | None = None, d
             fid64 = _fd_from_features(np.load(feats[0]), np.load(feats[1]))
             entry.update(fid_test_vs_train_float64=fid64, float32_minus_float64=entry["fid_test_vs_train"] - fid64)
         entry["inception_score_real_test"] = _logits_is(name, device)
+        if knn_n > 0:
+            entry["knn_test_vs_train"] = _knn_floors(name, root, knn_n, device)
         out[name] = entry
     return out
 

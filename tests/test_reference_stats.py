@@ -78,3 +78,18 @@ def test_corrupted_or_mismatched_stats_are_refused(tmp_path: Path) -> None:
     (tmp_path / "x.json").write_text("{not json")
     with pytest.raises(StatsError, match="x.json"):
         load_stats(tmp_path / "x.npz")
+
+
+def test_knn_floors_recompute_and_read_as_real_data() -> None:
+    """The recorded sample-based floors (`ganeval floors --knn-n 10000`) recompute, and real data scores as real."""
+    from ganeval.floors import _knn_floors
+
+    got = _knn_floors("mnist", SHIPPED_DIR, 10000, "cpu")
+    want = FLOORS["mnist"]["knn_test_vs_train"]
+    assert got["n"] == want["n"] == 10000
+    for key in ("precision", "recall", "density", "coverage", "kid_mean"):
+        assert got[key] == pytest.approx(want[key], rel=1e-3, abs=1e-6), key
+    for extractor in ("inception", "mnist"):
+        floor = FLOORS[extractor]["knn_test_vs_train"]
+        assert 0.85 < floor["density"] < 1.1 and floor["coverage"] > 0.9, extractor
+        assert abs(floor["kid_mean"]) < 3 * floor["kid_std"] + 1e-4, extractor  # KID's estimate is unbiased: ~0 for real data

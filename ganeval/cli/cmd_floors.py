@@ -14,6 +14,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="per-image features (mnist-{test,train}_{extractor}.npy from `stats --save-features`) for a float64 check")
     p.add_argument("--extractors", nargs="+", default=["inception", "mnist"])
     p.add_argument("--device", default="cpu")
+    p.add_argument("--knn-n", type=int, default=0, metavar="N",
+                   help="also KID, precision/recall and density/coverage of the first N test vs N train images (e.g. 10000)")
     p.add_argument("--write", action="store_true", help="record into floors.json and the sidecars")
     p.set_defaults(func=run)
 
@@ -23,7 +25,7 @@ def run(args: argparse.Namespace) -> int:
     from ganeval.stats import SHIPPED_DIR
 
     root = args.root or SHIPPED_DIR
-    floors = compute_floors(root, args.features_dir, args.device, tuple(args.extractors))
+    floors = compute_floors(root, args.features_dir, args.device, tuple(args.extractors), args.knn_n)
     print(json.dumps(floors, indent=2))
     if args.write:
         print(f"wrote {record_floors(floors, root)}")
