@@ -13,8 +13,8 @@ from pathlib import Path
 import pandas as pd
 
 COLS = [("iteration", "iter"), ("fid", "FID"), ("fid_ci", "FID 95% CI"), ("is_mean", "IS"), ("kid_mean", "KID"),
-        ("precision", "prec"), ("recall", "rec"), ("density", "dens"), ("coverage", "cov"), ("mnist_is", "MNIST-IS"), ("mnist_fd", "MNIST FD"),
-        ("mnist_fd_ci", "MNIST FD 95% CI"), ("modes_covered", "modes"), ("rank", "rank"), ("status", "status")]
+        ("precision", "prec"), ("recall", "rec"), ("density", "dens"), ("coverage", "cov"), ("mnist_is", "MNIST-IS"),
+        ("mnist_fd", "MNIST FD"), ("mnist_fd_ci", "MNIST FD 95% CI"), ("modes_covered", "modes"), ("rank", "rank"), ("status", "status")]
 
 
 def _cell(row: pd.Series, key: str) -> str:
@@ -27,7 +27,8 @@ def _cell(row: pd.Series, key: str) -> str:
     if isinstance(v, float):
         if math.isinf(v):
             return "∞"
-        return f"{v:.5f}" if key == "kid_mean" else f"{v:.3f}" if key in ("precision", "recall", "density", "coverage", "mnist_is", "is_mean") else f"{v:.2f}"
+        three = ("precision", "recall", "density", "coverage", "mnist_is", "is_mean")
+        return f"{v:.5f}" if key == "kid_mean" else f"{v:.3f}" if key in three else f"{v:.2f}"
     return str(v)
 
 

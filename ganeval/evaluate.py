@@ -62,7 +62,7 @@ class _Evaluator:
         for name in dict.fromkeys(m.extractor for m in self.metrics):
             kwargs: dict[str, Any] = {"device": self.device, "precision": opts.precision}
             if name == "inception":
-                kwargs["weights_path"] = opts.inception_weights
+                kwargs.update(weights_path=opts.inception_weights, resize=opts.resize)
             ex = get_extractor(name, **kwargs)
             stats = reference_stats(opts.reference, ex)
             self.extractors[name] = ex

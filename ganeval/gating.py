@@ -278,7 +278,8 @@ def _check_compatible(cand: dict[str, Any], csrc: Path | str, base: dict[str, An
     for name in sorted(n for n in set(pc) & set(pb) if isinstance(pc[n], dict) and isinstance(pb[n], dict)):
         a, b = pc[name], pb[name]
         for key, what in (("extractor", "extractor"), ("weights_sha256", "extractor weights (weights_sha256)"),
-                          ("reference", "reference dataset"), ("reference_sha256", "reference statistics (reference_sha256)")):
+                          ("resize", "resize"), ("reference", "reference dataset"),
+                          ("reference_sha256", "reference statistics (reference_sha256)")):
             if a.get(key) != b.get(key):
                 refuse(f"{name} {what}", a.get(key), b.get(key))
         if a.get("precision") != b.get("precision"):

@@ -21,6 +21,7 @@ class ScoreOptions:
     inception_top_k: int = 3
     inception_all: bool | None = None  # None: all on CUDA, top-k + last on CPU
     precision: str = "fp32"
+    resize: str = "tf1x"  # Inception's resize to 299: tf1x (torch-fidelity's) or clean (clean-fid's)
     bootstrap: int = 100
     ci: float = 0.95
     primary: str | None = None  # None: fid where computed, else mnist_fd

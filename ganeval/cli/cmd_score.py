@@ -28,6 +28,8 @@ def add_score_options(p: argparse.ArgumentParser) -> None:
                    help="Inception metrics on the K best by MNIST FD plus the last (default 3; CPU default plan)")
     g.add_argument("--inception-all", action="store_true", default=None, help="Inception metrics on every checkpoint (GPU default)")
     p.add_argument("--precision", default=d.precision, choices=["fp32", "bf16"], help="bf16 is faster but changes features")
+    p.add_argument("--resize", default=d.resize, choices=["tf1x", "clean"],
+                   help="Inception's resize to 299: tf1x (torch-fidelity's; default) or clean (clean-fid's; needs its own statistics)")
     p.add_argument("--bootstrap", type=int, default=d.bootstrap, help="bootstrap replicates for the intervals (0: none)")
     p.add_argument("--primary", default=None, help="metric to rank by (default fid where computed, else mnist_fd)")
     p.add_argument("--late-threshold", type=float, default=d.late_threshold, help="relative worsening flagged as late collapse")
@@ -50,7 +52,7 @@ def options_from_args(args: argparse.Namespace) -> ScoreOptions:
     return ScoreOptions.from_kwargs(
         num_samples=args.num_samples, metrics=tuple(args.metrics), reference=args.reference, device=args.device,
         batch_size=args.batch_size, seed=args.seed, inception_top_k=args.inception_top_k, inception_all=args.inception_all,
-        precision=args.precision, bootstrap=args.bootstrap, primary=args.primary, late_threshold=args.late_threshold,
+        precision=args.precision, resize=args.resize, bootstrap=args.bootstrap, primary=args.primary, late_threshold=args.late_threshold,
         inception_weights=args.inception_weights, use_cache=not args.no_cache, threads=args.threads,
         extra={k: v for k in ("z_dim", "z_type", "output_range") if (v := getattr(args, k, None)) is not None},
     )

@@ -14,7 +14,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("stats", help="compute mean/covariance of real features (reference statistics)")
     p.add_argument("--dataset", required=True, metavar="DATASET",
                    help="mnist-train, mnist-test, or your own real images: a folder or zip of PNG/JPEG, or a uint8 .npz")
-    p.add_argument("--extractor", required=True, choices=["inception", "mnist"])
+    p.add_argument("--extractor", required=True, choices=["inception", "inception-clean", "mnist"],
+                   help="inception-clean: Inception with clean-fid's resize (name its file *_inception-clean.npz)")
     p.add_argument("--out", required=True, type=Path, help="output .npz (a .json sidecar is written beside it)")
     p.add_argument("--data-dir", default=None)
     p.add_argument("--device", default="auto")
@@ -40,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
 
     dist = from_env(args.distributed)
     kwargs = {"device": args.device, "precision": args.precision}
-    if args.extractor == "inception":
+    if args.extractor.startswith("inception"):
         kwargs["weights_path"] = args.inception_weights
     extractor = get_extractor(args.extractor, **kwargs)
     chunks: dict[int, torch.Tensor] = {}

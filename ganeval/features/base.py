@@ -15,6 +15,8 @@ class FeatureExtractor(Protocol):
     """Maps uint8 images ``(B, 1|3, H, W)`` to named feature tensors (``pool`` always, ``logits`` when available)."""
 
     name: str
+    #: The name its statistics files carry (``*_<stats_name>.npz``): ``name``, or a variant such as ``inception-clean``.
+    stats_name: str
     pool_dim: int
     has_logits: bool
     device: torch.device

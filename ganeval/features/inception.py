@@ -16,6 +16,10 @@ the size of torch-fidelity's own float32-vs-float64 error (tests/test_precision.
 
 ``fused=False`` (or ``GANEVAL_INCEPTION_FUSED=0``) runs torch-fidelity's own network instead (channels_last,
 grayscale tiled to 3 channels): slower, for comparisons.
+
+``resize="clean"`` replaces the TF-1.x bilinear resize by clean-fid's (``ganeval.features.resize``), done on the
+CPU before the network; everything after the resize is the same network. Its statistics are kept apart
+(``stats_name`` ``inception-clean``, and the resize is part of every provenance check and cache key).
 """
 
 from __future__ import annotations
@@ -32,8 +36,11 @@ from torch import nn
 from ganeval.features.base import register_extractor, resolve_device
 from ganeval.features.inception_net import build_tfid_inception
 from ganeval.features.inception_weights import InceptionWeights, resolve_inception_weights
+from ganeval.features.resize import CLEAN_RESIZE_MODE, clean_resize
 
 RESIZE_MODE = "torch-fidelity interpolate_bilinear_2d_like_tensorflow1x to 299x299"
+#: ``resize=`` choices: the provenance string of each, and the name its statistics files use.
+RESIZES = {"tf1x": (RESIZE_MODE, "inception"), "clean": (CLEAN_RESIZE_MODE, "inception-clean")}
 CHANNELS = "grayscale tiled to 3 channels"
 SIZE = 299
 #: Images per network call on CPU (larger batches are split; smaller ones stay whole).
@@ -129,7 +136,8 @@ def tf1x_resize(x: torch.Tensor) -> torch.Tensor:
 
 
 class FastInception(nn.Module):
-    """torch-fidelity's Inception-v3 with folded BatchNorms and fused ReLUs, from uint8 ``(B, 1|3, H, W)``.
+    """torch-fidelity's Inception-v3 with folded BatchNorms and fused ReLUs, from uint8 ``(B, 1|3, H, W)`` (resized
+here, TF-1.x bilinear) or from float32 ``(B, 1|3, 299, 299)`` in 0..255 already resized.
 
     Returns ``(pool,)`` or ``(pool, logits_unbiased)``, float32, like torch-fidelity's ``("2048", "logits_unbiased")``.
     """
@@ -178,8 +186,7 @@ class FastInception(nn.Module):
 
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, ...]:
         gray = images.shape[1] == 1
-        x = images.to(torch.float32)
-        x = tf1x_resize(x)
+        x = tf1x_resize(images.to(torch.float32)) if images.dtype == torch.uint8 else images
         x = (x - 128) / 128
         x = x.contiguous(memory_format=torch.channels_last)
         # A 1-channel input is both NCHW- and NHWC-contiguous, so the convolution returns NCHW: convert once.
@@ -205,9 +212,15 @@ class InceptionExtractor:
         weights_path: str | os.PathLike[str] | None = None,
         compile: bool | None = None,
         fused: bool | None = None,
+        resize: str = "tf1x",
     ) -> None:
         """``compile``: try ``torch.compile`` on the fast network (default: ``GANEVAL_COMPILE=1``); ``fused``: use the
-        fast network (default, unless ``GANEVAL_INCEPTION_FUSED=0``), else torch-fidelity's."""
+        fast network (default, unless ``GANEVAL_INCEPTION_FUSED=0``), else torch-fidelity's; ``resize``: ``tf1x``
+        (torch-fidelity's, the default) or ``clean`` (clean-fid's)."""
+        if resize not in RESIZES:
+            raise ValueError(f"resize must be one of {', '.join(RESIZES)}, not {resize!r}")
+        self.resize = resize
+        self.resize_mode, self.stats_name = RESIZES[resize]
         self.weights = weights or resolve_inception_weights(weights_path)
         self.has_logits = self.weights.has_logits
         self.device = resolve_device(device)
@@ -224,6 +237,8 @@ class InceptionExtractor:
             self.fast.set_mkldnn(_mkldnn_fused_ok(), batch=CPU_CHUNK, bf16=precision == "bf16")
         self._forward: Any = self.fast
         if not (fused if fused is not None else _env_flag("GANEVAL_INCEPTION_FUSED", True)):
+            if resize != "tf1x":
+                raise ValueError("torch-fidelity's own network (fused=False) resizes inside: only resize='tf1x'")
             self._forward = self._tfid_forward
         elif compile if compile is not None else _env_flag("GANEVAL_COMPILE", False):
             self._forward = self._try_compile()
@@ -241,7 +256,8 @@ class InceptionExtractor:
             plain = copy.deepcopy(self.fast)
             plain.set_mkldnn(False)  # inductor picks its own fused kernels; the explicit oneDNN op does not trace
             compiled = torch.compile(plain)
-            probe = torch.randint(0, 256, (4, 1, 28, 28), dtype=torch.uint8, device=self.device)
+            probe = torch.randint(0, 256, (4, 1, 28, 28), dtype=torch.uint8)
+            probe = (clean_resize(probe) if self.resize == "clean" else probe).to(self.device)
             torch._dynamo.mark_dynamic(probe, 0)  # one graph for every batch size
             with torch.inference_mode():
                 if (compiled(probe)[0] - self.fast(probe)[0]).abs().max().item() > 1e-4:
@@ -259,7 +275,7 @@ class InceptionExtractor:
             "extractor": self.name,
             "weights_sha256": self.weights.sha256,
             "weights_source": self.weights.source,
-            "resize": RESIZE_MODE,
+            "resize": self.resize_mode,
             "channels": CHANNELS,
             "precision": self.precision,
         }
@@ -276,7 +292,7 @@ class InceptionExtractor:
             raise TypeError("InceptionExtractor expects uint8 images")
         if images.ndim != 4 or images.shape[1] not in (1, 3):
             raise ValueError(f"expected images of shape (B, 1|3, H, W), got {tuple(images.shape)}")
-        x = images.to(self.device, non_blocking=True)
+        x = (clean_resize(images) if self.resize == "clean" else images).to(self.device, non_blocking=True)
         if x.device.type == "cpu" and x.shape[0] > CPU_CHUNK:
             parts = [self._run(c) for c in x.split(CPU_CHUNK)]
             out = tuple(torch.cat(p) for p in zip(*parts, strict=True))
@@ -287,5 +303,11 @@ class InceptionExtractor:
 
 @register_extractor("inception")
 def make_inception(**kwargs: Any) -> InceptionExtractor:
-    """Registry factory for the Inception-v3 extractor."""
+    """Registry factory for the Inception-v3 extractor (``resize="tf1x"`` unless asked otherwise)."""
     return InceptionExtractor(**kwargs)
+
+
+@register_extractor("inception-clean")
+def make_inception_clean(**kwargs: Any) -> InceptionExtractor:
+    """The Inception-v3 extractor with clean-fid's resize: the name its statistics files carry."""
+    return InceptionExtractor(**{**kwargs, "resize": "clean"})

@@ -48,6 +48,7 @@ class MNISTClassifierExtractor:
     """``pool`` (128-d penultimate activations) and ``logits`` (10-d) of the project's MNIST classifier."""
 
     name = "mnist"
+    stats_name = "mnist"
     pool_dim = POOL_DIM
     has_logits = True
 
