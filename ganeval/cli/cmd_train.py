@@ -31,10 +31,20 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its train_state.safetensors")
     p.add_argument("--data-dir", default=None, help="MNIST folder (default: GANEVAL_DATA_DIR or the user cache)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    s = p.add_argument_group("seed screening (docs/training.md#seed-screening)")
+    s.add_argument("--screen-seeds", default=None, metavar="S1,S2,...",
+                   help="train each seed to --screen-iterations in OUT/seed_S, score it, and finish only the best")
+    s.add_argument("--screen-iterations", type=int, default=None, metavar="K", help="where the seeds are compared")
+    s.add_argument("--screen-metric", default="mnist_fd", choices=["mnist_fd", "class_kl", "mnist_is"],
+                   help="what picks the seed (default mnist_fd, lower is better)")
+    s.add_argument("--screen-samples", type=int, default=2000, metavar="N", help="samples scored per seed (default 2000)")
+    s.add_argument("--screen-only", action="store_true", help="screen and stop: do not finish the chosen seed")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.screen_seeds is not None or args.screen_iterations is not None:
+        return _screen(args)
     from ganeval.train.loop import train
 
     result = train(
@@ -46,4 +56,30 @@ def run(args: argparse.Namespace) -> int:
     last = result.checkpoints[-1].name if result.checkpoints else "none"
     print(f"{result.out_dir}: iteration {result.iteration}, {len(result.checkpoints)} checkpoints (last {last}), "
           f"{result.seconds:.1f} s of training")
+    return 0
+
+
+def _screen(args: argparse.Namespace) -> int:
+    from ganeval.errors import GanevalError
+    from ganeval.screening import screen_seeds
+
+    if args.screen_seeds is None or args.screen_iterations is None:
+        raise GanevalError("seed screening needs both --screen-seeds and --screen-iterations")
+    if args.seed is not None or args.resume:
+        raise GanevalError("--screen-seeds sets the seeds and resumes by itself: drop --seed/--resume")
+    try:
+        seeds = [int(s) for s in args.screen_seeds.split(",") if s.strip()]
+    except ValueError as exc:
+        raise GanevalError(f"--screen-seeds must be integers separated by commas (got {args.screen_seeds!r})") from exc
+    result = screen_seeds(
+        args.out, seeds, args.screen_iterations, metric=args.screen_metric, num_samples=args.screen_samples,
+        finish=not args.screen_only, device=args.device, progress=not args.no_progress, model=args.model,
+        iterations=args.iterations, batch_size=args.batch_size, lr=args.lr, n_critic=args.n_critic,
+        lr_decay_start=args.lr_decay_start, precision=args.precision, checkpoint_every=args.checkpoint_every,
+        log_every=args.log_every, data_dir=args.data_dir,
+    )
+    print(result.table.drop(columns=["checkpoint"]).to_string(index=False))
+    print(f"chosen: seed {result.chosen} by {result.metric}; screen: {args.out / 'screen.json'}")
+    if result.final is not None:
+        print(f"{result.final.out_dir}: iteration {result.final.iteration}, {result.final.seconds:.1f} s of training")
     return 0

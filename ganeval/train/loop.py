@@ -257,8 +257,8 @@ class _Trainer:
     def _noise(self) -> torch.Tensor:
         return torch.randn(self.run.recipe.batch_size, self.latent_dim, device=self.dev, generator=self.gen_z)
 
-    def fit(self, iterations: int, checkpoint_every: int, log_every: int, progress: bool) -> None:
-        """Train from the current iteration up to ``iterations``."""
+    def fit(self, iterations: int, checkpoint_every: int, log_every: int, progress: bool, stop_at: int | None = None) -> None:
+        """Train from the current iteration toward ``iterations`` (the schedule's end), pausing after ``stop_at``."""
         from tqdm import tqdm
 
         log = self.out / LOG_NAME
@@ -266,10 +266,11 @@ class _Trainer:
         n_acc = 0
         t0, base = time.perf_counter(), self.elapsed
         tty = sys.stderr.isatty()
-        bar = tqdm(total=iterations, initial=self.iteration, desc=f"train {self.run.model}", unit="it", disable=not progress,
+        end = min(iterations, stop_at) if stop_at else iterations
+        bar = tqdm(total=end, initial=self.iteration, desc=f"train {self.run.model}", unit="it", disable=not progress,
                    mininterval=0.5 if tty else 30.0, dynamic_ncols=True)
         try:
-            while self.iteration < iterations:
+            while self.iteration < end:
                 it = self.iteration + 1
                 if self.run.recipe.lr_decay_start is not None:
                     lr = self.run.recipe.lr_at(it, iterations)
@@ -282,7 +283,7 @@ class _Trainer:
                     self.ema.update(self.g, it)
                 n_acc += 1
                 self.iteration = it
-                is_ckpt = it % checkpoint_every == 0 or it == iterations
+                is_ckpt = it % checkpoint_every == 0 or it == end
                 if is_ckpt or it % log_every == 0:
                     d_loss, d_acc, g_loss, g_acc = (acc / n_acc).tolist()  # the only device sync
                     acc.zero_()
@@ -303,7 +304,7 @@ def train(out: str | os.PathLike[str], model: str | None = None, *, iterations: 
           lr_decay_start: int | None = None, precision: str | None = None, seed: int | None = None,
           device: str | torch.device = "auto", checkpoint_every: int = 1000, log_every: int = 100, resume: bool = False,
           data_dir: str | os.PathLike[str] | None = None, config: dict[str, Any] | None = None,
-          progress: bool = True) -> TrainResult:
+          progress: bool = True, stop_at: int | None = None) -> TrainResult:
     """Train ``model`` (``mlp`` or ``dcgan``; default ``mlp``) on MNIST-train, writing checkpoints to ``out``.
 
     ``lr_decay_start`` (default: none) makes the learning rate fall linearly from there toward 0 at the last
@@ -314,12 +315,15 @@ def train(out: str | os.PathLike[str], model: str | None = None, *, iterations: 
     ``None`` hyper-parameters take the model's recipe
     (see :data:`ganeval.train.recipes.RECIPES`), or, with ``resume``, the values stored in the run's state file
     (explicit values that differ are an error).
+    ``stop_at`` pauses the run after that iteration (with a checkpoint), on the schedule of the full run: resuming it
+    later gives the same run as one without the pause (seed screening uses this).
     ``config`` overrides the model's constructor config (Python API only). Raises :class:`GanevalError`
     subclasses (``ganeval.errors.GanevalError``) for bad input, before anything in ``out`` is touched.
     """
     out = Path(out)
     for name, value in (("--iterations", iterations), ("--batch-size", batch_size), ("--lr", lr),
-                        ("--n-critic", n_critic), ("--checkpoint-every", checkpoint_every), ("--log-every", log_every)):
+                        ("--n-critic", n_critic), ("--checkpoint-every", checkpoint_every), ("--log-every", log_every),
+                        ("--screen-iterations", stop_at)):
         _positive(name, value)
     if out.exists() and not out.is_dir():
         raise TrainError(f"{out}: exists and is not a folder")
@@ -353,7 +357,7 @@ def train(out: str | os.PathLike[str], model: str | None = None, *, iterations: 
         start = trainer.iteration
         if start > 0:
             trainer.ensure_outputs()
-        trainer.fit(target, checkpoint_every, log_every, progress)
+        trainer.fit(target, checkpoint_every, log_every, progress, stop_at)
     return TrainResult(out, trainer.iteration, [r.path for r in list_checkpoints(out)], trainer.elapsed,
                        start if saved else None)
 

@@ -1,0 +1,117 @@
+"""Seed screening: train several seeds a short way, score them with the MNIST metrics, finish the best one.
+
+GAN runs of one recipe differ a lot by seed (docs/results.md: the shipped DCGAN is the best of three screened
+seeds). Each seed's run is paused at ``screen_iterations`` on the schedule of the full run, so the chosen seed's
+continuation is exactly the run it would have been without the pause, and the others can be finished later with
+``ganeval train --resume --out OUT/seed_S``. Re-running the same screen resumes it: finished parts are not redone.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from ganeval.atomic import write_text
+from ganeval.checkpoints import checkpoint_name
+from ganeval.evaluate import score
+from ganeval.train.loop import TrainResult, train
+from ganeval.train.recipes import TrainError
+from ganeval.train.state import LOG_NAME
+
+#: Screening metrics and whether lower is better.
+SCREEN_METRICS = {"mnist_fd": True, "class_kl": True, "mnist_is": False}
+SCREEN_COLUMNS = ("seed", "iteration", "mnist_fd", "mnist_fd_ci_low", "mnist_fd_ci_high", "mnist_is", "modes_covered",
+                  "class_kl", "train_seconds", "checkpoint")
+
+
+@dataclass
+class ScreenResult:
+    """One row per seed (``table``), the chosen seed, and the chosen run's training result when it was finished."""
+
+    out_dir: Path
+    table: pd.DataFrame
+    chosen: int
+    metric: str
+    final: TrainResult | None
+
+    @property
+    def chosen_dir(self) -> Path:
+        return seed_dir(self.out_dir, self.chosen)
+
+
+def seed_dir(out: Path, seed: int) -> Path:
+    """The run folder of one screened seed."""
+    return out / f"seed_{seed}"
+
+
+def _seconds_at(run: Path, iteration: int) -> float | None:
+    """Training seconds the run had spent when it reached ``iteration`` (from its train_log.csv)."""
+    try:
+        log = pd.read_csv(run / LOG_NAME)
+    except (OSError, ValueError):
+        return None
+    hit = log.loc[log["iteration"] == iteration]
+    return float(hit.iloc[0, -1]) if len(hit) else None
+
+
+def _choose(table: pd.DataFrame, metric: str) -> int:
+    """The seed with the best value of ``metric`` (NaN never wins; ties go to the first seed listed)."""
+    values = table[metric].astype(float)
+    if values.isna().all():
+        raise TrainError(f"seed screening: no seed could be scored on {metric}")
+    key = values if SCREEN_METRICS[metric] else -values
+    return int(table.loc[key.fillna(math.inf).idxmin(), "seed"])
+
+
+def screen_seeds(out: str | os.PathLike[str], seeds: list[int], screen_iterations: int, *, metric: str = "mnist_fd",
+                 num_samples: int = 2000, bootstrap: int = 100, finish: bool = True, device: str = "auto",
+                 progress: bool = True, **train_kwargs: Any) -> ScreenResult:
+    """Train each of ``seeds`` to ``screen_iterations`` in ``OUT/seed_S``, score that checkpoint with the MNIST metrics
+    (``num_samples``, the shared latent set), write ``OUT/screen.json`` and ``screen.csv``, and with ``finish``
+    continue the best seed by ``metric`` to the run's full length. ``train_kwargs`` go to :func:`ganeval.train.train`
+    (model, iterations, batch_size, lr_decay_start, …) for every seed."""
+    out = Path(out)
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise TrainError(f"--screen-seeds needs distinct seeds (got {seeds})")
+    if metric not in SCREEN_METRICS:
+        raise TrainError(f"--screen-metric must be one of {', '.join(SCREEN_METRICS)} (got {metric!r})")
+    for key in ("seed", "resume", "stop_at", "out"):
+        if key in train_kwargs:
+            raise TrainError(f"seed screening sets {key} itself")
+    if out.exists() and not out.is_dir():
+        raise TrainError(f"{out}: exists and is not a folder")
+    strays = sorted(p.name for p in out.iterdir() if not (p.name.startswith("seed_") or p.name.startswith("screen."))) \
+        if out.is_dir() else []
+    if strays:
+        raise TrainError(f"{out}: holds {strays[0]!r}, which is not part of a seed screen; choose another --out")
+    rows: list[dict[str, Any]] = []
+    for seed in seeds:
+        train(seed_dir(out, seed), seed=seed, resume=True, stop_at=screen_iterations, device=device, progress=progress,
+              **train_kwargs)
+        ckpt = seed_dir(out, seed) / checkpoint_name(screen_iterations)
+        if not ckpt.is_file():
+            raise TrainError(f"{ckpt}: missing after screening (is --screen-iterations beyond the run's --iterations?)")
+        df = score(ckpt, num_samples=num_samples, metrics=("mnist_is", "mnist_fd", "modes"), bootstrap=bootstrap,
+                   device=device, progress=False)
+        row = df.iloc[0]
+        rows.append({"seed": seed, "iteration": screen_iterations, **{c: row.get(c) for c in SCREEN_COLUMNS[2:8]},
+                     "train_seconds": _seconds_at(seed_dir(out, seed), screen_iterations),
+                     "checkpoint": str(ckpt)})
+    table = pd.DataFrame(rows, columns=list(SCREEN_COLUMNS))
+    chosen = _choose(table, metric)
+    summary = {"metric": metric, "lower_is_better": SCREEN_METRICS[metric], "chosen_seed": chosen,
+               "chosen_run": str(seed_dir(out, chosen)), "screen_iterations": screen_iterations, "num_samples": num_samples,
+               "bootstrap": bootstrap, "train": {k: v for k, v in train_kwargs.items() if k != "data_dir"},
+               "rows": json.loads(table.to_json(orient="records"))}
+    write_text(out / "screen.csv", table.to_csv(index=False))
+    write_text(out / "screen.json", json.dumps(summary, indent=2, default=str) + "\n")
+    final = None
+    if finish:
+        final = train(seed_dir(out, chosen), seed=chosen, resume=True, device=device, progress=progress, **train_kwargs)
+    return ScreenResult(out, table, chosen, metric, final)
