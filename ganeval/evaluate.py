@@ -224,7 +224,8 @@ class _Evaluator:
     def _compute(self, metric: Metric, got: Extracted, logits: torch.Tensor | None, options: dict[str, Any],
                  with_ci: bool) -> tuple[dict[str, float], np.ndarray | None]:
         x = MetricInput(got.pool[metric.extractor], logits, self.refs[metric.extractor],
-                        lambda n=metric.extractor: self._real_for(n), options)
+                        lambda n=metric.extractor: self._real_for(n), options,
+                        getattr(self.extractors[metric.extractor], "head", None))  # optional: classifying extractors
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")

@@ -55,7 +55,7 @@ def _knn_floors(name: str, root: Path, n: int, device: str) -> dict[str, Any]:
 
 
 def compute_floors(root: Path = SHIPPED_DIR, features_dir: Path | None = None, device: str = "cpu",
-                   extractors: tuple[str, ...] = ("inception", "mnist"), knn_n: int = 0) -> dict[str, Any]:
+                   extractors: tuple[str, ...] = ("inception", "inception-clean", "mnist"), knn_n: int = 0) -> dict[str, Any]:
     """FID of mnist-test against mnist-train per extractor (from the shipped float32-covariance files and,
     when per-image features are given, in float64 too), the Inception Scores of real MNIST test, and with
     ``knn_n`` > 0 the sample-based metrics (KID, precision/recall, density/coverage) of test against train at that N."""

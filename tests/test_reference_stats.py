@@ -10,11 +10,14 @@ import numpy as np
 import pytest
 
 from ganeval.errors import StatsError
+from ganeval.features.inception import RESIZE_MODE
 from ganeval.features.inception_weights import offline_copy
+from ganeval.features.resize import CLEAN_RESIZE_MODE
 from ganeval.metrics.fid import FIDReference
 from ganeval.stats import SHIPPED_DIR, load_stats, stats_path
 
-SHIPPED = [(d, e) for d in ("mnist-train", "mnist-test") for e in ("inception", "mnist")]
+SHIPPED = [(d, e) for d in ("mnist-train", "mnist-test") for e in ("inception", "inception-clean", "mnist")]
+RESIZES = {"inception": RESIZE_MODE, "inception-clean": CLEAN_RESIZE_MODE}
 FLOORS = json.loads((SHIPPED_DIR / "floors.json").read_text())
 
 
@@ -22,7 +25,8 @@ FLOORS = json.loads((SHIPPED_DIR / "floors.json").read_text())
 def test_shipped_stats_verify_and_are_valid_covariances(dataset: str, extractor: str) -> None:
     stats = load_stats(stats_path(dataset, extractor))  # checks the npz SHA-256 against the sidecar
     meta = stats.meta
-    assert meta["dataset"] == dataset and meta["extractor"] == extractor
+    assert meta["dataset"] == dataset and meta["extractor"] == extractor.removesuffix("-clean")
+    assert meta["resize"] == RESIZES.get(extractor, meta["resize"])
     assert meta["n"] == (60000 if dataset == "mnist-train" else 10000)
     for key in ("dataset_sha256", "weights_sha256", "resize", "channels", "precision", "package_version", "command", "date"):
         assert meta.get(key), key
@@ -33,19 +37,20 @@ def test_shipped_stats_verify_and_are_valid_covariances(dataset: str, extractor:
     assert eig.min() > -1e-6 * eig.max()  # positive semi-definite up to float32 rounding
 
 
-def test_inception_stats_were_made_with_the_offline_weights() -> None:
-    stats = load_stats(stats_path("mnist-train", "inception"))
+@pytest.mark.parametrize("name", ["inception", "inception-clean"])
+def test_inception_stats_were_made_with_the_offline_weights(name: str) -> None:
+    stats = load_stats(stats_path("mnist-train", name))
     assert stats.meta["weights_sha256"] == offline_copy().sha256
 
 
-@pytest.mark.parametrize("extractor", ["inception", "mnist"])
+@pytest.mark.parametrize("extractor", ["inception", "inception-clean", "mnist"])
 def test_floors_recompute_from_shipped_files(extractor: str) -> None:
     test = load_stats(stats_path("mnist-test", extractor))
     train = load_stats(stats_path("mnist-train", extractor))
     fid = FIDReference(train.mu, train.sigma).fid(test.mu, test.sigma)
     assert fid == pytest.approx(FLOORS[extractor]["fid_test_vs_train"], rel=1e-9)
     assert train.meta["floors"]["fid_test_vs_train"] == pytest.approx(fid, rel=1e-9)
-    assert 0 < fid < (5 if extractor == "inception" else 0.5)
+    assert 0 < fid < (5 if extractor.startswith("inception") else 0.5)
 
 
 def test_float32_covariance_changes_fid_by_less_than_1e_3() -> None:
@@ -89,7 +94,7 @@ def test_knn_floors_recompute_and_read_as_real_data() -> None:
     assert got["n"] == want["n"] == 10000
     for key in ("precision", "recall", "density", "coverage", "kid_mean"):
         assert got[key] == pytest.approx(want[key], rel=1e-3, abs=1e-6), key
-    for extractor in ("inception", "mnist"):
+    for extractor in ("inception", "inception-clean", "mnist"):
         floor = FLOORS[extractor]["knn_test_vs_train"]
         assert 0.85 < floor["density"] < 1.1 and floor["coverage"] > 0.9, extractor
         assert abs(floor["kid_mean"]) < 3 * floor["kid_std"] + 1e-4, extractor  # KID's estimate is unbiased: ~0 for real data

@@ -86,6 +86,11 @@ class MNISTClassifierExtractor:
             "precision": self.precision,
         }
 
+    @torch.inference_mode()
+    def head(self, pool: torch.Tensor) -> torch.Tensor:
+        """Logits from ``pool`` features (the classifier's last layer; dropout is off in eval)."""
+        return self.net.head(pool.to(self.device, torch.float32)).float().cpu()
+
     def preprocess(self, images: torch.Tensor) -> torch.Tensor:
         """uint8 ``(B, 1|3, H, W)`` → float ``(B, 1, 28, 28)`` in ``[0, 1]`` on the extractor's device."""
         if images.dtype != torch.uint8:

@@ -11,6 +11,7 @@ import torch
 
 from ganeval.metrics.fid import FIDReference
 from ganeval.metrics.inception_score import inception_score
+from ganeval.metrics.intra import intra_metrics, per_class_fd
 from ganeval.metrics.kid import kid
 from ganeval.metrics.modes import mode_metrics
 from ganeval.metrics.prc import density_coverage, precision_recall
@@ -25,6 +26,8 @@ class MetricInput:
     ref: FIDReference
     real: Callable[[], torch.Tensor]
     options: dict[str, Any]
+    #: The extractor's last layer (pool features → logits), for extractors that classify; else None.
+    head: Callable[[torch.Tensor], torch.Tensor] | None = None
 
 
 @dataclass(frozen=True)
@@ -109,6 +112,14 @@ def _modes(x: MetricInput) -> dict[str, float]:
     return mode_metrics(x.logits, min_share=x.options.get("mode_min_share", 0.02))
 
 
+@register_metric("mnist_intra", "mnist", ("mnist_intra_fd", "mnist_worst_digit", "mnist_worst_digit_fd"), needs_logits=True,
+                 needs_real=True, help="per-digit MNIST FD (samples and real images grouped by predicted digit): mean, worst digit")
+def _mnist_intra(x: MetricInput) -> dict[str, float]:
+    assert x.logits is not None and x.head is not None
+    real = x.real()
+    return intra_metrics(per_class_fd(x.pool, x.logits, real, x.head(real)))
+
+
 #: Which Fréchet-distance column each extractor's bootstrap interval belongs to.
 FD_COLUMN = {"inception": "fid", "mnist": "mnist_fd"}
-DEFAULT_METRICS = ("fid", "is", "kid", "prc", "dc", "mnist_is", "mnist_fd", "modes")
+DEFAULT_METRICS = ("fid", "is", "kid", "prc", "dc", "mnist_is", "mnist_fd", "modes", "mnist_intra")
