@@ -302,6 +302,17 @@ def throughput(device: torch.device, weights: Any, sizes: dict[str, Any]) -> dic
                 log(f"pipeline {key}: FAILED {exc.__class__.__name__}: {exc}")
                 if device.type == "cuda":
                     torch.cuda.empty_cache()
+    if elapsed() <= sizes["deadline"]:  # --resize clean: clean-fid's PIL resize runs on the host, one image at a time
+        set_tf32(True)
+        batch = sizes["batches"][1]
+        try:
+            ex = InceptionExtractor(weights, device=device, resize="clean")
+            r = pipeline_rate(device, weights, "fp32", batch, batch * sizes["batches_per_run"], extractor=ex)
+            res["pipeline"][f"clean_tf32_b{batch}"] = r
+            log(f"pipeline clean_tf32_b{batch}: {r['img_s']:.4g} img/s")
+        except Exception as exc:  # noqa: BLE001
+            res["pipeline"][f"clean_tf32_b{batch}"] = {"error": f"{exc.__class__.__name__}: {exc}"}
+            log(f"pipeline clean: FAILED {exc.__class__.__name__}: {exc}")
     set_tf32(False)
     b = sizes["net_batch"]
     variants: list[tuple[str, str, bool, bool]] = [  # name, precision, tf32, cudnn.benchmark
