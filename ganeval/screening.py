@@ -21,7 +21,7 @@ from ganeval.atomic import write_text
 from ganeval.checkpoints import checkpoint_name
 from ganeval.evaluate import score
 from ganeval.train.loop import TrainResult, train
-from ganeval.train.recipes import TrainError
+from ganeval.train.recipes import TrainError, get_recipe
 from ganeval.train.state import LOG_NAME
 
 #: Screening metrics and whether lower is better.
@@ -84,6 +84,9 @@ def screen_seeds(out: str | os.PathLike[str], seeds: list[int], screen_iteration
     for key in ("seed", "resume", "stop_at", "out"):
         if key in train_kwargs:
             raise TrainError(f"seed screening sets {key} itself")
+    target = train_kwargs.get("iterations") or get_recipe(train_kwargs.get("model") or "mlp").iterations
+    if screen_iterations >= target:
+        raise TrainError(f"--screen-iterations {screen_iterations} must be below the run's --iterations {target}")
     if out.exists() and not out.is_dir():
         raise TrainError(f"{out}: exists and is not a folder")
     strays = sorted(p.name for p in out.iterdir() if not (p.name.startswith("seed_") or p.name.startswith("screen."))) \

@@ -70,6 +70,7 @@ def test_screen_cli_and_its_errors(tmp_path: Path, mnist_dir: Path, cli: Any) ->
         (["--screen-seeds", "1,2"], "both --screen-seeds and --screen-iterations"),
         (["--screen-seeds", "1,2", "--screen-iterations", "6", "--seed", "3"], "drop --seed"),
         (["--screen-seeds", "1,2", "--screen-iterations", "0"], "--screen-iterations must be positive"),
+        (["--screen-seeds", "1,2", "--screen-iterations", "12"], "must be below the run's --iterations 12"),
     ]:
         code, _, err = cli("train", "--model", "mlp", "--iterations", "12", "--out", str(tmp_path / "bad"), *argv,
                            "--device", "cpu", "--no-progress")
