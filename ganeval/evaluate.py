@@ -102,7 +102,8 @@ class _Evaluator:
             m = k if self.inception_all() else min(k, self.opts.inception_top_k + 1)
             which = "all" if self.inception_all() else f"the {self.opts.inception_top_k} best by MNIST FD + the last"
             secs = m * n / SPEED_HINT[("inception", self.device.type)] / self.dist.world
-            parts.append(f"Inception metrics on {which} ({m} × {n} images, ~{secs / 60:.1f} min)")
+            resize = "" if self.opts.resize == "tf1x" else f", {self.opts.resize} resize"
+            parts.append(f"Inception metrics on {which} ({m} × {n} images, ~{secs / 60:.1f} min{resize})")
         return "; ".join(parts)
 
     # -- work ---------------------------------------------------------------------------------------
