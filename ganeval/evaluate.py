@@ -199,6 +199,8 @@ class _Evaluator:
             cacheable = self.opts.use_cache and metric.extractor in got.keys
             mkey = metric_key(got.keys[metric.extractor], ref_sha, metric.name, self._metric_opts(with_ci, got)) if cacheable else ""
             hit = load_metric(mkey) if cacheable else None
+            if hit is not None and not set(metric.columns) <= set(hit[0]):
+                hit = None  # cached before the metric gained a column: recompute
             if hit is not None:
                 values, reps = hit
             else:

@@ -30,6 +30,7 @@ def test_definition_and_too_small_classes() -> None:
     assert math.isnan(fds[3])  # too few samples of class 3: not measured (``modes`` reports it)
     m = intra_metrics(fds)
     assert m["mnist_worst_digit"] == 2 and m["mnist_intra_fd"] == pytest.approx(np.nanmean(fds[:3]))
+    assert m["mnist_intra_digits"] == 3
     assert math.isnan(intra_metrics(np.full(4, np.nan))["mnist_intra_fd"])
 
 
@@ -47,3 +48,4 @@ def test_finds_the_digit_drawn_badly(tmp_path: Path, mnist_dir: Path) -> None:
     assert good["mnist_worst_digit_fd"] < 1.5 and good["mnist_intra_fd"] < 1.0  # real test digits against train
     assert bad["mnist_worst_digit"] == 7 and bad["mnist_worst_digit_fd"] > 2.5
     assert bad["modes_covered"] == 10 and bad["mnist_intra_fd"] > good["mnist_intra_fd"]
+    assert good["mnist_intra_digits"] == bad["mnist_intra_digits"] == 10

@@ -166,3 +166,23 @@ def test_threads_option_applies_while_scoring_and_is_restored(tmp_path: Path, cl
     assert one.attrs["summary"]["options"]["threads"] == 1
     code, _, err = cli("score", tmp_path / "run", "--device", "cpu", "--threads", "0")
     assert code == 2 and "--threads must be a positive integer" in err and err.strip().count("\n") == 0
+
+
+def test_cached_metric_missing_a_column_is_recomputed(tmp_path: Path) -> None:
+    """A metric cached before it gained a column (e.g. ``mnist_intra_digits``) is computed again, not shown as NaN."""
+    import numpy as np
+
+    write_bank_checkpoint(tmp_path / "run", 1000)
+    first = score(tmp_path / "run", **FAST).iloc[0]
+    entries = list((tmp_path / "cache" / "metrics").glob("*.npz"))
+    stale = 0
+    for path in entries:
+        with np.load(path) as z:
+            cols = json.loads(str(z["columns"]))
+        if "mnist_confidence" in cols:  # the modes entry, as an older ganeval would have cached it
+            cols.pop("mnist_confidence")
+            np.savez(path, columns=np.array(json.dumps(cols)))
+            stale += 1
+    assert stale == 1
+    again = score(tmp_path / "run", **FAST).iloc[0]
+    assert again["mnist_confidence"] == pytest.approx(first["mnist_confidence"], rel=1e-12)

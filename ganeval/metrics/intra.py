@@ -33,8 +33,12 @@ def per_class_fd(gen: torch.Tensor, gen_logits: torch.Tensor, real: torch.Tensor
 
 
 def intra_metrics(fds: np.ndarray) -> dict[str, float]:
-    """``mnist_intra_fd`` (mean over measured classes), ``mnist_worst_digit`` and its distance."""
-    if np.isnan(fds).all():
-        return {"mnist_intra_fd": math.nan, "mnist_worst_digit": math.nan, "mnist_worst_digit_fd": math.nan}
+    """``mnist_intra_fd`` (mean over measured classes), ``mnist_worst_digit`` and its distance, and how many classes
+    were measured (``mnist_intra_digits``: the mean covers only those)."""
+    measured = int((~np.isnan(fds)).sum())
+    if not measured:
+        return {"mnist_intra_fd": math.nan, "mnist_worst_digit": math.nan, "mnist_worst_digit_fd": math.nan,
+                "mnist_intra_digits": 0}
     worst = int(np.nanargmax(fds))
-    return {"mnist_intra_fd": float(np.nanmean(fds)), "mnist_worst_digit": worst, "mnist_worst_digit_fd": float(fds[worst])}
+    return {"mnist_intra_fd": float(np.nanmean(fds)), "mnist_worst_digit": worst, "mnist_worst_digit_fd": float(fds[worst]),
+            "mnist_intra_digits": measured}

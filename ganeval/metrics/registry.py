@@ -112,7 +112,8 @@ def _modes(x: MetricInput) -> dict[str, float]:
     return mode_metrics(x.logits, min_share=x.options.get("mode_min_share", 0.02))
 
 
-@register_metric("mnist_intra", "mnist", ("mnist_intra_fd", "mnist_worst_digit", "mnist_worst_digit_fd"), needs_logits=True,
+@register_metric("mnist_intra", "mnist", ("mnist_intra_fd", "mnist_worst_digit", "mnist_worst_digit_fd",
+                                                 "mnist_intra_digits"), needs_logits=True,
                  needs_real=True, help="per-digit MNIST FD (samples and real images grouped by predicted digit): mean, worst digit")
 def _mnist_intra(x: MetricInput) -> dict[str, float]:
     assert x.logits is not None and x.head is not None

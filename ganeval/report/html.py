@@ -126,8 +126,8 @@ TABLE: list[tuple[str, str, tuple[str, ...], Cell, bool]] = [
     ("modes", "digit classes covered", ("modes_covered",), lambda r: fmt(r.get("modes_covered"), "int"), True),
     ("class KL", "KL(class histogram ‖ uniform)", ("class_kl",), lambda r: fmt(r.get("class_kl"), "sig4"), True),
     ("confidence", "mean top-class probability", ("mnist_confidence",), lambda r: fmt(r.get("mnist_confidence"), ".3f"), True),
-    ("intra FD", "MNIST FD per predicted digit, mean over digits", ("mnist_intra_fd",),
-     lambda r: fmt(r.get("mnist_intra_fd"), "sig4"), True),
+    ("intra FD", "MNIST FD per predicted digit, mean over the digits measured (how many: after the slash)",
+     ("mnist_intra_fd",), lambda r: f"{fmt(r.get('mnist_intra_fd'), 'sig4')} / {fmt(r.get('mnist_intra_digits'), 'int')}", True),
     ("worst digit", "the digit with the largest per-digit MNIST FD, and that distance", ("mnist_worst_digit",),
      lambda r: "" if _missing(r.get("mnist_worst_digit")) else
      f"{fmt(r.get('mnist_worst_digit'), 'int')} ({fmt(r.get('mnist_worst_digit_fd'), 'sig4')})", False),

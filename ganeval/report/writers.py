@@ -18,7 +18,7 @@ COLUMNS = [
     "iteration", "checkpoint", "n_samples", "fid", "fid_ci_low", "fid_ci_high", "is_mean", "is_std", "kid_mean", "kid_std",
     "precision", "recall", "density", "coverage", "mnist_is", "mnist_is_std", "mnist_fd", "mnist_fd_ci_low", "mnist_fd_ci_high",
     "modes_covered", "class_kl", "mnist_confidence", "mnist_intra_fd", "mnist_worst_digit", "mnist_worst_digit_fd",
-    "rank", "is_best", "mode_collapse", "status", "error", "seconds",
+    "mnist_intra_digits", "rank", "is_best", "mode_collapse", "status", "error", "seconds",
 ]
 
 
