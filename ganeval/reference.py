@@ -40,7 +40,7 @@ def reference_path(reference: str | os.PathLike[str], extractor_name: str) -> Pa
 
 def reference_stats(reference: str | os.PathLike[str], extractor: FeatureExtractor) -> RefStats:
     """Load the reference statistics for ``extractor``, refusing ones made another way (named in the error)."""
-    path = reference_path(reference, extractor.stats_name)
+    path = reference_path(reference, getattr(extractor, "stats_name", extractor.name))  # extractors registered elsewhere may lack it
     expect = expected_provenance(extractor)
     stats = load_stats(path, expect)
     # The shipped fp32 statistics also serve bf16 runs only if asked explicitly; never mix silently.
