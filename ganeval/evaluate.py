@@ -26,8 +26,9 @@ from ganeval.inputs import Series, Source, resolve_target
 from ganeval.metrics.fid import FIDReference, bootstrap_fid
 from ganeval.metrics.registry import FD_COLUMN, METRICS, Metric, MetricInput
 from ganeval.options import ScoreOptions
-from ganeval.reference import real_features, reference_stats
+from ganeval.reference import dataset_features, dataset_key, real_features, reference_stats
 from ganeval.sources.base import HINT_KEYS, shape_note
+from ganeval.stats import DATASETS
 from ganeval.summary import build_summary
 from ganeval.threads import cpu_threads
 
@@ -78,12 +79,40 @@ class _Evaluator:
         if opts.num_samples < 2048 and "inception" in self.extractors:
             self.notes.append(f"N={opts.num_samples} is below the Inception feature dimension (2048): "
                               "FID is unreliable at this N; KID is the better guide")
+        self.copy_sets = self._copy_sets()
+        self._datasets: dict[tuple[str, str], torch.Tensor] = {}
+        self.memo: dict[str, Any] = {}
         rng = np.random.default_rng(opts.seed + 1)
         self.boot_idx = [rng.integers(0, opts.num_samples, opts.num_samples) for _ in range(opts.bootstrap)]
         self.unpaired: list[str] = []
         self.rows: dict[str, dict[str, Any]] = {}
         self.grids: dict[str, np.ndarray] = {}
         self.replicates: dict[str, dict[str, np.ndarray]] = {}
+
+    def _copy_sets(self) -> dict[str, Any]:
+        """The copying test's training and held-out sets (defaults: the MNIST splits when the reference is one),
+        with their content identities for the cache key; your own sets are read (and checked) here, once."""
+        if "copying" not in self.opts.metrics:
+            return {}
+        if isinstance(self.opts.copy_cells, bool) or not isinstance(self.opts.copy_cells, int) or self.opts.copy_cells < 2:
+            raise GanevalError(f"--copy-cells must be an integer >= 2 (got {self.opts.copy_cells})")
+        train, heldout = self.opts.copy_train, self.opts.copy_heldout
+        mnist_ref = self.ref_meta.get("mnist", {}).get("dataset") in DATASETS
+        train = train or ("mnist-train" if mnist_ref else None)
+        heldout = heldout or ("mnist-test" if mnist_ref else None)
+        sets: dict[str, Any] = {"copy_train": train, "copy_heldout": heldout, "copy_cells": self.opts.copy_cells}
+        ids = {k: dataset_key(v) if v else None for k, v in sets.items() if k != "copy_cells"}
+        if ids["copy_train"] and ids["copy_train"] == ids["copy_heldout"]:
+            raise GanevalError(f"--copy-train and --copy-heldout are the same images ({train}): the held-out set must be "
+                               "real images the generator was not trained on")
+        return {"options": sets, "ids": {**ids, "copy_cells": self.opts.copy_cells}}
+
+    def _dataset_for(self, extractor: str, dataset: str) -> torch.Tensor:
+        if (extractor, dataset) not in self._datasets:
+            self._datasets[(extractor, dataset)] = dataset_features(
+                dataset, self.extractors[extractor], max(self.opts.batch_size, 500),
+                write_cache=self.opts.use_cache and self.dist.is_main)
+        return self._datasets[(extractor, dataset)]
 
     # -- planning -------------------------------------------------------------------------------
     def inception_all(self) -> bool:
@@ -182,7 +211,7 @@ class _Evaluator:
         if got.nonfinite:
             row["status"] = "nan_samples"
             row["error"] = f"{got.nonfinite} of {got.n} samples contain NaN/Inf"
-        options = self.opts.as_dict()
+        options = {**self.opts.as_dict(), **self.copy_sets.get("options", {})}
         for metric in (m for m in self.metrics if m.extractor in names):
             if got.nonfinite:
                 for col in metric.columns:
@@ -197,7 +226,8 @@ class _Evaluator:
             col = FD_COLUMN.get(metric.extractor)
             with_ci = col == metric.columns[0] and self.opts.bootstrap > 0
             cacheable = self.opts.use_cache and metric.extractor in got.keys
-            mkey = metric_key(got.keys[metric.extractor], ref_sha, metric.name, self._metric_opts(with_ci, got)) if cacheable else ""
+            mopts = self._metric_opts(metric, with_ci, got)
+            mkey = metric_key(got.keys[metric.extractor], ref_sha, metric.name, mopts) if cacheable else ""
             hit = load_metric(mkey) if cacheable else None
             if hit is not None and not set(metric.columns) <= set(hit[0]):
                 hit = None  # cached before the metric gained a column: recompute
@@ -214,10 +244,12 @@ class _Evaluator:
                 row[f"{col}_ci_low"], row[f"{col}_ci_high"] = ranking.bootstrap_interval(
                 row[col], reps if reps is not None else np.array([]), self.opts.ci)
 
-    def _metric_opts(self, with_ci: bool, got: Extracted) -> dict[str, Any]:
+    def _metric_opts(self, metric: Metric, with_ci: bool, got: Extracted) -> dict[str, Any]:
         o = self.opts
         keys = {"is_splits": 10, "kid_subsets": o.kid_subsets, "kid_subset_size": o.kid_subset_size,
                 "mode_min_share": o.mode_min_share, "version": 1}
+        ids = self.copy_sets.get("ids", {})
+        keys.update({k: ids.get(k, o.as_dict().get(k)) for k in metric.option_keys})
         if with_ci:
             keys.update(bootstrap=o.bootstrap, boot_seed=o.seed + 1)
             if not (got.paired and got.n == o.num_samples):
@@ -228,13 +260,15 @@ class _Evaluator:
                  with_ci: bool) -> tuple[dict[str, float], np.ndarray | None]:
         x = MetricInput(got.pool[metric.extractor], logits, self.refs[metric.extractor],
                         lambda n=metric.extractor: self._real_for(n), options,
-                        getattr(self.extractors[metric.extractor], "head", None))  # optional: classifying extractors
+                        getattr(self.extractors[metric.extractor], "head", None),  # optional: classifying extractors
+                        lambda name, e=metric.extractor: self._dataset_for(e, name), self.memo)
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 values = metric.fn(x)
         except GanevalError as exc:
-            self.notes.append(f"{metric.name} unavailable: {exc}")
+            if f"{metric.name} unavailable: {exc}" not in self.notes:
+                self.notes.append(f"{metric.name} unavailable: {exc}")
             return {c: float("nan") for c in metric.columns}, None
         reps = None
         if with_ci and math.isfinite(values[metric.columns[0]]):
@@ -302,6 +336,7 @@ def _score_series(series: Series, opts: ScoreOptions, dist: DistContext | None) 
         raise GanevalError(f"primary metric {primary!r} was not computed (metrics: {', '.join(opts.metrics)})")
     df = ranking.add_ranks(df, primary)
     df["mode_collapse"] = ranking.mode_collapse_rows(df, opts.min_modes, opts.max_class_kl)
+    df["data_copying"] = ranking.copying_rows(df, opts.copying_threshold)
     late = ranking.late_collapse(df, primary, ev.replicates, opts.late_threshold, opts.ci)
     provenance = {name: {**ex.provenance(), **_reference_provenance(ev.ref_meta[name])} for name, ex in ev.extractors.items()}
     summary = build_summary(df, primary, late, opts, provenance, ev.notes, time.time() - t0, dist.world)

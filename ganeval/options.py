@@ -29,6 +29,10 @@ class ScoreOptions:
     min_modes: int = 10
     max_class_kl: float = 0.1
     mode_min_share: float = 0.02
+    copy_train: str | None = None  # copying test: the generator's training images (None: mnist-train with an MNIST reference)
+    copy_heldout: str | None = None  # … and real images it never saw (None: mnist-test with an MNIST reference)
+    copy_cells: int = 50
+    copying_threshold: float = -3.0  # C_T below this flags a checkpoint as copying training images
     kid_subsets: int = 100
     kid_subset_size: int = 1000
     inception_weights: str | None = None

@@ -109,3 +109,11 @@ def mode_collapse_rows(df: pd.DataFrame, min_modes: int, max_kl: float) -> pd.Se
     modes = df["modes_covered"].astype(float)
     kl = df["class_kl"].astype(float) if "class_kl" in df else pd.Series(0.0, index=df.index)
     return ((modes < min_modes) | (kl > max_kl)).fillna(False).astype(bool)
+
+
+def copying_rows(df: pd.DataFrame, threshold: float) -> pd.Series:
+    """Per row: the data-copying statistic C_T below ``threshold`` (samples sit closer to training images than
+    held-out real images do: memorisation)."""
+    if "copying_ct" not in df:
+        return pd.Series(False, index=df.index)
+    return (df["copying_ct"].astype(float) < threshold).fillna(False).astype(bool)

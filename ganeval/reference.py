@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -89,6 +90,12 @@ def real_features(stats: RefStats, extractor: FeatureExtractor, n: int, batch_si
     key = _dataset_key(stats.meta)
     if key not in DATASETS:
         n = min(n, int(stats.meta.get("n") or n))
+    return _features(key, lambda: dataset_images(key)[:n] if key in DATASETS else _custom_images(stats.meta, n),
+                     extractor, n, batch_size, write_cache)
+
+
+def _features(key: str, images: Callable[[], Any], extractor: FeatureExtractor, n: int, batch_size: int,
+              write_cache: bool) -> torch.Tensor:
     path = _real_path(key, extractor, n)
     if path.is_file():
         try:
@@ -97,9 +104,28 @@ def real_features(stats: RefStats, extractor: FeatureExtractor, n: int, batch_si
                 return torch.from_numpy(arr)
         except (ValueError, OSError):
             pass
-    images = dataset_images(key)[:n] if key in DATASETS else _custom_images(stats.meta, n)
-    feats = torch.cat([extractor(b)["pool"].cpu() for b in iter_batches(images, batch_size)])
+    feats = torch.cat([extractor(b)["pool"].cpu() for b in iter_batches(images(), batch_size)])
     if write_cache:
         with atomic_path(path) as tmp, open(tmp, "wb") as fh:
             np.save(fh, feats.numpy())
     return feats
+
+
+def dataset_key(dataset: str | os.PathLike[str]) -> str:
+    """Cache identity of a real image set: the MNIST split's name, or ``custom-<pixel SHA-256>`` of your images
+    (read and verified here, so a bad path fails at once with one line)."""
+    if str(dataset) in DATASETS:
+        return str(dataset)
+    return f"custom-{real_images(dataset).meta['dataset_sha256'][:16]}"
+
+
+def dataset_features(dataset: str | os.PathLike[str], extractor: FeatureExtractor, batch_size: int = 64,
+                     write_cache: bool = True) -> torch.Tensor:
+    """Pool features of every image of a real image set (an MNIST split, or a folder/zip/uint8 .npz of your
+    images), computed once per extractor and content and cached."""
+    if str(dataset) in DATASETS:
+        images = dataset_images(str(dataset))
+        return _features(str(dataset), lambda: images, extractor, len(images), batch_size, write_cache)
+    real = real_images(dataset)
+    key = f"custom-{real.meta['dataset_sha256'][:16]}"
+    return _features(key, lambda: real.images, extractor, len(real.images), batch_size, write_cache)

@@ -74,6 +74,11 @@ def verdict_text(df: pd.DataFrame, primary: str, late: dict[str, Any]) -> str:
     collapsed = df[df.get("mode_collapse", False) == True]  # noqa: E712
     if not collapsed.empty:
         text += f" Mode collapse in {len(collapsed)} checkpoint(s), e.g. {collapsed.iloc[0]['checkpoint']}."
+    copying = df[df["data_copying"].fillna(False).astype(bool)] if "data_copying" in df else df.iloc[:0]
+    if not copying.empty:
+        worst = copying.loc[copying["copying_ct"].astype(float).idxmin()]
+        text += (f" Data copying (memorised training images) in {len(copying)} checkpoint(s), strongest in"
+                 f" {worst['checkpoint']} (C_T {_fmt(float(worst['copying_ct']))}).")
     return text
 
 
@@ -82,6 +87,7 @@ def build_summary(df: pd.DataFrame, primary: str, late: dict[str, Any], opts: Sc
     """The ``summary.json`` content (also what ``--json`` prints and what ``gate`` reads)."""
     best = df[df["is_best"]]
     collapsed = df[df["mode_collapse"]]["checkpoint"].tolist() if "mode_collapse" in df else []
+    copying = df[df["data_copying"]]["checkpoint"].tolist() if "data_copying" in df else []
     return {
         "schema": SCHEMA_VERSION,
         "ganeval_version": __version__,
@@ -92,6 +98,7 @@ def build_summary(df: pd.DataFrame, primary: str, late: dict[str, Any], opts: Sc
         "late_collapse": {k: _num(v) for k, v in late.items()},
         "mode_collapse": {"flag": bool(collapsed), "checkpoints": collapsed, "min_modes": opts.min_modes,
                           "max_class_kl": opts.max_class_kl},
+        "data_copying": {"flag": bool(copying), "checkpoints": copying, "threshold": opts.copying_threshold},
         "verdict": verdict_text(df, primary, late),
         "n_checkpoints": int(len(df)),
         "n_errors": int((df["status"] == "error").sum()),

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from ganeval.gating import GateResult
 
 SUITE = "ganeval-gate"
-CRITERIA = ("max_fid", "min_is", "max_kid", "min_mnist_is", "min_modes", "max_mnist_fd", "min_coverage")
+CRITERIA = ("max_fid", "min_is", "max_kid", "min_mnist_is", "min_modes", "max_mnist_fd", "min_coverage", "min_copying_ct")
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -42,6 +42,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--min-modes", type=int, metavar="M", help="fail if fewer than M digit classes are covered")
     c.add_argument("--max-mnist-fd", type=float, metavar="V", help="fail if the MNIST Fréchet distance > V")
     c.add_argument("--min-coverage", type=float, metavar="C", help="fail if coverage (Inception features, k=5) < C")
+    c.add_argument("--min-copying-ct", type=float, metavar="T",
+                   help="fail if the data-copying statistic C_T < T (e.g. -3: samples memorise training images)")
     c.add_argument("--baseline", metavar="REPORT", help="previous report (folder or summary.json) to compare with")
     c.add_argument("--max-regression", type=float, metavar="PCT",
                    help="with --baseline: fail if FID (else the primary metric) is worse by more than PCT%% and the "

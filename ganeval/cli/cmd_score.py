@@ -34,6 +34,14 @@ def add_score_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--primary", default=None, help="metric to rank by (default fid where computed, else mnist_fd)")
     p.add_argument("--late-threshold", type=float, default=d.late_threshold, help="relative worsening flagged as late collapse")
     p.add_argument("--inception-weights", default=None, help="Inception weights file (.pth state dict or .safetensors)")
+    p.add_argument("--copy-train", default=None, metavar="DATA",
+                   help="copying test: the generator's training images (mnist-train, mnist-test, or a folder, zip or uint8 "
+                        ".npz; default mnist-train with an MNIST reference)")
+    p.add_argument("--copy-heldout", default=None, metavar="DATA",
+                   help="copying test: real images the generator never saw (default mnist-test with an MNIST reference)")
+    p.add_argument("--copy-cells", type=int, default=d.copy_cells, help=f"copying test: k-means cells (default {d.copy_cells})")
+    p.add_argument("--copying-threshold", type=float, default=d.copying_threshold,
+                   help=f"flag data copying when C_T is below this (default {d.copying_threshold})")
     p.add_argument("--no-cache", action="store_true", help="recompute features even when cached")
     p.add_argument("--threads", type=int, default=None, metavar="N",
                    help="CPU threads while scoring (default: one per core; with several processes on one machine, cores/processes)")
@@ -54,6 +62,8 @@ def options_from_args(args: argparse.Namespace) -> ScoreOptions:
         batch_size=args.batch_size, seed=args.seed, inception_top_k=args.inception_top_k, inception_all=args.inception_all,
         precision=args.precision, resize=args.resize, bootstrap=args.bootstrap, primary=args.primary, late_threshold=args.late_threshold,
         inception_weights=args.inception_weights, use_cache=not args.no_cache, threads=args.threads,
+        copy_train=args.copy_train, copy_heldout=args.copy_heldout, copy_cells=args.copy_cells,
+        copying_threshold=args.copying_threshold,
         extra={k: v for k in ("z_dim", "z_type", "output_range") if (v := getattr(args, k, None)) is not None},
     )
 
@@ -89,8 +99,8 @@ def run(args: argparse.Namespace) -> int:
         summary = json.loads(paths["json"].read_text())
         print(json.dumps(summary, indent=2))
     else:
-        cols = [c for c in ("iteration", "fid", "is_mean", "kid_mean", "mnist_is", "mnist_fd", "modes_covered", "n_bad_images",
-                            "rank", "status")
+        cols = [c for c in ("iteration", "fid", "is_mean", "kid_mean", "mnist_is", "mnist_fd", "modes_covered", "copying_ct",
+                            "n_bad_images", "rank", "status")
                 if c in result.table and result.table[c].notna().any()]
         print(result.table[cols].to_string(index=False))
         print(result.summary["verdict"])

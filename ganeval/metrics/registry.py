@@ -4,11 +4,14 @@ so the evaluator, the CLI and the docs share one table instead of ``if name == .
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 
+from ganeval.errors import GanevalError
+from ganeval.metrics.copying import DEFAULT_CELLS, copying_test, kmeans
+from ganeval.metrics.fd_infinity import fd_infinity
 from ganeval.metrics.fid import FIDReference
 from ganeval.metrics.inception_score import inception_score
 from ganeval.metrics.intra import intra_metrics, per_class_fd
@@ -28,6 +31,10 @@ class MetricInput:
     options: dict[str, Any]
     #: The extractor's last layer (pool features → logits), for extractors that classify; else None.
     head: Callable[[torch.Tensor], torch.Tensor] | None = None
+    #: Features (this extractor) of every image of a named real image set (an MNIST split or a path), cached.
+    dataset: Callable[[str], torch.Tensor] | None = None
+    #: Scratch space shared by one run's checkpoints, for series-wide work (e.g. the copying test's cells).
+    memo: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -41,17 +48,20 @@ class Metric:
     needs_logits: bool = False
     needs_real: bool = False
     help: str = ""
+    #: Options (beyond the shared ones) its values depend on: part of its cache key.
+    option_keys: tuple[str, ...] = ()
 
 
 METRICS: dict[str, Metric] = {}
 
 
 def register_metric(name: str, extractor: str, columns: tuple[str, ...], needs_logits: bool = False,
-                    needs_real: bool = False, help: str = "") -> Callable[[Callable[[MetricInput], dict[str, float]]], Metric]:
+                    needs_real: bool = False, help: str = "",
+                    option_keys: tuple[str, ...] = ()) -> Callable[[Callable[[MetricInput], dict[str, float]]], Metric]:
     """Decorator adding a metric function to ``METRICS``."""
 
     def deco(fn: Callable[[MetricInput], dict[str, float]]) -> Metric:
-        metric = Metric(name, extractor, columns, fn, needs_logits, needs_real, help)
+        metric = Metric(name, extractor, columns, fn, needs_logits, needs_real, help, option_keys)
         METRICS[name] = metric
         return metric
 
@@ -66,6 +76,24 @@ def _fd(x: MetricInput) -> float:
 @register_metric("fid", "inception", ("fid",), help="Fréchet Inception Distance against the reference statistics")
 def _fid(x: MetricInput) -> dict[str, float]:
     return {"fid": _fd(x)}
+
+
+def _fd_inf(x: MetricInput, name: str) -> dict[str, float]:
+    value, slope, _, _ = fd_infinity(x.pool, x.ref, seed=int(x.options.get("seed", 0)))
+    return {name: value, f"{name}_slope": slope}
+
+
+@register_metric("fid_inf", "inception", ("fid_inf", "fid_inf_slope"), option_keys=("seed",),
+                 help="FID∞ (Chong & Forsyth 2020): FID extrapolated to infinite N from 15 subset sizes N/2..N; "
+                      "and the bias slope c of FID_N ≈ FID∞ + c/N")
+def _fid_inf(x: MetricInput) -> dict[str, float]:
+    return _fd_inf(x, "fid_inf")
+
+
+@register_metric("mnist_fd_inf", "mnist", ("mnist_fd_inf", "mnist_fd_inf_slope"), option_keys=("seed",),
+                 help="MNIST FD extrapolated to infinite N, as fid_inf")
+def _mnist_fd_inf(x: MetricInput) -> dict[str, float]:
+    return _fd_inf(x, "mnist_fd_inf")
 
 
 @register_metric("is", "inception", ("is_mean", "is_std"), needs_logits=True, help="Inception Score, 10 splits")
@@ -121,6 +149,25 @@ def _mnist_intra(x: MetricInput) -> dict[str, float]:
     return intra_metrics(per_class_fd(x.pool, x.logits, real, x.head(real)))
 
 
+@register_metric("copying", "mnist", ("copying_ct", "copy_share", "copying_cells"),
+                 help="data-copying test C_T (Meehan et al. 2020; < -3: memorised training images) and the share of "
+                      "near-copies, against the training and a held-out set", option_keys=("copy_train", "copy_heldout", "copy_cells"))
+def _copying(x: MetricInput) -> dict[str, float]:
+    train_name, heldout_name = x.options.get("copy_train"), x.options.get("copy_heldout")
+    if not train_name or not heldout_name or x.dataset is None:
+        raise GanevalError("the copying test needs the generator's training images and held-out real images "
+                           "(--copy-train, --copy-heldout; defaults mnist-train/mnist-test with an MNIST reference)")
+    train, heldout = x.dataset(train_name), x.dataset(heldout_name)
+    cells = int(x.options.get("copy_cells") or DEFAULT_CELLS)
+    if len(train) < cells or len(heldout) < cells:
+        raise GanevalError(f"the copying test needs at least {cells} training and held-out images "
+                           f"(got {len(train)} and {len(heldout)}; lower --copy-cells)")
+    key = f"copying-cells:{train_name}:{cells}"
+    if key not in x.memo:
+        x.memo[key] = kmeans(train, cells, seed=0)
+    return copying_test(x.pool, heldout, train, centroids=x.memo[key])
+
+
 #: Which Fréchet-distance column each extractor's bootstrap interval belongs to.
 FD_COLUMN = {"inception": "fid", "mnist": "mnist_fd"}
-DEFAULT_METRICS = ("fid", "is", "kid", "prc", "dc", "mnist_is", "mnist_fd", "modes", "mnist_intra")
+DEFAULT_METRICS = ("fid", "is", "kid", "prc", "dc", "mnist_is", "mnist_fd", "modes", "mnist_intra", "copying")

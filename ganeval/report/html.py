@@ -112,6 +112,8 @@ TABLE: list[tuple[str, str, tuple[str, ...], Cell, bool]] = [
     ("checkpoint", "checkpoint file", ("checkpoint",), lambda r: escape(str(r.get("checkpoint"))), False),
     ("N", "samples per checkpoint", ("n_samples",), lambda r: fmt(r.get("n_samples"), "int"), True),
     ("FID [CI]", "Fréchet Inception Distance, bootstrap CI", ("fid",), lambda r: _with_ci(r, "fid"), True),
+    ("FID∞", "FID extrapolated to infinite N (Chong & Forsyth 2020): comparable across N", ("fid_inf",),
+     lambda r: _fmt_fd(r.get("fid_inf")), True),
     ("IS", "Inception Score ± std over splits", ("is_mean",), lambda r: _pm(r, "is_mean", "is_std", ".2f"), True),
     ("KID", "Kernel Inception Distance ± std over subsets", ("kid_mean",), lambda r: _pm(r, "kid_mean", "kid_std", "sig4"), True),
     ("precision", "improved precision", ("precision",), lambda r: fmt(r.get("precision"), ".3f"), True),
@@ -123,6 +125,8 @@ TABLE: list[tuple[str, str, tuple[str, ...], Cell, bool]] = [
      lambda r: _pm(r, "mnist_is", "mnist_is_std", ".2f"), True),
     ("MNIST FD [CI]", "Fréchet distance of MNIST-classifier features, bootstrap CI", ("mnist_fd",),
      lambda r: _with_ci(r, "mnist_fd"), True),
+    ("MNIST FD∞", "MNIST FD extrapolated to infinite N: comparable across N", ("mnist_fd_inf",),
+     lambda r: _fmt_fd(r.get("mnist_fd_inf")), True),
     ("modes", "digit classes covered", ("modes_covered",), lambda r: fmt(r.get("modes_covered"), "int"), True),
     ("class KL", "KL(class histogram ‖ uniform)", ("class_kl",), lambda r: fmt(r.get("class_kl"), "sig4"), True),
     ("confidence", "mean top-class probability", ("mnist_confidence",), lambda r: fmt(r.get("mnist_confidence"), ".3f"), True),
@@ -131,10 +135,16 @@ TABLE: list[tuple[str, str, tuple[str, ...], Cell, bool]] = [
     ("worst digit", "the digit with the largest per-digit MNIST FD, and that distance", ("mnist_worst_digit",),
      lambda r: "" if _missing(r.get("mnist_worst_digit")) else
      f"{fmt(r.get('mnist_worst_digit'), 'int')} ({fmt(r.get('mnist_worst_digit_fd'), 'sig4')})", False),
+    ("copying C_T", "data-copying test (Meehan et al. 2020): ≪ 0 memorised training images (flag below the threshold), "
+     "≈ 0 like held-out data, > 0 farther from the training images than held-out data", ("copying_ct",),
+     lambda r: fmt(r.get("copying_ct"), "+.2f"), True),
+    ("near-copies", "share of samples nearer to a training image than 99% of held-out images are (≈ 0.01 without copying)",
+     ("copy_share",), lambda r: fmt(r.get("copy_share"), ".3f"), True),
     ("rank", "1 = best by the primary metric", ("rank",), lambda r: fmt(r.get("rank"), "int"), True),
     ("best", "the checkpoint to keep", ("is_best",), lambda r: "★" if _yes(r.get("is_best")) else "", False),
     ("status", "ok / nan_samples / error", ("status",),
-     lambda r: _text(r.get("status")) + (" · mode collapse" if _yes(r.get("mode_collapse")) else ""), False),
+     lambda r: _text(r.get("status")) + (" · mode collapse" if _yes(r.get("mode_collapse")) else "")
+     + (" · data copying" if _yes(r.get("data_copying")) else ""), False),
     ("error", "why a checkpoint failed", ("error",), lambda r: _text(r.get("error"), ""), False),
     ("seconds", "wall time for this checkpoint", ("seconds",), lambda r: fmt(r.get("seconds"), ".1f"), True),
 ]
@@ -205,6 +215,15 @@ def _flags(summary: dict[str, Any]) -> str:
     if crit:
         parts.append(f"<span class=muted>flag when {' or '.join(crit)}</span>")
     parts.append("</div>")
+    copying = summary.get("data_copying")
+    if copying is not None:
+        names = [str(c) for c in copying.get("checkpoints") or []]
+        parts.append(_flag_head("Data copying", bool(copying.get("flag"))))
+        if names:
+            shown = ", ".join(f"<code>{escape(n)}</code>" for n in names[:12])
+            parts.append(f"{len(names)} checkpoint(s): {shown}{f' and {len(names) - 12} more' if len(names) > 12 else ''}<br>")
+        parts.append(f"<span class=muted>flag when the copying test's C_T &lt; {fmt(copying.get('threshold'), '+.1f')} "
+                     "(samples nearer to training images than held-out images are)</span></div>")
     return f"<div class=flags>{''.join(parts)}</div>"
 
 
