@@ -25,6 +25,7 @@ from ganeval.features.base import FeatureExtractor
 from ganeval.inputs import Series, Source, resolve_target
 from ganeval.metrics.fid import FIDReference, bootstrap_fid
 from ganeval.metrics.registry import FD_COLUMN, METRICS, Metric, MetricInput
+from ganeval.nearest import Neighbours, report_neighbours
 from ganeval.options import ScoreOptions
 from ganeval.reference import dataset_features, dataset_key, real_features, reference_stats
 from ganeval.sources.base import HINT_KEYS, shape_note
@@ -45,6 +46,9 @@ class ScoreResult:
     grids: dict[str, np.ndarray] = field(default_factory=dict)
     replicates: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
     failed: bool = False
+    #: Nearest training images of the best and last checkpoints' samples, and the held-out distance scale.
+    neighbours: dict[str, Neighbours] = field(default_factory=dict)
+    neighbour_scale: float | None = None
 
 
 class _Evaluator:
@@ -341,7 +345,12 @@ def _score_series(series: Series, opts: ScoreOptions, dist: DistContext | None) 
     provenance = {name: {**ex.provenance(), **_reference_provenance(ev.ref_meta[name])} for name, ex in ev.extractors.items()}
     summary = build_summary(df, primary, late, opts, provenance, ev.notes, time.time() - t0, dist.world)
     failed = bool((df["status"] == "error").any())
-    return ScoreResult(df, summary, ev.grids, ev.replicates, failed)
+    result = ScoreResult(df, summary, ev.grids, ev.replicates, failed)
+    sets = ev.copy_sets.get("options", {})
+    if sets.get("copy_train") and dist.is_main and not df.empty:
+        shown = list(dict.fromkeys([*df.loc[df["is_best"], "checkpoint"], df["checkpoint"].iloc[-1]]))
+        result.neighbours, result.neighbour_scale = report_neighbours(ev.grids, shown, sets["copy_train"], sets.get("copy_heldout"))
+    return result
 
 
 def score(target: Any, out: str | os.PathLike[str] | None = None, write_report: bool = False,

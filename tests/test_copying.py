@@ -139,6 +139,25 @@ def test_score_flags_memorised_training_images_only(tmp_path: Path, mnist_dir: P
     assert code == 0 and "PASS min_copying_ct" in out
     html = (tmp_path / "gate_report" / "report.html").read_text()
     assert "Data copying" in html and "data copying" in html
+    assert "Nearest training images" in html and "exact copies 30 of 30" in html  # the panel: every sample is a copy
+
+
+def test_nearest_images_and_the_paired_panel(mnist_dir: Path) -> None:
+    from ganeval.nearest import nearest_images, report_neighbours
+    from ganeval.report.neighbours import paired_rows
+
+    train, test = dataset_images("mnist-train")[:5000], dataset_images("mnist-test")[:12]
+    nb = nearest_images(train[[7, 4999, 0]], train)
+    assert nb.distances.tolist() == [0.0, 0.0, 0.0] and np.array_equal(nb.images, train[[7, 4999, 0]])
+    honest = nearest_images(test, train)
+    flat = (train.reshape(len(train), -1) / 255.0)[None] - (test.reshape(12, -1) / 255.0)[:, None]
+    assert np.allclose(honest.distances, np.sqrt((flat ** 2).sum(-1)).min(1), atol=1e-5)
+    assert honest.distances.min() > 1.0  # unseen digits are no copies
+    rows = paired_rows(test, honest.images, cols=10)
+    assert rows.shape == (40, 28, 28) and np.array_equal(rows[10:20], honest.images[:10])
+    assert np.array_equal(rows[30:32], honest.images[10:]) and (rows[22:30] == 128).all() and (rows[32:] == 128).all()
+    shown, scale = report_neighbours({"a": test[:5], "b": np.zeros((5, 32, 32), np.uint8)}, ["a", "b"], "mnist-test", "mnist-train")
+    assert list(shown) == ["a"] and shown["a"].distances.tolist() == [0.0] * 5 and scale is not None and scale > 1.0
 
 
 @pytest.mark.usefixtures("_cache")
