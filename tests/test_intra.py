@@ -49,3 +49,32 @@ def test_finds_the_digit_drawn_badly(tmp_path: Path, mnist_dir: Path) -> None:
     assert bad["mnist_worst_digit"] == 7 and bad["mnist_worst_digit_fd"] > 2.5
     assert bad["modes_covered"] == 10 and bad["mnist_intra_fd"] > good["mnist_intra_fd"]
     assert good["mnist_intra_digits"] == bad["mnist_intra_digits"] == 10
+
+
+def test_per_digit_columns_and_report_table(tmp_path: Path, mnist_dir: Path) -> None:
+    """Each digit's distance is a column, and the report's per-digit table names the digit that got worse from
+    the best to the last checkpoint."""
+    import re
+
+    images, labels = load_mnist("test")
+    images, labels = images[:3000].copy(), labels[:3000]
+    np.savez(tmp_path / "a_real.npz", images=images)
+    thick = images.copy()
+    threes = thick[labels == 3]
+    thick[labels == 3] = np.maximum.reduce([threes, *(np.roll(threes, s, a) for s in (1, -1) for a in (1, 2))])
+    np.savez(tmp_path / "b_bold3.npz", images=thick)
+    opts = dict(num_samples=3000, metrics=("mnist_fd", "mnist_intra"), bootstrap=0, device="cpu", progress=False)
+    df = score([tmp_path / "a_real.npz", tmp_path / "b_bold3.npz"], out=tmp_path / "rep", **opts)
+    good, bad = df.iloc[0], df.iloc[1]
+    digits = [f"mnist_fd_digit_{c}" for c in range(10)]
+    assert bad["mnist_fd_digit_3"] == bad["mnist_worst_digit_fd"] and int(bad["mnist_worst_digit"]) == 3
+    assert np.nanmean(bad[digits].astype(float)) == pytest.approx(bad["mnist_intra_fd"])
+    changed = bad[digits].astype(float) - good[digits].astype(float)
+    assert changed.idxmax() == "mnist_fd_digit_3" and changed.max() > 5 * changed.drop("mnist_fd_digit_3").abs().max()
+    html = (tmp_path / "rep" / "report.html").read_text(encoding="utf-8")
+    assert "Per-digit MNIST FD" in html
+    last_row = re.search(r"<tr><td><i>last − best</i></td>(.*?)</tr>", html)
+    assert last_row is not None
+    cells = re.findall(r"<td class=n>(.*?)</td>", last_row.group(1))
+    assert len(cells) == 10 and cells[3].startswith("<b>") and sum(c.startswith("<b>") for c in cells) == 1
+    assert "mnist_fd_digit_9" in (tmp_path / "rep" / "scores.csv").read_text().splitlines()[0]

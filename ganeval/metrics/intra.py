@@ -32,13 +32,19 @@ def per_class_fd(gen: torch.Tensor, gen_logits: torch.Tensor, real: torch.Tensor
     return out
 
 
+#: Per-class columns (``mnist_fd_digit_0`` … ``_9``): which digit got worse, checkpoint by checkpoint.
+DIGIT_COLUMNS = tuple(f"mnist_fd_digit_{c}" for c in range(10))
+
+
 def intra_metrics(fds: np.ndarray) -> dict[str, float]:
-    """``mnist_intra_fd`` (mean over measured classes), ``mnist_worst_digit`` and its distance, and how many classes
-    were measured (``mnist_intra_digits``: the mean covers only those)."""
+    """``mnist_intra_fd`` (mean over measured classes), ``mnist_worst_digit`` and its distance, how many classes
+    were measured (``mnist_intra_digits``: the mean covers only those), and each class's distance (NaN when not
+    measured)."""
+    per_digit = {col: float(fds[c]) if c < len(fds) else math.nan for c, col in enumerate(DIGIT_COLUMNS)}
     measured = int((~np.isnan(fds)).sum())
     if not measured:
         return {"mnist_intra_fd": math.nan, "mnist_worst_digit": math.nan, "mnist_worst_digit_fd": math.nan,
-                "mnist_intra_digits": 0}
+                "mnist_intra_digits": 0, **per_digit}
     worst = int(np.nanargmax(fds))
     return {"mnist_intra_fd": float(np.nanmean(fds)), "mnist_worst_digit": worst, "mnist_worst_digit_fd": float(fds[worst]),
-            "mnist_intra_digits": measured}
+            "mnist_intra_digits": measured, **per_digit}

@@ -14,7 +14,7 @@ from ganeval.metrics.copying import DEFAULT_CELLS, copying_test, kmeans
 from ganeval.metrics.fd_infinity import fd_infinity
 from ganeval.metrics.fid import FIDReference
 from ganeval.metrics.inception_score import inception_score
-from ganeval.metrics.intra import intra_metrics, per_class_fd
+from ganeval.metrics.intra import DIGIT_COLUMNS, intra_metrics, per_class_fd
 from ganeval.metrics.kid import kid
 from ganeval.metrics.modes import mode_metrics
 from ganeval.metrics.prc import density_coverage, precision_recall
@@ -141,7 +141,7 @@ def _modes(x: MetricInput) -> dict[str, float]:
 
 
 @register_metric("mnist_intra", "mnist", ("mnist_intra_fd", "mnist_worst_digit", "mnist_worst_digit_fd",
-                                                 "mnist_intra_digits"), needs_logits=True,
+                                                 "mnist_intra_digits", *DIGIT_COLUMNS), needs_logits=True,
                  needs_real=True, help="per-digit MNIST FD (samples and real images grouped by predicted digit): mean, worst digit")
 def _mnist_intra(x: MetricInput) -> dict[str, float]:
     assert x.logits is not None and x.head is not None

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from ganeval.report.digits import digits_section
 from ganeval.report.images import animated_gif, data_uri, mosaic, png_bytes
 from ganeval.report.neighbours import neighbours_section
 from ganeval.report.plots import series_plot
@@ -357,7 +358,7 @@ def render_html(result: ScoreResult) -> str:
         _flags(s),
         "<h2>Notes</h2>", _notes(s),
         "<h2>Checkpoints</h2>", render_table(df),
-        "<h2>Metrics over training</h2>", _plot(df),
+        "<h2>Metrics over training</h2>", _plot(df), digits_section(df),
         "<h2>Samples</h2>", _grids(result), neighbours_section(result),
         "<h2>Provenance</h2>", _provenance(s),
         "</body></html>",
