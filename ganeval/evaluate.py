@@ -34,6 +34,8 @@ from ganeval.summary import build_summary
 from ganeval.threads import cpu_threads
 
 #: Rough throughput used only for the plan line (images/s).
+#: Rough CPU cost of the copying test per sample (60,000 training images; plan line only).
+COPYING_SECONDS_PER_SAMPLE = 3e-4
 SPEED_HINT = {("inception", "cpu"): 13.0, ("inception", "cuda"): 5000.0, ("mnist", "cpu"): 3000.0, ("mnist", "cuda"): 50000.0}
 
 
@@ -130,6 +132,8 @@ class _Evaluator:
         parts = [f"plan: {k} checkpoint(s) × {n} samples on {self.device.type} ({self.opts.precision})"]
         if "mnist" in self.extractors:
             secs = k * n / SPEED_HINT[("mnist", self.device.type)]
+            if "copying" in self.opts.metrics:  # nearest training images of every sample, once per checkpoint
+                secs += k * n * COPYING_SECONDS_PER_SAMPLE
             parts.append(f"MNIST metrics on all (~{secs:.0f} s)")
         if "inception" in self.extractors:
             m = k if self.inception_all() else min(k, self.opts.inception_top_k + 1)

@@ -191,3 +191,20 @@ def test_unavailable_without_sets_and_bad_sets(tmp_path: Path, mnist_dir: Path) 
         score(samples, **dict(OPTS, num_samples=300, copy_train=str(tmp_path / "missing")))
     with pytest.raises(GanevalError, match="copy-cells"):
         score(samples, **dict(OPTS, num_samples=300, copy_cells=1))
+
+
+def test_report_plot_gets_a_copying_panel() -> None:
+    import io
+
+    import pandas as pd
+    from PIL import Image
+
+    from ganeval.report.plots import series_plot
+
+    df = pd.DataFrame({"iteration": [1, 2, 3], "checkpoint": ["a", "b", "c"], "mnist_fd": [3.0, 2.0, 1.0],
+                       "copying_ct": [5.0, -1.0, -4.0], "is_best": [False, False, True]})
+    with_ct, without = series_plot(df), series_plot(df.drop(columns="copying_ct"))
+    assert with_ct.png is not None and without.png is not None
+    h_with, h_without = (Image.open(io.BytesIO(r.png)).size[1] for r in (with_ct, without))
+    assert h_with > 1.4 * h_without  # a third panel
+    assert not any("copying_ct" in n for n in without.notes)  # not computed: no panel and no "skipped" note

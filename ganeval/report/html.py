@@ -236,8 +236,9 @@ def _notes(summary: dict[str, Any]) -> str:
     return "<ul>" + "".join(f"<li>{escape(n)}</li>" for n in notes) + "</ul>"
 
 
-def _plot(df: pd.DataFrame) -> str:
-    res = series_plot(df)
+def _plot(df: pd.DataFrame, summary: dict[str, Any]) -> str:
+    threshold = _float((summary.get("data_copying") or {}).get("threshold"))
+    res = series_plot(df, copying_threshold=-3.0 if threshold is None else threshold)
     notes = "".join(f"<li>{escape(n)}</li>" for n in res.notes)
     notes = f"<ul class=muted>{notes}</ul>" if notes else ""
     if res.png is None:
@@ -358,7 +359,7 @@ def render_html(result: ScoreResult) -> str:
         _flags(s),
         "<h2>Notes</h2>", _notes(s),
         "<h2>Checkpoints</h2>", render_table(df),
-        "<h2>Metrics over training</h2>", _plot(df), digits_section(df),
+        "<h2>Metrics over training</h2>", _plot(df, s), digits_section(df),
         "<h2>Samples</h2>", _grids(result), neighbours_section(result),
         "<h2>Provenance</h2>", _provenance(s),
         "</body></html>",

@@ -15,6 +15,8 @@ import pandas as pd
 #: Panels in display order: value column, CI columns, axis label.
 PANELS = (("fid", "fid_ci_low", "fid_ci_high", "FID (Inception)"),
           ("mnist_fd", "mnist_fd_ci_low", "mnist_fd_ci_high", "MNIST FD (classifier features)"))
+#: Shown only when computed (no "skipped" note): the copying test's C_T, with its 0 and flag lines.
+COPYING_PANEL = ("copying_ct", "", "", "copying C_T (data-copying test)")
 
 
 @dataclass
@@ -50,7 +52,7 @@ def _mpl_text(s: str, limit: int = 40) -> str:
 
 
 def _panel(ax: object, df: pd.DataFrame, x: np.ndarray, col: str, lo_col: str, hi_col: str, label: str,
-           notes: list[str]) -> None:
+           notes: list[str], copying_threshold: float = -3.0) -> None:
     y, lo, hi = _floats(df, col), _floats(df, lo_col), _floats(df, hi_col)
     names = [str(c) for c in df["checkpoint"]] if "checkpoint" in df else [str(i) for i in range(len(df))]
     order = np.argsort(x, kind="stable")
@@ -63,7 +65,7 @@ def _panel(ax: object, df: pd.DataFrame, x: np.ndarray, col: str, lo_col: str, h
     ax.plot(xs, ys, "-o", color="tab:blue", ms=3, lw=1.2, label=label.split(" (")[0])
     finite_vals = np.concatenate([ys, lo[np.isfinite(lo)], hi[np.isfinite(hi)]])
     positive = finite_vals[finite_vals > 0]
-    log = positive.size == finite_vals.size and positive.size > 1 and positive.max() / positive.min() > 20
+    log = col != "copying_ct" and positive.size == finite_vals.size and positive.size > 1 and positive.max() / positive.min() > 20
     if log:
         ax.set_yscale("log")
     inf = np.isinf(y)
@@ -87,13 +89,17 @@ def _panel(ax: object, df: pd.DataFrame, x: np.ndarray, col: str, lo_col: str, h
                    label=f"last: {_mpl_text(names[last])}")
     elif last >= 0:
         notes.append(f"{label.split(' (')[0]}: the last checkpoint has no finite value.")
+    if col == "copying_ct":
+        for level, text, color in ((0.0, "held-out level", "tab:gray"), (copying_threshold, "flag: copying", "tab:red")):
+            ax.axhline(level, ls="--", lw=1, color=color, alpha=0.7, label=text)
     ax.set_ylabel(label)
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=7, loc="best", framealpha=0.8)
 
 
-def series_plot(df: pd.DataFrame, dpi: int = 90) -> PlotResult:
-    """FID and MNIST FD over training with their CI bands, best and last marked; one panel per metric with data.
+def series_plot(df: pd.DataFrame, dpi: int = 90, copying_threshold: float = -3.0) -> PlotResult:
+    """FID and MNIST FD over training with their CI bands, best and last marked, and the copying test's C_T when
+    computed; one panel per metric with data.
 
     A panel is skipped when its column is missing or all NaN; rows with ±inf (NaN/Inf samples) are drawn as
     markers at the top instead of breaking the line or the axis limits.
@@ -103,13 +109,15 @@ def series_plot(df: pd.DataFrame, dpi: int = 90) -> PlotResult:
     notes: list[str] = []
     panels = [p for p in PANELS if p[0] in df and (~np.isnan(_floats(df, p[0]))).any()]
     notes += [f"{p[0]}: not computed for any checkpoint, panel skipped." for p in PANELS if p not in panels]
+    if COPYING_PANEL[0] in df and (~np.isnan(_floats(df, COPYING_PANEL[0]))).any():
+        panels.append(COPYING_PANEL)
     if not panels or len(df) == 0:
         return PlotResult(None, notes)
     x, xlabel, ticks = x_axis(df)
     fig = Figure(figsize=(8, 2.9 * len(panels)), dpi=dpi, layout="constrained")
     axes = fig.subplots(len(panels), 1, sharex=True, squeeze=False)[:, 0]
     for ax, (col, lo, hi, label) in zip(axes, panels, strict=True):
-        _panel(ax, df, x, col, lo, hi, label, notes)
+        _panel(ax, df, x, col, lo, hi, label, notes, copying_threshold)
     axes[-1].set_xlabel(xlabel)
     if ticks is not None:
         step = max(1, len(ticks) // 15)
