@@ -258,6 +258,10 @@ class _Evaluator:
                 "mode_min_share": o.mode_min_share, "version": 1}
         ids = self.copy_sets.get("ids", {})
         keys.update({k: ids.get(k, o.as_dict().get(k)) for k in metric.option_keys})
+        if "bootstrap" in metric.option_keys and not (got.paired and got.n == o.num_samples):
+            keys.update(boot="own-samples", boot_seed=o.seed + 1)
+        elif "bootstrap" in metric.option_keys:
+            keys.update(boot_seed=o.seed + 1)
         if with_ci:
             keys.update(bootstrap=o.bootstrap, boot_seed=o.seed + 1)
             if not (got.paired and got.n == o.num_samples):
@@ -269,7 +273,8 @@ class _Evaluator:
         x = MetricInput(got.pool[metric.extractor], logits, self.refs[metric.extractor],
                         lambda n=metric.extractor: self._real_for(n), options,
                         getattr(self.extractors[metric.extractor], "head", None),  # optional: classifying extractors
-                        lambda name, e=metric.extractor: self._dataset_for(e, name), self.memo)
+                        lambda name, e=metric.extractor: self._dataset_for(e, name), self.memo,
+                        self._boot_idx(got) if self.opts.bootstrap > 0 else [])
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
@@ -344,6 +349,7 @@ def _score_series(series: Series, opts: ScoreOptions, dist: DistContext | None) 
         raise GanevalError(f"primary metric {primary!r} was not computed (metrics: {', '.join(opts.metrics)})")
     df = ranking.add_ranks(df, primary)
     df["mode_collapse"] = ranking.mode_collapse_rows(df, opts.min_modes, opts.max_class_kl)
+    df["mode_collapse_sure"] = df["mode_collapse"] & ranking.mode_collapse_beyond_noise(df, opts.min_modes, opts.max_class_kl)
     df["data_copying"] = ranking.copying_rows(df, opts.copying_threshold)
     late = ranking.late_collapse(df, primary, ev.replicates, opts.late_threshold, opts.ci)
     provenance = {name: {**ex.provenance(), **_reference_provenance(ev.ref_meta[name])} for name, ex in ev.extractors.items()}

@@ -15,19 +15,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ganeval.metrics.interval import bootstrap_interval
 
-def bootstrap_interval(estimate: float, replicates: np.ndarray, level: float = 0.95) -> tuple[float, float]:
-    """Bootstrap interval of ``estimate``: the replicates' spread around their median, placed at the estimate.
-
-    Resamples with duplicates bias a Fréchet distance upwards, so raw percentiles of the replicates can miss
-    the estimate; re-centring on the estimate keeps the sampling spread and drops that resampling bias.
-    """
-    reps = np.asarray(replicates, dtype=float)
-    reps = reps[np.isfinite(reps)]
-    if reps.size < 2 or not math.isfinite(estimate):
-        return float("nan"), float("nan")
-    lo_q, med, hi_q = np.quantile(reps, [(1 - level) / 2, 0.5, (1 + level) / 2])
-    return float(estimate - (med - lo_q)), float(estimate + (hi_q - med))
+__all__ = ["add_ranks", "bootstrap_interval", "copying_rows", "late_collapse", "mode_collapse_beyond_noise", "mode_collapse_rows",
+           "primary_metric"]
 
 
 def primary_metric(df: pd.DataFrame, requested: str | None) -> str:
@@ -117,3 +108,13 @@ def copying_rows(df: pd.DataFrame, threshold: float) -> pd.Series:
     if "copying_ct" not in df:
         return pd.Series(False, index=df.index)
     return (df["copying_ct"].astype(float) < threshold).fillna(False).astype(bool)
+
+
+def mode_collapse_beyond_noise(df: pd.DataFrame, min_modes: int, max_kl: float) -> pd.Series:
+    """Per row: the mode-collapse rule holds for the whole bootstrap interval (class KL interval above ``max_kl``,
+    or even the interval's upper end of covered classes below ``min_modes``); False without intervals."""
+    if "class_kl_ci_low" not in df:
+        return pd.Series(False, index=df.index)
+    kl_lo = df["class_kl_ci_low"].astype(float)
+    modes_hi = df["modes_ci_high"].astype(float) if "modes_ci_high" in df else pd.Series(np.nan, index=df.index)
+    return ((kl_lo > max_kl) | (modes_hi < min_modes)).fillna(False).astype(bool)

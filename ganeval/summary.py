@@ -45,7 +45,16 @@ def _fmt(x: float) -> str:
     return "inf" if math.isinf(x) else f"{x:.3g}" if abs(x) < 10 else f"{x:.2f}"
 
 
-def verdict_text(df: pd.DataFrame, primary: str, late: dict[str, Any]) -> str:
+def _collapse_example(row: pd.Series, level: float) -> str:
+    """``name (10 classes, class KL 0.31, 95% CI [0.27, 0.35])``: a flagged checkpoint with its evidence."""
+    text = f"{row['checkpoint']} ({_fmt(float(row['modes_covered']))} classes, class KL {_fmt(float(row['class_kl']))}"
+    lo, hi = row.get("class_kl_ci_low"), row.get("class_kl_ci_high")
+    if lo is not None and not pd.isna(lo):
+        text += f", {int(round(level * 100))}% CI [{_fmt(float(lo))}, {_fmt(float(hi))}]"
+    return text + ")"
+
+
+def verdict_text(df: pd.DataFrame, primary: str, late: dict[str, Any], level: float = 0.95) -> str:
     """One or two plain sentences: the checkpoint to keep, and whether training went bad at the end."""
     best = df[df["is_best"]]
     if best.empty:
@@ -73,7 +82,11 @@ def verdict_text(df: pd.DataFrame, primary: str, late: dict[str, Any]) -> str:
         text += " The last checkpoint is the best one."
     collapsed = df[df.get("mode_collapse", False) == True]  # noqa: E712
     if not collapsed.empty:
-        text += f" Mode collapse in {len(collapsed)} checkpoint(s), e.g. {collapsed.iloc[0]['checkpoint']}."
+        text += f" Mode collapse in {len(collapsed)} checkpoint(s), e.g. {_collapse_example(collapsed.iloc[0], level)}"
+        if "mode_collapse_sure" in df and not pd.isna(collapsed.iloc[0].get("class_kl_ci_low", float("nan"))):
+            sure = int(collapsed["mode_collapse_sure"].fillna(False).astype(bool).sum())
+            text += f"; {sure} of them beyond sampling noise (the whole interval past the limit)"
+        text += "."
     copying = df[df["data_copying"].fillna(False).astype(bool)] if "data_copying" in df else df.iloc[:0]
     if not copying.empty:
         worst = copying.loc[copying["copying_ct"].astype(float).idxmin()]
@@ -87,6 +100,7 @@ def build_summary(df: pd.DataFrame, primary: str, late: dict[str, Any], opts: Sc
     """The ``summary.json`` content (also what ``--json`` prints and what ``gate`` reads)."""
     best = df[df["is_best"]]
     collapsed = df[df["mode_collapse"]]["checkpoint"].tolist() if "mode_collapse" in df else []
+    sure = df[df["mode_collapse_sure"]]["checkpoint"].tolist() if "mode_collapse_sure" in df else []
     copying = df[df["data_copying"]]["checkpoint"].tolist() if "data_copying" in df else []
     return {
         "schema": SCHEMA_VERSION,
@@ -96,10 +110,10 @@ def build_summary(df: pd.DataFrame, primary: str, late: dict[str, Any], opts: Sc
         "best": row_dict(best.iloc[0]) if not best.empty else None,
         "last": row_dict(df[df["status"] != "error"].iloc[-1]) if (df["status"] != "error").any() else None,
         "late_collapse": {k: _num(v) for k, v in late.items()},
-        "mode_collapse": {"flag": bool(collapsed), "checkpoints": collapsed, "min_modes": opts.min_modes,
-                          "max_class_kl": opts.max_class_kl},
+        "mode_collapse": {"flag": bool(collapsed), "checkpoints": collapsed, "beyond_noise": sure,
+                          "min_modes": opts.min_modes, "max_class_kl": opts.max_class_kl, "ci_level": opts.ci},
         "data_copying": {"flag": bool(copying), "checkpoints": copying, "threshold": opts.copying_threshold},
-        "verdict": verdict_text(df, primary, late),
+        "verdict": verdict_text(df, primary, late, opts.ci),
         "n_checkpoints": int(len(df)),
         "n_errors": int((df["status"] == "error").sum()),
         "n_samples": opts.num_samples,

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
+
 import numpy as np
 import torch
+
+from ganeval.metrics.interval import bootstrap_interval
 
 
 def class_histogram(logits: torch.Tensor, num_classes: int = 10) -> np.ndarray:
@@ -20,3 +25,22 @@ def mode_metrics(logits: torch.Tensor, min_share: float = 0.02, num_classes: int
     kl = float((hist[nz] * np.log(hist[nz] * num_classes)).sum())
     conf = float(logits.float().softmax(dim=1).max(dim=1).values.mean().item())
     return {"modes_covered": int((hist >= min_share).sum()), "class_kl": kl, "mnist_confidence": conf}
+
+
+def mode_intervals(logits: torch.Tensor, indices: Sequence[np.ndarray], min_share: float = 0.02, num_classes: int = 10,
+                   level: float = 0.95) -> dict[str, float]:
+    """Bootstrap intervals of ``class_kl`` (re-centred like every ganeval interval: resampling biases a plug-in KL
+    upwards) and of ``modes_covered`` (plain percentiles of the replicates' counts) over the resampled ``indices``,
+    so a mode-collapse flag comes with the evidence for it."""
+    pred = logits.argmax(dim=1).cpu().numpy()
+    kls, modes = np.empty(len(indices)), np.empty(len(indices))
+    for b, idx in enumerate(indices):
+        hist = np.bincount(pred[idx], minlength=num_classes) / max(len(idx), 1)
+        nz = hist > 0
+        kls[b] = float((hist[nz] * np.log(hist[nz] * num_classes)).sum())
+        modes[b] = int((hist >= min_share).sum())
+    point = mode_metrics(logits, min_share, num_classes)
+    lo, hi = bootstrap_interval(point["class_kl"], kls, level)
+    m_lo, m_hi = np.quantile(modes, [(1 - level) / 2, (1 + level) / 2]) if len(modes) >= 2 else (np.nan, np.nan)
+    return {"class_kl_ci_low": max(lo, 0.0) if math.isfinite(lo) else lo, "class_kl_ci_high": hi,
+            "modes_ci_low": float(m_lo), "modes_ci_high": float(m_hi)}

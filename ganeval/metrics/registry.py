@@ -16,7 +16,7 @@ from ganeval.metrics.fid import FIDReference
 from ganeval.metrics.inception_score import inception_score
 from ganeval.metrics.intra import DIGIT_COLUMNS, intra_metrics, per_class_fd
 from ganeval.metrics.kid import kid
-from ganeval.metrics.modes import mode_metrics
+from ganeval.metrics.modes import mode_intervals, mode_metrics
 from ganeval.metrics.prc import density_coverage, precision_recall
 
 
@@ -35,6 +35,8 @@ class MetricInput:
     dataset: Callable[[str], torch.Tensor] | None = None
     #: Scratch space shared by one run's checkpoints, for series-wide work (e.g. the copying test's cells).
     memo: dict[str, Any] = field(default_factory=dict)
+    #: Bootstrap resample indices (shared by every checkpoint when paired); empty without ``--bootstrap``.
+    boot_idx: list[Any] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -133,11 +135,18 @@ def _mnist_fd(x: MetricInput) -> dict[str, float]:
     return {"mnist_fd": _fd(x)}
 
 
-@register_metric("modes", "mnist", ("modes_covered", "class_kl", "mnist_confidence"), needs_logits=True,
-                 help="classes holding ≥ min share of samples, KL(class histogram ‖ uniform), mean confidence")
+@register_metric("modes", "mnist", ("modes_covered", "class_kl", "mnist_confidence", "class_kl_ci_low", "class_kl_ci_high",
+                                   "modes_ci_low", "modes_ci_high"), needs_logits=True, option_keys=("bootstrap", "ci"),
+                 help="classes holding ≥ min share of samples, KL(class histogram ‖ uniform), mean confidence; "
+                      "bootstrap intervals of the first two")
 def _modes(x: MetricInput) -> dict[str, float]:
     assert x.logits is not None
-    return mode_metrics(x.logits, min_share=x.options.get("mode_min_share", 0.02))
+    share = x.options.get("mode_min_share", 0.02)
+    values: dict[str, float] = dict(mode_metrics(x.logits, min_share=share))
+    nan = float("nan")
+    values.update(mode_intervals(x.logits, x.boot_idx, share, level=float(x.options.get("ci", 0.95))) if x.boot_idx else
+                  {"class_kl_ci_low": nan, "class_kl_ci_high": nan, "modes_ci_low": nan, "modes_ci_high": nan})
+    return values
 
 
 @register_metric("mnist_intra", "mnist", ("mnist_intra_fd", "mnist_worst_digit", "mnist_worst_digit_fd",

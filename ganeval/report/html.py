@@ -80,6 +80,11 @@ def _fmt_fd(x: Any) -> str:
     return fmt(x, ".3g") if f is not None and math.isfinite(f) and abs(f) < 1 else fmt(x, ".2f")
 
 
+def _modes_ci(row: pd.Series) -> str:
+    lo, hi = _float(row.get("modes_ci_low")), _float(row.get("modes_ci_high"))
+    return "" if lo is None or hi is None or lo == hi else f" <span class=muted>[{fmt(lo, 'int')}, {fmt(hi, 'int')}]</span>"
+
+
 def _with_ci(row: pd.Series, col: str) -> str:
     val = _fmt_fd(row.get(col))
     lo, hi = _float(row.get(f"{col}_ci_low")), _float(row.get(f"{col}_ci_high"))
@@ -129,8 +134,9 @@ TABLE: list[tuple[str, str, tuple[str, ...], Cell, bool]] = [
      lambda r: _with_ci(r, "mnist_fd"), True),
     ("MNIST FD∞", "MNIST FD extrapolated to infinite N: comparable across N", ("mnist_fd_inf",),
      lambda r: _fmt_fd(r.get("mnist_fd_inf")), True),
-    ("modes", "digit classes covered", ("modes_covered",), lambda r: fmt(r.get("modes_covered"), "int"), True),
-    ("class KL", "KL(class histogram ‖ uniform)", ("class_kl",), lambda r: fmt(r.get("class_kl"), "sig4"), True),
+    ("modes", "digit classes covered (bootstrap interval when it is not a single number)", ("modes_covered",),
+     lambda r: fmt(r.get("modes_covered"), "int") + _modes_ci(r), True),
+    ("class KL [CI]", "KL(class histogram ‖ uniform), bootstrap CI", ("class_kl",), lambda r: _with_ci(r, "class_kl"), True),
     ("confidence", "mean top-class probability", ("mnist_confidence",), lambda r: fmt(r.get("mnist_confidence"), ".3f"), True),
     ("intra FD", "MNIST FD per predicted digit, mean over the digits measured (how many: after the slash)",
      ("mnist_intra_fd",), lambda r: f"{fmt(r.get('mnist_intra_fd'), 'sig4')} / {fmt(r.get('mnist_intra_digits'), 'int')}", True),
@@ -214,6 +220,10 @@ def _flags(summary: dict[str, Any]) -> str:
         crit.append(f"fewer than {escape(str(mode['min_modes']))} classes covered")
     if mode.get("max_class_kl") is not None:
         crit.append(f"class KL &gt; {escape(str(mode['max_class_kl']))}")
+    sure = [str(c) for c in mode.get("beyond_noise") or []]
+    if names and "beyond_noise" in mode:
+        parts.append(f"beyond sampling noise (the whole {round(100 * (_float(mode.get('ci_level')) or 0.95))}% interval past "
+                     f"the limit): {len(sure)} of {len(names)}<br>")
     if crit:
         parts.append(f"<span class=muted>flag when {' or '.join(crit)}</span>")
     parts.append("</div>")

@@ -1,0 +1,70 @@
+"""Mode-collapse flags with bootstrap intervals: the class-KL and covered-classes intervals, and the split of
+flagged checkpoints into "beyond sampling noise" (the whole interval past the limit) and borderline ones."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from ganeval.data.mnist import load_mnist
+from ganeval.evaluate import score
+from ganeval.metrics.interval import bootstrap_interval
+from ganeval.metrics.modes import mode_intervals, mode_metrics
+
+
+def _logits(classes: np.ndarray) -> torch.Tensor:
+    return torch.nn.functional.one_hot(torch.from_numpy(classes), 10).float() * 5
+
+
+def test_intervals_follow_the_resamples() -> None:
+    rng = np.random.default_rng(0)
+    classes = rng.choice(10, size=2000, p=[0.3] + [0.7 / 9] * 9)
+    logits = _logits(classes)
+    idx = [rng.integers(0, 2000, 2000) for _ in range(200)]
+    got = mode_intervals(logits, idx)
+    kls = []
+    for i in idx:
+        h = np.bincount(classes[i], minlength=10) / 2000
+        kls.append(float((h[h > 0] * np.log(h[h > 0] * 10)).sum()))
+    point = mode_metrics(logits)["class_kl"]
+    assert (got["class_kl_ci_low"], got["class_kl_ci_high"]) == pytest.approx(bootstrap_interval(point, np.array(kls)))
+    assert got["class_kl_ci_low"] < point < got["class_kl_ci_high"] and got["class_kl_ci_high"] - got["class_kl_ci_low"] < 0.1
+    assert got["modes_ci_low"] == got["modes_ci_high"] == 10
+    five = _logits(np.arange(2000) % 5)  # exactly five classes
+    g5 = mode_intervals(five, idx)
+    assert g5["modes_ci_high"] == 5 and g5["class_kl_ci_low"] == pytest.approx(math.log(2), abs=0.02)
+
+
+@pytest.fixture
+def _cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GANEVAL_CACHE_DIR", str(tmp_path / "cache"))
+
+
+@pytest.mark.usefixtures("_cache")
+def test_flags_split_into_sure_and_borderline(tmp_path: Path, mnist_dir: Path) -> None:
+    images, labels = load_mnist("test")
+    rng = np.random.default_rng(1)
+    by_digit = {d: images[labels == d] for d in range(10)}
+    # a: digits 0–4 only (clear collapse); b: digit 1 over-represented to a class KL just above 0.1 at small N
+    a = np.concatenate([by_digit[d][:80] for d in range(5)])
+    b = np.concatenate([by_digit[1][:110]] + [by_digit[d][:32] for d in range(10) if d != 1])
+    np.savez(tmp_path / "a_half.npz", images=a[rng.permutation(len(a))])
+    np.savez(tmp_path / "b_tilted.npz", images=b[rng.permutation(len(b))])
+    df = score([tmp_path / "a_half.npz", tmp_path / "b_tilted.npz"], metrics=("mnist_fd", "modes"), num_samples=400,
+               bootstrap=200, device="cpu", progress=False, out=tmp_path / "rep")
+    half, tilted = df.iloc[0], df.iloc[1]
+    assert half["modes_covered"] == 5 and half["modes_ci_high"] == 5 and half["class_kl_ci_low"] > 0.5
+    assert bool(half["mode_collapse"]) and bool(half["mode_collapse_sure"])
+    assert tilted["modes_covered"] == 10 and tilted["class_kl"] > 0.1 and bool(tilted["mode_collapse"])
+    assert tilted["class_kl_ci_low"] < 0.1 < tilted["class_kl_ci_high"] and not bool(tilted["mode_collapse_sure"])
+    summary = df.attrs["summary"]
+    assert summary["mode_collapse"]["beyond_noise"] == ["a_half.npz"]
+    assert "1 of them beyond sampling noise" in summary["verdict"] and "95% CI" in summary["verdict"]
+    html = (tmp_path / "rep" / "report.html").read_text(encoding="utf-8")
+    assert "beyond sampling noise" in html and "1 of 2" in html
+    again = score([tmp_path / "a_half.npz"], metrics=("mnist_fd", "modes"), num_samples=400, bootstrap=0, device="cpu", progress=False)
+    assert math.isnan(again["class_kl_ci_low"].iloc[0]) and not bool(again["mode_collapse_sure"].iloc[0])
