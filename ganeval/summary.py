@@ -47,7 +47,9 @@ def _fmt(x: float) -> str:
 
 def _collapse_example(row: pd.Series, level: float) -> str:
     """``name (10 classes, class KL 0.31, 95% CI [0.27, 0.35])``: a flagged checkpoint with its evidence."""
-    text = f"{row['checkpoint']} ({_fmt(float(row['modes_covered']))} classes, class KL {_fmt(float(row['class_kl']))}"
+    n = int(row["modes_covered"]) if not pd.isna(row.get("modes_covered")) else None
+    covered = "classes covered unknown" if n is None else f"{n} class{'' if n == 1 else 'es'} covered"
+    text = f"{row['checkpoint']} ({covered}, class KL {_fmt(float(row['class_kl']))}"
     lo, hi = row.get("class_kl_ci_low"), row.get("class_kl_ci_high")
     if lo is not None and not pd.isna(lo):
         text += f", {int(round(level * 100))}% CI [{_fmt(float(lo))}, {_fmt(float(hi))}]"
