@@ -80,34 +80,51 @@ def mann_whitney_z(gen_d: np.ndarray, heldout_d: np.ndarray) -> float:
     return (u - mean) / std
 
 
+class CopyingReference:
+    """What the test needs of the training and held-out sets, computed once per series: the cells, the training
+    features of each cell, and the held-out images' nearest-training distances (in their cell and overall)."""
+
+    def __init__(self, heldout: torch.Tensor, train: torch.Tensor, cells: int = DEFAULT_CELLS, seed: int = 0,
+                 centroids: torch.Tensor | None = None) -> None:
+        heldout, train = heldout.float().cpu(), train.float().cpu()
+        self.train = train
+        self.centroids = kmeans(train, cells, seed) if centroids is None else centroids.float().cpu()
+        k = len(self.centroids)
+        t_cell, p_cell = assign_cells(train, self.centroids), assign_cells(heldout, self.centroids)
+        self.p_share = (torch.bincount(p_cell, minlength=k).double() / len(heldout)).tolist()
+        self.train_cells = [train[t_cell == c] for c in range(k)]
+        self.heldout_d = [nn_distance(heldout[p_cell == c], self.train_cells[c]).numpy()
+                          if (p_cell == c).any() and len(self.train_cells[c]) else np.empty(0) for c in range(k)]
+        self.cutoff = float(torch.quantile(nn_distance(heldout, train), SHARE_QUANTILE))
+
+    def test(self, gen: torch.Tensor, min_samples: int = MIN_SAMPLES) -> dict[str, float]:
+        """``copying_ct``, ``copy_share`` and ``copying_cells`` of one generated sample set (see ``copying_test``)."""
+        gen = gen.float().cpu()
+        q_cell = assign_cells(gen, self.centroids)
+        z_sum = w_sum = 0.0
+        used = 0
+        for c, (t_in, p_d) in enumerate(zip(self.train_cells, self.heldout_d, strict=True)):
+            q_in = gen[q_cell == c]
+            # The cell counts when it holds more than min_samples generated samples (the authors' Q_m(π) > τ), and
+            # held-out and training images (a cell without held-out images has weight 0 anyway).
+            if len(q_in) <= min_samples or not len(p_d) or not len(t_in):
+                continue
+            z = mann_whitney_z(nn_distance(q_in, t_in).numpy(), p_d)
+            z_sum += self.p_share[c] * z
+            w_sum += self.p_share[c]
+            used += 1
+        ct = z_sum / w_sum if w_sum > 0 else math.nan
+        share = float((nn_distance(gen, self.train) < self.cutoff).double().mean())
+        return {"copying_ct": ct, "copy_share": share, "copying_cells": float(used)}
+
+
 def copying_test(gen: torch.Tensor, heldout: torch.Tensor, train: torch.Tensor, cells: int = DEFAULT_CELLS,
                  min_samples: int = MIN_SAMPLES, seed: int = 0,
                  centroids: torch.Tensor | None = None) -> dict[str, float]:
     """``copying_ct`` (C_T, ≪ 0 copies training data), ``copy_share`` (share of samples nearer to a training image
     than 99 % of held-out images are: ≈ 0.01 without copying) and ``copying_cells`` (cells C_T averages over).
 
-    ``centroids`` may be given (e.g. computed once for a whole series); else k-means on ``train`` with ``seed``.
+    ``centroids`` may be given; else k-means on ``train`` with ``seed``. For a series, build one
+    ``CopyingReference`` and call its ``test`` per sample set instead.
     """
-    gen, heldout, train = gen.float().cpu(), heldout.float().cpu(), train.float().cpu()
-    if centroids is None:
-        centroids = kmeans(train, cells, seed)
-    t_cell, p_cell, q_cell = (assign_cells(a, centroids) for a in (train, heldout, gen))
-    k = len(centroids)
-    p_share = torch.bincount(p_cell, minlength=k).double() / len(heldout)
-    z_sum = w_sum = 0.0
-    used = 0
-    for c in range(k):
-        q_in, p_in, t_in = gen[q_cell == c], heldout[p_cell == c], train[t_cell == c]
-        # The cell counts when it holds more than min_samples generated samples (the authors' Q_m(π) > τ), and
-        # held-out and training images (a cell without held-out images has weight 0 anyway).
-        if len(q_in) <= min_samples or not len(p_in) or not len(t_in):
-            continue
-        z = mann_whitney_z(nn_distance(q_in, t_in).numpy(), nn_distance(p_in, t_in).numpy())
-        z_sum += float(p_share[c]) * z
-        w_sum += float(p_share[c])
-        used += 1
-    ct = z_sum / w_sum if w_sum > 0 else math.nan
-    gen_d, held_d = nn_distance(gen, train), nn_distance(heldout, train)
-    cutoff = float(torch.quantile(held_d, SHARE_QUANTILE))
-    share = float((gen_d < cutoff).double().mean())
-    return {"copying_ct": ct, "copy_share": share, "copying_cells": float(used)}
+    return CopyingReference(heldout, train, cells, seed, centroids).test(gen, min_samples)

@@ -10,7 +10,7 @@ from typing import Any
 import torch
 
 from ganeval.errors import GanevalError
-from ganeval.metrics.copying import DEFAULT_CELLS, copying_test, kmeans
+from ganeval.metrics.copying import DEFAULT_CELLS, CopyingReference
 from ganeval.metrics.fd_infinity import fd_infinity
 from ganeval.metrics.fid import FIDReference
 from ganeval.metrics.inception_score import inception_score
@@ -171,10 +171,10 @@ def _copying(x: MetricInput) -> dict[str, float]:
     if len(train) < cells or len(heldout) < cells:
         raise GanevalError(f"the copying test needs at least {cells} training and held-out images "
                            f"(got {len(train)} and {len(heldout)}; lower --copy-cells)")
-    key = f"copying-cells:{train_name}:{cells}"
+    key = f"copying:{train_name}:{heldout_name}:{cells}"
     if key not in x.memo:
-        x.memo[key] = kmeans(train, cells, seed=0)
-    return copying_test(x.pool, heldout, train, centroids=x.memo[key])
+        x.memo[key] = CopyingReference(heldout, train, cells, seed=0)
+    return x.memo[key].test(x.pool)
 
 
 #: Which Fréchet-distance column each extractor's bootstrap interval belongs to.
