@@ -24,7 +24,7 @@ from ganeval.features import get_extractor, resolve_device
 from ganeval.features.base import FeatureExtractor
 from ganeval.inputs import Series, Source, resolve_target
 from ganeval.metrics.fid import FIDReference, bootstrap_fid
-from ganeval.metrics.registry import FD_COLUMN, METRICS, Metric, MetricInput
+from ganeval.metrics.registry import COPYING_CT, FD_COLUMN, METRICS, Metric, MetricInput
 from ganeval.nearest import Neighbours, report_neighbours
 from ganeval.options import ScoreOptions
 from ganeval.reference import dataset_features, dataset_key, real_features, reference_stats
@@ -98,12 +98,12 @@ class _Evaluator:
     def _copy_sets(self) -> dict[str, Any]:
         """The copying test's training and held-out sets (defaults: the MNIST splits when the reference is one),
         with their content identities for the cache key; your own sets are read (and checked) here, once."""
-        if "copying" not in self.opts.metrics:
+        if not any(m in COPYING_CT for m in self.opts.metrics):
             return {}
-        if isinstance(self.opts.copy_cells, bool) or not isinstance(self.opts.copy_cells, int) or self.opts.copy_cells < 2:
-            raise GanevalError(f"--copy-cells must be an integer >= 2 (got {self.opts.copy_cells})")
+        if isinstance(self.opts.copy_cells, bool) or not isinstance(self.opts.copy_cells, int) or self.opts.copy_cells < 1:
+            raise GanevalError(f"--copy-cells must be an integer >= 1 (got {self.opts.copy_cells})")
         train, heldout = self.opts.copy_train, self.opts.copy_heldout
-        mnist_ref = self.ref_meta.get("mnist", {}).get("dataset") in DATASETS
+        mnist_ref = any(meta.get("dataset") in DATASETS for meta in self.ref_meta.values())
         train = train or ("mnist-train" if mnist_ref else None)
         heldout = heldout or ("mnist-test" if mnist_ref else None)
         sets: dict[str, Any] = {"copy_train": train, "copy_heldout": heldout, "copy_cells": self.opts.copy_cells}
@@ -115,8 +115,9 @@ class _Evaluator:
 
     def _dataset_for(self, extractor: str, dataset: str) -> torch.Tensor:
         if (extractor, dataset) not in self._datasets:
+            batch = max(self.opts.batch_size, 500) if extractor == "mnist" else self.opts.batch_size  # small net: big batches
             self._datasets[(extractor, dataset)] = dataset_features(
-                dataset, self.extractors[extractor], max(self.opts.batch_size, 500),
+                dataset, self.extractors[extractor], batch,
                 write_cache=self.opts.use_cache and self.dist.is_main)
         return self._datasets[(extractor, dataset)]
 

@@ -102,12 +102,18 @@ def mode_collapse_rows(df: pd.DataFrame, min_modes: int, max_kl: float) -> pd.Se
     return ((modes < min_modes) | (kl > max_kl)).fillna(False).astype(bool)
 
 
+#: C_T columns of the copying test (MNIST-classifier and Inception features).
+COPYING_COLUMNS = ("copying_ct", "inception_copying_ct")
+
+
 def copying_rows(df: pd.DataFrame, threshold: float) -> pd.Series:
-    """Per row: the data-copying statistic C_T below ``threshold`` (samples sit closer to training images than
-    held-out real images do: memorisation)."""
-    if "copying_ct" not in df:
-        return pd.Series(False, index=df.index)
-    return (df["copying_ct"].astype(float) < threshold).fillna(False).astype(bool)
+    """Per row: the data-copying statistic C_T (in any feature space computed) below ``threshold`` (samples sit
+    closer to training images than held-out real images do: memorisation)."""
+    flag = pd.Series(False, index=df.index)
+    for col in COPYING_COLUMNS:
+        if col in df:
+            flag |= (df[col].astype(float) < threshold).fillna(False).astype(bool)
+    return flag
 
 
 def mode_collapse_beyond_noise(df: pd.DataFrame, min_modes: int, max_kl: float) -> pd.Series:

@@ -91,9 +91,11 @@ def verdict_text(df: pd.DataFrame, primary: str, late: dict[str, Any], level: fl
         text += "."
     copying = df[df["data_copying"].fillna(False).astype(bool)] if "data_copying" in df else df.iloc[:0]
     if not copying.empty:
-        worst = copying.loc[copying["copying_ct"].astype(float).idxmin()]
+        cols = [c for c in ("copying_ct", "inception_copying_ct") if c in copying]
+        ct = copying[cols].astype(float).min(axis=1)
+        worst = copying.loc[ct.idxmin()]
         text += (f" Data copying (memorised training images) in {len(copying)} checkpoint(s), strongest in"
-                 f" {worst['checkpoint']} (C_T {_fmt(float(worst['copying_ct']))}).")
+                 f" {worst['checkpoint']} (C_T {_fmt(float(ct.min()))}).")
     return text
 
 

@@ -208,3 +208,24 @@ def test_report_plot_gets_a_copying_panel() -> None:
     h_with, h_without = (Image.open(io.BytesIO(r.png)).size[1] for r in (with_ct, without))
     assert h_with > 1.4 * h_without  # a third panel
     assert not any("copying_ct" in n for n in without.notes)  # not computed: no panel and no "skipped" note
+
+
+@pytest.mark.usefixtures("_cache")
+def test_inception_copying_on_your_own_sets(tmp_path: Path, mnist_dir: Path, weights: object) -> None:
+    """The same test in Inception features (for domains the MNIST classifier does not know): training images as
+    samples are flagged, unseen ones are not, and the gate reads the Inception column."""
+    train_px, test_px = dataset_images("mnist-train")[:120], dataset_images("mnist-test")
+    train = _npz(tmp_path / "train.npz", train_px)
+    held = _npz(tmp_path / "held.npz", test_px[:60])
+    copies = _npz(tmp_path / "copies.npz", train_px[:60])
+    unseen = _npz(tmp_path / "unseen.npz", test_px[60:120])
+    opts = dict(metrics=("mnist_fd", "inception_copying"), num_samples=60, bootstrap=0, device="cpu", progress=False,
+                copy_cells=1, copy_train=str(train), copy_heldout=str(held))
+    df = score([copies, unseen], out=tmp_path / "rep", **opts).set_index("checkpoint")
+    assert df.loc["copies.npz", "inception_copying_ct"] < -8 and df.loc["copies.npz", "inception_copy_share"] == 1.0
+    assert abs(df.loc["unseen.npz", "inception_copying_ct"]) < 3 and df.loc["unseen.npz", "inception_copying_cells"] == 1
+    assert df["data_copying"].tolist() == [True, False]
+    from ganeval.gating import gate
+
+    res = gate(tmp_path / "rep", min_inception_copying_ct=-3, checkpoint="copies.npz")
+    assert not res.passed and "inception_copying_ct" in res.lines()[1]

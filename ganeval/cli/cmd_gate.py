@@ -21,7 +21,8 @@ if TYPE_CHECKING:
     from ganeval.gating import GateResult
 
 SUITE = "ganeval-gate"
-CRITERIA = ("max_fid", "min_is", "max_kid", "min_mnist_is", "min_modes", "max_mnist_fd", "min_coverage", "min_copying_ct")
+CRITERIA = ("max_fid", "min_is", "max_kid", "min_mnist_is", "min_modes", "max_mnist_fd", "min_coverage", "min_copying_ct",
+            "min_inception_copying_ct")
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -44,6 +45,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--min-coverage", type=float, metavar="C", help="fail if coverage (Inception features, k=5) < C")
     c.add_argument("--min-copying-ct", type=float, metavar="T",
                    help="fail if the data-copying statistic C_T < T (e.g. -3: samples memorise training images)")
+    c.add_argument("--min-inception-copying-ct", type=float, metavar="T", help="the same in Inception features")
     c.add_argument("--baseline", metavar="REPORT", help="previous report (folder or summary.json) to compare with")
     c.add_argument("--max-regression", type=float, metavar="PCT",
                    help="with --baseline: fail if FID (else the primary metric) is worse by more than PCT%% and the "

@@ -65,7 +65,8 @@ def _panel(ax: object, df: pd.DataFrame, x: np.ndarray, col: str, lo_col: str, h
     ax.plot(xs, ys, "-o", color="tab:blue", ms=3, lw=1.2, label=label.split(" (")[0])
     finite_vals = np.concatenate([ys, lo[np.isfinite(lo)], hi[np.isfinite(hi)]])
     positive = finite_vals[finite_vals > 0]
-    log = col != "copying_ct" and positive.size == finite_vals.size and positive.size > 1 and positive.max() / positive.min() > 20
+    spread = positive.size == finite_vals.size and positive.size > 1 and positive.max() / positive.min() > 20
+    log = spread and not col.endswith("copying_ct")
     if log:
         ax.set_yscale("log")
     inf = np.isinf(y)
@@ -89,7 +90,7 @@ def _panel(ax: object, df: pd.DataFrame, x: np.ndarray, col: str, lo_col: str, h
                    label=f"last: {_mpl_text(names[last])}")
     elif last >= 0:
         notes.append(f"{label.split(' (')[0]}: the last checkpoint has no finite value.")
-    if col == "copying_ct":
+    if col.endswith("copying_ct"):
         for level, text, color in ((0.0, "held-out level", "tab:gray"), (copying_threshold, "flag: copying", "tab:red")):
             ax.axhline(level, ls="--", lw=1, color=color, alpha=0.7, label=text)
     ax.set_ylabel(label)
@@ -109,8 +110,9 @@ def series_plot(df: pd.DataFrame, dpi: int = 90, copying_threshold: float = -3.0
     notes: list[str] = []
     panels = [p for p in PANELS if p[0] in df and (~np.isnan(_floats(df, p[0]))).any()]
     notes += [f"{p[0]}: not computed for any checkpoint, panel skipped." for p in PANELS if p not in panels]
-    if COPYING_PANEL[0] in df and (~np.isnan(_floats(df, COPYING_PANEL[0]))).any():
-        panels.append(COPYING_PANEL)
+    ct = next((c for c in ("copying_ct", "inception_copying_ct") if c in df and (~np.isnan(_floats(df, c))).any()), None)
+    if ct is not None:
+        panels.append((ct, "", "", COPYING_PANEL[3] if ct == "copying_ct" else "Inception C_T (data-copying test)"))
     if not panels or len(df) == 0:
         return PlotResult(None, notes)
     x, xlabel, ticks = x_axis(df)

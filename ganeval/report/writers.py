@@ -18,10 +18,10 @@ COLUMNS = [
     "iteration", "checkpoint", "n_samples", "fid", "fid_ci_low", "fid_ci_high", "fid_inf", "fid_inf_slope", "is_mean", "is_std",
     "kid_mean", "kid_std", "precision", "recall", "density", "coverage", "mnist_is", "mnist_is_std", "mnist_fd", "mnist_fd_ci_low",
     "mnist_fd_ci_high", "mnist_fd_inf", "mnist_fd_inf_slope", "modes_covered", "modes_ci_low", "modes_ci_high", "class_kl",
-    "class_kl_ci_low", "class_kl_ci_high", "mnist_confidence", "mnist_intra_fd",
-    "mnist_worst_digit", "mnist_worst_digit_fd", "mnist_intra_digits", *(f"mnist_fd_digit_{c}" for c in range(10)),
-    "copying_ct", "copy_share", "copying_cells", "rank", "is_best", "mode_collapse", "mode_collapse_sure", "data_copying",
-    "status", "error", "seconds",
+    "class_kl_ci_low", "class_kl_ci_high", "mnist_confidence", "mnist_intra_fd", "mnist_worst_digit", "mnist_worst_digit_fd",
+    "mnist_intra_digits", *(f"mnist_fd_digit_{c}" for c in range(10)), "copying_ct", "copy_share", "copying_cells",
+    "inception_copying_ct", "inception_copy_share", "inception_copying_cells", "rank", "is_best", "mode_collapse",
+    "mode_collapse_sure", "data_copying", "status", "error", "seconds",
 ]
 
 
