@@ -190,7 +190,7 @@ def test_unavailable_without_sets_and_bad_sets(tmp_path: Path, mnist_dir: Path) 
     with pytest.raises(GanevalError, match="no such dataset"):
         score(samples, **dict(OPTS, num_samples=300, copy_train=str(tmp_path / "missing")))
     with pytest.raises(GanevalError, match="copy-cells"):
-        score(samples, **dict(OPTS, num_samples=300, copy_cells=1))
+        score(samples, **dict(OPTS, num_samples=300, copy_cells=0))
 
 
 def test_report_plot_gets_a_copying_panel() -> None:
