@@ -33,9 +33,9 @@ from ganeval.stats import DATASETS
 from ganeval.summary import build_summary
 from ganeval.threads import cpu_threads
 
-#: Rough throughput used only for the plan line (images/s).
 #: Rough CPU cost of the copying test per sample (60,000 training images; plan line only).
 COPYING_SECONDS_PER_SAMPLE = 2e-4
+#: Rough throughput used only for the plan line (images/s).
 SPEED_HINT = {("inception", "cpu"): 13.0, ("inception", "cuda"): 5000.0, ("mnist", "cpu"): 3000.0, ("mnist", "cuda"): 50000.0}
 
 
