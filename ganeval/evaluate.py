@@ -16,6 +16,7 @@ import pandas as pd
 import torch
 
 from ganeval import ranking
+from ganeval.copy_sets import resolve_copy_sets
 from ganeval.distributed import DistContext, from_env
 from ganeval.errors import GanevalError
 from ganeval.extraction import Extracted, extract
@@ -24,12 +25,11 @@ from ganeval.features import get_extractor, resolve_device
 from ganeval.features.base import FeatureExtractor
 from ganeval.inputs import Series, Source, resolve_target
 from ganeval.metrics.fid import FIDReference, bootstrap_fid
-from ganeval.metrics.registry import COPYING_CT, FD_COLUMN, METRICS, Metric, MetricInput
-from ganeval.nearest import Neighbours, report_neighbours
+from ganeval.metrics.registry import FD_COLUMN, METRICS, Metric, MetricInput, copying_reference
+from ganeval.nearest import CLOSEST_SHOWN, Neighbours, report_neighbours, sample_images
 from ganeval.options import ScoreOptions
-from ganeval.reference import dataset_features, dataset_key, real_features, reference_stats
+from ganeval.reference import dataset_features, real_features, reference_stats
 from ganeval.sources.base import HINT_KEYS, shape_note
-from ganeval.stats import DATASETS
 from ganeval.summary import build_summary
 from ganeval.threads import cpu_threads
 
@@ -85,7 +85,7 @@ class _Evaluator:
         if opts.num_samples < 2048 and "inception" in self.extractors:
             self.notes.append(f"N={opts.num_samples} is below the Inception feature dimension (2048): "
                               "FID is unreliable at this N; KID is the better guide")
-        self.copy_sets = self._copy_sets()
+        self.copy_sets = resolve_copy_sets(opts, self.ref_meta)
         self._datasets: dict[tuple[str, str], torch.Tensor] = {}
         self.memo: dict[str, Any] = {}
         rng = np.random.default_rng(opts.seed + 1)
@@ -95,24 +95,6 @@ class _Evaluator:
         self.grids: dict[str, np.ndarray] = {}
         self.replicates: dict[str, dict[str, np.ndarray]] = {}
 
-    def _copy_sets(self) -> dict[str, Any]:
-        """The copying test's training and held-out sets (defaults: the MNIST splits when the reference is one),
-        with their content identities for the cache key; your own sets are read (and checked) here, once."""
-        if not any(m in COPYING_CT for m in self.opts.metrics):
-            return {}
-        if isinstance(self.opts.copy_cells, bool) or not isinstance(self.opts.copy_cells, int) or self.opts.copy_cells < 1:
-            raise GanevalError(f"--copy-cells must be an integer >= 1 (got {self.opts.copy_cells})")
-        train, heldout = self.opts.copy_train, self.opts.copy_heldout
-        mnist_ref = any(meta.get("dataset") in DATASETS for meta in self.ref_meta.values())
-        train = train or ("mnist-train" if mnist_ref else None)
-        heldout = heldout or ("mnist-test" if mnist_ref else None)
-        sets: dict[str, Any] = {"copy_train": train, "copy_heldout": heldout, "copy_cells": self.opts.copy_cells}
-        ids = {k: dataset_key(v) if v else None for k, v in sets.items() if k != "copy_cells"}
-        if ids["copy_train"] and ids["copy_train"] == ids["copy_heldout"]:
-            raise GanevalError(f"--copy-train and --copy-heldout are the same images ({train}): the held-out set must be "
-                               "real images the generator was not trained on")
-        return {"options": sets, "ids": {**ids, "copy_cells": self.opts.copy_cells}}
-
     def _dataset_for(self, extractor: str, dataset: str) -> torch.Tensor:
         if (extractor, dataset) not in self._datasets:
             batch = max(self.opts.batch_size, 500) if extractor == "mnist" else self.opts.batch_size  # small net: big batches
@@ -120,6 +102,24 @@ class _Evaluator:
                 dataset, self.extractors[extractor], batch,
                 write_cache=self.opts.use_cache and self.dist.is_main)
         return self._datasets[(extractor, dataset)]
+
+    def closest_samples(self, name: str) -> np.ndarray | None:
+        """The ``CLOSEST_SHOWN`` samples of checkpoint ``name`` nearest to the training set in the copying test's
+        feature space, as gray images (None when the MNIST copying test did not run for it)."""
+        src = next(s for s in self.series.sources if s.name == name)
+        if "copying" not in self.opts.metrics or "mnist" not in self.extractors:
+            return None
+        try:  # features come from the cache (or are extracted again: a few seconds for one checkpoint)
+            got = extract(src, [self.extractors["mnist"]], self.opts.num_samples, self.opts.seed, self.opts.batch_size,
+                          self.device, DistContext(), self.opts.use_cache)
+            options = {**self.opts.as_dict(), **self.copy_sets.get("options", {})}
+            x = MetricInput(got.pool["mnist"], None, self.refs["mnist"], lambda: self._real_for("mnist"), options,
+                            dataset=lambda d: self._dataset_for("mnist", d), memo=self.memo)
+            ref = copying_reference(x)
+            self.memo["closest-heldout"] = ref.closest(None, CLOSEST_SHOWN)
+            return sample_images(src, ref.closest(x.pool, CLOSEST_SHOWN), self.device, self.opts)
+        except Exception:  # noqa: BLE001 - the panel is an illustration; the numbers and their errors are in the table
+            return None
 
     # -- planning -------------------------------------------------------------------------------
     def inception_all(self) -> bool:
@@ -359,8 +359,12 @@ def _score_series(series: Series, opts: ScoreOptions, dist: DistContext | None) 
     result = ScoreResult(df, summary, ev.grids, ev.replicates, failed)
     sets = ev.copy_sets.get("options", {})
     if sets.get("copy_train") and dist.is_main and not df.empty:
-        shown = list(dict.fromkeys([*df.loc[df["is_best"], "checkpoint"], df["checkpoint"].iloc[-1]]))
-        result.neighbours, result.neighbour_scale = report_neighbours(ev.grids, shown, sets["copy_train"], sets.get("copy_heldout"))
+        ok = df[df["status"] != "error"]
+        shown = list(dict.fromkeys([*ok.loc[ok["is_best"], "checkpoint"], *ok["checkpoint"].iloc[-1:]]))
+        samples = {name: ev.closest_samples(name) for name in shown}
+        held = ev.memo.get("closest-heldout")
+        result.neighbours, result.neighbour_scale = report_neighbours(
+            {k: v for k, v in samples.items() if v is not None}, sets["copy_train"], sets.get("copy_heldout"), held)
     return result
 
 

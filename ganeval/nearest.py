@@ -8,19 +8,23 @@ measured for the first held-out real images, which gives the scale of an honest 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
 
 #: How many held-out images give the "honest nearest neighbour" scale.
 HELDOUT_SHOWN = 30
+#: How many of a checkpoint's samples nearest to the training set the report shows.
+CLOSEST_SHOWN = 20
 
 
 @dataclass
 class Neighbours:
     """Samples' nearest training images (same order as the samples) and their distances."""
 
-    images: np.ndarray  # (k, H, W) uint8
+    samples: np.ndarray  # (k, H, W) uint8: the samples shown
+    images: np.ndarray  # (k, H, W) uint8: their nearest training images
     distances: np.ndarray  # (k,) float
 
 
@@ -35,7 +39,7 @@ def nearest_images(queries: np.ndarray, train: np.ndarray, batch: int = 8192) ->
         d, i = torch.cdist(q, t, compute_mode="donot_use_mm_for_euclid_dist").min(1)
         better = d < best_d
         best_d[better], best_i[better] = d[better], i[better] + start
-    return Neighbours(np.asarray(train)[best_i.numpy()], best_d.numpy())
+    return Neighbours(np.asarray(queries), np.asarray(train)[best_i.numpy()], best_d.numpy())
 
 
 def comparable(samples: np.ndarray | None, train: np.ndarray) -> bool:
@@ -54,15 +58,28 @@ def set_images(dataset: str) -> np.ndarray:
     return images[:, 0] if images.ndim == 4 and images.shape[1] == 1 else images
 
 
-def report_neighbours(grids: dict[str, np.ndarray], names: list[str], train_set: str,
-                      heldout_set: str | None) -> tuple[dict[str, Neighbours], float | None]:
-    """Nearest training images of the sample grids of ``names``, and the median distance of the first held-out
-    images to theirs (None without a comparable held-out set)."""
+def sample_images(source: Any, indices: list[int], device: torch.device, opts: Any) -> np.ndarray:
+    """Samples ``indices`` of ``source`` (the rows ``ganeval score`` scored) as gray ``(k, H, W)`` uint8."""
+    from ganeval.sources.base import gray_grid
+
+    samples = source.open(device, opts.num_samples, opts.seed)
+    try:
+        return gray_grid(torch.cat([samples.rows(i, i + 1).images.cpu() for i in indices]))
+    finally:
+        samples.close()
+
+
+def report_neighbours(samples: dict[str, np.ndarray], train_set: str, heldout_set: str | None,
+                      heldout_idx: list[int] | None = None) -> tuple[dict[str, Neighbours], float | None]:
+    """Nearest training images of each checkpoint's shown ``samples``, and for scale the median distance of the
+    held-out images ``heldout_idx`` (the ones nearest to the training set, chosen like the samples; default: the
+    first ones) to theirs (None without a comparable held-out set)."""
     train = set_images(train_set)
-    out = {n: nearest_images(grids[n], train) for n in names if comparable(grids.get(n), train)}
+    out = {n: nearest_images(s, train) for n, s in samples.items() if comparable(s, train)}
     scale = None
     if out and heldout_set:
-        held = set_images(heldout_set)[:HELDOUT_SHOWN]
+        images = set_images(heldout_set)
+        held = images[heldout_idx] if heldout_idx else images[:HELDOUT_SHOWN]
         if comparable(held, train):
             scale = float(np.median(nearest_images(held, train).distances))
     return out, scale

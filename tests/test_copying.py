@@ -139,7 +139,7 @@ def test_score_flags_memorised_training_images_only(tmp_path: Path, mnist_dir: P
     assert code == 0 and "PASS min_copying_ct" in out
     html = (tmp_path / "gate_report" / "report.html").read_text()
     assert "Data copying" in html and "data copying" in html
-    assert "Nearest training images" in html and "exact copies 30 of 30" in html  # the panel: every sample is a copy
+    assert "Nearest training images" in html and "exact copies 20 of 20" in html  # the panel: every sample is a copy
 
 
 def test_nearest_images_and_the_paired_panel(mnist_dir: Path) -> None:
@@ -156,8 +156,9 @@ def test_nearest_images_and_the_paired_panel(mnist_dir: Path) -> None:
     rows = paired_rows(test, honest.images, cols=10)
     assert rows.shape == (40, 28, 28) and np.array_equal(rows[10:20], honest.images[:10])
     assert np.array_equal(rows[30:32], honest.images[10:]) and (rows[22:30] == 128).all() and (rows[32:] == 128).all()
-    shown, scale = report_neighbours({"a": test[:5], "b": np.zeros((5, 32, 32), np.uint8)}, ["a", "b"], "mnist-test", "mnist-train")
+    shown, scale = report_neighbours({"a": test[:5], "b": np.zeros((5, 32, 32), np.uint8)}, "mnist-test", "mnist-train")
     assert list(shown) == ["a"] and shown["a"].distances.tolist() == [0.0] * 5 and scale is not None and scale > 1.0
+    assert np.array_equal(shown["a"].samples, test[:5])
 
 
 @pytest.mark.usefixtures("_cache")
@@ -229,3 +230,20 @@ def test_inception_copying_on_your_own_sets(tmp_path: Path, mnist_dir: Path, wei
 
     res = gate(tmp_path / "rep", min_inception_copying_ct=-3, checkpoint="copies.npz")
     assert not res.passed and "inception_copying_ct" in res.lines()[1]
+
+
+@pytest.mark.usefixtures("_cache")
+def test_panel_shows_the_most_copy_like_samples(tmp_path: Path, mnist_dir: Path) -> None:
+    """25 memorised digits hidden at the end of 1,500 unseen ones: the first samples show no copy, but the panel
+    (the samples the copying test finds nearest to the training set) shows only copies."""
+    train_px, test_px = dataset_images("mnist-train")[:6000], dataset_images("mnist-test")
+    train = _npz(tmp_path / "train.npz", train_px)
+    held = _npz(tmp_path / "held.npz", test_px[:1500])
+    mixed = _npz(tmp_path / "mixed.npz", np.concatenate([test_px[3000:4475], train_px[100:125]]))
+    df = score(mixed, out=tmp_path / "rep", **dict(OPTS, num_samples=1500, copy_train=str(train), copy_heldout=str(held)))
+    assert 0.015 <= df["copy_share"].iloc[0] < 0.05  # ~25 near-copies among 1,500 (plus the 1 % of honest ones)
+    html = (tmp_path / "rep" / "report.html").read_text(encoding="utf-8")
+    assert "exact copies 20 of 20" in html
+    from ganeval.nearest import nearest_images
+
+    assert nearest_images(test_px[3000:3030], train_px).distances.min() > 0.5  # the first 30 samples hold no copy

@@ -95,10 +95,26 @@ class CopyingReference:
         self.train_cells = [train[t_cell == c] for c in range(k)]
         self.heldout_d = [nn_distance(heldout[p_cell == c], self.train_cells[c]).numpy()
                           if (p_cell == c).any() and len(self.train_cells[c]) else np.empty(0) for c in range(k)]
-        self.cutoff = float(torch.quantile(nn_distance(heldout, train), SHARE_QUANTILE))
+        self.heldout_train_d = nn_distance(heldout, train)
+        self.cutoff = float(torch.quantile(self.heldout_train_d, SHARE_QUANTILE))
+        self._last: tuple[torch.Tensor, torch.Tensor] | None = None
+
+    def train_distances(self, gen: torch.Tensor) -> torch.Tensor:
+        """Each sample's distance to its nearest training feature (the last set's result is kept, as ``test`` and
+        ``closest`` both need it)."""
+        if self._last is None or self._last[0] is not gen:
+            self._last = (gen, nn_distance(gen.float().cpu(), self.train))
+        return self._last[1]
+
+    def closest(self, gen: torch.Tensor | None, k: int) -> list[int]:
+        """Indices of the ``k`` samples nearest to a training image: where to look for copies (``gen=None``: of the
+        held-out images, the honest counterpart)."""
+        d = self.heldout_train_d if gen is None else self.train_distances(gen)
+        return torch.argsort(d, stable=True)[:k].tolist()
 
     def test(self, gen: torch.Tensor, min_samples: int = MIN_SAMPLES) -> dict[str, float]:
         """``copying_ct``, ``copy_share`` and ``copying_cells`` of one generated sample set (see ``copying_test``)."""
+        share = float((self.train_distances(gen) < self.cutoff).double().mean())
         gen = gen.float().cpu()
         q_cell = assign_cells(gen, self.centroids)
         z_sum = w_sum = 0.0
@@ -114,7 +130,6 @@ class CopyingReference:
             w_sum += self.p_share[c]
             used += 1
         ct = z_sum / w_sum if w_sum > 0 else math.nan
-        share = float((nn_distance(gen, self.train) < self.cutoff).double().mean())
         return {"copying_ct": ct, "copy_share": share, "copying_cells": float(used)}
 
 

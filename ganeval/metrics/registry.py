@@ -162,7 +162,8 @@ def _mnist_intra(x: MetricInput) -> dict[str, float]:
 COPYING_CT = {"copying": "copying_ct", "inception_copying": "inception_copying_ct"}
 
 
-def _copying(x: MetricInput, prefix: str) -> dict[str, float]:
+def copying_reference(x: MetricInput, prefix: str = "") -> CopyingReference:
+    """The series' copying-test reference for ``x``'s extractor (built once, kept in ``x.memo``)."""
     train_name, heldout_name = x.options.get("copy_train"), x.options.get("copy_heldout")
     if not train_name or not heldout_name or x.dataset is None:
         raise GanevalError("the copying test needs the generator's training images and held-out real images "
@@ -175,7 +176,11 @@ def _copying(x: MetricInput, prefix: str) -> dict[str, float]:
     key = f"{prefix}copying:{train_name}:{heldout_name}:{cells}"
     if key not in x.memo:
         x.memo[key] = CopyingReference(heldout, train, cells, seed=0)
-    return {prefix + k: v for k, v in x.memo[key].test(x.pool).items()}
+    return x.memo[key]
+
+
+def _copying(x: MetricInput, prefix: str) -> dict[str, float]:
+    return {prefix + k: v for k, v in copying_reference(x, prefix).test(x.pool).items()}
 
 
 @register_metric("copying", "mnist", ("copying_ct", "copy_share", "copying_cells"),

@@ -30,12 +30,16 @@ def neighbours_section(result: ScoreResult) -> str:
     if not result.neighbours:
         return ""
     scale = result.neighbour_scale
-    out = ["<h3>Nearest training images</h3><p class=muted>Each sample (upper row) above its nearest training image "
-           "(lower row), by Euclidean distance in pixel space with pixels in [0, 1]; 0 is an exact copy."
-           + (f" For scale: the first held-out real images lie a median {scale:.2f} from their nearest training image."
-              if scale is not None else "") + " The copying test (table) measures this on all samples.</p>"]
+    intro = ("The samples the copying test found nearest to the training set (in the MNIST classifier's features; the "
+             "most copy-like of all N), each (upper row) above its nearest training image (lower row) by Euclidean distance "
+             "in pixel space with pixels in [0, 1]; 0 is an exact copy.")
+    if scale is not None:
+        intro += (f" For scale: the held-out real images chosen the same way (nearest to the training set) lie a median "
+                  f"{scale:.2f} from their nearest training image.")
+    out = [f"<h3>Nearest training images</h3><p class=muted>{intro} The copying test (table) measures this on all "
+           "samples.</p>"]
     for name, nb in result.neighbours.items():
-        samples = np.asarray(result.grids[name])
+        samples = nb.samples
         rows = -(-len(samples) // COLS)
         png = png_bytes(mosaic(paired_rows(samples, nb.images), rows=2 * rows, cols=COLS, scale=3))
         d = nb.distances
