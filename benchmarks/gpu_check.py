@@ -12,7 +12,8 @@ b. throughput: ganeval's extraction pipeline (MLP generator on the GPU, uint8, r
    network alone, batches 250/500/1000, fp32/TF32/bf16, cudnn.benchmark, pinned host input, torch-fidelity's
    own network as a baseline; ``torch.compile`` in a child process with a time limit;
 c. ``score_series`` on CUDA end to end with the random-weight extractor (benchmark-only injection);
-d. everything printed as it goes and written to ``$OUT/gpu_results.json`` (or ``--out``).
+d. the copying test's statistics and times on the CPU and the GPU (session 8: its distances follow the device);
+e. everything printed as it goes and written to ``$OUT/gpu_results.json`` (or ``--out``).
 
     PYTHONPATH=/tmp/site:. python benchmarks/gpu_check.py            # on the device
     python benchmarks/gpu_check.py --make-reference                 # here, once: the CPU reference file
@@ -462,6 +463,37 @@ def score_series_cuda(device: torch.device, weights: Any, sizes: dict[str, Any])
         base.EXTRACTORS["inception"] = original
 
 
+def copying_check(device: torch.device, smoke: bool) -> dict[str, Any]:
+    """The copying test (ganeval.metrics.copying) on the CPU and on ``device``: equal statistics, and the time of the
+    once-per-series reference and of one checkpoint's test (MNIST-classifier-sized features, 10 % copies)."""
+    from ganeval.metrics.copying import CopyingReference
+
+    n_train, n = (3000, 500) if smoke else (60_000, 10_000)
+    g = torch.Generator().manual_seed(SEED)
+    centres = torch.randn(10, 128, generator=g) * 3
+    def draw(k: int) -> torch.Tensor:
+        return centres[torch.randint(10, (k,), generator=g)] + torch.randn(k, 128, generator=g)
+    train, heldout = draw(n_train), draw(n)
+    gen = torch.cat([train[: n // 10] + 0.01 * torch.randn(n // 10, 128, generator=g), draw(n - n // 10)])
+    out: dict[str, Any] = {"n_train": n_train, "n": n}
+    for dev in dict.fromkeys([torch.device("cpu"), device]):
+        sync(dev)
+        t = time.perf_counter()
+        ref = CopyingReference(heldout, train, device=dev)
+        sync(dev)
+        t_ref = time.perf_counter() - t
+        t = time.perf_counter()
+        res = ref.test(gen)
+        sync(dev)
+        out[dev.type] = {**res, "reference_s": round(t_ref, 3), "test_s": round(time.perf_counter() - t, 3)}
+        log(f"copying on {dev.type}: C_T {res['copying_ct']:+.4f}, share {res['copy_share']:.4f}, "
+            f"reference {t_ref:.2f} s, test {out[dev.type]['test_s']:.2f} s")
+    if device.type != "cpu":
+        out["abs_diff_ct"] = abs(out["cpu"]["copying_ct"] - out[device.type]["copying_ct"])
+        out["abs_diff_share"] = abs(out["cpu"]["copy_share"] - out[device.type]["copy_share"])
+    return out
+
+
 def cpu_model() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -492,7 +524,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default=os.environ.get("OUT"), help="folder for gpu_results.json (default: $OUT)")
     p.add_argument("--budget-s", type=float, default=330.0, help="stop optional work after this many seconds")
     p.add_argument("--compile-limit-s", type=float, default=150.0)
-    p.add_argument("--skip", default="", help="comma-separated sections to skip: parity,throughput,compile,score")
+    p.add_argument("--skip", default="", help="comma-separated sections to skip: parity,throughput,compile,score,copying")
     p.add_argument("--light-tfid", action="store_true", help="import torch-fidelity's modules without its __init__")
     p.add_argument("--child-compile", default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -537,6 +569,7 @@ def main(argv: list[str] | None = None) -> int:
         ("parity", lambda: parity(device, weights, sizes["parity_n"])),
         ("throughput", lambda: throughput(device, weights, sizes)),
         ("score", lambda: score_series_cuda(device, weights, sizes)),
+        ("copying", lambda: copying_check(device, smoke)),
         ("compile", lambda: run_compile(args, args.compile_limit_s if smoke else
                                         min(args.compile_limit_s, max(30.0, args.budget_s - elapsed() - 15)))),
     ]

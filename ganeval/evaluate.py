@@ -112,7 +112,7 @@ class _Evaluator:
         try:  # features come from the cache (or are extracted again: a few seconds for one checkpoint)
             got = extract(src, [self.extractors["mnist"]], self.opts.num_samples, self.opts.seed, self.opts.batch_size,
                           self.device, DistContext(), self.opts.use_cache)
-            options = {**self.opts.as_dict(), **self.copy_sets.get("options", {})}
+            options = {**self.opts.as_dict(), **self.copy_sets.get("options", {}), "copy_device": self.device}
             x = MetricInput(got.pool["mnist"], None, self.refs["mnist"], lambda: self._real_for("mnist"), options,
                             dataset=lambda d: self._dataset_for("mnist", d), memo=self.memo)
             ref = copying_reference(x)
@@ -220,7 +220,7 @@ class _Evaluator:
         if got.nonfinite:
             row["status"] = "nan_samples"
             row["error"] = f"{got.nonfinite} of {got.n} samples contain NaN/Inf"
-        options = {**self.opts.as_dict(), **self.copy_sets.get("options", {})}
+        options = {**self.opts.as_dict(), **self.copy_sets.get("options", {}), "copy_device": self.device}
         for metric in (m for m in self.metrics if m.extractor in names):
             if got.nonfinite:
                 for col in metric.columns:

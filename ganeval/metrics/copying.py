@@ -85,17 +85,20 @@ class CopyingReference:
     features of each cell, and the held-out images' nearest-training distances (in their cell and overall)."""
 
     def __init__(self, heldout: torch.Tensor, train: torch.Tensor, cells: int = DEFAULT_CELLS, seed: int = 0,
-                 centroids: torch.Tensor | None = None) -> None:
-        heldout, train = heldout.float().cpu(), train.float().cpu()
+                 centroids: torch.Tensor | None = None, device: str | torch.device = "cpu") -> None:
+        self.device = torch.device(device)
+        # The cells come from k-means on the CPU (seeded, the same on every machine); distances run on ``device``.
+        cpu_centroids = kmeans(train.float().cpu(), cells, seed) if centroids is None else centroids.float().cpu()
+        heldout, train = heldout.float().to(self.device), train.float().to(self.device)
         self.train = train
-        self.centroids = kmeans(train, cells, seed) if centroids is None else centroids.float().cpu()
+        self.centroids = cpu_centroids.to(self.device)
         k = len(self.centroids)
         t_cell, p_cell = assign_cells(train, self.centroids), assign_cells(heldout, self.centroids)
         self.p_share = (torch.bincount(p_cell, minlength=k).double() / len(heldout)).tolist()
         self.train_cells = [train[t_cell == c] for c in range(k)]
-        self.heldout_d = [nn_distance(heldout[p_cell == c], self.train_cells[c]).numpy()
+        self.heldout_d = [nn_distance(heldout[p_cell == c], self.train_cells[c]).cpu().numpy()
                           if (p_cell == c).any() and len(self.train_cells[c]) else np.empty(0) for c in range(k)]
-        self.heldout_train_d = nn_distance(heldout, train)
+        self.heldout_train_d = nn_distance(heldout, train).cpu()
         self.cutoff = float(torch.quantile(self.heldout_train_d, SHARE_QUANTILE))
         self._last: tuple[torch.Tensor, torch.Tensor] | None = None
 
@@ -103,7 +106,7 @@ class CopyingReference:
         """Each sample's distance to its nearest training feature (the last set's result is kept, as ``test`` and
         ``closest`` both need it)."""
         if self._last is None or self._last[0] is not gen:
-            self._last = (gen, nn_distance(gen.float().cpu(), self.train))
+            self._last = (gen, nn_distance(gen.float().to(self.device), self.train).cpu())
         return self._last[1]
 
     def closest(self, gen: torch.Tensor | None, k: int) -> list[int]:
@@ -115,7 +118,7 @@ class CopyingReference:
     def test(self, gen: torch.Tensor, min_samples: int = MIN_SAMPLES) -> dict[str, float]:
         """``copying_ct``, ``copy_share`` and ``copying_cells`` of one generated sample set (see ``copying_test``)."""
         share = float((self.train_distances(gen) < self.cutoff).double().mean())
-        gen = gen.float().cpu()
+        gen = gen.float().to(self.device)
         q_cell = assign_cells(gen, self.centroids)
         z_sum = w_sum = 0.0
         used = 0
@@ -125,7 +128,7 @@ class CopyingReference:
             # held-out and training images (a cell without held-out images has weight 0 anyway).
             if len(q_in) <= min_samples or not len(p_d) or not len(t_in):
                 continue
-            z = mann_whitney_z(nn_distance(q_in, t_in).numpy(), p_d)
+            z = mann_whitney_z(nn_distance(q_in, t_in).cpu().numpy(), p_d)
             z_sum += self.p_share[c] * z
             w_sum += self.p_share[c]
             used += 1

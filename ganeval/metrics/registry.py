@@ -175,7 +175,7 @@ def copying_reference(x: MetricInput, prefix: str = "") -> CopyingReference:
                            f"(got {len(train)} and {len(heldout)}; lower --copy-cells)")
     key = f"{prefix}copying:{train_name}:{heldout_name}:{cells}"
     if key not in x.memo:
-        x.memo[key] = CopyingReference(heldout, train, cells, seed=0)
+        x.memo[key] = CopyingReference(heldout, train, cells, seed=0, device=x.options.get("copy_device", "cpu"))
     return x.memo[key]
 
 
