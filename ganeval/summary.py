@@ -46,7 +46,7 @@ def _fmt(x: float) -> str:
 
 
 def _collapse_example(row: pd.Series, level: float) -> str:
-    """``name (10 classes, class KL 0.31, 95% CI [0.27, 0.35])``: a flagged checkpoint with its evidence."""
+    """``name (8 classes covered, class KL 0.31, 95% CI [0.27, 0.35])``: a flagged checkpoint with its evidence."""
     n = int(row["modes_covered"]) if not pd.isna(row.get("modes_covered")) else None
     covered = "classes covered unknown" if n is None else f"{n} class{'' if n == 1 else 'es'} covered"
     text = f"{row['checkpoint']} ({covered}, class KL {_fmt(float(row['class_kl']))}"
