@@ -56,6 +56,35 @@ def test_two_process_gloo_equals_single_process(tmp_path: Path, series: Path) ->
     assert sorted(p.name for p in (tmp_path / "r2").iterdir()) == ["report.html", "scores.csv", "scores.parquet", "summary.json"]
 
 
+def test_two_process_copying_test_equals_single_process(tmp_path: Path, series: Path) -> None:
+    """The copying test under torchrun: every rank computes it from the gathered features, rank 0 alone builds the
+    nearest-images panel, and the numbers and flags equal a single process's. The bank generators draw the first 500
+    MNIST test digits, so with those digits as the "training set" the noise-free checkpoint is a copier."""
+    from ganeval.stats import dataset_images
+
+    test_px = dataset_images("mnist-test")
+    np.savez(tmp_path / "train.npz", images=test_px[:500])
+    np.savez(tmp_path / "held.npz", images=test_px[500:1000])
+    args = [*ARGS[: ARGS.index("--metrics")], "--metrics", "mnist_fd", "copying", *ARGS[ARGS.index("--bootstrap"):],
+            "--copy-train", str(tmp_path / "train.npz"), "--copy-heldout", str(tmp_path / "held.npz"), "--copy-cells", "3"]
+    single = subprocess.run([sys.executable, "-m", "ganeval_test_entry", "score", str(series), "--out", str(tmp_path / "c1"),
+                             *args], env=_env(tmp_path), capture_output=True, text=True, timeout=600)
+    assert single.returncode == 0, single.stderr[-2000:]
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "ganeval_test_entry",
+           "score", str(series), "--distributed", "--out", str(tmp_path / "c2"), *args]
+    multi = subprocess.run(cmd, env=_env(tmp_path), capture_output=True, text=True, timeout=600)
+    assert multi.returncode == 0, multi.stderr[-3000:]
+    a = json.loads((tmp_path / "c1" / "summary.json").read_text())
+    b = json.loads((tmp_path / "c2" / "summary.json").read_text())
+    for ra, rb in zip(a["rows"], b["rows"], strict=True):
+        for col in ("copying_ct", "copy_share", "copying_cells", "data_copying"):
+            assert rb[col] == pytest.approx(ra[col], rel=1e-9, abs=0), col
+    flagged = {r["iteration"]: r["data_copying"] for r in a["rows"]}
+    assert flagged == {1000: False, 2000: True, 3000: False}, a["rows"]
+    assert a["data_copying"]["checkpoints"] == b["data_copying"]["checkpoints"] == ["ckpt_0002000.safetensors"]
+    assert "Nearest training images" in (tmp_path / "c2" / "report.html").read_text(encoding="utf-8")
+
+
 def test_dying_rank_fails_cleanly_without_report(tmp_path: Path, series: Path) -> None:
     res = _torchrun(tmp_path, series, tmp_path / "r3", GANEVAL_FAULT_RANK="1")
     assert res.returncode != 0
