@@ -14,7 +14,8 @@ import pandas as pd
 
 COLS = [("iteration", "iter"), ("fid", "FID"), ("fid_ci", "FID 95% CI"), ("is_mean", "IS"), ("kid_mean", "KID"),
         ("precision", "prec"), ("recall", "rec"), ("density", "dens"), ("coverage", "cov"), ("mnist_is", "MNIST-IS"),
-        ("mnist_fd", "MNIST FD"), ("mnist_fd_ci", "MNIST FD 95% CI"), ("modes_covered", "modes"), ("rank", "rank"), ("status", "status")]
+        ("mnist_fd", "MNIST FD"), ("mnist_fd_ci", "MNIST FD 95% CI"), ("mnist_fd_inf", "MNIST FD∞"), ("modes_covered", "modes"),
+        ("copying_ct", "C_T"), ("copy_share", "near-copy share"), ("copying_cells", "cells"), ("rank", "rank"), ("status", "status")]
 
 
 def _cell(row: pd.Series, key: str) -> str:
@@ -27,8 +28,14 @@ def _cell(row: pd.Series, key: str) -> str:
     if isinstance(v, float):
         if math.isinf(v):
             return "∞"
-        three = ("precision", "recall", "density", "coverage", "mnist_is", "is_mean")
-        return f"{v:.5f}" if key == "kid_mean" else f"{v:.3f}" if key in three else f"{v:.2f}"
+        three = ("precision", "recall", "density", "coverage", "mnist_is", "is_mean", "mnist_fd_inf")
+        if key == "copying_ct":
+            return f"{v:+.2f}"
+        if key in ("copy_share", "kid_mean"):
+            return f"{v:.4f}" if key == "copy_share" else f"{v:.5f}"
+        if key == "copying_cells":
+            return f"{v:.0f}"
+        return f"{v:.3f}" if key in three else f"{v:.2f}"
     return str(v)
 
 
