@@ -95,6 +95,10 @@ class _Evaluator:
         self.grids: dict[str, np.ndarray] = {}
         self.replicates: dict[str, dict[str, np.ndarray]] = {}
 
+    def _metric_inputs(self) -> dict[str, Any]:
+        """The options a metric function sees: the scoring options, the resolved copying sets, the device."""
+        return {**self.opts.as_dict(), **self.copy_sets.get("options", {}), "copy_device": self.device}
+
     def _dataset_for(self, extractor: str, dataset: str) -> torch.Tensor:
         if (extractor, dataset) not in self._datasets:
             batch = max(self.opts.batch_size, 500) if extractor == "mnist" else self.opts.batch_size  # small net: big batches
@@ -112,7 +116,7 @@ class _Evaluator:
         try:  # features come from the cache (or are extracted again: a few seconds for one checkpoint)
             got = extract(src, [self.extractors["mnist"]], self.opts.num_samples, self.opts.seed, self.opts.batch_size,
                           self.device, DistContext(), self.opts.use_cache)
-            options = {**self.opts.as_dict(), **self.copy_sets.get("options", {}), "copy_device": self.device}
+            options = self._metric_inputs()
             x = MetricInput(got.pool["mnist"], None, self.refs["mnist"], lambda: self._real_for("mnist"), options,
                             dataset=lambda d: self._dataset_for("mnist", d), memo=self.memo)
             ref = copying_reference(x)
@@ -220,7 +224,7 @@ class _Evaluator:
         if got.nonfinite:
             row["status"] = "nan_samples"
             row["error"] = f"{got.nonfinite} of {got.n} samples contain NaN/Inf"
-        options = {**self.opts.as_dict(), **self.copy_sets.get("options", {}), "copy_device": self.device}
+        options = self._metric_inputs()
         for metric in (m for m in self.metrics if m.extractor in names):
             if got.nonfinite:
                 for col in metric.columns:
@@ -258,7 +262,8 @@ class _Evaluator:
         keys = {"is_splits": 10, "kid_subsets": o.kid_subsets, "kid_subset_size": o.kid_subset_size,
                 "mode_min_share": o.mode_min_share, "version": 1}
         ids = self.copy_sets.get("ids", {})
-        keys.update({k: ids.get(k, o.as_dict().get(k)) for k in metric.option_keys})
+        given = o.as_dict() if metric.option_keys else {}
+        keys.update({k: ids.get(k, given.get(k)) for k in metric.option_keys})
         if "bootstrap" in metric.option_keys and not (got.paired and got.n == o.num_samples):
             keys.update(boot="own-samples", boot_seed=o.seed + 1)
         elif "bootstrap" in metric.option_keys:

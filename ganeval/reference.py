@@ -62,13 +62,18 @@ def cache_real_features(dataset: str, extractor: FeatureExtractor, feats: np.nda
     return path
 
 
+def _custom_key(pixel_sha256: str) -> str:
+    """Cache name of your own real images: ``custom-`` and the start of their pixels' SHA-256."""
+    return f"custom-{pixel_sha256[:16]}"
+
+
 def _dataset_key(meta: dict[str, Any]) -> str:
     """Cache name of a reference's real images: the MNIST split, or ``custom-<pixel SHA-256>``."""
     dataset = meta.get("dataset")
     if dataset in DATASETS:
         return str(dataset)
     if dataset == "custom" and meta.get("source") and meta.get("dataset_sha256"):
-        return f"custom-{str(meta['dataset_sha256'])[:16]}"
+        return _custom_key(str(meta["dataset_sha256"]))
     raise StatsError(f"reference dataset {dataset!r} has no real images here; KID and precision/recall need them")
 
 
@@ -116,7 +121,7 @@ def dataset_key(dataset: str | os.PathLike[str]) -> str:
     (read and verified here, so a bad path fails at once with one line)."""
     if str(dataset) in DATASETS:
         return str(dataset)
-    return f"custom-{real_images(dataset).meta['dataset_sha256'][:16]}"
+    return _custom_key(real_images(dataset).meta["dataset_sha256"])
 
 
 def dataset_features(dataset: str | os.PathLike[str], extractor: FeatureExtractor, batch_size: int = 64,
@@ -127,5 +132,5 @@ def dataset_features(dataset: str | os.PathLike[str], extractor: FeatureExtracto
         images = dataset_images(str(dataset))
         return _features(str(dataset), lambda: images, extractor, len(images), batch_size, write_cache)
     real = real_images(dataset)
-    key = f"custom-{real.meta['dataset_sha256'][:16]}"
-    return _features(key, lambda: real.images, extractor, len(real.images), batch_size, write_cache)
+    return _features(_custom_key(real.meta["dataset_sha256"]), lambda: real.images, extractor, len(real.images),
+                     batch_size, write_cache)

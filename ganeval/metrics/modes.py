@@ -20,11 +20,15 @@ def class_histogram(logits: torch.Tensor, num_classes: int = 10) -> np.ndarray:
 def mode_metrics(logits: torch.Tensor, min_share: float = 0.02, num_classes: int = 10) -> dict[str, float]:
     """``modes_covered`` (classes with ≥ ``min_share`` of samples), ``class_kl`` (KL of the histogram from
     uniform, nats) and ``mnist_confidence`` (mean max softmax probability)."""
-    hist = class_histogram(logits, num_classes)
-    nz = hist > 0
-    kl = float((hist[nz] * np.log(hist[nz] * num_classes)).sum())
+    kl, modes = _kl_and_modes(class_histogram(logits, num_classes), min_share)
     conf = float(logits.float().softmax(dim=1).max(dim=1).values.mean().item())
-    return {"modes_covered": int((hist >= min_share).sum()), "class_kl": kl, "mnist_confidence": conf}
+    return {"modes_covered": modes, "class_kl": kl, "mnist_confidence": conf}
+
+
+def _kl_and_modes(hist: np.ndarray, min_share: float) -> tuple[float, int]:
+    """KL(histogram ‖ uniform) in nats, and the classes holding at least ``min_share`` of the samples."""
+    nz = hist > 0
+    return float((hist[nz] * np.log(hist[nz] * len(hist))).sum()), int((hist >= min_share).sum())
 
 
 def mode_intervals(logits: torch.Tensor, indices: Sequence[np.ndarray], min_share: float = 0.02, num_classes: int = 10,
@@ -35,12 +39,9 @@ def mode_intervals(logits: torch.Tensor, indices: Sequence[np.ndarray], min_shar
     pred = logits.argmax(dim=1).cpu().numpy()
     kls, modes = np.empty(len(indices)), np.empty(len(indices))
     for b, idx in enumerate(indices):
-        hist = np.bincount(pred[idx], minlength=num_classes) / max(len(idx), 1)
-        nz = hist > 0
-        kls[b] = float((hist[nz] * np.log(hist[nz] * num_classes)).sum())
-        modes[b] = int((hist >= min_share).sum())
-    point = mode_metrics(logits, min_share, num_classes)
-    lo, hi = bootstrap_interval(point["class_kl"], kls, level)
+        kls[b], modes[b] = _kl_and_modes(np.bincount(pred[idx], minlength=num_classes) / max(len(idx), 1), min_share)
+    point_kl, _ = _kl_and_modes(np.bincount(pred, minlength=num_classes) / max(len(pred), 1), min_share)
+    lo, hi = bootstrap_interval(point_kl, kls, level)
     m_lo, m_hi = np.quantile(modes, [(1 - level) / 2, (1 + level) / 2]) if len(modes) >= 2 else (np.nan, np.nan)
     return {"class_kl_ci_low": max(lo, 0.0) if math.isfinite(lo) else lo, "class_kl_ci_high": hi,
             "modes_ci_low": float(m_lo), "modes_ci_high": float(m_hi)}
