@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ganeval.errors import EXIT_FAILED, EXIT_OK, GanevalError
+from ganeval.metrics.directions import HIGHER_BETTER
 
 #: criterion → (report column, "max" or "min").
 LIMITS: dict[str, tuple[str, str]] = {
@@ -28,7 +29,6 @@ METRIC_OF = {"fid": "fid", "is_mean": "is", "kid_mean": "kid", "mnist_is": "mnis
              "density": "dc", "coverage": "dc", "copying_ct": "copying",
              "inception_copying_ct": "inception_copying"}
 INCEPTION_COLUMNS = {"fid", "is_mean", "kid_mean", "precision", "recall", "density", "coverage", "inception_copying_ct"}
-HIGHER_BETTER = {"is_mean", "mnist_is", "precision", "recall", "coverage", "modes_covered"}
 STD_COLUMN = {"is_mean": "is_std", "kid_mean": "kid_std", "mnist_is": "mnist_is_std"}
 
 

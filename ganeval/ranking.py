@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ganeval.metrics.directions import HIGHER_BETTER
 from ganeval.metrics.interval import bootstrap_interval
 
 __all__ = ["add_ranks", "bootstrap_interval", "copying_rows", "late_collapse", "mode_collapse_beyond_noise", "mode_collapse_rows",
@@ -35,7 +36,7 @@ def add_ranks(df: pd.DataFrame, primary: str) -> pd.DataFrame:
 
     With ``fid`` primary, rows that have an FID rank first (by FID), the others after them by MNIST FD.
     """
-    higher_better = primary in ("is_mean", "mnist_is", "precision", "recall", "modes_covered")
+    higher_better = primary in HIGHER_BETTER
     ok = df["status"] == "ok"
     key = df[primary].astype(float) * (-1 if higher_better else 1)
     tier = pd.Series(np.where(key.notna(), 0, 1), index=df.index)

@@ -186,3 +186,15 @@ def test_cached_metric_missing_a_column_is_recomputed(tmp_path: Path) -> None:
     assert stale == 1
     again = score(tmp_path / "run", **FAST).iloc[0]
     assert again["mnist_confidence"] == pytest.approx(first["mnist_confidence"], rel=1e-12)
+
+
+@pytest.mark.parametrize(("primary", "best"), [("coverage", "b"), ("recall", "b"), ("kid_mean", "a"), ("mnist_fd", "a")])
+def test_rank_direction_follows_the_shared_table(primary: str, best: str) -> None:
+    import pandas as pd
+
+    from ganeval.ranking import add_ranks
+
+    df = pd.DataFrame({"checkpoint": ["a", "b"], "status": ["ok", "ok"], "coverage": [0.2, 0.9], "recall": [0.1, 0.5],
+                       "kid_mean": [0.01, 0.05], "mnist_fd": [1.0, 3.0]})
+    ranked = add_ranks(df, primary)
+    assert ranked.loc[ranked["is_best"], "checkpoint"].tolist() == [best]
