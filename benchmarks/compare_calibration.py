@@ -1,0 +1,97 @@
+"""Is ``ganeval compare``'s interval honest? Its false-positive rate when two models are the same, and its
+power when one is worse (by hand, not a test; the numbers are in docs/compare.md).
+
+Null, stored samples: two disjoint sets of real MNIST training digits (independent resamples).
+Null, generators: two "generators" that each return digits from their own disjoint bank of 2,000 real training
+digits, picked by the shared latents (paired resamples). Power: the second bank's digits plus noise.
+Every comparison goes through ``ganeval.compare`` on MNIST FD at the given N.
+
+    python benchmarks/compare_calibration.py [--n 1000] [--pairs 100] [--bootstrap 100] [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+
+import numpy as np
+import torch
+from torch import nn
+
+from ganeval.comparing import compare
+from ganeval.data import load_mnist
+
+
+class Bank(nn.Module):
+    """z → one of the bank's digits (chosen by z[:, 0]) plus ``noise`` × a fixed z-dependent pattern."""
+
+    def __init__(self, images: np.ndarray, noise: float = 0.0, latent_dim: int = 16) -> None:
+        super().__init__()
+        self.latent_dim, self.noise = latent_dim, noise
+        self.bank = torch.from_numpy(images.astype(np.float32) / 127.5 - 1).unsqueeze(1)
+        self.proj = torch.randn(latent_dim, 784, generator=torch.Generator().manual_seed(0))
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        k = self.bank.shape[0]
+        idx = (torch.special.ndtr(z[:, 0]) * k).long().clamp(0, k - 1)
+        return (self.bank[idx] + self.noise * torch.tanh(z @ self.proj).view(-1, 1, 28, 28)).clamp(-1, 1)
+
+
+def _run(a: object, b: object, n: int, bootstrap: int, seed: int) -> dict[str, float]:
+    comp = compare({"a": a, "b": b}, num_samples=n, metrics=("mnist_fd",), bootstrap=bootstrap, seed=seed, device="cpu",
+                   progress=False)
+    r = comp.differences.iloc[0]
+    return {k: float(r[k]) for k in ("difference", "ci_low", "ci_high")} | {"significant": bool(r["significant"])}
+
+
+def _summary(name: str, rows: list[dict[str, float]]) -> dict[str, float]:
+    k = sum(r["significant"] for r in rows)
+    p = k / len(rows)
+    half = 1.96 * math.sqrt(max(p * (1 - p), 1e-12) / len(rows))
+    width = float(np.median([r["ci_high"] - r["ci_low"] for r in rows]))
+    diff = float(np.mean([r["difference"] for r in rows]))
+    print(f"{name:<44} significant {k:>3}/{len(rows)} = {p:.3f} (±{half:.3f})  mean difference {diff:+.4f}  "
+          f"median CI width {width:.4f}", flush=True)
+    return {"significant": k, "pairs": len(rows), "rate": p, "mean_difference": diff, "median_ci_width": width}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--n", type=int, default=1000)
+    ap.add_argument("--pairs", type=int, default=100)
+    ap.add_argument("--power-pairs", type=int, default=30)
+    ap.add_argument("--bootstrap", type=int, default=100)
+    ap.add_argument("--noise", type=float, nargs="+", default=[0.02, 0.05, 0.1])
+    ap.add_argument("--json", default=None)
+    args = ap.parse_args()
+    images, _ = load_mnist("train")
+    rng = np.random.default_rng(0)
+    t0 = time.time()
+    out: dict[str, object] = {"n": args.n, "bootstrap": args.bootstrap}
+    rows = []
+    for _ in range(args.pairs):
+        idx = rng.permutation(len(images))[: 2 * args.n]
+        rows.append(_run(images[idx[: args.n]], images[idx[args.n:]], args.n, args.bootstrap, 0))
+    out["null_stored_samples"] = _summary("null: disjoint real digit sets (unpaired)", rows)
+    rows = []
+    for i in range(args.pairs):
+        idx = rng.permutation(len(images))[:4000]
+        rows.append(_run(Bank(images[idx[:2000]]), Bank(images[idx[2000:]]), args.n, args.bootstrap, i))
+    out["null_generators"] = _summary("null: disjoint digit banks (paired)", rows)
+    for noise in args.noise:
+        rows = []
+        for i in range(args.power_pairs):
+            idx = rng.permutation(len(images))[:4000]
+            rows.append(_run(Bank(images[idx[:2000]]), Bank(images[idx[2000:]], noise), args.n, args.bootstrap, i))
+        out[f"power_noise_{noise}"] = _summary(f"power: second bank + noise {noise}", rows)
+    out["seconds"] = round(time.time() - t0, 1)
+    print(f"{out['seconds']} s")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(out, f, indent=2)
+
+
+if __name__ == "__main__":
+    main()

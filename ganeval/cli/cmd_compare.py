@@ -1,0 +1,66 @@
+"""``ganeval compare A B …`` / ``--arm NAME RUN… --arm NAME RUN…``: is one model better than another, beyond noise?"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from ganeval.cli.cmd_score import add_score_options, options_from_args
+from ganeval.errors import EXIT_FAILED, EXIT_OK, GanevalError
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("compare", help="compare models (or several runs of each) with intervals of their differences",
+                       description="Score two or more models in one run (same latents, reference and resampled indices) "
+                                   "and give each one's FID / MNIST FD difference from the baseline with an interval: "
+                                   "a paired bootstrap over samples for single runs, a Welch interval over runs when "
+                                   "each arm has several (training seeds). docs/compare.md")
+    p.add_argument("target", type=Path, nargs="*", metavar="TARGET",
+                   help="one model per argument (a checkpoint, TorchScript/ONNX file, or a folder, zip or .npz of samples)")
+    p.add_argument("--arm", nargs="+", action="append", metavar=("NAME", "RUN"), default=None,
+                   help="a named arm and its runs (e.g. --arm dcgan s1/ckpt.safetensors s2/ckpt.safetensors); repeat per arm")
+    p.add_argument("--baseline", default=None, help="the arm the others are compared with (default: the first)")
+    add_score_options(p)
+    p.add_argument("--out", type=Path, default=None, help="report folder (default: the runs' common folder/compare)")
+    p.add_argument("--json", action="store_true", help="print compare.json on stdout")
+    p.set_defaults(func=run)
+
+
+def _arms(args: argparse.Namespace) -> dict[str, list[Path]] | list[Path]:
+    if args.arm and args.target:
+        raise GanevalError("give the models either as TARGETs or as --arm NAME RUN…, not both")
+    if not args.arm:
+        return list(args.target)
+    arms: dict[str, list[Path]] = {}
+    for name, *runs in args.arm:
+        if not runs:
+            raise GanevalError(f"--arm {name}: no runs given (--arm NAME RUN [RUN …])")
+        if name in arms:
+            raise GanevalError(f"--arm {name}: given twice")
+        arms[name] = [Path(r) for r in runs]
+    return arms
+
+
+def run(args: argparse.Namespace) -> int:
+    from ganeval.comparing import compare
+
+    if args.distributed:
+        raise GanevalError("compare runs in one process; --distributed is not supported (score each arm with torchrun instead)")
+    opts = options_from_args(args).as_dict()
+    extra = opts.pop("extra")
+    opts["inception_all"] = True
+    comp = compare(_arms(args), baseline=args.baseline, out=args.out, write_report=True, **extra, **opts)
+    report = comp.summary["report"]
+    if args.json:
+        print(Path(report["json"]).read_text(), end="")
+    else:
+        cols = [c for c in ("arm", "runs_scored", "fid", "is_mean", "kid_mean", "mnist_is", "mnist_fd", "modes_covered",
+                            "copying_ct") if c in comp.arms and comp.arms[c].notna().any()]
+        print(comp.arms[cols].to_string(index=False))
+        for line in comp.summary["verdict_lines"]:
+            print(line)
+        print(f"report: {report['html']}")
+    for _, row in comp.members[comp.members["status"] == "error"].iterrows():
+        print(f"ganeval: error: {row['error']}", file=sys.stderr)
+    return EXIT_FAILED if comp.failed else EXIT_OK

@@ -1,0 +1,316 @@
+"""``compare``: is model B better than model A, beyond noise?
+
+Every model (an *arm*) is scored in one run: the same latent set, the same reference statistics, the same
+resampled indices. Each arm's difference from the baseline arm gets an interval:
+
+- one run per arm: a bootstrap interval of the difference, paired over samples (generators share the latent
+  set). It covers sampling noise only, not how much another training seed would change the result;
+- several runs per arm (training seeds), in both arms: a Welch t-interval over the runs, which covers both.
+
+Only Fréchet distances (``fid``, ``mnist_fd``) carry bootstrap replicates, so only they get difference
+intervals; the other metrics are reported per arm.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import stats as sstats
+
+from ganeval.errors import GanevalError
+from ganeval.evaluate import ScoreResult, score_series
+from ganeval.inputs import SAMPLE_KINDS, Series, Source, resolve_target
+from ganeval.metrics.interval import bootstrap_interval
+from ganeval.options import ScoreOptions
+from ganeval.summary import BOOTSTRAP_METHOD, SCHEMA_VERSION, row_dict
+from ganeval.version import __version__
+
+#: Metrics with bootstrap replicates: the ones that get an interval of the difference (all lower-is-better).
+DIFF_METRICS = ("fid", "mnist_fd")
+#: Per-arm columns shown in ``arms`` (mean over the arm's runs), when computed.
+ARM_COLUMNS = ("fid", "fid_inf", "is_mean", "kid_mean", "precision", "recall", "density", "coverage", "mnist_is",
+               "mnist_fd", "mnist_fd_inf", "modes_covered", "class_kl", "mnist_intra_fd", "copying_ct", "copy_share",
+               "inception_copying_ct")
+LABELS = {"fid": "FID", "mnist_fd": "MNIST FD"}
+
+
+@dataclass
+class Comparison:
+    """Per-run rows (``members``), per-arm means (``arms``), differences from the baseline, and the summary."""
+
+    members: pd.DataFrame
+    arms: pd.DataFrame
+    differences: pd.DataFrame
+    summary: dict[str, Any]
+    result: ScoreResult
+    failed: bool = False
+    #: Arm name → the member names in it, in the given order.
+    arm_members: dict[str, list[str]] = field(default_factory=dict)
+
+
+# -- arms -------------------------------------------------------------------------------------------------------
+def _one_source(target: Any, hints: dict[str, Any]) -> Source:
+    series = resolve_target(target, **hints)
+    if len(series.sources) != 1:
+        where = target if isinstance(target, (str, os.PathLike)) else type(target).__name__
+        raise GanevalError(f"{where}: holds {len(series.sources)} checkpoints or generators; compare takes one per run "
+                           f"(name the file, e.g. {series.sources[-1].path or series.sources[-1].name}; "
+                           "`ganeval score` finds a run's best)")
+    return series.sources[0]
+
+
+def _names(targets: list[Any]) -> list[str]:
+    """Arm names for positional targets: the file stems, else ``folder/stem``, else the paths given."""
+    def name(t: Any, depth: int) -> str:
+        if isinstance(t, (str, os.PathLike)):
+            p = Path(t)
+            stem = p.stem if p.is_file() else p.name
+            return stem if depth == 0 else f"{p.parent.name}/{stem}" if depth == 1 else str(t)
+        return getattr(t, "__name__", None) or type(t).__name__
+
+    for depth in range(3):
+        names = [name(t, depth) for t in targets]
+        if len(set(names)) == len(names):
+            return names
+    return [f"{n} ({i})" for i, n in enumerate(names, 1)]
+
+
+def normalise_arms(arms: Mapping[str, Any] | Sequence[Any]) -> dict[str, list[Any]]:
+    """``{name: [targets]}`` from a mapping (a value may be one target or a list of runs) or a list of targets
+    (one arm each, named by the file). At least two arms, unique names, none empty."""
+    if isinstance(arms, Mapping):
+        out = {str(k): (list(v) if isinstance(v, (list, tuple)) else [v]) for k, v in arms.items()}
+    elif isinstance(arms, (str, os.PathLike)) or not isinstance(arms, Sequence):
+        raise GanevalError("compare needs at least two models (arms) to compare")
+    else:
+        targets = list(arms)
+        out = {n: [t] for n, t in zip(_names(targets), targets, strict=True)}
+    if len(out) < 2:
+        raise GanevalError(f"compare needs at least two models (arms) to compare (got {len(out)})")
+    empty = [k for k, v in out.items() if not v]
+    if empty:
+        raise GanevalError(f"arm {empty[0]!r} has no runs")
+    return out
+
+
+def _series(arms: dict[str, list[Any]], hints: dict[str, Any]) -> tuple[Series, dict[str, list[str]]]:
+    sources: list[Source] = []
+    members: dict[str, list[str]] = {}
+    for arm, targets in arms.items():
+        members[arm] = []
+        for i, t in enumerate(targets, 1):
+            src = _one_source(t, hints)
+            src.name = arm if len(targets) == 1 else f"{arm}/{i}:{src.name}"
+            src.iteration = len(sources) + 1
+            sources.append(src)
+            members[arm].append(src.name)
+    paths = [Path(t).resolve() for ts in arms.values() for t in ts if isinstance(t, (str, os.PathLike))]
+    root = Path(os.path.commonpath([str(p.parent) for p in paths])) if paths else Path.cwd()
+    return Series(sources, [], root), members
+
+
+# -- statistics -------------------------------------------------------------------------------------------------
+def _values(df: pd.DataFrame, names: list[str], col: str) -> np.ndarray:
+    rows = df[df["checkpoint"].isin(names) & df["status"].isin(["ok", "nan_samples"])]
+    return pd.to_numeric(rows[col], errors="coerce").to_numpy(dtype=float) if col in rows else np.array([])
+
+
+def _arm_replicates(result: ScoreResult, df: pd.DataFrame, names: list[str], col: str) -> np.ndarray | None:
+    """Replicates of the arm's mean over its scored runs (the same resampled indices in every run)."""
+    ok = df[df["checkpoint"].isin(names) & df["status"].isin(["ok", "nan_samples"])]["checkpoint"]
+    reps = [result.replicates.get(n, {}).get(col) for n in ok]
+    if not reps or any(r is None for r in reps) or len({len(r) for r in reps}) != 1:
+        return None
+    return np.mean(np.stack(reps), axis=0)
+
+
+def _difference(result: ScoreResult, df: pd.DataFrame, arm: list[str], base: list[str], col: str, level: float,
+                paired: bool) -> dict[str, Any]:
+    a, b = _values(df, arm, col), _values(df, base, col)
+    a, b = a[~np.isnan(a)], b[~np.isnan(b)]
+    out: dict[str, Any] = {"runs": len(a), "baseline_runs": len(b)}
+    if not len(a) or not len(b):
+        return {**out, "method": "not computed in both arms"}
+    va, vb = float(a.mean()), float(b.mean())
+    d = va - vb
+    out.update(value=va, baseline_value=vb, difference=d, relative=d / abs(vb) if vb and math.isfinite(vb) else math.nan)
+    if not (math.isfinite(va) and math.isfinite(vb)):
+        out.update(method="non-finite (samples with NaN/Inf)", significant=math.isfinite(va) != math.isfinite(vb))
+        return out
+    if len(a) >= 2 and len(b) >= 2:
+        res = sstats.ttest_ind(a, b, equal_var=False)
+        lo, hi = res.confidence_interval(level)
+        out.update(ci_low=float(lo), ci_high=float(hi), p_value=float(res.pvalue), method="Welch t-interval over runs")
+    else:
+        ra, rb = _arm_replicates(result, df, arm, col), _arm_replicates(result, df, base, col)
+        if ra is None or rb is None:
+            return {**out, "method": "no bootstrap replicates (--bootstrap 0)", "significant": False}
+        lo, hi = bootstrap_interval(d, ra - rb, level)
+        how = "paired bootstrap over samples" if paired else "bootstrap over samples (independent resamples)"
+        if max(len(a), len(b)) >= 2:
+            how += "; run-to-run variation not included (one arm has a single run)"
+        out.update(ci_low=lo, ci_high=hi, method=how)
+    lo, hi = out["ci_low"], out["ci_high"]
+    out["significant"] = bool(math.isfinite(lo) and math.isfinite(hi) and (lo > 0 or hi < 0))
+    return out
+
+
+def _verdict_word(row: dict[str, Any]) -> str:
+    if not row.get("significant"):
+        return "no detectable difference"
+    return "better" if row["difference"] < 0 else "worse"  # DIFF_METRICS are distances
+
+
+def differences(result: ScoreResult, members: dict[str, list[str]], baseline: str, level: float) -> pd.DataFrame:
+    """One row per (arm ≠ baseline, metric in ``DIFF_METRICS`` computed in both): difference, interval, verdict."""
+    df = result.table
+    rows = []
+    for arm, names in members.items():
+        if arm == baseline:
+            continue
+        for col in DIFF_METRICS:
+            if col not in df or df[col].isna().all():
+                continue
+            paired = bool(df.loc[df["checkpoint"].isin(names + members[baseline]), "paired"].all()) if "paired" in df else True
+            row = {"arm": arm, "baseline": baseline, "metric": col, "level": level,
+                   **_difference(result, df, names, members[baseline], col, level, paired)}
+            if "difference" in row:
+                row["verdict"] = _verdict_word(row)
+            rows.append(row)
+    cols = ["arm", "baseline", "metric", "value", "baseline_value", "difference", "relative", "ci_low", "ci_high", "level",
+            "significant", "verdict", "p_value", "runs", "baseline_runs", "method"]
+    out = pd.DataFrame(rows)
+    for c in cols:
+        if c not in out:
+            out[c] = np.nan
+    return out[cols]
+
+
+def arm_table(df: pd.DataFrame, result: ScoreResult, members: dict[str, list[str]], level: float) -> pd.DataFrame:
+    """Per arm: runs scored, the mean of each metric over its runs (``_sd`` across runs when ≥ 2), FD intervals,
+    and whether any run is flagged for mode collapse (beyond noise) or data copying."""
+    rows = []
+    for arm, names in members.items():
+        mine = df[df["checkpoint"].isin(names)]
+        ok = mine[mine["status"].isin(["ok", "nan_samples"])]
+        row: dict[str, Any] = {"arm": arm, "runs": len(names), "runs_scored": len(ok)}
+        for col in (c for c in ARM_COLUMNS if c in df and df[c].notna().any()):
+            v = pd.to_numeric(ok[col], errors="coerce").to_numpy(dtype=float)
+            v = v[~np.isnan(v)]
+            row[col] = float(v.mean()) if len(v) else math.nan
+            if len(names) > 1:
+                row[f"{col}_sd"] = float(v.std(ddof=1)) if len(v) > 1 else math.nan
+            if col in DIFF_METRICS:
+                reps = _arm_replicates(result, df, names, col)
+                lo, hi = bootstrap_interval(row[col], reps, level) if reps is not None else (math.nan, math.nan)
+                row[f"{col}_ci_low"], row[f"{col}_ci_high"] = lo, hi
+        for flag in ("mode_collapse_sure", "data_copying"):
+            if flag in mine:
+                row[flag] = bool(mine[flag].fillna(False).astype(bool).any())
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+# -- verdict ------------------------------------------------------------------------------------------------------
+def _f(x: float) -> str:
+    return "inf" if math.isinf(x) else f"{x:.3g}" if abs(x) < 10 else f"{x:.2f}"
+
+
+def verdict_lines(diffs: pd.DataFrame, arms: pd.DataFrame, primary: str, n: int) -> list[str]:
+    """A sentence per arm on the primary metric, then the flags."""
+    lines = []
+    for _, r in diffs[diffs["metric"] == primary].iterrows():
+        label = LABELS.get(primary, primary)
+        if pd.isna(r["difference"]):
+            lines.append(f"{r['arm']} vs {r['baseline']}: {label} not computed in both.")
+            continue
+        text = f"{r['arm']} vs {r['baseline']}: {label} {_f(r['value'])} vs {_f(r['baseline_value'])}, difference {r['difference']:+.3g}"
+        if not pd.isna(r["ci_low"]):
+            text += f" ({int(round(r['level'] * 100))}% CI [{r['ci_low']:+.3g}, {r['ci_high']:+.3g}], {r['method']})"
+        word = r["verdict"]
+        if word == "no detectable difference":
+            more = "more runs" if "Welch" in str(r["method"]) else "more samples (--num-samples) or runs"
+            text += f": no difference detectable at N = {n:,}; {more} would be needed to tell them apart."
+        else:
+            text += f": {r['arm']} is {word}."
+        lines.append(text)
+    for flag, what in (("mode_collapse_sure", "mode collapse beyond noise"), ("data_copying", "data copying")):
+        if flag in arms and arms[flag].any():
+            lines.append(f"Flagged for {what}: {', '.join(arms.loc[arms[flag], 'arm'])}.")
+    return lines
+
+
+# -- API ----------------------------------------------------------------------------------------------------------
+def compare(arms: Mapping[str, Any] | Sequence[Any], *, baseline: str | None = None, out: str | os.PathLike[str] | None = None,
+            write_report: bool = False, z_dim: int | None = None, z_type: str | None = None,
+            output_range: str | None = None, **options: Any) -> Comparison:
+    """Score every arm's runs in one pass and compare each arm with ``baseline`` (default: the first arm).
+
+    ``arms``: ``{"name": target or [targets]}`` or a list of targets (one arm each). A target is anything
+    ``score`` takes that is one generator or sample set (a checkpoint, TorchScript/ONNX file, sample folder,
+    zip or .npz, a callable, an array). ``options`` are ``score``'s; Inception metrics run on every run.
+    With ``write_report`` (or ``out``) the tables, ``compare.json`` and ``compare.html`` are written to ``out``
+    (default: the runs' common folder + ``/compare``).
+    """
+    t0 = time.time()
+    named = normalise_arms(arms)
+    base = next(iter(named)) if baseline is None else str(baseline)
+    if base not in named:
+        raise GanevalError(f"baseline {base!r} is not one of the arms ({', '.join(named)})")
+    named = {base: named[base], **{k: v for k, v in named.items() if k != base}}
+    options.setdefault("inception_all", True)
+    opts = ScoreOptions.from_kwargs(**options)
+    hints = {k: v for k, v in {"z_dim": z_dim, "z_type": z_type, "output_range": output_range, **opts.extra}.items()
+             if k in ("z_dim", "z_type", "output_range", "cache_key") and v is not None}
+    opts.extra = {**opts.extra, **hints}
+    series, members = _series(named, hints)
+    kinds = {s.name: s.kind for s in series.sources}
+    result = score_series(series, opts)
+    df = result.table.copy()
+    df.insert(0, "arm", [next(a for a, ns in members.items() if name in ns) for name in df["checkpoint"]])
+    df["paired"] = [kinds[name] not in SAMPLE_KINDS for name in df["checkpoint"]]
+    df = df.drop(columns=[c for c in ("rank", "is_best") if c in df])
+    result.table = df
+    diffs = differences(result, members, base, opts.ci)
+    arm_df = arm_table(df, result, members, opts.ci)
+    primary = next((m for m in DIFF_METRICS if m in df and df[m].notna().any()), "mnist_fd")
+    notes = [n for n in result.summary.get("notes", []) if "late" not in n]
+    ns = sorted({int(v) for v in pd.to_numeric(df.loc[df["status"] != "error", "n_samples"], errors="coerce").dropna()})
+    if len(ns) > 1:
+        notes.append(f"the runs have different sample counts ({', '.join(map(str, ns))}): a Fréchet distance is biased "
+                     "by N, so compare at one N (or use fid_inf / mnist_fd_inf, which extrapolate to infinite N)")
+    single = [a for a, ns_ in members.items() if len(ns_) == 1]
+    if single and len(single) < len(members):
+        notes.append(f"{', '.join(single)}: a single run, so intervals against it leave out run-to-run variation "
+                     "(training seeds); give several runs per arm for a Welch interval over runs")
+    errors = df[df["status"] == "error"]
+    lines = verdict_lines(diffs, arm_df, primary, opts.num_samples)
+    summary = {
+        "schema": SCHEMA_VERSION, "kind": "compare", "ganeval_version": __version__,
+        "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "baseline": base, "primary_metric": primary, "verdict": " ".join(lines), "verdict_lines": lines,
+        "arms": [{"arm": a, "members": [{"name": n, "path": df.loc[df["checkpoint"] == n, "path"].iloc[0]} for n in ns_]}
+                 for a, ns_ in members.items()],
+        "differences": [row_dict(r) for _, r in diffs.iterrows()],
+        "arm_means": [row_dict(r) for _, r in arm_df.iterrows()],
+        "n_samples": opts.num_samples, "seed": opts.seed, "reference": opts.reference, "precision": opts.precision,
+        "bootstrap": {"replicates": opts.bootstrap, "level": opts.ci, "method": BOOTSTRAP_METHOD},
+        "provenance": result.summary.get("provenance", {}), "options": opts.as_dict(), "notes": notes,
+        "n_errors": len(errors), "seconds": round(time.time() - t0, 1),
+        "rows": [row_dict(r) for _, r in df.iterrows()],
+    }
+    comp = Comparison(df, arm_df, diffs, summary, result, bool(len(errors)), members)
+    if write_report or out is not None:
+        from ganeval.report.comparison import write_comparison
+
+        paths = write_comparison(comp, out or series.root / "compare")
+        summary["report"] = {k: str(v) for k, v in paths.items()}
+    return comp

@@ -1,0 +1,155 @@
+"""The ``compare`` report: ``members.csv``/``.parquet``, ``arms.csv``, ``differences.csv``, ``compare.json`` and a
+self-contained ``compare.html`` (verdict, differences with a forest plot, per-arm means, samples, provenance)."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+from html import escape
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from ganeval.atomic import atomic_path, write_text
+from ganeval.report.html import CSS, _notes, _provenance, fmt, render_table
+from ganeval.report.images import data_uri, mosaic, png_bytes
+from ganeval.report.plots import _mpl_text, _palette_png
+
+if TYPE_CHECKING:
+    from ganeval.comparing import Comparison
+
+LABELS = {"fid": "FID", "mnist_fd": "MNIST FD"}
+
+
+def forest_plot(diffs: pd.DataFrame, dpi: int = 90) -> bytes | None:
+    """Each arm's difference from the baseline with its interval, one panel per metric; None when nothing to draw."""
+    from matplotlib.figure import Figure
+
+    d = diffs[np.isfinite(pd.to_numeric(diffs["difference"], errors="coerce").astype(float))]
+    metrics = list(dict.fromkeys(d["metric"]))
+    if not metrics:
+        return None
+    arms = list(dict.fromkeys(d["arm"]))
+    fig = Figure(figsize=(7, 0.9 + 0.45 * len(arms) * len(metrics) + 0.5 * len(metrics)), dpi=dpi, layout="constrained")
+    axes = fig.subplots(len(metrics), 1, squeeze=False)[:, 0]
+    for ax, metric in zip(axes, metrics, strict=True):
+        rows = d[d["metric"] == metric]
+        y = np.arange(len(rows))[::-1]
+        x = rows["difference"].to_numpy(dtype=float)
+        lo = rows["ci_low"].to_numpy(dtype=float)
+        hi = rows["ci_high"].to_numpy(dtype=float)
+        has = np.isfinite(lo) & np.isfinite(hi)
+        colors = ["#2e8b57" if v == "better" else "#c0392b" if v == "worse" else "#555" for v in rows["verdict"]]
+        for yi, xi, low, high, c, ok in zip(y, x, lo, hi, colors, has, strict=True):
+            if ok:
+                ax.plot([low, high], [yi, yi], color=c, lw=2)
+            ax.plot([xi], [yi], "o", color=c)
+        ax.axvline(0, color="#999", lw=1, ls="--")
+        ax.set_yticks(y, [_mpl_text(str(a), 24) for a in rows["arm"]])
+        base = _mpl_text(str(rows["baseline"].iloc[0]), 24)
+        ax.set_xlabel(f"{LABELS.get(metric, metric)}: arm − {base} (lower is better)")
+        ax.set_ylim(-0.7, len(rows) - 0.3)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi, facecolor="white")
+    return _palette_png(buf.getvalue())
+
+
+def _cell(x: Any, spec: str = "sig4") -> str:
+    return fmt(x, spec)
+
+
+def _diff_table(diffs: pd.DataFrame) -> str:
+    if diffs.empty:
+        return "<p class=muted>No Fréchet distance was computed in two arms: nothing to compare with an interval.</p>"
+    head = ("<tr><th>arm</th><th>metric</th><th>arm value</th><th>baseline value</th><th>difference</th><th>relative</th>"
+            "<th>interval</th><th>verdict</th><th>p</th><th>runs</th><th>method</th></tr>")
+    body = []
+    for _, r in diffs.iterrows():
+        rel = r["relative"]
+        rel_s = "" if pd.isna(rel) else f"{100 * float(rel):+.1f}%"
+        ci = "" if pd.isna(r["ci_low"]) else f"[{float(r['ci_low']):+.4g}, {float(r['ci_high']):+.4g}]"
+        diff = "" if pd.isna(r["difference"]) else f"{float(r['difference']):+.4g}"
+        verdict = "" if pd.isna(r["verdict"]) else str(r["verdict"])
+        cls = " class=best" if verdict == "better" else " class=error" if verdict == "worse" else ""
+        runs = f"{int(r['runs'])} vs {int(r['baseline_runs'])}" if not pd.isna(r["runs"]) else ""
+        body.append(f"<tr{cls}><td>{escape(str(r['arm']))}</td><td>{escape(LABELS.get(str(r['metric']), str(r['metric'])))}</td>"
+                    f"<td class=n>{_cell(r['value'])}</td><td class=n>{_cell(r['baseline_value'])}</td>"
+                    f"<td class=n>{diff}</td><td class=n>{rel_s}</td><td class=n>{ci}</td><td>{escape(verdict)}</td>"
+                    f"<td class=n>{_cell(r['p_value'], '.3g')}</td><td class=n>{runs}</td><td>{escape(str(r['method']))}</td></tr>")
+    return f"<div class=scroll><table><thead>{head}</thead><tbody>{''.join(body)}</tbody></table></div>"
+
+
+def _arm_table(arms: pd.DataFrame) -> str:
+    cols = [c for c in arms.columns if c != "arm"]
+    head = "<tr><th>arm</th>" + "".join(f"<th>{escape(c)}</th>" for c in cols) + "</tr>"
+    body = []
+    for _, r in arms.iterrows():
+        cells = []
+        for c in cols:
+            v = r[c]
+            cells.append(f"<td class=n>{escape(str(bool(v))) if isinstance(v, (bool, np.bool_)) else _cell(v)}</td>")
+        body.append(f"<tr><td>{escape(str(r['arm']))}</td>{''.join(cells)}</tr>")
+    return f"<div class=scroll><table><thead>{head}</thead><tbody>{''.join(body)}</tbody></table></div>"
+
+
+def _samples(comp: Comparison) -> str:
+    out = []
+    for arm, names in comp.arm_members.items():
+        grid = next((comp.result.grids[n] for n in names if comp.result.grids.get(n) is not None), None)
+        if grid is None:
+            out.append(f"<p class=muted>{escape(arm)}: no samples.</p>")
+            continue
+        png = png_bytes(mosaic(grid, scale=3))
+        out.append(f'<figure><img class=px src="{data_uri(png, "image/png")}" alt="samples of {escape(arm)}">'
+                   f"<figcaption><code>{escape(arm)}</code> (first run)</figcaption></figure>")
+    return "".join(out)
+
+
+def render_comparison(comp: Comparison) -> str:
+    """The whole comparison page as one HTML string (no external resources, no scripts)."""
+    s = comp.summary
+    title = f"ganeval compare — {len(comp.arm_members)} arms, baseline {s.get('baseline')}"
+    png = forest_plot(comp.differences)
+    plot = (f'<img src="{data_uri(png, "image/png")}" alt="differences from the baseline" style="max-width:100%">'
+            if png else "<p class=muted>No differences to plot.</p>")
+    verdict = "".join(f"<p class=verdict>{escape(line)}</p>" for line in s.get("verdict_lines") or ["No verdict."])
+    banner = (f"<p class=banner>{s.get('n_errors')} run(s) could not be scored; see the error column.</p>"
+              if s.get("n_errors") else "")
+    csp = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
+    return "\n".join([
+        "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
+        f'<meta http-equiv="Content-Security-Policy" content="{csp}">',
+        f"<title>{escape(title)}</title><style>{CSS}</style></head><body>",
+        f"<h1>{escape(title)}</h1>",
+        f"<p class=muted>{escape(str(s.get('date', '')))} · N = {escape(str(s.get('n_samples', '?')))} per run</p>",
+        verdict, banner,
+        "<h2>Notes</h2>", _notes(s),
+        "<h2>Differences from the baseline</h2>", _diff_table(comp.differences), plot,
+        "<h2>Arms (mean over runs)</h2>", _arm_table(comp.arms),
+        "<h2>Runs</h2>", render_table(comp.members),
+        "<h2>Samples</h2>", _samples(comp),
+        "<h2>Provenance</h2>", _provenance(s),
+        "</body></html>",
+    ])
+
+
+def write_comparison(comp: Comparison, out_dir: str | os.PathLike[str]) -> dict[str, Path]:
+    """Write every comparison file into ``out_dir`` atomically; returns their paths by kind."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {"members_csv": out / "members.csv", "members_parquet": out / "members.parquet", "arms_csv": out / "arms.csv",
+             "differences_csv": out / "differences.csv", "json": out / "compare.json", "html": out / "compare.html"}
+    write_text(paths["members_csv"], comp.members.to_csv(index=False))
+    buf = io.BytesIO()
+    comp.members.to_parquet(buf, index=False)
+    with atomic_path(paths["members_parquet"]) as tmp:
+        tmp.write_bytes(buf.getvalue())
+    write_text(paths["arms_csv"], comp.arms.to_csv(index=False))
+    write_text(paths["differences_csv"], comp.differences.to_csv(index=False))
+    write_text(paths["html"], render_comparison(comp))
+    summary = {**comp.summary, "report": {k: str(v) for k, v in paths.items()}}
+    write_text(paths["json"], json.dumps(summary, indent=2, allow_nan=False) + "\n")
+    return paths

@@ -1,0 +1,154 @@
+"""``ganeval compare``: differences between models with intervals (paired bootstrap, Welch over runs)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy import stats
+from synthetic import bank_images, write_bank_checkpoint
+
+from ganeval.comparing import compare
+from ganeval.evaluate import score
+from ganeval.metrics.interval import bootstrap_interval
+
+FAST = {"num_samples": 400, "metrics": ("mnist_fd", "modes"), "bootstrap": 60, "device": "cpu", "progress": False}
+
+
+@pytest.fixture(autouse=True)
+def _cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GANEVAL_CACHE_DIR", str(tmp_path / "cache"))
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Checkpoints: clean digits, noisy digits, and two digit classes only."""
+    root = tmp_path_factory.mktemp("runs")
+    return {"good": write_bank_checkpoint(root / "good", 1000), "noisy": write_bank_checkpoint(root / "noisy", 1000, noise=0.5),
+            "two": write_bank_checkpoint(root / "two", 1000, digits=(1, 7)),
+            "good2": write_bank_checkpoint(root / "good2", 2000, bank_size=480)}
+
+
+def test_worse_models_are_found_worse_with_intervals(runs: dict[str, Path], tmp_path: Path) -> None:
+    comp = compare({"good": runs["good"], "noisy": runs["noisy"], "two": runs["two"]}, out=tmp_path / "out", **FAST)
+    d = comp.differences.set_index("arm")
+    assert list(d.index) == ["noisy", "two"] and (d["baseline"] == "good").all()
+    for arm in ("noisy", "two"):
+        r = d.loc[arm]
+        assert r["verdict"] == "worse" and r["significant"] and 0 < r["ci_low"] <= r["difference"] <= r["ci_high"]
+        assert r["method"] == "paired bootstrap over samples"
+    assert comp.arms.set_index("arm").loc["two", "mode_collapse_sure"]
+    assert "two is worse" in comp.summary["verdict"] and "Flagged for mode collapse beyond noise: noisy, two" in comp.summary["verdict"]
+    files = {p.name for p in (tmp_path / "out").iterdir()}
+    assert files == {"members.csv", "members.parquet", "arms.csv", "differences.csv", "compare.json", "compare.html"}
+    data = json.loads((tmp_path / "out" / "compare.json").read_text())
+    assert data["kind"] == "compare" and data["baseline"] == "good" and data["provenance"]["mnist"]["weights_sha256"]
+    html = (tmp_path / "out" / "compare.html").read_text()
+    assert "Differences from the baseline" in html and "data:image/png;base64" in html
+
+
+def test_difference_interval_is_the_paired_bootstrap_of_the_two_series(runs: dict[str, Path]) -> None:
+    """The interval equals the one built from the very replicates ``score`` gives each checkpoint."""
+    comp = compare([runs["good"], runs["noisy"]], **FAST)
+    reps = comp.result.replicates
+    names = comp.arm_members
+    (base,), (other,) = names.values()
+    d = comp.differences.iloc[0]
+    va, vb = (float(comp.members.set_index("checkpoint").loc[n, "mnist_fd"]) for n in (other, base))
+    lo, hi = bootstrap_interval(va - vb, reps[other]["mnist_fd"] - reps[base]["mnist_fd"], 0.95)
+    assert d["difference"] == pytest.approx(va - vb) and (d["ci_low"], d["ci_high"]) == pytest.approx((lo, hi))
+    # … and the values equal a plain ``score`` of each checkpoint (same latents, same reference)
+    alone = score(runs["noisy"], **FAST).iloc[0]
+    assert va == pytest.approx(float(alone["mnist_fd"]), rel=1e-9)
+
+
+def test_same_model_twice_is_no_difference(runs: dict[str, Path]) -> None:
+    import ganeval
+
+    comp = ganeval.compare({"a": runs["good"], "b": runs["good"]}, **FAST)
+    r = comp.differences.iloc[0]
+    assert r["difference"] == 0 and r["ci_low"] == 0 == r["ci_high"] and not r["significant"]
+    assert r["verdict"] == "no detectable difference" and "no difference detectable at N = 400" in comp.summary["verdict"]
+
+
+def test_unseen_real_digits_are_not_told_apart(tmp_path: Path) -> None:
+    """Two disjoint sets of real test digits are the same distribution: the interval must cover 0."""
+    imgs = ((bank_images(n=2400).numpy()[:, 0] + 1) * 127.5).round().astype(np.uint8)
+    np.savez(tmp_path / "a.npz", images=imgs[:1200])
+    np.savez(tmp_path / "b.npz", images=imgs[1200:])
+    comp = compare([tmp_path / "a.npz", tmp_path / "b.npz"], **{**FAST, "num_samples": 1200})
+    r = comp.differences.iloc[0]
+    assert not r["significant"] and r["ci_low"] < 0 < r["ci_high"]
+    assert r["method"] == "bootstrap over samples (independent resamples)"
+
+
+def test_several_runs_per_arm_use_welch_over_runs(runs: dict[str, Path]) -> None:
+    comp = compare({"clean": [runs["good"], runs["good2"]], "bad": [runs["noisy"], runs["two"]]}, **FAST)
+    r = comp.differences.iloc[0]
+    m = comp.members.set_index("checkpoint")["mnist_fd"]
+    clean = [m[n] for n in comp.arm_members["clean"]]
+    bad = [m[n] for n in comp.arm_members["bad"]]
+    ref = stats.ttest_ind(bad, clean, equal_var=False)
+    assert r["method"] == "Welch t-interval over runs" and r["p_value"] == pytest.approx(ref.pvalue)
+    assert (r["ci_low"], r["ci_high"]) == pytest.approx(tuple(ref.confidence_interval(0.95)))
+    assert r["difference"] == pytest.approx(np.mean(bad) - np.mean(clean))
+    arms = comp.arms.set_index("arm")
+    assert arms.loc["bad", "mnist_fd_sd"] == pytest.approx(np.std(bad, ddof=1))
+
+
+def test_one_run_against_several_says_seed_variation_is_left_out(runs: dict[str, Path]) -> None:
+    comp = compare({"one": runs["good"], "many": [runs["good2"], runs["noisy"]]}, **FAST)
+    r = comp.differences.iloc[0]
+    assert "run-to-run variation not included" in r["method"]
+    assert any("one: a single run" in n for n in comp.summary["notes"])
+
+
+def test_bad_run_is_reported_and_the_others_compared(runs: dict[str, Path], tmp_path: Path, cli) -> None:
+    broken = tmp_path / "broken" / "ckpt_0001000.safetensors"
+    broken.parent.mkdir()
+    broken.write_bytes(b"not a checkpoint")
+    code, out, err = cli("compare", "--arm", "good", runs["good"], "--arm", "mixed", runs["two"], broken, "--arm", "bad", broken,
+                         "--metrics", "mnist_fd", "--num-samples", 300, "--bootstrap", 30, "--device", "cpu",
+                         "--out", tmp_path / "out")
+    assert code == 1 and "ganeval: error:" in err and "broken" in err
+    data = json.loads((tmp_path / "out" / "compare.json").read_text())
+    by_arm = {d["arm"]: d for d in data["differences"]}
+    assert by_arm["mixed"]["verdict"] == "worse" and by_arm["mixed"]["runs"] == 1
+    assert by_arm["bad"]["method"] == "not computed in both arms"
+    assert data["n_errors"] == 2
+
+
+def test_cli_positional_and_json(runs: dict[str, Path], tmp_path: Path, cli) -> None:
+    code, out, err = cli("compare", runs["good"], runs["noisy"], "--metrics", "mnist_fd", "--num-samples", 300,
+                         "--bootstrap", 30, "--device", "cpu", "--out", tmp_path / "o", "--json")
+    assert code == 0, err
+    data = json.loads(out)
+    assert [a["arm"] for a in data["arms"]] == ["good/ckpt_0001000", "noisy/ckpt_0001000"]
+    assert data["differences"][0]["verdict"] == "worse"
+
+
+@pytest.mark.parametrize(("argv", "problem"), [
+    (["X"], "at least two models"),
+    (["X", "--arm", "a", "X"], "not both"),
+    (["--arm", "a", "X", "--arm", "a", "X"], "given twice"),
+    (["--arm", "a", "X", "--arm", "b", "X", "--baseline", "c"], "baseline 'c' is not one of the arms"),
+    (["--arm", "a", "X", "--arm", "b", "FOLDER"], "holds 2 checkpoints"),
+    (["--arm", "a", "X", "--arm", "b", "X", "--distributed"], "--distributed is not supported"),
+])
+def test_usage_errors_exit_2(runs: dict[str, Path], tmp_path: Path, cli, argv: list[str], problem: str) -> None:
+    folder = tmp_path / "two_ckpts"
+    write_bank_checkpoint(folder, 1000)
+    write_bank_checkpoint(folder, 2000)
+    argv = [str(runs["good"]) if a == "X" else str(folder) if a == "FOLDER" else a for a in argv]
+    code, out, err = cli("compare", *argv, "--metrics", "mnist_fd", "--num-samples", 100, "--device", "cpu")
+    assert code == 2 and problem in err and err.count("\n") == 1, err
+
+
+def test_nan_samples_arm_is_worse_without_an_interval(runs: dict[str, Path], tmp_path: Path) -> None:
+    nan = write_bank_checkpoint(tmp_path / "nan", 1000, emit_nan=True)
+    comp = compare({"good": runs["good"], "nan": nan}, **FAST)
+    r = comp.differences.iloc[0]
+    assert r["verdict"] == "worse" and r["difference"] == float("inf") and r["method"].startswith("non-finite")
+    assert comp.members.set_index("arm").loc["nan", "status"] == "nan_samples" and not comp.failed
