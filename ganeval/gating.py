@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 from ganeval.errors import EXIT_FAILED, EXIT_OK, GanevalError
-from ganeval.metrics.directions import HIGHER_BETTER
 
 #: criterion → (report column, "max" or "min").
 LIMITS: dict[str, tuple[str, str]] = {
@@ -188,6 +187,17 @@ def find_report(target: str | os.PathLike[str]) -> Path | None:
     raise GanevalError(f"{p}: neither a report (no summary.json) nor a checkpoint folder (no ckpt_*.safetensors)")
 
 
+def _is_model(path: str | os.PathLike[str]) -> bool:
+    """A baseline that is a model to re-score (checkpoint, generator, samples), not a report (or a run folder with one)."""
+    p = Path(path)
+    if not p.exists() or (p.is_dir() and (p / "report" / "summary.json").is_file()):
+        return False
+    try:
+        return find_report(p) is None
+    except GanevalError:
+        return False  # load_summary names the problem
+
+
 def _matches(row: dict[str, Any], sel: str) -> bool:
     if sel in (row.get("checkpoint"), row.get("path")):
         return True
@@ -263,75 +273,6 @@ def _limit_criterion(name: str, limit: float, row: dict[str, Any], summary: dict
     return Criterion(name, metric, value, limit, passed, ci, msg)
 
 
-def _check_compatible(cand: dict[str, Any], csrc: Path | str, base: dict[str, Any], bsrc: Path | str, extractor: str,
-                      notes: list[str]) -> None:
-    def refuse(what: str, a: Any, b: Any) -> None:
-        raise GanevalError(f"baseline {bsrc} is not comparable: another {what} ({b!r} in the baseline, {a!r} in {csrc}); "
-                           "refusing to compare")
-
-    if cand.get("n_samples") != base.get("n_samples"):
-        refuse("N (n_samples)", cand.get("n_samples"), base.get("n_samples"))
-    if cand.get("reference") != base.get("reference"):
-        refuse("reference", cand.get("reference"), base.get("reference"))
-    pc, pb = cand.get("provenance") or {}, base.get("provenance") or {}
-    for prov, src in ((pc, csrc), (pb, bsrc)):
-        if not isinstance(prov.get(extractor), dict):
-            raise GanevalError(f"{src}: no provenance for the {extractor} extractor; cannot check the baseline is comparable")
-    for name in sorted(n for n in set(pc) & set(pb) if isinstance(pc[n], dict) and isinstance(pb[n], dict)):
-        a, b = pc[name], pb[name]
-        for key, what in (("extractor", "extractor"), ("weights_sha256", "extractor weights (weights_sha256)"),
-                          ("resize", "resize"), ("reference", "reference dataset"),
-                          ("reference_sha256", "reference statistics (reference_sha256)")):
-            if a.get(key) != b.get(key):
-                refuse(f"{name} {what}", a.get(key), b.get(key))
-        if a.get("precision") != b.get("precision"):
-            notes.append(f"baseline {name} features used precision {b.get('precision')}, these {a.get('precision')}")
-
-
-def _baseline_criterion(row: dict[str, Any], cand: dict[str, Any], csrc: Path | str, base: dict[str, Any], bsrc: Path,
-                        selector: str, max_regression: float, notes: list[str]) -> Criterion:
-    brow = select_row(base, selector if selector in ("best", "last") else "last", bsrc)
-    cwhere, bwhere = f"{csrc}: {row.get('checkpoint')}", f"{bsrc}: {brow.get('checkpoint')}"
-    metric = next((m for m in dict.fromkeys(["fid", str(cand.get("primary_metric")), str(base.get("primary_metric")), "mnist_fd"])
-                   if number(row.get(m), f"{cwhere}.{m}") is not None and number(brow.get(m), f"{bwhere}.{m}") is not None), None)
-    if metric is None:
-        raise GanevalError(f"--baseline: no metric (fid, the primary metric, mnist_fd) was computed for both {cwhere} and "
-                           f"{bwhere}; cannot compare")
-    if metric != "fid":
-        notes.append(f"baseline test on {metric}: fid is not available in both reports")
-    _check_compatible(cand, csrc, base, bsrc, "inception" if metric in INCEPTION_COLUMNS else "mnist", notes)
-    cv, bv = number(row[metric], cwhere), number(brow[metric], bwhere)
-    assert cv is not None and bv is not None
-    hb = metric in HIGHER_BETTER
-    worse = (bv - cv) if hb else (cv - bv)
-    if math.isinf(cv) or math.isinf(bv) or bv == 0:
-        rel = 0.0 if cv == bv else math.copysign(math.inf, worse)
-    else:
-        rel = worse / abs(bv)
-    pct = 100 * rel
-    cci, bci, level = _ci(row, metric, cwhere), _ci(brow, metric, bwhere), _level(cand)
-    if cci and bci:
-        meaningful = cci[1] < bci[0] if hb else cci[0] > bci[1]
-        test = "non-overlapping bootstrap intervals"
-        how = "the intervals do not overlap" if meaningful else "the intervals overlap: not statistically meaningful"
-    else:
-        meaningful = worse > 0
-        test = "point estimates (no bootstrap intervals)"
-        how = "judged on point estimates only"
-        missing = " and ".join(w for w, c in ((cwhere, cci), (bwhere, bci)) if not c)
-        notes.append(f"baseline test: no bootstrap interval for {metric} in {missing}; judged on the point estimates only")
-    passed = not (pct > max_regression and meaningful)
-    limit = bv * (1 - max_regression / 100) if hb else bv * (1 + max_regression / 100)
-    change = f"{fmt(abs(pct))}% {'worse' if worse > 0 else 'better'}" if worse else "no change"
-    msg = (f"{metric} = {_describe(metric, cv, cci, row, level)} vs baseline {_describe(metric, bv, bci, brow, level)}"
-           f" ({brow.get('checkpoint')} in {bsrc}): {change}; allowed regression {fmt(max_regression)}% (limit {fmt(limit)})"
-           + (f"; {how}" if worse > 0 else ""))
-    extra = {"baseline": _json_num(bv), "baseline_ci": [_json_num(bci[0]), _json_num(bci[1])] if bci else None,
-             "baseline_checkpoint": brow.get("checkpoint"), "baseline_report": str(bsrc), "regression_pct": _json_num(pct),
-             "max_regression_pct": max_regression, "meaningful": meaningful, "test": test}
-    return Criterion("max_regression", metric, cv, limit, passed, cci, msg, extra)
-
-
 def _score(target: str | os.PathLike[str], out: str | os.PathLike[str] | None, limits: dict[str, float],
            score_options: dict[str, Any], base: dict[str, Any] | None, bsrc: Path | None) -> tuple[dict[str, Any], Path | None]:
     from ganeval.evaluate import score
@@ -344,7 +285,9 @@ def _score(target: str | os.PathLike[str], out: str | os.PathLike[str] | None, l
         if needed not in opts.metrics:
             raise GanevalError(f"{_flag(name)} needs the {needed!r} metric; --metrics ({' '.join(opts.metrics)}) leaves it out")
     if base is not None and (base.get("n_samples"), base.get("reference")) != (opts.num_samples, opts.reference):
-        _check_compatible({"n_samples": opts.num_samples, "reference": opts.reference}, "these options", base, bsrc or "", "", [])
+        from ganeval.gate_baseline import check_compatible
+
+        check_compatible({"n_samples": opts.num_samples, "reference": opts.reference}, "these options", base, bsrc or "", "", [])
     summary = score(target, out=out, write_report=True, distributed=distributed, **score_options).attrs["summary"]
     report = (summary.get("report") or {}).get("json")
     check_summary(summary, report or str(target))
@@ -361,7 +304,8 @@ def gate(target: str | os.PathLike[str], *, max_fid: float | None = None, min_is
 
     A report is read as is; otherwise ``ganeval.evaluate.score`` runs with ``score_options`` and writes its
     report to ``out`` (default ``CKPT_DIR/report``). ``checkpoint``: ``"last"``, ``"best"`` or a path/name.
-    ``baseline`` (a report) with ``max_regression`` percent (default 0) adds the regression test.
+    ``baseline`` with ``max_regression`` percent (default 0) adds the regression test: a report (non-overlapping
+    intervals), or a model re-scored beside the judged checkpoint (paired interval of the difference).
     Usage and input errors raise ``GanevalError`` (exit code 2).
     """
     given = {"max_fid": max_fid, "min_is": min_is, "max_kid": max_kid, "min_mnist_is": min_mnist_is,
@@ -377,7 +321,8 @@ def gate(target: str | os.PathLike[str], *, max_fid: float | None = None, min_is
     regression = 0.0 if max_regression is None else float(max_regression)
     if not (math.isfinite(regression) and regression >= 0):
         raise GanevalError(f"--max-regression must be a finite percentage >= 0, not {max_regression}")
-    base, base_src = load_summary(baseline, "baseline") if baseline is not None else (None, None)
+    model_base = baseline is not None and _is_model(baseline)
+    base, base_src = load_summary(baseline, "baseline") if baseline is not None and not model_base else (None, None)
     notes: list[str] = []
     report = find_report(target)
     if report is not None:
@@ -392,5 +337,12 @@ def gate(target: str | os.PathLike[str], *, max_fid: float | None = None, min_is
     row = select_row(summary, checkpoint, src)
     criteria = [_limit_criterion(name, limits[name], row, summary, src) for name in LIMITS if name in limits]
     if base is not None and base_src is not None:
-        criteria.append(_baseline_criterion(row, summary, src, base, base_src, checkpoint, regression, notes))
+        from ganeval.gate_baseline import report_baseline_criterion
+
+        criteria.append(report_baseline_criterion(row, summary, src, base, base_src, checkpoint, regression, notes))
+    if model_base:
+        from ganeval.gate_baseline import model_baseline_criterion
+
+        criteria.append(model_baseline_criterion(row, summary, Path(baseline), regression, score_options, scored, notes))
+        base_src = Path(baseline)
     return GateResult(criteria, row, checkpoint, source, summary, base_src, scored, notes)

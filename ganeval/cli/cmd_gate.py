@@ -46,10 +46,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--min-copying-ct", type=float, metavar="T",
                    help="fail if the data-copying statistic C_T < T (e.g. -3: samples memorise training images)")
     c.add_argument("--min-inception-copying-ct", type=float, metavar="T", help="the same in Inception features")
-    c.add_argument("--baseline", metavar="REPORT", help="previous report (folder or summary.json) to compare with")
+    c.add_argument("--baseline", metavar="REPORT|MODEL",
+                   help="previous report (folder or summary.json), or a model (checkpoint, generator file, samples) "
+                        "re-scored beside the judged checkpoint, to compare with")
     c.add_argument("--max-regression", type=float, metavar="PCT",
                    help="with --baseline: fail if FID (else the primary metric) is worse by more than PCT%% and the "
-                        "bootstrap intervals do not overlap (default 0)")
+                        "difference is beyond noise: a report's bootstrap intervals do not overlap, or a model's paired "
+                        "interval of the difference excludes 0 (default 0)")
     p.add_argument("--checkpoint", default="last", metavar="best|last|PATH",
                    help="which checkpoint is judged (default last: is what we ship good?)")
     p.add_argument("--json", action="store_true", help="print the verdict as JSON on stdout (the lines go to stderr)")

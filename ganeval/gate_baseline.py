@@ -1,0 +1,142 @@
+"""``gate --baseline``: the regression test against a baseline.
+
+A baseline *report* was scored in another run, so its replicates are not paired with the candidate's: the test
+asks for non-overlapping bootstrap intervals (conservative). A baseline *model* is re-scored beside the judged
+checkpoint (``ganeval.comparing``: same latents, same resampled indices), so the regression is tested with the
+paired bootstrap interval of the difference (docs/ci.md).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+from ganeval.errors import GanevalError
+from ganeval.gating import INCEPTION_COLUMNS, Criterion, _ci, _describe, _json_num, _level, fmt, number, select_row
+from ganeval.metrics.directions import HIGHER_BETTER
+
+
+def check_compatible(cand: dict[str, Any], csrc: Path | str, base: dict[str, Any], bsrc: Path | str, extractor: str,
+                     notes: list[str]) -> None:
+    """Refuse (``GanevalError``) a baseline report scored at another N, reference, extractor, weights or resize."""
+    def refuse(what: str, a: Any, b: Any) -> None:
+        raise GanevalError(f"baseline {bsrc} is not comparable: another {what} ({b!r} in the baseline, {a!r} in {csrc}); "
+                           "refusing to compare")
+
+    if cand.get("n_samples") != base.get("n_samples"):
+        refuse("N (n_samples)", cand.get("n_samples"), base.get("n_samples"))
+    if cand.get("reference") != base.get("reference"):
+        refuse("reference", cand.get("reference"), base.get("reference"))
+    pc, pb = cand.get("provenance") or {}, base.get("provenance") or {}
+    for prov, src in ((pc, csrc), (pb, bsrc)):
+        if not isinstance(prov.get(extractor), dict):
+            raise GanevalError(f"{src}: no provenance for the {extractor} extractor; cannot check the baseline is comparable")
+    for name in sorted(n for n in set(pc) & set(pb) if isinstance(pc[n], dict) and isinstance(pb[n], dict)):
+        a, b = pc[name], pb[name]
+        for key, what in (("extractor", "extractor"), ("weights_sha256", "extractor weights (weights_sha256)"),
+                          ("resize", "resize"), ("reference", "reference dataset"),
+                          ("reference_sha256", "reference statistics (reference_sha256)")):
+            if a.get(key) != b.get(key):
+                refuse(f"{name} {what}", a.get(key), b.get(key))
+        if a.get("precision") != b.get("precision"):
+            notes.append(f"baseline {name} features used precision {b.get('precision')}, these {a.get('precision')}")
+
+
+def report_baseline_criterion(row: dict[str, Any], cand: dict[str, Any], csrc: Path | str, base: dict[str, Any], bsrc: Path,
+                              selector: str, max_regression: float, notes: list[str]) -> Criterion:
+    """``max_regression`` against a stored report: worse by more than the allowance, with non-overlapping intervals."""
+    brow = select_row(base, selector if selector in ("best", "last") else "last", bsrc)
+    cwhere, bwhere = f"{csrc}: {row.get('checkpoint')}", f"{bsrc}: {brow.get('checkpoint')}"
+    metric = next((m for m in dict.fromkeys(["fid", str(cand.get("primary_metric")), str(base.get("primary_metric")), "mnist_fd"])
+                   if number(row.get(m), f"{cwhere}.{m}") is not None and number(brow.get(m), f"{bwhere}.{m}") is not None), None)
+    if metric is None:
+        raise GanevalError(f"--baseline: no metric (fid, the primary metric, mnist_fd) was computed for both {cwhere} and "
+                           f"{bwhere}; cannot compare")
+    if metric != "fid":
+        notes.append(f"baseline test on {metric}: fid is not available in both reports")
+    check_compatible(cand, csrc, base, bsrc, "inception" if metric in INCEPTION_COLUMNS else "mnist", notes)
+    cv, bv = number(row[metric], cwhere), number(brow[metric], bwhere)
+    assert cv is not None and bv is not None
+    hb = metric in HIGHER_BETTER
+    worse = (bv - cv) if hb else (cv - bv)
+    if math.isinf(cv) or math.isinf(bv) or bv == 0:
+        rel = 0.0 if cv == bv else math.copysign(math.inf, worse)
+    else:
+        rel = worse / abs(bv)
+    pct = 100 * rel
+    cci, bci, level = _ci(row, metric, cwhere), _ci(brow, metric, bwhere), _level(cand)
+    if cci and bci:
+        meaningful = cci[1] < bci[0] if hb else cci[0] > bci[1]
+        test = "non-overlapping bootstrap intervals"
+        how = "the intervals do not overlap" if meaningful else "the intervals overlap: not statistically meaningful"
+    else:
+        meaningful = worse > 0
+        test = "point estimates (no bootstrap intervals)"
+        how = "judged on point estimates only"
+        missing = " and ".join(w for w, c in ((cwhere, cci), (bwhere, bci)) if not c)
+        notes.append(f"baseline test: no bootstrap interval for {metric} in {missing}; judged on the point estimates only")
+    passed = not (pct > max_regression and meaningful)
+    limit = bv * (1 - max_regression / 100) if hb else bv * (1 + max_regression / 100)
+    change = f"{fmt(abs(pct))}% {'worse' if worse > 0 else 'better'}" if worse else "no change"
+    msg = (f"{metric} = {_describe(metric, cv, cci, row, level)} vs baseline {_describe(metric, bv, bci, brow, level)}"
+           f" ({brow.get('checkpoint')} in {bsrc}): {change}; allowed regression {fmt(max_regression)}% (limit {fmt(limit)})"
+           + (f"; {how}" if worse > 0 else ""))
+    extra = {"baseline": _json_num(bv), "baseline_ci": [_json_num(bci[0]), _json_num(bci[1])] if bci else None,
+             "baseline_checkpoint": brow.get("checkpoint"), "baseline_report": str(bsrc), "regression_pct": _json_num(pct),
+             "max_regression_pct": max_regression, "meaningful": meaningful, "test": test}
+    return Criterion("max_regression", metric, cv, limit, passed, cci, msg, extra)
+
+
+TEST = "paired bootstrap interval of the difference (baseline model re-scored with the candidate)"
+
+
+def model_baseline_criterion(row: dict[str, Any], summary: dict[str, Any], baseline: Path, max_regression: float,
+                             score_options: dict[str, Any], scored: bool, notes: list[str]) -> Criterion:
+    """``max_regression`` judged on the paired interval of (candidate − baseline) on FID, else MNIST FD."""
+    from ganeval.comparing import compare
+    from ganeval.options import ScoreOptions
+
+    path = row.get("path")
+    if not path or not Path(path).exists():
+        raise GanevalError(f"--baseline {baseline}: cannot re-open the judged checkpoint ({path or row.get('checkpoint')}) "
+                           "to score it beside the baseline model")
+    options = dict(score_options) if scored else {k: v for k, v in (summary.get("options") or {}).items()}
+    options.pop("distributed", None)
+    opts = ScoreOptions.from_kwargs(**options)
+    metric = next((m for m in ("fid", "mnist_fd") if m in opts.metrics and row.get(m) is not None), None)
+    if metric is None:
+        raise GanevalError(f"--baseline {baseline}: neither fid nor mnist_fd was computed for {row.get('checkpoint')}; "
+                           "cannot compare")
+    if metric != "fid":
+        notes.append("baseline test on mnist_fd: fid is not available")
+    options.update(metrics=(metric,), inception_all=True, progress=bool(options.get("progress", True)))
+    comp = compare({"baseline": baseline, "candidate": path}, **options)
+    if comp.failed:
+        err = comp.members.loc[comp.members["status"] == "error", "error"].iloc[0]
+        raise GanevalError(f"--baseline {baseline}: could not be scored: {err}")
+    d = comp.differences.set_index("metric").loc[metric]
+    cv, bv, diff = float(d["value"]), float(d["baseline_value"]), float(d["difference"])
+    lo, hi = float(d["ci_low"]), float(d["ci_high"])
+    has_ci = math.isfinite(lo) and math.isfinite(hi)
+    pct = 100 * diff / abs(bv) if bv and math.isfinite(bv) else (0.0 if diff == 0 else math.copysign(math.inf, diff))
+    meaningful = lo > 0 if has_ci else diff > 0
+    if not has_ci:
+        notes.append(f"baseline test: no interval of the difference ({d['method']}); judged on the point estimates only")
+    passed = not (pct > max_regression and meaningful)
+    limit = bv * (1 + max_regression / 100)
+    level = int(round(float(d["level"]) * 100))
+    change = f"{fmt(abs(pct))}% {'worse' if diff > 0 else 'better'}" if diff else "no change"
+    ci_text = f"; paired {level}% CI of the difference [{fmt(lo)}, {fmt(hi)}]" if has_ci else ""
+    how = ("" if diff <= 0 else "; the interval excludes 0" if meaningful and has_ci
+           else "; the interval includes 0: not statistically meaningful" if has_ci else "; judged on point estimates only")
+    n = comp.summary.get("n_samples")
+    msg = (f"{metric} = {fmt(cv)} vs baseline model {fmt(bv)} ({baseline}, re-scored together, N = {n}): {change}{ci_text}; "
+           f"allowed regression {fmt(max_regression)}% (limit {fmt(limit)}){how}")
+    extra = {"baseline": _json_num(bv), "baseline_model": str(baseline), "difference": _json_num(diff),
+             "difference_ci": [lo, hi] if has_ci else None, "regression_pct": _json_num(pct),
+             "max_regression_pct": max_regression, "meaningful": bool(meaningful),
+             "test": TEST if has_ci else "point estimates (no bootstrap replicates)"}
+    cand = comp.members.set_index("arm").loc["candidate"]
+    ci = (float(cand[f"{metric}_ci_low"]), float(cand[f"{metric}_ci_high"]))
+    return Criterion("max_regression", metric, cv, limit, passed, ci if all(map(math.isfinite, ci)) else None, msg, extra)
