@@ -40,6 +40,9 @@ ARM_COLUMNS = ("fid", "fid_inf", "is_mean", "kid_mean", "precision", "recall", "
                "mnist_fd", "mnist_fd_inf", "modes_covered", "class_kl", "mnist_intra_fd", "copying_ct", "copy_share",
                "inception_copying_ct")
 LABELS = {"fid": "FID", "mnist_fd": "MNIST FD"}
+#: What a picked run keeps of its series (for the report's over-training plot).
+SERIES_COLUMNS = ("iteration", "checkpoint", "fid", "fid_ci_low", "fid_ci_high", "mnist_fd", "mnist_fd_ci_low",
+                  "mnist_fd_ci_high", "is_best", "status")
 
 
 @dataclass
@@ -54,17 +57,30 @@ class Comparison:
     failed: bool = False
     #: Arm name → the member names in it, in the given order.
     arm_members: dict[str, list[str]] = field(default_factory=dict)
+    #: Member name → its run's series table, for runs picked from a folder (``pick``).
+    curves: dict[str, pd.DataFrame] = field(default_factory=dict)
 
 
 # -- arms -------------------------------------------------------------------------------------------------------
-def _one_source(target: Any, hints: dict[str, Any]) -> Source:
+def _one_source(target: Any, hints: dict[str, Any], pick: str | None, select: ScoreOptions) -> tuple[Source, pd.DataFrame | None]:
+    """The run ``target`` names; a folder of several checkpoints needs ``pick`` ("best" or "last"): the series is
+    scored with ``select`` and the picked checkpoint returned with the series' table."""
     series = resolve_target(target, **hints)
-    if len(series.sources) != 1:
-        where = target if isinstance(target, (str, os.PathLike)) else type(target).__name__
+    if len(series.sources) == 1:
+        return series.sources[0], None
+    where = target if isinstance(target, (str, os.PathLike)) else type(target).__name__
+    if pick is None:
         raise GanevalError(f"{where}: holds {len(series.sources)} checkpoints or generators; compare takes one per run "
-                           f"(name the file, e.g. {series.sources[-1].path or series.sources[-1].name}; "
-                           "`ganeval score` finds a run's best)")
-    return series.sources[0]
+                           f"(name the file, e.g. {series.sources[-1].path or series.sources[-1].name}, or pass "
+                           "--pick best|last)")
+    table = score_series(series, select).table
+    ok = table[table["status"] != "error"]
+    rows = ok[ok["is_best"]] if pick == "best" else ok.iloc[-1:]
+    if rows.empty:
+        raise GanevalError(f"{where}: no checkpoint could be scored to pick the {pick} one")
+    name = rows["checkpoint"].iloc[0]
+    keep = [c for c in SERIES_COLUMNS if c in table]
+    return next(s for s in series.sources if s.name == name), table[keep].assign(picked=table["checkpoint"] == name)
 
 
 def _names(targets: list[Any]) -> list[str]:
@@ -101,20 +117,25 @@ def normalise_arms(arms: Mapping[str, Any] | Sequence[Any]) -> dict[str, list[An
     return out
 
 
-def _series(arms: dict[str, list[Any]], hints: dict[str, Any]) -> tuple[Series, dict[str, list[str]]]:
+def _series(arms: dict[str, list[Any]], hints: dict[str, Any], pick: str | None,
+            select: ScoreOptions) -> tuple[Series, dict[str, list[str]], dict[str, pd.DataFrame]]:
     sources: list[Source] = []
     members: dict[str, list[str]] = {}
+    curves: dict[str, pd.DataFrame] = {}
     for arm, targets in arms.items():
         members[arm] = []
         for i, t in enumerate(targets, 1):
-            src = _one_source(t, hints)
-            src.name = arm if len(targets) == 1 else f"{arm}/{i}:{src.name}"
+            src, curve = _one_source(t, hints, pick, select)
+            name = arm if len(targets) == 1 else f"{arm}/{i}:{src.name}"
+            src.name = name if curve is None else f"{name} ({pick}: {src.name})"
+            if curve is not None:
+                curves[src.name] = curve
             src.iteration = len(sources) + 1
             sources.append(src)
             members[arm].append(src.name)
     paths = [Path(t).resolve() for ts in arms.values() for t in ts if isinstance(t, (str, os.PathLike))]
     root = Path(os.path.commonpath([str(p.parent) for p in paths])) if paths else Path.cwd()
-    return Series(sources, [], root), members
+    return Series(sources, [], root), members, curves
 
 
 # -- statistics -------------------------------------------------------------------------------------------------
@@ -249,14 +270,17 @@ def verdict_lines(diffs: pd.DataFrame, arms: pd.DataFrame, primary: str, n: int)
 
 
 # -- API ----------------------------------------------------------------------------------------------------------
-def compare(arms: Mapping[str, Any] | Sequence[Any], *, baseline: str | None = None, out: str | os.PathLike[str] | None = None,
-            write_report: bool = False, z_dim: int | None = None, z_type: str | None = None,
-            output_range: str | None = None, **options: Any) -> Comparison:
+def compare(arms: Mapping[str, Any] | Sequence[Any], *, baseline: str | None = None, pick: str | None = None,
+            out: str | os.PathLike[str] | None = None, write_report: bool = False, z_dim: int | None = None,
+            z_type: str | None = None, output_range: str | None = None, **options: Any) -> Comparison:
     """Score every arm's runs in one pass and compare each arm with ``baseline`` (default: the first arm).
 
     ``arms``: ``{"name": target or [targets]}`` or a list of targets (one arm each). A target is anything
     ``score`` takes that is one generator or sample set (a checkpoint, TorchScript/ONNX file, sample folder,
-    zip or .npz, a callable, an array). ``options`` are ``score``'s; Inception metrics run on every run.
+    zip or .npz, a callable, an array), or with ``pick`` ("best" or "last") a folder of checkpoints: the folder
+    is scored as ``score`` would and its best (or last) checkpoint is the run. Checkpoints picked as best are
+    compared on a fresh latent set (seed + 1): the set they won on favours them. ``options`` are ``score``'s;
+    Inception metrics run on every compared run.
     With ``write_report`` (or ``out``) the tables, ``compare.json`` and ``compare.html`` are written to ``out``
     (default: the runs' common folder + ``/compare``).
     """
@@ -266,12 +290,20 @@ def compare(arms: Mapping[str, Any] | Sequence[Any], *, baseline: str | None = N
     if base not in named:
         raise GanevalError(f"baseline {base!r} is not one of the arms ({', '.join(named)})")
     named = {base: named[base], **{k: v for k, v in named.items() if k != base}}
+    if pick not in (None, "best", "last"):
+        raise GanevalError(f"--pick must be best or last, not {pick!r}")
+    select = ScoreOptions.from_kwargs(**options)
     options.setdefault("inception_all", True)
     opts = ScoreOptions.from_kwargs(**options)
     hints = {k: v for k, v in {"z_dim": z_dim, "z_type": z_type, "output_range": output_range, **opts.extra}.items()
              if k in ("z_dim", "z_type", "output_range", "cache_key") and v is not None}
-    opts.extra = {**opts.extra, **hints}
-    series, members = _series(named, hints)
+    opts.extra = select.extra = {**opts.extra, **hints}
+    series, members, curves = _series(named, hints, pick, select)
+    notes: list[str] = []
+    if curves and pick == "best":
+        opts.seed += 1
+        notes.append(f"runs picked as their folder's best on latent seed {select.seed} are compared on seed {opts.seed}: "
+                     "the latent set a checkpoint won on favours it (winner's curse)")
     kinds = {s.name: s.kind for s in series.sources}
     result = score_series(series, opts)
     df = result.table.copy()
@@ -282,7 +314,7 @@ def compare(arms: Mapping[str, Any] | Sequence[Any], *, baseline: str | None = N
     diffs = differences(result, members, base, opts.ci)
     arm_df = arm_table(df, result, members, opts.ci)
     primary = next((m for m in DIFF_METRICS if m in df and df[m].notna().any()), "mnist_fd")
-    notes = [n for n in result.summary.get("notes", []) if "late" not in n]
+    notes += [n for n in result.summary.get("notes", []) if "late" not in n]
     ns = sorted({int(v) for v in pd.to_numeric(df.loc[df["status"] != "error", "n_samples"], errors="coerce").dropna()})
     if len(ns) > 1:
         notes.append(f"the runs have different sample counts ({', '.join(map(str, ns))}): a Fréchet distance is biased "
@@ -301,13 +333,15 @@ def compare(arms: Mapping[str, Any] | Sequence[Any], *, baseline: str | None = N
                  for a, ns_ in members.items()],
         "differences": [row_dict(r) for _, r in diffs.iterrows()],
         "arm_means": [row_dict(r) for _, r in arm_df.iterrows()],
-        "n_samples": opts.num_samples, "seed": opts.seed, "reference": opts.reference, "precision": opts.precision,
+        "series": {k: [row_dict(r) for _, r in v.iterrows()] for k, v in curves.items()},
+        "n_samples": opts.num_samples, "seed": opts.seed, "pick": pick, "selection_seed": select.seed if curves else None,
+        "reference": opts.reference, "precision": opts.precision,
         "bootstrap": {"replicates": opts.bootstrap, "level": opts.ci, "method": BOOTSTRAP_METHOD},
         "provenance": result.summary.get("provenance", {}), "options": opts.as_dict(), "notes": notes,
         "n_errors": len(errors), "seconds": round(time.time() - t0, 1),
         "rows": [row_dict(r) for _, r in df.iterrows()],
     }
-    comp = Comparison(df, arm_df, diffs, summary, result, bool(len(errors)), members)
+    comp = Comparison(df, arm_df, diffs, summary, result, bool(len(errors)), members, curves)
     if write_report or out is not None:
         from ganeval.report.comparison import write_comparison
 

@@ -152,3 +152,32 @@ def test_nan_samples_arm_is_worse_without_an_interval(runs: dict[str, Path], tmp
     r = comp.differences.iloc[0]
     assert r["verdict"] == "worse" and r["difference"] == float("inf") and r["method"].startswith("non-finite")
     assert comp.members.set_index("arm").loc["nan", "status"] == "nan_samples" and not comp.failed
+
+
+def test_pick_best_and_last_from_a_checkpoint_folder(runs: dict[str, Path], tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    write_bank_checkpoint(run, 1000, noise=0.5)
+    write_bank_checkpoint(run, 2000)
+    write_bank_checkpoint(run, 3000, noise=0.3)
+    best = compare({"ref": runs["two"], "run": run}, pick="best", out=tmp_path / "o", **FAST)
+    (name,) = best.arm_members["run"]
+    assert name == "run (best: ckpt_0002000.safetensors)" and best.summary["seed"] == 1 and best.summary["selection_seed"] == 0
+    assert any("winner's curse" in n for n in best.summary["notes"])
+    curve = best.curves[name]
+    assert curve["iteration"].tolist() == [1000, 2000, 3000] and curve["picked"].tolist() == [False, True, False]
+    assert best.differences.iloc[0]["verdict"] == "better"
+    # the compared value is a fresh-seed score of the picked checkpoint
+    fresh = score(run / "ckpt_0002000.safetensors", **{**FAST, "seed": 1}).iloc[0]
+    assert best.members.set_index("arm").loc["run", "mnist_fd"] == pytest.approx(float(fresh["mnist_fd"]), rel=1e-9)
+    assert "Over training" in (tmp_path / "o" / "compare.html").read_text()
+    last = compare({"ref": runs["two"], "run": run}, pick="last", **FAST)
+    assert last.arm_members["run"] == ["run (last: ckpt_0003000.safetensors)"] and last.summary["seed"] == 0
+
+
+def test_folder_without_pick_names_the_flag(tmp_path: Path, runs: dict[str, Path]) -> None:
+    from ganeval.errors import GanevalError
+
+    write_bank_checkpoint(tmp_path / "run", 1000)
+    write_bank_checkpoint(tmp_path / "run", 2000)
+    with pytest.raises(GanevalError, match="holds 2 checkpoints.*--pick best"):
+        compare({"a": runs["good"], "b": tmp_path / "run"}, **FAST)

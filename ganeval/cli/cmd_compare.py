@@ -17,10 +17,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                                    "a paired bootstrap over samples for single runs, a Welch interval over runs when "
                                    "each arm has several (training seeds). docs/compare.md")
     p.add_argument("target", type=Path, nargs="*", metavar="TARGET",
-                   help="one model per argument (a checkpoint, TorchScript/ONNX file, or a folder, zip or .npz of samples)")
+                   help="one model per argument (a checkpoint, TorchScript/ONNX file, or a folder, zip or .npz of samples; "
+                        "a checkpoint folder with --pick)")
     p.add_argument("--arm", nargs="+", action="append", metavar=("NAME", "RUN"), default=None,
                    help="a named arm and its runs (e.g. --arm dcgan s1/ckpt.safetensors s2/ckpt.safetensors); repeat per arm")
     p.add_argument("--baseline", default=None, help="the arm the others are compared with (default: the first)")
+    p.add_argument("--pick", choices=["best", "last"], default=None,
+                   help="a run may be a checkpoint folder: score it and compare its best (on a fresh latent set, seed + 1) "
+                        "or its last checkpoint")
     add_score_options(p)
     p.add_argument("--out", type=Path, default=None, help="report folder (default: the runs' common folder/compare)")
     p.add_argument("--json", action="store_true", help="print compare.json on stdout")
@@ -50,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
     opts = options_from_args(args).as_dict()
     extra = opts.pop("extra")
     opts["inception_all"] = True
-    comp = compare(_arms(args), baseline=args.baseline, out=args.out, write_report=True, **extra, **opts)
+    comp = compare(_arms(args), baseline=args.baseline, pick=args.pick, out=args.out, write_report=True, **extra, **opts)
     report = comp.summary["report"]
     if args.json:
         print(Path(report["json"]).read_text(), end="")

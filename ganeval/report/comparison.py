@@ -57,6 +57,34 @@ def forest_plot(diffs: pd.DataFrame, dpi: int = 90) -> bytes | None:
     return _palette_png(buf.getvalue())
 
 
+def curves_plot(curves: dict[str, pd.DataFrame], dpi: int = 90) -> bytes | None:
+    """Each picked run's series over iterations (FID where every run has it on ≥ 2 checkpoints, else MNIST FD),
+    the picked checkpoint starred; None when no run was picked from a folder."""
+    from matplotlib.figure import Figure
+
+    def values(df: pd.DataFrame, col: str) -> np.ndarray:
+        return pd.to_numeric(df[col], errors="coerce").to_numpy(dtype=float) if col in df else np.full(len(df), np.nan)
+
+    if not curves:
+        return None
+    metric = "fid" if all(np.isfinite(values(c, "fid")).sum() >= 2 for c in curves.values()) else "mnist_fd"
+    fig = Figure(figsize=(8, 3.4), dpi=dpi, layout="constrained")
+    ax = fig.subplots()
+    for name, c in curves.items():
+        x, y = values(c, "iteration"), values(c, metric)
+        ok = np.isfinite(x) & np.isfinite(y)
+        line = ax.plot(x[ok], y[ok], "o-", ms=3, lw=1.2, label=_mpl_text(name, 48))[0]
+        picked = ok & c["picked"].to_numpy(dtype=bool)
+        ax.plot(x[picked], y[picked], "*", ms=13, color=line.get_color())
+    ax.set_yscale("log")
+    ax.set_xlabel("iteration")
+    ax.set_ylabel(f"{LABELS.get(metric, metric)} (log scale)")
+    ax.legend(fontsize=7)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi, facecolor="white")
+    return _palette_png(buf.getvalue())
+
+
 def _cell(x: Any, spec: str = "sig4") -> str:
     return fmt(x, spec)
 
@@ -115,6 +143,10 @@ def render_comparison(comp: Comparison) -> str:
     png = forest_plot(comp.differences)
     plot = (f'<img src="{data_uri(png, "image/png")}" alt="differences from the baseline" style="max-width:100%">'
             if png else "<p class=muted>No differences to plot.</p>")
+    cpng = curves_plot(comp.curves)
+    curves = ("<h2>Over training</h2>"
+              f'<img src="{data_uri(cpng, "image/png")}" alt="the picked runs over training" style="max-width:100%">'
+              "<p class=muted>Each run's series as scored for picking (★: the checkpoint compared).</p>") if cpng else ""
     verdict = "".join(f"<p class=verdict>{escape(line)}</p>" for line in s.get("verdict_lines") or ["No verdict."])
     banner = (f"<p class=banner>{s.get('n_errors')} run(s) could not be scored; see the error column.</p>"
               if s.get("n_errors") else "")
@@ -128,6 +160,7 @@ def render_comparison(comp: Comparison) -> str:
         verdict, banner,
         "<h2>Notes</h2>", _notes(s),
         "<h2>Differences from the baseline</h2>", _diff_table(comp.differences), plot,
+        curves,
         "<h2>Arms (mean over runs)</h2>", _arm_table(comp.arms),
         "<h2>Runs</h2>", render_table(comp.members),
         "<h2>Samples</h2>", _samples(comp),
