@@ -139,15 +139,19 @@ def _series(arms: dict[str, list[Any]], hints: dict[str, Any], pick: str | None,
 
 
 # -- statistics -------------------------------------------------------------------------------------------------
+def _scored(df: pd.DataFrame, names: list[str]) -> pd.DataFrame:
+    """The rows of ``names`` that were scored (NaN/Inf samples included: their distance is infinite)."""
+    return df[df["checkpoint"].isin(names) & df["status"].isin(["ok", "nan_samples"])]
+
+
 def _values(df: pd.DataFrame, names: list[str], col: str) -> np.ndarray:
-    rows = df[df["checkpoint"].isin(names) & df["status"].isin(["ok", "nan_samples"])]
+    rows = _scored(df, names)
     return pd.to_numeric(rows[col], errors="coerce").to_numpy(dtype=float) if col in rows else np.array([])
 
 
 def _arm_replicates(result: ScoreResult, df: pd.DataFrame, names: list[str], col: str) -> np.ndarray | None:
     """Replicates of the arm's mean over its scored runs (the same resampled indices in every run)."""
-    ok = df[df["checkpoint"].isin(names) & df["status"].isin(["ok", "nan_samples"])]["checkpoint"]
-    reps = [result.replicates.get(n, {}).get(col) for n in ok]
+    reps = [result.replicates.get(n, {}).get(col) for n in _scored(df, names)["checkpoint"]]
     if not reps or any(r is None for r in reps) or len({len(r) for r in reps}) != 1:
         return None
     return np.mean(np.stack(reps), axis=0)
@@ -220,8 +224,7 @@ def arm_table(df: pd.DataFrame, result: ScoreResult, members: dict[str, list[str
     and whether any run is flagged for mode collapse (beyond noise) or data copying."""
     rows = []
     for arm, names in members.items():
-        mine = df[df["checkpoint"].isin(names)]
-        ok = mine[mine["status"].isin(["ok", "nan_samples"])]
+        mine, ok = df[df["checkpoint"].isin(names)], _scored(df, names)
         row: dict[str, Any] = {"arm": arm, "runs": len(names), "runs_scored": len(ok)}
         for col in (c for c in ARM_COLUMNS if c in df and df[c].notna().any()):
             v = pd.to_numeric(ok[col], errors="coerce").to_numpy(dtype=float)
