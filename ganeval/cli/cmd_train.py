@@ -39,12 +39,29 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="what picks the seed (default mnist_fd, lower is better)")
     s.add_argument("--screen-samples", type=int, default=2000, metavar="N", help="samples scored per seed (default 2000)")
     s.add_argument("--screen-only", action="store_true", help="screen and stop: do not finish the chosen seed")
+    e = p.add_argument_group("early stopping (docs/training.md#early-stopping)")
+    e.add_argument("--early-stop", action="store_true",
+                   help="score every checkpoint against the best so far and stop when training has gone bad")
+    e.add_argument("--patience", type=int, default=3, metavar="P",
+                   help="stop after P checkpoints in a row worse than the best beyond noise (default 3)")
+    e.add_argument("--stop-threshold", type=float, default=0.10, metavar="F",
+                   help="…and worse by more than F, relative (default 0.10)")
+    e.add_argument("--stop-metric", default="mnist_fd", choices=["mnist_fd", "fid"],
+                   help="what is compared (default mnist_fd; fid is slow on a CPU)")
+    e.add_argument("--stop-samples", type=int, default=2000, metavar="N", help="samples scored per checkpoint (default 2000)")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     if args.screen_seeds is not None or args.screen_iterations is not None:
+        if args.early_stop:
+            from ganeval.errors import GanevalError
+
+            raise GanevalError("--early-stop and --screen-seeds cannot be combined: screen first, then resume the chosen "
+                               "seed's run with --early-stop")
         return _screen(args)
+    if args.early_stop:
+        return _early_stop(args)
     from ganeval.train.loop import train
 
     result = train(
@@ -82,4 +99,23 @@ def _screen(args: argparse.Namespace) -> int:
     print(f"chosen: seed {result.chosen} by {result.metric}; screen: {args.out / 'screen.json'}")
     if result.final is not None:
         print(f"{result.final.out_dir}: iteration {result.final.iteration}, {result.final.seconds:.1f} s of training")
+    return 0
+
+
+def _early_stop(args: argparse.Namespace) -> int:
+    from ganeval.early_stop import REPORT_NAME, EarlyStopper, train_with_early_stop
+
+    stopper = EarlyStopper(args.stop_metric, args.patience, args.stop_threshold, args.stop_samples, device=args.device)
+    res = train_with_early_stop(
+        args.out, stopper, resume=args.resume, checkpoint_every=args.checkpoint_every, model=args.model,
+        iterations=args.iterations, batch_size=args.batch_size, lr=args.lr, n_critic=args.n_critic,
+        lr_decay_start=args.lr_decay_start, precision=args.precision, seed=args.seed, device=args.device,
+        log_every=args.log_every, data_dir=args.data_dir, progress=not args.no_progress,
+    )
+    last = res.stopper.history[-1] if res.stopper.history else {}
+    how = (f"stopped at iteration {res.train.iteration}: {args.patience} checkpoint(s) in a row worse than the best by "
+           f"more than {100 * args.stop_threshold:g}% beyond noise" if res.stopped else
+           f"ran to iteration {res.train.iteration} without going bad")
+    print(f"{res.train.out_dir}: {how}; best {res.stopper.best} ({args.stop_metric} {res.stopper.best_value:.4g}; "
+          f"last {last.get('value', float('nan')):.4g}); {args.out / REPORT_NAME}")
     return 0

@@ -1,0 +1,136 @@
+"""Early stopping: score each new checkpoint as training writes it, and stop when training has gone bad.
+
+The seed tutorial warns that the MLP GAN degrades if it trains too long. After every checkpoint the new one is
+compared with the best so far (``ganeval.comparing``: the same latents and resampled indices, so the interval of
+the difference is paired). Training stops when ``patience`` checkpoints in a row are worse than the best by more
+than ``threshold`` (relative) with an interval of the difference above 0. The stop is a pause on the full
+schedule: ``ganeval train --resume`` continues the same run.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from ganeval.atomic import write_text
+from ganeval.checkpoints import checkpoint_name, list_checkpoints
+from ganeval.comparing import compare
+from ganeval.evaluate import score
+from ganeval.train.loop import TrainResult, train
+from ganeval.train.recipes import TrainError, get_recipe
+from ganeval.train.state import STATE_NAME
+
+STOP_METRICS = ("mnist_fd", "fid")
+REPORT_NAME = "early_stop.json"
+
+
+@dataclass
+class EarlyStopper:
+    """Watches checkpoints in training order; ``observe`` says whether to stop."""
+
+    metric: str = "mnist_fd"
+    patience: int = 3
+    threshold: float = 0.10
+    num_samples: int = 2000
+    bootstrap: int = 100
+    device: str = "auto"
+    best: Path | None = None
+    best_value: float = math.inf
+    worse_in_a_row: int = 0
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if self.metric not in STOP_METRICS:
+            raise TrainError(f"--stop-metric must be one of {', '.join(STOP_METRICS)} (got {self.metric!r})")
+        if self.patience < 1 or not math.isfinite(self.threshold) or self.threshold < 0:
+            raise TrainError(f"--patience must be ≥ 1 and --stop-threshold ≥ 0 (got {self.patience}, {self.threshold})")
+
+    def observe(self, ckpt: Path, iteration: int) -> bool:
+        """Score ``ckpt`` against the best so far; True when the last ``patience`` checkpoints were all worse."""
+        row: dict[str, Any] = {"iteration": iteration, "checkpoint": str(ckpt)}
+        if self.best is None:
+            first = score(ckpt, **self._options())
+            if first["status"].iloc[0] == "error":
+                raise TrainError(f"{ckpt}: could not be scored for early stopping: {first['error'].iloc[0]}")
+            value = float(first[self.metric].iloc[0])
+            row.update(value=value, best=str(ckpt), verdict="first")
+            self.best, self.best_value = ckpt, value
+        else:
+            comp = compare({"best": self.best, "new": ckpt}, **self._options())
+            if comp.failed:
+                raise TrainError(f"{ckpt}: could not be scored for early stopping: {comp.members['error'].dropna().iloc[0]}")
+            d = comp.differences.set_index("metric").loc[self.metric]
+            value = float(d["value"])
+            row.update(value=value, best_value=float(d["baseline_value"]), difference=float(d["difference"]),
+                       relative=float(d["relative"]), ci_low=float(d["ci_low"]), ci_high=float(d["ci_high"]),
+                       verdict=str(d["verdict"]))
+            if value < float(d["baseline_value"]):
+                self.best, self.best_value, self.worse_in_a_row = ckpt, value, 0
+            elif d["verdict"] == "worse" and float(d["relative"]) > self.threshold:
+                self.worse_in_a_row += 1
+            else:
+                self.worse_in_a_row = 0
+            row["best"] = str(self.best)
+        row["worse_in_a_row"] = self.worse_in_a_row
+        self.history.append(row)
+        return self.worse_in_a_row >= self.patience
+
+    def _options(self) -> dict[str, Any]:
+        return {"metrics": (self.metric,), "num_samples": self.num_samples, "bootstrap": self.bootstrap,
+                "device": self.device, "progress": False}
+
+    def summary(self, stopped: bool, iteration: int) -> dict[str, Any]:
+        """What ``early_stop.json`` holds: the rule, whether and where training stopped, the best checkpoint, the history."""
+        return {"metric": self.metric, "patience": self.patience, "threshold": self.threshold,
+                "num_samples": self.num_samples, "bootstrap": self.bootstrap, "stopped": stopped, "iteration": iteration,
+                "best": str(self.best) if self.best else None, "best_value": self.best_value,
+                "history": json.loads(pd.DataFrame(self.history).to_json(orient="records"))}
+
+
+@dataclass
+class EarlyStopResult:
+    """The training result, whether the rule stopped it, and the stopper (best checkpoint, history)."""
+
+    train: TrainResult
+    stopped: bool
+    stopper: EarlyStopper
+
+
+def train_with_early_stop(out: str | os.PathLike[str], stopper: EarlyStopper, *, resume: bool = False,
+                          checkpoint_every: int = 1000, **train_kwargs: Any) -> EarlyStopResult:
+    """Train like :func:`ganeval.train.train`, pausing at every checkpoint to let ``stopper`` judge it.
+
+    ``OUT/early_stop.json`` is rewritten after every checkpoint. With ``resume`` the run's existing checkpoints are
+    judged first (a stopped run resumed with the same rule stops again at once; change the rule to continue).
+    """
+    out = Path(out)
+    if "stop_at" in train_kwargs:
+        raise TrainError("early stopping sets stop_at itself")
+    if not resume and out.exists() and any(out.iterdir()):
+        raise TrainError(f"{out}: output folder is not empty; pass --resume to continue the run in it, or choose another --out")
+    if resume and not (out / STATE_NAME).exists():
+        raise TrainError(f"{out / STATE_NAME}: missing, so there is no run to resume")
+    target = int(train_kwargs.get("iterations") or get_recipe(train_kwargs.get("model") or "mlp").iterations)
+    stopped, iteration = False, 0
+    for ref in list_checkpoints(out) if out.is_dir() else []:
+        iteration = ref.iteration
+        stopped = stopper.observe(ref.path, ref.iteration)
+        if stopped:
+            break
+    result = None
+    while not stopped and iteration < target:
+        stop_at = min(target, (iteration // checkpoint_every + 1) * checkpoint_every)
+        result = train(out, resume=True, stop_at=stop_at, checkpoint_every=checkpoint_every, **train_kwargs)
+        iteration = result.iteration
+        stopped = stopper.observe(out / checkpoint_name(iteration), iteration)
+        write_text(out / REPORT_NAME, json.dumps(stopper.summary(stopped, iteration), indent=2) + "\n")
+    if result is None:  # nothing left to train: report the run as it is
+        result = TrainResult(out, iteration, [r.path for r in list_checkpoints(out)] if out.is_dir() else [], 0.0, iteration)
+        write_text(out / REPORT_NAME, json.dumps(stopper.summary(stopped, iteration), indent=2) + "\n")
+    return EarlyStopResult(result, stopped, stopper)

@@ -1,0 +1,82 @@
+"""Early stopping: each new checkpoint against the best so far, paired interval of the difference, patience."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from synthetic import write_bank_checkpoint
+
+from ganeval.early_stop import REPORT_NAME, EarlyStopper, train_with_early_stop
+from ganeval.train.recipes import TrainError
+
+FAST = {"num_samples": 400, "bootstrap": 60, "device": "cpu"}
+
+
+@pytest.fixture(autouse=True)
+def _cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GANEVAL_CACHE_DIR", str(tmp_path / "cache"))
+
+
+def test_stops_after_patience_checkpoints_worse_than_the_best(tmp_path: Path) -> None:
+    """Noise falls to 0 at iteration 3000 (the best), then rises: stop once two in a row are clearly worse."""
+    noise = {1000: 0.3, 2000: 0.1, 3000: 0.0, 4000: 0.2, 5000: 0.3, 6000: 0.4}
+    stopper = EarlyStopper(patience=2, threshold=0.10, **FAST)
+    seen = []
+    for it, n in noise.items():
+        ckpt = write_bank_checkpoint(tmp_path / "run", it, noise=n)
+        seen.append(it)
+        if stopper.observe(ckpt, it):
+            break
+    assert seen[-1] == 5000 and stopper.best.name == "ckpt_0003000.safetensors"
+    verdicts = [h["verdict"] for h in stopper.history]
+    assert verdicts == ["first", "better", "better", "worse", "worse"]
+    assert [h["worse_in_a_row"] for h in stopper.history] == [0, 0, 0, 1, 2]
+    assert all(h["ci_low"] > 0 for h in stopper.history[3:])
+
+
+def test_no_stop_when_later_checkpoints_are_no_worse(tmp_path: Path) -> None:
+    stopper = EarlyStopper(patience=1, threshold=0.0, **FAST)
+    first = write_bank_checkpoint(tmp_path / "run", 1000)
+    assert not stopper.observe(first, 1000)
+    for it in (2000, 3000):
+        copy = tmp_path / "run" / f"ckpt_{it:07d}.safetensors"
+        shutil.copy(first, copy)
+        assert not stopper.observe(copy, it)
+    assert [h["verdict"] for h in stopper.history] == ["first", "no detectable difference", "no detectable difference"]
+
+
+def test_threshold_ignores_small_significant_worsening(tmp_path: Path) -> None:
+    stopper = EarlyStopper(patience=1, threshold=10.0, **FAST)
+    stopper.observe(write_bank_checkpoint(tmp_path / "run", 1000), 1000)
+    assert not stopper.observe(write_bank_checkpoint(tmp_path / "run", 2000, noise=0.1), 2000)
+    h = stopper.history[-1]
+    assert h["verdict"] == "worse" and h["relative"] < 10 and h["worse_in_a_row"] == 0
+
+
+def test_training_pauses_at_every_checkpoint_and_resumes(tmp_path: Path, mnist_dir: Path) -> None:
+    out = tmp_path / "mlp"
+    kw = {"model": "mlp", "batch_size": 16, "checkpoint_every": 20, "log_every": 20, "device": "cpu", "progress": False}
+    res = train_with_early_stop(out, EarlyStopper(**FAST), iterations=60, **kw)
+    assert not res.stopped and res.train.iteration == 60
+    report = json.loads((out / REPORT_NAME).read_text())
+    assert [h["iteration"] for h in report["history"]] == [20, 40, 60] and report["stopped"] is False
+    assert sorted(p.name for p in out.glob("ckpt_*")) == [f"ckpt_{i:07d}.safetensors" for i in (20, 40, 60)]
+    again = train_with_early_stop(out, EarlyStopper(**FAST), resume=True, iterations=80, **kw)
+    report = json.loads((out / REPORT_NAME).read_text())
+    assert again.train.iteration == 80 and [h["iteration"] for h in report["history"]] == [20, 40, 60, 80]
+
+
+def test_refusals(tmp_path: Path, cli) -> None:
+    with pytest.raises(TrainError, match="--stop-metric"):
+        EarlyStopper(metric="kid")
+    with pytest.raises(TrainError, match="--patience"):
+        EarlyStopper(patience=0)
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "x").write_text("x")
+    with pytest.raises(TrainError, match="not empty"):
+        train_with_early_stop(tmp_path / "full", EarlyStopper())
+    code, _, err = cli("train", "--out", tmp_path / "s", "--early-stop", "--screen-seeds", "1,2", "--screen-iterations", "10")
+    assert code == 2 and "cannot be combined" in err
