@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ganeval.errors import GanevalError
-from ganeval.gating import INCEPTION_COLUMNS, Criterion, _ci, _describe, _json_num, _level, fmt, number, select_row
+from ganeval.gating import INCEPTION_COLUMNS, Criterion, ci_level, ci_of, describe, fmt, json_num, number, select_row
 from ganeval.metrics.directions import HIGHER_BETTER
 
 
@@ -65,7 +65,7 @@ def report_baseline_criterion(row: dict[str, Any], cand: dict[str, Any], csrc: P
     else:
         rel = worse / abs(bv)
     pct = 100 * rel
-    cci, bci, level = _ci(row, metric, cwhere), _ci(brow, metric, bwhere), _level(cand)
+    cci, bci, level = ci_of(row, metric, cwhere), ci_of(brow, metric, bwhere), ci_level(cand)
     if cci and bci:
         meaningful = cci[1] < bci[0] if hb else cci[0] > bci[1]
         test = "non-overlapping bootstrap intervals"
@@ -79,11 +79,11 @@ def report_baseline_criterion(row: dict[str, Any], cand: dict[str, Any], csrc: P
     passed = not (pct > max_regression and meaningful)
     limit = bv * (1 - max_regression / 100) if hb else bv * (1 + max_regression / 100)
     change = f"{fmt(abs(pct))}% {'worse' if worse > 0 else 'better'}" if worse else "no change"
-    msg = (f"{metric} = {_describe(metric, cv, cci, row, level)} vs baseline {_describe(metric, bv, bci, brow, level)}"
+    msg = (f"{metric} = {describe(metric, cv, cci, row, level)} vs baseline {describe(metric, bv, bci, brow, level)}"
            f" ({brow.get('checkpoint')} in {bsrc}): {change}; allowed regression {fmt(max_regression)}% (limit {fmt(limit)})"
            + (f"; {how}" if worse > 0 else ""))
-    extra = {"baseline": _json_num(bv), "baseline_ci": [_json_num(bci[0]), _json_num(bci[1])] if bci else None,
-             "baseline_checkpoint": brow.get("checkpoint"), "baseline_report": str(bsrc), "regression_pct": _json_num(pct),
+    extra = {"baseline": json_num(bv), "baseline_ci": [json_num(bci[0]), json_num(bci[1])] if bci else None,
+             "baseline_checkpoint": brow.get("checkpoint"), "baseline_report": str(bsrc), "regression_pct": json_num(pct),
              "max_regression_pct": max_regression, "meaningful": meaningful, "test": test}
     return Criterion("max_regression", metric, cv, limit, passed, cci, msg, extra)
 
@@ -133,8 +133,8 @@ def model_baseline_criterion(row: dict[str, Any], summary: dict[str, Any], basel
     n = comp.summary.get("n_samples")
     msg = (f"{metric} = {fmt(cv)} vs baseline model {fmt(bv)} ({baseline}, re-scored together, N = {n}): {change}{ci_text}; "
            f"allowed regression {fmt(max_regression)}% (limit {fmt(limit)}){how}")
-    extra = {"baseline": _json_num(bv), "baseline_model": str(baseline), "difference": _json_num(diff),
-             "difference_ci": [lo, hi] if has_ci else None, "regression_pct": _json_num(pct),
+    extra = {"baseline": json_num(bv), "baseline_model": str(baseline), "difference": json_num(diff),
+             "difference_ci": [lo, hi] if has_ci else None, "regression_pct": json_num(pct),
              "max_regression_pct": max_regression, "meaningful": bool(meaningful),
              "test": TEST if has_ci else "point estimates (no bootstrap replicates)"}
     cand = comp.members.set_index("arm").loc["candidate"]

@@ -42,7 +42,7 @@ def fmt(x: float | None) -> str:
     return str(int(x)) if x.is_integer() and abs(x) < 1e9 else f"{x:.4g}" if abs(x) < 10 else f"{x:.2f}"
 
 
-def _json_num(x: float | None) -> float | str | None:
+def json_num(x: float | None) -> float | str | None:
     return None if x is None or math.isnan(x) else ("inf" if x > 0 else "-inf") if math.isinf(x) else x
 
 
@@ -61,8 +61,8 @@ class Criterion:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe view (infinity as the string ``"inf"``)."""
-        ci = [_json_num(self.ci[0]), _json_num(self.ci[1])] if self.ci else None
-        return {"name": self.name, "metric": self.metric, "value": _json_num(self.value), "limit": _json_num(self.limit),
+        ci = [json_num(self.ci[0]), json_num(self.ci[1])] if self.ci else None
+        return {"name": self.name, "metric": self.metric, "value": json_num(self.value), "limit": json_num(self.limit),
                 "ci": ci, "passed": self.passed, "message": self.message, **self.extra}
 
 
@@ -228,18 +228,18 @@ def select_row(summary: dict[str, Any], selector: str, source: Path | str) -> di
     return row
 
 
-def _ci(row: dict[str, Any], metric: str, where: str) -> tuple[float, float] | None:
+def ci_of(row: dict[str, Any], metric: str, where: str) -> tuple[float, float] | None:
     lo = number(row.get(f"{metric}_ci_low"), f"{where}.{metric}_ci_low")
     hi = number(row.get(f"{metric}_ci_high"), f"{where}.{metric}_ci_high")
     return (lo, hi) if lo is not None and hi is not None and math.isfinite(lo) and math.isfinite(hi) else None
 
 
-def _level(summary: dict[str, Any]) -> str:
+def ci_level(summary: dict[str, Any]) -> str:
     level = (summary.get("bootstrap") or {}).get("level", 0.95)
     return f"{round(100 * float(level))}% CI" if isinstance(level, (int, float)) else "CI"
 
 
-def _describe(metric: str, value: float | None, ci: tuple[float, float] | None, row: dict[str, Any], level: str) -> str:
+def describe(metric: str, value: float | None, ci: tuple[float, float] | None, row: dict[str, Any], level: str) -> str:
     text = fmt(value)
     if ci:
         return text + f" ({level} [{fmt(ci[0])}, {fmt(ci[1])}])"
@@ -258,12 +258,12 @@ def _limit_criterion(name: str, limit: float, row: dict[str, Any], summary: dict
         if metric in INCEPTION_COLUMNS and any(number(r.get(metric), where) is not None for r in summary["rows"]):
             hint = " (on CPU Inception metrics cover only the top-k and last checkpoints; use --inception-all)"
         raise GanevalError(f"{_flag(name)}: {metric} was not computed for {ckpt} in {source}{hint}; refusing to pass it")
-    ci = _ci(row, metric, where)
+    ci = ci_of(row, metric, where)
     if value is None:  # a NaN/Inf-sample generator: the metric exists but could not be measured
         msg = f"{metric} not measurable for {ckpt}: {row.get('error') or 'samples contain NaN/Inf'} (limit {fmt(limit)})"
         return Criterion(name, metric, None, limit, False, None, msg)
     passed = value <= limit if kind == "max" else value >= limit
-    desc = f"{metric} = {_describe(metric, value, ci, row, _level(summary))}"
+    desc = f"{metric} = {describe(metric, value, ci, row, ci_level(summary))}"
     if passed:
         msg = f"{desc} {'<=' if kind == 'max' else '>='} limit {fmt(limit)} ({_flag(name)})"
     else:

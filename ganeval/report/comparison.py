@@ -14,9 +14,9 @@ import numpy as np
 import pandas as pd
 
 from ganeval.atomic import atomic_path, write_text
-from ganeval.report.html import CSS, _notes, _provenance, fmt, render_table
+from ganeval.report.html import CSS, fmt, notes_section, provenance_section, render_table
 from ganeval.report.images import data_uri, mosaic, png_bytes
-from ganeval.report.plots import _mpl_text, _palette_png
+from ganeval.report.plots import mpl_text, palette_png
 
 if TYPE_CHECKING:
     from ganeval.comparing import Comparison
@@ -48,13 +48,13 @@ def forest_plot(diffs: pd.DataFrame, dpi: int = 90) -> bytes | None:
                 ax.plot([low, high], [yi, yi], color=c, lw=2)
             ax.plot([xi], [yi], "o", color=c)
         ax.axvline(0, color="#999", lw=1, ls="--")
-        ax.set_yticks(y, [_mpl_text(str(a), 24) for a in rows["arm"]])
-        base = _mpl_text(str(rows["baseline"].iloc[0]), 24)
+        ax.set_yticks(y, [mpl_text(str(a), 24) for a in rows["arm"]])
+        base = mpl_text(str(rows["baseline"].iloc[0]), 24)
         ax.set_xlabel(f"{LABELS.get(metric, metric)}: arm − {base} (lower is better)")
         ax.set_ylim(-0.7, len(rows) - 0.3)
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi, facecolor="white")
-    return _palette_png(buf.getvalue())
+    return palette_png(buf.getvalue())
 
 
 def curves_plot(curves: dict[str, pd.DataFrame], dpi: int = 90) -> bytes | None:
@@ -73,7 +73,7 @@ def curves_plot(curves: dict[str, pd.DataFrame], dpi: int = 90) -> bytes | None:
     for name, c in curves.items():
         x, y = values(c, "iteration"), values(c, metric)
         ok = np.isfinite(x) & np.isfinite(y)
-        line = ax.plot(x[ok], y[ok], "o-", ms=3, lw=1.2, label=_mpl_text(name, 48))[0]
+        line = ax.plot(x[ok], y[ok], "o-", ms=3, lw=1.2, label=mpl_text(name, 48))[0]
         picked = ok & c["picked"].to_numpy(dtype=bool)
         ax.plot(x[picked], y[picked], "*", ms=13, color=line.get_color())
     ax.set_yscale("log")
@@ -82,7 +82,7 @@ def curves_plot(curves: dict[str, pd.DataFrame], dpi: int = 90) -> bytes | None:
     ax.legend(fontsize=7)
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi, facecolor="white")
-    return _palette_png(buf.getvalue())
+    return palette_png(buf.getvalue())
 
 
 def _cell(x: Any, spec: str = "sig4") -> str:
@@ -158,13 +158,13 @@ def render_comparison(comp: Comparison) -> str:
         f"<h1>{escape(title)}</h1>",
         f"<p class=muted>{escape(str(s.get('date', '')))} · N = {escape(str(s.get('n_samples', '?')))} per run</p>",
         verdict, banner,
-        "<h2>Notes</h2>", _notes(s),
+        "<h2>Notes</h2>", notes_section(s),
         "<h2>Differences from the baseline</h2>", _diff_table(comp.differences), plot,
         curves,
         "<h2>Arms (mean over runs)</h2>", _arm_table(comp.arms),
         "<h2>Runs</h2>", render_table(comp.members),
         "<h2>Samples</h2>", _samples(comp),
-        "<h2>Provenance</h2>", _provenance(s),
+        "<h2>Provenance</h2>", provenance_section(s),
         "</body></html>",
     ])
 

@@ -243,7 +243,7 @@ def _flags(summary: dict[str, Any]) -> str:
     return f"<div class=flags>{''.join(parts)}</div>"
 
 
-def _notes(summary: dict[str, Any]) -> str:
+def notes_section(summary: dict[str, Any]) -> str:
     notes = [str(n) for n in summary.get("notes") or []]
     if not notes:
         return "<p class=muted>No notes.</p>"
@@ -325,7 +325,7 @@ PROVENANCE_KEYS = ("extractor", "weights_sha256", "weights_source", "resize", "c
                    "reference_sha256", "reference_n")
 
 
-def _provenance(summary: dict[str, Any]) -> str:
+def provenance_section(summary: dict[str, Any]) -> str:
     out = []
     prov = summary.get("provenance") or {}
     if prov:
@@ -371,10 +371,10 @@ def render_html(result: ScoreResult) -> str:
         f"<p class=verdict>{escape(str(s.get('verdict', 'No verdict.')))}</p>",
         banner,
         _flags(s),
-        "<h2>Notes</h2>", _notes(s),
+        "<h2>Notes</h2>", notes_section(s),
         "<h2>Checkpoints</h2>", render_table(df),
         "<h2>Metrics over training</h2>", _plot(df, s), digits_section(df),
         "<h2>Samples</h2>", _grids(result), neighbours_section(result),
-        "<h2>Provenance</h2>", _provenance(s),
+        "<h2>Provenance</h2>", provenance_section(s),
         "</body></html>",
     ])

@@ -45,7 +45,7 @@ def x_axis(df: pd.DataFrame) -> tuple[np.ndarray, str, list[str] | None]:
     return np.arange(len(df), dtype=float), "checkpoint (row order)", names
 
 
-def _mpl_text(s: str, limit: int = 40) -> str:
+def mpl_text(s: str, limit: int = 40) -> str:
     """Checkpoint names as plain matplotlib text: ``$`` would start mathtext; long names are shortened."""
     s = s if len(s) <= limit else s[: limit - 1] + "…"
     return s.replace("$", r"\$")
@@ -83,11 +83,11 @@ def _panel(ax: object, df: pd.DataFrame, x: np.ndarray, col: str, lo_col: str, h
     if best_idx:
         i = best_idx[0]
         what = "best (rank 1)" if is_best[i] else "lowest"
-        ax.scatter([x[i]], [y[i]], marker="*", s=160, color="tab:green", zorder=6, label=f"{what}: {_mpl_text(names[i])}")
+        ax.scatter([x[i]], [y[i]], marker="*", s=160, color="tab:green", zorder=6, label=f"{what}: {mpl_text(names[i])}")
     last = len(df) - 1
     if last >= 0 and np.isfinite(y[last]):
         ax.scatter([x[last]], [y[last]], marker="s", s=50, facecolors="none", edgecolors="tab:orange", lw=2, zorder=6,
-                   label=f"last: {_mpl_text(names[last])}")
+                   label=f"last: {mpl_text(names[last])}")
     elif last >= 0:
         notes.append(f"{label.split(' (')[0]}: the last checkpoint has no finite value.")
     if col.endswith("copying_ct"):
@@ -123,13 +123,13 @@ def series_plot(df: pd.DataFrame, dpi: int = 90, copying_threshold: float = -3.0
     axes[-1].set_xlabel(xlabel)
     if ticks is not None:
         step = max(1, len(ticks) // 15)
-        axes[-1].set_xticks(x[::step], [_mpl_text(t, 18) for t in ticks[::step]], rotation=30, ha="right", fontsize=7)
+        axes[-1].set_xticks(x[::step], [mpl_text(t, 18) for t in ticks[::step]], rotation=30, ha="right", fontsize=7)
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi, facecolor="white")
-    return PlotResult(_palette_png(buf.getvalue()), notes)
+    return PlotResult(palette_png(buf.getvalue()), notes)
 
 
-def _palette_png(png: bytes, colors: int = 64) -> bytes:
+def palette_png(png: bytes, colors: int = 64) -> bytes:
     """Re-encode a matplotlib PNG with a 64-colour palette: a third of the size, no visible difference for line plots."""
     from PIL import Image
 
