@@ -327,7 +327,7 @@ def gate(target: str | os.PathLike[str], *, max_fid: float | None = None, min_is
     report = find_report(target)
     if report is not None:
         summary, source = load_summary(report)
-        if score_options or out is not None:
+        if set(score_options) - {"progress"} or out is not None:
             notes.append(f"scoring options ignored: {target} is an existing report (nothing recomputed)")
         scored = False
     else:

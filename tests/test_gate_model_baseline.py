@@ -39,7 +39,7 @@ def test_small_real_regression_fails_on_the_paired_test_only(models: dict[str, P
     assert 0 < lo <= crit["difference"] <= hi and crit["regression_pct"] > 10
     assert "re-scored together, N = 400" in crit["message"] and "the interval excludes 0" in crit["message"]
     # The stored-report test on the same two checkpoints cannot see it: their intervals overlap.
-    code, _, err = cli("score", models["good"], "--out", tmp_path / "base_report", *OPTS[:-1])
+    code, _, err = cli("score", models["good"], "--out", tmp_path / "base_report", *OPTS)
     assert code == 0, err
     code, out, err = cli("gate", tmp_path / "cand", "--baseline", tmp_path / "base_report", "--max-regression", "10", "--json")
     crit = json.loads(out)["criteria"][0]
@@ -63,7 +63,7 @@ def test_within_allowance_passes_even_when_beyond_noise(models: dict[str, Path],
 
 
 def test_existing_report_is_rescored_with_its_own_options(models: dict[str, Path], tmp_path: Path, cli) -> None:
-    code, _, err = cli("score", models["bad"], "--out", tmp_path / "rep", *OPTS[:-1])
+    code, _, err = cli("score", models["bad"], "--out", tmp_path / "rep", *OPTS)
     assert code == 0, err
     code, out, err = cli("gate", tmp_path / "rep", "--baseline", models["good"], "--json")
     crit = json.loads(out)["criteria"][0]
@@ -72,7 +72,7 @@ def test_existing_report_is_rescored_with_its_own_options(models: dict[str, Path
 
 def test_run_folder_with_a_report_is_still_a_report_baseline(models: dict[str, Path], tmp_path: Path, cli) -> None:
     run = models["good"].parent
-    code, _, err = cli("score", run, *OPTS[:-1])
+    code, _, err = cli("score", run, *OPTS)
     assert code == 0, err
     code, out, err = cli("gate", models["bad"], "--baseline", run, "--out", tmp_path / "c", "--json", *OPTS)
     assert json.loads(out)["criteria"][0]["test"] == "non-overlapping bootstrap intervals"

@@ -198,3 +198,12 @@ def test_rank_direction_follows_the_shared_table(primary: str, best: str) -> Non
                        "kid_mean": [0.01, 0.05], "mnist_fd": [1.0, 3.0]})
     ranked = add_ranks(df, primary)
     assert ranked.loc[ranked["is_best"], "checkpoint"].tolist() == [best]
+
+
+def test_no_progress_keeps_stderr_quiet(tmp_path: Path, cli) -> None:
+    write_bank_checkpoint(tmp_path / "run", 1000)
+    args = ("score", tmp_path / "run", "--metrics", "mnist_fd", "--num-samples", 200, "--bootstrap", 10, "--device", "cpu")
+    code, _, err = cli(*args)
+    assert code == 0 and "plan:" in err
+    code, _, err = cli(*args, "--no-progress")
+    assert code == 0 and err == ""

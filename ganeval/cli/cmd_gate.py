@@ -60,7 +60,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     s = p.add_argument_group("scoring (only when TARGET is not a report; same flags and defaults as 'ganeval score')")
     add_score_options(s)  # type: ignore[arg-type]  # an argument group has the same add_argument API
     s.add_argument("--out", type=Path, default=None, help="report folder (default CKPT_DIR/report)")
-    s.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=run)
 
 
@@ -70,7 +69,6 @@ def run(args: argparse.Namespace) -> int:
     from ganeval.options import ScoreOptions
 
     opts = options_from_args(args)
-    opts.progress = not args.no_progress
     defaults = ScoreOptions().as_dict()
     # Only what differs from the defaults, so a report TARGET can say which scoring flags it ignored.
     options: dict[str, Any] = {k: v for k, v in opts.as_dict().items() if v != defaults[k]}

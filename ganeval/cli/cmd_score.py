@@ -46,6 +46,7 @@ def add_score_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, default=None, metavar="N",
                    help="CPU threads while scoring (default: one per core; with several processes on one machine, cores/processes)")
     p.add_argument("--distributed", action="store_true", default=None, help="join the torchrun process group")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars or plan line (e.g. for CI logs)")
     i = p.add_argument_group("generator files and callables (used when the file cannot tell; docs/inputs.md)") \
         if isinstance(p, argparse.ArgumentParser) else p  # gate passes an argument group: no nesting
     i.add_argument("--z-dim", type=int, default=None, metavar="N", help="latent size (read from the file when it says)")
@@ -64,6 +65,7 @@ def options_from_args(args: argparse.Namespace) -> ScoreOptions:
         inception_weights=args.inception_weights, use_cache=not args.no_cache, threads=args.threads,
         copy_train=args.copy_train, copy_heldout=args.copy_heldout, copy_cells=args.copy_cells,
         copying_threshold=args.copying_threshold,
+        progress=not getattr(args, "no_progress", False),
         extra={k: v for k in ("z_dim", "z_type", "output_range") if (v := getattr(args, k, None)) is not None},
     )
 
