@@ -189,6 +189,8 @@ def _difference(result: ScoreResult, df: pd.DataFrame, arm: list[str], base: lis
 
 
 def _verdict_word(row: dict[str, Any]) -> str:
+    if row["method"].startswith("no bootstrap replicates"):
+        return "not tested"
     if not row.get("significant"):
         return "no detectable difference"
     return "better" if row["difference"] < 0 else "worse"  # DIFF_METRICS are distances
@@ -260,7 +262,9 @@ def verdict_lines(diffs: pd.DataFrame, arms: pd.DataFrame, primary: str, n: int)
         if not pd.isna(r["ci_low"]):
             text += f" ({int(round(r['level'] * 100))}% CI [{r['ci_low']:+.3g}, {r['ci_high']:+.3g}], {r['method']})"
         word = r["verdict"]
-        if word == "no detectable difference":
+        if word == "not tested":
+            text += ": not tested (no interval: --bootstrap 0; give --bootstrap 100 for one)."
+        elif word == "no detectable difference":
             more = "more runs" if "Welch" in str(r["method"]) else "more samples (--num-samples) or runs"
             text += f": no difference detectable at N = {n:,}; {more} would be needed to tell them apart."
         else:

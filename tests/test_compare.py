@@ -181,3 +181,10 @@ def test_folder_without_pick_names_the_flag(tmp_path: Path, runs: dict[str, Path
     write_bank_checkpoint(tmp_path / "run", 2000)
     with pytest.raises(GanevalError, match="holds 2 checkpoints.*--pick best"):
         compare({"a": runs["good"], "b": tmp_path / "run"}, **FAST)
+
+
+def test_without_bootstrap_nothing_is_claimed(runs: dict[str, Path]) -> None:
+    comp = compare({"good": runs["good"], "noisy": runs["noisy"]}, **{**FAST, "bootstrap": 0})
+    r = comp.differences.iloc[0]
+    assert r["verdict"] == "not tested" and not r["significant"] and r["difference"] > 0
+    assert "not tested (no interval: --bootstrap 0" in comp.summary["verdict"]
