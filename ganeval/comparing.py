@@ -37,8 +37,8 @@ from ganeval.version import __version__
 DIFF_METRICS = ("fid", "mnist_fd")
 #: Per-arm columns shown in ``arms`` (mean over the arm's runs), when computed.
 ARM_COLUMNS = ("fid", "fid_inf", "is_mean", "kid_mean", "precision", "recall", "density", "coverage", "mnist_is",
-               "mnist_fd", "mnist_fd_inf", "modes_covered", "class_kl", "mnist_intra_fd", "copying_ct", "copy_share",
-               "inception_copying_ct")
+               "mnist_fd", "mnist_fd_inf", "modes_covered", "class_kl", "mnist_intra_fd", "vendi", "mnist_vendi", "copying_ct",
+               "copy_share", "inception_copying_ct")
 LABELS = {"fid": "FID", "mnist_fd": "MNIST FD"}
 #: What a picked run keeps of its series (for the report's over-training plot).
 SERIES_COLUMNS = ("iteration", "checkpoint", "fid", "fid_ci_low", "fid_ci_high", "mnist_fd", "mnist_fd_ci_low",

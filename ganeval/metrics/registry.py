@@ -18,6 +18,7 @@ from ganeval.metrics.intra import DIGIT_COLUMNS, intra_metrics, per_class_fd
 from ganeval.metrics.kid import kid
 from ganeval.metrics.modes import mode_intervals, mode_metrics
 from ganeval.metrics.prc import density_coverage, precision_recall
+from ganeval.metrics.vendi import vendi_score
 
 
 @dataclass
@@ -156,6 +157,24 @@ def _mnist_intra(x: MetricInput) -> dict[str, float]:
     assert x.logits is not None and x.head is not None
     real = x.real()
     return intra_metrics(per_class_fd(x.pool, x.logits, real, x.head(real)))
+
+
+def _vendi(x: MetricInput, name: str) -> dict[str, float]:
+    real = x.real()[: len(x.pool)]
+    return {name: vendi_score(x.pool), f"{name}_real": vendi_score(real)}
+
+
+@register_metric("vendi", "inception", ("vendi", "vendi_real"), needs_real=True,
+                 help="Vendi score (Friedman & Dieng 2023), cosine kernel on Inception features: the effective number "
+                      "of distinct samples, and the same for as many real images")
+def _vendi_inception(x: MetricInput) -> dict[str, float]:
+    return _vendi(x, "vendi")
+
+
+@register_metric("mnist_vendi", "mnist", ("mnist_vendi", "mnist_vendi_real"), needs_real=True,
+                 help="Vendi score on MNIST-classifier features, and the same for as many real images")
+def _vendi_mnist(x: MetricInput) -> dict[str, float]:
+    return _vendi(x, "mnist_vendi")
 
 
 #: The copying test's C_T column per metric (its flag, gate and plot read these).

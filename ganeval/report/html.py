@@ -143,6 +143,11 @@ TABLE: list[tuple[str, str, tuple[str, ...], Cell, bool]] = [
     ("worst digit", "the digit with the largest per-digit MNIST FD, and that distance", ("mnist_worst_digit",),
      lambda r: "" if _missing(r.get("mnist_worst_digit")) else
      f"{fmt(r.get('mnist_worst_digit'), 'int')} ({fmt(r.get('mnist_worst_digit_fd'), 'sig4')})", False),
+    ("Vendi", "Vendi score (Friedman & Dieng 2023), Inception features: effective number of distinct samples; "
+     "after the slash, the same for as many real images", ("vendi",),
+     lambda r: f"{fmt(r.get('vendi'), '.1f')} / {fmt(r.get('vendi_real'), '.1f')}", True),
+    ("MNIST Vendi", "Vendi score on MNIST-classifier features; after the slash, real images", ("mnist_vendi",),
+     lambda r: f"{fmt(r.get('mnist_vendi'), '.2f')} / {fmt(r.get('mnist_vendi_real'), '.2f')}", True),
     ("copying C_T", "data-copying test (Meehan et al. 2020): ≪ 0 memorised training images (flag below the threshold), "
      "≈ 0 like held-out data, > 0 farther from the training images than held-out data", ("copying_ct",),
      lambda r: fmt(r.get("copying_ct"), "+.2f"), True),

@@ -19,7 +19,8 @@ COLUMNS = [
     "kid_mean", "kid_std", "precision", "recall", "density", "coverage", "mnist_is", "mnist_is_std", "mnist_fd", "mnist_fd_ci_low",
     "mnist_fd_ci_high", "mnist_fd_inf", "mnist_fd_inf_slope", "modes_covered", "modes_ci_low", "modes_ci_high", "class_kl",
     "class_kl_ci_low", "class_kl_ci_high", "mnist_confidence", "mnist_intra_fd", "mnist_worst_digit", "mnist_worst_digit_fd",
-    "mnist_intra_digits", *(f"mnist_fd_digit_{c}" for c in range(10)), "copying_ct", "copy_share", "copying_cells",
+    "mnist_intra_digits", *(f"mnist_fd_digit_{c}" for c in range(10)),
+    "vendi", "vendi_real", "mnist_vendi", "mnist_vendi_real", "copying_ct", "copy_share", "copying_cells",
     "inception_copying_ct", "inception_copy_share", "inception_copying_cells", "rank", "is_best", "mode_collapse",
     "mode_collapse_sure", "data_copying", "status", "error", "seconds",
 ]
