@@ -99,12 +99,13 @@ class _Evaluator:
         """The options a metric function sees: the scoring options, the resolved copying sets, the device."""
         return {**self.opts.as_dict(), **self.copy_sets.get("options", {}), "copy_device": self.device}
 
-    def _dataset_for(self, extractor: str, dataset: str) -> torch.Tensor:
+    def _dataset_for(self, extractor: str, dataset: str, dist: DistContext | None = None) -> torch.Tensor:
+        """A real image set's features, split over the ranks (all call it together), or ``dist`` (the panel: rank 0)."""
         if (extractor, dataset) not in self._datasets:
             batch = max(self.opts.batch_size, 500) if extractor == "mnist" else self.opts.batch_size  # small net: big batches
             self._datasets[(extractor, dataset)] = dataset_features(
                 dataset, self.extractors[extractor], batch,
-                write_cache=self.opts.use_cache and self.dist.is_main)
+                write_cache=self.opts.use_cache and self.dist.is_main, dist=self.dist if dist is None else dist)
         return self._datasets[(extractor, dataset)]
 
     def closest_samples(self, name: str) -> np.ndarray | None:
@@ -118,7 +119,7 @@ class _Evaluator:
                           self.device, DistContext(), self.opts.use_cache)
             options = self._metric_inputs()
             x = MetricInput(got.pool["mnist"], None, self.refs["mnist"], lambda: self._real_for("mnist"), options,
-                            dataset=lambda d: self._dataset_for("mnist", d), memo=self.memo)
+                            dataset=lambda d: self._dataset_for("mnist", d, DistContext()), memo=self.memo)
             ref = copying_reference(x)
             self.memo["closest-heldout"] = ref.closest(None, CLOSEST_SHOWN)
             return sample_images(src, ref.closest(x.pool, CLOSEST_SHOWN), self.device, self.opts)
@@ -217,7 +218,7 @@ class _Evaluator:
             meta = self.ref_meta[name]
             self._real[name] = real_features(RefStats(self.refs[name].mu, self.refs[name].sigma, meta), ex,
                                              min(self.opts.num_samples, 60_000), self.opts.batch_size,
-                                             write_cache=self.opts.use_cache and self.dist.is_main)
+                                             write_cache=self.opts.use_cache and self.dist.is_main, dist=self.dist)
         return self._real[name]
 
     def _metrics(self, src: Source, row: dict[str, Any], got: Extracted, names: list[str]) -> None:

@@ -14,6 +14,7 @@ import torch
 
 from ganeval.atomic import atomic_path
 from ganeval.cache import cache_dir
+from ganeval.distributed import DistContext
 from ganeval.errors import StatsError
 from ganeval.features.base import FeatureExtractor, iter_batches
 from ganeval.stats import DATASETS, MATCH_KEYS, RefStats, dataset_images, load_stats, real_images, stats_path
@@ -89,27 +90,37 @@ def _custom_images(meta: dict[str, Any], n: int) -> torch.Tensor:
     return torch.as_tensor(real.images[:n])
 
 
-def real_features(stats: RefStats, extractor: FeatureExtractor, n: int, batch_size: int = 64, write_cache: bool = True) -> torch.Tensor:
+def real_features(stats: RefStats, extractor: FeatureExtractor, n: int, batch_size: int = 64, write_cache: bool = True,
+                  dist: DistContext | None = None) -> torch.Tensor:
     """Pool features of the first ``n`` images of the reference's dataset (at most as many as it has), computed
-    once and cached (``write_cache=False`` on non-zero distributed ranks, which never write)."""
+    once and cached (``write_cache=False`` on non-zero distributed ranks, which never write; ``dist`` splits
+    the work over the ranks)."""
     key = _dataset_key(stats.meta)
     if key not in DATASETS:
         n = min(n, int(stats.meta.get("n") or n))
     return _features(key, lambda: dataset_images(key)[:n] if key in DATASETS else _custom_images(stats.meta, n),
-                     extractor, n, batch_size, write_cache)
+                     extractor, n, batch_size, write_cache, dist)
 
 
 def _features(key: str, images: Callable[[], Any], extractor: FeatureExtractor, n: int, batch_size: int,
-              write_cache: bool) -> torch.Tensor:
+              write_cache: bool, dist: DistContext | None = None) -> torch.Tensor:
+    """Cached features, else computed; under torchrun (``dist``) every rank computes its share of the batches and
+    all receive the whole, so the first distributed run does not repeat the work on every rank."""
+    dist = dist or DistContext()
     path = _real_path(key, extractor, n)
+    arr = None
     if path.is_file():
         try:
             arr = np.load(path, allow_pickle=False)
-            if arr.shape == (n, extractor.pool_dim):
-                return torch.from_numpy(arr)
+            arr = arr if arr.shape == (n, extractor.pool_dim) else None
         except (ValueError, OSError):
-            pass
-    feats = torch.cat([extractor(b)["pool"].cpu() for b in iter_batches(images(), batch_size)])
+            arr = None
+    if dist.all_ok(arr is not None):  # every rank takes the same path, or the collective below would hang
+        return torch.from_numpy(arr)
+    n_batches = -(-n // batch_size)
+    mine = dist.my_batches(n_batches)
+    local = {i: extractor(b)["pool"].cpu() for i, b in zip(mine, iter_batches(images(), batch_size, mine), strict=True)}
+    feats = torch.cat(dist.gather_batches(local, n_batches))
     if write_cache:
         with atomic_path(path) as tmp, open(tmp, "wb") as fh:
             np.save(fh, feats.numpy())
@@ -125,12 +136,12 @@ def dataset_key(dataset: str | os.PathLike[str]) -> str:
 
 
 def dataset_features(dataset: str | os.PathLike[str], extractor: FeatureExtractor, batch_size: int = 64,
-                     write_cache: bool = True) -> torch.Tensor:
+                     write_cache: bool = True, dist: DistContext | None = None) -> torch.Tensor:
     """Pool features of every image of a real image set (an MNIST split, or a folder/zip/uint8 .npz of your
-    images), computed once per extractor and content and cached."""
+    images), computed once per extractor and content and cached (``dist``: split over the torchrun ranks)."""
     if str(dataset) in DATASETS:
         images = dataset_images(str(dataset))
-        return _features(str(dataset), lambda: images, extractor, len(images), batch_size, write_cache)
+        return _features(str(dataset), lambda: images, extractor, len(images), batch_size, write_cache, dist)
     real = real_images(dataset)
     return _features(_custom_key(real.meta["dataset_sha256"]), lambda: real.images, extractor, len(real.images),
-                     batch_size, write_cache)
+                     batch_size, write_cache, dist)

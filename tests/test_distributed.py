@@ -126,3 +126,34 @@ def test_stats_dying_rank_writes_nothing(tmp_path: Path) -> None:
     assert res.returncode != 0
     assert not (tmp_path / "dead.npz").exists() and not (tmp_path / "dead.json").exists()
     assert not (tmp_path / "dead_feats.npy").exists()
+
+
+FEATURES_SCRIPT = """
+import sys
+import numpy as np
+from ganeval.distributed import from_env
+from ganeval.features import get_extractor
+from ganeval.reference import dataset_features
+dist = from_env(True)
+feats = dataset_features(sys.argv[1], get_extractor("mnist", device="cpu"), 500, write_cache=False, dist=dist)
+if dist.is_main:
+    np.save(sys.argv[2], feats.numpy())
+"""
+
+
+def test_real_set_features_are_split_over_ranks(tmp_path: Path) -> None:
+    """A real image set's features (the copying test's training set, a reference's first N images) computed by two
+    ranks, four batches between them, equal one process's bit for bit."""
+    from ganeval.features import get_extractor
+    from ganeval.reference import dataset_features
+    from ganeval.stats import dataset_images
+
+    np.savez(tmp_path / "set.npz", images=dataset_images("mnist-test")[:1900])
+    (tmp_path / "feats.py").write_text(FEATURES_SCRIPT)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(tmp_path / "feats.py"),
+           str(tmp_path / "set.npz"), str(tmp_path / "two.npy")]
+    res = subprocess.run(cmd, env=_env(tmp_path), capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr[-3000:]
+    one = dataset_features(tmp_path / "set.npz", get_extractor("mnist", device="cpu"), 500, write_cache=False)
+    two = np.load(tmp_path / "two.npy")
+    assert two.shape == (1900, 128) and np.array_equal(two, one.numpy())
