@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sstats
 
+from ganeval.distributed import DistContext, from_env
 from ganeval.errors import GanevalError
 from ganeval.evaluate import ScoreResult, score_series
 from ganeval.inputs import SAMPLE_KINDS, Series, Source, resolve_target
@@ -62,7 +63,8 @@ class Comparison:
 
 
 # -- arms -------------------------------------------------------------------------------------------------------
-def _one_source(target: Any, hints: dict[str, Any], pick: str | None, select: ScoreOptions) -> tuple[Source, pd.DataFrame | None]:
+def _one_source(target: Any, hints: dict[str, Any], pick: str | None, select: ScoreOptions,
+                dist: DistContext) -> tuple[Source, pd.DataFrame | None]:
     """The run ``target`` names; a folder of several checkpoints needs ``pick`` ("best" or "last"): the series is
     scored with ``select`` and the picked checkpoint returned with the series' table."""
     series = resolve_target(target, **hints)
@@ -73,7 +75,7 @@ def _one_source(target: Any, hints: dict[str, Any], pick: str | None, select: Sc
         raise GanevalError(f"{where}: holds {len(series.sources)} checkpoints or generators; compare takes one per run "
                            f"(name the file, e.g. {series.sources[-1].path or series.sources[-1].name}, or pass "
                            "--pick best|last)")
-    table = score_series(series, select).table
+    table = score_series(series, select, dist).table
     ok = table[table["status"] != "error"]
     rows = ok[ok["is_best"]] if pick == "best" else ok.iloc[-1:]
     if rows.empty:
@@ -117,15 +119,15 @@ def normalise_arms(arms: Mapping[str, Any] | Sequence[Any]) -> dict[str, list[An
     return out
 
 
-def _series(arms: dict[str, list[Any]], hints: dict[str, Any], pick: str | None,
-            select: ScoreOptions) -> tuple[Series, dict[str, list[str]], dict[str, pd.DataFrame]]:
+def _series(arms: dict[str, list[Any]], hints: dict[str, Any], pick: str | None, select: ScoreOptions,
+            dist: DistContext) -> tuple[Series, dict[str, list[str]], dict[str, pd.DataFrame]]:
     sources: list[Source] = []
     members: dict[str, list[str]] = {}
     curves: dict[str, pd.DataFrame] = {}
     for arm, targets in arms.items():
         members[arm] = []
         for i, t in enumerate(targets, 1):
-            src, curve = _one_source(t, hints, pick, select)
+            src, curve = _one_source(t, hints, pick, select, dist)
             name = arm if len(targets) == 1 else f"{arm}/{i}:{src.name}"
             src.name = name if curve is None else f"{name} ({pick}: {src.name})"
             if curve is not None:
@@ -279,7 +281,8 @@ def verdict_lines(diffs: pd.DataFrame, arms: pd.DataFrame, primary: str, n: int)
 # -- API ----------------------------------------------------------------------------------------------------------
 def compare(arms: Mapping[str, Any] | Sequence[Any], *, baseline: str | None = None, pick: str | None = None,
             out: str | os.PathLike[str] | None = None, write_report: bool = False, z_dim: int | None = None,
-            z_type: str | None = None, output_range: str | None = None, **options: Any) -> Comparison:
+            z_type: str | None = None, output_range: str | None = None, distributed: bool | None = None,
+            **options: Any) -> Comparison:
     """Score every arm's runs in one pass and compare each arm with ``baseline`` (default: the first arm).
 
     ``arms``: ``{"name": target or [targets]}`` or a list of targets (one arm each). A target is anything
@@ -289,7 +292,7 @@ def compare(arms: Mapping[str, Any] | Sequence[Any], *, baseline: str | None = N
     compared on a fresh latent set (seed + 1): the set they won on favours them. ``options`` are ``score``'s;
     Inception metrics run on every compared run.
     With ``write_report`` (or ``out``) the tables, ``compare.json`` and ``compare.html`` are written to ``out``
-    (default: the runs' common folder + ``/compare``).
+    (default: the runs' common folder + ``/compare``), by rank 0 only under torchrun (``distributed``, as ``score``).
     """
     t0 = time.time()
     named = normalise_arms(arms)
@@ -305,14 +308,15 @@ def compare(arms: Mapping[str, Any] | Sequence[Any], *, baseline: str | None = N
     hints = {k: v for k, v in {"z_dim": z_dim, "z_type": z_type, "output_range": output_range, **opts.extra}.items()
              if k in ("z_dim", "z_type", "output_range", "cache_key") and v is not None}
     opts.extra = select.extra = {**opts.extra, **hints}
-    series, members, curves = _series(named, hints, pick, select)
+    dist = from_env(distributed)
+    series, members, curves = _series(named, hints, pick, select, dist)
     notes: list[str] = []
     if curves and pick == "best":
         opts.seed += 1
         notes.append(f"runs picked as their folder's best on latent seed {select.seed} are compared on seed {opts.seed}: "
                      "the latent set a checkpoint won on favours it (winner's curse)")
     kinds = {s.name: s.kind for s in series.sources}
-    result = score_series(series, opts)
+    result = score_series(series, opts, dist)
     df = result.table.copy()
     df.insert(0, "arm", [next(a for a, ns in members.items() if name in ns) for name in df["checkpoint"]])
     df["paired"] = [kinds[name] not in SAMPLE_KINDS for name in df["checkpoint"]]
@@ -349,7 +353,7 @@ def compare(arms: Mapping[str, Any] | Sequence[Any], *, baseline: str | None = N
         "rows": [row_dict(r) for _, r in df.iterrows()],
     }
     comp = Comparison(df, arm_df, diffs, summary, result, bool(len(errors)), members, curves)
-    if write_report or out is not None:
+    if (write_report or out is not None) and dist.all_ok(True) and dist.is_main:
         from ganeval.report.comparison import write_comparison
 
         paths = write_comparison(comp, out or series.root / "compare")

@@ -135,7 +135,6 @@ def test_cli_positional_and_json(runs: dict[str, Path], tmp_path: Path, cli) -> 
     (["--arm", "a", "X", "--arm", "a", "X"], "given twice"),
     (["--arm", "a", "X", "--arm", "b", "X", "--baseline", "c"], "baseline 'c' is not one of the arms"),
     (["--arm", "a", "X", "--arm", "b", "FOLDER"], "holds 2 checkpoints"),
-    (["--arm", "a", "X", "--arm", "b", "X", "--distributed"], "--distributed is not supported"),
 ])
 def test_usage_errors_exit_2(runs: dict[str, Path], tmp_path: Path, cli, argv: list[str], problem: str) -> None:
     folder = tmp_path / "two_ckpts"

@@ -157,3 +157,23 @@ def test_real_set_features_are_split_over_ranks(tmp_path: Path) -> None:
     one = dataset_features(tmp_path / "set.npz", get_extractor("mnist", device="cpu"), 500, write_cache=False)
     two = np.load(tmp_path / "two.npy")
     assert two.shape == (1900, 128) and np.array_equal(two, one.numpy())
+
+
+def test_two_process_compare_equals_single_process(tmp_path: Path, series: Path) -> None:
+    """``ganeval compare`` under torchrun: the same differences, intervals and verdicts as one process, one report."""
+    args = ["compare", "--arm", "a", str(series / "ckpt_0002000.safetensors"), "--arm", "b", str(series / "ckpt_0003000.safetensors"),
+            *ARGS[: ARGS.index("--metrics")], "--metrics", "mnist_fd", *ARGS[ARGS.index("--bootstrap"):]]
+    single = subprocess.run([sys.executable, "-m", "ganeval_test_entry", *args, "--out", str(tmp_path / "k1")],
+                            env=_env(tmp_path), capture_output=True, text=True, timeout=600)
+    assert single.returncode == 0, single.stderr[-2000:]
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "ganeval_test_entry",
+           *args, "--distributed", "--out", str(tmp_path / "k2")]
+    multi = subprocess.run(cmd, env=_env(tmp_path), capture_output=True, text=True, timeout=600)
+    assert multi.returncode == 0, multi.stderr[-3000:]
+    a = json.loads((tmp_path / "k1" / "compare.json").read_text())
+    b = json.loads((tmp_path / "k2" / "compare.json").read_text())
+    (da,), (db,) = a["differences"], b["differences"]
+    for key in ("value", "baseline_value", "difference", "ci_low", "ci_high"):
+        assert db[key] == pytest.approx(da[key], rel=1e-9, abs=0), key
+    assert da["verdict"] == db["verdict"] == "worse" and a["verdict"] == b["verdict"]
+    assert multi.stdout.count("report:") == 1

@@ -49,13 +49,14 @@ def _arms(args: argparse.Namespace) -> dict[str, list[Path]] | list[Path]:
 def run(args: argparse.Namespace) -> int:
     from ganeval.comparing import compare
 
-    if args.distributed:
-        raise GanevalError("compare runs in one process; --distributed is not supported (score each arm with torchrun instead)")
     opts = options_from_args(args).as_dict()
     extra = opts.pop("extra")
     opts["inception_all"] = True
-    comp = compare(_arms(args), baseline=args.baseline, pick=args.pick, out=args.out, write_report=True, **extra, **opts)
-    report = comp.summary["report"]
+    comp = compare(_arms(args), baseline=args.baseline, pick=args.pick, out=args.out, write_report=True,
+                   distributed=args.distributed, **extra, **opts)
+    report = comp.summary.get("report")
+    if report is None:  # a torchrun rank other than 0: rank 0 prints and writes
+        return EXIT_FAILED if comp.failed else EXIT_OK
     if args.json:
         print(Path(report["json"]).read_text(), end="")
     else:
