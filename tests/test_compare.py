@@ -42,7 +42,7 @@ def test_worse_models_are_found_worse_with_intervals(runs: dict[str, Path], tmp_
     assert comp.arms.set_index("arm").loc["two", "mode_collapse_sure"]
     assert "two is worse" in comp.summary["verdict"] and "Flagged for mode collapse beyond noise: noisy, two" in comp.summary["verdict"]
     files = {p.name for p in (tmp_path / "out").iterdir()}
-    assert files == {"members.csv", "members.parquet", "arms.csv", "differences.csv", "compare.json", "compare.html"}
+    assert files == {"members.csv", "members.parquet", "arms.csv", "differences.csv", "compare.json", "compare.html", "compare.md"}
     data = json.loads((tmp_path / "out" / "compare.json").read_text())
     assert data["kind"] == "compare" and data["baseline"] == "good" and data["provenance"]["mnist"]["weights_sha256"]
     html = (tmp_path / "out" / "compare.html").read_text()
@@ -187,3 +187,16 @@ def test_without_bootstrap_nothing_is_claimed(runs: dict[str, Path]) -> None:
     r = comp.differences.iloc[0]
     assert r["verdict"] == "not tested" and not r["significant"] and r["difference"] > 0
     assert "not tested (no interval: --bootstrap 0" in comp.summary["verdict"]
+
+
+def test_markdown_and_github_step_summary(runs: dict[str, Path], tmp_path: Path, cli, monkeypatch: pytest.MonkeyPatch) -> None:
+    summary = tmp_path / "step.md"
+    summary.write_text("# earlier step\n")
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    code, _, err = cli("compare", "--arm", "good", runs["good"], "--arm", "noisy", runs["noisy"], "--metrics", "mnist_fd",
+                       "--num-samples", 300, "--bootstrap", 30, "--device", "cpu", "--no-progress", "--out", tmp_path / "o")
+    assert code == 0, err
+    text = summary.read_text()
+    assert text.startswith("# earlier step\n### ganeval compare — baseline `good`, N = 300")
+    assert "| noisy | MNIST FD |" in text and "| worse |" in text and "noisy is worse" in text
+    assert (tmp_path / "o" / "compare.md").read_text() == text[len("# earlier step\n"):]

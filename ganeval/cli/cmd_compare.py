@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -66,6 +67,13 @@ def run(args: argparse.Namespace) -> int:
         for line in comp.summary["verdict_lines"]:
             print(line)
         print(f"report: {report['html']}")
+    step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
+    if step_summary:
+        try:
+            with open(step_summary, "a", encoding="utf-8") as fh:
+                fh.write(Path(report["markdown"]).read_text(encoding="utf-8"))
+        except OSError as exc:
+            print(f"ganeval: warning: cannot append to GITHUB_STEP_SUMMARY {step_summary}: {exc}", file=sys.stderr)
     for _, row in comp.members[comp.members["status"] == "error"].iterrows():
         print(f"ganeval: error: {row['error']}", file=sys.stderr)
     return EXIT_FAILED if comp.failed else EXIT_OK

@@ -169,12 +169,29 @@ def render_comparison(comp: Comparison) -> str:
     ])
 
 
+def markdown(comp: Comparison) -> str:
+    """The verdict and the differences as a Markdown section (``GITHUB_STEP_SUMMARY``, pull-request comments)."""
+    s = comp.summary
+    lines = [f"### ganeval compare — baseline `{s.get('baseline')}`, N = {s.get('n_samples')}", ""]
+    lines += [f"- {line}" for line in s.get("verdict_lines") or []]
+    if not comp.differences.empty:
+        lines += ["", "| arm | metric | arm value | baseline value | difference | interval | verdict |", "|---|---|---|---|---|---|---|"]
+        for _, r in comp.differences.iterrows():
+            ci = "–" if pd.isna(r["ci_low"]) else f"[{float(r['ci_low']):+.4g}, {float(r['ci_high']):+.4g}]"
+            diff = "–" if pd.isna(r["difference"]) else f"{float(r['difference']):+.4g}"
+            verdict = "–" if pd.isna(r["verdict"]) else str(r["verdict"])
+            lines.append(f"| {r['arm']} | {LABELS.get(str(r['metric']), r['metric'])} | {_cell(r['value'])} | "
+                         f"{_cell(r['baseline_value'])} | {diff} | {ci} | {verdict} |")
+    return "\n".join(lines) + "\n\n"
+
+
 def write_comparison(comp: Comparison, out_dir: str | os.PathLike[str]) -> dict[str, Path]:
     """Write every comparison file into ``out_dir`` atomically; returns their paths by kind."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = {"members_csv": out / "members.csv", "members_parquet": out / "members.parquet", "arms_csv": out / "arms.csv",
-             "differences_csv": out / "differences.csv", "json": out / "compare.json", "html": out / "compare.html"}
+             "differences_csv": out / "differences.csv", "json": out / "compare.json", "html": out / "compare.html",
+             "markdown": out / "compare.md"}
     write_text(paths["members_csv"], comp.members.to_csv(index=False))
     buf = io.BytesIO()
     comp.members.to_parquet(buf, index=False)
@@ -183,6 +200,7 @@ def write_comparison(comp: Comparison, out_dir: str | os.PathLike[str]) -> dict[
     write_text(paths["arms_csv"], comp.arms.to_csv(index=False))
     write_text(paths["differences_csv"], comp.differences.to_csv(index=False))
     write_text(paths["html"], render_comparison(comp))
+    write_text(paths["markdown"], markdown(comp))
     summary = {**comp.summary, "report": {k: str(v) for k, v in paths.items()}}
     write_text(paths["json"], json.dumps(summary, indent=2, allow_nan=False) + "\n")
     return paths
