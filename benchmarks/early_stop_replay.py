@@ -32,6 +32,10 @@ def main() -> None:
         print(f"{ref.iteration:>6}  {args.metric} {h['value']:8.4g}  vs best {h.get('best_value', h['value']):8.4g}  "
               f"diff {h.get('difference', 0):+8.3g} {ci:<22} {h['verdict']:<25} worse in a row {h['worse_in_a_row']}",
               flush=True)
+        if "confirmed" in h:
+            print(f"        on fresh latents (seed 1): diff {h['confirm_difference']:+.3g} "
+                  f"[{h['confirm_ci_low']:+.3g}, {h['confirm_ci_high']:+.3g}]: {'confirmed' if h['confirmed'] else 'not confirmed'}",
+                  flush=True)
         if stop:
             stopped_at = ref.iteration
             break

@@ -3,8 +3,8 @@
 The seed tutorial warns that the MLP GAN degrades if it trains too long. After every checkpoint the new one is
 compared with the best so far (``ganeval.comparing``: the same latents and resampled indices, so the interval of
 the difference is paired). Training stops when ``patience`` checkpoints in a row are worse than the best by more
-than ``threshold`` (relative) with an interval of the difference above 0. The stop is a pause on the full
-schedule: ``ganeval train --resume`` continues the same run.
+than ``threshold`` (relative) with an interval of the difference above 0, and the last of them still is on a
+fresh latent set. The stop is a pause on the full schedule: ``ganeval train --resume`` continues the same run.
 """
 
 from __future__ import annotations
@@ -76,14 +76,26 @@ class EarlyStopper:
                 self.worse_in_a_row += 1
             else:
                 self.worse_in_a_row = 0
+            if self.worse_in_a_row >= self.patience and not self._confirmed(ckpt, row):
+                self.worse_in_a_row = 0
             row["best"] = str(self.best)
         row["worse_in_a_row"] = self.worse_in_a_row
         self.history.append(row)
         return self.worse_in_a_row >= self.patience
 
-    def _options(self) -> dict[str, Any]:
+    def _confirmed(self, ckpt: Path, row: dict[str, Any]) -> bool:
+        """Before stopping, the same comparison on fresh latents (seed 1): the best was chosen on seed 0, which
+        favours it (the winner's curse), so a stop must hold where it was not chosen."""
+        comp = compare({"best": self.best, "new": ckpt}, **self._options(seed=1))
+        d = comp.differences.set_index("metric").loc[self.metric]
+        ok = not comp.failed and d["verdict"] == "worse" and float(d["relative"]) > self.threshold
+        row.update(confirm_difference=float(d["difference"]), confirm_ci_low=float(d["ci_low"]),
+                   confirm_ci_high=float(d["ci_high"]), confirmed=bool(ok))
+        return bool(ok)
+
+    def _options(self, seed: int = 0) -> dict[str, Any]:
         return {"metrics": (self.metric,), "num_samples": self.num_samples, "bootstrap": self.bootstrap,
-                "device": self.device, "progress": False}
+                "device": self.device, "progress": False, "seed": seed}
 
     def summary(self, stopped: bool, iteration: int) -> dict[str, Any]:
         """What ``early_stop.json`` holds: the rule, whether and where training stopped, the best checkpoint, the history."""

@@ -35,6 +35,8 @@ def test_stops_after_patience_checkpoints_worse_than_the_best(tmp_path: Path) ->
     assert verdicts == ["first", "better", "better", "worse", "worse"]
     assert [h["worse_in_a_row"] for h in stopper.history] == [0, 0, 0, 1, 2]
     assert all(h["ci_low"] > 0 for h in stopper.history[3:])
+    last = stopper.history[-1]  # the stop held on fresh latents (seed 1), where the best was not chosen
+    assert last["confirmed"] and last["confirm_ci_low"] > 0 and "confirmed" not in stopper.history[3]
 
 
 def test_no_stop_when_later_checkpoints_are_no_worse(tmp_path: Path) -> None:
