@@ -325,7 +325,7 @@ def compare(arms: Mapping[str, Any] | Sequence[Any], *, baseline: str | None = N
     diffs = differences(result, members, base, opts.ci)
     arm_df = arm_table(df, result, members, opts.ci)
     primary = next((m for m in DIFF_METRICS if m in df and df[m].notna().any()), "mnist_fd")
-    notes += [n for n in result.summary.get("notes", []) if "late" not in n]
+    notes += result.summary.get("notes", [])
     ns = sorted({int(v) for v in pd.to_numeric(df.loc[df["status"] != "error", "n_samples"], errors="coerce").dropna()})
     if len(ns) > 1:
         notes.append(f"the runs have different sample counts ({', '.join(map(str, ns))}): a Fréchet distance is biased "
