@@ -28,7 +28,7 @@ from ganeval.metrics.fid import FIDReference, bootstrap_fid
 from ganeval.metrics.registry import FD_COLUMN, METRICS, Metric, MetricInput, copying_reference
 from ganeval.nearest import CLOSEST_SHOWN, Neighbours, report_neighbours, sample_images
 from ganeval.options import ScoreOptions
-from ganeval.reference import dataset_features, real_features, reference_stats
+from ganeval.reference import dataset_features, real_features, reference_provenance, reference_stats
 from ganeval.sources.base import HINT_KEYS, shape_note
 from ganeval.summary import build_summary
 from ganeval.threads import cpu_threads
@@ -317,15 +317,6 @@ def score_series(series: Series, opts: ScoreOptions, dist: DistContext | None = 
         return _score_series(series, opts, dist)
 
 
-def _reference_provenance(meta: dict[str, Any]) -> dict[str, Any]:
-    """What a report says about the reference: dataset, statistics file SHA-256, N; for your own images also
-    where they are and the SHA-256 of their pixels."""
-    out = {"reference": meta.get("dataset"), "reference_sha256": meta.get("file_sha256"), "reference_n": meta.get("n")}
-    if meta.get("dataset") == "custom":
-        out.update(reference_source=meta.get("source"), reference_images_sha256=meta.get("dataset_sha256"))
-    return out
-
-
 def _score_series(series: Series, opts: ScoreOptions, dist: DistContext | None) -> ScoreResult:
     dist = dist or DistContext()
     ev = _Evaluator(series, opts, dist)
@@ -359,7 +350,7 @@ def _score_series(series: Series, opts: ScoreOptions, dist: DistContext | None) 
     df["mode_collapse_sure"] = df["mode_collapse"] & ranking.mode_collapse_beyond_noise(df, opts.min_modes, opts.max_class_kl)
     df["data_copying"] = ranking.copying_rows(df, opts.copying_threshold)
     late = ranking.late_collapse(df, primary, ev.replicates, opts.late_threshold, opts.ci)
-    provenance = {name: {**ex.provenance(), **_reference_provenance(ev.ref_meta[name])} for name, ex in ev.extractors.items()}
+    provenance = {name: {**ex.provenance(), **reference_provenance(ev.ref_meta[name])} for name, ex in ev.extractors.items()}
     summary = build_summary(df, primary, late, opts, provenance, ev.notes, time.time() - t0, dist.world)
     failed = bool((df["status"] == "error").any())
     result = ScoreResult(df, summary, ev.grids, ev.replicates, failed)

@@ -145,3 +145,12 @@ def dataset_features(dataset: str | os.PathLike[str], extractor: FeatureExtracto
     real = real_images(dataset)
     return _features(_custom_key(real.meta["dataset_sha256"]), lambda: real.images, extractor, len(real.images),
                      batch_size, write_cache, dist)
+
+
+def reference_provenance(meta: dict[str, Any]) -> dict[str, Any]:
+    """What a report says about the reference: dataset, statistics file SHA-256, N; for your own images also
+    where they are and the SHA-256 of their pixels."""
+    out = {"reference": meta.get("dataset"), "reference_sha256": meta.get("file_sha256"), "reference_n": meta.get("n")}
+    if meta.get("dataset") == "custom":
+        out.update(reference_source=meta.get("source"), reference_images_sha256=meta.get("dataset_sha256"))
+    return out
