@@ -132,7 +132,6 @@ def _series(arms: dict[str, list[Any]], hints: dict[str, Any], pick: str | None,
             src.name = name if curve is None else f"{name} ({pick}: {src.name})"
             if curve is not None:
                 curves[src.name] = curve
-            src.iteration = len(sources) + 1
             sources.append(src)
             members[arm].append(src.name)
     paths = [Path(t).resolve() for ts in arms.values() for t in ts if isinstance(t, (str, os.PathLike))]
