@@ -29,6 +29,7 @@ from ganeval.distributed import DistContext, from_env
 from ganeval.errors import GanevalError
 from ganeval.evaluate import ScoreResult, score_series
 from ganeval.inputs import SAMPLE_KINDS, Series, Source, resolve_target
+from ganeval.metrics.directions import LABELS
 from ganeval.metrics.interval import bootstrap_interval
 from ganeval.options import ScoreOptions
 from ganeval.summary import BOOTSTRAP_METHOD, SCHEMA_VERSION, row_dict
@@ -40,7 +41,6 @@ DIFF_METRICS = ("fid", "mnist_fd")
 ARM_COLUMNS = ("fid", "fid_inf", "is_mean", "kid_mean", "precision", "recall", "density", "coverage", "mnist_is",
                "mnist_fd", "mnist_fd_inf", "modes_covered", "class_kl", "mnist_intra_fd", "vendi", "mnist_vendi", "copying_ct",
                "copy_share", "inception_copying_ct")
-LABELS = {"fid": "FID", "mnist_fd": "MNIST FD"}
 #: What a picked run keeps of its series (for the report's over-training plot).
 SERIES_COLUMNS = ("iteration", "checkpoint", "fid", "fid_ci_low", "fid_ci_high", "mnist_fd", "mnist_fd_ci_low",
                   "mnist_fd_ci_high", "is_best", "status")

@@ -1,7 +1,9 @@
-"""Which way is better for each result column: one table read by ranking, the gate and compare."""
+"""Which way is better for each result column (ranking, the gate and compare read this one table), and display names."""
 
 from __future__ import annotations
 
 #: Columns where a larger value is better; the other ranked columns are distances, lower is better.
 #: Density and the copying test's C_T have an ideal value (1 and 0), not a direction.
 HIGHER_BETTER = frozenset({"is_mean", "mnist_is", "precision", "recall", "coverage", "modes_covered"})
+#: How verdicts and reports name the Fréchet distances.
+LABELS = {"fid": "FID", "mnist_fd": "MNIST FD"}

@@ -14,14 +14,14 @@ import numpy as np
 import pandas as pd
 
 from ganeval.atomic import atomic_path, write_text
-from ganeval.report.html import CSS, fmt, notes_section, provenance_section, render_table
-from ganeval.report.images import data_uri, mosaic, png_bytes
+from ganeval.metrics.directions import LABELS
+from ganeval.report.html import fmt, grid_figure, notes_section, page_head, provenance_section, render_table
+from ganeval.report.images import data_uri
 from ganeval.report.plots import mpl_text, palette_png
 
 if TYPE_CHECKING:
     from ganeval.comparing import Comparison
 
-LABELS = {"fid": "FID", "mnist_fd": "MNIST FD"}
 
 
 def forest_plot(diffs: pd.DataFrame, dpi: int = 90) -> bytes | None:
@@ -130,9 +130,7 @@ def _samples(comp: Comparison) -> str:
         if grid is None:
             out.append(f"<p class=muted>{escape(arm)}: no samples.</p>")
             continue
-        png = png_bytes(mosaic(grid, scale=3))
-        out.append(f'<figure><img class=px src="{data_uri(png, "image/png")}" alt="samples of {escape(arm)}">'
-                   f"<figcaption><code>{escape(arm)}</code> (first run)</figcaption></figure>")
+        out.append(grid_figure(grid, arm, f"<code>{escape(arm)}</code> (first run)"))
     return "".join(out)
 
 
@@ -150,12 +148,8 @@ def render_comparison(comp: Comparison) -> str:
     verdict = "".join(f"<p class=verdict>{escape(line)}</p>" for line in s.get("verdict_lines") or ["No verdict."])
     banner = (f"<p class=banner>{s.get('n_errors')} run(s) could not be scored; see the error column.</p>"
               if s.get("n_errors") else "")
-    csp = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
     return "\n".join([
-        "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
-        f'<meta http-equiv="Content-Security-Policy" content="{csp}">',
-        f"<title>{escape(title)}</title><style>{CSS}</style></head><body>",
-        f"<h1>{escape(title)}</h1>",
+        page_head(title),
         f"<p class=muted>{escape(str(s.get('date', '')))} · N = {escape(str(s.get('n_samples', '?')))} per run</p>",
         verdict, banner,
         "<h2>Notes</h2>", notes_section(s),

@@ -301,9 +301,7 @@ def _grids(result: ScoreResult) -> str:
         if grid is None:
             out.append(f"<p class=muted>{role}: no samples for <code>{escape(name)}</code>.</p>")
             continue
-        png = png_bytes(mosaic(grid, scale=3))
-        out.append(f'<figure><img class=px src="{data_uri(png, "image/png")}" alt="samples of {escape(name)}">'
-                   f"<figcaption>{role}: <code>{escape(name)}</code></figcaption></figure>")
+        out.append(grid_figure(grid, name, f"{role}: <code>{escape(name)}</code>"))
     if not out:
         out.append("<p class=muted>No sample grids.</p>")
     order = _ordered_grids(result)
@@ -316,6 +314,24 @@ def _grids(result: ScoreResult) -> str:
                    f'alt="sample grids across training"><figcaption>the same latents at every checkpoint, in training '
                    f"order{sub}</figcaption></figure>")
     return "".join(out)
+
+
+def grid_figure(grid: np.ndarray, name: str, caption: str) -> str:
+    """A sample grid as an inline pixel-exact figure; ``caption`` is HTML (escape what comes from users)."""
+    png = png_bytes(mosaic(grid, scale=3))
+    return (f'<figure><img class=px src="{data_uri(png, "image/png")}" alt="samples of {escape(name)}">'
+            f"<figcaption>{caption}</figcaption></figure>")
+
+
+def page_head(title: str) -> str:
+    """Doctype, a Content-Security-Policy that forbids scripts and network access, the CSS, and the title."""
+    csp = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
+    return "\n".join([
+        "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
+        f'<meta http-equiv="Content-Security-Policy" content="{csp}">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f"<title>{escape(title)}</title><style>{CSS}</style></head><body>", f"<h1>{escape(title)}</h1>",
+    ])
 
 
 def _kv_table(items: list[tuple[str, Any]]) -> str:
@@ -363,14 +379,8 @@ def render_html(result: ScoreResult) -> str:
     n_err = int((df["status"] == "error").sum()) if "status" in df else 0
     if result.failed or n_err:
         banner = f"<p class=banner>{n_err} checkpoint(s) could not be scored; see the error column.</p>"
-    csp = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
     return "\n".join([
-        "<!DOCTYPE html>",
-        '<html lang="en"><head><meta charset="utf-8">',
-        f'<meta http-equiv="Content-Security-Policy" content="{csp}">',
-        '<meta name="viewport" content="width=device-width, initial-scale=1">',
-        f"<title>{escape(title)}</title><style>{CSS}</style></head><body>",
-        f"<h1>{escape(title)}</h1>",
+        page_head(title),
         f"<p class=muted>{escape(str(s.get('date', '')))} · primary metric {escape(str(s.get('primary_metric', '?')))}"
         f" · N = {escape(str(s.get('n_samples', '?')))}</p>",
         f"<p class=verdict>{escape(str(s.get('verdict', 'No verdict.')))}</p>",
