@@ -1,6 +1,6 @@
 """ganeval: trustworthy, fast GAN evaluation.
 
-Python API: ``load_generator``, ``list_checkpoints``, ``score``, ``compare``, ``gate``, ``reference_stats``, ``features``.
+Python API: ``load_generator``, ``list_checkpoints``, ``score``, ``compare``, ``gate``, ``watch``, ``reference_stats``, ``features``.
 Heavy submodules are imported on first use.
 """
 
@@ -11,7 +11,7 @@ from typing import Any
 from ganeval.checkpoints import list_checkpoints, load_generator
 from ganeval.version import __version__
 
-__all__ = ["__version__", "list_checkpoints", "load_generator", "score", "compare", "gate", "reference_stats", "features"]
+__all__ = ["__version__", "list_checkpoints", "load_generator", "score", "compare", "gate", "watch", "reference_stats", "features"]
 
 
 def __getattr__(name: str) -> Any:
@@ -27,6 +27,10 @@ def __getattr__(name: str) -> Any:
         from ganeval.gating import gate
 
         return gate
+    if name == "watch":
+        from ganeval.watching import watch
+
+        return watch
     if name == "reference_stats":
         from ganeval.reference import reference_stats
 

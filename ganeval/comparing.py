@@ -32,6 +32,7 @@ from ganeval.inputs import SAMPLE_KINDS, Series, Source, resolve_target
 from ganeval.metrics.directions import LABELS
 from ganeval.metrics.interval import bootstrap_interval
 from ganeval.options import ScoreOptions
+from ganeval.sources.base import HINT_KEYS
 from ganeval.summary import BOOTSTRAP_METHOD, SCHEMA_VERSION, row_dict
 from ganeval.version import __version__
 
@@ -281,6 +282,7 @@ def verdict_lines(diffs: pd.DataFrame, arms: pd.DataFrame, primary: str, n: int)
 def compare(arms: Mapping[str, Any] | Sequence[Any], *, baseline: str | None = None, pick: str | None = None,
             out: str | os.PathLike[str] | None = None, write_report: bool = False, z_dim: int | None = None,
             z_type: str | None = None, output_range: str | None = None, distributed: bool | None = None,
+            generator: Any = None, generator_kwargs: Any = None, state_key: str | None = None,
             **options: Any) -> Comparison:
     """Score every arm's runs in one pass and compare each arm with ``baseline`` (default: the first arm).
 
@@ -288,7 +290,8 @@ def compare(arms: Mapping[str, Any] | Sequence[Any], *, baseline: str | None = N
     ``score`` takes that is one generator or sample set (a checkpoint, TorchScript/ONNX file, sample folder,
     zip or .npz, a callable, an array), or with ``pick`` ("best" or "last") a folder of checkpoints: the folder
     is scored as ``score`` would and its best (or last) checkpoint is the run. Checkpoints picked as best are
-    compared on a fresh latent set (seed + 1): the set they won on favours them. ``options`` are ``score``'s;
+    compared on a fresh latent set (seed + 1): the set they won on favours them. ``options`` are ``score``'s
+    (``generator``/``generator_kwargs``/``state_key`` for weight files of your own generator class, as there);
     Inception metrics run on every compared run.
     With ``write_report`` (or ``out``) the tables, ``compare.json`` and ``compare.html`` are written to ``out``
     (default: the runs' common folder + ``/compare``), by rank 0 only under torchrun (``distributed``, as ``score``).
@@ -304,8 +307,9 @@ def compare(arms: Mapping[str, Any] | Sequence[Any], *, baseline: str | None = N
     select = ScoreOptions.from_kwargs(**options)
     options.setdefault("inception_all", True)
     opts = ScoreOptions.from_kwargs(**options)
-    hints = {k: v for k, v in {"z_dim": z_dim, "z_type": z_type, "output_range": output_range, **opts.extra}.items()
-             if k in ("z_dim", "z_type", "output_range", "cache_key") and v is not None}
+    given = {"z_dim": z_dim, "z_type": z_type, "output_range": output_range, "generator": generator,
+             "generator_kwargs": generator_kwargs, "state_key": state_key}
+    hints = {k: v for k, v in {**opts.extra, **given}.items() if k in HINT_KEYS and v is not None}
     opts.extra = select.extra = {**opts.extra, **hints}
     dist = from_env(distributed)
     series, members, curves = _series(named, hints, pick, select, dist)

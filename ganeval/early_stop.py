@@ -44,6 +44,8 @@ class EarlyStopper:
     best_value: float = math.inf
     worse_in_a_row: int = 0
     history: list[dict[str, Any]] = field(default_factory=list)
+    #: Input hints passed to ``score``/``compare`` (e.g. ``generator``, ``generator_kwargs``, ``z_dim``).
+    hints: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.metric not in STOP_METRICS:
@@ -95,7 +97,7 @@ class EarlyStopper:
 
     def _options(self, seed: int = 0) -> dict[str, Any]:
         return {"metrics": (self.metric,), "num_samples": self.num_samples, "bootstrap": self.bootstrap,
-                "device": self.device, "progress": False, "seed": seed}
+                "device": self.device, "progress": False, "seed": seed, **self.hints}
 
     def summary(self, stopped: bool, iteration: int) -> dict[str, Any]:
         """What ``early_stop.json`` holds: the rule, whether and where training stopped, the best checkpoint, the history."""

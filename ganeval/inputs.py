@@ -24,6 +24,7 @@ from ganeval.errors import CheckpointError, GanevalError
 from ganeval.sources import generators as gens
 from ganeval.sources.base import GeneratorSamples, InputHints, Samples, merge_hints
 from ganeval.sources.samples import array_images, image_files, is_image_name, natural_key, open_array, read_image_set, read_npz
+from ganeval.sources.state_dicts import STATE_EXTS, load_state_dict_generator, resolve_spec
 
 GENERATOR_EXTS = {".onnx": "onnx", ".pt": "torchscript", ".ts": "torchscript"}
 SAMPLE_FILE_EXTS = {".zip": "images", ".npz": "npz"}
@@ -100,6 +101,26 @@ def _open_callable(src: Source, device: torch.device, n: int, seed: int) -> Samp
                             output_range=s["output_range"], device=device, sha256=None, cache_key=key, meta={"format": "callable"})
 
 
+def _open_state_dict(src: Source, device: torch.device, n: int, seed: int) -> Samples:
+    assert src.path is not None
+    hints: InputHints = src.extra["hints"]
+    spec = hints.generator
+    model, key = load_state_dict_generator(src.path, spec, hints.state_key, device)
+    found = {}
+    for attr in gens.ZDIM_ATTRS:
+        value = getattr(model, attr, None)
+        if isinstance(value, int) and not isinstance(value, bool):
+            found["z_dim"] = value
+            break
+    s = merge_hints(str(src.path), found, hints)
+    sha = gens.file_digest(src.path)
+    cache = f"{sha}|{spec.identity()}|{key}|z{s['z_dim']}|{s['output_range']}"
+    return GeneratorSamples(model, name=src.name, n=n, seed=seed, z_dim=s["z_dim"], z_type=s["z_type"],
+                            output_range=s["output_range"], device=device, sha256=sha, cache_key=cache,
+                            meta={"format": "state_dict", "generator": spec.name, "generator_kwargs": spec.kwargs,
+                                  "generator_source_sha256": spec.source_sha256, "state_key": key})
+
+
 def _open_images(src: Source, device: torch.device, n: int, seed: int) -> Samples:
     assert src.path is not None
     return read_image_set(src.path, n)
@@ -118,7 +139,7 @@ def _open_array(src: Source, device: torch.device, n: int, seed: int) -> Samples
 
 OPENERS: dict[str, Callable[[Source, torch.device, int, int], Samples]] = {
     "checkpoint": _open_checkpoint, "torchscript": _open_generator_file, "onnx": _open_generator_file,
-    "callable": _open_callable, "images": _open_images, "npz": _open_npz, "array": _open_array,
+    "callable": _open_callable, "state_dict": _open_state_dict, "images": _open_images, "npz": _open_npz, "array": _open_array,
 }
 
 
@@ -137,8 +158,21 @@ def _metadata_iteration(path: Path) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
+def _is_ganeval_checkpoint(path: Path) -> bool:
+    """A safetensors file with ganeval's header: loaded as a checkpoint even when ``--generator`` is given."""
+    if path.suffix.lower() != ".safetensors":
+        return False
+    try:
+        read_metadata(path)
+    except CheckpointError:
+        return False
+    return True
+
+
 def _file_source(path: Path, hints: InputHints) -> Source:
     suffix = path.suffix.lower()
+    if hints.generator is not None and suffix in STATE_EXTS and not _is_ganeval_checkpoint(path):
+        return Source(path.name, path, _number(path.stem), "state_dict", {"hints": hints})
     kind = GENERATOR_EXTS.get(suffix) or SAMPLE_FILE_EXTS.get(suffix)
     if kind is None:
         if is_image_name(path.name):
@@ -178,6 +212,12 @@ def _ignored(path: Path, names: list[str], what: str) -> list[str]:
 
 def _folder(path: Path, hints: InputHints) -> Series:
     files = sorted((p for p in path.iterdir() if p.is_file() and not p.name.startswith(".")), key=lambda p: natural_key(p.name))
+    if hints.generator is not None:
+        weights = [p for p in files if p.suffix.lower() in STATE_EXTS]
+        if not weights:
+            raise GanevalError(f"{path}: no weight files ({', '.join(STATE_EXTS)}) for --generator {hints.generator.name}")
+        sources, notes = _ordered([_file_source(p, hints) for p in weights], "weight file", "file-name")
+        return Series(sources, notes + _ignored(path, [p.name for p in files if p not in weights], "non-weight"), path)
     refs = list_checkpoints(path)
     if refs:
         others = sorted(p.name for p in files if not CKPT_RE.match(p.name))
@@ -232,12 +272,18 @@ def _resolve_one(target: Any, hints: InputHints) -> Series:
 
 
 def resolve_target(target: Any, *, z_dim: int | None = None, z_type: str | None = None, output_range: str | None = None,
-                   cache_key: str | None = None) -> Series:
+                   cache_key: str | None = None, generator: Any = None, generator_kwargs: Any = None,
+                   state_key: str | None = None) -> Series:
     """A path (file or folder), several paths (a series), a callable or an image array → a ``Series``.
 
+    With ``generator`` (``"MODULE:NAME"``, ``"file.py:NAME"`` or a class), weight files (.pt, .pth, .ckpt, .bin,
+    .safetensors) are state dicts of that generator (``ganeval.sources.state_dicts``).
     Nothing to score, or a generator whose latent size is unknown → ``GanevalError`` (exit 2).
     """
-    hints = InputHints(z_dim, z_type, output_range, cache_key)
+    if generator is None and (generator_kwargs is not None or state_key is not None):
+        raise GanevalError("--generator-kwargs and --state-key need --generator MODULE:NAME")
+    spec = resolve_spec(generator, generator_kwargs) if generator is not None else None
+    hints = InputHints(z_dim, z_type, output_range, cache_key, spec, None, state_key)
     if not isinstance(target, Sequence) or isinstance(target, str):
         return _resolve_one(target, hints)
     targets = list(target)

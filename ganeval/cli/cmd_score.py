@@ -54,6 +54,12 @@ def add_score_options(p: argparse.ArgumentParser) -> None:
                    help="latent distribution: N(0, 1) or U(-1, 1) (default normal)")
     i.add_argument("--output-range", default=None, choices=["-1,1", "0,1", "0,255"], metavar="-1,1|0,1|0,255",
                    help="range of float generator output (default -1,1; write --output-range=-1,1); uint8 output is used as is")
+    i.add_argument("--generator", default=None, metavar="MODULE:NAME",
+                   help="score weight files (.pt/.pth/.ckpt/.bin/.safetensors state dicts, read with weights_only=True) "
+                        "with your generator class or factory, e.g. models:Generator or path/to/models.py:Generator")
+    i.add_argument("--generator-kwargs", default=None, metavar="JSON", help="its constructor arguments, e.g. '{\"nz\": 100}'")
+    i.add_argument("--state-key", default=None, metavar="KEY",
+                   help="where in the file the generator's weights are (e.g. g_ema, or state_dict.G) when several fit")
 
 
 def options_from_args(args: argparse.Namespace) -> ScoreOptions:
@@ -66,7 +72,8 @@ def options_from_args(args: argparse.Namespace) -> ScoreOptions:
         copy_train=args.copy_train, copy_heldout=args.copy_heldout, copy_cells=args.copy_cells,
         copying_threshold=args.copying_threshold,
         progress=not getattr(args, "no_progress", False),
-        extra={k: v for k in ("z_dim", "z_type", "output_range") if (v := getattr(args, k, None)) is not None},
+        extra={k: v for k in ("z_dim", "z_type", "output_range", "generator", "generator_kwargs", "state_key")
+               if (v := getattr(args, k, None)) is not None},
     )
 
 

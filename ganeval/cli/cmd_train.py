@@ -31,6 +31,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its train_state.safetensors")
     p.add_argument("--data-dir", default=None, help="MNIST folder (default: GANEVAL_DATA_DIR or the user cache)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--stop-file", type=Path, default=None, metavar="PATH",
+                   help="pause (resumable) at the first checkpoint after PATH appears, e.g. raised by ganeval watch "
+                        "--stop-file PATH; it must not exist at the start")
     s = p.add_argument_group("seed screening (docs/training.md#seed-screening)")
     s.add_argument("--screen-seeds", default=None, metavar="S1,S2,...",
                    help="train each seed to --screen-iterations in OUT/seed_S, score it, and finish only the best")
@@ -53,6 +56,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.stop_file is not None and (args.early_stop or args.screen_seeds is not None or args.screen_iterations is not None):
+        from ganeval.errors import GanevalError
+
+        raise GanevalError("--stop-file is for plain training (watched by ganeval watch); --early-stop and seed "
+                           "screening stop by themselves")
     if args.screen_seeds is not None or args.screen_iterations is not None:
         if args.early_stop:
             from ganeval.errors import GanevalError
@@ -68,11 +76,13 @@ def run(args: argparse.Namespace) -> int:
         args.out, args.model, iterations=args.iterations, batch_size=args.batch_size, lr=args.lr, n_critic=args.n_critic,
         lr_decay_start=args.lr_decay_start, precision=args.precision,
         seed=args.seed, device=args.device, checkpoint_every=args.checkpoint_every, log_every=args.log_every,
-        resume=args.resume, data_dir=args.data_dir, progress=not args.no_progress,
+        resume=args.resume, data_dir=args.data_dir, progress=not args.no_progress, stop_file=args.stop_file,
     )
     last = result.checkpoints[-1].name if result.checkpoints else "none"
+    paused = (f"; paused by the stop file {args.stop_file} (remove it and --resume to continue)"
+              if args.stop_file is not None and args.stop_file.exists() else "")
     print(f"{result.out_dir}: iteration {result.iteration}, {len(result.checkpoints)} checkpoints (last {last}), "
-          f"{result.seconds:.1f} s of training")
+          f"{result.seconds:.1f} s of training{paused}")
     return 0
 
 

@@ -19,18 +19,23 @@ from ganeval.sampling import SampleBatch, latents, to_uint8
 
 Z_TYPES = ("normal", "uniform")
 OUTPUT_RANGES = ("-1,1", "0,1", "0,255")
-HINT_KEYS = ("z_dim", "z_type", "output_range", "cache_key")
+HINT_KEYS = ("z_dim", "z_type", "output_range", "cache_key", "generator", "generator_kwargs", "state_key")
 LUMA = torch.tensor([0.299, 0.587, 0.114])
 
 
 @dataclass
 class InputHints:
-    """What a file cannot always tell: latent size and distribution, output range; ``cache_key`` for callables."""
+    """What a file cannot always tell: latent size and distribution, output range; ``cache_key`` for callables;
+    for state-dict files, the generator class (``generator``, a ``GeneratorSpec`` once resolved), its kwargs and
+    which entry of the file holds its weights (``state_key``)."""
 
     z_dim: int | None = None
     z_type: str | None = None
     output_range: str | None = None
     cache_key: str | None = None
+    generator: Any = None
+    generator_kwargs: Any = None
+    state_key: str | None = None
 
     def __post_init__(self) -> None:
         if self.z_dim is not None:

@@ -257,8 +257,10 @@ class _Trainer:
     def _noise(self) -> torch.Tensor:
         return torch.randn(self.run.recipe.batch_size, self.latent_dim, device=self.dev, generator=self.gen_z)
 
-    def fit(self, iterations: int, checkpoint_every: int, log_every: int, progress: bool, stop_at: int | None = None) -> None:
-        """Train from the current iteration toward ``iterations`` (the schedule's end), pausing after ``stop_at``."""
+    def fit(self, iterations: int, checkpoint_every: int, log_every: int, progress: bool, stop_at: int | None = None,
+            stop_file: Path | None = None) -> None:
+        """Train from the current iteration toward ``iterations`` (the schedule's end), pausing after ``stop_at``
+        or at the first checkpoint after ``stop_file`` appears."""
         from tqdm import tqdm
 
         log = self.out / LOG_NAME
@@ -295,6 +297,8 @@ class _Trainer:
                 bar.update(1)
                 if is_ckpt:
                     self.checkpoint(iterations)
+                    if stop_file is not None and stop_file.exists():
+                        break
         finally:
             bar.close()
 
@@ -304,7 +308,8 @@ def train(out: str | os.PathLike[str], model: str | None = None, *, iterations: 
           lr_decay_start: int | None = None, precision: str | None = None, seed: int | None = None,
           device: str | torch.device = "auto", checkpoint_every: int = 1000, log_every: int = 100, resume: bool = False,
           data_dir: str | os.PathLike[str] | None = None, config: dict[str, Any] | None = None,
-          progress: bool = True, stop_at: int | None = None) -> TrainResult:
+          progress: bool = True, stop_at: int | None = None,
+          stop_file: str | os.PathLike[str] | None = None) -> TrainResult:
     """Train ``model`` (``mlp`` or ``dcgan``; default ``mlp``) on MNIST-train, writing checkpoints to ``out``.
 
     ``lr_decay_start`` (default: none) makes the learning rate fall linearly from there toward 0 at the last
@@ -316,7 +321,9 @@ def train(out: str | os.PathLike[str], model: str | None = None, *, iterations: 
     (see :data:`ganeval.train.recipes.RECIPES`), or, with ``resume``, the values stored in the run's state file
     (explicit values that differ are an error).
     ``stop_at`` pauses the run after that iteration (with a checkpoint), on the schedule of the full run: resuming it
-    later gives the same run as one without the pause (seed screening uses this).
+    later gives the same run as one without the pause (seed screening uses this). ``stop_file`` pauses the run the
+    same way at the first checkpoint after that file appears (``ganeval watch --stop-file`` raises it when training
+    has gone bad); it must not exist when training starts.
     ``config`` overrides the model's constructor config (Python API only). Raises :class:`GanevalError`
     subclasses (``ganeval.errors.GanevalError``) for bad input, before anything in ``out`` is touched.
     """
@@ -335,6 +342,8 @@ def train(out: str | os.PathLike[str], model: str | None = None, *, iterations: 
             raise CheckpointError(f"{out / STATE_NAME}: missing, so the checkpoints in {out} cannot be resumed")
     elif out.exists() and any(out.iterdir()):
         raise TrainError(f"{out}: output folder is not empty; pass --resume to continue the run in it, or choose another --out")
+    if stop_file is not None and Path(stop_file).exists():
+        raise TrainError(f"{stop_file}: stop file already exists; remove it to train (it pauses the run at a checkpoint)")
     if precision is not None and precision not in PRECISIONS:
         raise TrainError(f"--precision {precision!r} is not one of {', '.join(PRECISIONS)}")
     if lr_decay_start is not None and (isinstance(lr_decay_start, bool) or lr_decay_start < 0):
@@ -357,7 +366,8 @@ def train(out: str | os.PathLike[str], model: str | None = None, *, iterations: 
         start = trainer.iteration
         if start > 0:
             trainer.ensure_outputs()
-        trainer.fit(target, checkpoint_every, log_every, progress, stop_at)
+        trainer.fit(target, checkpoint_every, log_every, progress, stop_at,
+                    Path(stop_file) if stop_file is not None else None)
     return TrainResult(out, trainer.iteration, [r.path for r in list_checkpoints(out)], trainer.elapsed,
                        start if saved else None)
 

@@ -1,0 +1,210 @@
+"""Weights saved from your own generator class (``torch.save(G.state_dict(), "G_010000.pt")``), scored with that class.
+
+The class (or any function returning an ``nn.Module``) is named by ``--generator MODULE:NAME`` or
+``path/to/file.py:NAME`` and built with ``--generator-kwargs`` (JSON). Files are read without unpickling arbitrary
+objects: safetensors, or ``torch.load(weights_only=True)``. The generator's weights are found inside the file by
+matching the model's own parameter names (``module.`` / ``_orig_mod.`` prefixes of DDP and ``torch.compile``
+removed), so training bundles such as ``{"G": ..., "D": ..., "opt_G": ...}`` work as saved; when two entries fit
+(``G`` and ``g_ema``), ``--state-key`` picks one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import importlib.util
+import inspect
+import json
+import pickle
+import re
+import sys
+import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from ganeval.errors import CheckpointError, GanevalError
+
+STATE_EXTS = (".pt", ".pth", ".ckpt", ".bin", ".safetensors")
+_PREFIXES = ("module.", "_orig_mod.")
+
+
+@dataclass(frozen=True)
+class GeneratorSpec:
+    """A user's generator factory, its kwargs, and what identifies both in cache keys and provenance."""
+
+    factory: Callable[..., nn.Module]
+    name: str
+    kwargs: dict[str, Any]
+    source_sha256: str
+
+    def identity(self) -> str:
+        """Changes when the factory's name, its module's source text or the kwargs change."""
+        return f"{self.name}|{self.source_sha256[:16]}|{json.dumps(self.kwargs, sort_keys=True, default=str)}"
+
+
+def _import(spec: str) -> Any:
+    target, _, attr = spec.rpartition(":")
+    if not target or not attr:
+        raise GanevalError(f"--generator must be MODULE:NAME or path/to/file.py:NAME (got {spec!r})")
+    if target.endswith(".py"):
+        path = Path(target)
+        if not path.is_file():
+            raise GanevalError(f"--generator {spec}: {path}: no such file")
+        name = f"ganeval_user_{hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:12]}"
+        loader = importlib.util.spec_from_file_location(name, path)
+        if loader is None or loader.loader is None:
+            raise GanevalError(f"--generator {spec}: {path} cannot be imported")
+        module = importlib.util.module_from_spec(loader)
+        sys.modules[name] = module
+        sys.path.insert(0, str(path.parent.resolve()))  # so the file's own sibling imports resolve
+        try:
+            loader.loader.exec_module(module)
+        finally:
+            sys.path.remove(str(path.parent.resolve()))
+    else:
+        try:
+            module = importlib.import_module(target)
+        except ImportError as exc:
+            raise GanevalError(f"--generator {spec}: cannot import {target} ({exc})") from exc
+    obj: Any = module
+    for part in attr.split("."):
+        if not hasattr(obj, part):
+            raise GanevalError(f"--generator {spec}: {target} has no attribute {attr!r}")
+        obj = getattr(obj, part)
+    return obj
+
+
+def _source_digest(factory: Any) -> str:
+    try:
+        text = inspect.getsource(inspect.getmodule(factory) or factory)
+    except (OSError, TypeError):
+        text = ""
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def resolve_spec(generator: Any, kwargs: Any = None) -> GeneratorSpec:
+    """``generator`` as ``"MODULE:NAME"``, ``"file.py:NAME"`` or a callable; ``kwargs`` a dict or a JSON object string."""
+    if isinstance(kwargs, str):
+        try:
+            kwargs = json.loads(kwargs)
+        except json.JSONDecodeError as exc:
+            raise GanevalError(f"--generator-kwargs is not valid JSON ({exc.msg}): {kwargs!r}") from exc
+    kwargs = dict(kwargs or {}) if isinstance(kwargs, dict) or kwargs is None else None
+    if kwargs is None:
+        raise GanevalError("--generator-kwargs must be a JSON object, e.g. '{\"nz\": 100}'")
+    if isinstance(generator, str):
+        factory, name = _import(generator), generator
+    else:
+        factory = generator
+        name = f"{getattr(generator, '__module__', '?')}:{getattr(generator, '__qualname__', type(generator).__name__)}"
+    if not callable(factory):
+        raise GanevalError(f"--generator {name}: not a class or function")
+    spec = GeneratorSpec(factory, name, kwargs, _source_digest(factory))
+    build(spec)  # a factory that cannot build a module is an input error for every file: say so before scoring
+    return spec
+
+
+def build(spec: GeneratorSpec) -> nn.Module:
+    """A fresh generator from the factory; anything but an ``nn.Module`` is an input error."""
+    try:
+        model = spec.factory(**spec.kwargs)
+    except Exception as exc:  # the user's constructor: report it in one line
+        raise GanevalError(f"--generator {spec.name}: building it with {spec.kwargs} failed: "
+                           f"{exc.__class__.__name__}: {exc}") from exc
+    if not isinstance(model, nn.Module):
+        raise GanevalError(f"--generator {spec.name}: returned {type(model).__name__}, not a torch.nn.Module")
+    return model
+
+
+def read_weights(path: Path) -> Any:
+    """The file's content with nothing unpickled beyond tensors and plain containers."""
+    try:
+        if path.suffix.lower() == ".safetensors":
+            from safetensors.torch import load_file
+
+            return load_file(str(path), device="cpu")
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        if not zipfile.is_zipfile(path):
+            raise CheckpointError(f"{path}: cannot read weights (neither a torch.save archive nor safetensors)") from exc
+        found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(exc))
+        what = f" such as {found.group(1)}" if found else ""
+        raise CheckpointError(f"{path}: holds objects other than tensors and plain containers{what}, which are not "
+                              "unpickled (torch.load with weights_only=True refused it); save G.state_dict() alone") from exc
+    except Exception as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
+        raise CheckpointError(f"{path}: cannot read weights ({first[:200]})") from exc
+
+
+def _strip(key: str) -> str:
+    changed = True
+    while changed:
+        changed = False
+        for p in _PREFIXES:
+            if key.startswith(p):
+                key, changed = key[len(p):], True
+    return key.replace("._orig_mod.", ".")
+
+
+def _tensor_dicts(obj: Any, path: str = "", depth: int = 0) -> list[tuple[str, dict[str, torch.Tensor]]]:
+    """Every dict of tensors inside ``obj`` (up to four levels), with its dotted key path."""
+    if not isinstance(obj, dict) or depth > 4:
+        return []
+    found = []
+    tensors = {str(k): v for k, v in obj.items() if isinstance(v, torch.Tensor)}
+    if tensors:
+        found.append((path, {_strip(k): v for k, v in tensors.items()}))
+    for k, v in obj.items():
+        if isinstance(v, dict):
+            found += _tensor_dicts(v, f"{path}.{k}" if path else str(k), depth + 1)
+    return found
+
+
+def find_state_dict(obj: Any, model: nn.Module, path: Path, state_key: str | None = None) -> tuple[dict[str, torch.Tensor], str]:
+    """The entry of ``obj`` whose names are exactly the model's (or the one at ``state_key``); its key path."""
+    want = set(model.state_dict())
+    entries = _tensor_dicts(obj)
+    if state_key is not None:
+        chosen = [(k, sd) for k, sd in entries if k == state_key]
+        if not chosen:
+            keys = ", ".join(repr(k or "(top level)") for k, _ in entries) or "none"
+            raise CheckpointError(f"{path}: no tensors under --state-key {state_key!r} (entries with tensors: {keys})")
+        entries = chosen
+    fits = [(k, sd) for k, sd in entries if set(sd) == want]
+    if len(fits) == 1:
+        return fits[0][1], fits[0][0]
+    if len(fits) > 1:
+        keys = ", ".join(repr(k or "(top level)") for k, _ in fits)
+        raise CheckpointError(f"{path}: several entries fit the generator ({keys}); pick one with --state-key "
+                              "(the EMA copy, if there is one, usually scores best)")
+    if not entries:
+        raise CheckpointError(f"{path}: no tensors found (expected a state dict of the generator)")
+    key, sd = max(entries, key=lambda e: len(set(e[1]) & want))
+    missing, extra = sorted(want - set(sd)), sorted(set(sd) - want)
+    where = f"entry {key!r}" if key else "the top-level state dict"
+    raise CheckpointError(f"{path}: the closest match, {where}, does not fit the generator: {len(missing)} missing "
+                          f"(e.g. {missing[:2]}), {len(extra)} unexpected (e.g. {extra[:2]}); check --generator, "
+                          "--generator-kwargs and --state-key")
+
+
+def load_state_dict_generator(path: Path, spec: GeneratorSpec, state_key: str | None,
+                              device: torch.device) -> tuple[nn.Module, str]:
+    """The generator with the file's weights, in eval mode on ``device``; the key path they came from."""
+    model = build(spec)
+    sd, key = find_state_dict(read_weights(path), model, path, state_key)
+    try:
+        model.load_state_dict(sd, strict=True)
+    except RuntimeError as exc:  # names fit but shapes do not: another --generator-kwargs
+        first = str(exc).strip().splitlines()
+        detail = next((line.strip() for line in first[1:] if line.strip()), first[0] if first else "")
+        raise CheckpointError(f"{path}: weights do not fit the generator built with {spec.kwargs} ({detail[:200]})") from exc
+    return model.to(device).eval(), key
+
+
+__all__ = ["STATE_EXTS", "GeneratorSpec", "build", "find_state_dict", "load_state_dict_generator", "read_weights",
+           "resolve_spec"]

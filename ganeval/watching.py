@@ -1,0 +1,227 @@
+"""Watch a run folder while a trainer writes checkpoints into it: judge each new one as it lands, keep the report
+current, and raise a stop file when training has gone bad.
+
+The rule is ``train --early-stop``'s (:class:`~ganeval.early_stop.EarlyStopper`: each checkpoint against the best
+so far with a paired interval, ``patience`` in a row, confirmed on fresh latents), so a run trained by another
+process, on another machine sharing the folder, or by another framework that writes ganeval checkpoints gets the
+same answer. Any trainer can honour the stop file by checking that it exists; ``ganeval train --stop-file`` does.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ganeval.atomic import write_text
+from ganeval.checkpoints import list_checkpoints
+from ganeval.early_stop import EarlyStopper
+from ganeval.errors import GanevalError
+from ganeval.evaluate import score
+from ganeval.sources.state_dicts import STATE_EXTS
+from ganeval.train.state import STATE_KEY, STATE_NAME
+
+WATCH_NAME = "watch.json"
+REASONS = ("stop rule", "training finished", "until", "idle", "interrupted")
+
+
+@dataclass
+class WatchResult:
+    """Why the watch ended, what it judged, what failed, and the stopper (best checkpoint, history)."""
+
+    reason: str
+    judged: list[int]
+    failed: dict[str, str]
+    stopper: EarlyStopper
+    stop_file: Path | None = None
+    report_errors: list[str] = field(default_factory=list)
+
+    @property
+    def stopped(self) -> bool:
+        """True when the early-stopping rule fired (and the stop file, if any, was written)."""
+        return self.reason == "stop rule"
+
+
+def training_target(run_dir: Path) -> tuple[int, int] | None:
+    """``(iteration, iterations)`` from a ganeval trainer's state header, or None (no state, or another trainer's)."""
+    from safetensors import safe_open
+
+    path = run_dir / STATE_NAME
+    try:
+        with safe_open(str(path), framework="pt", device="cpu") as fh:
+            meta = json.loads((fh.metadata() or {})[STATE_KEY])
+        return int(meta["iteration"]), int(meta["iterations"])
+    except Exception:  # absent, being replaced, or not ours: the watch then ends on --until or idleness
+        return None
+
+
+def _settled(path: Path, settle_s: float) -> bool:
+    """A file counts as written once it has not changed for ``settle_s`` seconds (trainers without atomic writes)."""
+    try:
+        return time.time() - path.stat().st_mtime >= settle_s
+    except OSError:
+        return False
+
+
+class _Watch:
+    def __init__(self, run_dir: Path, stopper: EarlyStopper, out: Path, stop_file: Path | None,
+                 report: dict[str, Any] | None, emit: Callable[[str], None]) -> None:
+        self.run_dir, self.stopper, self.out, self.stop_file, self.report = run_dir, stopper, out, stop_file, report
+        self.emit = emit
+        self.judged: list[int] = []
+        self.last_iteration = -1  # judged or failed
+        self.failed: dict[str, str] = {}
+        self.report_errors: list[str] = []
+
+    def new_checkpoints(self, settle_s: float) -> list[tuple[Path, int]]:
+        """Settled checkpoints newer than the last judged one, in iteration order (older late arrivals are noted)."""
+        last = self.last_iteration
+        fresh = []
+        for path, iteration in self.listing():
+            if str(path) in self.failed or iteration in self.judged:
+                continue
+            if iteration < last:
+                self.failed[str(path)] = f"appeared after iteration {last} was judged; not judged out of order"
+                self.emit(f"{path}: appeared after iteration {last} was judged; not judged out of order")
+                continue
+            if not _settled(path, settle_s):
+                break  # judge in order: wait for this one before any later one
+            fresh.append((path, iteration))
+        return fresh
+
+    def listing(self) -> list[tuple[Path, int]]:
+        """ganeval checkpoints; with a ``generator`` hint, weight files whose names carry their iteration."""
+        if not self.stopper.hints.get("generator"):
+            return [(r.path, r.iteration) for r in list_checkpoints(self.run_dir)]
+        found = []
+        for p in self.run_dir.iterdir():
+            if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in STATE_EXTS:
+                nums = re.findall(r"\d+", p.stem)
+                if nums:
+                    found.append((p, int(nums[-1])))
+                elif str(p) not in self.failed:
+                    self.failed[str(p)] = "no iteration number in its name; not judged"
+                    self.emit(f"{p}: no iteration number in its name; not judged")
+        return sorted(found, key=lambda f: f[1])
+
+    def judge(self, path: Path, iteration: int) -> bool:
+        """One checkpoint through the rule; a checkpoint that cannot be scored is recorded and skipped."""
+        self.last_iteration = iteration
+        try:
+            stop = self.stopper.observe(path, iteration)
+        except GanevalError as exc:
+            self.failed[str(path)] = str(exc)
+            self.emit(f"{path}: {exc}")
+            return False
+        self.judged.append(iteration)
+        self.emit(_line(self.stopper))
+        return stop
+
+    def write_report(self) -> None:
+        if self.report is None:
+            return
+        try:
+            score(self.run_dir, out=self.out / "report", write_report=True, **{**self.stopper.hints, **self.report})
+        except GanevalError as exc:  # the watch goes on; the next checkpoint rewrites the report
+            self.report_errors.append(str(exc))
+            self.emit(f"report not written: {exc}")
+
+    def save(self, reason: str | None) -> None:
+        summary = self.stopper.summary(reason == "stop rule", self.judged[-1] if self.judged else 0)
+        summary.update(run=str(self.run_dir), ended=reason, failed=self.failed,
+                       stop_file=str(self.stop_file) if self.stop_file else None)
+        write_text(self.out / WATCH_NAME, json.dumps(summary, indent=2) + "\n")
+
+    def raise_stop_file(self) -> None:
+        if self.stop_file is None:
+            return
+        last = self.stopper.history[-1]
+        body = {"stop": True, "run": str(self.run_dir), "iteration": last["iteration"], "best": str(self.stopper.best),
+                "metric": self.stopper.metric, "best_value": self.stopper.best_value,
+                "reason": f"{self.stopper.patience} checkpoint(s) in a row worse than the best by more than "
+                          f"{100 * self.stopper.threshold:g}% beyond noise, confirmed on fresh latents"}
+        self.stop_file.parent.mkdir(parents=True, exist_ok=True)
+        write_text(self.stop_file, json.dumps(body, indent=2) + "\n")
+
+
+def _line(stopper: EarlyStopper) -> str:
+    h = stopper.history[-1]
+    it, metric = h["iteration"], stopper.metric
+    if h["verdict"] == "first":
+        return f"iteration {it}: {metric} {h['value']:.4g} (first)"
+    text = (f"iteration {it}: {metric} {h['value']:.4g} vs best {h['best_value']:.4g}, difference {h['difference']:+.4g} "
+            f"[{h['ci_low']:+.4g}, {h['ci_high']:+.4g}]: {h['verdict']}")
+    if h["worse_in_a_row"]:
+        text += f" ({h['worse_in_a_row']}/{stopper.patience} in a row)"
+    if "confirmed" in h:
+        text += "; confirmed on fresh latents" if h["confirmed"] else "; not confirmed on fresh latents"
+    return text
+
+
+def watch(run_dir: str | os.PathLike[str], stopper: EarlyStopper | None = None, *, interval_s: float = 30.0,
+          idle_timeout_s: float | None = 3600.0, until: int | None = None, stop_file: str | os.PathLike[str] | None = None,
+          settle_s: float = 5.0, report: dict[str, Any] | None = None, out: str | os.PathLike[str] | None = None,
+          emit: Callable[[str], None] = print) -> WatchResult:
+    """Judge ``run_dir``'s checkpoints as they appear, until the rule fires, training finishes, or nothing new comes.
+
+    Ends when: the early-stopping rule fires (``stop_file`` is then written); a ganeval trainer's state says the
+    run reached its last iteration and that checkpoint is judged; a checkpoint at or past ``until`` is judged; or no
+    new checkpoint has appeared for ``idle_timeout_s`` (None waits for ever). Ctrl-C ends it as ``interrupted``.
+    ``report`` (keyword arguments of :func:`ganeval.score`) rewrites ``OUT/report/`` after each new checkpoint.
+    With ``stopper.hints["generator"]`` the run's weight files (``G_001000.pt``...) are judged with that generator
+    class; the last number in each name is its iteration.
+    ``OUT/watch.json`` (OUT defaults to ``run_dir``) holds the rule, the history and why the watch ended.
+    """
+    run_dir = Path(run_dir)
+    if run_dir.exists() and not run_dir.is_dir():
+        raise GanevalError(f"{run_dir}: is not a folder (watch a run's checkpoint folder)")
+    for name, value in (("--interval", interval_s), ("--settle", settle_s)):
+        if not math.isfinite(value) or value < 0:
+            raise GanevalError(f"{name} must be a number ≥ 0 (got {value})")
+    if idle_timeout_s is not None and not idle_timeout_s > 0:
+        raise GanevalError(f"--idle-timeout must be > 0 seconds (got {idle_timeout_s})")
+    stop_path = Path(stop_file) if stop_file is not None else None
+    if stop_path is not None and stop_path.exists():
+        raise GanevalError(f"{stop_path}: stop file already exists (from an earlier stop?); remove it to watch again")
+    w = _Watch(run_dir, stopper or EarlyStopper(), Path(out) if out is not None else run_dir, stop_path, report, emit)
+    last_new = time.monotonic()
+    reason = None
+    try:
+        while reason is None:
+            fresh = w.new_checkpoints(settle_s) if run_dir.is_dir() else []
+            for path, iteration in fresh:
+                if w.judge(path, iteration):
+                    reason = "stop rule"
+                    w.raise_stop_file()  # first, so a trainer waiting on it stops before the report is rewritten
+                elif until is not None and iteration >= until:
+                    reason = "until"
+                if reason:
+                    break
+            if fresh:
+                last_new = time.monotonic()
+                w.out.mkdir(parents=True, exist_ok=True)
+                w.save(reason)
+                w.write_report()
+            if reason is None:
+                target = training_target(run_dir) if run_dir.is_dir() else None
+                if target and target[0] >= target[1] and w.last_iteration >= target[0]:
+                    reason = "training finished"
+                elif idle_timeout_s is not None and time.monotonic() - last_new >= idle_timeout_s:
+                    reason = "idle"
+                else:
+                    time.sleep(interval_s)
+    except KeyboardInterrupt:
+        reason = "interrupted"
+    if w.judged or w.failed:
+        w.out.mkdir(parents=True, exist_ok=True)
+        w.save(reason)
+    return WatchResult(reason, w.judged, w.failed, w.stopper, stop_path, w.report_errors)
+
+
+__all__ = ["REASONS", "WATCH_NAME", "WatchResult", "training_target", "watch"]

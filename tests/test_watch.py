@@ -1,0 +1,190 @@
+"""``ganeval watch``: checkpoints judged as a trainer writes them, the stop file, and ``train --stop-file``."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from synthetic import write_bank_checkpoint
+
+from ganeval.early_stop import EarlyStopper
+from ganeval.errors import GanevalError
+from ganeval.train.loop import train
+from ganeval.train.recipes import TrainError
+from ganeval.train.state import STATE_NAME, load_state
+from ganeval.watching import WATCH_NAME, training_target, watch
+
+FAST = {"num_samples": 400, "bootstrap": 60, "device": "cpu"}
+
+
+@pytest.fixture(autouse=True)
+def _cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GANEVAL_CACHE_DIR", str(tmp_path / "cache"))
+
+
+def _old(path: Path, seconds: float = 60.0) -> Path:
+    t = time.time() - seconds
+    os.utime(path, (t, t))
+    return path
+
+
+def test_a_trainer_in_another_thread_is_stopped_by_the_stop_file(tmp_path: Path) -> None:
+    """Noise falls to 0 at 3000, then rises; the 'trainer' writes a checkpoint every 0.3 s until the stop file appears."""
+    run, stop = tmp_path / "run", tmp_path / "STOP"
+    noise = {1000: 0.3, 2000: 0.1, 3000: 0.0, 4000: 0.2, 5000: 0.3, 6000: 0.4, 7000: 0.5, 8000: 0.6, 9000: 0.7}
+    written: list[int] = []
+
+    def trainer() -> None:
+        for it, n in noise.items():
+            if stop.exists():
+                return
+            write_bank_checkpoint(run, it, noise=n)
+            written.append(it)
+            time.sleep(0.3)
+
+    thread = threading.Thread(target=trainer)
+    thread.start()
+    lines: list[str] = []
+    res = watch(run, EarlyStopper(patience=2, threshold=0.10, **FAST), interval_s=0.05, idle_timeout_s=30, settle_s=0,
+                stop_file=stop, emit=lines.append)
+    thread.join()
+    assert res.reason == "stop rule" and res.stopped and res.judged == [1000, 2000, 3000, 4000, 5000]
+    assert res.stopper.best.name == "ckpt_0003000.safetensors" and not res.failed
+    assert max(written) < 9000  # the trainer saw the stop file and ended before its schedule
+    body = json.loads(stop.read_text())
+    assert body["stop"] is True and body["iteration"] == 5000 and body["best"].endswith("ckpt_0003000.safetensors")
+    report = json.loads((run / WATCH_NAME).read_text())
+    assert report["ended"] == "stop rule" and [h["iteration"] for h in report["history"]] == res.judged
+    assert [h["verdict"] for h in report["history"]] == ["first", "better", "better", "worse", "worse"]
+    assert report["history"][-1]["confirmed"] is True
+    assert lines[0] == f"iteration 1000: mnist_fd {report['history'][0]['value']:.4g} (first)"
+    assert "2/2 in a row" in lines[-1] and "confirmed on fresh latents" in lines[-1]
+
+
+def test_no_stop_ends_when_idle_and_waits_for_unsettled_files(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    first = _old(write_bank_checkpoint(run, 1000))
+    _old(Path(shutil.copy(first, run / "ckpt_0002000.safetensors")))
+    fresh = Path(shutil.copy(first, run / "ckpt_0003000.safetensors"))  # still "being written": not judged
+    _old(Path(shutil.copy(first, run / "ckpt_0004000.safetensors")))  # settled, but after an unsettled one: waits
+    res = watch(run, EarlyStopper(patience=1, threshold=0.0, **FAST), interval_s=0.05, idle_timeout_s=1.0, settle_s=30,
+                emit=lambda _: None)
+    assert res.reason == "idle" and res.judged == [1000, 2000] and not res.stopped
+    _old(fresh)
+    res = watch(run, EarlyStopper(patience=1, threshold=0.0, **FAST), interval_s=0.05, idle_timeout_s=1.0, settle_s=30,
+                emit=lambda _: None)
+    assert res.judged == [1000, 2000, 3000, 4000]
+    assert {h["verdict"] for h in res.stopper.history[1:]} == {"no detectable difference"}
+
+
+def test_a_bad_checkpoint_is_reported_and_the_others_judged(tmp_path: Path, cli) -> None:
+    run = tmp_path / "run"
+    write_bank_checkpoint(run, 1000)
+    (run / "ckpt_0002000.safetensors").write_bytes(b"\x80\x04K\x01.")  # a pickle under a checkpoint's name
+    write_bank_checkpoint(run, 3000)
+    for p in run.iterdir():
+        _old(p)
+    code, out, err = cli("watch", run, "--interval", "0.05", "--idle-timeout", "1", "--settle", "0", "--num-samples", "400",
+                         "--bootstrap", "60", "--device", "cpu", "--until", "3000")
+    assert code == 1, err
+    lines = out.strip().splitlines()
+    assert lines[0].startswith("iteration 1000: mnist_fd") and "ckpt_0002000.safetensors" in lines[1]
+    assert lines[2].startswith("iteration 3000: mnist_fd") and "no detectable difference" in lines[2]
+    assert "watch ended (until) after 2 checkpoint(s)" in lines[-1] and "1 checkpoint(s) not judged" in lines[-1]
+    report = json.loads((run / WATCH_NAME).read_text())
+    assert list(report["failed"]) == [str(run / "ckpt_0002000.safetensors")]
+
+
+def test_a_late_arrival_out_of_order_is_not_judged(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    _old(write_bank_checkpoint(run, 1000))
+    _old(write_bank_checkpoint(run, 3000))
+    lines: list[str] = []
+
+    def emit(line: str) -> None:  # iteration 2000 lands after 3000 was judged
+        lines.append(line)
+        if line.startswith("iteration 3000"):
+            _old(write_bank_checkpoint(run, 2000))
+
+    res = watch(run, EarlyStopper(patience=1, threshold=0.0, **FAST), interval_s=0.05, idle_timeout_s=0.5, settle_s=0,
+                emit=emit)
+    assert res.judged == [1000, 3000] and list(res.failed) == [str(run / "ckpt_0002000.safetensors")]
+    assert lines[-1].endswith("appeared after iteration 3000 was judged; not judged out of order")
+
+
+def test_watching_a_ganeval_run_ends_when_training_finishes(tmp_path: Path, mnist_dir: Path) -> None:
+    out = tmp_path / "mlp"
+    train(out, "mlp", iterations=40, batch_size=16, checkpoint_every=20, log_every=20, device="cpu", progress=False)
+    assert training_target(out) == (40, 40)
+    res = watch(out, EarlyStopper(**FAST), interval_s=0.05, idle_timeout_s=60, settle_s=0, emit=lambda _: None,
+                report={"metrics": ("mnist_fd", "modes"), "num_samples": 400, "bootstrap": 20, "device": "cpu",
+                        "progress": False})
+    assert res.reason == "training finished" and res.judged == [20, 40] and not res.report_errors
+    assert (out / "report" / "scores.csv").is_file() and (out / "report" / "report.html").is_file()
+
+
+def test_train_pauses_at_the_checkpoint_after_the_stop_file_appears(tmp_path: Path, mnist_dir: Path) -> None:
+    out, stop = tmp_path / "mlp", tmp_path / "STOP"
+    kw = {"batch_size": 16, "checkpoint_every": 20, "log_every": 20, "device": "cpu", "progress": False}
+
+    def raise_stop() -> None:
+        while not (out / "ckpt_0000020.safetensors").exists():
+            time.sleep(0.005)
+        stop.write_text("{}")
+
+    thread = threading.Thread(target=raise_stop)
+    thread.start()
+    res = train(out, "mlp", iterations=4000, stop_file=stop, **kw)
+    thread.join()
+    assert 20 <= res.iteration < 4000 and res.iteration % 20 == 0
+    assert load_state(out / STATE_NAME)[1]["iteration"] == res.iteration
+    with pytest.raises(TrainError, match="stop file already exists"):
+        train(out, resume=True, stop_file=stop, **kw)
+    stop.unlink()
+    again = train(out, resume=True, stop_file=stop, iterations=4000, stop_at=res.iteration + 20, **kw)
+    assert again.iteration == res.iteration + 20
+
+
+def test_refusals(tmp_path: Path, cli) -> None:
+    (tmp_path / "f").write_text("x")
+    code, _, err = cli("watch", tmp_path / "f")
+    assert code == 2 and "is not a folder" in err and err.count("\n") == 1
+    (tmp_path / "STOP").write_text("{}")
+    code, _, err = cli("watch", tmp_path, "--stop-file", tmp_path / "STOP")
+    assert code == 2 and "stop file already exists" in err
+    with pytest.raises(GanevalError, match="--interval"):
+        watch(tmp_path, interval_s=-1)
+    code, _, err = cli("train", "--out", tmp_path / "t", "--early-stop", "--stop-file", tmp_path / "S")
+    assert code == 2 and "--stop-file is for plain training" in err
+
+
+def test_weight_files_of_your_own_generator_are_watched(tmp_path: Path, cli) -> None:
+    """``torch.save({"G": state_dict}, "G_<it>.pt")`` from any trainer, judged with --generator; no-number files noted."""
+    from synthetic import BankGenerator, bank_images
+
+    run = tmp_path / "run"
+    run.mkdir()
+    clean = bank_images(None, 500)
+    pattern = torch.rand(clean.shape, generator=torch.Generator().manual_seed(1)) * 2 - 1
+    for it, n in {1000: 0.4, 2000: 0.0, 3000: 0.4, 4000: 0.6, 5000: 0.8}.items():
+        gen = BankGenerator()
+        gen.bank.copy_((clean + n * pattern).clamp(-1, 1))
+        torch.save({"G": gen.state_dict(), "step": it}, run / f"G_{it}.pt")
+    torch.save({"G": BankGenerator().state_dict()}, run / "G_latest.pt")
+    for p in run.iterdir():
+        _old(p)
+    code, out, err = cli("watch", run, "--generator", "synthetic:BankGenerator", "--patience", "2", "--interval", "0.05",
+                         "--idle-timeout", "1", "--settle", "0", "--num-samples", "400", "--bootstrap", "60",
+                         "--device", "cpu", "--stop-file", tmp_path / "STOP")
+    assert code == 1, err  # G_latest.pt has no iteration in its name: noted, not judged
+    report = json.loads((run / WATCH_NAME).read_text())
+    assert [h["iteration"] for h in report["history"]] == [1000, 2000, 3000, 4000]
+    assert report["ended"] == "stop rule" and report["best"].endswith("G_2000.pt")
+    assert json.loads((tmp_path / "STOP").read_text())["iteration"] == 4000
+    assert "G_latest.pt: no iteration number in its name" in out
