@@ -195,6 +195,11 @@ class _Evaluator:
         notes = list(got.notes)
         if "mnist" in self.extractors and got.shape is not None:
             notes.append(shape_note(got.shape))
+        if got.meta and got.meta.get("format") == "state_dict":
+            m = got.meta
+            where = f"entry {m['state_key']!r}" if m["state_key"] else "the top-level state dict"
+            notes.append(f"weight files loaded into {m['generator']}({m['generator_kwargs']}) from {where} (the "
+                         f"generator's module source SHA-256 {m['generator_source_sha256'][:16]})")
         if not got.paired and src.name not in self.unpaired:
             self.unpaired.append(src.name)
             if len(self.unpaired) == 1:

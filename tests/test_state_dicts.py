@@ -145,3 +145,17 @@ def test_compare_and_gate_take_weight_files(tmp_path: Path, bank, cli) -> None:
                          json.dumps(cfg), "--metrics", "mnist_fd", "--max-mnist-fd", "1e9", "--num-samples", "200",
                          "--bootstrap", "0", "--device", "cpu", "--no-progress")
     assert code == 0, err + out
+
+
+def test_the_report_names_the_generator_and_the_entry(tmp_path: Path, bank) -> None:
+    ckpt, gen, cfg = bank
+    torch.save({"state_dict": {"G": gen.state_dict()}}, tmp_path / "G_5.pt")
+    df = ganeval.score(tmp_path / "G_5.pt", generator=BankGenerator, generator_kwargs=cfg, **FAST)
+    notes = df.attrs["summary"]["notes"]
+    assert any("synthetic:BankGenerator" in n and "entry 'state_dict.G'" in n for n in notes), notes
+
+
+def test_a_state_dict_without_generator_says_how(tmp_path: Path, bank) -> None:
+    torch.save(bank[1].state_dict(), tmp_path / "G_1.pt")
+    df = ganeval.score(tmp_path / "G_1.pt", **FAST)
+    assert df["status"].iloc[0] == "error" and "pass its class: --generator MODULE:NAME" in df["error"].iloc[0]

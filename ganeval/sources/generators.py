@@ -84,7 +84,7 @@ def check_torchscript(path: Path) -> dict[str, Any]:
             names = zf.namelist()
             if not any(n.endswith("data.pkl") for n in names) or not any(n.endswith("constants.pkl") for n in names):
                 raise CheckpointError(f"{path}: not a TorchScript archive (no data.pkl/constants.pkl; "
-                                      "a torch.save file? use torch.jit.save, ONNX or a ganeval checkpoint)")
+                                      "a torch.save state dict? pass its class: --generator MODULE:NAME)")
             for name in names:
                 if name.endswith("pkl"):
                     scan_pickle(zf.read(name), f"{path}: {name}")
