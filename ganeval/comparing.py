@@ -37,7 +37,7 @@ from ganeval.summary import BOOTSTRAP_METHOD, SCHEMA_VERSION, row_dict
 from ganeval.version import __version__
 
 #: Metrics with bootstrap replicates: the ones that get an interval of the difference (all lower-is-better).
-DIFF_METRICS = ("fid", "mnist_fd")
+DIFF_METRICS = ("fid", "mnist_fd", "custom_fd")
 #: Per-arm columns shown in ``arms`` (mean over the arm's runs), when computed.
 ARM_COLUMNS = ("fid", "fid_inf", "is_mean", "kid_mean", "precision", "recall", "density", "coverage", "mnist_is",
                "mnist_fd", "mnist_fd_inf", "modes_covered", "class_kl", "mnist_intra_fd", "vendi", "mnist_vendi", "copying_ct",

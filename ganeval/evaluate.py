@@ -28,15 +28,11 @@ from ganeval.metrics.fid import FIDReference, bootstrap_fid
 from ganeval.metrics.registry import FD_COLUMN, METRICS, Metric, MetricInput, copying_reference
 from ganeval.nearest import CLOSEST_SHOWN, Neighbours, report_neighbours, sample_images
 from ganeval.options import ScoreOptions
+from ganeval.planning import plan_line
 from ganeval.reference import dataset_features, real_features, reference_provenance, reference_stats
 from ganeval.sources.base import HINT_KEYS, shape_note
 from ganeval.summary import build_summary
 from ganeval.threads import cpu_threads
-
-#: Rough CPU cost of the copying test per sample (60,000 training images; plan line only).
-COPYING_SECONDS_PER_SAMPLE = 2e-4
-#: Rough throughput used only for the plan line (images/s).
-SPEED_HINT = {("inception", "cpu"): 13.0, ("inception", "cuda"): 5000.0, ("mnist", "cpu"): 3000.0, ("mnist", "cuda"): 50000.0}
 
 
 @dataclass
@@ -70,6 +66,8 @@ class _Evaluator:
             kwargs: dict[str, Any] = {"device": self.device, "precision": opts.precision}
             if name == "inception":
                 kwargs.update(weights_path=opts.inception_weights, resize=opts.resize)
+            elif name == "custom":
+                kwargs.update(network=opts.feature_network, network_kwargs=opts.feature_network_kwargs)
             ex = get_extractor(name, **kwargs)
             stats = reference_stats(opts.reference, ex)
             self.extractors[name] = ex
@@ -134,20 +132,9 @@ class _Evaluator:
         return self.device.type == "cuda" or "mnist" not in self.extractors
 
     def plan_line(self) -> str:
-        n, k = self.opts.num_samples, len(self.series.sources)
-        parts = [f"plan: {k} checkpoint(s) × {n} samples on {self.device.type} ({self.opts.precision})"]
-        if "mnist" in self.extractors:
-            secs = k * n / SPEED_HINT[("mnist", self.device.type)]
-            if "copying" in self.opts.metrics:  # nearest training images of every sample, once per checkpoint
-                secs += k * n * COPYING_SECONDS_PER_SAMPLE
-            parts.append(f"MNIST metrics on all (~{secs:.0f} s)")
-        if "inception" in self.extractors:
-            m = k if self.inception_all() else min(k, self.opts.inception_top_k + 1)
-            which = "all" if self.inception_all() else f"the {self.opts.inception_top_k} best by MNIST FD + the last"
-            secs = m * n / SPEED_HINT[("inception", self.device.type)] / self.dist.world
-            resize = "" if self.opts.resize == "tf1x" else f", {self.opts.resize} resize"
-            parts.append(f"Inception metrics on {which} ({m} × {n} images, ~{secs / 60:.1f} min{resize})")
-        return "; ".join(parts)
+        o = self.opts
+        return plan_line(len(self.series.sources), o.num_samples, self.device.type, o.precision, self.extractors,
+                         o.metrics, self.inception_all(), o.inception_top_k, o.resize, self.dist.world)
 
     # -- work ---------------------------------------------------------------------------------------
     def _progress(self, total: int, desc: str) -> Any:
@@ -240,6 +227,9 @@ class _Evaluator:
             if metric.needs_logits and logits is None:
                 for col in metric.columns:
                     row[col] = float("nan")
+                if metric.extractor == "custom":
+                    note = f"{metric.name} unavailable: your feature network returns no logits (return (features, logits))"
+                    self.notes += [note] if note not in self.notes else []
                 continue
             ref_sha = str(self.ref_meta[metric.extractor].get("file_sha256"))
             col = FD_COLUMN.get(metric.extractor)
@@ -306,7 +296,8 @@ class _Evaluator:
             for col in m.columns:
                 if col not in df:
                     df[col] = np.nan
-        for col in ("fid_ci_low", "fid_ci_high", "mnist_fd_ci_low", "mnist_fd_ci_high"):
+        fds = ["fid", "mnist_fd", *(m.columns[0] for m in self.metrics if m.columns[0] == FD_COLUMN.get(m.extractor))]
+        for col in (f"{fd}_ci_{end}" for fd in dict.fromkeys(fds) for end in ("low", "high")):
             if col not in df:
                 df[col] = np.nan
         if "modes_covered" in df:

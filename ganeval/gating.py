@@ -20,13 +20,13 @@ LIMITS: dict[str, tuple[str, str]] = {
     "max_fid": ("fid", "max"), "min_is": ("is_mean", "min"), "max_kid": ("kid_mean", "max"),
     "min_mnist_is": ("mnist_is", "min"), "min_modes": ("modes_covered", "min"), "max_mnist_fd": ("mnist_fd", "max"),
     "min_coverage": ("coverage", "min"), "min_copying_ct": ("copying_ct", "min"),
-    "min_inception_copying_ct": ("inception_copying_ct", "min"),
+    "min_inception_copying_ct": ("inception_copying_ct", "min"), "max_custom_fd": ("custom_fd", "max"),
 }
 #: report column → the registered metric (``--metrics`` name) that computes it.
 METRIC_OF = {"fid": "fid", "is_mean": "is", "kid_mean": "kid", "mnist_is": "mnist_is", "modes_covered": "modes",
              "mnist_fd": "mnist_fd", "precision": "prc", "recall": "prc",
              "density": "dc", "coverage": "dc", "copying_ct": "copying",
-             "inception_copying_ct": "inception_copying"}
+             "inception_copying_ct": "inception_copying", "custom_fd": "custom_fd"}
 INCEPTION_COLUMNS = {"fid", "is_mean", "kid_mean", "precision", "recall", "density", "coverage", "inception_copying_ct"}
 STD_COLUMN = {"is_mean": "is_std", "kid_mean": "kid_std", "mnist_is": "mnist_is_std"}
 
@@ -297,7 +297,8 @@ def _score(target: str | os.PathLike[str], out: str | os.PathLike[str] | None, l
 def gate(target: str | os.PathLike[str], *, max_fid: float | None = None, min_is: float | None = None,
          max_kid: float | None = None, min_mnist_is: float | None = None, min_modes: int | None = None,
          max_mnist_fd: float | None = None, min_coverage: float | None = None, min_copying_ct: float | None = None,
-         min_inception_copying_ct: float | None = None, baseline: str | os.PathLike[str] | None = None,
+         min_inception_copying_ct: float | None = None, max_custom_fd: float | None = None,
+         baseline: str | os.PathLike[str] | None = None,
          max_regression: float | None = None, checkpoint: str = "last", out: str | os.PathLike[str] | None = None,
          **score_options: Any) -> GateResult:
     """Judge one checkpoint of ``target`` (a checkpoint, checkpoint folder, report folder or ``summary.json``).
@@ -310,7 +311,8 @@ def gate(target: str | os.PathLike[str], *, max_fid: float | None = None, min_is
     """
     given = {"max_fid": max_fid, "min_is": min_is, "max_kid": max_kid, "min_mnist_is": min_mnist_is,
              "min_modes": min_modes, "max_mnist_fd": max_mnist_fd, "min_coverage": min_coverage,
-             "min_copying_ct": min_copying_ct, "min_inception_copying_ct": min_inception_copying_ct}
+             "min_copying_ct": min_copying_ct, "min_inception_copying_ct": min_inception_copying_ct,
+             "max_custom_fd": max_custom_fd}
     limits = {k: float(v) for k, v in given.items() if v is not None}
     if not limits and baseline is None:
         raise GanevalError("no criteria: give at least one of " + ", ".join(map(_flag, LIMITS)) + " or --baseline")

@@ -36,6 +36,8 @@ class ScoreOptions:
     kid_subsets: int = 100
     kid_subset_size: int = 1000
     inception_weights: str | None = None
+    feature_network: Any = None  # custom_* metrics: your feature network, "MODULE:NAME", "file.py:NAME" or a class
+    feature_network_kwargs: Any = None  # its constructor arguments (dict or JSON object string)
     use_cache: bool = True
     threads: int | None = None  # torch intra-op CPU threads while scoring (None: torch's default, one per core)
     progress: bool = True
@@ -56,4 +58,7 @@ class ScoreOptions:
         """JSON-friendly view for reports."""
         d = asdict(self)
         d["metrics"] = list(self.metrics)
+        net = self.feature_network
+        if net is not None and not isinstance(net, str):  # a class given in Python: its name, for JSON reports
+            d["feature_network"] = f"{getattr(net, '__module__', '?')}:{getattr(net, '__qualname__', type(net).__name__)}"
         return d

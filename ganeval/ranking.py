@@ -23,12 +23,15 @@ __all__ = ["add_ranks", "bootstrap_interval", "copying_rows", "late_collapse", "
 
 
 def primary_metric(df: pd.DataFrame, requested: str | None) -> str:
-    """The metric ranks are based on: as requested, else ``fid`` where computed, else ``mnist_fd``."""
+    """The metric ranks are based on: as requested, else the first Fréchet distance computed of ``fid``,
+    ``mnist_fd``, ``custom_fd``."""
     if requested:
         return requested
-    if "fid" in df and (df["fid"].notna().any() or "mnist_fd" not in df or df["mnist_fd"].isna().all()):
-        return "fid"
-    return "mnist_fd"
+    order = ("fid", "mnist_fd", "custom_fd")
+    for m in order:
+        if m in df and df[m].notna().any():
+            return m
+    return next((m for m in order if m in df), "mnist_fd")
 
 
 def add_ranks(df: pd.DataFrame, primary: str) -> pd.DataFrame:

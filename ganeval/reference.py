@@ -30,7 +30,12 @@ def reference_path(reference: str | os.PathLike[str], extractor_name: str) -> Pa
     """Shipped stats for ``mnist-train``/``mnist-test``; a folder's ``*_<extractor>.npz``; or an .npz path."""
     ref = str(reference)
     if ref in DATASETS:
-        return stats_path(ref, extractor_name)
+        path = stats_path(ref, extractor_name)
+        if extractor_name == "custom" and not path.is_file():
+            raise StatsError(f"no shipped {ref} statistics for your feature network: make them with 'ganeval stats "
+                             f"--dataset {ref} --extractor custom --feature-network … --out DIR/{ref}_custom.npz' and "
+                             "pass --reference DIR")
+        return path
     path = Path(ref)
     if path.is_dir():
         found = sorted(path.glob(f"*_{extractor_name}.npz"))
@@ -112,7 +117,8 @@ def _features(key: str, images: Callable[[], Any], extractor: FeatureExtractor, 
     if path.is_file():
         try:
             arr = np.load(path, allow_pickle=False)
-            arr = arr if arr.shape == (n, extractor.pool_dim) else None
+            width = extractor.pool_dim or (arr.shape[1] if arr.ndim == 2 else -1)  # a custom network's: its key's
+            arr = arr if arr.shape == (n, width) else None
         except (ValueError, OSError):
             arr = None
     if dist.all_ok(arr is not None):  # every rank takes the same path, or the collective below would hang

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
 SUITE = "ganeval-gate"
 CRITERIA = ("max_fid", "min_is", "max_kid", "min_mnist_is", "min_modes", "max_mnist_fd", "min_coverage", "min_copying_ct",
-            "min_inception_copying_ct")
+            "min_inception_copying_ct", "max_custom_fd")
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -46,6 +46,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--min-copying-ct", type=float, metavar="T",
                    help="fail if the data-copying statistic C_T < T (e.g. -3: samples memorise training images)")
     c.add_argument("--min-inception-copying-ct", type=float, metavar="T", help="the same in Inception features")
+    c.add_argument("--max-custom-fd", type=float, metavar="V",
+                   help="fail if the Fréchet distance in your --feature-network's space > V")
     c.add_argument("--baseline", metavar="REPORT|MODEL",
                    help="previous report (folder or summary.json), or a model (checkpoint, generator file, samples) "
                         "re-scored beside the judged checkpoint, to compare with")

@@ -34,6 +34,10 @@ def add_score_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--primary", default=None, help="metric to rank by (default fid where computed, else mnist_fd)")
     p.add_argument("--late-threshold", type=float, default=d.late_threshold, help="relative worsening flagged as late collapse")
     p.add_argument("--inception-weights", default=None, help="Inception weights file (.pth state dict or .safetensors)")
+    p.add_argument("--feature-network", default=None, metavar="MODULE:NAME",
+                   help="your own feature network for the custom_* metrics (custom_fd, custom_kid, custom_prc, custom_dc, "
+                        "custom_is), against --reference statistics made with it (docs/reference_stats.md)")
+    p.add_argument("--feature-network-kwargs", default=None, metavar="JSON", help="its constructor arguments")
     p.add_argument("--copy-train", default=None, metavar="DATA",
                    help="copying test: the generator's training images (mnist-train, mnist-test, or a folder, zip or uint8 "
                         ".npz; default mnist-train with an MNIST reference)")
@@ -69,6 +73,7 @@ def options_from_args(args: argparse.Namespace) -> ScoreOptions:
         batch_size=args.batch_size, seed=args.seed, inception_top_k=args.inception_top_k, inception_all=args.inception_all,
         precision=args.precision, resize=args.resize, bootstrap=args.bootstrap, primary=args.primary, late_threshold=args.late_threshold,
         inception_weights=args.inception_weights, use_cache=not args.no_cache, threads=args.threads,
+        feature_network=args.feature_network, feature_network_kwargs=args.feature_network_kwargs,
         copy_train=args.copy_train, copy_heldout=args.copy_heldout, copy_cells=args.copy_cells,
         copying_threshold=args.copying_threshold,
         progress=not getattr(args, "no_progress", False),

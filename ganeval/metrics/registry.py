@@ -217,6 +217,47 @@ def _copying_inception(x: MetricInput) -> dict[str, float]:
     return _copying(x, "inception_")
 
 
+# -- your own feature network (``--feature-network``): the Inception metrics in its space ---------------------------
+@register_metric("custom_fd", "custom", ("custom_fd",), help="Fréchet distance in your feature network's space")
+def _custom_fd(x: MetricInput) -> dict[str, float]:
+    return {"custom_fd": _fd(x)}
+
+
+@register_metric("custom_fd_inf", "custom", ("custom_fd_inf", "custom_fd_inf_slope"), option_keys=("seed",),
+                 help="custom_fd extrapolated to infinite N, as fid_inf")
+def _custom_fd_inf(x: MetricInput) -> dict[str, float]:
+    return _fd_inf(x, "custom_fd_inf")
+
+
+@register_metric("custom_kid", "custom", ("custom_kid_mean", "custom_kid_std"), needs_real=True,
+                 help="KID (unbiased) in your network's features")
+def _custom_kid(x: MetricInput) -> dict[str, float]:
+    mean, std = kid(x.pool, x.real(), x.options.get("kid_subsets", 100), x.options.get("kid_subset_size", 1000))
+    return {"custom_kid_mean": mean, "custom_kid_std": std}
+
+
+@register_metric("custom_prc", "custom", ("custom_precision", "custom_recall"), needs_real=True,
+                 help="precision/recall (k=3) in your network's features")
+def _custom_prc(x: MetricInput) -> dict[str, float]:
+    p, r = precision_recall(x.pool, x.real(), k=x.options.get("prc_k", 3))
+    return {"custom_precision": p, "custom_recall": r}
+
+
+@register_metric("custom_dc", "custom", ("custom_density", "custom_coverage"), needs_real=True,
+                 help="density and coverage (k=5) in your network's features")
+def _custom_dc(x: MetricInput) -> dict[str, float]:
+    density, coverage = density_coverage(x.pool, x.real(), k=x.options.get("dc_k", 5))
+    return {"custom_density": density, "custom_coverage": coverage}
+
+
+@register_metric("custom_is", "custom", ("custom_is", "custom_is_std"), needs_logits=True,
+                 help="Inception Score from your network's logits (it must return (features, logits)), 10 splits")
+def _custom_is(x: MetricInput) -> dict[str, float]:
+    assert x.logits is not None
+    mean, std = inception_score(x.logits, splits=x.options.get("is_splits", 10))
+    return {"custom_is": mean, "custom_is_std": std}
+
+
 #: Which Fréchet-distance column each extractor's bootstrap interval belongs to.
-FD_COLUMN = {"inception": "fid", "mnist": "mnist_fd"}
+FD_COLUMN = {"inception": "fid", "mnist": "mnist_fd", "custom": "custom_fd"}
 DEFAULT_METRICS = ("fid", "is", "kid", "prc", "dc", "mnist_is", "mnist_fd", "modes", "mnist_intra", "copying")

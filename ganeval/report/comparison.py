@@ -15,9 +15,10 @@ import pandas as pd
 
 from ganeval.atomic import atomic_path, write_text
 from ganeval.metrics.directions import LABELS
-from ganeval.report.html import fmt, grid_figure, notes_section, page_head, provenance_section, render_table
+from ganeval.report.html import grid_figure, notes_section, page_head, provenance_section
 from ganeval.report.images import data_uri
 from ganeval.report.plots import mpl_text, palette_png
+from ganeval.report.table import fmt, render_table
 
 if TYPE_CHECKING:
     from ganeval.comparing import Comparison

@@ -15,6 +15,8 @@ import pandas as pd
 #: Panels in display order: value column, CI columns, axis label.
 PANELS = (("fid", "fid_ci_low", "fid_ci_high", "FID (Inception)"),
           ("mnist_fd", "mnist_fd_ci_low", "mnist_fd_ci_high", "MNIST FD (classifier features)"))
+#: Panels drawn only when computed: Fréchet distance in your own feature network's space.
+OPTIONAL_PANELS = (("custom_fd", "custom_fd_ci_low", "custom_fd_ci_high", "FD (your feature network)"),)
 #: Shown only when computed (no "skipped" note): the copying test's C_T, with its 0 and flag lines.
 COPYING_PANEL = ("copying_ct", "", "", "copying C_T (data-copying test)")
 
@@ -110,6 +112,7 @@ def series_plot(df: pd.DataFrame, dpi: int = 90, copying_threshold: float = -3.0
     notes: list[str] = []
     panels = [p for p in PANELS if p[0] in df and (~np.isnan(_floats(df, p[0]))).any()]
     notes += [f"{p[0]}: not computed for any checkpoint, panel skipped." for p in PANELS if p not in panels]
+    panels += [p for p in OPTIONAL_PANELS if p[0] in df and (~np.isnan(_floats(df, p[0]))).any()]
     ct = next((c for c in ("copying_ct", "inception_copying_ct") if c in df and (~np.isnan(_floats(df, c))).any()), None)
     if ct is not None:
         panels.append((ct, "", "", COPYING_PANEL[3] if ct == "copying_ct" else "Inception C_T (data-copying test)"))

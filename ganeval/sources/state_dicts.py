@@ -10,115 +10,25 @@ removed), so training bundles such as ``{"G": ..., "D": ..., "opt_G": ...}`` wor
 
 from __future__ import annotations
 
-import hashlib
-import importlib
-import importlib.util
-import inspect
-import json
 import pickle
 import re
-import sys
 import zipfile
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from ganeval.errors import CheckpointError, GanevalError
+from ganeval.errors import CheckpointError
+from ganeval.user_code import UserFactory, resolve_factory
 
 STATE_EXTS = (".pt", ".pth", ".ckpt", ".bin", ".safetensors")
 _PREFIXES = ("module.", "_orig_mod.")
 
 
-@dataclass(frozen=True)
-class GeneratorSpec:
-    """A user's generator factory, its kwargs, and what identifies both in cache keys and provenance."""
-
-    factory: Callable[..., nn.Module]
-    name: str
-    kwargs: dict[str, Any]
-    source_sha256: str
-
-    def identity(self) -> str:
-        """Changes when the factory's name, its module's source text or the kwargs change."""
-        return f"{self.name}|{self.source_sha256[:16]}|{json.dumps(self.kwargs, sort_keys=True, default=str)}"
-
-
-def _import(spec: str) -> Any:
-    target, _, attr = spec.rpartition(":")
-    if not target or not attr:
-        raise GanevalError(f"--generator must be MODULE:NAME or path/to/file.py:NAME (got {spec!r})")
-    if target.endswith(".py"):
-        path = Path(target)
-        if not path.is_file():
-            raise GanevalError(f"--generator {spec}: {path}: no such file")
-        name = f"ganeval_user_{hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:12]}"
-        loader = importlib.util.spec_from_file_location(name, path)
-        if loader is None or loader.loader is None:
-            raise GanevalError(f"--generator {spec}: {path} cannot be imported")
-        module = importlib.util.module_from_spec(loader)
-        sys.modules[name] = module
-        sys.path.insert(0, str(path.parent.resolve()))  # so the file's own sibling imports resolve
-        try:
-            loader.loader.exec_module(module)
-        finally:
-            sys.path.remove(str(path.parent.resolve()))
-    else:
-        try:
-            module = importlib.import_module(target)
-        except ImportError as exc:
-            raise GanevalError(f"--generator {spec}: cannot import {target} ({exc})") from exc
-    obj: Any = module
-    for part in attr.split("."):
-        if not hasattr(obj, part):
-            raise GanevalError(f"--generator {spec}: {target} has no attribute {attr!r}")
-        obj = getattr(obj, part)
-    return obj
-
-
-def _source_digest(factory: Any) -> str:
-    try:
-        text = inspect.getsource(inspect.getmodule(factory) or factory)
-    except (OSError, TypeError):
-        text = ""
-    return hashlib.sha256(text.encode()).hexdigest()
-
-
-def resolve_spec(generator: Any, kwargs: Any = None) -> GeneratorSpec:
+def resolve_spec(generator: Any, kwargs: Any = None) -> UserFactory:
     """``generator`` as ``"MODULE:NAME"``, ``"file.py:NAME"`` or a callable; ``kwargs`` a dict or a JSON object string."""
-    if isinstance(kwargs, str):
-        try:
-            kwargs = json.loads(kwargs)
-        except json.JSONDecodeError as exc:
-            raise GanevalError(f"--generator-kwargs is not valid JSON ({exc.msg}): {kwargs!r}") from exc
-    kwargs = dict(kwargs or {}) if isinstance(kwargs, dict) or kwargs is None else None
-    if kwargs is None:
-        raise GanevalError("--generator-kwargs must be a JSON object, e.g. '{\"nz\": 100}'")
-    if isinstance(generator, str):
-        factory, name = _import(generator), generator
-    else:
-        factory = generator
-        name = f"{getattr(generator, '__module__', '?')}:{getattr(generator, '__qualname__', type(generator).__name__)}"
-    if not callable(factory):
-        raise GanevalError(f"--generator {name}: not a class or function")
-    spec = GeneratorSpec(factory, name, kwargs, _source_digest(factory))
-    build(spec)  # a factory that cannot build a module is an input error for every file: say so before scoring
-    return spec
-
-
-def build(spec: GeneratorSpec) -> nn.Module:
-    """A fresh generator from the factory; anything but an ``nn.Module`` is an input error."""
-    try:
-        model = spec.factory(**spec.kwargs)
-    except Exception as exc:  # the user's constructor: report it in one line
-        raise GanevalError(f"--generator {spec.name}: building it with {spec.kwargs} failed: "
-                           f"{exc.__class__.__name__}: {exc}") from exc
-    if not isinstance(model, nn.Module):
-        raise GanevalError(f"--generator {spec.name}: returned {type(model).__name__}, not a torch.nn.Module")
-    return model
+    return resolve_factory(generator, kwargs, "--generator")
 
 
 def read_weights(path: Path) -> Any:
@@ -192,10 +102,10 @@ def find_state_dict(obj: Any, model: nn.Module, path: Path, state_key: str | Non
                           "--generator-kwargs and --state-key")
 
 
-def load_state_dict_generator(path: Path, spec: GeneratorSpec, state_key: str | None,
+def load_state_dict_generator(path: Path, spec: UserFactory, state_key: str | None,
                               device: torch.device) -> tuple[nn.Module, str]:
     """The generator with the file's weights, in eval mode on ``device``; the key path they came from."""
-    model = build(spec)
+    model = spec.build()
     sd, key = find_state_dict(read_weights(path), model, path, state_key)
     try:
         model.load_state_dict(sd, strict=True)
@@ -206,5 +116,5 @@ def load_state_dict_generator(path: Path, spec: GeneratorSpec, state_key: str | 
     return model.to(device).eval(), key
 
 
-__all__ = ["STATE_EXTS", "GeneratorSpec", "build", "find_state_dict", "load_state_dict_generator", "read_weights",
+__all__ = ["STATE_EXTS", "find_state_dict", "load_state_dict_generator", "read_weights",
            "resolve_spec"]

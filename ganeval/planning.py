@@ -1,0 +1,30 @@
+"""The one-line plan ``score`` prints before working: what runs on which checkpoints, and roughly how long."""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+
+#: Rough CPU cost of the copying test per sample (60,000 training images; plan line only).
+COPYING_SECONDS_PER_SAMPLE = 2e-4
+#: Rough throughput used only for the plan line (images/s).
+SPEED_HINT = {("inception", "cpu"): 13.0, ("inception", "cuda"): 5000.0, ("mnist", "cpu"): 3000.0, ("mnist", "cuda"): 50000.0}
+
+
+def plan_line(k: int, n: int, device: str, precision: str, extractors: Collection[str], metrics: Collection[str],
+              inception_all: bool, top_k: int, resize: str, world: int = 1) -> str:
+    """``plan: K checkpoint(s) × N samples on DEVICE (...)``, then each extractor's share of the work."""
+    parts = [f"plan: {k} checkpoint(s) × {n} samples on {device} ({precision})"]
+    if "mnist" in extractors:
+        secs = k * n / SPEED_HINT[("mnist", device)]
+        if "copying" in metrics:  # nearest training images of every sample, once per checkpoint
+            secs += k * n * COPYING_SECONDS_PER_SAMPLE
+        parts.append(f"MNIST metrics on all (~{secs:.0f} s)")
+    if "custom" in extractors:
+        parts.append("your feature network's metrics on all")
+    if "inception" in extractors:
+        m = k if inception_all else min(k, top_k + 1)
+        which = "all" if inception_all else f"the {top_k} best by MNIST FD + the last"
+        secs = m * n / SPEED_HINT[("inception", device)] / world
+        extra = "" if resize == "tf1x" else f", {resize} resize"
+        parts.append(f"Inception metrics on {which} ({m} × {n} images, ~{secs / 60:.1f} min{extra})")
+    return "; ".join(parts)

@@ -1,0 +1,162 @@
+"""The per-checkpoint table of ``report.html`` and ``compare.html``: which columns exist, and how each cell reads."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from html import escape
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+DASH, INF = "—", "∞"
+
+
+def number(x: Any) -> float | None:
+    """A number as float, or None for missing values (None, pd.NA, NaN); summary strings "inf" count as numbers."""
+    if x is None or x is pd.NA or isinstance(x, bool | np.bool_):
+        return None
+    try:
+        f = float(x)
+    except (TypeError, ValueError):
+        return None
+    return None if math.isnan(f) else f
+
+
+def fmt(x: Any, spec: str = ".2f") -> str:
+    """One number for the page: missing → "—", ±inf → "∞", else ``format(x, spec)`` (``"sig4"``: 4 significant)."""
+    f = number(x)
+    if f is None:
+        return DASH
+    if math.isinf(f):
+        return INF if f > 0 else "−" + INF
+    if spec == "sig4":
+        return f"{f:.4g}"
+    if spec == "int":
+        return f"{int(round(f)):,}".replace(",", "\u2009")
+    return format(f, spec)
+
+
+def _fmt_fd(x: Any) -> str:
+    """Fréchet distances: 2 decimals, but 3 significant digits below 1 (MNIST FD can be small)."""
+    f = number(x)
+    return fmt(x, ".3g") if f is not None and math.isfinite(f) and abs(f) < 1 else fmt(x, ".2f")
+
+
+def _modes_ci(row: pd.Series) -> str:
+    lo, hi = number(row.get("modes_ci_low")), number(row.get("modes_ci_high"))
+    return "" if lo is None or hi is None or lo == hi else f" <span class=muted>[{fmt(lo, 'int')}, {fmt(hi, 'int')}]</span>"
+
+
+def _with_ci(row: pd.Series, col: str) -> str:
+    val = _fmt_fd(row.get(col))
+    lo, hi = number(row.get(f"{col}_ci_low")), number(row.get(f"{col}_ci_high"))
+    if lo is None or hi is None:
+        return val
+    return f"{val} <span class=muted>[{_fmt_fd(lo)}, {_fmt_fd(hi)}]</span>"
+
+
+def _pm(row: pd.Series, mean: str, std: str, spec: str) -> str:
+    m = fmt(row.get(mean), spec)
+    return m if number(row.get(std)) is None or m == DASH else f"{m} ± {fmt(row.get(std), spec)}"
+
+
+def _missing(x: Any) -> bool:
+    return x is None or x is pd.NA or (isinstance(x, float | np.floating) and math.isnan(x))
+
+
+def _text(x: Any, empty: str = DASH) -> str:
+    """A user-supplied string, HTML-escaped; missing → ``empty``."""
+    return empty if _missing(x) else escape(str(x))
+
+
+def _yes(x: Any) -> bool:
+    """Truthiness of a table flag that may be bool, numpy bool, 0/1, NaN or pd.NA."""
+    return not _missing(x) and bool(x)
+
+
+#: Table columns: header, tooltip, columns that must exist for it to be shown, cell renderer (returns HTML).
+Cell = Callable[[pd.Series], str]
+TABLE: list[tuple[str, str, tuple[str, ...], Cell, bool]] = [
+    ("iteration", "training iteration", ("iteration",), lambda r: fmt(r.get("iteration"), "int"), True),
+    ("checkpoint", "checkpoint file", ("checkpoint",), lambda r: escape(str(r.get("checkpoint"))), False),
+    ("N", "samples per checkpoint", ("n_samples",), lambda r: fmt(r.get("n_samples"), "int"), True),
+    ("FID [CI]", "Fréchet Inception Distance, bootstrap CI", ("fid",), lambda r: _with_ci(r, "fid"), True),
+    ("FID∞", "FID extrapolated to infinite N (Chong & Forsyth 2020): comparable across N", ("fid_inf",),
+     lambda r: _fmt_fd(r.get("fid_inf")), True),
+    ("IS", "Inception Score ± std over splits", ("is_mean",), lambda r: _pm(r, "is_mean", "is_std", ".2f"), True),
+    ("KID", "Kernel Inception Distance ± std over subsets", ("kid_mean",), lambda r: _pm(r, "kid_mean", "kid_std", "sig4"), True),
+    ("precision", "improved precision", ("precision",), lambda r: fmt(r.get("precision"), ".3f"), True),
+    ("recall", "improved recall", ("recall",), lambda r: fmt(r.get("recall"), ".3f"), True),
+    ("density", "density (Naeem et al. 2020): 1 when samples sit in real k-NN balls as often as real points do",
+     ("density",), lambda r: fmt(r.get("density"), ".3f"), True),
+    ("coverage", "share of real k-NN balls holding a sample", ("coverage",), lambda r: fmt(r.get("coverage"), ".3f"), True),
+    ("MNIST IS", "Inception Score with the MNIST classifier", ("mnist_is",),
+     lambda r: _pm(r, "mnist_is", "mnist_is_std", ".2f"), True),
+    ("MNIST FD [CI]", "Fréchet distance of MNIST-classifier features, bootstrap CI", ("mnist_fd",),
+     lambda r: _with_ci(r, "mnist_fd"), True),
+    ("MNIST FD∞", "MNIST FD extrapolated to infinite N: comparable across N", ("mnist_fd_inf",),
+     lambda r: _fmt_fd(r.get("mnist_fd_inf")), True),
+    ("FD (net) [CI]", "Fréchet distance in your feature network's space, bootstrap CI", ("custom_fd",),
+     lambda r: _with_ci(r, "custom_fd"), True),
+    ("IS (net)", "Inception Score from your network's logits", ("custom_is",), lambda r: _pm(r, "custom_is", "custom_is_std", ".2f"), True),
+    ("KID (net)", "KID in your network's features ± std", ("custom_kid_mean",),
+     lambda r: _pm(r, "custom_kid_mean", "custom_kid_std", "sig4"), True),
+    ("P / R / D / C (net)", "precision, recall, density, coverage in your network's features",
+     ("custom_precision", "custom_density"), lambda r: " / ".join(fmt(r.get(f"custom_{c}"), ".3f") for c in
+                                                     ("precision", "recall", "density", "coverage")), True),
+    ("modes", "digit classes covered (bootstrap interval when it is not a single number)", ("modes_covered",),
+     lambda r: fmt(r.get("modes_covered"), "int") + _modes_ci(r), True),
+    ("class KL [CI]", "KL(class histogram ‖ uniform), bootstrap CI", ("class_kl",), lambda r: _with_ci(r, "class_kl"), True),
+    ("confidence", "mean top-class probability", ("mnist_confidence",), lambda r: fmt(r.get("mnist_confidence"), ".3f"), True),
+    ("intra FD", "MNIST FD per predicted digit, mean over the digits measured (how many: after the slash)",
+     ("mnist_intra_fd",), lambda r: f"{fmt(r.get('mnist_intra_fd'), 'sig4')} / {fmt(r.get('mnist_intra_digits'), 'int')}", True),
+    ("worst digit", "the digit with the largest per-digit MNIST FD, and that distance", ("mnist_worst_digit",),
+     lambda r: "" if _missing(r.get("mnist_worst_digit")) else
+     f"{fmt(r.get('mnist_worst_digit'), 'int')} ({fmt(r.get('mnist_worst_digit_fd'), 'sig4')})", False),
+    ("Vendi", "Vendi score (Friedman & Dieng 2023), Inception features: effective number of distinct samples; "
+     "after the slash, the same for as many real images", ("vendi",),
+     lambda r: f"{fmt(r.get('vendi'), '.1f')} / {fmt(r.get('vendi_real'), '.1f')}", True),
+    ("MNIST Vendi", "Vendi score on MNIST-classifier features; after the slash, real images", ("mnist_vendi",),
+     lambda r: f"{fmt(r.get('mnist_vendi'), '.2f')} / {fmt(r.get('mnist_vendi_real'), '.2f')}", True),
+    ("copying C_T", "data-copying test (Meehan et al. 2020): ≪ 0 memorised training images (flag below the threshold), "
+     "≈ 0 like held-out data, > 0 farther from the training images than held-out data", ("copying_ct",),
+     lambda r: fmt(r.get("copying_ct"), "+.2f"), True),
+    ("near-copies", "share of samples nearer to a training image than 99% of held-out images are (≈ 0.01 without copying)",
+     ("copy_share",), lambda r: fmt(r.get("copy_share"), ".3f"), True),
+    ("Inception C_T", "the copying test in Inception features", ("inception_copying_ct",),
+     lambda r: fmt(r.get("inception_copying_ct"), "+.2f"), True),
+    ("Inception near-copies", "near-copy share in Inception features", ("inception_copy_share",),
+     lambda r: fmt(r.get("inception_copy_share"), ".3f"), True),
+    ("rank", "1 = best by the primary metric", ("rank",), lambda r: fmt(r.get("rank"), "int"), True),
+    ("best", "the checkpoint to keep", ("is_best",), lambda r: "★" if _yes(r.get("is_best")) else "", False),
+    ("status", "ok / nan_samples / error", ("status",),
+     lambda r: _text(r.get("status")) + (" · mode collapse" if _yes(r.get("mode_collapse")) else "")
+     + (" · data copying" if _yes(r.get("data_copying")) else ""), False),
+    ("error", "why a checkpoint failed", ("error",), lambda r: _text(r.get("error"), ""), False),
+    ("seconds", "wall time for this checkpoint", ("seconds",), lambda r: fmt(r.get("seconds"), ".1f"), True),
+]
+
+
+def _row_class(row: pd.Series) -> str:
+    status = str(row.get("status"))
+    if status == "error":
+        return "error"
+    if status == "nan_samples":
+        return "nan"
+    return "best" if _yes(row.get("is_best")) else ""
+
+
+def render_table(df: pd.DataFrame) -> str:
+    """The per-checkpoint table (only the documented columns that exist); best, error and NaN rows are styled."""
+    cols = [c for c in TABLE if all(k in df for k in c[2])]
+    head = "".join(f'<th title="{escape(tip)}">{escape(name)}</th>' for name, tip, _, _, _ in cols)
+    body = []
+    tds = ["<td class=n>" if num else "<td class=err>" if name == "error" else "<td>" for name, _, _, _, num in cols]
+    for _, row in df.iterrows():
+        cls = _row_class(row)
+        cells = "".join(f"{td}{render(row)}</td>" for td, (_, _, _, render, _) in zip(tds, cols, strict=True))
+        body.append(f"<tr class={cls}>{cells}</tr>" if cls else f"<tr>{cells}</tr>")
+    return (f'<div class=scroll><table id=scores><thead><tr>{head}</tr></thead>'
+            f'<tbody>{"".join(body)}</tbody></table></div>')

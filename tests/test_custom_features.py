@@ -1,0 +1,171 @@
+"""Your own feature network (``--feature-network``): reference statistics, the custom_* metrics, provenance."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from synthetic import write_bank_checkpoint
+from torch import nn
+
+import ganeval
+from ganeval.errors import GanevalError, StatsError
+from ganeval.features.custom import CustomExtractor
+
+NET_PY = """
+import torch
+from torch import nn
+
+
+class Pooled(nn.Module):
+    '''A small random conv net: 32-d features, and 5 logits when asked.'''
+
+    def __init__(self, logits=False, seed=0):
+        super().__init__()
+        torch.manual_seed(seed)
+        self.conv = nn.Sequential(nn.Conv2d(1, 16, 3, 2, 1), nn.ReLU(), nn.Conv2d(16, 32, 3, 2, 1), nn.ReLU())
+        self.head = nn.Linear(32, 5) if logits else None
+
+    def forward(self, x):
+        f = self.conv(x).mean((2, 3))
+        return (f, self.head(f)) if self.head is not None else f
+
+
+class FromFile(nn.Module):
+    '''Features from a linear map whose weights are read from a file.'''
+
+    def __init__(self, path):
+        super().__init__()
+        self.lin = nn.Linear(2, 2)
+        self.lin.load_state_dict(torch.load(path, weights_only=True))
+
+    def forward(self, x):
+        return self.lin(x.mean((2, 3)).repeat(1, 2))
+"""
+
+
+class MnistAsCustom(nn.Module):
+    """The MNIST classifier behind the custom contract (float [0, 1] in, (pool, logits) out): equal numbers expected."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        from ganeval.features.mnist_classifier import MNISTClassifierExtractor
+
+        self.net = MNISTClassifierExtractor(device="cpu").net
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.net(x)
+
+
+@pytest.fixture(autouse=True)
+def _cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GANEVAL_CACHE_DIR", str(tmp_path / "cache"))
+
+
+def _stats(cli, ref: Path, extractor: str, *extra: str) -> None:
+    code, out, err = cli("stats", "--dataset", "mnist-test", "--extractor", extractor, "--limit", "2000", "--device", "cpu",
+                         "--out", ref / f"test2k_{extractor}.npz", "--no-progress", *extra)
+    assert code == 0, err
+
+
+def test_the_mnist_classifier_as_a_custom_network_gives_the_mnist_numbers(tmp_path: Path, cli, mnist_dir: Path) -> None:
+    """Same network, same input → custom_fd = mnist_fd, custom_is = mnist_is, and the same bootstrap interval."""
+    ref = tmp_path / "ref"
+    _stats(cli, ref, "mnist")
+    _stats(cli, ref, "custom", "--feature-network", "test_custom_features:MnistAsCustom")
+    side = json.loads((ref / "test2k_custom.json").read_text())
+    assert side["extractor"] == "custom" and side["network"] == "test_custom_features:MnistAsCustom"
+    assert len(side["weights_sha256"]) == 64 and len(side["network_source_sha256"]) == 64
+    a, b = np.load(ref / "test2k_mnist.npz"), np.load(ref / "test2k_custom.npz")
+    np.testing.assert_allclose(a["mu"], b["mu"], rtol=0, atol=1e-6)
+    ckpt = write_bank_checkpoint(tmp_path / "run", 1000, noise=0.3)
+    df = ganeval.score(ckpt, metrics=("mnist_fd", "mnist_is", "custom_fd", "custom_is", "custom_kid", "custom_prc", "custom_dc"),
+                       reference=str(ref), feature_network=MnistAsCustom, num_samples=600, bootstrap=30, device="cpu",
+                       kid_subset_size=300, kid_subsets=20, progress=False)
+    row = df.iloc[0]
+    assert row["status"] == "ok", row["error"]
+    assert row["custom_fd"] == pytest.approx(row["mnist_fd"], rel=1e-6)
+    assert row["custom_is"] == pytest.approx(row["mnist_is"], rel=1e-6)
+    assert row["custom_fd_ci_low"] == pytest.approx(row["mnist_fd_ci_low"], rel=1e-5)
+    assert 0 <= row["custom_precision"] <= 1 and 0 <= row["custom_coverage"] <= 1 and np.isfinite(row["custom_kid_mean"])
+    prov = df.attrs["summary"]["provenance"]["custom"]
+    assert prov["network"].endswith("MnistAsCustom") and prov["weights_sha256"] == side["weights_sha256"]
+
+
+def test_a_reference_of_another_network_or_weights_is_refused(tmp_path: Path, cli, mnist_dir: Path) -> None:
+    (tmp_path / "nets.py").write_text(NET_PY)
+    ref = tmp_path / "ref"
+    spec = f"{tmp_path / 'nets.py'}:Pooled"
+    _stats(cli, ref, "custom", "--feature-network", spec)
+    ckpt = write_bank_checkpoint(tmp_path / "run", 1000)
+    opts = {"metrics": ("custom_fd",), "reference": str(ref), "num_samples": 300, "bootstrap": 0, "device": "cpu",
+            "progress": False}
+    df = ganeval.score(ckpt, feature_network=spec, **opts)
+    assert df["status"].iloc[0] == "ok" and df["custom_fd"].iloc[0] > 0
+    assert df.attrs["summary"]["primary_metric"] == "custom_fd"
+    with pytest.raises(StatsError, match="made with network_kwargs="):
+        ganeval.score(ckpt, feature_network=spec, feature_network_kwargs={"seed": 1}, **opts)
+    with pytest.raises(StatsError, match="made with network="):
+        ganeval.score(ckpt, feature_network=MnistAsCustom, **opts)
+    # the same code and kwargs, other weights (a file the network loads): refused by the weights' digest
+    torch.save(nn.Linear(2, 2).state_dict(), tmp_path / "w.pt")
+    loader = f"{tmp_path / 'nets.py'}:FromFile"
+    kw = {"path": str(tmp_path / "w.pt")}
+    _stats(cli, tmp_path / "ref2", "custom", "--feature-network", loader, "--feature-network-kwargs", json.dumps(kw))
+    torch.save(nn.Linear(2, 2).state_dict(), tmp_path / "w.pt")
+    with pytest.raises(StatsError, match="made with weights_sha256="):
+        ganeval.score(ckpt, feature_network=loader, feature_network_kwargs=kw, **{**opts, "reference": str(tmp_path / "ref2")})
+    code, _, err = cli("score", ckpt, "--metrics", "custom_fd", "--device", "cpu", "--no-progress")
+    assert code == 2 and "--feature-network MODULE:NAME" in err and err.count("\n") == 1
+    code, _, err = cli("score", ckpt, "--metrics", "custom_fd", "--feature-network", spec, "--device", "cpu")
+    assert code == 2 and "no shipped mnist-train statistics for your feature network" in err
+
+
+def test_custom_is_needs_logits_and_bad_outputs_fail_in_one_line(tmp_path: Path, cli, mnist_dir: Path) -> None:
+    (tmp_path / "nets.py").write_text(NET_PY + "\n\nclass Flat(nn.Module):\n    def forward(self, x):\n        return x\n")
+    ref = tmp_path / "ref"
+    _stats(cli, ref, "custom", "--feature-network", f"{tmp_path / 'nets.py'}:Pooled")
+    ckpt = write_bank_checkpoint(tmp_path / "run", 1000)
+    df = ganeval.score(ckpt, metrics=("custom_fd", "custom_is"), reference=str(ref), num_samples=200, bootstrap=0,
+                       device="cpu", feature_network=f"{tmp_path / 'nets.py'}:Pooled", progress=False)
+    assert df["status"].iloc[0] == "ok" and np.isnan(df["custom_is"].iloc[0])
+    assert any("custom_is" in n and "logits" in n for n in df.attrs["summary"]["notes"]), df.attrs["summary"]["notes"]
+    ex = CustomExtractor(f"{tmp_path / 'nets.py'}:Flat", device="cpu")
+    with pytest.raises(GanevalError, match=r"must be a \(4, D\) tensor for a batch of 4, got \(4, 1, 28, 28\)"):
+        ex(torch.zeros(4, 1, 28, 28, dtype=torch.uint8))
+    with_logits = CustomExtractor(f"{tmp_path / 'nets.py'}:Pooled", {"logits": True}, device="cpu")
+    out = with_logits(torch.zeros(4, 1, 28, 28, dtype=torch.uint8))
+    assert out["pool"].shape == (4, 32) and out["logits"].shape == (4, 5) and with_logits.has_logits
+    code, _, err = cli("stats", "--dataset", "mnist-test", "--extractor", "mnist", "--feature-network", "x:y",
+                       "--out", tmp_path / "s.npz")
+    assert code == 2 and "--feature-network goes with --extractor custom" in err
+
+
+def test_gate_compare_and_report_take_the_custom_metrics(tmp_path: Path, cli, mnist_dir: Path) -> None:
+    (tmp_path / "nets.py").write_text(NET_PY)
+    spec = f"{tmp_path / 'nets.py'}:Pooled"
+    ref = tmp_path / "ref"
+    _stats(cli, ref, "custom", "--feature-network", spec)
+    good = write_bank_checkpoint(tmp_path / "run", 1000)
+    bad = write_bank_checkpoint(tmp_path / "run", 2000, noise=0.8)
+    flags = ["--metrics", "custom_fd", "--feature-network", spec, "--reference", ref, "--num-samples", "300",
+             "--bootstrap", "40", "--device", "cpu", "--no-progress"]
+    code, out, err = cli("score", tmp_path / "run", *flags)
+    assert code == 0, err
+    assert "FD (net) [CI]" in (tmp_path / "run" / "report" / "report.html").read_text()
+    header = (tmp_path / "run" / "report" / "scores.csv").read_text().splitlines()[0].split(",")
+    i = header.index("custom_fd")
+    assert header[i:i + 3] == ["custom_fd", "custom_fd_ci_low", "custom_fd_ci_high"]
+    summary = json.loads((tmp_path / "run" / "report" / "summary.json").read_text())
+    assert summary["primary_metric"] == "custom_fd" and summary["best"]["checkpoint"] == "ckpt_0001000.safetensors"
+    code, out, err = cli("gate", bad, "--max-custom-fd", "1e9", *flags)
+    assert code == 0, err
+    code, out, err = cli("gate", bad, "--max-custom-fd", "0", *flags)
+    assert code == 1 and "custom_fd" in out + err
+    comp = ganeval.compare([good, bad], metrics=("custom_fd",), feature_network=spec, reference=str(ref), num_samples=300,
+                           bootstrap=40, device="cpu", progress=False)
+    d = comp.differences.set_index("metric").loc["custom_fd"]
+    assert d["verdict"] == "worse" and d["ci_low"] > 0
