@@ -74,6 +74,7 @@ class _Watch:
                  report: dict[str, Any] | None, emit: Callable[[str], None]) -> None:
         self.run_dir, self.stopper, self.out, self.stop_file, self.report = run_dir, stopper, out, stop_file, report
         self.emit = emit
+        self.pattern = "*"
         self.judged: list[int] = []
         self.last_iteration = -1  # judged or failed
         self.failed: dict[str, str] = {}
@@ -100,7 +101,7 @@ class _Watch:
         if not self.stopper.hints.get("generator"):
             return [(r.path, r.iteration) for r in list_checkpoints(self.run_dir)]
         found = []
-        for p in self.run_dir.iterdir():
+        for p in self.run_dir.glob(self.pattern):
             if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in STATE_EXTS:
                 nums = re.findall(r"\d+", p.stem)
                 if nums:
@@ -167,7 +168,7 @@ def _line(stopper: EarlyStopper) -> str:
 def watch(run_dir: str | os.PathLike[str], stopper: EarlyStopper | None = None, *, interval_s: float = 30.0,
           idle_timeout_s: float | None = 3600.0, until: int | None = None, stop_file: str | os.PathLike[str] | None = None,
           settle_s: float = 5.0, report: dict[str, Any] | None = None, out: str | os.PathLike[str] | None = None,
-          emit: Callable[[str], None] = print) -> WatchResult:
+          emit: Callable[[str], None] = print, pattern: str = "*") -> WatchResult:
     """Judge ``run_dir``'s checkpoints as they appear, until the rule fires, training finishes, or nothing new comes.
 
     Ends when: the early-stopping rule fires (``stop_file`` is then written); a ganeval trainer's state says the
@@ -175,7 +176,8 @@ def watch(run_dir: str | os.PathLike[str], stopper: EarlyStopper | None = None, 
     new checkpoint has appeared for ``idle_timeout_s`` (None waits for ever). Ctrl-C ends it as ``interrupted``.
     ``report`` (keyword arguments of :func:`ganeval.score`) rewrites ``OUT/report/`` after each new checkpoint.
     With ``stopper.hints["generator"]`` the run's weight files (``G_001000.pt``...) are judged with that generator
-    class; the last number in each name is its iteration.
+    class; the last number in each name is its iteration, and ``pattern`` (a glob, e.g. ``G_*.pt``) leaves out the
+    other files a trainer writes there (discriminators, optimisers).
     ``OUT/watch.json`` (OUT defaults to ``run_dir``) holds the rule, the history and why the watch ended.
     """
     run_dir = Path(run_dir)
@@ -190,6 +192,7 @@ def watch(run_dir: str | os.PathLike[str], stopper: EarlyStopper | None = None, 
     if stop_path is not None and stop_path.exists():
         raise GanevalError(f"{stop_path}: stop file already exists (from an earlier stop?); remove it to watch again")
     w = _Watch(run_dir, stopper or EarlyStopper(), Path(out) if out is not None else run_dir, stop_path, report, emit)
+    w.pattern = pattern
     last_new = time.monotonic()
     reason = None
     try:
