@@ -26,7 +26,7 @@ from ganeval.train.loop import TrainResult, train
 from ganeval.train.recipes import TrainError, get_recipe
 from ganeval.train.state import STATE_NAME
 
-STOP_METRICS = ("mnist_fd", "fid")
+STOP_METRICS = ("mnist_fd", "fid", "custom_fd")
 REPORT_NAME = "early_stop.json"
 
 
@@ -44,8 +44,9 @@ class EarlyStopper:
     best_value: float = math.inf
     worse_in_a_row: int = 0
     history: list[dict[str, Any]] = field(default_factory=list)
-    #: Input hints passed to ``score``/``compare`` (e.g. ``generator``, ``generator_kwargs``, ``z_dim``).
-    hints: dict[str, Any] = field(default_factory=dict)
+    #: More keyword arguments of ``score``/``compare``: input hints (``generator``, ``z_dim``...), ``reference``,
+    #: ``feature_network`` (for ``custom_fd``).
+    extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.metric not in STOP_METRICS:
@@ -97,7 +98,7 @@ class EarlyStopper:
 
     def _options(self, seed: int = 0) -> dict[str, Any]:
         return {"metrics": (self.metric,), "num_samples": self.num_samples, "bootstrap": self.bootstrap,
-                "device": self.device, "progress": False, "seed": seed, **self.hints}
+                "device": self.device, "progress": False, "seed": seed, **self.extra}
 
     def summary(self, stopped: bool, iteration: int) -> dict[str, Any]:
         """What ``early_stop.json`` holds: the rule, whether and where training stopped, the best checkpoint, the history."""

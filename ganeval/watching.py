@@ -98,7 +98,7 @@ class _Watch:
 
     def listing(self) -> list[tuple[Path, int]]:
         """ganeval checkpoints; with a ``generator`` hint, weight files whose names carry their iteration."""
-        if not self.stopper.hints.get("generator"):
+        if not self.stopper.extra.get("generator"):
             return [(r.path, r.iteration) for r in list_checkpoints(self.run_dir)]
         found = []
         for p in self.run_dir.glob(self.pattern):
@@ -128,7 +128,7 @@ class _Watch:
         if self.report is None:
             return
         try:
-            score(self.run_dir, out=self.out / "report", write_report=True, **{**self.stopper.hints, **self.report})
+            score(self.run_dir, out=self.out / "report", write_report=True, **{**self.stopper.extra, **self.report})
         except GanevalError as exc:  # the watch goes on; the next checkpoint rewrites the report
             self.report_errors.append(str(exc))
             self.emit(f"report not written: {exc}")
@@ -175,7 +175,7 @@ def watch(run_dir: str | os.PathLike[str], stopper: EarlyStopper | None = None, 
     run reached its last iteration and that checkpoint is judged; a checkpoint at or past ``until`` is judged; or no
     new checkpoint has appeared for ``idle_timeout_s`` (None waits for ever). Ctrl-C ends it as ``interrupted``.
     ``report`` (keyword arguments of :func:`ganeval.score`) rewrites ``OUT/report/`` after each new checkpoint.
-    With ``stopper.hints["generator"]`` the run's weight files (``G_001000.pt``...) are judged with that generator
+    With ``stopper.extra["generator"]`` the run's weight files (``G_001000.pt``...) are judged with that generator
     class; the last number in each name is its iteration, and ``pattern`` (a glob, e.g. ``G_*.pt``) leaves out the
     other files a trainer writes there (discriminators, optimisers).
     ``OUT/watch.json`` (OUT defaults to ``run_dir``) holds the rule, the history and why the watch ended.

@@ -169,3 +169,20 @@ def test_gate_compare_and_report_take_the_custom_metrics(tmp_path: Path, cli, mn
                            bootstrap=40, device="cpu", progress=False)
     d = comp.differences.set_index("metric").loc["custom_fd"]
     assert d["verdict"] == "worse" and d["ci_low"] > 0
+
+
+def test_watch_stops_on_custom_fd(tmp_path: Path, cli, mnist_dir: Path) -> None:
+    (tmp_path / "nets.py").write_text(NET_PY)
+    spec = f"{tmp_path / 'nets.py'}:Pooled"
+    ref = tmp_path / "ref"
+    _stats(cli, ref, "custom", "--feature-network", spec)
+    for it, noise in {1000: 0.3, 2000: 0.0, 3000: 0.6}.items():
+        write_bank_checkpoint(tmp_path / "run", it, noise=noise)
+    code, out, err = cli("watch", tmp_path / "run", "--stop-metric", "custom_fd", "--feature-network", spec, "--reference", ref,
+                         "--patience", "1", "--settle", "0", "--interval", "0.05", "--idle-timeout", "2", "--num-samples", "400",
+                         "--bootstrap", "60", "--device", "cpu", "--stop-file", tmp_path / "STOP")
+    assert code == 0, err
+    assert out.splitlines()[0].startswith("iteration 1000: custom_fd")
+    assert "watch ended (stop rule)" in out and json.loads((tmp_path / "STOP").read_text())["iteration"] == 3000
+    code, _, err = cli("watch", tmp_path / "run", "--stop-metric", "custom_fd")
+    assert code == 2 and "go together" in err

@@ -29,8 +29,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--patience", type=int, default=3, metavar="P",
                    help="stop after P checkpoints in a row worse than the best beyond noise (default 3)")
     p.add_argument("--stop-threshold", type=float, default=0.10, metavar="F", help="…and worse by more than F, relative (default 0.10)")
-    p.add_argument("--stop-metric", default="mnist_fd", choices=["mnist_fd", "fid"],
-                   help="what is compared (default mnist_fd; fid is slow on a CPU)")
+    p.add_argument("--stop-metric", default="mnist_fd", choices=["mnist_fd", "fid", "custom_fd"],
+                   help="what is compared (default mnist_fd; fid is slow on a CPU; custom_fd: your --feature-network's FD)")
+    p.add_argument("--reference", default=None, help="reference statistics (default mnist-train; a folder for custom_fd)")
+    p.add_argument("--feature-network", default=None, metavar="MODULE:NAME", help="your feature network, for custom_fd")
+    p.add_argument("--feature-network-kwargs", default=None, metavar="JSON", help="its constructor arguments")
     p.add_argument("--num-samples", type=int, default=2000, metavar="N", help="samples scored per checkpoint (default 2000)")
     p.add_argument("--bootstrap", type=int, default=100, metavar="B", help="bootstrap replicates of the paired interval (default 100)")
     p.add_argument("--device", default="auto", help="auto|cpu|cuda (default auto)")
@@ -61,8 +64,12 @@ def run(args: argparse.Namespace) -> int:
         from ganeval.sources.state_dicts import resolve_spec
 
         resolve_spec(hints["generator"], hints.get("generator_kwargs"))
+    if (args.stop_metric == "custom_fd") != (args.feature_network is not None):
+        raise GanevalError("--stop-metric custom_fd and --feature-network go together")
+    extra = {**hints, **{k: v for k in ("reference", "feature_network", "feature_network_kwargs")
+                         if (v := getattr(args, k)) is not None}}
     stopper = EarlyStopper(args.stop_metric, args.patience, args.stop_threshold, args.num_samples, args.bootstrap,
-                           device=args.device, hints=hints)
+                           device=args.device, extra=extra)
     report = ({"metrics": tuple(args.report_metrics), "num_samples": args.num_samples, "bootstrap": args.bootstrap,
                "device": args.device, "progress": False} if args.report else None)
     res = watch(args.run, stopper, interval_s=args.interval, idle_timeout_s=args.idle_timeout or None, until=args.until,
