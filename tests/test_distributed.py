@@ -177,3 +177,49 @@ def test_two_process_compare_equals_single_process(tmp_path: Path, series: Path)
         assert db[key] == pytest.approx(da[key], rel=1e-9, abs=0), key
     assert da["verdict"] == db["verdict"] == "worse" and a["verdict"] == b["verdict"]
     assert multi.stdout.count("report:") == 1
+
+
+def test_your_own_generator_and_feature_network_under_torchrun(tmp_path: Path) -> None:
+    """--generator weight files and a --feature-network (imported on every rank): the single-process numbers."""
+    import pandas as pd
+    import torch
+    from synthetic import BankGenerator, bank_images
+
+    (tmp_path / "nets.py").write_text("import torch\nfrom torch import nn\n\n\nclass Pooled(nn.Module):\n"
+                                      "    def __init__(self):\n        super().__init__()\n        torch.manual_seed(0)\n"
+                                      "        self.conv = nn.Conv2d(1, 8, 3, 2)\n\n"
+                                      "    def forward(self, x):\n        return self.conv(x).relu().mean((2, 3))\n")
+    net = ["--feature-network", f"{tmp_path / 'nets.py'}:Pooled"]
+    stats = ["stats", "--dataset", "mnist-test", "--limit", "600", "--extractor", "custom", "--device", "cpu",
+             "--batch-size", "100", "--no-progress", *net]
+    two = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "ganeval_test_entry"]
+    one = [sys.executable, "-m", "ganeval_test_entry"]
+    for launch, ref in ((one, "ref1"), (two, "ref2")):
+        res = subprocess.run([*launch, *stats, "--out", str(tmp_path / ref / "t_custom.npz")], env=_env(tmp_path),
+                             capture_output=True, text=True, timeout=600)
+        assert res.returncode == 0, res.stderr[-3000:]
+    np.testing.assert_allclose(load_stats(tmp_path / "ref2" / "t_custom.npz").mu, load_stats(tmp_path / "ref1" / "t_custom.npz").mu,
+                               rtol=1e-12, atol=1e-15)
+    weights = tmp_path / "weights"
+    weights.mkdir()
+    clean = bank_images(None, 500)
+    pattern = torch.rand(clean.shape, generator=torch.Generator().manual_seed(1)) * 2 - 1
+    for it, n in ((1000, 0.8), (2000, 0.0)):
+        gen = BankGenerator()
+        gen.bank.copy_((clean + n * pattern).clamp(-1, 1))
+        torch.save({"G": gen.state_dict()}, weights / f"G_{it}.pt")
+    cfg = "{}"
+    score = ["score", str(weights), "--generator", "synthetic:BankGenerator", "--generator-kwargs", cfg, "--metrics",
+             "custom_fd", "--reference", str(tmp_path / "ref1"), "--num-samples", "300", "--batch-size", "50",
+             "--bootstrap", "20", "--device", "cpu", "--no-cache", "--no-progress", *net]
+    for launch, out in ((one, "s1"), (two, "s2")):
+        res = subprocess.run([*launch, *score, "--out", str(tmp_path / out)] + (["--distributed"] if launch is two else []),
+                             env=_env(tmp_path), capture_output=True, text=True, timeout=600)
+        assert res.returncode == 0, res.stderr[-3000:]
+    for out in ("s1", "s2"):
+        summary = json.loads((tmp_path / out / "summary.json").read_text())
+        assert summary["primary_metric"] == "custom_fd" and summary["best"]["checkpoint"] == "G_2000.pt"
+    fa, fb = pd.read_csv(tmp_path / "s1" / "scores.csv"), pd.read_csv(tmp_path / "s2" / "scores.csv")
+    assert list(fa.columns) == list(fb.columns) and fa["custom_fd"].iloc[0] > fa["custom_fd"].iloc[1]
+    np.testing.assert_allclose(fb["custom_fd"], fa["custom_fd"], rtol=1e-6)
+    np.testing.assert_allclose(fb["custom_fd_ci_low"], fa["custom_fd_ci_low"], rtol=1e-6)
