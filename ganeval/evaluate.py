@@ -23,10 +23,11 @@ from ganeval.extraction import Extracted, extract
 from ganeval.feature_cache import load_metric, metric_key, save_metric
 from ganeval.features import get_extractor, resolve_device
 from ganeval.features.base import FeatureExtractor
+from ganeval.illustrations import Illustrations, RealismExamples, shown_checkpoints
 from ganeval.inputs import Series, Source, resolve_target
 from ganeval.metrics.fid import FIDReference, bootstrap_fid
-from ganeval.metrics.registry import FD_COLUMN, METRICS, Metric, MetricInput, copying_reference
-from ganeval.nearest import CLOSEST_SHOWN, Neighbours, report_neighbours, sample_images
+from ganeval.metrics.registry import FD_COLUMN, METRICS, Metric, MetricInput
+from ganeval.nearest import Neighbours, report_neighbours
 from ganeval.options import ScoreOptions
 from ganeval.planning import plan_line
 from ganeval.reference import dataset_features, real_features, reference_provenance, reference_stats
@@ -47,9 +48,11 @@ class ScoreResult:
     #: Nearest training images of the best and last checkpoints' samples, and the held-out distance scale.
     neighbours: dict[str, Neighbours] = field(default_factory=dict)
     neighbour_scale: float | None = None
+    #: Least and most realistic samples of the best and last checkpoints (with a realism metric).
+    realism: dict[str, RealismExamples] = field(default_factory=dict)
 
 
-class _Evaluator:
+class _Evaluator(Illustrations):
     def __init__(self, series: Series, opts: ScoreOptions, dist: DistContext) -> None:
         self.series, self.opts, self.dist = series, opts, dist
         self.device = resolve_device(opts.device)
@@ -105,24 +108,6 @@ class _Evaluator:
                 dataset, self.extractors[extractor], batch,
                 write_cache=self.opts.use_cache and self.dist.is_main, dist=self.dist if dist is None else dist)
         return self._datasets[(extractor, dataset)]
-
-    def closest_samples(self, name: str) -> np.ndarray | None:
-        """The ``CLOSEST_SHOWN`` samples of checkpoint ``name`` nearest to the training set in the copying test's
-        feature space, as gray images (None when the MNIST copying test did not run for it)."""
-        src = next(s for s in self.series.sources if s.name == name)
-        if "copying" not in self.opts.metrics or "mnist" not in self.extractors:
-            return None
-        try:  # features come from the cache (or are extracted again: a few seconds for one checkpoint)
-            got = extract(src, [self.extractors["mnist"]], self.opts.num_samples, self.opts.seed, self.opts.batch_size,
-                          self.device, DistContext(), self.opts.use_cache)
-            options = self._metric_inputs()
-            x = MetricInput(got.pool["mnist"], None, self.refs["mnist"], lambda: self._real_for("mnist"), options,
-                            dataset=lambda d: self._dataset_for("mnist", d, DistContext()), memo=self.memo)
-            ref = copying_reference(x)
-            self.memo["closest-heldout"] = ref.closest(None, CLOSEST_SHOWN)
-            return sample_images(src, ref.closest(x.pool, CLOSEST_SHOWN), self.device, self.opts)
-        except Exception:  # noqa: BLE001 - the panel is an illustration; the numbers and their errors are in the table
-            return None
 
     # -- planning -------------------------------------------------------------------------------
     def inception_all(self) -> bool:
@@ -352,12 +337,12 @@ def _score_series(series: Series, opts: ScoreOptions, dist: DistContext | None) 
     result = ScoreResult(df, summary, ev.grids, ev.replicates, failed)
     sets = ev.copy_sets.get("options", {})
     if sets.get("copy_train") and dist.is_main and not df.empty:
-        ok = df[df["status"] != "error"]
-        shown = list(dict.fromkeys([*ok.loc[ok["is_best"], "checkpoint"], *ok["checkpoint"].iloc[-1:]]))
-        samples = {name: ev.closest_samples(name) for name in shown}
+        samples = {name: ev.closest_samples(name) for name in shown_checkpoints(df)}
         held = ev.memo.get("closest-heldout")
         result.neighbours, result.neighbour_scale = report_neighbours(
             {k: v for k, v in samples.items() if v is not None}, sets["copy_train"], sets.get("copy_heldout"), held)
+    if dist.is_main and not df.empty:
+        result.realism = {n: ex for n in shown_checkpoints(df) if (ex := ev.realism_examples(n)) is not None}
     return result
 
 

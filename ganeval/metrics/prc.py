@@ -11,7 +11,8 @@ def _as_float(x: torch.Tensor) -> torch.Tensor:
     return x if x.dtype == torch.float64 else x.float()
 
 
-def _kth_radius(x: torch.Tensor, k: int, batch: int) -> torch.Tensor:
+def kth_radius(x: torch.Tensor, k: int, batch: int = 10000) -> torch.Tensor:
+    """Each point's distance to its k-th nearest neighbour in ``x`` (itself excluded): the k-NN ball radii."""
     return torch.cat([torch.cdist(c, x).kthvalue(k + 1, dim=1).values for c in x.split(batch)])
 
 
@@ -22,8 +23,8 @@ def _covered(queries: torch.Tensor, support: torch.Tensor, radii: torch.Tensor, 
 def precision_recall(gen: torch.Tensor, real: torch.Tensor, k: int = 3, batch: int = 10000) -> tuple[float, float]:
     """Precision: share of generated samples inside some real k-NN ball; recall: the converse."""
     gen, real = _as_float(gen), _as_float(real)
-    r_real = _kth_radius(real, k, batch)
-    r_gen = _kth_radius(gen, k, batch)
+    r_real = kth_radius(real, k, batch)
+    r_gen = kth_radius(gen, k, batch)
     precision = int(_covered(gen, real, r_real, batch).sum()) / len(gen)
     recall = int(_covered(real, gen, r_gen, batch).sum()) / len(real)
     return precision, recall
@@ -36,7 +37,7 @@ def density_coverage(gen: torch.Tensor, real: torch.Tensor, k: int = 5, batch: i
     Balls are open (distance < radius), as in the authors' ``prdc`` package, whose numbers these equal.
     """
     gen, real = _as_float(gen), _as_float(real)
-    radii = _kth_radius(real, k, batch)
+    radii = kth_radius(real, k, batch)
     inside = 0
     covered = torch.zeros(len(real), dtype=torch.bool)
     for q in gen.split(batch):

@@ -18,6 +18,7 @@ from ganeval.metrics.intra import DIGIT_COLUMNS, intra_metrics, per_class_fd
 from ganeval.metrics.kid import kid
 from ganeval.metrics.modes import mode_intervals, mode_metrics
 from ganeval.metrics.prc import density_coverage, precision_recall
+from ganeval.metrics.realism import realism_scores, realism_summary
 from ganeval.metrics.vendi import vendi_score
 
 
@@ -175,6 +176,24 @@ def _vendi_inception(x: MetricInput) -> dict[str, float]:
                  help="Vendi score on MNIST-classifier features, and the same for as many real images")
 def _vendi_mnist(x: MetricInput) -> dict[str, float]:
     return _vendi(x, "mnist_vendi")
+
+
+def _realism(x: MetricInput, prefix: str) -> dict[str, float]:
+    median, outside = realism_summary(realism_scores(x.pool, x.real(), k=x.options.get("prc_k", 3)))
+    return {f"{prefix}realism": median, f"{prefix}unrealistic_share": outside}
+
+
+@register_metric("mnist_realism", "mnist", ("mnist_realism", "mnist_unrealistic_share"), needs_real=True,
+                 help="realism score (Kynkäänniemi et al. 2019) of each sample in MNIST-classifier features: the median, "
+                      "and the share outside every real k-NN ball (R < 1); the report shows the least and most realistic")
+def _mnist_realism(x: MetricInput) -> dict[str, float]:
+    return _realism(x, "mnist_")
+
+
+@register_metric("realism", "inception", ("realism", "unrealistic_share"), needs_real=True,
+                 help="realism score in Inception features, as mnist_realism")
+def _inception_realism(x: MetricInput) -> dict[str, float]:
+    return _realism(x, "")
 
 
 #: The copying test's C_T column per metric (its flag, gate and plot read these).

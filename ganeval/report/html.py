@@ -20,6 +20,7 @@ from ganeval.report.digits import digits_section
 from ganeval.report.images import animated_gif, data_uri, mosaic, png_bytes
 from ganeval.report.neighbours import neighbours_section
 from ganeval.report.plots import series_plot
+from ganeval.report.realism import realism_section
 from ganeval.report.table import DASH, fmt, number, render_table
 from ganeval.version import __version__
 
@@ -247,7 +248,7 @@ def render_html(result: ScoreResult) -> str:
         "<h2>Notes</h2>", notes_section(s),
         "<h2>Checkpoints</h2>", render_table(df),
         "<h2>Metrics over training</h2>", _plot(df, s), digits_section(df),
-        "<h2>Samples</h2>", _grids(result), neighbours_section(result),
+        "<h2>Samples</h2>", _grids(result), neighbours_section(result), realism_section(result),
         "<h2>Provenance</h2>", provenance_section(s),
         "</body></html>",
     ])

@@ -62,6 +62,11 @@ def _pm(row: pd.Series, mean: str, std: str, spec: str) -> str:
     return m if number(row.get(std)) is None or m == DASH else f"{m} ± {fmt(row.get(std), spec)}"
 
 
+def _share(row: pd.Series, col: str) -> str:
+    value = number(row.get(col))
+    return "" if value is None else f" [{100 * value:.1f}%]"
+
+
 def _missing(x: Any) -> bool:
     return x is None or x is pd.NA or (isinstance(x, float | np.floating) and math.isnan(x))
 
@@ -106,6 +111,10 @@ TABLE: list[tuple[str, str, tuple[str, ...], Cell, bool]] = [
     ("P / R / D / C (net)", "precision, recall, density, coverage in your network's features",
      ("custom_precision", "custom_density"), lambda r: " / ".join(fmt(r.get(f"custom_{c}"), ".3f") for c in
                                                      ("precision", "recall", "density", "coverage")), True),
+    ("realism", "median realism score R of the samples (Inception features; R ≥ 1: inside the real manifold) "
+     "[share with R < 1]", ("realism",), lambda r: fmt(r.get("realism"), ".2f") + _share(r, "unrealistic_share"), True),
+    ("MNIST realism", "median realism score R in MNIST-classifier features [share with R < 1]", ("mnist_realism",),
+     lambda r: fmt(r.get("mnist_realism"), ".2f") + _share(r, "mnist_unrealistic_share"), True),
     ("modes", "digit classes covered (bootstrap interval when it is not a single number)", ("modes_covered",),
      lambda r: fmt(r.get("modes_covered"), "int") + _modes_ci(r), True),
     ("class KL [CI]", "KL(class histogram ‖ uniform), bootstrap CI", ("class_kl",), lambda r: _with_ci(r, "class_kl"), True),
