@@ -6,7 +6,8 @@ Null, generators: two "generators" that return digits from the same bank of 2,00
 different orders, so a latent picks a different digit in each but both have one distribution (paired
 resamples). Two *different* banks would not be a null: each generator is then its own finite distribution, and
 at N near the bank size the interval rightly tells them apart. Power: the second generator adds noise.
-Every comparison goes through ``ganeval.compare`` on MNIST FD at the given N.
+Every comparison goes through ``ganeval.compare`` on MNIST FD at the given N; "significant" is its verdict (the
+permutation test, ``--permutations``), printed beside how often the bootstrap interval alone excludes 0.
 ``--variance``: why the interval is conservative near the floor. The bootstrap sd of one MNIST FD against its
 true sampling sd (over 120 fresh draws from the same pool of real training digits), for all digits (FD at
 its floor) and for digits 0–6 and 0–3 only (a model missing modes, FD well above the floor).
@@ -45,15 +46,18 @@ class Bank(nn.Module):
         return (self.bank[idx] + self.noise * torch.tanh(z @ self.proj).view(-1, 1, 28, 28)).clamp(-1, 1)
 
 
-def _run(a: object, b: object, n: int, bootstrap: int, seed: int) -> dict[str, float]:
+def _run(a: object, b: object, n: int, bootstrap: int, seed: int, permutations: int = 1000) -> dict[str, float]:
     comp = compare({"a": a, "b": b}, num_samples=n, metrics=("mnist_fd",), bootstrap=bootstrap, seed=seed, device="cpu",
-                   progress=False)
+                   progress=False, permutations=permutations)
     r = comp.differences.iloc[0]
-    return {k: float(r[k]) for k in ("difference", "ci_low", "ci_high")} | {"significant": bool(r["significant"])}
+    excludes = bool(r["ci_low"] > 0 or r["ci_high"] < 0)
+    return {k: float(r[k]) for k in ("difference", "ci_low", "ci_high", "p_value")} | {"significant": bool(r["significant"]),
+                                                                                      "interval_excludes_0": excludes}
 
 
 def _summary(name: str, rows: list[dict[str, float]]) -> dict[str, float]:
-    k = sum(r["significant"] for r in rows)
+    k = sum(r["significant"] for r in rows)  # the verdict: the permutation test where compare runs one
+    by_interval = sum(r.get("interval_excludes_0", r["significant"]) for r in rows)
     p = k / len(rows)
     half = 1.96 * math.sqrt(max(p * (1 - p), 1e-12) / len(rows))
     width = float(np.median([r["ci_high"] - r["ci_low"] for r in rows]))
@@ -62,9 +66,11 @@ def _summary(name: str, rows: list[dict[str, float]]) -> dict[str, float]:
     # The width a 95 % interval needs, from the differences' real spread over the pairs: the ratio is how much
     # wider the bootstrap interval is than it has to be (null rows only: power rows mix pairs of unequal gaps).
     ratio = width / (2 * 1.96 * sd)
-    print(f"{name:<44} significant {k:>3}/{len(rows)} = {p:.3f} (±{half:.3f})  mean difference {diffs.mean():+.4f}  "
+    print(f"{name:<44} significant {k:>3}/{len(rows)} = {p:.3f} (±{half:.3f}; interval excludes 0: {by_interval:>3})  "
+          f"mean difference {diffs.mean():+.4f}  "
           f"sd over pairs {sd:.4f}  median CI width {width:.4f} ({ratio:.2f}x 3.92 sd)", flush=True)
-    return {"significant": k, "pairs": len(rows), "rate": p, "mean_difference": float(diffs.mean()), "sd_difference": sd,
+    return {"significant": k, "interval_excludes_0": by_interval, "pairs": len(rows),
+            "rate": p, "mean_difference": float(diffs.mean()), "sd_difference": sd,
             "median_ci_width": width, "width_over_needed": ratio}
 
 

@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import torch
 from scipy import stats as sstats
 
 from ganeval.distributed import DistContext, from_env
@@ -31,6 +32,7 @@ from ganeval.evaluate import ScoreResult, score_series
 from ganeval.inputs import SAMPLE_KINDS, Series, Source, resolve_target
 from ganeval.metrics.directions import LABELS
 from ganeval.metrics.interval import bootstrap_interval
+from ganeval.metrics.permutation import MAX_DIM, fd_difference_test
 from ganeval.options import ScoreOptions
 from ganeval.sources.base import HINT_KEYS
 from ganeval.summary import BOOTSTRAP_METHOD, SCHEMA_VERSION, row_dict
@@ -38,6 +40,8 @@ from ganeval.version import __version__
 
 #: Metrics with bootstrap replicates: the ones that get an interval of the difference (all lower-is-better).
 DIFF_METRICS = ("fid", "mnist_fd", "custom_fd")
+#: The extractor whose features each difference metric is computed from.
+EXTRACTOR_OF = {"fid": "inception", "mnist_fd": "mnist", "custom_fd": "custom"}
 #: Per-arm columns shown in ``arms`` (mean over the arm's runs), when computed.
 ARM_COLUMNS = ("fid", "fid_inf", "is_mean", "kid_mean", "precision", "recall", "density", "coverage", "mnist_is",
                "mnist_fd", "mnist_fd_inf", "modes_covered", "class_kl", "mnist_intra_fd", "vendi", "mnist_vendi", "copying_ct",
@@ -159,8 +163,19 @@ def _arm_replicates(result: ScoreResult, df: pd.DataFrame, names: list[str], col
     return np.mean(np.stack(reps), axis=0)
 
 
+def _permutation_p(result: ScoreResult, arm: str, base: str, col: str, paired: bool, permutations: int) -> float | None:
+    """Two-sided permutation p of FD(arm) − FD(base) from the kept features; None where it does not apply."""
+    ex = EXTRACTOR_OF.get(col)
+    fa, fb = result.features.get(arm, {}).get(ex), result.features.get(base, {}).get(ex)
+    if permutations < 1 or fa is None or fb is None or ex not in result.refs or fa.shape != fb.shape or fa.shape[1] > MAX_DIM:
+        return None
+    if not (torch.isfinite(fa).all() and torch.isfinite(fb).all()):
+        return None
+    return fd_difference_test(fa, fb, result.refs[ex], paired, permutations)[1]
+
+
 def _difference(result: ScoreResult, df: pd.DataFrame, arm: list[str], base: list[str], col: str, level: float,
-                paired: bool) -> dict[str, Any]:
+                paired: bool, permutations: int = 0) -> dict[str, Any]:
     a, b = _values(df, arm, col), _values(df, base, col)
     a, b = a[~np.isnan(a)], b[~np.isnan(b)]
     out: dict[str, Any] = {"runs": len(a), "baseline_runs": len(b)}
@@ -185,6 +200,11 @@ def _difference(result: ScoreResult, df: pd.DataFrame, arm: list[str], base: lis
         if max(len(a), len(b)) >= 2:
             how += "; run-to-run variation not included (one arm has a single run)"
         out.update(ci_low=lo, ci_high=hi, method=how)
+        p = _permutation_p(result, arm[0], base[0], col, paired, permutations) if len(arm) == len(base) == 1 else None
+        if p is not None:  # the decision: a permutation test is properly sized where the interval is conservative
+            out.update(p_value=p, significant=p < 1 - level,
+                       method=f"{how}; verdict by a {'paired ' if paired else ''}permutation test ({permutations})")
+            return out
     lo, hi = out["ci_low"], out["ci_high"]
     out["significant"] = bool(math.isfinite(lo) and math.isfinite(hi) and (lo > 0 or hi < 0))
     return out
@@ -198,8 +218,10 @@ def _verdict_word(row: dict[str, Any]) -> str:
     return "better" if row["difference"] < 0 else "worse"  # DIFF_METRICS are distances
 
 
-def differences(result: ScoreResult, members: dict[str, list[str]], baseline: str, level: float) -> pd.DataFrame:
-    """One row per (arm ≠ baseline, metric in ``DIFF_METRICS`` computed in both): difference, interval, verdict."""
+def differences(result: ScoreResult, members: dict[str, list[str]], baseline: str, level: float,
+                permutations: int = 0) -> pd.DataFrame:
+    """One row per (arm ≠ baseline, metric in ``DIFF_METRICS`` computed in both): difference, interval, verdict
+    (single runs with kept features of at most ``MAX_DIM`` dimensions: decided by ``permutations`` re-labellings)."""
     df = result.table
     rows = []
     for arm, names in members.items():
@@ -210,7 +232,7 @@ def differences(result: ScoreResult, members: dict[str, list[str]], baseline: st
                 continue
             paired = bool(df.loc[df["checkpoint"].isin(names + members[baseline]), "paired"].all()) if "paired" in df else True
             row = {"arm": arm, "baseline": baseline, "metric": col, "level": level,
-                   **_difference(result, df, names, members[baseline], col, level, paired)}
+                   **_difference(result, df, names, members[baseline], col, level, paired, permutations)}
             if "difference" in row:
                 row["verdict"] = _verdict_word(row)
             rows.append(row)
@@ -283,7 +305,7 @@ def compare(arms: Mapping[str, Any] | Sequence[Any], *, baseline: str | None = N
             out: str | os.PathLike[str] | None = None, write_report: bool = False, z_dim: int | None = None,
             z_type: str | None = None, output_range: str | None = None, distributed: bool | None = None,
             generator: Any = None, generator_kwargs: Any = None, state_key: str | None = None,
-            **options: Any) -> Comparison:
+            permutations: int = 1000, **options: Any) -> Comparison:
     """Score every arm's runs in one pass and compare each arm with ``baseline`` (default: the first arm).
 
     ``arms``: ``{"name": target or [targets]}`` or a list of targets (one arm each). A target is anything
@@ -292,7 +314,8 @@ def compare(arms: Mapping[str, Any] | Sequence[Any], *, baseline: str | None = N
     is scored as ``score`` would and its best (or last) checkpoint is the run. Checkpoints picked as best are
     compared on a fresh latent set (seed + 1): the set they won on favours them. ``options`` are ``score``'s
     (``generator``/``generator_kwargs``/``state_key`` for weight files of your own generator class, as there);
-    Inception metrics run on every compared run.
+    Inception metrics run on every compared run. One run against one: the verdict on MNIST FD (and ``custom_fd`` up
+    to 512 dimensions) comes from a permutation test with ``permutations`` re-labellings (0: from the interval).
     With ``write_report`` (or ``out``) the tables, ``compare.json`` and ``compare.html`` are written to ``out``
     (default: the runs' common folder + ``/compare``), by rank 0 only under torchrun (``distributed``, as ``score``).
     """
@@ -304,8 +327,11 @@ def compare(arms: Mapping[str, Any] | Sequence[Any], *, baseline: str | None = N
     named = {base: named[base], **{k: v for k, v in named.items() if k != base}}
     if pick not in (None, "best", "last"):
         raise GanevalError(f"--pick must be best or last, not {pick!r}")
+    if isinstance(permutations, bool) or not isinstance(permutations, int) or permutations < 0:
+        raise GanevalError(f"--permutations must be an integer ≥ 0 (got {permutations!r})")
     select = ScoreOptions.from_kwargs(**options)
     options.setdefault("inception_all", True)
+    options["keep_features"] = permutations > 0
     opts = ScoreOptions.from_kwargs(**options)
     given = {"z_dim": z_dim, "z_type": z_type, "output_range": output_range, "generator": generator,
              "generator_kwargs": generator_kwargs, "state_key": state_key}
@@ -325,7 +351,7 @@ def compare(arms: Mapping[str, Any] | Sequence[Any], *, baseline: str | None = N
     df["paired"] = [kinds[name] not in SAMPLE_KINDS for name in df["checkpoint"]]
     df = df.drop(columns=[c for c in ("rank", "is_best") if c in df])
     result.table = df
-    diffs = differences(result, members, base, opts.ci)
+    diffs = differences(result, members, base, opts.ci, permutations)
     arm_df = arm_table(df, result, members, opts.ci)
     primary = next((m for m in DIFF_METRICS if m in df and df[m].notna().any()), "mnist_fd")
     notes += result.summary.get("notes", [])

@@ -40,6 +40,8 @@ class EarlyStopper:
     num_samples: int = 2000
     bootstrap: int = 100
     device: str = "auto"
+    #: Re-labellings of the permutation test that decides "worse" (``compare``; 0: the bootstrap interval decides).
+    permutations: int = 200
     best: Path | None = None
     best_value: float = math.inf
     worse_in_a_row: int = 0
@@ -65,7 +67,7 @@ class EarlyStopper:
             row.update(value=value, best=str(ckpt), verdict="first")
             self.best, self.best_value = ckpt, value
         else:
-            comp = compare({"best": self.best, "new": ckpt}, **self._options())
+            comp = compare({"best": self.best, "new": ckpt}, permutations=self.permutations, **self._options())
             if comp.failed:
                 raise TrainError(f"{ckpt}: could not be scored for early stopping: {comp.members['error'].dropna().iloc[0]}")
             d = comp.differences.set_index("metric").loc[self.metric]
@@ -89,7 +91,7 @@ class EarlyStopper:
     def _confirmed(self, ckpt: Path, row: dict[str, Any]) -> bool:
         """Before stopping, the same comparison on fresh latents (seed 1): the best was chosen on seed 0, which
         favours it (the winner's curse), so a stop must hold where it was not chosen."""
-        comp = compare({"best": self.best, "new": ckpt}, **self._options(seed=1))
+        comp = compare({"best": self.best, "new": ckpt}, permutations=self.permutations, **self._options(seed=1))
         d = comp.differences.set_index("metric").loc[self.metric]
         ok = not comp.failed and d["verdict"] == "worse" and float(d["relative"]) > self.threshold
         row.update(confirm_difference=float(d["difference"]), confirm_ci_low=float(d["ci_low"]),

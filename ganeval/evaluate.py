@@ -48,6 +48,9 @@ class ScoreResult:
     #: Nearest training images of the best and last checkpoints' samples, and the held-out distance scale.
     neighbours: dict[str, Neighbours] = field(default_factory=dict)
     neighbour_scale: float | None = None
+    #: With ``keep_features``: each source's pooled features per extractor, and the references they were scored against.
+    features: dict[str, dict[str, torch.Tensor]] = field(default_factory=dict)
+    refs: dict[str, FIDReference] = field(default_factory=dict)
     #: Least and most realistic samples of the best and last checkpoints (with a realism metric).
     realism: dict[str, RealismExamples] = field(default_factory=dict)
 
@@ -95,6 +98,7 @@ class _Evaluator(Illustrations):
         self.rows: dict[str, dict[str, Any]] = {}
         self.grids: dict[str, np.ndarray] = {}
         self.replicates: dict[str, dict[str, np.ndarray]] = {}
+        self.kept: dict[str, dict[str, torch.Tensor]] = {}
 
     def _metric_inputs(self) -> dict[str, Any]:
         """The options a metric function sees: the scoring options, the resolved copying sets, the device."""
@@ -156,6 +160,8 @@ class _Evaluator(Illustrations):
             self._source_info(src, row, got)
             if got.grid is not None:
                 self.grids[src.name] = got.grid
+            if self.opts.keep_features:
+                self.kept.setdefault(src.name, {}).update({n: got.pool[n] for n in names})
             self._metrics(src, row, got, names)
             row["seconds"] = round(row["seconds"] + time.time() - t0, 2)
 
@@ -334,7 +340,7 @@ def _score_series(series: Series, opts: ScoreOptions, dist: DistContext | None) 
     provenance = {name: {**ex.provenance(), **reference_provenance(ev.ref_meta[name])} for name, ex in ev.extractors.items()}
     summary = build_summary(df, primary, late, opts, provenance, ev.notes, time.time() - t0, dist.world)
     failed = bool((df["status"] == "error").any())
-    result = ScoreResult(df, summary, ev.grids, ev.replicates, failed)
+    result = ScoreResult(df, summary, ev.grids, ev.replicates, failed, features=ev.kept, refs=ev.refs)
     sets = ev.copy_sets.get("options", {})
     if sets.get("copy_train") and dist.is_main and not df.empty:
         samples = {name: ev.closest_samples(name) for name in shown_checkpoints(df)}

@@ -41,6 +41,7 @@ class ScoreOptions:
     use_cache: bool = True
     threads: int | None = None  # torch intra-op CPU threads while scoring (None: torch's default, one per core)
     progress: bool = True
+    keep_features: bool = False  # keep every source's features in the result (compare's permutation test)
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod

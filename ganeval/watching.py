@@ -121,6 +121,8 @@ class _Watch:
             self.emit(f"{path}: {exc}")
             return False
         self.judged.append(iteration)
+        if stop:
+            self.raise_stop_file()  # first, so a trainer waiting on it stops before anything else happens
         self.emit(_line(self.stopper))
         return stop
 
@@ -201,7 +203,6 @@ def watch(run_dir: str | os.PathLike[str], stopper: EarlyStopper | None = None, 
             for path, iteration in fresh:
                 if w.judge(path, iteration):
                     reason = "stop rule"
-                    w.raise_stop_file()  # first, so a trainer waiting on it stops before the report is rewritten
                 elif until is not None and iteration >= until:
                     reason = "until"
                 if reason:

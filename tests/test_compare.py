@@ -38,7 +38,8 @@ def test_worse_models_are_found_worse_with_intervals(runs: dict[str, Path], tmp_
     for arm in ("noisy", "two"):
         r = d.loc[arm]
         assert r["verdict"] == "worse" and r["significant"] and 0 < r["ci_low"] <= r["difference"] <= r["ci_high"]
-        assert r["method"] == "paired bootstrap over samples"
+        assert r["method"] == "paired bootstrap over samples; verdict by a paired permutation test (1000)"
+        assert r["p_value"] == pytest.approx(1 / 1001)
     assert comp.arms.set_index("arm").loc["two", "mode_collapse_sure"]
     assert "two is worse" in comp.summary["verdict"] and "Flagged for mode collapse beyond noise: noisy, two" in comp.summary["verdict"]
     files = {p.name for p in (tmp_path / "out").iterdir()}
@@ -81,7 +82,8 @@ def test_unseen_real_digits_are_not_told_apart(tmp_path: Path) -> None:
     comp = compare([tmp_path / "a.npz", tmp_path / "b.npz"], **{**FAST, "num_samples": 1200})
     r = comp.differences.iloc[0]
     assert not r["significant"] and r["ci_low"] < 0 < r["ci_high"]
-    assert r["method"] == "bootstrap over samples (independent resamples)"
+    assert r["method"] == "bootstrap over samples (independent resamples); verdict by a permutation test (1000)"
+    assert r["p_value"] > 0.05
 
 
 def test_several_runs_per_arm_use_welch_over_runs(runs: dict[str, Path]) -> None:

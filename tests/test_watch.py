@@ -35,28 +35,37 @@ def _old(path: Path, seconds: float = 60.0) -> Path:
 
 
 def test_a_trainer_in_another_thread_is_stopped_by_the_stop_file(tmp_path: Path) -> None:
-    """Noise falls to 0 at 3000, then rises; the 'trainer' writes a checkpoint every 0.3 s until the stop file appears."""
+    """Noise falls to 0 at 3000, then rises. The 'trainer' (another thread) writes a checkpoint, and before the next
+    one checks the stop file, as ganeval train --stop-file does; its pace is the watch's, so no timing decides."""
     run, stop = tmp_path / "run", tmp_path / "STOP"
     noise = {1000: 0.3, 2000: 0.1, 3000: 0.0, 4000: 0.2, 5000: 0.3, 6000: 0.4, 7000: 0.5, 8000: 0.6, 9000: 0.7}
     written: list[int] = []
+    judged: list[int] = []
 
     def trainer() -> None:
         for it, n in noise.items():
-            if stop.exists():
-                return
             write_bank_checkpoint(run, it, noise=n)
             written.append(it)
-            time.sleep(0.3)
+            deadline = time.time() + 120
+            while it not in judged and time.time() < deadline:  # "training" the next 1,000 iterations
+                time.sleep(0.02)
+            if stop.exists():
+                return
 
     thread = threading.Thread(target=trainer)
     thread.start()
     lines: list[str] = []
+    def emit(line: str) -> None:
+        lines.append(line)
+        if line.startswith("iteration "):
+            judged.append(int(line.split(":")[0].split()[1]))
+
     res = watch(run, EarlyStopper(patience=2, threshold=0.10, **FAST), interval_s=0.05, idle_timeout_s=30, settle_s=0,
-                stop_file=stop, emit=lines.append)
+                stop_file=stop, emit=emit)
     thread.join()
     assert res.reason == "stop rule" and res.stopped and res.judged == [1000, 2000, 3000, 4000, 5000]
     assert res.stopper.best.name == "ckpt_0003000.safetensors" and not res.failed
-    assert max(written) < 9000  # the trainer saw the stop file and ended before its schedule
+    assert written == [1000, 2000, 3000, 4000, 5000]  # the stop file was there before the trainer's next checkpoint
     body = json.loads(stop.read_text())
     assert body["stop"] is True and body["iteration"] == 5000 and body["best"].endswith("ckpt_0003000.safetensors")
     report = json.loads((run / WATCH_NAME).read_text())

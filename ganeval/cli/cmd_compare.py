@@ -26,6 +26,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--pick", choices=["best", "last"], default=None,
                    help="a run may be a checkpoint folder: score it and compare its best (on a fresh latent set, seed + 1) "
                         "or its last checkpoint")
+    p.add_argument("--permutations", type=int, default=1000, metavar="P",
+                   help="one run against one: decide MNIST FD / custom_fd differences by a permutation test with P "
+                        "re-labellings (default 1000; 0: by the bootstrap interval)")
     add_score_options(p)
     p.add_argument("--out", type=Path, default=None, help="report folder (default: the runs' common folder/compare)")
     p.add_argument("--json", action="store_true", help="print compare.json on stdout")
@@ -54,6 +57,7 @@ def run(args: argparse.Namespace) -> int:
     extra = opts.pop("extra")
     opts["inception_all"] = True
     comp = compare(_arms(args), baseline=args.baseline, pick=args.pick, out=args.out, write_report=True,
+                   permutations=args.permutations,
                    distributed=args.distributed, **extra, **opts)
     report = comp.summary.get("report")
     if report is None:  # a torchrun rank other than 0: rank 0 prints and writes

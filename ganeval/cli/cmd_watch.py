@@ -47,7 +47,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="judge RUN's weight files (.pt/.pth/...; the last number in a name is its iteration) with this class")
     g.add_argument("--generator-kwargs", default=None, metavar="JSON", help="its constructor arguments")
     g.add_argument("--state-key", default=None, metavar="KEY", help="where in each file the generator's weights are")
-    g.add_argument("--pattern", default="*", metavar="GLOB",
+    g.add_argument("--pattern", default=None, metavar="GLOB",
                    help="only the weight files matching GLOB, e.g. 'G_*.pt' when D_*.pt are saved beside them")
     g.add_argument("--z-dim", type=int, default=None, metavar="N", help="latent size, when the module has no nz-like attribute")
     p.set_defaults(func=run)
@@ -58,8 +58,8 @@ def run(args: argparse.Namespace) -> int:
     from ganeval.watching import watch
 
     hints = {k: v for k in ("generator", "generator_kwargs", "state_key", "z_dim") if (v := getattr(args, k)) is not None}
-    if hints and "generator" not in hints:
-        raise GanevalError("--generator-kwargs, --state-key and --z-dim need --generator MODULE:NAME")
+    if (hints or args.pattern is not None) and "generator" not in hints:
+        raise GanevalError("--generator-kwargs, --state-key, --pattern and --z-dim need --generator MODULE:NAME")
     if "generator" in hints:  # import and build it once now: a bad spec is a usage error, not a failed checkpoint
         from ganeval.sources.state_dicts import resolve_spec
 
@@ -74,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
                "device": args.device, "progress": False} if args.report else None)
     res = watch(args.run, stopper, interval_s=args.interval, idle_timeout_s=args.idle_timeout or None, until=args.until,
                 stop_file=args.stop_file, settle_s=args.settle, report=report, out=args.out,
-                emit=lambda line: print(line, flush=True), pattern=args.pattern)
+                emit=lambda line: print(line, flush=True), pattern=args.pattern or "*")
     best = f"best {stopper.best} ({stopper.metric} {stopper.best_value:.4g})" if stopper.best else "nothing judged"
     told = f"; stop file {res.stop_file}" if res.stopped and res.stop_file else ""
     failed = f"; {len(res.failed)} checkpoint(s) not judged" if res.failed else ""
