@@ -6,11 +6,14 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
+import torch
 from scipy import stats
 from synthetic import bank_images, write_bank_checkpoint
 
 from ganeval.comparing import compare
+from ganeval.errors import GanevalError
 from ganeval.evaluate import score
 from ganeval.metrics.interval import bootstrap_interval
 
@@ -189,6 +192,40 @@ def test_without_bootstrap_nothing_is_claimed(runs: dict[str, Path]) -> None:
     r = comp.differences.iloc[0]
     assert r["verdict"] == "not tested" and not r["significant"] and r["difference"] > 0
     assert "not tested (no interval: --bootstrap 0" in comp.summary["verdict"]
+
+
+def test_permutation_p_equals_the_test_on_the_same_features_and_can_be_turned_off(runs: dict[str, Path]) -> None:
+    from ganeval.metrics.permutation import fd_difference_test
+
+    comp = compare({"good": runs["good"], "noisy": runs["noisy"]}, **FAST, permutations=99)
+    r = comp.differences.iloc[0]
+    assert r["method"].endswith("verdict by a paired permutation test (99)")
+    # the same features scored alone, tested by hand: the same p
+    fa = ganeval_features(runs["noisy"])
+    fb = ganeval_features(runs["good"])
+    from ganeval.metrics.fid import FIDReference
+    from ganeval.stats import SHIPPED_DIR, load_stats
+
+    st = load_stats(SHIPPED_DIR / "mnist-train_mnist.npz")
+    t, p = fd_difference_test(fa, fb, FIDReference(st.mu, st.sigma), paired=True, permutations=99)
+    assert r["p_value"] == p and t == pytest.approx(r["difference"], rel=1e-6)
+    off = compare({"good": runs["good"], "noisy": runs["noisy"]}, **FAST, permutations=0).differences.iloc[0]
+    assert off["method"] == "paired bootstrap over samples" and pd.isna(off["p_value"])
+    with pytest.raises(GanevalError, match="--permutations"):
+        compare({"good": runs["good"], "noisy": runs["noisy"]}, **FAST, permutations=-1)
+
+
+def ganeval_features(ckpt: Path) -> torch.Tensor:
+    """MNIST-classifier features of the checkpoint's N samples on the shared latent set (seed 0), as score takes them."""
+    from ganeval.distributed import DistContext
+    from ganeval.extraction import extract
+    from ganeval.features.mnist_classifier import MNISTClassifierExtractor
+    from ganeval.inputs import resolve_target
+
+    src = resolve_target(ckpt).sources[0]
+    got = extract(src, [MNISTClassifierExtractor(device="cpu")], FAST["num_samples"], 0, 100, torch.device("cpu"),
+                  DistContext(), False)
+    return got.pool["mnist"]
 
 
 def test_markdown_and_github_step_summary(runs: dict[str, Path], tmp_path: Path, cli, monkeypatch: pytest.MonkeyPatch) -> None:
