@@ -34,10 +34,10 @@ def test_small_real_regression_fails_on_the_paired_test_only(models: dict[str, P
     assert code == 1, err
     crit = json.loads(out)["criteria"][0]
     assert crit["name"] == "max_regression" and not crit["passed"] and crit["meaningful"]
-    assert crit["test"].startswith("paired bootstrap interval of the difference")
+    assert crit["test"].startswith("paired permutation test of the difference") and crit["p_value"] < 0.05
     lo, hi = crit["difference_ci"]
     assert 0 < lo <= crit["difference"] <= hi and crit["regression_pct"] > 10
-    assert "re-scored together, N = 400" in crit["message"] and "the interval excludes 0" in crit["message"]
+    assert "re-scored together, N = 400" in crit["message"] and "permutation test p = " in crit["message"]
     # The stored-report test on the same two checkpoints cannot see it: their intervals overlap.
     code, _, err = cli("score", models["good"], "--out", tmp_path / "base_report", *OPTS)
     assert code == 0, err
