@@ -106,13 +106,8 @@ def _open_state_dict(src: Source, device: torch.device, n: int, seed: int) -> Sa
     hints: InputHints = src.extra["hints"]
     spec = hints.generator
     model, key = load_state_dict_generator(src.path, spec, hints.state_key, device)
-    found = {}
-    for attr in gens.ZDIM_ATTRS:
-        value = getattr(model, attr, None)
-        if isinstance(value, int) and not isinstance(value, bool):
-            found["z_dim"] = value
-            break
-    s = merge_hints(str(src.path), found, hints)
+    z_dim = gens.zdim_attribute(model)
+    s = merge_hints(str(src.path), {"z_dim": z_dim} if z_dim is not None else {}, hints)
     sha = gens.file_digest(src.path)
     cache = f"{sha}|{spec.identity()}|{key}|z{s['z_dim']}|{s['output_range']}"
     return GeneratorSamples(model, name=src.name, n=n, seed=seed, z_dim=s["z_dim"], z_type=s["z_type"],
@@ -248,13 +243,8 @@ def _in_memory(target: Any, hints: InputHints) -> Source:
     if isinstance(target, (np.ndarray, torch.Tensor)):
         return Source("array", None, None, "array", {"array": target, "hints": hints})
     name = getattr(target, "__name__", None) or type(target).__name__
-    found = {}
-    for attr in gens.ZDIM_ATTRS:
-        value = getattr(target, attr, None)
-        if isinstance(value, int) and not isinstance(value, bool):
-            found["z_dim"] = value
-            break
-    settings = merge_hints(f"callable {name}", found, hints)
+    z_dim = gens.zdim_attribute(target)
+    settings = merge_hints(f"callable {name}", {"z_dim": z_dim} if z_dim is not None else {}, hints)
     return Source(name, None, None, "callable", {"fn": target, "settings": settings, "cache_key": hints.cache_key})
 
 

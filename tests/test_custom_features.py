@@ -47,17 +47,8 @@ class FromFile(nn.Module):
 """
 
 
-class MnistAsCustom(nn.Module):
-    """The MNIST classifier behind the custom contract (float [0, 1] in, (pool, logits) out): equal numbers expected."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        from ganeval.features.mnist_classifier import MNISTClassifierExtractor
-
-        self.net = MNISTClassifierExtractor(device="cpu").net
-
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.net(x)
+EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "mnist_feature_network.py"
+MNIST_AS_CUSTOM = f"{EXAMPLE}:MnistAsCustom"
 
 
 @pytest.fixture(autouse=True)
@@ -75,15 +66,15 @@ def test_the_mnist_classifier_as_a_custom_network_gives_the_mnist_numbers(tmp_pa
     """Same network, same input → custom_fd = mnist_fd, custom_is = mnist_is, and the same bootstrap interval."""
     ref = tmp_path / "ref"
     _stats(cli, ref, "mnist")
-    _stats(cli, ref, "custom", "--feature-network", "test_custom_features:MnistAsCustom")
+    _stats(cli, ref, "custom", "--feature-network", MNIST_AS_CUSTOM)
     side = json.loads((ref / "test2k_custom.json").read_text())
-    assert side["extractor"] == "custom" and side["network"] == "test_custom_features:MnistAsCustom"
+    assert side["extractor"] == "custom" and side["network"] == MNIST_AS_CUSTOM
     assert len(side["weights_sha256"]) == 64 and len(side["network_source_sha256"]) == 64
     a, b = np.load(ref / "test2k_mnist.npz"), np.load(ref / "test2k_custom.npz")
     np.testing.assert_allclose(a["mu"], b["mu"], rtol=0, atol=1e-6)
     ckpt = write_bank_checkpoint(tmp_path / "run", 1000, noise=0.3)
     df = ganeval.score(ckpt, metrics=("mnist_fd", "mnist_is", "custom_fd", "custom_is", "custom_kid", "custom_prc", "custom_dc"),
-                       reference=str(ref), feature_network=MnistAsCustom, num_samples=600, bootstrap=30, device="cpu",
+                       reference=str(ref), feature_network=MNIST_AS_CUSTOM, num_samples=600, bootstrap=30, device="cpu",
                        kid_subset_size=300, kid_subsets=20, progress=False)
     row = df.iloc[0]
     assert row["status"] == "ok", row["error"]
@@ -109,7 +100,7 @@ def test_a_reference_of_another_network_or_weights_is_refused(tmp_path: Path, cl
     with pytest.raises(StatsError, match="made with network_kwargs="):
         ganeval.score(ckpt, feature_network=spec, feature_network_kwargs={"seed": 1}, **opts)
     with pytest.raises(StatsError, match="made with network="):
-        ganeval.score(ckpt, feature_network=MnistAsCustom, **opts)
+        ganeval.score(ckpt, feature_network=MNIST_AS_CUSTOM, **opts)
     # the same code and kwargs, other weights (a file the network loads): refused by the weights' digest
     torch.save(nn.Linear(2, 2).state_dict(), tmp_path / "w.pt")
     loader = f"{tmp_path / 'nets.py'}:FromFile"

@@ -111,16 +111,22 @@ def load_torchscript(path: Path, device: torch.device | str = "cpu") -> torch.ji
     return module.eval()
 
 
+def zdim_attribute(obj: Any) -> int | None:
+    """The latent size a module states as an int attribute ``latent_dim``, ``z_dim``, ``nz`` or ``latent_size``."""
+    for attr in ZDIM_ATTRS:
+        value = getattr(obj, attr, None)
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    return None
+
+
 def probe_torchscript(path: Path, z_dim_given: bool) -> dict[str, Any]:
     """The metadata a TorchScript file gives: its ``ganeval.json``, else a ``latent_dim``-like attribute."""
     found = check_torchscript(path)
     if "z_dim" not in found and not z_dim_given:
-        module = load_torchscript(path)
-        for attr in ZDIM_ATTRS:
-            value = getattr(module, attr, None)
-            if isinstance(value, int) and not isinstance(value, bool):
-                found["z_dim"] = value
-                break
+        z_dim = zdim_attribute(load_torchscript(path))
+        if z_dim is not None:
+            found["z_dim"] = z_dim
     return found
 
 
