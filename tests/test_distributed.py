@@ -200,6 +200,11 @@ def test_your_own_generator_and_feature_network_under_torchrun(tmp_path: Path) -
         assert res.returncode == 0, res.stderr[-3000:]
     np.testing.assert_allclose(load_stats(tmp_path / "ref2" / "t_custom.npz").mu, load_stats(tmp_path / "ref1" / "t_custom.npz").mu,
                                rtol=1e-12, atol=1e-15)
+    # one batch for two ranks: the idle rank still sizes its sums by the network's width
+    res = subprocess.run([*two, *stats, "--limit", "50", "--out", str(tmp_path / "ref3" / "t_custom.npz")], env=_env(tmp_path),
+                         capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert load_stats(tmp_path / "ref3" / "t_custom.npz").meta["n"] == 50
     weights = tmp_path / "weights"
     weights.mkdir()
     clean = bank_images(None, 500)
