@@ -2,7 +2,7 @@
 
 Near the floor (two good models) the bootstrap interval of the difference is about twice too wide: FD is then a
 degenerate statistic, whose bootstrap variance is inflated by the duplicates a resample draws
-(docs/compare.md#how-honest-is-the-interval). A permutation test needs no variance estimate. Under "A and B are
+(docs/compare.md#is-the-interval-honest-calibration). A permutation test needs no variance estimate. Under "A and B are
 the same model", swapping A's and B's sample for any latent (paired generators), or reshuffling the pooled
 samples into two sets (stored samples), leaves the joint distribution unchanged, so the observed difference is
 compared with the differences of ``permutations`` such re-labellings. Two-sided p = (1 + #{|T*| ≥ |T|}) / (1 + P).
