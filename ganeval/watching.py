@@ -129,8 +129,12 @@ class _Watch:
     def write_report(self) -> None:
         if self.report is None:
             return
+        # with a generator class, the run's generator files only (the folder may also hold D_*.pt, G_latest.pt...)
+        target: Any = [p for p, _ in self.listing() if str(p) not in self.failed]
+        if not self.stopper.extra.get("generator") or not target:
+            target = self.run_dir
         try:
-            score(self.run_dir, out=self.out / "report", write_report=True, **{**self.stopper.extra, **self.report})
+            score(target, out=self.out / "report", write_report=True, **{**self.stopper.extra, **self.report})
         except GanevalError as exc:  # the watch goes on; the next checkpoint rewrites the report
             self.report_errors.append(str(exc))
             self.emit(f"report not written: {exc}")

@@ -192,8 +192,10 @@ def test_weight_files_of_your_own_generator_are_watched(tmp_path: Path, cli) -> 
     code, out, err = cli("watch", run, "--generator", "synthetic:BankGenerator", "--pattern", "G_*.pt", "--patience", "2",
                          "--interval", "0.05",
                          "--idle-timeout", "1", "--settle", "0", "--num-samples", "400", "--bootstrap", "60",
-                         "--device", "cpu", "--stop-file", tmp_path / "STOP")
+                         "--device", "cpu", "--stop-file", tmp_path / "STOP", "--report", "--report-metrics", "mnist_fd")
     assert code == 1, err  # G_latest.pt has no iteration in its name: noted, not judged
+    scored = (run / "report" / "scores.csv").read_text()  # the report holds the generator files only
+    assert "G_1000.pt" in scored and "G_4000.pt" in scored and "D_3000" not in scored and "G_latest" not in scored
     report = json.loads((run / WATCH_NAME).read_text())
     assert [h["iteration"] for h in report["history"]] == [1000, 2000, 3000, 4000]
     assert report["ended"] == "stop rule" and report["best"].endswith("G_2000.pt")
