@@ -19,6 +19,9 @@ from torch import nn
 
 from ganeval.errors import GanevalError
 
+#: Executed ``.py`` modules by (resolved path, mtime, size): an edited file is executed again.
+_FILE_MODULES: dict[tuple[str, int, int], Any] = {}
+
 
 @dataclass(frozen=True)
 class UserFactory:
@@ -59,6 +62,25 @@ def _import(spec: str, flag: str) -> Any:
         path = Path(target)
         if not path.is_file():
             raise GanevalError(f"{flag} {spec}: {path}: no such file")
+        module = _file_module(path, spec, flag)
+    else:
+        try:
+            module = importlib.import_module(target)
+        except ImportError as exc:
+            raise GanevalError(f"{flag} {spec}: cannot import {target} ({exc})") from exc
+    obj: Any = module
+    for part in attr.split("."):
+        if not hasattr(obj, part):
+            raise GanevalError(f"{flag} {spec}: {target} has no attribute {attr!r}")
+        obj = getattr(obj, part)
+    return obj
+
+
+def _file_module(path: Path, spec: str, flag: str) -> Any:
+    """The module of a ``.py`` file, executed once per version of the file (a watch scores it for every checkpoint)."""
+    stat = path.stat()
+    key = (str(path.resolve()), stat.st_mtime_ns, stat.st_size)
+    if key not in _FILE_MODULES:
         name = f"ganeval_user_{hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:12]}"
         loader = importlib.util.spec_from_file_location(name, path)
         if loader is None or loader.loader is None:
@@ -72,17 +94,8 @@ def _import(spec: str, flag: str) -> Any:
             raise GanevalError(f"{flag} {spec}: importing {path} failed: {exc.__class__.__name__}: {exc}") from exc
         finally:
             sys.path.remove(str(path.parent.resolve()))
-    else:
-        try:
-            module = importlib.import_module(target)
-        except ImportError as exc:
-            raise GanevalError(f"{flag} {spec}: cannot import {target} ({exc})") from exc
-    obj: Any = module
-    for part in attr.split("."):
-        if not hasattr(obj, part):
-            raise GanevalError(f"{flag} {spec}: {target} has no attribute {attr!r}")
-        obj = getattr(obj, part)
-    return obj
+        _FILE_MODULES[key] = module
+    return _FILE_MODULES[key]
 
 
 def _source_digest(factory: Any) -> str:

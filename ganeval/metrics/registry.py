@@ -100,36 +100,51 @@ def _mnist_fd_inf(x: MetricInput) -> dict[str, float]:
     return _fd_inf(x, "mnist_fd_inf")
 
 
-@register_metric("is", "inception", ("is_mean", "is_std"), needs_logits=True, help="Inception Score, 10 splits")
-def _is(x: MetricInput) -> dict[str, float]:
+# One body per computation; each extractor's registered metric names its columns (Inception's carry no prefix).
+def _is_values(x: MetricInput, mean_col: str, std_col: str) -> dict[str, float]:
     assert x.logits is not None
     mean, std = inception_score(x.logits, splits=x.options.get("is_splits", 10))
-    return {"is_mean": mean, "is_std": std}
+    return {mean_col: mean, std_col: std}
+
+
+def _kid_values(x: MetricInput, prefix: str) -> dict[str, float]:
+    mean, std = kid(x.pool, x.real(), x.options.get("kid_subsets", 100), x.options.get("kid_subset_size", 1000))
+    return {f"{prefix}kid_mean": mean, f"{prefix}kid_std": std}
+
+
+def _prc_values(x: MetricInput, prefix: str) -> dict[str, float]:
+    p, r = precision_recall(x.pool, x.real(), k=x.options.get("prc_k", 3))
+    return {f"{prefix}precision": p, f"{prefix}recall": r}
+
+
+def _dc_values(x: MetricInput, prefix: str) -> dict[str, float]:
+    density, coverage = density_coverage(x.pool, x.real(), k=x.options.get("dc_k", 5))
+    return {f"{prefix}density": density, f"{prefix}coverage": coverage}
+
+
+@register_metric("is", "inception", ("is_mean", "is_std"), needs_logits=True, help="Inception Score, 10 splits")
+def _is(x: MetricInput) -> dict[str, float]:
+    return _is_values(x, "is_mean", "is_std")
 
 
 @register_metric("kid", "inception", ("kid_mean", "kid_std"), needs_real=True, help="Kernel Inception Distance (unbiased)")
 def _kid(x: MetricInput) -> dict[str, float]:
-    mean, std = kid(x.pool, x.real(), x.options.get("kid_subsets", 100), x.options.get("kid_subset_size", 1000))
-    return {"kid_mean": mean, "kid_std": std}
+    return _kid_values(x, "")
 
 
 @register_metric("prc", "inception", ("precision", "recall"), needs_real=True, help="precision/recall, k=3")
 def _prc(x: MetricInput) -> dict[str, float]:
-    p, r = precision_recall(x.pool, x.real(), k=x.options.get("prc_k", 3))
-    return {"precision": p, "recall": r}
+    return _prc_values(x, "")
 
 
 @register_metric("dc", "inception", ("density", "coverage"), needs_real=True, help="density and coverage, k=5")
 def _dc(x: MetricInput) -> dict[str, float]:
-    density, coverage = density_coverage(x.pool, x.real(), k=x.options.get("dc_k", 5))
-    return {"density": density, "coverage": coverage}
+    return _dc_values(x, "")
 
 
 @register_metric("mnist_is", "mnist", ("mnist_is", "mnist_is_std"), needs_logits=True, help="MNIST-classifier Inception Score")
 def _mnist_is(x: MetricInput) -> dict[str, float]:
-    assert x.logits is not None
-    mean, std = inception_score(x.logits, splits=x.options.get("is_splits", 10))
-    return {"mnist_is": mean, "mnist_is_std": std}
+    return _is_values(x, "mnist_is", "mnist_is_std")
 
 
 @register_metric("mnist_fd", "mnist", ("mnist_fd",), help="Fréchet distance in the MNIST classifier's feature space")
@@ -251,30 +266,25 @@ def _custom_fd_inf(x: MetricInput) -> dict[str, float]:
 @register_metric("custom_kid", "custom", ("custom_kid_mean", "custom_kid_std"), needs_real=True,
                  help="KID (unbiased) in your network's features")
 def _custom_kid(x: MetricInput) -> dict[str, float]:
-    mean, std = kid(x.pool, x.real(), x.options.get("kid_subsets", 100), x.options.get("kid_subset_size", 1000))
-    return {"custom_kid_mean": mean, "custom_kid_std": std}
+    return _kid_values(x, "custom_")
 
 
 @register_metric("custom_prc", "custom", ("custom_precision", "custom_recall"), needs_real=True,
                  help="precision/recall (k=3) in your network's features")
 def _custom_prc(x: MetricInput) -> dict[str, float]:
-    p, r = precision_recall(x.pool, x.real(), k=x.options.get("prc_k", 3))
-    return {"custom_precision": p, "custom_recall": r}
+    return _prc_values(x, "custom_")
 
 
 @register_metric("custom_dc", "custom", ("custom_density", "custom_coverage"), needs_real=True,
                  help="density and coverage (k=5) in your network's features")
 def _custom_dc(x: MetricInput) -> dict[str, float]:
-    density, coverage = density_coverage(x.pool, x.real(), k=x.options.get("dc_k", 5))
-    return {"custom_density": density, "custom_coverage": coverage}
+    return _dc_values(x, "custom_")
 
 
 @register_metric("custom_is", "custom", ("custom_is", "custom_is_std"), needs_logits=True,
                  help="Inception Score from your network's logits (it must return (features, logits)), 10 splits")
 def _custom_is(x: MetricInput) -> dict[str, float]:
-    assert x.logits is not None
-    mean, std = inception_score(x.logits, splits=x.options.get("is_splits", 10))
-    return {"custom_is": mean, "custom_is_std": std}
+    return _is_values(x, "custom_is", "custom_is_std")
 
 
 #: Which Fréchet-distance column each extractor's bootstrap interval belongs to.
