@@ -30,6 +30,7 @@ from ganeval.metrics.registry import FD_COLUMN, METRICS, Metric, MetricInput
 from ganeval.nearest import Neighbours, report_neighbours
 from ganeval.options import ScoreOptions
 from ganeval.planning import plan_line
+from ganeval.real_floor import floor_source, floor_summary
 from ganeval.reference import dataset_features, real_features, reference_provenance, reference_stats
 from ganeval.sources.base import HINT_KEYS, shape_note
 from ganeval.summary import build_summary
@@ -90,6 +91,8 @@ class _Evaluator(Illustrations):
             self.notes.append(f"N={opts.num_samples} is below the Inception feature dimension (2048): "
                               "FID is unreliable at this N; KID is the better guide")
         self.copy_sets = resolve_copy_sets(opts, self.ref_meta)
+        # The real-data floor is read (and checked) here, so a bad --real-floor fails before any checkpoint is scored.
+        self.floor = floor_source(opts.real_floor, self.ref_meta, opts.num_samples) if opts.real_floor else None
         self._datasets: dict[tuple[str, str], torch.Tensor] = {}
         self.memo: dict[str, Any] = {}
         rng = np.random.default_rng(opts.seed + 1)
@@ -178,7 +181,7 @@ class _Evaluator(Illustrations):
             where = f"entry {m['state_key']!r}" if m["state_key"] else "the top-level state dict"
             notes.append(f"weight files loaded into {m['generator']}({m['generator_kwargs']}) from {where} (the "
                          f"generator's module source SHA-256 {m['generator_source_sha256'][:16]})")
-        if not got.paired and src.name not in self.unpaired:
+        if not got.paired and src.name not in self.unpaired and (self.floor is None or src is not self.floor[0]):
             self.unpaired.append(src.name)
             if len(self.unpaired) == 1:
                 notes.append("stored samples have no latent control, so no paired bootstrap: their intervals come from "
@@ -281,6 +284,17 @@ class _Evaluator(Illustrations):
             reps = bootstrap_fid(got.pool[metric.extractor], self.refs[metric.extractor], self._boot_idx(got))
         return values, reps
 
+    def score_floor(self) -> dict[str, Any] | None:
+        """Score the held-out real images with every extractor and metric; their row stays out of the table."""
+        if self.floor is None:
+            return None
+        src, info = self.floor
+        self.run_stage([src], list(self.extractors), "real floor")
+        row = self.rows.pop(src.name)
+        for kept in (self.grids, self.replicates, self.kept):
+            kept.pop(src.name, None)
+        return floor_summary(row, info)
+
     def table(self) -> pd.DataFrame:
         df = pd.DataFrame([self.rows[s.name] for s in self.series.sources])
         for m in self.metrics:
@@ -325,6 +339,7 @@ def _score_series(series: Series, opts: ScoreOptions, dist: DistContext | None) 
             chosen.append(last)
         chosen.sort(key=lambda s: series.sources.index(s))
         ev.run_stage(chosen, ["inception"], "Inception")
+    floor = ev.score_floor()
     if dist.is_main and opts.progress:
         for note in ev.notes[printed:]:
             print(f"note: {note}", file=sys.stderr)
@@ -338,7 +353,7 @@ def _score_series(series: Series, opts: ScoreOptions, dist: DistContext | None) 
     df["data_copying"] = ranking.copying_rows(df, opts.copying_threshold)
     late = ranking.late_collapse(df, primary, ev.replicates, opts.late_threshold, opts.ci)
     provenance = {name: {**ex.provenance(), **reference_provenance(ev.ref_meta[name])} for name, ex in ev.extractors.items()}
-    summary = build_summary(df, primary, late, opts, provenance, ev.notes, time.time() - t0, dist.world)
+    summary = build_summary(df, primary, late, opts, provenance, ev.notes, time.time() - t0, dist.world, floor)
     failed = bool((df["status"] == "error").any())
     result = ScoreResult(df, summary, ev.grids, ev.replicates, failed, features=ev.kept, refs=ev.refs)
     sets = ev.copy_sets.get("options", {})

@@ -33,6 +33,7 @@ class ScoreOptions:
     copy_heldout: str | None = None  # … and real images it never saw (None: mnist-test with an MNIST reference)
     copy_cells: int = 50
     copying_threshold: float = -3.0  # C_T below this flags a checkpoint as copying training images
+    real_floor: str | None = None  # held-out real images scored beside the checkpoints ("auto": the other MNIST split)
     kid_subsets: int = 100
     kid_subset_size: int = 1000
     inception_weights: str | None = None

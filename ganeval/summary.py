@@ -56,8 +56,18 @@ def _collapse_example(row: pd.Series, level: float) -> str:
     return text + ")"
 
 
-def verdict_text(df: pd.DataFrame, primary: str, late: dict[str, Any], level: float = 0.95) -> str:
-    """One or two plain sentences: the checkpoint to keep, and whether training went bad at the end."""
+def _floor_clause(floor: dict[str, Any] | None, primary: str) -> str:
+    """``; real held-out images at this N: 1.02``, or nothing when the floor was not scored or lacks the metric."""
+    value = (floor or {}).get("values", {}).get(primary)
+    if value is None or isinstance(value, str):
+        return ""
+    return f"; real held-out images at this N: {_fmt(float(value))}"
+
+
+def verdict_text(df: pd.DataFrame, primary: str, late: dict[str, Any], level: float = 0.95,
+                 floor: dict[str, Any] | None = None) -> str:
+    """One or two plain sentences: the checkpoint to keep (beside the real-data floor when scored), and whether
+    training went bad at the end."""
     best = df[df["is_best"]]
     if best.empty:
         return "No checkpoint could be scored."
@@ -66,7 +76,7 @@ def verdict_text(df: pd.DataFrame, primary: str, late: dict[str, Any], level: fl
     lo, hi = b.get(f"{primary}_ci_low"), b.get(f"{primary}_ci_high")
     if lo is not None and not pd.isna(lo):
         text += f", {int(round(late.get('ci_level', 0.95) * 100))}% CI [{_fmt(float(lo))}, {_fmt(float(hi))}]"
-    text += "."
+    text += _floor_clause(floor, primary) + "."
     if late.get("flag"):
         text += (f" Training went bad at the end: the last checkpoint {late['last']} is {_fmt(100 * late['relative'])}% worse"
                  f" ({primary} +{_fmt(late['difference'])}")
@@ -100,8 +110,9 @@ def verdict_text(df: pd.DataFrame, primary: str, late: dict[str, Any], level: fl
 
 
 def build_summary(df: pd.DataFrame, primary: str, late: dict[str, Any], opts: ScoreOptions, provenance: dict[str, Any],
-                  notes: list[str], seconds: float, world: int) -> dict[str, Any]:
-    """The ``summary.json`` content (also what ``--json`` prints and what ``gate`` reads)."""
+                  notes: list[str], seconds: float, world: int, floor: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The ``summary.json`` content (also what ``--json`` prints and what ``gate`` reads); ``floor``: the scored
+    held-out real images (``ganeval.real_floor``), or None."""
     best = df[df["is_best"]]
     collapsed = df[df["mode_collapse"]]["checkpoint"].tolist() if "mode_collapse" in df else []
     sure = df[df["mode_collapse_sure"]]["checkpoint"].tolist() if "mode_collapse_sure" in df else []
@@ -117,7 +128,8 @@ def build_summary(df: pd.DataFrame, primary: str, late: dict[str, Any], opts: Sc
         "mode_collapse": {"flag": bool(collapsed), "checkpoints": collapsed, "beyond_noise": sure,
                           "min_modes": opts.min_modes, "max_class_kl": opts.max_class_kl, "ci_level": opts.ci},
         "data_copying": {"flag": bool(copying), "checkpoints": copying, "threshold": opts.copying_threshold},
-        "verdict": verdict_text(df, primary, late, opts.ci),
+        "verdict": verdict_text(df, primary, late, opts.ci, floor),
+        "real_floor": floor,
         "n_checkpoints": int(len(df)),
         "n_errors": int((df["status"] == "error").sum()),
         "n_samples": opts.num_samples,

@@ -46,6 +46,9 @@ def add_score_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--copy-cells", type=int, default=d.copy_cells, help=f"copying test: k-means cells (default {d.copy_cells})")
     p.add_argument("--copying-threshold", type=float, default=d.copying_threshold,
                    help=f"flag data copying when C_T is below this (default {d.copying_threshold})")
+    p.add_argument("--real-floor", nargs="?", const="auto", default=None, metavar="DATA",
+                   help="also score held-out real images (first N) exactly like a checkpoint, the floor to read every metric "
+                        "against (not ranked): the other MNIST split by default, or a folder, zip or uint8 .npz of real images")
     p.add_argument("--no-cache", action="store_true", help="recompute features even when cached")
     p.add_argument("--threads", type=int, default=None, metavar="N",
                    help="CPU threads while scoring (default: one per core; with several processes on one machine, cores/processes)")
@@ -75,7 +78,7 @@ def options_from_args(args: argparse.Namespace) -> ScoreOptions:
         inception_weights=args.inception_weights, use_cache=not args.no_cache, threads=args.threads,
         feature_network=args.feature_network, feature_network_kwargs=args.feature_network_kwargs,
         copy_train=args.copy_train, copy_heldout=args.copy_heldout, copy_cells=args.copy_cells,
-        copying_threshold=args.copying_threshold,
+        copying_threshold=args.copying_threshold, real_floor=args.real_floor,
         progress=not getattr(args, "no_progress", False),
         extra={k: v for k in ("z_dim", "z_type", "output_range", "generator", "generator_kwargs", "state_key")
                if (v := getattr(args, k, None)) is not None},
@@ -91,6 +94,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, default=None, help="report folder (default CKPT_DIR/report)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON on stdout")
     p.set_defaults(func=run)
+
+
+def floor_line(floor: dict, cols: list[str]) -> str:
+    """``real held-out (mnist-test), N = 1000: fid 1.02, mnist_fd 0.037, …``: the floor beside the printed table."""
+    values = floor.get("values", {})
+    shown = ", ".join(f"{c} {v:.4g}" for c in cols if isinstance(v := values.get(c), int | float) and not isinstance(v, bool))
+    return f"{floor['name']}, N = {floor.get('n')}: {shown or floor.get('error') or 'no values'}"
 
 
 def run(args: argparse.Namespace) -> int:
@@ -117,6 +127,8 @@ def run(args: argparse.Namespace) -> int:
                             "n_bad_images", "rank", "status")
                 if c in result.table and result.table[c].notna().any()]
         print(result.table[cols].to_string(index=False))
+        if result.summary.get("real_floor"):
+            print(floor_line(result.summary["real_floor"], cols))
         print(result.summary["verdict"])
         print(f"report: {paths['html']}")
     for _, row in result.table[result.table["status"] == "error"].iterrows():

@@ -42,6 +42,7 @@ h1{font-size:1.5em;margin-bottom:.2em}h2{font-size:1.15em;margin-top:1.6em;borde
 table{border-collapse:collapse;font-size:12.5px}th,td{border:1px solid #ddd;padding:2px 6px;vertical-align:top}
 th{background:#f3f3f3;position:sticky;top:0}td.n{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
 tr.best td{background:#e6f6e6;font-weight:600}tr.error td{background:#fdecea;color:#8a1f11}tr.nan td{background:#fff7e0}
+tr.floor td{background:#eef0f7;font-style:italic;border-top:2px solid #99a}
 td.err{max-width:28em;word-break:break-word;font-size:11.5px}.scroll{overflow-x:auto}
 img.px{image-rendering:pixelated;image-rendering:crisp-edges}figure{display:inline-block;margin:.5em 1.5em .5em 0}
 figcaption{font-size:12px;color:#555}code{font-size:11.5px;word-break:break-all}
@@ -107,6 +108,17 @@ def _flags(summary: dict[str, Any]) -> str:
     return f"<div class=flags>{''.join(parts)}</div>"
 
 
+def _floor_note(floor: dict[str, Any] | None) -> str:
+    """What the last, shaded row is: real images the reference was not made from, scored exactly like the checkpoints."""
+    if not floor:
+        return ""
+    return (f"<p class=muted>The shaded last row is the real-data floor: {escape(str(floor.get('n')))} held-out real images "
+            f"({escape(str(floor.get('source')))}, pixel SHA-256 <code>{escape(str(floor.get('dataset_sha256', ''))[:16])}</code>…) "
+            "scored like a checkpoint, with the same N, extractors, reference and bootstrap: what finite N costs real data. A "
+            "generator matching the real distribution scores about this, within the intervals; below it is noise, or copies "
+            "of the reference images.</p>")
+
+
 def notes_section(summary: dict[str, Any]) -> str:
     notes = [str(n) for n in summary.get("notes") or []]
     if not notes:
@@ -116,7 +128,8 @@ def notes_section(summary: dict[str, Any]) -> str:
 
 def _plot(df: pd.DataFrame, summary: dict[str, Any]) -> str:
     threshold = number((summary.get("data_copying") or {}).get("threshold"))
-    res = series_plot(df, copying_threshold=-3.0 if threshold is None else threshold)
+    floor = (summary.get("real_floor") or {}).get("values")
+    res = series_plot(df, copying_threshold=-3.0 if threshold is None else threshold, floor=floor)
     notes = "".join(f"<li>{escape(n)}</li>" for n in res.notes)
     notes = f"<ul class=muted>{notes}</ul>" if notes else ""
     if res.png is None:
@@ -246,7 +259,7 @@ def render_html(result: ScoreResult) -> str:
         banner,
         _flags(s),
         "<h2>Notes</h2>", notes_section(s),
-        "<h2>Checkpoints</h2>", render_table(df),
+        "<h2>Checkpoints</h2>", render_table(df, s.get("real_floor")), _floor_note(s.get("real_floor")),
         "<h2>Metrics over training</h2>", _plot(df, s), digits_section(df),
         "<h2>Samples</h2>", _grids(result), neighbours_section(result), realism_section(result),
         "<h2>Provenance</h2>", provenance_section(s),

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -54,7 +55,7 @@ def mpl_text(s: str, limit: int = 40) -> str:
 
 
 def _panel(ax: object, df: pd.DataFrame, x: np.ndarray, col: str, lo_col: str, hi_col: str, label: str,
-           notes: list[str], copying_threshold: float = -3.0) -> None:
+           notes: list[str], copying_threshold: float = -3.0, floor: dict[str, Any] | None = None) -> None:
     y, lo, hi = _floats(df, col), _floats(df, lo_col), _floats(df, hi_col)
     names = [str(c) for c in df["checkpoint"]] if "checkpoint" in df else [str(i) for i in range(len(df))]
     order = np.argsort(x, kind="stable")
@@ -65,7 +66,9 @@ def _panel(ax: object, df: pd.DataFrame, x: np.ndarray, col: str, lo_col: str, h
         ax.fill_between(x[order][band], lo[order][band], hi[order][band], color="tab:blue", alpha=0.2, lw=0,
                         label="bootstrap CI")
     ax.plot(xs, ys, "-o", color="tab:blue", ms=3, lw=1.2, label=label.split(" (")[0])
-    finite_vals = np.concatenate([ys, lo[np.isfinite(lo)], hi[np.isfinite(hi)]])
+    level = (floor or {}).get(col)
+    level = float(level) if isinstance(level, int | float) and not isinstance(level, bool) and np.isfinite(level) else None
+    finite_vals = np.concatenate([ys, lo[np.isfinite(lo)], hi[np.isfinite(hi)], [level] if level is not None else []])
     positive = finite_vals[finite_vals > 0]
     spread = positive.size == finite_vals.size and positive.size > 1 and positive.max() / positive.min() > 20
     log = spread and not col.endswith("copying_ct")
@@ -92,6 +95,8 @@ def _panel(ax: object, df: pd.DataFrame, x: np.ndarray, col: str, lo_col: str, h
                    label=f"last: {mpl_text(names[last])}")
     elif last >= 0:
         notes.append(f"{label.split(' (')[0]}: the last checkpoint has no finite value.")
+    if level is not None and not col.endswith("copying_ct"):  # the copying panel has its held-out level already
+        ax.axhline(level, ls=":", lw=1.5, color="tab:purple", label=f"real held-out, same N: {level:.3g}")
     if col.endswith("copying_ct"):
         for level, text, color in ((0.0, "held-out level", "tab:gray"), (copying_threshold, "flag: copying", "tab:red")):
             ax.axhline(level, ls="--", lw=1, color=color, alpha=0.7, label=text)
@@ -100,9 +105,10 @@ def _panel(ax: object, df: pd.DataFrame, x: np.ndarray, col: str, lo_col: str, h
     ax.legend(fontsize=7, loc="best", framealpha=0.8)
 
 
-def series_plot(df: pd.DataFrame, dpi: int = 90, copying_threshold: float = -3.0) -> PlotResult:
+def series_plot(df: pd.DataFrame, dpi: int = 90, copying_threshold: float = -3.0,
+                floor: dict[str, Any] | None = None) -> PlotResult:
     """FID and MNIST FD over training with their CI bands, best and last marked, and the copying test's C_T when
-    computed; one panel per metric with data.
+    computed; one panel per metric with data; ``floor``: the real-data floor's values, drawn as a level.
 
     A panel is skipped when its column is missing or all NaN; rows with ±inf (NaN/Inf samples) are drawn as
     markers at the top instead of breaking the line or the axis limits.
@@ -122,7 +128,7 @@ def series_plot(df: pd.DataFrame, dpi: int = 90, copying_threshold: float = -3.0
     fig = Figure(figsize=(8, 2.9 * len(panels)), dpi=dpi, layout="constrained")
     axes = fig.subplots(len(panels), 1, sharex=True, squeeze=False)[:, 0]
     for ax, (col, lo, hi, label) in zip(axes, panels, strict=True):
-        _panel(ax, df, x, col, lo, hi, label, notes, copying_threshold)
+        _panel(ax, df, x, col, lo, hi, label, notes, copying_threshold, floor)
     axes[-1].set_xlabel(xlabel)
     if ticks is not None:
         step = max(1, len(ticks) // 15)

@@ -157,8 +157,16 @@ def _row_class(row: pd.Series) -> str:
     return "best" if _yes(row.get("is_best")) else ""
 
 
-def render_table(df: pd.DataFrame) -> str:
-    """The per-checkpoint table (only the documented columns that exist); best, error and NaN rows are styled."""
+def floor_row(floor: dict[str, Any]) -> pd.Series:
+    """The real-data floor (summary ``real_floor``) as a table row: its metrics, no rank, no flags."""
+    return pd.Series({**floor.get("values", {}), "checkpoint": floor.get("name"), "n_samples": floor.get("n"),
+                      "status": floor.get("status") if floor.get("status") != "ok" else "real floor (not ranked)",
+                      "error": floor.get("error"), "seconds": floor.get("seconds")})
+
+
+def render_table(df: pd.DataFrame, floor: dict[str, Any] | None = None) -> str:
+    """The per-checkpoint table (only the documented columns that exist); best, error and NaN rows are styled.
+    ``floor``: the held-out real images' row, shown last and apart (``--real-floor``)."""
     cols = [c for c in TABLE if all(k in df for k in c[2])]
     head = "".join(f'<th title="{escape(tip)}">{escape(name)}</th>' for name, tip, _, _, _ in cols)
     body = []
@@ -167,5 +175,9 @@ def render_table(df: pd.DataFrame) -> str:
         cls = _row_class(row)
         cells = "".join(f"{td}{render(row)}</td>" for td, (_, _, _, render, _) in zip(tds, cols, strict=True))
         body.append(f"<tr class={cls}>{cells}</tr>" if cls else f"<tr>{cells}</tr>")
+    if floor:
+        row = floor_row(floor)
+        body.append("<tr class=floor>" + "".join(f"{td}{render(row)}</td>" for td, (_, _, _, render, _) in zip(tds, cols, strict=True))
+                    + "</tr>")
     return (f'<div class=scroll><table id=scores><thead><tr>{head}</tr></thead>'
             f'<tbody>{"".join(body)}</tbody></table></div>')

@@ -1,0 +1,69 @@
+"""The real-data floor of a scoring run: held-out real images scored like one more checkpoint, at the same N,
+seed, extractors, reference and bootstrap, so every number in the table can be read against what real data gets.
+
+Fréchet distances are biased upwards at finite N (real MNIST test against train: FID ≈ 1.0 at N = 10,000, far
+more at N = 1,000), precision/recall/coverage of real data stay below 1, and the copying test's C_T is ≈ 0 for
+held-out data by construction. A static table at one N (``reference_stats/floors.json``) cannot say what "as
+good as real" is at the user's N; this row can. It is never ranked, gated on or shown as a checkpoint.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from ganeval.errors import GanevalError
+from ganeval.inputs import Source
+from ganeval.sources.base import InputHints
+from ganeval.stats import DATASETS, real_images
+from ganeval.summary import row_dict
+
+#: ``--real-floor`` without a value: the MNIST split the reference statistics were not made from.
+AUTO = "auto"
+OTHER_SPLIT = {"mnist-train": "mnist-test", "mnist-test": "mnist-train"}
+#: Table columns of a row that say nothing about the floor's metrics.
+BOOKKEEPING = ("iteration", "path", "status", "error", "sha256")
+
+
+def _floor_dataset(choice: str, ref_meta: dict[str, dict[str, Any]]) -> str:
+    """The held-out set for ``choice`` (``auto``: the other MNIST split of an MNIST reference)."""
+    if choice != AUTO:
+        return choice
+    splits = {str(meta.get("dataset")) for meta in ref_meta.values()}
+    if len(splits) == 1 and (only := splits.pop()) in OTHER_SPLIT:
+        return OTHER_SPLIT[only]
+    raise GanevalError("--real-floor: the reference statistics are not of an MNIST split, so there is no default held-out "
+                       "set: pass --real-floor DATA (a folder, zip or uint8 .npz of real images not in the reference)")
+
+
+def floor_source(choice: str, ref_meta: dict[str, dict[str, Any]], n: int) -> tuple[Source, dict[str, Any]]:
+    """The floor as a series element (stored uint8 images), and its identity for the summary.
+
+    Refuses the reference's own images: they are not held out, and would score far below a true floor.
+    """
+    dataset = _floor_dataset(choice, ref_meta)
+    try:
+        real = real_images(dataset)
+    except GanevalError as exc:
+        raise GanevalError(f"--real-floor: {exc}") from exc
+    for extractor, meta in ref_meta.items():
+        same = (dataset in DATASETS and meta.get("dataset") == dataset) or meta.get("dataset_sha256") == real.meta.get("dataset_sha256")
+        if same:
+            raise GanevalError(f"--real-floor {dataset}: these are the images the {extractor} reference statistics were made "
+                               "from, not held-out ones; pick real images outside the reference")
+    images = real.images[:n]  # a writable copy below: the MNIST reader's arrays are read-only views
+    images = images.clone() if isinstance(images, torch.Tensor) else np.array(images)
+    name = f"real held-out ({dataset if dataset in DATASETS else 'your images'})"
+    src = Source(name, None, None, "array", {"array": images, "hints": InputHints(output_range="0,255")})
+    info = {"dataset": real.meta["dataset"], "source": real.meta.get("source", dataset),
+            "dataset_sha256": real.meta["dataset_sha256"], "n_available": int(len(real.images)), "name": name}
+    return src, info
+
+
+def floor_summary(row: dict[str, Any], info: dict[str, Any]) -> dict[str, Any]:
+    """The summary's ``real_floor`` entry: where the images come from, how many were scored, every metric value."""
+    values = {k: v for k, v in row_dict(row).items() if k not in BOOKKEEPING and k not in ("checkpoint", "n_samples", "seconds")}
+    return {**info, "n": row_dict(row).get("n_samples"), "status": row.get("status"), "error": row.get("error"),
+            "seconds": row.get("seconds"), "values": values}

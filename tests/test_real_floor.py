@@ -1,0 +1,118 @@
+"""``--real-floor``: held-out real images scored like a checkpoint, kept out of the ranking, shown in the reports."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+from synthetic import write_bank_checkpoint
+
+from ganeval.errors import GanevalError
+from ganeval.evaluate import score
+from ganeval.stats import dataset_images
+
+MNIST = ("mnist_is", "mnist_fd", "modes", "mnist_vendi")
+FAST = {"num_samples": 400, "metrics": MNIST, "bootstrap": 30, "device": "cpu", "progress": False}
+
+
+@pytest.fixture(autouse=True)
+def _cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GANEVAL_CACHE_DIR", str(tmp_path / "cache"))
+
+
+def _series(root: Path) -> Path:
+    for it, noise in zip((1000, 2000, 3000), (0.9, 0.0, 0.6), strict=True):
+        write_bank_checkpoint(root, it, noise=noise)
+    return root
+
+
+def test_floor_equals_the_same_images_scored_as_samples(tmp_path: Path) -> None:
+    """The floor is the held-out images run through the ordinary pipeline: scoring them as a sample set gives the
+    same value for every metric column, intervals included."""
+    run = _series(tmp_path / "run")
+    df = score(run, real_floor="auto", **FAST)
+    floor = df.attrs["summary"]["real_floor"]
+    assert floor["dataset"] == "mnist-test" and floor["n"] == 400 and floor["status"] == "ok"
+    npz = tmp_path / "test400.npz"
+    np.savez(npz, images=dataset_images("mnist-test")[:400])
+    direct = score(npz, **FAST).iloc[0]
+    values = floor["values"]
+    cols = ["mnist_is", "mnist_is_std", "mnist_fd", "mnist_fd_ci_low", "mnist_fd_ci_high", "class_kl", "mnist_vendi",
+            "mnist_vendi_real", "modes_covered"]
+    for col in cols:
+        assert values[col] == pytest.approx(float(direct[col]), rel=1e-12, abs=0), col
+    assert values["mnist_fd"] < df["mnist_fd"].min()  # real digits are closer to the reference than any of these
+
+
+def test_floor_is_not_ranked_and_changes_no_checkpoint_number(tmp_path: Path) -> None:
+    run = _series(tmp_path / "run")
+    plain = score(run, **FAST)
+    with_floor = score(run, real_floor="auto", **FAST)
+    assert len(with_floor) == len(plain) == 3 and "real held-out" not in " ".join(with_floor["checkpoint"])
+    for col in ("mnist_fd", "mnist_fd_ci_low", "mnist_is", "rank", "is_best"):
+        assert with_floor[col].tolist() == plain[col].tolist(), col
+    summary = with_floor.attrs["summary"]
+    fd = summary["real_floor"]["values"]["mnist_fd"]
+    assert f"real held-out images at this N: {fd:.3g}" in summary["verdict"]
+    assert plain.attrs["summary"]["real_floor"] is None and "held-out" not in plain.attrs["summary"]["verdict"]
+    assert not any("stored samples have no latent control" in n for n in summary["notes"])
+
+
+def test_floor_follows_n_as_finite_sample_bias_does(tmp_path: Path) -> None:
+    """What makes a per-run floor necessary: the real-vs-real Fréchet distance shrinks as N grows."""
+    write_bank_checkpoint(tmp_path / "run", 1000)
+    small = score(tmp_path / "run", real_floor="auto", **{**FAST, "num_samples": 200, "bootstrap": 0})
+    large = score(tmp_path / "run", real_floor="auto", **{**FAST, "num_samples": 2000, "bootstrap": 0})
+    fd_small = small.attrs["summary"]["real_floor"]["values"]["mnist_fd"]
+    fd_large = large.attrs["summary"]["real_floor"]["values"]["mnist_fd"]
+    assert fd_small > 3 * fd_large > 0
+
+
+def test_auto_floor_is_the_other_split_and_the_reference_itself_is_refused(tmp_path: Path) -> None:
+    write_bank_checkpoint(tmp_path / "run", 1000)
+    df = score(tmp_path / "run", real_floor="auto", reference="mnist-test", **{**FAST, "bootstrap": 0})
+    assert df.attrs["summary"]["real_floor"]["dataset"] == "mnist-train"
+    with pytest.raises(GanevalError, match="not held-out"):
+        score(tmp_path / "run", real_floor="mnist-train", **FAST)
+    with pytest.raises(GanevalError, match="--real-floor: .*no such dataset"):
+        score(tmp_path / "run", real_floor=str(tmp_path / "missing"), **FAST)
+
+
+def test_your_own_floor_images_and_a_custom_reference(tmp_path: Path, cli) -> None:
+    """A custom reference has no default held-out set (one clear line, exit 2); a folder of real images works."""
+    write_bank_checkpoint(tmp_path / "run", 1000)
+    ref = tmp_path / "ref"
+    ref.mkdir()
+    train = tmp_path / "train.npz"
+    np.savez(train, images=dataset_images("mnist-train")[:3000])
+    code, _, err = cli("stats", "--dataset", train, "--extractor", "mnist", "--out", ref / "mine_mnist.npz")
+    assert code == 0, err
+    args = ("score", tmp_path / "run", "--reference", ref, "--num-samples", 300, "--metrics", *MNIST, "--bootstrap", 0,
+            "--device", "cpu", "--no-progress", "--out", tmp_path / "rep")
+    code, _, err = cli(*args, "--real-floor")
+    assert code == 2 and err.strip().count("\n") == 0 and "no default held-out set" in err
+    assert not (tmp_path / "rep").exists()
+    code, _, err = cli(*args, "--real-floor", train)
+    assert code == 2 and "not held-out" in err
+    held = tmp_path / "held.npz"
+    np.savez(held, images=dataset_images("mnist-test")[:300])
+    code, out, err = cli(*args, "--real-floor", held)
+    assert code == 0, err
+    summary = json.loads((tmp_path / "rep" / "summary.json").read_text())
+    floor = summary["real_floor"]
+    assert floor["dataset"] == "custom" and floor["name"] == "real held-out (your images)" and floor["n"] == 300
+    assert "real held-out (your images), N = 300: " in out and math.isfinite(floor["values"]["mnist_fd"])
+
+
+def test_report_shows_the_floor_row_and_level(tmp_path: Path) -> None:
+    run = _series(tmp_path / "run")
+    score(run, real_floor="auto", write_report=True, **FAST)
+    page = (run / "report" / "report.html").read_text()
+    assert page.count("<tr class=floor>") == 1 and "real held-out (mnist-test)" in page
+    assert "real-data floor" in page and "real floor (not ranked)" in page
+    csv = (run / "report" / "scores.csv").read_text()
+    assert "real held-out" not in csv  # the CSV/Parquet tables stay one row per checkpoint
+    assert json.loads((run / "report" / "summary.json").read_text())["real_floor"]["n"] == 400
