@@ -5,6 +5,7 @@ from __future__ import annotations
 #: Columns where a larger value is better; the other ranked columns are distances, lower is better.
 #: Density and the copying test's C_T have an ideal value (1 and 0), not a direction.
 HIGHER_BETTER = frozenset({"is_mean", "mnist_is", "precision", "recall", "coverage", "modes_covered", "custom_is",
-                           "custom_precision", "custom_recall", "custom_coverage", "realism", "mnist_realism"})
+                           "custom_precision", "custom_recall", "custom_coverage", "realism", "mnist_realism",
+                           "mnist_precision", "mnist_recall", "mnist_coverage"})
 #: How verdicts and reports name the Fréchet distances.
 LABELS = {"fid": "FID", "mnist_fd": "MNIST FD", "custom_fd": "FD (your network)"}

@@ -62,6 +62,11 @@ def _pm(row: pd.Series, mean: str, std: str, spec: str) -> str:
     return m if number(row.get(std)) is None or m == DASH else f"{m} ± {fmt(row.get(std), spec)}"
 
 
+def _pair(row: pd.Series, a: str, b: str) -> str:
+    """Two 3-decimal values of one metric, ``0.812 / 0.774``."""
+    return f"{fmt(row.get(a), '.3f')} / {fmt(row.get(b), '.3f')}"
+
+
 def _share(row: pd.Series, col: str) -> str:
     value = number(row.get(col))
     return "" if value is None else f" [{100 * value:.1f}%]"
@@ -103,14 +108,21 @@ TABLE: list[tuple[str, str, tuple[str, ...], Cell, bool]] = [
      lambda r: _with_ci(r, "mnist_fd"), True),
     ("MNIST FD∞", "MNIST FD extrapolated to infinite N: comparable across N", ("mnist_fd_inf",),
      lambda r: _fmt_fd(r.get("mnist_fd_inf")), True),
+    ("MNIST KID", "KID in MNIST-classifier features ± std over subsets", ("mnist_kid_mean",),
+     lambda r: _pm(r, "mnist_kid_mean", "mnist_kid_std", "sig4"), True),
+    ("MNIST P / R", "improved precision and recall in MNIST-classifier features", ("mnist_precision",),
+     lambda r: _pair(r, "mnist_precision", "mnist_recall"), True),
+    ("MNIST D / C", "density and coverage in MNIST-classifier features", ("mnist_density",),
+     lambda r: _pair(r, "mnist_density", "mnist_coverage"), True),
     ("FD (net) [CI]", "Fréchet distance in your feature network's space, bootstrap CI", ("custom_fd",),
      lambda r: _with_ci(r, "custom_fd"), True),
     ("IS (net)", "Inception Score from your network's logits", ("custom_is",), lambda r: _pm(r, "custom_is", "custom_is_std", ".2f"), True),
     ("KID (net)", "KID in your network's features ± std", ("custom_kid_mean",),
      lambda r: _pm(r, "custom_kid_mean", "custom_kid_std", "sig4"), True),
-    ("P / R / D / C (net)", "precision, recall, density, coverage in your network's features",
-     ("custom_precision", "custom_density"), lambda r: " / ".join(fmt(r.get(f"custom_{c}"), ".3f") for c in
-                                                     ("precision", "recall", "density", "coverage")), True),
+    ("P / R (net)", "precision and recall in your network's features", ("custom_precision",),
+     lambda r: _pair(r, "custom_precision", "custom_recall"), True),
+    ("D / C (net)", "density and coverage in your network's features", ("custom_density",),
+     lambda r: _pair(r, "custom_density", "custom_coverage"), True),
     ("realism", "median realism score R of the samples (Inception features; R ≥ 1: inside the real manifold) "
      "[share with R < 1]", ("realism",), lambda r: fmt(r.get("realism"), ".2f") + _share(r, "unrealistic_share"), True),
     ("MNIST realism", "median realism score R in MNIST-classifier features [share with R < 1]", ("mnist_realism",),

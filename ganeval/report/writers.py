@@ -17,7 +17,8 @@ if TYPE_CHECKING:
 COLUMNS = [
     "iteration", "checkpoint", "n_samples", "fid", "fid_ci_low", "fid_ci_high", "fid_inf", "fid_inf_slope", "is_mean", "is_std",
     "kid_mean", "kid_std", "precision", "recall", "density", "coverage", "mnist_is", "mnist_is_std", "mnist_fd", "mnist_fd_ci_low",
-    "mnist_fd_ci_high", "mnist_fd_inf", "mnist_fd_inf_slope", "modes_covered", "modes_ci_low", "modes_ci_high", "class_kl",
+    "mnist_fd_ci_high", "mnist_fd_inf", "mnist_fd_inf_slope", "mnist_kid_mean", "mnist_kid_std", "mnist_precision",
+    "mnist_recall", "mnist_density", "mnist_coverage", "modes_covered", "modes_ci_low", "modes_ci_high", "class_kl",
     "class_kl_ci_low", "class_kl_ci_high", "mnist_confidence", "mnist_intra_fd", "mnist_worst_digit", "mnist_worst_digit_fd",
     "mnist_intra_digits", *(f"mnist_fd_digit_{c}" for c in range(10)),
     "custom_fd", "custom_fd_ci_low", "custom_fd_ci_high", "custom_fd_inf", "custom_fd_inf_slope", "custom_is",
