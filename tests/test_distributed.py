@@ -24,9 +24,9 @@ def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
     return env
 
 
-def _torchrun(tmp_path: Path, run: Path, out: Path, **extra: str) -> subprocess.CompletedProcess[str]:
+def _torchrun(tmp_path: Path, run: Path, out: Path, *more: str, **extra: str) -> subprocess.CompletedProcess[str]:
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "ganeval_test_entry",
-           "score", str(run), "--distributed", "--out", str(out), *ARGS]
+           "score", str(run), "--distributed", "--out", str(out), *ARGS, *more]
     return subprocess.run(cmd, env=_env(tmp_path, **extra), capture_output=True, text=True, timeout=600)
 
 
@@ -39,10 +39,10 @@ def series(tmp_path: Path) -> Path:
 
 
 def test_two_process_gloo_equals_single_process(tmp_path: Path, series: Path) -> None:
-    single = subprocess.run([sys.executable, "-m", "ganeval_test_entry", "score", str(series), "--out", str(tmp_path / "r1"), *ARGS],
-                            env=_env(tmp_path), capture_output=True, text=True, timeout=600)
+    single = subprocess.run([sys.executable, "-m", "ganeval_test_entry", "score", str(series), "--out", str(tmp_path / "r1"), *ARGS,
+                             "--real-floor"], env=_env(tmp_path), capture_output=True, text=True, timeout=600)
     assert single.returncode == 0, single.stderr[-2000:]
-    multi = _torchrun(tmp_path, series, tmp_path / "r2")
+    multi = _torchrun(tmp_path, series, tmp_path / "r2", "--real-floor")
     assert multi.returncode == 0, multi.stderr[-3000:]
     a = json.loads((tmp_path / "r1" / "summary.json").read_text())
     b = json.loads((tmp_path / "r2" / "summary.json").read_text())
@@ -52,6 +52,9 @@ def test_two_process_gloo_equals_single_process(tmp_path: Path, series: Path) ->
         for col in ("mnist_fd", "mnist_is", "class_kl", "mnist_fd_ci_low", "mnist_fd_ci_high"):
             assert rb[col] == pytest.approx(ra[col], rel=1e-9, abs=0), col
     assert a["verdict"] == b["verdict"] and a["best"]["checkpoint"] == b["best"]["checkpoint"]
+    fa, fb = a["real_floor"]["values"], b["real_floor"]["values"]  # the floor's batches are split over the ranks too
+    for col in ("mnist_fd", "mnist_is", "mnist_fd_ci_low"):
+        assert fb[col] == pytest.approx(fa[col], rel=1e-9, abs=0), col
     # rank 1 wrote nothing: the cache folder holds no feature files from the --no-cache run, and one report exists
     assert sorted(p.name for p in (tmp_path / "r2").iterdir()) == ["report.html", "scores.csv", "scores.parquet", "summary.json"]
 

@@ -116,3 +116,18 @@ def test_report_shows_the_floor_row_and_level(tmp_path: Path) -> None:
     csv = (run / "report" / "scores.csv").read_text()
     assert "real held-out" not in csv  # the CSV/Parquet tables stay one row per checkpoint
     assert json.loads((run / "report" / "summary.json").read_text())["real_floor"]["n"] == 400
+
+
+def test_floor_at_the_whole_test_split_equals_the_shipped_floors(tmp_path: Path) -> None:
+    """Cross-check with ``ganeval floors`` (reference_stats/floors.json, computed by another code path): all 10,000
+    test digits against the mnist-train statistics give the recorded MNIST FD and MNIST IS."""
+    from ganeval.stats import SHIPPED_DIR
+
+    shipped = json.loads((SHIPPED_DIR / "floors.json").read_text())["mnist"]
+    write_bank_checkpoint(tmp_path / "run", 1000)
+    df = score(tmp_path / "run", real_floor="auto", num_samples=10_000, metrics=("mnist_fd", "mnist_is"), bootstrap=0,
+               device="cpu", progress=False)
+    floor = df.attrs["summary"]["real_floor"]
+    assert floor["n"] == 10_000 and floor["n_available"] == 10_000
+    assert floor["values"]["mnist_fd"] == pytest.approx(shipped["fid_test_vs_train"], rel=1e-6)
+    assert floor["values"]["mnist_is"] == pytest.approx(shipped["inception_score_real_test"]["mean"], rel=1e-6)
