@@ -92,7 +92,7 @@ class _Evaluator(Illustrations):
                               "FID is unreliable at this N; KID is the better guide")
         self.copy_sets = resolve_copy_sets(opts, self.ref_meta)
         # The real-data floor is read (and checked) here, so a bad --real-floor fails before any checkpoint is scored.
-        self.floor = floor_source(opts.real_floor, self.ref_meta, opts.num_samples) if opts.real_floor else None
+        self.floor = floor_source(opts.real_floor, self.ref_meta, opts.num_samples, opts.seed) if opts.real_floor else None
         self._datasets: dict[tuple[str, str], torch.Tensor] = {}
         self.memo: dict[str, Any] = {}
         rng = np.random.default_rng(opts.seed + 1)

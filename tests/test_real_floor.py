@@ -12,6 +12,7 @@ from synthetic import write_bank_checkpoint
 
 from ganeval.errors import GanevalError
 from ganeval.evaluate import score
+from ganeval.real_floor import floor_indices
 from ganeval.stats import dataset_images
 
 MNIST = ("mnist_is", "mnist_fd", "modes", "mnist_vendi")
@@ -36,8 +37,9 @@ def test_floor_equals_the_same_images_scored_as_samples(tmp_path: Path) -> None:
     df = score(run, real_floor="auto", **FAST)
     floor = df.attrs["summary"]["real_floor"]
     assert floor["dataset"] == "mnist-test" and floor["n"] == 400 and floor["status"] == "ok"
+    assert floor["subset"] == "400 drawn uniformly without replacement, seed 0" and floor["n_available"] == 10_000
     npz = tmp_path / "test400.npz"
-    np.savez(npz, images=dataset_images("mnist-test")[:400])
+    np.savez(npz, images=dataset_images("mnist-test")[floor_indices(10_000, 400, 0)])
     direct = score(npz, **FAST).iloc[0]
     values = floor["values"]
     cols = ["mnist_is", "mnist_is_std", "mnist_fd", "mnist_fd_ci_low", "mnist_fd_ci_high", "class_kl", "mnist_vendi",
@@ -59,6 +61,15 @@ def test_floor_is_not_ranked_and_changes_no_checkpoint_number(tmp_path: Path) ->
     assert f"real held-out images at this N: {fd:.3g}" in summary["verdict"]
     assert plain.attrs["summary"]["real_floor"] is None and "held-out" not in plain.attrs["summary"]["verdict"]
     assert not any("stored samples have no latent control" in n for n in summary["notes"])
+
+
+def test_floor_is_a_seeded_uniform_subset_not_the_first_n() -> None:
+    """MNIST's test split is ordered (its cleaner half first): the floor draws N of the whole set, by the run's seed."""
+    idx = floor_indices(10_000, 2000, 0)
+    assert len(idx) == len(set(idx.tolist())) == 2000 and (np.diff(idx) > 0).all()
+    assert 900 < (idx < 5000).sum() < 1100  # both halves, in proportion
+    assert np.array_equal(idx, floor_indices(10_000, 2000, 0)) and not np.array_equal(idx, floor_indices(10_000, 2000, 1))
+    assert np.array_equal(floor_indices(300, 400, 0), np.arange(300))
 
 
 def test_floor_follows_n_as_finite_sample_bias_does(tmp_path: Path) -> None:

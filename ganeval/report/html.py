@@ -113,7 +113,8 @@ def _floor_note(floor: dict[str, Any] | None) -> str:
     if not floor:
         return ""
     return (f"<p class=muted>The shaded last row is the real-data floor: {escape(str(floor.get('n')))} held-out real images "
-            f"({escape(str(floor.get('source')))}, pixel SHA-256 <code>{escape(str(floor.get('dataset_sha256', ''))[:16])}</code>…) "
+            f"({escape(str(floor.get('source')))}, pixel SHA-256 <code>{escape(str(floor.get('dataset_sha256', ''))[:16])}</code>…; "
+            f"{escape(str(floor.get('subset', 'all')))} of {escape(str(floor.get('n_available')))}) "
             "scored like a checkpoint, with the same N, extractors, reference and bootstrap: what finite N costs real data. A "
             "generator matching the real distribution scores about this, within the intervals; below it is noise, or copies "
             "of the reference images.</p>")
