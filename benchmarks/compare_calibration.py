@@ -7,13 +7,19 @@ different orders, so a latent picks a different digit in each but both have one 
 resamples). Two *different* banks would not be a null: each generator is then its own finite distribution, and
 at N near the bank size the interval rightly tells them apart. Power: the second generator adds noise.
 Every comparison goes through ``ganeval.compare`` on MNIST FD at the given N; "significant" is its verdict (the
-permutation test, ``--permutations``), printed beside how often the bootstrap interval alone excludes 0.
+permutation test, ``--permutations``, stopped sequentially at ``--sequential`` re-labellings as extreme), printed
+beside how often the bootstrap interval alone excludes 0, with the mean number of re-labellings drawn.
 ``--variance``: why the interval is conservative near the floor. The bootstrap sd of one MNIST FD against its
 true sampling sd (over 120 fresh draws from the same pool of real training digits), for all digits (FD at
 its floor) and for digits 0–6 and 0–3 only (a model missing modes, FD well above the floor).
 
-    python benchmarks/compare_calibration.py [--n 1000] [--pairs 100] [--bootstrap 100] [--json out.json]
+    python benchmarks/compare_calibration.py [--n 1000] [--pairs 100] [--bootstrap 100] [--sequential 10] [--json out.json]
     python benchmarks/compare_calibration.py --variance
+    python benchmarks/compare_calibration.py --timing [--n 10000] [--sequential 10]
+
+``--timing``: seconds of ``fd_difference_test`` (``--permutations`` re-labellings at most) on random 128-d features
+of N rows, for two sets from one distribution (the null: an early stop) and for two clearly different ones (all
+drawn), with the sequential stop and without it (``--sequential 0``).
 """
 
 from __future__ import annotations
@@ -46,13 +52,16 @@ class Bank(nn.Module):
         return (self.bank[idx] + self.noise * torch.tanh(z @ self.proj).view(-1, 1, 28, 28)).clamp(-1, 1)
 
 
-def _run(a: object, b: object, n: int, bootstrap: int, seed: int, permutations: int = 1000) -> dict[str, float]:
+TEST = {"permutations": 1000, "sequential": 10}  # compare's permutation test, set from the command line
+
+
+def _run(a: object, b: object, n: int, bootstrap: int, seed: int) -> dict[str, float]:
     comp = compare({"a": a, "b": b}, num_samples=n, metrics=("mnist_fd",), bootstrap=bootstrap, seed=seed, device="cpu",
-                   progress=False, permutations=permutations)
+                   progress=False, **TEST)
     r = comp.differences.iloc[0]
     excludes = bool(r["ci_low"] > 0 or r["ci_high"] < 0)
-    return {k: float(r[k]) for k in ("difference", "ci_low", "ci_high", "p_value")} | {"significant": bool(r["significant"]),
-                                                                                      "interval_excludes_0": excludes}
+    return {k: float(r[k]) for k in ("difference", "ci_low", "ci_high", "p_value", "relabellings")} | {
+        "significant": bool(r["significant"]), "interval_excludes_0": excludes}
 
 
 def _summary(name: str, rows: list[dict[str, float]]) -> dict[str, float]:
@@ -66,11 +75,12 @@ def _summary(name: str, rows: list[dict[str, float]]) -> dict[str, float]:
     # The width a 95 % interval needs, from the differences' real spread over the pairs: the ratio is how much
     # wider the bootstrap interval is than it has to be (null rows only: power rows mix pairs of unequal gaps).
     ratio = width / (2 * 1.96 * sd)
+    drawn = float(np.mean([r.get("relabellings", math.nan) for r in rows]))
     print(f"{name:<44} significant {k:>3}/{len(rows)} = {p:.3f} (±{half:.3f}; interval excludes 0: {by_interval:>3})  "
-          f"mean difference {diffs.mean():+.4f}  "
+          f"re-labellings drawn {drawn:.0f}  mean difference {diffs.mean():+.4f}  "
           f"sd over pairs {sd:.4f}  median CI width {width:.4f} ({ratio:.2f}x 3.92 sd)", flush=True)
     return {"significant": k, "interval_excludes_0": by_interval, "pairs": len(rows),
-            "rate": p, "mean_difference": float(diffs.mean()), "sd_difference": sd,
+            "rate": p, "mean_relabellings": drawn, "mean_difference": float(diffs.mean()), "sd_difference": sd,
             "median_ci_width": width, "width_over_needed": ratio}
 
 
@@ -101,6 +111,24 @@ def variance_check(draws: int = 120, boot_draws: int = 25, replicates: int = 100
                   f"{boot_draws}) {np.median(bsd):.4f}  ratio {np.median(bsd) / true:.2f}", flush=True)
 
 
+def timing(n: int, permutations: int, sequential: int, d: int = 128) -> None:
+    """The permutation test's cost at N = ``n`` on random d-dim features: null and clear difference, paired or not."""
+    from ganeval.metrics.fid import FIDReference
+    from ganeval.metrics.permutation import fd_difference_test
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(4 * d, d, generator=g).double()
+    ref = FIDReference(x.mean(0).numpy(), torch.cov(x.T).numpy())
+    a, same, other = (torch.randn(n, d, generator=g) for _ in range(3))
+    for case, b in (("null (same distribution)", same), ("clear difference (x 1.1)", other * 1.1)):
+        for paired in (True, False):
+            for h in dict.fromkeys((0, sequential)):
+                t0 = time.perf_counter()
+                r = fd_difference_test(a, b, ref, paired, permutations, sequential=h)
+                print(f"N={n} d={d} {case:<25} {'paired  ' if paired else 'unpaired'} sequential={h:<3} "
+                      f"{time.perf_counter() - t0:6.2f} s  p={r.p_value:.4g}  {r.describe()}", flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=1000)
@@ -108,17 +136,24 @@ def main() -> None:
     ap.add_argument("--power-pairs", type=int, default=30)
     ap.add_argument("--bootstrap", type=int, default=100)
     ap.add_argument("--noise", type=float, nargs="+", default=[0.02, 0.05, 0.1])
+    ap.add_argument("--permutations", type=int, default=1000, help="compare's --permutations (0: the interval decides)")
+    ap.add_argument("--sequential", type=int, default=10, help="compare's --sequential (0: all re-labellings drawn)")
     ap.add_argument("--json", default=None)
     ap.add_argument("--skip-stored", action="store_true", help="skip the stored-samples null")
     ap.add_argument("--variance", action="store_true", help="only the bootstrap-sd vs sampling-sd check")
+    ap.add_argument("--timing", action="store_true", help="only the permutation test's cost at N = --n")
     args = ap.parse_args()
+    if args.timing:
+        timing(args.n, args.permutations, args.sequential)
+        return
     if args.variance:
         variance_check()
         return
+    TEST.update(permutations=args.permutations, sequential=args.sequential)
     images, _ = load_mnist("train")
     rng = np.random.default_rng(0)
     t0 = time.time()
-    out: dict[str, object] = {"n": args.n, "bootstrap": args.bootstrap}
+    out: dict[str, object] = {"n": args.n, "bootstrap": args.bootstrap, **TEST}
     rows = []
     for _ in range(0 if args.skip_stored else args.pairs):
         idx = rng.permutation(len(images))[: 2 * args.n]

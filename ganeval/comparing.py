@@ -23,25 +23,19 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import torch
-from scipy import stats as sstats
 
+from ganeval.compare_tests import DIFF_METRICS, _arm_replicates, _scored, differences
 from ganeval.distributed import DistContext, from_env
 from ganeval.errors import GanevalError
 from ganeval.evaluate import ScoreResult, score_series
 from ganeval.inputs import SAMPLE_KINDS, Series, Source, resolve_target
 from ganeval.metrics.directions import LABELS
 from ganeval.metrics.interval import bootstrap_interval
-from ganeval.metrics.permutation import MAX_DIM, fd_difference_test
 from ganeval.options import ScoreOptions
 from ganeval.sources.base import HINT_KEYS
 from ganeval.summary import BOOTSTRAP_METHOD, SCHEMA_VERSION, row_dict
 from ganeval.version import __version__
 
-#: Metrics with bootstrap replicates: the ones that get an interval of the difference (all lower-is-better).
-DIFF_METRICS = ("fid", "mnist_fd", "custom_fd")
-#: The extractor whose features each difference metric is computed from.
-EXTRACTOR_OF = {"fid": "inception", "mnist_fd": "mnist", "custom_fd": "custom"}
 #: Per-arm columns shown in ``arms`` (mean over the arm's runs), when computed.
 ARM_COLUMNS = ("fid", "fid_inf", "is_mean", "kid_mean", "precision", "recall", "density", "coverage", "mnist_is",
                "mnist_fd", "mnist_fd_inf", "modes_covered", "class_kl", "mnist_intra_fd", "vendi", "mnist_vendi", "copying_ct",
@@ -145,106 +139,6 @@ def _series(arms: dict[str, list[Any]], hints: dict[str, Any], pick: str | None,
 
 
 # -- statistics -------------------------------------------------------------------------------------------------
-def _scored(df: pd.DataFrame, names: list[str]) -> pd.DataFrame:
-    """The rows of ``names`` that were scored (NaN/Inf samples included: their distance is infinite)."""
-    return df[df["checkpoint"].isin(names) & df["status"].isin(["ok", "nan_samples"])]
-
-
-def _values(df: pd.DataFrame, names: list[str], col: str) -> np.ndarray:
-    rows = _scored(df, names)
-    return pd.to_numeric(rows[col], errors="coerce").to_numpy(dtype=float) if col in rows else np.array([])
-
-
-def _arm_replicates(result: ScoreResult, df: pd.DataFrame, names: list[str], col: str) -> np.ndarray | None:
-    """Replicates of the arm's mean over its scored runs (the same resampled indices in every run)."""
-    reps = [result.replicates.get(n, {}).get(col) for n in _scored(df, names)["checkpoint"]]
-    if not reps or any(r is None for r in reps) or len({len(r) for r in reps}) != 1:
-        return None
-    return np.mean(np.stack(reps), axis=0)
-
-
-def _permutation_p(result: ScoreResult, arm: str, base: str, col: str, paired: bool, permutations: int) -> float | None:
-    """Two-sided permutation p of FD(arm) − FD(base) from the kept features; None where it does not apply."""
-    ex = EXTRACTOR_OF.get(col)
-    fa, fb = result.features.get(arm, {}).get(ex), result.features.get(base, {}).get(ex)
-    if permutations < 1 or fa is None or fb is None or ex not in result.refs or fa.shape != fb.shape or fa.shape[1] > MAX_DIM:
-        return None
-    if not (torch.isfinite(fa).all() and torch.isfinite(fb).all()):
-        return None
-    return fd_difference_test(fa, fb, result.refs[ex], paired, permutations)[1]
-
-
-def _difference(result: ScoreResult, df: pd.DataFrame, arm: list[str], base: list[str], col: str, level: float,
-                paired: bool, permutations: int = 0) -> dict[str, Any]:
-    a, b = _values(df, arm, col), _values(df, base, col)
-    a, b = a[~np.isnan(a)], b[~np.isnan(b)]
-    out: dict[str, Any] = {"runs": len(a), "baseline_runs": len(b)}
-    if not len(a) or not len(b):
-        return {**out, "method": "not computed in both arms"}
-    va, vb = float(a.mean()), float(b.mean())
-    d = va - vb
-    out.update(value=va, baseline_value=vb, difference=d, relative=d / abs(vb) if vb and math.isfinite(vb) else math.nan)
-    if not (math.isfinite(va) and math.isfinite(vb)):
-        out.update(method="non-finite (samples with NaN/Inf)", significant=math.isfinite(va) != math.isfinite(vb))
-        return out
-    if len(a) >= 2 and len(b) >= 2:
-        res = sstats.ttest_ind(a, b, equal_var=False)
-        lo, hi = res.confidence_interval(level)
-        out.update(ci_low=float(lo), ci_high=float(hi), p_value=float(res.pvalue), method="Welch t-interval over runs")
-    else:
-        ra, rb = _arm_replicates(result, df, arm, col), _arm_replicates(result, df, base, col)
-        if ra is None or rb is None:
-            return {**out, "method": "no bootstrap replicates (--bootstrap 0)", "significant": False}
-        lo, hi = bootstrap_interval(d, ra - rb, level)
-        how = "paired bootstrap over samples" if paired else "bootstrap over samples (independent resamples)"
-        if max(len(a), len(b)) >= 2:
-            how += "; run-to-run variation not included (one arm has a single run)"
-        out.update(ci_low=lo, ci_high=hi, method=how)
-        p = _permutation_p(result, arm[0], base[0], col, paired, permutations) if len(arm) == len(base) == 1 else None
-        if p is not None:  # the decision: a permutation test is properly sized where the interval is conservative
-            out.update(p_value=p, significant=p < 1 - level,
-                       method=f"{how}; verdict by a {'paired ' if paired else ''}permutation test ({permutations})")
-            return out
-    lo, hi = out["ci_low"], out["ci_high"]
-    out["significant"] = bool(math.isfinite(lo) and math.isfinite(hi) and (lo > 0 or hi < 0))
-    return out
-
-
-def _verdict_word(row: dict[str, Any]) -> str:
-    if row["method"].startswith("no bootstrap replicates"):
-        return "not tested"
-    if not row.get("significant"):
-        return "no detectable difference"
-    return "better" if row["difference"] < 0 else "worse"  # DIFF_METRICS are distances
-
-
-def differences(result: ScoreResult, members: dict[str, list[str]], baseline: str, level: float,
-                permutations: int = 0) -> pd.DataFrame:
-    """One row per (arm ≠ baseline, metric in ``DIFF_METRICS`` computed in both): difference, interval, verdict
-    (single runs with kept features of at most ``MAX_DIM`` dimensions: decided by ``permutations`` re-labellings)."""
-    df = result.table
-    rows = []
-    for arm, names in members.items():
-        if arm == baseline:
-            continue
-        for col in DIFF_METRICS:
-            if col not in df or df[col].isna().all():
-                continue
-            paired = bool(df.loc[df["checkpoint"].isin(names + members[baseline]), "paired"].all()) if "paired" in df else True
-            row = {"arm": arm, "baseline": baseline, "metric": col, "level": level,
-                   **_difference(result, df, names, members[baseline], col, level, paired, permutations)}
-            if "difference" in row:
-                row["verdict"] = _verdict_word(row)
-            rows.append(row)
-    cols = ["arm", "baseline", "metric", "value", "baseline_value", "difference", "relative", "ci_low", "ci_high", "level",
-            "significant", "verdict", "p_value", "runs", "baseline_runs", "method"]
-    out = pd.DataFrame(rows)
-    for c in cols:
-        if c not in out:
-            out[c] = np.nan
-    return out[cols]
-
-
 def arm_table(df: pd.DataFrame, result: ScoreResult, members: dict[str, list[str]], level: float) -> pd.DataFrame:
     """Per arm: runs scored, the mean of each metric over its runs (``_sd`` across runs when ≥ 2), FD intervals,
     and whether any run is flagged for mode collapse (beyond noise) or data copying."""
@@ -305,7 +199,7 @@ def compare(arms: Mapping[str, Any] | Sequence[Any], *, baseline: str | None = N
             out: str | os.PathLike[str] | None = None, write_report: bool = False, z_dim: int | None = None,
             z_type: str | None = None, output_range: str | None = None, distributed: bool | None = None,
             generator: Any = None, generator_kwargs: Any = None, state_key: str | None = None,
-            permutations: int = 1000, **options: Any) -> Comparison:
+            permutations: int = 1000, sequential: int = 10, **options: Any) -> Comparison:
     """Score every arm's runs in one pass and compare each arm with ``baseline`` (default: the first arm).
 
     ``arms``: ``{"name": target or [targets]}`` or a list of targets (one arm each). A target is anything
@@ -315,7 +209,8 @@ def compare(arms: Mapping[str, Any] | Sequence[Any], *, baseline: str | None = N
     compared on a fresh latent set (seed + 1): the set they won on favours them. ``options`` are ``score``'s
     (``generator``/``generator_kwargs``/``state_key`` for weight files of your own generator class, as there);
     Inception metrics run on every compared run. One run against one: the verdict on MNIST FD (and ``custom_fd`` up
-    to 512 dimensions) comes from a permutation test with ``permutations`` re-labellings (0: from the interval).
+    to 512 dimensions) comes from a permutation test with up to ``permutations`` re-labellings (0: from the interval),
+    stopped at the ``sequential``-th as extreme as the observed (Besag–Clifford; 0: all drawn).
     With ``write_report`` (or ``out``) the tables, ``compare.json`` and ``compare.html`` are written to ``out``
     (default: the runs' common folder + ``/compare``), by rank 0 only under torchrun (``distributed``, as ``score``).
     """
@@ -329,6 +224,8 @@ def compare(arms: Mapping[str, Any] | Sequence[Any], *, baseline: str | None = N
         raise GanevalError(f"--pick must be best or last, not {pick!r}")
     if isinstance(permutations, bool) or not isinstance(permutations, int) or permutations < 0:
         raise GanevalError(f"--permutations must be an integer ≥ 0 (got {permutations!r})")
+    if isinstance(sequential, bool) or not isinstance(sequential, int) or sequential < 0:
+        raise GanevalError(f"--sequential must be an integer ≥ 0 (got {sequential!r})")
     select = ScoreOptions.from_kwargs(**options)
     options.setdefault("inception_all", True)
     options["keep_features"] = permutations > 0
@@ -351,7 +248,7 @@ def compare(arms: Mapping[str, Any] | Sequence[Any], *, baseline: str | None = N
     df["paired"] = [kinds[name] not in SAMPLE_KINDS for name in df["checkpoint"]]
     df = df.drop(columns=[c for c in ("rank", "is_best") if c in df])
     result.table = df
-    diffs = differences(result, members, base, opts.ci, permutations)
+    diffs = differences(result, members, base, opts.ci, permutations, sequential)
     arm_df = arm_table(df, result, members, opts.ci)
     primary = next((m for m in DIFF_METRICS if m in df and df[m].notna().any()), "mnist_fd")
     notes += result.summary.get("notes", [])
@@ -377,6 +274,7 @@ def compare(arms: Mapping[str, Any] | Sequence[Any], *, baseline: str | None = N
         "n_samples": opts.num_samples, "seed": opts.seed, "pick": pick, "selection_seed": select.seed if curves else None,
         "reference": opts.reference, "precision": opts.precision,
         "bootstrap": {"replicates": opts.bootstrap, "level": opts.ci, "method": BOOTSTRAP_METHOD},
+        "permutation_test": {"permutations": permutations, "sequential": sequential},
         "provenance": result.summary.get("provenance", {}), "options": opts.as_dict(), "notes": notes,
         "n_errors": len(errors), "seconds": round(time.time() - t0, 1),
         "rows": [row_dict(r) for _, r in df.iterrows()],

@@ -42,6 +42,8 @@ class EarlyStopper:
     device: str = "auto"
     #: Re-labellings of the permutation test that decides "worse" (``compare``; 0: the bootstrap interval decides).
     permutations: int = 200
+    #: Stop that test at the h-th re-labelling as extreme (Besag–Clifford): "no difference" is known in ~h / p draws.
+    sequential: int = 10
     best: Path | None = None
     best_value: float = math.inf
     worse_in_a_row: int = 0
@@ -67,14 +69,15 @@ class EarlyStopper:
             row.update(value=value, best=str(ckpt), verdict="first")
             self.best, self.best_value = ckpt, value
         else:
-            comp = compare({"best": self.best, "new": ckpt}, permutations=self.permutations, **self._options())
+            comp = compare({"best": self.best, "new": ckpt}, permutations=self.permutations, sequential=self.sequential,
+                           **self._options())
             if comp.failed:
                 raise TrainError(f"{ckpt}: could not be scored for early stopping: {comp.members['error'].dropna().iloc[0]}")
             d = comp.differences.set_index("metric").loc[self.metric]
             value = float(d["value"])
             row.update(value=value, best_value=float(d["baseline_value"]), difference=float(d["difference"]),
                        relative=float(d["relative"]), ci_low=float(d["ci_low"]), ci_high=float(d["ci_high"]),
-                       verdict=str(d["verdict"]))
+                       verdict=str(d["verdict"]), p_value=float(d["p_value"]), relabellings=float(d["relabellings"]))
             if value < float(d["baseline_value"]):
                 self.best, self.best_value, self.worse_in_a_row = ckpt, value, 0
             elif d["verdict"] == "worse" and float(d["relative"]) > self.threshold:
@@ -91,7 +94,8 @@ class EarlyStopper:
     def _confirmed(self, ckpt: Path, row: dict[str, Any]) -> bool:
         """Before stopping, the same comparison on fresh latents (seed 1): the best was chosen on seed 0, which
         favours it (the winner's curse), so a stop must hold where it was not chosen."""
-        comp = compare({"best": self.best, "new": ckpt}, permutations=self.permutations, **self._options(seed=1))
+        comp = compare({"best": self.best, "new": ckpt}, permutations=self.permutations, sequential=self.sequential,
+                       **self._options(seed=1))
         d = comp.differences.set_index("metric").loc[self.metric]
         ok = not comp.failed and d["verdict"] == "worse" and float(d["relative"]) > self.threshold
         row.update(confirm_difference=float(d["difference"]), confirm_ci_low=float(d["ci_low"]),
@@ -105,7 +109,8 @@ class EarlyStopper:
     def summary(self, stopped: bool, iteration: int) -> dict[str, Any]:
         """What ``early_stop.json`` holds: the rule, whether and where training stopped, the best checkpoint, the history."""
         return {"metric": self.metric, "patience": self.patience, "threshold": self.threshold,
-                "num_samples": self.num_samples, "bootstrap": self.bootstrap, "stopped": stopped, "iteration": iteration,
+                "num_samples": self.num_samples, "bootstrap": self.bootstrap, "permutations": self.permutations,
+                "sequential": self.sequential, "stopped": stopped, "iteration": iteration,
                 "best": str(self.best) if self.best else None, "best_value": self.best_value,
                 "history": json.loads(pd.DataFrame(self.history).to_json(orient="records"))}
 

@@ -141,7 +141,8 @@ def model_baseline_criterion(row: dict[str, Any], summary: dict[str, Any], basel
     extra = {"baseline": json_num(bv), "baseline_model": str(baseline), "difference": json_num(diff),
              "difference_ci": [lo, hi] if has_ci else None, "regression_pct": json_num(pct),
              "max_regression_pct": max_regression, "meaningful": bool(meaningful),
-             "p_value": p, "test": PERMUTATION_TEST if p is not None else TEST if has_ci
+             "p_value": p, "relabellings": int(d["relabellings"]) if p is not None else None,
+             "test": PERMUTATION_TEST if p is not None else TEST if has_ci
              else "point estimates (no bootstrap replicates)"}
     cand = comp.members.set_index("arm").loc["candidate"]
     ci = (float(cand[f"{metric}_ci_low"]), float(cand[f"{metric}_ci_high"]))

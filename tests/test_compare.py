@@ -41,8 +41,8 @@ def test_worse_models_are_found_worse_with_intervals(runs: dict[str, Path], tmp_
     for arm in ("noisy", "two"):
         r = d.loc[arm]
         assert r["verdict"] == "worse" and r["significant"] and 0 < r["ci_low"] <= r["difference"] <= r["ci_high"]
-        assert r["method"] == "paired bootstrap over samples; verdict by a paired permutation test (1000)"
-        assert r["p_value"] == pytest.approx(1 / 1001)
+        assert r["method"] == "paired bootstrap over samples; verdict by a paired permutation test (1000 of 1000 re-labellings)"
+        assert r["p_value"] == pytest.approx(1 / 1001) and r["relabellings"] == 1000  # none as extreme: all drawn
     assert comp.arms.set_index("arm").loc["two", "mode_collapse_sure"]
     assert "two is worse" in comp.summary["verdict"] and "Flagged for mode collapse beyond noise: noisy, two" in comp.summary["verdict"]
     files = {p.name for p in (tmp_path / "out").iterdir()}
@@ -75,6 +75,10 @@ def test_same_model_twice_is_no_difference(runs: dict[str, Path]) -> None:
     r = comp.differences.iloc[0]
     assert r["difference"] == 0 and r["ci_low"] == 0 == r["ci_high"] and not r["significant"]
     assert r["verdict"] == "no detectable difference" and "no difference detectable at N = 400" in comp.summary["verdict"]
+    # every re-labelling of identical sets is as extreme as 0: the sequential test stops at the 10th, p = 10 / 10
+    assert r["p_value"] == 1 and r["relabellings"] == 10
+    assert r["method"].endswith("permutation test (10 of 1000 re-labellings, stopped at 10 as extreme)")
+    assert comp.summary["permutation_test"] == {"permutations": 1000, "sequential": 10}
 
 
 def test_unseen_real_digits_are_not_told_apart(tmp_path: Path) -> None:
@@ -85,8 +89,9 @@ def test_unseen_real_digits_are_not_told_apart(tmp_path: Path) -> None:
     comp = compare([tmp_path / "a.npz", tmp_path / "b.npz"], **{**FAST, "num_samples": 1200})
     r = comp.differences.iloc[0]
     assert not r["significant"] and r["ci_low"] < 0 < r["ci_high"]
-    assert r["method"] == "bootstrap over samples (independent resamples); verdict by a permutation test (1000)"
-    assert r["p_value"] > 0.05
+    assert r["method"] == ("bootstrap over samples (independent resamples); verdict by a permutation test "
+                           f"({r['relabellings']} of 1000 re-labellings, stopped at 10 as extreme)")
+    assert r["p_value"] > 0.05 and r["p_value"] == 10 / r["relabellings"] and r["relabellings"] < 1000
 
 
 def test_several_runs_per_arm_use_welch_over_runs(runs: dict[str, Path]) -> None:
@@ -132,6 +137,18 @@ def test_cli_positional_and_json(runs: dict[str, Path], tmp_path: Path, cli) -> 
     data = json.loads(out)
     assert [a["arm"] for a in data["arms"]] == ["good/ckpt_0001000", "noisy/ckpt_0001000"]
     assert data["differences"][0]["verdict"] == "worse"
+
+
+def test_cli_sequential_says_how_many_relabellings_were_drawn(runs: dict[str, Path], tmp_path: Path, cli) -> None:
+    for h, drawn in (("4", 4), ("0", 1000)):  # one model against itself: every re-labelling is as extreme
+        code, out, err = cli("compare", "--arm", "a", runs["good"], "--arm", "b", runs["good"], "--metrics", "mnist_fd",
+                             "--num-samples", 300, "--bootstrap", 30, "--device", "cpu", "--sequential", h,
+                             "--out", tmp_path / h, "--json")
+        assert code == 0, err
+        row = json.loads(out)["differences"][0]
+        assert row["relabellings"] == drawn and row["p_value"] == 1
+        assert f"({drawn} of 1000 re-labellings" in row["method"] and ("stopped at 4" in row["method"]) == (h == "4")
+        assert pd.read_csv(tmp_path / h / "differences.csv")["relabellings"].tolist() == [drawn]
 
 
 @pytest.mark.parametrize(("argv", "problem"), [
@@ -199,7 +216,7 @@ def test_permutation_p_equals_the_test_on_the_same_features_and_can_be_turned_of
 
     comp = compare({"good": runs["good"], "noisy": runs["noisy"]}, **FAST, permutations=99)
     r = comp.differences.iloc[0]
-    assert r["method"].endswith("verdict by a paired permutation test (99)")
+    assert r["method"].endswith("verdict by a paired permutation test (99 of 99 re-labellings)")
     # the same features scored alone, tested by hand: the same p
     fa = ganeval_features(runs["noisy"])
     fb = ganeval_features(runs["good"])
@@ -207,12 +224,20 @@ def test_permutation_p_equals_the_test_on_the_same_features_and_can_be_turned_of
     from ganeval.stats import SHIPPED_DIR, load_stats
 
     st = load_stats(SHIPPED_DIR / "mnist-train_mnist.npz")
-    t, p = fd_difference_test(fa, fb, FIDReference(st.mu, st.sigma), paired=True, permutations=99)
-    assert r["p_value"] == p and t == pytest.approx(r["difference"], rel=1e-6)
+    ref = FIDReference(st.mu, st.sigma)
+    test = fd_difference_test(fa, fb, ref, paired=True, permutations=99)
+    assert r["p_value"] == test.p_value and test.difference == pytest.approx(r["difference"], rel=1e-6)
+    # the same pair against itself stops early; in compare as by hand, and sequential=0 draws all 99
+    for h, drawn in ((3, 3), (0, 99)):
+        same = compare({"a": runs["noisy"], "b": runs["noisy"]}, **FAST, permutations=99, sequential=h).differences.iloc[0]
+        by_hand = fd_difference_test(fa, fa.clone(), ref, paired=True, permutations=99, sequential=h)
+        assert same["relabellings"] == by_hand.drawn == drawn and same["p_value"] == by_hand.p_value == 1
     off = compare({"good": runs["good"], "noisy": runs["noisy"]}, **FAST, permutations=0).differences.iloc[0]
     assert off["method"] == "paired bootstrap over samples" and pd.isna(off["p_value"])
     with pytest.raises(GanevalError, match="--permutations"):
         compare({"good": runs["good"], "noisy": runs["noisy"]}, **FAST, permutations=-1)
+    with pytest.raises(GanevalError, match="--sequential"):
+        compare({"good": runs["good"], "noisy": runs["noisy"]}, **FAST, sequential=-1)
 
 
 def ganeval_features(ckpt: Path) -> torch.Tensor:

@@ -35,6 +35,7 @@ def test_small_real_regression_fails_on_the_paired_test_only(models: dict[str, P
     crit = json.loads(out)["criteria"][0]
     assert crit["name"] == "max_regression" and not crit["passed"] and crit["meaningful"]
     assert crit["test"].startswith("paired permutation test of the difference") and crit["p_value"] < 0.05
+    assert crit["relabellings"] == 1000  # sequential stop (default 10): no re-labelling as extreme, so all drawn
     lo, hi = crit["difference_ci"]
     assert 0 < lo <= crit["difference"] <= hi and crit["regression_pct"] > 10
     assert "re-scored together, N = 400" in crit["message"] and "permutation test p = " in crit["message"]

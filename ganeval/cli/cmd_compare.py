@@ -29,6 +29,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--permutations", type=int, default=1000, metavar="P",
                    help="one run against one: decide MNIST FD / custom_fd differences by a permutation test with P "
                         "re-labellings (default 1000; 0: by the bootstrap interval)")
+    p.add_argument("--sequential", type=int, default=10, metavar="H",
+                   help="stop the permutation test at the H-th re-labelling as extreme as the observed difference, "
+                        "p = H / drawn (Besag–Clifford; a clearly large p costs ~H/p re-labellings, not P); 0: draw all P")
     add_score_options(p)
     p.add_argument("--out", type=Path, default=None, help="report folder (default: the runs' common folder/compare)")
     p.add_argument("--json", action="store_true", help="print compare.json on stdout")
@@ -57,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
     extra = opts.pop("extra")
     opts["inception_all"] = True
     comp = compare(_arms(args), baseline=args.baseline, pick=args.pick, out=args.out, write_report=True,
-                   permutations=args.permutations,
+                   permutations=args.permutations, sequential=args.sequential,
                    distributed=args.distributed, **extra, **opts)
     report = comp.summary.get("report")
     if report is None:  # a torchrun rank other than 0: rank 0 prints and writes

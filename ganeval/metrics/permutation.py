@@ -8,15 +8,51 @@ samples into two sets (stored samples), leaves the joint distribution unchanged,
 compared with the differences of ``permutations`` such re-labellings. Two-sided p = (1 + #{|T*| ≥ |T|}) / (1 + P).
 Each re-labelling costs one weighted Gram matrix and one symmetric eigenvalue problem per set, so it is offered
 for features up to :data:`MAX_DIM` wide (MNIST 128-d, small custom networks), not for Inception's 2048 on a CPU.
+
+Sequential stopping (Besag & Clifford 1991, Biometrika 78:301): re-labellings are judged one by one in draw order,
+and the test stops at the ``sequential``-th (h-th) one at least as extreme as the observed; then p = h / l, l the
+number drawn. A large p (no difference: the usual answer in early stopping) is thus known after about h / p
+re-labellings instead of P. Reaching the P-th with g < h gives (g + 1) / (P + 1), the full test's p. Both are valid
+p-values. Re-labellings come from one seeded stream in draw order, whatever the batch sizes, so a test that does not
+stop early draws exactly the full test's re-labellings.
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
 
 import torch
 
 from ganeval.metrics.fid import FIDReference
 
 MAX_DIM = 512
+
+
+@dataclass(frozen=True)
+class PermutationResult:
+    """The observed FD(A) − FD(B), its two-sided p-value, and how many re-labellings it took."""
+
+    difference: float
+    p_value: float
+    #: Re-labellings drawn (``permutations`` unless it stopped early).
+    drawn: int
+    #: Of those, at least as extreme as the observed difference.
+    extreme: int
+    #: The most allowed (P).
+    permutations: int
+    #: h: stop at the h-th extreme re-labelling (0: draw all P).
+    sequential: int
+
+    @property
+    def stopped(self) -> bool:
+        """Whether it stopped at the h-th extreme re-labelling (p = h / drawn) rather than after the P-th."""
+        return 0 < self.sequential <= self.extreme
+
+    def describe(self) -> str:
+        """E.g. "37 of 1000 re-labellings, stopped at 10 as extreme" (the ``method`` text of ``compare``)."""
+        return f"{self.drawn} of {self.permutations} re-labellings" + (
+            f", stopped at {self.sequential} as extreme" if self.stopped else "")
 
 
 def _fd_batch(s: torch.Tensor, q: torch.Tensor, n: int, mu_r: torch.Tensor, f: torch.Tensor, tr_r: float) -> torch.Tensor:
@@ -30,9 +66,18 @@ def _fd_batch(s: torch.Tensor, q: torch.Tensor, n: int, mu_r: torch.Tensor, f: t
     return (diff * diff).sum(1) + cov.diagonal(dim1=1, dim2=2).sum(1) + tr_r - 2 * root
 
 
-def fd_difference_test(a: torch.Tensor, b: torch.Tensor, ref: FIDReference, paired: bool, permutations: int = 1000,
-                       seed: int = 0, memory: float = 2.5e8) -> tuple[float, float]:
-    """(FD(A) − FD(B), two-sided permutation p-value); ``paired``: row i of A and of B share a latent."""
+def _chunks(total: int, first: int, cap: int) -> Iterator[int]:
+    """Batch sizes summing to ``total``: ``first``, then doubling up to ``cap`` (a cheap first look for early stops)."""
+    size = max(1, min(first, cap))
+    while total > 0:
+        yield min(size, total)
+        total -= size
+        size = min(2 * size, cap)
+
+
+def _relabelled(a: torch.Tensor, b: torch.Tensor, ref: FIDReference, paired: bool, permutations: int, seed: int,
+                memory: float, first: int) -> tuple[float, Iterator[torch.Tensor]]:
+    """The observed FD(A) − FD(B) and a lazy stream of the re-labelled statistics, batch by batch in draw order."""
     if len(a) != len(b) or a.ndim != 2 or a.shape != b.shape:
         raise ValueError(f"two feature sets of one shape expected, got {tuple(a.shape)} and {tuple(b.shape)}")
     n = len(a)
@@ -40,23 +85,51 @@ def fd_difference_test(a: torch.Tensor, b: torch.Tensor, ref: FIDReference, pair
     mu_r = torch.from_numpy(ref.mu)
     f = torch.from_numpy(ref.factor).double()
     tot_s, tot_q = z.sum(0), z.T @ z
-    chunk = max(1, int(memory // (8 * z.shape[1] * 2 * n)))  # re-labellings per batch: (chunk, d, 2n) float64
+    cap = max(1, int(memory // (8 * z.shape[1] * 2 * n)))  # re-labellings per batch: (chunk, d, 2n) float64
+
     def stat(m: torch.Tensor) -> torch.Tensor:  # m: (P, 2n) membership of set A'
         s = m @ z
         q = (z.T[None] * m[:, None, :]) @ z
-        fa = _fd_batch(s, q, n, mu_r, f, ref.trace)
-        fb = _fd_batch(tot_s - s, tot_q - q, n, mu_r, f, ref.trace)
-        return fa - fb
+        return _fd_batch(s, q, n, mu_r, f, ref.trace) - _fd_batch(tot_s - s, tot_q - q, n, mu_r, f, ref.trace)
 
-    observed = float(stat(torch.cat([torch.ones(1, n), torch.zeros(1, n)], 1).double())[0])
     gen = torch.Generator().manual_seed(seed)
-    exceed = 0
-    for start in range(0, permutations, chunk):
-        p = min(chunk, permutations - start)
+
+    def draw(p: int) -> torch.Tensor:  # CPU draws are serial: p rows at once == p draws of one row (tested)
         if paired:
             swap = torch.randint(0, 2, (p, n), generator=gen).double()
-            m = torch.cat([1 - swap, swap], 1)
-        else:
-            m = (torch.rand(p, 2 * n, generator=gen).argsort(1) < n).double()
-        exceed += int((stat(m).abs() >= abs(observed) * (1 - 1e-12)).sum())
-    return observed, (1 + exceed) / (1 + permutations)
+            return torch.cat([1 - swap, swap], 1)
+        return (torch.rand(p, 2 * n, generator=gen).argsort(1) < n).double()
+
+    za, zb = z[:n], z[n:]  # each set's own sums: identical sets give exactly 0
+    fd = _fd_batch(torch.stack([za.sum(0), zb.sum(0)]), torch.stack([za.T @ za, zb.T @ zb]), n, mu_r, f, ref.trace)
+    observed = float(fd[0] - fd[1])
+    return observed, (stat(draw(k)) for k in _chunks(permutations, first, cap))
+
+
+def _relabelled_statistics(a: torch.Tensor, b: torch.Tensor, ref: FIDReference, paired: bool, permutations: int = 1000,
+                           seed: int = 0, memory: float = 2.5e8, first: int = 1) -> tuple[float, torch.Tensor]:
+    """The observed statistic and all ``permutations`` re-labelled ones in draw order (for tests and diagnostics)."""
+    observed, stream = _relabelled(a, b, ref, paired, permutations, seed, memory, first)
+    return observed, torch.cat(list(stream)) if permutations > 0 else torch.zeros(0, dtype=torch.float64)
+
+
+def fd_difference_test(a: torch.Tensor, b: torch.Tensor, ref: FIDReference, paired: bool, permutations: int = 1000,
+                       seed: int = 0, memory: float = 2.5e8, sequential: int = 10) -> PermutationResult:
+    """FD(A) − FD(B) and its two-sided permutation p-value; ``paired``: row i of A and of B share a latent.
+
+    ``sequential`` = h > 0 stops at the h-th re-labelling at least as extreme as the observed (Besag–Clifford:
+    p = h / drawn), so a clearly large p costs about h / p re-labellings instead of ``permutations``; 0 draws all.
+    """
+    if sequential < 0 or permutations < 0:
+        raise ValueError(f"permutations and sequential must be ≥ 0 (got {permutations}, {sequential})")
+    first = sequential if sequential else permutations  # an early stop needs ≥ h draws: look at h first, then double
+    observed, stream = _relabelled(a, b, ref, paired, permutations, seed, memory, first)
+    limit = abs(observed) * (1 - 1e-12)
+    drawn = extreme = 0
+    for t in stream:
+        hits = (t.abs() >= limit).long().cumsum(0)
+        if sequential and extreme + int(hits[-1]) >= sequential:  # the h-th extreme one is in this batch: stop there
+            drawn += int(torch.searchsorted(hits, sequential - extreme)) + 1
+            return PermutationResult(observed, sequential / drawn, drawn, sequential, permutations, sequential)
+        drawn, extreme = drawn + len(t), extreme + int(hits[-1])
+    return PermutationResult(observed, (1 + extreme) / (1 + permutations), drawn, extreme, permutations, sequential)
