@@ -21,14 +21,18 @@ LIMITS: dict[str, tuple[str, str]] = {
     "min_mnist_is": ("mnist_is", "min"), "min_modes": ("modes_covered", "min"), "max_mnist_fd": ("mnist_fd", "max"),
     "min_coverage": ("coverage", "min"), "min_copying_ct": ("copying_ct", "min"),
     "min_inception_copying_ct": ("inception_copying_ct", "min"), "max_custom_fd": ("custom_fd", "max"),
+    "min_precision": ("precision", "min"), "min_recall": ("recall", "min"), "max_mnist_kid": ("mnist_kid_mean", "max"),
+    "min_mnist_precision": ("mnist_precision", "min"), "min_mnist_recall": ("mnist_recall", "min"),
+    "min_mnist_coverage": ("mnist_coverage", "min"),
 }
 #: report column → the registered metric (``--metrics`` name) that computes it.
 METRIC_OF = {"fid": "fid", "is_mean": "is", "kid_mean": "kid", "mnist_is": "mnist_is", "modes_covered": "modes",
              "mnist_fd": "mnist_fd", "precision": "prc", "recall": "prc",
              "density": "dc", "coverage": "dc", "copying_ct": "copying",
-             "inception_copying_ct": "inception_copying", "custom_fd": "custom_fd"}
+             "inception_copying_ct": "inception_copying", "custom_fd": "custom_fd", "mnist_kid_mean": "mnist_kid",
+             "mnist_precision": "mnist_prc", "mnist_recall": "mnist_prc", "mnist_coverage": "mnist_dc"}
 INCEPTION_COLUMNS = {"fid", "is_mean", "kid_mean", "precision", "recall", "density", "coverage", "inception_copying_ct"}
-STD_COLUMN = {"is_mean": "is_std", "kid_mean": "kid_std", "mnist_is": "mnist_is_std"}
+STD_COLUMN = {"is_mean": "is_std", "kid_mean": "kid_std", "mnist_is": "mnist_is_std", "mnist_kid_mean": "mnist_kid_std"}
 
 
 def _flag(name: str) -> str:
@@ -298,7 +302,9 @@ def gate(target: str | os.PathLike[str], *, max_fid: float | None = None, min_is
          max_kid: float | None = None, min_mnist_is: float | None = None, min_modes: int | None = None,
          max_mnist_fd: float | None = None, min_coverage: float | None = None, min_copying_ct: float | None = None,
          min_inception_copying_ct: float | None = None, max_custom_fd: float | None = None,
-         baseline: str | os.PathLike[str] | None = None,
+         min_precision: float | None = None, min_recall: float | None = None, max_mnist_kid: float | None = None,
+         min_mnist_precision: float | None = None, min_mnist_recall: float | None = None,
+         min_mnist_coverage: float | None = None, baseline: str | os.PathLike[str] | None = None,
          max_regression: float | None = None, checkpoint: str = "last", out: str | os.PathLike[str] | None = None,
          **score_options: Any) -> GateResult:
     """Judge one checkpoint of ``target`` (a checkpoint, checkpoint folder, report folder or ``summary.json``).
@@ -312,7 +318,9 @@ def gate(target: str | os.PathLike[str], *, max_fid: float | None = None, min_is
     given = {"max_fid": max_fid, "min_is": min_is, "max_kid": max_kid, "min_mnist_is": min_mnist_is,
              "min_modes": min_modes, "max_mnist_fd": max_mnist_fd, "min_coverage": min_coverage,
              "min_copying_ct": min_copying_ct, "min_inception_copying_ct": min_inception_copying_ct,
-             "max_custom_fd": max_custom_fd}
+             "max_custom_fd": max_custom_fd, "min_precision": min_precision, "min_recall": min_recall,
+             "max_mnist_kid": max_mnist_kid, "min_mnist_precision": min_mnist_precision, "min_mnist_recall": min_mnist_recall,
+             "min_mnist_coverage": min_mnist_coverage}
     limits = {k: float(v) for k, v in given.items() if v is not None}
     if not limits and baseline is None:
         raise GanevalError("no criteria: give at least one of " + ", ".join(map(_flag, LIMITS)) + " or --baseline")

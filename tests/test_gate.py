@@ -407,3 +407,34 @@ def test_end_to_end_scores_a_tiny_checkpoint(tmp_path: Path, cli: Any, monkeypat
     code, out, err = cli(*args, "--min-mnist-is", "11", "--json")
     assert code == 1, out + err
     assert json.loads(out)["criteria"][0]["name"] == "min_mnist_is"
+
+
+def test_precision_recall_limits_in_both_feature_spaces(tmp_path: Path, cli: Any) -> None:
+    row = make_row(1, precision=0.71, recall=0.52, mnist_precision=0.9, mnist_recall=0.4, mnist_coverage=0.35,
+                   mnist_kid_mean=0.004, mnist_kid_std=0.001)
+    rep = write_report(tmp_path / "r", make_summary([row]))
+    assert gate(rep, min_precision=0.7, min_recall=0.5, min_mnist_precision=0.85, max_mnist_kid=0.005).passed
+    code, out, _ = cli("gate", rep, "--min-mnist-recall", "0.5", "--min-mnist-coverage", "0.3", "--min-recall", "0.6")
+    assert code == 1 and "mnist_recall = 0.4 is below the minimum 0.5 (--min-mnist-recall)" in out
+    assert "recall = 0.52 is below the minimum 0.6 (--min-recall)" in out
+    code, _, err = cli("gate", tmp_path / "r", "--max-mnist-kid", "0.001")
+    assert code == 1
+    old = write_report(tmp_path / "old", make_summary([make_row(1)]))  # no MNIST kNN columns
+    code, _, err = cli("gate", old, "--min-mnist-precision", "0.5")
+    assert code == 2 and "mnist_precision was not computed" in err
+
+
+def test_mnist_knn_limits_score_what_they_need(tmp_path: Path, cli: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from synthetic import write_bank_checkpoint
+
+    monkeypatch.setenv("GANEVAL_CACHE_DIR", str(tmp_path / "cache"))
+    write_bank_checkpoint(tmp_path / "run", 1000, digits=(3,))  # one digit: realistic, not diverse
+    args = ("gate", tmp_path / "run", "--num-samples", "300", "--bootstrap", "0", "--device", "cpu", "--no-progress")
+    code, _, err = cli(*args, "--min-mnist-coverage", "0.5", "--metrics", "mnist_fd", "mnist_prc")
+    assert code == 2 and "'mnist_dc' metric" in err
+    code, out, err = cli(*args, "--metrics", "mnist_fd", "mnist_prc", "mnist_dc", "--min-mnist-precision", "0.5",
+                         "--min-mnist-coverage", "0.5")
+    assert code == 1, err
+    lines = out.splitlines()
+    assert any("mnist_precision" in line and "PASS" in line.upper() for line in lines), out
+    assert any("mnist_coverage" in line and "below the minimum 0.5" in line for line in lines), out

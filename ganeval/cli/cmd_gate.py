@@ -22,7 +22,8 @@ if TYPE_CHECKING:
 
 SUITE = "ganeval-gate"
 CRITERIA = ("max_fid", "min_is", "max_kid", "min_mnist_is", "min_modes", "max_mnist_fd", "min_coverage", "min_copying_ct",
-            "min_inception_copying_ct", "max_custom_fd")
+            "min_inception_copying_ct", "max_custom_fd", "min_precision", "min_recall", "max_mnist_kid", "min_mnist_precision",
+            "min_mnist_recall", "min_mnist_coverage")
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -43,6 +44,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--min-modes", type=int, metavar="M", help="fail if fewer than M digit classes are covered")
     c.add_argument("--max-mnist-fd", type=float, metavar="V", help="fail if the MNIST Fréchet distance > V")
     c.add_argument("--min-coverage", type=float, metavar="C", help="fail if coverage (Inception features, k=5) < C")
+    c.add_argument("--min-precision", type=float, metavar="P", help="fail if precision (Inception features, k=3) < P")
+    c.add_argument("--min-recall", type=float, metavar="R", help="fail if recall (Inception features, k=3) < R")
+    c.add_argument("--max-mnist-kid", type=float, metavar="Z", help="fail if KID in MNIST-classifier features > Z")
+    c.add_argument("--min-mnist-precision", type=float, metavar="P", help="fail if precision (MNIST-classifier features) < P")
+    c.add_argument("--min-mnist-recall", type=float, metavar="R", help="fail if recall (MNIST-classifier features) < R")
+    c.add_argument("--min-mnist-coverage", type=float, metavar="C", help="fail if coverage (MNIST-classifier features) < C")
     c.add_argument("--min-copying-ct", type=float, metavar="T",
                    help="fail if the data-copying statistic C_T < T (e.g. -3: samples memorise training images)")
     c.add_argument("--min-inception-copying-ct", type=float, metavar="T", help="the same in Inception features")
