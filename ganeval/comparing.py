@@ -262,6 +262,9 @@ def compare(arms: Mapping[str, Any] | Sequence[Any], *, baseline: str | None = N
                      "(training seeds); give several runs per arm for a Welch interval over runs")
     errors = df[df["status"] == "error"]
     lines = verdict_lines(diffs, arm_df, primary, opts.num_samples)
+    floor = result.summary.get("real_floor")
+    if floor and isinstance(value := floor["values"].get(primary), float):
+        lines.append(f"Real held-out images score {primary} {value:.3g} at this N (the floor; not an arm).")
     summary = {
         "schema": SCHEMA_VERSION, "kind": "compare", "ganeval_version": __version__,
         "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -276,7 +279,7 @@ def compare(arms: Mapping[str, Any] | Sequence[Any], *, baseline: str | None = N
         "bootstrap": {"replicates": opts.bootstrap, "level": opts.ci, "method": BOOTSTRAP_METHOD},
         "permutation_test": {"permutations": permutations, "sequential": sequential},
         "provenance": result.summary.get("provenance", {}), "options": opts.as_dict(), "notes": notes,
-        "n_errors": len(errors), "seconds": round(time.time() - t0, 1),
+        "real_floor": floor, "n_errors": len(errors), "seconds": round(time.time() - t0, 1),
         "rows": [row_dict(r) for _, r in df.iterrows()],
     }
     comp = Comparison(df, arm_df, diffs, summary, result, bool(len(errors)), members, curves)

@@ -264,3 +264,20 @@ def test_markdown_and_github_step_summary(runs: dict[str, Path], tmp_path: Path,
     assert text.startswith("# earlier step\n### ganeval compare — baseline `good`, N = 300")
     assert "| noisy | MNIST FD |" in text and "| worse |" in text and "noisy is worse" in text
     assert (tmp_path / "o" / "compare.md").read_text() == text[len("# earlier step\n"):]
+
+
+def test_real_floor_is_shown_beside_the_arms_and_changes_no_difference(runs: dict[str, Path], tmp_path: Path, cli) -> None:
+    args = ("compare", runs["good"], runs["noisy"], "--metrics", "mnist_fd", "--num-samples", 300, "--bootstrap", 30,
+            "--device", "cpu", "--no-progress", "--permutations", 0)
+    code, out, err = cli(*args, "--out", tmp_path / "plain", "--json")
+    assert code == 0, err
+    plain = json.loads(out)
+    code, out, err = cli(*args, "--out", tmp_path / "floor", "--json", "--real-floor")
+    assert code == 0, err
+    data = json.loads(out)
+    floor = data["real_floor"]["values"]["mnist_fd"]
+    assert plain["real_floor"] is None and data["differences"] == plain["differences"]
+    assert data["verdict_lines"][-1] == f"Real held-out images score mnist_fd {floor:.3g} at this N (the floor; not an arm)."
+    assert len(data["rows"]) == 2 and 0 < floor < min(r["mnist_fd"] for r in data["rows"])
+    page = (tmp_path / "floor" / "compare.html").read_text()
+    assert page.count("<tr class=floor>") == 1

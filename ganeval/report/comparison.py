@@ -157,7 +157,7 @@ def render_comparison(comp: Comparison) -> str:
         "<h2>Differences from the baseline</h2>", _diff_table(comp.differences), plot,
         curves,
         "<h2>Arms (mean over runs)</h2>", _arm_table(comp.arms),
-        "<h2>Runs</h2>", render_table(comp.members),
+        "<h2>Runs</h2>", render_table(comp.members, s.get("real_floor")),
         "<h2>Samples</h2>", _samples(comp),
         "<h2>Provenance</h2>", provenance_section(s),
         "</body></html>",
