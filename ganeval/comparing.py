@@ -226,7 +226,7 @@ def compare(arms: Mapping[str, Any] | Sequence[Any], *, baseline: str | None = N
         raise GanevalError(f"--permutations must be an integer ≥ 0 (got {permutations!r})")
     if isinstance(sequential, bool) or not isinstance(sequential, int) or sequential < 0:
         raise GanevalError(f"--sequential must be an integer ≥ 0 (got {sequential!r})")
-    select = ScoreOptions.from_kwargs(**options)
+    select = ScoreOptions.from_kwargs(**{**options, "real_floor": None})  # picking runs needs no floor
     options.setdefault("inception_all", True)
     options["keep_features"] = permutations > 0
     opts = ScoreOptions.from_kwargs(**options)
@@ -263,7 +263,7 @@ def compare(arms: Mapping[str, Any] | Sequence[Any], *, baseline: str | None = N
     errors = df[df["status"] == "error"]
     lines = verdict_lines(diffs, arm_df, primary, opts.num_samples)
     floor = result.summary.get("real_floor")
-    if floor and isinstance(value := floor["values"].get(primary), float):
+    if floor and isinstance(value := floor["values"].get(primary), int | float) and not isinstance(value, bool):
         lines.append(f"Real held-out images score {primary} {value:.3g} at this N (the floor; not an arm).")
     summary = {
         "schema": SCHEMA_VERSION, "kind": "compare", "ganeval_version": __version__,

@@ -254,6 +254,8 @@ class _Evaluator(Illustrations):
         ids = self.copy_sets.get("ids", {})
         given = o.as_dict() if metric.option_keys else {}
         keys.update({k: ids.get(k, given.get(k)) for k in metric.option_keys})
+        if metric.needs_real:  # the first min(N, 60,000) real images: a short sample set's key alone does not say N
+            keys["real_n"] = min(o.num_samples, 60_000)
         if "bootstrap" in metric.option_keys and not (got.paired and got.n == o.num_samples):
             keys.update(boot="own-samples", boot_seed=o.seed + 1)
         elif "bootstrap" in metric.option_keys:

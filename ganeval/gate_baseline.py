@@ -104,6 +104,7 @@ def model_baseline_criterion(row: dict[str, Any], summary: dict[str, Any], basel
                            "to score it beside the baseline model")
     options = dict(score_options) if scored else {k: v for k, v in (summary.get("options") or {}).items()}
     options.pop("distributed", None)
+    options.pop("real_floor", None)  # the paired comparison never uses the floor; a saved relative path may not resolve
     opts = ScoreOptions.from_kwargs(**options)
     metric = next((m for m in ("fid", "mnist_fd") if m in opts.metrics and row.get(m) is not None), None)
     if metric is None:

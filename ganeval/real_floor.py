@@ -9,6 +9,7 @@ good as real" is at the user's N; this row can. It is never ranked, gated on or 
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -57,7 +58,11 @@ def floor_source(choice: str, ref_meta: dict[str, dict[str, Any]], n: int, seed:
 
     Refuses the reference's own images: they are not held out, and would score far below a true floor.
     """
-    dataset = _floor_dataset(choice, ref_meta)
+    if choice is True:
+        choice = AUTO
+    if not isinstance(choice, str | Path) or not str(choice):
+        raise GanevalError(f"--real-floor must be 'auto' or a dataset (mnist-train, mnist-test, a folder, zip or .npz), not {choice!r}")
+    dataset = _floor_dataset(str(choice), ref_meta)
     try:
         real = real_images(dataset)
     except GanevalError as exc:
@@ -67,6 +72,9 @@ def floor_source(choice: str, ref_meta: dict[str, dict[str, Any]], n: int, seed:
         if same:
             raise GanevalError(f"--real-floor {dataset}: these are the images the {extractor} reference statistics were made "
                                "from, not held-out ones; pick real images outside the reference")
+    if len(real.images) < n:  # a floor at a smaller N is biased upwards against the checkpoints' N: never mix them
+        raise GanevalError(f"--real-floor {dataset}: {len(real.images)} held-out images, fewer than the {n} samples per "
+                           "checkpoint; the floor must be scored at the same N (lower --num-samples or give more images)")
     idx = floor_indices(len(real.images), n, seed)
     images = real.images[torch.from_numpy(idx)] if isinstance(real.images, torch.Tensor) else real.images[idx]  # copies
     name = f"real held-out ({dataset if dataset in DATASETS else 'your images'})"

@@ -88,6 +88,11 @@ def test_auto_floor_is_the_other_split_and_the_reference_itself_is_refused(tmp_p
     assert df.attrs["summary"]["real_floor"]["dataset"] == "mnist-train"
     with pytest.raises(GanevalError, match="not held-out"):
         score(tmp_path / "run", real_floor="mnist-train", **FAST)
+    with pytest.raises(GanevalError, match="10000 held-out images, fewer than the 12000 samples"):
+        score(tmp_path / "run", real_floor="auto", **{**FAST, "num_samples": 12_000})
+    with pytest.raises(GanevalError, match="must be 'auto' or a dataset"):
+        score(tmp_path / "run", real_floor=3, **FAST)
+    assert score(tmp_path / "run", real_floor=True, **{**FAST, "bootstrap": 0}).attrs["summary"]["real_floor"]["dataset"] == "mnist-test"
     with pytest.raises(GanevalError, match="--real-floor: .*no such dataset"):
         score(tmp_path / "run", real_floor=str(tmp_path / "missing"), **FAST)
 
@@ -142,3 +147,16 @@ def test_floor_at_the_whole_test_split_equals_the_shipped_floors(tmp_path: Path)
     assert floor["n"] == 10_000 and floor["n_available"] == 10_000
     assert floor["values"]["mnist_fd"] == pytest.approx(shipped["fid_test_vs_train"], rel=1e-6)
     assert floor["values"]["mnist_is"] == pytest.approx(shipped["inception_score_real_test"]["mean"], rel=1e-6)
+
+
+def test_cached_metrics_know_how_many_real_images_they_used(tmp_path: Path) -> None:
+    """KID/precision/recall use the first min(N, 60,000) real images: a sample set shorter than N keeps its feature
+    key across N, so the metric key must carry that number, or a second run at another N reuses the first one's values."""
+    npz = tmp_path / "s.npz"
+    np.savez(npz, images=dataset_images("mnist-test")[:300])
+    opts = {"metrics": ("mnist_fd", "mnist_prc", "mnist_kid"), "bootstrap": 0, "device": "cpu", "progress": False}
+    score(npz, num_samples=300, **opts)
+    cached = score(npz, num_samples=1000, **opts).iloc[0]
+    fresh = score(npz, num_samples=1000, use_cache=False, **opts).iloc[0]
+    for col in ("mnist_precision", "mnist_recall", "mnist_kid_mean"):
+        assert cached[col] == fresh[col], col

@@ -47,8 +47,8 @@ def add_score_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--copying-threshold", type=float, default=d.copying_threshold,
                    help=f"flag data copying when C_T is below this (default {d.copying_threshold})")
     p.add_argument("--real-floor", nargs="?", const="auto", default=None, metavar="DATA",
-                   help="also score held-out real images (first N) exactly like a checkpoint, the floor to read every metric "
-                        "against (not ranked): the other MNIST split by default, or a folder, zip or uint8 .npz of real images")
+                   help="also score N held-out real images (a seeded random subset) exactly like a checkpoint, the floor to read "
+                        "every metric against (not ranked): the other MNIST split by default, or a folder, zip or uint8 .npz")
     p.add_argument("--no-cache", action="store_true", help="recompute features even when cached")
     p.add_argument("--threads", type=int, default=None, metavar="N",
                    help="CPU threads while scoring (default: one per core; with several processes on one machine, cores/processes)")
