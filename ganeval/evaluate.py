@@ -20,7 +20,7 @@ from ganeval.copy_sets import resolve_copy_sets
 from ganeval.distributed import DistContext, from_env
 from ganeval.errors import GanevalError
 from ganeval.extraction import Extracted, extract
-from ganeval.feature_cache import load_metric, metric_key, save_metric
+from ganeval.feature_cache import load_metric, metric_key, metric_options, save_metric
 from ganeval.features import get_extractor, resolve_device
 from ganeval.features.base import FeatureExtractor
 from ganeval.illustrations import Illustrations, RealismExamples, shown_checkpoints
@@ -229,7 +229,7 @@ class _Evaluator(Illustrations):
             col = FD_COLUMN.get(metric.extractor)
             with_ci = col == metric.columns[0] and self.opts.bootstrap > 0
             cacheable = self.opts.use_cache and metric.extractor in got.keys
-            mopts = self._metric_opts(metric, with_ci, got)
+            mopts = metric_options(self.opts, self.copy_sets.get("ids", {}), metric, with_ci, got.paired and got.n == self.opts.num_samples)
             mkey = metric_key(got.keys[metric.extractor], ref_sha, metric.name, mopts) if cacheable else ""
             hit = load_metric(mkey) if cacheable else None
             if hit is not None and not set(metric.columns) <= set(hit[0]):
@@ -246,25 +246,6 @@ class _Evaluator(Illustrations):
                     self.replicates.setdefault(src.name, {})[col] = reps
                 row[f"{col}_ci_low"], row[f"{col}_ci_high"] = ranking.bootstrap_interval(
                 row[col], reps if reps is not None else np.array([]), self.opts.ci)
-
-    def _metric_opts(self, metric: Metric, with_ci: bool, got: Extracted) -> dict[str, Any]:
-        o = self.opts
-        keys = {"is_splits": 10, "kid_subsets": o.kid_subsets, "kid_subset_size": o.kid_subset_size,
-                "mode_min_share": o.mode_min_share, "version": 1}
-        ids = self.copy_sets.get("ids", {})
-        given = o.as_dict() if metric.option_keys else {}
-        keys.update({k: ids.get(k, given.get(k)) for k in metric.option_keys})
-        if metric.needs_real:  # the first min(N, 60,000) real images: a short sample set's key alone does not say N
-            keys["real_n"] = min(o.num_samples, 60_000)
-        if "bootstrap" in metric.option_keys and not (got.paired and got.n == o.num_samples):
-            keys.update(boot="own-samples", boot_seed=o.seed + 1)
-        elif "bootstrap" in metric.option_keys:
-            keys.update(boot_seed=o.seed + 1)
-        if with_ci:
-            keys.update(bootstrap=o.bootstrap, boot_seed=o.seed + 1)
-            if not (got.paired and got.n == o.num_samples):
-                keys.update(boot="own-samples")
-        return keys
 
     def _compute(self, metric: Metric, got: Extracted, logits: torch.Tensor | None, options: dict[str, Any],
                  with_ci: bool) -> tuple[dict[str, float], np.ndarray | None]:
@@ -295,6 +276,8 @@ class _Evaluator(Illustrations):
         row = self.rows.pop(src.name)
         for kept in (self.grids, self.replicates, self.kept):
             kept.pop(src.name, None)
+        if row["status"] != "ok":  # the verdict then names no floor: say why
+            self.notes.append(f"real floor not usable ({row['status']}): {row['error']}")
         return floor_summary(row, info)
 
     def table(self) -> pd.DataFrame:

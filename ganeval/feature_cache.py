@@ -5,13 +5,17 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
 from ganeval.atomic import atomic_path
 from ganeval.cache import cache_dir
+
+if TYPE_CHECKING:
+    from ganeval.metrics.registry import Metric
+    from ganeval.options import ScoreOptions
 
 
 def feature_key(source_sha: str, provenance: dict[str, Any], n: int, seed: int, z_type: str) -> str:
@@ -50,6 +54,25 @@ def metric_key(feat_key: str, reference_sha: str, metric: str, options: dict[str
     """Key of one metric's result on one checkpoint's features against one reference."""
     blob = json.dumps({"f": feat_key, "ref": reference_sha, "m": metric, "o": options}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:32]
+
+
+def metric_options(o: ScoreOptions, ids: dict[str, Any], metric: Metric, with_ci: bool, shared_latents: bool) -> dict[str, Any]:
+    """Everything besides the features and the reference that one metric's cached result depends on.
+
+    ``ids``: content identities of the copying test's sets; ``shared_latents``: the source was drawn from the run's
+    latent set at full N (paired bootstrap), else its own samples are resampled.
+    """
+    keys = {"is_splits": 10, "kid_subsets": o.kid_subsets, "kid_subset_size": o.kid_subset_size,
+            "mode_min_share": o.mode_min_share, "version": 1}
+    given = o.as_dict() if metric.option_keys else {}
+    keys.update({k: ids.get(k, given.get(k)) for k in metric.option_keys})
+    if metric.needs_real:  # the first min(N, 60,000) real images: a short sample set's key alone does not say N
+        keys["real_n"] = min(o.num_samples, 60_000)
+    if "bootstrap" in metric.option_keys:
+        keys.update(boot_seed=o.seed + 1, **({} if shared_latents else {"boot": "own-samples"}))
+    if with_ci:
+        keys.update(bootstrap=o.bootstrap, boot_seed=o.seed + 1, **({} if shared_latents else {"boot": "own-samples"}))
+    return keys
 
 
 def load_metric(key: str) -> tuple[dict[str, float], np.ndarray | None] | None:
