@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ganeval.errors import EXIT_FAILED, EXIT_OK, GanevalError
+from ganeval.gate_floor import FLOOR_LIMITS, floor_criterion
 
 #: criterion → (report column, "max" or "min").
 LIMITS: dict[str, tuple[str, str]] = {
@@ -284,8 +285,10 @@ def _score(target: str | os.PathLike[str], out: str | os.PathLike[str] | None, l
 
     distributed = score_options.pop("distributed", None)
     opts = ScoreOptions.from_kwargs(**score_options)
+    if any(name in FLOOR_LIMITS for name in limits) and not opts.real_floor:
+        score_options["real_floor"] = opts.real_floor = "auto"  # a floor limit needs the floor of this very run
     for name in limits:
-        needed = METRIC_OF[LIMITS[name][0]]
+        needed = METRIC_OF[LIMITS[name][0] if name in LIMITS else FLOOR_LIMITS[name]]
         if needed not in opts.metrics:
             raise GanevalError(f"{_flag(name)} needs the {needed!r} metric; --metrics ({' '.join(opts.metrics)}) leaves it out")
     if base is not None and (base.get("n_samples"), base.get("reference")) != (opts.num_samples, opts.reference):
@@ -304,7 +307,8 @@ def gate(target: str | os.PathLike[str], *, max_fid: float | None = None, min_is
          min_inception_copying_ct: float | None = None, max_custom_fd: float | None = None,
          min_precision: float | None = None, min_recall: float | None = None, max_mnist_kid: float | None = None,
          min_mnist_precision: float | None = None, min_mnist_recall: float | None = None,
-         min_mnist_coverage: float | None = None, baseline: str | os.PathLike[str] | None = None,
+         min_mnist_coverage: float | None = None, max_fid_over_floor: float | None = None,
+         max_mnist_fd_over_floor: float | None = None, baseline: str | os.PathLike[str] | None = None,
          max_regression: float | None = None, checkpoint: str = "last", out: str | os.PathLike[str] | None = None,
          **score_options: Any) -> GateResult:
     """Judge one checkpoint of ``target`` (a checkpoint, checkpoint folder, report folder or ``summary.json``).
@@ -320,10 +324,11 @@ def gate(target: str | os.PathLike[str], *, max_fid: float | None = None, min_is
              "min_copying_ct": min_copying_ct, "min_inception_copying_ct": min_inception_copying_ct,
              "max_custom_fd": max_custom_fd, "min_precision": min_precision, "min_recall": min_recall,
              "max_mnist_kid": max_mnist_kid, "min_mnist_precision": min_mnist_precision, "min_mnist_recall": min_mnist_recall,
-             "min_mnist_coverage": min_mnist_coverage}
+             "min_mnist_coverage": min_mnist_coverage, "max_fid_over_floor": max_fid_over_floor,
+             "max_mnist_fd_over_floor": max_mnist_fd_over_floor}
     limits = {k: float(v) for k, v in given.items() if v is not None}
     if not limits and baseline is None:
-        raise GanevalError("no criteria: give at least one of " + ", ".join(map(_flag, LIMITS)) + " or --baseline")
+        raise GanevalError("no criteria: give at least one of " + ", ".join(map(_flag, [*LIMITS, *FLOOR_LIMITS])) + " or --baseline")
     if any(math.isnan(v) for v in limits.values()):
         raise GanevalError("criterion limits must be numbers, not NaN")
     if max_regression is not None and baseline is None:
@@ -346,6 +351,7 @@ def gate(target: str | os.PathLike[str], *, max_fid: float | None = None, min_is
     src = source or str(target)
     row = select_row(summary, checkpoint, src)
     criteria = [_limit_criterion(name, limits[name], row, summary, src) for name in LIMITS if name in limits]
+    criteria += [floor_criterion(name, limits[name], row, summary, src) for name in FLOOR_LIMITS if name in limits]
     if base is not None and base_src is not None:
         from ganeval.gate_baseline import report_baseline_criterion
 

@@ -438,3 +438,34 @@ def test_mnist_knn_limits_score_what_they_need(tmp_path: Path, cli: Any, monkeyp
     lines = out.splitlines()
     assert any("mnist_precision" in line and "PASS" in line.upper() for line in lines), out
     assert any("mnist_coverage" in line and "below the minimum 0.5" in line for line in lines), out
+
+
+def test_limit_over_the_real_floor(tmp_path: Path, cli: Any) -> None:
+    floor = {"name": "real held-out (mnist-test)", "n": 1000, "status": "ok", "values": {"fid": 17.0, "mnist_fd": 0.4}}
+    rep = write_report(tmp_path / "r", make_summary([make_row(1, 20.4)], real_floor=floor))
+    result = gate(rep, max_fid_over_floor=3.5, max_mnist_fd_over_floor=2.6)
+    assert result.passed and result.criteria[0].value == pytest.approx(3.4)
+    assert result.criteria[1].value == pytest.approx(3.0 - 0.4)
+    code, out, _ = cli("gate", rep, "--max-fid-over-floor", "3")
+    assert code == 1 and "fid − floor = 3.4 (fid 20.40, real held-out 17 at N = 1000) is above the limit 3 (--max-fid-over-floor)" in out
+    bare = write_report(tmp_path / "bare", make_summary([make_row(1)]))
+    code, _, err = cli("gate", bare, "--max-fid-over-floor", "3")
+    assert code == 2 and "has no real-data floor; score with --real-floor" in err
+    broken = write_report(tmp_path / "nan", make_summary([make_row(1, "inf", None, status="nan_samples")], real_floor=floor))
+    assert not gate(broken, max_fid_over_floor=100).passed
+
+
+def test_floor_limit_scores_the_floor_itself(tmp_path: Path, cli: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from synthetic import write_bank_checkpoint
+
+    monkeypatch.setenv("GANEVAL_CACHE_DIR", str(tmp_path / "cache"))
+    write_bank_checkpoint(tmp_path / "run", 1000, noise=0.3)
+    code, out, err = cli("gate", tmp_path / "run", "--num-samples", "300", "--bootstrap", "0", "--device", "cpu",
+                         "--no-progress", "--metrics", "mnist_fd", "--max-mnist-fd-over-floor", "1000", "--json")
+    assert code == 0, err
+    data = json.loads(out)
+    crit = data["criteria"][0]
+    summary = json.loads((tmp_path / "run" / "report" / "summary.json").read_text())
+    assert summary["real_floor"]["dataset"] == "mnist-test" and summary["real_floor"]["n"] == 300
+    assert crit["value"] == pytest.approx(summary["rows"][0]["mnist_fd"] - summary["real_floor"]["values"]["mnist_fd"])
+    assert crit["floor_n"] == 300 and crit["value"] > 0

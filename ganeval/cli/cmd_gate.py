@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 SUITE = "ganeval-gate"
 CRITERIA = ("max_fid", "min_is", "max_kid", "min_mnist_is", "min_modes", "max_mnist_fd", "min_coverage", "min_copying_ct",
             "min_inception_copying_ct", "max_custom_fd", "min_precision", "min_recall", "max_mnist_kid", "min_mnist_precision",
-            "min_mnist_recall", "min_mnist_coverage")
+            "min_mnist_recall", "min_mnist_coverage", "max_fid_over_floor", "max_mnist_fd_over_floor")
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -50,6 +50,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--min-mnist-precision", type=float, metavar="P", help="fail if precision (MNIST-classifier features) < P")
     c.add_argument("--min-mnist-recall", type=float, metavar="R", help="fail if recall (MNIST-classifier features) < R")
     c.add_argument("--min-mnist-coverage", type=float, metavar="C", help="fail if coverage (MNIST-classifier features) < C")
+    c.add_argument("--max-fid-over-floor", type=float, metavar="X",
+                   help="fail if FID exceeds real held-out images' FID at the same N by more than X (scores --real-floor)")
+    c.add_argument("--max-mnist-fd-over-floor", type=float, metavar="X", help="the same for MNIST FD")
     c.add_argument("--min-copying-ct", type=float, metavar="T",
                    help="fail if the data-copying statistic C_T < T (e.g. -3: samples memorise training images)")
     c.add_argument("--min-inception-copying-ct", type=float, metavar="T", help="the same in Inception features")
