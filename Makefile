@@ -4,11 +4,11 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 export GANEVAL_DATA_DIR ?= $(abspath ../shared/data/mnist)
 
-.PHONY: setup run test lint
-$(BIN)/ganeval: pyproject.toml
+.PHONY: setup run test lint constraints
+$(BIN)/ganeval: pyproject.toml constraints.txt
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q -c constraints.txt -e '.[dev]'
 	touch $@
 
 setup: $(BIN)/ganeval
@@ -23,3 +23,7 @@ test: setup
 
 lint: setup
 	$(BIN)/ruff check ganeval tests benchmarks
+
+# After a deliberate, tested upgrade in .venv: record its exact versions for CI.
+constraints: setup
+	{ sed -n '1,2p' constraints.txt; $(BIN)/pip freeze --exclude-editable | grep -v '^ganeval'; } > constraints.txt.tmp && mv constraints.txt.tmp constraints.txt
