@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
@@ -52,15 +53,26 @@ class ScoreOptions:
         unknown = sorted(set(kwargs) - known)
         if unknown:
             raise TypeError(f"unknown score option(s) {unknown}; known: {sorted(known)}")
-        opts = cls(**kwargs)
+        opts = cls(**{k: os.fspath(v) if isinstance(v, os.PathLike) else v for k, v in kwargs.items()})  # Path → str
         opts.metrics = tuple(opts.metrics)
         return opts
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-friendly view for reports."""
-        d = asdict(self)
+        d = _plain(asdict(self))
         d["metrics"] = list(self.metrics)
         net = self.feature_network
         if net is not None and not isinstance(net, str):  # a class given in Python: its name, for JSON reports
             d["feature_network"] = f"{getattr(net, '__module__', '?')}:{getattr(net, '__qualname__', type(net).__name__)}"
         return d
+
+
+def _plain(value: Any) -> Any:
+    """``value`` with paths as strings (the API takes ``Path`` objects where the CLI passes strings), for JSON."""
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value

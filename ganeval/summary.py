@@ -134,7 +134,7 @@ def build_summary(df: pd.DataFrame, primary: str, late: dict[str, Any], opts: Sc
         "n_errors": int((df["status"] == "error").sum()),
         "n_samples": opts.num_samples,
         "seed": opts.seed,
-        "reference": opts.reference,
+        "reference": str(opts.reference),
         "precision": opts.precision,
         "bootstrap": {"replicates": opts.bootstrap, "level": opts.ci, "method": BOOTSTRAP_METHOD},
         "provenance": provenance,

@@ -33,12 +33,14 @@ COLUMNS = [
 def write_reports(result: ScoreResult, out_dir: str | os.PathLike[str]) -> dict[str, Path]:
     """Write every report file into ``out_dir``; returns their paths by kind."""
     out = Path(out_dir)
+    paths = {"csv": out / "scores.csv", "parquet": out / "scores.parquet", "json": out / "summary.json",
+             "html": out / "report.html"}
+    summary = {**result.summary, "report": {k: str(v) for k, v in paths.items()}}
+    summary_text = json.dumps(summary, indent=2, allow_nan=False) + "\n"  # before any file: none is written if it fails
     out.mkdir(parents=True, exist_ok=True)
     df = result.table
     cols = [c for c in COLUMNS if c in df] + [c for c in df if c not in COLUMNS]
     df = df[cols]
-    paths = {"csv": out / "scores.csv", "parquet": out / "scores.parquet", "json": out / "summary.json",
-             "html": out / "report.html"}
     write_text(paths["csv"], df.to_csv(index=False))
     buf = io.BytesIO()
     df.to_parquet(buf, index=False)
@@ -47,6 +49,5 @@ def write_reports(result: ScoreResult, out_dir: str | os.PathLike[str]) -> dict[
     from ganeval.report.html import render_html
 
     write_text(paths["html"], render_html(result))
-    summary = {**result.summary, "report": {k: str(v) for k, v in paths.items()}}
-    write_text(paths["json"], json.dumps(summary, indent=2, allow_nan=False) + "\n")
+    write_text(paths["json"], summary_text)
     return paths
