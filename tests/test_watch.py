@@ -127,6 +127,11 @@ def test_a_late_arrival_out_of_order_is_not_judged(tmp_path: Path) -> None:
     assert lines[-1].endswith("appeared after iteration 3000 was judged; not judged out of order")
 
 
+def test_real_floor_needs_the_report(tmp_path: Path, cli) -> None:
+    code, _, err = cli("watch", tmp_path / "run", "--real-floor", "--idle-timeout", "1")
+    assert code == 2 and "--real-floor goes with --report" in err
+
+
 def test_watching_a_ganeval_run_ends_when_training_finishes(tmp_path: Path, mnist_dir: Path) -> None:
     out = tmp_path / "mlp"
     train(out, "mlp", iterations=40, batch_size=16, checkpoint_every=20, log_every=20, device="cpu", progress=False)
@@ -192,10 +197,14 @@ def test_weight_files_of_your_own_generator_are_watched(tmp_path: Path, cli) -> 
     code, out, err = cli("watch", run, "--generator", "synthetic:BankGenerator", "--pattern", "G_*.pt", "--patience", "2",
                          "--interval", "0.05",
                          "--idle-timeout", "1", "--settle", "0", "--num-samples", "400", "--bootstrap", "60",
-                         "--device", "cpu", "--stop-file", tmp_path / "STOP", "--report", "--report-metrics", "mnist_fd")
+                         "--device", "cpu", "--stop-file", tmp_path / "STOP", "--report", "--report-metrics", "mnist_fd",
+                         "--real-floor")
     assert code == 1, err  # G_latest.pt has no iteration in its name: noted, not judged
     scored = (run / "report" / "scores.csv").read_text()  # the report holds the generator files only
     assert "G_1000.pt" in scored and "G_4000.pt" in scored and "D_3000" not in scored and "G_latest" not in scored
+    floor = json.loads((run / "report" / "summary.json").read_text())["real_floor"]  # the floor row, beside them
+    assert floor["dataset"] == "mnist-test" and floor["n"] == 400 and 0 < floor["values"]["mnist_fd"] < 5
+    assert "<tr class=floor>" in (run / "report" / "report.html").read_text()
     report = json.loads((run / WATCH_NAME).read_text())
     assert [h["iteration"] for h in report["history"]] == [1000, 2000, 3000, 4000]
     assert report["ended"] == "stop rule" and report["best"].endswith("G_2000.pt")

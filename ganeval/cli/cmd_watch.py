@@ -41,6 +41,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="also rewrite OUT/report/ (ganeval score's report) after each new checkpoint")
     p.add_argument("--report-metrics", nargs="+", default=list(ScoreOptions().metrics), choices=list(METRICS),
                    metavar="METRIC", help="metrics of that report (default: score's defaults)")
+    p.add_argument("--real-floor", nargs="?", const="auto", default=None, metavar="DATA",
+                   help="with --report: also held-out real images scored like a checkpoint at the same N, the floor to read "
+                        "the report against (default the MNIST split the reference is not; scored once, then cached)")
     p.add_argument("--out", type=Path, default=None, help="where watch.json and report/ go (default RUN)")
     g = p.add_argument_group("your own generator's weight files (docs/inputs.md#your-own-generator-class)")
     g.add_argument("--generator", default=None, metavar="MODULE:NAME",
@@ -70,8 +73,10 @@ def run(args: argparse.Namespace) -> int:
                          if (v := getattr(args, k)) is not None}}
     stopper = EarlyStopper(args.stop_metric, args.patience, args.stop_threshold, args.num_samples, args.bootstrap,
                            device=args.device, extra=extra)
+    if args.real_floor is not None and not args.report:
+        raise GanevalError("--real-floor goes with --report (the floor is a row of the report)")
     report = ({"metrics": tuple(args.report_metrics), "num_samples": args.num_samples, "bootstrap": args.bootstrap,
-               "device": args.device, "progress": False} if args.report else None)
+               "device": args.device, "progress": False, "real_floor": args.real_floor} if args.report else None)
     res = watch(args.run, stopper, interval_s=args.interval, idle_timeout_s=args.idle_timeout or None, until=args.until,
                 stop_file=args.stop_file, settle_s=args.settle, report=report, out=args.out,
                 emit=lambda line: print(line, flush=True), pattern=args.pattern or "*")
