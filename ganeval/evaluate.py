@@ -31,7 +31,7 @@ from ganeval.nearest import Neighbours, report_neighbours
 from ganeval.options import ScoreOptions
 from ganeval.planning import plan_line
 from ganeval.real_floor import floor_source, floor_summary
-from ganeval.reference import dataset_features, real_features, reference_provenance, reference_stats
+from ganeval.reference import dataset_features, real_features, real_subset_info, reference_provenance, reference_stats
 from ganeval.sources.base import HINT_KEYS, shape_note
 from ganeval.summary import build_summary
 from ganeval.threads import cpu_threads
@@ -196,14 +196,20 @@ class _Evaluator(Illustrations):
         rng = np.random.default_rng([self.opts.seed + 1, int((got.sha256 or "0")[:12], 16)])
         return [rng.integers(0, got.n, got.n) for _ in range(self.opts.bootstrap)]
 
+    def real_provenance(self, name: str) -> dict[str, Any]:
+        """Which real images this extractor's sample-based metrics compare with (nothing when none does)."""
+        if not any(m.needs_real and m.extractor == name for m in self.metrics):
+            return {}
+        return {"real_subset": real_subset_info(self.ref_meta[name], min(self.opts.num_samples, 60_000))}
+
     def _real_for(self, name: str) -> torch.Tensor:
         if name not in self._real:
             ex = self.extractors[name]
             from ganeval.stats import RefStats
 
             meta = self.ref_meta[name]
-            self._real[name] = real_features(RefStats(self.refs[name].mu, self.refs[name].sigma, meta), ex,
-                                             min(self.opts.num_samples, 60_000), self.opts.batch_size,
+            stats = RefStats(self.refs[name].mu, self.refs[name].sigma, meta)
+            self._real[name] = real_features(stats, ex, min(self.opts.num_samples, 60_000), self.opts.batch_size,
                                              write_cache=self.opts.use_cache and self.dist.is_main, dist=self.dist)
         return self._real[name]
 
@@ -337,7 +343,8 @@ def _score_series(series: Series, opts: ScoreOptions, dist: DistContext | None) 
     df["mode_collapse_sure"] = df["mode_collapse"] & ranking.mode_collapse_beyond_noise(df, opts.min_modes, opts.max_class_kl)
     df["data_copying"] = ranking.copying_rows(df, opts.copying_threshold)
     late = ranking.late_collapse(df, primary, ev.replicates, opts.late_threshold, opts.ci)
-    provenance = {name: {**ex.provenance(), **reference_provenance(ev.ref_meta[name])} for name, ex in ev.extractors.items()}
+    provenance = {name: {**ex.provenance(), **reference_provenance(ev.ref_meta[name]), **ev.real_provenance(name)}
+                  for name, ex in ev.extractors.items()}
     summary = build_summary(df, primary, late, opts, provenance, ev.notes, time.time() - t0, dist.world, floor)
     failed = bool((df["status"] == "error").any())
     result = ScoreResult(df, summary, ev.grids, ev.replicates, failed, features=ev.kept, refs=ev.refs)

@@ -12,6 +12,7 @@ import torch
 
 from ganeval.atomic import atomic_path
 from ganeval.cache import cache_dir
+from ganeval.reference import REAL_SUBSET
 
 if TYPE_CHECKING:
     from ganeval.metrics.registry import Metric
@@ -66,8 +67,8 @@ def metric_options(o: ScoreOptions, ids: dict[str, Any], metric: Metric, with_ci
             "mode_min_share": o.mode_min_share, "version": 1}
     given = o.as_dict() if metric.option_keys else {}
     keys.update({k: ids.get(k, given.get(k)) for k in metric.option_keys})
-    if metric.needs_real:  # the first min(N, 60,000) real images: a short sample set's key alone does not say N
-        keys["real_n"] = min(o.num_samples, 60_000)
+    if metric.needs_real:  # min(N, 60,000) real images, drawn so: a short sample set's key alone does not say N
+        keys.update(real_n=min(o.num_samples, 60_000), real_subset=REAL_SUBSET)
     if "bootstrap" in metric.option_keys:
         keys.update(boot_seed=o.seed + 1, **({} if shared_latents else {"boot": "own-samples"}))
     if with_ci:

@@ -38,8 +38,8 @@ def _logits_is(extractor_name: str, device: str) -> dict[str, Any]:
 
 
 def _knn_floors(name: str, root: Path, n: int, device: str) -> dict[str, Any]:
-    """KID, precision/recall and density/coverage of the first ``n`` test images against the first ``n`` train
-    images: the same real features ``score`` compares samples with (and caches), so the scale is the scoring one."""
+    """KID, precision/recall and density/coverage of ``n`` test images against ``n`` train images: the same real
+    features (each split's fixed uniform subset) ``score`` compares samples with, so the scale is the scoring one."""
     from ganeval.features import get_extractor
     from ganeval.metrics.kid import kid
     from ganeval.metrics.prc import density_coverage, precision_recall
@@ -75,6 +75,16 @@ def compute_floors(root: Path = SHIPPED_DIR, features_dir: Path | None = None, d
         if knn_n > 0:
             entry["knn_test_vs_train"] = _knn_floors(name, root, knn_n, device)
         out[name] = entry
+    return out
+
+
+def merge_floors(recorded: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    """``new`` over ``recorded``, per extractor: values this run did not compute (the float64 check needs the
+    per-image features) are kept, and the date and version say when the file last changed."""
+    out = {**recorded, **{k: v for k, v in new.items() if not isinstance(v, dict)}}
+    for name, entry in new.items():
+        if isinstance(entry, dict):
+            out[name] = {**recorded.get(name, {}), **entry}
     return out
 
 

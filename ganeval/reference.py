@@ -54,14 +54,51 @@ def reference_stats(reference: str | os.PathLike[str], extractor: FeatureExtract
     return stats
 
 
-def _real_path(dataset: str, extractor: FeatureExtractor, n: int) -> Path:
+#: How the real images behind KID, precision/recall, density/coverage, realism, Vendi and per-digit FD are chosen
+#: from the reference's images: part of every cache key and of the provenance, so a change of method never reuses
+#: values made the old way (before, the first N images were used: biased for ordered files, see real_subset).
+REAL_SUBSET = "uniform-v1"
+#: Seed words of that draw: fixed, so every run, seed and N compares with one draw of the reference.
+REAL_SUBSET_SEED = (0, 0x5265616C)
+
+
+def real_subset(total: int, n: int) -> np.ndarray:
+    """Which ``n`` of a reference's ``total`` real images the sample-based metrics compare with: the first ``n``
+    of one fixed seeded permutation, in file order (a smaller N's images are inside a larger N's).
+
+    Not the first ``n`` files: image sets are often ordered (MNIST's test split has NIST SD-3's writers first and
+    SD-1's last; a folder of class subfolders is sorted by class), and the first N would be a biased reference.
+    """
+    if n >= total:
+        return np.arange(total)
+    return np.sort(np.random.default_rng(REAL_SUBSET_SEED).permutation(total)[:n])
+
+
+def _real_total(meta: dict[str, Any]) -> int:
+    """How many real images the reference statistics were made from (an MNIST split's size when not recorded)."""
+    n = int(meta.get("n") or 0)
+    key = _dataset_key(meta)
+    return n or (len(dataset_images(key)) if key in DATASETS else 0)
+
+
+def real_subset_info(meta: dict[str, Any], n: int) -> dict[str, Any]:
+    """Provenance of the real images a run's sample-based metrics use (``meta``: the reference's sidecar): how
+    many, of how many, drawn how, and the SHA-256 of their indices."""
+    total = _real_total(meta)
+    idx = real_subset(total, min(n, total))
+    return {"n": int(len(idx)), "of": total, "method": REAL_SUBSET if len(idx) < total else "all",
+            "seed": list(REAL_SUBSET_SEED), "indices_sha256": hashlib.sha256(idx.astype("<i8").tobytes()).hexdigest()}
+
+
+def _real_path(dataset: str, extractor: FeatureExtractor, n: int, total: int | None = None) -> Path:
     prov = json.dumps(expected_provenance(extractor), sort_keys=True)
-    key = hashlib.sha256(f"{dataset}|{prov}|{n}".encode()).hexdigest()[:24]
+    subset = "" if total is None or n >= total else f"|{REAL_SUBSET}|{total}"  # every image: the order needs no name
+    key = hashlib.sha256(f"{dataset}|{prov}|{n}{subset}".encode()).hexdigest()[:24]
     return cache_dir("real_features") / f"{dataset}_{extractor.name}_{n}_{key}.npy"
 
 
 def cache_real_features(dataset: str, extractor: FeatureExtractor, feats: np.ndarray) -> Path:
-    """Store features of the first ``len(feats)`` images of ``dataset`` (e.g. saved by ``stats --save-features``)."""
+    """Store features of every image of ``dataset`` (e.g. saved by ``stats --save-features``), in file order."""
     path = _real_path(dataset, extractor, len(feats))
     with atomic_path(path) as tmp, open(tmp, "wb") as fh:
         np.save(fh, np.ascontiguousarray(feats, dtype=np.float32))
@@ -83,8 +120,8 @@ def _dataset_key(meta: dict[str, Any]) -> str:
     raise StatsError(f"reference dataset {dataset!r} has no real images here; KID and precision/recall need them")
 
 
-def _custom_images(meta: dict[str, Any], n: int) -> torch.Tensor:
-    """The first ``n`` of the reference's own real images, re-read from their source and verified."""
+def _custom_images(meta: dict[str, Any]) -> torch.Tensor:
+    """The reference's own real images, re-read from their source and verified."""
     src = Path(str(meta["source"]))
     if not src.exists():
         raise StatsError(f"{src}: the reference's real images are gone; KID and precision/recall need them")
@@ -92,27 +129,32 @@ def _custom_images(meta: dict[str, Any], n: int) -> torch.Tensor:
     if real.meta["dataset_sha256"] != meta["dataset_sha256"]:
         raise StatsError(f"{src}: the real images changed since the reference statistics were made (pixel SHA-256 "
                          f"{real.meta['dataset_sha256'][:12]}…, statistics made from {str(meta['dataset_sha256'])[:12]}…)")
-    return torch.as_tensor(real.images[:n])
+    return torch.as_tensor(real.images)
 
 
 def real_features(stats: RefStats, extractor: FeatureExtractor, n: int, batch_size: int = 64, write_cache: bool = True,
                   dist: DistContext | None = None) -> torch.Tensor:
-    """Pool features of the first ``n`` images of the reference's dataset (at most as many as it has), computed
-    once and cached (``write_cache=False`` on non-zero distributed ranks, which never write; ``dist`` splits
-    the work over the ranks)."""
+    """Pool features of ``n`` of the images the reference was made from (at most as many as it has; a fixed
+    seeded subset, :func:`real_subset`), computed once and cached (``write_cache=False`` on non-zero distributed
+    ranks, which never write; ``dist`` splits the work over the ranks)."""
     key = _dataset_key(stats.meta)
-    if key not in DATASETS:
-        n = min(n, int(stats.meta.get("n") or n))
-    return _features(key, lambda: dataset_images(key)[:n] if key in DATASETS else _custom_images(stats.meta, n),
-                     extractor, n, batch_size, write_cache, dist)
+    total = _real_total(stats.meta)
+    n = min(n, total)
+
+    def images() -> Any:
+        every = dataset_images(key)[:total] if key in DATASETS else _custom_images(stats.meta)
+        idx = real_subset(total, n)
+        return every if len(idx) == len(every) else every[torch.from_numpy(idx) if isinstance(every, torch.Tensor) else idx]
+
+    return _features(key, images, extractor, n, batch_size, write_cache, dist, total=total)
 
 
 def _features(key: str, images: Callable[[], Any], extractor: FeatureExtractor, n: int, batch_size: int,
-              write_cache: bool, dist: DistContext | None = None) -> torch.Tensor:
+              write_cache: bool, dist: DistContext | None = None, total: int | None = None) -> torch.Tensor:
     """Cached features, else computed; under torchrun (``dist``) every rank computes its share of the batches and
     all receive the whole, so the first distributed run does not repeat the work on every rank."""
     dist = dist or DistContext()
-    path = _real_path(key, extractor, n)
+    path = _real_path(key, extractor, n, total)
     arr = None
     if path.is_file():
         try:

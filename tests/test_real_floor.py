@@ -150,7 +150,7 @@ def test_floor_at_the_whole_test_split_equals_the_shipped_floors(tmp_path: Path)
 
 
 def test_cached_metrics_know_how_many_real_images_they_used(tmp_path: Path) -> None:
-    """KID/precision/recall use the first min(N, 60,000) real images: a sample set shorter than N keeps its feature
+    """KID/precision/recall use min(N, 60,000) real images: a sample set shorter than N keeps its feature
     key across N, so the metric key must carry that number, or a second run at another N reuses the first one's values."""
     npz = tmp_path / "s.npz"
     np.savez(npz, images=dataset_images("mnist-test")[:300])

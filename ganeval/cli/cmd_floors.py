@@ -15,17 +15,22 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--extractors", nargs="+", default=["inception", "inception-clean", "mnist"])
     p.add_argument("--device", default="cpu")
     p.add_argument("--knn-n", type=int, default=0, metavar="N",
-                   help="also KID, precision/recall and density/coverage of the first N test vs N train images (e.g. 10000)")
+                   help="also KID, precision/recall and density/coverage of N test vs N train images (e.g. 10000), the real "
+                        "images `score` compares with at that N (a fixed uniform subset of each split)")
     p.add_argument("--write", action="store_true", help="record into floors.json and the sidecars")
+    p.add_argument("--merge", action="store_true",
+                   help="keep the recorded values this run does not recompute (e.g. the float64 check of --features-dir)")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from ganeval.floors import compute_floors, record_floors
+    from ganeval.floors import compute_floors, merge_floors, record_floors
     from ganeval.stats import SHIPPED_DIR
 
     root = args.root or SHIPPED_DIR
     floors = compute_floors(root, args.features_dir, args.device, tuple(args.extractors), args.knn_n)
+    if args.merge:
+        floors = merge_floors(json.loads((root / "floors.json").read_text()), floors)
     print(json.dumps(floors, indent=2))
     if args.write:
         print(f"wrote {record_floors(floors, root)}")

@@ -219,14 +219,21 @@ PROVENANCE_KEYS = ("extractor", "weights_sha256", "weights_source", "resize", "c
                    "reference_sha256", "reference_n")
 
 
+def _prov_cell(value: Any) -> str:
+    """One provenance value: the real images' subset as "N of M, method" (its indices' SHA-256 is in summary.json)."""
+    if isinstance(value, dict) and {"n", "of", "method"} <= set(value):
+        return f"{value['n']} of {value['of']}, {value['method']}"
+    return str(value)
+
+
 def provenance_section(summary: dict[str, Any]) -> str:
     out = []
     prov = summary.get("provenance") or {}
     if prov:
         keys = list(PROVENANCE_KEYS) + sorted({k for p in prov.values() for k in (p or {}) if k not in PROVENANCE_KEYS})
         head = "".join(f"<th>{escape(k)}</th>" for k in keys)
-        rows = "".join("<tr>" + "".join(f"<td><code>{escape(str((p or {}).get(k, DASH)))}</code></td>" for k in keys) + "</tr>"
-                       for p in prov.values())
+        rows = "".join("<tr>" + "".join(f"<td><code>{escape(_prov_cell((p or {}).get(k, DASH)))}</code></td>" for k in keys)
+                       + "</tr>" for p in prov.values())
         out.append(f"<div class=scroll><table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table></div>")
     boot = summary.get("bootstrap") or {}
     run = [("N (samples per checkpoint)", summary.get("n_samples")), ("seed", summary.get("seed")),
