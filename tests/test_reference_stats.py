@@ -98,3 +98,14 @@ def test_knn_floors_recompute_and_read_as_real_data() -> None:
         floor = FLOORS[extractor]["knn_test_vs_train"]
         assert 0.85 < floor["density"] < 1.1 and floor["coverage"] > 0.9, extractor
         assert abs(floor["kid_mean"]) < 3 * floor["kid_std"] + 1e-4, extractor  # KID's estimate is unbiased: ~0 for real data
+
+
+def test_merge_floors_keeps_what_a_run_did_not_recompute() -> None:
+    from ganeval.floors import merge_floors
+
+    recorded = {"date": "old", "mnist": {"fid_test_vs_train": 0.037, "fid_test_vs_train_float64": 0.0371, "knn_test_vs_train": {"n": 1}}}
+    new = {"date": "new", "mnist": {"fid_test_vs_train": 0.037, "knn_test_vs_train": {"n": 2}}, "inception": {"fid_test_vs_train": 1.0}}
+    got = merge_floors(recorded, new)
+    assert got["date"] == "new" and got["inception"] == {"fid_test_vs_train": 1.0}
+    assert got["mnist"] == {"fid_test_vs_train": 0.037, "fid_test_vs_train_float64": 0.0371, "knn_test_vs_train": {"n": 2}}
+    assert recorded["mnist"]["knn_test_vs_train"] == {"n": 1}  # the recorded dict is not changed in place
