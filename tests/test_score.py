@@ -207,3 +207,15 @@ def test_no_progress_keeps_stderr_quiet(tmp_path: Path, cli) -> None:
     assert code == 0 and "plan:" in err
     code, _, err = cli(*args, "--no-progress")
     assert code == 0 and err == ""
+
+
+def test_printed_table_shows_the_metrics_asked_for(tmp_path: Path, cli) -> None:
+    """Opt-in metrics appear in the printed table (and on the floor's line) without their intervals and std columns."""
+    write_bank_checkpoint(tmp_path / "run", 1000)
+    code, out, err = cli("score", tmp_path / "run", "--num-samples", 300, "--metrics", "mnist_fd", "mnist_prc", "mnist_kid",
+                         "--bootstrap", 0, "--device", "cpu", "--real-floor")
+    assert code == 0, err
+    header, floor = out.splitlines()[0].split(), next(line for line in out.splitlines() if line.startswith("real held-out"))
+    assert header[:2] == ["iteration", "mnist_fd"] and header[-2:] == ["rank", "status"]
+    assert sorted(header[2:-2]) == ["mnist_kid_mean", "mnist_precision", "mnist_recall"]
+    assert "mnist_precision" in floor and "mnist_kid_std" not in out

@@ -96,6 +96,24 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+#: Printed first, in this order, when computed; every other requested metric's headline columns follow.
+HEADLINE = ("fid", "is_mean", "kid_mean", "mnist_is", "mnist_fd", "modes_covered", "copying_ct")
+
+#: Columns left to the CSV and the report: they qualify a headline column rather than rank checkpoints.
+SECONDARY = ("class_kl", "mnist_confidence", "copy_share", "inception_copy_share")
+
+
+def printed_columns(metrics: tuple[str, ...] | list[str]) -> list[str]:
+    """The printed table's metric columns: the headline ones, then those of each other metric asked for (without
+    intervals, standard deviations, per-digit and bookkeeping columns, which stay in the CSV and the report)."""
+    from ganeval.metrics.registry import METRICS
+
+    extra = [c for m in metrics if m in METRICS for c in METRICS[m].columns
+             if not c.endswith(("_ci_low", "_ci_high", "_std", "_slope", "_cells")) and "digit" not in c
+             and c not in HEADLINE and c not in SECONDARY]
+    return [*HEADLINE, *dict.fromkeys(extra)]
+
+
 def floor_line(floor: dict, cols: list[str]) -> str:
     """``real held-out (mnist-test), N = 1000: fid 1.02, mnist_fd 0.037, …``: the floor beside the printed table."""
     values = floor.get("values", {})
@@ -123,8 +141,7 @@ def run(args: argparse.Namespace) -> int:
         summary = json.loads(paths["json"].read_text())
         print(json.dumps(summary, indent=2))
     else:
-        cols = [c for c in ("iteration", "fid", "is_mean", "kid_mean", "mnist_is", "mnist_fd", "modes_covered", "copying_ct",
-                            "n_bad_images", "rank", "status")
+        cols = [c for c in ("iteration", *printed_columns(opts.metrics), "n_bad_images", "rank", "status")
                 if c in result.table and result.table[c].notna().any()]
         print(result.table[cols].to_string(index=False))
         if result.summary.get("real_floor"):
