@@ -46,6 +46,11 @@ class ScoreOptions:
     keep_features: bool = False  # keep every source's features in the result (compare's permutation test)
     extra: dict[str, Any] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        # "fid" or "fid,kid" as well as a sequence: tuple("fid") would be ('f', 'i', 'd')
+        items = self.metrics.split(",") if isinstance(self.metrics, str) else self.metrics
+        self.metrics = tuple(dict.fromkeys(m.strip() for m in items if m.strip()))
+
     @classmethod
     def from_kwargs(cls, **kwargs: Any) -> ScoreOptions:
         """Build from keyword arguments, rejecting unknown names with the list of known ones."""
@@ -53,9 +58,7 @@ class ScoreOptions:
         unknown = sorted(set(kwargs) - known)
         if unknown:
             raise TypeError(f"unknown score option(s) {unknown}; known: {sorted(known)}")
-        opts = cls(**{k: os.fspath(v) if isinstance(v, os.PathLike) else v for k, v in kwargs.items()})  # Path → str
-        opts.metrics = tuple(opts.metrics)
-        return opts
+        return cls(**{k: os.fspath(v) if isinstance(v, os.PathLike) else v for k, v in kwargs.items()})  # Path → str
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-friendly view for reports."""

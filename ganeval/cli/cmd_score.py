@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from ganeval.errors import EXIT_FAILED, EXIT_OK
+from ganeval.cli.arguments import ListAction
+from ganeval.errors import EXIT_FAILED, EXIT_OK, GanevalError
 from ganeval.options import ScoreOptions
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 def add_score_options(p: argparse.ArgumentParser) -> None:
@@ -17,8 +23,9 @@ def add_score_options(p: argparse.ArgumentParser) -> None:
 
     d = ScoreOptions()
     p.add_argument("--num-samples", type=int, default=d.num_samples, help=f"samples per checkpoint (default {d.num_samples})")
-    p.add_argument("--metrics", nargs="+", default=list(d.metrics), choices=list(METRICS), metavar="METRIC",
-                   help=f"metrics to compute (default: all: {' '.join(d.metrics)})")
+    p.add_argument("--metrics", action=ListAction, valid=list(METRICS), default=list(d.metrics), metavar="METRIC",
+                   help=f"metrics to compute, space- or comma-separated, from: {' '.join(METRICS)} "
+                        f"(default: {' '.join(d.metrics)})")
     p.add_argument("--reference", default=d.reference, help="mnist-train, mnist-test, or a stats folder/.npz (default mnist-train)")
     p.add_argument("--device", default=d.device, help="auto|cpu|cuda (default auto: CUDA when present)")
     p.add_argument("--batch-size", type=int, default=d.batch_size)
@@ -93,6 +100,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     add_score_options(p)
     p.add_argument("--out", type=Path, default=None, help="report folder (default CKPT_DIR/report)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON on stdout")
+    p.add_argument("--columns", action=ListAction, default=None, metavar="COL",
+                   help="columns of the printed table, in this order (any scores.csv column of the metrics asked for, "
+                        "e.g. iteration,fid,kid_mean,rank); default: the headline columns of every metric asked for")
     p.set_defaults(func=run)
 
 
@@ -114,6 +124,33 @@ def printed_columns(metrics: tuple[str, ...] | list[str]) -> list[str]:
     return [*HEADLINE, *dict.fromkeys(extra)]
 
 
+#: Columns every scores table has, whatever the metrics.
+BOOKKEEPING = ("iteration", "checkpoint", "n_samples", "rank", "is_best", "mode_collapse", "mode_collapse_sure",
+               "data_copying", "status", "error", "seconds", "path", "sha256", "n_bad_images")
+
+
+def check_columns(columns: list[str], metrics: tuple[str, ...] | list[str]) -> None:
+    """Refuse, before any scoring, a ``--columns`` name that no requested metric writes (a typo would otherwise
+    surface only after the whole run)."""
+    from ganeval.metrics.registry import METRICS
+
+    for col in columns:
+        if col in BOOKKEEPING or any(col in METRICS[m].columns for m in metrics if m in METRICS):
+            continue
+        owners = [name for name, m in METRICS.items() if col in m.columns]
+        if owners:
+            raise GanevalError(f"--columns {col}: written by metric {owners[0]}, which is not in --metrics")
+        raise GanevalError(f"--columns {col}: no such column (see scores.csv's header, or "
+                           f"{', '.join(BOOKKEEPING[:2])}, a metric's columns)")
+
+
+def table_text(table: pd.DataFrame, columns: list[str], width: int | None) -> str:
+    """The printed table: the given columns that have a value; wrapped into blocks of ``width`` characters when given
+    (a terminal), one line per checkpoint otherwise (logs and pipes stay greppable)."""
+    cols = [c for c in columns if c in table and table[c].notna().any()]
+    return table[cols].to_string(index=False, line_width=width)
+
+
 def floor_line(floor: dict, cols: list[str]) -> str:
     """``real held-out (mnist-test), N = 1000: fid 1.02, mnist_fd 0.037, …``: the floor beside the printed table."""
     values = floor.get("values", {})
@@ -128,6 +165,8 @@ def run(args: argparse.Namespace) -> int:
     from ganeval.report import write_reports
 
     opts = options_from_args(args)
+    if args.columns:
+        check_columns(args.columns, opts.metrics)
     dist = from_env(args.distributed)
     series = resolve_target(args.target, **opts.extra)
     result = score_series(series, opts, dist)
@@ -141,9 +180,10 @@ def run(args: argparse.Namespace) -> int:
         summary = json.loads(paths["json"].read_text())
         print(json.dumps(summary, indent=2))
     else:
-        cols = [c for c in ("iteration", *printed_columns(opts.metrics), "n_bad_images", "rank", "status")
-                if c in result.table and result.table[c].notna().any()]
-        print(result.table[cols].to_string(index=False))
+        cols = args.columns or ["iteration", *printed_columns(opts.metrics), "n_bad_images", "rank", "status"]
+        width = shutil.get_terminal_size().columns if sys.stdout.isatty() else None
+        print(table_text(result.table, cols, width))
+        cols = [c for c in cols if c in result.table]
         if result.summary.get("real_floor"):
             print(floor_line(result.summary["real_floor"], cols))
         print(result.summary["verdict"])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ganeval.cli.arguments import ListAction
 from ganeval.errors import EXIT_FAILED, EXIT_OK, GanevalError
 
 
@@ -39,8 +40,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="auto", help="auto|cpu|cuda (default auto)")
     p.add_argument("--report", action="store_true",
                    help="also rewrite OUT/report/ (ganeval score's report) after each new checkpoint")
-    p.add_argument("--report-metrics", nargs="+", default=list(ScoreOptions().metrics), choices=list(METRICS),
-                   metavar="METRIC", help="metrics of that report (default: score's defaults)")
+    p.add_argument("--report-metrics", action=ListAction, valid=list(METRICS), default=list(ScoreOptions().metrics),
+                   metavar="METRIC", help="metrics of that report, space- or comma-separated (default: score's defaults)")
     p.add_argument("--real-floor", nargs="?", const="auto", default=None, metavar="DATA",
                    help="with --report: also held-out real images scored like a checkpoint at the same N, the floor to read "
                         "the report against (default the MNIST split the reference is not; scored once, then cached)")

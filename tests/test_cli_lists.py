@@ -1,0 +1,80 @@
+"""List arguments written with commas (``--metrics fid,kid``), the API's ``metrics="…"`` string, and ``score --columns``."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from synthetic import write_bank_checkpoint
+
+from ganeval.cli.arguments import split_items
+from ganeval.cli.cmd_score import table_text
+from ganeval.evaluate import score
+from ganeval.options import ScoreOptions
+
+FAST = ("--num-samples", 200, "--bootstrap", 0, "--device", "cpu", "--no-progress")
+
+
+@pytest.fixture(autouse=True)
+def _cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GANEVAL_CACHE_DIR", str(tmp_path / "cache"))
+
+
+def test_split_items_accepts_both_spellings() -> None:
+    assert split_items(["fid,kid", "prc", " dc , ", ","]) == ["fid", "kid", "prc", "dc"]
+
+
+def test_metrics_option_normalises_strings() -> None:
+    """``tuple("fid")`` would be ``('f', 'i', 'd')``: a string is one metric or a comma list; repeats are dropped."""
+    assert ScoreOptions(metrics="mnist_fd").metrics == ("mnist_fd",)
+    assert ScoreOptions.from_kwargs(metrics="fid, kid,fid").metrics == ("fid", "kid")
+    assert ScoreOptions(metrics=["modes", "mnist_fd"]).metrics == ("modes", "mnist_fd")
+
+
+def test_api_scores_with_a_single_metric_string(tmp_path: Path) -> None:
+    write_bank_checkpoint(tmp_path / "run", 1000)
+    df = score(tmp_path / "run", num_samples=200, metrics="mnist_fd", bootstrap=0, device="cpu", progress=False)
+    assert df.attrs["summary"]["options"]["metrics"] == ["mnist_fd"]
+    assert math.isfinite(df["mnist_fd"].iloc[0])
+
+
+def test_comma_separated_metrics_on_the_command_line(tmp_path: Path, cli) -> None:
+    write_bank_checkpoint(tmp_path / "run", 1000)
+    code, out, err = cli("score", tmp_path / "run", "--metrics", "mnist_fd,modes", *FAST)
+    assert code == 0, err
+    assert out.splitlines()[0].split() == ["iteration", "mnist_fd", "modes_covered", "rank", "status"]
+    code, _, err = cli("score", tmp_path / "run", "--metrics", "mnist_fd,mnist_fdd", *FAST)
+    assert code == 2 and "invalid choice: 'mnist_fdd'" in err
+
+
+def test_columns_choose_the_printed_table(tmp_path: Path, cli) -> None:
+    write_bank_checkpoint(tmp_path / "run", 1000)
+    code, out, err = cli("score", tmp_path / "run", "--metrics", "mnist_fd", "modes",
+                         "--columns", "checkpoint,mnist_fd", "class_kl", *FAST)
+    assert code == 0, err
+    assert out.splitlines()[0].split() == ["checkpoint", "mnist_fd", "class_kl"]
+    assert "ckpt_0001000.safetensors" in out.splitlines()[1]
+
+
+@pytest.mark.parametrize(("column", "message"), [
+    ("fid", "--columns fid: written by metric fid, which is not in --metrics"),
+    ("mnist_fid", "--columns mnist_fid: no such column"),
+])
+def test_bad_column_is_refused_before_scoring(tmp_path: Path, cli, column: str, message: str) -> None:
+    write_bank_checkpoint(tmp_path / "run", 1000)
+    code, out, err = cli("score", tmp_path / "run", "--metrics", "mnist_fd", "--columns", column, *FAST)
+    assert code == 2 and out == ""
+    assert err.startswith(f"ganeval: error: {message}") and err.count("\n") == 1
+    assert not (tmp_path / "run" / "report").exists() and not (tmp_path / "cache").exists()
+
+
+def test_table_wraps_to_a_width_and_not_without_one() -> None:
+    cols = [f"metric_{i}" for i in range(12)]
+    table = pd.DataFrame({c: [1.23456789, 2.5] for c in cols}).assign(empty=[None, None])
+    one_line = table_text(table, [*cols, "empty", "absent"], None)
+    assert one_line.splitlines()[0].split() == cols  # all-empty and unknown columns are left out
+    wrapped = table_text(table, cols, 60)
+    assert max(len(line) for line in wrapped.splitlines()) <= 60
+    assert [w for line in wrapped.splitlines() for w in line.split() if w.startswith("metric_")] == cols
