@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import torch
@@ -127,21 +128,6 @@ def _is(x: MetricInput) -> dict[str, float]:
     return _is_values(x, "is_mean", "is_std")
 
 
-@register_metric("kid", "inception", ("kid_mean", "kid_std"), needs_real=True, help="Kernel Inception Distance (unbiased)")
-def _kid(x: MetricInput) -> dict[str, float]:
-    return _kid_values(x, "")
-
-
-@register_metric("prc", "inception", ("precision", "recall"), needs_real=True, help="precision/recall, k=3")
-def _prc(x: MetricInput) -> dict[str, float]:
-    return _prc_values(x, "")
-
-
-@register_metric("dc", "inception", ("density", "coverage"), needs_real=True, help="density and coverage, k=5")
-def _dc(x: MetricInput) -> dict[str, float]:
-    return _dc_values(x, "")
-
-
 @register_metric("mnist_is", "mnist", ("mnist_is", "mnist_is_std"), needs_logits=True, help="MNIST-classifier Inception Score")
 def _mnist_is(x: MetricInput) -> dict[str, float]:
     return _is_values(x, "mnist_is", "mnist_is_std")
@@ -175,58 +161,49 @@ def _mnist_intra(x: MetricInput) -> dict[str, float]:
     return intra_metrics(per_class_fd(x.pool, x.logits, real, x.head(real)))
 
 
-@register_metric("mnist_kid", "mnist", ("mnist_kid_mean", "mnist_kid_std"), needs_real=True,
-                 help="KID (unbiased, cubic kernel) in MNIST-classifier features")
-def _mnist_kid(x: MetricInput) -> dict[str, float]:
-    return _kid_values(x, "mnist_")
-
-
-@register_metric("mnist_prc", "mnist", ("mnist_precision", "mnist_recall"), needs_real=True,
-                 help="precision/recall (k=3) in MNIST-classifier features: seconds on a CPU, where Inception's take minutes")
-def _mnist_prc(x: MetricInput) -> dict[str, float]:
-    return _prc_values(x, "mnist_")
-
-
-@register_metric("mnist_dc", "mnist", ("mnist_density", "mnist_coverage"), needs_real=True,
-                 help="density and coverage (k=5) in MNIST-classifier features")
-def _mnist_dc(x: MetricInput) -> dict[str, float]:
-    return _dc_values(x, "mnist_")
-
-
-def _vendi(x: MetricInput, name: str) -> dict[str, float]:
+def _vendi_values(x: MetricInput, prefix: str) -> dict[str, float]:
     real = x.real()[: len(x.pool)]
-    return {name: vendi_score(x.pool), f"{name}_real": vendi_score(real)}
+    return {f"{prefix}vendi": vendi_score(x.pool), f"{prefix}vendi_real": vendi_score(real)}
 
 
-@register_metric("vendi", "inception", ("vendi", "vendi_real"), needs_real=True,
-                 help="Vendi score (Friedman & Dieng 2023), cosine kernel on Inception features: the effective number "
-                      "of distinct samples, and the same for as many real images")
-def _vendi_inception(x: MetricInput) -> dict[str, float]:
-    return _vendi(x, "vendi")
-
-
-@register_metric("mnist_vendi", "mnist", ("mnist_vendi", "mnist_vendi_real"), needs_real=True,
-                 help="Vendi score on MNIST-classifier features, and the same for as many real images")
-def _vendi_mnist(x: MetricInput) -> dict[str, float]:
-    return _vendi(x, "mnist_vendi")
-
-
-def _realism(x: MetricInput, prefix: str) -> dict[str, float]:
+def _realism_values(x: MetricInput, prefix: str) -> dict[str, float]:
     median, outside = realism_summary(realism_scores(x.pool, x.real(), k=x.options.get("prc_k", 3)))
     return {f"{prefix}realism": median, f"{prefix}unrealistic_share": outside}
 
 
-@register_metric("mnist_realism", "mnist", ("mnist_realism", "mnist_unrealistic_share"), needs_real=True,
-                 help="realism score (Kynkäänniemi et al. 2019) of each sample in MNIST-classifier features: the median, "
-                      "and the share outside every real k-NN ball (R < 1); the report shows the least and most realistic")
-def _mnist_realism(x: MetricInput) -> dict[str, float]:
-    return _realism(x, "mnist_")
+#: Column and name prefix of each extractor's variant of a metric computed alike in every feature space.
+PREFIX = {"inception": "", "mnist": "mnist_", "custom": "custom_"}
 
 
-@register_metric("realism", "inception", ("realism", "unrealistic_share"), needs_real=True,
-                 help="realism score in Inception features, as mnist_realism")
-def _inception_realism(x: MetricInput) -> dict[str, float]:
-    return _realism(x, "")
+def register_variants(base: str, columns: tuple[str, ...], body: Callable[[MetricInput, str], dict[str, float]],
+                      helps: dict[str, str]) -> None:
+    """Register ``body`` once per extractor in ``helps`` (``kid``, ``mnist_kid``, ``custom_kid``), its name and
+    columns prefixed by ``PREFIX``: one computation, named per feature space, instead of a copy per space."""
+    for extractor, text in helps.items():
+        p = PREFIX[extractor]
+        register_metric(p + base, extractor, tuple(p + c for c in columns), needs_real=True, help=text)(partial(body, prefix=p))
+
+
+register_variants("kid", ("kid_mean", "kid_std"), _kid_values, {
+    "inception": "Kernel Inception Distance (unbiased)",
+    "mnist": "KID (unbiased, cubic kernel) in MNIST-classifier features",
+    "custom": "KID (unbiased) in your network's features"})
+register_variants("prc", ("precision", "recall"), _prc_values, {
+    "inception": "precision/recall, k=3",
+    "mnist": "precision/recall (k=3) in MNIST-classifier features: seconds on a CPU, where Inception's take minutes",
+    "custom": "precision/recall (k=3) in your network's features"})
+register_variants("dc", ("density", "coverage"), _dc_values, {
+    "inception": "density and coverage, k=5",
+    "mnist": "density and coverage (k=5) in MNIST-classifier features",
+    "custom": "density and coverage (k=5) in your network's features"})
+register_variants("vendi", ("vendi", "vendi_real"), _vendi_values, {
+    "inception": "Vendi score (Friedman & Dieng 2023), cosine kernel on Inception features: the effective number "
+                 "of distinct samples, and the same for as many real images",
+    "mnist": "Vendi score on MNIST-classifier features, and the same for as many real images"})
+register_variants("realism", ("realism", "unrealistic_share"), _realism_values, {
+    "mnist": "realism score (Kynkäänniemi et al. 2019) of each sample in MNIST-classifier features: the median, "
+             "and the share outside every real k-NN ball (R < 1); the report shows the least and most realistic",
+    "inception": "realism score in Inception features, as mnist_realism"})
 
 
 #: The copying test's C_T column per metric (its flag, gate and plot read these).
@@ -279,24 +256,6 @@ def _custom_fd(x: MetricInput) -> dict[str, float]:
                  help="custom_fd extrapolated to infinite N, as fid_inf")
 def _custom_fd_inf(x: MetricInput) -> dict[str, float]:
     return _fd_inf(x, "custom_fd_inf")
-
-
-@register_metric("custom_kid", "custom", ("custom_kid_mean", "custom_kid_std"), needs_real=True,
-                 help="KID (unbiased) in your network's features")
-def _custom_kid(x: MetricInput) -> dict[str, float]:
-    return _kid_values(x, "custom_")
-
-
-@register_metric("custom_prc", "custom", ("custom_precision", "custom_recall"), needs_real=True,
-                 help="precision/recall (k=3) in your network's features")
-def _custom_prc(x: MetricInput) -> dict[str, float]:
-    return _prc_values(x, "custom_")
-
-
-@register_metric("custom_dc", "custom", ("custom_density", "custom_coverage"), needs_real=True,
-                 help="density and coverage (k=5) in your network's features")
-def _custom_dc(x: MetricInput) -> dict[str, float]:
-    return _dc_values(x, "custom_")
 
 
 @register_metric("custom_is", "custom", ("custom_is", "custom_is_std"), needs_logits=True,
