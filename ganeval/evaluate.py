@@ -76,7 +76,7 @@ class _Evaluator(Illustrations):
             elif name == "custom":
                 kwargs.update(network=opts.feature_network, network_kwargs=opts.feature_network_kwargs)
             ex = get_extractor(name, **kwargs)
-            stats = reference_stats(opts.reference, ex)
+            stats = reference_stats(opts.reference, ex, needs_images=any(m.needs_real and m.extractor == name for m in self.metrics))
             self.extractors[name] = ex
             self.refs[name] = FIDReference(stats.mu, stats.sigma)
             self.ref_meta[name] = stats.meta

@@ -18,6 +18,7 @@ from ganeval.distributed import DistContext
 from ganeval.errors import StatsError
 from ganeval.features.base import FeatureExtractor, iter_batches
 from ganeval.stats import DATASETS, MATCH_KEYS, RefStats, dataset_images, load_stats, real_images, stats_path
+from ganeval.stats_import import imported_summary
 
 
 def expected_provenance(extractor: FeatureExtractor) -> dict[str, Any]:
@@ -45,12 +46,14 @@ def reference_path(reference: str | os.PathLike[str], extractor_name: str) -> Pa
     return path
 
 
-def reference_stats(reference: str | os.PathLike[str], extractor: FeatureExtractor) -> RefStats:
-    """Load the reference statistics for ``extractor``, refusing ones made another way (named in the error)."""
+def reference_stats(reference: str | os.PathLike[str], extractor: FeatureExtractor, needs_images: bool = False) -> RefStats:
+    """Load the reference statistics for ``extractor``, refusing ones made another way (named in the error), and
+    with ``needs_images`` ones without real images behind them (imported), before any scoring."""
     path = reference_path(reference, getattr(extractor, "stats_name", extractor.name))  # extractors registered elsewhere may lack it
     expect = expected_provenance(extractor)
     stats = load_stats(path, expect)
-    # The shipped fp32 statistics also serve bf16 runs only if asked explicitly; never mix silently.
+    if needs_images:
+        real_images_key(stats.meta)
     return stats
 
 
@@ -77,7 +80,7 @@ def real_subset(total: int, n: int) -> np.ndarray:
 def _real_total(meta: dict[str, Any]) -> int:
     """How many real images the reference statistics were made from (an MNIST split's size when not recorded)."""
     n = int(meta.get("n") or 0)
-    key = _dataset_key(meta)
+    key = real_images_key(meta)
     return n or (len(dataset_images(key)) if key in DATASETS else 0)
 
 
@@ -110,13 +113,17 @@ def _custom_key(pixel_sha256: str) -> str:
     return f"custom-{pixel_sha256[:16]}"
 
 
-def _dataset_key(meta: dict[str, Any]) -> str:
+def real_images_key(meta: dict[str, Any]) -> str:
     """Cache name of a reference's real images: the MNIST split, or ``custom-<pixel SHA-256>``."""
     dataset = meta.get("dataset")
     if dataset in DATASETS:
         return str(dataset)
     if dataset == "custom" and meta.get("source") and meta.get("dataset_sha256"):
         return _custom_key(str(meta["dataset_sha256"]))
+    if dataset == "imported":
+        raise StatsError(f"the reference statistics were imported from {(meta.get('imported') or {}).get('file')} and "
+                         "come without their real images, which KID, precision/recall and the other sample-based "
+                         "metrics need: score only FID against them, or make the reference with 'ganeval stats --dataset'")
     raise StatsError(f"reference dataset {dataset!r} has no real images here; KID and precision/recall need them")
 
 
@@ -137,7 +144,7 @@ def real_features(stats: RefStats, extractor: FeatureExtractor, n: int, batch_si
     """Pool features of ``n`` of the images the reference was made from (at most as many as it has; a fixed
     seeded subset, :func:`real_subset`), computed once and cached (``write_cache=False`` on non-zero distributed
     ranks, which never write; ``dist`` splits the work over the ranks)."""
-    key = _dataset_key(stats.meta)
+    key = real_images_key(stats.meta)
     total = _real_total(stats.meta)
     n = min(n, total)
 
@@ -201,4 +208,6 @@ def reference_provenance(meta: dict[str, Any]) -> dict[str, Any]:
     out = {"reference": meta.get("dataset"), "reference_sha256": meta.get("file_sha256"), "reference_n": meta.get("n")}
     if meta.get("dataset") == "custom":
         out.update(reference_source=meta.get("source"), reference_images_sha256=meta.get("dataset_sha256"))
+    if (imported := imported_summary(meta)) is not None:
+        out["reference_imported"] = imported
     return out

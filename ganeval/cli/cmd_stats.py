@@ -12,9 +12,18 @@ import numpy as np
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("stats", help="compute mean/covariance of real features (reference statistics)")
-    p.add_argument("--dataset", required=True, metavar="DATASET",
-                   help="mnist-train, mnist-test, or your own real images: a folder or zip of PNG/JPEG, or a uint8 .npz")
-    p.add_argument("--extractor", required=True, choices=["inception", "inception-clean", "mnist", "custom"],
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--dataset", metavar="DATASET",
+                     help="mnist-train, mnist-test, or your own real images: a folder or zip of PNG/JPEG, or a uint8 .npz")
+    src.add_argument("--import", dest="import_file", type=Path, metavar="NPZ",
+                     help="instead of images: a mu/sigma .npz made by another tool (--made-by), recorded as imported")
+    p.add_argument("--made-by", default=None, choices=["torch-fidelity", "clean-fid", "clean-fid-legacy-tensorflow",
+                                                        "pytorch-fid", "clean-fid-legacy-pytorch"],
+                   help="with --import: the tool (and clean-fid mode) that made it; sets the extractor. pytorch-fid's and "
+                        "legacy_pytorch's resize is not ganeval's: refused (docs/reference_stats.md#statistics-made-by-other-tools)")
+    p.add_argument("--n", type=int, default=None, help="with --import: how many images the statistics were made from")
+    p.add_argument("--description", default=None, help="with --import: what the images were (kept in the sidecar)")
+    p.add_argument("--extractor", default=None, choices=["inception", "inception-clean", "mnist", "custom"],
                    help="inception-clean: Inception with clean-fid's resize (name its file *_inception-clean.npz); "
                         "custom: your --feature-network (name its file *_custom.npz)")
     p.add_argument("--out", required=True, type=Path, help="output .npz (a .json sidecar is written beside it)")
@@ -39,10 +48,16 @@ def run(args: argparse.Namespace) -> int:
 
     from ganeval.atomic import atomic_path
     from ganeval.distributed import from_env
-    from ganeval.errors import EXIT_FAILED
+    from ganeval.errors import EXIT_FAILED, GanevalError
     from ganeval.features import get_extractor
     from ganeval.stats import compute_stats, save_stats
 
+    if args.import_file is not None:
+        return _import(args)
+    if args.made_by or args.n is not None or args.description:
+        raise GanevalError("--made-by, --n and --description go with --import")
+    if args.extractor is None:
+        raise GanevalError("--extractor is required with --dataset (inception, inception-clean, mnist or custom)")
     dist = from_env(args.distributed)
     kwargs = {"device": args.device, "precision": args.precision}
     if args.extractor.startswith("inception"):
@@ -50,8 +65,6 @@ def run(args: argparse.Namespace) -> int:
     if args.extractor == "custom":
         kwargs.update(network=args.feature_network, network_kwargs=args.feature_network_kwargs)
     elif args.feature_network is not None:
-        from ganeval.errors import GanevalError
-
         raise GanevalError("--feature-network goes with --extractor custom")
     extractor = get_extractor(args.extractor, **kwargs)
     chunks: dict[int, torch.Tensor] = {}
@@ -71,4 +84,25 @@ def run(args: argparse.Namespace) -> int:
             with open(tmp, "wb") as fh:
                 np.save(fh, torch.cat(features).numpy().astype(np.float32))
     print(f"wrote {args.out} (N={stats.meta['n']}, {stats.meta['seconds']} s, {dist.world} process(es))")
+    return 0
+
+
+def _import(args: argparse.Namespace) -> int:
+    from ganeval.errors import GanevalError
+    from ganeval.features import get_extractor
+    from ganeval.stats import save_stats
+    from ganeval.stats_import import extractor_for, import_stats, imported_summary
+
+    if not args.made_by:
+        raise GanevalError("--import needs --made-by: which tool made the statistics decides what they can be compared with")
+    extractor_name = extractor_for(args.made_by, args.import_file)
+    if args.extractor not in (None, extractor_name):
+        raise GanevalError(f"statistics made by {args.made_by} are {extractor_name} statistics, not {args.extractor}")
+    extractor = get_extractor(extractor_name, device="cpu", weights_path=args.inception_weights)
+    stats = import_stats(args.import_file, args.made_by, extractor, n=args.n, description=args.description,
+                         command="ganeval " + shlex.join(sys.argv[1:]))
+    if not args.out.name.endswith(f"_{extractor_name}.npz"):
+        print(f"note: name it *_{extractor_name}.npz to use its folder as --reference", file=sys.stderr)
+    save_stats(args.out, stats, sigma_dtype="float64")  # as given: FIDs against it then equal the tool's own
+    print(f"wrote {args.out} ({extractor_name}, {imported_summary(stats.meta)})")
     return 0

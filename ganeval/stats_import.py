@@ -1,0 +1,150 @@
+"""Reference statistics made by another tool (a ``mu``/``sigma`` .npz from torch-fidelity or clean-fid), imported
+with their origin recorded, so a FID against published or already-computed statistics needs no pass over real data.
+
+Only tools whose Inception pipeline ganeval reproduces are accepted: their FIDs are then on ganeval's scale. What
+ganeval cannot check (which images, which weights file) is recorded as the user's declaration, never as fact.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ganeval.atomic import sha256_file
+from ganeval.errors import StatsError
+from ganeval.features.base import FeatureExtractor
+from ganeval.stats import RefStats
+from ganeval.version import __version__
+
+#: Tools (and modes) whose statistics mean what ganeval's do, and the extractor that computes the same features.
+MADE_BY = {
+    "torch-fidelity": "inception",  # its own TF-1.x bilinear resize, the TF 2015-12-05 Inception (ganeval's default)
+    "clean-fid-legacy-tensorflow": "inception",  # clean-fid mode="legacy_tensorflow": the same resize and network
+    "clean-fid": "inception-clean",  # clean-fid's default mode="clean": PIL bicubic on float32
+}
+#: Tools whose resize ganeval does not reproduce: refused, with the reason, rather than compared wrongly.
+NOT_COMPARABLE = {
+    "pytorch-fid": "pytorch-fid resizes with torch's bilinear interpolation (clean-fid's legacy_pytorch), which is "
+                   "neither of ganeval's resizes",
+    "clean-fid-legacy-pytorch": "clean-fid's legacy_pytorch mode resizes with torch's bilinear interpolation, which is "
+                                "neither of ganeval's resizes",
+}
+#: Relative asymmetry and negative eigenvalue (of the largest) a covariance written by numpy may have.
+TOLERANCE = 1e-6
+
+
+def _numpy_globals() -> list[Any]:
+    """What ``torch.load(weights_only=True)`` must allow to rebuild numpy arrays (torch-fidelity's cache files hold
+    them): numpy's array reconstructor under its numpy 2 and numpy 1 names, and the array and dtype classes. Data
+    constructors only; nothing that runs code."""
+    from numpy._core.multiarray import _reconstruct
+
+    return [_reconstruct, (_reconstruct, "numpy.core.multiarray._reconstruct"), np.ndarray, np.dtype,
+            *(type(np.dtype(t)) for t in ("float16", "float32", "float64"))]
+
+
+def _read_pt(path: Path) -> dict[str, Any]:
+    """torch-fidelity's cached statistics (``*-stat-fid-2048.pt``: a dict of numpy arrays), read without unpickling
+    code: ``weights_only=True`` with numpy's array constructors allowed."""
+    import torch
+
+    try:
+        with torch.serialization.safe_globals(_numpy_globals()):
+            data = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any refusal (code in the pickle, truncation) is one line
+        raise StatsError(f"{path}: not a statistics file torch.load(weights_only=True) can read "
+                         f"({str(exc).splitlines()[0][:200]})") from exc
+    if not isinstance(data, dict):
+        raise StatsError(f"{path}: expected a dict with 'mu' and 'sigma', found {type(data).__name__}")
+    return {k: v.numpy() if isinstance(v, torch.Tensor) else v for k, v in data.items()}
+
+
+def _read_npz(path: Path) -> dict[str, Any]:
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return {k: z[k] for k in z.files}
+    except (ValueError, OSError, EOFError, KeyError, zipfile.BadZipFile) as exc:  # not an npz, a pickle inside, truncated
+        raise StatsError(f"{path}: not a readable .npz of plain arrays ({exc})") from exc
+
+
+def read_foreign_stats(path: str | os.PathLike[str]) -> tuple[np.ndarray, np.ndarray]:
+    """``mu`` and ``sigma`` of a plain .npz (clean-fid, pytorch-fid) or of torch-fidelity's cached ``.pt``, checked
+    to be a mean and a covariance. Nothing is unpickled beyond numpy arrays."""
+    path = Path(path)
+    if not path.is_file():
+        raise StatsError(f"{path}: statistics file not found")
+    data = _read_pt(path) if path.suffix.lower() in (".pt", ".pth") else _read_npz(path)
+    if not {"mu", "sigma"} <= set(data):
+        raise StatsError(f"{path}: expected arrays 'mu' and 'sigma' (the format of torch-fidelity, clean-fid and "
+                         f"pytorch-fid), found {sorted(data) or 'none'}")
+    try:
+        mu, sigma = np.asarray(data["mu"], np.float64), np.asarray(data["sigma"], np.float64)
+    except (TypeError, ValueError) as exc:
+        raise StatsError(f"{path}: mu and sigma must be numeric arrays ({exc})") from exc
+    if mu.ndim != 1 or sigma.shape != (mu.size, mu.size):
+        raise StatsError(f"{path}: bad shapes mu {mu.shape}, sigma {sigma.shape} (want (D,) and (D, D))")
+    if not (np.isfinite(mu).all() and np.isfinite(sigma).all()):
+        raise StatsError(f"{path}: mu or sigma holds NaN or infinity")
+    scale = float(np.abs(sigma).max()) or 1.0
+    if float(np.abs(sigma - sigma.T).max()) > TOLERANCE * scale:
+        raise StatsError(f"{path}: sigma is not symmetric, so it is not a covariance")
+    eig = np.linalg.eigvalsh((sigma + sigma.T) / 2)
+    if eig[0] < -TOLERANCE * max(float(eig[-1]), 1e-30):
+        raise StatsError(f"{path}: sigma has a negative eigenvalue ({eig[0]:.3g}), so it is not a covariance")
+    return mu, sigma
+
+
+def extractor_for(made_by: str, path: str | os.PathLike[str]) -> str:
+    """The extractor whose features statistics made by ``made_by`` hold; refuses tools whose resize ganeval lacks."""
+    if made_by in NOT_COMPARABLE:
+        raise StatsError(f"{Path(path).name}: statistics made by {made_by} are not on ganeval's scale: "
+                         f"{NOT_COMPARABLE[made_by]}; compute them with 'ganeval stats --dataset …' instead")
+    if made_by not in MADE_BY:
+        raise StatsError(f"unknown tool {made_by!r} (known: {', '.join([*MADE_BY, *NOT_COMPARABLE])})")
+    return MADE_BY[made_by]
+
+
+def import_stats(path: str | os.PathLike[str], made_by: str, extractor: FeatureExtractor, n: int | None = None,
+                 description: str | None = None, command: str | None = None) -> RefStats:
+    """Statistics from ``path`` as a ganeval reference for ``extractor`` (which must be ``MADE_BY[made_by]``).
+
+    The sidecar keeps ``extractor``'s provenance (the pipeline ganeval scores with, which the tool's matches) and an
+    ``imported`` record: the file's name and SHA-256, the tool, and what the user declared (``n``, ``description``).
+    Such a reference has no real images, so KID, precision/recall and the other sample-based metrics refuse it.
+    """
+    want = extractor_for(made_by, path)
+    if extractor.name != want:
+        raise StatsError(f"statistics made by {made_by} are {want} statistics, not {extractor.name}")
+    mu, sigma = read_foreign_stats(path)
+    if extractor.pool_dim is not None and mu.size != extractor.pool_dim:
+        raise StatsError(f"{path}: {mu.size}-d statistics, but {extractor.name} features are {extractor.pool_dim}-d "
+                         "(made with another layer or network?)")
+    if n is not None and n < 2:
+        raise StatsError(f"--n must be the number of images the statistics were made from (got {n})")
+    src = Path(path)
+    meta: dict[str, Any] = {
+        "dataset": "imported",
+        "n": n,
+        **extractor.provenance(),
+        "imported": {"file": src.name, "file_sha256": sha256_file(src), "made_by": made_by,
+                     "description": description, "n_declared": n is not None, "verified": False},
+        "package_version": __version__,
+        "command": command or "",
+        "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    return RefStats(mu, sigma, meta)
+
+
+def imported_summary(meta: dict[str, Any]) -> str | None:
+    """One line for reports: where an imported reference came from (None for statistics ganeval made)."""
+    info = meta.get("imported")
+    if not isinstance(info, dict):
+        return None
+    what = f", {info['description']}" if info.get("description") else ""
+    return (f"imported from {info.get('file')} (SHA-256 {str(info.get('file_sha256'))[:12]}…), made by "
+            f"{info.get('made_by')}{what}; images and weights as declared, not verified by ganeval")

@@ -1,0 +1,151 @@
+"""``ganeval stats --import``: statistics made by torch-fidelity or clean-fid, recorded as imported, FIDs on the tool's
+scale; bad files refused with one line; no real images behind them, so sample-based metrics refuse them up front."""
+
+from __future__ import annotations
+
+import io
+import json
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from ganeval.data import load_mnist
+from ganeval.errors import StatsError
+from ganeval.stats_import import read_foreign_stats
+
+N = 96
+
+
+@pytest.fixture(autouse=True)
+def _cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GANEVAL_CACHE_DIR", str(tmp_path / "cache"))
+
+
+class _Images(torch.utils.data.Dataset):
+    """uint8 (3, 28, 28) tensors, as torch-fidelity reads a dataset input."""
+
+    def __init__(self, images: np.ndarray) -> None:
+        self.images = torch.from_numpy(images.copy())
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        return self.images[i].unsqueeze(0).repeat(3, 1, 1)
+
+
+def test_torch_fidelity_cache_file_scores_its_own_fid(tmp_path: Path, weights, cli) -> None:
+    """torch-fidelity computes FID(samples, real) and caches the real statistics as its .pt; ganeval imports that
+    file and scores the same samples against it: the same FID."""
+    import torch_fidelity
+
+    real, samples = load_mnist("train")[0][:N], load_mnist("test")[0][:N]
+    pth = tmp_path / "weights.pth"
+    state = dict(weights.state_dict)  # the offline copy has no logits layer; torch-fidelity's FID does not use it
+    state.setdefault("fc.weight", torch.full((1008, 2048), float("nan")))
+    state.setdefault("fc.bias", torch.full((1008,), float("nan")))
+    torch.save(state, pth)
+    tf_root = tmp_path / "tf_cache"
+    theirs = torch_fidelity.calculate_metrics(
+        input1=_Images(samples), input2=_Images(real), input2_cache_name="myreal", cache_root=str(tf_root), cache=True,
+        fid=True, cuda=False, batch_size=48, feature_extractor_weights_path=str(pth), verbose=False,
+    )["frechet_inception_distance"]
+    cached = tf_root / "myreal-inception-v3-compat-stat-fid-2048.pt"
+    assert cached.is_file()
+
+    code, out, err = cli("stats", "--import", cached, "--made-by", "torch-fidelity", "--n", N,
+                         "--description", "MNIST train, first 96", "--out", tmp_path / "ref" / "mine_inception.npz")
+    assert code == 0, err
+    side = json.loads((tmp_path / "ref" / "mine_inception.json").read_text())
+    assert side["dataset"] == "imported" and side["n"] == N and side["sigma_dtype"] == "float64"
+    assert side["imported"]["made_by"] == "torch-fidelity" and side["imported"]["verified"] is False
+    np.savez(tmp_path / "samples.npz", images=samples)
+    code, out, err = cli("score", tmp_path / "samples.npz", "--reference", tmp_path / "ref", "--metrics", "fid",
+                         "--num-samples", N, "--bootstrap", 0, "--device", "cpu", "--no-progress", "--out", tmp_path / "rep")
+    assert code == 0, err
+    summary = json.loads((tmp_path / "rep" / "summary.json").read_text())
+    ours = summary["rows"][0]["fid"]
+    assert ours == pytest.approx(theirs, rel=1e-5), (ours, theirs)
+    assert "made by torch-fidelity" in summary["provenance"]["inception"]["reference_imported"]
+    assert "reference_imported" in (tmp_path / "rep" / "report.html").read_text()
+
+    # no real images behind it: KID is refused before anything is scored
+    code, out, err = cli("score", tmp_path / "samples.npz", "--reference", tmp_path / "ref", "--metrics", "fid", "kid",
+                         "--num-samples", N, "--device", "cpu", "--no-progress", "--out", tmp_path / "rep2")
+    assert code == 2 and err.count("\n") == 1 and "imported from myreal-inception-v3-compat-stat-fid-2048.pt" in err
+    assert not (tmp_path / "rep2").exists()
+
+
+def _covariance(d: int = 8, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    x = np.random.default_rng(seed).normal(size=(50, d))
+    return x.mean(0), np.cov(x, rowvar=False)
+
+
+def test_npz_and_pt_read_alike(tmp_path: Path) -> None:
+    mu, sigma = _covariance()
+    np.savez(tmp_path / "a.npz", mu=mu, sigma=sigma)
+    torch.save({"mu": mu.astype(np.float32), "sigma": sigma}, tmp_path / "a.pt")
+    torch.save({"mu": torch.from_numpy(mu), "sigma": torch.from_numpy(sigma)}, tmp_path / "t.pt")
+    buf = io.BytesIO()  # as numpy 1.x pickles arrays: its reconstructor under the old module name
+    torch.save({"mu": mu, "sigma": sigma}, buf, _use_new_zipfile_serialization=False)
+    assert buf.getvalue().count(b"numpy._core.multiarray") == 1
+    (tmp_path / "np1.pt").write_bytes(buf.getvalue().replace(b"numpy._core.multiarray", b"numpy.core.multiarray"))
+    for name in ("a.npz", "a.pt", "t.pt", "np1.pt"):
+        got_mu, got_sigma = read_foreign_stats(tmp_path / name)
+        np.testing.assert_allclose(got_mu, mu, rtol=1e-6)
+        np.testing.assert_array_equal(got_sigma, sigma)
+
+
+class _Boom:
+    def __reduce__(self):  # would run code if unpickled
+        return (exec, ("raise SystemExit('unpickled')",))
+
+
+def _bad_files(tmp_path: Path) -> dict[str, str]:
+    mu, sigma = _covariance()
+    asym = sigma.copy()
+    asym[0, 1] += 1.0
+    neg = sigma - 2 * np.eye(len(mu)) * np.linalg.eigvalsh(sigma).max()
+    np.savez(tmp_path / "keys.npz", mean=mu, cov=sigma)
+    np.savez(tmp_path / "shape.npz", mu=mu, sigma=sigma[:, :4])
+    np.savez(tmp_path / "nan.npz", mu=np.full_like(mu, np.nan), sigma=sigma)
+    np.savez(tmp_path / "asym.npz", mu=mu, sigma=asym)
+    np.savez(tmp_path / "neg.npz", mu=mu, sigma=neg)
+    np.save(tmp_path / "obj.npy", np.array([{"mu": 1}], dtype=object), allow_pickle=True)
+    (tmp_path / "obj.npy").rename(tmp_path / "pickled.npz")
+    (tmp_path / "evil.pt").write_bytes(pickle.dumps({"mu": _Boom(), "sigma": 1}))
+    torch.save({"mu": _Boom(), "sigma": sigma}, tmp_path / "evil2.pt")
+    (tmp_path / "trunc.npz").write_bytes((tmp_path / "asym.npz").read_bytes()[:100])
+    return {"keys.npz": "expected arrays 'mu' and 'sigma'", "shape.npz": "bad shapes", "nan.npz": "NaN",
+            "asym.npz": "not symmetric", "neg.npz": "negative eigenvalue", "pickled.npz": "not a readable .npz",
+            "evil.pt": "weights_only=True", "evil2.pt": "weights_only=True", "trunc.npz": "not a readable .npz",
+            "missing.npz": "not found"}
+
+
+def test_bad_files_are_refused_with_their_reason(tmp_path: Path) -> None:
+    for name, reason in _bad_files(tmp_path).items():
+        with pytest.raises(StatsError, match=reason) as exc:
+            read_foreign_stats(tmp_path / name)
+        assert name in str(exc.value) and "\n" not in str(exc.value)
+
+
+def test_cli_refusals_are_one_line_and_write_nothing(tmp_path: Path, cli) -> None:
+    mu, sigma = _covariance(d=128)
+    np.savez(tmp_path / "s.npz", mu=mu, sigma=sigma)
+    out = tmp_path / "ref" / "x_inception.npz"
+    cases = [
+        (("--made-by", "pytorch-fid"), "not on ganeval's scale: pytorch-fid resizes with torch's bilinear"),
+        (("--made-by", "clean-fid-legacy-pytorch"), "not on ganeval's scale"),
+        ((), "--import needs --made-by"),
+        (("--made-by", "clean-fid", "--extractor", "inception"), "made by clean-fid are inception-clean statistics"),
+        (("--made-by", "torch-fidelity"), "128-d statistics, but inception features are 2048-d"),
+    ]
+    for extra, message in cases:
+        code, _, err = cli("stats", "--import", tmp_path / "s.npz", *extra, "--out", out)
+        assert code == 2 and message in err and err.count("\n") == 1, (extra, err)
+    code, _, err = cli("stats", "--dataset", "mnist-test", "--n", 5, "--out", out)
+    assert code == 2 and "go with --import" in err
+    assert not out.parent.exists()
