@@ -164,7 +164,7 @@ def test_embedded_images_decode() -> None:
     result = make_result()
     p = _parse(render_html(result))
     pngs = _data_uris(p, "image/png")
-    assert len(pngs) == 3  # the plot, the best grid, the last grid
+    assert len(pngs) == 4  # the two plots (distances; fidelity and diversity), the best grid, the last grid
     sizes = [Image.open(io.BytesIO(b)).size for b in pngs]
     assert all(w > 300 and h > 100 for w, h in sizes)
     gifs = _data_uris(p, "image/gif")
@@ -181,7 +181,7 @@ def test_all_nan_fid_and_single_files_do_not_crash() -> None:
     df["iteration"] = None
     result.summary["late_collapse"] = {"flag": False, "metric": "mnist_fd", "reason": "no checkpoint has fid"}
     p = _parse(render_html(result))
-    assert len(_data_uris(p, "image/png")) == 3  # the MNIST FD panel is still drawn
+    assert len(_data_uris(p, "image/png")) == 4  # the MNIST FD panel is still drawn; so is precision/recall by row order
     assert "fid: not computed for any checkpoint, panel skipped." in "".join(p.text)
     df["mnist_fd"] = np.nan
     p = _parse(render_html(result))

@@ -22,6 +22,7 @@ from ganeval.report.neighbours import neighbours_section
 from ganeval.report.plots import series_plot
 from ganeval.report.realism import realism_section
 from ganeval.report.table import DASH, fmt, number, render_table
+from ganeval.report.tradeoff_plot import tradeoff_plot
 from ganeval.version import __version__
 
 if TYPE_CHECKING:
@@ -137,6 +138,16 @@ def _plot(df: pd.DataFrame, summary: dict[str, Any]) -> str:
         return f"<p class=muted>No FID or MNIST FD values to plot.</p>{notes}"
     return (f'<img src="{data_uri(res.png, "image/png")}" alt="FID and MNIST FD over training" '
             f'style="max-width:100%">{notes}')
+
+
+def _tradeoff(df: pd.DataFrame, summary: dict[str, Any]) -> str:
+    res = tradeoff_plot(df, floor=(summary.get("real_floor") or {}).get("values"))
+    if res.png is None:
+        return ""
+    return ("<h2>Fidelity and diversity over training</h2><p class=muted>Fidelity (precision, density) falling says the "
+            "samples got worse; diversity (recall, coverage, modes) falling says the generator collapsed. Dotted: "
+            "real held-out images at the same N, when scored (--real-floor).</p>"
+            f'<img src="{data_uri(res.png, "image/png")}" alt="fidelity and diversity over training" style="max-width:100%">')
 
 
 def _ordered_grids(result: ScoreResult) -> list[str]:
@@ -268,7 +279,7 @@ def render_html(result: ScoreResult) -> str:
         _flags(s),
         "<h2>Notes</h2>", notes_section(s),
         "<h2>Checkpoints</h2>", render_table(df, s.get("real_floor")), _floor_note(s.get("real_floor")),
-        "<h2>Metrics over training</h2>", _plot(df, s), digits_section(df),
+        "<h2>Metrics over training</h2>", _plot(df, s), _tradeoff(df, s), digits_section(df),
         "<h2>Samples</h2>", _grids(result), neighbours_section(result), realism_section(result),
         "<h2>Provenance</h2>", provenance_section(s),
         "</body></html>",

@@ -7,7 +7,7 @@ touched (safe inside notebooks and threads) and the Agg renderer is used whateve
 from __future__ import annotations
 
 import io
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -28,9 +28,12 @@ class PlotResult:
 
     png: bytes | None
     notes: list[str]
+    #: The panels drawn (their value columns), for captions and tests.
+    panels: list[str] = field(default_factory=list)
 
 
-def _floats(df: pd.DataFrame, col: str) -> np.ndarray:
+def column_floats(df: pd.DataFrame, col: str) -> np.ndarray:
+    """``df[col]`` as floats (NaN where missing or not a number; all NaN when there is no such column)."""
     if col not in df:
         return np.full(len(df), np.nan)
     return pd.to_numeric(df[col], errors="coerce").astype(float).to_numpy()
@@ -41,7 +44,7 @@ def x_axis(df: pd.DataFrame) -> tuple[np.ndarray, str, list[str] | None]:
 
     Returns the x values, the axis label and, for row order, tick labels (checkpoint names).
     """
-    it = _floats(df, "iteration")
+    it = column_floats(df, "iteration")
     if len(it) and np.isfinite(it).all():
         return it, "iteration", None
     names = [str(c) for c in df["checkpoint"]] if "checkpoint" in df else [str(i) for i in range(len(df))]
@@ -56,7 +59,7 @@ def mpl_text(s: str, limit: int = 40) -> str:
 
 def _panel(ax: object, df: pd.DataFrame, x: np.ndarray, col: str, lo_col: str, hi_col: str, label: str,
            notes: list[str], copying_threshold: float = -3.0, floor: dict[str, Any] | None = None) -> None:
-    y, lo, hi = _floats(df, col), _floats(df, lo_col), _floats(df, hi_col)
+    y, lo, hi = column_floats(df, col), column_floats(df, lo_col), column_floats(df, hi_col)
     names = [str(c) for c in df["checkpoint"]] if "checkpoint" in df else [str(i) for i in range(len(df))]
     order = np.argsort(x, kind="stable")
     fin = np.isfinite(y[order])
@@ -116,10 +119,10 @@ def series_plot(df: pd.DataFrame, dpi: int = 90, copying_threshold: float = -3.0
     from matplotlib.figure import Figure
 
     notes: list[str] = []
-    panels = [p for p in PANELS if p[0] in df and (~np.isnan(_floats(df, p[0]))).any()]
+    panels = [p for p in PANELS if p[0] in df and (~np.isnan(column_floats(df, p[0]))).any()]
     notes += [f"{p[0]}: not computed for any checkpoint, panel skipped." for p in PANELS if p not in panels]
-    panels += [p for p in OPTIONAL_PANELS if p[0] in df and (~np.isnan(_floats(df, p[0]))).any()]
-    ct = next((c for c in ("copying_ct", "inception_copying_ct") if c in df and (~np.isnan(_floats(df, c))).any()), None)
+    panels += [p for p in OPTIONAL_PANELS if p[0] in df and (~np.isnan(column_floats(df, p[0]))).any()]
+    ct = next((c for c in ("copying_ct", "inception_copying_ct") if c in df and (~np.isnan(column_floats(df, c))).any()), None)
     if ct is not None:
         panels.append((ct, "", "", COPYING_PANEL[3] if ct == "copying_ct" else "Inception C_T (data-copying test)"))
     if not panels or len(df) == 0:
