@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -52,9 +53,9 @@ def test_comma_separated_metrics_on_the_command_line(tmp_path: Path, cli) -> Non
 def test_columns_choose_the_printed_table(tmp_path: Path, cli) -> None:
     write_bank_checkpoint(tmp_path / "run", 1000)
     code, out, err = cli("score", tmp_path / "run", "--metrics", "mnist_fd", "modes",
-                         "--columns", "checkpoint,mnist_fd", "class_kl", *FAST)
+                         "--columns", "checkpoint,mnist_fd", "class_kl,mnist_fd_ci_low", *FAST)
     assert code == 0, err
-    assert out.splitlines()[0].split() == ["checkpoint", "mnist_fd", "class_kl"]
+    assert out.splitlines()[0].split() == ["checkpoint", "mnist_fd", "class_kl"]  # no interval without --bootstrap
     assert "ckpt_0001000.safetensors" in out.splitlines()[1]
 
 
@@ -78,3 +79,32 @@ def test_table_wraps_to_a_width_and_not_without_one() -> None:
     wrapped = table_text(table, cols, 60)
     assert max(len(line) for line in wrapped.splitlines()) <= 60
     assert [w for line in wrapped.splitlines() for w in line.split() if w.startswith("metric_")] == cols
+
+
+def test_metrics_command_lists_the_registry(cli) -> None:
+    from ganeval.metrics.registry import DEFAULT_METRICS, METRICS
+
+    code, out, _ = cli("metrics", "--json")
+    rows = json.loads(out)
+    assert code == 0 and [r["name"] for r in rows] == list(METRICS)
+    assert {r["name"] for r in rows if r["default"]} == set(DEFAULT_METRICS)
+    fid = next(r for r in rows if r["name"] == "fid")
+    assert fid["columns"] == ["fid", "fid_ci_low", "fid_ci_high"] and not fid["needs_real_images"]
+    assert next(r for r in rows if r["name"] == "mnist_prc")["needs_real_images"]
+    code, out, _ = cli("metrics")
+    assert code == 0 and all(f"\n{name}  [" in "\n" + out for name in METRICS)
+
+
+def test_docs_name_every_metric_and_column() -> None:
+    """docs/scoring.md's metric table and column list cover the registry (a new metric must be documented)."""
+    from ganeval.metrics.registry import METRICS, table_columns
+
+    text = (Path(__file__).parent.parent / "docs" / "scoring.md").read_text()
+    table = text[text.index("| metric (`--metrics`)"):text.index("### The real-data floor")]
+    columns = text[text.index("Columns, in order:"):]
+    columns = columns[: columns.index("\n\n")]
+    for name, metric in METRICS.items():
+        assert f"`{name}`" in table, name
+        for col in table_columns(metric):
+            stem = col if "digit_" not in col else "mnist_fd_digit_0"
+            assert stem in columns, (name, col)

@@ -132,12 +132,12 @@ BOOKKEEPING = ("iteration", "checkpoint", "n_samples", "rank", "is_best", "mode_
 def check_columns(columns: list[str], metrics: tuple[str, ...] | list[str]) -> None:
     """Refuse, before any scoring, a ``--columns`` name that no requested metric writes (a typo would otherwise
     surface only after the whole run)."""
-    from ganeval.metrics.registry import METRICS
+    from ganeval.metrics.registry import METRICS, table_columns
 
     for col in columns:
-        if col in BOOKKEEPING or any(col in METRICS[m].columns for m in metrics if m in METRICS):
+        if col in BOOKKEEPING or any(col in table_columns(METRICS[m]) for m in metrics if m in METRICS):
             continue
-        owners = [name for name, m in METRICS.items() if col in m.columns]
+        owners = [name for name, m in METRICS.items() if col in table_columns(m)]
         if owners:
             raise GanevalError(f"--columns {col}: written by metric {owners[0]}, which is not in --metrics")
         raise GanevalError(f"--columns {col}: no such column (see scores.csv's header, or "

@@ -10,10 +10,21 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from ganeval.cli import cmd_compare, cmd_export, cmd_floors, cmd_gate, cmd_score, cmd_stats, cmd_train, cmd_train_classifier, cmd_watch
+from ganeval.cli import (
+    cmd_compare,
+    cmd_export,
+    cmd_floors,
+    cmd_gate,
+    cmd_metrics,
+    cmd_score,
+    cmd_stats,
+    cmd_train,
+    cmd_train_classifier,
+    cmd_watch,
+)
 from ganeval.errors import EXIT_INPUT, GanevalError
 
-COMMANDS = [cmd_train, cmd_train_classifier, cmd_stats, cmd_floors, cmd_score, cmd_compare, cmd_gate, cmd_watch, cmd_export]
+COMMANDS = [cmd_train, cmd_train_classifier, cmd_stats, cmd_floors, cmd_score, cmd_compare, cmd_gate, cmd_watch, cmd_export, cmd_metrics]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -267,3 +267,9 @@ def _custom_is(x: MetricInput) -> dict[str, float]:
 #: Which Fréchet-distance column each extractor's bootstrap interval belongs to.
 FD_COLUMN = {"inception": "fid", "mnist": "mnist_fd", "custom": "custom_fd"}
 DEFAULT_METRICS = ("fid", "is", "kid", "prc", "dc", "mnist_is", "mnist_fd", "modes", "mnist_intra", "copying")
+
+
+def table_columns(metric: Metric) -> tuple[str, ...]:
+    """A metric's columns in scores.csv: its own and, for a Fréchet distance, its bootstrap interval's two."""
+    first = metric.columns[0]
+    return (*metric.columns, *((f"{first}_ci_low", f"{first}_ci_high") if first == FD_COLUMN.get(metric.extractor) else ()))
