@@ -1,6 +1,7 @@
 """ganeval: trustworthy, fast GAN evaluation.
 
-Python API: ``load_generator``, ``list_checkpoints``, ``score``, ``compare``, ``gate``, ``watch``, ``reference_stats``, ``features``.
+Python API: ``load_generator``, ``list_checkpoints``, ``score``, ``compare``, ``gate``, ``watch``, ``reference_stats``,
+``import_stats``, ``features``.
 Heavy submodules are imported on first use.
 """
 
@@ -11,7 +12,8 @@ from typing import Any
 from ganeval.checkpoints import list_checkpoints, load_generator
 from ganeval.version import __version__
 
-__all__ = ["__version__", "list_checkpoints", "load_generator", "score", "compare", "gate", "watch", "reference_stats", "features"]
+__all__ = ["__version__", "list_checkpoints", "load_generator", "score", "compare", "gate", "watch", "reference_stats", "import_stats",
+           "features"]
 
 
 def __getattr__(name: str) -> Any:
@@ -35,6 +37,10 @@ def __getattr__(name: str) -> Any:
         from ganeval.reference import reference_stats
 
         return reference_stats
+    if name == "import_stats":
+        from ganeval.stats_import import import_stats_file
+
+        return import_stats_file
     if name == "features":
         import ganeval.features as features
 

@@ -117,12 +117,12 @@ def import_stats(path: str | os.PathLike[str], made_by: str, extractor: FeatureE
     ``imported`` record: the file's name and SHA-256, the tool, and what the user declared (``n``, ``description``).
     Such a reference has no real images, so KID, precision/recall and the other sample-based metrics refuse it.
     """
-    want = extractor_for(made_by, path)
-    if extractor.name != want:
-        raise StatsError(f"statistics made by {made_by} are {want} statistics, not {extractor.name}")
+    want, have = extractor_for(made_by, path), getattr(extractor, "stats_name", extractor.name)
+    if have != want:
+        raise StatsError(f"statistics made by {made_by} are {want} statistics, not {have}")
     mu, sigma = read_foreign_stats(path)
     if extractor.pool_dim is not None and mu.size != extractor.pool_dim:
-        raise StatsError(f"{path}: {mu.size}-d statistics, but {extractor.name} features are {extractor.pool_dim}-d "
+        raise StatsError(f"{path}: {mu.size}-d statistics, but {have} features are {extractor.pool_dim}-d "
                          "(made with another layer or network?)")
     if n is not None and n < 2:
         raise StatsError(f"--n must be the number of images the statistics were made from (got {n})")
@@ -148,3 +148,17 @@ def imported_summary(meta: dict[str, Any]) -> str | None:
     what = f", {info['description']}" if info.get("description") else ""
     return (f"imported from {info.get('file')} (SHA-256 {str(info.get('file_sha256'))[:12]}…), made by "
             f"{info.get('made_by')}{what}; images and weights as declared, not verified by ganeval")
+
+
+def import_stats_file(path: str | os.PathLike[str], made_by: str, out: str | os.PathLike[str], n: int | None = None,
+                      description: str | None = None, weights_path: str | os.PathLike[str] | None = None,
+                      command: str | None = None) -> RefStats:
+    """Import ``path`` (see :func:`import_stats`) and write it as ``out`` (.npz and .json sidecar, atomically), with
+    sigma in float64 as the tool wrote it, so FIDs against it equal the tool's own. Returns what was written."""
+    from ganeval.features import get_extractor
+    from ganeval.stats import save_stats
+
+    extractor = get_extractor(extractor_for(made_by, path), device="cpu", weights_path=weights_path)
+    stats = import_stats(path, made_by, extractor, n=n, description=description, command=command)
+    save_stats(out, stats, sigma_dtype="float64")
+    return stats

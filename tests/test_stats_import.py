@@ -149,3 +149,18 @@ def test_cli_refusals_are_one_line_and_write_nothing(tmp_path: Path, cli) -> Non
     code, _, err = cli("stats", "--dataset", "mnist-test", "--n", 5, "--out", out)
     assert code == 2 and "go with --import" in err
     assert not out.parent.exists()
+
+
+def test_api_imports_clean_fid_statistics(tmp_path: Path) -> None:
+    """clean-fid's default mode is ganeval's inception-clean: the sidecar says so, and the values are kept as given."""
+    import ganeval
+    from ganeval.stats import load_stats
+
+    z = np.load(Path(__file__).parent.parent / "reference_stats" / "mnist-test_inception-clean.npz")
+    np.savez(tmp_path / "mnist_clean_test.npz", mu=z["mu"].astype(np.float64), sigma=z["sigma"].astype(np.float64))
+    out = tmp_path / "ref" / "t_inception-clean.npz"
+    stats = ganeval.import_stats(tmp_path / "mnist_clean_test.npz", "clean-fid", out, description="MNIST test")
+    assert stats.meta["resize"].startswith("clean-fid clean")
+    back = load_stats(out, {"resize": stats.meta["resize"]})
+    np.testing.assert_array_equal(back.sigma, z["sigma"].astype(np.float64))
+    assert back.meta["imported"]["description"] == "MNIST test"

@@ -89,20 +89,16 @@ def run(args: argparse.Namespace) -> int:
 
 def _import(args: argparse.Namespace) -> int:
     from ganeval.errors import GanevalError
-    from ganeval.features import get_extractor
-    from ganeval.stats import save_stats
-    from ganeval.stats_import import extractor_for, import_stats, imported_summary
+    from ganeval.stats_import import extractor_for, import_stats_file, imported_summary
 
     if not args.made_by:
         raise GanevalError("--import needs --made-by: which tool made the statistics decides what they can be compared with")
     extractor_name = extractor_for(args.made_by, args.import_file)
     if args.extractor not in (None, extractor_name):
         raise GanevalError(f"statistics made by {args.made_by} are {extractor_name} statistics, not {args.extractor}")
-    extractor = get_extractor(extractor_name, device="cpu", weights_path=args.inception_weights)
-    stats = import_stats(args.import_file, args.made_by, extractor, n=args.n, description=args.description,
-                         command="ganeval " + shlex.join(sys.argv[1:]))
     if not args.out.name.endswith(f"_{extractor_name}.npz"):
         print(f"note: name it *_{extractor_name}.npz to use its folder as --reference", file=sys.stderr)
-    save_stats(args.out, stats, sigma_dtype="float64")  # as given: FIDs against it then equal the tool's own
+    stats = import_stats_file(args.import_file, args.made_by, args.out, n=args.n, description=args.description,
+                              weights_path=args.inception_weights, command="ganeval " + shlex.join(sys.argv[1:]))
     print(f"wrote {args.out} ({extractor_name}, {imported_summary(stats.meta)})")
     return 0
