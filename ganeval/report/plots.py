@@ -132,13 +132,18 @@ def series_plot(df: pd.DataFrame, dpi: int = 90, copying_threshold: float = -3.0
     axes = fig.subplots(len(panels), 1, sharex=True, squeeze=False)[:, 0]
     for ax, (col, lo, hi, label) in zip(axes, panels, strict=True):
         _panel(ax, df, x, col, lo, hi, label, notes, copying_threshold, floor)
-    axes[-1].set_xlabel(xlabel)
+    return PlotResult(finish_figure(fig, axes[-1], x, xlabel, ticks, dpi), notes)
+
+
+def finish_figure(fig: Any, bottom: Any, x: np.ndarray, xlabel: str, ticks: list[str] | None, dpi: int) -> bytes:
+    """Label the shared x axis (checkpoint names as ticks when there are no iterations) and render a palette PNG."""
+    bottom.set_xlabel(xlabel)
     if ticks is not None:
         step = max(1, len(ticks) // 15)
-        axes[-1].set_xticks(x[::step], [mpl_text(t, 18) for t in ticks[::step]], rotation=30, ha="right", fontsize=7)
+        bottom.set_xticks(x[::step], [mpl_text(t, 18) for t in ticks[::step]], rotation=30, ha="right", fontsize=7)
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi, facecolor="white")
-    return PlotResult(palette_png(buf.getvalue()), notes)
+    return palette_png(buf.getvalue())
 
 
 def palette_png(png: bytes, colors: int = 64) -> bytes:

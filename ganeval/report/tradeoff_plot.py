@@ -7,12 +7,10 @@ precision and density. One panel per pair, each line with the real-data floor at
 
 from __future__ import annotations
 
-import io
-
 import numpy as np
 import pandas as pd
 
-from ganeval.report.plots import PlotResult, column_floats, mpl_text, palette_png, x_axis
+from ganeval.report.plots import PlotResult, column_floats, finish_figure, mpl_text, x_axis
 
 #: Two quantities read together: (fidelity column, diversity column, panel label, y limits or None).
 PAIRS = (
@@ -93,10 +91,4 @@ def tradeoff_plot(df: pd.DataFrame, dpi: int = 90, floor: dict | None = None) ->
         _marks(ax, df, x, labelled=i == 0)
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize=7, loc="best", framealpha=0.8)
-    axes[-1].set_xlabel(xlabel)
-    if ticks is not None:
-        step = max(1, len(ticks) // 15)
-        axes[-1].set_xticks(x[::step], [mpl_text(t, 18) for t in ticks[::step]], rotation=30, ha="right", fontsize=7)
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi, facecolor="white")
-    return PlotResult(palette_png(buf.getvalue()), [], drawn)
+    return PlotResult(finish_figure(fig, axes[-1], x, xlabel, ticks, dpi), [], drawn)
