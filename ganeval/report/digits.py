@@ -35,8 +35,10 @@ def _cells(values: list[float | None], mark_worst: bool, signed: bool = False) -
     return "".join(out)
 
 
-def digits_section(df: pd.DataFrame) -> str:
-    """HTML for the per-digit table; empty when ``mnist_intra`` was not computed."""
+def digits_section(df: pd.DataFrame, floor: dict | None = None) -> str:
+    """HTML for the per-digit table; empty when ``mnist_intra`` was not computed. ``floor`` (the real-data floor's
+    summary, ``--real-floor``) adds held-out real digits scored the same way: what each digit's distance is at this N
+    for real images, since per-digit distances are biased upward by their few images."""
     if not all(c in df for c in DIGIT_COLUMNS) or df[list(DIGIT_COLUMNS)].isna().all().all():
         return ""
     head = "<tr><th>checkpoint</th>" + "".join(f"<th>{c}</th>" for c in range(10)) + "</tr>"
@@ -53,8 +55,13 @@ def digits_section(df: pd.DataFrame) -> str:
         pairs = [(_num(lst.get(c)), _num(b.get(c))) for c in DIGIT_COLUMNS]
         diffs = [None if x is None or y is None else x - y for x, y in pairs]
         change = f"<tr><td><i>last − best</i></td>{_cells(diffs, True, signed=True)}</tr>"
+    values = (floor or {}).get("values") or {}
+    real = [_num(values.get(c)) for c in DIGIT_COLUMNS]
+    if any(v is not None for v in real):
+        name = escape(str((floor or {}).get("name") or "real held-out"))
+        change += f"<tr class=floor><td><i>{name}, same N</i></td>{_cells(real, False)}</tr>"
     opened = " open" if len(df) <= OPEN_ROWS else ""
     return (f"<h2>Per-digit MNIST FD</h2><details{opened}><summary>samples and real images grouped by the classifier's "
-            f"predicted digit; the worst digit of each row in bold; the last row: how each digit changed from the "
-            "best to the last checkpoint</summary><div class=scroll><table>"
+            f"predicted digit; the worst digit of each row in bold; then how each digit changed from the best to "
+            "the last checkpoint, and (with --real-floor) held-out real digits scored alike</summary><div class=scroll><table>"
             f"<thead>{head}</thead><tbody>{''.join(rows)}{change}</tbody></table></div></details>")

@@ -279,7 +279,7 @@ def render_html(result: ScoreResult) -> str:
         _flags(s),
         "<h2>Notes</h2>", notes_section(s),
         "<h2>Checkpoints</h2>", render_table(df, s.get("real_floor")), _floor_note(s.get("real_floor")),
-        "<h2>Metrics over training</h2>", _plot(df, s), _tradeoff(df, s), digits_section(df),
+        "<h2>Metrics over training</h2>", _plot(df, s), _tradeoff(df, s), digits_section(df, s.get("real_floor")),
         "<h2>Samples</h2>", _grids(result), neighbours_section(result), realism_section(result),
         "<h2>Provenance</h2>", provenance_section(s),
         "</body></html>",
