@@ -140,8 +140,8 @@ def check_columns(columns: list[str], metrics: tuple[str, ...] | list[str]) -> N
         owners = [name for name, m in METRICS.items() if col in table_columns(m)]
         if owners:
             raise GanevalError(f"--columns {col}: written by metric {owners[0]}, which is not in --metrics")
-        raise GanevalError(f"--columns {col}: no such column (see scores.csv's header, or "
-                           f"{', '.join(BOOKKEEPING[:2])}, a metric's columns)")
+        raise GanevalError(f"--columns {col}: no such column ('ganeval metrics' lists every metric's columns; "
+                           f"each table also has {', '.join(BOOKKEEPING)})")
 
 
 def table_text(table: pd.DataFrame, columns: list[str], width: int | None) -> str:
