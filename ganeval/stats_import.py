@@ -36,6 +36,10 @@ NOT_COMPARABLE = {
 }
 #: Relative asymmetry and negative eigenvalue (of the largest) a covariance written by numpy may have.
 TOLERANCE = 1e-6
+#: Largest FD between imported statistics and ganeval's own of the same images that counts as "the same pipeline".
+#: For scale (shipped statistics): float32 rounding of sigma 2e-11; MNIST test vs train 1.02; the same test
+#: images through the tf1x and the clean resize 31.9.
+VERIFY_MAX_FD = 0.01
 
 
 def _numpy_globals() -> list[Any]:
@@ -140,25 +144,53 @@ def import_stats(path: str | os.PathLike[str], made_by: str, extractor: FeatureE
     return RefStats(mu, sigma, meta)
 
 
+def verify_import(stats: RefStats, own: RefStats) -> RefStats:
+    """``stats`` (imported) checked against ``own``, ganeval's statistics of the images the tool is said to have
+    used: refused unless their Fréchet distance is at most ``VERIFY_MAX_FD``. The result keeps the tool's values and
+    takes the images' identity from ``own``, so the reference has real images (KID, precision/recall can use it)."""
+    from ganeval.metrics.fid import frechet_distance
+
+    info = dict(stats.meta["imported"])
+    declared = stats.meta.get("n")
+    if declared is not None and declared != own.meta["n"]:
+        raise StatsError(f"{info['file']}: declared --n {declared}, but the images to verify with are {own.meta['n']}")
+    fd = frechet_distance(stats.mu, stats.sigma, own.mu, own.sigma)
+    if not fd <= VERIFY_MAX_FD:
+        raise StatsError(f"{info['file']}: FD {fd:.4g} from ganeval's statistics of {own.meta.get('dataset')} "
+                         f"({own.meta.get('source', own.meta.get('split'))}), above {VERIFY_MAX_FD}: not made from these "
+                         "images with this pipeline (other images, another subset or order, resize or weights)")
+    info.update(verified=True, fd_to_ganeval=fd, verified_n=own.meta["n"], n_declared=declared is not None)
+    keep = {k: v for k, v in stats.meta.items() if k not in ("dataset", "n")}
+    images = {k: own.meta[k] for k in ("dataset", "split", "source", "dataset_sha256", "image_shape") if k in own.meta}
+    return RefStats(stats.mu, stats.sigma, {**keep, **images, "n": own.meta["n"], "imported": info})
+
+
 def imported_summary(meta: dict[str, Any]) -> str | None:
     """One line for reports: where an imported reference came from (None for statistics ganeval made)."""
     info = meta.get("imported")
     if not isinstance(info, dict):
         return None
     what = f", {info['description']}" if info.get("description") else ""
+    check = (f"verified against the images by ganeval: FD {info.get('fd_to_ganeval', float('nan')):.2g} to its own statistics"
+             if info.get("verified") else "images and weights as declared, not verified by ganeval")
     return (f"imported from {info.get('file')} (SHA-256 {str(info.get('file_sha256'))[:12]}…), made by "
-            f"{info.get('made_by')}{what}; images and weights as declared, not verified by ganeval")
+            f"{info.get('made_by')}{what}; {check}")
 
 
 def import_stats_file(path: str | os.PathLike[str], made_by: str, out: str | os.PathLike[str], n: int | None = None,
                       description: str | None = None, weights_path: str | os.PathLike[str] | None = None,
-                      command: str | None = None) -> RefStats:
+                      command: str | None = None, verify_with: str | os.PathLike[str] | None = None,
+                      device: str = "auto", batch_size: int = 64, progress: bool = True) -> RefStats:
     """Import ``path`` (see :func:`import_stats`) and write it as ``out`` (.npz and .json sidecar, atomically), with
-    sigma in float64 as the tool wrote it, so FIDs against it equal the tool's own. Returns what was written."""
+    sigma in float64 as the tool wrote it, so FIDs against it equal the tool's own. ``verify_with``: the real images
+    the tool used (an MNIST split, folder, zip or uint8 .npz), checked by :func:`verify_import` with one Inception
+    pass over them. Returns what was written."""
     from ganeval.features import get_extractor
-    from ganeval.stats import save_stats
+    from ganeval.stats import compute_stats, save_stats
 
-    extractor = get_extractor(extractor_for(made_by, path), device="cpu", weights_path=weights_path)
+    extractor = get_extractor(extractor_for(made_by, path), device=device if verify_with else "cpu", weights_path=weights_path)
     stats = import_stats(path, made_by, extractor, n=n, description=description, command=command)
+    if verify_with is not None:
+        stats = verify_import(stats, compute_stats(verify_with, extractor, batch_size, progress=progress))
     save_stats(out, stats, sigma_dtype="float64")
     return stats

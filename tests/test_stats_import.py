@@ -16,7 +16,7 @@ from ganeval.data import load_mnist
 from ganeval.errors import StatsError
 from ganeval.stats_import import read_foreign_stats
 
-N = 96
+N = 64
 
 
 @pytest.fixture(autouse=True)
@@ -51,13 +51,13 @@ def test_torch_fidelity_cache_file_scores_its_own_fid(tmp_path: Path, weights, c
     tf_root = tmp_path / "tf_cache"
     theirs = torch_fidelity.calculate_metrics(
         input1=_Images(samples), input2=_Images(real), input2_cache_name="myreal", cache_root=str(tf_root), cache=True,
-        fid=True, cuda=False, batch_size=48, feature_extractor_weights_path=str(pth), verbose=False,
+        fid=True, cuda=False, batch_size=64, feature_extractor_weights_path=str(pth), verbose=False,
     )["frechet_inception_distance"]
     cached = tf_root / "myreal-inception-v3-compat-stat-fid-2048.pt"
     assert cached.is_file()
 
     code, out, err = cli("stats", "--import", cached, "--made-by", "torch-fidelity", "--n", N,
-                         "--description", "MNIST train, first 96", "--out", tmp_path / "ref" / "mine_inception.npz")
+                         "--description", "MNIST train, first 64", "--out", tmp_path / "ref" / "mine_inception.npz")
     assert code == 0, err
     side = json.loads((tmp_path / "ref" / "mine_inception.json").read_text())
     assert side["dataset"] == "imported" and side["n"] == N and side["sigma_dtype"] == "float64"
@@ -77,6 +77,22 @@ def test_torch_fidelity_cache_file_scores_its_own_fid(tmp_path: Path, weights, c
                          "--num-samples", N, "--device", "cpu", "--no-progress", "--out", tmp_path / "rep2")
     assert code == 2 and err.count("\n") == 1 and "imported from myreal-inception-v3-compat-stat-fid-2048.pt" in err
     assert not (tmp_path / "rep2").exists()
+
+    # --verify-with: ganeval's own statistics of the images torch-fidelity used agree; other images are refused
+    np.savez(tmp_path / "real.npz", images=real)
+    args = ("stats", "--import", cached, "--made-by", "torch-fidelity", "--device", "cpu", "--no-progress")
+    code, _, err = cli(*args, "--verify-with", tmp_path / "samples.npz", "--out", tmp_path / "bad" / "x_inception.npz")
+    assert code == 2 and "above 0.01: not made from these images" in err and not (tmp_path / "bad").exists()
+    code, out, err = cli(*args, "--verify-with", tmp_path / "real.npz", "--out", tmp_path / "ok" / "x_inception.npz")
+    assert code == 0, err
+    side = json.loads((tmp_path / "ok" / "x_inception.json").read_text())
+    assert side["imported"]["verified"] is True and side["imported"]["fd_to_ganeval"] < 1e-4
+    assert side["dataset"] == "custom" and side["n"] == N and side["source"] == str((tmp_path / "real.npz").resolve())
+    code, out, err = cli("score", tmp_path / "samples.npz", "--reference", tmp_path / "ok", "--metrics", "fid", "kid",
+                         "--num-samples", N, "--bootstrap", 0, "--device", "cpu", "--no-progress", "--out", tmp_path / "rep3")
+    assert code == 0, err  # the verified reference has its images: KID works
+    rows = json.loads((tmp_path / "rep3" / "summary.json").read_text())["rows"]
+    assert rows[0]["fid"] == pytest.approx(theirs, rel=1e-5) and np.isfinite(rows[0]["kid_mean"])
 
 
 def _covariance(d: int = 8, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

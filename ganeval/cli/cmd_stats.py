@@ -23,6 +23,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                         "legacy_pytorch's resize is not ganeval's: refused (docs/reference_stats.md#statistics-made-by-other-tools)")
     p.add_argument("--n", type=int, default=None, help="with --import: how many images the statistics were made from")
     p.add_argument("--description", default=None, help="with --import: what the images were (kept in the sidecar)")
+    p.add_argument("--verify-with", default=None, metavar="DATASET",
+                   help="with --import: the real images the tool used; ganeval computes their statistics and refuses the "
+                        "import unless FD ≤ 0.01; then KID and precision/recall can use them too")
     p.add_argument("--extractor", default=None, choices=["inception", "inception-clean", "mnist", "custom"],
                    help="inception-clean: Inception with clean-fid's resize (name its file *_inception-clean.npz); "
                         "custom: your --feature-network (name its file *_custom.npz)")
@@ -54,8 +57,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.import_file is not None:
         return _import(args)
-    if args.made_by or args.n is not None or args.description:
-        raise GanevalError("--made-by, --n and --description go with --import")
+    if args.made_by or args.n is not None or args.description or args.verify_with:
+        raise GanevalError("--made-by, --n, --description and --verify-with go with --import")
     if args.extractor is None:
         raise GanevalError("--extractor is required with --dataset (inception, inception-clean, mnist or custom)")
     dist = from_env(args.distributed)
@@ -99,6 +102,8 @@ def _import(args: argparse.Namespace) -> int:
     if not args.out.name.endswith(f"_{extractor_name}.npz"):
         print(f"note: name it *_{extractor_name}.npz to use its folder as --reference", file=sys.stderr)
     stats = import_stats_file(args.import_file, args.made_by, args.out, n=args.n, description=args.description,
-                              weights_path=args.inception_weights, command="ganeval " + shlex.join(sys.argv[1:]))
+                              weights_path=args.inception_weights, command="ganeval " + shlex.join(sys.argv[1:]),
+                              verify_with=args.verify_with, device=args.device, batch_size=args.batch_size,
+                              progress=args.progress)
     print(f"wrote {args.out} ({extractor_name}, {imported_summary(stats.meta)})")
     return 0
