@@ -88,8 +88,8 @@ class _Evaluator(Illustrations):
 
             self.notes.append(f"Inception Score unavailable: the Inception weights in use have no logits layer. {FULL_WEIGHTS_HINT}")
         if opts.num_samples < 2048 and "inception" in self.extractors:
-            self.notes.append(f"N={opts.num_samples} is below the Inception feature dimension (2048): "
-                              "FID is unreliable at this N; KID is the better guide")
+            guide = "compare FIDs only at one N" if self.ref_meta["inception"].get("dataset") == "imported" else "KID is the better guide"
+            self.notes.append(f"N={opts.num_samples} is below the Inception feature dimension (2048): FID is unreliable at this N; {guide}")
         self.copy_sets = resolve_copy_sets(opts, self.ref_meta)
         # The real-data floor is read (and checked) here, so a bad --real-floor fails before any checkpoint is scored.
         self.floor = floor_source(opts.real_floor, self.ref_meta, opts.num_samples, opts.seed) if opts.real_floor else None

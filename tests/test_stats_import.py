@@ -70,6 +70,7 @@ def test_torch_fidelity_cache_file_scores_its_own_fid(tmp_path: Path, weights, c
     ours = summary["rows"][0]["fid"]
     assert ours == pytest.approx(theirs, rel=1e-5), (ours, theirs)
     assert "made by torch-fidelity" in summary["provenance"]["inception"]["reference_imported"]
+    assert any("compare FIDs only at one N" in note for note in summary["notes"])  # no KID to suggest here
     assert "reference_imported" in (tmp_path / "rep" / "report.html").read_text()
 
     # no real images behind it: KID is refused before anything is scored
@@ -91,7 +92,9 @@ def test_torch_fidelity_cache_file_scores_its_own_fid(tmp_path: Path, weights, c
     code, out, err = cli("score", tmp_path / "samples.npz", "--reference", tmp_path / "ok", "--metrics", "fid", "kid",
                          "--num-samples", N, "--bootstrap", 0, "--device", "cpu", "--no-progress", "--out", tmp_path / "rep3")
     assert code == 0, err  # the verified reference has its images: KID works
-    rows = json.loads((tmp_path / "rep3" / "summary.json").read_text())["rows"]
+    summary = json.loads((tmp_path / "rep3" / "summary.json").read_text())
+    rows = summary["rows"]
+    assert any("KID is the better guide" in note for note in summary["notes"])
     assert rows[0]["fid"] == pytest.approx(theirs, rel=1e-5) and np.isfinite(rows[0]["kid_mean"])
 
 
