@@ -51,7 +51,7 @@ def test_torch_fidelity_cache_file_scores_its_own_fid(tmp_path: Path, weights, c
     tf_root = tmp_path / "tf_cache"
     theirs = torch_fidelity.calculate_metrics(
         input1=_Images(samples), input2=_Images(real), input2_cache_name="myreal", cache_root=str(tf_root), cache=True,
-        fid=True, cuda=False, batch_size=64, feature_extractor_weights_path=str(pth), verbose=False,
+        fid=True, cuda=False, batch_size=64, feature_extractor_weights_path=str(pth), verbose=False, save_cpu_ram=True,
     )["frechet_inception_distance"]
     cached = tf_root / "myreal-inception-v3-compat-stat-fid-2048.pt"
     assert cached.is_file()
