@@ -86,6 +86,8 @@ def tradeoff_plot(df: pd.DataFrame, dpi: int = 90, floor: dict | None = None) ->
         if ok.any():
             ax.fill_between(x[order][ok], lo[order][ok], hi[order][ok], color="tab:blue", alpha=0.2, lw=0)
         _line(ax, x, y, order, "tab:blue", "-o", col, _level(floor, col))
+        if col == "modes_covered":  # a count from 0: a flat 10 should read as "all ten", not as a zoomed line
+            ax.set_ylim(0, float(np.nanmax(np.concatenate([y, hi]))) + 0.5)
         ax.set_ylabel(label, fontsize=8)
     for i, ax in enumerate(axes):
         _marks(ax, df, x, labelled=i == 0)
