@@ -76,7 +76,7 @@ class _Evaluator(Illustrations):
             elif name == "custom":
                 kwargs.update(network=opts.feature_network, network_kwargs=opts.feature_network_kwargs)
             ex = get_extractor(name, **kwargs)
-            stats = reference_stats(opts.reference, ex, needs_images=any(m.needs_real and m.extractor == name for m in self.metrics))
+            stats = reference_stats(opts.reference, ex, needs_images=self.compares_real(name))
             self.extractors[name] = ex
             self.refs[name] = FIDReference(stats.mu, stats.sigma)
             self.ref_meta[name] = stats.meta
@@ -196,9 +196,13 @@ class _Evaluator(Illustrations):
         rng = np.random.default_rng([self.opts.seed + 1, int((got.sha256 or "0")[:12], 16)])
         return [rng.integers(0, got.n, got.n) for _ in range(self.opts.bootstrap)]
 
+    def compares_real(self, name: str) -> bool:
+        """Whether a requested metric of extractor ``name`` compares samples with real images (KID, PR, …)."""
+        return any(m.needs_real and m.extractor == name for m in self.metrics)
+
     def real_provenance(self, name: str) -> dict[str, Any]:
         """Which real images this extractor's sample-based metrics compare with (nothing when none does)."""
-        if not any(m.needs_real and m.extractor == name for m in self.metrics):
+        if not self.compares_real(name):
             return {}
         return {"real_subset": real_subset_info(self.ref_meta[name], min(self.opts.num_samples, 60_000))}
 

@@ -159,7 +159,7 @@ def verify_import(stats: RefStats, own: RefStats) -> RefStats:
         raise StatsError(f"{info['file']}: FD {fd:.4g} from ganeval's statistics of {own.meta.get('dataset')} "
                          f"({own.meta.get('source', own.meta.get('split'))}), above {VERIFY_MAX_FD}: not made from these "
                          "images with this pipeline (other images, another subset or order, resize or weights)")
-    info.update(verified=True, fd_to_ganeval=fd, verified_n=own.meta["n"], n_declared=declared is not None)
+    info.update(verified=True, fd_to_ganeval=fd, verified_n=own.meta["n"])
     keep = {k: v for k, v in stats.meta.items() if k not in ("dataset", "n")}
     images = {k: own.meta[k] for k in ("dataset", "split", "source", "dataset_sha256", "image_shape") if k in own.meta}
     return RefStats(stats.mu, stats.sigma, {**keep, **images, "n": own.meta["n"], "imported": info})
