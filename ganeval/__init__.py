@@ -1,7 +1,7 @@
 """ganeval: trustworthy, fast GAN evaluation.
 
 Python API: ``load_generator``, ``list_checkpoints``, ``score``, ``compare``, ``gate``, ``watch``, ``reference_stats``,
-``import_stats``, ``features``.
+``import_stats``, ``export_stats``, ``features``.
 Heavy submodules are imported on first use.
 """
 
@@ -13,7 +13,7 @@ from ganeval.checkpoints import list_checkpoints, load_generator
 from ganeval.version import __version__
 
 __all__ = ["__version__", "list_checkpoints", "load_generator", "score", "compare", "gate", "watch", "reference_stats", "import_stats",
-           "features"]
+           "export_stats", "features"]
 
 
 def __getattr__(name: str) -> Any:
@@ -41,6 +41,10 @@ def __getattr__(name: str) -> Any:
         from ganeval.stats_import import import_stats_file
 
         return import_stats_file
+    if name == "export_stats":
+        from ganeval.stats_export import export_stats
+
+        return export_stats
     if name == "features":
         import ganeval.features as features
 

