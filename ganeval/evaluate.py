@@ -29,6 +29,7 @@ from ganeval.metrics.fid import FIDReference, bootstrap_fid
 from ganeval.metrics.registry import FD_COLUMN, METRICS, Metric, MetricInput
 from ganeval.nearest import Neighbours, report_neighbours
 from ganeval.options import ScoreOptions
+from ganeval.path_length import source_path_lengths
 from ganeval.planning import plan_line
 from ganeval.real_floor import floor_source, floor_summary
 from ganeval.reference import dataset_features, real_features, real_subset_info, reference_provenance, reference_stats
@@ -208,12 +209,10 @@ class _Evaluator(Illustrations):
 
     def _real_for(self, name: str) -> torch.Tensor:
         if name not in self._real:
-            ex = self.extractors[name]
             from ganeval.stats import RefStats
 
-            meta = self.ref_meta[name]
-            stats = RefStats(self.refs[name].mu, self.refs[name].sigma, meta)
-            self._real[name] = real_features(stats, ex, min(self.opts.num_samples, 60_000), self.opts.batch_size,
+            stats = RefStats(self.refs[name].mu, self.refs[name].sigma, self.ref_meta[name])
+            self._real[name] = real_features(stats, self.extractors[name], min(self.opts.num_samples, 60_000), self.opts.batch_size,
                                              write_cache=self.opts.use_cache and self.dist.is_main, dist=self.dist)
         return self._real[name]
 
@@ -247,7 +246,7 @@ class _Evaluator(Illustrations):
             if hit is not None:
                 values, reps = hit
             else:
-                values, reps = self._compute(metric, got, logits, options, with_ci)
+                values, reps = self._compute(metric, got, logits, options, with_ci, src)
                 if cacheable and self.dist.is_main and not any(math.isnan(v) for v in values.values()):
                     save_metric(mkey, values, reps)
             row.update(values)
@@ -258,12 +257,14 @@ class _Evaluator(Illustrations):
                 row[col], reps if reps is not None else np.array([]), self.opts.ci)
 
     def _compute(self, metric: Metric, got: Extracted, logits: torch.Tensor | None, options: dict[str, Any],
-                 with_ci: bool) -> tuple[dict[str, float], np.ndarray | None]:
+                 with_ci: bool, src: Source) -> tuple[dict[str, float], np.ndarray | None]:
         x = MetricInput(got.pool[metric.extractor], logits, self.refs[metric.extractor],
                         lambda n=metric.extractor: self._real_for(n), options,
                         getattr(self.extractors[metric.extractor], "head", None),  # optional: classifying extractors
                         lambda name, e=metric.extractor: self._dataset_for(e, name), self.memo,
-                        self._boot_idx(got) if self.opts.bootstrap > 0 else [])
+                        self._boot_idx(got) if self.opts.bootstrap > 0 else [],
+                        lambda e=metric.extractor: None if self.floor and src is self.floor[0] else source_path_lengths(
+                            src, self.extractors[e], self.opts.num_samples, self.opts.seed, self.opts.batch_size, self.device))
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")

@@ -95,13 +95,18 @@ class CustomExtractor:
     def __call__(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
         if images.dtype != torch.uint8 or images.ndim != 4:
             raise ValueError(f"expected uint8 images (B, C, H, W), got {images.dtype} {tuple(images.shape)}")
-        x = images.to(self.device, non_blocking=True).float().div_(255.0)
+        return self.float_features(images.to(self.device, non_blocking=True).float().div_(255.0))
+
+    @torch.inference_mode()
+    def float_features(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Features of float images in ``[0, 1]`` (unquantised generator output, for path lengths)."""
+        x = x.to(self.device, torch.float32)
         if self.precision == "bf16":
             with torch.autocast(self.device.type, dtype=torch.bfloat16):
                 out = self.net(x)
         else:
             out = self.net(x)
-        return self._parse(out, len(images))
+        return self._parse(out, len(x))
 
 
 @register_extractor("custom")

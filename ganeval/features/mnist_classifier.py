@@ -97,7 +97,13 @@ class MNISTClassifierExtractor:
             raise TypeError("MNISTClassifierExtractor expects uint8 images")
         if images.ndim != 4 or images.shape[1] not in (1, 3):
             raise ValueError(f"expected images of shape (B, 1|3, H, W), got {tuple(images.shape)}")
-        x = images.to(self.device, non_blocking=True).float().div_(255.0)
+        return self.preprocess_float(images.to(self.device, non_blocking=True).float().div_(255.0))
+
+    def preprocess_float(self, x: torch.Tensor) -> torch.Tensor:
+        """Float ``(B, 1|3, H, W)`` in ``[0, 1]`` → the network's input (luma, 28×28), as for uint8 images."""
+        if x.ndim != 4 or x.shape[1] not in (1, 3):
+            raise ValueError(f"expected images of shape (B, 1|3, H, W), got {tuple(x.shape)}")
+        x = x.to(self.device, torch.float32)
         if x.shape[1] == 3:
             w = torch.tensor(LUMA, device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
             x = (x * w).sum(1, keepdim=True)
@@ -107,7 +113,14 @@ class MNISTClassifierExtractor:
 
     @torch.inference_mode()
     def __call__(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
-        x = self.preprocess(images)
+        return self._features(self.preprocess(images))
+
+    @torch.inference_mode()
+    def float_features(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Features of float images in ``[0, 1]`` (unquantised generator output, for path lengths)."""
+        return self._features(self.preprocess_float(x))
+
+    def _features(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         if self.precision == "bf16":
             with torch.autocast(self.device.type, dtype=torch.bfloat16):
                 pool, logits = self.net(x)

@@ -18,6 +18,7 @@ from ganeval.metrics.inception_score import inception_score
 from ganeval.metrics.intra import DIGIT_COLUMNS, intra_metrics, per_class_fd
 from ganeval.metrics.kid import kid
 from ganeval.metrics.modes import mode_intervals, mode_metrics
+from ganeval.metrics.ppl import summarize as ppl_summary
 from ganeval.metrics.prc import density_coverage, precision_recall
 from ganeval.metrics.realism import realism_scores, realism_summary
 from ganeval.metrics.vendi import vendi_score
@@ -40,6 +41,9 @@ class MetricInput:
     memo: dict[str, Any] = field(default_factory=dict)
     #: Bootstrap resample indices (shared by every checkpoint when paired); empty without ``--bootstrap``.
     boot_idx: list[Any] = field(default_factory=list)
+    #: Per-pair path lengths of the generator in this extractor's features (regenerated on demand; raises
+    #: GanevalError, said in the notes, for sample sets; None where no value is wanted, the real floor).
+    path_lengths: Callable[[], Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -204,6 +208,22 @@ register_variants("realism", ("realism", "unrealistic_share"), _realism_values, 
     "mnist": "realism score (Kynkäänniemi et al. 2019) of each sample in MNIST-classifier features: the median, "
              "and the share outside every real k-NN ball (R < 1); the report shows the least and most realistic",
     "inception": "realism score in Inception features, as mnist_realism"})
+
+
+def _ppl_values(x: MetricInput, prefix: str) -> dict[str, float]:
+    d = x.path_lengths() if x.path_lengths is not None else None
+    if d is None:
+        return {f"{prefix}ppl": float("nan"), f"{prefix}ppl_std": float("nan")}
+    got = ppl_summary(d)
+    return {f"{prefix}ppl": got["mean"], f"{prefix}ppl_std": got["std"]}
+
+
+for _space, _what in (("mnist", "MNIST-classifier"), ("custom", "your network's")):
+    register_metric(PREFIX[_space] + "ppl", _space, (PREFIX[_space] + "ppl", PREFIX[_space] + "ppl_std"),
+                    option_keys=("seed",),
+                    help=f"perceptual path length (torch-fidelity's definition, ε=1e-4, 1–99th percentile) with squared "
+                         f"L2 in {_what} features on the generator's float output; generators only")(
+        partial(_ppl_values, prefix=PREFIX[_space]))
 
 
 #: The copying test's C_T column per metric (its flag, gate and plot read these).

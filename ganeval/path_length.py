@@ -1,0 +1,77 @@
+"""Perceptual path length (Karras et al. 2019) in a classifier's feature space: how far a generator's samples move,
+in features, for a tiny step in its latent space. Smooth generators have short paths; a generator that jumps
+between digits for a small latent change has long ones; a collapsed one has paths near zero.
+
+It follows torch-fidelity's definition (``calculate_ppl``) so the numbers can be checked against it: pairs
+``z0``, ``z1`` from the seed's latent stream, ``e = lerp(z0, z1, ε)``, distance ``‖f(G(z0)) − f(G(e))‖² / ε²``,
+values below the 1st and above the 99th percentile discarded, then mean and standard deviation. The differences
+from torch-fidelity: the distance is the squared L2 distance of the extractor's pool features (LPIPS-VGG16's
+weights cannot be had offline, and MNIST digits have a better judge), and the generator's float output is used
+unquantised, since a step of 1e-4 is lost to uint8 rounding.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from ganeval.errors import GanevalError
+from ganeval.sampling import latents
+from ganeval.sources.base import GeneratorSamples, Samples
+
+#: Latent step, as torch-fidelity's and StyleGAN's default.
+EPSILON = 1e-4
+#: Seed offset of the path-length latents, so they are not the scoring latents (independent of the FID samples).
+SEED_OFFSET = 7919
+
+
+def unit_images(out: Any, output_range: str, what: str) -> torch.Tensor:
+    """Float generator output → float32 ``(B, C, H, W)`` in ``[0, 1]`` (clamped as the uint8 conversion clamps)."""
+    x = out if isinstance(out, torch.Tensor) else torch.as_tensor(np.asarray(out))
+    if x.ndim == 3:
+        x = x.unsqueeze(1)
+    if not x.is_floating_point():
+        raise GanevalError(f"{what}: the generator outputs {x.dtype} images; path lengths need its continuous output "
+                           f"(a latent step of {EPSILON:g} is lost to rounding)")
+    x = x.float()
+    x = (x + 1) / 2 if output_range == "-1,1" else x / 255 if output_range == "0,255" else x
+    return x.clamp(0, 1)
+
+
+def lerp(a: torch.Tensor, b: torch.Tensor, t: float) -> torch.Tensor:
+    """``a + t (b − a)``: torch-fidelity's ``lerp`` interpolation."""
+    return a + (b - a) * t
+
+
+@torch.inference_mode()
+def path_lengths(samples: Samples, extractor: Any, n: int, seed: int, batch_size: int,
+                 epsilon: float = EPSILON) -> np.ndarray:
+    """``n`` path lengths (float64, unsorted, before discarding) of the generator behind ``samples``."""
+    if not isinstance(samples, GeneratorSamples):
+        raise GanevalError("path length needs a generator: stored samples cannot be moved along a latent path")
+    featurize = getattr(extractor, "float_features", None)
+    if featurize is None:
+        raise GanevalError(f"path length is not available in {extractor.name} features (no float-image input)")
+    dim = int(samples.meta["latent_dim"])
+    z = latents(2 * n, dim, seed + SEED_OFFSET, z_type=samples.z_type)
+    z0, z1 = z[:n], lerp(z[:n], z[n:], epsilon)
+    out = []
+    for a, b in zip(z0.split(batch_size), z1.split(batch_size), strict=True):
+        both = samples.fn(torch.cat([a, b]).to(samples.device))
+        x = unit_images(both, samples.output_range, samples.name)
+        f = featurize(x)["pool"].double()
+        f0, f1 = f.chunk(2)
+        out.append((((f0 - f1) ** 2).sum(1) / epsilon**2).cpu().numpy())
+    d = np.concatenate(out)
+    return np.where(np.isfinite(d), d, np.inf)  # a NaN step counts as the longest, and is discarded as such
+
+
+def source_path_lengths(source: Any, extractor: Any, n: int, seed: int, batch_size: int, device: torch.device) -> np.ndarray:
+    """:func:`path_lengths` of an input source (``ganeval.inputs.Source``), opened for the purpose and closed."""
+    samples = source.open(device, n, seed)
+    try:
+        return path_lengths(samples, extractor, n, seed, batch_size)
+    finally:
+        samples.close()

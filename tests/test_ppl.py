@@ -1,0 +1,181 @@
+"""Perceptual path length (mnist_ppl, custom_ppl): torch-fidelity's computation pair for pair, a closed form for a
+linear generator, and what it says of generators that ignore their latent or have none."""
+
+from __future__ import annotations
+
+import json
+import types
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from synthetic import write_bank_checkpoint
+from torch import nn
+
+import ganeval
+from ganeval.metrics.ppl import summarize
+from ganeval.models import MODELS
+from ganeval.path_length import EPSILON, SEED_OFFSET, path_lengths
+from ganeval.sampling import latents
+from ganeval.sources.base import GeneratorSamples
+
+N = 300
+
+
+@pytest.fixture(autouse=True)
+def _cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GANEVAL_CACHE_DIR", str(tmp_path / "cache"))
+
+
+def _mlp() -> nn.Module:
+    torch.manual_seed(3)
+    return MODELS["mlp"].generator().eval()  # an untrained MLP generator: tanh output in [-1, 1]
+
+
+def _samples(gen: nn.Module, n: int = N, seed: int = 0, output_range: str = "-1,1") -> GeneratorSamples:
+    return GeneratorSamples(gen, name="g", n=n, seed=seed, z_dim=gen.latent_dim, z_type="normal", output_range=output_range,
+                            device=torch.device("cpu"), sha256=None, cache_key=None)
+
+
+def test_pairs_equal_torch_fidelity_and_so_does_the_summary(monkeypatch: pytest.MonkeyPatch) -> None:
+    """torch-fidelity's calculate_ppl, fed the same latents and the same feature distance, computes the same path
+    length for every pair, and its 1–99th percentile mean and std equal ganeval's."""
+    import torch_fidelity
+    from torch_fidelity import metric_ppl
+    from torch_fidelity.generative_model_base import GenerativeModelBase
+    from torch_fidelity.registry import NOISE_SOURCE_REGISTRY, SAMPLE_SIMILARITY_REGISTRY
+    from torch_fidelity.sample_similarity_base import SampleSimilarityBase
+
+    from ganeval.features import get_extractor
+
+    gen, mnist = _mlp(), get_extractor("mnist", device="cpu")
+    z = latents(2 * N, gen.latent_dim, 0 + SEED_OFFSET)
+    halves = iter([z[:N], z[N:]])
+
+    class Model(GenerativeModelBase):
+        z_size, z_type, num_classes = gen.latent_dim, "ganeval-latents", 0
+
+        def forward(self, zz: torch.Tensor) -> torch.Tensor:
+            return ((gen(zz) + 1) / 2).clamp(0, 1)
+
+    class Distance(SampleSimilarityBase):
+        def __init__(self, name: str, **_: object) -> None:
+            super().__init__(name)
+
+        def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+            fa, fb = mnist.float_features(a)["pool"].double(), mnist.float_features(b)["pool"].double()
+            return ((fa - fb) ** 2).sum(1)
+
+    monkeypatch.setitem(NOISE_SOURCE_REGISTRY, "ganeval-latents", lambda rng, shape: next(halves))
+    monkeypatch.setitem(SAMPLE_SIMILARITY_REGISTRY, "ganeval-sq-l2", Distance)
+    # torch-fidelity 0.4.0 calls np.percentile(..., interpolation=...), an argument numpy 2.4 removed; give its module
+    # a numpy whose percentile translates it, so its own discarding code runs
+    shim = types.SimpleNamespace(**{k: getattr(np, k) for k in dir(np) if not k.startswith("__")})
+    shim.percentile = lambda a, q, interpolation: np.percentile(a, q, method=interpolation)
+    monkeypatch.setattr(metric_ppl, "np", shim)
+    kwargs = {"input1": Model(), "input1_model_num_samples": N, "ppl": True, "ppl_sample_similarity": "ganeval-sq-l2",
+              "cuda": False, "batch_size": 64, "verbose": False}
+    theirs = torch_fidelity.calculate_metrics(**kwargs, ppl_reduction="none", ppl_discard_percentile_lower=None,
+                                              ppl_discard_percentile_higher=None)
+    ours = path_lengths(_samples(gen), mnist, N, 0, batch_size=64)
+    np.testing.assert_allclose(ours, theirs["perceptual_path_length_raw"], rtol=1e-6)
+    assert ours.std() > 0.1 * ours.mean() > 0  # a real spread of values, not a degenerate case
+
+    halves = iter([z[:N], z[N:]])
+    trimmed = torch_fidelity.calculate_metrics(**kwargs)
+    got = summarize(ours)
+    assert got["kept"] < N  # the percentiles did discard
+    assert got["mean"] == pytest.approx(trimmed["perceptual_path_length_mean"], rel=1e-6)
+    assert got["std"] == pytest.approx(trimmed["perceptual_path_length_std"], rel=1e-6)
+
+
+class _Flatten(nn.Module):
+    """Features = the pixels themselves, so a linear generator's path length has a closed form."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.flatten(1)
+
+
+class _Linear(nn.Module):
+    latent_dim = 8
+
+    def __init__(self, c: float = 0.06) -> None:
+        super().__init__()
+        self.c = c
+        self.w = torch.randn(16, 8, generator=torch.Generator().manual_seed(1)) / 8**0.5
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return (0.5 + self.c * (z @ self.w.T)).view(-1, 1, 4, 4)  # output_range 0,1; never clamped at these values
+
+
+def test_linear_generator_has_its_closed_form(tmp_path: Path) -> None:
+    """For G(z) = 0.5 + c·Wz and identity features the path length of a pair is c²‖W(z1 − z0)‖², whatever ε."""
+    gen = _Linear()
+    z = latents(2 * N, 8, 0 + SEED_OFFSET).double()
+    exact = (gen.c**2) * (((z[N:] - z[:N]) @ gen.w.double().T) ** 2).sum(1).numpy()
+    ours = path_lengths(_samples(gen, output_range="0,1"), _Extractor(), N, 0, batch_size=100)
+    np.testing.assert_allclose(ours, exact, rtol=2e-2)  # float32 generator: a 1e-5 step on pixels near 0.5
+    assert summarize(ours)["mean"] == pytest.approx(summarize(exact)["mean"], rel=5e-3)
+
+    df = ganeval.score(gen, metrics=("custom_fd", "custom_ppl"), feature_network=_Flatten, z_dim=8, output_range="0,1",
+                       num_samples=N, bootstrap=0, device="cpu", progress=False, reference=_reference(tmp_path))
+    assert df["custom_ppl"].iloc[0] == pytest.approx(summarize(exact)["mean"], rel=5e-3)
+    assert df["custom_ppl_std"].iloc[0] == pytest.approx(summarize(exact)["std"], rel=2e-2)
+
+
+class _Extractor:
+    name = "custom"
+
+    def float_features(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {"pool": x.flatten(1)}
+
+
+def _reference(tmp_path: Path) -> Path:
+    """Statistics of 4×4 images under _Flatten (any will do: path length does not use the reference)."""
+    from ganeval.features.custom import CustomExtractor
+    from ganeval.stats import compute_stats, save_stats
+
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "real.npz", images=rng.integers(0, 256, (64, 1, 4, 4), dtype=np.uint8))
+    stats = compute_stats(tmp_path / "real.npz", CustomExtractor(_Flatten, device="cpu"), 64, progress=False)
+    save_stats(tmp_path / "ref" / "real_custom.npz", stats)
+    return tmp_path / "ref"
+
+
+def test_score_ppl_of_checkpoints_sample_sets_and_the_floor(tmp_path: Path, cli, mnist_dir: Path) -> None:
+    """A generator that ignores its latent (a bank of 20 digits) has path length 0; adding a latent-driven pattern
+    lengthens it, twice the pattern about four times; stored samples have none (said once), nor has the real floor
+    (said never)."""
+    for it, noise in ((1000, 0.0), (2000, 0.15), (3000, 0.3)):
+        write_bank_checkpoint(tmp_path / "run", it, noise=noise, bank_size=20)
+    code, _, err = cli("score", tmp_path / "run", "--metrics", "mnist_fd,mnist_ppl", "--num-samples", 500, "--bootstrap", 0,
+                       "--device", "cpu", "--no-progress", "--real-floor", "--out", tmp_path / "rep")
+    assert code == 0, err
+    summary = json.loads((tmp_path / "rep" / "summary.json").read_text())
+    ppl = [row["mnist_ppl"] for row in summary["rows"]]
+    assert ppl[0] == 0.0 and 0 < ppl[1] and 3 < ppl[2] / ppl[1] < 5, ppl
+    assert not any("ppl" in note for note in summary["notes"])
+    assert "mnist_ppl" in (tmp_path / "rep" / "scores.csv").read_text().splitlines()[0]
+
+    images = np.random.default_rng(0).integers(0, 256, (500, 1, 28, 28), dtype=np.uint8)
+    np.savez(tmp_path / "samples.npz", images=images)
+    code, _, err = cli("score", tmp_path / "samples.npz", "--metrics", "mnist_fd,mnist_ppl", "--num-samples", 500,
+                       "--bootstrap", 0, "--device", "cpu", "--no-progress", "--out", tmp_path / "rep2")
+    assert code == 0, err
+    summary = json.loads((tmp_path / "rep2" / "summary.json").read_text())
+    assert summary["rows"][0]["mnist_ppl"] is None or np.isnan(summary["rows"][0]["mnist_ppl"])
+    assert any("mnist_ppl unavailable: path length needs a generator" in note for note in summary["notes"])
+
+
+def test_uint8_generators_are_refused() -> None:
+    from ganeval.errors import GanevalError
+    from ganeval.features import get_extractor
+
+    def quantised(z: torch.Tensor) -> torch.Tensor:
+        return torch.zeros(len(z), 1, 28, 28, dtype=torch.uint8)
+
+    quantised.latent_dim = 4  # type: ignore[attr-defined]
+    with pytest.raises(GanevalError, match="outputs torch.uint8 images; path lengths need its continuous output"):
+        path_lengths(_samples(quantised, n=8), get_extractor("mnist", device="cpu"), 8, 0, 8)  # type: ignore[arg-type]
+    assert EPSILON == 1e-4
