@@ -156,7 +156,8 @@ def test_score_ppl_of_checkpoints_sample_sets_and_the_floor(tmp_path: Path, cli,
     ppl = [row["mnist_ppl"] for row in summary["rows"]]
     assert ppl[0] == 0.0 and 0 < ppl[1] and 3 < ppl[2] / ppl[1] < 5, ppl
     assert not any("ppl" in note for note in summary["notes"])
-    assert "mnist_ppl" in (tmp_path / "rep" / "scores.csv").read_text().splitlines()[0]
+    assert "mnist_ppl,mnist_ppl_std" in (tmp_path / "rep" / "scores.csv").read_text().splitlines()[0]
+    assert "MNIST PPL" in (tmp_path / "rep" / "report.html").read_text()
 
     images = np.random.default_rng(0).integers(0, 256, (500, 1, 28, 28), dtype=np.uint8)
     np.savez(tmp_path / "samples.npz", images=images)

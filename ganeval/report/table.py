@@ -141,6 +141,10 @@ TABLE: list[tuple[str, str, tuple[str, ...], Cell, bool]] = [
      lambda r: f"{fmt(r.get('vendi'), '.1f')} / {fmt(r.get('vendi_real'), '.1f')}", True),
     ("MNIST Vendi", "Vendi score on MNIST-classifier features; after the slash, real images", ("mnist_vendi",),
      lambda r: f"{fmt(r.get('mnist_vendi'), '.2f')} / {fmt(r.get('mnist_vendi_real'), '.2f')}", True),
+    ("MNIST PPL", "perceptual path length in MNIST-classifier features (torch-fidelity's definition): how far samples "
+     "move for a latent step of 1e-4; ± std over pairs", ("mnist_ppl",), lambda r: _pm(r, "mnist_ppl", "mnist_ppl_std", "sig4"), True),
+    ("PPL (net)", "perceptual path length in your network's features ± std over pairs", ("custom_ppl",),
+     lambda r: _pm(r, "custom_ppl", "custom_ppl_std", "sig4"), True),
     ("copying C_T", "data-copying test (Meehan et al. 2020): ≪ 0 memorised training images (flag below the threshold), "
      "≈ 0 like held-out data, > 0 farther from the training images than held-out data", ("copying_ct",),
      lambda r: fmt(r.get("copying_ct"), "+.2f"), True),

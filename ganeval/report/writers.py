@@ -24,7 +24,8 @@ COLUMNS = [
     "custom_fd", "custom_fd_ci_low", "custom_fd_ci_high", "custom_fd_inf", "custom_fd_inf_slope", "custom_is",
     "custom_is_std", "custom_kid_mean", "custom_kid_std", "custom_precision", "custom_recall", "custom_density",
     "custom_coverage", "realism", "unrealistic_share", "mnist_realism", "mnist_unrealistic_share",
-    "vendi", "vendi_real", "mnist_vendi", "mnist_vendi_real", "copying_ct", "copy_share", "copying_cells",
+    "vendi", "vendi_real", "mnist_vendi", "mnist_vendi_real", "mnist_ppl", "mnist_ppl_std", "custom_ppl", "custom_ppl_std",
+    "copying_ct", "copy_share", "copying_cells",
     "inception_copying_ct", "inception_copy_share", "inception_copying_cells", "rank", "is_best", "mode_collapse",
     "mode_collapse_sure", "data_copying", "status", "error", "seconds",
 ]
