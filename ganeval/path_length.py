@@ -18,11 +18,13 @@ import numpy as np
 import torch
 
 from ganeval.errors import GanevalError
+from ganeval.inputs import SAMPLE_KINDS
 from ganeval.sampling import latents
 from ganeval.sources.base import GeneratorSamples, Samples
 
 #: Latent step, as torch-fidelity's and StyleGAN's default.
 EPSILON = 1e-4
+NO_GENERATOR = "path length needs a generator: stored samples cannot be moved along a latent path"
 #: Seed offset of the path-length latents, so they are not the scoring latents (independent of the FID samples).
 SEED_OFFSET = 7919
 
@@ -50,7 +52,7 @@ def path_lengths(samples: Samples, extractor: Any, n: int, seed: int, batch_size
                  epsilon: float = EPSILON) -> np.ndarray:
     """``n`` path lengths (float64, unsorted, before discarding) of the generator behind ``samples``."""
     if not isinstance(samples, GeneratorSamples):
-        raise GanevalError("path length needs a generator: stored samples cannot be moved along a latent path")
+        raise GanevalError(NO_GENERATOR)
     featurize = getattr(extractor, "float_features", None)
     if featurize is None:
         raise GanevalError(f"path length is not available in {extractor.name} features (no float-image input)")
@@ -71,7 +73,10 @@ def path_lengths(samples: Samples, extractor: Any, n: int, seed: int, batch_size
 
 
 def source_path_lengths(source: Any, extractor: Any, n: int, seed: int, batch_size: int, device: torch.device) -> np.ndarray:
-    """:func:`path_lengths` of an input source (``ganeval.inputs.Source``), opened for the purpose and closed."""
+    """:func:`path_lengths` of an input source (``ganeval.inputs.Source``), opened for the purpose and closed;
+    stored samples are refused before their images are read again."""
+    if source.kind in SAMPLE_KINDS:
+        raise GanevalError(NO_GENERATOR)
     samples = source.open(device, n, seed)
     try:
         return path_lengths(samples, extractor, n, seed, batch_size)

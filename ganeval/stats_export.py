@@ -21,7 +21,8 @@ import numpy as np
 from ganeval.atomic import atomic_path, sha256_file, write_text
 from ganeval.errors import StatsError
 from ganeval.features.inception import RESIZES
-from ganeval.stats import DATASETS, load_stats, stats_path
+from ganeval.reference import reference_path
+from ganeval.stats import DATASETS, load_stats
 from ganeval.stats_import import MADE_BY
 from ganeval.version import __version__
 
@@ -41,13 +42,6 @@ class Exported:
     name: str
     usage: str
     notes: list[str]
-
-
-def _source(stats: str | os.PathLike[str], to: str) -> Path:
-    """A shipped dataset name (``mnist-test``) means its statistics for the tool's extractor; else a .npz path."""
-    if str(stats) in DATASETS:
-        return stats_path(str(stats), MADE_BY[to])
-    return Path(stats)
 
 
 def _check(path: Path, meta: dict[str, Any], to: str) -> list[str]:
@@ -122,7 +116,7 @@ def export_stats(stats: str | os.PathLike[str], to: str, out_dir: str | os.PathL
     dtypes), so the tool's FID against them equals ganeval's."""
     if to not in MADE_BY:
         raise StatsError(f"unknown tool {to!r} (known: {', '.join(MADE_BY)})")
-    src = _source(stats, to)
+    src = reference_path(stats, MADE_BY[to])  # a shipped name, a folder's *_<extractor>.npz, or a path
     loaded = load_stats(src)  # verifies the sidecar and the file's SHA-256
     notes = _check(src, loaded.meta, to)
     name = name or f"ganeval-{loaded.meta.get('dataset') if loaded.meta.get('dataset') in DATASETS else src.stem.rsplit('_', 1)[0]}"
