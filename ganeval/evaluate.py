@@ -247,7 +247,7 @@ class _Evaluator(Illustrations):
                 values, reps = hit
             else:
                 values, reps = self._compute(metric, got, logits, options, with_ci, src)
-                if cacheable and self.dist.is_main and not any(math.isnan(v) for v in values.values()):
+                if cacheable and self.dist.is_main and not math.isnan(values[metric.columns[0]]):  # NaN: unavailable
                     save_metric(mkey, values, reps)
             row.update(values)
             if with_ci:

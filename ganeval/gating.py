@@ -24,16 +24,19 @@ LIMITS: dict[str, tuple[str, str]] = {
     "min_inception_copying_ct": ("inception_copying_ct", "min"), "max_custom_fd": ("custom_fd", "max"),
     "min_precision": ("precision", "min"), "min_recall": ("recall", "min"), "max_mnist_kid": ("mnist_kid_mean", "max"),
     "min_mnist_precision": ("mnist_precision", "min"), "min_mnist_recall": ("mnist_recall", "min"),
-    "min_mnist_coverage": ("mnist_coverage", "min"),
+    "min_mnist_coverage": ("mnist_coverage", "min"), "max_mnist_ppl": ("mnist_ppl", "max"),
+    "max_custom_ppl": ("custom_ppl", "max"),
 }
 #: report column → the registered metric (``--metrics`` name) that computes it.
 METRIC_OF = {"fid": "fid", "is_mean": "is", "kid_mean": "kid", "mnist_is": "mnist_is", "modes_covered": "modes",
              "mnist_fd": "mnist_fd", "precision": "prc", "recall": "prc",
              "density": "dc", "coverage": "dc", "copying_ct": "copying",
              "inception_copying_ct": "inception_copying", "custom_fd": "custom_fd", "mnist_kid_mean": "mnist_kid",
-             "mnist_precision": "mnist_prc", "mnist_recall": "mnist_prc", "mnist_coverage": "mnist_dc"}
+             "mnist_precision": "mnist_prc", "mnist_recall": "mnist_prc", "mnist_coverage": "mnist_dc",
+             "mnist_ppl": "mnist_ppl", "custom_ppl": "custom_ppl"}
 INCEPTION_COLUMNS = {"fid", "is_mean", "kid_mean", "precision", "recall", "density", "coverage", "inception_copying_ct"}
-STD_COLUMN = {"is_mean": "is_std", "kid_mean": "kid_std", "mnist_is": "mnist_is_std", "mnist_kid_mean": "mnist_kid_std"}
+STD_COLUMN = {"is_mean": "is_std", "kid_mean": "kid_std", "mnist_is": "mnist_is_std", "mnist_kid_mean": "mnist_kid_std",
+              "mnist_ppl": "mnist_ppl_std", "custom_ppl": "custom_ppl_std"}
 
 
 def _flag(name: str) -> str:
@@ -308,7 +311,8 @@ def gate(target: str | os.PathLike[str], *, max_fid: float | None = None, min_is
          min_precision: float | None = None, min_recall: float | None = None, max_mnist_kid: float | None = None,
          min_mnist_precision: float | None = None, min_mnist_recall: float | None = None,
          min_mnist_coverage: float | None = None, max_fid_over_floor: float | None = None,
-         max_mnist_fd_over_floor: float | None = None, baseline: str | os.PathLike[str] | None = None,
+         max_mnist_fd_over_floor: float | None = None, max_mnist_ppl: float | None = None,
+         max_custom_ppl: float | None = None, baseline: str | os.PathLike[str] | None = None,
          max_regression: float | None = None, checkpoint: str = "last", out: str | os.PathLike[str] | None = None,
          **score_options: Any) -> GateResult:
     """Judge one checkpoint of ``target`` (a checkpoint, checkpoint folder, report folder or ``summary.json``).
@@ -325,7 +329,8 @@ def gate(target: str | os.PathLike[str], *, max_fid: float | None = None, min_is
              "max_custom_fd": max_custom_fd, "min_precision": min_precision, "min_recall": min_recall,
              "max_mnist_kid": max_mnist_kid, "min_mnist_precision": min_mnist_precision, "min_mnist_recall": min_mnist_recall,
              "min_mnist_coverage": min_mnist_coverage, "max_fid_over_floor": max_fid_over_floor,
-             "max_mnist_fd_over_floor": max_mnist_fd_over_floor}
+             "max_mnist_fd_over_floor": max_mnist_fd_over_floor, "max_mnist_ppl": max_mnist_ppl,
+             "max_custom_ppl": max_custom_ppl}
     limits = {k: float(v) for k, v in given.items() if v is not None}
     if not limits and baseline is None:
         raise GanevalError("no criteria: give at least one of " + ", ".join(map(_flag, [*LIMITS, *FLOOR_LIMITS])) + " or --baseline")

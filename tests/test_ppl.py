@@ -192,3 +192,58 @@ def test_the_summary_does_not_depend_on_the_batch() -> None:
     b = path_lengths(_samples(gen), mnist, N, 0, batch_size=600)
     assert not np.array_equal(a, b)  # the round-off is real
     assert summarize(a)["mean"] == pytest.approx(summarize(b)["mean"], rel=1e-3)
+
+
+def test_interval_covers_the_population_value() -> None:
+    """The bootstrap interval of the trimmed mean holds the population's trimmed mean about 95% of the time
+    (exponential path lengths: skewed, like real ones), narrows as 1/√n, and is NaN without fitting resamples."""
+    from ganeval.metrics.ppl import ppl_interval
+
+    rng = np.random.default_rng(0)
+    truth = summarize(rng.exponential(size=2_000_000))["mean"]
+    hits, widths = 0, {}
+    for n in (400, 1600):
+        w = []
+        for _ in range(120 if n == 400 else 20):
+            d = rng.exponential(size=n)
+            lo, hi = ppl_interval(d, summarize(d)["mean"], [rng.integers(0, n, n) for _ in range(200)])
+            assert lo < summarize(d)["mean"] < hi
+            hits += n == 400 and lo <= truth <= hi
+            w.append(hi - lo)
+        widths[n] = float(np.mean(w))
+    assert 0.88 <= hits / 120 <= 0.99, hits
+    assert widths[1600] / widths[400] == pytest.approx(0.5, rel=0.15), widths
+    d = rng.exponential(size=50)
+    assert np.isfinite(ppl_interval(d, 1.0, [np.arange(50), np.arange(50)[::-1]])).all()
+    assert all(np.isnan(ppl_interval(d, 1.0, idx)).all() for idx in ([], [np.arange(40)] * 2, [np.arange(50) + 1] * 2))
+
+
+def test_score_gives_ppl_intervals_and_the_gate_judges_them(tmp_path: Path, cli, mnist_dir: Path) -> None:
+    """With --bootstrap each checkpoint's MNIST PPL carries an interval (computed afresh, not taken from a cached
+    result without one); ``gate --max-mnist-ppl`` passes and fails on it, and needs the metric when it scores."""
+    for it, noise in ((1000, 0.15), (2000, 0.3)):
+        write_bank_checkpoint(tmp_path / "run", it, noise=noise, bank_size=20)
+    args = ("--metrics", "mnist_fd,mnist_ppl", "--num-samples", 300, "--device", "cpu", "--no-progress")
+    code, _, err = cli("score", tmp_path / "run", *args, "--bootstrap", 0, "--out", tmp_path / "rep0")
+    assert code == 0, err
+    code, _, err = cli("score", tmp_path / "run", *args, "--bootstrap", 60, "--out", tmp_path / "rep")
+    assert code == 0, err
+    plain = json.loads((tmp_path / "rep0" / "summary.json").read_text())["rows"]
+    rows = json.loads((tmp_path / "rep" / "summary.json").read_text())["rows"]
+    for r0, r in zip(plain, rows, strict=True):
+        assert r["mnist_ppl"] == r0["mnist_ppl"] and r0["mnist_ppl_ci_low"] is None
+        assert r["mnist_ppl_ci_low"] < r["mnist_ppl"] < r["mnist_ppl_ci_high"]
+    assert rows[1]["mnist_ppl_ci_low"] > rows[0]["mnist_ppl_ci_high"]  # four times the path length, far beyond noise
+    assert "mnist_ppl_ci_low" in (tmp_path / "rep" / "scores.csv").read_text().splitlines()[0]
+    html = (tmp_path / "rep" / "report.html").read_text()
+    assert f"[{rows[1]['mnist_ppl_ci_low']:.4g}, {rows[1]['mnist_ppl_ci_high']:.4g}]" in html
+
+    last = rows[1]["mnist_ppl"]
+    code, out, err = cli("gate", tmp_path / "rep", "--max-mnist-ppl", last * 1.01)
+    assert code == 0 and "PASS max_mnist_ppl: mnist_ppl = " in out and "95% CI [" in out, out + err
+    code, out, err = cli("gate", tmp_path / "rep", "--max-mnist-ppl", last * 0.99, "--checkpoint", "last")
+    assert code == 1 and "FAIL max_mnist_ppl" in out and "above the limit" in out, out + err
+    code, out, err = cli("gate", tmp_path / "rep", "--max-mnist-ppl", last * 0.99, "--checkpoint", "best")
+    assert code == 0, out + err  # the first checkpoint: the better MNIST FD and the shorter paths
+    code, _, err = cli("gate", tmp_path / "run", "--max-mnist-ppl", 1.0, "--metrics", "mnist_fd", "--num-samples", 300)
+    assert code == 2 and "--max-mnist-ppl needs the 'mnist_ppl' metric" in err, err

@@ -23,7 +23,8 @@ if TYPE_CHECKING:
 SUITE = "ganeval-gate"
 CRITERIA = ("max_fid", "min_is", "max_kid", "min_mnist_is", "min_modes", "max_mnist_fd", "min_coverage", "min_copying_ct",
             "min_inception_copying_ct", "max_custom_fd", "min_precision", "min_recall", "max_mnist_kid", "min_mnist_precision",
-            "min_mnist_recall", "min_mnist_coverage", "max_fid_over_floor", "max_mnist_fd_over_floor")
+            "min_mnist_recall", "min_mnist_coverage", "max_fid_over_floor", "max_mnist_fd_over_floor", "max_mnist_ppl",
+            "max_custom_ppl")
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -58,6 +59,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--min-inception-copying-ct", type=float, metavar="T", help="the same in Inception features")
     c.add_argument("--max-custom-fd", type=float, metavar="V",
                    help="fail if the Fréchet distance in your --feature-network's space > V")
+    c.add_argument("--max-mnist-ppl", type=float, metavar="L",
+                   help="fail if the perceptual path length in MNIST-classifier features > L (a jumpy latent space; "
+                        "needs --metrics with mnist_ppl)")
+    c.add_argument("--max-custom-ppl", type=float, metavar="L", help="the same in your --feature-network's space")
     c.add_argument("--baseline", metavar="REPORT|MODEL",
                    help="previous report (folder or summary.json), or a model (checkpoint, generator file, samples) "
                         "re-scored beside the judged checkpoint, to compare with")

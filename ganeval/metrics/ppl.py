@@ -4,8 +4,11 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import numpy as np
+
+from ganeval.metrics.interval import bootstrap_interval
 
 #: Percentiles outside which path lengths are discarded (torch-fidelity's and StyleGAN's defaults).
 DISCARD = (1.0, 99.0)
@@ -23,3 +26,12 @@ def summarize(d: np.ndarray, lower: float | None = DISCARD[0], higher: float | N
     if not len(kept) or not np.isfinite(kept).all():
         return {"mean": math.nan, "std": math.nan, "kept": float(len(kept))}
     return {"mean": float(kept.mean()), "std": float(kept.std()), "kept": float(len(kept))}
+
+
+def ppl_interval(d: np.ndarray, estimate: float, indices: Sequence[np.ndarray], level: float = 0.95) -> tuple[float, float]:
+    """Bootstrap interval of the trimmed mean over resampled pairs (``indices``; the run's shared resamples, so two
+    checkpoints' intervals come from the same latent pairs); NaNs without resamples or when they do not fit ``d``."""
+    if not len(indices) or any(len(i) != len(d) or (len(i) and int(np.max(i)) >= len(d)) for i in indices):
+        return math.nan, math.nan
+    reps = np.array([summarize(d[np.asarray(i)])["mean"] for i in indices])
+    return bootstrap_interval(estimate, reps, level)

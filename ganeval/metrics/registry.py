@@ -18,6 +18,7 @@ from ganeval.metrics.inception_score import inception_score
 from ganeval.metrics.intra import DIGIT_COLUMNS, intra_metrics, per_class_fd
 from ganeval.metrics.kid import kid
 from ganeval.metrics.modes import mode_intervals, mode_metrics
+from ganeval.metrics.ppl import ppl_interval
 from ganeval.metrics.ppl import summarize as ppl_summary
 from ganeval.metrics.prc import density_coverage, precision_recall
 from ganeval.metrics.realism import realism_scores, realism_summary
@@ -211,19 +212,21 @@ register_variants("realism", ("realism", "unrealistic_share"), _realism_values, 
 
 
 def _ppl_values(x: MetricInput, prefix: str) -> dict[str, float]:
+    nan = float("nan")
     d = x.path_lengths() if x.path_lengths is not None else None
     if d is None:
-        return {f"{prefix}ppl": float("nan"), f"{prefix}ppl_std": float("nan")}
+        return {f"{prefix}ppl{c}": nan for c in ("", "_std", "_ci_low", "_ci_high")}
     got = ppl_summary(d)
-    return {f"{prefix}ppl": got["mean"], f"{prefix}ppl_std": got["std"]}
+    lo, hi = ppl_interval(d, got["mean"], x.boot_idx, float(x.options.get("ci", 0.95)))
+    return {f"{prefix}ppl": got["mean"], f"{prefix}ppl_std": got["std"], f"{prefix}ppl_ci_low": lo, f"{prefix}ppl_ci_high": hi}
 
 
 for _space, _what in (("mnist", "MNIST-classifier"), ("custom", "your network's")):
-    register_metric(PREFIX[_space] + "ppl", _space, (PREFIX[_space] + "ppl", PREFIX[_space] + "ppl_std"),
-                    option_keys=("seed",),
+    _p = PREFIX[_space] + "ppl"
+    register_metric(_p, _space, (_p, _p + "_std", _p + "_ci_low", _p + "_ci_high"), option_keys=("seed", "bootstrap", "ci"),
                     help=f"perceptual path length (torch-fidelity's definition, ε=1e-4, 1–99th percentile) with squared "
-                         f"L2 in {_what} features on the generator's float output; generators only")(
-        partial(_ppl_values, prefix=PREFIX[_space]))
+                         f"L2 in {_what} features on the generator's float output, and its bootstrap interval over "
+                         f"pairs; generators only")(partial(_ppl_values, prefix=PREFIX[_space]))
 
 
 #: The copying test's C_T column per metric (its flag, gate and plot read these).

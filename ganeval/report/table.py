@@ -62,6 +62,14 @@ def _pm(row: pd.Series, mean: str, std: str, spec: str) -> str:
     return m if number(row.get(std)) is None or m == DASH else f"{m} ± {fmt(row.get(std), spec)}"
 
 
+def _ci_or_pm(row: pd.Series, col: str) -> str:
+    """``value [low, high]`` where a bootstrap interval exists, else ``value ± std`` (column ``COL_std``)."""
+    if number(row.get(f"{col}_ci_low")) is not None and number(row.get(f"{col}_ci_high")) is not None:
+        lo, hi = fmt(row.get(f"{col}_ci_low"), "sig4"), fmt(row.get(f"{col}_ci_high"), "sig4")
+        return f"{fmt(row.get(col), 'sig4')} <span class=muted>[{lo}, {hi}]</span>"
+    return _pm(row, col, f"{col}_std", "sig4")
+
+
 def _pair(row: pd.Series, a: str, b: str) -> str:
     """Two 3-decimal values of one metric, ``0.812 / 0.774``."""
     return f"{fmt(row.get(a), '.3f')} / {fmt(row.get(b), '.3f')}"
@@ -142,9 +150,10 @@ TABLE: list[tuple[str, str, tuple[str, ...], Cell, bool]] = [
     ("MNIST Vendi", "Vendi score on MNIST-classifier features; after the slash, real images", ("mnist_vendi",),
      lambda r: f"{fmt(r.get('mnist_vendi'), '.2f')} / {fmt(r.get('mnist_vendi_real'), '.2f')}", True),
     ("MNIST PPL", "perceptual path length in MNIST-classifier features (torch-fidelity's definition): how far samples "
-     "move for a latent step of 1e-4; ± std over pairs", ("mnist_ppl",), lambda r: _pm(r, "mnist_ppl", "mnist_ppl_std", "sig4"), True),
-    ("PPL (net)", "perceptual path length in your network's features ± std over pairs", ("custom_ppl",),
-     lambda r: _pm(r, "custom_ppl", "custom_ppl_std", "sig4"), True),
+     "move for a latent step of 1e-4; bootstrap CI over pairs with --bootstrap, else ± std over pairs", ("mnist_ppl",),
+     lambda r: _ci_or_pm(r, "mnist_ppl"), True),
+    ("PPL (net)", "perceptual path length in your network's features: bootstrap CI, else ± std over pairs", ("custom_ppl",),
+     lambda r: _ci_or_pm(r, "custom_ppl"), True),
     ("copying C_T", "data-copying test (Meehan et al. 2020): ≪ 0 memorised training images (flag below the threshold), "
      "≈ 0 like held-out data, > 0 farther from the training images than held-out data", ("copying_ct",),
      lambda r: fmt(r.get("copying_ct"), "+.2f"), True),
