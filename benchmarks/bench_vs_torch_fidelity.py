@@ -32,6 +32,10 @@ import numpy as np
 import torch
 from torch import nn
 
+# The offline stand-ins for torch-fidelity's and clean-fid's downloads, shared with the parity tests.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from other_tools import torch_fidelity_weights  # noqa: E402
+
 #: torch-fidelity's input2: never read (the statistics come from its cache); anything else would fail loudly.
 STATS_ONLY_INPUT = "<reference statistics: torch-fidelity cache only>"
 TFID_EXTRACTOR = "inception-v3-compat"
@@ -115,17 +119,6 @@ class ReplayGenerator(nn.Module):
         images = next(generate(self.generator, z, b, self.device)).images  # nan_to_num + to_uint8, as ganeval
         self.digest.update(images.cpu().numpy().tobytes())
         return images.repeat(1, 3, 1, 1) if images.shape[1] == 1 else images
-
-
-def tfid_weights_file(weights: Any, folder: Path) -> Path:
-    """Our converted Inception weights as a torch-fidelity .pth (a NaN fc layer where the weights have none)."""
-    state = dict(weights.state_dict)
-    if "fc.weight" not in state:
-        state["fc.weight"] = torch.full((1008, 2048), float("nan"))
-        state["fc.bias"] = torch.full((1008,), float("nan"))
-    path = folder / "inception-weights-for-torch-fidelity.pth"
-    torch.save(state, path)
-    return path
 
 
 def write_tfid_reference(mu: np.ndarray, sigma: np.ndarray, cache_root: Path, cache_name: str) -> Path:
@@ -346,7 +339,7 @@ def main(argv: list[str] | None = None) -> int:
 
         weights_st = tmp / "inception.safetensors"
         save_file(dict(weights.state_dict), str(weights_st))
-        weights_pth = tfid_weights_file(weights, tmp)
+        weights_pth = torch_fidelity_weights(weights, tmp / "inception-weights-for-torch-fidelity.pth")
         cache_name = f"ganeval-ref-{str(ref.meta.get('file_sha256', 'x'))[:16]}"
         e2e: dict[str, Any] = {"num_samples": args.num_samples, "batch_size": args.batch_size,
                                "tfid_batch_size": args.tfid_batch_size, "rounds": []}
