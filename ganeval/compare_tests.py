@@ -17,11 +17,14 @@ import torch
 from scipy import stats as sstats
 
 from ganeval.evaluate import ScoreResult
+from ganeval.metrics.directions import DIFFERENCE_WORDS
 from ganeval.metrics.interval import bootstrap_interval
 from ganeval.metrics.permutation import MAX_DIM, PermutationResult, fd_difference_test
 
-#: Metrics with bootstrap replicates: the ones that get an interval of the difference (all lower-is-better).
-DIFF_METRICS = ("fid", "mnist_fd", "custom_fd")
+#: The Fréchet distances with bootstrap replicates (lower is better); the first computed is compare's primary metric.
+FD_METRICS = ("fid", "mnist_fd", "custom_fd")
+#: Metrics with bootstrap replicates: the ones that get an interval of the difference (path length: with --bootstrap).
+DIFF_METRICS = (*FD_METRICS, "mnist_ppl", "custom_ppl")
 #: The extractor whose features each difference metric is computed from.
 EXTRACTOR_OF = {"fid": "inception", "mnist_fd": "mnist", "custom_fd": "custom"}
 
@@ -78,7 +81,8 @@ def _difference(result: ScoreResult, df: pd.DataFrame, arm: list[str], base: lis
         if ra is None or rb is None:
             return {**out, "method": "no bootstrap replicates (--bootstrap 0)", "significant": False}
         lo, hi = bootstrap_interval(d, ra - rb, level)
-        how = "paired bootstrap over samples" if paired else "bootstrap over samples (independent resamples)"
+        unit = "latent pairs" if col in DIFFERENCE_WORDS else "samples"  # path length resamples its pairs
+        how = f"paired bootstrap over {unit}" if paired else f"bootstrap over {unit} (independent resamples)"
         if max(len(a), len(b)) >= 2:
             how += "; run-to-run variation not included (one arm has a single run)"
         out.update(ci_low=lo, ci_high=hi, method=how)
@@ -98,7 +102,8 @@ def _verdict_word(row: dict[str, Any]) -> str:
         return "not tested"
     if not row.get("significant"):
         return "no detectable difference"
-    return "better" if row["difference"] < 0 else "worse"  # DIFF_METRICS are distances
+    lower, higher = DIFFERENCE_WORDS.get(row["metric"], ("better", "worse"))  # the distances: lower is better
+    return lower if row["difference"] < 0 else higher
 
 
 def differences(result: ScoreResult, members: dict[str, list[str]], baseline: str, level: float,

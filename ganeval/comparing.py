@@ -7,8 +7,8 @@ resampled indices. Each arm's difference from the baseline arm gets an interval:
   set). It covers sampling noise only, not how much another training seed would change the result;
 - several runs per arm (training seeds), in both arms: a Welch t-interval over the runs, which covers both.
 
-Only Fréchet distances (``fid``, ``mnist_fd``) carry bootstrap replicates, so only they get difference
-intervals; the other metrics are reported per arm.
+Only Fréchet distances and path lengths (``mnist_ppl``, ``custom_ppl``) carry bootstrap replicates, so only they
+get difference intervals; the other metrics are reported per arm.
 """
 
 from __future__ import annotations
@@ -24,12 +24,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ganeval.compare_tests import DIFF_METRICS, _arm_replicates, _scored, differences
+from ganeval.compare_tests import DIFF_METRICS, FD_METRICS, _arm_replicates, _scored, differences
 from ganeval.distributed import DistContext, from_env
 from ganeval.errors import GanevalError
 from ganeval.evaluate import ScoreResult, score_series
 from ganeval.inputs import SAMPLE_KINDS, Series, Source, resolve_target
-from ganeval.metrics.directions import LABELS
+from ganeval.metrics.directions import DIFFERENCE_WORDS, LABELS
 from ganeval.metrics.interval import bootstrap_interval
 from ganeval.options import ScoreOptions
 from ganeval.sources.base import HINT_KEYS
@@ -39,7 +39,7 @@ from ganeval.version import __version__
 #: Per-arm columns shown in ``arms`` (mean over the arm's runs), when computed.
 ARM_COLUMNS = ("fid", "fid_inf", "is_mean", "kid_mean", "precision", "recall", "density", "coverage", "mnist_is",
                "mnist_fd", "mnist_fd_inf", "modes_covered", "class_kl", "mnist_intra_fd", "vendi", "mnist_vendi", "copying_ct",
-               "copy_share", "inception_copying_ct")
+               "copy_share", "inception_copying_ct", "mnist_ppl", "custom_ppl")
 #: What a picked run keeps of its series (for the report's over-training plot).
 SERIES_COLUMNS = ("iteration", "checkpoint", "fid", "fid_ci_low", "fid_ci_high", "mnist_fd", "mnist_fd_ci_low",
                   "mnist_fd_ci_high", "is_best", "status")
@@ -169,11 +169,13 @@ def _f(x: float) -> str:
 
 
 def verdict_lines(diffs: pd.DataFrame, arms: pd.DataFrame, primary: str, n: int) -> list[str]:
-    """A sentence per arm on the primary metric, then the flags."""
+    """A sentence per arm on the primary metric, then on path length where compared, then the flags."""
     lines = []
-    for _, r in diffs[diffs["metric"] == primary].iterrows():
-        label = LABELS.get(primary, primary)
+    for metric, r in ((m, r) for m in (primary, *DIFFERENCE_WORDS) for _, r in diffs[diffs["metric"] == m].iterrows()):
+        label = LABELS.get(metric, metric)
         if pd.isna(r["difference"]):
+            if metric in DIFFERENCE_WORDS:
+                continue
             lines.append(f"{r['arm']} vs {r['baseline']}: {label} not computed in both.")
             continue
         text = f"{r['arm']} vs {r['baseline']}: {label} {_f(r['value'])} vs {_f(r['baseline_value'])}, difference {r['difference']:+.3g}"
@@ -185,6 +187,8 @@ def verdict_lines(diffs: pd.DataFrame, arms: pd.DataFrame, primary: str, n: int)
         elif word == "no detectable difference":
             more = "more runs" if "Welch" in str(r["method"]) else "more samples (--num-samples) or runs"
             text += f": no difference detectable at N = {n:,}; {more} would be needed to tell them apart."
+        elif metric in DIFFERENCE_WORDS:
+            text += f": {r['arm']} has {word} (a smoothness reading, not a quality verdict)."
         else:
             text += f": {r['arm']} is {word}."
         lines.append(text)
@@ -250,7 +254,7 @@ def compare(arms: Mapping[str, Any] | Sequence[Any], *, baseline: str | None = N
     result.table = df
     diffs = differences(result, members, base, opts.ci, permutations, sequential)
     arm_df = arm_table(df, result, members, opts.ci)
-    primary = next((m for m in DIFF_METRICS if m in df and df[m].notna().any()), "mnist_fd")
+    primary = next((m for m in FD_METRICS if m in df and df[m].notna().any()), "mnist_fd")
     notes += result.summary.get("notes", [])
     ns = sorted({int(v) for v in pd.to_numeric(df.loc[df["status"] != "error", "n_samples"], errors="coerce").dropna()})
     if len(ns) > 1:

@@ -250,9 +250,9 @@ class _Evaluator(Illustrations):
                 if cacheable and self.dist.is_main and not math.isnan(values[metric.columns[0]]):  # NaN: unavailable
                     save_metric(mkey, values, reps)
             row.update(values)
+            if reps is not None:  # an FD's, or those a metric kept of its first column (for compare's differences)
+                self.replicates.setdefault(src.name, {})[metric.columns[0]] = reps
             if with_ci:
-                if reps is not None:
-                    self.replicates.setdefault(src.name, {})[col] = reps
                 row[f"{col}_ci_low"], row[f"{col}_ci_high"] = ranking.bootstrap_interval(
                 row[col], reps if reps is not None else np.array([]), self.opts.ci)
 
@@ -273,7 +273,7 @@ class _Evaluator(Illustrations):
             if f"{metric.name} unavailable: {exc}" not in self.notes:
                 self.notes.append(f"{metric.name} unavailable: {exc}")
             return {c: float("nan") for c in metric.columns}, None
-        reps = None
+        reps = x.replicates.get(metric.columns[0])
         if with_ci and math.isfinite(values[metric.columns[0]]):
             reps = bootstrap_fid(got.pool[metric.extractor], self.refs[metric.extractor], self._boot_idx(got))
         return values, reps

@@ -247,3 +247,30 @@ def test_score_gives_ppl_intervals_and_the_gate_judges_them(tmp_path: Path, cli,
     assert code == 0, out + err  # the first checkpoint: the better MNIST FD and the shorter paths
     code, _, err = cli("gate", tmp_path / "run", "--max-mnist-ppl", 1.0, "--metrics", "mnist_fd", "--num-samples", 300)
     assert code == 2 and "--max-mnist-ppl needs the 'mnist_ppl' metric" in err, err
+
+
+def test_compare_gives_the_paired_difference_of_path_lengths(tmp_path: Path, mnist_dir: Path) -> None:
+    """compare keeps each run's path-length replicates: the difference of two generators gets a paired bootstrap
+    interval (four times the path length: beyond noise, called "longer paths", never "worse"); a generator against
+    itself is no difference; without resamples it is not tested."""
+    for it, noise in ((1000, 0.15), (2000, 0.3)):
+        write_bank_checkpoint(tmp_path / "run", it, noise=noise, bank_size=20)
+    a, b = tmp_path / "run" / "ckpt_0001000.safetensors", tmp_path / "run" / "ckpt_0002000.safetensors"
+    fast = {"metrics": ("mnist_fd", "mnist_ppl"), "num_samples": 300, "device": "cpu", "progress": False}
+    comp = ganeval.compare({"a": [a], "b": [b], "a_again": [a]}, bootstrap=60, **fast)
+    d = comp.differences.set_index(["arm", "metric"])
+    ppl = d.loc[("b", "mnist_ppl")]
+    rows = comp.members.set_index("arm")
+    assert ppl["difference"] == pytest.approx(rows.loc["b", "mnist_ppl"] - rows.loc["a", "mnist_ppl"])
+    assert 0 < ppl["ci_low"] < ppl["difference"] < ppl["ci_high"] and ppl["verdict"] == "longer paths", ppl
+    assert ppl["method"] == "paired bootstrap over latent pairs"
+    same = d.loc[("a_again", "mnist_ppl")]
+    assert same["difference"] == 0 and same["verdict"] == "no detectable difference"
+    arms = comp.arms.set_index("arm")
+    assert arms.loc["b", "mnist_ppl_ci_low"] < arms.loc["b", "mnist_ppl"] < arms.loc["b", "mnist_ppl_ci_high"]
+    assert comp.summary["primary_metric"] == "mnist_fd"
+    assert any("b has longer paths (a smoothness reading, not a quality verdict)" in line
+               for line in comp.summary["verdict_lines"]), comp.summary["verdict_lines"]
+
+    plain = ganeval.compare({"a": [a], "b": [b]}, bootstrap=0, **fast).differences.set_index("metric")
+    assert plain.loc["mnist_ppl", "verdict"] == "not tested"

@@ -69,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
         print(Path(report["json"]).read_text(), end="")
     else:
         cols = [c for c in ("arm", "runs_scored", "fid", "is_mean", "kid_mean", "mnist_is", "mnist_fd", "modes_covered",
-                            "copying_ct") if c in comp.arms and comp.arms[c].notna().any()]
+                            "copying_ct", "mnist_ppl", "custom_ppl") if c in comp.arms and comp.arms[c].notna().any()]
         print(comp.arms[cols].to_string(index=False))
         for line in comp.summary["verdict_lines"]:
             print(line)

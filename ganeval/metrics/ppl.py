@@ -28,10 +28,16 @@ def summarize(d: np.ndarray, lower: float | None = DISCARD[0], higher: float | N
     return {"mean": float(kept.mean()), "std": float(kept.std()), "kept": float(len(kept))}
 
 
-def ppl_interval(d: np.ndarray, estimate: float, indices: Sequence[np.ndarray], level: float = 0.95) -> tuple[float, float]:
-    """Bootstrap interval of the trimmed mean over resampled pairs (``indices``; the run's shared resamples, so two
-    checkpoints' intervals come from the same latent pairs); NaNs without resamples or when they do not fit ``d``."""
+
+def ppl_replicates(d: np.ndarray, indices: Sequence[np.ndarray]) -> np.ndarray | None:
+    """The trimmed mean over each resample of the pairs (``indices``: the run's shared resamples, so checkpoints
+    are resampled alike and their differences paired); None without resamples or when they do not fit ``d``."""
     if not len(indices) or any(len(i) != len(d) or (len(i) and int(np.max(i)) >= len(d)) for i in indices):
-        return math.nan, math.nan
-    reps = np.array([summarize(d[np.asarray(i)])["mean"] for i in indices])
-    return bootstrap_interval(estimate, reps, level)
+        return None
+    return np.array([summarize(d[np.asarray(i)])["mean"] for i in indices])
+
+
+def ppl_interval(d: np.ndarray, estimate: float, indices: Sequence[np.ndarray], level: float = 0.95) -> tuple[float, float]:
+    """Bootstrap interval of the trimmed mean over resampled pairs (re-centred like every ganeval interval)."""
+    reps = ppl_replicates(d, indices)
+    return (math.nan, math.nan) if reps is None else bootstrap_interval(estimate, reps, level)

@@ -15,10 +15,11 @@ from ganeval.metrics.copying import DEFAULT_CELLS, CopyingReference
 from ganeval.metrics.fd_infinity import fd_infinity
 from ganeval.metrics.fid import FIDReference
 from ganeval.metrics.inception_score import inception_score
+from ganeval.metrics.interval import bootstrap_interval
 from ganeval.metrics.intra import DIGIT_COLUMNS, intra_metrics, per_class_fd
 from ganeval.metrics.kid import kid
 from ganeval.metrics.modes import mode_intervals, mode_metrics
-from ganeval.metrics.ppl import ppl_interval
+from ganeval.metrics.ppl import ppl_replicates
 from ganeval.metrics.ppl import summarize as ppl_summary
 from ganeval.metrics.prc import density_coverage, precision_recall
 from ganeval.metrics.realism import realism_scores, realism_summary
@@ -45,6 +46,8 @@ class MetricInput:
     #: Per-pair path lengths of the generator in this extractor's features (regenerated on demand; raises
     #: GanevalError, said in the notes, for sample sets; None where no value is wanted, the real floor).
     path_lengths: Callable[[], Any] | None = None
+    #: Bootstrap replicates a metric keeps of its first column (over ``boot_idx``), for compare's paired differences.
+    replicates: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -217,7 +220,10 @@ def _ppl_values(x: MetricInput, prefix: str) -> dict[str, float]:
     if d is None:
         return {f"{prefix}ppl{c}": nan for c in ("", "_std", "_ci_low", "_ci_high")}
     got = ppl_summary(d)
-    lo, hi = ppl_interval(d, got["mean"], x.boot_idx, float(x.options.get("ci", 0.95)))
+    reps = ppl_replicates(d, x.boot_idx)
+    lo, hi = (nan, nan) if reps is None else bootstrap_interval(got["mean"], reps, float(x.options.get("ci", 0.95)))
+    if reps is not None:
+        x.replicates[f"{prefix}ppl"] = reps
     return {f"{prefix}ppl": got["mean"], f"{prefix}ppl_std": got["std"], f"{prefix}ppl_ci_low": lo, f"{prefix}ppl_ci_high": hi}
 
 

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from ganeval.atomic import atomic_path, write_text
-from ganeval.metrics.directions import LABELS
+from ganeval.metrics.directions import DIFFERENCE_WORDS, LABELS, SIGN_NOTE
 from ganeval.report.html import grid_figure, notes_section, page_head, provenance_section
 from ganeval.report.images import data_uri
 from ganeval.report.plots import mpl_text, palette_png
@@ -43,7 +43,8 @@ def forest_plot(diffs: pd.DataFrame, dpi: int = 90) -> bytes | None:
         lo = rows["ci_low"].to_numpy(dtype=float)
         hi = rows["ci_high"].to_numpy(dtype=float)
         has = np.isfinite(lo) & np.isfinite(hi)
-        colors = ["#2e8b57" if v == "better" else "#c0392b" if v == "worse" else "#555" for v in rows["verdict"]]
+        colors = [{"better": "#2e8b57", "worse": "#c0392b"}.get(v, "#1f5fa8" if v in DIFFERENCE_WORDS.get(metric, ()) else "#555")
+                  for v in rows["verdict"]]
         for yi, xi, low, high, c, ok in zip(y, x, lo, hi, colors, has, strict=True):
             if ok:
                 ax.plot([low, high], [yi, yi], color=c, lw=2)
@@ -51,7 +52,7 @@ def forest_plot(diffs: pd.DataFrame, dpi: int = 90) -> bytes | None:
         ax.axvline(0, color="#999", lw=1, ls="--")
         ax.set_yticks(y, [mpl_text(str(a), 24) for a in rows["arm"]])
         base = mpl_text(str(rows["baseline"].iloc[0]), 24)
-        ax.set_xlabel(f"{LABELS.get(metric, metric)}: arm − {base} (lower is better)")
+        ax.set_xlabel(f"{LABELS.get(metric, metric)}: arm − {base} ({SIGN_NOTE.get(metric, 'lower is better')})")
         ax.set_ylim(-0.7, len(rows) - 0.3)
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi, facecolor="white")
