@@ -237,6 +237,12 @@ def test_score_gives_ppl_intervals_and_the_gate_judges_them(tmp_path: Path, cli,
     assert "mnist_ppl_ci_low" in (tmp_path / "rep" / "scores.csv").read_text().splitlines()[0]
     html = (tmp_path / "rep" / "report.html").read_text()
     assert f"[{rows[1]['mnist_ppl_ci_low']:.4g}, {rows[1]['mnist_ppl_ci_high']:.4g}]" in html
+    import pandas as pd
+
+    from ganeval.report.plots import series_plot
+
+    plot = series_plot(pd.read_csv(tmp_path / "rep" / "scores.csv"))
+    assert plot.png is not None and plot.panels == ["mnist_fd", "mnist_ppl"]  # PPL over training, with its band
 
     last = rows[1]["mnist_ppl"]
     code, out, err = cli("gate", tmp_path / "rep", "--max-mnist-ppl", last * 1.01)

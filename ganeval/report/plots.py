@@ -16,8 +16,10 @@ import pandas as pd
 #: Panels in display order: value column, CI columns, axis label.
 PANELS = (("fid", "fid_ci_low", "fid_ci_high", "FID (Inception)"),
           ("mnist_fd", "mnist_fd_ci_low", "mnist_fd_ci_high", "MNIST FD (classifier features)"))
-#: Panels drawn only when computed: Fréchet distance in your own feature network's space.
-OPTIONAL_PANELS = (("custom_fd", "custom_fd_ci_low", "custom_fd_ci_high", "FD (your feature network)"),)
+#: Panels drawn only when computed: Fréchet distance in your own feature network's space, path lengths.
+OPTIONAL_PANELS = (("custom_fd", "custom_fd_ci_low", "custom_fd_ci_high", "FD (your feature network)"),
+                   ("mnist_ppl", "mnist_ppl_ci_low", "mnist_ppl_ci_high", "MNIST PPL (path length)"),
+                   ("custom_ppl", "custom_ppl_ci_low", "custom_ppl_ci_high", "PPL (your feature network)"))
 #: Shown only when computed (no "skipped" note): the copying test's C_T, with its 0 and flag lines.
 COPYING_PANEL = ("copying_ct", "", "", "copying C_T (data-copying test)")
 
@@ -132,7 +134,7 @@ def series_plot(df: pd.DataFrame, dpi: int = 90, copying_threshold: float = -3.0
     axes = fig.subplots(len(panels), 1, sharex=True, squeeze=False)[:, 0]
     for ax, (col, lo, hi, label) in zip(axes, panels, strict=True):
         _panel(ax, df, x, col, lo, hi, label, notes, copying_threshold, floor)
-    return PlotResult(finish_figure(fig, axes[-1], x, xlabel, ticks, dpi), notes)
+    return PlotResult(finish_figure(fig, axes[-1], x, xlabel, ticks, dpi), notes, [p[0] for p in panels])
 
 
 def finish_figure(fig: Any, bottom: Any, x: np.ndarray, xlabel: str, ticks: list[str] | None, dpi: int) -> bytes:
