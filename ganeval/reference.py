@@ -77,7 +77,7 @@ def real_subset(total: int, n: int) -> np.ndarray:
     return np.sort(np.random.default_rng(REAL_SUBSET_SEED).permutation(total)[:n])
 
 
-def _real_total(meta: dict[str, Any]) -> int:
+def real_total(meta: dict[str, Any]) -> int:
     """How many real images the reference statistics were made from (an MNIST split's size when not recorded)."""
     n = int(meta.get("n") or 0)
     key = real_images_key(meta)
@@ -87,7 +87,7 @@ def _real_total(meta: dict[str, Any]) -> int:
 def real_subset_info(meta: dict[str, Any], n: int) -> dict[str, Any]:
     """Provenance of the real images a run's sample-based metrics use (``meta``: the reference's sidecar): how
     many, of how many, drawn how, and the SHA-256 of their indices."""
-    total = _real_total(meta)
+    total = real_total(meta)
     idx = real_subset(total, min(n, total))
     return {"n": int(len(idx)), "of": total, "method": REAL_SUBSET if len(idx) < total else "all",
             "seed": list(REAL_SUBSET_SEED), "indices_sha256": hashlib.sha256(idx.astype("<i8").tobytes()).hexdigest()}
@@ -145,7 +145,7 @@ def real_features(stats: RefStats, extractor: FeatureExtractor, n: int, batch_si
     seeded subset, :func:`real_subset`), computed once and cached (``write_cache=False`` on non-zero distributed
     ranks, which never write; ``dist`` splits the work over the ranks)."""
     key = real_images_key(stats.meta)
-    total = _real_total(stats.meta)
+    total = real_total(stats.meta)
     n = min(n, total)
 
     def images() -> Any:

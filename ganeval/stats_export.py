@@ -42,6 +42,8 @@ class Exported:
     name: str
     usage: str
     notes: list[str]
+    #: The real features for the tool's KID (``kid=True``), else None.
+    kid_path: Path | None = None
 
 
 def _check(path: Path, meta: dict[str, Any], to: str) -> list[str]:
@@ -95,25 +97,55 @@ def _cleanfid_stats_folder() -> Path | None:
     return Path(spec.origin).parent / "stats" if spec is not None and spec.origin else None
 
 
-def _usage(to: str, path: Path, name: str) -> str:
+def _usage(to: str, path: Path, name: str, kid: bool = False) -> str:
     if to == "torch-fidelity":
-        return (f"fidelity --fid --input1 SAMPLES --input2 {name} --input2-cache-name {name} --cache-root {path.parent}"
+        flags, kw = ("--fid --kid", "fid=True, kid=True") if kid else ("--fid", "fid=True")
+        return (f"fidelity {flags} --input1 SAMPLES --input2 {name} --input2-cache-name {name} --cache-root {path.parent}"
                 f"  (Python: calculate_metrics(input1=..., input2='{name}', input2_cache_name='{name}', "
-                f"cache_root='{path.parent}', fid=True))")
+                f"cache_root='{path.parent}', {kw}))")
     folder = _cleanfid_stats_folder()
     shown = folder or "<site-packages>/cleanfid/stats"
-    where = "" if folder == path.parent.resolve() else f"copy {path.name} into clean-fid's stats folder ({shown}), then "
-    return (f"{where}"
-            f"fid.compute_fid(SAMPLES, dataset_name='{name.lower()}', mode='{CLEANFID_MODE[to]}', dataset_split='custom')")
+    files = f"{path.name} and {_kid_file(to, path, name).name}" if kid else path.name
+    where = "" if folder == path.parent.resolve() else f"copy {files} into clean-fid's stats folder ({shown}), then "
+    args = f"dataset_name='{name.lower()}', mode='{CLEANFID_MODE[to]}', dataset_split='custom'"
+    return f"{where}fid.compute_fid(SAMPLES, {args})" + (f"; fid.compute_kid(SAMPLES, {args})" if kid else "")
+
+
+def _kid_file(to: str, path: Path, name: str) -> Path:
+    """Where the tool looks for the real features its KID needs (torch-fidelity: its input2 feature cache)."""
+    if to == "torch-fidelity":
+        return path.with_name(f"{name}-inception-v3-compat-features-2048.pt")
+    return path.with_name(path.name[: -len(".npz")] + "_kid.npz")
+
+
+def _write_kid(src: Path, to: str, kid_path: Path, device: str, batch_size: int) -> dict[str, Any]:
+    """Pool features of every real image behind ``src`` (one Inception pass, cached like KID's real features),
+    in the tool's KID file; refuses statistics without images or made with other weights than those loaded."""
+    import torch
+
+    from ganeval.features import get_extractor
+    from ganeval.reference import real_features, real_total, reference_stats
+
+    extractor = get_extractor(MADE_BY[to], device=device)
+    ref = reference_stats(src, extractor, needs_images=True)  # same pipeline and weights, and real images behind it
+    feats = real_features(ref, extractor, real_total(ref.meta), batch_size).float()
+    with atomic_path(kid_path) as tmp:
+        if to == "torch-fidelity":
+            torch.save(feats.contiguous(), tmp)
+        else:
+            with open(tmp, "wb") as fh:
+                np.savez(fh, feats=feats.numpy())
+    return {"file": kid_path.name, "file_sha256": sha256_file(kid_path), "n": int(len(feats)), "dtype": "float32"}
 
 
 def export_stats(stats: str | os.PathLike[str], to: str, out_dir: str | os.PathLike[str], name: str | None = None,
-                 command: str | None = None) -> Exported:
+                 command: str | None = None, kid: bool = False, device: str = "auto", batch_size: int = 64) -> Exported:
     """Write ganeval statistics ``stats`` (a shipped dataset name or a .npz with its sidecar) as ``to``'s file in
     ``out_dir``, under the cache name ``name`` (default ``ganeval-<dataset>``), plus ``<file>.ganeval.json``.
 
     The values are the sidecar-verified ones, in float64 (mu in float32 for torch-fidelity, which insists on its own
-    dtypes), so the tool's FID against them equals ganeval's."""
+    dtypes), so the tool's FID against them equals ganeval's. ``kid``: also the Inception features of every real
+    image behind them (computed on ``device`` unless cached), where the tool's KID looks for them."""
     if to not in MADE_BY:
         raise StatsError(f"unknown tool {to!r} (known: {', '.join(MADE_BY)})")
     src = reference_path(stats, MADE_BY[to])  # a shipped name, a folder's *_<extractor>.npz, or a path
@@ -126,18 +158,20 @@ def export_stats(stats: str | os.PathLike[str], to: str, out_dir: str | os.PathL
         notes.append(f"{src.name} was itself imported ({loaded.meta['imported'].get('made_by')}); its provenance is kept")
     path = Path(out_dir) / _file_name(to, name)
     mu, sigma = loaded.mu.astype(MU_DTYPE.get(to, np.float64)), loaded.sigma.astype(np.float64)
+    # The features first: statistics without real images behind them are refused before anything is written.
+    kid_info = _write_kid(src, to, _kid_file(to, path, name), device, batch_size) if kid else None
     with atomic_path(path) as tmp:
         tmp.write_bytes(_payload(to, mu, sigma))
-    usage = _usage(to, path, name)
+    usage = _usage(to, path, name, kid)
     sidecar = path.with_name(path.name + ".ganeval.json")
     meta = {
         "exported": {"to": to, "name": name, "file": path.name, "file_sha256": sha256_file(path),
                      "from": str(src), "from_sha256": loaded.meta.get("file_sha256"), "mu_dtype": str(mu.dtype),
-                     "sigma_dtype": str(sigma.dtype), "usage": usage, "notes": notes},
+                     "sigma_dtype": str(sigma.dtype), "usage": usage, "notes": notes, "kid_features": kid_info},
         "statistics": {k: v for k, v in loaded.meta.items() if k != "file_sha256"},
         "package_version": __version__,
         "command": command or "",
         "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     write_text(sidecar, json.dumps(meta, indent=2, sort_keys=True) + "\n")
-    return Exported(path, sidecar, name, usage, notes)
+    return Exported(path, sidecar, name, usage, notes, _kid_file(to, path, name) if kid else None)

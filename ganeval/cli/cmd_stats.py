@@ -28,6 +28,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="with --export: the tool (and clean-fid mode) to write for")
     p.add_argument("--name", default=None,
                    help="with --export: the cache or dataset name the tool will look up (default ganeval-<dataset>)")
+    p.add_argument("--kid", action="store_true",
+                   help="with --export: also the Inception features of every real image behind the statistics, where "
+                        "the tool's KID reads them (one Inception pass over those images unless cached)")
     p.add_argument("--n", type=int, default=None, help="with --import: how many images the statistics were made from")
     p.add_argument("--description", default=None, help="with --import: what the images were (kept in the sidecar)")
     p.add_argument("--verify-with", default=None, metavar="DATASET",
@@ -67,8 +70,8 @@ def run(args: argparse.Namespace) -> int:
         return _import(args)
     if args.export_stats is not None:
         return _export(args)
-    if args.to or args.name:
-        raise GanevalError("--to and --name go with --export")
+    if args.to or args.name or args.kid:
+        raise GanevalError("--to, --name and --kid go with --export")
     if args.made_by or args.n is not None or args.description or args.verify_with:
         raise GanevalError("--made-by, --n, --description and --verify-with go with --import")
     if args.extractor is None:
@@ -108,6 +111,8 @@ def _import(args: argparse.Namespace) -> int:
 
     if not args.made_by:
         raise GanevalError("--import needs --made-by: which tool made the statistics decides what they can be compared with")
+    if args.to or args.name or args.kid:
+        raise GanevalError("--to, --name and --kid go with --export")
     extractor_name = extractor_for(args.made_by, args.import_file)
     if args.extractor not in (None, extractor_name):
         raise GanevalError(f"statistics made by {args.made_by} are {extractor_name} statistics, not {args.extractor}")
@@ -129,8 +134,10 @@ def _export(args: argparse.Namespace) -> int:
         raise GanevalError("--export needs --to: torch-fidelity, clean-fid or clean-fid-legacy-tensorflow")
     if args.made_by or args.n is not None or args.description or args.verify_with or args.extractor:
         raise GanevalError("--made-by, --n, --description, --verify-with and --extractor do not go with --export")
-    done = export_stats(args.export_stats, args.to, args.out, name=args.name, command="ganeval " + shlex.join(sys.argv[1:]))
+    done = export_stats(args.export_stats, args.to, args.out, name=args.name, command="ganeval " + shlex.join(sys.argv[1:]),
+                        kid=args.kid, device=args.device, batch_size=args.batch_size)
     for note in done.notes:
         print(f"note: {note}", file=sys.stderr)
-    print(f"wrote {done.path} (provenance: {done.sidecar.name})\nuse it: {done.usage}")
+    kid = f" and {done.kid_path.name}" if done.kid_path else ""
+    print(f"wrote {done.path}{kid} (provenance: {done.sidecar.name})\nuse it: {done.usage}")
     return 0
