@@ -8,8 +8,6 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from ganeval.metrics.interval import bootstrap_interval
-
 #: Percentiles outside which path lengths are discarded (torch-fidelity's and StyleGAN's defaults).
 DISCARD = (1.0, 99.0)
 
@@ -28,16 +26,9 @@ def summarize(d: np.ndarray, lower: float | None = DISCARD[0], higher: float | N
     return {"mean": float(kept.mean()), "std": float(kept.std()), "kept": float(len(kept))}
 
 
-
 def ppl_replicates(d: np.ndarray, indices: Sequence[np.ndarray]) -> np.ndarray | None:
     """The trimmed mean over each resample of the pairs (``indices``: the run's shared resamples, so checkpoints
     are resampled alike and their differences paired); None without resamples or when they do not fit ``d``."""
     if not len(indices) or any(len(i) != len(d) or (len(i) and int(np.max(i)) >= len(d)) for i in indices):
         return None
     return np.array([summarize(d[np.asarray(i)])["mean"] for i in indices])
-
-
-def ppl_interval(d: np.ndarray, estimate: float, indices: Sequence[np.ndarray], level: float = 0.95) -> tuple[float, float]:
-    """Bootstrap interval of the trimmed mean over resampled pairs (re-centred like every ganeval interval)."""
-    reps = ppl_replicates(d, indices)
-    return (math.nan, math.nan) if reps is None else bootstrap_interval(estimate, reps, level)
