@@ -12,6 +12,7 @@ import json
 import os
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -118,7 +119,8 @@ def _kid_file(to: str, path: Path, name: str) -> Path:
     return path.with_name(path.name[: -len(".npz")] + "_kid.npz")
 
 
-def _write_kid(src: Path, to: str, kid_path: Path, device: str, batch_size: int) -> dict[str, Any]:
+def _write_kid(src: Path, to: str, kid_path: Path, device: str, batch_size: int,
+               announce: Callable[[int], None] | None) -> dict[str, Any]:
     """Pool features of every real image behind ``src`` (one Inception pass, cached like KID's real features),
     in the tool's KID file; refuses statistics without images or made with other weights than those loaded."""
     import torch
@@ -128,6 +130,8 @@ def _write_kid(src: Path, to: str, kid_path: Path, device: str, batch_size: int)
 
     extractor = get_extractor(MADE_BY[to], device=device)
     ref = reference_stats(src, extractor, needs_images=True)  # same pipeline and weights, and real images behind it
+    if announce is not None:
+        announce(real_total(ref.meta))
     feats = real_features(ref, extractor, real_total(ref.meta), batch_size).float()
     with atomic_path(kid_path) as tmp:
         if to == "torch-fidelity":
@@ -139,13 +143,15 @@ def _write_kid(src: Path, to: str, kid_path: Path, device: str, batch_size: int)
 
 
 def export_stats(stats: str | os.PathLike[str], to: str, out_dir: str | os.PathLike[str], name: str | None = None,
-                 command: str | None = None, kid: bool = False, device: str = "auto", batch_size: int = 64) -> Exported:
+                 command: str | None = None, kid: bool = False, device: str = "auto", batch_size: int = 64,
+                 announce: Callable[[int], None] | None = None) -> Exported:
     """Write ganeval statistics ``stats`` (a shipped dataset name or a .npz with its sidecar) as ``to``'s file in
     ``out_dir``, under the cache name ``name`` (default ``ganeval-<dataset>``), plus ``<file>.ganeval.json``.
 
     The values are the sidecar-verified ones, in float64 (mu in float32 for torch-fidelity, which insists on its own
     dtypes), so the tool's FID against them equals ganeval's. ``kid``: also the Inception features of every real
-    image behind them (computed on ``device`` unless cached), where the tool's KID looks for them."""
+    image behind them (computed on ``device`` unless cached), where the tool's KID looks for them; ``announce(n)``
+    is called once they are known to exist, before they are read or computed."""
     if to not in MADE_BY:
         raise StatsError(f"unknown tool {to!r} (known: {', '.join(MADE_BY)})")
     src = reference_path(stats, MADE_BY[to])  # a shipped name, a folder's *_<extractor>.npz, or a path
@@ -159,7 +165,7 @@ def export_stats(stats: str | os.PathLike[str], to: str, out_dir: str | os.PathL
     path = Path(out_dir) / _file_name(to, name)
     mu, sigma = loaded.mu.astype(MU_DTYPE.get(to, np.float64)), loaded.sigma.astype(np.float64)
     # The features first: statistics without real images behind them are refused before anything is written.
-    kid_info = _write_kid(src, to, _kid_file(to, path, name), device, batch_size) if kid else None
+    kid_info = _write_kid(src, to, _kid_file(to, path, name), device, batch_size, announce) if kid else None
     with atomic_path(path) as tmp:
         tmp.write_bytes(_payload(to, mu, sigma))
     usage = _usage(to, path, name, kid)

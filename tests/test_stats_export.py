@@ -162,7 +162,7 @@ def test_kid_features_give_each_tool_ganevals_kid(tmp_path: Path, weights, cli, 
     cache = tmp_path / "tf_cache"
     code, stdout, err = cli("stats", "--export", tmp_path / "ref" / "real_inception.npz", "--to", "torch-fidelity",
                             "--name", "real64", "--kid", "--device", "cpu", "--out", cache)
-    assert code == 0 and "--fid --kid" in stdout, err
+    assert code == 0 and "--fid --kid" in stdout and f"--kid: Inception features of the {N} real images" in err, err
     feats = torch.load(cache / "real64-inception-v3-compat-features-2048.pt", weights_only=True)
     assert feats.shape == (N, 2048) and feats.dtype == torch.float32
     side = json.loads((cache / "real64-inception-v3-compat-stat-fid-2048.pt.ganeval.json").read_text())
@@ -215,6 +215,7 @@ def test_kid_export_refuses_statistics_without_images(tmp_path: Path, cli) -> No
     code, out, err = cli("stats", "--export", tmp_path / "imp" / "x_inception.npz", "--to", "torch-fidelity", "--kid",
                          "--device", "cpu", "--out", tmp_path / "b")
     assert code == 2 and "imported" in err and "come without their real images" in err, err
-    assert len(err.strip().splitlines()) == 1 and not (tmp_path / "b").exists() or not any((tmp_path / "b").iterdir())
+    assert len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "b").exists() or not any((tmp_path / "b").iterdir())
     code, _, err = cli("stats", "--dataset", "mnist-test", "--extractor", "mnist", "--kid", "--out", tmp_path / "c.npz")
     assert code == 2 and "--kid go with --export" in err, err

@@ -134,11 +134,12 @@ def _export(args: argparse.Namespace) -> int:
         raise GanevalError("--export needs --to: torch-fidelity, clean-fid or clean-fid-legacy-tensorflow")
     if args.made_by or args.n is not None or args.description or args.verify_with or args.extractor:
         raise GanevalError("--made-by, --n, --description, --verify-with and --extractor do not go with --export")
-    if args.kid:
-        print("--kid: Inception features of every real image behind the statistics (one pass the first time, then "
-              "cached; on a CPU about 20 images/s)", file=sys.stderr)
+    def announce(n: int) -> None:
+        print(f"--kid: Inception features of the {n:,} real images behind the statistics (one pass the first time, "
+              "then cached; on a CPU about 16-20 images/s)", file=sys.stderr)
+
     done = export_stats(args.export_stats, args.to, args.out, name=args.name, command="ganeval " + shlex.join(sys.argv[1:]),
-                        kid=args.kid, device=args.device, batch_size=args.batch_size)
+                        kid=args.kid, device=args.device, batch_size=args.batch_size, announce=announce)
     for note in done.notes:
         print(f"note: {note}", file=sys.stderr)
     kid = f" and {done.kid_path.name}" if done.kid_path else ""
