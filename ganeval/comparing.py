@@ -171,7 +171,9 @@ def _f(x: float) -> str:
 def verdict_lines(diffs: pd.DataFrame, arms: pd.DataFrame, primary: str, n: int) -> list[str]:
     """A sentence per arm on the primary metric, then on path length where compared, then the flags."""
     lines = []
-    for metric, r in ((m, r) for m in (primary, *DIFFERENCE_WORDS) for _, r in diffs[diffs["metric"] == m].iterrows()):
+    rows = pd.concat([diffs[diffs["metric"] == m] for m in (primary, *DIFFERENCE_WORDS)])
+    for _, r in rows.iterrows():
+        metric = str(r["metric"])
         label = LABELS.get(metric, metric)
         if pd.isna(r["difference"]):
             if metric in DIFFERENCE_WORDS:

@@ -98,18 +98,18 @@ def _cleanfid_stats_folder() -> Path | None:
     return Path(spec.origin).parent / "stats" if spec is not None and spec.origin else None
 
 
-def _usage(to: str, path: Path, name: str, kid: bool = False) -> str:
+def _usage(to: str, path: Path, name: str, kid_path: Path | None = None) -> str:
     if to == "torch-fidelity":
-        flags, kw = ("--fid --kid", "fid=True, kid=True") if kid else ("--fid", "fid=True")
+        flags, kw = ("--fid --kid", "fid=True, kid=True") if kid_path else ("--fid", "fid=True")
         return (f"fidelity {flags} --input1 SAMPLES --input2 {name} --input2-cache-name {name} --cache-root {path.parent}"
                 f"  (Python: calculate_metrics(input1=..., input2='{name}', input2_cache_name='{name}', "
                 f"cache_root='{path.parent}', {kw}))")
     folder = _cleanfid_stats_folder()
     shown = folder or "<site-packages>/cleanfid/stats"
-    files = f"{path.name} and {_kid_file(to, path, name).name}" if kid else path.name
+    files = f"{path.name} and {kid_path.name}" if kid_path else path.name
     where = "" if folder == path.parent.resolve() else f"copy {files} into clean-fid's stats folder ({shown}), then "
     args = f"dataset_name='{name.lower()}', mode='{CLEANFID_MODE[to]}', dataset_split='custom'"
-    return f"{where}fid.compute_fid(SAMPLES, {args})" + (f"; fid.compute_kid(SAMPLES, {args})" if kid else "")
+    return f"{where}fid.compute_fid(SAMPLES, {args})" + (f"; fid.compute_kid(SAMPLES, {args})" if kid_path else "")
 
 
 def _kid_file(to: str, path: Path, name: str) -> Path:
@@ -130,9 +130,10 @@ def _write_kid(src: Path, to: str, kid_path: Path, device: str, batch_size: int,
 
     extractor = get_extractor(MADE_BY[to], device=device)
     ref = reference_stats(src, extractor, needs_images=True)  # same pipeline and weights, and real images behind it
+    total = real_total(ref.meta)
     if announce is not None:
-        announce(real_total(ref.meta))
-    feats = real_features(ref, extractor, real_total(ref.meta), batch_size).float()
+        announce(total)
+    feats = real_features(ref, extractor, total, batch_size).float()
     with atomic_path(kid_path) as tmp:
         if to == "torch-fidelity":
             torch.save(feats.contiguous(), tmp)
@@ -165,10 +166,11 @@ def export_stats(stats: str | os.PathLike[str], to: str, out_dir: str | os.PathL
     path = Path(out_dir) / _file_name(to, name)
     mu, sigma = loaded.mu.astype(MU_DTYPE.get(to, np.float64)), loaded.sigma.astype(np.float64)
     # The features first: statistics without real images behind them are refused before anything is written.
-    kid_info = _write_kid(src, to, _kid_file(to, path, name), device, batch_size, announce) if kid else None
+    kid_path = _kid_file(to, path, name) if kid else None
+    kid_info = _write_kid(src, to, kid_path, device, batch_size, announce) if kid_path else None
     with atomic_path(path) as tmp:
         tmp.write_bytes(_payload(to, mu, sigma))
-    usage = _usage(to, path, name, kid)
+    usage = _usage(to, path, name, kid_path)
     sidecar = path.with_name(path.name + ".ganeval.json")
     meta = {
         "exported": {"to": to, "name": name, "file": path.name, "file_sha256": sha256_file(path),
@@ -180,4 +182,4 @@ def export_stats(stats: str | os.PathLike[str], to: str, out_dir: str | os.PathL
         "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     write_text(sidecar, json.dumps(meta, indent=2, sort_keys=True) + "\n")
-    return Exported(path, sidecar, name, usage, notes, _kid_file(to, path, name) if kid else None)
+    return Exported(path, sidecar, name, usage, notes, kid_path)

@@ -49,12 +49,12 @@ def _modes_ci(row: pd.Series) -> str:
     return "" if lo is None or hi is None or lo == hi else f" <span class=muted>[{fmt(lo, 'int')}, {fmt(hi, 'int')}]</span>"
 
 
-def _with_ci(row: pd.Series, col: str) -> str:
-    val = _fmt_fd(row.get(col))
+def _with_ci(row: pd.Series, col: str, show: Callable[[Any], str] = _fmt_fd) -> str:
+    val = show(row.get(col))
     lo, hi = number(row.get(f"{col}_ci_low")), number(row.get(f"{col}_ci_high"))
     if lo is None or hi is None:
         return val
-    return f"{val} <span class=muted>[{_fmt_fd(lo)}, {_fmt_fd(hi)}]</span>"
+    return f"{val} <span class=muted>[{show(lo)}, {show(hi)}]</span>"
 
 
 def _pm(row: pd.Series, mean: str, std: str, spec: str) -> str:
@@ -65,8 +65,7 @@ def _pm(row: pd.Series, mean: str, std: str, spec: str) -> str:
 def _ci_or_pm(row: pd.Series, col: str) -> str:
     """``value [low, high]`` where a bootstrap interval exists, else ``value ± std`` (column ``COL_std``)."""
     if number(row.get(f"{col}_ci_low")) is not None and number(row.get(f"{col}_ci_high")) is not None:
-        lo, hi = fmt(row.get(f"{col}_ci_low"), "sig4"), fmt(row.get(f"{col}_ci_high"), "sig4")
-        return f"{fmt(row.get(col), 'sig4')} <span class=muted>[{lo}, {hi}]</span>"
+        return _with_ci(row, col, lambda x: fmt(x, "sig4"))
     return _pm(row, col, f"{col}_std", "sig4")
 
 
