@@ -241,8 +241,8 @@ class _Evaluator(Illustrations):
             mopts = metric_options(self.opts, self.copy_sets.get("ids", {}), metric, with_ci, got.paired and got.n == self.opts.num_samples)
             mkey = metric_key(got.keys[metric.extractor], ref_sha, metric.name, mopts) if cacheable else ""
             hit = load_metric(mkey) if cacheable else None
-            if hit is not None and not set(metric.columns) <= set(hit[0]):
-                hit = None  # cached before the metric gained a column: recompute
+            if not self.dist.all_ok(hit is not None and set(metric.columns) <= set(hit[0])):
+                hit = None  # a miss on some rank (path lengths gather), or cached before the metric gained a column
             if hit is not None:
                 values, reps = hit
             else:
@@ -264,7 +264,7 @@ class _Evaluator(Illustrations):
                         lambda name, e=metric.extractor: self._dataset_for(e, name), self.memo,
                         self._boot_idx(got) if self.opts.bootstrap > 0 else [],
                         lambda e=metric.extractor: None if self.floor and src is self.floor[0] else source_path_lengths(
-                            src, self.extractors[e], self.opts.num_samples, self.opts.seed, self.opts.batch_size, self.device))
+                            src, self.extractors[e], self.opts.num_samples, self.opts.seed, self.opts.batch_size, self.device, self.dist))
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")

@@ -54,12 +54,18 @@ def extract(
     use_cache: bool = True,
     progress: object | None = None,
 ) -> Extracted:
-    """Features of (up to) ``n`` samples of ``source`` for each extractor, in the source's fixed order."""
-    samples = source.open(device, n, seed)
+    """Features of (up to) ``n`` samples of ``source`` for each extractor, in the source's fixed order.
+
+    Under torchrun a failure on one rank (opening the source, or generating its share of the batches) fails the
+    source on every rank, before any gather, so no rank waits for a peer that has given up on it.
+    """
+    opened: list[Samples] = []
     try:
-        return _extract(samples, extractors, seed, batch_size, dist, use_cache, progress)
+        dist.my_share(lambda: opened.append(source.open(device, n, seed)), source.name)
+        return _extract(opened[0], extractors, seed, batch_size, dist, use_cache, progress, source.name)
     finally:
-        samples.close()
+        for samples in opened:
+            samples.close()
 
 
 IN_FLIGHT = 4  # batches whose features may still be on the device while newer ones are queued
@@ -73,32 +79,40 @@ def _to_host(b: int, per_batch: list[dict[int, torch.Tensor]]) -> None:
 
 
 def _extract(samples: Samples, extractors: list[FeatureExtractor], seed: int, batch_size: int, dist: DistContext,
-             use_cache: bool, progress: object | None) -> Extracted:
+             use_cache: bool, progress: object | None, name: str) -> Extracted:
     n = samples.n
     out = Extracted(sha256=samples.sha256 or "", meta=samples.meta, n=n, paired=samples.paired, n_bad=samples.n_bad)
     if samples.cache_key is not None:
         key_seed = seed if samples.paired else 0
         out.keys = {ex.name: feature_key(samples.cache_key, ex.provenance(), n, key_seed, samples.z_type) for ex in extractors}
     cached = use_cache and bool(out.keys)
+    n_batches = math.ceil(n / batch_size)
+    pools: dict[str, dict[int, torch.Tensor]] = {}
+    logits: dict[str, dict[int, torch.Tensor]] = {}
+    bad: dict[int, torch.Tensor] = {}
+
+    def lookups() -> dict[str, tuple[torch.Tensor, torch.Tensor | None, int]]:
+        out.grid = samples.grid(GRID_SAMPLES)
+        found = {ex.name: load_features(out.keys[ex.name]) if cached else None for ex in extractors}
+        return {k: hit for k, hit in found.items() if hit is not None}
+
+    hits = dist.my_share(lookups, name)
     missing = []
-    for ex in extractors:
-        hit = load_features(out.keys[ex.name]) if cached else None
-        if hit is None:
-            missing.append(ex)
+    for ex in extractors:  # a hit is used only where every rank hit (a node may lack rank 0's cache files)
+        if dist.all_ok(ex.name in hits):
+            out.pool[ex.name], out.logits[ex.name], out.nonfinite = hits[ex.name]
         else:
-            out.pool[ex.name], out.logits[ex.name], out.nonfinite = hit
-    out.grid = samples.grid(GRID_SAMPLES)
-    if missing:
-        n_batches = math.ceil(n / batch_size)
-        pools: dict[str, dict[int, torch.Tensor]] = {ex.name: {} for ex in missing}
-        logits: dict[str, dict[int, torch.Tensor]] = {ex.name: {} for ex in missing}
-        bad: dict[int, torch.Tensor] = {}
+            missing.append(ex)
+            pools[ex.name], logits[ex.name] = {}, {}
+
+    def my_part() -> None:
+        """This rank's share of the batches, features on the host."""
         # A batch's features and NaN/Inf count are copied to the host only once IN_FLIGHT newer batches have been
         # queued, so on a GPU the host never waits for the batch it just queued (no per-batch stall) and device
         # memory holds at most IN_FLIGHT batches of features.
         queued: list[int] = []
         per_batch = [bad, *pools.values(), *logits.values()]
-        for b in dist.my_batches(n_batches):
+        for b in dist.my_batches(n_batches) if missing else ():
             batch = samples.batch(b, batch_size)
             bad[b] = torch.as_tensor(batch.nonfinite).reshape(1)
             for ex in missing:
@@ -113,6 +127,9 @@ def _extract(samples: Samples, extractors: list[FeatureExtractor], seed: int, ba
                 progress.update(len(batch.images) * dist.world)  # type: ignore[attr-defined]
         for b in queued:
             _to_host(b, per_batch)
+
+    dist.my_share(my_part, name)  # a rank that failed its share fails the source on every rank
+    if missing:
         out.nonfinite = int(torch.cat(dist.gather_batches(bad, n_batches)).sum())
         for ex in missing:
             out.pool[ex.name] = torch.cat(dist.gather_batches(pools[ex.name], n_batches))

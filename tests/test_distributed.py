@@ -231,3 +231,102 @@ def test_your_own_generator_and_feature_network_under_torchrun(tmp_path: Path) -
     assert list(fa.columns) == list(fb.columns) and fa["custom_fd"].iloc[0] > fa["custom_fd"].iloc[1]
     np.testing.assert_allclose(fb["custom_fd"], fa["custom_fd"], rtol=1e-6)
     np.testing.assert_allclose(fb["custom_fd_ci_low"], fa["custom_fd_ci_low"], rtol=1e-6)
+
+
+FLAKY = """import os
+
+import torch
+from synthetic import BankGenerator
+
+
+class Flaky(BankGenerator):
+    \"\"\"A bank generator that runs out of memory on rank 1 only, for the weights whose bank is empty; it logs how
+    many latents each rank asks of it.\"\"\"
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        if os.environ.get("RANK") == "1" and not self.bank.any():
+            raise RuntimeError("CUDA out of memory (simulated)")
+        with open(os.environ["FLAKY_LOG"], "a") as log:
+            log.write(f"{os.environ.get('RANK', '-')} {len(z)}\\n")
+        return super().forward(z)
+"""
+
+
+def test_path_lengths_split_over_ranks_and_a_rank_failing_one_checkpoint(tmp_path: Path) -> None:
+    """Path lengths under torchrun: each rank computes half the pair batches and every rank gets the single-process
+    lengths (so the same PPL and interval). A generator that fails on one rank only fails that checkpoint on every
+    rank, with its message, within seconds (no rank left waiting in a gather), and the other checkpoints are scored."""
+    import pandas as pd
+    import torch
+    from synthetic import bank_images
+
+    (tmp_path / "flaky.py").write_text(FLAKY)
+    weights = tmp_path / "weights"
+    weights.mkdir()
+    clean = bank_images(None, 500)
+    for it, scale in ((1000, 1.0), (2000, 0.5), (3000, 0.0)):  # 3000: an empty bank, which rank 1 cannot generate
+        state = {"bank": clean * scale, "proj": torch.randn(16, 784, generator=torch.Generator().manual_seed(0))}
+        torch.save(state, weights / f"G_{it}.pt")
+    score = ["score", str(weights), "--generator", "flaky:Flaky", "--generator-kwargs", '{"noise": 0.3}', "--metrics",
+             "mnist_fd", "mnist_ppl", "--num-samples", "600", "--batch-size", "50", "--bootstrap", "20", "--device", "cpu",
+             "--no-cache", "--no-progress"]
+    env = _env(tmp_path)
+    env["PYTHONPATH"] = os.pathsep.join([str(tmp_path), env["PYTHONPATH"]])
+    env["FLAKY_LOG"] = str(tmp_path / "calls.txt")
+    one = subprocess.run([sys.executable, "-m", "ganeval_test_entry", *score, "--out", str(tmp_path / "p1")], env=env,
+                         capture_output=True, text=True, timeout=600)
+    assert one.returncode == 0, one.stderr[-3000:]
+    two = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m",
+                          "ganeval_test_entry", *score, "--distributed", "--out", str(tmp_path / "p2")], env=env,
+                         capture_output=True, text=True, timeout=300)
+    # the path-length pairs of one checkpoint (600, in batches of 250: 1,200 latents) are split over the ranks, three
+    # batches for two ranks, so per scored checkpoint rank 0 generates 500 + 200 latents and rank 1 generates 500
+    calls = [line.split() for line in (tmp_path / "calls.txt").read_text().splitlines()]
+    pairs = {r: sum(int(k) for rank, k in calls if rank == r and int(k) > 50) for r in ("-", "0", "1")}
+    assert pairs == {"-": 3 * 1200, "0": 2 * 700, "1": 2 * 500}, pairs
+    assert two.returncode == 1, two.stderr[-3000:]  # EXIT_FAILED: a checkpoint could not be scored
+    a = pd.read_csv(tmp_path / "p1" / "scores.csv").set_index("checkpoint")
+    b = pd.read_csv(tmp_path / "p2" / "scores.csv").set_index("checkpoint")
+    assert (a["status"] == "ok").all()
+    assert list(b["status"]) == ["ok", "ok", "error"]
+    assert b.loc["G_3000.pt", "error"] == "G_3000.pt: RuntimeError: CUDA out of memory (simulated) (on rank 1)"
+    ok = ["G_1000.pt", "G_2000.pt"]
+    assert a.loc[ok, "mnist_ppl"].min() > 1 and a.loc["G_1000.pt", "mnist_ppl"] != a.loc["G_2000.pt", "mnist_ppl"]
+    for col in ("mnist_ppl", "mnist_ppl_ci_low", "mnist_ppl_ci_high", "mnist_fd"):
+        np.testing.assert_allclose(b.loc[ok, col], a.loc[ok, col], rtol=1e-9, err_msg=col)
+
+
+NODE_CACHE_ENTRY = """import os
+import sys
+
+os.environ["GANEVAL_CACHE_DIR"] = os.environ["GANEVAL_CACHE_DIR"] + os.environ["RANK"]  # a cache folder per "node"
+import synthetic  # noqa: E402,F401
+
+from ganeval.cli import main  # noqa: E402
+
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_a_rank_without_rank_0s_cache_files_does_not_hang(tmp_path: Path, series: Path) -> None:
+    """Two nodes with their own cache folders: rank 0's holds the features and metric values of an earlier run, rank
+    1's is empty. Every rank then computes its share again (a cache hit is used only when all ranks hit), so the run
+    ends, with the single-process numbers, instead of rank 1 waiting in a gather that rank 0 skipped."""
+    args = ["score", str(series), "--num-samples", "600", "--batch-size", "50", "--metrics", "mnist_fd", "mnist_ppl",
+            "--bootstrap", "20", "--device", "cpu", "--no-progress"]
+    env = _env(tmp_path, GANEVAL_CACHE_DIR=str(tmp_path / "cache"))
+    one = subprocess.run([sys.executable, "-m", "ganeval_test_entry", *args, "--out", str(tmp_path / "n1")],
+                         env={**env, "GANEVAL_CACHE_DIR": str(tmp_path / "cache0")}, capture_output=True, text=True, timeout=600)
+    assert one.returncode == 0, one.stderr[-3000:]
+    assert any((tmp_path / "cache0").rglob("*.npz")) and not (tmp_path / "cache1").exists()
+    (tmp_path / "entry.py").write_text(NODE_CACHE_ENTRY)
+    two = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                          str(tmp_path / "entry.py"), *args, "--distributed", "--out", str(tmp_path / "n2")], env=env,
+                         capture_output=True, text=True, timeout=300)
+    assert two.returncode == 0, two.stderr[-3000:]
+    a = json.loads((tmp_path / "n1" / "summary.json").read_text())
+    b = json.loads((tmp_path / "n2" / "summary.json").read_text())
+    for ra, rb in zip(a["rows"], b["rows"], strict=True):
+        for col in ("mnist_fd", "mnist_fd_ci_low", "mnist_ppl", "mnist_ppl_ci_high"):
+            assert rb[col] == pytest.approx(ra[col], rel=1e-9, abs=0), col
+    assert not any((tmp_path / "cache1").rglob("*.npz"))  # rank 1 computed, but only rank 0 writes the cache
