@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 
 import torch
 
-from ganeval.errors import GanevalError
+from ganeval.errors import EXIT_FAILED, GanevalError
 
 T = TypeVar("T")
 
@@ -70,40 +70,38 @@ class DistContext:
             if work is not t:
                 t.copy_(work.cpu())
 
-    def share_failure(self, error: str | None) -> None:
-        """Every rank says whether its share of the batches failed; when one did, all raise its message.
-
-        Called by every rank after its share of a split computation and before gathering it, so a rank whose
-        generator raised (say, out of memory on its GPU) fails that one checkpoint on every rank instead of leaving
-        its peers waiting in the gather until the process group times out.
-        """
-        if not self.active:
-            if error is not None:
-                raise GanevalError(error)
-            return
-        import torch.distributed as dist
-
-        errors: list[str | None] = [None] * self.world
-        self._collective(dist.all_gather_object, errors, error)
-        failed = [(r, e) for r, e in enumerate(errors) if e is not None]
-        if failed:
-            rank, message = failed[0]
-            raise GanevalError(message if rank == self.rank else f"{message} (on rank {rank})")
-
     def my_share(self, work: Callable[[], T], name: str) -> T:
-        """``work()`` (this rank's share of a split computation), then :meth:`share_failure`; one process: just ``work()``."""
+        """``work()``, this rank's share of a split computation, after which every rank learns whether any share failed.
+
+        Called by every rank before gathering the shares, so a rank whose generator or network raised (say, out of
+        memory on its GPU) fails that one source on every rank, with its message and exit code, instead of leaving
+        its peers waiting in the gather until the process group times out. One process: just ``work()``.
+        """
         if not self.active:
             return work()
         try:
             result = work()
         except GanevalError as exc:
-            self.share_failure(str(exc))
-            raise  # not reached: share_failure raised
+            self._share_failure((str(exc), exc.exit_code))
+            raise  # not reached: _share_failure raised
         except Exception as exc:  # noqa: BLE001 - any failure of this rank's share is every rank's failure
-            self.share_failure(f"{name}: {exc.__class__.__name__}: {exc}")
+            self._share_failure((f"{name}: {exc.__class__.__name__}: {exc}", EXIT_FAILED))
             raise  # not reached
-        self.share_failure(None)
+        self._share_failure(None)
         return result
+
+    def _share_failure(self, error: tuple[str, int] | None) -> None:
+        """Gather every rank's ``(message, exit code)`` or None; raise the lowest failed rank's on every rank."""
+        import torch.distributed as dist
+
+        errors: list[tuple[str, int] | None] = [None] * self.world
+        self._collective(dist.all_gather_object, errors, error)
+        for rank, failed in enumerate(errors):
+            if failed is not None:
+                message, code = failed
+                exc = GanevalError(message if rank == self.rank else f"{message} (on rank {rank})")
+                exc.exit_code = code
+                raise exc
 
     def _collective(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
         """Run one collective; a failure (a peer died or hung) becomes one clear error naming this rank."""

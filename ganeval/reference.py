@@ -174,7 +174,8 @@ def _features(key: str, images: Callable[[], Any], extractor: FeatureExtractor, 
         return torch.from_numpy(arr)
     n_batches = -(-n // batch_size)
     mine = dist.my_batches(n_batches)
-    local = {i: extractor(b)["pool"].cpu() for i, b in zip(mine, iter_batches(images(), batch_size, mine), strict=True)}
+    local = dist.my_share(lambda: {i: extractor(b)["pool"].cpu() for i, b in zip(mine, iter_batches(images(), batch_size, mine),
+                                                                               strict=True)}, f"{key} [{extractor.name}]")
     feats = torch.cat(dist.gather_batches(local, n_batches))
     if write_cache:
         with atomic_path(path) as tmp, open(tmp, "wb") as fh:

@@ -171,18 +171,23 @@ def compute_stats(
         print(f"note: {note}", file=sys.stderr)
     n_batches = -(-len(real.images) // batch_size)
     mine = dist.my_batches(n_batches)
+    name = f"{real.meta['dataset']} [{extractor.name}]"
     if extractor.pool_dim is None:  # a custom network's width is known once it has seen an image: every rank, even
-        extractor(next(iter_batches(real.images[:1], 1)))  # one without a batch, must size its sums the same
+        dist.my_share(lambda: extractor(next(iter_batches(real.images[:1], 1))), name)  # one without a batch, sizes its sums
     acc = FeatureStats(int(extractor.pool_dim))
     t0 = time.time()
-    with tqdm(total=len(real.images), unit="img", desc=f"{real.meta['dataset']} [{extractor.name}]", file=sys.stderr,
-              disable=not (progress and dist.is_main)) as bar:
-        for index, batch in zip(mine, iter_batches(real.images, batch_size, mine), strict=True):
-            feats = extractor(batch)
-            acc.update(feats["pool"])
-            if on_batch:
-                on_batch(index, feats)
-            bar.update(len(batch) * dist.world)
+
+    def my_batches() -> None:
+        with tqdm(total=len(real.images), unit="img", desc=name, file=sys.stderr,
+                  disable=not (progress and dist.is_main)) as bar:
+            for index, batch in zip(mine, iter_batches(real.images, batch_size, mine), strict=True):
+                feats = extractor(batch)
+                acc.update(feats["pool"])
+                if on_batch:
+                    on_batch(index, feats)
+                bar.update(len(batch) * dist.world)
+
+    dist.my_share(my_batches, name)  # a failed rank fails every rank here, not in the sum below
     count = torch.tensor([float(acc.n)], dtype=torch.float64)
     dist.all_reduce_sum([acc.sum, acc.outer, count])
     acc.n = int(count.item())

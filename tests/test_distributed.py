@@ -330,3 +330,42 @@ def test_a_rank_without_rank_0s_cache_files_does_not_hang(tmp_path: Path, series
         for col in ("mnist_fd", "mnist_fd_ci_low", "mnist_ppl", "mnist_ppl_ci_high"):
             assert rb[col] == pytest.approx(ra[col], rel=1e-9, abs=0), col
     assert not any((tmp_path / "cache1").rglob("*.npz"))  # rank 1 computed, but only rank 0 writes the cache
+
+
+FLAKY_NET = """import os
+
+import torch
+from torch import nn
+
+
+class Pooled(nn.Module):
+    \"\"\"A small feature network that runs out of memory on rank 1 once it has seen more than ``after`` batches.\"\"\"
+
+    def __init__(self, after: int = 0):
+        super().__init__()
+        torch.manual_seed(0)
+        self.conv = nn.Conv2d(1, 8, 3, 2)
+        self.after, self.seen = after, 0
+
+    def forward(self, x):
+        self.seen += 1
+        if os.environ.get("RANK") == "1" and self.seen > self.after:
+            raise RuntimeError("CUDA out of memory (simulated)")
+        return self.conv(x).relu().mean((2, 3))
+"""
+
+
+@pytest.mark.parametrize("after", [0, 2])
+def test_stats_rank_failing_its_share_fails_every_rank_at_once(tmp_path: Path, after: int) -> None:
+    """A feature network that fails on rank 1 (at its first image, while sizing the sums; or mid-pass): every rank
+    stops with that rank's message and exit code 1 within seconds, instead of rank 0 waiting in the sum, and no
+    statistics file is written."""
+    (tmp_path / "flakynet.py").write_text(FLAKY_NET)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "ganeval_test_entry",
+           "stats", "--dataset", "mnist-test", "--limit", "600", "--extractor", "custom", "--device", "cpu", "--batch-size",
+           "50", "--no-progress", "--feature-network", f"{tmp_path / 'flakynet.py'}:Pooled",
+           "--feature-network-kwargs", json.dumps({"after": after}), "--out", str(tmp_path / "t_custom.npz")]
+    res = subprocess.run(cmd, env=_env(tmp_path), capture_output=True, text=True, timeout=300)
+    assert res.returncode != 0 and not (tmp_path / "t_custom.npz").exists()
+    assert "RuntimeError: CUDA out of memory (simulated) (on rank 1)" in res.stderr, res.stderr[-3000:]
+    assert "exitcode  : 1" in res.stderr and "peer rank died" not in res.stderr, res.stderr[-3000:]
