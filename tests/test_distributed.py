@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -18,6 +19,20 @@ ARGS = ["--num-samples", "300", "--batch-size", "50", "--metrics", "mnist_is", "
         "--device", "cpu", "--no-cache"]
 
 
+def _run(cmd: list[str], *, env: dict[str, str], timeout: float) -> subprocess.CompletedProcess[str]:
+    """``subprocess.run`` with output captured as text, in its own process group, all of which is killed on timeout
+    (torchrun's workers would otherwise outlive a hung test and hold the cores for the rest of the suite)."""
+    with subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                          start_new_session=True) as proc:
+        try:
+            out, err = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
+            raise
+    return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
+
+
 def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
     env = {**os.environ, "GANEVAL_CACHE_DIR": str(tmp_path / "cache"), "OMP_NUM_THREADS": "1", **extra}
     env["PYTHONPATH"] = os.pathsep.join([str(Path(__file__).parent), env.get("PYTHONPATH", "")])
@@ -27,7 +42,7 @@ def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
 def _torchrun(tmp_path: Path, run: Path, out: Path, *more: str, **extra: str) -> subprocess.CompletedProcess[str]:
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "ganeval_test_entry",
            "score", str(run), "--distributed", "--out", str(out), *ARGS, *more]
-    return subprocess.run(cmd, env=_env(tmp_path, **extra), capture_output=True, text=True, timeout=600)
+    return _run(cmd, env=_env(tmp_path, **extra), timeout=600)
 
 
 @pytest.fixture
@@ -39,8 +54,8 @@ def series(tmp_path: Path) -> Path:
 
 
 def test_two_process_gloo_equals_single_process(tmp_path: Path, series: Path) -> None:
-    single = subprocess.run([sys.executable, "-m", "ganeval_test_entry", "score", str(series), "--out", str(tmp_path / "r1"), *ARGS,
-                             "--real-floor"], env=_env(tmp_path), capture_output=True, text=True, timeout=600)
+    single = _run([sys.executable, "-m", "ganeval_test_entry", "score", str(series), "--out", str(tmp_path / "r1"), *ARGS,
+                             "--real-floor"], env=_env(tmp_path), timeout=600)
     assert single.returncode == 0, single.stderr[-2000:]
     multi = _torchrun(tmp_path, series, tmp_path / "r2", "--real-floor")
     assert multi.returncode == 0, multi.stderr[-3000:]
@@ -70,12 +85,12 @@ def test_two_process_copying_test_equals_single_process(tmp_path: Path, series: 
     np.savez(tmp_path / "held.npz", images=test_px[500:1000])
     args = [*ARGS[: ARGS.index("--metrics")], "--metrics", "mnist_fd", "copying", *ARGS[ARGS.index("--bootstrap"):],
             "--copy-train", str(tmp_path / "train.npz"), "--copy-heldout", str(tmp_path / "held.npz"), "--copy-cells", "3"]
-    single = subprocess.run([sys.executable, "-m", "ganeval_test_entry", "score", str(series), "--out", str(tmp_path / "c1"),
-                             *args], env=_env(tmp_path), capture_output=True, text=True, timeout=600)
+    single = _run([sys.executable, "-m", "ganeval_test_entry", "score", str(series), "--out", str(tmp_path / "c1"),
+                             *args], env=_env(tmp_path), timeout=600)
     assert single.returncode == 0, single.stderr[-2000:]
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "ganeval_test_entry",
            "score", str(series), "--distributed", "--out", str(tmp_path / "c2"), *args]
-    multi = subprocess.run(cmd, env=_env(tmp_path), capture_output=True, text=True, timeout=600)
+    multi = _run(cmd, env=_env(tmp_path), timeout=600)
     assert multi.returncode == 0, multi.stderr[-3000:]
     a = json.loads((tmp_path / "c1" / "summary.json").read_text())
     b = json.loads((tmp_path / "c2" / "summary.json").read_text())
@@ -104,7 +119,7 @@ def _stats(tmp_path: Path, tag: str, procs: int, **extra: str) -> subprocess.Com
               else [sys.executable])
     cmd = [*launch, "-m", "ganeval_test_entry", *STATS, "--out", str(tmp_path / f"{tag}.npz"),
            "--save-features", str(tmp_path / f"{tag}_feats.npy")]
-    return subprocess.run(cmd, env=_env(tmp_path, **extra), capture_output=True, text=True, timeout=600)
+    return _run(cmd, env=_env(tmp_path, **extra), timeout=600)
 
 
 def test_two_process_stats_equal_single_process(tmp_path: Path) -> None:
@@ -155,7 +170,7 @@ def test_real_set_features_are_split_over_ranks(tmp_path: Path) -> None:
     (tmp_path / "feats.py").write_text(FEATURES_SCRIPT)
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(tmp_path / "feats.py"),
            str(tmp_path / "set.npz"), str(tmp_path / "two.npy")]
-    res = subprocess.run(cmd, env=_env(tmp_path), capture_output=True, text=True, timeout=600)
+    res = _run(cmd, env=_env(tmp_path), timeout=600)
     assert res.returncode == 0, res.stderr[-3000:]
     one = dataset_features(tmp_path / "set.npz", get_extractor("mnist", device="cpu"), 500, write_cache=False)
     two = np.load(tmp_path / "two.npy")
@@ -166,12 +181,12 @@ def test_two_process_compare_equals_single_process(tmp_path: Path, series: Path)
     """``ganeval compare`` under torchrun: the same differences, intervals and verdicts as one process, one report."""
     args = ["compare", "--arm", "a", str(series / "ckpt_0002000.safetensors"), "--arm", "b", str(series / "ckpt_0003000.safetensors"),
             *ARGS[: ARGS.index("--metrics")], "--metrics", "mnist_fd", *ARGS[ARGS.index("--bootstrap"):]]
-    single = subprocess.run([sys.executable, "-m", "ganeval_test_entry", *args, "--out", str(tmp_path / "k1")],
-                            env=_env(tmp_path), capture_output=True, text=True, timeout=600)
+    single = _run([sys.executable, "-m", "ganeval_test_entry", *args, "--out", str(tmp_path / "k1")],
+                            env=_env(tmp_path), timeout=600)
     assert single.returncode == 0, single.stderr[-2000:]
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "ganeval_test_entry",
            *args, "--distributed", "--out", str(tmp_path / "k2")]
-    multi = subprocess.run(cmd, env=_env(tmp_path), capture_output=True, text=True, timeout=600)
+    multi = _run(cmd, env=_env(tmp_path), timeout=600)
     assert multi.returncode == 0, multi.stderr[-3000:]
     a = json.loads((tmp_path / "k1" / "compare.json").read_text())
     b = json.loads((tmp_path / "k2" / "compare.json").read_text())
@@ -198,14 +213,14 @@ def test_your_own_generator_and_feature_network_under_torchrun(tmp_path: Path) -
     two = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "ganeval_test_entry"]
     one = [sys.executable, "-m", "ganeval_test_entry"]
     for launch, ref in ((one, "ref1"), (two, "ref2")):
-        res = subprocess.run([*launch, *stats, "--out", str(tmp_path / ref / "t_custom.npz")], env=_env(tmp_path),
-                             capture_output=True, text=True, timeout=600)
+        res = _run([*launch, *stats, "--out", str(tmp_path / ref / "t_custom.npz")], env=_env(tmp_path),
+                             timeout=600)
         assert res.returncode == 0, res.stderr[-3000:]
     np.testing.assert_allclose(load_stats(tmp_path / "ref2" / "t_custom.npz").mu, load_stats(tmp_path / "ref1" / "t_custom.npz").mu,
                                rtol=1e-12, atol=1e-15)
     # one batch for two ranks: the idle rank still sizes its sums by the network's width
-    res = subprocess.run([*two, *stats, "--limit", "50", "--out", str(tmp_path / "ref3" / "t_custom.npz")], env=_env(tmp_path),
-                         capture_output=True, text=True, timeout=600)
+    res = _run([*two, *stats, "--limit", "50", "--out", str(tmp_path / "ref3" / "t_custom.npz")], env=_env(tmp_path),
+                         timeout=600)
     assert res.returncode == 0, res.stderr[-3000:]
     assert load_stats(tmp_path / "ref3" / "t_custom.npz").meta["n"] == 50
     weights = tmp_path / "weights"
@@ -221,8 +236,8 @@ def test_your_own_generator_and_feature_network_under_torchrun(tmp_path: Path) -
              "custom_fd", "--reference", str(tmp_path / "ref1"), "--num-samples", "300", "--batch-size", "50",
              "--bootstrap", "20", "--device", "cpu", "--no-cache", "--no-progress", *net]
     for launch, out in ((one, "s1"), (two, "s2")):
-        res = subprocess.run([*launch, *score, "--out", str(tmp_path / out)] + (["--distributed"] if launch is two else []),
-                             env=_env(tmp_path), capture_output=True, text=True, timeout=600)
+        res = _run([*launch, *score, "--out", str(tmp_path / out)] + (["--distributed"] if launch is two else []),
+                             env=_env(tmp_path), timeout=600)
         assert res.returncode == 0, res.stderr[-3000:]
     for out in ("s1", "s2"):
         summary = json.loads((tmp_path / out / "summary.json").read_text())
@@ -273,12 +288,12 @@ def test_path_lengths_split_over_ranks_and_a_rank_failing_one_checkpoint(tmp_pat
     env = _env(tmp_path)
     env["PYTHONPATH"] = os.pathsep.join([str(tmp_path), env["PYTHONPATH"]])
     env["FLAKY_LOG"] = str(tmp_path / "calls.txt")
-    one = subprocess.run([sys.executable, "-m", "ganeval_test_entry", *score, "--out", str(tmp_path / "p1")], env=env,
-                         capture_output=True, text=True, timeout=600)
+    one = _run([sys.executable, "-m", "ganeval_test_entry", *score, "--out", str(tmp_path / "p1")], env=env,
+                         timeout=600)
     assert one.returncode == 0, one.stderr[-3000:]
-    two = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m",
+    two = _run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m",
                           "ganeval_test_entry", *score, "--distributed", "--out", str(tmp_path / "p2")], env=env,
-                         capture_output=True, text=True, timeout=300)
+                         timeout=300)
     # the path-length pairs of one checkpoint (600, in batches of 250: 1,200 latents) are split over the ranks, three
     # batches for two ranks, so per scored checkpoint rank 0 generates 500 + 200 latents and rank 1 generates 500
     calls = [line.split() for line in (tmp_path / "calls.txt").read_text().splitlines()]
@@ -315,14 +330,14 @@ def test_a_rank_without_rank_0s_cache_files_does_not_hang(tmp_path: Path, series
     args = ["score", str(series), "--num-samples", "600", "--batch-size", "50", "--metrics", "mnist_fd", "mnist_ppl",
             "--bootstrap", "20", "--device", "cpu", "--no-progress"]
     env = _env(tmp_path, GANEVAL_CACHE_DIR=str(tmp_path / "cache"))
-    one = subprocess.run([sys.executable, "-m", "ganeval_test_entry", *args, "--out", str(tmp_path / "n1")],
-                         env={**env, "GANEVAL_CACHE_DIR": str(tmp_path / "cache0")}, capture_output=True, text=True, timeout=600)
+    one = _run([sys.executable, "-m", "ganeval_test_entry", *args, "--out", str(tmp_path / "n1")],
+                         env={**env, "GANEVAL_CACHE_DIR": str(tmp_path / "cache0")}, timeout=600)
     assert one.returncode == 0, one.stderr[-3000:]
     assert any((tmp_path / "cache0").rglob("*.npz")) and not (tmp_path / "cache1").exists()
     (tmp_path / "entry.py").write_text(NODE_CACHE_ENTRY)
-    two = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+    two = _run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
                           str(tmp_path / "entry.py"), *args, "--distributed", "--out", str(tmp_path / "n2")], env=env,
-                         capture_output=True, text=True, timeout=300)
+                         timeout=300)
     assert two.returncode == 0, two.stderr[-3000:]
     a = json.loads((tmp_path / "n1" / "summary.json").read_text())
     b = json.loads((tmp_path / "n2" / "summary.json").read_text())
@@ -365,7 +380,7 @@ def test_stats_rank_failing_its_share_fails_every_rank_at_once(tmp_path: Path, a
            "stats", "--dataset", "mnist-test", "--limit", "600", "--extractor", "custom", "--device", "cpu", "--batch-size",
            "50", "--no-progress", "--feature-network", f"{tmp_path / 'flakynet.py'}:Pooled",
            "--feature-network-kwargs", json.dumps({"after": after}), "--out", str(tmp_path / "t_custom.npz")]
-    res = subprocess.run(cmd, env=_env(tmp_path), capture_output=True, text=True, timeout=300)
+    res = _run(cmd, env=_env(tmp_path), timeout=300)
     assert res.returncode != 0 and not (tmp_path / "t_custom.npz").exists()
     assert "RuntimeError: CUDA out of memory (simulated) (on rank 1)" in res.stderr, res.stderr[-3000:]
     assert "exitcode  : 1" in res.stderr and "peer rank died" not in res.stderr, res.stderr[-3000:]
