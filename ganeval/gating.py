@@ -218,8 +218,10 @@ def _matches(row: dict[str, Any], sel: str) -> bool:
 def select_row(summary: dict[str, Any], selector: str, source: Path | str) -> dict[str, Any]:
     """The row judged: ``last``, ``best``, or the one whose ``path`` or ``checkpoint`` matches ``selector``."""
     rows = summary["rows"]
-    if selector == "last":
-        row = summary.get("last") or rows[-1]
+    if selector == "last":  # the newest file, scored or not (the summary's "last" is the newest scored one)
+        row = rows[-1] if rows else summary.get("last")
+        if row is None:
+            raise GanevalError(f"{source}: no checkpoint in the report")
     elif selector == "best":
         row = summary.get("best") or next((r for r in rows if r.get("is_best")), None)
         if row is None:

@@ -61,7 +61,8 @@ def late_collapse(
     df: pd.DataFrame, primary: str, replicates: dict[str, dict[str, np.ndarray]], threshold: float, level: float
 ) -> dict[str, Any]:
     """Is the last checkpoint worse than the best by more than ``threshold`` (relative), with a paired
-    bootstrap interval of (last − best) that excludes zero?"""
+    bootstrap interval of (last − best) wholly on the worse side of zero? Without replicates of the primary
+    metric (``--bootstrap 0``, or a metric that has none) the threshold alone decides, and ``basis`` says so."""
     scored = df[df["status"].isin(["ok", "nan_samples"]) & df[primary].notna()]
     result: dict[str, Any] = {"flag": False, "metric": primary, "threshold": threshold}
     if scored.empty:
@@ -80,20 +81,29 @@ def late_collapse(
         result.update({"difference": 0.0, "relative": 0.0, "reason": "the last checkpoint is the best"})
         return result
     lv, bv = float(last.get(primary, np.nan)), float(best[primary])
+    if not math.isfinite(bv):  # every checkpoint's samples held NaN/Inf: no finite best to fall back from
+        result["reason"] = f"no checkpoint has a finite {primary}"
+        return result
     if not math.isfinite(lv):
         result.update({"flag": True, "difference": float("inf"), "relative": float("inf"),
                        "reason": f"last checkpoint has {primary} = {lv}"})
         return result
-    diff = lv - bv
-    rel = diff / abs(bv) if bv else float("inf")
+    higher_better = primary in HIGHER_BETTER
+    diff = lv - bv  # in the metric's own direction; "relative" is how much worse (positive: worse), either direction
+    worse = -diff if higher_better else diff
+    rel = worse / abs(bv) if bv else (float("inf") if worse > 0 else 0.0)
     reps_l = replicates.get(last["checkpoint"], {}).get(primary)
     reps_b = replicates.get(best["checkpoint"], {}).get(primary)
     lo = hi = float("nan")
     if reps_l is not None and reps_b is not None and len(reps_l) == len(reps_b):
         lo, hi = bootstrap_interval(diff, reps_l - reps_b, level)
-    excludes_zero = math.isfinite(lo) and lo > 0
+    if math.isfinite(lo) and math.isfinite(hi):
+        beyond_noise = hi < 0 if higher_better else lo > 0  # the whole interval on the worse side of zero
+    else:
+        beyond_noise = True
+        result["basis"] = f"no bootstrap interval of {primary}: judged by the threshold alone"
     result.update({"difference": diff, "relative": rel, "ci_low": lo, "ci_high": hi, "ci_level": level,
-                   "flag": bool(rel > threshold and excludes_zero)})
+                   "flag": bool(rel > threshold and beyond_noise)})
     return result
 
 

@@ -72,14 +72,18 @@ def verdict_text(df: pd.DataFrame, primary: str, late: dict[str, Any], level: fl
     if best.empty:
         return "No checkpoint could be scored."
     b = best.iloc[0]
-    text = f"Keep {b['checkpoint']} (iteration {b['iteration']}): it has the best {primary} ({_fmt(float(b[primary]))})"
+    if not math.isfinite(float(b[primary])):
+        return f"No checkpoint has a finite {primary}: the samples of every one hold NaN/Inf values (see each row's status)."
+    where = f" (iteration {b['iteration']})" if not pd.isna(b["iteration"]) else ""
+    text = f"Keep {b['checkpoint']}{where}: it has the best {primary} ({_fmt(float(b[primary]))})"
     lo, hi = b.get(f"{primary}_ci_low"), b.get(f"{primary}_ci_high")
     if lo is not None and not pd.isna(lo):
         text += f", {int(round(late.get('ci_level', 0.95) * 100))}% CI [{_fmt(float(lo))}, {_fmt(float(hi))}]"
     text += _floor_clause(floor, primary) + "."
     if late.get("flag"):
+        diff = float(late["difference"])
         text += (f" Training went bad at the end: the last checkpoint {late['last']} is {_fmt(100 * late['relative'])}% worse"
-                 f" ({primary} +{_fmt(late['difference'])}")
+                 f" ({primary} {'+' if diff >= 0 else ''}{_fmt(diff)}")
         if not pd.isna(late.get("ci_low", float("nan"))):
             text += f", paired CI [{_fmt(late['ci_low'])}, {_fmt(late['ci_high'])}]"
         text += ")."
@@ -92,6 +96,10 @@ def verdict_text(df: pd.DataFrame, primary: str, late: dict[str, Any], level: fl
         text += ")."
     else:
         text += " The last checkpoint is the best one."
+    if late.get("basis") and late.get("last") != late.get("best"):
+        text += f" ({str(late['basis']).capitalize()}.)"
+    if late.get("note"):
+        text += f" Note: {late['note']}."
     collapsed = df[df.get("mode_collapse", False) == True]  # noqa: E712
     if not collapsed.empty:
         text += f" Mode collapse in {len(collapsed)} checkpoint(s), e.g. {_collapse_example(collapsed.iloc[0], level)}"

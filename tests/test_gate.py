@@ -39,7 +39,8 @@ def make_summary(rows: list[dict[str, Any]], best: int = 0, **kw: Any) -> dict[s
         r["is_best"], r["rank"] = i == best, 1 if i == best else i + 2
     summary = {
         "schema": 1, "ganeval_version": "0.1.0", "date": "2024-01-01T00:00:00Z", "primary_metric": "fid",
-        "best": rows[best], "last": rows[-1], "late_collapse": {"flag": False}, "mode_collapse": {"flag": False},
+        "best": rows[best], "last": next((r for r in reversed(rows) if r.get("status") != "error"), None),  # newest scored
+        "late_collapse": {"flag": False}, "mode_collapse": {"flag": False},
         "verdict": "Keep it.", "n_checkpoints": len(rows), "n_errors": 0, "n_samples": 1000, "seed": 0,
         "reference": "mnist-train", "precision": "fp32",
         "bootstrap": {"replicates": 100, "level": 0.95, "method": "basic bootstrap, paired sample indices"},
@@ -154,6 +155,20 @@ def test_error_row_is_exit_2_naming_it(tmp_path: Path, cli: Any) -> None:
     code, _, err = cli("gate", rep, "--max-fid", "30")
     assert code == 2 and "ckpt_0000002.safetensors" in err and "could not be scored" in err
     assert cli("gate", rep, "--max-fid", "30", "--checkpoint", "best")[0] == 0
+
+
+def test_unscorable_newest_checkpoint_is_exit_2_when_scored_here(tmp_path: Path, cli: Any) -> None:
+    """A truncated newest file: `--checkpoint last` judges it (exit 2 naming it), not the newest one that scored."""
+    from synthetic import write_bank_checkpoint
+
+    for it in (1000, 2000):
+        write_bank_checkpoint(tmp_path / "run", it, noise=0.3)
+    newest = tmp_path / "run" / "ckpt_0003000.safetensors"
+    newest.write_bytes((tmp_path / "run" / "ckpt_0002000.safetensors").read_bytes()[:5000])
+    args = ["--metrics", "mnist_fd", "--max-mnist-fd", "1000", "--num-samples", "200", "--bootstrap", "0", "--device", "cpu"]
+    code, out, err = cli("gate", tmp_path / "run", *args)
+    assert code == 2 and "ckpt_0003000.safetensors" in err and "could not be scored" in err, (out, err)
+    assert cli("gate", tmp_path / "run" / "report", "--max-mnist-fd", "1000", "--checkpoint", "best")[0] == 0
 
 
 def test_missing_metric_checked_before_scoring(tmp_path: Path, cli: Any) -> None:

@@ -59,6 +59,32 @@ def test_late_collapse_is_flagged_with_interval(tmp_path: Path) -> None:
     assert "went bad at the end" in df.attrs["summary"]["verdict"]
 
 
+def test_late_collapse_with_a_higher_is_better_primary(tmp_path: Path) -> None:
+    """Ranked by MNIST-IS, a last checkpoint collapsed onto one digit is flagged (its IS fell), judged by the threshold
+    alone since IS has no paired replicates; with MNIST FD primary the paired interval decides, as before."""
+    write_bank_checkpoint(tmp_path / "run", 1000, noise=0.5)
+    write_bank_checkpoint(tmp_path / "run", 2000)
+    write_bank_checkpoint(tmp_path / "run", 3000, digits=(7,))
+    df = score(tmp_path / "run", **FAST, primary="mnist_is")
+    late = df.attrs["summary"]["late_collapse"]
+    assert late["best"] == "ckpt_0002000.safetensors" and late["last"] == "ckpt_0003000.safetensors"
+    assert late["difference"] < 0 and late["relative"] > 0.5 and late["flag"], late
+    assert "no bootstrap interval of mnist_is" in late["basis"]
+    verdict = df.attrs["summary"]["verdict"]
+    assert "went bad at the end" in verdict and f"(mnist_is -{abs(late['difference']):.3g}" in verdict, verdict
+    fd = score(tmp_path / "run", **FAST).attrs["summary"]["late_collapse"]
+    assert fd["flag"] and fd["ci_low"] > 0 and "basis" not in fd
+
+
+def test_all_nan_series_recommends_nothing(tmp_path: Path) -> None:
+    for it in (1000, 2000):
+        write_bank_checkpoint(tmp_path / "run", it, emit_nan=True)
+    df = score(tmp_path / "run", **FAST)
+    summary = df.attrs["summary"]
+    assert summary["verdict"].startswith("No checkpoint has a finite mnist_fd") and "Keep" not in summary["verdict"]
+    assert not summary["late_collapse"]["flag"] and "finite" in summary["late_collapse"]["reason"]
+
+
 def test_improving_series_has_no_late_collapse(tmp_path: Path) -> None:
     for it, noise in zip((1000, 2000, 3000), (0.9, 0.5, 0.0), strict=True):
         write_bank_checkpoint(tmp_path / "run", it, noise=noise)

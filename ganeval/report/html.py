@@ -66,7 +66,7 @@ def _flags(summary: dict[str, Any]) -> str:
         rel = number(late.get("relative"))
         rel_s = fmt(100 * rel, "+.1f") + "%" if rel is not None and math.isfinite(rel) else fmt(rel)
         parts.append(f"last <code>{escape(str(late['last']))}</code> vs best <code>{escape(str(late.get('best')))}</code>: "
-                     f"{metric} difference {fmt(late.get('difference'), '+.4g')} (relative {rel_s})")
+                     f"{metric} difference {fmt(late.get('difference'), '+.4g')} ({rel_s} worse)")
         if number(late.get("ci_low")) is not None:
             level = number(late.get("ci_level")) or 0.95
             lo, hi = fmt(late.get("ci_low"), ".4g"), fmt(late.get("ci_high"), ".4g")
@@ -75,8 +75,9 @@ def _flags(summary: dict[str, Any]) -> str:
     if late.get("threshold") is not None:
         parts.append(f"<span class=muted>flag when relative &gt; {fmt(100 * (number(late['threshold']) or 0), '.0f')}% "
                      "and the CI excludes zero</span>")
-    if late.get("reason"):
-        parts.append(f"<br><span class=muted>{escape(str(late['reason']))}</span>")
+    for key in ("basis", "reason", "note"):
+        if late.get(key):
+            parts.append(f"<br><span class=muted>{escape(str(late[key]))}</span>")
     parts.append("</div>")
     mode = summary.get("mode_collapse") or {}
     names = [str(c) for c in mode.get("checkpoints") or []]
