@@ -10,6 +10,20 @@ from collections.abc import Iterator
 from pathlib import Path
 
 
+def report_folder(out: str | os.PathLike[str] | None, default: Path) -> Path:
+    """The folder reports go to (``out``, else ``default``), refused at once when a file or a file-blocked path
+    stands there: checked before scoring, so no hour of work ends in a failed write."""
+    from ganeval.errors import GanevalError
+
+    folder = Path(out) if out is not None else default
+    for where in (folder, *folder.parents):
+        if where.exists():
+            if not where.is_dir():
+                raise GanevalError(f"{where}: exists and is not a folder; reports need a folder at {folder}")
+            break
+    return folder
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; rename it over ``path`` only on success."""

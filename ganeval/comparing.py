@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ganeval.atomic import report_folder
 from ganeval.compare_tests import DIFF_METRICS, FD_METRICS, _arm_replicates, _scored, differences
 from ganeval.distributed import DistContext, from_env
 from ganeval.errors import GanevalError
@@ -241,7 +242,9 @@ def compare(arms: Mapping[str, Any] | Sequence[Any], *, baseline: str | None = N
     hints = {k: v for k, v in {**opts.extra, **given}.items() if k in HINT_KEYS and v is not None}
     opts.extra = select.extra = {**opts.extra, **hints}
     dist = from_env(distributed)
+    folder = report_folder(out, Path()) if out is not None else None  # a file in the way: refused before scoring
     series, members, curves = _series(named, hints, pick, select, dist)
+    folder = report_folder(None, series.root / "compare") if folder is None and write_report else folder
     notes: list[str] = []
     if curves and pick == "best":
         opts.seed += 1
@@ -289,9 +292,9 @@ def compare(arms: Mapping[str, Any] | Sequence[Any], *, baseline: str | None = N
         "rows": [row_dict(r) for _, r in df.iterrows()],
     }
     comp = Comparison(df, arm_df, diffs, summary, result, bool(len(errors)), members, curves)
-    if (write_report or out is not None) and dist.all_ok(True) and dist.is_main:
+    if folder is not None and dist.all_ok(True) and dist.is_main:
         from ganeval.report.comparison import write_comparison
 
-        paths = write_comparison(comp, out or series.root / "compare")
+        paths = write_comparison(comp, folder)
         summary["report"] = {k: str(v) for k, v in paths.items()}
     return comp

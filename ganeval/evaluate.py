@@ -16,6 +16,7 @@ import pandas as pd
 import torch
 
 from ganeval import ranking
+from ganeval.atomic import report_folder
 from ganeval.copy_sets import resolve_copy_sets
 from ganeval.distributed import DistContext, from_env
 from ganeval.errors import GanevalError
@@ -308,8 +309,7 @@ class _Evaluator(Illustrations):
 
 def score_series(series: Series, opts: ScoreOptions, dist: DistContext | None = None) -> ScoreResult:
     """Score a resolved series (see ``score``), with ``opts.threads`` CPU threads when set."""
-    if opts.threads is not None and (isinstance(opts.threads, bool) or not isinstance(opts.threads, int) or opts.threads < 1):
-        raise GanevalError(f"--threads must be a positive integer (got {opts.threads})")
+    opts.check()
     with cpu_threads(opts.threads):
         return _score_series(series, opts, dist)
 
@@ -387,11 +387,12 @@ def score(target: Any, out: str | os.PathLike[str] | None = None, write_report: 
     opts.extra = {**opts.extra, **hints}
     dist = from_env(distributed)
     series = resolve_target(target, **hints)
+    folder = report_folder(out, series.root / "report") if write_report or out is not None else None
     result = score_series(series, opts, dist)
-    if (write_report or out is not None) and dist.all_ok(True) and dist.is_main:
+    if folder is not None and dist.all_ok(True) and dist.is_main:
         from ganeval.report import write_reports
 
-        paths = write_reports(result, out or series.root / "report")
+        paths = write_reports(result, folder)
         result.summary["report"] = {k: str(v) for k, v in paths.items()}
     df = result.table
     df.attrs["summary"] = result.summary

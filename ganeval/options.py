@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numbers
 import os
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
@@ -59,6 +60,30 @@ class ScoreOptions:
         if unknown:
             raise TypeError(f"unknown score option(s) {unknown}; known: {sorted(known)}")
         return cls(**{k: os.fspath(v) if isinstance(v, os.PathLike) else v for k, v in kwargs.items()})  # Path → str
+
+    def check(self) -> None:
+        """Refuse values no run can use, before anything is scored: one line naming the option (exit 2)."""
+        from ganeval.errors import GanevalError
+        from ganeval.metrics.registry import METRICS
+
+        at_least = {"num_samples": 2, "batch_size": 1, "bootstrap": 0, "inception_top_k": 0, "copy_cells": 1,
+                    "kid_subsets": 1, "kid_subset_size": 2, "threads": 1}
+        for name, low in at_least.items():
+            value = getattr(self, name)
+            if value is None and name == "threads":
+                continue
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
+                flag = name if name.startswith("kid_") else f"--{name.replace('_', '-')}"  # kid_*: API options only
+                raise GanevalError(f"{flag} must be an integer of at least {low} (got {value!r})")
+        if not 0 < self.ci < 1:
+            raise GanevalError(f"ci (the interval level) must lie between 0 and 1, e.g. 0.95 (got {self.ci!r})")
+        if not self.late_threshold >= 0:
+            raise GanevalError(f"--late-threshold must be 0 or more, e.g. 0.1 for 10 % (got {self.late_threshold!r})")
+        if self.primary is not None and all(m in METRICS for m in self.metrics):
+            columns = [c for m in self.metrics for c in METRICS[m].columns]
+            if self.primary not in columns:
+                raise GanevalError(f"--primary {self.primary!r} is not a column of the metrics asked for "
+                                   f"({', '.join(self.metrics)}); choose one of: {', '.join(dict.fromkeys(columns))}")
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-friendly view for reports."""

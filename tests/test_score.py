@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import pickle
+import re
 from pathlib import Path
 
 import pytest
@@ -191,7 +192,7 @@ def test_threads_option_applies_while_scoring_and_is_restored(tmp_path: Path, cl
     assert one["mnist_fd"].iloc[0] == pytest.approx(default["mnist_fd"].iloc[0], rel=1e-6)
     assert one.attrs["summary"]["options"]["threads"] == 1
     code, _, err = cli("score", tmp_path / "run", "--device", "cpu", "--threads", "0")
-    assert code == 2 and "--threads must be a positive integer" in err and err.strip().count("\n") == 0
+    assert code == 2 and "--threads must be an integer of at least 1" in err and err.strip().count("\n") == 0
 
 
 def test_cached_metric_missing_a_column_is_recomputed(tmp_path: Path) -> None:
@@ -245,3 +246,48 @@ def test_printed_table_shows_the_metrics_asked_for(tmp_path: Path, cli) -> None:
     assert header[:2] == ["iteration", "mnist_fd"] and header[-2:] == ["rank", "status"]
     assert sorted(header[2:-2]) == ["mnist_kid_mean", "mnist_precision", "mnist_recall"]
     assert "mnist_precision" in floor and "mnist_kid_std" not in out
+
+
+@pytest.mark.parametrize("args, problem", [
+    (["--num-samples", "0"], "--num-samples must be an integer of at least 2 (got 0)"),
+    (["--num-samples", "1"], "--num-samples must be an integer of at least 2 (got 1)"),
+    (["--num-samples=-5"], "--num-samples must be an integer of at least 2 (got -5)"),
+    (["--batch-size", "0"], "--batch-size must be an integer of at least 1 (got 0)"),
+    (["--bootstrap=-1"], "--bootstrap must be an integer of at least 0 (got -1)"),
+    (["--late-threshold=-0.1"], "--late-threshold must be 0 or more"),
+    (["--primary", "checkpoint"], "--primary 'checkpoint' is not a column of the metrics asked for"),
+    (["--primary", "fid"], "choose one of: mnist_is, mnist_is_std, mnist_fd"),
+])
+def test_unusable_options_are_refused_before_scoring(tmp_path: Path, cli, args: list[str], problem: str) -> None:
+    """One line naming the option, exit 2, nothing scored and no report folder."""
+    write_bank_checkpoint(tmp_path / "run", 1000)
+    code, out, err = cli("score", tmp_path / "run", "--metrics", "mnist_is", "mnist_fd", "--device", "cpu", *args)
+    assert code == 2 and problem in err and err.strip().count("\n") == 0, err
+    assert not (tmp_path / "run" / "report").exists()
+
+
+@pytest.mark.parametrize("option, problem", [
+    ({"ci": 95}, "ci (the interval level) must lie between 0 and 1"),
+    ({"kid_subset_size": 1}, "kid_subset_size must be an integer of at least 2 (got 1)"),
+    ({"num_samples": 1e4}, "--num-samples must be an integer of at least 2 (got 10000.0)"),
+])
+def test_unusable_api_options_are_refused(tmp_path: Path, option: dict, problem: str) -> None:
+    from ganeval.errors import GanevalError
+
+    write_bank_checkpoint(tmp_path / "run", 1000)
+    with pytest.raises(GanevalError, match=re.escape(problem)):
+        score(tmp_path / "run", **{**FAST, **option})
+
+
+def test_out_blocked_by_a_file_is_refused_before_scoring(tmp_path: Path, cli, monkeypatch: pytest.MonkeyPatch) -> None:
+    import ganeval.evaluate as ev
+
+    write_bank_checkpoint(tmp_path / "run", 1000)
+    (tmp_path / "taken").write_text("a file")
+    monkeypatch.setattr(ev, "_score_series", lambda *a: pytest.fail("scored although the report could not be written"))
+    for out in (tmp_path / "taken", tmp_path / "taken" / "report"):
+        code, _, err = cli("score", tmp_path / "run", "--metrics", "mnist_fd", "--device", "cpu", "--out", out)
+        assert code == 2 and f"{tmp_path / 'taken'}: exists and is not a folder" in err, err
+        code, _, err = cli("compare", tmp_path / "run" / "ckpt_0001000.safetensors", tmp_path / "run" / "ckpt_0001000.safetensors",
+                           "--metrics", "mnist_fd", "--device", "cpu", "--out", out)
+        assert code == 2 and "exists and is not a folder" in err, err

@@ -159,6 +159,7 @@ def floor_line(floor: dict, cols: list[str]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ganeval.atomic import report_folder
     from ganeval.distributed import from_env
     from ganeval.evaluate import score_series
     from ganeval.inputs import resolve_target
@@ -169,12 +170,12 @@ def run(args: argparse.Namespace) -> int:
         check_columns(args.columns, opts.metrics)
     dist = from_env(args.distributed)
     series = resolve_target(args.target, **opts.extra)
+    out = report_folder(args.out, series.root / "report")  # a file in the way: refused before scoring
     result = score_series(series, opts, dist)
     if not dist.all_ok(True):
         return EXIT_FAILED
     if not dist.is_main:
         return EXIT_FAILED if result.failed else EXIT_OK
-    out = args.out or series.root / "report"
     paths = write_reports(result, out)
     if args.json:
         summary = json.loads(paths["json"].read_text())
