@@ -101,8 +101,10 @@ def load_generator(
     state = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
     try:
         gen.load_state_dict(state, strict=True)
-    except RuntimeError as exc:
-        raise CheckpointError(f"{path}: weights do not fit model {model!r} ({str(exc).splitlines()[0]})") from exc
+    except RuntimeError as exc:  # torch's first line only names the class; the next one names the key and shapes
+        lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+        detail = lines[1] if len(lines) > 1 else lines[0] if lines else exc.__class__.__name__
+        raise CheckpointError(f"{path}: weights do not fit model {model!r} ({detail[:200]})") from exc
     meta = {**meta, "weights": prefix.rstrip("."), "sha256": sha256_file(path)}
     return gen.to(device).eval(), meta
 

@@ -64,8 +64,9 @@ def _difference(result: ScoreResult, df: pd.DataFrame, arm: list[str], base: lis
     a, b = _values(df, arm, col), _values(df, base, col)
     a, b = a[~np.isnan(a)], b[~np.isnan(b)]
     out: dict[str, Any] = {"runs": len(a), "baseline_runs": len(b)}
-    if not len(a) or not len(b):
-        return {**out, "method": "not computed in both arms"}
+    if not len(a) or not len(b):  # the side that was scored keeps its value
+        return {**out, "method": "not computed in both arms", "value": float(a.mean()) if len(a) else math.nan,
+                "baseline_value": float(b.mean()) if len(b) else math.nan}
     va, vb = float(a.mean()), float(b.mean())
     d = va - vb
     out.update(value=va, baseline_value=vb, difference=d, relative=d / abs(vb) if vb and math.isfinite(vb) else math.nan)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import numbers
 import os
 import sys
 import time
@@ -115,6 +116,8 @@ def real_images(dataset: str | os.PathLike[str], data_dir: str | os.PathLike[str
     Your own images are identified by the SHA-256 of their decoded pixels (file order as ``ganeval score`` reads
     samples), so statistics record what they were made from and KID/precision-recall can re-read and verify them.
     """
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, numbers.Integral) or limit < 1):
+        raise StatsError(f"--limit must be a positive number of images (got {limit!r})")
     if str(dataset) in DATASETS:
         images = dataset_images(str(dataset), data_dir)
         images = images[:limit] if limit else images
@@ -166,7 +169,11 @@ def compute_stats(
     from tqdm import tqdm
 
     dist = dist or DistContext()
+    if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) or batch_size < 1:
+        raise StatsError(f"--batch-size must be an integer of at least 1 (got {batch_size!r})")
     real = real_images(dataset, data_dir, limit)
+    if len(real.images) < 2:
+        raise StatsError(f"{dataset}: {len(real.images)} image(s); statistics need at least 2 (a covariance)")
     for note in real.notes if dist.is_main else []:
         print(f"note: {note}", file=sys.stderr)
     n_batches = -(-len(real.images) // batch_size)

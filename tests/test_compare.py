@@ -127,6 +127,8 @@ def test_bad_run_is_reported_and_the_others_compared(runs: dict[str, Path], tmp_
     by_arm = {d["arm"]: d for d in data["differences"]}
     assert by_arm["mixed"]["verdict"] == "worse" and by_arm["mixed"]["runs"] == 1
     assert by_arm["bad"]["method"] == "not computed in both arms"
+    good = next(r for r in data["rows"] if r["arm"] == "good")
+    assert by_arm["bad"]["baseline_value"] == good["mnist_fd"] and by_arm["bad"]["value"] is None  # NaN → null
     assert data["n_errors"] == 2
 
 

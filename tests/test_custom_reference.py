@@ -74,6 +74,17 @@ def test_cli_stats_of_a_folder_and_bad_datasets(png_folder: Path, tmp_path: Path
     empty.mkdir()
     code, _, err = cli("stats", "--dataset", empty, "--extractor", "mnist", "--out", tmp_path / "z.npz")
     assert code == 2 and "no readable images" in err
+    one = tmp_path / "one.npz"
+    np.savez(one, images=np.zeros((1, 28, 28), np.uint8))
+    bad = [(["--dataset", one], f"{one}: 1 image(s); statistics need at least 2"),
+           (["--dataset", "mnist-test", "--limit", "1"], "mnist-test: 1 image(s); statistics need at least 2"),
+           (["--dataset", "mnist-test", "--limit", "0"], "--limit must be a positive number of images (got 0)"),
+           (["--dataset", "mnist-test", "--limit=-5"], "--limit must be a positive number of images (got -5)"),
+           (["--dataset", "mnist-test", "--batch-size", "0"], "--batch-size must be an integer of at least 1 (got 0)")]
+    for args, problem in bad:
+        code, _, err = cli("stats", *args, "--extractor", "mnist", "--device", "cpu", "--out", tmp_path / "w_mnist.npz")
+        assert code == 2 and problem in err and err.strip().count("\n") == 0, err
+        assert not (tmp_path / "w_mnist.npz").exists()
 
 
 def test_score_against_your_own_reference(png_folder: Path, tmp_path: Path) -> None:
