@@ -24,7 +24,7 @@ from ganeval.comparing import compare
 from ganeval.evaluate import score
 from ganeval.train.loop import TrainResult, train
 from ganeval.train.recipes import TrainError, get_recipe
-from ganeval.train.state import STATE_NAME
+from ganeval.train.state import STATE_NAME, load_state
 
 STOP_METRICS = ("mnist_fd", "fid", "custom_fd")
 REPORT_NAME = "early_stop.json"
@@ -57,6 +57,12 @@ class EarlyStopper:
             raise TrainError(f"--stop-metric must be one of {', '.join(STOP_METRICS)} (got {self.metric!r})")
         if self.patience < 1 or not math.isfinite(self.threshold) or self.threshold < 0:
             raise TrainError(f"--patience must be ≥ 1 and --stop-threshold ≥ 0 (got {self.patience}, {self.threshold})")
+        n, b = self.num_samples, self.bootstrap
+        if isinstance(n, bool) or not isinstance(n, int) or n < 2:  # checked before any iteration is trained
+            raise TrainError(f"samples per checkpoint (train --stop-samples, watch --num-samples) must be an integer of at "
+                             f"least 2 (got {n!r})")
+        if isinstance(b, bool) or not isinstance(b, int) or b < 0:
+            raise TrainError(f"--bootstrap must be an integer of at least 0 (got {b!r})")
 
     def observe(self, ckpt: Path, iteration: int) -> bool:
         """Score ``ckpt`` against the best so far; True when the last ``patience`` checkpoints were all worse."""
@@ -138,7 +144,8 @@ def train_with_early_stop(out: str | os.PathLike[str], stopper: EarlyStopper, *,
         raise TrainError(f"{out}: output folder is not empty; pass --resume to continue the run in it, or choose another --out")
     if resume and not (out / STATE_NAME).exists():
         raise TrainError(f"{out / STATE_NAME}: missing, so there is no run to resume")
-    target = int(train_kwargs.get("iterations") or get_recipe(train_kwargs.get("model") or "mlp").iterations)
+    planned = load_state(out / STATE_NAME)[1].get("iterations") if resume else None  # the resumed run's own length
+    target = int(train_kwargs.get("iterations") or planned or get_recipe(train_kwargs.get("model") or "mlp").iterations)
     stopped, iteration = False, 0
     for ref in list_checkpoints(out) if out.is_dir() else []:
         iteration = ref.iteration
@@ -149,10 +156,12 @@ def train_with_early_stop(out: str | os.PathLike[str], stopper: EarlyStopper, *,
     while not stopped and iteration < target:
         stop_at = min(target, (iteration // checkpoint_every + 1) * checkpoint_every)
         result = train(out, resume=True, stop_at=stop_at, checkpoint_every=checkpoint_every, **train_kwargs)
+        if result.iteration <= iteration:  # the run is at its own end (or paused): judging it again changes nothing
+            break
         iteration = result.iteration
         stopped = stopper.observe(out / checkpoint_name(iteration), iteration)
         write_text(out / REPORT_NAME, json.dumps(stopper.summary(stopped, iteration), indent=2) + "\n")
-    if result is None:  # nothing left to train: report the run as it is
+    if result is None:  # nothing was trained: report the run as it is
         result = TrainResult(out, iteration, [r.path for r in list_checkpoints(out)] if out.is_dir() else [], 0.0, iteration)
-        write_text(out / REPORT_NAME, json.dumps(stopper.summary(stopped, iteration), indent=2) + "\n")
+    write_text(out / REPORT_NAME, json.dumps(stopper.summary(stopped, iteration), indent=2) + "\n")
     return EarlyStopResult(result, stopped, stopper)

@@ -10,6 +10,7 @@ import pytest
 from synthetic import write_bank_checkpoint
 
 from ganeval.early_stop import REPORT_NAME, EarlyStopper, train_with_early_stop
+from ganeval.train.loop import train
 from ganeval.train.recipes import TrainError
 
 FAST = {"num_samples": 400, "bootstrap": 60, "device": "cpu"}
@@ -71,11 +72,26 @@ def test_training_pauses_at_every_checkpoint_and_resumes(tmp_path: Path, mnist_d
     assert again.train.iteration == 80 and [h["iteration"] for h in report["history"]] == [20, 40, 60, 80]
 
 
+def test_resumed_without_iterations_runs_to_its_own_end_and_stops_there(tmp_path: Path, mnist_dir: Path) -> None:
+    """A run planned for 40 iterations, resumed with early stopping and no --iterations: it is judged up to its own
+    end and the call returns (it used to aim at the recipe's 30,000 and judge the last checkpoint forever)."""
+    out = tmp_path / "mlp"
+    kw = {"model": "mlp", "batch_size": 16, "checkpoint_every": 20, "log_every": 20, "device": "cpu", "progress": False}
+    train(out, iterations=40, **kw)
+    res = train_with_early_stop(out, EarlyStopper(**FAST), resume=True, **{k: v for k, v in kw.items() if k != "model"})
+    report = json.loads((out / REPORT_NAME).read_text())
+    assert res.train.iteration == 40 and [h["iteration"] for h in report["history"]] == [20, 40]
+
+
 def test_refusals(tmp_path: Path, cli) -> None:
     with pytest.raises(TrainError, match="--stop-metric"):
         EarlyStopper(metric="kid")
     with pytest.raises(TrainError, match="--patience"):
         EarlyStopper(patience=0)
+    with pytest.raises(TrainError, match=r"train --stop-samples, watch --num-samples\) must be an integer of at least 2 \(got 0\)"):
+        EarlyStopper(num_samples=0)
+    code, _, err = cli("train", "--out", tmp_path / "n", "--early-stop", "--stop-samples", "1", "--iterations", "20")
+    assert code == 2 and "--stop-samples" in err and not (tmp_path / "n").exists()  # refused before training
     (tmp_path / "full").mkdir()
     (tmp_path / "full" / "x").write_text("x")
     with pytest.raises(TrainError, match="not empty"):

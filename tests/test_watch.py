@@ -210,3 +210,23 @@ def test_weight_files_of_your_own_generator_are_watched(tmp_path: Path, cli) -> 
     assert report["ended"] == "stop rule" and report["best"].endswith("G_2000.pt")
     assert json.loads((tmp_path / "STOP").read_text())["iteration"] == 4000
     assert "G_latest.pt: no iteration number in its name" in out and "D_3000" not in out + json.dumps(report)
+
+
+def test_ctrl_c_ends_the_watch_with_exit_130_and_its_record_saved(tmp_path: Path) -> None:
+    import signal
+    import subprocess
+    import sys
+
+    _old(write_bank_checkpoint(tmp_path / "run", 1000))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent), os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.Popen([sys.executable, "-m", "ganeval_test_entry", "watch", str(tmp_path / "run"), "--interval", "0.2",
+                             "--num-samples", "200", "--bootstrap", "10", "--device", "cpu"], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while not (tmp_path / "run" / WATCH_NAME).exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.2)  # the first checkpoint is judged: the watch is waiting for the next one
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, (out, err)
+    assert "watch ended (interrupted) after 1 checkpoint(s)" in out
+    assert json.loads((tmp_path / "run" / WATCH_NAME).read_text())["ended"] == "interrupted"

@@ -85,4 +85,6 @@ def run(args: argparse.Namespace) -> int:
     told = f"; stop file {res.stop_file}" if res.stopped and res.stop_file else ""
     failed = f"; {len(res.failed)} checkpoint(s) not judged" if res.failed else ""
     print(f"{args.run}: watch ended ({res.reason}) after {len(res.judged)} checkpoint(s); {best}{told}{failed}", flush=True)
+    if res.reason == "interrupted":  # Ctrl-C: watch.json is saved, and the exit code says the watch did not end by itself
+        return 130
     return EXIT_FAILED if res.failed else EXIT_OK
