@@ -123,13 +123,13 @@ def _open_images(src: Source, device: torch.device, n: int, seed: int) -> Sample
 
 def _open_npz(src: Source, device: torch.device, n: int, seed: int) -> Samples:
     assert src.path is not None
-    images, flags = read_npz(src.path, src.extra["hints"].output_range or "-1,1")
-    return open_array(images, flags, n, src.path.name)
+    images, flags, notes = read_npz(src.path, src.extra["hints"].output_range or "-1,1")
+    return open_array(images, flags, n, src.path.name, notes)
 
 
 def _open_array(src: Source, device: torch.device, n: int, seed: int) -> Samples:
-    images, flags = array_images(src.extra["array"], src.extra["hints"].output_range or "-1,1", src.name)
-    return open_array(images, flags, n, src.name)
+    images, flags, notes = array_images(src.extra["array"], src.extra["hints"].output_range or "-1,1", src.name)
+    return open_array(images, flags, n, src.name, notes)
 
 
 OPENERS: dict[str, Callable[[Source, torch.device, int, int], Samples]] = {

@@ -131,7 +131,7 @@ def real_images(dataset: str | os.PathLike[str], data_dir: str | os.PathLike[str
         raise StatsError(f"{path}: no such dataset (use mnist-train, mnist-test, or a folder, zip or .npz of real images)")
     try:
         if path.suffix.lower() == ".npz" and path.is_file():
-            arr, _ = read_npz(path, "0,255")
+            arr = read_npz(path, "0,255")[0]
             if not _npz_is_uint8(path) or not len(arr):
                 raise StatsError(f"{path}: real images in an .npz must be a non-empty uint8 array (0..255)")
             notes: list[str] = []

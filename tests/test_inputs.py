@@ -317,15 +317,27 @@ def test_array_layouts_and_float_ranges() -> None:
 
     nhw = np.random.default_rng(0).integers(0, 256, (5, 28, 28), dtype=np.uint8)
     for arr in (nhw, nhw[:, None], nhw[..., None], torch.from_numpy(nhw)):
-        images, flags = array_images(arr, "-1,1", "a")
+        images, flags, notes = array_images(arr, "-1,1", "a")
         assert images.shape == (5, 1, 28, 28) and torch.equal(images[:, 0], torch.from_numpy(nhw)) and not flags.any()
+        assert notes == []
     floats = nhw.astype(np.float32) / 127.5 - 1
     floats[2, 0, 0] = np.nan
-    images, flags = array_images(floats, "-1,1", "a")
-    assert list(flags) == [False, False, True, False, False]
+    images, flags, notes = array_images(floats, "-1,1", "a")
+    assert list(flags) == [False, False, True, False, False] and notes == []
     assert torch.equal(images[[0, 1, 3, 4], 0], torch.from_numpy(nhw[[0, 1, 3, 4]]))
-    images, _ = array_images(nhw.astype(np.float64) / 255, "0,1", "a")
-    assert torch.equal(images[:, 0], torch.from_numpy(nhw))
+    images, _, notes = array_images(nhw.astype(np.float64) / 255, "0,1", "a")
+    assert torch.equal(images[:, 0], torch.from_numpy(nhw)) and notes == []
+    # the same [0, 1] floats read with the default range: kept as asked, with the generators' note saying so
+    assert array_images(nhw.astype(np.float64) / 255, "-1,1", "a")[2] == [
+        "a: values are all >= 0 (0..1); if they are in [0, 1] pass --output-range 0,1"]
+    assert "not [-1, 1]: pass --output-range 0,255?" in array_images(nhw.astype(np.float32), "-1,1", "a")[2][0]
+
+
+def test_float_npz_in_the_wrong_range_gets_a_note_in_the_report(tmp_path: Path) -> None:
+    nhw = np.random.default_rng(0).integers(0, 256, (50, 28, 28), dtype=np.uint8)
+    np.savez(tmp_path / "f01.npz", images=nhw.astype(np.float32) / 255)
+    df = score(tmp_path / "f01.npz", num_samples=50, metrics=("mnist_fd",), bootstrap=0, device="cpu", progress=False)
+    assert any("f01.npz: values are all >= 0" in n and "--output-range 0,1" in n for n in df.attrs["summary"]["notes"])
 
 
 def test_series_order_from_names_or_position(tmp_path: Path) -> None:

@@ -173,18 +173,24 @@ class GeneratorSamples(Samples):
         return SampleBatch(images, bad)
 
     def _range_note(self, out: torch.Tensor) -> None:
-        finite = out[torch.isfinite(out)]
-        if not finite.numel():
-            return
-        lo, hi = float(finite.min()), float(finite.max())
-        if self.output_range == "-1,1" and lo >= 0 and hi > 1.5:
-            self.notes.append(f"{self.name}: outputs span [{lo:.3g}, {hi:.3g}], not [-1, 1]: pass --output-range 0,255?")
-        elif self.output_range == "-1,1" and lo >= 0:
-            self.notes.append(f"{self.name}: outputs are all >= 0 ({lo:.3g}..{hi:.3g}); if they are in [0, 1] "
-                              "pass --output-range 0,1")
-        elif self.output_range != "0,255" and (hi > 1.5 or lo < -1.5):
-            self.notes.append(f"{self.name}: outputs span [{lo:.3g}, {hi:.3g}], outside --output-range "
-                              f"{self.output_range}; they are clamped")
+        note = range_note(out, self.output_range, self.name)
+        if note:
+            self.notes.append(note)
+
+
+def range_note(x: torch.Tensor, output_range: str, name: str, what: str = "outputs") -> str | None:
+    """A note when float images do not look like ``output_range`` (say [0, 1] read as [-1, 1]), else None."""
+    finite = x[torch.isfinite(x)]
+    if not finite.numel():
+        return None
+    lo, hi = float(finite.min()), float(finite.max())
+    if output_range == "-1,1" and lo >= 0 and hi > 1.5:
+        return f"{name}: {what} span [{lo:.3g}, {hi:.3g}], not [-1, 1]: pass --output-range 0,255?"
+    if output_range == "-1,1" and lo >= 0:
+        return f"{name}: {what} are all >= 0 ({lo:.3g}..{hi:.3g}); if they are in [0, 1] pass --output-range 0,1"
+    if output_range != "0,255" and (hi > 1.5 or lo < -1.5):
+        return f"{name}: {what} span [{lo:.3g}, {hi:.3g}], outside --output-range {output_range}; they are clamped"
+    return None
 
 
 class ImageSamples(Samples):

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from ganeval.errors import GanevalError
-from ganeval.sources.base import ImageSamples, convert_output
+from ganeval.sources.base import ImageSamples, convert_output, range_note
 
 IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
 NPZ_KEYS = ("images", "samples", "x", "arr_0")
@@ -124,8 +124,9 @@ def read_image_set(path: Path, n: int) -> ImageSamples:
     return ImageSamples(images, meta=meta, notes=notes, n_bad=len(bad))
 
 
-def array_images(arr: Any, output_range: str, what: str) -> tuple[torch.Tensor, np.ndarray]:
-    """uint8 ``(N, H, W)``/``(N, H, W, C)``/``(N, C, H, W)`` or float images → uint8 NCHW and per-image NaN flags."""
+def array_images(arr: Any, output_range: str, what: str) -> tuple[torch.Tensor, np.ndarray, list[str]]:
+    """uint8 ``(N, H, W)``/``(N, H, W, C)``/``(N, C, H, W)`` or float images → uint8 NCHW, per-image NaN flags, and
+    a note when float values do not look like ``output_range`` (the generators' check)."""
     x = arr if isinstance(arr, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(np.asarray(arr)))
     x = x.detach().cpu()
     if x.ndim == 4 and x.shape[-1] in (1, 3) and x.shape[1] not in (1, 3):
@@ -135,13 +136,15 @@ def array_images(arr: Any, output_range: str, what: str) -> tuple[torch.Tensor, 
     if x.dtype == torch.bool or (not x.is_floating_point() and x.dtype != torch.uint8 and x.numel() and int(x.max()) > 255):
         raise GanevalError(f"{what}: integer images must be uint8 0..255 (dtype {x.dtype})")
     flags = np.zeros(len(x), bool)
+    notes: list[str] = []
     if x.is_floating_point():
         flags = (~torch.isfinite(x)).flatten(1).any(dim=1).numpy()
+        notes = [note] if (note := range_note(x, output_range, what, "values")) else []
     images, _ = convert_output(x, output_range, what)
-    return images.contiguous(), flags
+    return images.contiguous(), flags, notes
 
 
-def read_npz(path: Path, output_range: str) -> tuple[torch.Tensor, np.ndarray]:
+def read_npz(path: Path, output_range: str) -> tuple[torch.Tensor, np.ndarray, list[str]]:
     """The image array of an ``.npz`` (its only array, else one named images/samples/x/arr_0); no pickles."""
     try:
         with np.load(path, allow_pickle=False) as z:
@@ -157,9 +160,9 @@ def read_npz(path: Path, output_range: str) -> tuple[torch.Tensor, np.ndarray]:
     return array_images(arr, output_range, str(path))
 
 
-def open_array(images: torch.Tensor, flags: np.ndarray, n: int, what: str) -> ImageSamples:
-    """The first ``n`` images of ``array_images``' output (with a note when there are fewer)."""
-    notes = []
+def open_array(images: torch.Tensor, flags: np.ndarray, n: int, what: str, notes: list[str] | None = None) -> ImageSamples:
+    """The first ``n`` images of ``array_images``' output (with its notes, and one when there are fewer)."""
+    notes = list(notes or [])
     if len(images) < n:
         notes.append(f"{what}: only {len(images)} images, fewer than the {n} asked for; scoring those {len(images)}")
     if not len(images):
