@@ -98,6 +98,9 @@ def load_generator(
     except (TypeError, ValueError) as exc:
         raise CheckpointError(f"{path}: config {config} does not fit model {model!r} ({exc})") from exc
     prefix = "g_ema." if use_ema and any(k.startswith("g_ema.") for k in tensors) else "g."
+    if prefix == "g." and not any(k.startswith("g.") for k in tensors) and any(k.startswith("g_ema.") for k in tensors):
+        raise CheckpointError(f"{path}: holds only the EMA generator (g_ema.*, as ganeval export writes it), no raw "
+                              "weights; use the EMA weights (drop --raw / use_ema=False)")
     state = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
     try:
         gen.load_state_dict(state, strict=True)

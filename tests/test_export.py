@@ -55,3 +55,6 @@ def test_export_bad_input_is_one_line_and_writes_nothing(ckpt: Path, tmp_path: P
     assert not (tmp_path / "x.safetensors").exists() and not list(tmp_path.glob(".x.safetensors.*"))
     with pytest.raises(CheckpointError, match="exists; refusing"):
         export_generator(ckpt, ckpt)
+    slim = export_generator(ckpt, tmp_path / "slim.safetensors")  # EMA weights only: --raw has nothing to take
+    code, _, err = cli("export", slim, "--out", tmp_path / "r.safetensors", "--raw")
+    assert code == 2 and "holds only the EMA generator" in err and not (tmp_path / "r.safetensors").exists()

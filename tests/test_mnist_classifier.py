@@ -153,3 +153,17 @@ def test_reference_stats_load_and_are_psd(dataset: str, extractor: MNISTClassifi
     np.testing.assert_allclose(stats.sigma, stats.sigma.T, rtol=0, atol=1e-6 * np.abs(stats.sigma).max())
     eig = np.linalg.eigvalsh((stats.sigma + stats.sigma.T) / 2)
     assert eig.min() >= -1e-6 * eig.max()
+
+
+def test_cli_writes_here_by_default_and_leaves_the_shipped_weights(tmp_path: Path, cli, mnist_dir: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    from ganeval.features.mnist_classifier import SHIPPED_WEIGHTS
+
+    before = sha256_file(SHIPPED_WEIGHTS)
+    monkeypatch.chdir(tmp_path)
+    code, _, err = cli("train-classifier", "--limit", "0")
+    assert code == 2 and "--limit must be a positive number of images" in err
+    code, out, err = cli("train-classifier", "--epochs", "1", "--limit", "256", "--threads", "1", "--data-dir", mnist_dir)
+    assert code == 0, err
+    assert (tmp_path / "mnist_classifier.safetensors").is_file() and sha256_file(SHIPPED_WEIGHTS) == before
+    assert f"copy it to {SHIPPED_WEIGHTS}" in out

@@ -109,3 +109,21 @@ def test_merge_floors_keeps_what_a_run_did_not_recompute() -> None:
     assert got["date"] == "new" and got["inception"] == {"fid_test_vs_train": 1.0}
     assert got["mnist"] == {"fid_test_vs_train": 0.037, "fid_test_vs_train_float64": 0.0371, "knn_test_vs_train": {"n": 2}}
     assert recorded["mnist"]["knn_test_vs_train"] == {"n": 1}  # the recorded dict is not changed in place
+
+
+def test_floors_merge_without_or_with_a_damaged_record(tmp_path: Path, cli, monkeypatch: pytest.MonkeyPatch) -> None:
+    """--merge into a folder with no floors.json yet: the new floors alone. A damaged one: one line, exit 2, and it
+    is refused before any floor is computed."""
+    import ganeval.floors
+
+    for f in SHIPPED_DIR.glob("mnist-*_mnist.*"):
+        shutil.copy(f, tmp_path / f.name)
+    code, out, err = cli("floors", "--root", tmp_path, "--extractors", "mnist", "--merge", "--device", "cpu")
+    assert code == 0, err
+    shipped = json.loads((SHIPPED_DIR / "floors.json").read_text())["mnist"]
+    got = json.loads(out)["mnist"]
+    assert set(got) <= set(shipped) and got["fid_test_vs_train"] == pytest.approx(shipped["fid_test_vs_train"], rel=1e-6)
+    (tmp_path / "floors.json").write_text("[1")
+    monkeypatch.setattr(ganeval.floors, "compute_floors", lambda *a: pytest.fail("computed before reading the record"))
+    code, _, err = cli("floors", "--root", tmp_path, "--extractors", "mnist", "--merge")
+    assert code == 2 and "floors.json: cannot be read for --merge" in err and err.count("\n") == 1

@@ -61,6 +61,28 @@ def test_a_training_bundle_scores_exactly_like_the_checkpoint(tmp_path: Path, ba
     assert other["mnist_fd"].iloc[0] != ref["mnist_fd"].iloc[0]
 
 
+class Wrapped(torch.nn.Module):
+    """A generator whose own submodule is named ``module`` (the DDP wrapper's prefix)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.module = torch.nn.Sequential(torch.nn.Linear(16, 784), torch.nn.Tanh())
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.module(z).view(-1, 1, 28, 28)
+
+
+def test_a_submodule_named_module_is_loaded_by_its_own_names(tmp_path: Path) -> None:
+    """Its names are tried as saved before the DDP prefix is stripped; saved through DDP (module.module.*), too."""
+    gen = Wrapped()
+    torch.save(gen.state_dict(), tmp_path / "G_000100.pt")
+    torch.save({f"module.{k}": v for k, v in gen.state_dict().items()}, tmp_path / "G_000200.pt")
+    df = ganeval.score(tmp_path, generator=Wrapped, z_dim=16, **FAST)
+    assert list(df["status"]) == ["ok", "ok"], list(df["error"])
+    assert df["mnist_fd"].iloc[0] == df["mnist_fd"].iloc[1]
+
+
 def test_a_folder_is_a_series_and_the_cli_takes_a_file_spec(tmp_path: Path, cli) -> None:
     (tmp_path / "models.py").write_text(GEN_PY)
     run = tmp_path / "run"

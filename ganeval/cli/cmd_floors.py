@@ -24,13 +24,22 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ganeval.errors import StatsError
     from ganeval.floors import compute_floors, merge_floors, record_floors
     from ganeval.stats import SHIPPED_DIR
 
-    root = args.root or SHIPPED_DIR
+    root = Path(args.root or SHIPPED_DIR)
+    recorded: dict = {}  # --merge: read (and checked) before the floors are computed; none recorded yet: nothing to keep
+    if args.merge and (root / "floors.json").is_file():
+        try:
+            recorded = json.loads((root / "floors.json").read_text())
+        except (ValueError, OSError) as exc:
+            raise StatsError(f"{root / 'floors.json'}: cannot be read for --merge ({exc})") from exc
+        if not isinstance(recorded, dict):
+            raise StatsError(f"{root / 'floors.json'}: not a floors record (a JSON object) for --merge")
     floors = compute_floors(root, args.features_dir, args.device, tuple(args.extractors), args.knn_n)
     if args.merge:
-        floors = merge_floors(json.loads((root / "floors.json").read_text()), floors)
+        floors = merge_floors(recorded, floors)
     print(json.dumps(floors, indent=2))
     if args.write:
         print(f"wrote {record_floors(floors, root)}")

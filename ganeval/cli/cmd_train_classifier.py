@@ -12,8 +12,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train-classifier", help="train the MNIST classifier behind the 'mnist' extractor (deterministic)")
     p.add_argument("--epochs", type=int, default=12, help="passes over the 60,000 training images (default 12)")
     p.add_argument("--seed", type=int, default=0, help="seeds initialisation, dropout, shuffling, augmentation")
-    p.add_argument("--out", type=Path, default=None,
-                   help="output .safetensors (default: the shipped ganeval/pretrained/mnist_classifier.safetensors)")
+    p.add_argument("--out", type=Path, default=Path("mnist_classifier.safetensors"),
+                   help="output .safetensors (default: mnist_classifier.safetensors here; name "
+                        "ganeval/pretrained/mnist_classifier.safetensors to replace the shipped weights)")
     p.add_argument("--device", default="cpu", help="cpu (default, reproducible), cuda or auto")
     p.add_argument("--data-dir", default=None)
     p.add_argument("--threads", type=int, default=None, help="CPU threads (results are reproducible per thread count)")
@@ -30,11 +31,14 @@ def run(args: argparse.Namespace) -> int:
 
     if args.epochs < 1:
         raise GanevalError(f"--epochs must be at least 1, not {args.epochs}")
+    if args.limit is not None and args.limit < 1:
+        raise GanevalError(f"--limit must be a positive number of images, not {args.limit}")
     if args.threads:
         torch.set_num_threads(args.threads)
-    out = args.out or SHIPPED_WEIGHTS
+    out = args.out
     command = "ganeval " + shlex.join(sys.argv[1:])
     trained, digest = train_and_save(out, args.epochs, args.seed, args.device, args.data_dir, args.limit, command)
     print(f"wrote {out}: test accuracy {trained.test_accuracy:.4%} (10,000 images), {trained.seconds:.0f} s training")
-    print(f"sha256 {digest}  (update WEIGHTS_SHA256 in ganeval/features/mnist_classifier.py when shipping it)")
+    ship = "" if out.resolve() == SHIPPED_WEIGHTS.resolve() else f", copy it to {SHIPPED_WEIGHTS}"
+    print(f"sha256 {digest}  (to ship it{ship} and update WEIGHTS_SHA256 in ganeval/features/mnist_classifier.py)")
     return 0

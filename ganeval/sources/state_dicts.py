@@ -61,6 +61,18 @@ def _strip(key: str) -> str:
     return key.replace("._orig_mod.", ".")
 
 
+def _as_saved_and_stripped(sd: dict[str, torch.Tensor]) -> list[dict[str, torch.Tensor]]:
+    """``sd``, then with one more wrapper prefix stripped at a time, then with every wrapper stripped."""
+    out, cur = [sd], sd
+    while True:
+        nxt = {next((k[len(p):] for p in _PREFIXES if k.startswith(p)), k): v for k, v in cur.items()}
+        if set(nxt) == set(cur):
+            break
+        out.append(cur := nxt)
+    full = {_strip(k): v for k, v in sd.items()}
+    return out if any(set(full) == set(o) for o in out) else [*out, full]
+
+
 def _tensor_dicts(obj: Any, path: str = "", depth: int = 0) -> list[tuple[str, dict[str, torch.Tensor]]]:
     """Every dict of tensors inside ``obj`` (up to four levels), with its dotted key path."""
     if not isinstance(obj, dict) or depth > 4:
@@ -68,7 +80,7 @@ def _tensor_dicts(obj: Any, path: str = "", depth: int = 0) -> list[tuple[str, d
     found = []
     tensors = {str(k): v for k, v in obj.items() if isinstance(v, torch.Tensor)}
     if tensors:
-        found.append((path, {_strip(k): v for k, v in tensors.items()}))
+        found.append((path, tensors))
     for k, v in obj.items():
         if isinstance(v, dict):
             found += _tensor_dicts(v, f"{path}.{k}" if path else str(k), depth + 1)
@@ -85,6 +97,9 @@ def find_state_dict(obj: Any, model: nn.Module, path: Path, state_key: str | Non
             keys = ", ".join(repr(k or "(top level)") for k, _ in entries) or "none"
             raise CheckpointError(f"{path}: no tensors under --state-key {state_key!r} (entries with tensors: {keys})")
         entries = chosen
+    # Names as saved, else with wrapper prefixes (module., _orig_mod.) stripped: a generator may name a submodule
+    # "module" itself, so the saved names are tried first.
+    entries = [(k, v) for k, sd in entries for v in _as_saved_and_stripped(sd)]
     fits = [(k, sd) for k, sd in entries if set(sd) == want]
     if len(fits) == 1:
         return fits[0][1], fits[0][0]

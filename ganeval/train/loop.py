@@ -351,6 +351,9 @@ def train(out: str | os.PathLike[str], model: str | None = None, *, iterations: 
     run = _resolve(saved[1]["run"] if saved else None, model, config, seed, batch_size, lr, n_critic, lr_decay_start,
                    precision, saved[1]["iteration"] if saved else 0)
     target = int(iterations or (saved[1].get("iterations") if saved else None) or run.recipe.iterations)
+    if saved and iterations and iterations < saved[1]["iteration"]:
+        raise TrainError(f"{out}: --iterations {iterations} is below the run's iteration {saved[1]['iteration']}; "
+                         "nothing would be trained (checkpoints are never rewound)")
     if run.recipe.lr_decay_start is not None and run.recipe.lr_decay_start >= target:
         raise TrainError(f"--lr-decay-start {run.recipe.lr_decay_start} must be below --iterations {target}")
     dev = _device(device)
