@@ -45,6 +45,16 @@ def _torchrun(tmp_path: Path, run: Path, out: Path, *more: str, **extra: str) ->
     return _run(cmd, env=_env(tmp_path, **extra), timeout=600)
 
 
+def _same_rows(one: Path, two: Path, cols: tuple[str, ...]) -> tuple[dict, dict]:
+    """Both reports' summaries, after checking that their rows agree on ``cols`` to 1e-9 relative."""
+    a = json.loads((one / "summary.json").read_text())
+    b = json.loads((two / "summary.json").read_text())
+    for ra, rb in zip(a["rows"], b["rows"], strict=True):
+        for col in cols:
+            assert rb[col] == pytest.approx(ra[col], rel=1e-9, abs=0), col
+    return a, b
+
+
 @pytest.fixture
 def series(tmp_path: Path) -> Path:
     run = tmp_path / "run"
@@ -55,7 +65,7 @@ def series(tmp_path: Path) -> Path:
 
 def test_two_process_gloo_equals_single_process(tmp_path: Path, series: Path) -> None:
     single = _run([sys.executable, "-m", "ganeval_test_entry", "score", str(series), "--out", str(tmp_path / "r1"), *ARGS,
-                             "--real-floor"], env=_env(tmp_path), timeout=600)
+                   "--real-floor"], env=_env(tmp_path), timeout=600)
     assert single.returncode == 0, single.stderr[-2000:]
     multi = _torchrun(tmp_path, series, tmp_path / "r2", "--real-floor")
     assert multi.returncode == 0, multi.stderr[-3000:]
@@ -86,17 +96,13 @@ def test_two_process_copying_test_equals_single_process(tmp_path: Path, series: 
     args = [*ARGS[: ARGS.index("--metrics")], "--metrics", "mnist_fd", "copying", *ARGS[ARGS.index("--bootstrap"):],
             "--copy-train", str(tmp_path / "train.npz"), "--copy-heldout", str(tmp_path / "held.npz"), "--copy-cells", "3"]
     single = _run([sys.executable, "-m", "ganeval_test_entry", "score", str(series), "--out", str(tmp_path / "c1"),
-                             *args], env=_env(tmp_path), timeout=600)
+                   *args], env=_env(tmp_path), timeout=600)
     assert single.returncode == 0, single.stderr[-2000:]
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "ganeval_test_entry",
            "score", str(series), "--distributed", "--out", str(tmp_path / "c2"), *args]
     multi = _run(cmd, env=_env(tmp_path), timeout=600)
     assert multi.returncode == 0, multi.stderr[-3000:]
-    a = json.loads((tmp_path / "c1" / "summary.json").read_text())
-    b = json.loads((tmp_path / "c2" / "summary.json").read_text())
-    for ra, rb in zip(a["rows"], b["rows"], strict=True):
-        for col in ("copying_ct", "copy_share", "copying_cells", "data_copying"):
-            assert rb[col] == pytest.approx(ra[col], rel=1e-9, abs=0), col
+    a, b = _same_rows(tmp_path / "c1", tmp_path / "c2", ("copying_ct", "copy_share", "copying_cells", "data_copying"))
     flagged = {r["iteration"]: r["data_copying"] for r in a["rows"]}
     assert flagged == {1000: False, 2000: True, 3000: False}, a["rows"]
     assert a["data_copying"]["checkpoints"] == b["data_copying"]["checkpoints"] == ["ckpt_0002000.safetensors"]
@@ -182,7 +188,7 @@ def test_two_process_compare_equals_single_process(tmp_path: Path, series: Path)
     args = ["compare", "--arm", "a", str(series / "ckpt_0002000.safetensors"), "--arm", "b", str(series / "ckpt_0003000.safetensors"),
             *ARGS[: ARGS.index("--metrics")], "--metrics", "mnist_fd", *ARGS[ARGS.index("--bootstrap"):]]
     single = _run([sys.executable, "-m", "ganeval_test_entry", *args, "--out", str(tmp_path / "k1")],
-                            env=_env(tmp_path), timeout=600)
+                  env=_env(tmp_path), timeout=600)
     assert single.returncode == 0, single.stderr[-2000:]
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "ganeval_test_entry",
            *args, "--distributed", "--out", str(tmp_path / "k2")]
@@ -214,13 +220,13 @@ def test_your_own_generator_and_feature_network_under_torchrun(tmp_path: Path) -
     one = [sys.executable, "-m", "ganeval_test_entry"]
     for launch, ref in ((one, "ref1"), (two, "ref2")):
         res = _run([*launch, *stats, "--out", str(tmp_path / ref / "t_custom.npz")], env=_env(tmp_path),
-                             timeout=600)
+                   timeout=600)
         assert res.returncode == 0, res.stderr[-3000:]
     np.testing.assert_allclose(load_stats(tmp_path / "ref2" / "t_custom.npz").mu, load_stats(tmp_path / "ref1" / "t_custom.npz").mu,
                                rtol=1e-12, atol=1e-15)
     # one batch for two ranks: the idle rank still sizes its sums by the network's width
     res = _run([*two, *stats, "--limit", "50", "--out", str(tmp_path / "ref3" / "t_custom.npz")], env=_env(tmp_path),
-                         timeout=600)
+               timeout=600)
     assert res.returncode == 0, res.stderr[-3000:]
     assert load_stats(tmp_path / "ref3" / "t_custom.npz").meta["n"] == 50
     weights = tmp_path / "weights"
@@ -237,7 +243,7 @@ def test_your_own_generator_and_feature_network_under_torchrun(tmp_path: Path) -
              "--bootstrap", "20", "--device", "cpu", "--no-cache", "--no-progress", *net]
     for launch, out in ((one, "s1"), (two, "s2")):
         res = _run([*launch, *score, "--out", str(tmp_path / out)] + (["--distributed"] if launch is two else []),
-                             env=_env(tmp_path), timeout=600)
+                   env=_env(tmp_path), timeout=600)
         assert res.returncode == 0, res.stderr[-3000:]
     for out in ("s1", "s2"):
         summary = json.loads((tmp_path / out / "summary.json").read_text())
@@ -289,11 +295,11 @@ def test_path_lengths_split_over_ranks_and_a_rank_failing_one_checkpoint(tmp_pat
     env["PYTHONPATH"] = os.pathsep.join([str(tmp_path), env["PYTHONPATH"]])
     env["FLAKY_LOG"] = str(tmp_path / "calls.txt")
     one = _run([sys.executable, "-m", "ganeval_test_entry", *score, "--out", str(tmp_path / "p1")], env=env,
-                         timeout=600)
+               timeout=600)
     assert one.returncode == 0, one.stderr[-3000:]
     two = _run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m",
-                          "ganeval_test_entry", *score, "--distributed", "--out", str(tmp_path / "p2")], env=env,
-                         timeout=300)
+                "ganeval_test_entry", *score, "--distributed", "--out", str(tmp_path / "p2")], env=env,
+               timeout=300)
     # the path-length pairs of one checkpoint (600, in batches of 250: 1,200 latents) are split over the ranks, three
     # batches for two ranks, so per scored checkpoint rank 0 generates 500 + 200 latents and rank 1 generates 500
     calls = [line.split() for line in (tmp_path / "calls.txt").read_text().splitlines()]
@@ -331,19 +337,15 @@ def test_a_rank_without_rank_0s_cache_files_does_not_hang(tmp_path: Path, series
             "--bootstrap", "20", "--device", "cpu", "--no-progress"]
     env = _env(tmp_path, GANEVAL_CACHE_DIR=str(tmp_path / "cache"))
     one = _run([sys.executable, "-m", "ganeval_test_entry", *args, "--out", str(tmp_path / "n1")],
-                         env={**env, "GANEVAL_CACHE_DIR": str(tmp_path / "cache0")}, timeout=600)
+               env={**env, "GANEVAL_CACHE_DIR": str(tmp_path / "cache0")}, timeout=600)
     assert one.returncode == 0, one.stderr[-3000:]
     assert any((tmp_path / "cache0").rglob("*.npz")) and not (tmp_path / "cache1").exists()
     (tmp_path / "entry.py").write_text(NODE_CACHE_ENTRY)
     two = _run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-                          str(tmp_path / "entry.py"), *args, "--distributed", "--out", str(tmp_path / "n2")], env=env,
-                         timeout=300)
+                str(tmp_path / "entry.py"), *args, "--distributed", "--out", str(tmp_path / "n2")], env=env,
+               timeout=300)
     assert two.returncode == 0, two.stderr[-3000:]
-    a = json.loads((tmp_path / "n1" / "summary.json").read_text())
-    b = json.loads((tmp_path / "n2" / "summary.json").read_text())
-    for ra, rb in zip(a["rows"], b["rows"], strict=True):
-        for col in ("mnist_fd", "mnist_fd_ci_low", "mnist_ppl", "mnist_ppl_ci_high"):
-            assert rb[col] == pytest.approx(ra[col], rel=1e-9, abs=0), col
+    _same_rows(tmp_path / "n1", tmp_path / "n2", ("mnist_fd", "mnist_fd_ci_low", "mnist_ppl", "mnist_ppl_ci_high"))
     assert not any((tmp_path / "cache1").rglob("*.npz"))  # rank 1 computed, but only rank 0 writes the cache
 
 
