@@ -219,14 +219,20 @@ def test_ctrl_c_ends_the_watch_with_exit_130_and_its_record_saved(tmp_path: Path
 
     _old(write_bank_checkpoint(tmp_path / "run", 1000))
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent), os.environ.get("PYTHONPATH", "")])}
+    # A shell without job control (CI's `.ci/run &`) starts background jobs with SIGINT ignored, and Python then never
+    # turns it into KeyboardInterrupt: the child gets the default disposition back, as a terminal's Ctrl-C finds it.
     proc = subprocess.Popen([sys.executable, "-m", "ganeval_test_entry", "watch", str(tmp_path / "run"), "--interval", "0.2",
                              "--num-samples", "200", "--bootstrap", "10", "--device", "cpu"], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 120
-    while not (tmp_path / "run" / WATCH_NAME).exists() and time.time() < deadline and proc.poll() is None:
-        time.sleep(0.2)  # the first checkpoint is judged: the watch is waiting for the next one
-    proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=60)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    try:
+        deadline = time.time() + 120
+        while not (tmp_path / "run" / WATCH_NAME).exists() and time.time() < deadline and proc.poll() is None:
+            time.sleep(0.2)  # the first checkpoint is judged: the watch is waiting for the next one
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
     assert proc.returncode == 130, (out, err)
     assert "watch ended (interrupted) after 1 checkpoint(s)" in out
     assert json.loads((tmp_path / "run" / WATCH_NAME).read_text())["ended"] == "interrupted"

@@ -23,21 +23,19 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import torch
-
     from ganeval.errors import GanevalError
     from ganeval.features.mnist_classifier import SHIPPED_WEIGHTS
+    from ganeval.threads import cpu_threads
     from ganeval.train.classifier import train_and_save
 
     if args.epochs < 1:
         raise GanevalError(f"--epochs must be at least 1, not {args.epochs}")
     if args.limit is not None and args.limit < 1:
         raise GanevalError(f"--limit must be a positive number of images, not {args.limit}")
-    if args.threads:
-        torch.set_num_threads(args.threads)
     out = args.out
     command = "ganeval " + shlex.join(sys.argv[1:])
-    trained, digest = train_and_save(out, args.epochs, args.seed, args.device, args.data_dir, args.limit, command)
+    with cpu_threads(args.threads or None):  # restored afterwards (the CLI also runs in-process, e.g. in tests)
+        trained, digest = train_and_save(out, args.epochs, args.seed, args.device, args.data_dir, args.limit, command)
     print(f"wrote {out}: test accuracy {trained.test_accuracy:.4%} (10,000 images), {trained.seconds:.0f} s training")
     ship = "" if out.resolve() == SHIPPED_WEIGHTS.resolve() else f", copy it to {SHIPPED_WEIGHTS}"
     print(f"sha256 {digest}  (to ship it{ship} and update WEIGHTS_SHA256 in ganeval/features/mnist_classifier.py)")
