@@ -163,7 +163,9 @@ def test_cli_writes_here_by_default_and_leaves_the_shipped_weights(tmp_path: Pat
     monkeypatch.chdir(tmp_path)
     code, _, err = cli("train-classifier", "--limit", "0")
     assert code == 2 and "--limit must be a positive number of images" in err
+    threads = torch.get_num_threads()
     code, out, err = cli("train-classifier", "--epochs", "1", "--limit", "256", "--threads", "1", "--data-dir", mnist_dir)
     assert code == 0, err
+    assert torch.get_num_threads() == threads  # --threads applies to the training only
     assert (tmp_path / "mnist_classifier.safetensors").is_file() and sha256_file(SHIPPED_WEIGHTS) == before
     assert f"copy it to {SHIPPED_WEIGHTS}" in out
