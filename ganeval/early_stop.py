@@ -21,6 +21,7 @@ import pandas as pd
 from ganeval.atomic import write_text
 from ganeval.checkpoints import checkpoint_name, list_checkpoints
 from ganeval.comparing import compare
+from ganeval.errors import require_count
 from ganeval.evaluate import score
 from ganeval.train.loop import TrainResult, train
 from ganeval.train.recipes import TrainError, get_recipe
@@ -57,12 +58,9 @@ class EarlyStopper:
             raise TrainError(f"--stop-metric must be one of {', '.join(STOP_METRICS)} (got {self.metric!r})")
         if self.patience < 1 or not math.isfinite(self.threshold) or self.threshold < 0:
             raise TrainError(f"--patience must be ≥ 1 and --stop-threshold ≥ 0 (got {self.patience}, {self.threshold})")
-        n, b = self.num_samples, self.bootstrap
-        if isinstance(n, bool) or not isinstance(n, int) or n < 2:  # checked before any iteration is trained
-            raise TrainError(f"samples per checkpoint (train --stop-samples, watch --num-samples) must be an integer of at "
-                             f"least 2 (got {n!r})")
-        if isinstance(b, bool) or not isinstance(b, int) or b < 0:
-            raise TrainError(f"--bootstrap must be an integer of at least 0 (got {b!r})")
+        # checked before any iteration is trained
+        require_count(self.num_samples, 2, "samples per checkpoint (train --stop-samples, watch --num-samples)", TrainError)
+        require_count(self.bootstrap, 0, "--bootstrap", TrainError)
 
     def observe(self, ckpt: Path, iteration: int) -> bool:
         """Score ``ckpt`` against the best so far; True when the last ``patience`` checkpoints were all worse."""

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import numbers
+from typing import Any
+
 EXIT_OK = 0
 EXIT_FAILED = 1  # a criterion failed, or some checkpoints could not be scored
 EXIT_INPUT = 2  # usage or input error: the message names the file and the problem
@@ -27,3 +30,9 @@ class StatsError(GanevalError):
 
 class WeightsError(GanevalError):
     """Feature-extractor weights cannot be found or do not verify."""
+
+
+def require_count(value: Any, low: int, what: str, error: type[GanevalError] = GanevalError) -> None:
+    """Refuse ``value`` unless it is an integer (not a bool) of at least ``low``, in one line naming ``what``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
+        raise error(f"{what} must be an integer of at least {low} (got {value!r})")

@@ -242,7 +242,7 @@ class _Evaluator(Illustrations):
             mopts = metric_options(self.opts, self.copy_sets.get("ids", {}), metric, with_ci, got.paired and got.n == self.opts.num_samples)
             mkey = metric_key(got.keys[metric.extractor], ref_sha, metric.name, mopts) if cacheable else ""
             hit = load_metric(mkey) if cacheable else None
-            if not self.dist.all_ok(hit is not None and set(metric.columns) <= set(hit[0])):
+            if cacheable and not self.dist.all_ok(hit is not None and set(metric.columns) <= set(hit[0])):
                 hit = None  # a miss on some rank (path lengths gather), or cached before the metric gained a column
             if hit is not None:
                 values, reps = hit

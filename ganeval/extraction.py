@@ -99,7 +99,7 @@ def _extract(samples: Samples, extractors: list[FeatureExtractor], seed: int, ba
     hits = dist.my_share(lookups, name)
     missing = []
     for ex in extractors:  # a hit is used only where every rank hit (a node may lack rank 0's cache files)
-        if dist.all_ok(ex.name in hits):
+        if cached and dist.all_ok(ex.name in hits):
             out.pool[ex.name], out.logits[ex.name], out.nonfinite = hits[ex.name]
         else:
             missing.append(ex)

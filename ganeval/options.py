@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import numbers
 import os
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
@@ -63,18 +62,14 @@ class ScoreOptions:
 
     def check(self) -> None:
         """Refuse values no run can use, before anything is scored: one line naming the option (exit 2)."""
-        from ganeval.errors import GanevalError
+        from ganeval.errors import GanevalError, require_count
         from ganeval.metrics.registry import METRICS
 
         at_least = {"num_samples": 2, "batch_size": 1, "bootstrap": 0, "inception_top_k": 0, "copy_cells": 1,
                     "kid_subsets": 1, "kid_subset_size": 2, "threads": 1}
         for name, low in at_least.items():
-            value = getattr(self, name)
-            if value is None and name == "threads":
-                continue
-            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
-                flag = name if name.startswith("kid_") else f"--{name.replace('_', '-')}"  # kid_*: API options only
-                raise GanevalError(f"{flag} must be an integer of at least {low} (got {value!r})")
+            if getattr(self, name) is not None or name != "threads":
+                require_count(getattr(self, name), low, name if name.startswith("kid_") else f"--{name.replace('_', '-')}")
         if not 0 < self.ci < 1:
             raise GanevalError(f"ci (the interval level) must lie between 0 and 1, e.g. 0.95 (got {self.ci!r})")
         if not self.late_threshold >= 0:

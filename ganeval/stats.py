@@ -19,7 +19,7 @@ import torch
 from ganeval.atomic import atomic_path, sha256_file, write_text
 from ganeval.data import load_mnist, mnist_checksum
 from ganeval.distributed import DistContext
-from ganeval.errors import GanevalError, StatsError
+from ganeval.errors import GanevalError, StatsError, require_count
 from ganeval.feature_stats import FeatureStats
 from ganeval.features.base import FeatureExtractor, iter_batches
 from ganeval.version import __version__
@@ -169,8 +169,7 @@ def compute_stats(
     from tqdm import tqdm
 
     dist = dist or DistContext()
-    if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) or batch_size < 1:
-        raise StatsError(f"--batch-size must be an integer of at least 1 (got {batch_size!r})")
+    require_count(batch_size, 1, "--batch-size", StatsError)
     real = real_images(dataset, data_dir, limit)
     if len(real.images) < 2:
         raise StatsError(f"{dataset}: {len(real.images)} image(s); statistics need at least 2 (a covariance)")
