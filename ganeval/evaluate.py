@@ -298,7 +298,7 @@ class _Evaluator(Illustrations):
             for col in m.columns:
                 if col not in df:
                     df[col] = np.nan
-        fds = ["fid", "mnist_fd", *(m.columns[0] for m in self.metrics if m.columns[0] == FD_COLUMN.get(m.extractor))]
+        fds = [m.columns[0] for m in self.metrics if m.columns[0] == FD_COLUMN.get(m.extractor)]  # only FDs this run has
         for col in (f"{fd}_ci_{end}" for fd in dict.fromkeys(fds) for end in ("low", "high")):
             if col not in df:
                 df[col] = np.nan

@@ -28,6 +28,7 @@ def test_good_generator_scores_well(tmp_path: Path) -> None:
     assert row["status"] == "ok" and row["modes_covered"] == 10
     assert row["mnist_is"] > 8.0 and row["class_kl"] < 0.1 and not row["mode_collapse"]  # 10 splits of 40: IS biased low
     assert row["mnist_fd_ci_low"] <= row["mnist_fd"] <= row["mnist_fd_ci_high"]
+    assert not {"fid", "fid_ci_low", "fid_ci_high"} & set(df.columns)  # no empty columns of metrics this run skipped
 
 
 def test_single_digit_generator_is_mode_collapse(tmp_path: Path) -> None:
