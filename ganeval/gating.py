@@ -51,6 +51,7 @@ def fmt(x: float | None) -> str:
 
 
 def json_num(x: float | None) -> float | str | None:
+    """A number as strict JSON allows: None for NaN, the strings "inf"/"-inf" for infinities."""
     return None if x is None or math.isnan(x) else ("inf" if x > 0 else "-inf") if math.isinf(x) else x
 
 
@@ -239,17 +240,20 @@ def select_row(summary: dict[str, Any], selector: str, source: Path | str) -> di
 
 
 def ci_of(row: dict[str, Any], metric: str, where: str) -> tuple[float, float] | None:
+    """The row's confidence interval of ``metric``, or None when the report has none."""
     lo = number(row.get(f"{metric}_ci_low"), f"{where}.{metric}_ci_low")
     hi = number(row.get(f"{metric}_ci_high"), f"{where}.{metric}_ci_high")
     return (lo, hi) if lo is not None and hi is not None and math.isfinite(lo) and math.isfinite(hi) else None
 
 
 def ci_level(summary: dict[str, Any]) -> str:
+    """The report's interval level as text ("95% CI"), for the criterion lines."""
     level = (summary.get("bootstrap") or {}).get("level", 0.95)
     return f"{round(100 * float(level))}% CI" if isinstance(level, (int, float)) else "CI"
 
 
 def describe(metric: str, value: float | None, ci: tuple[float, float] | None, row: dict[str, Any], level: str) -> str:
+    """A metric's value for a criterion line, with its interval when the report has one."""
     text = fmt(value)
     if ci:
         return text + f" ({level} [{fmt(ci[0])}, {fmt(ci[1])}])"

@@ -12,6 +12,7 @@ from ganeval.errors import EXIT_FAILED, EXIT_OK, GanevalError
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
+    """Register ``ganeval compare``: is one checkpoint (or arm of runs) better than another, beyond noise."""
     p = sub.add_parser("compare", help="compare models (or several runs of each) with intervals of their differences",
                        description="Score two or more models in one run (same latents, reference and resampled indices) "
                                    "and give each one's FID / MNIST FD difference from the baseline with an interval: "
@@ -54,6 +55,7 @@ def _arms(args: argparse.Namespace) -> dict[str, list[Path]] | list[Path]:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run ``ganeval compare``; returns the exit code (0 done, 1 a side failed, 2 bad input)."""
     from ganeval.comparing import compare
 
     opts = options_from_args(args).as_dict()

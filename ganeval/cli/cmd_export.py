@@ -7,6 +7,7 @@ from pathlib import Path
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
+    """Register ``ganeval export``: one generator's weights alone, to ship."""
     p = sub.add_parser("export", help="write a checkpoint's generator alone (EMA weights by default) to a new file",
                        description="Write the generator that `ganeval score` would use (the EMA weights when the "
                                    "checkpoint has them) with the checkpoint's metadata to a new, smaller file.")
@@ -17,6 +18,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run ``ganeval export``; returns the exit code (0 written, 2 bad input)."""
     from ganeval.atomic import sha256_file
     from ganeval.checkpoints import export_generator, read_metadata
 

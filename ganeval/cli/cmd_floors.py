@@ -8,6 +8,7 @@ from pathlib import Path
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
+    """Register ``ganeval floors``: the real-image floor of each metric at given sample counts."""
     p = sub.add_parser("floors", help="real-data floors (FID test vs train, IS of real test) of the reference statistics")
     p.add_argument("--root", type=Path, default=None, help="statistics folder (default: the shipped reference_stats/)")
     p.add_argument("--features-dir", type=Path, default=None,
@@ -24,6 +25,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run ``ganeval floors``; returns the exit code (0 written, 2 bad input)."""
     from ganeval.errors import StatsError
     from ganeval.floors import compute_floors, merge_floors, record_floors
     from ganeval.stats import SHIPPED_DIR

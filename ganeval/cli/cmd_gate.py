@@ -28,6 +28,7 @@ CRITERIA = ("max_fid", "min_is", "max_kid", "min_mnist_is", "min_modes", "max_mn
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
+    """Register ``ganeval gate``: the CI quality gate over a run or a report folder."""
     from ganeval.cli.cmd_score import add_score_options
 
     p = sub.add_parser(
@@ -81,6 +82,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run ``ganeval gate``; returns 0 pass, 1 fail, 2 bad input."""
     from ganeval.cli.cmd_score import options_from_args
     from ganeval.gating import gate
     from ganeval.options import ScoreOptions

@@ -8,6 +8,7 @@ import textwrap
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
+    """Register ``ganeval metrics``: the metric registry as a table."""
     p = sub.add_parser("metrics", help="list the metrics --metrics accepts: feature space, columns, what each needs",
                        description="Every registered metric (the names `score --metrics`, `gate --metrics` and the API "
                                    "take), from the same registry the evaluator uses. docs/scoring.md has the details.")
@@ -24,6 +25,7 @@ def metric_table() -> list[dict[str, object]]:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Print every registered metric (text or JSON); returns 0."""
     rows = metric_table()
     if args.json:
         print(json.dumps(rows, indent=2, ensure_ascii=False))

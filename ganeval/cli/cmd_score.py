@@ -93,6 +93,7 @@ def options_from_args(args: argparse.Namespace) -> ScoreOptions:
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
+    """Register ``ganeval score`` with the scoring options it shares with gate and watch."""
     p = sub.add_parser("score", help="score every checkpoint of a folder, rank them, write reports")
     p.add_argument("target", type=Path, nargs="+", metavar="TARGET",
                    help="checkpoint folder or file; TorchScript/ONNX generator or a folder of them; a folder, zip or .npz "
@@ -159,6 +160,7 @@ def floor_line(floor: dict, cols: list[str]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run ``ganeval score``; returns 0 all scored, 1 some checkpoint failed, 2 bad input."""
     from ganeval.atomic import report_folder
     from ganeval.distributed import from_env
     from ganeval.evaluate import score_series

@@ -11,6 +11,7 @@ import numpy as np
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
+    """Register ``ganeval stats``: compute, import or export reference statistics."""
     p = sub.add_parser("stats", help="compute mean/covariance of real features (reference statistics)")
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--dataset", metavar="DATASET",
@@ -58,6 +59,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run ``ganeval stats``; returns 0 written, 1 a failure while computing, 2 bad input."""
     import torch
 
     from ganeval.atomic import atomic_path

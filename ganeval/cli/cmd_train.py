@@ -7,6 +7,7 @@ from pathlib import Path
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
+    """Register ``ganeval train``: the bundled MNIST GANs, with early stopping and seed screening."""
     p = sub.add_parser("train", help="train a bundled GAN on MNIST, writing checkpoints (resumable)",
                        description="Train a bundled GAN on MNIST-train. Unset hyper-parameters take the model's recipe "
                                    "(mlp: lr 2e-4, batch 32, 30000 iterations; dcgan and dcgan_info: lr 2e-4, batch 64, 30000 "
@@ -56,6 +57,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run ``ganeval train``; returns 0 trained, 2 bad input, 130 interrupted."""
     if args.stop_file is not None and (args.early_stop or args.screen_seeds is not None or args.screen_iterations is not None):
         from ganeval.errors import GanevalError
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
+    """Register ``ganeval train-classifier``: the MNIST feature network behind the mnist_* metrics."""
     p = sub.add_parser("train-classifier", help="train the MNIST classifier behind the 'mnist' extractor (deterministic)")
     p.add_argument("--epochs", type=int, default=12, help="passes over the 60,000 training images (default 12)")
     p.add_argument("--seed", type=int, default=0, help="seeds initialisation, dropout, shuffling, augmentation")
@@ -23,6 +24,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run ``ganeval train-classifier``; returns 0 written, 2 bad input."""
     from ganeval.errors import GanevalError
     from ganeval.features.mnist_classifier import SHIPPED_WEIGHTS
     from ganeval.threads import cpu_threads

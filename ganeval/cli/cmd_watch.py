@@ -10,6 +10,7 @@ from ganeval.errors import EXIT_FAILED, EXIT_OK, GanevalError
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
+    """Register ``ganeval watch``: judge each checkpoint of a running trainer as it lands."""
     from ganeval.metrics.registry import METRICS
     from ganeval.options import ScoreOptions
 
@@ -58,6 +59,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run ``ganeval watch`` until the run ends or goes bad; returns its exit code (130 on Ctrl-C)."""
     from ganeval.early_stop import EarlyStopper
     from ganeval.watching import watch
 

@@ -123,6 +123,7 @@ def _floor_note(floor: dict[str, Any] | None) -> str:
 
 
 def notes_section(summary: dict[str, Any]) -> str:
+    """The report's notes (what was unavailable or assumed) as an HTML list; empty when none."""
     notes = [str(n) for n in summary.get("notes") or []]
     if not notes:
         return "<p class=muted>No notes.</p>"
@@ -239,6 +240,7 @@ def _prov_cell(value: Any) -> str:
 
 
 def provenance_section(summary: dict[str, Any]) -> str:
+    """Where every number came from (extractors, weights SHA-256, resize, N, seed) as HTML."""
     out = []
     prov = summary.get("provenance") or {}
     if prov:
