@@ -101,6 +101,8 @@ def _difference(result: ScoreResult, df: pd.DataFrame, arm: list[str], base: lis
 def _verdict_word(row: dict[str, Any]) -> str:
     if row["method"].startswith("no bootstrap replicates"):
         return "not tested"
+    if row["method"].startswith("non-finite") and not row.get("significant"):  # NaN/Inf samples on both sides
+        return "not measurable"
     if not row.get("significant"):
         return "no detectable difference"
     lower, higher = DIFFERENCE_WORDS.get(row["metric"], ("better", "worse"))  # the distances: lower is better

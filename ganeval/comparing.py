@@ -76,10 +76,13 @@ def _one_source(target: Any, hints: dict[str, Any], pick: str | None, select: Sc
                            f"(name the file, e.g. {series.sources[-1].path or series.sources[-1].name}, or pass "
                            "--pick best|last)")
     table = score_series(series, select, dist).table
-    ok = table[table["status"] != "error"]
-    rows = ok[ok["is_best"]] if pick == "best" else ok.iloc[-1:]
-    if rows.empty:
-        raise GanevalError(f"{where}: no checkpoint could be scored to pick the {pick} one")
+    # "last" is the newest file even when it cannot be read (its row then says why: exit 1, as for gate's --checkpoint last)
+    rows = table[table["is_best"]] if pick == "best" else table.iloc[-1:]
+    if rows.empty:  # nothing in the folder scored: the run is a failed row, the other runs are still compared
+        why = "; ".join(dict.fromkeys(str(e) for e in table["error"].dropna())) if "error" in table else ""
+        error = f"{where}: no checkpoint could be scored to pick the best one" + (f" ({why})" if why else "")
+        return Source(Path(where).name if isinstance(where, (str, os.PathLike)) else where, None, None, "failed",
+                      {"error": error}), table[[c for c in SERIES_COLUMNS if c in table]].assign(picked=False)
     name = rows["checkpoint"].iloc[0]
     keep = [c for c in SERIES_COLUMNS if c in table]
     return next(s for s in series.sources if s.name == name), table[keep].assign(picked=table["checkpoint"] == name)
@@ -139,6 +142,12 @@ def _series(arms: dict[str, list[Any]], hints: dict[str, Any], pick: str | None,
     return Series(sources, [], root), members, curves
 
 
+def _path(df: pd.DataFrame, name: str) -> str | None:
+    """The run's file, or None for one that has none (a callable, an array, a folder where nothing could be picked)."""
+    path = df.loc[df["checkpoint"] == name, "path"].iloc[0] if "path" in df else None
+    return None if path is None or pd.isna(path) else str(path)
+
+
 # -- statistics -------------------------------------------------------------------------------------------------
 def arm_table(df: pd.DataFrame, result: ScoreResult, members: dict[str, list[str]], level: float) -> pd.DataFrame:
     """Per arm: runs scored, the mean of each metric over its runs (``_sd`` across runs when ≥ 2), FD intervals,
@@ -176,6 +185,9 @@ def verdict_lines(diffs: pd.DataFrame, arms: pd.DataFrame, primary: str, n: int)
     for _, r in rows.iterrows():
         metric = str(r["metric"])
         label = LABELS.get(metric, metric)
+        if r["verdict"] == "not measurable":
+            lines.append(f"{r['arm']} vs {r['baseline']}: {label} not measurable in either (samples with NaN/Inf values).")
+            continue
         if pd.isna(r["difference"]):
             if metric in DIFFERENCE_WORDS:
                 continue
@@ -278,8 +290,7 @@ def compare(arms: Mapping[str, Any] | Sequence[Any], *, baseline: str | None = N
         "schema": SCHEMA_VERSION, "kind": "compare", "ganeval_version": __version__,
         "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "baseline": base, "primary_metric": primary, "verdict": " ".join(lines), "verdict_lines": lines,
-        "arms": [{"arm": a, "members": [{"name": n, "path": df.loc[df["checkpoint"] == n, "path"].iloc[0]} for n in ns_]}
-                 for a, ns_ in members.items()],
+        "arms": [{"arm": a, "members": [{"name": n, "path": _path(df, n)} for n in ns_]} for a, ns_ in members.items()],
         "differences": [row_dict(r) for _, r in diffs.iterrows()],
         "arm_means": [row_dict(r) for _, r in arm_df.iterrows()],
         "series": {k: [row_dict(r) for _, r in v.iterrows()] for k, v in curves.items()},

@@ -78,7 +78,9 @@ def report_baseline_criterion(row: dict[str, Any], cand: dict[str, Any], csrc: P
         notes.append(f"baseline test: no bootstrap interval for {metric} in {missing}; judged on the point estimates only")
     passed = not (pct > max_regression and meaningful)
     limit = bv * (1 - max_regression / 100) if hb else bv * (1 + max_regression / 100)
-    change = f"{fmt(abs(pct))}% {'worse' if worse > 0 else 'better'}" if worse else "no change"
+    same = cv == bv or math.isnan(worse)  # equal, or inf vs inf (both unmeasurable): no change either way
+    change = ("no change" + (" (both non-finite)" if math.isinf(cv) else "") if same
+              else f"{fmt(abs(pct))}% {'worse' if worse > 0 else 'better'}")
     msg = (f"{metric} = {describe(metric, cv, cci, row, level)} vs baseline {describe(metric, bv, bci, brow, level)}"
            f" ({brow.get('checkpoint')} in {bsrc}): {change}; allowed regression {fmt(max_regression)}% (limit {fmt(limit)})"
            + (f"; {how}" if worse > 0 else ""))

@@ -72,7 +72,18 @@ class Criterion:
         """JSON-safe view (infinity as the string ``"inf"``)."""
         ci = [json_num(self.ci[0]), json_num(self.ci[1])] if self.ci else None
         return {"name": self.name, "metric": self.metric, "value": json_num(self.value), "limit": json_num(self.limit),
-                "ci": ci, "passed": self.passed, "message": self.message, **self.extra}
+                "ci": ci, "passed": self.passed, "message": self.message, **_json_safe(self.extra)}
+
+
+def _json_safe(value: Any) -> Any:
+    """``value`` with every float made strict-JSON-safe (``json_num``), however deep."""
+    if isinstance(value, float):
+        return json_num(value)
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    return value
 
 
 @dataclass
@@ -151,6 +162,9 @@ def check_summary(data: Any, source: Path | str) -> None:
 
     if not isinstance(data, dict):
         raise GanevalError(f"{source}: not a ganeval summary (expected a JSON object, got {type(data).__name__})")
+    if data.get("kind", "score") != "score":  # compare.json has rows and a primary metric too, of other things
+        raise GanevalError(f"{source}: a `ganeval {data['kind']}` result, not a score summary; give the summary.json "
+                           "of `ganeval score` (or the checkpoints, to score them here)")
     if "rows" not in data or "primary_metric" not in data:
         raise GanevalError(f"{source}: not a ganeval summary: missing 'rows' or 'primary_metric'")
     if isinstance(schema := data.get("schema"), int) and schema > SCHEMA_VERSION:

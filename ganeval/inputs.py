@@ -132,9 +132,15 @@ def _open_array(src: Source, device: torch.device, n: int, seed: int) -> Samples
     return open_array(images, flags, n, src.name, notes)
 
 
+def _open_failed(src: Source, device: torch.device, n: int, seed: int) -> Samples:
+    """A run that could not be formed (e.g. compare's ``--pick best`` of a folder where nothing scored): its row says why."""
+    raise GanevalError(src.extra["error"])
+
+
 OPENERS: dict[str, Callable[[Source, torch.device, int, int], Samples]] = {
     "checkpoint": _open_checkpoint, "torchscript": _open_generator_file, "onnx": _open_generator_file,
     "callable": _open_callable, "state_dict": _open_state_dict, "images": _open_images, "npz": _open_npz, "array": _open_array,
+    "failed": _open_failed,
 }
 
 

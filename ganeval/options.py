@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
@@ -72,8 +73,10 @@ class ScoreOptions:
                 require_count(getattr(self, name), low, name if name.startswith("kid_") else f"--{name.replace('_', '-')}")
         if not 0 < self.ci < 1:
             raise GanevalError(f"ci (the interval level) must lie between 0 and 1, e.g. 0.95 (got {self.ci!r})")
-        if not self.late_threshold >= 0:
-            raise GanevalError(f"--late-threshold must be 0 or more, e.g. 0.1 for 10 % (got {self.late_threshold!r})")
+        if not (self.late_threshold >= 0 and math.isfinite(self.late_threshold)):
+            raise GanevalError(f"--late-threshold must be a finite 0 or more, e.g. 0.1 for 10 % (got {self.late_threshold!r})")
+        if not math.isfinite(self.copying_threshold):
+            raise GanevalError(f"--copying-threshold must be a finite z-score, e.g. -3 (got {self.copying_threshold!r})")
         if self.primary is not None and all(m in METRICS for m in self.metrics):
             columns = [c for m in self.metrics for c in METRICS[m].columns]
             if self.primary not in columns:

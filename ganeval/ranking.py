@@ -68,13 +68,16 @@ def late_collapse(
     if scored.empty:
         result["reason"] = f"no checkpoint has {primary}"
         return result
-    usable = df[df["status"] != "error"]
+    # The last checkpoint judged: an unreadable file, or one whose primary was not computed, is passed over (noted).
+    # One whose samples held NaN/Inf (status nan_samples) is judged: that is training gone bad.
+    usable = df[(df["status"] == "nan_samples") | ((df["status"] == "ok") & df[primary].notna())]
     if usable.empty:
         result["reason"] = "no checkpoint could be scored"
         return result
     last = usable.iloc[-1]
     if last["checkpoint"] != df.iloc[-1]["checkpoint"]:
-        result["note"] = f"the last file {df.iloc[-1]['checkpoint']} could not be scored; judging {last['checkpoint']}"
+        why = "could not be scored" if df.iloc[-1]["status"] == "error" else f"has no {primary}"
+        result["note"] = f"the last file {df.iloc[-1]['checkpoint']} {why}; judging {last['checkpoint']}"
     best = scored.loc[scored["rank"].astype(float).idxmin()] if scored["rank"].notna().any() else scored.iloc[0]
     result.update({"best": best["checkpoint"], "last": last["checkpoint"]})
     if last["checkpoint"] == best["checkpoint"]:
@@ -84,9 +87,9 @@ def late_collapse(
     if not math.isfinite(bv):  # every checkpoint's samples held NaN/Inf: no finite best to fall back from
         result["reason"] = f"no checkpoint has a finite {primary}"
         return result
-    if not math.isfinite(lv):
-        result.update({"flag": True, "difference": float("inf"), "relative": float("inf"),
-                       "reason": f"last checkpoint has {primary} = {lv}"})
+    if not math.isfinite(lv) or last["status"] == "nan_samples":  # diverged: no difference can be measured
+        result.update({"flag": True, "difference": float("nan"), "relative": float("inf"), "unmeasurable": True,
+                       "reason": f"the last checkpoint's samples hold NaN/Inf values ({primary} = {lv})"})
         return result
     higher_better = primary in HIGHER_BETTER
     diff = lv - bv  # in the metric's own direction; "relative" is how much worse (positive: worse), either direction

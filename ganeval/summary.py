@@ -80,7 +80,10 @@ def verdict_text(df: pd.DataFrame, primary: str, late: dict[str, Any], level: fl
     if lo is not None and not pd.isna(lo):
         text += f", {int(round(late.get('ci_level', 0.95) * 100))}% CI [{_fmt(float(lo))}, {_fmt(float(hi))}]"
     text += _floor_clause(floor, primary) + "."
-    if late.get("flag"):
+    if late.get("flag") and late.get("unmeasurable"):
+        text += (f" Training went bad at the end: the samples of the last checkpoint {late['last']} hold NaN/Inf values,"
+                 f" so its {primary} cannot be measured.")
+    elif late.get("flag"):
         diff = float(late["difference"])
         text += (f" Training went bad at the end: the last checkpoint {late['last']} is {_fmt(100 * late['relative'])}% worse"
                  f" ({primary} {'+' if diff >= 0 else ''}{_fmt(diff)}")

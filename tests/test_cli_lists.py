@@ -55,8 +55,9 @@ def test_columns_choose_the_printed_table(tmp_path: Path, cli) -> None:
     code, out, err = cli("score", tmp_path / "run", "--metrics", "mnist_fd", "modes",
                          "--columns", "checkpoint,mnist_fd", "class_kl,mnist_fd_ci_low", *FAST)
     assert code == 0, err
-    assert out.splitlines()[0].split() == ["checkpoint", "mnist_fd", "class_kl"]  # no interval without --bootstrap
-    assert "ckpt_0001000.safetensors" in out.splitlines()[1]
+    # every column named, in order: the interval is empty without --bootstrap, and says so rather than vanishing
+    assert out.splitlines()[0].split() == ["checkpoint", "mnist_fd", "class_kl", "mnist_fd_ci_low"]
+    assert "ckpt_0001000.safetensors" in out.splitlines()[1] and out.splitlines()[1].split()[-1] == "NaN"
 
 
 @pytest.mark.parametrize(("column", "message"), [

@@ -197,6 +197,47 @@ def test_pick_best_and_last_from_a_checkpoint_folder(runs: dict[str, Path], tmp_
     assert last.arm_members["run"] == ["run (last: ckpt_0003000.safetensors)"] and last.summary["seed"] == 0
 
 
+def test_pick_from_a_folder_whose_newest_file_or_every_file_fails(runs: dict[str, Path], tmp_path: Path, cli) -> None:
+    """--pick last is the newest file even when it cannot be read (as gate's --checkpoint last), and a folder where
+    nothing scores is a failed run: exit 1, its error printed, the other runs still compared (not exit 2)."""
+    run, dead = tmp_path / "run", tmp_path / "dead"
+    write_bank_checkpoint(run, 1000)
+    for folder in (run, dead):
+        folder.mkdir(exist_ok=True)
+        (folder / "ckpt_0002000.safetensors").write_bytes(b"truncated")
+    (dead / "ckpt_0003000.safetensors").write_bytes(b"")
+    last = compare({"ref": runs["good"], "run": run}, pick="last", **FAST)
+    row = last.members.set_index("arm").loc["run"]
+    assert last.failed and row["status"] == "error" and "ckpt_0002000.safetensors" in row["error"]
+    assert last.arm_members["run"] == ["run (last: ckpt_0002000.safetensors)"]
+    code, out, err = cli("compare", "--arm", "ref", runs["good"], "--arm", "dead", dead, "--arm", "two", runs["two"],
+                         "--pick", "best", "--metrics", "mnist_fd", "--num-samples", 300, "--bootstrap", 30,
+                         "--device", "cpu", "--no-progress", "--out", tmp_path / "o")
+    assert code == 1 and "dead: no checkpoint could be scored to pick the best one" in err, err
+    assert "ckpt_0003000.safetensors: " in err and "two vs ref: MNIST FD" in out and "two is worse" in out
+    data = json.loads((tmp_path / "o" / "compare.json").read_text())
+    assert {d["arm"]: d["method"] for d in data["differences"]}["dead"] == "not computed in both arms"
+
+
+def test_two_arms_with_nan_samples_are_not_measurable(tmp_path: Path) -> None:
+    a = write_bank_checkpoint(tmp_path / "a", 1000, emit_nan=True)
+    b = write_bank_checkpoint(tmp_path / "b", 1000, emit_nan=True)
+    comp = compare({"a": a, "b": b}, **FAST)
+    r = comp.differences.iloc[0]
+    assert r["verdict"] == "not measurable" and not r["significant"], r
+    assert "b vs a: MNIST FD not measurable in either (samples with NaN/Inf values)." in comp.summary["verdict"]
+
+
+def test_markdown_escapes_what_users_name(runs: dict[str, Path]) -> None:
+    from ganeval.report.comparison import markdown
+
+    comp = compare({"a | `x`": runs["good"], "b|<i>": runs["noisy"]}, **{**FAST, "bootstrap": 0})
+    text = markdown(comp)
+    row = next(line for line in text.splitlines() if line.startswith("| b"))
+    assert row.startswith(r"| b\|\<i\> | MNIST FD |") and row.count(" | ") == 6, row  # seven cells, as the header
+    assert "baseline `` a | `x` ``, N = 400" in text  # a longer fence, padded: CommonMark strips one space each side
+
+
 def test_folder_without_pick_names_the_flag(tmp_path: Path, runs: dict[str, Path]) -> None:
     from ganeval.errors import GanevalError
 

@@ -468,6 +468,27 @@ def test_limit_over_the_real_floor(tmp_path: Path, cli: Any) -> None:
     assert code == 2 and "has no real-data floor; score with --real-floor" in err
     broken = write_report(tmp_path / "nan", make_summary([make_row(1, "inf", None, status="nan_samples")], real_floor=floor))
     assert not gate(broken, max_fid_over_floor=100).passed
+    code, out, err = cli("gate", broken, "--max-fid-over-floor", "100", "--json")  # inf measured: strict JSON, no crash
+    assert code == 1, err
+    crit = json.loads(out)["criteria"][0]
+    assert crit["measured"] == "inf" and crit["value"] == "inf" and not crit["passed"]
+
+
+def test_compare_json_is_not_a_report(report: Path, tmp_path: Path, cli: Any) -> None:
+    comp = tmp_path / "cmp" / "compare.json"
+    comp.parent.mkdir()
+    comp.write_text(json.dumps({**make_summary([make_row(1)]), "kind": "compare"}))  # rows and a primary metric, too
+    for args in ((comp, "--max-fid", "100"), (report, "--baseline", comp)):
+        code, _, err = cli("gate", *args)
+        assert code == 2 and "a `ganeval compare` result, not a score summary" in err, err
+
+
+def test_baseline_both_non_finite_is_no_change(tmp_path: Path) -> None:
+    nan_row = make_row(1, "inf", None, status="nan_samples")
+    cand = write_report(tmp_path / "c", make_summary([nan_row]))
+    base = write_report(tmp_path / "b", make_summary([nan_row]))
+    crit = gate(cand, baseline=base, max_regression=5).criteria[0]
+    assert "no change (both non-finite)" in crit.message and "better" not in crit.message
 
 
 def test_floor_limit_scores_the_floor_itself(tmp_path: Path, cli: Any, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -250,3 +250,19 @@ def test_write_reports_with_real_summary(tmp_path: Path) -> None:
     assert summary["rows"][3]["fid"] == "inf" and summary["late_collapse"]["flag"] is True
     p = _parse(paths["html"].read_text(encoding="utf-8"))
     assert summary["verdict"] in "".join(p.text) and p.score_rows == len(df) + 1
+
+
+def test_one_checkpoint_still_shows_its_interval_and_long_names_keep_their_ends() -> None:
+    from matplotlib.figure import Figure
+
+    from ganeval.report.plots import _panel, mpl_text
+
+    df = pd.DataFrame({"checkpoint": ["only.npz"], "iteration": [np.nan], "fid": [20.0], "fid_ci_low": [18.0],
+                       "fid_ci_high": [23.0], "is_best": [True]})
+    ax = Figure().subplots()
+    _panel(ax, df, np.array([0.0]), "fid", "fid_ci_low", "fid_ci_high", "FID", [])
+    (band,) = [c for c in ax.collections if c.get_label() == "bootstrap CI"]  # a band of one point has no width
+    (segment,) = band.get_segments()
+    assert segment[:, 1].tolist() == [18.0, 23.0]
+    a, b = mpl_text("experiment_lr0.0002_beta0.5_seed1_ckpt_0001.pt", 18), mpl_text("experiment_lr0.0002_beta0.5_seed1_ckpt_0002.pt", 18)
+    assert a != b and len(a) == 18 and a.startswith("experime…") and a.endswith("t_0001.pt")

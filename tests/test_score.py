@@ -87,6 +87,33 @@ def test_all_nan_series_recommends_nothing(tmp_path: Path) -> None:
     assert not summary["late_collapse"]["flag"] and "finite" in summary["late_collapse"]["reason"]
 
 
+@pytest.mark.parametrize("primary", ["mnist_fd", "mnist_is"])
+def test_last_checkpoint_with_nan_samples_is_training_gone_bad(tmp_path: Path, primary: str) -> None:
+    """Diverged at the end: flagged whichever direction the primary runs, with no signed difference to misread."""
+    write_bank_checkpoint(tmp_path / "run", 1000, noise=0.3)
+    write_bank_checkpoint(tmp_path / "run", 2000)
+    write_bank_checkpoint(tmp_path / "run", 3000, emit_nan=True)
+    summary = score(tmp_path / "run", **FAST, primary=primary).attrs["summary"]
+    late = summary["late_collapse"]
+    assert late["flag"] and late["unmeasurable"] and late["last"] == "ckpt_0003000.safetensors", late
+    assert late["best"] == "ckpt_0002000.safetensors" and late["difference"] is None
+    verdict = summary["verdict"]
+    assert ("the samples of the last checkpoint ckpt_0003000.safetensors hold NaN/Inf values, so its "
+            f"{primary} cannot be measured") in verdict and "inf%" not in verdict and "+inf" not in verdict, verdict
+
+
+def test_late_collapse_passes_over_a_last_row_without_the_primary() -> None:
+    """A last checkpoint whose primary was not computed is not "training gone bad": the one before it is judged."""
+    import pandas as pd
+
+    from ganeval import ranking
+
+    df = pd.DataFrame({"checkpoint": ["a", "b", "c"], "status": ["ok"] * 3, "mnist_fd": [3.0, 1.0, float("nan")]})
+    df = ranking.add_ranks(df, "mnist_fd")
+    late = ranking.late_collapse(df, "mnist_fd", {}, 0.1, 0.95)
+    assert not late["flag"] and late["last"] == "b" and late["note"] == "the last file c has no mnist_fd; judging b", late
+
+
 def test_improving_series_has_no_late_collapse(tmp_path: Path) -> None:
     for it, noise in zip((1000, 2000, 3000), (0.9, 0.5, 0.0), strict=True):
         write_bank_checkpoint(tmp_path / "run", it, noise=noise)
@@ -255,7 +282,9 @@ def test_printed_table_shows_the_metrics_asked_for(tmp_path: Path, cli) -> None:
     (["--num-samples=-5"], "--num-samples must be an integer of at least 2 (got -5)"),
     (["--batch-size", "0"], "--batch-size must be an integer of at least 1 (got 0)"),
     (["--bootstrap=-1"], "--bootstrap must be an integer of at least 0 (got -1)"),
-    (["--late-threshold=-0.1"], "--late-threshold must be 0 or more"),
+    (["--late-threshold=-0.1"], "--late-threshold must be a finite 0 or more"),
+    (["--late-threshold", "inf"], "--late-threshold must be a finite 0 or more"),  # a summary.json must hold it
+    (["--copying-threshold", "nan"], "--copying-threshold must be a finite z-score"),
     (["--primary", "checkpoint"], "--primary 'checkpoint' is not a column of the metrics asked for"),
     (["--primary", "fid"], "choose one of: mnist_is, mnist_is_std, mnist_fd"),
 ])

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ganeval.errors import EXIT_INPUT, GanevalError
+from ganeval.report.markdown import md_code, md_text
 
 if TYPE_CHECKING:
     from ganeval.gating import GateResult
@@ -156,14 +157,14 @@ def junit_xml(result: GateResult | None, error: str | None = None) -> str:
 def markdown(result: GateResult | None, error: str | None = None) -> str:
     """A short Markdown section for ``GITHUB_STEP_SUMMARY``."""
     if result is None:
-        return f"### ganeval gate: error (exit {EXIT_INPUT})\n\n{error}\n\n"
+        return f"### ganeval gate: error (exit {EXIT_INPUT})\n\n{md_text(error)}\n\n"
     from ganeval.gating import fmt
 
     head = "passed ✅" if result.passed else "FAILED ❌"
-    lines = [f"### ganeval gate: {head} — `{result.row.get('checkpoint')}` ({result.selector})", "",
+    lines = [f"### ganeval gate: {head} — {md_code(result.row.get('checkpoint'))} ({md_text(result.selector)})", "",
              "| criterion | metric | value | limit | CI | result |", "|---|---|---|---|---|---|"]
     for c in result.criteria:
         ci = f"[{fmt(c.ci[0])}, {fmt(c.ci[1])}]" if c.ci else "–"
         lines.append(f"| {c.name} | {c.metric} | {fmt(c.value)} | {fmt(c.limit)} | {ci} | {'pass' if c.passed else '**FAIL**'} |")
-    lines += [f"\n_note: {n}_" for n in result.notes]
+    lines += [f"\nnote: {md_text(n)}" for n in result.notes]
     return "\n".join(lines) + "\n\n"

@@ -145,11 +145,12 @@ def check_columns(columns: list[str], metrics: tuple[str, ...] | list[str]) -> N
                            f"each table also has {', '.join(BOOKKEEPING)})")
 
 
-def table_text(table: pd.DataFrame, columns: list[str], width: int | None) -> str:
-    """The printed table: the given columns that have a value; wrapped into blocks of ``width`` characters when given
-    (a terminal), one line per checkpoint otherwise (logs and pipes stay greppable)."""
-    cols = [c for c in columns if c in table and table[c].notna().any()]
-    return table[cols].to_string(index=False, line_width=width)
+def table_text(table: pd.DataFrame, columns: list[str], width: int | None, explicit: bool = False) -> str:
+    """The printed table: the given columns (by default only those that have a value; every one, in order, when the
+    user named them with ``--columns``); wrapped into blocks of ``width`` characters when given (a terminal), one line
+    per checkpoint otherwise (logs and pipes stay greppable)."""
+    cols = list(columns) if explicit else [c for c in columns if c in table and table[c].notna().any()]
+    return table.reindex(columns=cols).to_string(index=False, line_width=width)
 
 
 def floor_line(floor: dict, cols: list[str]) -> str:
@@ -185,7 +186,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         cols = args.columns or ["iteration", *printed_columns(opts.metrics), "n_bad_images", "rank", "status"]
         width = shutil.get_terminal_size().columns if sys.stdout.isatty() else None
-        print(table_text(result.table, cols, width))
+        print(table_text(result.table, cols, width, explicit=bool(args.columns)))
         cols = [c for c in cols if c in result.table]
         if result.summary.get("real_floor"):
             print(floor_line(result.summary["real_floor"], cols))

@@ -17,6 +17,7 @@ from ganeval.atomic import atomic_path, write_text
 from ganeval.metrics.directions import DIFFERENCE_WORDS, LABELS, SIGN_NOTE
 from ganeval.report.html import grid_figure, notes_section, page_head, provenance_section
 from ganeval.report.images import data_uri
+from ganeval.report.markdown import md_code, md_text
 from ganeval.report.plots import mpl_text, palette_png
 from ganeval.report.table import fmt, render_table
 
@@ -168,15 +169,15 @@ def render_comparison(comp: Comparison) -> str:
 def markdown(comp: Comparison) -> str:
     """The verdict and the differences as a Markdown section (``GITHUB_STEP_SUMMARY``, pull-request comments)."""
     s = comp.summary
-    lines = [f"### ganeval compare — baseline `{s.get('baseline')}`, N = {s.get('n_samples')}", ""]
-    lines += [f"- {line}" for line in s.get("verdict_lines") or []]
+    lines = [f"### ganeval compare — baseline {md_code(s.get('baseline'))}, N = {s.get('n_samples')}", ""]
+    lines += [f"- {md_text(line)}" for line in s.get("verdict_lines") or []]
     if not comp.differences.empty:
         lines += ["", "| arm | metric | arm value | baseline value | difference | interval | verdict |", "|---|---|---|---|---|---|---|"]
         for _, r in comp.differences.iterrows():
             ci = "–" if pd.isna(r["ci_low"]) else f"[{float(r['ci_low']):+.4g}, {float(r['ci_high']):+.4g}]"
             diff = "–" if pd.isna(r["difference"]) else f"{float(r['difference']):+.4g}"
             verdict = "–" if pd.isna(r["verdict"]) else str(r["verdict"])
-            lines.append(f"| {r['arm']} | {LABELS.get(str(r['metric']), r['metric'])} | {_cell(r['value'])} | "
+            lines.append(f"| {md_text(r['arm'])} | {LABELS.get(str(r['metric']), r['metric'])} | {_cell(r['value'])} | "
                          f"{_cell(r['baseline_value'])} | {diff} | {ci} | {verdict} |")
     return "\n".join(lines) + "\n\n"
 

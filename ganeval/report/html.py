@@ -62,7 +62,9 @@ def _flags(summary: dict[str, Any]) -> str:
     on = bool(late.get("flag"))
     metric = escape(str(late.get("metric", summary.get("primary_metric", "?"))))
     parts = [_flag_head("Late-training collapse", on)]
-    if late.get("last") is not None:
+    if late.get("last") is not None and late.get("unmeasurable"):  # the reason line says why
+        parts.append(f"last <code>{escape(str(late['last']))}</code>: {metric} not measurable<br>")
+    elif late.get("last") is not None:
         rel = number(late.get("relative"))
         rel_s = fmt(100 * rel, "+.1f") + "%" if rel is not None and math.isfinite(rel) else fmt(rel)
         parts.append(f"last <code>{escape(str(late['last']))}</code> vs best <code>{escape(str(late.get('best')))}</code>: "

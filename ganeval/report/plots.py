@@ -54,8 +54,10 @@ def x_axis(df: pd.DataFrame) -> tuple[np.ndarray, str, list[str] | None]:
 
 
 def mpl_text(s: str, limit: int = 40) -> str:
-    """Checkpoint names as plain matplotlib text: ``$`` would start mathtext; long names are shortened."""
-    s = s if len(s) <= limit else s[: limit - 1] + "…"
+    """Checkpoint names as plain matplotlib text: ``$`` would start mathtext; long names lose their middle (names of
+    one run share a prefix and differ at the end)."""
+    head = (limit - 1) // 2
+    s = s if len(s) <= limit else s[:head] + "…" + s[len(s) - (limit - 1 - head):]
     return s.replace("$", r"\$")
 
 
@@ -67,7 +69,10 @@ def _panel(ax: object, df: pd.DataFrame, x: np.ndarray, col: str, lo_col: str, h
     fin = np.isfinite(y[order])
     xs, ys = x[order][fin], y[order][fin]
     band = np.isfinite(lo[order]) & np.isfinite(hi[order])
-    if band.any():
+    if band.sum() == 1:  # one point: a band would have no width
+        i = order[band][0]
+        ax.vlines([x[i]], [lo[i]], [hi[i]], color="tab:blue", alpha=0.3, lw=8, label="bootstrap CI")
+    elif band.any():
         ax.fill_between(x[order][band], lo[order][band], hi[order][band], color="tab:blue", alpha=0.2, lw=0,
                         label="bootstrap CI")
     ax.plot(xs, ys, "-o", color="tab:blue", ms=3, lw=1.2, label=label.split(" (")[0])
