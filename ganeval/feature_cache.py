@@ -64,7 +64,7 @@ def metric_options(o: ScoreOptions, ids: dict[str, Any], metric: Metric, with_ci
     latent set at full N (paired bootstrap), else its own samples are resampled.
     """
     keys = {"is_splits": 10, "kid_subsets": o.kid_subsets, "kid_subset_size": o.kid_subset_size,
-            "mode_min_share": o.mode_min_share, "version": 1}
+            "mode_min_share": o.mode_min_share, "version": 2}  # 2: real features keyed by precision (1 mixed them)
     given = o.as_dict() if metric.option_keys else {}
     keys.update({k: ids.get(k, given.get(k)) for k in metric.option_keys})
     if metric.needs_real:  # min(N, 60,000) real images, drawn so: a short sample set's key alone does not say N

@@ -77,6 +77,13 @@ class ScoreOptions:
             raise GanevalError(f"--late-threshold must be a finite 0 or more, e.g. 0.1 for 10 % (got {self.late_threshold!r})")
         if not math.isfinite(self.copying_threshold):
             raise GanevalError(f"--copying-threshold must be a finite z-score, e.g. -3 (got {self.copying_threshold!r})")
+        if self.precision not in ("fp32", "bf16"):
+            raise GanevalError(f"--precision must be fp32 or bf16 (got {self.precision!r})")
+        known = [m for m in self.metrics if m in METRICS]
+        if self.primary is None and known and not {"fid", "mnist_fd", "custom_fd"} & {c for m in known for c in METRICS[m].columns}:
+            raise GanevalError(f"no Fréchet distance (fid, mnist_fd, custom_fd) among --metrics ({', '.join(self.metrics)}) to "
+                               f"rank the checkpoints by: add one, or name the column to rank by with --primary "
+                               f"(e.g. --primary {METRICS[known[0]].columns[0]})")
         if self.primary is not None and all(m in METRICS for m in self.metrics):
             columns = [c for m in self.metrics for c in METRICS[m].columns]
             if self.primary not in columns:

@@ -94,7 +94,9 @@ def real_subset_info(meta: dict[str, Any], n: int) -> dict[str, Any]:
 
 
 def _real_path(dataset: str, extractor: FeatureExtractor, n: int, total: int | None = None) -> Path:
-    prov = json.dumps(expected_provenance(extractor), sort_keys=True)
+    # The precision too: a reference may be shared across precisions, features never are (bf16 moves them ~1 %).
+    prov = json.dumps({**expected_provenance(extractor), "precision": extractor.provenance().get("precision", "fp32")},
+                      sort_keys=True)
     subset = "" if total is None or n >= total else f"|{REAL_SUBSET}|{total}"  # every image: the order needs no name
     key = hashlib.sha256(f"{dataset}|{prov}|{n}{subset}".encode()).hexdigest()[:24]
     return cache_dir("real_features") / f"{dataset}_{extractor.name}_{n}_{key}.npy"
@@ -206,7 +208,8 @@ def dataset_features(dataset: str | os.PathLike[str], extractor: FeatureExtracto
 def reference_provenance(meta: dict[str, Any]) -> dict[str, Any]:
     """What a report says about the reference: dataset, statistics file SHA-256, N; for your own images also
     where they are and the SHA-256 of their pixels."""
-    out = {"reference": meta.get("dataset"), "reference_sha256": meta.get("file_sha256"), "reference_n": meta.get("n")}
+    out = {"reference": meta.get("dataset"), "reference_sha256": meta.get("file_sha256"), "reference_n": meta.get("n"),
+           "reference_precision": meta.get("precision", "fp32")}  # may differ from the features' (a note says so)
     if meta.get("dataset") == "custom":
         out.update(reference_source=meta.get("source"), reference_images_sha256=meta.get("dataset_sha256"))
     if (imported := imported_summary(meta)) is not None:

@@ -127,3 +127,39 @@ def test_bf16_rankings_agree_with_fp32(tmp_path: Path, monkeypatch: pytest.Monke
         assert fp32[col].rank().tolist() == bf16[col].rank().tolist()
         assert (bf16[col] - fp32[col]).abs().max() <= 0.05 * fp32[col].abs().max()
     assert list(fp32["modes_covered"]) == list(bf16["modes_covered"])
+
+
+def test_real_features_are_never_shared_across_precisions(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A bf16 run's cached real features must not reach an fp32 run (nor the reverse): its KID and precision/recall
+    equal a fresh-cache fp32 run's exactly, and the reference's precision is in the provenance."""
+    write_bank_checkpoint(tmp_path / "run", 1000, noise=0.3)
+    opts = {"num_samples": 300, "metrics": ("mnist_fd", "mnist_kid", "mnist_prc"), "bootstrap": 0, "device": "cpu",
+            "progress": False, "kid_subset_size": 100}
+    monkeypatch.setenv("GANEVAL_CACHE_DIR", str(tmp_path / "fresh"))
+    fresh = score(tmp_path / "run", **opts)
+    monkeypatch.setenv("GANEVAL_CACHE_DIR", str(tmp_path / "shared"))
+    bf16 = score(tmp_path / "run", **opts, precision="bf16")
+    after = score(tmp_path / "run", **opts)
+    cols = ["mnist_kid_mean", "mnist_precision", "mnist_recall", "mnist_fd"]
+    assert after[cols].to_numpy().tolist() == fresh[cols].to_numpy().tolist()
+    assert bf16["mnist_kid_mean"].item() != fresh["mnist_kid_mean"].item()  # they do differ: the test can tell
+    prov = bf16.attrs["summary"]["provenance"]["mnist"]
+    assert prov["precision"] == "bf16" and prov["reference_precision"] == "fp32"
+
+
+def test_path_lengths_run_in_fp32_at_either_precision(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """bf16 rounding of the features is ~250x a 1e-4 step's change: path lengths must not depend on --precision."""
+    monkeypatch.setenv("GANEVAL_CACHE_DIR", str(tmp_path / "cache"))
+    write_bank_checkpoint(tmp_path / "run", 1000, noise=0.3)
+    ppl = {p: score(tmp_path / "run", num_samples=200, metrics=("mnist_fd", "mnist_ppl"), bootstrap=0, device="cpu",
+                    progress=False, precision=p)["mnist_ppl"].item() for p in ("fp32", "bf16")}
+    assert ppl["bf16"] == pytest.approx(ppl["fp32"], rel=1e-9), ppl
+
+
+@pytest.mark.parametrize("precision", ["fp16", "BF16", None])
+def test_unknown_precision_is_an_input_error_in_the_api(tmp_path: Path, precision: object) -> None:
+    from ganeval.errors import GanevalError
+
+    write_bank_checkpoint(tmp_path / "run", 1000)
+    with pytest.raises(GanevalError, match="--precision must be fp32 or bf16"):
+        score(tmp_path / "run", num_samples=50, metrics=("mnist_fd",), precision=precision, device="cpu", progress=False)

@@ -287,6 +287,7 @@ def test_printed_table_shows_the_metrics_asked_for(tmp_path: Path, cli) -> None:
     (["--copying-threshold", "nan"], "--copying-threshold must be a finite z-score"),
     (["--primary", "checkpoint"], "--primary 'checkpoint' is not a column of the metrics asked for"),
     (["--primary", "fid"], "choose one of: mnist_is, mnist_is_std, mnist_fd"),
+    (["--metrics", "mnist_kid"], "no Fréchet distance (fid, mnist_fd, custom_fd) among --metrics (mnist_kid) to rank"),
 ])
 def test_unusable_options_are_refused_before_scoring(tmp_path: Path, cli, args: list[str], problem: str) -> None:
     """One line naming the option, exit 2, nothing scored and no report folder."""

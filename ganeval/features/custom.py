@@ -98,10 +98,11 @@ class CustomExtractor:
         return self.float_features(images.to(self.device, non_blocking=True).float().div_(255.0))
 
     @torch.inference_mode()
-    def float_features(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Features of float images in ``[0, 1]`` (unquantised generator output, for path lengths)."""
+    def float_features(self, x: torch.Tensor, fp32: bool = False) -> dict[str, torch.Tensor]:
+        """Features of float images in ``[0, 1]`` (unquantised generator output, for path lengths); ``fp32``: at full
+        precision whatever ``precision`` says (a path length divides a tiny step's change by ε², which bf16 swamps)."""
         x = x.to(self.device, torch.float32)
-        if self.precision == "bf16":
+        if self.precision == "bf16" and not fp32:
             with torch.autocast(self.device.type, dtype=torch.bfloat16):
                 out = self.net(x)
         else:

@@ -116,12 +116,13 @@ class MNISTClassifierExtractor:
         return self._features(self.preprocess(images))
 
     @torch.inference_mode()
-    def float_features(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Features of float images in ``[0, 1]`` (unquantised generator output, for path lengths)."""
-        return self._features(self.preprocess_float(x))
+    def float_features(self, x: torch.Tensor, fp32: bool = False) -> dict[str, torch.Tensor]:
+        """Features of float images in ``[0, 1]`` (unquantised generator output, for path lengths); ``fp32``: at full
+        precision whatever ``precision`` says (a path length divides a tiny step's change by ε², which bf16 swamps)."""
+        return self._features(self.preprocess_float(x), fp32)
 
-    def _features(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        if self.precision == "bf16":
+    def _features(self, x: torch.Tensor, fp32: bool = False) -> dict[str, torch.Tensor]:
+        if self.precision == "bf16" and not fp32:
             with torch.autocast(self.device.type, dtype=torch.bfloat16):
                 pool, logits = self.net(x)
         else:
