@@ -37,7 +37,24 @@ def test_float32_features_agree_and_batching_does_not_matter() -> None:
     whole = density_coverage(gen, real)
     assert density_coverage(gen, real, batch=37) == pytest.approx(whole, abs=1e-12)
     want = _prdc(real.double(), gen.double(), 5)
-    assert whole == pytest.approx((want["density"], want["coverage"]), abs=2e-3)  # a float32 tie may flip one count
+    assert whole == (want["density"], want["coverage"])  # float64 distances: exactly, from float32 features too
+
+
+def test_copies_of_real_features_lie_on_ball_boundaries_and_count_outside() -> None:
+    """Half the samples copy real features: each sits exactly on some balls' boundary (open balls: outside). Float32
+    matrix-product distances counted ties inside; the exact, direct-difference definition and prdc do not."""
+    g = torch.Generator().manual_seed(0)
+    real = torch.randn(1500, 64, generator=g)
+    gen = torch.cat([real[:750], torch.randn(750, 64, generator=g)])
+    r64, g64 = real.double(), gen.double()
+    d_rr = (r64[:, None] - r64[None]).pow(2).sum(-1).sqrt()
+    radii = d_rr.sort(dim=1).values[:, 5]
+    hit = (g64[:, None] - r64[None]).pow(2).sum(-1).sqrt() < radii
+    exact = (int(hit.sum()) / (5 * len(gen)), float(hit.any(0).double().mean()))
+    got = density_coverage(gen, real)
+    assert got == pytest.approx(exact, abs=1e-15)
+    want = _prdc(real, gen, 5)
+    assert got == pytest.approx((want["density"], want["coverage"]), abs=1e-15)
 
 
 def test_definitions_on_real_like_cases() -> None:
