@@ -19,6 +19,8 @@ from ganeval.models import build_generator
 from ganeval.version import __version__
 
 CKPT_RE = re.compile(r"^ckpt_(\d+)\.safetensors$")
+#: Largest iteration a table column (int64) holds.
+MAX_ITERATION = 2**63 - 1
 META_KEY = "ganeval"
 
 
@@ -74,6 +76,20 @@ def read_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
     return parsed
 
 
+def dtype_problem(state: dict[str, torch.Tensor], model: nn.Module, exact: bool) -> str | None:
+    """Why ``state`` cannot load into ``model`` by dtype, or None: ``load_state_dict`` casts silently, which turned
+    integer weights into a generator that scored. ``exact``: every dtype must match (ganeval's float32 checkpoints);
+    otherwise floating weights of another width (half, bfloat16) load, integer ones into floating slots do not."""
+    expected = model.state_dict()
+    for key, value in state.items():
+        want = expected.get(key)
+        if want is None or value.dtype == want.dtype:
+            continue
+        if exact or value.is_floating_point() != want.is_floating_point():
+            return f"{key} is {str(value.dtype).removeprefix('torch.')}, the model's is {str(want.dtype).removeprefix('torch.')}"
+    return None
+
+
 def load_generator(
     path: str | os.PathLike[str], use_ema: bool = True, device: str | torch.device = "cpu"
 ) -> tuple[nn.Module, dict[str, Any]]:
@@ -97,11 +113,16 @@ def load_generator(
         raise CheckpointError(f"{path}: {exc}") from exc
     except (TypeError, ValueError) as exc:
         raise CheckpointError(f"{path}: config {config} does not fit model {model!r} ({exc})") from exc
+    z_dim, built = meta.get("latent_dim"), getattr(gen, "latent_dim", None)
+    if z_dim is not None and built is not None and z_dim != built:
+        raise CheckpointError(f"{path}: metadata says latent_dim {z_dim!r}, but model {model!r} with its config takes {built}")
     prefix = "g_ema." if use_ema and any(k.startswith("g_ema.") for k in tensors) else "g."
     if prefix == "g." and not any(k.startswith("g.") for k in tensors) and any(k.startswith("g_ema.") for k in tensors):
         raise CheckpointError(f"{path}: holds only the EMA generator (g_ema.*, as ganeval export writes it), no raw "
                               "weights; use the EMA weights (drop --raw / use_ema=False)")
     state = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+    if (problem := dtype_problem(state, gen, exact=True)) is not None:
+        raise CheckpointError(f"{path}: weights of the wrong type ({problem}; ganeval writes float32 checkpoints)")
     try:
         gen.load_state_dict(state, strict=True)
     except RuntimeError as exc:  # torch's first line only names the class; the next one names the key and shapes
@@ -147,6 +168,6 @@ def list_checkpoints(directory: str | os.PathLike[str]) -> list[CheckpointRef]:
     refs = []
     for entry in directory.iterdir() if directory.is_dir() else []:
         m = CKPT_RE.match(entry.name)
-        if m and entry.is_file():
+        if m and entry.is_file() and int(m.group(1)) <= MAX_ITERATION:
             refs.append(CheckpointRef(entry, int(m.group(1))))
-    return sorted(refs, key=lambda r: r.iteration)
+    return sorted(refs, key=lambda r: (r.iteration, r.path.name))  # equal iterations: a fixed order, by name

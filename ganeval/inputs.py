@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ganeval.checkpoints import CKPT_RE, list_checkpoints, load_generator, read_metadata
+from ganeval.checkpoints import CKPT_RE, MAX_ITERATION, list_checkpoints, load_generator, read_metadata
 from ganeval.errors import CheckpointError, GanevalError
 from ganeval.sources import generators as gens
 from ganeval.sources.base import GeneratorSamples, InputHints, Samples, merge_hints
@@ -222,7 +222,9 @@ def _folder(path: Path, hints: InputHints) -> Series:
     refs = list_checkpoints(path)
     if refs:
         others = sorted(p.name for p in files if not CKPT_RE.match(p.name))
-        return Series([Source(r.path.name, r.path, r.iteration) for r in refs], _ignored(path, others, "non-checkpoint"), path)
+        sources = sorted([Source(r.path.name, r.path, r.iteration) for r in refs] + _unlisted(path, refs),
+                         key=lambda s: (s.iteration is None, s.iteration or 0, s.name))
+        return Series(sources, _ignored(path, others, "non-checkpoint") + _same_iteration(refs), path)
     generators = [p for p in files if p.suffix.lower() in GENERATOR_EXTS]
     if generators:
         sources, notes = _ordered([_file_source(p, hints) for p in generators], "generator file", "file-name")
@@ -233,6 +235,31 @@ def _folder(path: Path, hints: InputHints) -> Series:
         src = Source(path.name, path, _number(path.name), "images", {"hints": hints})
         return Series([src], _ignored(path, others, "non-image"), path)
     raise GanevalError(f"{path}: no checkpoints (ckpt_*.safetensors), generator files (.onnx, .pt, .ts) or images to score")
+
+
+def _unlisted(path: Path, refs: list[Any]) -> list[Source]:
+    """Checkpoint-named entries that are no checkpoint file (a folder, a link to nothing, an iteration beyond int64):
+    error rows in their place, so they are seen rather than silently left out."""
+    listed = {r.path.name for r in refs}
+    out = []
+    for p in sorted(path.iterdir(), key=lambda q: natural_key(q.name)):
+        if not CKPT_RE.match(p.name) or p.name in listed:
+            continue
+        why = ("is a folder, not a checkpoint file" if p.is_dir() else "is a link to nothing (its target is missing)"
+               if p.is_symlink() and not p.exists() else "names an iteration beyond 2^63 - 1" if p.is_file()
+               else "is not a regular file")
+        it = int(CKPT_RE.match(p.name).group(1))  # type: ignore[union-attr]
+        out.append(Source(p.name, None, it if it <= MAX_ITERATION else None, "failed", {"error": f"{p}: {why}"}))
+    return out
+
+
+def _same_iteration(refs: list[Any]) -> list[str]:
+    """A note per iteration that several checkpoint files share (all are scored; the last by name counts as later)."""
+    by_it: dict[int, list[str]] = {}
+    for r in refs:
+        by_it.setdefault(r.iteration, []).append(r.path.name)
+    return [f"{', '.join(names)} share iteration {it}: all scored, ordered by name (the last counts as the later one)"
+            for it, names in by_it.items() if len(names) > 1]
 
 
 def scorable(path: str | os.PathLike[str]) -> bool:

@@ -154,3 +154,55 @@ def test_cli_style_error_is_one_line(tmp_path: Path) -> None:
     with pytest.raises(CheckpointError) as err:
         load_generator(path)
     assert "\n" not in str(err.value)
+
+
+def test_weights_of_another_dtype_are_refused_not_cast(tmp_path: Path) -> None:
+    """load_state_dict casts silently: integer weights made a generator that scored (and ranked best)."""
+    g = build_generator("mlp")
+    as_int = {k: (v * 100).to(torch.int32) if v.is_floating_point() else v for k, v in g.state_dict().items()}
+    path = save_checkpoint(tmp_path / "ckpt_0000001.safetensors", g, _meta("mlp"))
+    from safetensors.torch import load_file, save_file
+
+    tensors = {f"g.{k}": v for k, v in as_int.items()}
+    save_file(tensors, str(path), metadata={"ganeval": json.dumps(read_metadata(path))})
+    with pytest.raises(CheckpointError, match=r"weights of the wrong type \([\w.]+ is int32, the model's is float32"):
+        load_generator(path)
+    half = {k: v.half() if v.is_floating_point() else v for k, v in load_file(str(save_checkpoint(
+        tmp_path / "b.safetensors", g, _meta("mlp")))).items()}
+    save_file(half, str(tmp_path / "c.safetensors"), metadata={"ganeval": json.dumps(_meta("mlp"))})
+    with pytest.raises(CheckpointError, match="is float16, the model's is float32; ganeval writes float32"):
+        load_generator(tmp_path / "c.safetensors")
+
+
+def test_latent_size_in_metadata_must_fit_the_model(tmp_path: Path) -> None:
+    path = save_checkpoint(tmp_path / "ckpt_0000001.safetensors", build_generator("mlp"), _meta("mlp", latent_dim=5))
+    with pytest.raises(CheckpointError, match="metadata says latent_dim 5, but model 'mlp' with its config takes 100"):
+        load_generator(path)
+
+
+def test_odd_entries_of_a_checkpoint_folder_are_rows_not_silence(tmp_path: Path) -> None:
+    """A folder, a dangling link and a too-large iteration named like checkpoints are error rows in their place; two
+    files of one iteration are both scored, in name order, with a note; the report is written whole."""
+    from synthetic import write_bank_checkpoint
+
+    from ganeval.evaluate import score
+
+    run = tmp_path / "run"
+    for it in (100, 300):
+        write_bank_checkpoint(run, it)
+    (run / "ckpt_300.safetensors").write_bytes((run / "ckpt_0000100.safetensors").read_bytes())
+    (run / "ckpt_0000200.safetensors").mkdir()
+    (run / "ckpt_0000250.safetensors").symlink_to(tmp_path / "gone.safetensors")
+    (run / "ckpt_20000000000000000000.safetensors").write_bytes((run / "ckpt_0000300.safetensors").read_bytes())
+    df = score(run, num_samples=100, metrics=("mnist_fd",), bootstrap=0, device="cpu", progress=False, out=tmp_path / "rep")
+    assert df["checkpoint"].tolist() == ["ckpt_0000100.safetensors", "ckpt_0000200.safetensors", "ckpt_0000250.safetensors",
+                                         "ckpt_0000300.safetensors", "ckpt_300.safetensors",
+                                         "ckpt_20000000000000000000.safetensors"]
+    errors = dict(zip(df["checkpoint"], df["error"], strict=True))
+    assert errors["ckpt_0000200.safetensors"].endswith("ckpt_0000200.safetensors: is a folder, not a checkpoint file")
+    assert errors["ckpt_0000250.safetensors"].endswith("is a link to nothing (its target is missing)")
+    assert errors["ckpt_20000000000000000000.safetensors"].endswith("names an iteration beyond 2^63 - 1")
+    assert df["status"].tolist() == ["ok", "error", "error", "ok", "ok", "error"]
+    notes = df.attrs["summary"]["notes"]
+    assert any(n.startswith("ckpt_0000300.safetensors, ckpt_300.safetensors share iteration 300") for n in notes), notes
+    assert {p.name for p in (tmp_path / "rep").iterdir()} >= {"scores.csv", "scores.parquet", "summary.json", "report.html"}

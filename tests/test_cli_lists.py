@@ -109,3 +109,14 @@ def test_docs_name_every_metric_and_column() -> None:
         for col in table_columns(metric):
             stem = col if "digit_" not in col else "mnist_fd_digit_0"
             assert stem in columns, (name, col)
+
+
+def test_an_output_that_cannot_be_written_is_one_line_exit_2(tmp_path: Path, cli) -> None:
+    """A file in the way of an output folder: the path and the system's reason, not a traceback (exit 2)."""
+    ckpt = write_bank_checkpoint(tmp_path / "run", 1000)
+    (tmp_path / "blocker").write_text("a file")
+    for args in (("export", ckpt, "--out", tmp_path / "blocker" / "g.safetensors"),
+                 ("train", "--out", tmp_path / "blocker" / "run", "--iterations", 5, "--no-progress", "--device", "cpu")):
+        code, _, err = cli(*args)
+        assert code == 2 and err.startswith(f"ganeval: error: {tmp_path / 'blocker'}") and err.count("\n") == 1, err
+        assert "(a file where a folder is needed?)" in err

@@ -13,7 +13,7 @@ from synthetic import BankGenerator, write_bank_checkpoint
 
 import ganeval
 from ganeval.checkpoints import load_generator
-from ganeval.errors import GanevalError
+from ganeval.errors import CheckpointError, GanevalError
 from ganeval.sources.state_dicts import resolve_spec
 
 FAST = {"metrics": ("mnist_fd", "mnist_is"), "num_samples": 300, "bootstrap": 0, "device": "cpu", "progress": False}
@@ -181,3 +181,23 @@ def test_a_state_dict_without_generator_says_how(tmp_path: Path, bank) -> None:
     torch.save(bank[1].state_dict(), tmp_path / "G_1.pt")
     df = ganeval.score(tmp_path / "G_1.pt", **FAST)
     assert df["status"].iloc[0] == "error" and "pass its class: --generator MODULE:NAME" in df["error"].iloc[0]
+
+
+def test_weight_dtypes_other_widths_load_integers_do_not(tmp_path: Path) -> None:
+    from ganeval.sources.state_dicts import load_state_dict_generator, read_weights, resolve_spec
+
+    torch.manual_seed(0)
+    spec = resolve_spec(lambda: torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Tanh()))
+    sd = spec.build().state_dict()
+    torch.save({k: v.half() for k, v in sd.items()}, tmp_path / "G_1.pt")
+    model, _ = load_state_dict_generator(tmp_path / "G_1.pt", spec, None, torch.device("cpu"))
+    assert model[0].weight.dtype == torch.float32 and torch.equal(model[0].weight, sd["0.weight"].half().float())
+    torch.save({k: (v * 10).long() for k, v in sd.items()}, tmp_path / "G_2.pt")
+    with pytest.raises(CheckpointError, match=r"G_2.pt: weights of the wrong type \(0.weight is int64, the model's is float32\)"):
+        load_state_dict_generator(tmp_path / "G_2.pt", spec, None, torch.device("cpu"))
+    torch.save({"G": sd, "args": argparse.Namespace(lr=1)}, tmp_path / "G_3.pt", _use_new_zipfile_serialization=False)
+    with pytest.raises(CheckpointError, match="G_3.pt: holds objects other than tensors and plain containers such as argparse.Namespace"):
+        read_weights(tmp_path / "G_3.pt")  # the legacy (non-zip) format too: the reason, not "neither a torch.save archive"
+    (tmp_path / "G_4.pt").write_bytes(b"hello, not weights")
+    with pytest.raises(CheckpointError, match=r"G_4.pt: cannot read weights: not a safetensors or torch.save file, or damaged \(KeyError"):
+        read_weights(tmp_path / "G_4.pt")

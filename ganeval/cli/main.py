@@ -57,3 +57,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return EXIT_INPUT
+    except OSError as exc:  # a folder that cannot be made, a read-only or full disk: one line naming the path
+        where = f"{exc.filename}: " if exc.filename else ""
+        hint = " (a file where a folder is needed?)" if isinstance(exc, FileExistsError | NotADirectoryError) else ""
+        print(f"ganeval: error: {where}{exc.strerror or exc}{hint}", file=sys.stderr)
+        return EXIT_INPUT
+    except Exception as exc:
+        if type(exc).__name__ != "SafetensorError":  # safetensors' own write errors (e.g. no space left on device)
+            raise
+        print(f"ganeval: error: cannot write a safetensors file: {exc}", file=sys.stderr)
+        return EXIT_INPUT

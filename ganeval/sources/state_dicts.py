@@ -19,6 +19,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ganeval.checkpoints import dtype_problem
 from ganeval.errors import CheckpointError
 from ganeval.user_code import UserFactory, resolve_factory
 
@@ -40,15 +41,17 @@ def read_weights(path: Path) -> Any:
             return load_file(str(path), device="cpu")
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        if not zipfile.is_zipfile(path):
-            raise CheckpointError(f"{path}: cannot read weights (neither a torch.save archive nor safetensors)") from exc
         found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(exc))
+        if not found and not zipfile.is_zipfile(path):  # torch.save's legacy format names no global: say what it is
+            raise CheckpointError(f"{path}: cannot read weights (not safetensors, and torch.load with weights_only=True "
+                                  f"refused it: {str(exc).strip().splitlines()[0][:160] if str(exc).strip() else 'unpicklable'})") from exc
         what = f" such as {found.group(1)}" if found else ""
         raise CheckpointError(f"{path}: holds objects other than tensors and plain containers{what}, which are not "
                               "unpickled (torch.load with weights_only=True refused it); save G.state_dict() alone") from exc
     except Exception as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
-        raise CheckpointError(f"{path}: cannot read weights ({first[:200]})") from exc
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        raise CheckpointError(f"{path}: cannot read weights: not a safetensors or torch.save file, or damaged "
+                              f"({exc.__class__.__name__}{': ' + first[:160] if first else ''})") from exc
 
 
 def _strip(key: str) -> str:
@@ -122,6 +125,8 @@ def load_state_dict_generator(path: Path, spec: UserFactory, state_key: str | No
     """The generator with the file's weights, in eval mode on ``device``; the key path they came from."""
     model = spec.build()
     sd, key = find_state_dict(read_weights(path), model, path, state_key)
+    if (problem := dtype_problem(sd, model, exact=False)) is not None:
+        raise CheckpointError(f"{path}: weights of the wrong type ({problem}): not the generator's weights as saved")
     try:
         model.load_state_dict(sd, strict=True)
     except RuntimeError as exc:  # names fit but shapes do not: another --generator-kwargs
