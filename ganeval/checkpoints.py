@@ -148,6 +148,7 @@ def export_generator(src: str | os.PathLike[str], dst: str | os.PathLike[str], u
     prefix = meta.pop("weights")
     sha = meta.pop("sha256")
     meta["exported_from"] = {"name": src.name, "sha256": sha, "weights": prefix}
+    meta["ema"] = prefix == "g_ema"  # what this file holds: the EMA generator, or the raw one alone
     tensors = {f"{prefix}.{k}": v.detach().contiguous() for k, v in gen.state_dict().items()}
     with atomic_path(dst) as tmp:
         save_file(tensors, str(tmp), metadata={META_KEY: json.dumps(meta, sort_keys=True)})

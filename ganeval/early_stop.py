@@ -24,8 +24,8 @@ from ganeval.comparing import compare
 from ganeval.errors import require_count
 from ganeval.evaluate import score
 from ganeval.train.loop import TrainResult, train
-from ganeval.train.recipes import TrainError, get_recipe
-from ganeval.train.state import STATE_NAME, load_state
+from ganeval.train.plan import plan_train
+from ganeval.train.recipes import TrainError
 
 STOP_METRICS = ("mnist_fd", "fid", "custom_fd")
 REPORT_NAME = "early_stop.json"
@@ -134,16 +134,14 @@ def train_with_early_stop(out: str | os.PathLike[str], stopper: EarlyStopper, *,
 
     ``OUT/early_stop.json`` is rewritten after every checkpoint. With ``resume`` the run's existing checkpoints are
     judged first (a stopped run resumed with the same rule stops again at once; change the rule to continue).
+    Everything :func:`ganeval.train.train` refuses is refused here first, with nothing judged or written.
     """
     out = Path(out)
     if "stop_at" in train_kwargs:
         raise TrainError("early stopping sets stop_at itself")
-    if not resume and out.exists() and any(out.iterdir()):
-        raise TrainError(f"{out}: output folder is not empty; pass --resume to continue the run in it, or choose another --out")
-    if resume and not (out / STATE_NAME).exists():
-        raise TrainError(f"{out / STATE_NAME}: missing, so there is no run to resume")
-    planned = load_state(out / STATE_NAME)[1].get("iterations") if resume else None  # the resumed run's own length
-    target = int(train_kwargs.get("iterations") or planned or get_recipe(train_kwargs.get("model") or "mlp").iterations)
+    checks = {k: v for k, v in train_kwargs.items() if k not in ("data_dir", "progress")}
+    # the trainer's own checks, before any checkpoint is judged: the folder, the state, the flags against the run
+    target = plan_train(out, resume=resume, checkpoint_every=checkpoint_every, **checks).target
     stopped, iteration = False, 0
     for ref in list_checkpoints(out) if out.is_dir() else []:
         iteration = ref.iteration

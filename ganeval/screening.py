@@ -21,6 +21,7 @@ from ganeval.atomic import write_text
 from ganeval.checkpoints import checkpoint_name
 from ganeval.evaluate import score
 from ganeval.train.loop import TrainResult, train
+from ganeval.train.plan import plan_train
 from ganeval.train.recipes import TrainError, get_recipe
 from ganeval.train.state import LOG_NAME
 
@@ -93,13 +94,24 @@ def screen_seeds(out: str | os.PathLike[str], seeds: list[int], screen_iteration
         if out.is_dir() else []
     if strays:
         raise TrainError(f"{out}: holds {strays[0]!r}, which is not part of a seed screen; choose another --out")
+    checks = {k: v for k, v in train_kwargs.items() if k not in ("data_dir",)}
+    for seed in seeds:  # every seed's run is checked before any is trained
+        run = seed_dir(out, seed)
+        plan = plan_train(run, seed=seed, resume=True, stop_at=screen_iterations, device=device, **checks)
+        if screen_iterations >= plan.target:
+            raise TrainError(f"{run}: --screen-iterations {screen_iterations} must be below the run's --iterations "
+                             f"{plan.target}")
+        if plan.start > screen_iterations and not (run / checkpoint_name(screen_iterations)).is_file():
+            raise TrainError(f"{run}: --screen-iterations {screen_iterations} is below this seed's iteration "
+                             f"{plan.start}, and it has no checkpoint at {screen_iterations} to score; screen at a "
+                             "later iteration or in another --out")
     rows: list[dict[str, Any]] = []
     for seed in seeds:
         train(seed_dir(out, seed), seed=seed, resume=True, stop_at=screen_iterations, device=device, progress=progress,
               **train_kwargs)
         ckpt = seed_dir(out, seed) / checkpoint_name(screen_iterations)
         if not ckpt.is_file():
-            raise TrainError(f"{ckpt}: missing after screening (is --screen-iterations beyond the run's --iterations?)")
+            raise TrainError(f"{ckpt}: missing after screening")  # the checks above rule this out
         df = score(ckpt, num_samples=num_samples, metrics=("mnist_is", "mnist_fd", "modes"), bootstrap=bootstrap,
                    device=device, progress=False)
         row = df.iloc[0]

@@ -45,6 +45,9 @@ def test_export_keeps_the_scored_generator_and_metadata(ckpt: Path, tmp_path: Pa
     assert meta["exported_from"] == {"name": ckpt.name, "sha256": info["sha256"], "weights": "g_ema"}
     raw = export_generator(ckpt, tmp_path / "raw.safetensors", use_ema=False)
     assert torch.equal(_out(raw, z), _out(ckpt, z, use_ema=False))
+    # the metadata says what the file holds: the raw generator alone is not EMA weights
+    assert meta["ema"] is True and read_metadata(raw)["ema"] is False
+    assert set(load_file(str(raw))) == {k for k in load_file(str(ckpt)) if k.startswith("g.")}
 
 
 def test_export_bad_input_is_one_line_and_writes_nothing(ckpt: Path, tmp_path: Path, cli) -> None:

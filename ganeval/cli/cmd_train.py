@@ -97,7 +97,7 @@ def _screen(args: argparse.Namespace) -> int:
     if args.seed is not None or args.resume:
         raise GanevalError("--screen-seeds sets the seeds and resumes by itself: drop --seed/--resume")
     try:
-        seeds = [int(s) for s in args.screen_seeds.split(",") if s.strip()]
+        seeds = [int(s) for s in args.screen_seeds.split(",")]  # an empty item ("1,,2", "1,2,") is refused too
     except ValueError as exc:
         raise GanevalError(f"--screen-seeds must be integers separated by commas (got {args.screen_seeds!r})") from exc
     result = screen_seeds(

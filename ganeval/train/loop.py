@@ -9,7 +9,6 @@ an existing checkpoint is never overwritten with different weights.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import os
 import sys
@@ -24,16 +23,16 @@ import torch
 from ganeval.checkpoints import checkpoint_name, list_checkpoints, save_checkpoint
 from ganeval.data.mnist import load_mnist, mnist_checksum
 from ganeval.errors import CheckpointError
-from ganeval.models import build_discriminator, build_generator, get_model
+from ganeval.models import build_discriminator, build_generator
 from ganeval.train.grid import GRID_COLS, GRID_ROWS, sample_grid
 from ganeval.train.losses import EMA, STEPS
-from ganeval.train.recipes import PRECISIONS, Recipe, TrainError, derive_seed, get_recipe
+from ganeval.train.plan import RunSettings, plan_train
+from ganeval.train.recipes import TrainError, derive_seed
 from ganeval.train.state import (
     LOG_NAME,
     STATE_NAME,
     append_log,
     flatten_optimizer,
-    load_state,
     prefixed,
     remove_stale_tmp,
     restore_optimizer,
@@ -56,76 +55,6 @@ class TrainResult:
     resumed_from: int | None = None
 
 
-@dataclass(frozen=True)
-class RunSettings:
-    """Everything that fixes the trajectory of a run (stored in the state file, checked on resume)."""
-
-    model: str
-    config: dict[str, Any]
-    seed: int
-    recipe: Recipe
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"model": self.model, "config": self.config, "seed": self.seed, "recipe": self.recipe.as_dict()}
-
-
-def _positive(name: str, value: float | None) -> None:
-    if value is not None and (isinstance(value, bool) or not value > 0):
-        raise TrainError(f"{name} must be positive (got {value})")
-
-
-def _resolve(saved: dict[str, Any] | None, model: str | None, config: dict[str, Any] | None, seed: int | None,
-             batch_size: int | None, lr: float | None, n_critic: int | None, lr_decay_start: int | None = None,
-             precision: str | None = None, at: int = 0) -> RunSettings:
-    if saved is None:
-        name = model or "mlp"
-        recipe = get_recipe(name)
-        overrides = {k: v for k, v in (("batch_size", batch_size), ("lr", lr), ("n_critic", n_critic),
-                                       ("lr_decay_start", lr_decay_start), ("precision", precision)) if v is not None}
-        recipe = dataclasses.replace(recipe, **overrides)
-        full = {**get_model(name).defaults, **(config or {})}
-        return RunSettings(name, full, 0 if seed is None else int(seed), recipe)
-    try:
-        fields = dict(saved["recipe"])
-        fields["betas"] = tuple(fields["betas"])
-        run = RunSettings(str(saved["model"]), dict(saved["config"]), int(saved["seed"]), Recipe(**fields))
-    except (KeyError, TypeError, ValueError) as exc:
-        raise CheckpointError(f"{STATE_NAME}: run settings are malformed ({exc.__class__.__name__}: {exc})") from exc
-    get_recipe(run.model)
-    if run.recipe.lr_decay_start is None and lr_decay_start is not None and lr_decay_start >= at:
-        # A decay added to a constant-rate run from its current iteration on leaves the past as it was: the run stays
-        # identical to a fresh one started with this --lr-decay-start.
-        run = dataclasses.replace(run, recipe=dataclasses.replace(run.recipe, lr_decay_start=lr_decay_start))
-    asked = {"--model": (model, run.model), "--seed": (seed, run.seed), "--batch-size": (batch_size, run.recipe.batch_size),
-             "--lr": (lr, run.recipe.lr), "--n-critic": (n_critic, run.recipe.n_critic),
-             "--lr-decay-start": (lr_decay_start, run.recipe.lr_decay_start),
-             "--precision": (precision, run.recipe.precision)}
-    if config is not None and {**run.config, **config} != run.config:
-        raise TrainError(f"resume: config {config} differs from the run's {run.config}")
-    for flag, (value, stored) in asked.items():
-        if value is not None and value != stored:
-            hint = (f" (a constant-rate run takes a decay that starts at or after its iteration {at})"
-                    if flag == "--lr-decay-start" and stored is None else "")
-            raise TrainError(f"resume: {flag} {value} differs from the run's {flag} {stored}; omit it or use the same "
-                             f"value{hint}")
-    return run
-
-
-def _device(device: str | torch.device) -> torch.device:
-    """``auto`` → CUDA when present, else CPU; a clear error for unknown or unavailable devices."""
-    if str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(device)
-    except RuntimeError as exc:
-        raise TrainError(f"--device {device!r} is not a device (use auto, cpu or cuda)") from exc
-    if dev.type not in ("cpu", "cuda"):
-        raise TrainError(f"--device {device!r} is not supported by the trainer (use auto, cpu or cuda)")
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise TrainError("--device cuda asked for, but no CUDA device is available")
-    return dev
-
-
 class _Trainer:
     """Models, optimisers, random streams and the run folder of one training run."""
 
@@ -138,7 +67,8 @@ class _Trainer:
             self.g = build_generator(run.model, run.config).to(dev).train()
             self.d = build_discriminator(run.model, run.config).to(dev).train()
         except (TypeError, ValueError) as exc:
-            raise TrainError(f"config {run.config} does not fit model {run.model!r} ({exc})") from exc
+            where = f"{out / STATE_NAME}: " if saved is not None else ""
+            raise TrainError(f"{where}config {run.config} does not fit model {run.model!r} ({exc})") from exc
         bf16 = r.precision == "bf16"
         if bf16:  # tensor cores / AMX like NHWC; weights stay fp32, so checkpoints do not change form
             self.g.to(memory_format=torch.channels_last)
@@ -189,7 +119,11 @@ class _Trainer:
                 self.ema.model.load_state_dict(subdict(tensors, "g_ema"))
             restore_optimizer(self.opt_g, tensors, meta["opt_g"])
             restore_optimizer(self.opt_d, tensors, meta["opt_d"])
-            self.sample_z = tensors["sample_z"]
+            z = tensors["sample_z"]
+            if z.shape != self.sample_z.shape or z.dtype != self.sample_z.dtype:
+                raise ValueError(f"sample_z is {z.dtype} {tuple(z.shape)}, expected {self.sample_z.dtype} "
+                                 f"{tuple(self.sample_z.shape)}")
+            self.sample_z = z
             if meta.get("device_type") == self.dev.type:
                 self.gen_data.set_state(tensors["rng.data"])
                 self.gen_z.set_state(tensors["rng.latent"])
@@ -202,9 +136,14 @@ class _Trainer:
                 self.gen_z.manual_seed(derive_seed(self.run.seed, f"latent@{it}"))
                 print(f"ganeval: note: resuming a {meta.get('device_type')} run on {self.dev.type}; "
                       "random streams are re-seeded, so the run is not bit-identical to an uninterrupted one", file=sys.stderr)
-        except (KeyError, RuntimeError, ValueError, TypeError) as exc:
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
-            raise CheckpointError(f"{path}: training state does not fit model {self.run.model!r} ({first})") from exc
+        except KeyError as exc:
+            raise CheckpointError(f"{path}: training state lacks {exc} for model {self.run.model!r}") from exc
+        except (RuntimeError, ValueError, TypeError) as exc:
+            # torch's first line of a load_state_dict error only names the class; the next ones name keys and shapes
+            lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+            detail = (lines[1] if len(lines) > 1 and lines[0].startswith("Error(s)") else lines[0]) if lines \
+                else exc.__class__.__name__
+            raise CheckpointError(f"{path}: training state does not fit model {self.run.model!r} ({detail[:200]})") from exc
         self.iteration, self.elapsed = int(meta["iteration"]), float(meta["elapsed"])
 
     # ------------------------------------------------------------------------------------- outputs
@@ -327,49 +266,25 @@ def train(out: str | os.PathLike[str], model: str | None = None, *, iterations: 
     ``config`` overrides the model's constructor config (Python API only). Raises :class:`GanevalError`
     subclasses (``ganeval.errors.GanevalError``) for bad input, before anything in ``out`` is touched.
     """
-    out = Path(out)
-    for name, value in (("--iterations", iterations), ("--batch-size", batch_size), ("--lr", lr),
-                        ("--n-critic", n_critic), ("--checkpoint-every", checkpoint_every), ("--log-every", log_every),
-                        ("--screen-iterations", stop_at)):
-        _positive(name, value)
-    if out.exists() and not out.is_dir():
-        raise TrainError(f"{out}: exists and is not a folder")
-    saved = None
-    if resume:
-        if (out / STATE_NAME).exists():
-            saved = load_state(out / STATE_NAME)
-        elif list_checkpoints(out):
-            raise CheckpointError(f"{out / STATE_NAME}: missing, so the checkpoints in {out} cannot be resumed")
-    elif out.exists() and any(out.iterdir()):
-        raise TrainError(f"{out}: output folder is not empty; pass --resume to continue the run in it, or choose another --out")
-    if stop_file is not None and Path(stop_file).exists():
-        raise TrainError(f"{stop_file}: stop file already exists; remove it to train (it pauses the run at a checkpoint)")
-    if precision is not None and precision not in PRECISIONS:
-        raise TrainError(f"--precision {precision!r} is not one of {', '.join(PRECISIONS)}")
-    if lr_decay_start is not None and (isinstance(lr_decay_start, bool) or lr_decay_start < 0):
-        raise TrainError(f"--lr-decay-start must be 0 or more (got {lr_decay_start})")
-    run = _resolve(saved[1]["run"] if saved else None, model, config, seed, batch_size, lr, n_critic, lr_decay_start,
-                   precision, saved[1]["iteration"] if saved else 0)
-    target = int(iterations or (saved[1].get("iterations") if saved else None) or run.recipe.iterations)
-    if saved and iterations and iterations < saved[1]["iteration"]:
-        raise TrainError(f"{out}: --iterations {iterations} is below the run's iteration {saved[1]['iteration']}; "
-                         "nothing would be trained (checkpoints are never rewound)")
-    if run.recipe.lr_decay_start is not None and run.recipe.lr_decay_start >= target:
-        raise TrainError(f"--lr-decay-start {run.recipe.lr_decay_start} must be below --iterations {target}")
-    dev = _device(device)
+    plan = plan_train(out, model, iterations=iterations, batch_size=batch_size, lr=lr, n_critic=n_critic,
+                      lr_decay_start=lr_decay_start, precision=precision, seed=seed, device=device,
+                      checkpoint_every=checkpoint_every, log_every=log_every, resume=resume, config=config,
+                      stop_at=stop_at, stop_file=stop_file)
+    out, saved, dev = plan.out, plan.saved, plan.device
     images = load_mnist("train", data_dir)[0]
     if dev.type == "cuda":
         torch.backends.cudnn.benchmark = True
     fork_devices = [dev.index if dev.index is not None else torch.cuda.current_device()] if dev.type == "cuda" else []
     with torch.random.fork_rng(devices=fork_devices):  # the caller's global RNG state is left as it was
-        trainer = _Trainer(out, run, dev, images, saved, target)
+        trainer = _Trainer(out, plan.run, dev, images, saved, plan.target)
         out.mkdir(parents=True, exist_ok=True)
         remove_stale_tmp(out)
-        truncate_log(out / LOG_NAME, trainer.iteration)
+        if (out / LOG_NAME).exists():  # a fresh run's log is created with its first row
+            truncate_log(out / LOG_NAME, trainer.iteration)
         start = trainer.iteration
         if start > 0:
             trainer.ensure_outputs()
-        trainer.fit(target, checkpoint_every, log_every, progress, stop_at,
+        trainer.fit(plan.target, checkpoint_every, log_every, progress, stop_at,
                     Path(stop_file) if stop_file is not None else None)
     return TrainResult(out, trainer.iteration, [r.path for r in list_checkpoints(out)], trainer.elapsed,
                        start if saved else None)

@@ -8,9 +8,11 @@ run settings and the optimisers' non-tensor structure. Nothing is pickled; write
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +20,7 @@ import torch
 
 from ganeval.atomic import atomic_path
 from ganeval.errors import CheckpointError
+from ganeval.train.recipes import PRECISIONS, RECIPES
 
 STATE_NAME = "train_state.safetensors"
 LOG_NAME = "train_log.csv"
@@ -54,10 +57,21 @@ def flatten_optimizer(prefix: str, opt: torch.optim.Optimizer) -> tuple[dict[str
 
 
 def restore_optimizer(opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], structure: dict[str, Any]) -> None:
-    """Inverse of :func:`flatten_optimizer`; device-specific flags (fused, foreach...) stay those of ``opt``."""
+    """Inverse of :func:`flatten_optimizer`; device-specific flags (fused, foreach...) stay those of ``opt``.
+
+    Moments that do not match their parameter's shape are a ``ValueError`` (torch would take them and fail later)."""
+    params = [p for group in opt.param_groups for p in group["params"]]
     state = {}
     for pid, entry in structure["state"].items():
-        state[int(pid)] = {k: (tensors[v["tensor"]] if "tensor" in v else v["value"]) for k, v in entry.items()}
+        index = int(pid)
+        if not 0 <= index < len(params):
+            raise ValueError(f"optimiser state for parameter {pid}, of {len(params)}")
+        state[index] = {k: (tensors[v["tensor"]] if "tensor" in v else v["value"]) for k, v in entry.items()}
+        for key, value in state[index].items():
+            if key.startswith(("exp_avg", "max_exp_avg")) and (not isinstance(value, torch.Tensor)
+                                                                or value.shape != params[index].shape):
+                shape = tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
+                raise ValueError(f"optimiser {key} of parameter {pid} is {shape}, expected {tuple(params[index].shape)}")
     groups = []
     for saved, current in zip(structure["param_groups"], opt.param_groups, strict=True):
         group = dict(saved)
@@ -104,12 +118,97 @@ def load_state(path: str | os.PathLike[str]) -> tuple[dict[str, torch.Tensor], d
         raise CheckpointError(f"{path}: unsupported training state format {fmt}")
     required = ("iteration", "run", "opt_g", "opt_d", "elapsed")
     missing = [k for k in required if k not in meta]
-    if missing or not isinstance(meta["iteration"], int) or meta["iteration"] < 0:
-        raise CheckpointError(f"{path}: training state metadata is incomplete (missing {', '.join(missing) or 'iteration'})")
+    if missing:
+        raise CheckpointError(f"{path}: training state metadata is incomplete (missing {', '.join(missing)})")
+    problem = check_meta(meta, tensors)
+    if problem:
+        raise CheckpointError(f"{path}: damaged training state: {problem}")
     for prefix in ("g.", "d."):
         if not any(k.startswith(prefix) for k in tensors):
             raise CheckpointError(f"{path}: training state file lacks the {prefix.rstrip('.')} weights")
     return tensors, meta
+
+
+def _integer(low: int) -> tuple[Callable[[Any], bool], str]:
+    return (lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= low), f"an integer of at least {low}"
+
+
+def _number(low: float, high: float = math.inf, open_low: bool = False) -> tuple[Callable[[Any], bool], str]:
+    def ok(v: Any) -> bool:
+        return (isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+                and (v > low if open_low else v >= low) and v < high)
+    what = f"a number {'>' if open_low else '≥'} {low:g}" + (f" and < {high:g}" if high < math.inf else "")
+    return ok, what
+
+
+def _optional(check: tuple[Callable[[Any], bool], str]) -> tuple[Callable[[Any], bool], str]:
+    return (lambda v: v is None or check[0](v)), f"null or {check[1]}"
+
+
+def _betas(v: Any) -> bool:
+    return isinstance(v, list) and len(v) == 2 and all(_number(0.0, 1.0)[0](b) for b in v)
+
+
+_RECIPE_FIELDS: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "loss": (lambda v: isinstance(v, str), "a loss name"), "lr": _number(0.0, open_low=True),
+    "betas": (_betas, "two numbers in [0, 1)"), "eps": _number(0.0), "batch_size": _integer(1),
+    "iterations": _integer(1), "n_critic": _integer(1), "ema_decay": _optional(_number(0.0, 1.0)),
+    "ema_warmup": _integer(0), "lr_decay_start": _optional(_integer(0)),
+    "precision": (lambda v: v in PRECISIONS, f"one of {', '.join(PRECISIONS)}"),
+}
+_OPTIONAL_RECIPE = ("n_critic", "ema_decay", "ema_warmup", "lr_decay_start", "precision")
+
+
+def check_meta(meta: dict[str, Any], tensors: dict[str, torch.Tensor]) -> str | None:
+    """What is wrong with a state's metadata (types and ranges of every field the trainer reads), or None."""
+
+    def bad(field: str, value: Any, what: str) -> str:
+        shown = repr(value)
+        return f"{field} is {shown[:60] + '…' if len(shown) > 60 else shown}, expected {what}"
+
+    top = {"iteration": _integer(0), "elapsed": _number(0.0), "iterations": _optional(_integer(1))}
+    for field, (ok, what) in top.items():
+        if not ok(meta.get(field)):
+            return bad(field, meta.get(field), what)
+    run = meta["run"]
+    if not isinstance(run, dict):
+        return bad("run", run, "an object")
+    if not isinstance(run.get("model"), str) or run["model"] not in RECIPES:
+        return bad("run.model", run.get("model"), f"one of {', '.join(RECIPES)}")
+    if not isinstance(run.get("config"), dict):
+        return bad("run.config", run.get("config"), "an object")
+    if not isinstance(run.get("seed"), int) or isinstance(run["seed"], bool):
+        return bad("run.seed", run.get("seed"), "an integer")
+    recipe = run.get("recipe")
+    if not isinstance(recipe, dict):
+        return bad("run.recipe", recipe, "an object")
+    unknown = sorted(recipe.keys() - _RECIPE_FIELDS.keys())
+    if unknown:
+        return f"run.recipe has an unknown field {unknown[0]!r}"
+    for field, (ok, what) in _RECIPE_FIELDS.items():
+        if (field in recipe or field not in _OPTIONAL_RECIPE) and not ok(recipe.get(field)):
+            return bad(f"run.recipe.{field}", recipe.get(field), what)
+    if recipe["loss"] != RECIPES[run["model"]].loss:
+        return bad("run.recipe.loss", recipe["loss"], f"{RECIPES[run['model']].loss!r} (model {run['model']!r})")
+    for name in ("opt_g", "opt_d"):
+        opt = meta[name]
+        if not (isinstance(opt, dict) and isinstance(opt.get("state"), dict) and isinstance(opt.get("param_groups"), list)
+                and all(isinstance(g, dict) for g in opt["param_groups"])):
+            return bad(name, opt, "an object with 'state' and 'param_groups'")
+        for pid, entry in opt["state"].items():
+            if not pid.isdigit() or not isinstance(entry, dict):
+                return bad(f"{name}.state.{pid}", entry, "an object under a parameter number")
+            for key, ref in entry.items():
+                if not isinstance(ref, dict) or not ("value" in ref or ref.get("tensor") in tensors):
+                    return bad(f"{name}.state.{pid}.{key}", ref, "a value or the name of a tensor in the file")
+    if not isinstance(meta.get("device_type", ""), str):
+        return bad("device_type", meta.get("device_type"), "a device type")
+    for key in ("sample_z", "rng.data", "rng.latent", "rng.torch_cpu"):
+        if key not in tensors:
+            return f"tensor {key!r} is missing"
+    if tensors["sample_z"].ndim != 2 or not tensors["sample_z"].is_floating_point():
+        return f"tensor 'sample_z' is {tensors['sample_z'].dtype} {tuple(tensors['sample_z'].shape)}, expected float rows"
+    return None
 
 
 def subdict(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:

@@ -1,0 +1,175 @@
+"""Every check a training run makes before it touches its folder: flags, the folder, the resumed state, the device.
+
+:func:`plan_train` is what :func:`ganeval.train.train` runs first; early stopping and seed screening run it before
+judging or training anything, so their refusals are the trainer's, one line each, with nothing written.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ganeval.checkpoints import list_checkpoints
+from ganeval.errors import CheckpointError
+from ganeval.models import build_discriminator, build_generator, get_model
+from ganeval.train.recipes import PRECISIONS, Recipe, TrainError, get_recipe
+from ganeval.train.state import STATE_NAME, load_state
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """Everything that fixes the trajectory of a run (stored in the state file, checked on resume)."""
+
+    model: str
+    config: dict[str, Any]
+    seed: int
+    recipe: Recipe
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"model": self.model, "config": self.config, "seed": self.seed, "recipe": self.recipe.as_dict()}
+
+
+@dataclass(frozen=True)
+class TrainPlan:
+    """A checked run: its settings, the saved state to resume (if any), its planned last iteration, the device."""
+
+    out: Path
+    run: RunSettings
+    saved: tuple[dict[str, torch.Tensor], dict[str, Any]] | None
+    target: int
+    device: torch.device
+
+    @property
+    def start(self) -> int:
+        """The iteration the run continues from (0 for a fresh run)."""
+        return int(self.saved[1]["iteration"]) if self.saved else 0
+
+
+def _positive(name: str, value: float | None) -> None:
+    if value is not None and (isinstance(value, bool) or not value > 0):
+        raise TrainError(f"{name} must be positive (got {value})")
+
+
+def _resolve(saved: dict[str, Any] | None, model: str | None, config: dict[str, Any] | None, seed: int | None,
+             batch_size: int | None, lr: float | None, n_critic: int | None, lr_decay_start: int | None = None,
+             precision: str | None = None, at: int = 0, where: Path | str = STATE_NAME) -> RunSettings:
+    if saved is None:
+        name = model or "mlp"
+        recipe = get_recipe(name)
+        overrides = {k: v for k, v in (("batch_size", batch_size), ("lr", lr), ("n_critic", n_critic),
+                                       ("lr_decay_start", lr_decay_start), ("precision", precision)) if v is not None}
+        recipe = dataclasses.replace(recipe, **overrides)
+        full = {**get_model(name).defaults, **(config or {})}
+        return RunSettings(name, full, 0 if seed is None else int(seed), recipe)
+    try:
+        fields = dict(saved["recipe"])
+        fields["betas"] = tuple(fields["betas"])
+        run = RunSettings(str(saved["model"]), dict(saved["config"]), int(saved["seed"]), Recipe(**fields))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CheckpointError(f"{where}: run settings are malformed ({exc.__class__.__name__}: {exc})") from exc
+    get_recipe(run.model)
+    if run.recipe.lr_decay_start is None and lr_decay_start is not None and lr_decay_start >= at:
+        # A decay added to a constant-rate run from its current iteration on leaves the past as it was: the run stays
+        # identical to a fresh one started with this --lr-decay-start.
+        run = dataclasses.replace(run, recipe=dataclasses.replace(run.recipe, lr_decay_start=lr_decay_start))
+    asked = {"--model": (model, run.model), "--seed": (seed, run.seed), "--batch-size": (batch_size, run.recipe.batch_size),
+             "--lr": (lr, run.recipe.lr), "--n-critic": (n_critic, run.recipe.n_critic),
+             "--lr-decay-start": (lr_decay_start, run.recipe.lr_decay_start),
+             "--precision": (precision, run.recipe.precision)}
+    if config is not None and {**run.config, **config} != run.config:
+        raise TrainError(f"resume: config {config} differs from the run's {run.config}")
+    for flag, (value, stored) in asked.items():
+        if value is not None and value != stored:
+            hint = (f" (a constant-rate run takes a decay that starts at or after its iteration {at})"
+                    if flag == "--lr-decay-start" and stored is None else "")
+            raise TrainError(f"resume: {flag} {value} differs from the run's {flag} {stored}; omit it or use the same "
+                             f"value{hint}")
+    return run
+
+
+def _device(device: str | torch.device) -> torch.device:
+    """``auto`` → CUDA when present, else CPU; a clear error for unknown or unavailable devices."""
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except RuntimeError as exc:
+        raise TrainError(f"--device {device!r} is not a device (use auto, cpu or cuda)") from exc
+    if dev.type not in ("cpu", "cuda"):
+        raise TrainError(f"--device {device!r} is not supported by the trainer (use auto, cpu or cuda)")
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise TrainError("--device cuda asked for, but no CUDA device is available")
+    return dev
+
+
+def min_batch_size(model: str, config: dict[str, Any]) -> int:
+    """The smallest batch the model trains with: 2 when it has ``BatchNorm1d`` (one value per channel at batch 1
+    is refused by BatchNorm in training mode), else 1 (``BatchNorm2d`` normalises over the pixels too)."""
+    with torch.random.fork_rng(devices=[]):  # building initialises weights: leave the caller's generator alone
+        try:
+            nets = (build_generator(model, config), build_discriminator(model, config))
+        except (TypeError, ValueError) as exc:
+            raise TrainError(f"config {config} does not fit model {model!r} ({exc})") from exc
+    return 2 if any(isinstance(m, torch.nn.BatchNorm1d) for net in nets for m in net.modules()) else 1
+
+
+def plan_train(out: str | os.PathLike[str], model: str | None = None, *, iterations: int | None = None,
+               batch_size: int | None = None, lr: float | None = None, n_critic: int | None = None,
+               lr_decay_start: int | None = None, precision: str | None = None, seed: int | None = None,
+               device: str | torch.device = "auto", checkpoint_every: int = 1000, log_every: int = 100,
+               resume: bool = False, config: dict[str, Any] | None = None, stop_at: int | None = None,
+               stop_file: str | os.PathLike[str] | None = None) -> TrainPlan:
+    """Check a run as :func:`ganeval.train.train` takes it (same arguments) and return its plan; reads ``out`` only.
+
+    Raises :class:`ganeval.errors.GanevalError` subclasses with one line naming the flag or file.
+    """
+    out = Path(out)
+    for name, value in (("--iterations", iterations), ("--batch-size", batch_size), ("--lr", lr),
+                        ("--n-critic", n_critic), ("--checkpoint-every", checkpoint_every), ("--log-every", log_every),
+                        ("--screen-iterations", stop_at)):
+        _positive(name, value)
+    if out.exists() and not out.is_dir():
+        raise TrainError(f"{out}: exists and is not a folder")
+    state = out / STATE_NAME
+    saved = None
+    if resume:
+        if state.exists():
+            saved = load_state(state)
+        elif list_checkpoints(out):
+            raise CheckpointError(f"{state}: missing, so the checkpoints in {out} cannot be resumed")
+    elif out.exists() and any(out.iterdir()):
+        raise TrainError(f"{out}: output folder is not empty; pass --resume to continue the run in it, or choose another --out")
+    if stop_file is not None and Path(stop_file).exists():
+        raise TrainError(f"{stop_file}: stop file already exists; remove it to train (it pauses the run at a checkpoint)")
+    if precision is not None and precision not in PRECISIONS:
+        raise TrainError(f"--precision {precision!r} is not one of {', '.join(PRECISIONS)}")
+    if lr_decay_start is not None and (isinstance(lr_decay_start, bool) or lr_decay_start < 0):
+        raise TrainError(f"--lr-decay-start must be 0 or more (got {lr_decay_start})")
+    at = saved[1]["iteration"] if saved else 0
+    run = _resolve(saved[1]["run"] if saved else None, model, config, seed, batch_size, lr, n_critic, lr_decay_start,
+                   precision, at, state)
+    target = int(iterations or (saved[1].get("iterations") if saved else None) or run.recipe.iterations)
+    if saved and iterations and iterations < at:
+        raise TrainError(f"{out}: --iterations {iterations} is below the run's iteration {at}; "
+                         "nothing would be trained (checkpoints are never rewound)")
+    if run.recipe.lr_decay_start is not None and run.recipe.lr_decay_start >= target:
+        raise TrainError(f"--lr-decay-start {run.recipe.lr_decay_start} must be below --iterations {target}")
+    try:
+        low = min_batch_size(run.model, run.config)
+    except TrainError as exc:
+        if saved:
+            raise TrainError(f"{state}: {exc}") from exc
+        raise
+    if run.recipe.batch_size < low:
+        where = f"{state}: the run's " if saved and batch_size is None else ""
+        raise TrainError(f"{where}--batch-size {run.recipe.batch_size} is too small for model {run.model!r} "
+                         f"(BatchNorm in training needs at least {low})")
+    return TrainPlan(out, run, saved, target, _device(device))
+
+
+__all__ = ["RunSettings", "TrainPlan", "min_batch_size", "plan_train"]

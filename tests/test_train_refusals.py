@@ -1,0 +1,174 @@
+"""What the trainer refuses up front (one line, exit 2, nothing written), also under early stopping and seed
+screening: batch sizes a model cannot train with, damaged state files, resume options that contradict the run."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+
+from ganeval.early_stop import REPORT_NAME, EarlyStopper, train_with_early_stop
+from ganeval.errors import CheckpointError
+from ganeval.screening import screen_seeds
+from ganeval.train import train
+from ganeval.train.recipes import TrainError
+from ganeval.train.state import LOG_NAME, STATE_KEY, STATE_NAME
+
+FAST = {"num_samples": 200, "bootstrap": 0, "device": "cpu"}
+KW: dict[str, Any] = {"model": "mlp", "checkpoint_every": 4, "log_every": 4, "device": "cpu", "progress": False}
+
+
+@pytest.fixture(scope="module")
+def run4(mnist_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 4-iteration mlp run with its state at iteration 4."""
+    out = tmp_path_factory.mktemp("run4") / "run"
+    train(out, iterations=4, **KW)
+    return out
+
+
+def _snapshot(out: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(out.iterdir())}
+
+
+def _one_line(code: int, err: str) -> None:
+    assert code == 2 and err.count("\n") == 1 and "Traceback" not in err, err
+
+
+# --------------------------------------------------------------------------------------------- batch size
+
+
+def test_batch_size_one_is_refused_for_batchnorm1d_models(tmp_path: Path, mnist_dir: Path, cli) -> None:
+    code, _, err = cli("train", "--model", "mlp", "--batch-size", "1", "--iterations", "5", "--out", tmp_path / "bs1",
+                       "--no-progress", "--device", "cpu")
+    _one_line(code, err)
+    assert "--batch-size 1 is too small for model 'mlp'" in err and not (tmp_path / "bs1").exists()
+    code, _, err = cli("train", "--model", "mlp", "--batch-size", "2", "--iterations", "1", "--out", tmp_path / "bs1",
+                       "--no-progress", "--device", "cpu")
+    assert code == 0, err
+    for model in ("dcgan", "dcgan_info"):  # BatchNorm2d normalises over the pixels too: batch 1 trains, not refused
+        res = train(tmp_path / model, model, iterations=1, batch_size=1, checkpoint_every=1, device="cpu", progress=False)
+        assert res.iteration == 1
+
+
+def test_a_first_iteration_that_fails_leaves_no_log(tmp_path: Path, mnist_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run that dies before its first log row leaves an empty folder, so the same command can start it again."""
+    from ganeval.train import losses
+
+    def boom(*args: Any, **kwargs: Any) -> torch.Tensor:
+        raise RuntimeError("boom")
+
+    monkeypatch.setitem(losses.STEPS, "bce_seed", boom)
+    with pytest.raises(RuntimeError, match="boom"):
+        train(tmp_path / "r", iterations=2, **KW)
+    assert not (tmp_path / "r" / LOG_NAME).exists()
+    monkeypatch.undo()
+    assert train(tmp_path / "r", iterations=2, **KW).iteration == 2
+
+
+# --------------------------------------------------------------------------------------------- damaged state
+
+
+def _damage(state: Path, change: Callable[[dict[str, Any], dict[str, torch.Tensor]], None]) -> None:
+    with safe_open(str(state), "pt") as fh:
+        meta = json.loads(fh.metadata()[STATE_KEY])
+        tensors = {k: fh.get_tensor(k) for k in fh.keys()}
+    change(meta, tensors)
+    save_file({k: v.contiguous() for k, v in tensors.items()}, str(state), metadata={STATE_KEY: json.dumps(meta)})
+
+
+def _recipe(field: str, value: Any) -> Callable[[dict[str, Any], dict[str, torch.Tensor]], None]:
+    return lambda m, t: m["run"]["recipe"].__setitem__(field, value)
+
+
+DAMAGES: dict[str, tuple[Callable[[dict[str, Any], dict[str, torch.Tensor]], None], str]] = {
+    "elapsed": (lambda m, t: m.__setitem__("elapsed", "n/a"), "elapsed is 'n/a'"),
+    "iterations": (lambda m, t: m.__setitem__("iterations", "abc"), "iterations is 'abc'"),
+    "iteration": (lambda m, t: m.__setitem__("iteration", 2.5), "iteration is 2.5"),
+    "loss": (_recipe("loss", "xyz"), "run.recipe.loss is 'xyz'"),
+    "lr": (_recipe("lr", "abc"), "run.recipe.lr is 'abc'"),
+    "batch_size": (_recipe("batch_size", -3), "run.recipe.batch_size is -3"),
+    "batch_one": (_recipe("batch_size", 1), "--batch-size 1 is too small"),
+    "unknown_field": (_recipe("momentum", 0.9), "unknown field 'momentum'"),
+    "config": (lambda m, t: m["run"].__setitem__("config", [1]), "run.config is [1]"),
+    "opt_structure": (lambda m, t: m.__setitem__("opt_g", {"state": 3}), "opt_g is"),
+    "sample_z": (lambda m, t: t.__setitem__("sample_z", t["sample_z"][:5]), "sample_z is torch.float32 (5, 100)"),
+    "rng": (lambda m, t: t.pop("rng.data"), "'rng.data' is missing"),
+    "weights": (lambda m, t: t.__setitem__("g.net.0.weight", t["g.net.0.weight"][:, :50]),
+                "size mismatch for net.0.weight"),
+    "moments": (lambda m, t: t.__setitem__("opt_g.0.exp_avg", t["opt_g.0.exp_avg"][:3]), "exp_avg of parameter 0"),
+}
+
+
+@pytest.mark.parametrize("damage", list(DAMAGES))
+def test_damaged_state_is_one_line_naming_the_file_and_field(run4: Path, tmp_path: Path, cli, damage: str) -> None:
+    out = tmp_path / "run"
+    shutil.copytree(run4, out)
+    change, expected = DAMAGES[damage]
+    _damage(out / STATE_NAME, change)
+    before = _snapshot(out)
+    code, _, err = cli("train", "--resume", "--out", out, "--iterations", "8", "--no-progress", "--device", "cpu")
+    _one_line(code, err)
+    assert f"{out / STATE_NAME}:" in err and expected in err, err
+    assert _snapshot(out) == before
+
+
+# --------------------------------------------------------------------------------------------- early stopping
+
+
+def test_early_stop_out_is_a_file(tmp_path: Path, cli) -> None:
+    (tmp_path / "file").write_text("x")
+    code, _, err = cli("train", "--early-stop", "--out", tmp_path / "file", "--iterations", "100", "--no-progress",
+                       "--device", "cpu")
+    _one_line(code, err)
+    assert "exists and is not a folder" in err and (tmp_path / "file").read_text() == "x"
+
+
+def test_early_stop_resume_on_a_new_or_empty_folder_starts_a_run(tmp_path: Path, mnist_dir: Path) -> None:
+    (tmp_path / "empty").mkdir()
+    for out in (tmp_path / "new", tmp_path / "empty"):
+        res = train_with_early_stop(out, EarlyStopper(**FAST), resume=True, iterations=4, **KW)
+        assert res.train.iteration == 4 and (out / REPORT_NAME).is_file()
+
+
+def test_early_stop_refuses_what_train_refuses_before_judging(run4: Path, tmp_path: Path, cli) -> None:
+    out = tmp_path / "run"
+    shutil.copytree(run4, out)
+    before = _snapshot(out)
+    for args, problem in ((["--iterations", "2"], "--iterations 2 is below the run's iteration 4"),
+                          (["--lr", "0.1"], "--lr 0.1 differs from the run's")):
+        code, _, err = cli("train", "--early-stop", "--resume", "--out", out, *args, "--no-progress", "--device", "cpu")
+        _one_line(code, err)
+        assert problem in err, err
+    assert _snapshot(out) == before  # nothing judged, no early_stop.json
+    shutil.copytree(run4, tmp_path / "ckpts", ignore=shutil.ignore_patterns(STATE_NAME))
+    with pytest.raises(CheckpointError, match="missing, so the checkpoints"):
+        train_with_early_stop(tmp_path / "ckpts", EarlyStopper(**FAST), resume=True, **KW)
+
+
+# --------------------------------------------------------------------------------------------- seed screening
+
+
+def test_screen_below_where_the_seeds_already_are(tmp_path: Path, mnist_dir: Path) -> None:
+    out = tmp_path / "screen"
+    kw = {**KW, "iterations": 12, "checkpoint_every": 12}
+    screen_seeds(out, [1, 2], 6, finish=False, num_samples=100, bootstrap=0, **kw)
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    with pytest.raises(TrainError, match=r"seed_1: --screen-iterations 3 is below this seed's iteration 6, and it has "
+                                         r"no checkpoint at 3"):
+        screen_seeds(out, [1, 2], 3, finish=False, num_samples=100, bootstrap=0, **kw)
+    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+
+
+@pytest.mark.parametrize("seeds", ["1,,2", "1,2,", ",1"])
+def test_screen_seeds_with_an_empty_item(tmp_path: Path, cli, seeds: str) -> None:
+    code, _, err = cli("train", "--out", tmp_path / "s", "--screen-seeds", seeds, "--screen-iterations", "5",
+                       "--iterations", "10", "--device", "cpu")
+    _one_line(code, err)
+    assert "--screen-seeds must be integers separated by commas" in err and not (tmp_path / "s").exists()
