@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from ganeval.atomic import write_text
+from ganeval.errors import GanevalError
 from ganeval.features.base import iter_batches
 from ganeval.metrics.fid import FIDReference
 from ganeval.metrics.inception_score import inception_score
@@ -54,6 +55,24 @@ def _knn_floors(name: str, root: Path, n: int, device: str) -> dict[str, Any]:
             "density": density, "coverage": coverage}
 
 
+def _matching_features(path: Path, stats: Any) -> np.ndarray:
+    """Per-image features that are those behind ``stats`` (as many rows, the same width and mean), else one line:
+    features of another N or extractor gave a float64 "check" off by 3 that ``--write`` would have recorded."""
+    try:
+        arr = np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as exc:
+        raise GanevalError(f"{path}: not a readable .npy of features ({exc})") from exc
+    n, dim = stats.meta.get("n"), len(stats.mu)
+    if not isinstance(arr, np.ndarray) or arr.ndim != 2 or arr.shape[1] != dim or (n is not None and len(arr) != int(n)):
+        raise GanevalError(f"{path}: features of shape {getattr(arr, 'shape', '?')}, but the statistics are of "
+                           f"{n} images × {dim}; save them with `stats --save-features` from the same run")
+    mean = arr.astype(np.float64).mean(axis=0)
+    if not np.allclose(mean, stats.mu, rtol=1e-4, atol=1e-5 * max(1.0, float(np.abs(stats.mu).max()))):
+        raise GanevalError(f"{path}: the features' mean is not the statistics' mu (max |Δ| "
+                           f"{float(np.abs(mean - stats.mu).max()):.3g}): features of other images or another network")
+    return arr
+
+
 def compute_floors(root: Path = SHIPPED_DIR, features_dir: Path | None = None, device: str = "cpu",
                    extractors: tuple[str, ...] = ("inception", "inception-clean", "mnist"), knn_n: int = 0) -> dict[str, Any]:
     """FID of mnist-test against mnist-train per extractor (from the shipped float32-covariance files and,
@@ -69,7 +88,8 @@ def compute_floors(root: Path = SHIPPED_DIR, features_dir: Path | None = None, d
         }
         feats = [features_dir / f"mnist-{s}_{name}.npy" for s in ("test", "train")] if features_dir else []
         if feats and all(p.is_file() for p in feats):
-            fid64 = _fd_from_features(np.load(feats[0]), np.load(feats[1]))
+            arrays = [_matching_features(p, st) for p, st in zip(feats, (test, train), strict=True)]
+            fid64 = _fd_from_features(*arrays)
             entry.update(fid_test_vs_train_float64=fid64, float32_minus_float64=entry["fid_test_vs_train"] - fid64)
         entry["inception_score_real_test"] = _logits_is(name, device)
         if knn_n > 0:

@@ -46,12 +46,25 @@ def reference_path(reference: str | os.PathLike[str], extractor_name: str) -> Pa
     return path
 
 
+def _network_id(spec: Any) -> Any:
+    """A feature network's name without the way its file was spelled (``./x.py``, ``/abs/x.py``, ``x.py``: one
+    ``x.py:NAME``); its source and weights are compared by SHA-256 beside it."""
+    if isinstance(spec, str) and ".py:" in spec:
+        file, _, attr = spec.rpartition(":")
+        return f"{Path(file).name}:{attr}"
+    return spec
+
+
 def reference_stats(reference: str | os.PathLike[str], extractor: FeatureExtractor, needs_images: bool = False) -> RefStats:
     """Load the reference statistics for ``extractor``, refusing ones made another way (named in the error), and
     with ``needs_images`` ones without real images behind them (imported), before any scoring."""
     path = reference_path(reference, getattr(extractor, "stats_name", extractor.name))  # extractors registered elsewhere may lack it
     expect = expected_provenance(extractor)
+    network = expect.pop("network", None)
     stats = load_stats(path, expect)
+    made = stats.meta.get("network")
+    if network is not None and _network_id(made) != _network_id(network):
+        raise StatsError(f"{path}: made with network={made!r}, but network={network!r} was asked for")
     if needs_images:
         real_images_key(stats.meta)
     return stats

@@ -97,10 +97,24 @@ def test_a_reference_of_another_network_or_weights_is_refused(tmp_path: Path, cl
     df = ganeval.score(ckpt, feature_network=spec, **opts)
     assert df["status"].iloc[0] == "ok" and df["custom_fd"].iloc[0] > 0
     assert df.attrs["summary"]["primary_metric"] == "custom_fd"
+    # the same file spelled another way (relative, ./): the same network, not refused; its code and weights by SHA-256
+    import os
+
+    here = os.getcwd()
+    try:
+        os.chdir(tmp_path)
+        for other in ("nets.py:Pooled", "./nets.py:Pooled"):
+            again = ganeval.score(ckpt, feature_network=other, **opts)
+            assert again["custom_fd"].iloc[0] == pytest.approx(df["custom_fd"].iloc[0], rel=1e-9)
+    finally:
+        os.chdir(here)
     with pytest.raises(StatsError, match="made with network_kwargs="):
         ganeval.score(ckpt, feature_network=spec, feature_network_kwargs={"seed": 1}, **opts)
-    with pytest.raises(StatsError, match="made with network="):
+    with pytest.raises(StatsError, match="made with network_source_sha256="):  # another file: its source differs
         ganeval.score(ckpt, feature_network=MNIST_AS_CUSTOM, **opts)
+    (tmp_path / "nets2.py").write_text(NET_PY)  # the same source in a file of another name: another network
+    with pytest.raises(StatsError, match="made with network=.*nets.py:Pooled', but network=.*nets2.py:Pooled'"):
+        ganeval.score(ckpt, feature_network=f"{tmp_path / 'nets2.py'}:Pooled", **opts)
     # the same code and kwargs, other weights (a file the network loads): refused by the weights' digest
     torch.save(nn.Linear(2, 2).state_dict(), tmp_path / "w.pt")
     loader = f"{tmp_path / 'nets.py'}:FromFile"

@@ -408,3 +408,34 @@ def test_renamed_checkpoint_keeps_its_iteration_from_metadata(tmp_path: Path) ->
     assert resolve_target(junk).sources[0].iteration is None  # unreadable: reported when scored, not here
     both = resolve_target([str(junk), str(best)])
     assert [s.iteration for s in both.sources] == [1, 2]  # not all numbered: position order, as before
+
+
+def test_zip_entries_are_each_read_once_and_ties_in_names_keep_one_order(tmp_path: Path) -> None:
+    """Two zip entries of one name: both read (by their records, not by name: that gave the last one twice); names
+    natural order cannot tell apart (img_1 / img_01) sort the same in any folder or zip listing."""
+    from ganeval.sources.samples import read_image_set
+
+    images = samples_of(MLPImages(), 3, 100)[:, 0].numpy()
+    folder = write_pngs(tmp_path / "pngs", torch.from_numpy(images[:, None]))
+    pngs = sorted(folder.iterdir())
+    with zipfile.ZipFile(tmp_path / "dup.zip", "w") as zf:
+        zf.write(pngs[0], "img_0.png")
+        zf.write(pngs[1], "img_1.png")
+        zf.write(pngs[2], "img_0.png")  # a second entry of that name
+    got = read_image_set(tmp_path / "dup.zip", 10)
+    assert len(got.images) == 3 and got.meta["last"] == "img_1.png"
+    assert sorted(map(bytes, got.images[:2, 0].numpy())) == sorted(map(bytes, images[[0, 2]]))
+    orders = []
+    for i, order in enumerate(((0, 1, 2), (1, 0, 2))):
+        with zipfile.ZipFile(tmp_path / f"tie{i}.zip", "w") as zf:
+            for k in order:
+                zf.write(pngs[k], ("img_1.png", "img_01.png", "img_2.png")[k])
+        orders.append(read_image_set(tmp_path / f"tie{i}.zip", 10).images)
+    assert torch.equal(orders[0], orders[1])
+
+
+def test_a_single_npy_array_named_npz_is_one_line(tmp_path: Path, cli: Any) -> None:
+    np.save(tmp_path / "x.npy", np.zeros((4, 28, 28), np.uint8))
+    (tmp_path / "x.npy").rename(tmp_path / "x.npz")
+    code, _, err = cli("score", tmp_path / "x.npz", "--metrics", "mnist_fd", "--device", "cpu", "--no-progress")
+    assert code == 1 and "x.npz: a single .npy array, not an .npz archive" in err and "Traceback" not in err, err

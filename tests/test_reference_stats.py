@@ -127,3 +127,18 @@ def test_floors_merge_without_or_with_a_damaged_record(tmp_path: Path, cli, monk
     monkeypatch.setattr(ganeval.floors, "compute_floors", lambda *a: pytest.fail("computed before reading the record"))
     code, _, err = cli("floors", "--root", tmp_path, "--extractors", "mnist", "--merge")
     assert code == 2 and "floors.json: cannot be read for --merge" in err and err.count("\n") == 1
+
+
+def test_floors_refuse_features_that_are_not_the_statistics(tmp_path: Path) -> None:
+    """Features of 200 images beside statistics of 10,000 gave a float64 "check" off by 3 that --write recorded."""
+    from ganeval.errors import GanevalError
+    from ganeval.floors import compute_floors
+
+    for f in SHIPPED_DIR.glob("mnist-*_mnist.*"):
+        shutil.copy(f, tmp_path / f.name)
+    feats = tmp_path / "feats"
+    feats.mkdir()
+    for split in ("test", "train"):
+        np.save(feats / f"mnist-{split}_mnist.npy", np.zeros((200, 128), np.float32))
+    with pytest.raises(GanevalError, match=r"mnist-test_mnist.npy: features of shape \(200, 128\), but the statistics are of 10000"):
+        compute_floors(tmp_path, feats, extractors=("mnist",))

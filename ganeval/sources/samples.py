@@ -25,9 +25,10 @@ IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
 NPZ_KEYS = ("images", "samples", "x", "arr_0")
 
 
-def natural_key(name: str) -> list[Any]:
-    """Sort key treating digit runs as numbers."""
-    return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", name)]
+def natural_key(name: str) -> tuple[list[Any], str]:
+    """Sort key treating digit runs as numbers; names it cannot tell apart (``img_1``/``img_01``, ``A``/``a``) fall
+    back to the name itself, so the order never depends on how a folder or zip happens to list them."""
+    return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", name)], name
 
 
 def is_image_name(name: str) -> bool:
@@ -67,13 +68,17 @@ def _entries(path: Path) -> Iterator[tuple[str, bytes | Exception]]:
         return
     try:
         with zipfile.ZipFile(path) as zf:
-            names = sorted((i.filename for i in zf.infolist() if not i.is_dir() and is_image_name(i.filename)
-                            and not i.filename.startswith("__MACOSX/")), key=natural_key)
-            if not names:
+            # Each entry by its own record: reading by name gives the last entry of a name that occurs twice.
+            infos = sorted(((natural_key(i.filename), k, i) for k, i in enumerate(zf.infolist()) if not i.is_dir()
+                            and is_image_name(i.filename) and not i.filename.startswith("__MACOSX/")), key=lambda t: t[:2])
+            if not infos:
                 raise GanevalError(f"{path}: no images (.png, .jpg, …) in this zip")
-            for name in names:
+            seen: dict[str, int] = {}
+            for _, _, info in infos:
+                seen[info.filename] = seen.get(info.filename, 0) + 1
+                name = info.filename if seen[info.filename] == 1 else f"{info.filename} (entry {seen[info.filename]} of that name)"
                 try:
-                    yield name, zf.read(name)
+                    yield name, zf.read(info)
                 except (zipfile.BadZipFile, OSError, EOFError) as exc:
                     yield name, exc
     except (zipfile.BadZipFile, OSError) as exc:
@@ -147,7 +152,10 @@ def array_images(arr: Any, output_range: str, what: str) -> tuple[torch.Tensor, 
 def read_npz(path: Path, output_range: str) -> tuple[torch.Tensor, np.ndarray, list[str]]:
     """The image array of an ``.npz`` (its only array, else one named images/samples/x/arr_0); no pickles."""
     try:
-        with np.load(path, allow_pickle=False) as z:
+        loaded = np.load(path, allow_pickle=False)
+        if not isinstance(loaded, np.lib.npyio.NpzFile):  # a single array saved with np.save under an .npz name
+            raise GanevalError(f"{path}: a single .npy array, not an .npz archive; save the images with np.savez")
+        with loaded as z:
             keys = list(z.files)
             key = keys[0] if len(keys) == 1 else next((k for k in NPZ_KEYS if k in keys), None)
             if key is None:
