@@ -12,6 +12,8 @@ unquantised, since a step of 1e-4 is lost to uint8 rounding.
 
 from __future__ import annotations
 
+import functools
+import inspect
 from typing import Any
 
 import numpy as np
@@ -58,9 +60,12 @@ def path_lengths(samples: Samples, extractor: Any, n: int, seed: int, batch_size
     """
     if not isinstance(samples, GeneratorSamples):
         raise GanevalError(NO_GENERATOR)
-    featurize = getattr(extractor, "float_features", None)
-    if featurize is None:
+    float_features = getattr(extractor, "float_features", None)
+    if float_features is None:
         raise GanevalError(f"path length is not available in {extractor.name} features (no float-image input)")
+    # fp32 whatever the run's precision (bf16 rounding is ~250x the ε step's change), where the extractor offers it
+    exact = "fp32" in inspect.signature(float_features).parameters
+    featurize = functools.partial(float_features, fp32=True) if exact else float_features
     if extractor.name == "mnist":
         batch_size = max(batch_size, 250)  # a small network: bigger batches run faster on a CPU (8.4 s against 12.6 s at 64)
     dist = dist or DistContext()
@@ -73,7 +78,7 @@ def path_lengths(samples: Samples, extractor: Any, n: int, seed: int, batch_size
         for b in dist.my_batches(len(z0)):
             both = samples.fn(torch.cat([z0[b], z1[b]]).to(samples.device))
             x = unit_images(both, samples.output_range, samples.name)
-            f0, f1 = featurize(x, fp32=True)["pool"].double().chunk(2)  # bf16 rounding is ~250x the ε step's change
+            f0, f1 = featurize(x)["pool"].double().chunk(2)
             mine[b] = (((f0 - f1) ** 2).sum(1) / epsilon**2).cpu()
 
     dist.my_share(my_pairs, samples.name)
