@@ -24,6 +24,37 @@ def report_folder(out: str | os.PathLike[str] | None, default: Path) -> Path:
     return folder
 
 
+def output_file(path: str | os.PathLike[str], what: str, error: type[Exception] | None = None) -> Path:
+    """``path`` as a file to write, refused at once (one line naming ``what``, e.g. ``--out``) when a folder stands
+    there or a file blocks a parent folder: checked before the work, not found by the write after it."""
+    from ganeval.errors import GanevalError
+
+    error = error or GanevalError
+    path = Path(path)
+    if path.is_dir():
+        raise error(f"{what} {path}: is a folder; give a file path")
+    for where in path.parents:
+        if where.exists():
+            if not where.is_dir():
+                raise error(f"{what} {path}: {where} exists and is not a folder")
+            break
+    return path
+
+
+def output_folder(path: str | os.PathLike[str], what: str, error: type[Exception] | None = None) -> Path:
+    """``path`` as a folder to write into, refused at once when it or one of its parents is a file."""
+    from ganeval.errors import GanevalError
+
+    error = error or GanevalError
+    path = Path(path)
+    for where in (path, *path.parents):
+        if where.exists():
+            if not where.is_dir():
+                raise error(f"{what} {path}: {where} exists and is not a folder")
+            break
+    return path
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; rename it over ``path`` only on success."""

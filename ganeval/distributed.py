@@ -16,6 +16,8 @@ import torch
 from ganeval.errors import EXIT_FAILED, GanevalError
 
 T = TypeVar("T")
+#: What torchrun sets for every process; without them there is no process group to join.
+TORCHRUN_VARS = ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
 
 
 @dataclass
@@ -151,8 +153,17 @@ def from_env(distributed: bool | None = None) -> DistContext:
     import torch.distributed as dist
 
     if not dist.is_initialized():
+        why = "--distributed" if distributed else f"WORLD_SIZE={os.environ.get('WORLD_SIZE')}"
+        missing = [v for v in TORCHRUN_VARS if not os.environ.get(v)]
+        if missing:
+            raise GanevalError(f"{why}: not started by torchrun ({', '.join(missing)} not set); run it as "
+                               "'torchrun --nproc_per_node=N -m ganeval …', or without --distributed")
         backend = "nccl" if torch.cuda.is_available() else "gloo"
-        dist.init_process_group(backend=backend)
+        try:
+            dist.init_process_group(backend=backend)
+        except (ValueError, RuntimeError) as exc:  # a bad rendezvous variable, an unreachable master
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
+            raise GanevalError(f"{why}: could not join the torchrun process group ({first})") from exc
     if torch.cuda.is_available():
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
     return DistContext(dist.get_rank(), dist.get_world_size(), dist.get_backend())

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import numbers
 import os
 import sys
 import time
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,7 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ganeval.atomic import atomic_path, sha256_file, write_text
+from ganeval.atomic import atomic_path, output_file, sha256_file
 from ganeval.data import load_mnist, mnist_checksum
 from ganeval.distributed import DistContext
 from ganeval.errors import GanevalError, StatsError, require_count
@@ -44,15 +46,36 @@ def stats_path(dataset: str, extractor: str, root: Path = SHIPPED_DIR) -> Path:
     return root / f"{dataset}_{extractor}.npz"
 
 
-def save_stats(path: str | os.PathLike[str], stats: RefStats, sigma_dtype: str = "float32") -> None:
-    """Write ``PATH`` (.npz) and ``PATH.json`` atomically; the sidecar records the npz's SHA-256."""
+def check_stats_out(path: str | os.PathLike[str], what: str = "--out") -> Path:
+    """``path`` as where statistics go, refused before any work unless it is an ``.npz`` that can be written (not a
+    folder, no file blocking a parent; its ``.json`` sidecar likewise)."""
     path = Path(path)
+    if path.suffix.lower() != ".npz":
+        raise StatsError(f"{what} {path}: statistics are written as an .npz (with a .json sidecar beside it); "
+                         f"name it *.npz")
+    output_file(path, what, StatsError)
+    if path.with_suffix(".json").is_dir():
+        raise StatsError(f"{what} {path}: its sidecar {path.with_suffix('.json')} is a folder; give another name")
+    return path
+
+
+def save_stats(path: str | os.PathLike[str], stats: RefStats, sigma_dtype: str = "float32") -> None:
+    """Write ``PATH`` (.npz) and ``PATH.json`` atomically, both or neither; the sidecar records the npz's SHA-256."""
+    path = check_stats_out(path, "statistics file")
     buf = io.BytesIO()
     np.savez_compressed(buf, mu=stats.mu.astype(np.float64), sigma=stats.sigma.astype(sigma_dtype))
-    with atomic_path(path) as tmp:
+    meta = {**stats.meta, "sigma_dtype": sigma_dtype, "file_sha256": hashlib.sha256(buf.getvalue()).hexdigest()}
+    with atomic_path(path) as tmp, atomic_path(path.with_suffix(".json")) as side:
         tmp.write_bytes(buf.getvalue())
-    meta = {**stats.meta, "sigma_dtype": sigma_dtype, "file_sha256": sha256_file(path)}
-    write_text(path.with_suffix(".json"), json.dumps(meta, indent=2, sort_keys=True) + "\n")
+        side.write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+
+
+def open_npz(path: str | os.PathLike[str]) -> Any:
+    """``np.load(path)`` of an .npz archive (no pickles), refusing a single ``.npy`` array under an .npz name."""
+    z = np.load(path, allow_pickle=False)
+    if not isinstance(z, np.lib.npyio.NpzFile):
+        raise StatsError(f"{path}: a single .npy array, not an .npz archive of named arrays (write it with np.savez)")
+    return z
 
 
 def load_stats(path: str | os.PathLike[str], expect: dict[str, Any] | None = None) -> RefStats:
@@ -65,8 +88,10 @@ def load_stats(path: str | os.PathLike[str], expect: dict[str, Any] | None = Non
         raise StatsError(f"{side}: sidecar missing (provenance unknown, refusing {path.name})")
     try:
         meta = json.loads(side.read_text())
-    except json.JSONDecodeError as exc:
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise StatsError(f"{side}: sidecar is not valid JSON ({exc})") from exc
+    if not isinstance(meta, dict):
+        raise StatsError(f"{side}: sidecar must be a JSON object of provenance keys, found a {type(meta).__name__}")
     digest = sha256_file(path)
     if meta.get("file_sha256") != digest:
         raise StatsError(f"{path}: SHA-256 {digest[:16]}… does not match its sidecar; file corrupted or replaced")
@@ -75,9 +100,9 @@ def load_stats(path: str | os.PathLike[str], expect: dict[str, Any] | None = Non
         if have != want:
             raise StatsError(f"{path}: made with {key}={have!r}, but {key}={want!r} was asked for")
     try:
-        with np.load(path, allow_pickle=False) as z:
+        with open_npz(path) as z:
             mu, sigma = z["mu"].astype(np.float64), z["sigma"].astype(np.float64)
-    except (ValueError, KeyError, OSError) as exc:
+    except (ValueError, KeyError, OSError, EOFError, zipfile.BadZipFile) as exc:
         raise StatsError(f"{path}: unreadable statistics ({exc})") from exc
     if mu.ndim != 1 or sigma.shape != (mu.size, mu.size):
         raise StatsError(f"{path}: bad shapes mu {mu.shape}, sigma {sigma.shape}")
@@ -100,13 +125,32 @@ class RealImages:
     notes: list[str] = field(default_factory=list)
 
 
-def _npz_is_uint8(path: Path) -> bool:
-    """Whether every array of an .npz is uint8 (float real images would need a guessed value range)."""
+def _short_note(what: str, have: int, limit: int | None) -> list[str]:
+    """The note that fewer images exist than ``--limit`` asked for."""
+    if limit and have < limit:
+        return [f"{what}: only {have} images, fewer than the {limit} asked for; using those {have}"]
+    return []
+
+
+def _npz_images(path: Path) -> np.ndarray:
+    """The image array of an .npz, chosen as ``ganeval score`` chooses it (its only array, else the first of
+    ``sources.samples.NPZ_KEYS``), which must be uint8 (float real images would need a guessed value range)."""
+    from ganeval.sources.samples import NPZ_KEYS
+
     try:
-        with np.load(path, allow_pickle=False) as z:
-            return all(z[k].dtype == np.uint8 for k in z.files)
-    except (ValueError, OSError):
-        return False
+        with open_npz(path) as z:
+            keys = list(z.files)
+            key = keys[0] if len(keys) == 1 else next((k for k in NPZ_KEYS if k in keys), None)
+            if key is None:
+                raise StatsError(f"{path}: {len(keys)} arrays ({', '.join(keys[:6])}); name the images one of "
+                                 f"{', '.join(NPZ_KEYS)}")
+            arr = z[key]
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
+        raise StatsError(f"{path}: not a readable .npz of images ({exc}; object arrays/pickles are refused)") from exc
+    if arr.dtype != np.uint8 or not arr.size:
+        raise StatsError(f"{path}: real images in an .npz must be a non-empty uint8 array (0..255); "
+                         f"{key!r} is {arr.dtype} of shape {arr.shape}")
+    return arr
 
 
 def real_images(dataset: str | os.PathLike[str], data_dir: str | os.PathLike[str] | None = None,
@@ -120,22 +164,25 @@ def real_images(dataset: str | os.PathLike[str], data_dir: str | os.PathLike[str
         raise StatsError(f"--limit must be a positive number of images (got {limit!r})")
     if str(dataset) in DATASETS:
         images = dataset_images(str(dataset), data_dir)
+        notes = _short_note(str(dataset), len(images), limit)
         images = images[:limit] if limit else images
         name = str(dataset)
-        return RealImages(images, {"dataset": name, "split": DATASETS[name], "dataset_sha256": mnist_checksum(DATASETS[name])})
+        return RealImages(images, {"dataset": name, "split": DATASETS[name], "dataset_sha256": mnist_checksum(DATASETS[name])},
+                          notes)
     from ganeval.sources.base import image_digest
-    from ganeval.sources.samples import read_image_set, read_npz
+    from ganeval.sources.samples import array_images, read_image_set
 
     path = Path(dataset)
     if not path.exists():
         raise StatsError(f"{path}: no such dataset (use mnist-train, mnist-test, or a folder, zip or .npz of real images)")
     try:
         if path.suffix.lower() == ".npz" and path.is_file():
-            arr = read_npz(path, "0,255")[0]
-            if not _npz_is_uint8(path) or not len(arr):
-                raise StatsError(f"{path}: real images in an .npz must be a non-empty uint8 array (0..255)")
-            notes: list[str] = []
-            images = arr[:limit] if limit else arr
+            arr = _npz_images(path)
+            notes = _short_note(path.name, len(arr), limit)
+            images = array_images(arr[:limit] if limit else arr, "0,255", str(path))[0]
+        elif path.suffix.lower() == ".npy" and path.is_file():
+            raise StatsError(f"{path}: a .npy file; --dataset takes a folder or zip of PNG/JPEG files or an .npz "
+                             "(np.savez(FILE, images=x) with uint8 x)")
         else:
             got = read_image_set(path, limit or 2**62)
             images, notes = got.images, list(got.notes)

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from ganeval.atomic import atomic_path, sha256_file, write_text
+from ganeval.atomic import atomic_path, output_file, output_folder, sha256_file, write_text
 from ganeval.errors import StatsError
 from ganeval.features.inception import RESIZES
 from ganeval.reference import reference_path
@@ -155,6 +155,7 @@ def export_stats(stats: str | os.PathLike[str], to: str, out_dir: str | os.PathL
     is called once they are known to exist, before they are read or computed."""
     if to not in MADE_BY:
         raise StatsError(f"unknown tool {to!r} (known: {', '.join(MADE_BY)})")
+    output_folder(out_dir, "--out", StatsError)
     src = reference_path(stats, MADE_BY[to])  # a shipped name, a folder's *_<extractor>.npz, or a path
     loaded = load_stats(src)  # verifies the sidecar and the file's SHA-256
     notes = _check(src, loaded.meta, to)
@@ -167,6 +168,8 @@ def export_stats(stats: str | os.PathLike[str], to: str, out_dir: str | os.PathL
     mu, sigma = loaded.mu.astype(MU_DTYPE.get(to, np.float64)), loaded.sigma.astype(np.float64)
     # The features first: statistics without real images behind them are refused before anything is written.
     kid_path = _kid_file(to, path, name) if kid else None
+    for target in (path, path.with_name(path.name + ".ganeval.json"), *([kid_path] if kid_path else [])):
+        output_file(target, "--out", StatsError)  # a folder of that name: refused before the --kid pass
     kid_info = _write_kid(src, to, kid_path, device, batch_size, announce) if kid_path else None
     with atomic_path(path) as tmp:
         tmp.write_bytes(_payload(to, mu, sigma))

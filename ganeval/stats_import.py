@@ -8,6 +8,8 @@ ganeval cannot check (which images, which weights file) is recorded as the user'
 from __future__ import annotations
 
 import os
+import pickle
+import re
 import time
 import zipfile
 from pathlib import Path
@@ -18,7 +20,7 @@ import numpy as np
 from ganeval.atomic import sha256_file
 from ganeval.errors import StatsError
 from ganeval.features.base import FeatureExtractor
-from ganeval.stats import RefStats
+from ganeval.stats import RefStats, check_stats_out, open_npz
 from ganeval.version import __version__
 
 #: Tools (and modes) whose statistics mean what ganeval's do, and the extractor that computes the same features.
@@ -60,9 +62,19 @@ def _read_pt(path: Path) -> dict[str, Any]:
     try:
         with torch.serialization.safe_globals(_numpy_globals()):
             data = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - any refusal (code in the pickle, truncation) is one line
+    except pickle.UnpicklingError as exc:  # torch's message advises weights_only=False: never passed on
+        found = re.search(r"GLOBAL ([\w.]+)", str(exc), re.IGNORECASE)
+        if not found and not zipfile.is_zipfile(path):  # torch.save's legacy format, or a plain pickle
+            raise StatsError(f"{path}: not a statistics file torch.load(weights_only=True) can read (a pickle it "
+                             "refused, or a damaged file); nothing in it was run") from exc
+        what = f", such as {found.group(1)}," if found else ""
+        raise StatsError(f"{path}: holds objects other than tensors and numpy arrays{what} which are not unpickled "
+                         "(torch.load with weights_only=True refused it); not a statistics file") from exc
+    except Exception as exc:  # noqa: BLE001 - any other refusal (truncation, not a torch file) is one line
+        first = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else ""
+        first = "" if "weights_only" in first else first  # torch's advice to turn the safety off: not passed on
         raise StatsError(f"{path}: not a statistics file torch.load(weights_only=True) can read "
-                         f"({str(exc).splitlines()[0][:200]})") from exc
+                         f"({exc.__class__.__name__}{': ' + first if first else ''})") from exc
     if not isinstance(data, dict):
         raise StatsError(f"{path}: expected a dict with 'mu' and 'sigma', found {type(data).__name__}")
     return {k: v.numpy() if isinstance(v, torch.Tensor) else v for k, v in data.items()}
@@ -70,7 +82,7 @@ def _read_pt(path: Path) -> dict[str, Any]:
 
 def _read_npz(path: Path) -> dict[str, Any]:
     try:
-        with np.load(path, allow_pickle=False) as z:
+        with open_npz(path) as z:
             return {k: z[k] for k in z.files}
     except (ValueError, OSError, EOFError, KeyError, zipfile.BadZipFile) as exc:  # not an npz, a pickle inside, truncated
         raise StatsError(f"{path}: not a readable .npz of plain arrays ({exc})") from exc
@@ -86,12 +98,17 @@ def read_foreign_stats(path: str | os.PathLike[str]) -> tuple[np.ndarray, np.nda
     if not {"mu", "sigma"} <= set(data):
         raise StatsError(f"{path}: expected arrays 'mu' and 'sigma' (the format of torch-fidelity, clean-fid and "
                          f"pytorch-fid), found {sorted(data) or 'none'}")
+    for key in ("mu", "sigma"):
+        if np.iscomplexobj(data[key]):
+            raise StatsError(f"{path}: {key} is complex ({np.asarray(data[key]).dtype}); a mean and a covariance are real")
     try:
         mu, sigma = np.asarray(data["mu"], np.float64), np.asarray(data["sigma"], np.float64)
     except (TypeError, ValueError) as exc:
         raise StatsError(f"{path}: mu and sigma must be numeric arrays ({exc})") from exc
     if mu.ndim != 1 or sigma.shape != (mu.size, mu.size):
         raise StatsError(f"{path}: bad shapes mu {mu.shape}, sigma {sigma.shape} (want (D,) and (D, D))")
+    if not mu.size:
+        raise StatsError(f"{path}: mu and sigma are empty (D = 0)")
     if not (np.isfinite(mu).all() and np.isfinite(sigma).all()):
         raise StatsError(f"{path}: mu or sigma holds NaN or infinity")
     scale = float(np.abs(sigma).max()) or 1.0
@@ -188,6 +205,7 @@ def import_stats_file(path: str | os.PathLike[str], made_by: str, out: str | os.
     from ganeval.features import get_extractor
     from ganeval.stats import compute_stats, save_stats
 
+    check_stats_out(out)  # before reading, and before an Inception pass over --verify-with
     extractor = get_extractor(extractor_for(made_by, path), device=device if verify_with else "cpu", weights_path=weights_path)
     stats = import_stats(path, made_by, extractor, n=n, description=description, command=command)
     if verify_with is not None:

@@ -45,17 +45,45 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data-dir", default=None)
     p.add_argument("--device", default="auto")
     p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--precision", default="fp32", choices=["fp32", "bf16"])
+    p.add_argument("--precision", default=None, choices=["fp32", "bf16"], help="with --dataset (default fp32)")
     p.add_argument("--inception-weights", default=None)
     p.add_argument("--feature-network", default=None, metavar="MODULE:NAME",
                    help="with --extractor custom: your feature network (docs/reference_stats.md#your-own-feature-network)")
     p.add_argument("--feature-network-kwargs", default=None, metavar="JSON", help="its constructor arguments")
-    p.add_argument("--limit", type=int, default=None, help="only the first N images")
-    p.add_argument("--save-features", type=Path, default=None, help="also save per-image pool features (.npy, float32)")
+    p.add_argument("--limit", type=int, default=None, help="with --dataset: only the first N images")
+    p.add_argument("--save-features", type=Path, default=None,
+                   help="with --dataset: also save per-image pool features (.npy, float32)")
     p.add_argument("--distributed", action="store_true", default=None,
                    help="join the torchrun process group (automatic when WORLD_SIZE > 1)")
     p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
     p.set_defaults(func=run)
+
+
+#: Flags that only ``--dataset`` uses (given, not defaults): refused with --import and --export, never ignored.
+DATASET_ONLY = {"save_features": "--save-features", "limit": "--limit", "precision": "--precision",
+                "distributed": "--distributed", "feature_network": "--feature-network",
+                "feature_network_kwargs": "--feature-network-kwargs"}
+
+
+def _refuse_dataset_flags(args: argparse.Namespace, mode: str) -> None:
+    from ganeval.errors import GanevalError
+
+    given = [flag for key, flag in DATASET_ONLY.items() if getattr(args, key) is not None]
+    if given:
+        raise GanevalError(f"{', '.join(given)} {'goes' if len(given) == 1 else 'go'} with --dataset, not with {mode}")
+
+
+def _check_outputs(args: argparse.Namespace) -> None:
+    """--out and --save-features, refused before any work when they cannot be written or would overwrite each other."""
+    from ganeval.atomic import output_file
+    from ganeval.errors import GanevalError
+    from ganeval.stats import check_stats_out
+
+    out = check_stats_out(args.out)
+    if args.save_features is not None:
+        feats = output_file(args.save_features, "--save-features")
+        if feats.resolve() in (out.resolve(), out.with_suffix(".json").resolve()):
+            raise GanevalError(f"--save-features {feats}: the same file as --out or its sidecar; give another path")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -78,8 +106,9 @@ def run(args: argparse.Namespace) -> int:
         raise GanevalError("--made-by, --n, --description and --verify-with go with --import")
     if args.extractor is None:
         raise GanevalError("--extractor is required with --dataset (inception, inception-clean, mnist or custom)")
+    _check_outputs(args)  # before the pass over the data, not after it
     dist = from_env(args.distributed)
-    kwargs = {"device": args.device, "precision": args.precision}
+    kwargs = {"device": args.device, "precision": args.precision or "fp32"}
     if args.extractor.startswith("inception"):
         kwargs["weights_path"] = args.inception_weights
     if args.extractor == "custom":
@@ -98,11 +127,13 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_FAILED
     if not dist.is_main:
         return 0
-    save_stats(args.out, stats)
-    if features is not None:
+    if features is None:
+        save_stats(args.out, stats)
+    else:  # the features to a temporary file first: a failed write of either leaves both outputs as they were
         with atomic_path(args.save_features) as tmp:
             with open(tmp, "wb") as fh:
                 np.save(fh, torch.cat(features).numpy().astype(np.float32))
+            save_stats(args.out, stats)
     print(f"wrote {args.out} (N={stats.meta['n']}, {stats.meta['seconds']} s, {dist.world} process(es))")
     return 0
 
@@ -115,6 +146,8 @@ def _import(args: argparse.Namespace) -> int:
         raise GanevalError("--import needs --made-by: which tool made the statistics decides what they can be compared with")
     if args.to or args.name or args.kid:
         raise GanevalError("--to, --name and --kid go with --export")
+    _refuse_dataset_flags(args, "--import")
+    _check_outputs(args)
     extractor_name = extractor_for(args.made_by, args.import_file)
     if args.extractor not in (None, extractor_name):
         raise GanevalError(f"statistics made by {args.made_by} are {extractor_name} statistics, not {args.extractor}")
@@ -129,6 +162,7 @@ def _import(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
+    from ganeval.atomic import output_folder
     from ganeval.errors import GanevalError
     from ganeval.stats_export import export_stats
 
@@ -136,6 +170,11 @@ def _export(args: argparse.Namespace) -> int:
         raise GanevalError("--export needs --to: torch-fidelity, clean-fid or clean-fid-legacy-tensorflow")
     if args.made_by or args.n is not None or args.description or args.verify_with or args.extractor:
         raise GanevalError("--made-by, --n, --description, --verify-with and --extractor do not go with --export")
+    _refuse_dataset_flags(args, "--export")
+    if args.inception_weights is not None:
+        raise GanevalError("--inception-weights does not go with --export (its --kid pass runs the weights ganeval "
+                           "finds; statistics made with others are refused)")
+    output_folder(args.out, "--out")
     def announce(n: int) -> None:
         print(f"--kid: Inception features of the {n:,} real images behind the statistics (one pass the first time, "
               "then cached; on a CPU about 16-20 images/s)", file=sys.stderr)
