@@ -135,12 +135,12 @@ def _short_note(what: str, have: int, limit: int | None) -> list[str]:
 def _npz_images(path: Path) -> np.ndarray:
     """The image array of an .npz, chosen as ``ganeval score`` chooses it (its only array, else the first of
     ``sources.samples.NPZ_KEYS``), which must be uint8 (float real images would need a guessed value range)."""
-    from ganeval.sources.samples import NPZ_KEYS
+    from ganeval.sources.samples import NPZ_KEYS, npz_image_key
 
     try:
         with open_npz(path) as z:
             keys = list(z.files)
-            key = keys[0] if len(keys) == 1 else next((k for k in NPZ_KEYS if k in keys), None)
+            key = npz_image_key(keys)
             if key is None:
                 raise StatsError(f"{path}: {len(keys)} arrays ({', '.join(keys[:6])}); name the images one of "
                                  f"{', '.join(NPZ_KEYS)}")

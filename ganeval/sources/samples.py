@@ -149,6 +149,11 @@ def array_images(arr: Any, output_range: str, what: str) -> tuple[torch.Tensor, 
     return images.contiguous(), flags, notes
 
 
+def npz_image_key(keys: list[str]) -> str | None:
+    """Which array of an .npz holds the images: its only one, else the first of ``NPZ_KEYS`` (None: cannot tell)."""
+    return keys[0] if len(keys) == 1 else next((k for k in NPZ_KEYS if k in keys), None)
+
+
 def read_npz(path: Path, output_range: str) -> tuple[torch.Tensor, np.ndarray, list[str]]:
     """The image array of an ``.npz`` (its only array, else one named images/samples/x/arr_0); no pickles."""
     try:
@@ -157,7 +162,7 @@ def read_npz(path: Path, output_range: str) -> tuple[torch.Tensor, np.ndarray, l
             raise GanevalError(f"{path}: a single .npy array, not an .npz archive; save the images with np.savez")
         with loaded as z:
             keys = list(z.files)
-            key = keys[0] if len(keys) == 1 else next((k for k in NPZ_KEYS if k in keys), None)
+            key = npz_image_key(keys)
             if key is None:
                 raise GanevalError(f"{path}: several arrays ({', '.join(keys[:6])}); name the images one of {', '.join(NPZ_KEYS)}")
             arr = z[key]
