@@ -81,8 +81,8 @@ def _one_source(target: Any, hints: dict[str, Any], pick: str | None, select: Sc
     if rows.empty:  # nothing in the folder scored: the run is a failed row, the other runs are still compared
         why = "; ".join(dict.fromkeys(str(e) for e in table["error"].dropna())) if "error" in table else ""
         error = f"{where}: no checkpoint could be scored to pick the best one" + (f" ({why})" if why else "")
-        return Source(Path(where).name if isinstance(where, (str, os.PathLike)) else where, None, None, "failed",
-                      {"error": error}), table[[c for c in SERIES_COLUMNS if c in table]].assign(picked=False)
+        return Source("none scored", None, None, "failed", {"error": error}), \
+            table[[c for c in SERIES_COLUMNS if c in table]].assign(picked=False)  # named "ARM (best: none scored)"
     name = rows["checkpoint"].iloc[0]
     keep = [c for c in SERIES_COLUMNS if c in table]
     return next(s for s in series.sources if s.name == name), table[keep].assign(picked=table["checkpoint"] == name)

@@ -217,6 +217,7 @@ def test_pick_from_a_folder_whose_newest_file_or_every_file_fails(runs: dict[str
     assert "ckpt_0003000.safetensors: " in err and "two vs ref: MNIST FD" in out and "two is worse" in out
     data = json.loads((tmp_path / "o" / "compare.json").read_text())
     assert {d["arm"]: d["method"] for d in data["differences"]}["dead"] == "not computed in both arms"
+    assert [m["name"] for a in data["arms"] if a["arm"] == "dead" for m in a["members"]] == ["dead (best: none scored)"]
 
 
 def test_two_arms_with_nan_samples_are_not_measurable(tmp_path: Path) -> None:
