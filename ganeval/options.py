@@ -72,7 +72,7 @@ class ScoreOptions:
             if getattr(self, name) is not None or name != "threads":
                 require_count(getattr(self, name), low, name if name.startswith("kid_") else f"--{name.replace('_', '-')}")
         if not 0 < self.ci < 1:
-            raise GanevalError(f"ci (the interval level) must lie between 0 and 1, e.g. 0.95 (got {self.ci!r})")
+            raise GanevalError(f"--ci (the interval level) must lie between 0 and 1, e.g. 0.95 (got {self.ci!r})")
         if not (self.late_threshold >= 0 and math.isfinite(self.late_threshold)):
             raise GanevalError(f"--late-threshold must be a finite 0 or more, e.g. 0.1 for 10 % (got {self.late_threshold!r})")
         if not math.isfinite(self.copying_threshold):

@@ -102,8 +102,13 @@ def test_docs_name_every_metric_and_column() -> None:
 
     text = (Path(__file__).parent.parent / "docs" / "scoring.md").read_text()
     table = text[text.index("| metric (`--metrics`)"):text.index("### The real-data floor")]
-    columns = text[text.index("Columns, in order:"):]
+    columns = text[text.index("Columns, in order"):]
     columns = columns[: columns.index("\n\n")]
+    listed = columns[columns.index(": `") + 3:].split("`")[0].replace("mnist_fd_digit_0 … mnist_fd_digit_9", ", ".join(
+        f"mnist_fd_digit_{d}" for d in range(10)))
+    from ganeval.report.writers import COLUMNS
+
+    assert " ".join(listed.split()).split(", ") == COLUMNS  # the documented order is the files' order
     for name, metric in METRICS.items():
         assert f"`{name}`" in table, name
         for col in table_columns(metric):
@@ -120,3 +125,22 @@ def test_an_output_that_cannot_be_written_is_one_line_exit_2(tmp_path: Path, cli
         code, _, err = cli(*args)
         assert code == 2 and err.startswith(f"ganeval: error: {tmp_path / 'blocker'}") and err.count("\n") == 1, err
         assert "(a file where a folder is needed?)" in err
+
+
+def test_printed_columns_keep_one_order_and_ci_sets_the_level(tmp_path: Path, cli) -> None:
+    write_bank_checkpoint(tmp_path / "run", 1000, noise=0.3)
+    heads, rows = [], {}
+    for metrics, ci in (("mnist_kid,mnist_fd,mnist_prc", "0.95"), ("mnist_prc,mnist_fd,mnist_kid", "0.5")):
+        out_dir = tmp_path / ci
+        code, out, err = cli("score", tmp_path / "run", *FAST, "--metrics", metrics, "--ci", ci, "--bootstrap", 40,
+                             "--out", out_dir)
+        assert code == 0, err
+        heads.append(out.splitlines()[0].split())
+        summary = json.loads((out_dir / "summary.json").read_text())
+        assert summary["bootstrap"]["level"] == float(ci)
+        rows[ci] = summary["rows"][0]
+    assert heads[0] == heads[1]  # whatever the order of --metrics
+    wide, narrow = rows["0.95"], rows["0.5"]
+    assert wide["mnist_fd_ci_low"] < narrow["mnist_fd_ci_low"] <= narrow["mnist_fd_ci_high"] < wide["mnist_fd_ci_high"]
+    code, _, err = cli("score", tmp_path / "run", "--metrics", "mnist_fd", "--ci", "95", *FAST)
+    assert code == 2 and "--ci (the interval level) must lie between 0 and 1" in err

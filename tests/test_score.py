@@ -298,7 +298,7 @@ def test_unusable_options_are_refused_before_scoring(tmp_path: Path, cli, args: 
 
 
 @pytest.mark.parametrize("option, problem", [
-    ({"ci": 95}, "ci (the interval level) must lie between 0 and 1"),
+    ({"ci": 95}, "--ci (the interval level) must lie between 0 and 1"),
     ({"kid_subset_size": 1}, "kid_subset_size must be an integer of at least 2 (got 1)"),
     ({"num_samples": 1e4}, "--num-samples must be an integer of at least 2 (got 10000.0)"),
 ])

@@ -38,6 +38,8 @@ def add_score_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--resize", default=d.resize, choices=["tf1x", "clean"],
                    help="Inception's resize to 299: tf1x (torch-fidelity's; default) or clean (clean-fid's; needs its own statistics)")
     p.add_argument("--bootstrap", type=int, default=d.bootstrap, help="bootstrap replicates for the intervals (0: none)")
+    p.add_argument("--ci", type=float, default=d.ci, metavar="LEVEL",
+                   help=f"level of every interval and paired test, between 0 and 1 (default {d.ci})")
     p.add_argument("--primary", default=None, help="metric to rank by (default fid where computed, else mnist_fd)")
     p.add_argument("--late-threshold", type=float, default=d.late_threshold, help="relative worsening flagged as late collapse")
     p.add_argument("--inception-weights", default=None, help="Inception weights file (.pth state dict or .safetensors)")
@@ -81,7 +83,8 @@ def options_from_args(args: argparse.Namespace) -> ScoreOptions:
     return ScoreOptions.from_kwargs(
         num_samples=args.num_samples, metrics=tuple(args.metrics), reference=args.reference, device=args.device,
         batch_size=args.batch_size, seed=args.seed, inception_top_k=args.inception_top_k, inception_all=args.inception_all,
-        precision=args.precision, resize=args.resize, bootstrap=args.bootstrap, primary=args.primary, late_threshold=args.late_threshold,
+        precision=args.precision, resize=args.resize, bootstrap=args.bootstrap, ci=args.ci, primary=args.primary,
+        late_threshold=args.late_threshold,
         inception_weights=args.inception_weights, use_cache=not args.no_cache, threads=args.threads,
         feature_network=args.feature_network, feature_network_kwargs=args.feature_network_kwargs,
         copy_train=args.copy_train, copy_heldout=args.copy_heldout, copy_cells=args.copy_cells,
@@ -118,11 +121,13 @@ def printed_columns(metrics: tuple[str, ...] | list[str]) -> list[str]:
     """The printed table's metric columns: the headline ones, then those of each other metric asked for (without
     intervals, standard deviations, per-digit and bookkeeping columns, which stay in the CSV and the report)."""
     from ganeval.metrics.registry import METRICS
+    from ganeval.report.writers import COLUMNS
 
     extra = [c for m in metrics if m in METRICS for c in METRICS[m].columns
              if not c.endswith(("_ci_low", "_ci_high", "_std", "_slope", "_cells")) and "digit" not in c
              and c not in HEADLINE and c not in SECONDARY]
-    return [*HEADLINE, *dict.fromkeys(extra)]
+    order = {c: i for i, c in enumerate(COLUMNS)}  # the files' order, whatever the order of --metrics
+    return [*HEADLINE, *sorted(dict.fromkeys(extra), key=lambda c: order.get(c, len(order)))]
 
 
 #: Columns every scores table has, whatever the metrics.

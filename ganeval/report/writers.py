@@ -27,8 +27,8 @@ COLUMNS = [
     "vendi", "vendi_real", "mnist_vendi", "mnist_vendi_real", "mnist_ppl", "mnist_ppl_std", "mnist_ppl_ci_low",
     "mnist_ppl_ci_high", "custom_ppl", "custom_ppl_std", "custom_ppl_ci_low", "custom_ppl_ci_high",
     "copying_ct", "copy_share", "copying_cells",
-    "inception_copying_ct", "inception_copy_share", "inception_copying_cells", "rank", "is_best", "mode_collapse",
-    "mode_collapse_sure", "data_copying", "status", "error", "seconds",
+    "inception_copying_ct", "inception_copy_share", "inception_copying_cells", "n_bad_images", "rank", "is_best",
+    "mode_collapse", "mode_collapse_sure", "data_copying", "status", "error", "seconds", "path", "sha256",
 ]
 
 
