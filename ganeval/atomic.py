@@ -10,17 +10,22 @@ from collections.abc import Iterator
 from pathlib import Path
 
 
+def _blocker(path: Path, itself: bool) -> Path | None:
+    """The file standing where ``path`` (``itself``) or one of its folders should be: the nearest existing one."""
+    for where in ((path, *path.parents) if itself else path.parents):
+        if where.exists():
+            return None if where.is_dir() else where
+    return None
+
+
 def report_folder(out: str | os.PathLike[str] | None, default: Path) -> Path:
     """The folder reports go to (``out``, else ``default``), refused at once when a file or a file-blocked path
     stands there: checked before scoring, so no hour of work ends in a failed write."""
     from ganeval.errors import GanevalError
 
     folder = Path(out) if out is not None else default
-    for where in (folder, *folder.parents):
-        if where.exists():
-            if not where.is_dir():
-                raise GanevalError(f"{where}: exists and is not a folder; reports need a folder at {folder}")
-            break
+    if (where := _blocker(folder, itself=True)) is not None:
+        raise GanevalError(f"{where}: exists and is not a folder; reports need a folder at {folder}")
     return folder
 
 
@@ -33,11 +38,8 @@ def output_file(path: str | os.PathLike[str], what: str, error: type[Exception] 
     path = Path(path)
     if path.is_dir():
         raise error(f"{what} {path}: is a folder; give a file path")
-    for where in path.parents:
-        if where.exists():
-            if not where.is_dir():
-                raise error(f"{what} {path}: {where} exists and is not a folder")
-            break
+    if (where := _blocker(path, itself=False)) is not None:
+        raise error(f"{what} {path}: {where} exists and is not a folder")
     return path
 
 
@@ -47,11 +49,8 @@ def output_folder(path: str | os.PathLike[str], what: str, error: type[Exception
 
     error = error or GanevalError
     path = Path(path)
-    for where in (path, *path.parents):
-        if where.exists():
-            if not where.is_dir():
-                raise error(f"{what} {path}: {where} exists and is not a folder")
-            break
+    if (where := _blocker(path, itself=True)) is not None:
+        raise error(f"{what} {path}: {where} exists and is not a folder")
     return path
 
 
