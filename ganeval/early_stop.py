@@ -23,6 +23,7 @@ from ganeval.checkpoints import checkpoint_name, list_checkpoints
 from ganeval.comparing import compare
 from ganeval.errors import require_count
 from ganeval.evaluate import score
+from ganeval.summary import json_value, row_dict
 from ganeval.train.loop import TrainResult, train
 from ganeval.train.plan import plan_train
 from ganeval.train.recipes import TrainError
@@ -68,7 +69,7 @@ class EarlyStopper:
         if self.best is None:
             first = score(ckpt, **self._options())
             if first["status"].iloc[0] == "error":
-                raise TrainError(f"{ckpt}: could not be scored for early stopping: {first['error'].iloc[0]}")
+                raise TrainError(f"{ckpt}: could not be scored for early stopping: {_reason(ckpt, first['error'].iloc[0])}")
             value = float(first[self.metric].iloc[0])
             row.update(value=value, best=str(ckpt), verdict="first")
             self.best, self.best_value = ckpt, value
@@ -76,7 +77,8 @@ class EarlyStopper:
             comp = compare({"best": self.best, "new": ckpt}, permutations=self.permutations, sequential=self.sequential,
                            **self._options())
             if comp.failed:
-                raise TrainError(f"{ckpt}: could not be scored for early stopping: {comp.members['error'].dropna().iloc[0]}")
+                raise TrainError(f"{ckpt}: could not be scored for early stopping: "
+                                 f"{_reason(ckpt, comp.members['error'].dropna().iloc[0])}")
             d = comp.differences.set_index("metric").loc[self.metric]
             value = float(d["value"])
             row.update(value=value, best_value=float(d["baseline_value"]), difference=float(d["difference"]),
@@ -115,8 +117,15 @@ class EarlyStopper:
         return {"metric": self.metric, "patience": self.patience, "threshold": self.threshold,
                 "num_samples": self.num_samples, "bootstrap": self.bootstrap, "permutations": self.permutations,
                 "sequential": self.sequential, "stopped": stopped, "iteration": iteration,
-                "best": str(self.best) if self.best else None, "best_value": self.best_value,
-                "history": json.loads(pd.DataFrame(self.history).to_json(orient="records"))}
+                "best": str(self.best) if self.best else None,
+                "best_value": json_value(self.best_value),
+                "history": [row_dict(r) for _, r in pd.DataFrame(self.history).iterrows()]}  # inf as "inf", as summary.json
+
+
+def _reason(ckpt: Path, error: Any) -> str:
+    """A scoring error without the checkpoint's path in front (the message names it once)."""
+    text = str(error)
+    return text[len(f"{ckpt}: "):] if text.startswith(f"{ckpt}: ") else text
 
 
 @dataclass

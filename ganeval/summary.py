@@ -17,7 +17,7 @@ BOOTSTRAP_METHOD = ("bootstrap over resampled sample indices (percentile spread 
                     "paired across checkpoints that share the latent set")
 
 
-def _num(x: Any) -> Any:
+def json_value(x: Any) -> Any:
     """JSON-safe number: NaN → None, ±inf → the strings "inf"/"-inf"."""
     if x is None or x is pd.NA:
         return None
@@ -38,7 +38,7 @@ def _num(x: Any) -> Any:
 
 def row_dict(row: pd.Series) -> dict[str, Any]:
     """One table row as JSON-safe values."""
-    return {k: _num(v) for k, v in row.items()}
+    return {k: json_value(v) for k, v in row.items()}
 
 
 def _fmt(x: float) -> str:
@@ -135,7 +135,7 @@ def build_summary(df: pd.DataFrame, primary: str, late: dict[str, Any], opts: Sc
         "primary_metric": primary,
         "best": row_dict(best.iloc[0]) if not best.empty else None,
         "last": row_dict(df[df["status"] != "error"].iloc[-1]) if (df["status"] != "error").any() else None,
-        "late_collapse": {k: _num(v) for k, v in late.items()},
+        "late_collapse": {k: json_value(v) for k, v in late.items()},
         "mode_collapse": {"flag": bool(collapsed), "checkpoints": collapsed, "beyond_noise": sure,
                           "min_modes": opts.min_modes, "max_class_kl": opts.max_class_kl, "ci_level": opts.ci},
         "data_copying": {"flag": bool(copying), "checkpoints": copying, "threshold": opts.copying_threshold},

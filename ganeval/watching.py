@@ -78,14 +78,20 @@ class _Watch:
         self.judged: list[int] = []
         self.last_iteration = -1  # judged or failed
         self.failed: dict[str, str] = {}
+        self.seen: set[str] = set()  # files judged (or failed): never looked at again
         self.report_errors: list[str] = []
 
     def new_checkpoints(self, settle_s: float) -> list[tuple[Path, int]]:
         """Settled checkpoints newer than the last judged one, in iteration order (older late arrivals are noted)."""
         last = self.last_iteration
-        fresh = []
+        fresh: list[tuple[Path, int]] = []
         for path, iteration in self.listing():
-            if str(path) in self.failed or iteration in self.judged:
+            if str(path) in self.failed or str(path) in self.seen:
+                continue
+            if iteration in self.judged or any(iteration == it for _, it in fresh):  # another file of one iteration
+                why = f"iteration {iteration} was already judged from another file; each iteration is judged once"
+                self.failed[str(path)] = why
+                self.emit(f"{path}: {why}")
                 continue
             if iteration < last:
                 self.failed[str(path)] = f"appeared after iteration {last} was judged; not judged out of order"
@@ -114,11 +120,12 @@ class _Watch:
     def judge(self, path: Path, iteration: int) -> bool:
         """One checkpoint through the rule; a checkpoint that cannot be scored is recorded and skipped."""
         self.last_iteration = iteration
+        self.seen.add(str(path))
         try:
             stop = self.stopper.observe(path, iteration)
         except GanevalError as exc:
             self.failed[str(path)] = str(exc)
-            self.emit(f"{path}: {exc}")
+            self.emit(str(exc) if str(exc).startswith(str(path)) else f"{path}: {exc}")  # the path once
             return False
         self.judged.append(iteration)
         if stop:
@@ -207,7 +214,7 @@ def watch(run_dir: str | os.PathLike[str], stopper: EarlyStopper | None = None, 
             for path, iteration in fresh:
                 if w.judge(path, iteration):
                     reason = "stop rule"
-                elif until is not None and iteration >= until:
+                elif until is not None and iteration >= until and iteration in w.judged:  # judged, not failed
                     reason = "until"
                 if reason:
                     break

@@ -127,6 +127,35 @@ def test_a_late_arrival_out_of_order_is_not_judged(tmp_path: Path) -> None:
     assert lines[-1].endswith("appeared after iteration 3000 was judged; not judged out of order")
 
 
+def test_each_iteration_is_judged_once_whatever_its_files_and_until_needs_a_judged_one(tmp_path: Path) -> None:
+    """A second file of an iteration (in the same look at the folder or a later one) is listed as not judged, never
+    judged twice (it moved --patience twice); --until is reached only by a checkpoint that was judged; infinities go
+    into watch.json as "inf", as in summary.json."""
+    run = tmp_path / "run"
+    first = _old(write_bank_checkpoint(run, 1000))
+    _old(Path(shutil.copy(first, run / "ckpt_1000.safetensors")))  # the same iteration, in the same look
+    _old(write_bank_checkpoint(run, 2000, emit_nan=True))
+    (run / "ckpt_0003000.safetensors").write_bytes(b"broken")
+    _old(run / "ckpt_0003000.safetensors")
+    lines: list[str] = []
+
+    def emit(line: str) -> None:  # another file of iteration 2000 lands after it was judged
+        lines.append(line)
+        if line.startswith("iteration 2000"):
+            _old(Path(shutil.copy(first, run / "ckpt_2000.safetensors")))
+
+    res = watch(run, EarlyStopper(patience=3, threshold=0.0, **FAST), interval_s=0.05, idle_timeout_s=0.6, settle_s=0,
+                emit=emit, until=3000)
+    assert res.judged == [1000, 2000] and res.reason == "idle", res.reason  # 3000 failed: not "until"
+    assert set(res.failed) == {str(run / n) for n in ("ckpt_1000.safetensors", "ckpt_2000.safetensors",
+                                                      "ckpt_0003000.safetensors")}
+    assert sum("was already judged from another file" in line for line in lines) == 2
+    broken = next(line for line in lines if "ckpt_0003000" in line)
+    assert broken.count(str(run / "ckpt_0003000.safetensors")) == 1, broken  # the path once
+    history = json.loads((run / WATCH_NAME).read_text())["history"]
+    assert history[1]["iteration"] == 2000 and history[1]["value"] == "inf", history
+
+
 def test_real_floor_needs_the_report(tmp_path: Path, cli) -> None:
     code, _, err = cli("watch", tmp_path / "run", "--real-floor", "--idle-timeout", "1")
     assert code == 2 and "--real-floor goes with --report" in err
