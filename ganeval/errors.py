@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numbers
+import re
 from typing import Any
 
 EXIT_OK = 0
@@ -36,3 +37,10 @@ def require_count(value: Any, low: int, what: str, error: type[GanevalError] = G
     """Refuse ``value`` unless it is an integer (not a bool) of at least ``low``, in one line naming ``what``."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
         raise error(f"{what} must be an integer of at least {low} (got {value!r})")
+
+
+def refused_global(exc: BaseException) -> str | None:
+    """The class a ``torch.load(weights_only=True)`` refused to unpickle, as torch's message names it (its wording
+    varies by version: "Unsupported global: GLOBAL x.y", "unsupported GLOBAL x.y"), or None."""
+    found = re.search(r"GLOBAL ([\w.]+)", str(exc), re.IGNORECASE)
+    return found.group(1) if found else None

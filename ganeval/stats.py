@@ -24,6 +24,7 @@ from ganeval.distributed import DistContext
 from ganeval.errors import GanevalError, StatsError, require_count
 from ganeval.feature_stats import FeatureStats
 from ganeval.features.base import FeatureExtractor, iter_batches
+from ganeval.sources.samples import open_npz
 from ganeval.version import __version__
 
 DATASETS = {"mnist-train": "train", "mnist-test": "test"}
@@ -70,14 +71,6 @@ def save_stats(path: str | os.PathLike[str], stats: RefStats, sigma_dtype: str =
         side.write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
 
-def open_npz(path: str | os.PathLike[str]) -> Any:
-    """``np.load(path)`` of an .npz archive (no pickles), refusing a single ``.npy`` array under an .npz name."""
-    z = np.load(path, allow_pickle=False)
-    if not isinstance(z, np.lib.npyio.NpzFile):
-        raise StatsError(f"{path}: a single .npy array, not an .npz archive of named arrays (write it with np.savez)")
-    return z
-
-
 def load_stats(path: str | os.PathLike[str], expect: dict[str, Any] | None = None) -> RefStats:
     """Load and verify statistics; ``expect`` (provenance keys) must match the sidecar or the load is refused."""
     path = Path(path)
@@ -100,7 +93,7 @@ def load_stats(path: str | os.PathLike[str], expect: dict[str, Any] | None = Non
         if have != want:
             raise StatsError(f"{path}: made with {key}={have!r}, but {key}={want!r} was asked for")
     try:
-        with open_npz(path) as z:
+        with open_npz(path, StatsError) as z:
             mu, sigma = z["mu"].astype(np.float64), z["sigma"].astype(np.float64)
     except (ValueError, KeyError, OSError, EOFError, zipfile.BadZipFile) as exc:
         raise StatsError(f"{path}: unreadable statistics ({exc})") from exc
@@ -138,7 +131,7 @@ def _npz_images(path: Path) -> np.ndarray:
     from ganeval.sources.samples import NPZ_KEYS, npz_image_key
 
     try:
-        with open_npz(path) as z:
+        with open_npz(path, StatsError) as z:
             keys = list(z.files)
             key = npz_image_key(keys)
             if key is None:

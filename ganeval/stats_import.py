@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import pickle
-import re
 import time
 import zipfile
 from pathlib import Path
@@ -18,9 +17,10 @@ from typing import Any
 import numpy as np
 
 from ganeval.atomic import sha256_file
-from ganeval.errors import StatsError
+from ganeval.errors import StatsError, refused_global
 from ganeval.features.base import FeatureExtractor
-from ganeval.stats import RefStats, check_stats_out, open_npz
+from ganeval.sources.samples import open_npz
+from ganeval.stats import RefStats, check_stats_out
 from ganeval.version import __version__
 
 #: Tools (and modes) whose statistics mean what ganeval's do, and the extractor that computes the same features.
@@ -63,11 +63,11 @@ def _read_pt(path: Path) -> dict[str, Any]:
         with torch.serialization.safe_globals(_numpy_globals()):
             data = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:  # torch's message advises weights_only=False: never passed on
-        found = re.search(r"GLOBAL ([\w.]+)", str(exc), re.IGNORECASE)
+        found = refused_global(exc)
         if not found and not zipfile.is_zipfile(path):  # torch.save's legacy format, or a plain pickle
             raise StatsError(f"{path}: not a statistics file torch.load(weights_only=True) can read (a pickle it "
                              "refused, or a damaged file); nothing in it was run") from exc
-        what = f", such as {found.group(1)}," if found else ""
+        what = f", such as {found}," if found else ""
         raise StatsError(f"{path}: holds objects other than tensors and numpy arrays{what} which are not unpickled "
                          "(torch.load with weights_only=True refused it); not a statistics file") from exc
     except Exception as exc:  # noqa: BLE001 - any other refusal (truncation, not a torch file) is one line
@@ -82,7 +82,7 @@ def _read_pt(path: Path) -> dict[str, Any]:
 
 def _read_npz(path: Path) -> dict[str, Any]:
     try:
-        with open_npz(path) as z:
+        with open_npz(path, StatsError) as z:
             return {k: z[k] for k in z.files}
     except (ValueError, OSError, EOFError, KeyError, zipfile.BadZipFile) as exc:  # not an npz, a pickle inside, truncated
         raise StatsError(f"{path}: not a readable .npz of plain arrays ({exc})") from exc

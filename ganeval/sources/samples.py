@@ -149,6 +149,14 @@ def array_images(arr: Any, output_range: str, what: str) -> tuple[torch.Tensor, 
     return images.contiguous(), flags, notes
 
 
+def open_npz(path: str | Path, error: type[GanevalError] = GanevalError) -> Any:
+    """``np.load(path)`` of an .npz archive (no pickles), refusing a single ``.npy`` array under an .npz name."""
+    z = np.load(path, allow_pickle=False)
+    if not isinstance(z, np.lib.npyio.NpzFile):
+        raise error(f"{path}: a single .npy array, not an .npz archive of named arrays (write it with np.savez)")
+    return z
+
+
 def npz_image_key(keys: list[str]) -> str | None:
     """Which array of an .npz holds the images: its only one, else the first of ``NPZ_KEYS`` (None: cannot tell)."""
     return keys[0] if len(keys) == 1 else next((k for k in NPZ_KEYS if k in keys), None)
@@ -157,10 +165,7 @@ def npz_image_key(keys: list[str]) -> str | None:
 def read_npz(path: Path, output_range: str) -> tuple[torch.Tensor, np.ndarray, list[str]]:
     """The image array of an ``.npz`` (its only array, else one named images/samples/x/arr_0); no pickles."""
     try:
-        loaded = np.load(path, allow_pickle=False)
-        if not isinstance(loaded, np.lib.npyio.NpzFile):  # a single array saved with np.save under an .npz name
-            raise GanevalError(f"{path}: a single .npy array, not an .npz archive; save the images with np.savez")
-        with loaded as z:
+        with open_npz(path) as z:
             keys = list(z.files)
             key = npz_image_key(keys)
             if key is None:

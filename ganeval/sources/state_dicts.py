@@ -11,7 +11,6 @@ removed), so training bundles such as ``{"G": ..., "D": ..., "opt_G": ...}`` wor
 from __future__ import annotations
 
 import pickle
-import re
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,7 @@ import torch
 from torch import nn
 
 from ganeval.checkpoints import dtype_problem
-from ganeval.errors import CheckpointError
+from ganeval.errors import CheckpointError, refused_global
 from ganeval.user_code import UserFactory, resolve_factory
 
 STATE_EXTS = (".pt", ".pth", ".ckpt", ".bin", ".safetensors")
@@ -41,11 +40,11 @@ def read_weights(path: Path) -> Any:
             return load_file(str(path), device="cpu")
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(exc))
+        found = refused_global(exc)
         if not found and not zipfile.is_zipfile(path):  # torch.save's legacy format names no global: say what it is
             raise CheckpointError(f"{path}: cannot read weights (not safetensors, and torch.load with weights_only=True "
                                   f"refused it: {str(exc).strip().splitlines()[0][:160] if str(exc).strip() else 'unpicklable'})") from exc
-        what = f" such as {found.group(1)}" if found else ""
+        what = f" such as {found}" if found else ""
         raise CheckpointError(f"{path}: holds objects other than tensors and plain containers{what}, which are not "
                               "unpickled (torch.load with weights_only=True refused it); save G.state_dict() alone") from exc
     except Exception as exc:
