@@ -265,3 +265,23 @@ def test_ctrl_c_ends_the_watch_with_exit_130_and_its_record_saved(tmp_path: Path
     assert proc.returncode == 130, (out, err)
     assert "watch ended (interrupted) after 1 checkpoint(s)" in out
     assert json.loads((tmp_path / "run" / WATCH_NAME).read_text())["ended"] == "interrupted"
+
+
+def test_precision_reaches_the_judgements_and_is_recorded(tmp_path: Path, cli) -> None:
+    """``watch --precision bf16`` judges with bf16 features (score's value at bf16, not fp32's) and says so in watch.json."""
+    from ganeval.evaluate import score
+
+    run = tmp_path / "run"
+    _old(write_bank_checkpoint(run, 1000, noise=0.2))
+    code, out, err = cli("watch", run, "--interval", "0.05", "--idle-timeout", "1", "--settle", "0", "--num-samples", "400",
+                         "--bootstrap", "0", "--device", "cpu", "--until", "1000", "--precision", "bf16")
+    assert code == 0, err
+    report = json.loads((run / WATCH_NAME).read_text())
+    assert report["precision"] == "bf16"
+    judged = report["history"][0]["value"]
+    opts = {"metrics": ("mnist_fd",), "num_samples": 400, "device": "cpu", "progress": False}
+    bf16 = float(score(run / "ckpt_0001000.safetensors", precision="bf16", **opts)["mnist_fd"].iloc[0])
+    fp32 = float(score(run / "ckpt_0001000.safetensors", **opts)["mnist_fd"].iloc[0])
+    assert judged == pytest.approx(bf16, rel=1e-9) and abs(bf16 - fp32) > 1e-6 * abs(fp32)
+    with pytest.raises(TrainError, match="fp32 or bf16"):
+        EarlyStopper(precision="fp16")

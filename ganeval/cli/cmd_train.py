@@ -53,6 +53,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--stop-metric", default="mnist_fd", choices=["mnist_fd", "fid"],
                    help="what is compared (default mnist_fd; fid is slow on a CPU)")
     e.add_argument("--stop-samples", type=int, default=2000, metavar="N", help="samples scored per checkpoint (default 2000)")
+    e.add_argument("--stop-precision", choices=("fp32", "bf16"), default="fp32",
+                   help="feature precision of the judgements (default fp32; bf16: faster, features move ~1%%); "
+                        "--precision is the training's")
     p.set_defaults(func=run)
 
 
@@ -117,7 +120,8 @@ def _screen(args: argparse.Namespace) -> int:
 def _early_stop(args: argparse.Namespace) -> int:
     from ganeval.early_stop import REPORT_NAME, EarlyStopper, train_with_early_stop
 
-    stopper = EarlyStopper(args.stop_metric, args.patience, args.stop_threshold, args.stop_samples, device=args.device)
+    stopper = EarlyStopper(args.stop_metric, args.patience, args.stop_threshold, args.stop_samples, device=args.device,
+                            precision=args.stop_precision)
     res = train_with_early_stop(
         args.out, stopper, resume=args.resume, checkpoint_every=args.checkpoint_every, model=args.model,
         iterations=args.iterations, batch_size=args.batch_size, lr=args.lr, n_critic=args.n_critic,
