@@ -13,8 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from ganeval.errors import GanevalError
-from ganeval.gating import INCEPTION_COLUMNS, Criterion, ci_level, ci_of, describe, fmt, json_num, number, select_row
+from ganeval.gating import INCEPTION_COLUMNS, Criterion, ci_level, ci_of, describe, fmt, number, select_row
 from ganeval.metrics.directions import HIGHER_BETTER
+from ganeval.summary import json_value
 
 
 def check_compatible(cand: dict[str, Any], csrc: Path | str, base: dict[str, Any], bsrc: Path | str, extractor: str,
@@ -84,8 +85,8 @@ def report_baseline_criterion(row: dict[str, Any], cand: dict[str, Any], csrc: P
     msg = (f"{metric} = {describe(metric, cv, cci, row, level)} vs baseline {describe(metric, bv, bci, brow, level)}"
            f" ({brow.get('checkpoint')} in {bsrc}): {change}; allowed regression {fmt(max_regression)}% (limit {fmt(limit)})"
            + (f"; {how}" if worse > 0 else ""))
-    extra = {"baseline": json_num(bv), "baseline_ci": [json_num(bci[0]), json_num(bci[1])] if bci else None,
-             "baseline_checkpoint": brow.get("checkpoint"), "baseline_report": str(bsrc), "regression_pct": json_num(pct),
+    extra = {"baseline": json_value(bv), "baseline_ci": [json_value(bci[0]), json_value(bci[1])] if bci else None,
+             "baseline_checkpoint": brow.get("checkpoint"), "baseline_report": str(bsrc), "regression_pct": json_value(pct),
              "max_regression_pct": max_regression, "meaningful": meaningful, "test": test}
     return Criterion("max_regression", metric, cv, limit, passed, cci, msg, extra)
 
@@ -141,8 +142,8 @@ def model_baseline_criterion(row: dict[str, Any], summary: dict[str, Any], basel
     n = comp.summary.get("n_samples")
     msg = (f"{metric} = {fmt(cv)} vs baseline model {fmt(bv)} ({baseline}, re-scored together, N = {n}): {change}{ci_text}; "
            f"allowed regression {fmt(max_regression)}% (limit {fmt(limit)}){how}")
-    extra = {"baseline": json_num(bv), "baseline_model": str(baseline), "difference": json_num(diff),
-             "difference_ci": [lo, hi] if has_ci else None, "regression_pct": json_num(pct),
+    extra = {"baseline": json_value(bv), "baseline_model": str(baseline), "difference": json_value(diff),
+             "difference_ci": [lo, hi] if has_ci else None, "regression_pct": json_value(pct),
              "max_regression_pct": max_regression, "meaningful": bool(meaningful),
              "p_value": p, "relabellings": int(d["relabellings"]) if p is not None else None,
              "test": PERMUTATION_TEST if p is not None else TEST if has_ci

@@ -22,7 +22,8 @@ FLOOR_LIMITS = {"max_fid_over_floor": "fid", "max_mnist_fd_over_floor": "mnist_f
 
 def floor_criterion(name: str, limit: float, row: dict[str, Any], summary: dict[str, Any], source: Path | str) -> Criterion:
     """Pass when the judged row's distance exceeds the floor's (same run, same N) by at most ``limit``."""
-    from ganeval.gating import Criterion, fmt, json_num, number
+    from ganeval.gating import Criterion, fmt, number
+    from ganeval.summary import json_value
 
     metric, flag = FLOOR_LIMITS[name], "--" + name.replace("_", "-")
     floor = summary.get("real_floor") or {}
@@ -39,4 +40,4 @@ def floor_criterion(name: str, limit: float, row: dict[str, Any], summary: dict[
     what = (f"{metric} − floor = {fmt(excess)} ({metric} {fmt(value)}, real held-out {fmt(base)} at N = {floor.get('n')})")
     msg = f"{what} {'<=' if passed else 'is above the limit'} {'limit ' if passed else ''}{fmt(limit)} ({flag})"
     return Criterion(name, f"{metric}_over_floor", excess, limit, passed, None, msg,
-                     {"floor": base, "measured": json_num(value), "floor_n": floor.get("n")})
+                     {"floor": base, "measured": json_value(value), "floor_n": floor.get("n")})

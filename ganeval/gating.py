@@ -15,6 +15,7 @@ from typing import Any
 
 from ganeval.errors import EXIT_FAILED, EXIT_OK, GanevalError
 from ganeval.gate_floor import FLOOR_LIMITS, floor_criterion
+from ganeval.summary import json_value
 
 #: criterion → (report column, "max" or "min").
 LIMITS: dict[str, tuple[str, str]] = {
@@ -50,11 +51,6 @@ def fmt(x: float | None) -> str:
     return str(int(x)) if x.is_integer() and abs(x) < 1e9 else f"{x:.4g}" if abs(x) < 10 else f"{x:.2f}"
 
 
-def json_num(x: float | None) -> float | str | None:
-    """A number as strict JSON allows: None for NaN, the strings "inf"/"-inf" for infinities."""
-    return None if x is None or math.isnan(x) else ("inf" if x > 0 else "-inf") if math.isinf(x) else x
-
-
 @dataclass
 class Criterion:
     """One check: the measured value, its limit, the interval where one exists, and the verdict."""
@@ -70,15 +66,15 @@ class Criterion:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe view (infinity as the string ``"inf"``)."""
-        ci = [json_num(self.ci[0]), json_num(self.ci[1])] if self.ci else None
-        return {"name": self.name, "metric": self.metric, "value": json_num(self.value), "limit": json_num(self.limit),
+        ci = [json_value(self.ci[0]), json_value(self.ci[1])] if self.ci else None
+        return {"name": self.name, "metric": self.metric, "value": json_value(self.value), "limit": json_value(self.limit),
                 "ci": ci, "passed": self.passed, "message": self.message, **_json_safe(self.extra)}
 
 
 def _json_safe(value: Any) -> Any:
-    """``value`` with every float made strict-JSON-safe (``json_num``), however deep."""
+    """``value`` with every float made strict-JSON-safe (``json_value``), however deep."""
     if isinstance(value, float):
-        return json_num(value)
+        return json_value(value)
     if isinstance(value, dict):
         return {k: _json_safe(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
