@@ -16,10 +16,10 @@ import pandas as pd
 import torch
 from scipy import stats as sstats
 
-from ganeval.evaluate import ScoreResult
 from ganeval.metrics.directions import DIFFERENCE_WORDS
 from ganeval.metrics.interval import bootstrap_interval
 from ganeval.metrics.permutation import MAX_DIM, PermutationResult, fd_difference_test
+from ganeval.score_result import ScoreResult
 
 #: The Fréchet distances with bootstrap replicates (lower is better); the first computed is compare's primary metric.
 FD_METRICS = ("fid", "mnist_fd", "custom_fd")

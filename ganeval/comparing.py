@@ -28,11 +28,12 @@ from ganeval.atomic import report_folder
 from ganeval.compare_tests import DIFF_METRICS, FD_METRICS, _arm_replicates, _scored, differences
 from ganeval.distributed import DistContext, from_env
 from ganeval.errors import GanevalError
-from ganeval.evaluate import ScoreResult, score_series
+from ganeval.evaluate import score_series
 from ganeval.inputs import SAMPLE_KINDS, Series, Source, resolve_target
 from ganeval.metrics.directions import DIFFERENCE_WORDS, LABELS
-from ganeval.metrics.interval import bootstrap_interval
+from ganeval.metrics.interval import bootstrap_interval, ci_percent
 from ganeval.options import ScoreOptions
+from ganeval.score_result import ScoreResult
 from ganeval.sources.base import HINT_KEYS
 from ganeval.summary import BOOTSTRAP_METHOD, SCHEMA_VERSION, row_dict
 from ganeval.version import __version__
@@ -195,7 +196,7 @@ def verdict_lines(diffs: pd.DataFrame, arms: pd.DataFrame, primary: str, n: int)
             continue
         text = f"{r['arm']} vs {r['baseline']}: {label} {_f(r['value'])} vs {_f(r['baseline_value'])}, difference {r['difference']:+.3g}"
         if not pd.isna(r["ci_low"]):
-            text += f" ({int(round(r['level'] * 100))}% CI [{r['ci_low']:+.3g}, {r['ci_high']:+.3g}], {r['method']})"
+            text += f" ({ci_percent(r['level'])}% CI [{r['ci_low']:+.3g}, {r['ci_high']:+.3g}], {r['method']})"
         word = r["verdict"]
         if word == "not tested":
             text += ": not tested (no interval: --bootstrap 0; give --bootstrap 100 for one)."
@@ -299,7 +300,7 @@ def compare(arms: Mapping[str, Any] | Sequence[Any], *, baseline: str | None = N
         "bootstrap": {"replicates": opts.bootstrap, "level": opts.ci, "method": BOOTSTRAP_METHOD},
         "permutation_test": {"permutations": permutations, "sequential": sequential},
         "provenance": result.summary.get("provenance", {}), "options": opts.as_dict(), "notes": notes,
-        "real_floor": floor, "n_errors": len(errors), "seconds": round(time.time() - t0, 1),
+        "real_floor": floor, "n_errors": len(errors), "seconds": round(time.time() - t0, 1), "world_size": dist.world,
         "rows": [row_dict(r) for _, r in df.iterrows()],
     }
     comp = Comparison(df, arm_df, diffs, summary, result, bool(len(errors)), members, curves)

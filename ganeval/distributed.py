@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 
 import torch
 
-from ganeval.errors import EXIT_FAILED, GanevalError
+from ganeval.errors import EXIT_FAILED, GanevalError, ShareFailed
 
 T = TypeVar("T")
 #: What torchrun sets for every process; without them there is no process group to join.
@@ -77,31 +77,38 @@ class DistContext:
 
         Called by every rank before gathering the shares, so a rank whose generator or network raised (say, out of
         memory on its GPU) fails that one source on every rank, with its message and exit code, instead of leaving
-        its peers waiting in the gather until the process group times out. One process: just ``work()``.
+        its peers waiting in the gather until the process group times out. Any other exception than a
+        ``GanevalError`` becomes ``ShareFailed`` naming ``name``, with one process as with several.
         """
         if not self.active:
-            return work()
+            try:
+                return work()
+            except GanevalError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - the same error, one process or several
+                raise ShareFailed(f"{name}: {exc.__class__.__name__}: {exc}") from exc
         try:
             result = work()
         except GanevalError as exc:
-            self._share_failure((str(exc), exc.exit_code))
+            self._share_failure((str(exc), exc.exit_code, False))
             raise  # not reached: _share_failure raised
         except Exception as exc:  # noqa: BLE001 - any failure of this rank's share is every rank's failure
-            self._share_failure((f"{name}: {exc.__class__.__name__}: {exc}", EXIT_FAILED))
+            self._share_failure((f"{name}: {exc.__class__.__name__}: {exc}", EXIT_FAILED, True))
             raise  # not reached
         self._share_failure(None)
         return result
 
-    def _share_failure(self, error: tuple[str, int] | None) -> None:
-        """Gather every rank's ``(message, exit code)`` or None; raise the lowest failed rank's on every rank."""
+    def _share_failure(self, error: tuple[str, int, bool] | None) -> None:
+        """Gather every rank's ``(message, exit code, raised by the work itself)`` or None; raise the lowest failed
+        rank's on every rank (``ShareFailed`` for what the work raised, as with one process)."""
         import torch.distributed as dist
 
-        errors: list[tuple[str, int] | None] = [None] * self.world
+        errors: list[tuple[str, int, bool] | None] = [None] * self.world
         self._collective(dist.all_gather_object, errors, error)
         for rank, failed in enumerate(errors):
             if failed is not None:
-                message, code = failed
-                exc = GanevalError(message if rank == self.rank else f"{message} (on rank {rank})")
+                message, code, raw = failed
+                exc = (ShareFailed if raw else GanevalError)(message if rank == self.rank else f"{message} (on rank {rank})")
                 exc.exit_code = code
                 raise exc
 
@@ -167,6 +174,33 @@ def from_env(distributed: bool | None = None) -> DistContext:
     if torch.cuda.is_available():
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
     return DistContext(dist.get_rank(), dist.get_world_size(), dist.get_backend())
+
+
+def process_rank() -> int:
+    """This process's rank in the joined torchrun group (0 when none was joined)."""
+    import torch.distributed as dist
+
+    return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
+
+
+def leave_together(code: int) -> int:
+    """After a command returned ``code`` on this rank, wait for every rank, leave the process group, and return the
+    exit code: rank 0's is the run's, so the others exit 0 once rank 0 is done (torchrun then names rank 0's).
+
+    A rank that exits first makes torchrun stop the others (SIGTERM), maybe while rank 0 still writes the reports
+    or prints the verdict. A peer that failed (it exits without coming here) ends the wait: its error is its own.
+    """
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        try:
+            dist.barrier()
+            if dist.get_rank() != 0:
+                code = 0
+        except Exception:  # noqa: BLE001 - a peer that died has said why; this rank's own result stands
+            pass
+    shutdown()
+    return code
 
 
 def shutdown() -> None:

@@ -17,6 +17,13 @@ class GanevalError(Exception):
     exit_code = EXIT_INPUT
 
 
+class ShareFailed(GanevalError):
+    """A generator or feature network raised while computing its share of a pass (``DistContext.my_share``): that
+    source fails (an error row), where a ``GanevalError`` raised on purpose may only make one metric unavailable."""
+
+    exit_code = EXIT_FAILED
+
+
 class DataError(GanevalError):
     """A data file is missing, truncated, corrupted or has the wrong checksum."""
 

@@ -8,7 +8,6 @@ import os
 import sys
 import time
 import warnings
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -19,43 +18,25 @@ from ganeval import ranking
 from ganeval.atomic import report_folder
 from ganeval.copy_sets import resolve_copy_sets
 from ganeval.distributed import DistContext, from_env
-from ganeval.errors import GanevalError
+from ganeval.errors import GanevalError, ShareFailed
 from ganeval.extraction import Extracted, extract
 from ganeval.feature_cache import load_metric, metric_key, metric_options, save_metric
 from ganeval.features import get_extractor, resolve_device
 from ganeval.features.base import FeatureExtractor
-from ganeval.illustrations import Illustrations, RealismExamples, shown_checkpoints
+from ganeval.illustrations import Illustrations, shown_checkpoints
 from ganeval.inputs import Series, Source, resolve_target
 from ganeval.metrics.fid import FIDReference, bootstrap_fid
 from ganeval.metrics.registry import FD_COLUMN, METRICS, Metric, MetricInput
-from ganeval.nearest import Neighbours, report_neighbours
+from ganeval.nearest import report_neighbours
 from ganeval.options import ScoreOptions
 from ganeval.path_length import source_path_lengths
 from ganeval.planning import plan_line
 from ganeval.real_floor import floor_source, floor_summary
 from ganeval.reference import dataset_features, real_features, real_subset_info, reference_provenance, reference_stats
+from ganeval.score_result import ScoreResult
 from ganeval.sources.base import HINT_KEYS, shape_note
 from ganeval.summary import build_summary
 from ganeval.threads import cpu_threads
-
-
-@dataclass
-class ScoreResult:
-    """The per-checkpoint table, the summary, and what the report needs (sample grids, replicates)."""
-
-    table: pd.DataFrame
-    summary: dict[str, Any]
-    grids: dict[str, np.ndarray] = field(default_factory=dict)
-    replicates: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
-    failed: bool = False
-    #: Nearest training images of the best and last checkpoints' samples, and the held-out distance scale.
-    neighbours: dict[str, Neighbours] = field(default_factory=dict)
-    neighbour_scale: float | None = None
-    #: With ``keep_features``: each source's pooled features per extractor, and the references they were scored against.
-    features: dict[str, dict[str, torch.Tensor]] = field(default_factory=dict)
-    refs: dict[str, FIDReference] = field(default_factory=dict)
-    #: Least and most realistic samples of the best and last checkpoints (with a realism metric).
-    realism: dict[str, RealismExamples] = field(default_factory=dict)
 
 
 class _Evaluator(Illustrations):
@@ -122,8 +103,8 @@ class _Evaluator(Illustrations):
     def inception_all(self) -> bool:
         if self.opts.inception_all is not None:
             return self.opts.inception_all
-        # Without MNIST metrics there is nothing to pick the top K by: score them all.
-        return self.device.type == "cuda" or "mnist" not in self.extractors
+        # Without MNIST FD there is nothing to pick the top K by: score them all.
+        return self.device.type == "cuda" or not any("mnist_fd" in m.columns for m in self.metrics)
 
     def plan_line(self) -> str:
         o = self.opts
@@ -167,7 +148,10 @@ class _Evaluator(Illustrations):
                 self.grids[src.name] = got.grid
             if self.opts.keep_features:
                 self.kept.setdefault(src.name, {}).update({n: got.pool[n] for n in names})
-            self._metrics(src, row, got, names)
+            try:
+                self._metrics(src, row, got, names)
+            except ShareFailed as exc:  # the generator or network raised in a later pass (path lengths): the source failed
+                row.update(status="error", error=str(exc))
             row["seconds"] = round(row["seconds"] + time.time() - t0, 2)
 
     def _source_info(self, src: Source, row: dict[str, Any], got: Extracted) -> None:
@@ -208,13 +192,14 @@ class _Evaluator(Illustrations):
             return {}
         return {"real_subset": real_subset_info(self.ref_meta[name], min(self.opts.num_samples, 60_000))}
 
-    def _real_for(self, name: str) -> torch.Tensor:
+    def _real_for(self, name: str, dist: DistContext | None = None) -> torch.Tensor:
+        """The real features of extractor ``name``; ``dist``: a rank alone (rank 0's illustrations) passes its own."""
         if name not in self._real:
             from ganeval.stats import RefStats
 
             stats = RefStats(self.refs[name].mu, self.refs[name].sigma, self.ref_meta[name])
             self._real[name] = real_features(stats, self.extractors[name], min(self.opts.num_samples, 60_000), self.opts.batch_size,
-                                             write_cache=self.opts.use_cache and self.dist.is_main, dist=self.dist)
+                                             write_cache=self.opts.use_cache and self.dist.is_main, dist=dist or self.dist)
         return self._real[name]
 
     def _metrics(self, src: Source, row: dict[str, Any], got: Extracted, names: list[str]) -> None:
@@ -270,6 +255,8 @@ class _Evaluator(Illustrations):
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 values = metric.fn(x)
+        except ShareFailed:
+            raise
         except GanevalError as exc:
             if f"{metric.name} unavailable: {exc}" not in self.notes:
                 self.notes.append(f"{metric.name} unavailable: {exc}")

@@ -15,6 +15,7 @@ from typing import Any
 from ganeval.errors import GanevalError
 from ganeval.gating import INCEPTION_COLUMNS, Criterion, ci_level, ci_of, describe, fmt, number, select_row
 from ganeval.metrics.directions import HIGHER_BETTER
+from ganeval.metrics.interval import ci_percent
 from ganeval.summary import json_value
 
 
@@ -131,7 +132,7 @@ def model_baseline_criterion(row: dict[str, Any], summary: dict[str, Any], basel
         notes.append(f"baseline test: no interval of the difference ({d['method']}); judged on the point estimates only")
     passed = not (pct > max_regression and meaningful)
     limit = bv * (1 + max_regression / 100)
-    level = int(round(float(d["level"]) * 100))
+    level = ci_percent(float(d["level"]))
     change = f"{fmt(abs(pct))}% {'worse' if diff > 0 else 'better'}" if diff else "no change"
     ci_text = f"; paired {level}% CI of the difference [{fmt(lo)}, {fmt(hi)}]" if has_ci else ""
     if p is not None:  # compare decided by its permutation test (MNIST FD): properly sized near the floor

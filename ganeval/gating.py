@@ -15,6 +15,7 @@ from typing import Any
 
 from ganeval.errors import EXIT_FAILED, EXIT_OK, GanevalError
 from ganeval.gate_floor import FLOOR_LIMITS, floor_criterion
+from ganeval.metrics.interval import ci_percent
 from ganeval.summary import json_value
 
 #: criterion → (report column, "max" or "min").
@@ -259,7 +260,7 @@ def ci_of(row: dict[str, Any], metric: str, where: str) -> tuple[float, float] |
 def ci_level(summary: dict[str, Any]) -> str:
     """The report's interval level as text ("95% CI"), for the criterion lines."""
     level = (summary.get("bootstrap") or {}).get("level", 0.95)
-    return f"{round(100 * float(level))}% CI" if isinstance(level, (int, float)) else "CI"
+    return f"{ci_percent(level)}% CI" if isinstance(level, (int, float)) else "CI"
 
 
 def describe(metric: str, value: float | None, ci: tuple[float, float] | None, row: dict[str, Any], level: str) -> str:

@@ -57,7 +57,7 @@ class Illustrations:
     extractors: dict[str, FeatureExtractor]
     refs: dict[str, FIDReference]
     memo: dict[str, Any]
-    _real_for: Callable[[str], torch.Tensor]
+    _real_for: Callable[..., torch.Tensor]
     _metric_inputs: Callable[[], dict[str, Any]]
     _dataset_for: Callable[..., torch.Tensor]
 
@@ -77,7 +77,7 @@ class Illustrations:
             return None
         src = self._source(name)
         try:
-            x = MetricInput(self._features(src, "mnist"), None, self.refs["mnist"], lambda: self._real_for("mnist"),
+            x = MetricInput(self._features(src, "mnist"), None, self.refs["mnist"], lambda: self._real_for("mnist", DistContext()),
                             self._metric_inputs(), dataset=lambda d: self._dataset_for("mnist", d, DistContext()),
                             memo=self.memo)
             ref = copying_reference(x)
@@ -93,7 +93,7 @@ class Illustrations:
             return None
         src = self._source(name)
         try:
-            scores = realism_scores(self._features(src, which), self._real_for(which))
+            scores = realism_scores(self._features(src, which), self._real_for(which, DistContext()))
             order = torch.argsort(scores).tolist()
             low, high = order[:REALISM_SHOWN], order[::-1][:REALISM_SHOWN]
             return RealismExamples(sample_images(src, low, self.device, self.opts), scores[low].numpy(),

@@ -7,6 +7,7 @@ import os
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
+from ganeval.metrics.directions import RANKABLE
 from ganeval.metrics.registry import DEFAULT_METRICS
 
 
@@ -83,12 +84,16 @@ class ScoreOptions:
         if self.primary is None and known and not {"fid", "mnist_fd", "custom_fd"} & {c for m in known for c in METRICS[m].columns}:
             raise GanevalError(f"no Fréchet distance (fid, mnist_fd, custom_fd) among --metrics ({', '.join(self.metrics)}) to "
                                f"rank the checkpoints by: add one, or name the column to rank by with --primary "
-                               f"(e.g. --primary {METRICS[known[0]].columns[0]})")
+                               f"(e.g. --primary {next((c for m in known for c in METRICS[m].columns if c in RANKABLE), 'mnist_fd')})")
         if self.primary is not None and all(m in METRICS for m in self.metrics):
             columns = [c for m in self.metrics for c in METRICS[m].columns]
+            rankable = ", ".join(c for c in dict.fromkeys(columns) if c in RANKABLE)
             if self.primary not in columns:
                 raise GanevalError(f"--primary {self.primary!r} is not a column of the metrics asked for "
-                                   f"({', '.join(self.metrics)}); choose one of: {', '.join(dict.fromkeys(columns))}")
+                                   f"({', '.join(self.metrics)}); choose one of: {rankable}")
+            if self.primary not in RANKABLE:
+                raise GanevalError(f"--primary {self.primary}: not something to rank checkpoints by (an ideal value, "
+                                   f"a spread, a label or a reading without a better side); choose one of: {rankable}")
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-friendly view for reports."""

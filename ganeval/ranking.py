@@ -49,7 +49,10 @@ def add_ranks(df: pd.DataFrame, primary: str) -> pd.DataFrame:
     sorted_idx = order.sort_values(["ok", "tier", "key", "fb"], kind="stable").index
     df = df.copy()
     df["rank"] = pd.Series(pd.NA, index=df.index, dtype="Int64")
-    rankable = [i for i in sorted_idx if df.at[i, "status"] in ("ok", "nan_samples")]
+    # Ranked: every row whose samples held NaN/Inf (last), and each scored row with a value to order it by; a row
+    # without the primary (nor FID's MNIST FD fallback) has no rank, so no file names a best the verdict does not.
+    has_value = key.notna() | fallback.notna()
+    rankable = [i for i in sorted_idx if df.at[i, "status"] == "nan_samples" or (df.at[i, "status"] == "ok" and has_value[i])]
     for r, i in enumerate(rankable, start=1):
         df.at[i, "rank"] = r
     df["is_best"] = df["rank"] == 1

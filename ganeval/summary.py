@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ganeval.metrics.interval import ci_percent
 from ganeval.options import ScoreOptions
 from ganeval.version import __version__
 
@@ -52,7 +53,7 @@ def _collapse_example(row: pd.Series, level: float) -> str:
     text = f"{row['checkpoint']} ({covered}, class KL {_fmt(float(row['class_kl']))}"
     lo, hi = row.get("class_kl_ci_low"), row.get("class_kl_ci_high")
     if lo is not None and not pd.isna(lo):
-        text += f", {int(round(level * 100))}% CI [{_fmt(float(lo))}, {_fmt(float(hi))}]"
+        text += f", {ci_percent(level)}% CI [{_fmt(float(lo))}, {_fmt(float(hi))}]"
     return text + ")"
 
 
@@ -70,15 +71,19 @@ def verdict_text(df: pd.DataFrame, primary: str, late: dict[str, Any], level: fl
     training went bad at the end."""
     best = df[df["is_best"]]
     if best.empty:
+        if (df["status"] == "ok").any():
+            return f"No checkpoint has a {primary} value: it could not be computed (see the notes)."
         return "No checkpoint could be scored."
     b = best.iloc[0]
     if not math.isfinite(float(b[primary])):
-        return f"No checkpoint has a finite {primary}: the samples of every one hold NaN/Inf values (see each row's status)."
+        if b["status"] == "nan_samples":
+            return f"No checkpoint has a finite {primary}: the samples of every one hold NaN/Inf values (see each row's status)."
+        return f"No checkpoint has a finite {primary} (see each row's status and the notes)."
     where = f" (iteration {b['iteration']})" if not pd.isna(b["iteration"]) else ""
     text = f"Keep {b['checkpoint']}{where}: it has the best {primary} ({_fmt(float(b[primary]))})"
     lo, hi = b.get(f"{primary}_ci_low"), b.get(f"{primary}_ci_high")
     if lo is not None and not pd.isna(lo):
-        text += f", {int(round(late.get('ci_level', 0.95) * 100))}% CI [{_fmt(float(lo))}, {_fmt(float(hi))}]"
+        text += f", {ci_percent(level)}% CI [{_fmt(float(lo))}, {_fmt(float(hi))}]"
     text += _floor_clause(floor, primary) + "."
     if late.get("flag") and late.get("unmeasurable"):
         text += (f" Training went bad at the end: the samples of the last checkpoint {late['last']} hold NaN/Inf values,"

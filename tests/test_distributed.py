@@ -306,6 +306,8 @@ def test_path_lengths_split_over_ranks_and_a_rank_failing_one_checkpoint(tmp_pat
     pairs = {r: sum(int(k) for rank, k in calls if rank == r and int(k) > 50) for r in ("-", "0", "1")}
     assert pairs == {"-": 3 * 1200, "0": 2 * 700, "1": 2 * 500}, pairs
     assert two.returncode == 1, two.stderr[-3000:]  # EXIT_FAILED: a checkpoint could not be scored
+    # rank 1 returned first: it waited for rank 0's whole report (torchrun would have stopped rank 0 mid-write)
+    assert (tmp_path / "p2" / "summary.json").is_file() and (tmp_path / "p2" / "report.html").is_file()
     a = pd.read_csv(tmp_path / "p1" / "scores.csv").set_index("checkpoint")
     b = pd.read_csv(tmp_path / "p2" / "scores.csv").set_index("checkpoint")
     assert (a["status"] == "ok").all()
@@ -386,3 +388,54 @@ def test_stats_rank_failing_its_share_fails_every_rank_at_once(tmp_path: Path, a
     assert res.returncode != 0 and not (tmp_path / "t_custom.npz").exists()
     assert "RuntimeError: CUDA out of memory (simulated) (on rank 1)" in res.stderr, res.stderr[-3000:]
     assert "exitcode  : 1" in res.stderr and "peer rank died" not in res.stderr, res.stderr[-3000:]
+
+
+def test_a_cached_rerun_with_realism_examples_and_the_gate_print_once(tmp_path: Path, series: Path) -> None:
+    """A second run that finds every value cached: rank 0 alone draws the realism examples (real features by
+    itself, no collective its peers are not in), so it exits 0 with its report; gate prints its verdict once."""
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "ganeval_test_entry"]
+    opts = ["--num-samples", "200", "--batch-size", "50", "--metrics", "mnist_fd", "mnist_realism", "--bootstrap", "0",
+            "--device", "cpu", "--no-progress", "--distributed"]
+    for out in ("c1", "c2"):
+        res = _run([*cmd, "score", str(series), "--out", str(tmp_path / out), *opts], env=_env(tmp_path), timeout=300)
+        assert res.returncode == 0, res.stderr[-3000:]
+        assert "most realistic" in (tmp_path / out / "report.html").read_text().lower()
+    res = _run([*cmd, "gate", str(series), "--max-mnist-fd", "1000", "--out", str(tmp_path / "g"), *opts],
+               env=_env(tmp_path), timeout=300)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert res.stdout.count("gate: passed") == 1 and res.stdout.count("PASS max_mnist_fd") == 1, res.stdout
+
+
+LEAVE = """import os, sys, time
+from pathlib import Path
+import torch.distributed as dist
+from ganeval.distributed import leave_together
+dist.init_process_group("gloo")
+mark = Path(sys.argv[1])
+if dist.get_rank() == 0:
+    time.sleep(2)  # rank 0 still writing its report
+    mark.write_text("done")
+    print("code", leave_together(1))
+else:  # returned at once (its share failed a checkpoint too): it must not leave before rank 0 is done
+    code = leave_together(1)
+    print("code", code, "after rank 0" if mark.exists() else "before rank 0")
+"""
+
+
+def test_every_rank_waits_for_rank_0_before_exiting(tmp_path: Path) -> None:
+    """A rank that returned first waits for rank 0 (exiting first had torchrun stop rank 0 with half a report
+    written) and exits 0: rank 0's exit code is the run's."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = str(s.getsockname()[1])
+    (tmp_path / "leave.py").write_text(LEAVE)
+    procs = []
+    for rank in (0, 1):
+        env = {**_env(tmp_path), "RANK": str(rank), "WORLD_SIZE": "2", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": port}
+        procs.append(subprocess.Popen([sys.executable, str(tmp_path / "leave.py"), str(tmp_path / "mark")], env=env,
+                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    outs = [p.communicate(timeout=120) for p in procs]
+    assert outs[0][0].strip() == "code 1", outs[0]
+    assert outs[1][0].strip() == "code 0 after rank 0", outs[1]

@@ -285,3 +285,18 @@ def test_compare_gives_the_paired_difference_of_path_lengths(tmp_path: Path, mni
 
     plain = ganeval.compare({"a": [a], "b": [b]}, bootstrap=0, **fast).differences.set_index("metric")
     assert plain.loc["mnist_ppl", "verdict"] == "not tested"
+
+
+def test_a_generator_failing_in_the_path_length_pass_fails_its_checkpoint(tmp_path: Path) -> None:
+    """A generator that raises only on the path-length pass's larger batches: its row is an error naming the
+    exception (as when it fails while sampling, and as under torchrun), not a traceback nor a quiet NaN."""
+    def picky(z: torch.Tensor) -> torch.Tensor:
+        if len(z) > 100:
+            raise RuntimeError("out of memory (simulated)")
+        return torch.tanh(z[:, :1, None, None].expand(-1, 1, 28, 28))
+
+    picky.latent_dim = 4  # type: ignore[attr-defined]
+    df = ganeval.score(picky, metrics=("mnist_fd", "mnist_ppl"), num_samples=200, batch_size=50, bootstrap=0,
+                       device="cpu", progress=False)
+    assert df["status"].iloc[0] == "error" and df.attrs["failed"]
+    assert df["error"].iloc[0].endswith("RuntimeError: out of memory (simulated)"), df["error"].iloc[0]

@@ -14,10 +14,10 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from ganeval.evaluate import ScoreResult
 from ganeval.report import write_reports
 from ganeval.report.html import render_html
 from ganeval.report.table import fmt
+from ganeval.score_result import ScoreResult
 
 EVIL = "<script>alert(1)</script>ckpt"
 VERDICT = "Keep iter_000300.pt (iteration 300): it has the best fid (12.3)."

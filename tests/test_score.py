@@ -286,7 +286,9 @@ def test_printed_table_shows_the_metrics_asked_for(tmp_path: Path, cli) -> None:
     (["--late-threshold", "inf"], "--late-threshold must be a finite 0 or more"),  # a summary.json must hold it
     (["--copying-threshold", "nan"], "--copying-threshold must be a finite z-score"),
     (["--primary", "checkpoint"], "--primary 'checkpoint' is not a column of the metrics asked for"),
-    (["--primary", "fid"], "choose one of: mnist_is, mnist_is_std, mnist_fd"),
+    (["--primary", "fid"], "choose one of: mnist_is, mnist_fd"),
+    (["--primary", "mnist_is_std"], "--primary mnist_is_std: not something to rank checkpoints by"),
+    (["--metrics", "mnist_fd", "mnist_dc", "--primary", "mnist_density"], "--primary mnist_density: not something to rank"),
     (["--metrics", "mnist_kid"], "no Fréchet distance (fid, mnist_fd, custom_fd) among --metrics (mnist_kid) to rank"),
 ])
 def test_unusable_options_are_refused_before_scoring(tmp_path: Path, cli, args: list[str], problem: str) -> None:
@@ -322,3 +324,48 @@ def test_out_blocked_by_a_file_is_refused_before_scoring(tmp_path: Path, cli, mo
         code, _, err = cli("compare", tmp_path / "run" / "ckpt_0001000.safetensors", tmp_path / "run" / "ckpt_0001000.safetensors",
                            "--metrics", "mnist_fd", "--device", "cpu", "--out", out)
         assert code == 2 and "exists and is not a folder" in err, err
+
+
+@pytest.mark.parametrize(("level", "text"), [(0.8, "80% CI"), (0.995, "99.5% CI")])
+def test_the_verdict_names_the_interval_level_asked_for(tmp_path: Path, level: float, text: str) -> None:
+    """The last checkpoint is the best: the best's interval is labelled at --ci (it said "95% CI" whatever the
+    level, and 0.995 read "100%"), and it is the interval at that level."""
+    for it, noise in ((1000, 0.6), (2000, 0.0)):
+        write_bank_checkpoint(tmp_path / "run", it, noise=noise)
+    df = score(tmp_path / "run", **FAST, ci=level)
+    best = df[df["is_best"]].iloc[0]
+    verdict = df.attrs["summary"]["verdict"]
+    assert f"{text} [{best['mnist_fd_ci_low']:.3g}" in verdict and "95% CI" not in verdict, verdict
+
+
+def test_rows_without_the_primary_get_no_rank_and_no_best() -> None:
+    """A primary computed for no checkpoint: no rank, no is_best, and a verdict that says so (not NaN samples)."""
+    import pandas as pd
+
+    from ganeval.ranking import add_ranks
+    from ganeval.summary import verdict_text
+
+    df = pd.DataFrame({"checkpoint": ["a", "b"], "iteration": [1, 2], "status": ["ok", "ok"],
+                       "mnist_intra_fd": [float("nan")] * 2, "mnist_fd": [3.0, 1.0]})
+    ranked = add_ranks(df, "mnist_intra_fd")
+    assert ranked["rank"].isna().all() and not ranked["is_best"].any()
+    assert verdict_text(ranked, "mnist_intra_fd", {}) == ("No checkpoint has a mnist_intra_fd value: it could not be "
+                                                          "computed (see the notes).")
+    df.loc[1, "mnist_intra_fd"] = 5.0  # one has it: it is the best, the other is not ranked
+    ranked = add_ranks(df, "mnist_intra_fd")
+    assert ranked["rank"].isna().tolist() == [True, False] and ranked["rank"].iloc[1] == 1 and ranked["is_best"].tolist() == [False, True]
+    ranked = add_ranks(df.assign(fid=[float("nan"), 40.0]), "fid")  # fid: rows without it still follow by MNIST FD
+    assert ranked["rank"].tolist() == [2, 1]
+
+
+def test_without_mnist_fd_every_checkpoint_gets_inception() -> None:
+    """On a CPU the Inception metrics go to the top K by MNIST FD; without MNIST FD there is no top K (the first K
+    files got them, and a checkpoint without FID could not be the best): all are scored."""
+    from ganeval.distributed import DistContext
+    from ganeval.evaluate import _Evaluator
+    from ganeval.inputs import Series
+    from ganeval.options import ScoreOptions
+
+    for metrics, everyone in ((("fid", "modes"), True), (("fid", "mnist_fd", "modes"), False), (("fid",), True)):
+        ev = _Evaluator(Series([], [], Path(".")), ScoreOptions(metrics=metrics, device="cpu"), DistContext())
+        assert ev.inception_all() is everyone, metrics

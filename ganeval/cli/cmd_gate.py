@@ -85,6 +85,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run ``ganeval gate``; returns 0 pass, 1 fail, 2 bad input."""
     from ganeval.cli.cmd_score import options_from_args
+    from ganeval.distributed import process_rank
     from ganeval.gating import gate
     from ganeval.options import ScoreOptions
 
@@ -98,8 +99,11 @@ def run(args: argparse.Namespace) -> int:
         result = gate(args.target, **{k: getattr(args, k) for k in CRITERIA}, baseline=args.baseline,
                       max_regression=args.max_regression, checkpoint=args.checkpoint, out=args.out, **options)
     except GanevalError as exc:
-        _emit(args, None, str(exc))
+        if process_rank() == 0:
+            _emit(args, None, str(exc))
         raise
+    if process_rank() != 0:  # torchrun: rank 0 alone prints the verdict and writes the CI files
+        return result.exit_code
     print("\n".join(result.lines()), file=sys.stderr if args.json else sys.stdout)
     _emit(args, result, None)
     return result.exit_code

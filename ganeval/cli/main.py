@@ -45,10 +45,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         code = int(args.func(args) or 0)
-        from ganeval.distributed import shutdown
+        from ganeval.distributed import leave_together
 
-        shutdown()  # a normal return: every rank got here, so leaving the group cannot wait on a dead peer
-        return code
+        return leave_together(code)  # torchrun: every rank waits for rank 0's reports before any exits
     except GanevalError as exc:
         print(f"ganeval: error: {exc}", file=sys.stderr)
         return exc.exit_code

@@ -7,6 +7,15 @@ from __future__ import annotations
 HIGHER_BETTER = frozenset({"is_mean", "mnist_is", "precision", "recall", "coverage", "modes_covered", "custom_is",
                            "custom_precision", "custom_recall", "custom_coverage", "realism", "mnist_realism",
                            "mnist_precision", "mnist_recall", "mnist_coverage"})
+#: Columns where a smaller value is better: the distances, divergences, unrealistic shares and path lengths.
+LOWER_BETTER = frozenset({"fid", "fid_inf", "mnist_fd", "mnist_fd_inf", "custom_fd", "custom_fd_inf", "kid_mean",
+                          "mnist_kid_mean", "custom_kid_mean", "class_kl", "mnist_intra_fd", "mnist_worst_digit_fd",
+                          *(f"mnist_fd_digit_{d}" for d in range(10)), "unrealistic_share", "mnist_unrealistic_share",
+                          "mnist_ppl", "custom_ppl"})
+#: What checkpoints can be ranked by (``--primary``). Not: spreads and interval bounds, labels and counts
+#: (``mnist_worst_digit``), ideal-value columns (density, C_T), and readings without a better side (Vendi,
+#: the classifier's confidence).
+RANKABLE = HIGHER_BETTER | LOWER_BETTER
 #: How verdicts and reports name the Fréchet distances.
 LABELS = {"fid": "FID", "mnist_fd": "MNIST FD", "custom_fd": "FD (your network)", "mnist_ppl": "MNIST PPL",
           "custom_ppl": "PPL (your network)"}

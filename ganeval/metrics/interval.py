@@ -7,6 +7,11 @@ import math
 import numpy as np
 
 
+def ci_percent(level: float) -> str:
+    """An interval level as the text says it: 0.95 → "95", 0.995 → "99.5" (never rounded to "100")."""
+    return f"{100 * float(level):.4g}"
+
+
 def bootstrap_interval(estimate: float, replicates: np.ndarray, level: float = 0.95) -> tuple[float, float]:
     """Bootstrap interval of ``estimate``: the replicates' spread around their median, placed at the estimate.
 

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from ganeval.metrics.interval import ci_percent
 from ganeval.report.digits import digits_section
 from ganeval.report.images import animated_gif, data_uri, mosaic, png_bytes
 from ganeval.report.neighbours import neighbours_section
@@ -26,7 +27,7 @@ from ganeval.report.tradeoff_plot import tradeoff_plot
 from ganeval.version import __version__
 
 if TYPE_CHECKING:
-    from ganeval.evaluate import ScoreResult
+    from ganeval.score_result import ScoreResult
 
 #: Most frames in the training animation; longer series are subsampled evenly (first, best and last kept).
 MAX_GIF_FRAMES = 40
@@ -72,10 +73,10 @@ def _flags(summary: dict[str, Any]) -> str:
         if number(late.get("ci_low")) is not None:
             level = number(late.get("ci_level")) or 0.95
             lo, hi = fmt(late.get("ci_low"), ".4g"), fmt(late.get("ci_high"), ".4g")
-            parts.append(f", {round(100 * level)}% paired CI [{lo}, {hi}]")
+            parts.append(f", {ci_percent(level)}% paired CI [{lo}, {hi}]")
         parts.append("<br>")
     if late.get("threshold") is not None:
-        parts.append(f"<span class=muted>flag when relative &gt; {fmt(100 * (number(late['threshold']) or 0), '.0f')}% "
+        parts.append(f"<span class=muted>flag when relative &gt; {fmt(100 * (number(late['threshold']) or 0), '.4g')}% "
                      "and the CI excludes zero</span>")
     for key in ("basis", "reason", "note"):
         if late.get(key):
@@ -95,7 +96,7 @@ def _flags(summary: dict[str, Any]) -> str:
         crit.append(f"class KL &gt; {escape(str(mode['max_class_kl']))}")
     sure = [str(c) for c in mode.get("beyond_noise") or []]
     if names and "beyond_noise" in mode:
-        parts.append(f"beyond sampling noise (the whole {round(100 * (number(mode.get('ci_level')) or 0.95))}% interval past "
+        parts.append(f"beyond sampling noise (the whole {ci_percent(number(mode.get('ci_level')) or 0.95)}% interval past "
                      f"the limit): {len(sure)} of {len(names)}<br>")
     if crit:
         parts.append(f"<span class=muted>flag when {' or '.join(crit)}</span>")

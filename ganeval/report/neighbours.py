@@ -11,7 +11,7 @@ import numpy as np
 from ganeval.report.images import BORDER, data_uri, mosaic, png_bytes
 
 if TYPE_CHECKING:
-    from ganeval.evaluate import ScoreResult
+    from ganeval.score_result import ScoreResult
 
 COLS = 10
 

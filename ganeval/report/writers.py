@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from ganeval.atomic import atomic_path, write_text
 
 if TYPE_CHECKING:
-    from ganeval.evaluate import ScoreResult
+    from ganeval.score_result import ScoreResult
 
 #: Column order of the tables (documented in docs/scoring.md); other columns follow.
 COLUMNS = [
