@@ -14,7 +14,7 @@ import torch
 
 from ganeval.distributed import DistContext
 from ganeval.feature_cache import feature_key, load_features, save_features
-from ganeval.features.base import FeatureExtractor
+from ganeval.features.base import FeatureExtractor, cacheable, refuse_nonfinite
 from ganeval.inputs import Source
 from ganeval.sources.base import Samples
 
@@ -84,7 +84,8 @@ def _extract(samples: Samples, extractors: list[FeatureExtractor], seed: int, ba
     out = Extracted(sha256=samples.sha256 or "", meta=samples.meta, n=n, paired=samples.paired, n_bad=samples.n_bad)
     if samples.cache_key is not None:
         key_seed = seed if samples.paired else 0
-        out.keys = {ex.name: feature_key(samples.cache_key, ex.provenance(), n, key_seed, samples.z_type) for ex in extractors}
+        out.keys = {ex.name: feature_key(samples.cache_key, ex.provenance(), n, key_seed, samples.z_type)
+                    for ex in extractors if cacheable(ex)}
     cached = use_cache and bool(out.keys)
     n_batches = math.ceil(n / batch_size)
     pools: dict[str, dict[int, torch.Tensor]] = {}
@@ -93,7 +94,7 @@ def _extract(samples: Samples, extractors: list[FeatureExtractor], seed: int, ba
 
     def lookups() -> dict[str, tuple[torch.Tensor, torch.Tensor | None, int]]:
         out.grid = samples.grid(GRID_SAMPLES)
-        found = {ex.name: load_features(out.keys[ex.name]) if cached else None for ex in extractors}
+        found = {ex.name: load_features(out.keys[ex.name]) if cached and ex.name in out.keys else None for ex in extractors}
         return {k: hit for k, hit in found.items() if hit is not None}
 
     hits = dist.my_share(lookups, name)
@@ -134,7 +135,10 @@ def _extract(samples: Samples, extractors: list[FeatureExtractor], seed: int, ba
         for ex in missing:
             out.pool[ex.name] = torch.cat(dist.gather_batches(pools[ex.name], n_batches))
             out.logits[ex.name] = torch.cat(dist.gather_batches(logits[ex.name], n_batches)) if ex.has_logits else None
-            if cached and dist.is_main:
+            for feats in (out.pool[ex.name], out.logits[ex.name]):
+                if feats is not None:
+                    refuse_nonfinite(ex, feats, name)
+            if cached and ex.name in out.keys and dist.is_main:
                 save_features(out.keys[ex.name], out.pool[ex.name], out.logits[ex.name], out.nonfinite)
     out.shape, out.notes = samples.shape, list(samples.notes)
     return out

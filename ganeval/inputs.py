@@ -109,11 +109,16 @@ def _open_state_dict(src: Source, device: torch.device, n: int, seed: int) -> Sa
     z_dim = gens.zdim_attribute(model)
     s = merge_hints(str(src.path), {"z_dim": z_dim} if z_dim is not None else {}, hints)
     sha = gens.file_digest(src.path)
-    cache = f"{sha}|{spec.identity()}|{key}|z{s['z_dim']}|{s['output_range']}"
-    return GeneratorSamples(model, name=src.name, n=n, seed=seed, z_dim=s["z_dim"], z_type=s["z_type"],
-                            output_range=s["output_range"], device=device, sha256=sha, cache_key=cache,
-                            meta={"format": "state_dict", "generator": spec.name, "generator_kwargs": spec.kwargs,
-                                  "generator_source_sha256": spec.source_sha256, "state_key": key})
+    ident = spec.identity(hints.cache_key)  # None: its source cannot be read, and no cache_key names it
+    cache = f"{sha}|{ident}|{key}|z{s['z_dim']}|{s['output_range']}" if ident else None
+    samples = GeneratorSamples(model, name=src.name, n=n, seed=seed, z_dim=s["z_dim"], z_type=s["z_type"],
+                               output_range=s["output_range"], device=device, sha256=sha, cache_key=cache,
+                               meta={"format": "state_dict", "generator": spec.name, "generator_kwargs": spec.kwargs,
+                                     "generator_source_sha256": spec.source_label, "state_key": key})
+    if spec.source_sha256 is None:
+        samples.notes.append(spec.uncached_note() if ident is None else f"{spec.flag} {spec.name}: its source cannot be "
+                             f"read; cached under cache_key={hints.cache_key!r}")
+    return samples
 
 
 def _open_images(src: Source, device: torch.device, n: int, seed: int) -> Samples:

@@ -16,7 +16,7 @@ from ganeval.atomic import atomic_path
 from ganeval.cache import cache_dir
 from ganeval.distributed import DistContext
 from ganeval.errors import StatsError
-from ganeval.features.base import FeatureExtractor, iter_batches
+from ganeval.features.base import FeatureExtractor, cacheable, iter_batches, refuse_nonfinite
 from ganeval.stats import DATASETS, MATCH_KEYS, RefStats, dataset_images, load_stats, real_images, stats_path
 from ganeval.stats_import import imported_summary
 
@@ -118,6 +118,8 @@ def _real_path(dataset: str, extractor: FeatureExtractor, n: int, total: int | N
 def cache_real_features(dataset: str, extractor: FeatureExtractor, feats: np.ndarray) -> Path:
     """Store features of every image of ``dataset`` (e.g. saved by ``stats --save-features``), in file order."""
     path = _real_path(dataset, extractor, len(feats))
+    if not cacheable(extractor):
+        return path
     with atomic_path(path) as tmp, open(tmp, "wb") as fh:
         np.save(fh, np.ascontiguousarray(feats, dtype=np.float32))
     return path
@@ -178,7 +180,7 @@ def _features(key: str, images: Callable[[], Any], extractor: FeatureExtractor, 
     dist = dist or DistContext()
     path = _real_path(key, extractor, n, total)
     arr = None
-    if path.is_file():
+    if cacheable(extractor) and path.is_file():
         try:
             arr = np.load(path, allow_pickle=False)
             width = extractor.pool_dim or (arr.shape[1] if arr.ndim == 2 else -1)  # a custom network's: its key's
@@ -192,7 +194,8 @@ def _features(key: str, images: Callable[[], Any], extractor: FeatureExtractor, 
     local = dist.my_share(lambda: {i: extractor(b)["pool"].cpu() for i, b in zip(mine, iter_batches(images(), batch_size, mine),
                                                                                strict=True)}, f"{key} [{extractor.name}]")
     feats = torch.cat(dist.gather_batches(local, n_batches))
-    if write_cache:
+    refuse_nonfinite(extractor, feats, f"the real images ({key})")
+    if write_cache and cacheable(extractor):
         with atomic_path(path) as tmp, open(tmp, "wb") as fh:
             np.save(fh, feats.numpy())
     return feats

@@ -23,7 +23,7 @@ from ganeval.data import load_mnist, mnist_checksum
 from ganeval.distributed import DistContext
 from ganeval.errors import GanevalError, StatsError, require_count
 from ganeval.feature_stats import FeatureStats
-from ganeval.features.base import FeatureExtractor, iter_batches
+from ganeval.features.base import FeatureExtractor, iter_batches, refuse_nonfinite
 from ganeval.sources.samples import open_npz
 from ganeval.version import __version__
 
@@ -237,6 +237,7 @@ def compute_stats(
     count = torch.tensor([float(acc.n)], dtype=torch.float64)
     dist.all_reduce_sum([acc.sum, acc.outer, count])
     acc.n = int(count.item())
+    refuse_nonfinite(extractor, acc.sum.cpu(), name, per_image=False)  # NaN/Inf in any image's features
     meta = {
         **real.meta,
         "n": acc.n,

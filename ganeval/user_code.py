@@ -1,6 +1,8 @@
 """Your own code named on the command line (``MODULE:NAME`` or ``path/to/file.py:NAME``): a generator class for
 weight files, a feature network for metrics in your domain. Imported once, built with JSON kwargs, and identified
-by name, kwargs and the SHA-256 of its module's source text, so editing the code invalidates what was cached."""
+by name, kwargs and the SHA-256 of its module's source text, so editing the code invalidates what was cached.
+A ``MODULE:NAME`` whose file was edited since it was imported is imported again, so that digest is always of the code
+that runs; code whose source cannot be read (``python -c``, a notebook cell) has no digest and is never cached."""
 
 from __future__ import annotations
 
@@ -9,7 +11,9 @@ import importlib
 import importlib.util
 import inspect
 import json
+import os
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +25,11 @@ from ganeval.errors import GanevalError
 
 #: Executed ``.py`` modules by (resolved path, mtime, size): an edited file is executed again.
 _FILE_MODULES: dict[tuple[str, int, int], Any] = {}
+#: Source SHA-256 of each ``MODULE`` of a ``MODULE:NAME`` when it was last (re)imported here: a later digest that
+#: differs means the file was edited in this session (a notebook), and the module is reloaded before it is used.
+_MODULE_DIGESTS: dict[str, str | None] = {}
+#: What reports say in place of a source SHA-256 that cannot be computed.
+SOURCE_UNAVAILABLE = "unavailable"
 
 
 @dataclass(frozen=True)
@@ -30,13 +39,28 @@ class UserFactory:
     factory: Callable[..., nn.Module]
     name: str
     kwargs: dict[str, Any]
-    source_sha256: str
+    #: SHA-256 of its module's source text; None when that cannot be read (``python -c``, a notebook cell).
+    source_sha256: str | None
     #: The flag it came from, for messages (``--generator``, ``--feature-network``).
     flag: str = "--generator"
 
-    def identity(self) -> str:
-        """Changes when the factory's name, its module's source text or the kwargs change."""
-        return f"{self.name}|{self.source_sha256[:16]}|{self.kwargs_json()}"
+    def identity(self, cache_key: str | None = None) -> str | None:
+        """What caches are keyed on: changes when the factory's name, its module's source text or the kwargs change.
+        Without a readable source nothing tells one definition from the next, so only an explicit ``cache_key``
+        identifies it (as for a callable); without one, None: never cached."""
+        code = self.source_sha256[:16] if self.source_sha256 else f"cache_key:{cache_key}" if cache_key else None
+        return None if code is None else f"{self.name}|{code}|{self.kwargs_json()}"
+
+    @property
+    def source_label(self) -> str:
+        """The source SHA-256 for reports and sidecars, or ``unavailable``."""
+        return self.source_sha256 or SOURCE_UNAVAILABLE
+
+    def uncached_note(self) -> str:
+        """Why nothing made with it is cached (its source cannot be read)."""
+        return (f"{self.flag} {self.name}: its source cannot be read (defined in python -c or a notebook cell, or its "
+                "module was reloaded since it was made), so nothing made with it is cached and its source SHA-256 is "
+                "unavailable; define it in a .py file, or pass cache_key=, to cache")
 
     def kwargs_json(self) -> str:
         """The kwargs as canonical JSON."""
@@ -64,10 +88,7 @@ def _import(spec: str, flag: str) -> Any:
             raise GanevalError(f"{flag} {spec}: {path}: no such file")
         module = _file_module(path, spec, flag)
     else:
-        try:
-            module = importlib.import_module(target)
-        except ImportError as exc:
-            raise GanevalError(f"{flag} {spec}: cannot import {target} ({exc})") from exc
+        module = _current_module(target, spec, flag)
     obj: Any = module
     for part in attr.split("."):
         if not hasattr(obj, part):
@@ -98,12 +119,68 @@ def _file_module(path: Path, spec: str, flag: str) -> Any:
     return _FILE_MODULES[key]
 
 
-def _source_digest(factory: Any) -> str:
+def _current_module(target: str, spec: str, flag: str) -> Any:
+    """``import target``, reloaded when its source changed since it was imported (here, or, for a module imported
+    before ganeval first saw it, when its file is newer than this process): the module cached in ``sys.modules``
+    would otherwise run the old code under the edited file's digest."""
+    preloaded = target in sys.modules
     try:
-        text = inspect.getsource(inspect.getmodule(factory) or factory)
+        module = importlib.import_module(target)
+        digest = _text_digest(module)
+        known = _MODULE_DIGESTS.get(target)
+        stale = known != digest if target in _MODULE_DIGESTS else preloaded and _edited_this_session(module)
+        if digest is not None and stale:
+            module = importlib.reload(module)
+            digest = _text_digest(module)
+    except ImportError as exc:
+        raise GanevalError(f"{flag} {spec}: cannot import {target} ({exc})") from exc
+    except Exception as exc:  # the user's module failed to run: one line
+        raise GanevalError(f"{flag} {spec}: importing {target} failed: {exc.__class__.__name__}: {exc}") from exc
+    _MODULE_DIGESTS[target] = digest
+    return module
+
+
+def _process_start() -> float:
+    """When this process started (Linux: /proc's start time, to within a second), else when ganeval was imported."""
+    try:
+        ticks = int(Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()[19])  # field 22, starttime
+        boot = next(int(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines() if line.startswith("btime"))
+        return boot + ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, StopIteration):
+        return _IMPORTED_AT
+
+
+_IMPORTED_AT = time.time()
+
+
+def _edited_this_session(module: Any) -> bool:
+    """Whether the module's source file changed after this process started (it may be older than the code in it)."""
+    try:
+        return Path(inspect.getsourcefile(module) or "").stat().st_mtime > _process_start()
     except (OSError, TypeError):
-        text = ""
+        return False
+
+
+def _text_digest(obj: Any) -> str | None:
+    """SHA-256 of the source text of ``obj`` (a module), or None when it cannot be read."""
+    try:
+        text = inspect.getsource(obj)
+    except (OSError, TypeError):
+        return None
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _source_digest(factory: Any) -> str | None:
+    """SHA-256 of the source of the factory's module; None when it cannot be read, or when the module was run again
+    since the factory was made (a reload after an edit: the file no longer describes this object)."""
+    module = inspect.getmodule(factory)
+    if module is not None and "<locals>" not in getattr(factory, "__qualname__", "<locals>"):
+        current: Any = module
+        for part in factory.__qualname__.split("."):
+            current = getattr(current, part, None)
+        if current is not None and current is not factory:
+            return None
+    return _text_digest(module or factory)
 
 
 def resolve_factory(spec: Any, kwargs: Any = None, flag: str = "--generator") -> UserFactory:

@@ -191,3 +191,40 @@ def test_watch_stops_on_custom_fd(tmp_path: Path, cli, mnist_dir: Path) -> None:
     assert "watch ended (stop rule)" in out and json.loads((tmp_path / "STOP").read_text())["iteration"] == 3000
     code, _, err = cli("watch", tmp_path / "run", "--stop-metric", "custom_fd")
     assert code == 2 and "go together" in err
+
+
+NAN_PY = NET_PY + '''
+
+class NaNOnFaint(Pooled):
+    """NaN features for images with no bright pixel: never a real digit, but a faint sample."""
+
+    def forward(self, x):
+        f = super().forward(x)
+        return torch.where(x.flatten(1).amax(1)[:, None] < 0.9, torch.full_like(f, float("nan")), f)
+
+
+class NaNOnDigits(Pooled):
+    def forward(self, x):
+        f = super().forward(x)
+        return torch.where(x.flatten(1).amax(1)[:, None] >= 0.9, torch.full_like(f, float("inf")), f)
+'''
+
+
+def test_non_finite_features_are_refused_naming_the_network(tmp_path: Path, cli, mnist_dir: Path) -> None:
+    """NaN/Inf features once became statistics full of NaN (exit 0) and custom_fd = inf with status ok."""
+    (tmp_path / "nets.py").write_text(NAN_PY)
+    code, _, err = cli("stats", "--dataset", "mnist-test", "--extractor", "custom", "--limit", "300", "--device", "cpu",
+                       "--feature-network", f"{tmp_path / 'nets.py'}:NaNOnDigits", "--out", tmp_path / "bad" / "t_custom.npz",
+                       "--no-progress")
+    assert code == 2 and "--feature-network" in err and "NaNOnDigits: returned NaN/Inf features" in err
+    assert err.count("\n") == 1 and not (tmp_path / "bad").exists()
+    spec = f"{tmp_path / 'nets.py'}:NaNOnFaint"
+    _stats(cli, tmp_path / "ref", "custom", "--feature-network", spec)  # real digits: finite
+    good = write_bank_checkpoint(tmp_path / "run", 1000)
+    faint = tmp_path / "faint.npz"  # stored samples no brighter than 0.5: every one gets NaN features
+    np.savez(faint, images=np.full((200, 28, 28), 127, np.uint8))
+    df = ganeval.score([good, faint], metrics=("custom_fd", "custom_prc"), reference=str(tmp_path / "ref"), num_samples=200,
+                       bootstrap=0, device="cpu", feature_network=spec, progress=False)
+    assert list(df["status"]) == ["ok", "error"], df  # one bad sample set never stops the others
+    assert np.isfinite(df["custom_fd"].iloc[0]) and np.isnan(df["custom_fd"].iloc[1])
+    assert "NaNOnFaint: returned NaN/Inf features for 200 of 200 images" in df["error"].iloc[1]

@@ -50,6 +50,27 @@ def get_extractor(name: str, **kwargs: Any) -> FeatureExtractor:
     return EXTRACTORS[name](**kwargs)
 
 
+def cacheable(extractor: FeatureExtractor) -> bool:
+    """Whether features of ``extractor`` may be cached: not those of a feature network whose source cannot be read
+    (its provenance cannot tell one definition from the next)."""
+    return bool(getattr(extractor, "cacheable", True))
+
+
+def refuse_nonfinite(extractor: FeatureExtractor, feats: torch.Tensor, what: str, per_image: bool = True) -> None:
+    """Refuse NaN/Inf features (on the host; ``per_image``: one row per image, else a sum over them) in one line
+    naming the network: the images are finite uint8, so they come from the network, and would make every
+    statistic and metric NaN or infinite."""
+    finite = torch.isfinite(feats)
+    if bool(finite.all()):
+        return
+    rows = (~finite).reshape(len(feats), -1).any(dim=1) if per_image and feats.ndim else None
+    which = f"{int(rows.sum())} of {len(rows)} images" if rows is not None else "some images"
+    network = extractor.provenance().get("network")
+    who = f"--feature-network {network}" if network else f"the {extractor.name} extractor"
+    raise GanevalError(f"{who}: returned NaN/Inf features for {which} of {what}; a feature network must return finite "
+                       "features")
+
+
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
     """``auto`` → CUDA when present, else CPU."""
     if str(device) == "auto":

@@ -7,7 +7,9 @@ channel change: do what your network needs inside it), on the scoring device, in
 ``torch.inference_mode``; it returns features ``(B, D)``, or ``(features, logits)``, or ``{"pool": ..., "logits":
 ...}``. Logits enable ``custom_is``. Its identity is the factory's name, its kwargs, its module's source SHA-256
 and the SHA-256 of the built network's weights, so statistics and cached features of another network, other
-weights or edited code are never mixed with these (``ganeval.stats.MATCH_KEYS``).
+weights or edited code are never mixed with these (``ganeval.stats.MATCH_KEYS``); a network whose source cannot be
+read (defined in ``python -c`` or a notebook cell) has source ``unavailable`` and its features are never cached.
+Non-finite features are refused, naming the network (``ganeval.features.base.refuse_nonfinite``).
 """
 
 from __future__ import annotations
@@ -53,6 +55,8 @@ class CustomExtractor:
         self.precision = precision
         net = self.spec.build()
         self.weights_sha256 = weights_digest(net)
+        #: Features are cached only when the network's source can be read (``ganeval.features.base.cacheable``).
+        self.cacheable = self.spec.source_sha256 is not None
         self.net = net.to(self.device).eval()
         #: Known after the first batch (the network's output says).
         self.pool_dim: int | None = None
@@ -64,7 +68,7 @@ class CustomExtractor:
             "extractor": self.name,
             "network": self.spec.name,
             "network_kwargs": self.spec.kwargs_json(),
-            "network_source_sha256": self.spec.source_sha256,
+            "network_source_sha256": self.spec.source_label,
             "weights_sha256": self.weights_sha256,
             "weights_source": f"built by {self.spec.name}",
             "resize": INPUT,

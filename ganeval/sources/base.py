@@ -74,7 +74,8 @@ def convert_output(out: Any, output_range: str, what: str) -> tuple[torch.Tensor
     """Generator output → uint8 ``(B, C, H, W)`` and the number of samples with NaN/Inf.
 
     ``-1,1``: ``round((x + 1) · 127.5)``; ``0,1``: ``round(255 x)``; ``0,255``: ``round(x)``; clamped, half to even.
-    uint8 output is used as is; ``(B, H, W)`` is taken as grayscale.
+    uint8 output is used as is; other integer and bool output is refused (``{0, 1}`` read as 0..255 pixels would be
+    black images, as 0..1 a guess); ``(B, H, W)`` is taken as grayscale.
     """
     images, bad = convert_output_async(out, output_range, what)
     return images, int(bad)
@@ -82,7 +83,7 @@ def convert_output(out: Any, output_range: str, what: str) -> tuple[torch.Tensor
 
 def convert_output_async(out: Any, output_range: str, what: str) -> tuple[torch.Tensor, torch.Tensor | int]:
     """:func:`convert_output` with the NaN/Inf count left on the output's device (no host synchronisation)."""
-    x = out if isinstance(out, torch.Tensor) else torch.as_tensor(np.asarray(out))
+    x = output_tensor(out, what)
     if x.ndim == 3:
         x = x.unsqueeze(1)
     if x.ndim != 4 or x.shape[1] not in (1, 3):
@@ -90,13 +91,27 @@ def convert_output_async(out: Any, output_range: str, what: str) -> tuple[torch.
     if x.dtype == torch.uint8:
         return x, 0
     if not x.is_floating_point():
-        return x.clamp(0, 255).to(torch.uint8), 0
+        raise GanevalError(f"{what}: generator returned {str(x.dtype).replace('torch.', '')} images; return float images "
+                           f"in --output-range {output_range} or uint8 0..255")
     bad = (~torch.isfinite(x)).flatten(1).any(dim=1).sum()
     if output_range == "-1,1":
         return to_uint8(torch.nan_to_num(x, nan=0.0, posinf=1.0, neginf=-1.0)), bad
     scale = 255.0 if output_range == "0,1" else 1.0
     x = torch.nan_to_num(x.float(), nan=0.0, posinf=255.0 / scale, neginf=0.0)
     return (x * scale).round().clamp(0, 255).to(torch.uint8), bad
+
+
+def output_tensor(out: Any, what: str) -> torch.Tensor:
+    """A generator's output as a tensor (a NumPy array shares its memory); a tuple, list or dict is refused in one line."""
+    if isinstance(out, torch.Tensor):
+        return out
+    if isinstance(out, (tuple, list, dict)):
+        raise GanevalError(f"{what}: generator returned a {type(out).__name__}; expected one (B, 1|3, H, W) tensor or "
+                           "array of images (return only the images)")
+    arr = np.asarray(out)
+    if arr.dtype == object:
+        raise GanevalError(f"{what}: generator returned {type(out).__name__}; expected a (B, 1|3, H, W) tensor or array")
+    return torch.as_tensor(arr)
 
 
 def gray_grid(images: torch.Tensor) -> np.ndarray:
@@ -162,12 +177,12 @@ class GeneratorSamples(Samples):
     @torch.inference_mode()
     def rows(self, start: int, stop: int) -> SampleBatch:
         z = self.z[start:stop].to(self.device, non_blocking=True)
-        out = self.fn(z)
+        out = output_tensor(self.fn(z), self.name)  # an array too gets the range check below
         images, bad = convert_output_async(out, self.output_range, self.name)
         if images.shape[0] != z.shape[0]:
             raise GanevalError(f"{self.name}: generator returned {images.shape[0]} samples for {z.shape[0]} latents")
         self.shape = tuple(images.shape[1:])  # type: ignore[assignment]
-        if not self._checked and isinstance(out, torch.Tensor) and out.is_floating_point() and out.numel():
+        if not self._checked and out.is_floating_point() and out.numel():
             self._checked = True
             self._range_note(out)
         return SampleBatch(images, bad)

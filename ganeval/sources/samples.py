@@ -145,6 +145,8 @@ def array_images(arr: Any, output_range: str, what: str) -> tuple[torch.Tensor, 
     if x.is_floating_point():
         flags = (~torch.isfinite(x)).flatten(1).any(dim=1).numpy()
         notes = [note] if (note := range_note(x, output_range, what, "values")) else []
+    if not x.is_floating_point():
+        x = x.clamp(0, 255).to(torch.uint8)  # stored integer pixels (checked above): 0..255, unlike a generator's
     images, _ = convert_output(x, output_range, what)
     return images.contiguous(), flags, notes
 
