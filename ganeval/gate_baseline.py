@@ -21,7 +21,8 @@ from ganeval.summary import json_value
 
 def check_compatible(cand: dict[str, Any], csrc: Path | str, base: dict[str, Any], bsrc: Path | str, extractor: str,
                      notes: list[str]) -> None:
-    """Refuse (``GanevalError``) a baseline report scored at another N, reference, extractor, weights or resize."""
+    """Refuse (``GanevalError``) a baseline report scored at another N, reference, extractor, weights, resize or
+    interval level."""
     def refuse(what: str, a: Any, b: Any) -> None:
         raise GanevalError(f"baseline {bsrc} is not comparable: another {what} ({b!r} in the baseline, {a!r} in {csrc}); "
                            "refusing to compare")
@@ -30,6 +31,9 @@ def check_compatible(cand: dict[str, Any], csrc: Path | str, base: dict[str, Any
         refuse("N (n_samples)", cand.get("n_samples"), base.get("n_samples"))
     if cand.get("reference") != base.get("reference"):
         refuse("reference", cand.get("reference"), base.get("reference"))
+    lc, lb = ((s.get("bootstrap") or {}).get("level", 0.95) for s in (cand, base))
+    if lc != lb:  # the test reads whether two intervals overlap: a narrower level overlaps less
+        refuse("interval level (--ci)", lc, lb)
     pc, pb = cand.get("provenance") or {}, base.get("provenance") or {}
     for prov, src in ((pc, csrc), (pb, bsrc)):
         if not isinstance(prov.get(extractor), dict):

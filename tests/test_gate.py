@@ -277,6 +277,7 @@ def test_baseline_falls_back_to_primary_metric(tmp_path: Path) -> None:
     (lambda s: s["provenance"]["inception"].update(reference_sha256="f" * 64), ("f" * 64, REF_INC)),
     (lambda s: s["provenance"]["mnist"].update(extractor="lenet"), ("lenet", "'mnist'")),
     (lambda s: s["provenance"]["inception"].update(resize="clean-fid clean"), ("resize", "clean-fid clean")),
+    (lambda s: s.setdefault("bootstrap", {}).update(level=0.8), ("interval level (--ci)", "0.8", "0.95")),
 ])
 def test_baseline_refused_when_not_comparable(report: Path, tmp_path: Path, cli: Any, change: Any, named: tuple) -> None:
     s = json.loads(baseline_report(tmp_path).joinpath("summary.json").read_text())
