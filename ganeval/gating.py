@@ -311,10 +311,12 @@ def _score(target: str | os.PathLike[str], out: str | os.PathLike[str] | None, l
         needed = METRIC_OF[LIMITS[name][0] if name in LIMITS else FLOOR_LIMITS[name]]
         if needed not in opts.metrics:
             raise GanevalError(f"{_flag(name)} needs the {needed!r} metric; --metrics ({' '.join(opts.metrics)}) leaves it out")
-    if base is not None and (base.get("n_samples"), base.get("reference")) != (opts.num_samples, opts.reference):
-        from ganeval.gate_baseline import check_compatible
+    planned = {"n_samples": opts.num_samples, "reference": opts.reference, "bootstrap": {"level": opts.ci}}
+    if base is not None and (base.get("n_samples"), base.get("reference"), (base.get("bootstrap") or {}).get("level", 0.95)) \
+            != (opts.num_samples, opts.reference, opts.ci):
+        from ganeval.gate_baseline import check_compatible  # refused before scoring
 
-        check_compatible({"n_samples": opts.num_samples, "reference": opts.reference}, "these options", base, bsrc or "", "", [])
+        check_compatible(planned, "these options", base, bsrc or "", "", [])
     summary = score(target, out=out, write_report=True, distributed=distributed, **score_options).attrs["summary"]
     report = (summary.get("report") or {}).get("json")
     check_summary(summary, report or str(target))

@@ -297,6 +297,8 @@ def test_baseline_n_checked_before_scoring(tmp_path: Path, cli: Any, monkeypatch
     (tmp_path / "run" / "ckpt_0000001.safetensors").write_bytes(b"stand-in")
     code, _, err = cli("gate", tmp_path / "run", "--baseline", baseline_report(tmp_path), "--num-samples", "2000")
     assert code == 2 and "n_samples" in err and "2000" in err and "1000" in err
+    code, _, err = cli("gate", tmp_path / "run", "--baseline", baseline_report(tmp_path), "--num-samples", "1000", "--ci", "0.9")
+    assert code == 2 and "interval level (--ci)" in err and "0.9" in err and "0.95" in err
 
 
 def test_baseline_missing_is_exit_2(report: Path, tmp_path: Path, cli: Any) -> None:
