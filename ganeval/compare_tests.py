@@ -29,9 +29,31 @@ DIFF_METRICS = (*FD_METRICS, "mnist_ppl", "custom_ppl")
 EXTRACTOR_OF = {"fid": "inception", "mnist_fd": "mnist", "custom_fd": "custom"}
 
 
+def min_permutations(level: float) -> int:
+    """The fewest re-labellings P whose smallest p, 1 / (P + 1), is below 1 − ``level`` (the verdict's test, in
+    floats as it is made): with fewer, no difference can be significant whatever the data (0.95: 19)."""
+    p = max(1, math.floor(1 / (1 - level)) - 2)
+    while 1 / (p + 1) >= 1 - level:
+        p += 1
+    return p
+
+
 def _scored(df: pd.DataFrame, names: list[str]) -> pd.DataFrame:
     """The rows of ``names`` that were scored (NaN/Inf samples included: their distance is infinite)."""
     return df[df["checkpoint"].isin(names) & df["status"].isin(["ok", "nan_samples"])]
+
+
+def scored_sizes(df: pd.DataFrame, names: list[str]) -> list[int]:
+    """The sample counts the scored runs of ``names`` actually had (a sample set may hold fewer than asked)."""
+    return [int(v) for v in pd.to_numeric(_scored(df, names)["n_samples"], errors="coerce").dropna()] if "n_samples" in df else []
+
+
+def n_text(sizes: list[int]) -> str:
+    """"500", or "300–500" when the runs had different sample counts ("?" when none was scored)."""
+    if not sizes:
+        return "?"
+    lo, hi = min(sizes), max(sizes)
+    return f"{lo:,}" if lo == hi else f"{lo:,}–{hi:,}"
 
 
 def _values(df: pd.DataFrame, names: list[str], col: str) -> np.ndarray:

@@ -25,23 +25,34 @@ import numpy as np
 import pandas as pd
 
 from ganeval.atomic import report_folder
-from ganeval.compare_tests import DIFF_METRICS, FD_METRICS, _arm_replicates, _scored, differences
+from ganeval.compare_tests import DIFF_METRICS, FD_METRICS, _arm_replicates, _scored, differences, min_permutations, n_text, scored_sizes
 from ganeval.distributed import DistContext, from_env
 from ganeval.errors import GanevalError
 from ganeval.evaluate import score_series
 from ganeval.inputs import SAMPLE_KINDS, Series, Source, resolve_target
-from ganeval.metrics.directions import DIFFERENCE_WORDS, LABELS
+from ganeval.metrics.directions import DIFFERENCE_WORDS, LABELS, RANKABLE
 from ganeval.metrics.interval import bootstrap_interval, ci_percent
+from ganeval.metrics.intra import DIGIT_COLUMNS
+from ganeval.metrics.registry import METRICS, PREFIX
 from ganeval.options import ScoreOptions
 from ganeval.score_result import ScoreResult
 from ganeval.sources.base import HINT_KEYS
 from ganeval.summary import BOOTSTRAP_METHOD, SCHEMA_VERSION, row_dict
 from ganeval.version import __version__
 
-#: Per-arm columns shown in ``arms`` (mean over the arm's runs), when computed.
-ARM_COLUMNS = ("fid", "fid_inf", "is_mean", "kid_mean", "precision", "recall", "density", "coverage", "mnist_is",
-               "mnist_fd", "mnist_fd_inf", "modes_covered", "class_kl", "mnist_intra_fd", "vendi", "mnist_vendi", "copying_ct",
-               "copy_share", "inception_copying_ct", "mnist_ppl", "custom_ppl")
+#: Arm readings with an ideal value or no better side (so not in ``RANKABLE``), in any feature space.
+ARM_READINGS = ("density", "vendi", "copying_ct", "copy_share")
+
+
+def arm_columns() -> tuple[str, ...]:
+    """Per-arm columns of ``arms`` (mean over the arm's runs), when computed: every registered metric's rankable
+    columns and readings (density, Vendi, C_T) in every feature space, read from the registry so that a metric's
+    MNIST and custom variants are never left out; not spreads, bounds, labels, or the per-digit distances."""
+    readings = {p + c for p in (*PREFIX.values(), "inception_") for c in ARM_READINGS}
+    return tuple(dict.fromkeys(c for m in METRICS.values() for c in m.columns
+                               if (c in RANKABLE or c in readings) and c not in DIGIT_COLUMNS))
+
+
 #: What a picked run keeps of its series (for the report's over-training plot).
 SERIES_COLUMNS = ("iteration", "checkpoint", "fid", "fid_ci_low", "fid_ci_high", "mnist_fd", "mnist_fd_ci_low",
                   "mnist_fd_ci_high", "is_best", "status")
@@ -157,7 +168,7 @@ def arm_table(df: pd.DataFrame, result: ScoreResult, members: dict[str, list[str
     for arm, names in members.items():
         mine, ok = df[df["checkpoint"].isin(names)], _scored(df, names)
         row: dict[str, Any] = {"arm": arm, "runs": len(names), "runs_scored": len(ok)}
-        for col in (c for c in ARM_COLUMNS if c in df and df[c].notna().any()):
+        for col in (c for c in arm_columns() if c in df and df[c].notna().any()):
             v = pd.to_numeric(ok[col], errors="coerce").to_numpy(dtype=float)
             v = v[~np.isnan(v)]
             row[col] = float(v.mean()) if len(v) else math.nan
@@ -179,8 +190,9 @@ def _f(x: float) -> str:
     return "inf" if math.isinf(x) else f"{x:.3g}" if abs(x) < 10 else f"{x:.2f}"
 
 
-def verdict_lines(diffs: pd.DataFrame, arms: pd.DataFrame, primary: str, n: int) -> list[str]:
-    """A sentence per arm on the primary metric, then on path length where compared, then the flags."""
+def verdict_lines(diffs: pd.DataFrame, arms: pd.DataFrame, primary: str, sizes: Mapping[str, list[int]]) -> list[str]:
+    """A sentence per arm on the primary metric, then on path length where compared, then the flags; ``sizes``:
+    each arm's scored sample counts, so "no difference detectable at N = …" names the N scored, not the N asked."""
     lines = []
     rows = pd.concat([diffs[diffs["metric"] == m] for m in (primary, *DIFFERENCE_WORDS)])
     for _, r in rows.iterrows():
@@ -202,7 +214,8 @@ def verdict_lines(diffs: pd.DataFrame, arms: pd.DataFrame, primary: str, n: int)
             text += ": not tested (no interval: --bootstrap 0; give --bootstrap 100 for one)."
         elif word == "no detectable difference":
             more = "more runs" if "Welch" in str(r["method"]) else "more samples (--num-samples) or runs"
-            text += f": no difference detectable at N = {n:,}; {more} would be needed to tell them apart."
+            text += (f": no difference detectable at N = {n_text([*sizes.get(r['arm'], []), *sizes.get(r['baseline'], [])])}; "
+                     f"{more} would be needed to tell them apart.")
         elif metric in DIFFERENCE_WORDS:
             text += f": {r['arm']} has {word} (a smoothness reading, not a quality verdict)."
         else:
@@ -229,7 +242,8 @@ def compare(arms: Mapping[str, Any] | Sequence[Any], *, baseline: str | None = N
     compared on a fresh latent set (seed + 1): the set they won on favours them. ``options`` are ``score``'s
     (``generator``/``generator_kwargs``/``state_key`` for weight files of your own generator class, as there);
     Inception metrics run on every compared run. One run against one: the verdict on MNIST FD (and ``custom_fd`` up
-    to 512 dimensions) comes from a permutation test with up to ``permutations`` re-labellings (0: from the interval),
+    to 512 dimensions) comes from a permutation test with up to ``permutations`` re-labellings (0: from the interval;
+    fewer than ``min_permutations(ci)``, 19 at 0.95, could find nothing and are refused),
     stopped at the ``sequential``-th as extreme as the observed (Besag–Clifford; 0: all drawn).
     With ``write_report`` (or ``out``) the tables, ``compare.json`` and ``compare.html`` are written to ``out``
     (default: the runs' common folder + ``/compare``), by rank 0 only under torchrun (``distributed``, as ``score``).
@@ -250,6 +264,9 @@ def compare(arms: Mapping[str, Any] | Sequence[Any], *, baseline: str | None = N
     options.setdefault("inception_all", True)
     options["keep_features"] = permutations > 0
     opts = ScoreOptions.from_kwargs(**options)
+    if 0 < opts.ci < 1 and 0 < permutations < (least := min_permutations(opts.ci)):  # a bad --ci: check() says so
+        raise GanevalError(f"--permutations {permutations} cannot find any difference at --ci {opts.ci:g} (the smallest "
+                           f"p is 1/(P + 1) = {1 / (permutations + 1):.3g}): give at least {least}, or 0 to decide by the interval")
     given = {"z_dim": z_dim, "z_type": z_type, "output_range": output_range, "generator": generator,
              "generator_kwargs": generator_kwargs, "state_key": state_key}
     hints = {k: v for k, v in {**opts.extra, **given}.items() if k in HINT_KEYS and v is not None}
@@ -283,7 +300,8 @@ def compare(arms: Mapping[str, Any] | Sequence[Any], *, baseline: str | None = N
         notes.append(f"{', '.join(single)}: a single run, so intervals against it leave out run-to-run variation "
                      "(training seeds); give several runs per arm for a Welch interval over runs")
     errors = df[df["status"] == "error"]
-    lines = verdict_lines(diffs, arm_df, primary, opts.num_samples)
+    sizes = {arm: scored_sizes(df, names) for arm, names in members.items()}
+    lines = verdict_lines(diffs, arm_df, primary, sizes)
     floor = result.summary.get("real_floor")
     if floor and isinstance(value := floor["values"].get(primary), int | float) and not isinstance(value, bool):
         lines.append(f"Real held-out images score {primary} {value:.3g} at this N (the floor; not an arm).")

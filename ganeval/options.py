@@ -99,16 +99,16 @@ class ScoreOptions:
         """JSON-friendly view for reports."""
         d = _plain(asdict(self))
         d["metrics"] = list(self.metrics)
-        net = self.feature_network
-        if net is not None and not isinstance(net, str):  # a class given in Python: its name, for JSON reports
-            d["feature_network"] = f"{getattr(net, '__module__', '?')}:{getattr(net, '__qualname__', type(net).__name__)}"
         return d
 
 
 def _plain(value: Any) -> Any:
-    """``value`` with paths as strings (the API takes ``Path`` objects where the CLI passes strings), for JSON."""
+    """``value`` for JSON: paths as strings (the API takes ``Path`` objects where the CLI passes strings), and a class
+    or callable given in Python (``feature_network``, ``generator``) as its "module:qualname"."""
     if isinstance(value, os.PathLike):
         return os.fspath(value)
+    if isinstance(value, type) or callable(value):
+        return f"{getattr(value, '__module__', '?')}:{getattr(value, '__qualname__', type(value).__qualname__)}"
     if isinstance(value, dict):
         return {k: _plain(v) for k, v in value.items()}
     if isinstance(value, list | tuple):

@@ -159,6 +159,8 @@ def test_cli_sequential_says_how_many_relabellings_were_drawn(runs: dict[str, Pa
     (["--arm", "a", "X", "--arm", "a", "X"], "given twice"),
     (["--arm", "a", "X", "--arm", "b", "X", "--baseline", "c"], "baseline 'c' is not one of the arms"),
     (["--arm", "a", "X", "--arm", "b", "FOLDER"], "holds 2 checkpoints"),
+    (["X", "X", "--permutations", "18"], "--permutations 18 cannot find any difference at --ci 0.95"),
+    (["X", "X", "--permutations", "98", "--ci", "0.99"], "give at least 99, or 0 to decide by the interval"),
 ])
 def test_usage_errors_exit_2(runs: dict[str, Path], tmp_path: Path, cli, argv: list[str], problem: str) -> None:
     folder = tmp_path / "two_ckpts"
@@ -325,3 +327,73 @@ def test_real_floor_is_shown_beside_the_arms_and_changes_no_difference(runs: dic
     assert len(data["rows"]) == 2 and 0 < floor < min(r["mnist_fd"] for r in data["rows"])
     page = (tmp_path / "floor" / "compare.html").read_text()
     assert page.count("<tr class=floor>") == 1
+
+
+def test_fewest_permutations_can_still_find_a_difference(runs: dict[str, Path]) -> None:
+    """The least P accepted (19 at 95 %) can decide "worse": its smallest p, 1 / 20, is below 1 − level as the verdict
+    compares them; 18 is refused (above, exit 2), as was nothing before, which then said "no difference detectable"."""
+    from ganeval.compare_tests import min_permutations
+
+    assert [min_permutations(level) for level in (0.5, 0.9, 0.95, 0.99)] == [2, 10, 19, 99]
+    r = compare([runs["good"], runs["noisy"]], permutations=19, **FAST).differences.iloc[0]
+    assert r["verdict"] == "worse" and r["p_value"] == 1 / 20 and r["relabellings"] == 19
+
+
+def test_generator_class_from_python_is_named_in_the_reports(tmp_path: Path) -> None:
+    """``generator=<a class>`` (docs/inputs.md) once broke JSON after six of seven report files were written."""
+    from synthetic import BankGenerator
+
+    from ganeval.report.comparison import write_comparison
+
+    kwargs = {"latent_dim": 16, "bank_size": 500, "noise": 0.0}
+    for name, digits in (("a", None), ("c", (1, 7))):
+        g = BankGenerator(**kwargs)
+        g.bank.copy_(bank_images(digits, 500))
+        torch.save(g.state_dict(), tmp_path / f"{name}.pt")
+    common = {**FAST, "metrics": ("mnist_fd",), "num_samples": 300, "generator": BankGenerator, "generator_kwargs": kwargs,
+              "z_dim": 16}
+    comp = compare({"a": tmp_path / "a.pt", "c": tmp_path / "c.pt"}, out=tmp_path / "out", **common)
+    data = json.loads((tmp_path / "out" / "compare.json").read_text())
+    assert data["options"]["extra"]["generator"] == "synthetic:BankGenerator" and data["differences"][0]["verdict"] == "worse"
+    assert len(list((tmp_path / "out").iterdir())) == 7
+    score(tmp_path / "c.pt", out=tmp_path / "score", **common)
+    summary = json.loads((tmp_path / "score" / "summary.json").read_text())
+    assert summary["options"]["extra"]["generator"] == "synthetic:BankGenerator"
+    comp.summary["unencodable"] = object()  # a report that cannot be encoded writes no file at all
+    with pytest.raises(TypeError):
+        write_comparison(comp, tmp_path / "half")
+    assert not (tmp_path / "half").exists() or not any((tmp_path / "half").iterdir())
+
+
+def test_mnist_space_metrics_get_arm_means(runs: dict[str, Path], tmp_path: Path, cli) -> None:
+    """KID, precision/recall and density/coverage in MNIST features are per-arm readings like Inception's."""
+    wanted = ["mnist_kid_mean", "mnist_precision", "mnist_recall", "mnist_density", "mnist_coverage"]
+    comp = compare({"clean": [runs["good"], runs["good2"]], "noisy": runs["noisy"]}, out=tmp_path / "o",
+                   **{**FAST, "metrics": ("mnist_fd", "mnist_kid", "mnist_prc", "mnist_dc"), "kid_subsets": 10,
+                      "kid_subset_size": 100})
+    arms = comp.arms.set_index("arm")
+    m = comp.members.set_index("checkpoint")
+    for col in wanted:
+        assert arms.loc["noisy", col] == pytest.approx(m.loc["noisy", col])
+        clean = [m.loc[n, col] for n in comp.arm_members["clean"]]
+        assert arms.loc["clean", col] == pytest.approx(np.mean(clean))
+        assert arms.loc["clean", f"{col}_sd"] == pytest.approx(np.std(clean, ddof=1))
+    assert set(wanted) <= set(pd.read_csv(tmp_path / "o" / "arms.csv").columns)
+    assert set(wanted) <= set(json.loads((tmp_path / "o" / "compare.json").read_text())["arm_means"][0])
+    assert all(f"<th>{c}</th>" in (tmp_path / "o" / "compare.html").read_text() for c in wanted)
+    code, out, err = cli("compare", runs["good"], runs["noisy"], "--metrics", "mnist_fd,mnist_prc", "--num-samples", 300,
+                         "--bootstrap", 30, "--device", "cpu", "--no-progress", "--out", tmp_path / "cli")
+    assert code == 0 and "mnist_precision" in out and "mnist_recall" in out, err
+
+
+def test_verdict_states_the_n_scored_not_the_n_asked(tmp_path: Path) -> None:
+    """Sample sets of 300 images compared at --num-samples 500 are compared at N = 300."""
+    imgs = ((bank_images(n=600).numpy()[:, 0] + 1) * 127.5).round().astype(np.uint8)
+    np.savez(tmp_path / "a.npz", images=imgs[:300])
+    np.savez(tmp_path / "b.npz", images=imgs[300:])
+    comp = compare([tmp_path / "a.npz", tmp_path / "b.npz"], **{**FAST, "num_samples": 500})
+    assert comp.differences.iloc[0]["verdict"] == "no detectable difference"
+    assert "no difference detectable at N = 300;" in comp.summary["verdict"], comp.summary["verdict"]
+    from ganeval.compare_tests import n_text
+
+    assert (n_text([300, 500, 500]), n_text([10_000]), n_text([])) == ("300–500", "10,000", "?")

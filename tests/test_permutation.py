@@ -3,6 +3,8 @@ sequential (Besag–Clifford) stop: p = h / l at the h-th extreme re-labelling, 
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 import torch
@@ -136,3 +138,47 @@ def test_size_under_the_null(ref: FIDReference, paired: bool, h: int) -> None:
 def test_refuses_sets_of_different_shapes(ref: FIDReference) -> None:
     with pytest.raises(ValueError, match="one shape"):
         fd_difference_test(torch.zeros(3, 6), torch.zeros(4, 6), ref, paired=True)
+
+
+def _sets_differing_in(rows: int, n: int, d: int, seed: int) -> tuple[torch.Tensor, torch.Tensor, FIDReference]:
+    """Paired sets equal but for ``rows`` rows (two generators that differ on a few latents), and a reference."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(2000, d)) * 2 + 1
+    a = rng.normal(size=(n, d)) * 2 + 1
+    b = a.copy()
+    b[rng.choice(n, rows, replace=False)] = rng.normal(size=(rows, d)) * 2 + 1
+    return torch.from_numpy(a).float(), torch.from_numpy(b).float(), FIDReference(x.mean(0), np.cov(x, rowvar=False))
+
+
+@pytest.mark.parametrize(("n", "d"), [(300, 32), (500, 128), (40, 64)])  # the last: d > n, zero eigenvalues
+def test_sets_differing_in_one_row_are_never_significant(n: int, d: int) -> None:
+    """Every paired swap then gives exactly ±T: all re-labellings tie with the observed, so p = 1 (rounding of the
+    re-labelled sums, ~1e-12 of the FD terms but not of T, once made some ties look less extreme: p = 0.008)."""
+    for seed in range(3):
+        a, b, ref = _sets_differing_in(1, n, d, seed)
+        r = fd_difference_test(a, b, ref, paired=True, permutations=200, sequential=0)
+        assert r.difference != 0 and (r.p_value, r.extreme) == (1.0, 200), (seed, r)
+
+
+def test_ties_are_counted_as_exact_enumeration_says() -> None:
+    """Three differing rows: T* takes 2³ values. Each re-labelled statistic is matched to the nearest of them, computed
+    exactly from the swapped sets' own sums; the test counts as extreme exactly those whose value has |T*| ≥ |T|."""
+    n, d, k = 300, 32, 3
+    mixed = 0
+    for seed in range(3):
+        a, b, ref = _sets_differing_in(k, n, d, seed)
+        rows = np.flatnonzero((a != b).any(1).numpy())
+        values = []
+        for pattern in itertools.product([False, True], repeat=k):
+            swap = torch.zeros(n, dtype=torch.bool)
+            swap[rows[list(pattern)]] = True
+            values.append(_fd(torch.where(swap[:, None], b, a), ref) - _fd(torch.where(swap[:, None], a, b), ref))
+        exact = np.array(values)
+        observed, stats = _relabelled_statistics(a, b, ref, True, 300)
+        nearest = exact[np.abs(stats.numpy()[:, None] - exact[None]).argmin(1)]
+        extreme = np.abs(nearest) >= abs(exact[0]) - 1e-9 * abs(exact[0])  # pattern 0: nothing swapped, the observed
+        r = fd_difference_test(a, b, ref, paired=True, permutations=300, sequential=0)
+        assert observed == pytest.approx(exact[0], rel=1e-9)
+        assert r.extreme == int(extreme.sum()), seed
+        mixed += not extreme.all()
+    assert mixed  # some sets also had less extreme re-labellings: ties and non-ties both judged

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -29,7 +30,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                         "or its last checkpoint")
     p.add_argument("--permutations", type=int, default=1000, metavar="P",
                    help="one run against one: decide MNIST FD / custom_fd differences by a permutation test with P "
-                        "re-labellings (default 1000; 0: by the bootstrap interval)")
+                        "re-labellings (default 1000; at least 19 at --ci 0.95; 0: by the bootstrap interval)")
     p.add_argument("--sequential", type=int, default=10, metavar="H",
                    help="stop the permutation test at the H-th re-labelling as extreme as the observed difference, "
                         "p = H / drawn (Besag–Clifford; a clearly large p costs ~H/p re-labellings, not P); 0: draw all P")
@@ -56,7 +57,7 @@ def _arms(args: argparse.Namespace) -> dict[str, list[Path]] | list[Path]:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``ganeval compare``; returns the exit code (0 done, 1 a side failed, 2 bad input)."""
-    from ganeval.comparing import compare
+    from ganeval.comparing import arm_columns, compare
 
     opts = options_from_args(args).as_dict()
     extra = opts.pop("extra")
@@ -70,9 +71,8 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(Path(report["json"]).read_text(), end="")
     else:
-        cols = [c for c in ("arm", "runs_scored", "fid", "is_mean", "kid_mean", "mnist_is", "mnist_fd", "modes_covered",
-                            "copying_ct", "mnist_ppl", "custom_ppl") if c in comp.arms and comp.arms[c].notna().any()]
-        print(comp.arms[cols].to_string(index=False))
+        cols = [c for c in ("arm", "runs_scored", *arm_columns()) if c in comp.arms and comp.arms[c].notna().any()]
+        print(comp.arms[cols].to_string(index=False, line_width=shutil.get_terminal_size().columns))  # wide: wrapped
         for line in comp.summary["verdict_lines"]:
             print(line)
         print(f"report: {report['html']}")

@@ -5,7 +5,8 @@ degenerate statistic, whose bootstrap variance is inflated by the duplicates a r
 (docs/compare.md#is-the-interval-honest-calibration). A permutation test needs no variance estimate. Under "A and B are
 the same model", swapping A's and B's sample for any latent (paired generators), or reshuffling the pooled
 samples into two sets (stored samples), leaves the joint distribution unchanged, so the observed difference is
-compared with the differences of ``permutations`` such re-labellings. Two-sided p = (1 + #{|T*| ≥ |T|}) / (1 + P).
+compared with the differences of ``permutations`` such re-labellings. Two-sided p = (1 + #{|T*| ≥ |T|}) / (1 + P),
+exact ties (up to rounding) counted as extreme.
 Each re-labelling costs one weighted Gram matrix and one symmetric eigenvalue problem per set, so it is offered
 for features up to :data:`MAX_DIM` wide (MNIST 128-d, small custom networks), not for Inception's 2048 on a CPU.
 
@@ -55,15 +56,20 @@ class PermutationResult:
             f", stopped at {self.sequential} as extreme" if self.stopped else "")
 
 
-def _fd_batch(s: torch.Tensor, q: torch.Tensor, n: int, mu_r: torch.Tensor, f: torch.Tensor, tr_r: float) -> torch.Tensor:
-    """FD to the reference of sets given by their sums ``s`` (P, d) and Gram matrices ``q`` (P, d, d) over ``n`` rows."""
+def _fd_batch(s: torch.Tensor, q: torch.Tensor, n: int, mu_r: torch.Tensor, f: torch.Tensor, tr_r: float,
+              delta: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """FD to the reference of sets given by their sums ``s`` (P, d) and Gram matrices ``q`` (P, d, d) over ``n`` rows,
+    and how far rounding may move its √-eigenvalue term when each eigenvalue is off by up to ``delta``."""
     mu = s / n
     cov = (q - n * mu[:, :, None] * mu[:, None, :]) / (n - 1)
     diff = mu - mu_r
     inner = f.T @ cov @ f
     inner = (inner + inner.transpose(1, 2)) / 2
-    root = torch.linalg.eigvalsh(inner).clamp_min(0).sqrt().sum(1)
-    return (diff * diff).sum(1) + cov.diagonal(dim1=1, dim2=2).sum(1) + tr_r - 2 * root
+    lam = torch.linalg.eigvalsh(inner).clamp_min(0)
+    root = lam.sqrt().sum(1)
+    # |√λ' − √λ| ≤ min(√δ, δ/√λ): large near λ = 0 (d ≥ n, dead features), where √ amplifies rounding to ~√δ
+    slack = (delta / lam.sqrt().clamp_min(delta ** 0.5)).sum(1)
+    return (diff * diff).sum(1) + cov.diagonal(dim1=1, dim2=2).sum(1) + tr_r - 2 * root, 2 * slack
 
 
 def _chunks(total: int, first: int, cap: int) -> Iterator[int]:
@@ -76,8 +82,15 @@ def _chunks(total: int, first: int, cap: int) -> Iterator[int]:
 
 
 def _relabelled(a: torch.Tensor, b: torch.Tensor, ref: FIDReference, paired: bool, permutations: int, seed: int,
-                memory: float, first: int) -> tuple[float, Iterator[torch.Tensor]]:
-    """The observed FD(A) − FD(B) and a lazy stream of the re-labelled statistics, batch by batch in draw order."""
+                memory: float, first: int) -> tuple[float, float, Iterator[tuple[torch.Tensor, torch.Tensor]]]:
+    """The observed FD(A) − FD(B), its rounding bound, and a lazy stream of the re-labelled statistics with theirs,
+    batch by batch in draw order.
+
+    Re-labelled sets are summed in another order than A and B, so an exact tie (|T*| = |T|, e.g. paired sets equal
+    but for one row: every swap gives ±T) differs by rounding. That rounding scales with the terms T is the small
+    difference of (‖x‖², tr Σr: hundreds), not with T, and the √-eigenvalue term amplifies it near λ = 0; the bound
+    covers both, so a tie counts as at least as extreme (rounding may only make p larger, never falsely small).
+    """
     if len(a) != len(b) or a.ndim != 2 or a.shape != b.shape:
         raise ValueError(f"two feature sets of one shape expected, got {tuple(a.shape)} and {tuple(b.shape)}")
     n = len(a)
@@ -86,11 +99,22 @@ def _relabelled(a: torch.Tensor, b: torch.Tensor, ref: FIDReference, paired: boo
     f = torch.from_numpy(ref.factor).double()
     tot_s, tot_q = z.sum(0), z.T @ z
     cap = max(1, int(memory // (8 * z.shape[1] * 2 * n)))  # re-labellings per batch: (chunk, d, 2n) float64
+    # float summation of 2n rows errs by up to ~2n eps × the magnitudes summed (×4 for safety); any n-row set's
+    # ‖x‖² mean is at most tr(ZᵀZ) / n, and Fᵀ Σ F's eigenvalues at most that times ‖F‖² = ‖Σr‖
+    rel = 8 * n * torch.finfo(torch.float64).eps
+    scale = float(tot_q.diagonal().sum()) / n
+    linear = rel * (scale + float((mu_r * mu_r).sum()) + ref.trace)  # of one FD's mean, trace and tr Σr terms
+    delta = rel * scale * float(torch.linalg.matrix_norm(f, 2)) ** 2
 
-    def stat(m: torch.Tensor) -> torch.Tensor:  # m: (P, 2n) membership of set A'
+    def fd(s: torch.Tensor, q: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        value, slack = _fd_batch(s, q, n, mu_r, f, ref.trace, delta)
+        return value, slack + linear
+
+    def stat(m: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:  # m: (P, 2n) membership of set A'
         s = m @ z
         q = (z.T[None] * m[:, None, :]) @ z
-        return _fd_batch(s, q, n, mu_r, f, ref.trace) - _fd_batch(tot_s - s, tot_q - q, n, mu_r, f, ref.trace)
+        (fa, ea), (fb, eb) = fd(s, q), fd(tot_s - s, tot_q - q)
+        return fa - fb, ea + eb
 
     gen = torch.Generator().manual_seed(seed)
 
@@ -101,16 +125,15 @@ def _relabelled(a: torch.Tensor, b: torch.Tensor, ref: FIDReference, paired: boo
         return (torch.rand(p, 2 * n, generator=gen).argsort(1) < n).double()
 
     za, zb = z[:n], z[n:]  # each set's own sums: identical sets give exactly 0
-    fd = _fd_batch(torch.stack([za.sum(0), zb.sum(0)]), torch.stack([za.T @ za, zb.T @ zb]), n, mu_r, f, ref.trace)
-    observed = float(fd[0] - fd[1])
-    return observed, (stat(draw(k)) for k in _chunks(permutations, first, cap))
+    own, err = fd(torch.stack([za.sum(0), zb.sum(0)]), torch.stack([za.T @ za, zb.T @ zb]))
+    return float(own[0] - own[1]), float(err.sum()), (stat(draw(k)) for k in _chunks(permutations, first, cap))
 
 
 def _relabelled_statistics(a: torch.Tensor, b: torch.Tensor, ref: FIDReference, paired: bool, permutations: int = 1000,
                            seed: int = 0, memory: float = 2.5e8, first: int = 1) -> tuple[float, torch.Tensor]:
     """The observed statistic and all ``permutations`` re-labelled ones in draw order (for tests and diagnostics)."""
-    observed, stream = _relabelled(a, b, ref, paired, permutations, seed, memory, first)
-    return observed, torch.cat(list(stream)) if permutations > 0 else torch.zeros(0, dtype=torch.float64)
+    observed, _, stream = _relabelled(a, b, ref, paired, permutations, seed, memory, first)
+    return observed, torch.cat([t for t, _ in stream]) if permutations > 0 else torch.zeros(0, dtype=torch.float64)
 
 
 def fd_difference_test(a: torch.Tensor, b: torch.Tensor, ref: FIDReference, paired: bool, permutations: int = 1000,
@@ -123,11 +146,10 @@ def fd_difference_test(a: torch.Tensor, b: torch.Tensor, ref: FIDReference, pair
     if sequential < 0 or permutations < 0:
         raise ValueError(f"permutations and sequential must be ≥ 0 (got {permutations}, {sequential})")
     first = sequential if sequential else permutations  # an early stop needs ≥ h draws: look at h first, then double
-    observed, stream = _relabelled(a, b, ref, paired, permutations, seed, memory, first)
-    limit = abs(observed) * (1 - 1e-12)
+    observed, error, stream = _relabelled(a, b, ref, paired, permutations, seed, memory, first)
     drawn = extreme = 0
-    for t in stream:
-        hits = (t.abs() >= limit).long().cumsum(0)
+    for t, err in stream:  # |T*| ≥ |T| up to both sides' rounding: exact ties count as extreme (see _relabelled)
+        hits = (t.abs() >= abs(observed) - error - err).long().cumsum(0)
         if sequential and extreme + int(hits[-1]) >= sequential:  # the h-th extreme one is in this batch: stop there
             drawn += int(torch.searchsorted(hits, sequential - extreme)) + 1
             return PermutationResult(observed, sequential / drawn, drawn, sequential, permutations, sequential)

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from ganeval.atomic import atomic_path, write_text
+from ganeval.compare_tests import n_text, scored_sizes
 from ganeval.metrics.directions import DIFFERENCE_WORDS, LABELS, SIGN_NOTE
 from ganeval.report.html import grid_figure, notes_section, page_head, provenance_section
 from ganeval.report.images import data_uri
@@ -88,6 +89,12 @@ def curves_plot(curves: dict[str, pd.DataFrame], dpi: int = 90) -> bytes | None:
     return palette_png(buf.getvalue())
 
 
+def _n(comp: Comparison) -> str:
+    """The sample counts the runs were scored at ("300–500" where a sample set held fewer), else the N asked for."""
+    sizes = scored_sizes(comp.members, list(comp.members["checkpoint"]))
+    return n_text(sizes) if sizes else str(comp.summary.get("n_samples", "?"))
+
+
 def _cell(x: Any, spec: str = "sig4") -> str:
     return fmt(x, spec)
 
@@ -153,7 +160,7 @@ def render_comparison(comp: Comparison) -> str:
               if s.get("n_errors") else "")
     return "\n".join([
         page_head(title),
-        f"<p class=muted>{escape(str(s.get('date', '')))} · N = {escape(str(s.get('n_samples', '?')))} per run</p>",
+        f"<p class=muted>{escape(str(s.get('date', '')))} · N = {escape(_n(comp))} per run</p>",
         verdict, banner,
         "<h2>Notes</h2>", notes_section(s),
         "<h2>Differences from the baseline</h2>", _diff_table(comp.differences), plot,
@@ -169,7 +176,7 @@ def render_comparison(comp: Comparison) -> str:
 def markdown(comp: Comparison) -> str:
     """The verdict and the differences as a Markdown section (``GITHUB_STEP_SUMMARY``, pull-request comments)."""
     s = comp.summary
-    lines = [f"### ganeval compare — baseline {md_code(s.get('baseline'))}, N = {s.get('n_samples')}", ""]
+    lines = [f"### ganeval compare — baseline {md_code(s.get('baseline'))}, N = {_n(comp)}", ""]
     lines += [f"- {md_text(line)}" for line in s.get("verdict_lines") or []]
     if not comp.differences.empty:
         lines += ["", "| arm | metric | arm value | baseline value | difference | interval | verdict |", "|---|---|---|---|---|---|---|"]
@@ -183,21 +190,22 @@ def markdown(comp: Comparison) -> str:
 
 
 def write_comparison(comp: Comparison, out_dir: str | os.PathLike[str]) -> dict[str, Path]:
-    """Write every comparison file into ``out_dir`` atomically; returns their paths by kind."""
+    """Write every comparison file into ``out_dir`` atomically; returns their paths by kind. Every file is encoded
+    before the first is written, so a value that cannot be (e.g. not JSON-serialisable) leaves no half a report."""
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     paths = {"members_csv": out / "members.csv", "members_parquet": out / "members.parquet", "arms_csv": out / "arms.csv",
              "differences_csv": out / "differences.csv", "json": out / "compare.json", "html": out / "compare.html",
              "markdown": out / "compare.md"}
-    write_text(paths["members_csv"], comp.members.to_csv(index=False))
+    summary = {**comp.summary, "report": {k: str(v) for k, v in paths.items()}}
+    texts = {"json": json.dumps(summary, indent=2, allow_nan=False) + "\n", "members_csv": comp.members.to_csv(index=False),
+             "arms_csv": comp.arms.to_csv(index=False), "differences_csv": comp.differences.to_csv(index=False),
+             "html": render_comparison(comp), "markdown": markdown(comp)}
     buf = io.BytesIO()
     comp.members.to_parquet(buf, index=False)
+    out.mkdir(parents=True, exist_ok=True)
+    for kind in ("members_csv", "arms_csv", "differences_csv", "html", "markdown"):
+        write_text(paths[kind], texts[kind])
     with atomic_path(paths["members_parquet"]) as tmp:
         tmp.write_bytes(buf.getvalue())
-    write_text(paths["arms_csv"], comp.arms.to_csv(index=False))
-    write_text(paths["differences_csv"], comp.differences.to_csv(index=False))
-    write_text(paths["html"], render_comparison(comp))
-    write_text(paths["markdown"], markdown(comp))
-    summary = {**comp.summary, "report": {k: str(v) for k, v in paths.items()}}
-    write_text(paths["json"], json.dumps(summary, indent=2, allow_nan=False) + "\n")
+    write_text(paths["json"], texts["json"])  # last: its presence says the report is complete
     return paths
