@@ -103,7 +103,7 @@ def verdict_text(df: pd.DataFrame, primary: str, late: dict[str, Any], level: fl
             text += f", paired CI of the difference [{_fmt(float(late['ci_low']))}, {_fmt(float(late['ci_high']))}]"
         text += ")."
     else:
-        text += " The last checkpoint is the best one."
+        text += " The last scored checkpoint is the best one." if late.get("note") else " The last checkpoint is the best one."
     if late.get("basis") and late.get("last") != late.get("best"):
         text += f" ({str(late['basis']).capitalize()}.)"
     if late.get("note"):

@@ -508,3 +508,15 @@ def test_floor_limit_scores_the_floor_itself(tmp_path: Path, cli: Any, monkeypat
     assert summary["real_floor"]["dataset"] == "mnist-test" and summary["real_floor"]["n"] == 300
     assert crit["value"] == pytest.approx(summary["rows"][0]["mnist_fd"] - summary["real_floor"]["values"]["mnist_fd"])
     assert crit["floor_n"] == 300 and crit["value"] > 0
+
+
+def test_junit_path_that_cannot_be_written_is_refused_before_scoring(tmp_path: Path, cli: Any) -> None:
+    """A file where --junit's folder should be: one line naming it, exit 2, before any checkpoint is scored (it was
+    found after scoring and a printed "gate: passed", with the reason "File exists")."""
+    (tmp_path / "afile").write_text("x")
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "ckpt_0000001.safetensors").write_bytes(b"never read")
+    code, out, err = cli("gate", tmp_path / "run", "--max-mnist-fd", "30", "--metrics", "mnist_fd", "--junit",
+                         tmp_path / "afile" / "x.xml")
+    assert code == 2 and out == "" and f"{tmp_path / 'afile'} exists and is not a folder" in err, err
+    assert not (tmp_path / "run" / "report").exists()

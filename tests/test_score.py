@@ -255,13 +255,16 @@ def test_rank_direction_follows_the_shared_table(primary: str, best: str) -> Non
     assert ranked.loc[ranked["is_best"], "checkpoint"].tolist() == [best]
 
 
-def test_no_progress_keeps_stderr_quiet(tmp_path: Path, cli) -> None:
+def test_no_progress_keeps_stderr_quiet_but_for_the_notes(tmp_path: Path, cli) -> None:
     write_bank_checkpoint(tmp_path / "run", 1000)
     args = ("score", tmp_path / "run", "--metrics", "mnist_fd", "--num-samples", 200, "--bootstrap", 10, "--device", "cpu")
     code, _, err = cli(*args)
     assert code == 0 and "plan:" in err
     code, _, err = cli(*args, "--no-progress")
     assert code == 0 and err == ""
+    # ...but not of its notes: a metric that could not be computed is said once, at the end (CI logs keep it)
+    code, _, err = cli(*args, "--no-progress", "--metrics", "mnist_fd", "mnist_fd_inf")
+    assert code == 0 and err.startswith("note: mnist_fd_inf unavailable") and err.count("\n") == 1, err
 
 
 def test_printed_table_shows_the_metrics_asked_for(tmp_path: Path, cli) -> None:
@@ -369,3 +372,12 @@ def test_without_mnist_fd_every_checkpoint_gets_inception() -> None:
     for metrics, everyone in ((("fid", "modes"), True), (("fid", "mnist_fd", "modes"), False), (("fid",), True)):
         ev = _Evaluator(Series([], [], Path(".")), ScoreOptions(metrics=metrics, device="cpu"), DistContext())
         assert ev.inception_all() is everyone, metrics
+
+
+def test_an_unscorable_last_file_is_not_called_the_best(tmp_path: Path) -> None:
+    """The newest file could not be scored and the best is the newest scored one: the verdict says "last scored"."""
+    write_bank_checkpoint(tmp_path / "run", 1000, noise=0.5)
+    write_bank_checkpoint(tmp_path / "run", 2000)
+    (tmp_path / "run" / "ckpt_0003000.safetensors").write_bytes(b"truncated")
+    verdict = score(tmp_path / "run", **FAST).attrs["summary"]["verdict"]
+    assert "The last scored checkpoint is the best one." in verdict and "could not be scored" in verdict, verdict

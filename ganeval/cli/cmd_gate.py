@@ -84,7 +84,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``ganeval gate``; returns 0 pass, 1 fail, 2 bad input."""
-    from ganeval.cli.cmd_score import options_from_args
+    from ganeval.cli.cmd_score import options_from_args, print_notes
     from ganeval.distributed import process_rank
     from ganeval.gating import gate
     from ganeval.options import ScoreOptions
@@ -95,6 +95,10 @@ def run(args: argparse.Namespace) -> int:
     options: dict[str, Any] = {k: v for k, v in opts.as_dict().items() if v != defaults[k]}
     if args.distributed is not None:
         options["distributed"] = args.distributed
+    if args.junit:  # a path that cannot be written is refused before scoring, not found after it
+        from ganeval.atomic import output_file
+
+        output_file(args.junit, "--junit")
     try:
         result = gate(args.target, **{k: getattr(args, k) for k in CRITERIA}, baseline=args.baseline,
                       max_regression=args.max_regression, checkpoint=args.checkpoint, out=args.out, **options)
@@ -104,6 +108,8 @@ def run(args: argparse.Namespace) -> int:
         raise
     if process_rank() != 0:  # torchrun: rank 0 alone prints the verdict and writes the CI files
         return result.exit_code
+    if result.scored and getattr(args, "no_progress", False):  # with progress, they were printed as they came
+        print_notes(result.summary)
     print("\n".join(result.lines()), file=sys.stderr if args.json else sys.stdout)
     _emit(args, result, None)
     return result.exit_code

@@ -62,7 +62,8 @@ def add_score_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, default=None, metavar="N",
                    help="CPU threads while scoring (default: one per core; with several processes on one machine, cores/processes)")
     p.add_argument("--distributed", action="store_true", default=None, help="join the torchrun process group")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars or plan line (e.g. for CI logs)")
+    p.add_argument("--no-progress", action="store_true",
+                   help="no progress bars or plan line (e.g. for CI logs); the notes are printed once scoring ends")
     i = p.add_argument_group("generator files and callables (used when the file cannot tell; docs/inputs.md)") \
         if isinstance(p, argparse.ArgumentParser) else p  # gate passes an argument group: no nesting
     i.add_argument("--z-dim", type=int, default=None, metavar="N", help="latent size (read from the file when it says)")
@@ -165,6 +166,12 @@ def floor_line(floor: dict, cols: list[str]) -> str:
     return f"{floor['name']}, N = {floor.get('n')}: {shown or floor.get('error') or 'no values'}"
 
 
+def print_notes(summary: dict) -> None:
+    """The scoring notes (unavailable metrics, small N, ignored files), as ``note:`` lines on stderr."""
+    for note in summary.get("notes", []):
+        print(f"note: {note}", file=sys.stderr)
+
+
 def run(args: argparse.Namespace) -> int:
     """Run ``ganeval score``; returns 0 all scored, 1 some checkpoint failed, 2 bad input."""
     from ganeval.atomic import report_folder
@@ -184,6 +191,8 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_FAILED
     if not dist.is_main:
         return EXIT_FAILED if result.failed else EXIT_OK
+    if not opts.progress:  # with progress, they were printed as they came
+        print_notes(result.summary)
     paths = write_reports(result, out)
     if args.json:
         summary = json.loads(paths["json"].read_text())
