@@ -48,6 +48,7 @@ def test_comma_separated_metrics_on_the_command_line(tmp_path: Path, cli) -> Non
     assert out.splitlines()[0].split() == ["iteration", "mnist_fd", "modes_covered", "rank", "status"]
     code, _, err = cli("score", tmp_path / "run", "--metrics", "mnist_fd,mnist_fdd", *FAST)
     assert code == 2 and "invalid choice: 'mnist_fdd'" in err
+    assert err.count("\n") == 1 and err.startswith("ganeval score: error:") and "usage:" not in err, err  # one line
 
 
 def test_columns_choose_the_printed_table(tmp_path: Path, cli) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from ganeval.cli import (
     cmd_compare,
@@ -27,11 +28,18 @@ from ganeval.errors import EXIT_INPUT, GanevalError
 COMMANDS = [cmd_train, cmd_train_classifier, cmd_stats, cmd_floors, cmd_score, cmd_compare, cmd_gate, cmd_watch, cmd_export, cmd_metrics]
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """argparse with usage errors in one line (the problem and where the help is), not the whole usage block."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_INPUT, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The full argument parser (used by the CLI and its tests)."""
     from ganeval.version import __version__
 
-    parser = argparse.ArgumentParser(prog="ganeval", description="Trustworthy, fast GAN evaluation.")
+    parser = OneLineParser(prog="ganeval", description="Trustworthy, fast GAN evaluation.")
     parser.add_argument("--version", action="version", version=f"ganeval {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     for module in COMMANDS:
