@@ -61,7 +61,9 @@ def read_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
             if n <= 0 or n > min(size - 8, 100 << 20):
                 raise CheckpointError(f"{path}: not a safetensors checkpoint (bad header length; pickles are refused)")
             header = json.loads(fh.read(n))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except OSError as exc:  # missing, a folder, unreadable: the system's reason, as score and gate say it
+        raise CheckpointError(f"{path}: {exc.strerror or exc.__class__.__name__}") from exc
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise CheckpointError(f"{path}: not a safetensors checkpoint ({exc.__class__.__name__})") from exc
     extra = header.get("__metadata__") if isinstance(header, dict) else None
     meta = extra.get(META_KEY) if isinstance(extra, dict) else None

@@ -206,3 +206,12 @@ def test_odd_entries_of_a_checkpoint_folder_are_rows_not_silence(tmp_path: Path)
     notes = df.attrs["summary"]["notes"]
     assert any(n.startswith("ckpt_0000300.safetensors, ckpt_300.safetensors share iteration 300") for n in notes), notes
     assert {p.name for p in (tmp_path / "rep").iterdir()} >= {"scores.csv", "scores.parquet", "summary.json", "report.html"}
+
+
+def test_a_missing_checkpoint_names_the_system_reason(tmp_path: Path, cli) -> None:
+    """export (through read_metadata) says "No such file or directory", as score and gate do, not "not a
+    safetensors checkpoint (FileNotFoundError)"."""
+    with pytest.raises(CheckpointError, match=r"nope\.safetensors: No such file or directory"):
+        read_metadata(tmp_path / "nope.safetensors")
+    code, _, err = cli("export", tmp_path / "nope.safetensors", "--out", tmp_path / "g.safetensors")
+    assert code == 2 and "No such file or directory" in err and not (tmp_path / "g.safetensors").exists()
