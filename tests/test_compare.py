@@ -159,6 +159,7 @@ def test_cli_sequential_says_how_many_relabellings_were_drawn(runs: dict[str, Pa
     (["--arm", "a", "X", "--arm", "a", "X"], "given twice"),
     (["--arm", "a", "X", "--arm", "b", "X", "--baseline", "c"], "baseline 'c' is not one of the arms"),
     (["--arm", "a", "X", "--arm", "b", "FOLDER"], "holds 2 checkpoints"),
+    (["--arm", "a", "X", "X", "--arm", "b", "X"], "is given twice; an arm's runs must be different runs"),
     (["X", "X", "--permutations", "18"], "--permutations 18 cannot find any difference at --ci 0.95"),
     (["X", "X", "--permutations", "98", "--ci", "0.99"], "give at least 99, or 0 to decide by the interval"),
 ])
