@@ -382,9 +382,11 @@ def test_mnist_space_metrics_get_arm_means(runs: dict[str, Path], tmp_path: Path
     assert set(wanted) <= set(pd.read_csv(tmp_path / "o" / "arms.csv").columns)
     assert set(wanted) <= set(json.loads((tmp_path / "o" / "compare.json").read_text())["arm_means"][0])
     assert all(f"<th>{c}</th>" in (tmp_path / "o" / "compare.html").read_text() for c in wanted)
-    code, out, err = cli("compare", runs["good"], runs["noisy"], "--metrics", "mnist_fd,mnist_prc", "--num-samples", 300,
+    code, out, err = cli("compare", runs["good"], runs["noisy"], "--metrics", "mnist_fd,mnist_prc,mnist_dc", "--num-samples", 300,
                          "--bootstrap", 30, "--device", "cpu", "--no-progress", "--out", tmp_path / "cli")
     assert code == 0 and "mnist_precision" in out and "mnist_recall" in out, err
+    header = out.splitlines()[0].split()  # not a terminal: one line per arm, however wide (logs stay greppable)
+    assert header[0] == "arm" and {"mnist_fd", "mnist_precision", "mnist_recall", "mnist_coverage"} <= set(header), out
 
 
 def test_verdict_states_the_n_scored_not_the_n_asked(tmp_path: Path) -> None:

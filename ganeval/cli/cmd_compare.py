@@ -72,7 +72,8 @@ def run(args: argparse.Namespace) -> int:
         print(Path(report["json"]).read_text(), end="")
     else:
         cols = [c for c in ("arm", "runs_scored", *arm_columns()) if c in comp.arms and comp.arms[c].notna().any()]
-        print(comp.arms[cols].to_string(index=False, line_width=shutil.get_terminal_size().columns))  # wide: wrapped
+        width = shutil.get_terminal_size().columns if sys.stdout.isatty() else None  # logs and pipes: one line per arm
+        print(comp.arms[cols].to_string(index=False, line_width=width))
         for line in comp.summary["verdict_lines"]:
             print(line)
         print(f"report: {report['html']}")
