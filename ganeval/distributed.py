@@ -203,6 +203,23 @@ def leave_together(code: int) -> int:
     return code
 
 
+def abandon(code: int) -> None:
+    """On an error, a rank of a joined torchrun group exits now with ``code`` (``os._exit``, streams flushed).
+
+    Leaving the group could wait on a dead peer, and leaving it to the interpreter's exit can abort in gloo's
+    threads (SIGABRT, "terminate called without an active exception"), which torchrun then reports instead of the
+    error's exit code. Returns when no group was joined (one process, or tests calling the CLI in-process).
+    """
+    import sys
+
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+
+
 def shutdown() -> None:
     """Leave the process group, if one was joined, before the interpreter exits.
 

@@ -58,7 +58,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return leave_together(code)  # torchrun: every rank waits for rank 0's reports before any exits
     except GanevalError as exc:
         print(f"ganeval: error: {exc}", file=sys.stderr)
-        return exc.exit_code
+        return _failed(exc.exit_code)
     except KeyboardInterrupt:
         print("ganeval: interrupted", file=sys.stderr)
         return 130
@@ -68,9 +68,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         where = f"{exc.filename}: " if exc.filename else ""
         hint = " (a file where a folder is needed?)" if isinstance(exc, FileExistsError | NotADirectoryError) else ""
         print(f"ganeval: error: {where}{exc.strerror or exc}{hint}", file=sys.stderr)
-        return EXIT_INPUT
+        return _failed(EXIT_INPUT)
     except Exception as exc:
         if type(exc).__name__ != "SafetensorError":  # safetensors' own write errors (e.g. no space left on device)
             raise
         print(f"ganeval: error: cannot write a safetensors file: {exc}", file=sys.stderr)
         return EXIT_INPUT
+
+
+def _failed(code: int) -> int:
+    """An error's exit code; a torchrun rank leaves with it at once (``distributed.abandon``)."""
+    from ganeval.distributed import abandon
+
+    abandon(code)
+    return code
