@@ -132,10 +132,11 @@ def normalise_arms(arms: Mapping[str, Any] | Sequence[Any]) -> dict[str, list[An
     if empty:
         raise GanevalError(f"arm {empty[0]!r} has no runs")
     for name, runs in out.items():  # one run listed twice would count as two runs that agree exactly (no spread)
-        paths = [os.path.realpath(r) for r in runs if isinstance(r, (str, os.PathLike))]
-        if len(set(paths)) < len(paths):
-            twice = next(r for r in runs if isinstance(r, (str, os.PathLike)) and paths.count(os.path.realpath(r)) > 1)
-            raise GanevalError(f"arm {name!r}: {os.fspath(twice)} is given twice; an arm's runs must be different runs")
+        seen: set[str] = set()
+        for run in (r for r in runs if isinstance(r, (str, os.PathLike))):
+            if (real := os.path.realpath(run)) in seen:
+                raise GanevalError(f"arm {name!r}: {os.fspath(run)} is given twice; an arm's runs must be different runs")
+            seen.add(real)
     return out
 
 
