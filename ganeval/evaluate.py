@@ -364,7 +364,8 @@ def score(target: Any, out: str | os.PathLike[str] | None = None, write_report: 
     ``"MODULE:NAME"`` or ``"file.py:NAME"``) with ``generator_kwargs`` and ``state_key`` scores weight files saved
     from your own generator class (``torch.save(G.state_dict(), ...)``; docs/inputs.md).
     The summary (best, verdicts, provenance, notes) is in ``df.attrs["summary"]``. With ``write_report=True``
-    (or ``out`` given) the reports are written (default folder: the target's ``report/``), by rank 0 only.
+    (or ``out`` given) the reports are written (default: a folder's ``report/``, picked files' ``report_<stems>/``),
+    by rank 0 only.
     """
     opts = ScoreOptions.from_kwargs(**options)
     given = {"z_dim": z_dim, "z_type": z_type, "output_range": output_range, "cache_key": cache_key,
@@ -374,7 +375,7 @@ def score(target: Any, out: str | os.PathLike[str] | None = None, write_report: 
     opts.extra = {**opts.extra, **hints}
     dist = from_env(distributed)
     series = resolve_target(target, **hints)
-    folder = report_folder(out, series.root / "report") if write_report or out is not None else None
+    folder = report_folder(out, series.report_dir) if write_report or out is not None else None
     result = score_series(series, opts, dist)
     if folder is not None and dist.all_ok(True) and dist.is_main:
         from ganeval.report import write_reports

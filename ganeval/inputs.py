@@ -54,6 +54,13 @@ class Series:
     sources: list[Source]
     notes: list[str]
     root: Path
+    report_name: str = "report"  # the default report folder under ``root``; a folder's own is ``report``
+
+    @property
+    def report_dir(self) -> Path:
+        """Where reports go without ``--out``: a folder's ``report/``; files picked from a folder get their own
+        (``report_<names>/``), so scoring one checkpoint never replaces the whole run's report."""
+        return self.root / self.report_name
 
 
 # -- opening -----------------------------------------------------------------------------------------------
@@ -295,8 +302,17 @@ def _resolve_one(target: Any, hints: InputHints) -> Series:
     if not path.exists():
         raise GanevalError(f"{path}: no such file or directory")
     if path.is_file():
-        return Series([_file_source(path, hints)], [], path.parent)
+        return Series([_file_source(path, hints)], [], path.parent, _report_name([path]))
     return _folder(path, hints)
+
+
+def _report_name(paths: list[Path]) -> str:
+    """``report`` for sample folders (a series of them is the run); ``report_<file stems>`` for picked files."""
+    if any(p.is_dir() for p in paths):
+        return "report"
+    stems = sorted((p.stem for p in paths), key=natural_key)
+    joined = "_".join(stems)
+    return f"report_{joined}" if len(joined) <= 80 else f"report_{stems[0]}_and_{len(stems) - 1}_more"
 
 
 def resolve_target(target: Any, *, z_dim: int | None = None, z_type: str | None = None, output_range: str | None = None,
@@ -334,4 +350,4 @@ def resolve_target(target: Any, *, z_dim: int | None = None, z_type: str | None 
             seen[s.name] = seen.get(s.name, 0) + 1
             s.name += f" ({seen[s.name]})" if seen[s.name] > 1 else ""
     sources, order = _ordered(sources, "input", "the given")
-    return Series(sources, order + notes, root)
+    return Series(sources, order + notes, root, _report_name(paths) if len(paths) == len(targets) else "report")

@@ -373,7 +373,7 @@ def test_gate_on_an_onnx_file(tmp_path: Path, cli: Any) -> None:
     code, out, err = cli("gate", path, "--min-modes", "8", *CLI_FAST, "--no-progress", "--json")
     assert code == 0, out + err
     assert json.loads(out)["checkpoint"]["name"] == "gen.onnx"
-    assert (tmp_path / "report" / "summary.json").is_file()
+    assert (tmp_path / "report_gen" / "summary.json").is_file()  # a file's own report folder
 
 
 @needs_mnist

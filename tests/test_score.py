@@ -140,6 +140,25 @@ def test_corrupt_checkpoint_does_not_stop_others(tmp_path: Path, cli) -> None:
         assert (run / "report" / name).stat().st_size > 0
 
 
+def test_scoring_picked_files_never_replaces_the_folder_report(tmp_path: Path, cli) -> None:
+    """One checkpoint (or a few) scored from a run folder get their own report folder: the run's ``report/`` stays."""
+    run = tmp_path / "run"
+    for it in (1000, 2000, 3000):
+        write_bank_checkpoint(run, it)
+    args = ("--num-samples", 300, "--metrics", "mnist_fd", "--bootstrap", 0, "--device", "cpu", "--no-progress")
+    assert cli("score", run, *args)[0] == 0
+    whole = (run / "report" / "summary.json").read_text()
+    assert cli("score", run / "ckpt_0002000.safetensors", *args)[0] == 0
+    assert cli("score", run / "ckpt_0001000.safetensors", run / "ckpt_0003000.safetensors", *args)[0] == 0
+    assert cli("gate", run / "ckpt_0003000.safetensors", "--max-mnist-fd", "1e9", *args)[0] == 0
+    assert (run / "report" / "summary.json").read_text() == whole
+    one = json.loads((run / "report_ckpt_0002000" / "summary.json").read_text())
+    assert [r["checkpoint"] for r in one["rows"]] == ["ckpt_0002000.safetensors"]
+    two = json.loads((run / "report_ckpt_0001000_ckpt_0003000" / "summary.json").read_text())
+    assert [r["checkpoint"] for r in two["rows"]] == ["ckpt_0001000.safetensors", "ckpt_0003000.safetensors"]
+    assert (run / "report_ckpt_0003000" / "summary.json").is_file()
+
+
 class _Evil:
     def __reduce__(self) -> tuple:
         import os

@@ -185,7 +185,7 @@ def run(args: argparse.Namespace) -> int:
         check_columns(args.columns, opts.metrics)
     dist = from_env(args.distributed)
     series = resolve_target(args.target, **opts.extra)
-    out = report_folder(args.out, series.root / "report")  # a file in the way: refused before scoring
+    out = report_folder(args.out, series.report_dir)  # a file in the way: refused before scoring
     result = score_series(series, opts, dist)
     if not dist.all_ok(True):
         return EXIT_FAILED
