@@ -24,7 +24,9 @@ def plan_line(k: int, n: int, device: str, precision: str, extractors: Collectio
     if "inception" in extractors:
         m = k if inception_all else min(k, top_k + 1)
         which = "all" if inception_all else f"the {top_k} best by MNIST FD + the last"
+        # the best may be the last: before MNIST FD is known, top-k + last is a bound, not a count
+        bound = "up to " if not inception_all and k > top_k else ""
         secs = m * n / SPEED_HINT[("inception", device)] / world
         extra = "" if resize == "tf1x" else f", {resize} resize"
-        parts.append(f"Inception metrics on {which} ({m} × {n} images, ~{secs / 60:.1f} min{extra})")
+        parts.append(f"Inception metrics on {which} ({bound}{m} × {n} images, ~{secs / 60:.1f} min{extra})")
     return "; ".join(parts)
