@@ -6,6 +6,7 @@ that runs; code whose source cannot be read (``python -c``, a notebook cell) has
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import importlib
 import importlib.util
@@ -14,6 +15,7 @@ import json
 import os
 import sys
 import time
+import types
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,8 +61,9 @@ class UserFactory:
     def uncached_note(self) -> str:
         """Why nothing made with it is cached (its source cannot be read)."""
         return (f"{self.flag} {self.name}: its source cannot be read (defined in python -c or a notebook cell, or its "
-                "module was reloaded since it was made), so nothing made with it is cached and its source SHA-256 is "
-                "unavailable; define it in a .py file, or pass cache_key=, to cache")
+                "module was reloaded since it was made, or its file was edited since it was imported), so nothing "
+                "made with it is cached and its source SHA-256 is unavailable; define it in a .py file (reload it after "
+                "an edit), or pass cache_key=, to cache")
 
     def kwargs_json(self) -> str:
         """The kwargs as canonical JSON."""
@@ -171,8 +174,9 @@ def _text_digest(obj: Any) -> str | None:
 
 
 def _source_digest(factory: Any) -> str | None:
-    """SHA-256 of the source of the factory's module; None when it cannot be read, or when the module was run again
-    since the factory was made (a reload after an edit: the file no longer describes this object)."""
+    """SHA-256 of the source of the factory's module; None when it cannot be read, or when the file no longer
+    describes the code that runs: the module was run again since the factory was made (a reload after an edit), or
+    its file was edited since it was imported and not reloaded (a class object handed over in a notebook)."""
     module = inspect.getmodule(factory)
     if module is not None and "<locals>" not in getattr(factory, "__qualname__", "<locals>"):
         current: Any = module
@@ -180,7 +184,85 @@ def _source_digest(factory: Any) -> str | None:
             current = getattr(current, part, None)
         if current is not None and current is not factory:
             return None
+    if module is not None and not _file_describes(module):
+        return None
     return _text_digest(module or factory)
+
+
+def _code_shape(code: types.CodeType) -> tuple[Any, ...]:
+    """What a code object does, without its line numbers (an edit above it only moves it)."""
+    consts = tuple(_code_shape(c) if isinstance(c, types.CodeType) else (type(c).__name__, repr(c)) for c in code.co_consts)
+    return code.co_code, code.co_names, code.co_varnames, code.co_freevars, consts
+
+
+def _compiled_shapes(code: types.CodeType, out: dict[str, Any]) -> dict[str, Any]:
+    for c in code.co_consts:
+        if isinstance(c, types.CodeType):
+            out[getattr(c, "co_qualname", c.co_name)] = _code_shape(c)
+            _compiled_shapes(c, out)
+    return out
+
+
+def _live_shapes(module: Any) -> dict[str, Any]:
+    """Shapes of the functions and methods the module's namespace holds now (its classes' too), by qualified name."""
+    shapes: dict[str, Any] = {}
+    seen: set[int] = set()
+    filename = getattr(module, "__file__", None)
+
+    def visit(obj: Any) -> None:
+        if isinstance(obj, (staticmethod, classmethod)):
+            obj = obj.__func__
+        if isinstance(obj, property):
+            for f in (obj.fget, obj.fset, obj.fdel):
+                visit(f)
+        elif isinstance(obj, types.FunctionType):
+            if obj.__code__.co_filename == filename:  # not a decorator's wrapper made elsewhere (functools.wraps)
+                shapes[getattr(obj.__code__, "co_qualname", obj.__qualname__)] = _code_shape(obj.__code__)
+            visit(getattr(obj, "__wrapped__", None))
+        elif isinstance(obj, type) and obj.__module__ == module.__name__ and id(obj) not in seen:
+            seen.add(id(obj))
+            for value in vars(obj).values():
+                visit(value)
+
+    for value in list(vars(module).values()):
+        visit(value)
+    return shapes
+
+
+def _immutable(value: Any) -> bool:
+    if isinstance(value, tuple):
+        return all(_immutable(v) for v in value)
+    return value is None or isinstance(value, (bool, int, float, complex, str, bytes))
+
+
+def _file_describes(module: Any) -> bool:
+    """Whether compiling the module's file now gives the code its namespace runs (every function and method, and
+    the literal constants assigned at its top level); True when there is no file to compare (nothing to digest)."""
+    try:
+        text = inspect.getsource(module)
+        tree = ast.parse(text)
+        compiled = _compiled_shapes(compile(tree, getattr(module, "__file__", None) or "<module>", "exec", dont_inherit=True), {})
+    except (OSError, TypeError, SyntaxError, ValueError):
+        return True  # no readable or parseable source: _text_digest decides (None, or the digest of what is there)
+    for name, shape in _live_shapes(module).items():
+        if compiled.get(name) != shape:
+            return False
+    missing = object()
+    for node in tree.body:
+        target = node.targets[0] if isinstance(node, ast.Assign) and len(node.targets) == 1 else \
+            node.target if isinstance(node, ast.AnnAssign) and node.value is not None else None
+        if not isinstance(target, ast.Name):
+            continue
+        try:
+            value = ast.literal_eval(node.value)  # type: ignore[union-attr, arg-type]
+        except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+            continue
+        if not _immutable(value):
+            continue  # a registry filled while the module runs ({} or [] in the file) says nothing about edits
+        live = getattr(module, target.id, missing)
+        if live is missing or type(live) is not type(value) or repr(live) != repr(value):  # repr: nan is nan
+            return False
+    return True
 
 
 def resolve_factory(spec: Any, kwargs: Any = None, flag: str = "--generator") -> UserFactory:

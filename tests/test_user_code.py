@@ -4,6 +4,7 @@ session is imported again, and a class whose source cannot be read (a notebook c
 from __future__ import annotations
 
 import hashlib
+import importlib
 import sys
 import types
 from pathlib import Path
@@ -17,6 +18,7 @@ import ganeval
 from ganeval.checkpoints import load_generator
 from ganeval.features.custom import CustomExtractor
 from ganeval.stats import compute_stats, save_stats
+from ganeval.user_code import resolve_factory
 
 FAST = {"metrics": ("mnist_fd",), "num_samples": 200, "bootstrap": 0, "device": "cpu", "progress": False}
 EMPTY_SHA = hashlib.sha256(b"").hexdigest()
@@ -116,3 +118,26 @@ def test_an_edited_module_is_imported_again_in_the_same_session(tmp_path: Path, 
     sys.modules.pop("edited_gens")
     fresh = _fd(ganeval.score(path, generator="edited_gens:G", generator_kwargs=cfg, **FAST))
     assert after == fresh == preloaded and abs(after - before) > 1
+
+
+def test_a_class_object_whose_file_was_edited_without_a_reload_is_never_cached(tmp_path: Path, weights, monkeypatch) -> None:
+    """``generator=G`` (a class object) after its file was edited, before a reload: G runs the old code, the file's
+    digest is the new code's. Its features were cached under that digest, and the reloaded class was served them."""
+    path, cfg = weights
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "object_gens", raising=False)
+    (tmp_path / "object_gens.py").write_text(GEN.format(sign="") + "\nHIDDEN = 3\n")
+    import object_gens  # noqa: PLC0415 - the user's module, written above
+
+    before = _fd(ganeval.score(path, generator=object_gens.G, generator_kwargs=cfg, **FAST))
+    (tmp_path / "object_gens.py").write_text(GEN.format(sign="-") + "\nHIDDEN = 3\n")
+    stale = ganeval.score(path, generator=object_gens.G, generator_kwargs=cfg, **FAST)  # the old code runs
+    assert _fd(stale) == before and "file was edited since it was imported" in " ".join(stale.attrs["summary"]["notes"])
+    reloaded = importlib.reload(object_gens).G
+    after = _fd(ganeval.score(path, generator=reloaded, generator_kwargs=cfg, **FAST))
+    monkeypatch.setenv("GANEVAL_CACHE_DIR", str(tmp_path / "fresh"))
+    assert after == _fd(ganeval.score(path, generator=reloaded, generator_kwargs=cfg, **FAST)) and abs(after - before) > 1
+    (tmp_path / "object_gens.py").write_text(GEN.format(sign="-") + "\nHIDDEN = 4\n")  # a constant the code may read
+    assert not resolve_factory(reloaded, cfg).source_sha256
+    (tmp_path / "object_gens.py").write_text("# a comment above moves every line\n" + GEN.format(sign="-") + "\nHIDDEN = 3\n")
+    assert resolve_factory(reloaded, cfg).source_sha256  # the same code: still cached (under the file's new digest)
