@@ -201,3 +201,21 @@ def test_weight_dtypes_other_widths_load_integers_do_not(tmp_path: Path) -> None
     (tmp_path / "G_4.pt").write_bytes(b"hello, not weights")
     with pytest.raises(CheckpointError, match=r"G_4.pt: cannot read weights: not a safetensors or torch.save file, or damaged \(KeyError"):
         read_weights(tmp_path / "G_4.pt")
+
+
+def test_api_kwargs_json_cannot_encode_still_score_and_report(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``generator_kwargs={"nz": np.int64(16), "dtype": torch.float32}`` from Python: every checkpoint was scored, then
+    the report's JSON raised TypeError (nothing written, nothing returned); and a numpy int latent size was not read."""
+    import numpy as np
+
+    (tmp_path / "own_models.py").write_text(GEN_PY.replace("width=32):", "width=32, dtype=torch.float32):"))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    spec = resolve_spec("own_models:Gen", {"nz": 16})
+    (tmp_path / "run").mkdir()
+    torch.manual_seed(0)
+    torch.save(spec.factory(nz=16).state_dict(), tmp_path / "run" / "G_100.pt")
+    df = ganeval.score(tmp_path / "run", generator="own_models:Gen", out=tmp_path / "rep",
+                       generator_kwargs={"nz": np.int64(16), "dtype": torch.float32, "width": np.int32(32)}, **FAST)
+    assert df["status"].tolist() == ["ok"], df.get("error")
+    written = json.loads((tmp_path / "rep" / "summary.json").read_text())
+    assert written["options"]["extra"]["generator_kwargs"] == {"nz": 16, "dtype": "torch.float32", "width": 32}
