@@ -3,16 +3,34 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import IO
+
+from ganeval.atomic import atomic_path
 
 
-def cache_dir(*parts: str) -> Path:
-    """The user cache folder (``GANEVAL_CACHE_DIR`` or ``~/.cache/ganeval``), joined with ``parts``."""
+def cache_dir(*parts: str, create: bool = True) -> Path:
+    """The user cache folder (``GANEVAL_CACHE_DIR`` or ``~/.cache/ganeval``), joined with ``parts`` (made unless
+    ``create=False``: reading a cache never needs a folder it cannot make)."""
     root = os.environ.get("GANEVAL_CACHE_DIR")
     base = Path(root) if root else Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "ganeval"
     path = base.joinpath(*parts)
-    path.mkdir(parents=True, exist_ok=True)
+    if create:
+        path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def cache_write(path: Path, write: Callable[[IO[bytes]], None]) -> str | None:
+    """Write one cache file atomically; a failure (disk full, a read-only cache) is returned as a note, never raised:
+    a cache only saves time, and work already done must not be lost for it."""
+    try:
+        with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+            write(fh)
+    except OSError as exc:
+        return (f"cache not written in {cache_dir(create=False)} ({exc.strerror or exc}): results stand, but will be "
+                "computed again next time")
+    return None
 
 
 def offline() -> bool:

@@ -199,7 +199,8 @@ class _Evaluator(Illustrations):
 
             stats = RefStats(self.refs[name].mu, self.refs[name].sigma, self.ref_meta[name])
             self._real[name] = real_features(stats, self.extractors[name], min(self.opts.num_samples, 60_000), self.opts.batch_size,
-                                             write_cache=self.opts.use_cache and self.dist.is_main, dist=dist or self.dist)
+                                             write_cache=self.opts.use_cache and self.dist.is_main, dist=dist or self.dist,
+                                             notes=self.notes)
         return self._real[name]
 
     def _metrics(self, src: Source, row: dict[str, Any], got: Extracted, names: list[str]) -> None:
@@ -234,7 +235,8 @@ class _Evaluator(Illustrations):
             else:
                 values, reps = self._compute(metric, got, logits, options, with_ci, src)
                 if cacheable and self.dist.is_main and not math.isnan(values[metric.columns[0]]):  # NaN: unavailable
-                    save_metric(mkey, values, reps)
+                    unsaved = save_metric(mkey, values, reps)
+                    self.notes += [unsaved] if unsaved and unsaved not in self.notes else []
             row.update(values)
             if reps is not None:  # an FD's, or those a metric kept of its first column (for compare's differences)
                 self.replicates.setdefault(src.name, {})[metric.columns[0]] = reps

@@ -99,6 +99,7 @@ def _extract(samples: Samples, extractors: list[FeatureExtractor], seed: int, ba
 
     hits = dist.my_share(lookups, name)
     missing = []
+    cache_notes: list[str] = []
     for ex in extractors:  # a hit is used only where every rank hit (a node may lack rank 0's cache files)
         if cached and dist.all_ok(ex.name in hits):
             out.pool[ex.name], out.logits[ex.name], out.nonfinite = hits[ex.name]
@@ -139,6 +140,7 @@ def _extract(samples: Samples, extractors: list[FeatureExtractor], seed: int, ba
                 if feats is not None:
                     refuse_nonfinite(ex, feats, name)
             if cached and ex.name in out.keys and dist.is_main:
-                save_features(out.keys[ex.name], out.pool[ex.name], out.logits[ex.name], out.nonfinite)
-    out.shape, out.notes = samples.shape, list(samples.notes)
+                unsaved = save_features(out.keys[ex.name], out.pool[ex.name], out.logits[ex.name], out.nonfinite)
+                cache_notes += [unsaved] if unsaved else []
+    out.shape, out.notes = samples.shape, list(samples.notes) + cache_notes
     return out

@@ -10,8 +10,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from ganeval.atomic import atomic_path
-from ganeval.cache import cache_dir
+from ganeval.cache import cache_dir, cache_write
 from ganeval.reference import REAL_SUBSET
 
 if TYPE_CHECKING:
@@ -26,7 +25,7 @@ def feature_key(source_sha: str, provenance: dict[str, Any], n: int, seed: int, 
 
 
 def _path(key: str) -> Path:
-    return cache_dir("features") / f"{key}.npz"
+    return cache_dir("features", create=False) / f"{key}.npz"
 
 
 def load_features(key: str) -> tuple[torch.Tensor, torch.Tensor | None, int] | None:
@@ -42,13 +41,12 @@ def load_features(key: str) -> tuple[torch.Tensor, torch.Tensor | None, int] | N
         return None
 
 
-def save_features(key: str, pool: torch.Tensor, logits: torch.Tensor | None, nonfinite: int) -> None:
-    """Store one checkpoint's features atomically."""
+def save_features(key: str, pool: torch.Tensor, logits: torch.Tensor | None, nonfinite: int) -> str | None:
+    """Store one checkpoint's features atomically; a note if the cache could not be written (never an error)."""
     arrays = {"pool": pool.cpu().numpy(), "nonfinite": np.array(nonfinite)}
     if logits is not None:
         arrays["logits"] = logits.cpu().numpy()
-    with atomic_path(_path(key)) as tmp, open(tmp, "wb") as fh:
-        np.savez(fh, **arrays)
+    return cache_write(_path(key), lambda fh: np.savez(fh, **arrays))
 
 
 def metric_key(feat_key: str, reference_sha: str, metric: str, options: dict[str, Any]) -> str:
@@ -78,7 +76,7 @@ def metric_options(o: ScoreOptions, ids: dict[str, Any], metric: Metric, with_ci
 
 def load_metric(key: str) -> tuple[dict[str, float], np.ndarray | None] | None:
     """Cached metric columns (and bootstrap replicates), or None."""
-    path = cache_dir("metrics") / f"{key}.npz"
+    path = cache_dir("metrics", create=False) / f"{key}.npz"
     if not path.is_file():
         return None
     try:
@@ -90,10 +88,10 @@ def load_metric(key: str) -> tuple[dict[str, float], np.ndarray | None] | None:
         return None
 
 
-def save_metric(key: str, columns: dict[str, float], replicates: np.ndarray | None) -> None:
-    """Store one metric result atomically (JSON columns, inf/NaN kept as floats by numpy)."""
+def save_metric(key: str, columns: dict[str, float], replicates: np.ndarray | None) -> str | None:
+    """Store one metric result atomically (JSON columns, inf/NaN kept as floats by numpy); a note if the cache
+    could not be written."""
     arrays: dict[str, Any] = {"columns": np.array(json.dumps(columns))}
     if replicates is not None:
         arrays["replicates"] = np.asarray(replicates, dtype=np.float64)
-    with atomic_path(cache_dir("metrics") / f"{key}.npz") as tmp, open(tmp, "wb") as fh:
-        np.savez(fh, **arrays)
+    return cache_write(cache_dir("metrics", create=False) / f"{key}.npz", lambda fh: np.savez(fh, **arrays))

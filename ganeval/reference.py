@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -12,8 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ganeval.atomic import atomic_path
-from ganeval.cache import cache_dir
+from ganeval.cache import cache_dir, cache_write
 from ganeval.distributed import DistContext
 from ganeval.errors import StatsError
 from ganeval.features.base import FeatureExtractor, cacheable, iter_batches, refuse_nonfinite
@@ -112,7 +112,7 @@ def _real_path(dataset: str, extractor: FeatureExtractor, n: int, total: int | N
                       sort_keys=True)
     subset = "" if total is None or n >= total else f"|{REAL_SUBSET}|{total}"  # every image: the order needs no name
     key = hashlib.sha256(f"{dataset}|{prov}|{n}{subset}".encode()).hexdigest()[:24]
-    return cache_dir("real_features") / f"{dataset}_{extractor.name}_{n}_{key}.npy"
+    return cache_dir("real_features", create=False) / f"{dataset}_{extractor.name}_{n}_{key}.npy"
 
 
 def cache_real_features(dataset: str, extractor: FeatureExtractor, feats: np.ndarray) -> Path:
@@ -120,8 +120,8 @@ def cache_real_features(dataset: str, extractor: FeatureExtractor, feats: np.nda
     path = _real_path(dataset, extractor, len(feats))
     if not cacheable(extractor):
         return path
-    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
-        np.save(fh, np.ascontiguousarray(feats, dtype=np.float32))
+    if unsaved := cache_write(path, lambda fh: np.save(fh, np.ascontiguousarray(feats, dtype=np.float32))):
+        warnings.warn(f"real features of {dataset} [{extractor.name}]: {unsaved}", RuntimeWarning, stacklevel=2)
     return path
 
 
@@ -157,10 +157,11 @@ def _custom_images(meta: dict[str, Any]) -> torch.Tensor:
 
 
 def real_features(stats: RefStats, extractor: FeatureExtractor, n: int, batch_size: int = 64, write_cache: bool = True,
-                  dist: DistContext | None = None) -> torch.Tensor:
+                  dist: DistContext | None = None, notes: list[str] | None = None) -> torch.Tensor:
     """Pool features of ``n`` of the images the reference was made from (at most as many as it has; a fixed
     seeded subset, :func:`real_subset`), computed once and cached (``write_cache=False`` on non-zero distributed
-    ranks, which never write; ``dist`` splits the work over the ranks)."""
+    ranks, which never write; ``dist`` splits the work over the ranks). A cache that cannot be written is a note
+    appended to ``notes`` (a ``RuntimeWarning`` without it)."""
     key = real_images_key(stats.meta)
     total = real_total(stats.meta)
     n = min(n, total)
@@ -170,11 +171,12 @@ def real_features(stats: RefStats, extractor: FeatureExtractor, n: int, batch_si
         idx = real_subset(total, n)
         return every if len(idx) == len(every) else every[torch.from_numpy(idx) if isinstance(every, torch.Tensor) else idx]
 
-    return _features(key, images, extractor, n, batch_size, write_cache, dist, total=total)
+    return _features(key, images, extractor, n, batch_size, write_cache, dist, total=total, notes=notes)
 
 
 def _features(key: str, images: Callable[[], Any], extractor: FeatureExtractor, n: int, batch_size: int,
-              write_cache: bool, dist: DistContext | None = None, total: int | None = None) -> torch.Tensor:
+              write_cache: bool, dist: DistContext | None = None, total: int | None = None,
+              notes: list[str] | None = None) -> torch.Tensor:
     """Cached features, else computed; under torchrun (``dist``) every rank computes its share of the batches and
     all receive the whole, so the first distributed run does not repeat the work on every rank."""
     dist = dist or DistContext()
@@ -195,9 +197,11 @@ def _features(key: str, images: Callable[[], Any], extractor: FeatureExtractor, 
                                                                                strict=True)}, f"{key} [{extractor.name}]")
     feats = torch.cat(dist.gather_batches(local, n_batches))
     refuse_nonfinite(extractor, feats, f"the real images ({key})")
-    if write_cache and cacheable(extractor):
-        with atomic_path(path) as tmp, open(tmp, "wb") as fh:
-            np.save(fh, feats.numpy())
+    if write_cache and cacheable(extractor) and (unsaved := cache_write(path, lambda fh: np.save(fh, feats.numpy()))):
+        if notes is None:
+            warnings.warn(f"real features of {key} [{extractor.name}]: {unsaved}", RuntimeWarning, stacklevel=3)
+        elif unsaved not in notes:
+            notes.append(unsaved)
     return feats
 
 

@@ -400,3 +400,19 @@ def test_an_unscorable_last_file_is_not_called_the_best(tmp_path: Path) -> None:
     (tmp_path / "run" / "ckpt_0003000.safetensors").write_bytes(b"truncated")
     verdict = score(tmp_path / "run", **FAST).attrs["summary"]["verdict"]
     assert "The last scored checkpoint is the best one." in verdict and "could not be scored" in verdict, verdict
+
+
+def test_a_cache_that_cannot_be_written_costs_time_not_results(tmp_path: Path, cli, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A full disk or unwritable cache made every checkpoint an error row ("No checkpoint could be scored", exit 1)
+    although its features were computed: a cache only saves time, so its failure is a note."""
+    (tmp_path / "blocker").write_text("a file where the cache folder should be")
+    monkeypatch.setenv("GANEVAL_CACHE_DIR", str(tmp_path / "blocker" / "cache"))
+    write_bank_checkpoint(tmp_path / "run", 1000)
+    write_bank_checkpoint(tmp_path / "run", 2000, noise=0.5)
+    df = score(tmp_path / "run", **{**FAST, "metrics": ("mnist_fd", "mnist_prc")})  # features, metrics, real features
+    assert df["status"].tolist() == ["ok", "ok"] and df["mnist_fd"].notna().all()
+    notes = df.attrs["summary"]["notes"]
+    assert sum("cache not written" in n for n in notes) == 1, notes  # once, not once per checkpoint and metric
+    code, out, err = cli("score", tmp_path / "run", "--num-samples", 400, "--metrics", "mnist_fd", "--device", "cpu",
+                         "--bootstrap", 0, "--no-progress", "--out", tmp_path / "rep")
+    assert code == 0 and "cache not written" in err, err
