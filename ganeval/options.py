@@ -111,6 +111,12 @@ def _plain(value: Any) -> Any:
         return f"{getattr(value, '__module__', '?')}:{getattr(value, '__qualname__', type(value).__qualname__)}"
     if isinstance(value, dict):
         return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
+    if isinstance(value, list | tuple | set | frozenset):
         return [_plain(v) for v in value]
-    return value
+    if hasattr(value, "item") and getattr(value, "shape", None) == ():  # a numpy or torch scalar
+        return _plain(value.item())
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)  # strict JSON has no nan or inf
+    if value is None or isinstance(value, str | int | float):
+        return value
+    return str(value)  # anything else the API was handed (a torch.dtype in generator_kwargs): its text, not a crash

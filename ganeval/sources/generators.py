@@ -10,6 +10,7 @@ onnxruntime with no custom-op library, and models with nodes outside the standar
 from __future__ import annotations
 
 import json
+import numbers
 import pickletools
 import warnings
 import zipfile
@@ -115,8 +116,8 @@ def zdim_attribute(obj: Any) -> int | None:
     """The latent size a module states as an int attribute ``latent_dim``, ``z_dim``, ``nz`` or ``latent_size``."""
     for attr in ZDIM_ATTRS:
         value = getattr(obj, attr, None)
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
+        if isinstance(value, numbers.Integral) and not isinstance(value, bool):  # numpy ints too
+            return int(value)
     return None
 
 
