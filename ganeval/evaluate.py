@@ -291,8 +291,9 @@ class _Evaluator(Illustrations):
         for col in (f"{fd}_ci_{end}" for fd in dict.fromkeys(fds) for end in ("low", "high")):
             if col not in df:
                 df[col] = np.nan
-        if "modes_covered" in df:
-            df["modes_covered"] = pd.to_numeric(df["modes_covered"], errors="coerce").astype("Int64")
+        for col in ("iteration", "modes_covered"):  # counts stay integers when a row has none (not 300.0)
+            if col in df:
+                df[col] = pd.to_numeric(df[col], errors="coerce").astype("Int64")
         return df
 
 
