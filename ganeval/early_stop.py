@@ -21,9 +21,10 @@ import pandas as pd
 from ganeval.atomic import write_text
 from ganeval.checkpoints import checkpoint_name, list_checkpoints
 from ganeval.comparing import compare
-from ganeval.errors import require_count
+from ganeval.errors import GanevalError, require_count
 from ganeval.evaluate import score
 from ganeval.summary import json_value, row_dict
+from ganeval.threads import PRECISIONS
 from ganeval.train.loop import TrainResult, train
 from ganeval.train.plan import plan_train
 from ganeval.train.recipes import TrainError
@@ -62,8 +63,15 @@ class EarlyStopper:
             raise TrainError(f"--stop-metric must be one of {', '.join(STOP_METRICS)} (got {self.metric!r})")
         if self.patience < 1 or not math.isfinite(self.threshold) or self.threshold < 0:
             raise TrainError(f"--patience must be ≥ 1 and --stop-threshold ≥ 0 (got {self.patience}, {self.threshold})")
-        if self.precision not in ("fp32", "bf16"):
-            raise TrainError(f"the judging precision must be fp32 or bf16 (got {self.precision!r})")
+        if self.precision not in PRECISIONS:
+            raise TrainError(f"the judging precision must be one of {', '.join(PRECISIONS)} (got {self.precision!r})")
+        if self.precision == "tf32":  # before any iteration is trained, not at the first checkpoint
+            from ganeval.features.base import check_precision, resolve_device
+
+            try:
+                check_precision(self.precision, resolve_device(self.device))
+            except GanevalError as exc:
+                raise TrainError(str(exc)) from exc
         # checked before any iteration is trained
         require_count(self.num_samples, 2, "samples per checkpoint (train --stop-samples, watch --num-samples)", TrainError)
         require_count(self.bootstrap, 0, "--bootstrap", TrainError)

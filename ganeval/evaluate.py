@@ -36,7 +36,7 @@ from ganeval.reference import dataset_features, real_features, real_subset_info,
 from ganeval.score_result import ScoreResult
 from ganeval.sources.base import HINT_KEYS, shape_note
 from ganeval.summary import build_summary
-from ganeval.threads import cpu_threads
+from ganeval.threads import cpu_threads, float32_mode
 
 
 class _Evaluator(Illustrations):
@@ -300,7 +300,7 @@ class _Evaluator(Illustrations):
 def score_series(series: Series, opts: ScoreOptions, dist: DistContext | None = None) -> ScoreResult:
     """Score a resolved series (see ``score``), with ``opts.threads`` CPU threads when set."""
     opts.check()
-    with cpu_threads(opts.threads):
+    with cpu_threads(opts.threads), float32_mode(opts.precision):  # the generators' float32 too: TF32 only for tf32
         return _score_series(series, opts, dist)
 
 

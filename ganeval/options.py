@@ -9,6 +9,7 @@ from typing import Any
 
 from ganeval.metrics.directions import RANKABLE
 from ganeval.metrics.registry import DEFAULT_METRICS
+from ganeval.threads import PRECISIONS
 
 
 @dataclass
@@ -78,8 +79,8 @@ class ScoreOptions:
             raise GanevalError(f"--late-threshold must be a finite 0 or more, e.g. 0.1 for 10 % (got {self.late_threshold!r})")
         if not math.isfinite(self.copying_threshold):
             raise GanevalError(f"--copying-threshold must be a finite z-score, e.g. -3 (got {self.copying_threshold!r})")
-        if self.precision not in ("fp32", "bf16"):
-            raise GanevalError(f"--precision must be fp32 or bf16 (got {self.precision!r})")
+        if self.precision not in PRECISIONS:
+            raise GanevalError(f"--precision must be one of {', '.join(PRECISIONS)} (got {self.precision!r})")
         known = [m for m in self.metrics if m in METRICS]
         if self.primary is None and known and not {"fid", "mnist_fd", "custom_fd"} & {c for m in known for c in METRICS[m].columns}:
             raise GanevalError(f"no Fréchet distance (fid, mnist_fd, custom_fd) among --metrics ({', '.join(self.metrics)}) to "

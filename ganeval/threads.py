@@ -1,4 +1,5 @@
-"""torch's intra-op CPU thread count, set for a block and restored after it."""
+"""torch's process-wide settings that scoring depends on, set for a block and restored after it: the intra-op CPU
+thread count, and whether CUDA's float32 convolutions and matrix products may run in TF32."""
 
 from __future__ import annotations
 
@@ -23,3 +24,24 @@ def cpu_threads(n: int | None) -> Iterator[None]:
     finally:
         if torch.get_num_threads() != before:
             torch.set_num_threads(before)
+
+
+#: Feature precisions: ``fp32`` (exact float32 everywhere), ``tf32`` (CUDA only: float32 convolutions and matrix
+#: products in TensorFloat-32, faster on Ampere and later, features ~1e-3 off), ``bf16`` (autocast).
+PRECISIONS = ("fp32", "tf32", "bf16")
+
+
+@contextmanager
+def float32_mode(precision: str) -> Iterator[None]:
+    """Run the block with CUDA's TF32 on only for ``precision == "tf32"``, then restore both switches.
+
+    cuDNN's default lets float32 convolutions run in TF32, which moved "fp32" GPU features ~1e-3 from the CPU's
+    (docs/performance.md): fp32 means float32 here. A no-op on machines without CUDA, where nothing reads them.
+    """
+    conv, matmul = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    on = precision == "tf32"
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = on
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = conv, matmul

@@ -4,6 +4,7 @@ and bf16 rankings against fp32 on a small synthetic series (MNIST classifier met
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -161,5 +162,51 @@ def test_unknown_precision_is_an_input_error_in_the_api(tmp_path: Path, precisio
     from ganeval.errors import GanevalError
 
     write_bank_checkpoint(tmp_path / "run", 1000)
-    with pytest.raises(GanevalError, match="--precision must be fp32 or bf16"):
+    with pytest.raises(GanevalError, match="--precision must be one of fp32, tf32, bf16"):
         score(tmp_path / "run", num_samples=50, metrics=("mnist_fd",), precision=precision, device="cpu", progress=False)
+
+
+@pytest.fixture
+def tf32_on() -> Any:
+    """cuDNN's default (TF32 allowed for float32 convolutions), and matrix products allowed too; restored after."""
+    before = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = True
+    yield
+    torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = before
+
+
+def test_fp32_means_float32_not_cudnns_tf32_default(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tf32_on: Any) -> None:
+    """cuDNN lets float32 convolutions run in TF32 by default: "fp32" GPU features were TF32 ones (1.5e-3 from the
+    CPU's on an H100) under an fp32 label and cache key. Generators and feature networks now run with TF32 off
+    unless --precision tf32, and the process's switches are restored afterwards."""
+    from ganeval.features.base import forward_precision
+
+    monkeypatch.setenv("GANEVAL_CACHE_DIR", str(tmp_path / "cache"))
+    seen: list[tuple[bool, bool]] = []
+    gen, _ = __import__("ganeval.checkpoints", fromlist=["load_generator"]).load_generator(
+        write_bank_checkpoint(tmp_path / "run", 1000, noise=0.3))
+
+    def sample(z: torch.Tensor) -> torch.Tensor:
+        seen.append((torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32))
+        return gen(z)
+
+    sample.latent_dim = gen.latent_dim  # type: ignore[attr-defined]
+    df = score(sample, num_samples=100, metrics=("mnist_fd",), bootstrap=0, device="cpu", progress=False, cache_key="t")
+    assert df["status"].item() == "ok" and seen and set(seen) == {(False, False)}
+    assert (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32) == (True, True)
+    for precision, device, expected in (("fp32", "cpu", False), ("bf16", "cpu", False), ("tf32", "cuda", True)):
+        with forward_precision(precision, torch.device(device)):
+            assert (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32) == (expected, expected)
+        with forward_precision(precision, torch.device(device), fp32=True):  # path lengths: float32 always
+            assert not torch.backends.cudnn.allow_tf32
+    assert torch.backends.cudnn.allow_tf32
+
+
+def test_tf32_is_refused_off_cuda_before_any_work(tmp_path: Path, cli: Any) -> None:
+    write_bank_checkpoint(tmp_path / "run", 1000)
+    code, out, err = cli("score", tmp_path / "run", "--metrics", "mnist_fd", "--device", "cpu", "--precision", "tf32")
+    assert code == 2 and "--precision tf32 needs a CUDA device" in err and err.strip().count("\n") == 0, err
+    assert not (tmp_path / "run" / "report").exists()
+    code, out, err = cli("train", "--model", "mlp", "--out", tmp_path / "t", "--iterations", "10", "--device", "cpu",
+                         "--early-stop", "--stop-precision", "tf32")
+    assert code == 2 and "needs a CUDA device" in err and not (tmp_path / "t").exists(), err

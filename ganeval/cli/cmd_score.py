@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from ganeval.cli.arguments import ListAction
 from ganeval.errors import EXIT_FAILED, EXIT_OK, GanevalError
 from ganeval.options import ScoreOptions
+from ganeval.threads import PRECISIONS
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -34,7 +35,8 @@ def add_score_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--inception-top-k", type=int, default=d.inception_top_k,
                    help="Inception metrics on the K best by MNIST FD plus the last (default 3; CPU default plan)")
     g.add_argument("--inception-all", action="store_true", default=None, help="Inception metrics on every checkpoint (GPU default)")
-    p.add_argument("--precision", default=d.precision, choices=["fp32", "bf16"], help="bf16 is faster but changes features")
+    p.add_argument("--precision", default=d.precision, choices=list(PRECISIONS),
+                   help="bf16 (AMX CPUs, GPUs) and tf32 (CUDA only) are faster but change features")
     p.add_argument("--resize", default=d.resize, choices=["tf1x", "clean"],
                    help="Inception's resize to 299: tf1x (torch-fidelity's; default) or clean (clean-fid's; needs its own statistics)")
     p.add_argument("--bootstrap", type=int, default=d.bootstrap, help="bootstrap replicates for the intervals (0: none)")

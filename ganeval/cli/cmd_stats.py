@@ -9,6 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ganeval.threads import PRECISIONS
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     """Register ``ganeval stats``: compute, import or export reference statistics."""
@@ -45,7 +47,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data-dir", default=None)
     p.add_argument("--device", default="auto")
     p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--precision", default=None, choices=["fp32", "bf16"], help="with --dataset (default fp32)")
+    p.add_argument("--precision", default=None, choices=list(PRECISIONS), help="with --dataset (default fp32)")
     p.add_argument("--inception-weights", default=None)
     p.add_argument("--feature-network", default=None, metavar="MODULE:NAME",
                    help="with --extractor custom: your feature network (docs/reference_stats.md#your-own-feature-network)")

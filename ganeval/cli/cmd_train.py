@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ganeval.threads import PRECISIONS
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     """Register ``ganeval train``: the bundled MNIST GANs, with early stopping and seed screening."""
@@ -53,7 +55,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--stop-metric", default="mnist_fd", choices=["mnist_fd", "fid"],
                    help="what is compared (default mnist_fd; fid is slow on a CPU)")
     e.add_argument("--stop-samples", type=int, default=2000, metavar="N", help="samples scored per checkpoint (default 2000)")
-    e.add_argument("--stop-precision", choices=("fp32", "bf16"), default="fp32",
+    e.add_argument("--stop-precision", choices=PRECISIONS, default="fp32",
                    help="feature precision of the judgements (default fp32; bf16: faster, features move ~1%%); "
                         "--precision is the training's")
     p.set_defaults(func=run)

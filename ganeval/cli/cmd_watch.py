@@ -7,6 +7,7 @@ from pathlib import Path
 
 from ganeval.cli.arguments import ListAction
 from ganeval.errors import EXIT_FAILED, EXIT_OK, GanevalError
+from ganeval.threads import PRECISIONS
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -39,7 +40,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--num-samples", type=int, default=2000, metavar="N", help="samples scored per checkpoint (default 2000)")
     p.add_argument("--bootstrap", type=int, default=100, metavar="B", help="bootstrap replicates of the paired interval (default 100)")
     p.add_argument("--device", default="auto", help="auto|cpu|cuda (default auto)")
-    p.add_argument("--precision", default="fp32", choices=["fp32", "bf16"],
+    p.add_argument("--precision", default="fp32", choices=list(PRECISIONS),
                    help="feature precision of the judgements and the report (default fp32; bf16: faster, features move ~1%%)")
     p.add_argument("--report", action="store_true",
                    help="also rewrite OUT/report/ (ganeval score's report) after each new checkpoint")

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from typing import Any, Protocol
 
 import numpy as np
 import torch
 
 from ganeval.errors import GanevalError
+from ganeval.threads import PRECISIONS, float32_mode
 
 
 class FeatureExtractor(Protocol):
@@ -79,6 +81,29 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise GanevalError("--device cuda asked for, but no CUDA device is available")
     return dev
+
+
+def check_precision(precision: str, device: torch.device) -> str:
+    """``precision`` if it is one of :data:`PRECISIONS` and runs on ``device`` (tf32 is a CUDA mode)."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
+    if precision == "tf32" and device.type != "cuda":
+        raise GanevalError(f"--precision tf32 needs a CUDA device (TensorFloat-32 is a GPU mode), not {device.type}; "
+                           "use fp32 or bf16 here")
+    return precision
+
+
+@contextmanager
+def forward_precision(precision: str, device: torch.device, fp32: bool = False) -> Iterator[None]:
+    """A feature network's forward pass at ``precision`` (``fp32=True``: at float32 whatever it says): bf16 autocast,
+    and CUDA's TF32 switched on for tf32 only."""
+    mode = "fp32" if fp32 else precision
+    with float32_mode(mode):
+        if mode == "bf16":
+            with torch.autocast(device.type, dtype=torch.bfloat16):
+                yield
+        else:
+            yield
 
 
 def iter_batches(images: np.ndarray | torch.Tensor, batch_size: int,

@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from ganeval.errors import GanevalError
-from ganeval.features.base import register_extractor, resolve_device
+from ganeval.features.base import check_precision, forward_precision, register_extractor, resolve_device
 from ganeval.user_code import UserFactory, resolve_factory
 
 INPUT = "float32 in [0, 1], (B, C, H, W) as the samples are: no resize, no channel change"
@@ -48,11 +48,9 @@ class CustomExtractor:
         if network is None:
             raise GanevalError("the custom_* metrics and --extractor custom need your feature network: "
                                "--feature-network MODULE:NAME (docs/reference_stats.md#your-own-feature-network)")
-        if precision not in ("fp32", "bf16"):
-            raise ValueError(f"precision must be fp32 or bf16, not {precision!r}")
-        self.spec: UserFactory = resolve_factory(network, network_kwargs, "--feature-network")
         self.device = resolve_device(device)
-        self.precision = precision
+        self.precision = check_precision(precision, self.device)
+        self.spec: UserFactory = resolve_factory(network, network_kwargs, "--feature-network")
         net = self.spec.build()
         self.weights_sha256 = weights_digest(net)
         #: Features are cached only when the network's source can be read (``ganeval.features.base.cacheable``).
@@ -106,10 +104,7 @@ class CustomExtractor:
         """Features of float images in ``[0, 1]`` (unquantised generator output, for path lengths); ``fp32``: at full
         precision whatever ``precision`` says (a path length divides a tiny step's change by ε², which bf16 swamps)."""
         x = x.to(self.device, torch.float32)
-        if self.precision == "bf16" and not fp32:
-            with torch.autocast(self.device.type, dtype=torch.bfloat16):
-                out = self.net(x)
-        else:
+        with forward_precision(self.precision, self.device, fp32):
             out = self.net(x)
         return self._parse(out, len(x))
 

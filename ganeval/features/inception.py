@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ganeval.features.base import register_extractor, resolve_device
+from ganeval.features.base import check_precision, forward_precision, register_extractor, resolve_device
 from ganeval.features.inception_net import build_tfid_inception
 from ganeval.features.inception_weights import InceptionWeights, resolve_inception_weights
 from ganeval.features.resize import CLEAN_RESIZE_MODE, clean_resize
@@ -224,9 +224,7 @@ class InceptionExtractor:
         self.weights = weights or resolve_inception_weights(weights_path)
         self.has_logits = self.weights.has_logits
         self.device = resolve_device(device)
-        if precision not in ("fp32", "bf16"):
-            raise ValueError(f"precision must be fp32 or bf16, not {precision!r}")
-        self.precision = precision
+        self.precision = check_precision(precision, self.device)
         feats = ("2048", "logits_unbiased") if self.has_logits else ("2048",)
         self._keys = ("pool", "logits") if self.has_logits else ("pool",)
         net = build_tfid_inception(self.weights.state_dict, feats)
@@ -281,10 +279,8 @@ class InceptionExtractor:
         }
 
     def _run(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        if self.precision == "bf16":
-            with torch.autocast(self.device.type, dtype=torch.bfloat16):
-                return self._forward(x)
-        return self._forward(x)
+        with forward_precision(self.precision, self.device):
+            return self._forward(x)
 
     @torch.inference_mode()
     def __call__(self, images: torch.Tensor) -> dict[str, torch.Tensor]:

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 
 from ganeval.atomic import sha256_file
 from ganeval.errors import WeightsError
-from ganeval.features.base import register_extractor, resolve_device
+from ganeval.features.base import check_precision, forward_precision, register_extractor, resolve_device
 from ganeval.features.mnist_net import POOL_DIM, MNISTNet
 
 SHIPPED_WEIGHTS = Path(__file__).resolve().parent.parent / "pretrained" / "mnist_classifier.safetensors"
@@ -60,10 +60,8 @@ class MNISTClassifierExtractor:
         expected_sha256: str | None = None,
     ) -> None:
         """``weights_path`` defaults to the shipped file; ``expected_sha256`` to the recorded :data:`WEIGHTS_SHA256`."""
-        if precision not in ("fp32", "bf16"):
-            raise ValueError(f"precision must be fp32 or bf16, not {precision!r}")
-        self.precision = precision
         self.device = resolve_device(device)
+        self.precision = check_precision(precision, self.device)
         path = Path(weights_path) if weights_path else SHIPPED_WEIGHTS
         self.weights_sha256 = expected_sha256 or WEIGHTS_SHA256
         self.weights_source = "ganeval (shipped)" if weights_path is None else f"explicit:{weights_path}"
@@ -122,10 +120,7 @@ class MNISTClassifierExtractor:
         return self._features(self.preprocess_float(x), fp32)
 
     def _features(self, x: torch.Tensor, fp32: bool = False) -> dict[str, torch.Tensor]:
-        if self.precision == "bf16" and not fp32:
-            with torch.autocast(self.device.type, dtype=torch.bfloat16):
-                pool, logits = self.net(x)
-        else:
+        with forward_precision(self.precision, self.device, fp32):
             pool, logits = self.net(x)
         return {"pool": pool.float(), "logits": logits.float()}
 
