@@ -1,12 +1,12 @@
 """Your own code named on the command line (``MODULE:NAME`` or ``path/to/file.py:NAME``): a generator class for
 weight files, a feature network for metrics in your domain. Imported once, built with JSON kwargs, and identified
-by name, kwargs and the SHA-256 of its module's source text, so editing the code invalidates what was cached.
+by name, kwargs and the SHA-256 of its module's source text (and of the local modules it imports:
+``ganeval.code_identity``), so editing the code invalidates what was cached.
 A ``MODULE:NAME`` whose file was edited since it was imported is imported again, so that digest is always of the code
 that runs; code whose source cannot be read (``python -c``, a notebook cell) has no digest and is never cached."""
 
 from __future__ import annotations
 
-import ast
 import hashlib
 import importlib
 import importlib.util
@@ -15,7 +15,6 @@ import json
 import os
 import sys
 import time
-import types
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +22,7 @@ from typing import Any
 
 from torch import nn
 
+from ganeval.code_identity import code_digest, stale_dependencies, text_digest
 from ganeval.errors import GanevalError
 
 #: Executed ``.py`` modules by (resolved path, mtime, size): an edited file is executed again.
@@ -104,6 +104,15 @@ def _file_module(path: Path, spec: str, flag: str) -> Any:
     """The module of a ``.py`` file, executed once per version of the file (a watch scores it for every checkpoint)."""
     stat = path.stat()
     key = (str(path.resolve()), stat.st_mtime_ns, stat.st_size)
+    if key in _FILE_MODULES:
+        sys.path.insert(0, str(path.parent.resolve()))  # where its sibling imports are found again
+        try:
+            if _reload_dependencies(_FILE_MODULES[key]):
+                del _FILE_MODULES[key]  # a sibling module it imports was edited: run the file again against the new code
+        except Exception as exc:
+            raise GanevalError(f"{flag} {spec}: re-importing what {path} imports failed: {exc.__class__.__name__}: {exc}") from exc
+        finally:
+            sys.path.remove(str(path.parent.resolve()))
     if key not in _FILE_MODULES:
         name = f"ganeval_user_{hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:12]}"
         loader = importlib.util.spec_from_file_location(name, path)
@@ -122,6 +131,15 @@ def _file_module(path: Path, spec: str, flag: str) -> Any:
     return _FILE_MODULES[key]
 
 
+def _reload_dependencies(module: Any) -> bool:
+    """Reload the local modules ``module`` imports whose files were edited since they were loaded (deepest first);
+    True when any was, so that ``module`` is run again and binds their new code."""
+    stale = stale_dependencies(module)
+    for dep in stale:
+        importlib.reload(dep)
+    return bool(stale)
+
+
 def _current_module(target: str, spec: str, flag: str) -> Any:
     """``import target``, reloaded when its source changed since it was imported (here, or, for a module imported
     before ganeval first saw it, when its file is newer than this process): the module cached in ``sys.modules``
@@ -129,12 +147,12 @@ def _current_module(target: str, spec: str, flag: str) -> Any:
     preloaded = target in sys.modules
     try:
         module = importlib.import_module(target)
-        digest = _text_digest(module)
+        digest = text_digest(module)
         known = _MODULE_DIGESTS.get(target)
         stale = known != digest if target in _MODULE_DIGESTS else preloaded and _edited_this_session(module)
-        if digest is not None and stale:
+        if digest is not None and (stale or _reload_dependencies(module)):
             module = importlib.reload(module)
-            digest = _text_digest(module)
+            digest = text_digest(module)
     except ImportError as exc:
         raise GanevalError(f"{flag} {spec}: cannot import {target} ({exc})") from exc
     except Exception as exc:  # the user's module failed to run: one line
@@ -164,15 +182,6 @@ def _edited_this_session(module: Any) -> bool:
         return False
 
 
-def _text_digest(obj: Any) -> str | None:
-    """SHA-256 of the source text of ``obj`` (a module), or None when it cannot be read."""
-    try:
-        text = inspect.getsource(obj)
-    except (OSError, TypeError):
-        return None
-    return hashlib.sha256(text.encode()).hexdigest()
-
-
 def _source_digest(factory: Any) -> str | None:
     """SHA-256 of the source of the factory's module; None when it cannot be read, or when the file no longer
     describes the code that runs: the module was run again since the factory was made (a reload after an edit), or
@@ -184,85 +193,7 @@ def _source_digest(factory: Any) -> str | None:
             current = getattr(current, part, None)
         if current is not None and current is not factory:
             return None
-    if module is not None and not _file_describes(module):
-        return None
-    return _text_digest(module or factory)
-
-
-def _code_shape(code: types.CodeType) -> tuple[Any, ...]:
-    """What a code object does, without its line numbers (an edit above it only moves it)."""
-    consts = tuple(_code_shape(c) if isinstance(c, types.CodeType) else (type(c).__name__, repr(c)) for c in code.co_consts)
-    return code.co_code, code.co_names, code.co_varnames, code.co_freevars, consts
-
-
-def _compiled_shapes(code: types.CodeType, out: dict[str, Any]) -> dict[str, Any]:
-    for c in code.co_consts:
-        if isinstance(c, types.CodeType):
-            out[getattr(c, "co_qualname", c.co_name)] = _code_shape(c)
-            _compiled_shapes(c, out)
-    return out
-
-
-def _live_shapes(module: Any) -> dict[str, Any]:
-    """Shapes of the functions and methods the module's namespace holds now (its classes' too), by qualified name."""
-    shapes: dict[str, Any] = {}
-    seen: set[int] = set()
-    filename = getattr(module, "__file__", None)
-
-    def visit(obj: Any) -> None:
-        if isinstance(obj, (staticmethod, classmethod)):
-            obj = obj.__func__
-        if isinstance(obj, property):
-            for f in (obj.fget, obj.fset, obj.fdel):
-                visit(f)
-        elif isinstance(obj, types.FunctionType):
-            if obj.__code__.co_filename == filename:  # not a decorator's wrapper made elsewhere (functools.wraps)
-                shapes[getattr(obj.__code__, "co_qualname", obj.__qualname__)] = _code_shape(obj.__code__)
-            visit(getattr(obj, "__wrapped__", None))
-        elif isinstance(obj, type) and obj.__module__ == module.__name__ and id(obj) not in seen:
-            seen.add(id(obj))
-            for value in vars(obj).values():
-                visit(value)
-
-    for value in list(vars(module).values()):
-        visit(value)
-    return shapes
-
-
-def _immutable(value: Any) -> bool:
-    if isinstance(value, tuple):
-        return all(_immutable(v) for v in value)
-    return value is None or isinstance(value, (bool, int, float, complex, str, bytes))
-
-
-def _file_describes(module: Any) -> bool:
-    """Whether compiling the module's file now gives the code its namespace runs (every function and method, and
-    the literal constants assigned at its top level); True when there is no file to compare (nothing to digest)."""
-    try:
-        text = inspect.getsource(module)
-        tree = ast.parse(text)
-        compiled = _compiled_shapes(compile(tree, getattr(module, "__file__", None) or "<module>", "exec", dont_inherit=True), {})
-    except (OSError, TypeError, SyntaxError, ValueError):
-        return True  # no readable or parseable source: _text_digest decides (None, or the digest of what is there)
-    for name, shape in _live_shapes(module).items():
-        if compiled.get(name) != shape:
-            return False
-    missing = object()
-    for node in tree.body:
-        target = node.targets[0] if isinstance(node, ast.Assign) and len(node.targets) == 1 else \
-            node.target if isinstance(node, ast.AnnAssign) and node.value is not None else None
-        if not isinstance(target, ast.Name):
-            continue
-        try:
-            value = ast.literal_eval(node.value)  # type: ignore[union-attr, arg-type]
-        except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
-            continue
-        if not _immutable(value):
-            continue  # a registry filled while the module runs ({} or [] in the file) says nothing about edits
-        live = getattr(module, target.id, missing)
-        if live is missing or type(live) is not type(value) or repr(live) != repr(value):  # repr: nan is nan
-            return False
-    return True
+    return code_digest(module) if module is not None else text_digest(factory)
 
 
 def resolve_factory(spec: Any, kwargs: Any = None, flag: str = "--generator") -> UserFactory:

@@ -141,3 +141,33 @@ def test_a_class_object_whose_file_was_edited_without_a_reload_is_never_cached(t
     assert not resolve_factory(reloaded, cfg).source_sha256
     (tmp_path / "object_gens.py").write_text("# a comment above moves every line\n" + GEN.format(sign="-") + "\nHIDDEN = 3\n")
     assert resolve_factory(reloaded, cfg).source_sha256  # the same code: still cached (under the file's new digest)
+
+
+def test_an_edited_local_module_the_code_imports_changes_its_identity(tmp_path: Path, weights, monkeypatch) -> None:
+    """A generator (or feature network) whose module imports another of the user's modules: editing that one changed
+    the features but not the identity, so the cached numbers came back (and statistics made with the old code were
+    accepted). Its source and its local imports' now identify it, and an edited import is reloaded before use."""
+    path, cfg = weights
+    monkeypatch.syspath_prepend(str(tmp_path))
+    for name in ("gens_dep", "sign_dep"):
+        monkeypatch.delitem(sys.modules, name, raising=False)
+    (tmp_path / "sign_dep.py").write_text("SIGN = 1\n")
+    (tmp_path / "gens_dep.py").write_text(GEN.format(sign="SIGN * ").replace("from synthetic", "from sign_dep import SIGN\nfrom synthetic"))
+    before = _fd(ganeval.score(path, generator="gens_dep:G", generator_kwargs=cfg, **FAST))
+    first = resolve_factory("gens_dep:G", cfg).source_sha256
+    (tmp_path / "sign_dep.py").write_text("SIGN = -1\n")
+    after = _fd(ganeval.score(path, generator="gens_dep:G", generator_kwargs=cfg, **FAST))
+    second = resolve_factory("gens_dep:G", cfg).source_sha256
+    by_path = resolve_factory(f"{tmp_path / 'gens_dep.py'}:G", cfg).source_sha256
+    (tmp_path / "sign_dep.py").write_text("SIGN = 1\n")
+    assert resolve_factory(f"{tmp_path / 'gens_dep.py'}:G", cfg).source_sha256 == first  # file.py:NAME follows too
+    monkeypatch.setenv("GANEVAL_CACHE_DIR", str(tmp_path / "fresh"))
+    (tmp_path / "sign_dep.py").write_text("SIGN = -1\n")
+    fresh = _fd(ganeval.score(path, generator="gens_dep:G", generator_kwargs=cfg, **FAST))
+    assert after == fresh and abs(after - before) > 1, (before, after, fresh)
+    assert first and second and first != second and by_path == second
+    own = hashlib.sha256((tmp_path / "gens_dep.py").read_bytes()).hexdigest()
+    assert second != own  # the module's and its import's sources, not the module's alone
+    (tmp_path / "plain_dep.py").write_text("import torch\nfrom torch import nn\n\n\nclass Net(nn.Linear):\n    pass\n")
+    plain = resolve_factory(f"{tmp_path / 'plain_dep.py'}:Net", {"in_features": 2, "out_features": 2}).source_sha256
+    assert plain == hashlib.sha256((tmp_path / "plain_dep.py").read_bytes()).hexdigest()  # installed imports: unchanged
