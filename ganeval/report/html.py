@@ -94,10 +94,13 @@ def _flags(summary: dict[str, Any]) -> str:
         crit.append(f"fewer than {escape(str(mode['min_modes']))} classes covered")
     if mode.get("max_class_kl") is not None:
         crit.append(f"class KL &gt; {escape(str(mode['max_class_kl']))}")
-    sure = [str(c) for c in mode.get("beyond_noise") or []]
-    if names and "beyond_noise" in mode:
+    sure = mode.get("beyond_noise")
+    if names and sure is not None:
         parts.append(f"beyond sampling noise (the whole {ci_percent(number(mode.get('ci_level')) or 0.95)}% interval past "
                      f"the limit): {len(sure)} of {len(names)}<br>")
+    elif names and "beyond_noise" in mode:  # null: no interval was computed, so nothing was tested against noise
+        reps = (summary.get("bootstrap") or {}).get("replicates")
+        parts.append(f"beyond sampling noise: not tested ({'--bootstrap 0' if reps == 0 else 'no interval'})<br>")
     if crit:
         parts.append(f"<span class=muted>flag when {' or '.join(crit)}</span>")
     parts.append("</div>")
