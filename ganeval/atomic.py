@@ -54,12 +54,26 @@ def output_folder(path: str | os.PathLike[str], what: str, error: type[Exception
     return path
 
 
+def _naming(exc: OSError, path: Path, tmp: str | None) -> OSError:
+    """``exc`` naming ``path`` when it names no file or only the temporary one (a write on a full disk raises
+    ``[Errno 28]`` without a file name), so the one-line error says which file could not be written."""
+    if exc.errno is None or exc.filename not in (None, tmp):
+        return exc
+    return OSError(exc.errno, exc.strerror or str(exc), str(path))  # same errno, so the same subclass
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
-    """Yield a temporary path next to ``path``; rename it over ``path`` only on success."""
+    """Yield a temporary path next to ``path``; rename it over ``path`` only on success. An ``OSError`` that names
+    no file (a full disk, a file-size limit) or the temporary one is raised again naming ``path``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        if (named := _naming(exc, path, exc.filename)) is exc:
+            raise
+        raise named from exc
     os.close(fd)
     try:
         yield Path(tmp)
@@ -67,6 +81,10 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
             os.fsync(fh.fileno())
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual permissions
         os.replace(tmp, path)
+    except OSError as exc:
+        if (named := _naming(exc, path, tmp)) is exc:
+            raise
+        raise named from exc
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)

@@ -125,6 +125,12 @@ def verdict_text(df: pd.DataFrame, primary: str, late: dict[str, Any], level: fl
     return text
 
 
+def _has_mode_intervals(df: pd.DataFrame) -> bool:
+    """Whether any row has a bootstrap interval of class KL or of classes covered (none with ``--bootstrap 0``)."""
+    cols = [c for c in ("class_kl_ci_low", "modes_ci_high") if c in df]
+    return any(bool(np.isfinite(pd.to_numeric(df[c], errors="coerce").astype(float)).any()) for c in cols)
+
+
 def build_summary(df: pd.DataFrame, primary: str, late: dict[str, Any], opts: ScoreOptions, provenance: dict[str, Any],
                   notes: list[str], seconds: float, world: int, floor: dict[str, Any] | None = None) -> dict[str, Any]:
     """The ``summary.json`` content (also what ``--json`` prints and what ``gate`` reads); ``floor``: the scored
@@ -132,6 +138,8 @@ def build_summary(df: pd.DataFrame, primary: str, late: dict[str, Any], opts: Sc
     best = df[df["is_best"]]
     collapsed = df[df["mode_collapse"]]["checkpoint"].tolist() if "mode_collapse" in df else []
     sure = df[df["mode_collapse_sure"]]["checkpoint"].tolist() if "mode_collapse_sure" in df else []
+    if not _has_mode_intervals(df):
+        sure = None  # not tested (--bootstrap 0): no interval to be "beyond noise" with, which [] would claim
     copying = df[df["data_copying"]]["checkpoint"].tolist() if "data_copying" in df else []
     return {
         "schema": SCHEMA_VERSION,

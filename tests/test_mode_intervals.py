@@ -3,6 +3,7 @@ flagged checkpoints into "beyond sampling noise" (the whole interval past the li
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -68,3 +69,20 @@ def test_flags_split_into_sure_and_borderline(tmp_path: Path, mnist_dir: Path) -
     assert "beyond sampling noise" in html and "1 of 2" in html
     again = score([tmp_path / "a_half.npz"], metrics=("mnist_fd", "modes"), num_samples=400, bootstrap=0, device="cpu", progress=False)
     assert math.isnan(again["class_kl_ci_low"].iloc[0]) and not bool(again["mode_collapse_sure"].iloc[0])
+
+
+@pytest.mark.usefixtures("_cache")
+def test_without_intervals_beyond_noise_is_not_tested(tmp_path: Path, mnist_dir: Path) -> None:
+    """``--bootstrap 0``: no interval exists, so the summary's ``beyond_noise`` is null (not ``[]``, "none of them")
+    and report.html says the check was not made instead of "0 of 1"."""
+    images, labels = load_mnist("test")
+    np.savez(tmp_path / "half.npz", images=np.concatenate([images[labels == d][:40] for d in range(5)]))
+    df = score([tmp_path / "half.npz"], metrics=("mnist_fd", "modes"), num_samples=200, bootstrap=0, device="cpu",
+               progress=False, out=tmp_path / "rep")
+    assert bool(df["mode_collapse"].iloc[0]) and math.isnan(df["class_kl_ci_low"].iloc[0])
+    mode = df.attrs["summary"]["mode_collapse"]
+    assert mode["flag"] and mode["checkpoints"] == ["half.npz"] and mode["beyond_noise"] is None
+    written = json.loads((tmp_path / "rep" / "summary.json").read_text(encoding="utf-8"))
+    assert written["mode_collapse"]["beyond_noise"] is None
+    html = (tmp_path / "rep" / "report.html").read_text(encoding="utf-8")
+    assert "beyond sampling noise: not tested (--bootstrap 0)" in html and "0 of 1" not in html

@@ -6,6 +6,7 @@ import io
 
 import numpy as np
 import pandas as pd
+import pytest
 from PIL import Image
 from test_report_html import make_result
 
@@ -45,3 +46,28 @@ def test_report_section_only_when_drawn() -> None:
     for col in ("precision", "recall", "kid_mean", "kid_std", "mnist_is", "mnist_is_std", "modes_covered"):
         result.table[col] = np.nan
     assert "Fidelity and diversity over training" not in render_html(result)
+
+
+def test_digits_panel_keeps_the_floor_and_all_ten_in_view(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every checkpoint collapsed (1–2 digits): the panel still spans 0–10, so the real floor's level (10) is drawn
+    inside the axes, not above them."""
+    import ganeval.report.tradeoff_plot as tp
+
+    seen: dict[str, list] = {}
+    real_finish = tp.finish_figure
+
+    def spy(fig: object, *args: object) -> bytes:
+        seen["axes"] = fig.axes
+        return real_finish(fig, *args)
+
+    monkeypatch.setattr(tp, "finish_figure", spy)
+    df = _series(3, modes_covered=pd.array([1, 1, 2], dtype="Int64"), modes_ci_low=[1.0, 1.0, 2.0],
+                 modes_ci_high=[1.0, 1.0, 2.0])
+    for floor in ({"modes_covered": 10}, None):
+        assert tp.tradeoff_plot(df, floor=floor).panels == ["modes_covered"]
+        ax = seen["axes"][0]
+        lo, hi = ax.get_ylim()
+        assert lo == 0 and hi == 10.5
+        levels = [ln.get_ydata()[0] for ln in ax.get_lines() if "real held-out" in str(ln.get_label())]
+        assert levels == ([10] if floor else [])
+        assert all(lo <= v <= hi for v in levels)

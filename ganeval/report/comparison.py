@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from ganeval.atomic import atomic_path, write_text
+from ganeval.atomic import write_bytes
 from ganeval.compare_tests import n_text, scored_sizes
 from ganeval.metrics.directions import DIFFERENCE_WORDS, LABELS, SIGN_NOTE
 from ganeval.report.html import grid_figure, notes_section, page_head, provenance_section
@@ -191,7 +191,9 @@ def markdown(comp: Comparison) -> str:
 
 def write_comparison(comp: Comparison, out_dir: str | os.PathLike[str]) -> dict[str, Path]:
     """Write every comparison file into ``out_dir`` atomically; returns their paths by kind. Every file is encoded
-    before the first is written, so a value that cannot be (e.g. not JSON-serialisable) leaves no half a report."""
+    before the first is written, so a value that cannot be (e.g. not JSON-serialisable) leaves no half a report;
+    ``compare.json``, the mark of a complete report, is removed before the first write and written last, so a write
+    that fails part-way (a full disk) leaves a folder without one, never new tables beside an old ``compare.json``."""
     out = Path(out_dir)
     paths = {"members_csv": out / "members.csv", "members_parquet": out / "members.parquet", "arms_csv": out / "arms.csv",
              "differences_csv": out / "differences.csv", "json": out / "compare.json", "html": out / "compare.html",
@@ -200,12 +202,12 @@ def write_comparison(comp: Comparison, out_dir: str | os.PathLike[str]) -> dict[
     texts = {"json": json.dumps(summary, indent=2, allow_nan=False) + "\n", "members_csv": comp.members.to_csv(index=False),
              "arms_csv": comp.arms.to_csv(index=False), "differences_csv": comp.differences.to_csv(index=False),
              "html": render_comparison(comp), "markdown": markdown(comp)}
+    data = {k: v.encode("utf-8") for k, v in texts.items()}
     buf = io.BytesIO()
     comp.members.to_parquet(buf, index=False)
+    data["members_parquet"] = buf.getvalue()
     out.mkdir(parents=True, exist_ok=True)
-    for kind in ("members_csv", "arms_csv", "differences_csv", "html", "markdown"):
-        write_text(paths[kind], texts[kind])
-    with atomic_path(paths["members_parquet"]) as tmp:
-        tmp.write_bytes(buf.getvalue())
-    write_text(paths["json"], texts["json"])  # last: its presence says the report is complete
+    paths["json"].unlink(missing_ok=True)  # an earlier run's: it must not vouch for a folder this run leaves half-written
+    for kind in ("members_csv", "members_parquet", "arms_csv", "differences_csv", "html", "markdown", "json"):
+        write_bytes(paths[kind], data[kind])  # compare.json last: its presence says the report is complete
     return paths

@@ -86,8 +86,10 @@ def tradeoff_plot(df: pd.DataFrame, dpi: int = 90, floor: dict | None = None) ->
         if ok.any():
             ax.fill_between(x[order][ok], lo[order][ok], hi[order][ok], color="tab:blue", alpha=0.2, lw=0)
         _line(ax, x, y, order, "tab:blue", "-o", col, _level(floor, col))
-        if col == "modes_covered":  # a count from 0: a flat 10 should read as "all ten", not as a zoomed line
-            ax.set_ylim(0, float(np.nanmax(np.concatenate([y, hi]))) + 0.5)
+        if col == "modes_covered":  # a count from 0 to all ten: a collapse reads as one, and the floor's 10 stays in view
+            level = _level(floor, col)
+            top = max(float(np.nanmax(np.concatenate([y, hi]))), level if level is not None else 0.0, 10.0)
+            ax.set_ylim(0, top + 0.5)
         ax.set_ylabel(label, fontsize=8)
     for i, ax in enumerate(axes):
         _marks(ax, df, x, labelled=i == 0)

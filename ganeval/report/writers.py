@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ganeval.atomic import atomic_path, write_text
+from ganeval.atomic import write_bytes
 
 if TYPE_CHECKING:
     from ganeval.score_result import ScoreResult
@@ -33,23 +33,27 @@ COLUMNS = [
 
 
 def write_reports(result: ScoreResult, out_dir: str | os.PathLike[str]) -> dict[str, Path]:
-    """Write every report file into ``out_dir``; returns their paths by kind."""
+    """Write every report file into ``out_dir`` (each atomically); returns their paths by kind.
+
+    Every file is encoded before the first is written (a value that cannot be leaves the folder as it was), and
+    ``summary.json``, the mark of a complete report, is removed before the first write and written last: a write
+    that fails part-way (a full disk) leaves a folder without one, never new tables beside an old summary.
+    """
+    from ganeval.report.html import render_html
+
     out = Path(out_dir)
     paths = {"csv": out / "scores.csv", "parquet": out / "scores.parquet", "json": out / "summary.json",
              "html": out / "report.html"}
     summary = {**result.summary, "report": {k: str(v) for k, v in paths.items()}}
-    summary_text = json.dumps(summary, indent=2, allow_nan=False) + "\n"  # before any file: none is written if it fails
-    out.mkdir(parents=True, exist_ok=True)
     df = result.table
-    cols = [c for c in COLUMNS if c in df] + [c for c in df if c not in COLUMNS]
-    df = df[cols]
-    write_text(paths["csv"], df.to_csv(index=False))
+    df = df[[c for c in COLUMNS if c in df] + [c for c in df if c not in COLUMNS]]
     buf = io.BytesIO()
     df.to_parquet(buf, index=False)
-    with atomic_path(paths["parquet"]) as tmp:
-        tmp.write_bytes(buf.getvalue())
-    from ganeval.report.html import render_html
-
-    write_text(paths["html"], render_html(result))
-    write_text(paths["json"], summary_text)
+    data = {"json": (json.dumps(summary, indent=2, allow_nan=False) + "\n").encode("utf-8"),
+            "csv": df.to_csv(index=False).encode("utf-8"), "parquet": buf.getvalue(),
+            "html": render_html(result).encode("utf-8")}
+    out.mkdir(parents=True, exist_ok=True)
+    paths["json"].unlink(missing_ok=True)  # an earlier run's: it must not vouch for a folder this run leaves half-written
+    for kind in ("csv", "parquet", "html", "json"):  # summary.json last
+        write_bytes(paths[kind], data[kind])
     return paths

@@ -1,0 +1,111 @@
+"""Report writes that fail part-way (a full disk, here a file-size limit): the folder never holds new tables beside
+an earlier run's ``summary.json`` / ``compare.json`` (the mark of a complete report), and the one-line error names
+the file that could not be written."""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import json
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from synthetic import write_bank_checkpoint
+from test_report_html import make_result
+
+from ganeval.atomic import write_text
+from ganeval.report import write_reports
+
+resource = pytest.importorskip("resource")  # RLIMIT_FSIZE: POSIX only
+LIMIT = 64 * 1024  # above the tables' sizes, below report.html's (≈ 115 KB with its images)
+
+
+@contextlib.contextmanager
+def file_size_limit(nbytes: int) -> Iterator[None]:
+    """``ulimit -f`` for this process: a longer write fails with EFBIG (Python ignores SIGXFSZ)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (nbytes, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+
+
+@pytest.fixture(autouse=True)
+def _cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GANEVAL_CACHE_DIR", str(tmp_path / "cache"))
+
+
+def test_atomic_write_error_names_the_file(tmp_path: Path) -> None:
+    target = tmp_path / "big.txt"
+    with file_size_limit(1024), pytest.raises(OSError) as info:
+        write_text(target, "x" * 4096)
+    assert info.value.errno == errno.EFBIG and info.value.filename == str(target)
+    assert str(target) in str(info.value)
+    assert list(tmp_path.iterdir()) == []  # neither the file nor a temporary
+
+
+def test_a_write_failing_part_way_leaves_no_summary(tmp_path: Path) -> None:
+    old = write_reports(make_result(5), tmp_path)
+    assert old["json"].exists()
+    new = make_result(6)
+    with file_size_limit(LIMIT), pytest.raises(OSError) as info:
+        write_reports(new, tmp_path)
+    assert info.value.errno == errno.EFBIG and info.value.filename == str(old["html"])
+    assert not old["json"].exists()  # the old summary.json would vouch for the new tables beside the old page
+    assert not list(tmp_path.glob(".*.tmp"))
+    paths = write_reports(new, tmp_path)  # room again: a complete report
+    assert json.loads(paths["json"].read_text())["report"]["html"] == str(paths["html"])
+
+
+def test_nothing_is_written_when_a_file_cannot_be_rendered(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import ganeval.report.html as html
+
+    old = write_reports(make_result(5), tmp_path)
+    before = {p: p.read_bytes() for p in old.values()}
+
+    def broken(result: object) -> str:
+        raise RuntimeError("cannot render")
+
+    monkeypatch.setattr(html, "render_html", broken)
+    with pytest.raises(RuntimeError):
+        write_reports(make_result(6), tmp_path)
+    assert {p: p.read_bytes() for p in old.values()} == before  # the earlier report, whole and untouched
+
+
+def test_cli_error_line_names_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                       cli: Callable[..., tuple[int, str, str]]) -> None:
+    import ganeval.report
+
+    write_bank_checkpoint(tmp_path / "run", 100)
+    args = ("score", tmp_path / "run", "--metrics", "mnist_fd", "--num-samples", 200, "--bootstrap", 0, "--device", "cpu",
+            "--no-progress")
+    assert cli(*args)[0] == 0
+    report = tmp_path / "run" / "report"
+
+    def limited(result: object, out: Path) -> dict[str, Path]:
+        with file_size_limit(16 * 1024):  # one checkpoint: tables ≈ 10 KB, report.html ≈ 27 KB
+            return write_reports(result, out)
+
+    monkeypatch.setattr(ganeval.report, "write_reports", limited)  # what `ganeval score` imports when it writes
+    code, _, err = cli(*args)
+    assert code == 2 and err.strip().splitlines()[-1] == f"ganeval: error: {report / 'report.html'}: File too large"
+    assert not (report / "summary.json").exists()
+
+
+def test_comparison_failing_part_way_leaves_no_compare_json(tmp_path: Path) -> None:
+    from ganeval.comparing import compare
+    from ganeval.report.comparison import write_comparison
+
+    a = write_bank_checkpoint(tmp_path / "a", 100)
+    b = write_bank_checkpoint(tmp_path / "b", 100, digits=(1, 7))
+    out = tmp_path / "cmp"
+    comp = compare([a, b], metrics=("mnist_fd",), num_samples=200, bootstrap=0, permutations=0, device="cpu",
+                   progress=False, out=out)
+    assert (out / "compare.json").exists() and (out / "compare.html").stat().st_size > 24 * 1024
+    with file_size_limit(24 * 1024), pytest.raises(OSError) as info:
+        write_comparison(comp, out)
+    assert info.value.errno == errno.EFBIG and info.value.filename == str(out / "compare.html")
+    assert not (out / "compare.json").exists()
+    assert not list(out.glob(".*.tmp"))
