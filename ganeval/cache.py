@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import struct
+import zipfile
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO
@@ -31,6 +35,21 @@ def cache_write(path: Path, write: Callable[[IO[bytes]], None]) -> str | None:
         return (f"cache not written in {cache_dir(create=False)} ({exc.strerror or exc}): results stand, but will be "
                 "computed again next time")
     return None
+
+
+#: What reading a damaged cache entry (truncated, empty, overwritten, unreadable) raises from ``np.load`` and the
+#: archive it opens: zip errors, an early end of file, a bad header or member, a failed read. Such an entry is a miss.
+CACHE_READ_ERRORS: tuple[type[Exception], ...] = (
+    OSError, EOFError, ValueError, KeyError, TypeError, IndexError, zipfile.BadZipFile, zlib.error, struct.error,
+    NotImplementedError,
+)
+
+
+def discard(path: Path) -> None:
+    """Remove a damaged cache entry so it is written again; best effort (an entry that cannot be removed stays a
+    miss, and is replaced by the next successful write)."""
+    with contextlib.suppress(OSError):
+        path.unlink()
 
 
 def offline() -> bool:

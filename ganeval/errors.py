@@ -48,6 +48,6 @@ def require_count(value: Any, low: int, what: str, error: type[GanevalError] = G
 
 def refused_global(exc: BaseException) -> str | None:
     """The class a ``torch.load(weights_only=True)`` refused to unpickle, as torch's message names it (its wording
-    varies by version: "Unsupported global: GLOBAL x.y", "unsupported GLOBAL x.y"), or None."""
-    found = re.search(r"GLOBAL ([\w.]+)", str(exc), re.IGNORECASE)
+    varies by version: "Unsupported global: GLOBAL x.y", "unsupported GLOBAL x.y", "but got <class 'x.y'>"), or None."""
+    found = re.search(r"GLOBAL ([\w.]+)", str(exc), re.IGNORECASE) or re.search(r"but got <class '([\w.]+)'>", str(exc))
     return found.group(1) if found else None

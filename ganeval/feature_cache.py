@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from ganeval.cache import cache_dir, cache_write
+from ganeval.cache import CACHE_READ_ERRORS, cache_dir, cache_write, discard
 from ganeval.reference import REAL_SUBSET
 
 if TYPE_CHECKING:
@@ -29,7 +29,8 @@ def _path(key: str) -> Path:
 
 
 def load_features(key: str) -> tuple[torch.Tensor, torch.Tensor | None, int] | None:
-    """``(pool, logits, nonfinite)`` from the cache, or None (a damaged entry counts as a miss)."""
+    """``(pool, logits, nonfinite)`` from the cache, or None: a damaged entry (truncated, empty, foreign) counts as a
+    miss and is removed, so this run writes it again."""
     path = _path(key)
     if not path.is_file():
         return None
@@ -37,7 +38,8 @@ def load_features(key: str) -> tuple[torch.Tensor, torch.Tensor | None, int] | N
         with np.load(path, allow_pickle=False) as z:
             logits = torch.from_numpy(z["logits"]) if "logits" in z.files else None
             return torch.from_numpy(z["pool"]), logits, int(z["nonfinite"])
-    except (ValueError, OSError, KeyError):
+    except CACHE_READ_ERRORS:
+        discard(path)
         return None
 
 
@@ -75,7 +77,7 @@ def metric_options(o: ScoreOptions, ids: dict[str, Any], metric: Metric, with_ci
 
 
 def load_metric(key: str) -> tuple[dict[str, float], np.ndarray | None] | None:
-    """Cached metric columns (and bootstrap replicates), or None."""
+    """Cached metric columns (and bootstrap replicates), or None: a damaged entry counts as a miss and is removed."""
     path = cache_dir("metrics", create=False) / f"{key}.npz"
     if not path.is_file():
         return None
@@ -83,8 +85,9 @@ def load_metric(key: str) -> tuple[dict[str, float], np.ndarray | None] | None:
         with np.load(path, allow_pickle=False) as z:
             cols = json.loads(str(z["columns"]))
             reps = z["replicates"] if "replicates" in z.files else None
-            return {k: float(v) for k, v in cols.items()}, reps
-    except (ValueError, OSError, KeyError):
+            return {str(k): float(v) for k, v in dict(cols).items()}, reps
+    except CACHE_READ_ERRORS:
+        discard(path)
         return None
 
 

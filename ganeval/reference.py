@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ganeval.cache import cache_dir, cache_write
+from ganeval.cache import CACHE_READ_ERRORS, cache_dir, cache_write, discard
 from ganeval.distributed import DistContext
 from ganeval.errors import StatsError
 from ganeval.features.base import FeatureExtractor, cacheable, iter_batches, refuse_nonfinite
@@ -185,9 +185,13 @@ def _features(key: str, images: Callable[[], Any], extractor: FeatureExtractor, 
     if cacheable(extractor) and path.is_file():
         try:
             arr = np.load(path, allow_pickle=False)
+            if not isinstance(arr, np.ndarray):  # an archive under the .npy name
+                arr.close()
+                raise ValueError("not a .npy array")
             width = extractor.pool_dim or (arr.shape[1] if arr.ndim == 2 else -1)  # a custom network's: its key's
             arr = arr if arr.shape == (n, width) else None
-        except (ValueError, OSError):
+        except CACHE_READ_ERRORS:  # damaged (truncated, empty): a miss, removed so it is written again
+            discard(path)
             arr = None
     if dist.all_ok(arr is not None):  # every rank takes the same path, or the collective below would hang
         return torch.from_numpy(arr)

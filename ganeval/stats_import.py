@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import re
 import time
 import zipfile
 from pathlib import Path
@@ -46,12 +47,34 @@ VERIFY_MAX_FD = 0.01
 
 def _numpy_globals() -> list[Any]:
     """What ``torch.load(weights_only=True)`` must allow to rebuild numpy arrays (torch-fidelity's cache files hold
-    them): numpy's array reconstructor under its numpy 2 and numpy 1 names, and the array and dtype classes. Data
-    constructors only; nothing that runs code."""
+    them): numpy's array reconstructor under its numpy 2 and numpy 1 names, and the array and dtype classes of
+    numbers (bool, integers, floats; complex ones so that they are refused by name). Data constructors only;
+    nothing that runs code."""
     from numpy._core.multiarray import _reconstruct
 
+    numeric = {type(np.dtype(code)) for code in "?" + np.typecodes["AllInteger"] + np.typecodes["AllFloat"]}
     return [_reconstruct, (_reconstruct, "numpy.core.multiarray._reconstruct"), np.ndarray, np.dtype,
-            *(type(np.dtype(t)) for t in ("float16", "float32", "float64"))]
+            *sorted(numeric, key=lambda t: t.__name__)]
+
+
+def _as_array(path: Path, key: str, value: Any) -> Any:
+    """A tensor as a numpy array; one without a numpy dtype (bfloat16, float8, complex32) widened exactly to float64
+    (complex128). Anything else is returned as it is."""
+    import torch
+
+    if not isinstance(value, torch.Tensor):
+        return value
+    t = value.detach().cpu()
+    try:
+        if t.layout != torch.strided:
+            t = t.to_dense()
+        try:
+            return t.numpy()
+        except TypeError:  # "Got unsupported ScalarType BFloat16"
+            return t.to(torch.complex128 if t.is_complex() else torch.float64).numpy()
+    except (TypeError, RuntimeError, ValueError) as exc:
+        raise StatsError(f"{path}: {key} is a {t.dtype} tensor ganeval cannot read as numbers "
+                         f"({exc.__class__.__name__})") from exc
 
 
 def _read_pt(path: Path) -> dict[str, Any]:
@@ -67,6 +90,9 @@ def _read_pt(path: Path) -> dict[str, Any]:
         if not found and not zipfile.is_zipfile(path):  # torch.save's legacy format, or a plain pickle
             raise StatsError(f"{path}: not a statistics file torch.load(weights_only=True) can read (a pickle it "
                              "refused, or a damaged file); nothing in it was run") from exc
+        if found and (dtype := re.fullmatch(r"numpy\.dtypes\.(\w+)DType", found)):  # arrays of strings, dates, objects
+            raise StatsError(f"{path}: holds numpy arrays of dtype {dtype.group(1)} ({found}), not numbers; mu and "
+                             "sigma must be numeric arrays") from exc
         what = f", such as {found}," if found else ""
         raise StatsError(f"{path}: holds objects other than tensors and numpy arrays{what} which are not unpickled "
                          "(torch.load with weights_only=True refused it); not a statistics file") from exc
@@ -77,7 +103,7 @@ def _read_pt(path: Path) -> dict[str, Any]:
                          f"({exc.__class__.__name__}{': ' + first if first else ''})") from exc
     if not isinstance(data, dict):
         raise StatsError(f"{path}: expected a dict with 'mu' and 'sigma', found {type(data).__name__}")
-    return {k: v.numpy() if isinstance(v, torch.Tensor) else v for k, v in data.items()}
+    return {k: _as_array(path, str(k), v) for k, v in data.items()}
 
 
 def _read_npz(path: Path) -> dict[str, Any]:

@@ -124,7 +124,10 @@ def _bad_files(tmp_path: Path) -> dict[str, str]:
     (tmp_path / "evil.pt").write_bytes(pickle.dumps({"mu": _Boom(), "sigma": 1}))
     torch.save({"mu": _Boom(), "sigma": sigma}, tmp_path / "evil2.pt")
     (tmp_path / "trunc.npz").write_bytes((tmp_path / "asym.npz").read_bytes()[:100])
-    return {"keys.npz": "expected arrays 'mu' and 'sigma'", "shape.npz": "bad shapes", "nan.npz": "NaN",
+    torch.save({"mu": np.array(["a"] * len(mu)), "sigma": sigma}, tmp_path / "strs.pt")
+    torch.save({"mu": mu, "sigma": sigma, "x": np.array([1, "a"], dtype=object)}, tmp_path / "objs.pt")
+    return {"strs.pt": "holds numpy arrays of dtype Str", "objs.pt": "holds numpy arrays of dtype Object",
+            "keys.npz": "expected arrays 'mu' and 'sigma'", "shape.npz": "bad shapes", "nan.npz": "NaN",
             "asym.npz": "not symmetric", "neg.npz": "negative eigenvalue", "pickled.npz": "not a readable .npz",
             "evil.pt": "weights_only=True", "evil2.pt": "weights_only=True", "trunc.npz": "not a readable .npz",
             "missing.npz": "not found"}
@@ -169,3 +172,23 @@ def test_api_imports_clean_fid_statistics(tmp_path: Path) -> None:
     back = load_stats(out, {"resize": stats.meta["resize"]})
     np.testing.assert_array_equal(back.sigma, z["sigma"].astype(np.float64))
     assert back.meta["imported"]["description"] == "MNIST test"
+
+
+def test_pt_of_bf16_tensors_or_integer_arrays_is_imported(tmp_path: Path, cli) -> None:
+    """A .pt of bfloat16 tensors crashed ("TypeError: Got unsupported ScalarType BFloat16", a traceback, exit 1), and
+    one of int64/int32 numpy arrays was refused as holding "objects other than tensors and numpy arrays". Both are
+    numbers: read exactly as float64 (arrays of strings or objects are refused naming their dtype: _bad_files)."""
+    d = 2048  # Inception's width
+    mu = torch.linspace(-3, 3, d, dtype=torch.bfloat16)
+    sigma = torch.diag(torch.linspace(0.5, 2, d)).to(torch.bfloat16)
+    torch.save({"mu": mu, "sigma": sigma}, tmp_path / "bf16.pt")
+    torch.save({"mu": np.arange(d, dtype=np.int64), "sigma": 3 * np.eye(d, dtype=np.int32)}, tmp_path / "ints.pt")
+    expect = {"bf16": (mu.double().numpy(), sigma.double().numpy()),
+              "ints": (np.arange(d, dtype=np.float64), 3 * np.eye(d))}
+    for name, (want_mu, want_sigma) in expect.items():
+        out = tmp_path / "ref" / f"{name}_inception.npz"
+        code, _, err = cli("stats", "--import", tmp_path / f"{name}.pt", "--made-by", "torch-fidelity", "--out", out)
+        assert code == 0, (name, err)
+        with np.load(out) as z:
+            np.testing.assert_array_equal(z["mu"], want_mu)
+            np.testing.assert_array_equal(z["sigma"], want_sigma)

@@ -1,0 +1,66 @@
+"""A damaged cache entry (truncated or empty: a killed copy, a full disk, a crash mid-sync) is a miss: ``ganeval score``
+computes it again and rewrites it, and scores exactly what a cold run scores."""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+from synthetic import write_bank_checkpoint
+
+COLUMNS = ("status", "mnist_fd", "mnist_fd_ci_low", "mnist_fd_ci_high", "kid_mean", "mnist_kid_mean")
+
+
+def _damage(path: Path, how: str) -> None:
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2] if how == "truncated" else b"")
+
+
+@pytest.fixture
+def run_score(tmp_path: Path, cli, monkeypatch: pytest.MonkeyPatch) -> Callable[[], dict[str, str]]:
+    """``ganeval score`` of one checkpoint (MNIST FD with an interval, and KID: real features); its row."""
+    monkeypatch.setenv("GANEVAL_CACHE_DIR", str(tmp_path / "cache"))
+    write_bank_checkpoint(tmp_path / "run", 1000, noise=0.3)
+
+    def run() -> dict[str, str]:
+        code, out, err = cli("score", tmp_path / "run", "--num-samples", 200, "--metrics", "mnist_fd", "mnist_kid",
+                             "--bootstrap", 20, "--device", "cpu", "--no-progress", "--out", tmp_path / "rep")
+        assert code == 0, out + err
+        with open(tmp_path / "rep" / "scores.csv", newline="") as fh:
+            (row,) = list(csv.DictReader(fh))
+        return {k: row[k] for k in COLUMNS if k in row}
+
+    return run
+
+
+@pytest.mark.parametrize("how", ["truncated", "empty"])
+def test_damaged_feature_and_metric_entries_are_misses(tmp_path: Path, run_score, how: str) -> None:
+    """A truncated .npz raised zipfile.BadZipFile and an empty one EOFError: the checkpoint was an error row (exit 1)
+    on every run until the file was found and removed by hand."""
+    cold = run_score()
+    assert cold["status"] == "ok" and "mnist_kid_mean" in cold
+    cache = tmp_path / "cache"
+    entries = sorted((cache / "features").glob("*.npz")) + sorted((cache / "metrics").glob("*.npz"))
+    assert len(entries) == 3  # the checkpoint's features, its two metrics
+    for path in entries:
+        _damage(path, how)
+    assert run_score() == cold
+    for path in entries:  # written again, whole
+        with np.load(path, allow_pickle=False) as z:
+            assert z.files
+
+
+@pytest.mark.parametrize("how", ["truncated", "empty"])
+def test_damaged_real_features_are_a_miss(tmp_path: Path, run_score, how: str) -> None:
+    """An empty real-feature .npy raised EOFError out of reference._features: a traceback."""
+    cold = run_score()
+    cache = tmp_path / "cache"
+    (real,) = (cache / "real_features").glob("*.npy")
+    for path in [*(cache / "features").glob("*.npz"), *(cache / "metrics").glob("*.npz")]:
+        path.unlink()  # so KID needs the real features again
+    _damage(real, how)
+    assert run_score() == cold
+    assert np.load(real, allow_pickle=False).ndim == 2  # written again
