@@ -5,6 +5,7 @@ loaded from them (an edit without a reload leaves old code running under a new f
 from __future__ import annotations
 
 import ast
+import functools
 import hashlib
 import importlib.util
 import inspect
@@ -102,6 +103,7 @@ def file_describes(module: Any) -> bool:
     return True
 
 
+@functools.lru_cache(maxsize=1)
 def _installed_roots() -> tuple[str, ...]:
     """Folders of installed code (the standard library, site-packages): modules there are not the user's."""
     paths = {sysconfig.get_paths().get(k) for k in ("stdlib", "platstdlib", "purelib", "platlib")}
