@@ -283,5 +283,5 @@ def test_precision_reaches_the_judgements_and_is_recorded(tmp_path: Path, cli) -
     bf16 = float(score(run / "ckpt_0001000.safetensors", precision="bf16", **opts)["mnist_fd"].iloc[0])
     fp32 = float(score(run / "ckpt_0001000.safetensors", **opts)["mnist_fd"].iloc[0])
     assert judged == pytest.approx(bf16, rel=1e-9) and abs(bf16 - fp32) > 1e-6 * abs(fp32)
-    with pytest.raises(TrainError, match="fp32 or bf16"):
+    with pytest.raises(TrainError, match="must be one of fp32, tf32, bf16"):
         EarlyStopper(precision="fp16")
