@@ -14,9 +14,9 @@ from typing import Any
 
 import torch
 
-from ganeval.checkpoints import list_checkpoints
+from ganeval.checkpoints import first_line, list_checkpoints, short
 from ganeval.errors import CheckpointError
-from ganeval.models import build_discriminator, build_generator, get_model
+from ganeval.models import CONFIG_ERRORS, build_meta, get_model
 from ganeval.train.recipes import PRECISIONS, Recipe, TrainError, get_recipe
 from ganeval.train.state import STATE_NAME, load_state
 
@@ -109,12 +109,13 @@ def _device(device: str | torch.device) -> torch.device:
 
 def min_batch_size(model: str, config: dict[str, Any]) -> int:
     """The smallest batch the model trains with: 2 when it has ``BatchNorm1d`` (one value per channel at batch 1
-    is refused by BatchNorm in training mode), else 1 (``BatchNorm2d`` normalises over the pixels too)."""
-    with torch.random.fork_rng(devices=[]):  # building initialises weights: leave the caller's generator alone
-        try:
-            nets = (build_generator(model, config), build_discriminator(model, config))
-        except (TypeError, ValueError) as exc:
-            raise TrainError(f"config {config} does not fit model {model!r} ({exc})") from exc
+    is refused by BatchNorm in training mode), else 1 (``BatchNorm2d`` normalises over the pixels too).
+
+    The models are built on the meta device: no weight is allocated and no random number drawn."""
+    try:
+        nets = (build_meta(model, config, "generator"), build_meta(model, config, "discriminator"))
+    except CONFIG_ERRORS as exc:
+        raise TrainError(f"config {short(config)} does not fit model {model!r} ({first_line(exc)})") from exc
     return 2 if any(isinstance(m, torch.nn.BatchNorm1d) for net in nets for m in net.modules()) else 1
 
 

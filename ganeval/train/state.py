@@ -19,7 +19,9 @@ from typing import Any
 import torch
 
 from ganeval.atomic import atomic_path
+from ganeval.checkpoints import first_line, layout_problem, short
 from ganeval.errors import CheckpointError
+from ganeval.models import CONFIG_ERRORS, build_meta
 from ganeval.train.recipes import PRECISIONS, RECIPES
 
 STATE_NAME = "train_state.safetensors"
@@ -208,6 +210,22 @@ def check_meta(meta: dict[str, Any], tensors: dict[str, torch.Tensor]) -> str | 
             return f"tensor {key!r} is missing"
     if tensors["sample_z"].ndim != 2 or not tensors["sample_z"].is_floating_point():
         return f"tensor 'sample_z' is {tensors['sample_z'].dtype} {tuple(tensors['sample_z'].shape)}, expected float rows"
+    return _models_problem(run["model"], run["config"], bool(recipe.get("ema_decay")), tensors)
+
+
+def _models_problem(model: str, config: dict[str, Any], ema: bool, tensors: dict[str, torch.Tensor]) -> str | None:
+    """Whether ``run.config`` builds the model, and the state's weights fit it: checked on meta-device skeletons
+    (:func:`ganeval.models.build_meta`), so a state's config never allocates more than the file's own tensors."""
+    nets = {}
+    for part in ("generator", "discriminator"):
+        try:
+            nets[part] = build_meta(model, config, part, file_tensors=len(tensors))
+        except CONFIG_ERRORS as exc:
+            return f"run.config {short(config)} does not fit model {model!r} ({first_line(exc)})"
+    for prefix, part in (("g", "generator"), ("d", "discriminator"), *((("g_ema", "generator"),) if ema else ())):
+        problem = layout_problem(nets[part], {k: v.shape for k, v in subdict(tensors, prefix).items()})
+        if problem is not None:
+            return f"the {prefix}.* weights do not fit model {model!r} with its run.config ({problem[:200]})"
     return None
 
 
