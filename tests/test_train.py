@@ -415,3 +415,12 @@ def test_api_errors_are_ganeval_errors(tmp_path: Path) -> None:
     (tmp_path / "file").write_text("x")
     with pytest.raises(TrainError, match="not a folder"):
         train(tmp_path / "file")
+
+
+@pytest.mark.parametrize("lr", ["inf", "1e309", "nan"])
+def test_cli_lr_must_be_finite(tmp_path: Path, mnist_dir: Path, cli, lr: str) -> None:
+    """--lr inf trained NaN weights, exited 0, and then --resume refused the run's own state."""
+    code, _, err = cli("train", "--out", tmp_path / "r", "--lr", lr, "--iterations", "2", "--batch-size", "4",
+                       "--checkpoint-every", "2", "--device", "cpu", "--no-progress")
+    assert code == 2 and err.count("\n") == 1 and "--lr must be positive and finite (got" in err, err
+    assert not (tmp_path / "r").exists()

@@ -7,6 +7,8 @@ judging or training anything, so their refusals are the trainer's, one line each
 from __future__ import annotations
 
 import dataclasses
+import math
+import numbers
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,8 +53,12 @@ class TrainPlan:
 
 
 def _positive(name: str, value: float | None) -> None:
-    if value is not None and (isinstance(value, bool) or not value > 0):
-        raise TrainError(f"{name} must be positive (got {value})")
+    if value is None:
+        return
+    # a real number must also be finite: --lr inf trained NaN weights, exited 0, and then its own state was refused
+    integer = isinstance(value, numbers.Integral)
+    if isinstance(value, bool) or not value > 0 or not (integer or math.isfinite(value)):
+        raise TrainError(f"{name} must be positive{'' if integer else ' and finite'} (got {value})")
 
 
 def _resolve(saved: dict[str, Any] | None, model: str | None, config: dict[str, Any] | None, seed: int | None,
