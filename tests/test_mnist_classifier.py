@@ -169,3 +169,12 @@ def test_cli_writes_here_by_default_and_leaves_the_shipped_weights(tmp_path: Pat
     assert torch.get_num_threads() == threads  # --threads applies to the training only
     assert (tmp_path / "mnist_classifier.safetensors").is_file() and sha256_file(SHIPPED_WEIGHTS) == before
     assert f"copy it to {SHIPPED_WEIGHTS}" in out
+
+
+@pytest.mark.parametrize("args", [["--seed", str(2**64)], ["--seed=-9223372036854775809"]])
+def test_cli_refuses_a_seed_torch_cannot_take(tmp_path: Path, cli, args: list[str]) -> None:
+    """torch.manual_seed raised an overflow ValueError after the data was loaded: a traceback, exit 1."""
+    out = tmp_path / "c.safetensors"
+    code, _, err = cli("train-classifier", "--epochs", "1", "--limit", "256", "--out", out, *args)
+    assert code == 2 and err.count("\n") == 1 and "is out of range" in err and "--seed" in err, err
+    assert not out.exists()

@@ -97,6 +97,7 @@ DAMAGES: dict[str, tuple[Callable[[dict[str, Any], dict[str, torch.Tensor]], Non
     "batch_one": (_recipe("batch_size", 1), "--batch-size 1 is too small"),
     "unknown_field": (_recipe("momentum", 0.9), "unknown field 'momentum'"),
     "config": (lambda m, t: m["run"].__setitem__("config", [1]), "run.config is [1]"),
+    "seed": (lambda m, t: m["run"].__setitem__("seed", 2**64), "run.seed is 18446744073709551616, expected an integer"),
     "config_negative": (lambda m, t: m["run"].__setitem__("config", {"latent_dim": -1}),  # RuntimeError: was a traceback
                         "run.config {'latent_dim': -1} does not fit model 'mlp' (Trying to create tensor with negative"),
     "config_unfit": (lambda m, t: m["run"].__setitem__("config", {"latent_dim": 100, "hidden": [3000, 3000]}),

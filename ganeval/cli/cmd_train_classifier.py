@@ -29,11 +29,14 @@ def run(args: argparse.Namespace) -> int:
     from ganeval.features.mnist_classifier import SHIPPED_WEIGHTS
     from ganeval.threads import cpu_threads
     from ganeval.train.classifier import train_and_save
+    from ganeval.train.recipes import seed_problem
 
     if args.epochs < 1:
         raise GanevalError(f"--epochs must be at least 1, not {args.epochs}")
     if args.limit is not None and args.limit < 1:
         raise GanevalError(f"--limit must be a positive number of images, not {args.limit}")
+    if (problem := seed_problem(args.seed)) is not None:  # torch.manual_seed would raise an overflow traceback
+        raise GanevalError(f"--seed {problem}")
     out = args.out
     command = "ganeval " + shlex.join(sys.argv[1:])
     with cpu_threads(args.threads or None):  # restored afterwards (the CLI also runs in-process, e.g. in tests)

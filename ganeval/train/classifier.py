@@ -16,8 +16,10 @@ import torch
 import torch.nn.functional as F
 
 from ganeval.atomic import atomic_path, sha256_file
+from ganeval.errors import GanevalError
 from ganeval.features.base import resolve_device
 from ganeval.features.mnist_net import MNISTNet
+from ganeval.train.recipes import seed_problem
 from ganeval.version import __version__
 
 
@@ -78,7 +80,11 @@ def train_classifier(
     weight_decay: float = 1e-4,
     log: Callable[[str], None] | None = None,
 ) -> TrainedClassifier:
-    """Train :class:`MNISTNet` on uint8 ``(N, 28, 28)`` ``images``; same seed, data and device → same weights."""
+    """Train :class:`MNISTNet` on uint8 ``(N, 28, 28)`` ``images``; same seed, data and device → same weights.
+
+    Raises :class:`ganeval.errors.GanevalError` for a seed torch cannot take (-2**63 <= seed < 2**64)."""
+    if (problem := seed_problem(seed)) is not None:
+        raise GanevalError(f"seed {problem}")
     dev = resolve_device(device)
     if dev.type == "cuda":
         torch.backends.cudnn.deterministic = True

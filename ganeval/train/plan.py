@@ -19,7 +19,7 @@ import torch
 from ganeval.checkpoints import first_line, list_checkpoints, short
 from ganeval.errors import CheckpointError
 from ganeval.models import CONFIG_ERRORS, build_meta, get_model
-from ganeval.train.recipes import PRECISIONS, Recipe, TrainError, get_recipe
+from ganeval.train.recipes import PRECISIONS, Recipe, TrainError, get_recipe, seed_problem
 from ganeval.train.state import STATE_NAME, load_state
 
 
@@ -140,6 +140,8 @@ def plan_train(out: str | os.PathLike[str], model: str | None = None, *, iterati
                         ("--n-critic", n_critic), ("--checkpoint-every", checkpoint_every), ("--log-every", log_every),
                         ("--screen-iterations", stop_at)):
         _positive(name, value)
+    if seed is not None and (problem := seed_problem(seed)):
+        raise TrainError(f"--seed {problem}")
     if out.exists() and not out.is_dir():
         raise TrainError(f"{out}: exists and is not a folder")
     state = out / STATE_NAME

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import numbers
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -65,6 +66,19 @@ def get_recipe(model: str) -> Recipe:
         known = ", ".join(sorted(set(RECIPES) & set(MODELS)))
         raise TrainError(f"unknown model {model!r} (trainable models: {known})")
     return RECIPES[model]
+
+
+#: The seeds ``torch.manual_seed`` takes: -2**63 <= seed < 2**64 (outside, it raises an overflow ValueError).
+SEED_RANGE = (-(2**63), 2**64)
+
+
+def seed_problem(seed: object) -> str | None:
+    """What is wrong with ``seed`` as a torch seed (an integer in :data:`SEED_RANGE`), or None."""
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
+        return f"{seed!r} is not an integer"
+    if not SEED_RANGE[0] <= int(seed) < SEED_RANGE[1]:
+        return f"{seed} is out of range (torch takes -2**63 <= seed < 2**64)"
+    return None
 
 
 def derive_seed(seed: int, stream: str) -> int:

@@ -22,7 +22,7 @@ from ganeval.atomic import atomic_path
 from ganeval.checkpoints import first_line, layout_problem, short
 from ganeval.errors import CheckpointError
 from ganeval.models import CONFIG_ERRORS, build_meta
-from ganeval.train.recipes import PRECISIONS, RECIPES
+from ganeval.train.recipes import PRECISIONS, RECIPES, seed_problem
 
 STATE_NAME = "train_state.safetensors"
 LOG_NAME = "train_log.csv"
@@ -179,8 +179,8 @@ def check_meta(meta: dict[str, Any], tensors: dict[str, torch.Tensor]) -> str | 
         return bad("run.model", run.get("model"), f"one of {', '.join(RECIPES)}")
     if not isinstance(run.get("config"), dict):
         return bad("run.config", run.get("config"), "an object")
-    if not isinstance(run.get("seed"), int) or isinstance(run["seed"], bool):
-        return bad("run.seed", run.get("seed"), "an integer")
+    if not isinstance(run.get("seed"), int) or seed_problem(run["seed"]):
+        return bad("run.seed", run.get("seed"), "an integer with -2**63 <= seed < 2**64 (torch's range)")
     recipe = run.get("recipe")
     if not isinstance(recipe, dict):
         return bad("run.recipe", recipe, "an object")
