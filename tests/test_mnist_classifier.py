@@ -178,3 +178,14 @@ def test_cli_refuses_a_seed_torch_cannot_take(tmp_path: Path, cli, args: list[st
     code, _, err = cli("train-classifier", "--epochs", "1", "--limit", "256", "--out", out, *args)
     assert code == 2 and err.count("\n") == 1 and "is out of range" in err and "--seed" in err, err
     assert not out.exists()
+
+
+def test_cli_refuses_an_out_it_cannot_write_before_training(tmp_path: Path, cli) -> None:
+    """--out naming a folder trained to the end (46 minutes for the recipe) and then failed, naming a temp file."""
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "file").write_text("x")
+    for out, problem in ((tmp_path / "folder", "is a folder"), (tmp_path / "file" / "c.safetensors", "is not a folder")):
+        code, _, err = cli("train-classifier", "--epochs", "1", "--limit", "256", "--out", out)
+        assert code == 2 and err.count("\n") == 1 and f"--out {out}: " in err and problem in err, err
+        assert "epoch" not in err and ".tmp" not in err
+    assert list((tmp_path / "folder").iterdir()) == [] and (tmp_path / "file").read_text() == "x"

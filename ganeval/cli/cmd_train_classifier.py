@@ -25,6 +25,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``ganeval train-classifier``; returns 0 written, 2 bad input."""
+    from ganeval.atomic import output_file
     from ganeval.errors import GanevalError
     from ganeval.features.mnist_classifier import SHIPPED_WEIGHTS
     from ganeval.threads import cpu_threads
@@ -37,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
         raise GanevalError(f"--limit must be a positive number of images, not {args.limit}")
     if (problem := seed_problem(args.seed)) is not None:  # torch.manual_seed would raise an overflow traceback
         raise GanevalError(f"--seed {problem}")
-    out = args.out
+    out = output_file(args.out, "--out")  # before training (46 min for the recipe), not found by the write after it
     command = "ganeval " + shlex.join(sys.argv[1:])
     with cpu_threads(args.threads or None):  # restored afterwards (the CLI also runs in-process, e.g. in tests)
         trained, digest = train_and_save(out, args.epochs, args.seed, args.device, args.data_dir, args.limit, command)

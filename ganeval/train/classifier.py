@@ -15,7 +15,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ganeval.atomic import atomic_path, sha256_file
+from ganeval.atomic import atomic_path, output_file, sha256_file
 from ganeval.errors import GanevalError
 from ganeval.features.base import resolve_device
 from ganeval.features.mnist_net import MNISTNet
@@ -154,9 +154,11 @@ def train_and_save(
     limit: int | None = None,
     command: str | None = None,
 ) -> tuple[TrainedClassifier, str]:
-    """Train on MNIST train (first ``limit`` images), measure accuracy on the full test set, save to ``out``."""
+    """Train on MNIST train (first ``limit`` images), measure accuracy on the full test set, save to ``out``
+    (a folder or a file-blocked path there is refused before training)."""
     from ganeval.data import load_mnist
 
+    output_file(out, "out")
     x_tr, y_tr = load_mnist("train", data_dir)
     x_te, y_te = load_mnist("test", data_dir)
     if limit:
