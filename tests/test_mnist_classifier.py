@@ -189,3 +189,29 @@ def test_cli_refuses_an_out_it_cannot_write_before_training(tmp_path: Path, cli)
         assert code == 2 and err.count("\n") == 1 and f"--out {out}: " in err and problem in err, err
         assert "epoch" not in err and ".tmp" not in err
     assert list((tmp_path / "folder").iterdir()) == [] and (tmp_path / "file").read_text() == "x"
+
+
+def test_a_last_batch_of_one_image_is_left_out(mnist_train_subset) -> None:
+    """129 images at batch 128 left one image alone in the last batch: BatchNorm1d raised (a traceback)."""
+    x, y = mnist_train_subset
+    logs: list[str] = []
+    trained = train_classifier(x[:129], y[:129], epochs=1, seed=0, batch_size=128, log=logs.append)
+    assert trained.n_train == 129 and all(torch.isfinite(v).all() for v in trained.state_dict.values())
+    assert logs and logs[0].startswith("epoch 1/1: loss ")
+    from ganeval.errors import GanevalError
+
+    with pytest.raises(GanevalError, match=r"at least 2 images .* got batch size 128 and 1 image"):
+        train_classifier(x[:1], y[:1], epochs=1)
+
+
+@pytest.mark.parametrize(("args", "problem"), [(["--limit", "1"], "--limit 1 is too few"),
+                                               (["--limit", "256", "--threads", "-1"],
+                                                "--threads must be an integer of at least 1 (got -1)"),
+                                               (["--limit", "256", "--threads", "0"],
+                                                "--threads must be an integer of at least 1 (got 0)")])
+def test_cli_refuses_a_limit_of_one_and_bad_threads(tmp_path: Path, cli, args: list[str], problem: str) -> None:
+    """--limit 1 hit BatchNorm1d's batch-of-one error and --threads -1 torch.set_num_threads: both tracebacks."""
+    out = tmp_path / "c.safetensors"
+    code, _, err = cli("train-classifier", "--epochs", "1", "--out", out, *args)
+    assert code == 2 and err.count("\n") == 1 and problem in err, err
+    assert not out.exists()
