@@ -22,7 +22,7 @@ from ganeval.atomic import atomic_path
 from ganeval.checkpoints import first_line, layout_problem, short
 from ganeval.errors import CheckpointError
 from ganeval.models import CONFIG_ERRORS, build_meta
-from ganeval.train.recipes import PRECISIONS, RECIPES, seed_problem
+from ganeval.train.recipes import ADAM_EPS_FORMS, PRECISIONS, RECIPES, seed_problem
 
 STATE_NAME = "train_state.safetensors"
 LOG_NAME = "train_log.csv"
@@ -157,8 +157,10 @@ _RECIPE_FIELDS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "iterations": _integer(1), "n_critic": _integer(1), "ema_decay": _optional(_number(0.0, 1.0)),
     "ema_warmup": _integer(0), "lr_decay_start": _optional(_integer(0)),
     "precision": (lambda v: v in PRECISIONS, f"one of {', '.join(PRECISIONS)}"),
+    "adam_eps": (lambda v: v in ADAM_EPS_FORMS, f"one of {', '.join(ADAM_EPS_FORMS)}"),
 }
-_OPTIONAL_RECIPE = ("n_critic", "ema_decay", "ema_warmup", "lr_decay_start", "precision")
+# Absent from states written before the field: the trainer then takes the dataclass default (adam_eps: "torch").
+_OPTIONAL_RECIPE = ("n_critic", "ema_decay", "ema_warmup", "lr_decay_start", "precision", "adam_eps")
 
 
 def check_meta(meta: dict[str, Any], tensors: dict[str, torch.Tensor]) -> str | None:
