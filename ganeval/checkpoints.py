@@ -6,6 +6,7 @@ import json
 import os
 import re
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ from torch import nn
 
 from ganeval.atomic import atomic_path, sha256_file
 from ganeval.errors import CheckpointError
-from ganeval.models import build_generator
+from ganeval.models import CONFIG_ERRORS, build_generator, build_meta
 from ganeval.version import __version__
 
 CKPT_RE = re.compile(r"^ckpt_(\d+)\.safetensors$")
@@ -92,42 +93,93 @@ def dtype_problem(state: dict[str, torch.Tensor], model: nn.Module, exact: bool)
     return None
 
 
+def layout_problem(model: nn.Module, shapes: Mapping[str, Sequence[int]]) -> str | None:
+    """Why tensors of these names and ``shapes`` cannot load into ``model`` (``load_state_dict(strict=True)``), in
+    torch's words, or None. ``model`` may be a meta-device skeleton (:func:`ganeval.models.build_meta`) and
+    ``shapes`` a safetensors header's, so a file is checked before any of its weights is built or read."""
+    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    missing = [k for k in expected if k not in shapes]
+    unexpected = [k for k in shapes if k not in expected]
+    if missing or unexpected:
+        parts = [f"{what} key(s) in state_dict: " + ", ".join(f'"{k}"' for k in keys[:5]) + (", …" if len(keys) > 5 else "")
+                 for what, keys in (("Missing", missing), ("Unexpected", unexpected)) if keys]
+        return "; ".join(parts)
+    for key, want in expected.items():
+        have = tuple(shapes[key])
+        if have != want:
+            return (f"size mismatch for {key}: copying a param with shape {torch.Size(have)} from checkpoint, the shape "
+                    f"in current model is {torch.Size(want)}")
+    return None
+
+
+def short(value: Any, limit: int = 80) -> str:
+    """``repr(value)`` cut to ``limit`` characters: an untrusted config can be megabytes of JSON."""
+    shown = repr(value)
+    return shown if len(shown) <= limit else shown[:limit] + "…"
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (its class name when empty), cut to 200 characters."""
+    text = str(exc).strip()
+    return (text.splitlines()[0] if text else exc.__class__.__name__)[:200]
+
+
+def _header_shapes(path: Path) -> dict[str, tuple[int, ...]]:
+    """Every tensor's name and shape, from the safetensors header alone (no tensor data is read)."""
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(path), framework="pt", device="cpu") as fh:
+            return {k: tuple(fh.get_slice(k).get_shape()) for k in fh.keys()}
+    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+        raise CheckpointError(f"{path}: corrupt or truncated checkpoint ({first_line(exc)})") from exc
+
+
 def load_generator(
     path: str | os.PathLike[str], use_ema: bool = True, device: str | torch.device = "cpu"
 ) -> tuple[nn.Module, dict[str, Any]]:
-    """Load a checkpoint's generator (EMA weights when present and ``use_ema``) in eval mode, with its metadata."""
+    """Load a checkpoint's generator (EMA weights when present and ``use_ema``) in eval mode, with its metadata.
+
+    The metadata's model and config are checked against the file's header on a meta-device skeleton before any
+    weight is built or read: an untrusted file cannot make ganeval allocate more than its own tensors."""
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
     path = Path(path)
     meta = read_metadata(path)
-    try:
-        tensors = load_file(str(path), device="cpu")
-    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
-        raise CheckpointError(f"{path}: corrupt or truncated checkpoint ({exc})") from exc
+    shapes = _header_shapes(path)
     model = meta.get("model")
     config = meta.get("config") or {}
     if not isinstance(model, str) or not isinstance(config, dict):
         raise CheckpointError(f"{path}: metadata lacks a model name or its config is not an object")
     try:
-        gen = build_generator(model, config)
+        skeleton = build_meta(model, config, file_tensors=len(shapes))
     except CheckpointError as exc:
         raise CheckpointError(f"{path}: {exc}") from exc
-    except (TypeError, ValueError) as exc:
-        raise CheckpointError(f"{path}: config {config} does not fit model {model!r} ({exc})") from exc
-    z_dim, built = meta.get("latent_dim"), getattr(gen, "latent_dim", None)
+    except CONFIG_ERRORS as exc:
+        raise CheckpointError(f"{path}: config {short(config)} does not fit model {model!r} ({first_line(exc)})") from exc
+    z_dim, built = meta.get("latent_dim"), getattr(skeleton, "latent_dim", None)
     if z_dim is not None and built is not None and z_dim != built:
-        raise CheckpointError(f"{path}: metadata says latent_dim {z_dim!r}, but model {model!r} with its config takes {built}")
-    prefix = "g_ema." if use_ema and any(k.startswith("g_ema.") for k in tensors) else "g."
-    if prefix == "g." and not any(k.startswith("g.") for k in tensors) and any(k.startswith("g_ema.") for k in tensors):
+        raise CheckpointError(f"{path}: metadata says latent_dim {short(z_dim)}, but model {model!r} with its config "
+                              f"takes {built}")
+    prefix = "g_ema." if use_ema and any(k.startswith("g_ema.") for k in shapes) else "g."
+    if prefix == "g." and not any(k.startswith("g.") for k in shapes) and any(k.startswith("g_ema.") for k in shapes):
         raise CheckpointError(f"{path}: holds only the EMA generator (g_ema.*, as ganeval export writes it), no raw "
                               "weights; use the EMA weights (drop --raw / use_ema=False)")
-    state = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
-    if (problem := dtype_problem(state, gen, exact=True)) is not None:
-        raise CheckpointError(f"{path}: weights of the wrong type ({problem}; ganeval writes float32 checkpoints)")
+    problem = layout_problem(skeleton, {k[len(prefix):]: v for k, v in shapes.items() if k.startswith(prefix)})
+    if problem is not None:
+        raise CheckpointError(f"{path}: weights do not fit model {model!r} ({problem[:200]})")
     try:
+        tensors = load_file(str(path), device="cpu")
+    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+        raise CheckpointError(f"{path}: corrupt or truncated checkpoint ({first_line(exc)})") from exc
+    state = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+    if (problem := dtype_problem(state, skeleton, exact=True)) is not None:
+        raise CheckpointError(f"{path}: weights of the wrong type ({problem}; ganeval writes float32 checkpoints)")
+    try:  # the skeleton fits the file's tensors, so this allocates no more than the file holds
+        gen = build_generator(model, config)
         gen.load_state_dict(state, strict=True)
-    except RuntimeError as exc:  # torch's first line only names the class; the next one names the key and shapes
+    except CONFIG_ERRORS as exc:  # torch's first line only names the class; the next one names the key and shapes
         lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
         detail = lines[1] if len(lines) > 1 else lines[0] if lines else exc.__class__.__name__
         raise CheckpointError(f"{path}: weights do not fit model {model!r} ({detail[:200]})") from exc

@@ -215,3 +215,57 @@ def test_a_missing_checkpoint_names_the_system_reason(tmp_path: Path, cli) -> No
         read_metadata(tmp_path / "nope.safetensors")
     code, _, err = cli("export", tmp_path / "nope.safetensors", "--out", tmp_path / "g.safetensors")
     assert code == 2 and "No such file or directory" in err and not (tmp_path / "g.safetensors").exists()
+
+
+@pytest.mark.parametrize("config", [{"latent_dim": -1}, {"latent_dim": 100, "hidden": [-5]},
+                                    {"latent_dim": 100, "img_shape": [1, -28, 28]}])
+def test_a_config_that_does_not_build_is_one_line(tmp_path: Path, cli, config: dict[str, object]) -> None:
+    """torch raises RuntimeError for a negative size: it was a traceback in load_generator and ganeval export."""
+    path = save_checkpoint(tmp_path / "ckpt_0000001.safetensors", build_generator("mlp"),
+                           _meta("mlp", config=config, latent_dim=config["latent_dim"]))
+    with pytest.raises(CheckpointError, match=r"ckpt_0000001.safetensors: config .* does not fit model 'mlp' \("
+                                              r"Trying to create tensor with negative dimension"):
+        load_generator(path)
+    code, _, err = cli("export", path, "--out", tmp_path / "g.safetensors")
+    assert code == 2 and err.count("\n") == 1 and "does not fit model 'mlp'" in err, err
+    assert not (tmp_path / "g.safetensors").exists()
+
+
+@pytest.mark.parametrize("config", [{"latent_dim": 100, "hidden": [12000, 12000]},  # 600 MB of weights, 1 tensor on disk
+                                    {"latent_dim": 100, "hidden": [1] * 100_000}])  # 100,000 layers: minutes, GBs
+def test_an_untrusted_config_is_checked_against_the_file_before_anything_is_built(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, config: dict[str, object]) -> None:
+    """A tiny file must not make ganeval allocate what its config says: the model is built on the meta device and
+    compared with the header first; no real build happens for a file it cannot fit."""
+    from safetensors.torch import save_file
+
+    import ganeval.checkpoints
+
+    path = tmp_path / "ckpt_0000001.safetensors"
+    save_file({"g.x": torch.zeros(1)}, str(path), metadata={"ganeval": json.dumps(_meta("mlp", config=config))})
+    assert path.stat().st_size < 1_000_000
+
+    def no_real_build(*args: object, **kwargs: object) -> None:
+        raise AssertionError("built the model for real before checking it against the file")
+
+    monkeypatch.setattr(ganeval.checkpoints, "build_generator", no_real_build)
+    with pytest.raises(CheckpointError, match=r"ckpt_0000001.safetensors: (weights|config) .*(Missing key|holds 1 tensor)") as err:
+        load_generator(path)
+    assert "\n" not in str(err.value) and len(str(err.value)) < 500
+
+
+def test_weights_that_do_not_fit_are_refused_from_the_header() -> None:
+    """layout_problem speaks torch's words, for a skeleton that holds no memory."""
+    from ganeval.checkpoints import layout_problem
+    from ganeval.models import build_meta
+
+    skeleton = build_meta("mlp", {"latent_dim": 64})
+    assert all(t.device.type == "meta" for t in skeleton.state_dict().values())
+    shapes = {k: tuple(v.shape) for k, v in build_generator("mlp").state_dict().items()}
+    assert layout_problem(skeleton, shapes) == ("size mismatch for net.0.weight: copying a param with shape "
+                                                "torch.Size([256, 100]) from checkpoint, the shape in current model is "
+                                                "torch.Size([256, 64])")
+    assert layout_problem(build_meta("mlp"), shapes) is None
+    shapes.pop("net.0.bias")
+    assert layout_problem(build_meta("mlp"), {**shapes, "x": (1,)}) == ('Missing key(s) in state_dict: "net.0.bias"; '
+                                                                      'Unexpected key(s) in state_dict: "x"')

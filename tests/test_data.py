@@ -137,6 +137,36 @@ def test_parse_idx_roundtrip_and_tiny_input() -> None:
         parse_idx(b"\x00\x00\x08")
 
 
+def test_header_sizes_that_overflow_int64_do_not_match(raw_copy: Path) -> None:
+    """np.prod wrapped (2**31 * 2**31 * 4 == 2**64 → 0), so a 16-byte file "matched" and reshape raised ValueError."""
+    crafted = (2051).to_bytes(4, "big") + b"".join(n.to_bytes(4, "big") for n in (2**31, 2**31, 4))
+    with pytest.raises(DataError, match=r"<bytes>: size 16 bytes does not match its header \(18446744073709551632 bytes\)"):
+        parse_idx(crafted)
+    (raw_copy / TEST_IMAGES).write_bytes(crafted)
+    with pytest.raises(DataError, match=rf"{TEST_IMAGES}: size 16 bytes does not match its header"):
+        load_mnist("test", raw_copy, download=False)
+
+
+def test_a_folder_or_an_unreadable_file_is_not_called_corrupted(raw_copy: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Both were reported as "file is truncated or corrupted": the message now says what the system said."""
+    data = (raw_copy / TEST_IMAGES).read_bytes()
+    (raw_copy / TEST_IMAGES).unlink()
+    (raw_copy / TEST_IMAGES).mkdir()
+    with pytest.raises(DataError) as err:
+        load_mnist("test", raw_copy, download=False)
+    assert str(err.value) == f"{raw_copy / TEST_IMAGES}: is a folder, not a data file"
+    (raw_copy / TEST_IMAGES).rmdir()
+    (raw_copy / TEST_IMAGES).write_bytes(data)
+
+    def denied(self: Path) -> bytes:
+        raise PermissionError(13, "Permission denied", str(self))
+
+    monkeypatch.setattr(Path, "read_bytes", denied)
+    with pytest.raises(DataError) as err:
+        load_mnist("test", raw_copy, download=False)
+    assert str(err.value) == f"{raw_copy / TEST_IMAGES}: cannot read (Permission denied)"
+
+
 def test_cli_bad_data_dir_exit_code_2(mnist_dir: Path, tmp_path: Path, cli) -> None:
     bad = tmp_path / "bad"
     bad.mkdir()

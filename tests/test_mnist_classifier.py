@@ -169,3 +169,49 @@ def test_cli_writes_here_by_default_and_leaves_the_shipped_weights(tmp_path: Pat
     assert torch.get_num_threads() == threads  # --threads applies to the training only
     assert (tmp_path / "mnist_classifier.safetensors").is_file() and sha256_file(SHIPPED_WEIGHTS) == before
     assert f"copy it to {SHIPPED_WEIGHTS}" in out
+
+
+@pytest.mark.parametrize("args", [["--seed", str(2**64)], ["--seed=-9223372036854775809"]])
+def test_cli_refuses_a_seed_torch_cannot_take(tmp_path: Path, cli, args: list[str]) -> None:
+    """torch.manual_seed raised an overflow ValueError after the data was loaded: a traceback, exit 1."""
+    out = tmp_path / "c.safetensors"
+    code, _, err = cli("train-classifier", "--epochs", "1", "--limit", "256", "--out", out, *args)
+    assert code == 2 and err.count("\n") == 1 and "is out of range" in err and "--seed" in err, err
+    assert not out.exists()
+
+
+def test_cli_refuses_an_out_it_cannot_write_before_training(tmp_path: Path, cli) -> None:
+    """--out naming a folder trained to the end (46 minutes for the recipe) and then failed, naming a temp file."""
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "file").write_text("x")
+    for out, problem in ((tmp_path / "folder", "is a folder"), (tmp_path / "file" / "c.safetensors", "is not a folder")):
+        code, _, err = cli("train-classifier", "--epochs", "1", "--limit", "256", "--out", out)
+        assert code == 2 and err.count("\n") == 1 and f"--out {out}: " in err and problem in err, err
+        assert "epoch" not in err and ".tmp" not in err
+    assert list((tmp_path / "folder").iterdir()) == [] and (tmp_path / "file").read_text() == "x"
+
+
+def test_a_last_batch_of_one_image_is_left_out(mnist_train_subset) -> None:
+    """129 images at batch 128 left one image alone in the last batch: BatchNorm1d raised (a traceback)."""
+    x, y = mnist_train_subset
+    logs: list[str] = []
+    trained = train_classifier(x[:129], y[:129], epochs=1, seed=0, batch_size=128, log=logs.append)
+    assert trained.n_train == 129 and all(torch.isfinite(v).all() for v in trained.state_dict.values())
+    assert logs and logs[0].startswith("epoch 1/1: loss ")
+    from ganeval.errors import GanevalError
+
+    with pytest.raises(GanevalError, match=r"at least 2 images .* got batch size 128 and 1 image"):
+        train_classifier(x[:1], y[:1], epochs=1)
+
+
+@pytest.mark.parametrize(("args", "problem"), [(["--limit", "1"], "--limit 1 is too few"),
+                                               (["--limit", "256", "--threads", "-1"],
+                                                "--threads must be an integer of at least 1 (got -1)"),
+                                               (["--limit", "256", "--threads", "0"],
+                                                "--threads must be an integer of at least 1 (got 0)")])
+def test_cli_refuses_a_limit_of_one_and_bad_threads(tmp_path: Path, cli, args: list[str], problem: str) -> None:
+    """--limit 1 hit BatchNorm1d's batch-of-one error and --threads -1 torch.set_num_threads: both tracebacks."""
+    out = tmp_path / "c.safetensors"
+    code, _, err = cli("train-classifier", "--epochs", "1", "--out", out, *args)
+    assert code == 2 and err.count("\n") == 1 and problem in err, err
+    assert not out.exists()

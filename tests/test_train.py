@@ -415,3 +415,37 @@ def test_api_errors_are_ganeval_errors(tmp_path: Path) -> None:
     (tmp_path / "file").write_text("x")
     with pytest.raises(TrainError, match="not a folder"):
         train(tmp_path / "file")
+
+
+@pytest.mark.parametrize("lr", ["inf", "1e309", "nan"])
+def test_cli_lr_must_be_finite(tmp_path: Path, mnist_dir: Path, cli, lr: str) -> None:
+    """--lr inf trained NaN weights, exited 0, and then --resume refused the run's own state."""
+    code, _, err = cli("train", "--out", tmp_path / "r", "--lr", lr, "--iterations", "2", "--batch-size", "4",
+                       "--checkpoint-every", "2", "--device", "cpu", "--no-progress")
+    assert code == 2 and err.count("\n") == 1 and "--lr must be positive and finite (got" in err, err
+    assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize("seed", [str(2**64), str(-(2**63) - 1), str(10**20)])
+def test_cli_seed_out_of_torch_range(tmp_path: Path, cli, seed: str) -> None:
+    """torch.manual_seed raised an overflow ValueError: a traceback, exit 1."""
+    code, _, err = cli("train", "--out", tmp_path / "r", f"--seed={seed}", "--iterations", "2", "--batch-size", "4",
+                       "--device", "cpu", "--no-progress")
+    assert code == 2 and err.count("\n") == 1 and f"--seed {seed} is out of range" in err, err
+    assert not (tmp_path / "r").exists()
+
+
+def test_seed_range_is_torchs() -> None:
+    from ganeval.train.recipes import SEED_RANGE, seed_problem
+
+    low, high = SEED_RANGE
+    with torch.random.fork_rng(devices=[]):
+        for seed in (low, -1, 0, 2**63, high - 1):
+            assert seed_problem(seed) is None
+            torch.manual_seed(seed)
+            torch.Generator().manual_seed(seed)
+        for seed in (low - 1, high):
+            assert "out of range" in (seed_problem(seed) or "")
+            with pytest.raises((ValueError, RuntimeError, OverflowError)):
+                torch.manual_seed(seed)
+    assert seed_problem(True) and seed_problem(1.5)

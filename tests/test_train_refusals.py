@@ -95,8 +95,14 @@ DAMAGES: dict[str, tuple[Callable[[dict[str, Any], dict[str, torch.Tensor]], Non
     "lr": (_recipe("lr", "abc"), "run.recipe.lr is 'abc'"),
     "batch_size": (_recipe("batch_size", -3), "run.recipe.batch_size is -3"),
     "batch_one": (_recipe("batch_size", 1), "--batch-size 1 is too small"),
+    "adam_eps": (_recipe("adam_eps", "adam"), "run.recipe.adam_eps is 'adam', expected one of keras, torch"),
     "unknown_field": (_recipe("momentum", 0.9), "unknown field 'momentum'"),
     "config": (lambda m, t: m["run"].__setitem__("config", [1]), "run.config is [1]"),
+    "seed": (lambda m, t: m["run"].__setitem__("seed", 2**64), "run.seed is 18446744073709551616, expected an integer"),
+    "config_negative": (lambda m, t: m["run"].__setitem__("config", {"latent_dim": -1}),  # RuntimeError: was a traceback
+                        "run.config {'latent_dim': -1} does not fit model 'mlp' (Trying to create tensor with negative"),
+    "config_unfit": (lambda m, t: m["run"].__setitem__("config", {"latent_dim": 100, "hidden": [3000, 3000]}),
+                     "the g.* weights do not fit model 'mlp' with its run.config (Unexpected key(s)"),
     "opt_structure": (lambda m, t: m.__setitem__("opt_g", {"state": 3}), "opt_g is"),
     "sample_z": (lambda m, t: t.__setitem__("sample_z", t["sample_z"][:5]), "sample_z is torch.float32 (5, 100)"),
     "rng": (lambda m, t: t.pop("rng.data"), "'rng.data' is missing"),
@@ -117,6 +123,34 @@ def test_damaged_state_is_one_line_naming_the_file_and_field(run4: Path, tmp_pat
     _one_line(code, err)
     assert f"{out / STATE_NAME}:" in err and expected in err, err
     assert _snapshot(out) == before
+
+
+def test_a_state_config_is_checked_on_the_meta_device(run4: Path, tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """load_state compares run.config's models with the state's weights without building them: a 1-tensor-per-layer
+    file cannot make the trainer allocate what its config says (hidden [12000, 12000]: 1.2 GB for G and D)."""
+    import ganeval.models.registry
+    from ganeval.train.state import load_state
+
+    out = tmp_path / "run"
+    shutil.copytree(run4, out)
+    _damage(out / STATE_NAME, lambda m, t: m["run"].__setitem__("config", {"latent_dim": 100, "hidden": [12000, 12000]}))
+    real = ganeval.models.registry.build_generator
+
+    def meta_only(*args: Any, **kwargs: Any) -> torch.nn.Module:
+        model = real(*args, **kwargs)
+        assert all(p.device.type == "meta" for p in model.parameters()), "built for real"
+        return model
+
+    monkeypatch.setattr(ganeval.models.registry, "build_generator", meta_only)
+    with pytest.raises(CheckpointError, match=r"damaged training state: the g\.\* weights do not fit model 'mlp'"):
+        load_state(out / STATE_NAME)
+
+
+def test_an_api_config_that_does_not_build_is_refused_before_training(tmp_path: Path) -> None:
+    with pytest.raises(TrainError, match=r"config \{'latent_dim': -1\} does not fit model 'mlp' \(Trying to create"):
+        train(tmp_path / "r", config={"latent_dim": -1}, iterations=2, **{k: v for k, v in KW.items() if k != "model"})
+    assert not (tmp_path / "r").exists()
 
 
 # --------------------------------------------------------------------------------------------- early stopping

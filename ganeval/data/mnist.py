@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import http.client
+import math
 import os
 import urllib.request
 import zlib
@@ -62,8 +63,12 @@ def _read_raw(path: Path) -> bytes:
             with gzip.open(path, "rb") as fh:
                 return fh.read()
         return path.read_bytes()
-    except (OSError, EOFError, zlib.error) as exc:  # BadGzipFile is an OSError; a flipped byte can give zlib.error
+    except IsADirectoryError as exc:
+        raise DataError(f"{path}: is a folder, not a data file") from exc
+    except (gzip.BadGzipFile, EOFError, zlib.error) as exc:  # the content: a flipped byte can give zlib.error
         raise DataError(f"{path}: cannot read ({exc.__class__.__name__}: {exc}); file is truncated or corrupted") from exc
+    except OSError as exc:  # the file system's reason (permission denied, I/O error...), not a guess at the content
+        raise DataError(f"{path}: cannot read ({exc.strerror or exc.__class__.__name__})") from exc
 
 
 def parse_idx(raw: bytes, path: str | os.PathLike[str] = "<bytes>") -> np.ndarray:
@@ -78,7 +83,7 @@ def parse_idx(raw: bytes, path: str | os.PathLike[str] = "<bytes>") -> np.ndarra
     if len(raw) < header:
         raise DataError(f"{path}: truncated IDX header")
     shape = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
-    expected = header + int(np.prod(shape))
+    expected = header + math.prod(shape)  # Python ints: np.prod wrapped past 2**64 and (2**31, 2**31, 4) "matched"
     if len(raw) != expected:
         raise DataError(f"{path}: size {len(raw)} bytes does not match its header ({expected} bytes); truncated or corrupted")
     return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(shape)

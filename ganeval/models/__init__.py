@@ -3,7 +3,16 @@
 from ganeval.models.dcgan import DCGANDiscriminator, DCGANGenerator
 from ganeval.models.dcgan_info import InfoDCGANDiscriminator, InfoDCGANGenerator
 from ganeval.models.mlp import MLPDiscriminator, MLPGenerator
-from ganeval.models.registry import MODELS, ModelSpec, build_discriminator, build_generator, get_model, register_model
+from ganeval.models.registry import (
+    CONFIG_ERRORS,
+    MODELS,
+    ModelSpec,
+    build_discriminator,
+    build_generator,
+    build_meta,
+    get_model,
+    register_model,
+)
 
 register_model(ModelSpec("mlp", MLPGenerator, MLPDiscriminator, {"latent_dim": 100}))
 register_model(ModelSpec("dcgan", DCGANGenerator, DCGANDiscriminator, {"latent_dim": 128, "channels": 64}, uses_ema=True))
@@ -11,7 +20,8 @@ register_model(ModelSpec("dcgan_info", InfoDCGANGenerator, InfoDCGANDiscriminato
                          {"latent_dim": 128, "channels": 64, "categories": 10, "code_scale": 3.0}, uses_ema=True))
 
 __all__ = [
-    "MODELS", "ModelSpec", "build_discriminator", "build_generator", "get_model", "register_model",
+    "CONFIG_ERRORS", "MODELS", "ModelSpec", "build_discriminator", "build_generator", "build_meta", "get_model",
+    "register_model",
     "MLPGenerator", "MLPDiscriminator", "DCGANGenerator", "DCGANDiscriminator", "InfoDCGANGenerator",
     "InfoDCGANDiscriminator",
 ]

@@ -15,9 +15,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ganeval.atomic import atomic_path, sha256_file
+from ganeval.atomic import atomic_path, output_file, sha256_file
+from ganeval.errors import GanevalError
 from ganeval.features.base import resolve_device
 from ganeval.features.mnist_net import MNISTNet
+from ganeval.train.recipes import seed_problem
 from ganeval.version import __version__
 
 
@@ -78,18 +80,29 @@ def train_classifier(
     weight_decay: float = 1e-4,
     log: Callable[[str], None] | None = None,
 ) -> TrainedClassifier:
-    """Train :class:`MNISTNet` on uint8 ``(N, 28, 28)`` ``images``; same seed, data and device → same weights."""
+    """Train :class:`MNISTNet` on uint8 ``(N, 28, 28)`` ``images``; same seed, data and device → same weights.
+
+    Raises :class:`ganeval.errors.GanevalError` for a seed torch cannot take (-2**63 <= seed < 2**64)."""
+    if (problem := seed_problem(seed)) is not None:
+        raise GanevalError(f"seed {problem}")
     dev = resolve_device(device)
     if dev.type == "cuda":
         torch.backends.cudnn.deterministic = True
         torch.backends.cudnn.benchmark = False
+    n = len(images)
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 2 or n < 2:
+        raise GanevalError(f"training the classifier needs a batch size and at least 2 images (its BatchNorm1d cannot "
+                           f"train on one), got batch size {batch_size!r} and {n} image(s)")
+    # A last batch of one image (n % batch_size == 1, e.g. --limit 129) would make BatchNorm1d raise: leave that
+    # image out of the epoch (a different one each epoch, as the order is reshuffled). n % batch_size == 1 never held
+    # for a documented run (60,000 % 128 = 96), so their weights do not change.
+    used = n - 1 if n % batch_size == 1 else n
     torch.manual_seed(seed)  # initialisation and dropout
     gen = torch.Generator().manual_seed(seed)  # shuffling and augmentation
     net = MNISTNet().to(dev)
     x_all = torch.from_numpy(np.array(images, dtype=np.uint8))  # a writable copy
     y_all = torch.from_numpy(np.array(labels)).long()
-    n = len(x_all)
-    steps = math.ceil(n / batch_size)
+    steps = math.ceil(used / batch_size)
     opt = torch.optim.Adam(net.parameters(), lr=max_lr, weight_decay=weight_decay)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=max_lr, epochs=epochs, steps_per_epoch=steps)
     t0 = time.time()
@@ -97,8 +110,8 @@ def train_classifier(
         net.train()
         perm = torch.randperm(n, generator=gen)
         total, correct = 0.0, 0
-        for s in range(0, n, batch_size):
-            idx = perm[s : s + batch_size]
+        for s in range(0, used, batch_size):
+            idx = perm[s : min(s + batch_size, used)]
             x = random_affine(_as_float(x_all[idx], dev), gen)
             y = y_all[idx].to(dev)
             _, logits = net(x)
@@ -110,7 +123,7 @@ def train_classifier(
             total += loss.item() * len(idx)
             correct += int((logits.argmax(1) == y).sum())
         if log:
-            log(f"epoch {epoch + 1}/{epochs}: loss {total / n:.4f}, train acc (augmented) {correct / n:.4f}, "
+            log(f"epoch {epoch + 1}/{epochs}: loss {total / used:.4f}, train acc (augmented) {correct / used:.4f}, "
                 f"{time.time() - t0:.0f} s")
     state = {k: v.detach().to("cpu", torch.float32 if v.is_floating_point() else v.dtype).contiguous().clone()
              for k, v in net.state_dict().items()}
@@ -148,9 +161,11 @@ def train_and_save(
     limit: int | None = None,
     command: str | None = None,
 ) -> tuple[TrainedClassifier, str]:
-    """Train on MNIST train (first ``limit`` images), measure accuracy on the full test set, save to ``out``."""
+    """Train on MNIST train (first ``limit`` images), measure accuracy on the full test set, save to ``out``
+    (a folder or a file-blocked path there is refused before training)."""
     from ganeval.data import load_mnist
 
+    output_file(out, "out")
     x_tr, y_tr = load_mnist("train", data_dir)
     x_te, y_te = load_mnist("test", data_dir)
     if limit:

@@ -20,10 +20,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from ganeval.checkpoints import checkpoint_name, list_checkpoints, save_checkpoint
+from ganeval.checkpoints import checkpoint_name, first_line, list_checkpoints, save_checkpoint, short
 from ganeval.data.mnist import load_mnist, mnist_checksum
 from ganeval.errors import CheckpointError
-from ganeval.models import build_discriminator, build_generator
+from ganeval.models import CONFIG_ERRORS, build_discriminator, build_generator
+from ganeval.train.adam import make_adam
 from ganeval.train.grid import GRID_COLS, GRID_ROWS, sample_grid
 from ganeval.train.losses import EMA, STEPS
 from ganeval.train.plan import RunSettings, plan_train
@@ -66,9 +67,9 @@ class _Trainer:
         try:
             self.g = build_generator(run.model, run.config).to(dev).train()
             self.d = build_discriminator(run.model, run.config).to(dev).train()
-        except (TypeError, ValueError) as exc:
+        except CONFIG_ERRORS as exc:  # plan_train checked the config on the meta device; this is the last guard
             where = f"{out / STATE_NAME}: " if saved is not None else ""
-            raise TrainError(f"{where}config {run.config} does not fit model {run.model!r} ({exc})") from exc
+            raise TrainError(f"{where}config {short(run.config)} does not fit model {run.model!r} ({first_line(exc)})") from exc
         bf16 = r.precision == "bf16"
         if bf16:  # tensor cores / AMX like NHWC; weights stay fp32, so checkpoints do not change form
             self.g.to(memory_format=torch.channels_last)
@@ -76,8 +77,8 @@ class _Trainer:
         self.amp = functools.partial(torch.autocast, dev.type, dtype=torch.bfloat16, enabled=bf16)
         self.ema = EMA(self.g, r.ema_decay, r.ema_warmup) if r.ema_decay else None
         fused = dev.type == "cuda"
-        self.opt_g = torch.optim.Adam(self.g.parameters(), lr=r.lr, betas=r.betas, eps=r.eps, fused=fused)
-        self.opt_d = torch.optim.Adam(self.d.parameters(), lr=r.lr, betas=r.betas, eps=r.eps, fused=fused)
+        self.opt_g = make_adam(self.g.parameters(), r, fused=fused)  # in the recipe's epsilon form (train/adam.py)
+        self.opt_d = make_adam(self.d.parameters(), r, fused=fused)
         self.gen_data = torch.Generator(device=dev).manual_seed(derive_seed(run.seed, "data"))
         self.gen_z = torch.Generator(device=dev).manual_seed(derive_seed(run.seed, "latent"))
         self.latent_dim = int(self.g.latent_dim)

@@ -7,6 +7,8 @@ judging or training anything, so their refusals are the trainer's, one line each
 from __future__ import annotations
 
 import dataclasses
+import math
+import numbers
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,10 +16,10 @@ from typing import Any
 
 import torch
 
-from ganeval.checkpoints import list_checkpoints
+from ganeval.checkpoints import first_line, list_checkpoints, short
 from ganeval.errors import CheckpointError
-from ganeval.models import build_discriminator, build_generator, get_model
-from ganeval.train.recipes import PRECISIONS, Recipe, TrainError, get_recipe
+from ganeval.models import CONFIG_ERRORS, build_meta, get_model
+from ganeval.train.recipes import PRECISIONS, Recipe, TrainError, get_recipe, seed_problem
 from ganeval.train.state import STATE_NAME, load_state
 
 
@@ -51,8 +53,12 @@ class TrainPlan:
 
 
 def _positive(name: str, value: float | None) -> None:
-    if value is not None and (isinstance(value, bool) or not value > 0):
-        raise TrainError(f"{name} must be positive (got {value})")
+    if value is None:
+        return
+    # a real number must also be finite: --lr inf trained NaN weights, exited 0, and then its own state was refused
+    integer = isinstance(value, numbers.Integral)
+    if isinstance(value, bool) or not value > 0 or not (integer or math.isfinite(value)):
+        raise TrainError(f"{name} must be positive{'' if integer else ' and finite'} (got {value})")
 
 
 def _resolve(saved: dict[str, Any] | None, model: str | None, config: dict[str, Any] | None, seed: int | None,
@@ -109,12 +115,13 @@ def _device(device: str | torch.device) -> torch.device:
 
 def min_batch_size(model: str, config: dict[str, Any]) -> int:
     """The smallest batch the model trains with: 2 when it has ``BatchNorm1d`` (one value per channel at batch 1
-    is refused by BatchNorm in training mode), else 1 (``BatchNorm2d`` normalises over the pixels too)."""
-    with torch.random.fork_rng(devices=[]):  # building initialises weights: leave the caller's generator alone
-        try:
-            nets = (build_generator(model, config), build_discriminator(model, config))
-        except (TypeError, ValueError) as exc:
-            raise TrainError(f"config {config} does not fit model {model!r} ({exc})") from exc
+    is refused by BatchNorm in training mode), else 1 (``BatchNorm2d`` normalises over the pixels too).
+
+    The models are built on the meta device: no weight is allocated and no random number drawn."""
+    try:
+        nets = (build_meta(model, config, "generator"), build_meta(model, config, "discriminator"))
+    except CONFIG_ERRORS as exc:
+        raise TrainError(f"config {short(config)} does not fit model {model!r} ({first_line(exc)})") from exc
     return 2 if any(isinstance(m, torch.nn.BatchNorm1d) for net in nets for m in net.modules()) else 1
 
 
@@ -133,6 +140,8 @@ def plan_train(out: str | os.PathLike[str], model: str | None = None, *, iterati
                         ("--n-critic", n_critic), ("--checkpoint-every", checkpoint_every), ("--log-every", log_every),
                         ("--screen-iterations", stop_at)):
         _positive(name, value)
+    if seed is not None and (problem := seed_problem(seed)):
+        raise TrainError(f"--seed {problem}")
     if out.exists() and not out.is_dir():
         raise TrainError(f"{out}: exists and is not a folder")
     state = out / STATE_NAME

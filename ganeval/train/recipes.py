@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import numbers
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -28,6 +29,9 @@ class Recipe:
     ema_warmup: int = 10  # decay_t = min(ema_decay, (1 + t) / (ema_warmup + t))
     lr_decay_start: int | None = None  # after this iteration, lr falls linearly toward 0 at the run's last iteration
     precision: str = "fp32"  # "bf16": forward passes under bf16 autocast, channels_last; weights and Adam stay fp32
+    # Where Adam adds eps: "keras" (Keras' epsilon hat, lr·√(1−β2^t)/(1−β1^t)·m/(√v+ε): the mlp port) or "torch"
+    # (PyTorch's, to the bias-corrected √v̂). States written before the field existed trained with "torch".
+    adam_eps: str = "torch"
 
     def lr_at(self, iteration: int, total: int) -> float:
         """Learning rate used by (1-based) ``iteration`` of a ``total``-iteration run."""
@@ -44,8 +48,9 @@ class Recipe:
 
 
 RECIPES: dict[str, Recipe] = {
-    # The seed: Adam(2e-4, beta_1=0.5) with Keras' epsilon 1e-7, batch 32, 30,000 iterations, BCE.
-    "mlp": Recipe(loss="bce_seed", lr=2e-4, betas=(0.5, 0.999), eps=1e-7, batch_size=32, iterations=30_000),
+    # The seed: Adam(2e-4, beta_1=0.5) with Keras' epsilon 1e-7 in Keras' form, batch 32, 30,000 iterations, BCE.
+    "mlp": Recipe(loss="bce_seed", lr=2e-4, betas=(0.5, 0.999), eps=1e-7, batch_size=32, iterations=30_000,
+                  adam_eps="keras"),
     # Spectral-norm D, hinge loss, EMA generator.
     "dcgan": Recipe(loss="hinge", lr=2e-4, betas=(0.5, 0.999), eps=1e-8, batch_size=64, iterations=30_000, ema_decay=0.999),
     # The same with a discrete latent code and InfoGAN's code loss (ganeval.models.dcgan_info).
@@ -55,6 +60,7 @@ RECIPES: dict[str, Recipe] = {
 
 
 PRECISIONS = ("fp32", "bf16")
+ADAM_EPS_FORMS = ("keras", "torch")
 
 
 def get_recipe(model: str) -> Recipe:
@@ -65,6 +71,19 @@ def get_recipe(model: str) -> Recipe:
         known = ", ".join(sorted(set(RECIPES) & set(MODELS)))
         raise TrainError(f"unknown model {model!r} (trainable models: {known})")
     return RECIPES[model]
+
+
+#: The seeds ``torch.manual_seed`` takes: -2**63 <= seed < 2**64 (outside, it raises an overflow ValueError).
+SEED_RANGE = (-(2**63), 2**64)
+
+
+def seed_problem(seed: object) -> str | None:
+    """What is wrong with ``seed`` as a torch seed (an integer in :data:`SEED_RANGE`), or None."""
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
+        return f"{seed!r} is not an integer"
+    if not SEED_RANGE[0] <= int(seed) < SEED_RANGE[1]:
+        return f"{seed} is out of range (torch takes -2**63 <= seed < 2**64)"
+    return None
 
 
 def derive_seed(seed: int, stream: str) -> int:

@@ -19,8 +19,10 @@ from typing import Any
 import torch
 
 from ganeval.atomic import atomic_path
+from ganeval.checkpoints import first_line, layout_problem, short
 from ganeval.errors import CheckpointError
-from ganeval.train.recipes import PRECISIONS, RECIPES
+from ganeval.models import CONFIG_ERRORS, build_meta
+from ganeval.train.recipes import ADAM_EPS_FORMS, PRECISIONS, RECIPES, seed_problem
 
 STATE_NAME = "train_state.safetensors"
 LOG_NAME = "train_log.csv"
@@ -155,8 +157,10 @@ _RECIPE_FIELDS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "iterations": _integer(1), "n_critic": _integer(1), "ema_decay": _optional(_number(0.0, 1.0)),
     "ema_warmup": _integer(0), "lr_decay_start": _optional(_integer(0)),
     "precision": (lambda v: v in PRECISIONS, f"one of {', '.join(PRECISIONS)}"),
+    "adam_eps": (lambda v: v in ADAM_EPS_FORMS, f"one of {', '.join(ADAM_EPS_FORMS)}"),
 }
-_OPTIONAL_RECIPE = ("n_critic", "ema_decay", "ema_warmup", "lr_decay_start", "precision")
+# Absent from states written before the field: the trainer then takes the dataclass default (adam_eps: "torch").
+_OPTIONAL_RECIPE = ("n_critic", "ema_decay", "ema_warmup", "lr_decay_start", "precision", "adam_eps")
 
 
 def check_meta(meta: dict[str, Any], tensors: dict[str, torch.Tensor]) -> str | None:
@@ -177,8 +181,8 @@ def check_meta(meta: dict[str, Any], tensors: dict[str, torch.Tensor]) -> str | 
         return bad("run.model", run.get("model"), f"one of {', '.join(RECIPES)}")
     if not isinstance(run.get("config"), dict):
         return bad("run.config", run.get("config"), "an object")
-    if not isinstance(run.get("seed"), int) or isinstance(run["seed"], bool):
-        return bad("run.seed", run.get("seed"), "an integer")
+    if not isinstance(run.get("seed"), int) or seed_problem(run["seed"]):
+        return bad("run.seed", run.get("seed"), "an integer with -2**63 <= seed < 2**64 (torch's range)")
     recipe = run.get("recipe")
     if not isinstance(recipe, dict):
         return bad("run.recipe", recipe, "an object")
@@ -208,6 +212,22 @@ def check_meta(meta: dict[str, Any], tensors: dict[str, torch.Tensor]) -> str | 
             return f"tensor {key!r} is missing"
     if tensors["sample_z"].ndim != 2 or not tensors["sample_z"].is_floating_point():
         return f"tensor 'sample_z' is {tensors['sample_z'].dtype} {tuple(tensors['sample_z'].shape)}, expected float rows"
+    return _models_problem(run["model"], run["config"], bool(recipe.get("ema_decay")), tensors)
+
+
+def _models_problem(model: str, config: dict[str, Any], ema: bool, tensors: dict[str, torch.Tensor]) -> str | None:
+    """Whether ``run.config`` builds the model, and the state's weights fit it: checked on meta-device skeletons
+    (:func:`ganeval.models.build_meta`), so a state's config never allocates more than the file's own tensors."""
+    nets = {}
+    for part in ("generator", "discriminator"):
+        try:
+            nets[part] = build_meta(model, config, part, file_tensors=len(tensors))
+        except CONFIG_ERRORS as exc:
+            return f"run.config {short(config)} does not fit model {model!r} ({first_line(exc)})"
+    for prefix, part in (("g", "generator"), ("d", "discriminator"), *((("g_ema", "generator"),) if ema else ())):
+        problem = layout_problem(nets[part], {k: v.shape for k, v in subdict(tensors, prefix).items()})
+        if problem is not None:
+            return f"the {prefix}.* weights do not fit model {model!r} with its run.config ({problem[:200]})"
     return None
 
 
