@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
+import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -124,12 +126,28 @@ def first_line(exc: BaseException) -> str:
     return (text.splitlines()[0] if text else exc.__class__.__name__)[:200]
 
 
+@contextlib.contextmanager
+def utf8_path(path: Path) -> Iterator[str]:
+    """``path`` as a string safetensors can open: its own, or, for a name that is not UTF-8 (copied from a Latin-1
+    system; safetensors refuses it as "not valid UTF-8"), a temporary UTF-8 link to the same file."""
+    text = os.fspath(path)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        with tempfile.TemporaryDirectory(prefix="ganeval-link-") as tmp:
+            link = os.path.join(tmp, "checkpoint.safetensors")
+            os.symlink(os.path.abspath(text), link)
+            yield link
+    else:
+        yield text
+
+
 def _header_shapes(path: Path) -> dict[str, tuple[int, ...]]:
     """Every tensor's name and shape, from the safetensors header alone (no tensor data is read)."""
     from safetensors import SafetensorError, safe_open
 
     try:
-        with safe_open(str(path), framework="pt", device="cpu") as fh:
+        with utf8_path(path) as name, safe_open(name, framework="pt", device="cpu") as fh:
             return {k: tuple(fh.get_slice(k).get_shape()) for k in fh.keys()}
     except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
         raise CheckpointError(f"{path}: corrupt or truncated checkpoint ({first_line(exc)})") from exc
@@ -170,7 +188,8 @@ def load_generator(
     if problem is not None:
         raise CheckpointError(f"{path}: weights do not fit model {model!r} ({problem[:200]})")
     try:
-        tensors = load_file(str(path), device="cpu")
+        with utf8_path(path) as name:
+            tensors = load_file(name, device="cpu")
     except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
         raise CheckpointError(f"{path}: corrupt or truncated checkpoint ({first_line(exc)})") from exc
     state = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}

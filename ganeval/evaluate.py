@@ -24,7 +24,7 @@ from ganeval.feature_cache import load_metric, metric_key, metric_options, save_
 from ganeval.features import get_extractor, resolve_device
 from ganeval.features.base import FeatureExtractor
 from ganeval.illustrations import Illustrations, shown_checkpoints
-from ganeval.inputs import Series, Source, resolve_target
+from ganeval.inputs import Series, Source, printable, resolve_target
 from ganeval.metrics.fid import FIDReference, bootstrap_fid
 from ganeval.metrics.registry import FD_COLUMN, METRICS, Metric, MetricInput
 from ganeval.nearest import report_neighbours
@@ -282,7 +282,8 @@ class _Evaluator(Illustrations):
         return floor_summary(row, info)
 
     def table(self) -> pd.DataFrame:
-        df = pd.DataFrame([self.rows[s.name] for s in self.series.sources])
+        df = pd.DataFrame([{k: printable(v) if isinstance(v, str) else v for k, v in self.rows[s.name].items()}
+                           for s in self.series.sources])  # paths and errors naming a file that is not UTF-8
         for m in self.metrics:
             for col in m.columns:
                 if col not in df:
@@ -340,7 +341,8 @@ def _score_series(series: Series, opts: ScoreOptions, dist: DistContext | None) 
     late = ranking.late_collapse(df, primary, ev.replicates, opts.late_threshold, opts.ci)
     provenance = {name: {**ex.provenance(), **reference_provenance(ev.ref_meta[name]), **ev.real_provenance(name)}
                   for name, ex in ev.extractors.items()}
-    summary = build_summary(df, primary, late, opts, provenance, ev.notes, time.time() - t0, dist.world, floor)
+    notes = [printable(n) for n in ev.notes]
+    summary = build_summary(df, primary, late, opts, provenance, notes, time.time() - t0, dist.world, floor)
     failed = bool((df["status"] == "error").any())
     result = ScoreResult(df, summary, ev.grids, ev.replicates, failed, features=ev.kept, refs=ev.refs)
     sets = ev.copy_sets.get("options", {})

@@ -32,6 +32,12 @@ SAMPLE_FILE_EXTS = {".zip": "images", ".npz": "npz"}
 SAMPLE_KINDS = ("images", "npz", "array")
 
 
+def printable(text: str) -> str:
+    """``text`` with U+FFFD for surrogate escapes: a file name that is not UTF-8 (copied from a Latin-1 system)
+    arrives with them, and no table, CSV, JSON or page can encode them (the path itself still opens the file)."""
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
 @dataclass
 class Source:
     """One element of a series: its name, iteration, kind and what ``open`` needs (``extra``)."""
@@ -41,6 +47,9 @@ class Source:
     iteration: int | None
     kind: str = "checkpoint"
     extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.name = printable(self.name)
 
     def open(self, device: torch.device, n: int, seed: int) -> Samples:
         """The first ``n`` samples: generators draw rows of the seed's latent set, stored samples come in file order."""

@@ -432,3 +432,18 @@ def test_iterations_stay_integers_when_a_row_has_none(tmp_path: Path, cli) -> No
         ["iteration", "1000", "3000", ""]
     summary = json.loads((run / "report" / "summary.json").read_text())
     assert summary["best"]["iteration"] == 3000 and isinstance(summary["best"]["iteration"], int)
+
+
+def test_a_file_name_that_is_not_utf8_is_scored_and_reported(tmp_path: Path, cli) -> None:
+    """A checkpoint named with a Latin-1 byte (0xe9): scoring finished, then the table raised UnicodeEncodeError
+    (traceback, no report); safetensors also refused the path as "corrupt or truncated"."""
+    run = tmp_path / "run"
+    good = write_bank_checkpoint(run, 300)
+    odd = run / "ckpt_caf\udce9_300.safetensors"  # the bytes b"caf\xe9" as Python spells them on a UTF-8 system
+    good.rename(odd)
+    code, out, err = cli("score", odd, "--metrics", "mnist_fd", "--num-samples", 300, "--bootstrap", 0, "--device", "cpu",
+                         "--no-progress", "--out", tmp_path / "rep")
+    assert code == 0, err
+    summary = json.loads((tmp_path / "rep" / "summary.json").read_text(encoding="utf-8"))
+    assert [(r["checkpoint"], r["status"]) for r in summary["rows"]] == [("ckpt_caf\ufffd_300.safetensors", "ok")]
+    assert "ckpt_caf\ufffd_300" in (tmp_path / "rep" / "report.html").read_text(encoding="utf-8")
