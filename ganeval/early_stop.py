@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -57,6 +58,11 @@ class EarlyStopper:
     #: More keyword arguments of ``score``/``compare``: input hints (``generator``, ``z_dim``...), ``reference``,
     #: ``feature_network`` (for ``custom_fd``).
     extra: dict[str, Any] = field(default_factory=dict)
+    #: Where a private link to the best checkpoint is kept (``watch`` sets it): a trainer that keeps only its last
+    #: few checkpoints deleted the best's file, after which no checkpoint could be compared with it. None: the
+    #: files are compared where they are (ganeval's own trainer never deletes them).
+    keep_dir: Path | None = None
+    _kept: Path | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.metric not in STOP_METRICS:
@@ -79,16 +85,52 @@ class EarlyStopper:
     def observe(self, ckpt: Path, iteration: int) -> bool:
         """Score ``ckpt`` against the best so far; True when the last ``patience`` checkpoints were all worse."""
         row: dict[str, Any] = {"iteration": iteration, "checkpoint": str(ckpt)}
+        held = self._hold(ckpt)
+        try:
+            return self._observe(ckpt, held, iteration, row)
+        finally:
+            if held != ckpt and held != self._kept:
+                held.unlink(missing_ok=True)  # a candidate that did not become the best
+
+    def _hold(self, ckpt: Path) -> Path:
+        """A private hard link (else copy) of ``ckpt`` in ``keep_dir`` to judge and, if it becomes the best, to keep;
+        ``ckpt`` itself without a ``keep_dir`` or when neither can be made (the file is judged where it is)."""
+        if self.keep_dir is None:
+            return ckpt
+        held = self.keep_dir / ("new" if self._kept is None or self._kept.parent.name != "new" else "next") / ckpt.name
+        try:
+            held.parent.mkdir(parents=True, exist_ok=True)
+            held.unlink(missing_ok=True)
+            try:
+                os.link(ckpt, held)
+            except OSError:
+                shutil.copy2(ckpt, held)
+        except OSError:
+            return ckpt
+        return held
+
+    def _keep(self, held: Path) -> None:
+        """``held`` is the new best: keep it (when it is a private link), and let the previous best's link go."""
+        old, self._kept = self._kept, (held if self.keep_dir is not None and held.parent.parent == self.keep_dir else None)
+        if old is not None and old != held:
+            old.unlink(missing_ok=True)
+
+    def _baseline(self) -> Path:
+        assert self.best is not None
+        return self._kept or self.best
+
+    def _observe(self, ckpt: Path, held: Path, iteration: int, row: dict[str, Any]) -> bool:
         if self.best is None:
-            first = score(ckpt, **self._options())
+            first = score(held, **self._options())
             if first["status"].iloc[0] == "error":
                 raise TrainError(f"{ckpt}: could not be scored for early stopping: {_reason(ckpt, first['error'].iloc[0])}")
             value = float(first[self.metric].iloc[0])
             row.update(value=value, best=str(ckpt), verdict="first")
             self.best, self.best_value = ckpt, value
+            self._keep(held)
         else:
-            comp = compare({"best": self.best, "new": ckpt}, permutations=self.permutations, sequential=self.sequential,
-                           **self._options())
+            comp = compare({"best": self._baseline(), "new": held}, permutations=self.permutations,
+                           sequential=self.sequential, **self._options())
             if comp.failed:
                 raise TrainError(f"{ckpt}: could not be scored for early stopping: "
                                  f"{_reason(ckpt, comp.members['error'].dropna().iloc[0])}")
@@ -99,11 +141,12 @@ class EarlyStopper:
                        verdict=str(d["verdict"]), p_value=float(d["p_value"]), relabellings=float(d["relabellings"]))
             if value < float(d["baseline_value"]):
                 self.best, self.best_value, self.worse_in_a_row = ckpt, value, 0
+                self._keep(held)
             elif d["verdict"] == "worse" and float(d["relative"]) > self.threshold:
                 self.worse_in_a_row += 1
             else:
                 self.worse_in_a_row = 0
-            if self.worse_in_a_row >= self.patience and not self._confirmed(ckpt, row):
+            if self.worse_in_a_row >= self.patience and not self._confirmed(held, row):
                 self.worse_in_a_row = 0
             row["best"] = str(self.best)
         row["worse_in_a_row"] = self.worse_in_a_row
@@ -113,7 +156,7 @@ class EarlyStopper:
     def _confirmed(self, ckpt: Path, row: dict[str, Any]) -> bool:
         """Before stopping, the same comparison on fresh latents (seed 1): the best was chosen on seed 0, which
         favours it (the winner's curse), so a stop must hold where it was not chosen."""
-        comp = compare({"best": self.best, "new": ckpt}, permutations=self.permutations, sequential=self.sequential,
+        comp = compare({"best": self._baseline(), "new": ckpt}, permutations=self.permutations, sequential=self.sequential,
                        **self._options(seed=1))
         d = comp.differences.set_index("metric").loc[self.metric]
         ok = not comp.failed and d["verdict"] == "worse" and float(d["relative"]) > self.threshold

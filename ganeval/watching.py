@@ -13,6 +13,7 @@ import json
 import math
 import os
 import re
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -28,6 +29,8 @@ from ganeval.sources.state_dicts import STATE_EXTS
 from ganeval.train.state import STATE_KEY, STATE_NAME
 
 WATCH_NAME = "watch.json"
+#: The watch's private folder in OUT (a link to the best checkpoint), removed when the watch ends.
+KEEP_NAME = ".ganeval_watch"
 REASONS = ("stop rule", "training finished", "until", "idle", "interrupted")
 
 
@@ -88,7 +91,9 @@ class _Watch:
         for path, iteration in self.listing():
             if str(path) in self.failed or str(path) in self.seen:
                 continue
-            if iteration in self.judged or any(iteration == it for _, it in fresh):  # another file of one iteration
+            if any(iteration == it for _, it in fresh):
+                break  # another file of an iteration about to be judged: the next poll takes it if that one fails
+            if iteration in self.judged:
                 why = f"iteration {iteration} was already judged from another file; each iteration is judged once"
                 self.failed[str(path)] = why
                 self.emit(f"{path}: {why}")
@@ -105,7 +110,7 @@ class _Watch:
     def listing(self) -> list[tuple[Path, int]]:
         """ganeval checkpoints; with a ``generator`` hint, weight files whose names carry their iteration."""
         if not self.stopper.extra.get("generator"):
-            return [(r.path, r.iteration) for r in list_checkpoints(self.run_dir)]
+            return sorted(((r.path, r.iteration) for r in list_checkpoints(self.run_dir)), key=lambda f: (f[1], f[0].name))
         found = []
         for p in self.run_dir.glob(self.pattern):
             if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in STATE_EXTS:
@@ -115,7 +120,7 @@ class _Watch:
                 elif str(p) not in self.failed:
                     self.failed[str(p)] = "no iteration number in its name; not judged"
                     self.emit(f"{p}: no iteration number in its name; not judged")
-        return sorted(found, key=lambda f: f[1])
+        return sorted(found, key=lambda f: (f[1], f[0].name))  # one iteration's files: the first by name first
 
     def judge(self, path: Path, iteration: int) -> bool:
         """One checkpoint through the rule; a checkpoint that cannot be scored is recorded and skipped."""
@@ -206,6 +211,8 @@ def watch(run_dir: str | os.PathLike[str], stopper: EarlyStopper | None = None, 
         raise GanevalError(f"{stop_path}: stop file already exists (from an earlier stop?); remove it to watch again")
     w = _Watch(run_dir, stopper or EarlyStopper(), Path(out) if out is not None else run_dir, stop_path, report, emit)
     w.pattern = pattern
+    if w.stopper.keep_dir is None:  # the best checkpoint's private link: the trainer may delete its file
+        w.stopper.keep_dir = w.out / KEEP_NAME
     last_new = time.monotonic()
     reason = None
     try:
@@ -233,6 +240,9 @@ def watch(run_dir: str | os.PathLike[str], stopper: EarlyStopper | None = None, 
                     time.sleep(interval_s)
     except KeyboardInterrupt:
         reason = "interrupted"
+    finally:
+        if w.stopper.keep_dir == w.out / KEEP_NAME:
+            shutil.rmtree(w.stopper.keep_dir, ignore_errors=True)
     if w.judged or w.failed:
         w.out.mkdir(parents=True, exist_ok=True)
         w.save(reason)

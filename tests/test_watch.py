@@ -285,3 +285,40 @@ def test_precision_reaches_the_judgements_and_is_recorded(tmp_path: Path, cli) -
     assert judged == pytest.approx(bf16, rel=1e-9) and abs(bf16 - fp32) > 1e-6 * abs(fp32)
     with pytest.raises(TrainError, match="must be one of fp32, tf32, bf16"):
         EarlyStopper(precision="fp16")
+
+
+def test_the_best_stays_the_baseline_when_the_trainer_deletes_its_file(tmp_path: Path) -> None:
+    """A trainer keeping only its last checkpoints deleted the best's file: every later checkpoint then failed ("no
+    such file"), none was retried, and the stop rule could never fire. The watch judges against a private link."""
+    run = tmp_path / "run"
+    for it, noise in ((1000, 0.0), (2000, 0.5), (3000, 0.7)):
+        _old(write_bank_checkpoint(run, it, noise=noise))
+
+    def emit(line: str) -> None:  # the trainer deletes the best once it has been judged
+        if line.startswith("iteration 1000"):
+            (run / "ckpt_0001000.safetensors").unlink()
+
+    res = watch(run, EarlyStopper(patience=2, threshold=0.1, **FAST), interval_s=0.05, idle_timeout_s=0.6, settle_s=0,
+                emit=emit)
+    assert res.failed == {} and res.judged == [1000, 2000, 3000] and res.reason == "stop rule", res.failed
+    assert res.stopper.best == run / "ckpt_0001000.safetensors"  # reported by its own name
+    assert not (run / ".ganeval_watch").exists()  # the private link goes with the watch
+
+
+def test_a_failing_file_of_an_iteration_does_not_block_the_other(tmp_path: Path, cli) -> None:
+    """G_100.pt and D_100.pt in one folder (no --pattern): the files were taken in directory order and the second
+    was called "already judged" before the first was judged; when D failed, the iteration was never judged."""
+    from synthetic import BankGenerator
+
+    run = tmp_path / "run"
+    run.mkdir()
+    torch.save({"G": BankGenerator().state_dict()}, run / "G_100.pt")
+    torch.save({"w": torch.ones(3)}, run / "D_100.pt")  # first by name, and not a generator
+    for p in run.iterdir():
+        _old(p)
+    code, out, err = cli("watch", run, "--generator", "synthetic:BankGenerator", "--interval", "0.05",
+                         "--idle-timeout", "0.6", "--settle", "0", "--num-samples", "300", "--bootstrap", "0",
+                         "--device", "cpu")
+    report = json.loads((run / WATCH_NAME).read_text())
+    assert [h["iteration"] for h in report["history"]] == [100] and report["history"][0]["checkpoint"].endswith("G_100.pt")
+    assert list(report["failed"]) == [str(run / "D_100.pt")] and "already judged" not in out + err, out + err
