@@ -215,6 +215,8 @@ def export_generator(src: str | os.PathLike[str], dst: str | os.PathLike[str], u
     from safetensors.torch import save_file
 
     src, dst = Path(src), Path(dst)
+    if dst.suffix.lower() != ".safetensors":  # read by its extension: under another, ganeval cannot load it back
+        raise CheckpointError(f"{dst}: must end in .safetensors (an exported generator is a safetensors file)")
     if dst.exists():
         raise CheckpointError(f"{dst}: exists; refusing to overwrite it")
     gen, meta = load_generator(src, use_ema=use_ema)  # validates the source completely

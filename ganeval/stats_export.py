@@ -7,12 +7,14 @@ TF 2015-12-05 Inception, the tool's resize, float32 inference), and a provenance
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
 import re
+import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -45,6 +47,11 @@ class Exported:
     notes: list[str]
     #: The real features for the tool's KID (``kid=True``), else None.
     kid_path: Path | None = None
+    #: Whether a statistics file of that name was there before and was overwritten.
+    replaced: bool = False
+    #: The KID features file an earlier export of that name left, removed by this export without ``kid`` (the
+    #: tool would otherwise compute KID against the earlier statistics' images), else None.
+    removed_kid: Path | None = None
 
 
 def _check(path: Path, meta: dict[str, Any], to: str) -> list[str]:
@@ -119,6 +126,29 @@ def _kid_file(to: str, path: Path, name: str) -> Path:
     return path.with_name(path.name[: -len(".npz")] + "_kid.npz")
 
 
+@contextlib.contextmanager
+def _removed_with(path: Path | None) -> Iterator[Path | None]:
+    """Remove the file at ``path`` (if any) together with what the block writes: it is moved aside first, put back
+    if the block fails and deleted once it succeeded, so the new statistics never stand beside the old features and
+    a failed export leaves both as they were. Yields ``path`` when there was a file to remove, else None."""
+    if path is None or not (path.is_file() or path.is_symlink()):  # a folder there is not a leftover export: left alone
+        yield None
+        return
+    fd, aside = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".removed", dir=path.parent)
+    os.close(fd)
+    try:
+        os.replace(path, aside)
+    except OSError:
+        os.unlink(aside)
+        raise
+    try:
+        yield path
+    except BaseException:
+        os.replace(aside, path)
+        raise
+    os.unlink(aside)
+
+
 def _write_kid(src: Path, to: str, kid_path: Path, device: str, batch_size: int,
                announce: Callable[[int], None] | None) -> dict[str, Any]:
     """Pool features of every real image behind ``src`` (one Inception pass, cached like KID's real features),
@@ -152,7 +182,11 @@ def export_stats(stats: str | os.PathLike[str], to: str, out_dir: str | os.PathL
     The values are the sidecar-verified ones, in float64 (mu in float32 for torch-fidelity, which insists on its own
     dtypes), so the tool's FID against them equals ganeval's. ``kid``: also the Inception features of every real
     image behind them (computed on ``device`` unless cached), where the tool's KID looks for them; ``announce(n)``
-    is called once they are known to exist, before they are read or computed."""
+    is called once they are known to exist, before they are read or computed.
+
+    An export of a name that exists replaces it (``replaced``); one without ``kid`` also removes the KID features
+    an earlier export of that name left (``removed_kid``), in step with writing the statistics: the tool would
+    otherwise compute FID against the new statistics and KID against the old images, silently."""
     if to not in MADE_BY:
         raise StatsError(f"unknown tool {to!r} (known: {', '.join(MADE_BY)})")
     output_folder(out_dir, "--out", StatsError)
@@ -171,18 +205,21 @@ def export_stats(stats: str | os.PathLike[str], to: str, out_dir: str | os.PathL
     for target in (path, path.with_name(path.name + ".ganeval.json"), *([kid_path] if kid_path else [])):
         output_file(target, "--out", StatsError)  # a folder of that name: refused before the --kid pass
     kid_info = _write_kid(src, to, kid_path, device, batch_size, announce) if kid_path else None
-    with atomic_path(path) as tmp:
+    replaced = path.is_file()
+    leftover = _kid_file(to, path, name) if kid_path is None else None  # with --kid it was just overwritten
+    with _removed_with(leftover) as removed_kid, atomic_path(path) as tmp:
         tmp.write_bytes(_payload(to, mu, sigma))
     usage = _usage(to, path, name, kid_path)
     sidecar = path.with_name(path.name + ".ganeval.json")
     meta = {
         "exported": {"to": to, "name": name, "file": path.name, "file_sha256": sha256_file(path),
                      "from": str(src), "from_sha256": loaded.meta.get("file_sha256"), "mu_dtype": str(mu.dtype),
-                     "sigma_dtype": str(sigma.dtype), "usage": usage, "notes": notes, "kid_features": kid_info},
+                     "sigma_dtype": str(sigma.dtype), "usage": usage, "notes": notes, "kid_features": kid_info,
+                     "replaced": replaced, "removed_kid_features": removed_kid.name if removed_kid else None},
         "statistics": {k: v for k, v in loaded.meta.items() if k != "file_sha256"},
         "package_version": __version__,
         "command": command or "",
         "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     write_text(sidecar, json.dumps(meta, indent=2, sort_keys=True) + "\n")
-    return Exported(path, sidecar, name, usage, notes, kid_path)
+    return Exported(path, sidecar, name, usage, notes, kid_path, replaced, removed_kid)

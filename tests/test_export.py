@@ -61,3 +61,16 @@ def test_export_bad_input_is_one_line_and_writes_nothing(ckpt: Path, tmp_path: P
     slim = export_generator(ckpt, tmp_path / "slim.safetensors")  # EMA weights only: --raw has nothing to take
     code, _, err = cli("export", slim, "--out", tmp_path / "r.safetensors", "--raw")
     assert code == 2 and "holds only the EMA generator" in err and not (tmp_path / "r.safetensors").exists()
+
+
+@pytest.mark.parametrize("name", ["slim.pt", "slim.ts", "slim.onnx", "slim", "slim.safetensors.bak"])
+def test_export_refuses_an_out_that_is_not_safetensors(ckpt: Path, tmp_path: Path, cli, name: str) -> None:
+    """The export is a safetensors file; ganeval reads a file by its extension (slim.pt as TorchScript), so any
+    other name could not be scored: refused in one line naming --out and .safetensors, before anything is written."""
+    code, out, err = cli("export", ckpt, "--out", tmp_path / name)
+    assert code == 2 and out == "" and len(err.strip().splitlines()) == 1, err
+    assert f"--out {tmp_path / name}: must end in .safetensors" in err, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == [ckpt.name]
+    with pytest.raises(CheckpointError, match="must end in .safetensors"):
+        export_generator(ckpt, tmp_path / name)
+    assert export_generator(ckpt, tmp_path / "slim.SafeTensors").is_file()  # the case ganeval's loader ignores

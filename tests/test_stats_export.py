@@ -219,3 +219,40 @@ def test_kid_export_refuses_statistics_without_images(tmp_path: Path, cli) -> No
     assert not (tmp_path / "b").exists() or not any((tmp_path / "b").iterdir())
     code, _, err = cli("stats", "--dataset", "mnist-test", "--extractor", "mnist", "--kid", "--out", tmp_path / "c.npz")
     assert code == 2 and "--kid go with --export" in err, err
+
+
+@pytest.mark.parametrize(("to", "stats_name", "kid_name"), [
+    ("torch-fidelity", "myref-inception-v3-compat-stat-fid-2048.pt", "myref-inception-v3-compat-features-2048.pt"),
+    ("clean-fid", "myref_clean_custom_na.npz", "myref_clean_custom_na_kid.npz"),
+])
+def test_reexport_without_kid_removes_the_earlier_kid_features(tmp_path: Path, cli, monkeypatch: pytest.MonkeyPatch,
+                                                               to: str, stats_name: str, kid_name: str) -> None:
+    """Re-exported under the same name without --kid, the earlier export's KID features (here a stand-in file) go
+    with the statistics they belong to, and the output says so: left in place, the tool would compute FID against
+    the new statistics and KID against the earlier images, silently. A failed write keeps both as they were."""
+    import ganeval.stats_export as stats_export
+
+    out = tmp_path / "out"
+    code, stdout, err = cli("stats", "--export", "mnist-test", "--to", to, "--name", "myref", "--out", out)
+    assert code == 0 and "replaced" not in stdout and "removed" not in stdout, err
+    (out / kid_name).write_bytes(b"the features of an earlier --kid export")
+    before = (out / stats_name).read_bytes()
+
+    def fail(*_: object) -> bytes:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(stats_export, "_payload", fail)
+    code, _, err = cli("stats", "--export", "mnist-train", "--to", to, "--name", "myref", "--out", out)
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert (out / kid_name).is_file() and (out / stats_name).read_bytes() == before
+    assert sorted(p.name for p in out.iterdir()) == sorted([stats_name, stats_name + ".ganeval.json", kid_name])
+    monkeypatch.undo()
+
+    code, stdout, err = cli("stats", "--export", "mnist-train", "--to", to, "--name", "myref", "--out", out)
+    assert code == 0, err
+    line = stdout.splitlines()[0]
+    assert "replaced the earlier export of that name" in line and f"removed the earlier export's KID features {kid_name}" in line
+    assert sorted(p.name for p in out.iterdir()) == sorted([stats_name, stats_name + ".ganeval.json"])
+    side = json.loads((out / (stats_name + ".ganeval.json")).read_text())
+    assert side["statistics"]["dataset"] == "mnist-train" and side["exported"]["kid_features"] is None
+    assert side["exported"]["replaced"] is True and side["exported"]["removed_kid_features"] == kid_name

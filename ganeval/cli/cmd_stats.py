@@ -186,5 +186,9 @@ def _export(args: argparse.Namespace) -> int:
     for note in done.notes:
         print(f"note: {note}", file=sys.stderr)
     kid = f" and {done.kid_path.name}" if done.kid_path else ""
-    print(f"wrote {done.path}{kid} (provenance: {done.sidecar.name})\nuse it: {done.usage}")
+    said = ["replaced the earlier export of that name"] if done.replaced else []
+    if done.removed_kid is not None:  # else the tool's KID would compare against the earlier statistics' images
+        said.append(f"removed the earlier export's KID features {done.removed_kid.name}, which do not go with these "
+                    "statistics: export with --kid for the tool's KID")
+    print(f"wrote {done.path}{kid} ({'; '.join([*said, f'provenance: {done.sidecar.name}'])})\nuse it: {done.usage}")
     return 0
