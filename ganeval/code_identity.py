@@ -33,10 +33,11 @@ def _code_shape(code: types.CodeType) -> tuple[Any, ...]:
     return code.co_code, code.co_names, code.co_varnames, code.co_freevars, consts
 
 
-def _compiled_shapes(code: types.CodeType, out: dict[str, Any]) -> dict[str, Any]:
+def _compiled_shapes(code: types.CodeType, out: dict[str, list[Any]]) -> dict[str, list[Any]]:
+    """Shapes of every function compiled from the file, by qualified name (a list: two lambdas share ``<lambda>``)."""
     for c in code.co_consts:
         if isinstance(c, types.CodeType):
-            out[getattr(c, "co_qualname", c.co_name)] = _code_shape(c)
+            out.setdefault(getattr(c, "co_qualname", c.co_name), []).append(_code_shape(c))
             _compiled_shapes(c, out)
     return out
 
@@ -83,7 +84,7 @@ def file_describes(module: Any) -> bool:
     except (OSError, TypeError, SyntaxError, ValueError):
         return True  # no readable or parseable source: text_digest decides (None, or the digest of what is there)
     for name, shape in _live_shapes(module).items():
-        if compiled.get(name) != shape:
+        if shape not in compiled.get(name, []):
             return False
     missing = object()
     for node in tree.body:

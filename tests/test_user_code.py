@@ -171,3 +171,16 @@ def test_an_edited_local_module_the_code_imports_changes_its_identity(tmp_path: 
     (tmp_path / "plain_dep.py").write_text("import torch\nfrom torch import nn\n\n\nclass Net(nn.Linear):\n    pass\n")
     plain = resolve_factory(f"{tmp_path / 'plain_dep.py'}:Net", {"in_features": 2, "out_features": 2}).source_sha256
     assert plain == hashlib.sha256((tmp_path / "plain_dep.py").read_bytes()).hexdigest()  # installed imports: unchanged
+
+
+def test_ordinary_module_code_is_not_mistaken_for_an_edited_file(tmp_path: Path, monkeypatch) -> None:
+    """Two top-level lambdas (one qualified name), a dataclass's generated methods and a decorated method: the file
+    still describes the module, so its code is identified and cached (a false "edited" would never cache it)."""
+    (tmp_path / "ordinary_gens.py").write_text(
+        "import dataclasses\nimport torch\nfrom torch import nn\n\nACT = lambda x: x * 2  # noqa: E731\n"
+        "SCALE = lambda x: x / 2  # noqa: E731\n\n\n@dataclasses.dataclass\nclass Cfg:\n    width: int = 2\n\n\n"
+        "class Net(nn.Linear):\n    cfg = Cfg()\n\n    @torch.no_grad()\n    def probe(self, x):\n        return ACT(SCALE(x))\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "ordinary_gens", raising=False)
+    made = resolve_factory("ordinary_gens:Net", {"in_features": 2, "out_features": 2})
+    assert made.source_sha256 == hashlib.sha256((tmp_path / "ordinary_gens.py").read_bytes()).hexdigest()
