@@ -174,11 +174,11 @@ def test_an_edited_local_module_the_code_imports_changes_its_identity(tmp_path: 
 
 
 def test_ordinary_module_code_is_not_mistaken_for_an_edited_file(tmp_path: Path, monkeypatch) -> None:
-    """Two top-level lambdas (one qualified name), a dataclass's generated methods and a decorated method: the file
+    """Top-level lambdas (one qualified name, one not bound to a name), a dataclass's generated methods and a decorated method: the file
     still describes the module, so its code is identified and cached (a false "edited" would never cache it)."""
     (tmp_path / "ordinary_gens.py").write_text(
         "import dataclasses\nimport torch\nfrom torch import nn\n\nACT = lambda x: x * 2  # noqa: E731\n"
-        "SCALE = lambda x: x / 2  # noqa: E731\n\n\n@dataclasses.dataclass\nclass Cfg:\n    width: int = 2\n\n\n"
+        "SCALE = lambda x: x / 2  # noqa: E731\nORDER = sorted([3, 1], key=lambda v: -v)\n\n\n@dataclasses.dataclass\nclass Cfg:\n    width: int = 2\n\n\n"
         "class Net(nn.Linear):\n    cfg = Cfg()\n\n    @torch.no_grad()\n    def probe(self, x):\n        return ACT(SCALE(x))\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.delitem(sys.modules, "ordinary_gens", raising=False)
