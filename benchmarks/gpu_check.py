@@ -156,6 +156,12 @@ def set_tf32(on: bool) -> None:
     torch.backends.cuda.matmul.allow_tf32 = on
 
 
+def prec(mode: str, device: torch.device) -> str:
+    """The extractor precision of a mode: ganeval switches TF32 itself (fp32 is float32, tf32 opts in; tf32 is a
+    CUDA mode, so the CPU smoke run measures fp32 under its name)."""
+    return "fp32" if mode == "tf32" and device.type != "cuda" else mode
+
+
 def sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize()
@@ -216,7 +222,7 @@ def parity(device: torch.device, weights: Any, n: int) -> dict[str, Any]:
     tf_dev = tfid_net(weights, device)
     for mode in ("fp32", "tf32", "bf16"):
         set_tf32(mode == "tf32")
-        ex = InceptionExtractor(weights, device=device, precision="bf16" if mode == "bf16" else "fp32")
+        ex = InceptionExtractor(weights, device=device, precision=prec(mode, device))
         out = ex(images.to(device))
         with torch.no_grad():
             if mode == "bf16":
@@ -295,7 +301,7 @@ def throughput(device: torch.device, weights: Any, sizes: dict[str, Any]) -> dic
                 return res
             key = f"{mode}_b{batch}"
             try:
-                r = pipeline_rate(device, weights, "bf16" if mode == "bf16" else "fp32", batch, batch * sizes["batches_per_run"])
+                r = pipeline_rate(device, weights, prec(mode, device), batch, batch * sizes["batches_per_run"])
                 res["pipeline"][key] = r
                 log(f"pipeline {key}: {r['img_s']:.4g} img/s (peak {r['peak_gib'] or 0:.1f} GiB)")
             except Exception as exc:  # noqa: BLE001 - e.g. out of memory at the largest batch
@@ -307,8 +313,8 @@ def throughput(device: torch.device, weights: Any, sizes: dict[str, Any]) -> dic
         set_tf32(True)
         batch = sizes["batches"][1]
         try:
-            ex = InceptionExtractor(weights, device=device, resize="clean")
-            r = pipeline_rate(device, weights, "fp32", batch, batch * sizes["batches_per_run"], extractor=ex)
+            ex = InceptionExtractor(weights, device=device, resize="clean", precision=prec("tf32", device))
+            r = pipeline_rate(device, weights, prec("tf32", device), batch, batch * sizes["batches_per_run"], extractor=ex)
             res["pipeline"][f"clean_tf32_b{batch}"] = r
             log(f"pipeline clean_tf32_b{batch}: {r['img_s']:.4g} img/s")
         except Exception as exc:  # noqa: BLE001
@@ -317,15 +323,15 @@ def throughput(device: torch.device, weights: Any, sizes: dict[str, Any]) -> dic
     set_tf32(False)
     b = sizes["net_batch"]
     variants: list[tuple[str, str, bool, bool]] = [  # name, precision, tf32, cudnn.benchmark
-        ("ganeval_fp32", "fp32", False, False), ("ganeval_tf32", "fp32", True, False),
+        ("ganeval_fp32", "fp32", False, False), ("ganeval_tf32", "tf32", True, False),
         ("ganeval_bf16", "bf16", False, False), ("ganeval_bf16_cudnn_benchmark", "bf16", False, True),
-        ("ganeval_tf32_cudnn_benchmark", "fp32", True, True)]
-    for name, prec, tf32, bench in variants:
+        ("ganeval_tf32_cudnn_benchmark", "tf32", True, True)]
+    for name, mode_, tf32, bench in variants:
         if elapsed() > sizes["deadline"]:
             break
         set_tf32(tf32)
         torch.backends.cudnn.benchmark = bench
-        ex = InceptionExtractor(weights, device=device, precision=prec)
+        ex = InceptionExtractor(weights, device=device, precision=prec(mode_, device))
         try:
             res["network"][name] = network_rate(device, ex, images, b, sizes["reps"], pinned=True)
             log(f"network {name} b{b}: {res['network'][name]['img_s']:.4g} img/s")
@@ -359,7 +365,7 @@ def compile_child(device: torch.device, sizes: dict[str, Any], out_path: Path) -
 
     for mode in ("tf32", "fp32", "bf16"):  # tf32 first: the pipeline target is at fp32/TF32
         set_tf32(mode == "tf32")
-        precision = "bf16" if mode == "bf16" else "fp32"
+        precision = prec(mode, device)
         eager = InceptionExtractor(weights, device=device, precision=precision)
         want = eager(images)["pool"]
         t = time.perf_counter()
