@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from ganeval.atomic import atomic_path, sha256_file
-from ganeval.errors import CheckpointError
+from ganeval.errors import CheckpointError, first_line, short
 from ganeval.models import CONFIG_ERRORS, build_generator, build_meta
 from ganeval.version import __version__
 
@@ -112,18 +112,6 @@ def layout_problem(model: nn.Module, shapes: Mapping[str, Sequence[int]]) -> str
             return (f"size mismatch for {key}: copying a param with shape {torch.Size(have)} from checkpoint, the shape "
                     f"in current model is {torch.Size(want)}")
     return None
-
-
-def short(value: Any, limit: int = 80) -> str:
-    """``repr(value)`` cut to ``limit`` characters: an untrusted config can be megabytes of JSON."""
-    shown = repr(value)
-    return shown if len(shown) <= limit else shown[:limit] + "…"
-
-
-def first_line(exc: BaseException) -> str:
-    """The first line of an exception's message (its class name when empty), cut to 200 characters."""
-    text = str(exc).strip()
-    return (text.splitlines()[0] if text else exc.__class__.__name__)[:200]
 
 
 @contextlib.contextmanager

@@ -51,3 +51,16 @@ def refused_global(exc: BaseException) -> str | None:
     varies by version: "Unsupported global: GLOBAL x.y", "unsupported GLOBAL x.y", "but got <class 'x.y'>"), or None."""
     found = re.search(r"GLOBAL ([\w.]+)", str(exc), re.IGNORECASE) or re.search(r"but got <class '([\w.]+)'>", str(exc))
     return found.group(1) if found else None
+
+
+def short(value: Any, limit: int = 80) -> str:
+    """``repr(value)`` cut to ``limit`` characters: an untrusted config can be megabytes of JSON."""
+    shown = repr(value)
+    return shown if len(shown) <= limit else shown[:limit] + "…"
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (its class name when empty), cut to 200 characters: for one-line
+    errors that quote what a library raised."""
+    text = str(exc).strip()
+    return (text.splitlines()[0] if text else exc.__class__.__name__)[:200]

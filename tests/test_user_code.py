@@ -178,7 +178,8 @@ def test_ordinary_module_code_is_not_mistaken_for_an_edited_file(tmp_path: Path,
     still describes the module, so its code is identified and cached (a false "edited" would never cache it)."""
     (tmp_path / "ordinary_gens.py").write_text(
         "import dataclasses\nimport torch\nfrom torch import nn\n\nACT = lambda x: x * 2  # noqa: E731\n"
-        "SCALE = lambda x: x / 2  # noqa: E731\nORDER = sorted([3, 1], key=lambda v: -v)\n\n\n@dataclasses.dataclass\nclass Cfg:\n    width: int = 2\n\n\n"
+        "SCALE = lambda x: x / 2  # noqa: E731\nORDER = sorted([3, 1], key=lambda v: -v)\n\n\n"
+        "@dataclasses.dataclass\nclass Cfg:\n    width: int = 2\n\n\n"
         "class Net(nn.Linear):\n    cfg = Cfg()\n\n    @torch.no_grad()\n    def probe(self, x):\n        return ACT(SCALE(x))\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.delitem(sys.modules, "ordinary_gens", raising=False)

@@ -20,9 +20,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from ganeval.checkpoints import checkpoint_name, first_line, list_checkpoints, save_checkpoint, short
+from ganeval.checkpoints import checkpoint_name, list_checkpoints, save_checkpoint
 from ganeval.data.mnist import load_mnist, mnist_checksum
-from ganeval.errors import CheckpointError
+from ganeval.errors import CheckpointError, first_line, short
 from ganeval.models import CONFIG_ERRORS, build_discriminator, build_generator
 from ganeval.train.adam import make_adam
 from ganeval.train.grid import GRID_COLS, GRID_ROWS, sample_grid

@@ -16,8 +16,8 @@ from typing import Any
 
 import torch
 
-from ganeval.checkpoints import first_line, list_checkpoints, short
-from ganeval.errors import CheckpointError
+from ganeval.checkpoints import list_checkpoints
+from ganeval.errors import CheckpointError, first_line, short
 from ganeval.models import CONFIG_ERRORS, build_meta, get_model
 from ganeval.train.recipes import PRECISIONS, Recipe, TrainError, get_recipe, seed_problem
 from ganeval.train.state import STATE_NAME, load_state

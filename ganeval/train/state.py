@@ -19,8 +19,8 @@ from typing import Any
 import torch
 
 from ganeval.atomic import atomic_path
-from ganeval.checkpoints import first_line, layout_problem, short
-from ganeval.errors import CheckpointError
+from ganeval.checkpoints import layout_problem
+from ganeval.errors import CheckpointError, first_line, short
 from ganeval.models import CONFIG_ERRORS, build_meta
 from ganeval.train.recipes import ADAM_EPS_FORMS, PRECISIONS, RECIPES, seed_problem
 
