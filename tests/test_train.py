@@ -79,6 +79,29 @@ def test_seed_network_parameter_counts() -> None:
     assert d(torch.zeros(3, 1, 28, 28)).shape == (3,)  # logits, no sigmoid
 
 
+def test_seed_batchnorm_moves_its_variance_like_keras() -> None:
+    """Keras 2's BatchNormalization moves the running variance towards var_batch · n/(n − 1 − ε) (its
+    keras/layers/normalization.py); PyTorch's BatchNorm1d towards n/(n − 1). The seed's D trains on fakes made in
+    inference mode, so these statistics shape training; the output in training mode is PyTorch's (biased var)."""
+    torch.manual_seed(1)
+    g = build_generator("mlp").double()
+    g.train()
+    z = torch.randn(4, 100, dtype=torch.float64)  # n = 4: Keras' factor 4/2.999 vs PyTorch's 4/3 differ by 3.3e-4
+    bn = [m for m in g.modules() if isinstance(m, torch.nn.BatchNorm1d)][0]
+    h = g.net[1](g.net[0](z)).detach()
+    out = bn(h)
+    var, mean = torch.var_mean(h, dim=0, correction=0)
+    m, n, eps = 0.2, 4, 1e-3
+    torch.testing.assert_close(bn.running_mean, m * mean, rtol=1e-12, atol=1e-14)
+    torch.testing.assert_close(bn.running_var, (1 - m) + m * var * n / (n - 1 - eps), rtol=1e-12, atol=1e-14)
+    assert int(bn.num_batches_tracked) == 1
+    torch.testing.assert_close(out, (h - mean) / torch.sqrt(var + eps) * bn.weight + bn.bias)
+    bn.eval()  # inference mode: the running statistics, as before
+    torch.testing.assert_close(bn(h), (h - bn.running_mean) / torch.sqrt(bn.running_var + eps) * bn.weight + bn.bias)
+    with pytest.raises(ValueError):  # one value per channel is refused in training mode, as PyTorch does
+        bn.train()(h[:1])
+
+
 def test_recipes_match_the_issue() -> None:
     mlp, dcgan = RECIPES["mlp"], RECIPES["dcgan"]
     assert (mlp.loss, mlp.lr, mlp.betas, mlp.batch_size, mlp.iterations, mlp.ema_decay) == \

@@ -96,6 +96,7 @@ DAMAGES: dict[str, tuple[Callable[[dict[str, Any], dict[str, torch.Tensor]], Non
     "batch_size": (_recipe("batch_size", -3), "run.recipe.batch_size is -3"),
     "batch_one": (_recipe("batch_size", 1), "--batch-size 1 is too small"),
     "adam_eps": (_recipe("adam_eps", "adam"), "run.recipe.adam_eps is 'adam', expected one of keras, torch"),
+    "bn_variance": (_recipe("bn_variance", 1), "run.recipe.bn_variance is 1, expected one of keras, torch"),
     "unknown_field": (_recipe("momentum", 0.9), "unknown field 'momentum'"),
     "config": (lambda m, t: m["run"].__setitem__("config", [1]), "run.config is [1]"),
     "seed": (lambda m, t: m["run"].__setitem__("seed", 2**64), "run.seed is 18446744073709551616, expected an integer"),

@@ -1,13 +1,15 @@
 """The seed's MLP GAN (Keras tutorial), ported faithfully to PyTorch.
 
 Keras ``BatchNormalization(momentum=0.8)`` keeps 0.8 of the old running statistic, which is
-PyTorch ``momentum=0.2``; Keras ``epsilon`` defaults to 1e-3. Dense layers use Keras' default
-glorot-uniform weights and zero biases.
+PyTorch ``momentum=0.2``; Keras ``epsilon`` defaults to 1e-3. Keras 2 moves its running variance towards the batch
+variance times n/(n − 1 − ε), PyTorch towards n/(n − 1): :class:`KerasBatchNorm1d` takes Keras' factor. Dense
+layers use Keras' default glorot-uniform weights and zero biases.
 """
 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 
@@ -16,6 +18,46 @@ def _dense(n_in: int, n_out: int) -> nn.Linear:
     nn.init.xavier_uniform_(layer.weight)
     nn.init.zeros_(layer.bias)
     return layer
+
+
+class KerasBatchNorm1d(nn.BatchNorm1d):
+    """``BatchNorm1d`` whose running variance follows Keras 2's ``BatchNormalization``.
+
+    In training, Keras 2 (``keras/layers/normalization.py``) updates the moving variance with the batch variance
+    times n/(n − 1 − ε) where PyTorch uses the unbiased n/(n − 1); the seed's generator makes D's fake batch in
+    inference mode, so those running statistics shape every training step. Output and state dict are PyTorch's.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not (self.training and self.track_running_stats and self.momentum is not None):
+            return super().forward(x)
+        out = F.batch_norm(x, None, None, self.weight, self.bias, True, 0.0, self.eps)  # raises on one value
+        dims = [d for d in range(x.dim()) if d != 1]
+        n = x.numel() // x.shape[1]
+        with torch.no_grad():
+            xf = x.detach().to(torch.promote_types(x.dtype, torch.float32))
+            var, mean = torch.var_mean(xf, dim=dims, correction=0)
+            m = self.momentum
+            self.running_mean.mul_(1 - m).add_(mean.to(self.running_mean.dtype), alpha=m)
+            moved = var * (n / (n - 1.0 - self.eps))
+            self.running_var.mul_(1 - m).add_(moved.to(self.running_var.dtype), alpha=m)
+            self.num_batches_tracked.add_(1)
+        return out
+
+
+#: How BatchNorm1d moves its running variance in training: Keras 2's n/(n − 1 − ε) or PyTorch's n/(n − 1).
+BN_VARIANCE_FORMS = ("keras", "torch")
+
+
+def set_batchnorm_variance(module: nn.Module, form: str) -> nn.Module:
+    """Switch every ``BatchNorm1d`` of ``module`` to ``form``'s running-variance update (in place; same state dict)."""
+    if form not in BN_VARIANCE_FORMS:
+        raise ValueError(f"unknown BatchNorm variance form {form!r} (expected one of {', '.join(BN_VARIANCE_FORMS)})")
+    cls = KerasBatchNorm1d if form == "keras" else nn.BatchNorm1d
+    for m in module.modules():
+        if type(m) in (nn.BatchNorm1d, KerasBatchNorm1d):
+            m.__class__ = cls
+    return module
 
 
 class MLPGenerator(nn.Module):
@@ -30,7 +72,7 @@ class MLPGenerator(nn.Module):
         layers: list[nn.Module] = []
         n_in = latent_dim
         for width in hidden:
-            layers += [_dense(n_in, width), nn.LeakyReLU(0.2), nn.BatchNorm1d(width, momentum=0.2, eps=1e-3)]
+            layers += [_dense(n_in, width), nn.LeakyReLU(0.2), KerasBatchNorm1d(width, momentum=0.2, eps=1e-3)]
             n_in = width
         n_out = 1
         for s in self.img_shape:

@@ -24,6 +24,7 @@ from ganeval.checkpoints import checkpoint_name, list_checkpoints, save_checkpoi
 from ganeval.data.mnist import load_mnist, mnist_checksum
 from ganeval.errors import CheckpointError, first_line, short
 from ganeval.models import CONFIG_ERRORS, build_discriminator, build_generator
+from ganeval.models.mlp import set_batchnorm_variance
 from ganeval.train.adam import make_adam
 from ganeval.train.grid import GRID_COLS, GRID_ROWS, sample_grid
 from ganeval.train.losses import EMA, STEPS
@@ -66,6 +67,7 @@ class _Trainer:
         torch.manual_seed(run.seed)
         try:
             self.g = build_generator(run.model, run.config).to(dev).train()
+            set_batchnorm_variance(self.g, r.bn_variance)  # the recipe's running-variance update (models/mlp.py)
             self.d = build_discriminator(run.model, run.config).to(dev).train()
         except CONFIG_ERRORS as exc:  # plan_train checked the config on the meta device; this is the last guard
             where = f"{out / STATE_NAME}: " if saved is not None else ""

@@ -32,6 +32,9 @@ class Recipe:
     # Where Adam adds eps: "keras" (Keras' epsilon hat, lr·√(1−β2^t)/(1−β1^t)·m/(√v+ε): the mlp port) or "torch"
     # (PyTorch's, to the bias-corrected √v̂). States written before the field existed trained with "torch".
     adam_eps: str = "torch"
+    # How BatchNorm1d moves its running variance: "keras" (batch variance · n/(n − 1 − ε), Keras 2: the mlp port) or
+    # "torch" (n/(n − 1)). States written before the field existed trained with "torch".
+    bn_variance: str = "torch"
 
     def lr_at(self, iteration: int, total: int) -> float:
         """Learning rate used by (1-based) ``iteration`` of a ``total``-iteration run."""
@@ -50,7 +53,7 @@ class Recipe:
 RECIPES: dict[str, Recipe] = {
     # The seed: Adam(2e-4, beta_1=0.5) with Keras' epsilon 1e-7 in Keras' form, batch 32, 30,000 iterations, BCE.
     "mlp": Recipe(loss="bce_seed", lr=2e-4, betas=(0.5, 0.999), eps=1e-7, batch_size=32, iterations=30_000,
-                  adam_eps="keras"),
+                  adam_eps="keras", bn_variance="keras"),
     # Spectral-norm D, hinge loss, EMA generator.
     "dcgan": Recipe(loss="hinge", lr=2e-4, betas=(0.5, 0.999), eps=1e-8, batch_size=64, iterations=30_000, ema_decay=0.999),
     # The same with a discrete latent code and InfoGAN's code loss (ganeval.models.dcgan_info).

@@ -22,6 +22,7 @@ from ganeval.atomic import atomic_path
 from ganeval.checkpoints import layout_problem
 from ganeval.errors import CheckpointError, first_line, short
 from ganeval.models import CONFIG_ERRORS, build_meta
+from ganeval.models.mlp import BN_VARIANCE_FORMS
 from ganeval.train.recipes import ADAM_EPS_FORMS, PRECISIONS, RECIPES, seed_problem
 
 STATE_NAME = "train_state.safetensors"
@@ -158,9 +159,10 @@ _RECIPE_FIELDS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "ema_warmup": _integer(0), "lr_decay_start": _optional(_integer(0)),
     "precision": (lambda v: v in PRECISIONS, f"one of {', '.join(PRECISIONS)}"),
     "adam_eps": (lambda v: v in ADAM_EPS_FORMS, f"one of {', '.join(ADAM_EPS_FORMS)}"),
+    "bn_variance": (lambda v: v in BN_VARIANCE_FORMS, f"one of {', '.join(BN_VARIANCE_FORMS)}"),
 }
-# Absent from states written before the field: the trainer then takes the dataclass default (adam_eps: "torch").
-_OPTIONAL_RECIPE = ("n_critic", "ema_decay", "ema_warmup", "lr_decay_start", "precision", "adam_eps")
+# Absent from states written before the field: the trainer then takes the dataclass default ("torch" for both forms).
+_OPTIONAL_RECIPE = ("n_critic", "ema_decay", "ema_warmup", "lr_decay_start", "precision", "adam_eps", "bn_variance")
 
 
 def check_meta(meta: dict[str, Any], tensors: dict[str, torch.Tensor]) -> str | None:
