@@ -269,3 +269,36 @@ def test_weights_that_do_not_fit_are_refused_from_the_header() -> None:
     shapes.pop("net.0.bias")
     assert layout_problem(build_meta("mlp"), {**shapes, "x": (1,)}) == ('Missing key(s) in state_dict: "net.0.bias"; '
                                                                       'Unexpected key(s) in state_dict: "x"')
+
+
+def test_a_model_that_cannot_build_on_the_meta_device_is_refused_at_registration() -> None:
+    """Checkpoints are checked on a meta-device skeleton before loading; a constructor that reads a tensor's value
+    (here ``.item()``) cannot build there. That used to surface at the first checkpoint load, as that file's error."""
+    from ganeval.models import MODELS, ModelSpec, register_model
+
+    class ReadsAValue(torch.nn.Module):
+        def __init__(self, latent_dim: int = 4) -> None:
+            super().__init__()
+            self.latent_dim = latent_dim
+            self.width = int(torch.ones(1).sum().item()) * 8  # data-dependent: fails on the meta device
+            self.lin = torch.nn.Linear(latent_dim, self.width)
+
+    class D(torch.nn.Module):
+        def __init__(self, **_: object) -> None:
+            super().__init__()
+
+    with pytest.raises(ValueError, match="'test-reads-value': its generator does not build on torch's meta device"):
+        register_model(ModelSpec("test-reads-value", ReadsAValue, D, {"latent_dim": 4}))
+    assert "test-reads-value" not in MODELS  # not left half-registered
+    with pytest.raises(ValueError, match="its discriminator does not build"):
+        register_model(ModelSpec("test-reads-value", D, ReadsAValue, {}))
+    assert "test-reads-value" not in MODELS
+
+
+@pytest.mark.parametrize("name", ["mlp", "dcgan", "dcgan_info"])
+def test_the_built_in_models_build_on_the_meta_device(name: str) -> None:
+    """They register with ``check=False`` (a spectrally normalised D takes 0.5 s there): this is their check."""
+    from ganeval.models import build_meta
+
+    for part in ("generator", "discriminator"):
+        assert all(p.is_meta for p in build_meta(name, None, part).parameters())
