@@ -28,7 +28,17 @@ from ganeval.sources.samples import open_npz
 from ganeval.version import __version__
 
 DATASETS = {"mnist-train": "train", "mnist-test": "test"}
-SHIPPED_DIR = Path(__file__).resolve().parent.parent / "reference_stats"
+
+
+def _shipped_dir() -> Path:
+    """The shipped statistics: inside the installed package (a wheel carries them as ``ganeval/reference_stats``),
+    else the source tree's top-level ``reference_stats/`` (a checkout or an editable install)."""
+    package = Path(__file__).resolve().parent
+    inside = package / "reference_stats"
+    return inside if inside.is_dir() else package.parent / "reference_stats"
+
+
+SHIPPED_DIR = _shipped_dir()
 #: Provenance keys that must agree between a statistic and the extractor asked for.
 MATCH_KEYS = ("extractor", "network", "network_kwargs", "network_source_sha256", "weights_sha256", "resize", "channels")
 
