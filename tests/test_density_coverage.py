@@ -74,3 +74,27 @@ def test_definitions_on_real_like_cases() -> None:
     far = same + 50.0
     assert density_coverage(far, real) == (0.0, 0.0)
     assert np.isclose(c_same, density_coverage(same, real, k=5, batch=999)[1])
+
+
+def _brute_precision_recall(gen: torch.Tensor, real: torch.Tensor, k: int) -> tuple[float, float]:
+    """Closed k-NN balls from float64 differences (no matrix-product expansion): the definition, O(n²·d) memory."""
+    g64, r64 = gen.double(), real.double()
+
+    def dist(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return (a[:, None] - b[None]).pow(2).sum(-1).sqrt()
+
+    r_real, r_gen = dist(r64, r64).sort(dim=1).values[:, k], dist(g64, g64).sort(dim=1).values[:, k]
+    return (float((dist(g64, r64) <= r_real).any(1).double().mean()), float((dist(r64, g64) <= r_gen).any(1).double().mean()))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_precision_recall_of_duplicated_real_images_do_not_depend_on_round_off(dtype: torch.dtype) -> None:
+    """Every real image present k + 1 times (k-NN radius exactly 0): near-copies 1e-3 away lie outside every ball,
+    exact copies on its boundary (closed balls: inside). Float32 matrix-product distances put ~0.02 of round-off on
+    a zero distance and counted 60 % of the near-copies inside (0.6, 0.62), float64 input giving (0, 0)."""
+    rng = np.random.default_rng(2)
+    real = torch.from_numpy(np.repeat(rng.normal(size=(100, 128)) * 5 + 3, 4, 0)).to(dtype)
+    near = real + 1e-3
+    assert precision_recall(near, real) == (0.0, 0.0) == _brute_precision_recall(near, real, 3)
+    copies = torch.cat([real[::4], near[::4]])  # half exact copies (inside their radius-0 balls), half near-copies
+    assert precision_recall(copies, real) == _brute_precision_recall(copies, real, 3) == (0.5, 1.0)
