@@ -98,3 +98,19 @@ def test_precision_recall_of_duplicated_real_images_do_not_depend_on_round_off(d
     assert precision_recall(near, real) == (0.0, 0.0) == _brute_precision_recall(near, real, 3)
     copies = torch.cat([real[::4], near[::4]])  # half exact copies (inside their radius-0 balls), half near-copies
     assert precision_recall(copies, real) == _brute_precision_recall(copies, real, 3) == (0.5, 1.0)
+
+
+@pytest.mark.parametrize("n", [1, 3])
+def test_k_nn_metrics_of_at_most_k_points_are_refused_in_one_line(n: int) -> None:
+    """At most k points have no k-th neighbour: each k-NN metric raises a one-line GanevalError (the evaluator reports
+    the metric unavailable) where ``topk(k + 1)`` raised a RuntimeError that aborted the whole run."""
+    from ganeval.errors import GanevalError
+    from ganeval.metrics.realism import realism_scores
+
+    few, many = torch.randn(n, 8), torch.randn(50, 8)
+    for call, k in ((lambda: precision_recall(few, many), 3), (lambda: precision_recall(many, few), 3),
+                    (lambda: density_coverage(many, few), 5), (lambda: realism_scores(many, few), 3)):
+        with pytest.raises(GanevalError, match=rf"^k-NN balls with k={k} need more than {k} .*\(got {n} ") as err:
+            call()
+        assert "\n" not in str(err.value)
+    assert precision_recall(torch.randn(4, 8), many) is not None and density_coverage(few, torch.randn(6, 8)) is not None

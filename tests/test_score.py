@@ -7,6 +7,7 @@ import pickle
 import re
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from synthetic import write_bank_checkpoint
 
@@ -447,3 +448,24 @@ def test_a_file_name_that_is_not_utf8_is_scored_and_reported(tmp_path: Path, cli
     summary = json.loads((tmp_path / "rep" / "summary.json").read_text(encoding="utf-8"))
     assert [(r["checkpoint"], r["status"]) for r in summary["rows"]] == [("ckpt_caf\ufffd_300.safetensors", "ok")]
     assert "ckpt_caf\ufffd_300" in (tmp_path / "rep" / "report.html").read_text(encoding="utf-8")
+
+
+def _stored_digits(tmp_path: Path, n: int) -> Path:
+    """A stored sample set of the first ``n`` MNIST test digits."""
+    import numpy as np
+
+    from ganeval.data import load_mnist
+
+    path = tmp_path / f"digits{n}.npz"
+    np.savez(path, images=load_mnist("test")[0][:n])
+    return path
+
+
+def test_knn_metrics_of_too_few_samples_are_unavailable_not_a_crash(tmp_path: Path) -> None:
+    """Three stored samples (k = 3): precision/recall are reported unavailable with a note; the run and its other
+    metrics go on (topk's RuntimeError used to abort it with a traceback and no report)."""
+    df = score(_stored_digits(tmp_path, 3), num_samples=50, metrics=("mnist_fd", "mnist_prc"), bootstrap=0, device="cpu",
+               progress=False)
+    row, notes = df.iloc[0], df.attrs["summary"]["notes"]
+    assert row["status"] == "ok" and row["mnist_fd"] > 0 and pd.isna(row["mnist_precision"]), row
+    assert "mnist_prc unavailable: k-NN balls with k=3 need more than 3 samples and real images (got 3 samples)" in notes

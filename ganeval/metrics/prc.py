@@ -7,6 +7,8 @@ from collections.abc import Iterator
 
 import torch
 
+from ganeval.errors import GanevalError
+
 #: Most distances held at once (a chunk of rows × the other set): 400 MB in float64.
 MAX_CHUNK = 50_000_000
 
@@ -21,6 +23,16 @@ def kth_radius(x: torch.Tensor, k: int, batch: int = 10000) -> torch.Tensor:
     input's precision (the realism score's; precision/recall and density/coverage use ``_radii``)."""
     # topk selects the same value as kthvalue, about 6x faster on a CPU (0.7 s against 4.2 s for 10,000 points)
     return torch.cat([torch.cdist(c, x).topk(k + 1, dim=1, largest=False).values[:, k] for c in x.split(_rows(batch, len(x)))])
+
+
+def require_neighbours(k: int, **counts: int) -> None:
+    """Refuse sets with no k-th neighbour (at most k points: ``topk`` would fail with a traceback) in one line, which
+    the evaluator reports as the metric unavailable; ``counts``: set name → size, e.g. ``samples=3``."""
+    few = {name.replace("_", " "): n for name, n in counts.items() if n <= k}
+    if few:
+        got = ", ".join(f"{n} {name}" for name, n in few.items())
+        raise GanevalError(f"k-NN balls with k={k} need more than {k} {' and '.join(n.replace('_', ' ') for n in counts)}"
+                           f" (got {got})")
 
 
 def _direct(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -74,6 +86,7 @@ def precision_recall(gen: torch.Tensor, real: torch.Tensor, k: int = 3, batch: i
     with the boundary cases recomputed (``_inside``): a sample that copies a real image counts as inside, a near-copy
     of a real image present k + 1 times (radius 0) does not, whatever the input's dtype.
     """
+    require_neighbours(k, samples=len(gen), real_images=len(real))
     gen, real = gen.double(), real.double()
     precision = sum(int(h.any(dim=1).sum()) for h in _inside(gen, real, _radii(real, k, batch), batch, closed=True))
     recall = sum(int(h.any(dim=1).sum()) for h in _inside(real, gen, _radii(gen, k, batch), batch, closed=True))
@@ -88,6 +101,7 @@ def density_coverage(gen: torch.Tensor, real: torch.Tensor, k: int = 5, batch: i
     distances are float64, and those within round-off of a radius are recomputed from the differences (``_inside``),
     so a sample that copies a real image (it lies on some balls' boundary) is never counted inside by round-off.
     """
+    require_neighbours(k, real_images=len(real))
     gen, real = gen.double(), real.double()
     inside = 0
     covered = torch.zeros(len(real), dtype=torch.bool, device=real.device)
