@@ -469,3 +469,25 @@ def test_knn_metrics_of_too_few_samples_are_unavailable_not_a_crash(tmp_path: Pa
     row, notes = df.iloc[0], df.attrs["summary"]["notes"]
     assert row["status"] == "ok" and row["mnist_fd"] > 0 and pd.isna(row["mnist_precision"]), row
     assert "mnist_prc unavailable: k-NN balls with k=3 need more than 3 samples and real images (got 3 samples)" in notes
+
+
+def test_a_frechet_distance_of_one_sample_is_unavailable_not_inf(tmp_path: Path) -> None:
+    """One sample has no covariance: MNIST FD is reported unavailable with a note, not inf (the value that marks
+    samples holding NaN/Inf, which compare calls worse than any arm and the gate fails as diverged)."""
+    import math
+
+    import numpy as np
+    import torch
+
+    from ganeval.errors import GanevalError
+    from ganeval.metrics.fd_infinity import fd_infinity
+    from ganeval.metrics.fid import FIDReference
+
+    df = score(_stored_digits(tmp_path, 1), num_samples=50, metrics=("mnist_fd", "modes"), bootstrap=10, device="cpu",
+               progress=False)
+    row, summary = df.iloc[0], df.attrs["summary"]
+    assert row["status"] == "ok" and math.isnan(row["mnist_fd"]) and row["modes_covered"] == 1, row
+    assert "mnist_fd unavailable: a Fréchet distance needs at least 2 samples (got 1)" in summary["notes"]
+    assert "finite" not in summary["verdict"], summary["verdict"]
+    with pytest.raises(GanevalError, match=r"needs at least 2 samples \(got 1\)"):  # 1-d features: no subset-size refusal
+        fd_infinity(torch.ones(1, 1), FIDReference(np.zeros(1), np.eye(1)))

@@ -82,6 +82,10 @@ def register_metric(name: str, extractor: str, columns: tuple[str, ...], needs_l
 
 
 def _fd(x: MetricInput) -> float:
+    """The Fréchet distance of the samples to the reference; fewer than 2 samples have no covariance (refused: not
+    the inf that marks samples holding NaN/Inf values)."""
+    if len(x.pool) < 2:
+        raise GanevalError(f"a Fréchet distance needs at least 2 samples (got {len(x.pool)})")
     pool = x.pool.double()
     return x.ref.fid(pool.mean(0).numpy(), torch.cov(pool.T).numpy())
 
