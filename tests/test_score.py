@@ -491,3 +491,15 @@ def test_a_frechet_distance_of_one_sample_is_unavailable_not_inf(tmp_path: Path)
     assert "finite" not in summary["verdict"], summary["verdict"]
     with pytest.raises(GanevalError, match=r"needs at least 2 samples \(got 1\)"):  # 1-d features: no subset-size refusal
         fd_infinity(torch.ones(1, 1), FIDReference(np.zeros(1), np.eye(1)))
+
+
+def test_inception_score_and_kid_of_too_few_samples_say_why(tmp_path: Path) -> None:
+    """MNIST IS of 5 samples in 10 splits (empty splits: NaN) and KID of 1 sample are unavailable with a note saying
+    why, where the column was silently empty with no note."""
+    df = score(_stored_digits(tmp_path, 5), num_samples=50, metrics=("mnist_fd", "mnist_is"), bootstrap=0, device="cpu",
+               progress=False)
+    assert pd.isna(df.iloc[0]["mnist_is"]) and df.iloc[0]["mnist_fd"] > 0
+    assert "mnist_is unavailable: an Inception Score of 10 splits needs at least 10 samples (got 5)" in df.attrs["summary"]["notes"]
+    df = score(_stored_digits(tmp_path, 1), num_samples=50, metrics=("mnist_fd", "mnist_kid"), bootstrap=0, device="cpu", progress=False)
+    assert pd.isna(df.iloc[0]["mnist_kid_mean"])
+    assert "mnist_kid unavailable: KID needs at least 2 samples and real images (got 1 and 50)" in df.attrs["summary"]["notes"]
