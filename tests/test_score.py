@@ -503,3 +503,34 @@ def test_inception_score_and_kid_of_too_few_samples_say_why(tmp_path: Path) -> N
     df = score(_stored_digits(tmp_path, 1), num_samples=50, metrics=("mnist_fd", "mnist_kid"), bootstrap=0, device="cpu", progress=False)
     assert pd.isna(df.iloc[0]["mnist_kid_mean"])
     assert "mnist_kid unavailable: KID needs at least 2 samples and real images (got 1 and 50)" in df.attrs["summary"]["notes"]
+
+
+def test_late_collapse_and_verdict_follow_the_checkpoint_ranked_by_mnist_fd_when_fid_is_missing() -> None:
+    """FID (primary) computed only for the last checkpoint (``--inception-top-k 0``), whose samples are NaN: the best
+    is the one ranked by MNIST FD, named in the verdict, and the NaN last checkpoint is flagged. The late-collapse
+    check used to take the NaN checkpoint as best ("the last checkpoint is the best", no flag) and the verdict said
+    no checkpoint has a finite FID."""
+    import numpy as np
+
+    from ganeval import ranking
+    from ganeval.summary import verdict_text
+
+    inf, nan = float("inf"), float("nan")
+    df = pd.DataFrame({"checkpoint": ["ckpt_0000200.safetensors", "ckpt_0000400.safetensors"], "iteration": [200, 400],
+                       "status": ["ok", "nan_samples"], "fid": [nan, inf], "mnist_fd": [2.07, inf]})
+    df = ranking.add_ranks(df, "fid").assign(mode_collapse=False)
+    late = ranking.late_collapse(df, "fid", {}, 0.1, 0.95)
+    assert late["best"] == "ckpt_0000200.safetensors" == df.loc[df["is_best"], "checkpoint"].item()
+    assert late["flag"] and late["unmeasurable"] and late["metric"] == "mnist_fd", late
+    verdict = verdict_text(df, "fid", late)
+    assert verdict.startswith("Keep ckpt_0000200.safetensors (iteration 200): it has the best mnist_fd (2.07) (fid not "
+                              "computed for it).") and "ckpt_0000400.safetensors hold NaN/Inf values" in verdict, verdict
+    # No FID at all, the last file unreadable: the last scored one is compared with the best on MNIST FD, paired.
+    df = pd.DataFrame({"checkpoint": list("abcd"), "iteration": [1, 2, 3, 4], "status": ["ok"] * 3 + ["error"],
+                       "fid": [nan] * 4, "mnist_fd": [3.0, 2.0, 2.6, nan]})
+    df = ranking.add_ranks(df, "fid").assign(mode_collapse=False)
+    reps = {c: {"mnist_fd": np.linspace(-0.1, 0.1, 50) + v} for c, v in zip("abc", (3.0, 2.0, 2.6), strict=True)}
+    late = ranking.late_collapse(df, "fid", reps, 0.1, 0.95)
+    assert (late["best"], late["last"], late["metric"]) == ("b", "c", "mnist_fd") and late["flag"], late
+    assert late["difference"] == pytest.approx(0.6) and late["ci_low"] > 0 and "basis" not in late
+    assert "(mnist_fd +0.6, paired CI" in verdict_text(df, "fid", late)
