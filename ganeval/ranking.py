@@ -19,7 +19,7 @@ from ganeval.metrics.directions import HIGHER_BETTER
 from ganeval.metrics.interval import bootstrap_interval
 
 __all__ = ["add_ranks", "bootstrap_interval", "copying_rows", "late_collapse", "mode_collapse_beyond_noise", "mode_collapse_rows",
-           "primary_metric"]
+           "primary_metric", "ranked_column"]
 
 
 def primary_metric(df: pd.DataFrame, requested: str | None) -> str:
@@ -60,46 +60,54 @@ def add_ranks(df: pd.DataFrame, primary: str) -> pd.DataFrame:
     return df
 
 
+def ranked_column(row: pd.Series, primary: str) -> str:
+    """The column ``add_ranks`` ordered ``row`` by: the primary, or MNIST FD where FID (primary) was not computed."""
+    if primary == "fid" and pd.isna(row.get("fid")) and not pd.isna(row.get("mnist_fd", np.nan)):
+        return "mnist_fd"
+    return primary
+
+
 def late_collapse(
     df: pd.DataFrame, primary: str, replicates: dict[str, dict[str, np.ndarray]], threshold: float, level: float
 ) -> dict[str, Any]:
     """Is the last checkpoint worse than the best by more than ``threshold`` (relative), with a paired
     bootstrap interval of (last − best) wholly on the worse side of zero? Without replicates of the primary
-    metric (``--bootstrap 0``, or a metric that has none) the threshold alone decides, and ``basis`` says so."""
-    scored = df[df["status"].isin(["ok", "nan_samples"]) & df[primary].notna()]
+    metric (``--bootstrap 0``, or a metric that has none) the threshold alone decides, and ``basis`` says so.
+
+    The best is the checkpoint ``add_ranks`` chose (``is_best``); when FID was not computed for it (ranked by MNIST
+    FD, e.g. ``--inception-top-k 0``) both are compared on MNIST FD, and ``metric`` says so."""
+    chosen = df[df["is_best"]] if "is_best" in df else df.iloc[:0]
     result: dict[str, Any] = {"flag": False, "metric": primary, "threshold": threshold}
-    if scored.empty:
+    if chosen.empty:
         result["reason"] = f"no checkpoint has {primary}"
         return result
-    # The last checkpoint judged: an unreadable file, or one whose primary was not computed, is passed over (noted).
+    best = chosen.iloc[0]
+    col = result["metric"] = ranked_column(best, primary)
+    # The last checkpoint judged: an unreadable file, or one whose value was not computed, is passed over (noted).
     # One whose samples held NaN/Inf (status nan_samples) is judged: that is training gone bad.
-    usable = df[(df["status"] == "nan_samples") | ((df["status"] == "ok") & df[primary].notna())]
-    if usable.empty:
-        result["reason"] = "no checkpoint could be scored"
-        return result
-    last = usable.iloc[-1]
+    usable = df[(df["status"] == "nan_samples") | ((df["status"] == "ok") & df[col].notna())]
+    last = usable.iloc[-1]  # not empty: the best is in it
     if last["checkpoint"] != df.iloc[-1]["checkpoint"]:
-        why = "could not be scored" if df.iloc[-1]["status"] == "error" else f"has no {primary}"
+        why = "could not be scored" if df.iloc[-1]["status"] == "error" else f"has no {col}"
         result["note"] = f"the last file {df.iloc[-1]['checkpoint']} {why}; judging {last['checkpoint']}"
-    best = scored.loc[scored["rank"].astype(float).idxmin()] if scored["rank"].notna().any() else scored.iloc[0]
     result.update({"best": best["checkpoint"], "last": last["checkpoint"]})
+    lv, bv = float(last.get(col, np.nan)), float(best[col])
+    if not math.isfinite(bv):  # every checkpoint's samples held NaN/Inf: no finite best to fall back from
+        result["reason"] = f"no checkpoint has a finite {col}"
+        return result
     if last["checkpoint"] == best["checkpoint"]:
         result.update({"difference": 0.0, "relative": 0.0, "reason": "the last checkpoint is the best"})
         return result
-    lv, bv = float(last.get(primary, np.nan)), float(best[primary])
-    if not math.isfinite(bv):  # every checkpoint's samples held NaN/Inf: no finite best to fall back from
-        result["reason"] = f"no checkpoint has a finite {primary}"
-        return result
     if not math.isfinite(lv) or last["status"] == "nan_samples":  # diverged: no difference can be measured
         result.update({"flag": True, "difference": float("nan"), "relative": float("inf"), "unmeasurable": True,
-                       "reason": f"the last checkpoint's samples hold NaN/Inf values ({primary} = {lv})"})
+                       "reason": f"the last checkpoint's samples hold NaN/Inf values ({col} = {lv})"})
         return result
-    higher_better = primary in HIGHER_BETTER
+    higher_better = col in HIGHER_BETTER
     diff = lv - bv  # in the metric's own direction; "relative" is how much worse (positive: worse), either direction
     worse = -diff if higher_better else diff
     rel = worse / abs(bv) if bv else (float("inf") if worse > 0 else 0.0)
-    reps_l = replicates.get(last["checkpoint"], {}).get(primary)
-    reps_b = replicates.get(best["checkpoint"], {}).get(primary)
+    reps_l = replicates.get(last["checkpoint"], {}).get(col)
+    reps_b = replicates.get(best["checkpoint"], {}).get(col)
     lo = hi = float("nan")
     if reps_l is not None and reps_b is not None and len(reps_l) == len(reps_b):
         lo, hi = bootstrap_interval(diff, reps_l - reps_b, level)
@@ -107,7 +115,7 @@ def late_collapse(
         beyond_noise = hi < 0 if higher_better else lo > 0  # the whole interval on the worse side of zero
     else:
         beyond_noise = True
-        result["basis"] = f"no bootstrap interval of {primary}: judged by the threshold alone"
+        result["basis"] = f"no bootstrap interval of {col}: judged by the threshold alone"
     result.update({"difference": diff, "relative": rel, "ci_low": lo, "ci_high": hi, "ci_level": level,
                    "flag": bool(rel > threshold and beyond_noise)})
     return result

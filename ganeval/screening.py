@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from ganeval.atomic import write_text
@@ -62,12 +63,22 @@ def _seconds_at(run: Path, iteration: int) -> float | None:
 
 
 def _choose(table: pd.DataFrame, metric: str) -> int:
-    """The seed with the best value of ``metric`` (NaN never wins; ties go to the first seed listed)."""
+    """The seed with the best finite value of ``metric`` (NaN and ±inf never win: an infinite MNIST FD marks samples
+    holding NaN/Inf values, a diverged seed; ties go to the first seed listed). Refused when no seed has one."""
     values = table[metric].astype(float)
     if values.isna().all():
         raise TrainError(f"seed screening: no seed could be scored on {metric}")
-    key = values if SCREEN_METRICS[metric] else -values
-    return int(table.loc[key.fillna(math.inf).idxmin(), "seed"])
+    finite = np.isfinite(values)
+    if not finite.any():
+        def seeds(mask: pd.Series) -> str:
+            return ", ".join(str(int(s)) for s in table.loc[mask, "seed"])
+
+        unscored = f"; not scored: seed(s) {seeds(values.isna())}" if values.isna().any() else ""
+        raise TrainError(f"seed screening: no seed has a finite {metric} at iteration {int(table['iteration'].iloc[0])}: "
+                         f"seed(s) {seeds(np.isinf(values))} diverged ({metric} = inf, samples holding NaN/Inf values)"
+                         f"{unscored}; none is finished")
+    key = (values if SCREEN_METRICS[metric] else -values).where(finite, math.inf)
+    return int(table.loc[key.idxmin(), "seed"])
 
 
 def screen_seeds(out: str | os.PathLike[str], seeds: list[int], screen_iterations: int, *, metric: str = "mnist_fd",

@@ -244,9 +244,7 @@ def compute_stats(
                 bar.update(len(batch) * dist.world)
 
     dist.my_share(my_batches, name)  # a failed rank fails every rank here, not in the sum below
-    count = torch.tensor([float(acc.n)], dtype=torch.float64)
-    dist.all_reduce_sum([acc.sum, acc.outer, count])
-    acc.n = int(count.item())
+    acc.all_reduce(dist.all_reduce_sum)  # every rank's sums about one shared shift, added up
     refuse_nonfinite(extractor, acc.sum.cpu(), name, per_image=False)  # NaN/Inf in any image's features
     meta = {
         **real.meta,

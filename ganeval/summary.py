@@ -11,6 +11,7 @@ import pandas as pd
 
 from ganeval.metrics.interval import ci_percent
 from ganeval.options import ScoreOptions
+from ganeval.ranking import ranked_column
 from ganeval.version import __version__
 
 SCHEMA_VERSION = 1
@@ -75,23 +76,27 @@ def verdict_text(df: pd.DataFrame, primary: str, late: dict[str, Any], level: fl
             return f"No checkpoint has a {primary} value: it could not be computed (see the notes)."
         return "No checkpoint could be scored."
     b = best.iloc[0]
-    if not math.isfinite(float(b[primary])):
+    col = ranked_column(b, primary)  # FID primary but not computed for the best: it was ranked by MNIST FD
+    if not math.isfinite(float(b[col])):
         if b["status"] == "nan_samples":
             return f"No checkpoint has a finite {primary}: the samples of every one hold NaN/Inf values (see each row's status)."
         return f"No checkpoint has a finite {primary} (see each row's status and the notes)."
     where = f" (iteration {b['iteration']})" if not pd.isna(b["iteration"]) else ""
-    text = f"Keep {b['checkpoint']}{where}: it has the best {primary} ({_fmt(float(b[primary]))})"
-    lo, hi = b.get(f"{primary}_ci_low"), b.get(f"{primary}_ci_high")
+    text = f"Keep {b['checkpoint']}{where}: it has the best {col} ({_fmt(float(b[col]))})"
+    lo, hi = b.get(f"{col}_ci_low"), b.get(f"{col}_ci_high")
     if lo is not None and not pd.isna(lo):
         text += f", {ci_percent(level)}% CI [{_fmt(float(lo))}, {_fmt(float(hi))}]"
-    text += _floor_clause(floor, primary) + "."
+    if col != primary:
+        text += f" ({primary} not computed for it)"
+    text += _floor_clause(floor, col) + "."
+    judged = late.get("metric", primary)
     if late.get("flag") and late.get("unmeasurable"):
         text += (f" Training went bad at the end: the samples of the last checkpoint {late['last']} hold NaN/Inf values,"
-                 f" so its {primary} cannot be measured.")
+                 f" so its {judged} cannot be measured.")
     elif late.get("flag"):
         diff = float(late["difference"])
         text += (f" Training went bad at the end: the last checkpoint {late['last']} is {_fmt(100 * late['relative'])}% worse"
-                 f" ({primary} {'+' if diff >= 0 else ''}{_fmt(diff)}")
+                 f" ({judged} {'+' if diff >= 0 else ''}{_fmt(diff)}")
         if not pd.isna(late.get("ci_low", float("nan"))):
             text += f", paired CI [{_fmt(late['ci_low'])}, {_fmt(late['ci_high'])}]"
         text += ")."

@@ -74,3 +74,43 @@ def test_definitions_on_real_like_cases() -> None:
     far = same + 50.0
     assert density_coverage(far, real) == (0.0, 0.0)
     assert np.isclose(c_same, density_coverage(same, real, k=5, batch=999)[1])
+
+
+def _brute_precision_recall(gen: torch.Tensor, real: torch.Tensor, k: int) -> tuple[float, float]:
+    """Closed k-NN balls from float64 differences (no matrix-product expansion): the definition, O(n²·d) memory."""
+    g64, r64 = gen.double(), real.double()
+
+    def dist(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return (a[:, None] - b[None]).pow(2).sum(-1).sqrt()
+
+    r_real, r_gen = dist(r64, r64).sort(dim=1).values[:, k], dist(g64, g64).sort(dim=1).values[:, k]
+    return (float((dist(g64, r64) <= r_real).any(1).double().mean()), float((dist(r64, g64) <= r_gen).any(1).double().mean()))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_precision_recall_of_duplicated_real_images_do_not_depend_on_round_off(dtype: torch.dtype) -> None:
+    """Every real image present k + 1 times (k-NN radius exactly 0): near-copies 1e-3 away lie outside every ball,
+    exact copies on its boundary (closed balls: inside). Float32 matrix-product distances put ~0.02 of round-off on
+    a zero distance and counted 60 % of the near-copies inside (0.6, 0.62), float64 input giving (0, 0)."""
+    rng = np.random.default_rng(2)
+    real = torch.from_numpy(np.repeat(rng.normal(size=(100, 128)) * 5 + 3, 4, 0)).to(dtype)
+    near = real + 1e-3
+    assert precision_recall(near, real) == (0.0, 0.0) == _brute_precision_recall(near, real, 3)
+    copies = torch.cat([real[::4], near[::4]])  # half exact copies (inside their radius-0 balls), half near-copies
+    assert precision_recall(copies, real) == _brute_precision_recall(copies, real, 3) == (0.5, 1.0)
+
+
+@pytest.mark.parametrize("n", [1, 3])
+def test_k_nn_metrics_of_at_most_k_points_are_refused_in_one_line(n: int) -> None:
+    """At most k points have no k-th neighbour: each k-NN metric raises a one-line GanevalError (the evaluator reports
+    the metric unavailable) where ``topk(k + 1)`` raised a RuntimeError that aborted the whole run."""
+    from ganeval.errors import GanevalError
+    from ganeval.metrics.realism import realism_scores
+
+    few, many = torch.randn(n, 8), torch.randn(50, 8)
+    for call, k in ((lambda: precision_recall(few, many), 3), (lambda: precision_recall(many, few), 3),
+                    (lambda: density_coverage(many, few), 5), (lambda: realism_scores(many, few), 3)):
+        with pytest.raises(GanevalError, match=rf"^k-NN balls with k={k} need more than {k} .*\(got {n} ") as err:
+            call()
+        assert "\n" not in str(err.value)
+    assert precision_recall(torch.randn(4, 8), many) is not None and density_coverage(few, torch.randn(6, 8)) is not None

@@ -7,6 +7,7 @@ import pickle
 import re
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from synthetic import write_bank_checkpoint
 
@@ -447,3 +448,89 @@ def test_a_file_name_that_is_not_utf8_is_scored_and_reported(tmp_path: Path, cli
     summary = json.loads((tmp_path / "rep" / "summary.json").read_text(encoding="utf-8"))
     assert [(r["checkpoint"], r["status"]) for r in summary["rows"]] == [("ckpt_caf\ufffd_300.safetensors", "ok")]
     assert "ckpt_caf\ufffd_300" in (tmp_path / "rep" / "report.html").read_text(encoding="utf-8")
+
+
+def _stored_digits(tmp_path: Path, n: int) -> Path:
+    """A stored sample set of the first ``n`` MNIST test digits."""
+    import numpy as np
+
+    from ganeval.data import load_mnist
+
+    path = tmp_path / f"digits{n}.npz"
+    np.savez(path, images=load_mnist("test")[0][:n])
+    return path
+
+
+def test_knn_metrics_of_too_few_samples_are_unavailable_not_a_crash(tmp_path: Path) -> None:
+    """Three stored samples (k = 3): precision/recall are reported unavailable with a note; the run and its other
+    metrics go on (topk's RuntimeError used to abort it with a traceback and no report)."""
+    df = score(_stored_digits(tmp_path, 3), num_samples=50, metrics=("mnist_fd", "mnist_prc"), bootstrap=0, device="cpu",
+               progress=False)
+    row, notes = df.iloc[0], df.attrs["summary"]["notes"]
+    assert row["status"] == "ok" and row["mnist_fd"] > 0 and pd.isna(row["mnist_precision"]), row
+    assert "mnist_prc unavailable: k-NN balls with k=3 need more than 3 samples and real images (got 3 samples)" in notes
+
+
+def test_a_frechet_distance_of_one_sample_is_unavailable_not_inf(tmp_path: Path) -> None:
+    """One sample has no covariance: MNIST FD is reported unavailable with a note, not inf (the value that marks
+    samples holding NaN/Inf, which compare calls worse than any arm and the gate fails as diverged)."""
+    import math
+
+    import numpy as np
+    import torch
+
+    from ganeval.errors import GanevalError
+    from ganeval.metrics.fd_infinity import fd_infinity
+    from ganeval.metrics.fid import FIDReference
+
+    df = score(_stored_digits(tmp_path, 1), num_samples=50, metrics=("mnist_fd", "modes"), bootstrap=10, device="cpu",
+               progress=False)
+    row, summary = df.iloc[0], df.attrs["summary"]
+    assert row["status"] == "ok" and math.isnan(row["mnist_fd"]) and row["modes_covered"] == 1, row
+    assert "mnist_fd unavailable: a Fréchet distance needs at least 2 samples (got 1)" in summary["notes"]
+    assert "finite" not in summary["verdict"], summary["verdict"]
+    with pytest.raises(GanevalError, match=r"needs at least 2 samples \(got 1\)"):  # 1-d features: no subset-size refusal
+        fd_infinity(torch.ones(1, 1), FIDReference(np.zeros(1), np.eye(1)))
+
+
+def test_inception_score_and_kid_of_too_few_samples_say_why(tmp_path: Path) -> None:
+    """MNIST IS of 5 samples in 10 splits (empty splits: NaN) and KID of 1 sample are unavailable with a note saying
+    why, where the column was silently empty with no note."""
+    df = score(_stored_digits(tmp_path, 5), num_samples=50, metrics=("mnist_fd", "mnist_is"), bootstrap=0, device="cpu",
+               progress=False)
+    assert pd.isna(df.iloc[0]["mnist_is"]) and df.iloc[0]["mnist_fd"] > 0
+    assert "mnist_is unavailable: an Inception Score of 10 splits needs at least 10 samples (got 5)" in df.attrs["summary"]["notes"]
+    df = score(_stored_digits(tmp_path, 1), num_samples=50, metrics=("mnist_fd", "mnist_kid"), bootstrap=0, device="cpu", progress=False)
+    assert pd.isna(df.iloc[0]["mnist_kid_mean"])
+    assert "mnist_kid unavailable: KID needs at least 2 samples and real images (got 1 and 50)" in df.attrs["summary"]["notes"]
+
+
+def test_late_collapse_and_verdict_follow_the_checkpoint_ranked_by_mnist_fd_when_fid_is_missing() -> None:
+    """FID (primary) computed only for the last checkpoint (``--inception-top-k 0``), whose samples are NaN: the best
+    is the one ranked by MNIST FD, named in the verdict, and the NaN last checkpoint is flagged. The late-collapse
+    check used to take the NaN checkpoint as best ("the last checkpoint is the best", no flag) and the verdict said
+    no checkpoint has a finite FID."""
+    import numpy as np
+
+    from ganeval import ranking
+    from ganeval.summary import verdict_text
+
+    inf, nan = float("inf"), float("nan")
+    df = pd.DataFrame({"checkpoint": ["ckpt_0000200.safetensors", "ckpt_0000400.safetensors"], "iteration": [200, 400],
+                       "status": ["ok", "nan_samples"], "fid": [nan, inf], "mnist_fd": [2.07, inf]})
+    df = ranking.add_ranks(df, "fid").assign(mode_collapse=False)
+    late = ranking.late_collapse(df, "fid", {}, 0.1, 0.95)
+    assert late["best"] == "ckpt_0000200.safetensors" == df.loc[df["is_best"], "checkpoint"].item()
+    assert late["flag"] and late["unmeasurable"] and late["metric"] == "mnist_fd", late
+    verdict = verdict_text(df, "fid", late)
+    assert verdict.startswith("Keep ckpt_0000200.safetensors (iteration 200): it has the best mnist_fd (2.07) (fid not "
+                              "computed for it).") and "ckpt_0000400.safetensors hold NaN/Inf values" in verdict, verdict
+    # No FID at all, the last file unreadable: the last scored one is compared with the best on MNIST FD, paired.
+    df = pd.DataFrame({"checkpoint": list("abcd"), "iteration": [1, 2, 3, 4], "status": ["ok"] * 3 + ["error"],
+                       "fid": [nan] * 4, "mnist_fd": [3.0, 2.0, 2.6, nan]})
+    df = ranking.add_ranks(df, "fid").assign(mode_collapse=False)
+    reps = {c: {"mnist_fd": np.linspace(-0.1, 0.1, 50) + v} for c, v in zip("abc", (3.0, 2.0, 2.6), strict=True)}
+    late = ranking.late_collapse(df, "fid", reps, 0.1, 0.95)
+    assert (late["best"], late["last"], late["metric"]) == ("b", "c", "mnist_fd") and late["flag"], late
+    assert late["difference"] == pytest.approx(0.6) and late["ci_low"] > 0 and "basis" not in late
+    assert "(mnist_fd +0.6, paired CI" in verdict_text(df, "fid", late)

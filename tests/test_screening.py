@@ -80,3 +80,28 @@ def test_screen_cli_and_its_errors(tmp_path: Path, mnist_dir: Path, cli: Any) ->
     code, _, err = cli("train", "--model", "mlp", "--iterations", "12", "--out", str(tmp_path / "busy"), "--screen-seeds", "1,2",
                        "--screen-iterations", "6", "--device", "cpu", "--no-progress")
     assert code == 2 and "notes.txt" in err
+
+
+def test_screening_never_finishes_a_diverged_seed() -> None:
+    """inf (samples holding NaN/Inf values) never wins, as NaN does not; when every seed diverged the screen is
+    refused in one line naming them, where it picked the first seed and finished it."""
+    import math
+
+    import pandas as pd
+
+    from ganeval.screening import SCREEN_COLUMNS, _choose
+    from ganeval.train.recipes import TrainError
+
+    def table(fds: list[float], iss: list[float]) -> pd.DataFrame:
+        rows = [{"seed": s, "iteration": 8, "mnist_fd": fd, "mnist_is": i} for s, fd, i in zip((4, 1, 7), fds, iss, strict=True)]
+        return pd.DataFrame(rows, columns=list(SCREEN_COLUMNS))
+
+    inf, nan = math.inf, math.nan
+    with pytest.raises(TrainError, match=r"^seed screening: no seed has a finite mnist_fd at iteration 8: seed\(s\) 4, 7 "
+                                         r"diverged .*; not scored: seed\(s\) 1; none is finished$") as err:
+        _choose(table([inf, nan, inf], [nan] * 3), "mnist_fd")
+    assert "\n" not in str(err.value)
+    with pytest.raises(TrainError, match="no seed could be scored on mnist_is"):
+        _choose(table([inf] * 3, [nan] * 3), "mnist_is")
+    assert _choose(table([inf, 30.0, inf], [nan, 2.0, nan]), "mnist_fd") == 1
+    assert _choose(table([inf, 30.0, 20.0], [inf, 2.0, 3.0]), "mnist_is") == 7  # higher is better: +inf does not win

@@ -33,6 +33,8 @@ def fd_infinity(pool: torch.Tensor, ref: FIDReference, seed: int = 0, points: in
 
     Each size draws its own random subset (seeded), as in the authors' code; the subsets at N equal all samples.
     """
+    if len(pool) < 2:
+        raise GanevalError(f"FD∞ needs at least 2 samples (got {len(pool)})")
     feats = pool.double().numpy()
     sizes = subset_sizes(len(pool), points, min_fraction)
     if sizes[0] < feats.shape[1]:

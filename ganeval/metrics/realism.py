@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-from ganeval.metrics.prc import kth_radius
+from ganeval.metrics.prc import kth_radius, require_neighbours
 
 EPS = 1e-5  # added to squared distances, as in the authors' code
 
@@ -18,6 +18,7 @@ def realism_scores(gen: torch.Tensor, real: torch.Tensor, k: int = 3, keep: floa
     of the radii are left out (the authors' ``clamp_to_percentile=50``)."""
     if not 0 < keep <= 1:
         raise ValueError(f"keep must be in (0, 1], got {keep}")
+    require_neighbours(k, real_images=len(real))
     gen, real = gen.float(), real.float()
     radii = kth_radius(real, k, batch)
     kept = radii <= torch.quantile(radii, keep)

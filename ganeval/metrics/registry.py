@@ -82,6 +82,10 @@ def register_metric(name: str, extractor: str, columns: tuple[str, ...], needs_l
 
 
 def _fd(x: MetricInput) -> float:
+    """The Fréchet distance of the samples to the reference; fewer than 2 samples have no covariance (refused: not
+    the inf that marks samples holding NaN/Inf values)."""
+    if len(x.pool) < 2:
+        raise GanevalError(f"a Fréchet distance needs at least 2 samples (got {len(x.pool)})")
     pool = x.pool.double()
     return x.ref.fid(pool.mean(0).numpy(), torch.cov(pool.T).numpy())
 
@@ -112,12 +116,18 @@ def _mnist_fd_inf(x: MetricInput) -> dict[str, float]:
 # One body per computation; each extractor's registered metric names its columns (Inception's carry no prefix).
 def _is_values(x: MetricInput, mean_col: str, std_col: str) -> dict[str, float]:
     assert x.logits is not None
-    mean, std = inception_score(x.logits, splits=x.options.get("is_splits", 10))
+    splits = int(x.options.get("is_splits", 10))
+    if len(x.logits) < splits:  # an empty split's score is NaN, and so would the mean be, with no note saying why
+        raise GanevalError(f"an Inception Score of {splits} splits needs at least {splits} samples (got {len(x.logits)})")
+    mean, std = inception_score(x.logits, splits=splits)
     return {mean_col: mean, std_col: std}
 
 
 def _kid_values(x: MetricInput, prefix: str) -> dict[str, float]:
-    mean, std = kid(x.pool, x.real(), x.options.get("kid_subsets", 100), x.options.get("kid_subset_size", 1000))
+    real = x.real()
+    if min(len(x.pool), len(real)) < 2:  # the unbiased MMD² needs 2 points a side (kid() would return NaN, unexplained)
+        raise GanevalError(f"KID needs at least 2 samples and real images (got {len(x.pool)} and {len(real)})")
+    mean, std = kid(x.pool, real, x.options.get("kid_subsets", 100), x.options.get("kid_subset_size", 1000))
     return {f"{prefix}kid_mean": mean, f"{prefix}kid_std": std}
 
 
