@@ -66,6 +66,7 @@ class ScoreOptions:
     def check(self) -> None:
         """Refuse values no run can use, before anything is scored: one line naming the option (exit 2)."""
         from ganeval.errors import GanevalError, require_count
+        from ganeval.features.base import resolve_device
         from ganeval.metrics.registry import METRICS
 
         at_least = {"num_samples": 2, "batch_size": 1, "bootstrap": 0, "inception_top_k": 0, "copy_cells": 1,
@@ -79,6 +80,7 @@ class ScoreOptions:
             raise GanevalError(f"--late-threshold must be a finite 0 or more, e.g. 0.1 for 10 % (got {self.late_threshold!r})")
         if not math.isfinite(self.copying_threshold):
             raise GanevalError(f"--copying-threshold must be a finite z-score, e.g. -3 (got {self.copying_threshold!r})")
+        resolve_device(self.device)
         if self.precision not in PRECISIONS:
             raise GanevalError(f"--precision must be one of {', '.join(PRECISIONS)} (got {self.precision!r})")
         known = [m for m in self.metrics if m in METRICS]
