@@ -34,7 +34,7 @@ from ganeval.metrics.directions import DIFFERENCE_WORDS, LABELS, RANKABLE
 from ganeval.metrics.interval import bootstrap_interval, ci_percent
 from ganeval.metrics.intra import DIGIT_COLUMNS
 from ganeval.metrics.registry import METRICS, PREFIX
-from ganeval.options import ScoreOptions
+from ganeval.options import SEED_LIMIT, ScoreOptions
 from ganeval.score_result import ScoreResult
 from ganeval.sources.base import HINT_KEYS
 from ganeval.summary import BOOTSTRAP_METHOD, SCHEMA_VERSION, row_dict
@@ -270,7 +270,9 @@ def compare(arms: Mapping[str, Any] | Sequence[Any], *, baseline: str | None = N
     options.setdefault("inception_all", True)
     options["keep_features"] = permutations > 0
     opts = ScoreOptions.from_kwargs(**options)
-    if 0 < opts.ci < 1 and 0 < permutations < (least := min_permutations(opts.ci)):  # a bad --ci: check() says so
+    select.check()
+    opts.check()  # bad options are refused before any run is read or scored
+    if 0 < permutations < (least := min_permutations(opts.ci)):
         raise GanevalError(f"--permutations {permutations} cannot find any difference at --ci {opts.ci:g} (the smallest "
                            f"p is 1/(P + 1) = {1 / (permutations + 1):.3g}): give at least {least}, or 0 to decide by the interval")
     given = {"z_dim": z_dim, "z_type": z_type, "output_range": output_range, "generator": generator,
@@ -283,7 +285,7 @@ def compare(arms: Mapping[str, Any] | Sequence[Any], *, baseline: str | None = N
     folder = report_folder(None, series.root / "compare") if folder is None and write_report else folder
     notes: list[str] = []
     if curves and pick == "best":
-        opts.seed += 1
+        opts.seed = (select.seed + 1) % SEED_LIMIT  # the fresh set; wraps to 0 at the top of --seed's range
         notes.append(f"runs picked as their folder's best on latent seed {select.seed} are compared on seed {opts.seed}: "
                      "the latent set a checkpoint won on favours it (winner's curse)")
     kinds = {s.name: s.kind for s in series.sources}
