@@ -34,7 +34,7 @@ from ganeval.metrics.directions import DIFFERENCE_WORDS, LABELS, RANKABLE
 from ganeval.metrics.interval import bootstrap_interval, ci_percent
 from ganeval.metrics.intra import DIGIT_COLUMNS
 from ganeval.metrics.registry import METRICS, PREFIX
-from ganeval.options import ScoreOptions
+from ganeval.options import SEED_LIMIT, ScoreOptions
 from ganeval.score_result import ScoreResult
 from ganeval.sources.base import HINT_KEYS
 from ganeval.summary import BOOTSTRAP_METHOD, SCHEMA_VERSION, row_dict
@@ -244,13 +244,15 @@ def compare(arms: Mapping[str, Any] | Sequence[Any], *, baseline: str | None = N
     ``arms``: ``{"name": target or [targets]}`` or a list of targets (one arm each). A target is anything
     ``score`` takes that is one generator or sample set (a checkpoint, TorchScript/ONNX file, sample folder,
     zip or .npz, a callable, an array), or with ``pick`` ("best" or "last") a folder of checkpoints: the folder
-    is scored as ``score`` would and its best (or last) checkpoint is the run. Checkpoints picked as best are
-    compared on a fresh latent set (seed + 1): the set they won on favours them. ``options`` are ``score``'s
-    (``generator``/``generator_kwargs``/``state_key`` for weight files of your own generator class, as there);
-    Inception metrics run on every compared run. One run against one: the verdict on MNIST FD (and ``custom_fd`` up
-    to 512 dimensions) comes from a permutation test with up to ``permutations`` re-labellings (0: from the interval;
-    fewer than ``min_permutations(ci)``, 19 at 0.95, could find nothing and are refused),
-    stopped at the ``sequential``-th as extreme as the observed (Besag–Clifford; 0: all drawn).
+    is scored as ``score`` would with these options (on a CPU, without ``inception_all=True``, Inception metrics on
+    the ``inception_top_k`` best by MNIST FD plus the last; recorded as ``selection_options``) and its best (or last)
+    checkpoint is the run. Checkpoints picked as best are compared on a fresh latent set (seed + 1): the set they won
+    on favours them. ``options`` are ``score``'s (``generator``/``generator_kwargs``/``state_key`` for weight files of
+    your own generator class, as there); Inception metrics run on every compared run unless ``inception_all=False``.
+    One run against one: the verdict on MNIST FD (and ``custom_fd`` up to 512 dimensions) comes from a permutation
+    test with up to ``permutations`` re-labellings (0: from the interval; fewer than ``min_permutations(ci)``, 19 at
+    0.95, could find nothing and are refused), stopped at the ``sequential``-th as extreme as the observed
+    (Besag–Clifford; 0: all drawn).
     With ``write_report`` (or ``out``) the tables, ``compare.json`` and ``compare.html`` are written to ``out``
     (default: the runs' common folder + ``/compare``), by rank 0 only under torchrun (``distributed``, as ``score``).
     """
@@ -266,11 +268,16 @@ def compare(arms: Mapping[str, Any] | Sequence[Any], *, baseline: str | None = N
         raise GanevalError(f"--permutations must be an integer ≥ 0 (got {permutations!r})")
     if isinstance(sequential, bool) or not isinstance(sequential, int) or sequential < 0:
         raise GanevalError(f"--sequential must be an integer ≥ 0 (got {sequential!r})")
+    # Picking a folder's run scores it as ``score`` would, with the caller's options (the CPU plan included); the
+    # compared runs get Inception metrics on every one unless the caller said otherwise. The CLI passes the same.
     select = ScoreOptions.from_kwargs(**{**options, "real_floor": None})  # picking runs needs no floor
-    options.setdefault("inception_all", True)
+    if options.get("inception_all") is None:
+        options["inception_all"] = True
     options["keep_features"] = permutations > 0
     opts = ScoreOptions.from_kwargs(**options)
-    if 0 < opts.ci < 1 and 0 < permutations < (least := min_permutations(opts.ci)):  # a bad --ci: check() says so
+    select.check()
+    opts.check()  # bad options are refused before any run is read or scored
+    if 0 < permutations < (least := min_permutations(opts.ci)):
         raise GanevalError(f"--permutations {permutations} cannot find any difference at --ci {opts.ci:g} (the smallest "
                            f"p is 1/(P + 1) = {1 / (permutations + 1):.3g}): give at least {least}, or 0 to decide by the interval")
     given = {"z_dim": z_dim, "z_type": z_type, "output_range": output_range, "generator": generator,
@@ -283,7 +290,7 @@ def compare(arms: Mapping[str, Any] | Sequence[Any], *, baseline: str | None = N
     folder = report_folder(None, series.root / "compare") if folder is None and write_report else folder
     notes: list[str] = []
     if curves and pick == "best":
-        opts.seed += 1
+        opts.seed = (select.seed + 1) % SEED_LIMIT  # the fresh set; wraps to 0 at the top of --seed's range
         notes.append(f"runs picked as their folder's best on latent seed {select.seed} are compared on seed {opts.seed}: "
                      "the latent set a checkpoint won on favours it (winner's curse)")
     kinds = {s.name: s.kind for s in series.sources}
@@ -320,6 +327,7 @@ def compare(arms: Mapping[str, Any] | Sequence[Any], *, baseline: str | None = N
         "arm_means": [row_dict(r) for _, r in arm_df.iterrows()],
         "series": {k: [row_dict(r) for _, r in v.iterrows()] for k, v in curves.items()},
         "n_samples": opts.num_samples, "seed": opts.seed, "pick": pick, "selection_seed": select.seed if curves else None,
+        "selection_options": select.as_dict() if curves else None,
         "reference": opts.reference, "precision": opts.precision,
         "bootstrap": {"replicates": opts.bootstrap, "level": opts.ci, "method": BOOTSTRAP_METHOD},
         "permutation_test": {"permutations": permutations, "sequential": sequential},

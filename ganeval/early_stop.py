@@ -71,13 +71,13 @@ class EarlyStopper:
             raise TrainError(f"--patience must be ≥ 1 and --stop-threshold ≥ 0 (got {self.patience}, {self.threshold})")
         if self.precision not in PRECISIONS:
             raise TrainError(f"the judging precision must be one of {', '.join(PRECISIONS)} (got {self.precision!r})")
-        if self.precision == "tf32":  # before any iteration is trained, not at the first checkpoint
-            from ganeval.features.base import check_precision, resolve_device
+        # the device and precision before any iteration is trained (or checkpoint watched), not at the first judgement
+        from ganeval.features.base import check_precision, resolve_device
 
-            try:
-                check_precision(self.precision, resolve_device(self.device))
-            except GanevalError as exc:
-                raise TrainError(str(exc)) from exc
+        try:
+            check_precision(self.precision, resolve_device(self.device))
+        except GanevalError as exc:
+            raise TrainError(str(exc)) from exc
         # checked before any iteration is trained
         require_count(self.num_samples, 2, "samples per checkpoint (train --stop-samples, watch --num-samples)", TrainError)
         require_count(self.bootstrap, 0, "--bootstrap", TrainError)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numbers
 import re
+from collections.abc import Callable
 from typing import Any
 
 EXIT_OK = 0
@@ -44,6 +45,16 @@ def require_count(value: Any, low: int, what: str, error: type[GanevalError] = G
     """Refuse ``value`` unless it is an integer (not a bool) of at least ``low``, in one line naming ``what``."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
         raise error(f"{what} must be an integer of at least {low} (got {value!r})")
+
+
+def require_number(value: Any, what: str, rule: str, ok: Callable[[float], bool],
+                   error: type[GanevalError] = GanevalError) -> None:
+    """Refuse ``value`` unless it is a real number (not a bool) for which ``ok`` holds, in one line naming ``what``:
+    ``{what} must {rule} (got …)``; a value of another type is named with its type (``the str '0.9'``)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise error(f"{what} must {rule} (got {'None' if value is None else f'the {type(value).__name__} {value!r}'})")
+    if not ok(value):
+        raise error(f"{what} must {rule} (got {value!r})")
 
 
 def refused_global(exc: BaseException) -> str | None:

@@ -373,6 +373,7 @@ def score(target: Any, out: str | os.PathLike[str] | None = None, write_report: 
     by rank 0 only.
     """
     opts = ScoreOptions.from_kwargs(**options)
+    opts.check()  # bad options are refused before the target is read
     given = {"z_dim": z_dim, "z_type": z_type, "output_range": output_range, "cache_key": cache_key,
              "generator": generator, "generator_kwargs": generator_kwargs, "state_key": state_key}
     hints = {**{k: v for k, v in opts.extra.items() if k in HINT_KEYS and v is not None},

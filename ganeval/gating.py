@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ganeval.errors import EXIT_FAILED, EXIT_OK, GanevalError
+from ganeval.errors import EXIT_FAILED, EXIT_OK, GanevalError, require_number
 from ganeval.gate_floor import FLOOR_LIMITS, floor_criterion
 from ganeval.metrics.interval import ci_percent
 from ganeval.summary import json_value
@@ -305,6 +305,7 @@ def _score(target: str | os.PathLike[str], out: str | os.PathLike[str] | None, l
 
     distributed = score_options.pop("distributed", None)
     opts = ScoreOptions.from_kwargs(**score_options)
+    opts.check()  # the options themselves first, then whether they serve the criteria
     if any(name in FLOOR_LIMITS for name in limits) and not opts.real_floor:
         score_options["real_floor"] = opts.real_floor = "auto"  # a floor limit needs the floor of this very run
     for name in limits:
@@ -332,7 +333,7 @@ def gate(target: str | os.PathLike[str], *, max_fid: float | None = None, min_is
          min_mnist_coverage: float | None = None, max_fid_over_floor: float | None = None,
          max_mnist_fd_over_floor: float | None = None, max_mnist_ppl: float | None = None,
          max_custom_ppl: float | None = None, baseline: str | os.PathLike[str] | None = None,
-         max_regression: float | None = None, checkpoint: str = "last", out: str | os.PathLike[str] | None = None,
+         max_regression: float | None = None, checkpoint: str | os.PathLike[str] = "last", out: str | os.PathLike[str] | None = None,
          **score_options: Any) -> GateResult:
     """Judge one checkpoint of ``target`` (a checkpoint, checkpoint folder, report folder or ``summary.json``).
 
@@ -350,16 +351,22 @@ def gate(target: str | os.PathLike[str], *, max_fid: float | None = None, min_is
              "min_mnist_coverage": min_mnist_coverage, "max_fid_over_floor": max_fid_over_floor,
              "max_mnist_fd_over_floor": max_mnist_fd_over_floor, "max_mnist_ppl": max_mnist_ppl,
              "max_custom_ppl": max_custom_ppl}
+    for name, value in given.items():
+        if value is not None:
+            require_number(value, _flag(name), "be a number, not NaN",
+                           lambda v: not math.isnan(v))
     limits = {k: float(v) for k, v in given.items() if v is not None}
     if not limits and baseline is None:
         raise GanevalError("no criteria: give at least one of " + ", ".join(map(_flag, [*LIMITS, *FLOOR_LIMITS])) + " or --baseline")
-    if any(math.isnan(v) for v in limits.values()):
-        raise GanevalError("criterion limits must be numbers, not NaN")
     if max_regression is not None and baseline is None:
         raise GanevalError("--max-regression needs --baseline")
+    if max_regression is not None:
+        require_number(max_regression, "--max-regression", "be a finite percentage >= 0, e.g. 5",
+                       lambda v: 0 <= v < math.inf)
     regression = 0.0 if max_regression is None else float(max_regression)
-    if not (math.isfinite(regression) and regression >= 0):
-        raise GanevalError(f"--max-regression must be a finite percentage >= 0, not {max_regression}")
+    if not isinstance(checkpoint, str | os.PathLike):
+        raise GanevalError(f"--checkpoint must be best, last or a checkpoint's path or name (got {checkpoint!r})")
+    checkpoint = os.fspath(checkpoint)
     model_base = baseline is not None and _is_model(baseline)
     base, base_src = load_summary(baseline, "baseline") if baseline is not None and not model_base else (None, None)
     notes: list[str] = []

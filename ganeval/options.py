@@ -3,13 +3,23 @@
 from __future__ import annotations
 
 import math
+import numbers
 import os
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from ganeval.metrics.directions import RANKABLE
 from ganeval.metrics.registry import DEFAULT_METRICS
 from ganeval.threads import PRECISIONS
+
+#: Inception's resize modes (``--resize``).
+RESIZES = ("tf1x", "clean")
+#: ``--seed`` is below this: every use of it (numpy's generators, ``torch.manual_seed(seed * 1_000_003 + dim)``,
+#: ``compare``'s fresh set at seed + 1, wrapped to 0) takes the whole range.
+SEED_LIMIT = 2**32
+#: Options with a flag of that name on the command line (the others are named as in Python).
+FLAGS = ("num_samples", "batch_size", "bootstrap", "inception_top_k", "copy_cells", "threads")
 
 
 @dataclass
@@ -52,6 +62,11 @@ class ScoreOptions:
     def __post_init__(self) -> None:
         # "fid" or "fid,kid" as well as a sequence: tuple("fid") would be ('f', 'i', 'd')
         items = self.metrics.split(",") if isinstance(self.metrics, str) else self.metrics
+        items = list(items) if isinstance(items, Iterable) else [items]
+        if not all(isinstance(m, str) for m in items):
+            from ganeval.errors import GanevalError
+
+            raise GanevalError(f"--metrics must be metric names, e.g. ['fid', 'mnist_fd'] or 'fid,mnist_fd' (got {self.metrics!r})")
         self.metrics = tuple(dict.fromkeys(m.strip() for m in items if m.strip()))
 
     @classmethod
@@ -65,20 +80,36 @@ class ScoreOptions:
 
     def check(self) -> None:
         """Refuse values no run can use, before anything is scored: one line naming the option (exit 2)."""
-        from ganeval.errors import GanevalError, require_count
+        from ganeval.errors import GanevalError, require_count, require_number
+        from ganeval.features.base import resolve_device
         from ganeval.metrics.registry import METRICS
 
+        if not self.metrics:
+            raise GanevalError("--metrics: give at least one metric ('ganeval metrics' lists them)")
         at_least = {"num_samples": 2, "batch_size": 1, "bootstrap": 0, "inception_top_k": 0, "copy_cells": 1,
-                    "kid_subsets": 1, "kid_subset_size": 2, "threads": 1}
+                    "kid_subsets": 1, "kid_subset_size": 2, "threads": 1, "min_modes": 0}
         for name, low in at_least.items():
             if getattr(self, name) is not None or name != "threads":
-                require_count(getattr(self, name), low, name if name.startswith("kid_") else f"--{name.replace('_', '-')}")
-        if not 0 < self.ci < 1:
-            raise GanevalError(f"--ci (the interval level) must lie between 0 and 1, e.g. 0.95 (got {self.ci!r})")
-        if not (self.late_threshold >= 0 and math.isfinite(self.late_threshold)):
-            raise GanevalError(f"--late-threshold must be a finite 0 or more, e.g. 0.1 for 10 % (got {self.late_threshold!r})")
-        if not math.isfinite(self.copying_threshold):
-            raise GanevalError(f"--copying-threshold must be a finite z-score, e.g. -3 (got {self.copying_threshold!r})")
+                require_count(getattr(self, name), low, f"--{name.replace('_', '-')}" if name in FLAGS else name)
+        if isinstance(self.seed, bool) or not isinstance(self.seed, numbers.Integral) or not 0 <= self.seed < SEED_LIMIT:
+            raise GanevalError(f"--seed must be an integer from 0 to 2**32 - 1 = {SEED_LIMIT - 1} (got {self.seed!r})")
+        require_number(self.ci, "--ci (the interval level)", "lie between 0 and 1, e.g. 0.95", lambda v: 0 < v < 1)
+        require_number(self.late_threshold, "--late-threshold", "be a finite 0 or more, e.g. 0.1 for 10 %",
+                       lambda v: 0 <= v < math.inf)
+        require_number(self.copying_threshold, "--copying-threshold", "be a finite z-score, e.g. -3", math.isfinite)
+        require_number(self.max_class_kl, "max_class_kl", "be a finite 0 or more, e.g. 0.1", lambda v: 0 <= v < math.inf)
+        require_number(self.mode_min_share, "mode_min_share", "lie between 0 and 1, e.g. 0.02", lambda v: 0 <= v <= 1)
+        if self.resize not in RESIZES:
+            raise GanevalError(f"--resize must be one of {', '.join(RESIZES)} (got {self.resize!r})")
+        for name in ("inception_all", "use_cache", "progress", "keep_features"):
+            value = getattr(self, name)
+            if not isinstance(value, bool) and not (value is None and name == "inception_all"):
+                allowed = "True, False or None (None: every checkpoint on CUDA, top-k + last on a CPU)" \
+                    if name == "inception_all" else "True or False"
+                raise GanevalError(f"{name} must be {allowed} (got {value!r})")
+        if not isinstance(self.extra, dict):
+            raise GanevalError(f"extra must be a dict of input hints, e.g. {{'z_dim': 100}} (got {self.extra!r})")
+        resolve_device(self.device)
         if self.precision not in PRECISIONS:
             raise GanevalError(f"--precision must be one of {', '.join(PRECISIONS)} (got {self.precision!r})")
         known = [m for m in self.metrics if m in METRICS]

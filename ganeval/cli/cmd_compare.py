@@ -60,8 +60,7 @@ def run(args: argparse.Namespace) -> int:
     from ganeval.comparing import arm_columns, compare
 
     opts = options_from_args(args).as_dict()
-    extra = opts.pop("extra")
-    opts["inception_all"] = True
+    extra = opts.pop("extra")  # inception_all as given: compare() applies one plan, the API's
     comp = compare(_arms(args), baseline=args.baseline, pick=args.pick, out=args.out, write_report=True,
                    permutations=args.permutations, sequential=args.sequential,
                    distributed=args.distributed, **extra, **opts)

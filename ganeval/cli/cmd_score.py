@@ -30,7 +30,7 @@ def add_score_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--reference", default=d.reference, help="mnist-train, mnist-test, or a stats folder/.npz (default mnist-train)")
     p.add_argument("--device", default=d.device, help="auto|cpu|cuda (default auto: CUDA when present)")
     p.add_argument("--batch-size", type=int, default=d.batch_size)
-    p.add_argument("--seed", type=int, default=d.seed, help="seed of the shared latent set")
+    p.add_argument("--seed", type=int, default=d.seed, help="seed of the shared latent set: an integer from 0 to 2**32 - 1 (default 0)")
     g = p.add_mutually_exclusive_group()
     g.add_argument("--inception-top-k", type=int, default=d.inception_top_k,
                    help="Inception metrics on the K best by MNIST FD plus the last (default 3; CPU default plan)")

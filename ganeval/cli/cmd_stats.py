@@ -95,8 +95,10 @@ def run(args: argparse.Namespace) -> int:
     from ganeval.atomic import atomic_path
     from ganeval.distributed import from_env
     from ganeval.errors import EXIT_FAILED, GanevalError
-    from ganeval.features import get_extractor
+    from ganeval.features import get_extractor, resolve_device
     from ganeval.stats import compute_stats, save_stats
+
+    resolve_device(args.device)  # an unknown or absent device: one line before any work, whichever mode
 
     if args.import_file is not None:
         return _import(args)

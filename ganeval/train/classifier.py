@@ -166,6 +166,7 @@ def train_and_save(
     from ganeval.data import load_mnist
 
     output_file(out, "out")
+    resolve_device(device)  # refused before the data is read
     x_tr, y_tr = load_mnist("train", data_dir)
     x_te, y_te = load_mnist("test", data_dir)
     if limit:

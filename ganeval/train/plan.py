@@ -18,6 +18,7 @@ import torch
 
 from ganeval.checkpoints import list_checkpoints
 from ganeval.errors import CheckpointError, first_line, short
+from ganeval.features.base import resolve_device
 from ganeval.models import CONFIG_ERRORS, build_meta, get_model
 from ganeval.train.recipes import PRECISIONS, Recipe, TrainError, get_recipe, seed_problem
 from ganeval.train.state import STATE_NAME, load_state
@@ -99,18 +100,8 @@ def _resolve(saved: dict[str, Any] | None, model: str | None, config: dict[str, 
 
 
 def _device(device: str | torch.device) -> torch.device:
-    """``auto`` → CUDA when present, else CPU; a clear error for unknown or unavailable devices."""
-    if str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(device)
-    except RuntimeError as exc:
-        raise TrainError(f"--device {device!r} is not a device (use auto, cpu or cuda)") from exc
-    if dev.type not in ("cpu", "cuda"):
-        raise TrainError(f"--device {device!r} is not supported by the trainer (use auto, cpu or cuda)")
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise TrainError("--device cuda asked for, but no CUDA device is available")
-    return dev
+    """``auto`` → CUDA when present, else CPU; unknown or unavailable devices refused as a ``TrainError``."""
+    return resolve_device(device, TrainError)
 
 
 def min_batch_size(model: str, config: dict[str, Any]) -> int:
