@@ -40,6 +40,19 @@ def test_intervals_follow_the_resamples() -> None:
     assert g5["modes_ci_high"] == 5 and g5["class_kl_ci_low"] == pytest.approx(math.log(2), abs=0.02)
 
 
+def test_covered_classes_interval_is_made_of_counts() -> None:
+    """The interval of ``modes_covered`` is bounded by counts the replicates had: 2 of 50 replicates covering ten
+    classes once gave 9.775 (linear interpolation), which the flag read as "the whole interval below 10" while the
+    page rounded it to 10."""
+    classes = np.concatenate([np.arange(495) % 9, np.full(5, 9)])  # nine classes of 55; five nines (1 %: not covered)
+    every = np.arange(500)
+    more_nines = np.concatenate([np.arange(490), np.repeat(np.arange(495, 500), 2)])  # ten nines (2 %): covered
+    assert (np.bincount(classes[more_nines], minlength=10) / 500 >= 0.02).sum() == 10
+    got = mode_intervals(_logits(classes), [every] * 48 + [more_nines] * 2)
+    assert (got["modes_ci_low"], got["modes_ci_high"]) == (9, 10)
+    assert all(float(got[k]).is_integer() for k in ("modes_ci_low", "modes_ci_high"))
+
+
 @pytest.fixture
 def _cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("GANEVAL_CACHE_DIR", str(tmp_path / "cache"))
