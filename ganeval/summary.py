@@ -150,7 +150,8 @@ def build_summary(df: pd.DataFrame, primary: str, late: dict[str, Any], opts: Sc
         "last": row_dict(df[df["status"] != "error"].iloc[-1]) if (df["status"] != "error").any() else None,
         "late_collapse": {k: json_value(v) for k, v in late.items()},
         "mode_collapse": {"flag": bool(collapsed), "checkpoints": collapsed, "beyond_noise": sure,
-                          "min_modes": opts.min_modes, "max_class_kl": opts.max_class_kl, "ci_level": opts.ci},
+                          "min_modes": json_value(opts.min_modes), "max_class_kl": json_value(opts.max_class_kl),
+                          "ci_level": opts.ci},  # json_value: an unbounded limit (inf) is "inf", strict JSON has none
         "data_copying": {"flag": bool(copying), "checkpoints": copying, "threshold": opts.copying_threshold},
         "verdict": verdict_text(df, primary, late, opts.ci, floor),
         "real_floor": floor,

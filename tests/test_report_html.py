@@ -252,6 +252,23 @@ def test_write_reports_with_real_summary(tmp_path: Path) -> None:
     assert summary["verdict"] in "".join(p.text) and p.score_rows == len(df) + 1
 
 
+def test_summary_with_unbounded_mode_limits_is_strict_json(tmp_path: Path) -> None:
+    """``max_class_kl=inf`` ("never flag on class KL") once scored everything, then died writing summary.json."""
+    from ganeval import ranking
+    from ganeval.options import ScoreOptions
+    from ganeval.summary import build_summary
+
+    result = make_result()
+    df = ranking.add_ranks(result.table.drop(columns=["rank", "is_best", "mode_collapse"]), "fid")
+    df["mode_collapse"] = ranking.mode_collapse_rows(df, 10, math.inf)
+    late = ranking.late_collapse(df, "fid", {}, 0.1, 0.95)
+    result.table = df
+    result.summary = build_summary(df, "fid", late, ScoreOptions(num_samples=1000, max_class_kl=math.inf),
+                                   result.summary["provenance"], [], 1.0, 1)
+    summary = json.loads(write_reports(result, tmp_path)["json"].read_text(), parse_constant=_strict)
+    assert summary["mode_collapse"]["max_class_kl"] == "inf" and summary["mode_collapse"]["min_modes"] == 10
+
+
 def test_one_checkpoint_still_shows_its_interval_and_long_names_keep_their_ends() -> None:
     from matplotlib.figure import Figure
 
