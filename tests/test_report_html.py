@@ -189,6 +189,17 @@ def test_all_nan_fid_and_single_files_do_not_crash() -> None:
     assert p.score_rows == len(df) + 1
 
 
+def test_a_metric_never_asked_for_is_not_called_skipped() -> None:
+    """Without `fid` in --metrics there is no fid column: the caption says nothing about FID (it said "fid: not
+    computed for any checkpoint, panel skipped" for every MNIST-only run)."""
+    result = make_result()
+    result.table = result.table.drop(columns=["fid", "fid_ci_low", "fid_ci_high", "is_mean", "is_std", "kid_mean",
+                                              "kid_std", "precision", "recall"])
+    result.summary["late_collapse"] = {"flag": False, "metric": "mnist_fd", "reason": "the last checkpoint is the best"}
+    text = "".join(_parse(render_html(result)).text)
+    assert "panel skipped" not in text
+
+
 def test_minimal_result_without_grids() -> None:
     df = pd.DataFrame({"iteration": [None], "checkpoint": ["g.pt"], "status": ["error"], "error": ["boom"]})
     page = render_html(ScoreResult(df, {"verdict": "No checkpoint could be scored."}, {}, {}, failed=True))

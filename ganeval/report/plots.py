@@ -127,7 +127,9 @@ def series_plot(df: pd.DataFrame, dpi: int = 90, copying_threshold: float = -3.0
 
     notes: list[str] = []
     panels = [p for p in PANELS if p[0] in df and (~np.isnan(column_floats(df, p[0]))).any()]
-    notes += [f"{p[0]}: not computed for any checkpoint, panel skipped." for p in PANELS if p not in panels]
+    # A column the run has but no checkpoint got (an Inception stage that failed) is worth a note; one that was never
+    # asked for (no `fid` in --metrics, so no such column) is not.
+    notes += [f"{p[0]}: not computed for any checkpoint, panel skipped." for p in PANELS if p not in panels and p[0] in df]
     panels += [p for p in OPTIONAL_PANELS if p[0] in df and (~np.isnan(column_floats(df, p[0]))).any()]
     ct = next((c for c in ("copying_ct", "inception_copying_ct") if c in df and (~np.isnan(column_floats(df, c))).any()), None)
     if ct is not None:
