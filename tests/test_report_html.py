@@ -241,6 +241,20 @@ def test_write_reports(tmp_path: Path) -> None:
     assert not list(tmp_path.glob(".*.tmp"))  # atomic writes leave no temporaries
 
 
+def test_parquet_carries_the_provenance(tmp_path: Path) -> None:
+    """scores.parquet says how its numbers were made (extractor, weights SHA-256, reference, N, seed), as summary.json
+    does, in its key-value metadata; pandas still reads it as before."""
+    import pyarrow.parquet as pq
+
+    result = make_result()
+    paths = write_reports(result, tmp_path)
+    prov = json.loads(pq.read_schema(paths["parquet"]).metadata[b"ganeval"])
+    summary = json.loads(paths["json"].read_text())
+    assert prov["provenance"] == summary["provenance"] and prov["provenance"]["mnist"]["weights_sha256"] == "ab" * 32
+    assert (prov["n_samples"], prov["seed"], prov["reference"], prov["bootstrap"]) == (1000, 0, "mnist-train", summary["bootstrap"])
+    assert pd.read_parquet(paths["parquet"])["checkpoint"].tolist() == result.table["checkpoint"].tolist()
+
+
 def test_write_reports_with_real_summary(tmp_path: Path) -> None:
     """The summary as ``score`` builds it (ranks, late collapse, NaN/inf rows, single files) is strict JSON."""
     from ganeval import ranking
