@@ -32,7 +32,8 @@ from ganeval.options import ScoreOptions
 from ganeval.path_length import source_path_lengths
 from ganeval.planning import plan_line
 from ganeval.real_floor import floor_source, floor_summary
-from ganeval.reference import dataset_features, real_features, real_subset_info, reference_provenance, reference_stats
+from ganeval.reference import (dataset_features, real_features, real_subset_info, real_total, reference_provenance,
+                               reference_stats)
 from ganeval.score_result import ScoreResult
 from ganeval.sources.base import HINT_KEYS, shape_note
 from ganeval.summary import build_summary
@@ -192,6 +193,11 @@ class _Evaluator(Illustrations):
             return {}
         return {"real_subset": real_subset_info(self.ref_meta[name], min(self.opts.num_samples, 60_000))}
 
+    def _real_n(self, name: str) -> int:
+        """How many real images the sample-based metrics of extractor ``name`` compare with (as real_features draws)."""
+        n = min(self.opts.num_samples, 60_000)
+        return min(n, real_total(self.ref_meta[name]) or n)
+
     def _real_for(self, name: str, dist: DistContext | None = None) -> torch.Tensor:
         """The real features of extractor ``name``; ``dist``: a rank alone (rank 0's illustrations) passes its own."""
         if name not in self._real:
@@ -238,11 +244,25 @@ class _Evaluator(Illustrations):
                     unsaved = save_metric(mkey, values, reps)
                     self.notes += [unsaved] if unsaved and unsaved not in self.notes else []
             row.update(values)
+            self._kid_spread(metric, row, got.n)
             if reps is not None:  # an FD's, or those a metric kept of its first column (for compare's differences)
                 self.replicates.setdefault(src.name, {})[metric.columns[0]] = reps
             if with_ci:
                 row[f"{col}_ci_low"], row[f"{col}_ci_high"] = ranking.bootstrap_interval(
                 row[col], reps if reps is not None else np.array([]), self.opts.ci)
+
+    def _kid_spread(self, metric: Metric, row: dict[str, Any], n: int) -> None:
+        """Empty a KID's "± sd over subsets" when every subset is the whole sample set against the same real images
+        (N ≤ kid_subset_size): the subsets then differ only in order, and their spread (≈ 1e-7) is float round-off,
+        not sampling noise."""
+        std = next((c for c in metric.columns if c.endswith("kid_std")), None)
+        if std is None or not math.isfinite(row.get(std, math.nan)):
+            return
+        if n <= self.opts.kid_subset_size and self._real_n(metric.extractor) == n:
+            row[std] = float("nan")
+            note = (f"{std} left empty where N ≤ the KID subset size ({self.opts.kid_subset_size}): every subset is then all "
+                    "N samples against all N real images, so the subsets differ only in order and have no spread to report")
+            self.notes += [note] if note not in self.notes else []
 
     def _compute(self, metric: Metric, got: Extracted, logits: torch.Tensor | None, options: dict[str, Any],
                  with_ci: bool, src: Source) -> tuple[dict[str, float], np.ndarray | None]:

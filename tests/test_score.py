@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import pickle
 import re
 from pathlib import Path
@@ -447,3 +448,17 @@ def test_a_file_name_that_is_not_utf8_is_scored_and_reported(tmp_path: Path, cli
     summary = json.loads((tmp_path / "rep" / "summary.json").read_text(encoding="utf-8"))
     assert [(r["checkpoint"], r["status"]) for r in summary["rows"]] == [("ckpt_caf\ufffd_300.safetensors", "ok")]
     assert "ckpt_caf\ufffd_300" in (tmp_path / "rep" / "report.html").read_text(encoding="utf-8")
+
+
+def test_kid_has_no_spread_when_every_subset_is_the_whole_set(tmp_path: Path) -> None:
+    """At N ≤ kid_subset_size each KID "subset" is all N samples against all N real images: the 100 subsets differ only
+    in order and their sd was float round-off (≈ 1e-7), printed as "± 1.6e-07". It is empty now, with a note; with
+    subsets smaller than N the spread is real and stays."""
+    write_bank_checkpoint(tmp_path / "run", 1000)
+    opts = {**FAST, "metrics": ("mnist_fd", "mnist_kid"), "num_samples": 300, "bootstrap": 0}
+    whole = score(tmp_path / "run", kid_subset_size=1000, out=tmp_path / "rep", **opts)
+    assert math.isfinite(whole["mnist_kid_mean"].iloc[0]) and math.isnan(whole["mnist_kid_std"].iloc[0])
+    assert any("mnist_kid_std left empty where N ≤ the KID subset size" in n for n in whole.attrs["summary"]["notes"])
+    assert not re.search(r"<td class=n>[-0-9.e]+ ± ", (tmp_path / "rep" / "report.html").read_text(encoding="utf-8"))
+    part = score(tmp_path / "run", kid_subset_size=200, **opts)
+    assert part["mnist_kid_std"].iloc[0] > 1e-5 and not any("KID subset size" in n for n in part.attrs["summary"]["notes"])
