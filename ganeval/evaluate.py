@@ -32,8 +32,7 @@ from ganeval.options import ScoreOptions
 from ganeval.path_length import source_path_lengths
 from ganeval.planning import plan_line
 from ganeval.real_floor import floor_source, floor_summary
-from ganeval.reference import (dataset_features, real_features, real_subset_info, real_total, reference_provenance,
-                               reference_stats)
+from ganeval.reference import dataset_features, real_features, real_subset_info, real_total, reference_provenance, reference_stats
 from ganeval.score_result import ScoreResult
 from ganeval.sources.base import HINT_KEYS, shape_note
 from ganeval.summary import build_summary
@@ -52,7 +51,7 @@ class _Evaluator(Illustrations):
         self.extractors: dict[str, FeatureExtractor] = {}
         self.refs: dict[str, FIDReference] = {}
         self.ref_meta: dict[str, dict[str, Any]] = {}
-        self._real: dict[str, torch.Tensor] = {}
+        self._real: dict[tuple[str, int], torch.Tensor] = {}
         for name in dict.fromkeys(m.extractor for m in self.metrics):
             kwargs: dict[str, Any] = {"device": self.device, "precision": opts.precision}
             if name == "inception":
@@ -75,7 +74,8 @@ class _Evaluator(Illustrations):
             guide = "compare FIDs only at one N" if self.ref_meta["inception"].get("dataset") == "imported" else "KID is the better guide"
             self.notes.append(f"N={opts.num_samples} is below the Inception feature dimension (2048): FID is unreliable at this N; {guide}")
         self.copy_sets = resolve_copy_sets(opts, self.ref_meta)
-        # The real-data floor is read (and checked) here, so a bad --real-floor fails before any checkpoint is scored.
+        # The real-data floor is read (and checked) here, so a bad --real-floor fails before any checkpoint is scored;
+        # score_floor draws it again at the N the checkpoints were really scored at.
         self.floor = floor_source(opts.real_floor, self.ref_meta, opts.num_samples, opts.seed) if opts.real_floor else None
         self._datasets: dict[tuple[str, str], torch.Tensor] = {}
         self.memo: dict[str, Any] = {}
@@ -125,8 +125,10 @@ class _Evaluator(Illustrations):
             "n_samples": self.opts.num_samples, "status": "ok", "error": None, "seconds": 0.0,
         })
 
-    def run_stage(self, sources: list[Source], names: list[str], stage: str) -> None:
+    def run_stage(self, sources: list[Source], names: list[str], stage: str, n: int | None = None) -> None:
+        """Extract and score ``sources`` with the extractors ``names``, ``n`` samples each (default: --num-samples)."""
         exs = [self.extractors[n] for n in names]
+        n = self.opts.num_samples if n is None else n
         for i, src in enumerate(sources, 1):
             row = self._row(src)
             if row["status"] == "error":
@@ -134,8 +136,8 @@ class _Evaluator(Illustrations):
             t0 = time.time()
             desc = f"{stage} {i}/{len(sources)} {src.name}"
             try:
-                with self._progress(self.opts.num_samples, desc) as bar:
-                    got = extract(src, exs, self.opts.num_samples, self.opts.seed, self.opts.batch_size,
+                with self._progress(n, desc) as bar:
+                    got = extract(src, exs, n, self.opts.seed, self.opts.batch_size,
                                   self.device, self.dist, self.opts.use_cache, bar)
             except GanevalError as exc:
                 row.update(status="error", error=str(exc))
@@ -187,27 +189,39 @@ class _Evaluator(Illustrations):
         """Whether a requested metric of extractor ``name`` compares samples with real images (KID, PR, …)."""
         return any(m.needs_real and m.extractor == name for m in self.metrics)
 
+    def scored_sizes(self) -> list[int]:
+        """The sample counts the checkpoints were really scored at (a short sample set is scored whole), ascending."""
+        return sorted({int(r["n_samples"]) for r in self.rows.values() if r["status"] in ("ok", "nan_samples")})
+
     def real_provenance(self, name: str) -> dict[str, Any]:
-        """Which real images this extractor's sample-based metrics compare with (nothing when none does)."""
+        """Which real images this extractor's sample-based metrics compare with (nothing when none does): as many
+        as each checkpoint's samples; a run scored at several N names the largest set (the smaller are inside it)."""
         if not self.compares_real(name):
             return {}
-        return {"real_subset": real_subset_info(self.ref_meta[name], min(self.opts.num_samples, 60_000))}
+        sizes = self.scored_sizes() or [self.opts.num_samples]
+        info = {"real_subset": real_subset_info(self.ref_meta[name], self._real_n(name, sizes[-1]))}
+        if len(sizes) > 1:
+            info["real_subset_n_per_checkpoint"] = sorted({self._real_n(name, n) for n in sizes})
+        return info
 
-    def _real_n(self, name: str) -> int:
-        """How many real images the sample-based metrics of extractor ``name`` compare with (as real_features draws)."""
-        n = min(self.opts.num_samples, 60_000)
+    def _real_n(self, name: str, n: int) -> int:
+        """How many real images the sample-based metrics of extractor ``name`` compare ``n`` samples with: as many
+        (so a short sample set is not set against more real images than it has), at most 60,000 and the reference's."""
+        n = min(n, 60_000)
         return min(n, real_total(self.ref_meta[name]) or n)
 
-    def _real_for(self, name: str, dist: DistContext | None = None) -> torch.Tensor:
-        """The real features of extractor ``name``; ``dist``: a rank alone (rank 0's illustrations) passes its own."""
-        if name not in self._real:
+    def _real_for(self, name: str, dist: DistContext | None = None, n: int | None = None) -> torch.Tensor:
+        """The real features of extractor ``name`` for ``n`` samples (default: --num-samples); ``dist``: a rank alone
+        (rank 0's illustrations) passes its own."""
+        key = (name, min(self.opts.num_samples if n is None else n, 60_000))
+        if key not in self._real:
             from ganeval.stats import RefStats
 
             stats = RefStats(self.refs[name].mu, self.refs[name].sigma, self.ref_meta[name])
-            self._real[name] = real_features(stats, self.extractors[name], min(self.opts.num_samples, 60_000), self.opts.batch_size,
-                                             write_cache=self.opts.use_cache and self.dist.is_main, dist=dist or self.dist,
-                                             notes=self.notes)
-        return self._real[name]
+            self._real[key] = real_features(stats, self.extractors[name], key[1], self.opts.batch_size,
+                                            write_cache=self.opts.use_cache and self.dist.is_main, dist=dist or self.dist,
+                                            notes=self.notes)
+        return self._real[key]
 
     def _metrics(self, src: Source, row: dict[str, Any], got: Extracted, names: list[str]) -> None:
         if got.nonfinite:
@@ -231,7 +245,8 @@ class _Evaluator(Illustrations):
             col = FD_COLUMN.get(metric.extractor)
             with_ci = col == metric.columns[0] and self.opts.bootstrap > 0
             cacheable = self.opts.use_cache and metric.extractor in got.keys
-            mopts = metric_options(self.opts, self.copy_sets.get("ids", {}), metric, with_ci, got.paired and got.n == self.opts.num_samples)
+            mopts = metric_options(self.opts, self.copy_sets.get("ids", {}), metric, with_ci, got.paired and got.n == self.opts.num_samples,
+                                   real_n=min(got.n, 60_000))
             mkey = metric_key(got.keys[metric.extractor], ref_sha, metric.name, mopts) if cacheable else ""
             hit = load_metric(mkey) if cacheable else None
             if cacheable and not self.dist.all_ok(hit is not None and set(metric.columns) <= set(hit[0])):
@@ -258,7 +273,7 @@ class _Evaluator(Illustrations):
         std = next((c for c in metric.columns if c.endswith("kid_std")), None)
         if std is None or not math.isfinite(row.get(std, math.nan)):
             return
-        if n <= self.opts.kid_subset_size and self._real_n(metric.extractor) == n:
+        if n <= self.opts.kid_subset_size and self._real_n(metric.extractor, n) == n:
             row[std] = float("nan")
             note = (f"{std} left empty where N ≤ the KID subset size ({self.opts.kid_subset_size}): every subset is then all "
                     "N samples against all N real images, so the subsets differ only in order and have no spread to report")
@@ -267,7 +282,7 @@ class _Evaluator(Illustrations):
     def _compute(self, metric: Metric, got: Extracted, logits: torch.Tensor | None, options: dict[str, Any],
                  with_ci: bool, src: Source) -> tuple[dict[str, float], np.ndarray | None]:
         x = MetricInput(got.pool[metric.extractor], logits, self.refs[metric.extractor],
-                        lambda n=metric.extractor: self._real_for(n), options,
+                        lambda e=metric.extractor: self._real_for(e, n=got.n), options,
                         getattr(self.extractors[metric.extractor], "head", None),  # optional: classifying extractors
                         lambda name, e=metric.extractor: self._dataset_for(e, name), self.memo,
                         self._boot_idx(got) if self.opts.bootstrap > 0 else [],
@@ -292,8 +307,17 @@ class _Evaluator(Illustrations):
         """Score the held-out real images with every extractor and metric; their row stays out of the table."""
         if self.floor is None:
             return None
+        sizes = self.scored_sizes()
+        if len(sizes) > 1:  # a floor is only comparable at one N: a Fréchet distance's bias depends on it
+            self.notes.append(f"real floor not scored: the checkpoints were scored at different N ({sizes[0]}–{sizes[-1]}), "
+                              "and a floor at one N would be set against the others as if it were theirs; score sample "
+                              "sets of one size (or --num-samples at most the smallest) for a floor")
+            return None
+        n = sizes[0] if sizes else self.opts.num_samples
+        if n != self.opts.num_samples:  # short sample sets: the floor at the N they were really scored at
+            self.floor = floor_source(self.opts.real_floor, self.ref_meta, n, self.opts.seed)
         src, info = self.floor
-        self.run_stage([src], list(self.extractors), "real floor")
+        self.run_stage([src], list(self.extractors), "real floor", n)
         row = self.rows.pop(src.name)
         for kept in (self.grids, self.replicates, self.kept):
             kept.pop(src.name, None)

@@ -125,6 +125,15 @@ def verdict_text(df: pd.DataFrame, primary: str, late: dict[str, Any], level: fl
     return text
 
 
+def scored_sizes(df: pd.DataFrame) -> list[int]:
+    """The sample counts the checkpoints were really scored at, ascending (a sample set shorter than --num-samples is
+    scored whole): what every N-dependent number of the run (Fréchet distances, the real floor) holds for."""
+    if "n_samples" not in df or "status" not in df:
+        return []
+    n = pd.to_numeric(df.loc[df["status"].isin(["ok", "nan_samples"]), "n_samples"], errors="coerce").dropna()
+    return sorted({int(v) for v in n})
+
+
 def _has_mode_intervals(df: pd.DataFrame) -> bool:
     """Whether any row has a bootstrap interval of class KL or of classes covered (none with ``--bootstrap 0``)."""
     cols = [c for c in ("class_kl_ci_low", "modes_ci_high") if c in df]
@@ -158,6 +167,7 @@ def build_summary(df: pd.DataFrame, primary: str, late: dict[str, Any], opts: Sc
         "n_checkpoints": int(len(df)),
         "n_errors": int((df["status"] == "error").sum()),
         "n_samples": opts.num_samples,
+        "n_scored": scored_sizes(df),
         "seed": opts.seed,
         "reference": str(opts.reference),
         "precision": opts.precision,

@@ -226,6 +226,17 @@ def page_head(title: str) -> str:
     ])
 
 
+def scored_n(summary: dict[str, Any]) -> str:
+    """The N the checkpoints were scored at ("300", or "300–2000"), with --num-samples when that differs; a summary
+    without ``n_scored`` (older) gives --num-samples."""
+    asked = summary.get("n_samples")
+    sizes = [int(n) for n in summary.get("n_scored") or []]
+    if not sizes:
+        return str(asked if asked is not None else "?")
+    text = f"{sizes[0]}" if len(sizes) == 1 else f"{sizes[0]}–{sizes[-1]}"
+    return text if sizes == [asked] else f"{text} ({asked} asked for)"
+
+
 def _kv_table(items: list[tuple[str, Any]]) -> str:
     def show(v: Any) -> str:
         return escape(v if isinstance(v, str) else json.dumps(v, default=str))
@@ -256,7 +267,7 @@ def provenance_section(summary: dict[str, Any]) -> str:
                        + "</tr>" for p in prov.values())
         out.append(f"<div class=scroll><table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table></div>")
     boot = summary.get("bootstrap") or {}
-    run = [("N (samples per checkpoint)", summary.get("n_samples")), ("seed", summary.get("seed")),
+    run = [("N (samples per checkpoint)", scored_n(summary)), ("seed", summary.get("seed")),
            ("reference", summary.get("reference")), ("precision", summary.get("precision")),
            ("primary metric", summary.get("primary_metric")),
            ("bootstrap", boot and f"{boot.get('replicates', '?')} replicates, level {boot.get('level', '?')}, "
@@ -282,7 +293,7 @@ def render_html(result: ScoreResult) -> str:
     return "\n".join([
         page_head(title),
         f"<p class=muted>{escape(str(s.get('date', '')))} · primary metric {escape(str(s.get('primary_metric', '?')))}"
-        f" · N = {escape(str(s.get('n_samples', '?')))}</p>",
+        f" · N = {escape(scored_n(s))}</p>",
         f"<p class=verdict>{escape(str(s.get('verdict', 'No verdict.')))}</p>",
         banner,
         _flags(s),
