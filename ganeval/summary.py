@@ -108,7 +108,7 @@ def verdict_text(df: pd.DataFrame, primary: str, late: dict[str, Any], level: fl
         text += f" ({str(late['basis']).capitalize()}.)"
     if late.get("note"):
         text += f" Note: {late['note']}."
-    collapsed = df[df.get("mode_collapse", False) == True]  # noqa: E712
+    collapsed = df[df["mode_collapse"].fillna(False).astype(bool)] if "mode_collapse" in df else df.iloc[:0]
     if not collapsed.empty:
         text += f" Mode collapse in {len(collapsed)} checkpoint(s), e.g. {_collapse_example(collapsed.iloc[0], level)}"
         if "mode_collapse_sure" in df and not pd.isna(collapsed.iloc[0].get("class_kl_ci_low", float("nan"))):
@@ -134,6 +134,15 @@ def scored_sizes(df: pd.DataFrame) -> list[int]:
     return sorted({int(v) for v in n})
 
 
+def _flagged(df: pd.DataFrame, col: str) -> tuple[list[str], bool]:
+    """The checkpoints whose flag ``col`` is true, and whether any row was tested at all (the column is a nullable
+    boolean: <NA> where the metric behind it was not computed)."""
+    if col not in df:
+        return [], False
+    flag = df[col].astype("boolean")
+    return df.loc[flag.fillna(False).astype(bool), "checkpoint"].tolist(), bool(flag.notna().any())
+
+
 def _has_mode_intervals(df: pd.DataFrame) -> bool:
     """Whether any row has a bootstrap interval of class KL or of classes covered (none with ``--bootstrap 0``)."""
     cols = [c for c in ("class_kl_ci_low", "modes_ci_high") if c in df]
@@ -145,11 +154,11 @@ def build_summary(df: pd.DataFrame, primary: str, late: dict[str, Any], opts: Sc
     """The ``summary.json`` content (also what ``--json`` prints and what ``gate`` reads); ``floor``: the scored
     held-out real images (``ganeval.real_floor``), or None."""
     best = df[df["is_best"]]
-    collapsed = df[df["mode_collapse"]]["checkpoint"].tolist() if "mode_collapse" in df else []
-    sure = df[df["mode_collapse_sure"]]["checkpoint"].tolist() if "mode_collapse_sure" in df else []
+    collapsed, mode_tested = _flagged(df, "mode_collapse")
+    sure = _flagged(df, "mode_collapse_sure")[0]
     if not _has_mode_intervals(df):
         sure = None  # not tested (--bootstrap 0): no interval to be "beyond noise" with, which [] would claim
-    copying = df[df["data_copying"]]["checkpoint"].tolist() if "data_copying" in df else []
+    copying, copying_tested = _flagged(df, "data_copying")
     return {
         "schema": SCHEMA_VERSION,
         "ganeval_version": __version__,
@@ -158,10 +167,13 @@ def build_summary(df: pd.DataFrame, primary: str, late: dict[str, Any], opts: Sc
         "best": row_dict(best.iloc[0]) if not best.empty else None,
         "last": row_dict(df[df["status"] != "error"].iloc[-1]) if (df["status"] != "error").any() else None,
         "late_collapse": {k: json_value(v) for k, v in late.items()},
-        "mode_collapse": {"flag": bool(collapsed), "checkpoints": collapsed, "beyond_noise": sure,
+        # "flag": null and "tested": false when no row was tested (no `modes` / `copying` metric): never "no"
+        "mode_collapse": {"flag": bool(collapsed) if mode_tested else None, "tested": mode_tested, "checkpoints": collapsed,
+                          "beyond_noise": sure,
                           "min_modes": json_value(opts.min_modes), "max_class_kl": json_value(opts.max_class_kl),
                           "ci_level": opts.ci},  # json_value: an unbounded limit (inf) is "inf", strict JSON has none
-        "data_copying": {"flag": bool(copying), "checkpoints": copying, "threshold": opts.copying_threshold},
+        "data_copying": {"flag": bool(copying) if copying_tested else None, "tested": copying_tested, "checkpoints": copying,
+                         "threshold": opts.copying_threshold},
         "verdict": verdict_text(df, primary, late, opts.ci, floor),
         "real_floor": floor,
         "n_checkpoints": int(len(df)),

@@ -40,7 +40,7 @@ h1{font-size:1.5em;margin-bottom:.2em}h2{font-size:1.15em;margin-top:1.6em;borde
 .flags{display:flex;gap:1em;flex-wrap:wrap}.flag{border:1px solid #ccc;border-radius:6px;padding:.5em .8em;flex:1;min-width:18em}
 .flag.on{border-color:#c0392b;background:#fff6f5}
 .badge{font-weight:600;padding:0 .4em;border-radius:3px;background:#2e8b57;color:#fff}
-.on .badge{background:#c0392b}.muted{color:#777}
+.on .badge{background:#c0392b}.untested .badge{background:#888}.muted{color:#777}
 table{border-collapse:collapse;font-size:12.5px}th,td{border:1px solid #ddd;padding:2px 6px;vertical-align:top}
 th{background:#f3f3f3;position:sticky;top:0}td.n{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
 tr.best td{background:#e6f6e6;font-weight:600}tr.error td{background:#fdecea;color:#8a1f11}tr.nan td{background:#fff7e0}
@@ -53,8 +53,16 @@ figcaption{font-size:12px;color:#555}code{font-size:11.5px;word-break:break-all}
 
 # -- value formatting ---------------------------------------------------------------------------------------------
 # -- sections ------------------------------------------------------------------------------------------------------
-def _flag_head(title: str, on: bool) -> str:
-    return f'<div class="flag{" on" if on else ""}"><b>{title}</b> <span class=badge>{"FLAG" if on else "no"}</span><br>'
+def _flag_head(title: str, on: bool | None) -> str:
+    """A flag box's title and badge: FLAG, no, or (``on`` None) not tested."""
+    state, badge = (" on", "FLAG") if on else ("", "no") if on is not None else (" untested", "not tested")
+    return f'<div class="flag{state}"><b>{title}</b> <span class=badge>{badge}</span><br>'
+
+
+def _untested(title: str, flag: str) -> str:
+    """The box of a check this run did not make (its metric was not asked for): never a green "no"."""
+    return (f"{_flag_head(title, None)}<span class=muted>not tested: add <code>--metrics {flag}</code> "
+            "(with the other metrics) to test it</span></div>")
 
 
 def _flags(summary: dict[str, Any]) -> str:
@@ -82,10 +90,29 @@ def _flags(summary: dict[str, Any]) -> str:
         if late.get(key):
             parts.append(f"<br><span class=muted>{escape(str(late[key]))}</span>")
     parts.append("</div>")
+    parts.append(_mode_box(summary))
+    copying = summary.get("data_copying")
+    if copying is not None and copying.get("tested") is False:
+        parts.append(_untested("Data copying", "copying"))
+    elif copying is not None:
+        names = [str(c) for c in copying.get("checkpoints") or []]
+        parts.append(_flag_head("Data copying", bool(copying.get("flag"))))
+        if names:
+            shown = ", ".join(f"<code>{escape(n)}</code>" for n in names[:12])
+            parts.append(f"{len(names)} checkpoint(s): {shown}{f' and {len(names) - 12} more' if len(names) > 12 else ''}<br>")
+        parts.append(f"<span class=muted>flag when the copying test's C_T &lt; {fmt(copying.get('threshold'), '+.1f')} "
+                     "(samples nearer to training images than held-out images are)</span></div>")
+    return f"<div class=flags>{''.join(parts)}</div>"
+
+
+def _mode_box(summary: dict[str, Any]) -> str:
+    """The mode-collapse box: the flagged checkpoints, how many beyond sampling noise, and the rule."""
     mode = summary.get("mode_collapse") or {}
     names = [str(c) for c in mode.get("checkpoints") or []]
     on = bool(mode.get("flag"))
-    parts.append(_flag_head("Mode collapse", on))
+    if mode.get("tested") is False:
+        return _untested("Mode collapse", "modes")
+    parts = [_flag_head("Mode collapse", on)]
     if names:
         shown = ", ".join(f"<code>{escape(n)}</code>" for n in names[:12])
         parts.append(f"{len(names)} checkpoint(s): {shown}{f' and {len(names) - 12} more' if len(names) > 12 else ''}<br>")
@@ -104,16 +131,7 @@ def _flags(summary: dict[str, Any]) -> str:
     if crit:
         parts.append(f"<span class=muted>flag when {' or '.join(crit)}</span>")
     parts.append("</div>")
-    copying = summary.get("data_copying")
-    if copying is not None:
-        names = [str(c) for c in copying.get("checkpoints") or []]
-        parts.append(_flag_head("Data copying", bool(copying.get("flag"))))
-        if names:
-            shown = ", ".join(f"<code>{escape(n)}</code>" for n in names[:12])
-            parts.append(f"{len(names)} checkpoint(s): {shown}{f' and {len(names) - 12} more' if len(names) > 12 else ''}<br>")
-        parts.append(f"<span class=muted>flag when the copying test's C_T &lt; {fmt(copying.get('threshold'), '+.1f')} "
-                     "(samples nearer to training images than held-out images are)</span></div>")
-    return f"<div class=flags>{''.join(parts)}</div>"
+    return "".join(parts)
 
 
 def _floor_note(floor: dict[str, Any] | None) -> str:
