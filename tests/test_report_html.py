@@ -6,6 +6,7 @@ import base64
 import io
 import json
 import math
+from html import escape
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -198,6 +199,31 @@ def test_a_metric_never_asked_for_is_not_called_skipped() -> None:
     result.summary["late_collapse"] = {"flag": False, "metric": "mnist_fd", "reason": "the last checkpoint is the best"}
     text = "".join(_parse(render_html(result)).text)
     assert "panel skipped" not in text
+
+
+def test_last_is_the_judged_checkpoint_when_the_newest_file_is_unreadable() -> None:
+    """The verdict judges the last *scored* checkpoint when the newest file cannot be read; the page showed "last: no
+    samples for" the unreadable file, noted that "the last checkpoint has no finite value" and drew the fidelity plot's
+    "last" line past the data. All three now mark the judged checkpoint, and a caption names the unreadable file."""
+    from matplotlib.figure import Figure
+
+    from ganeval.report.plots import series_plot
+    from ganeval.report.tradeoff_plot import _marks
+
+    result = make_result(3)
+    broken = result.table.iloc[[1]].assign(iteration=400, checkpoint="iter_000400.pt", path="/runs/iter_000400.pt")
+    result.table = df = pd.concat([result.table, broken], ignore_index=True)
+    judged = str(df["checkpoint"].iloc[2])
+    page = render_html(result)
+    text = "".join(_parse(page).text)
+    assert f"last: <code>{escape(judged)}</code>" in page and "no samples for" not in page
+    assert "The newest file iter_000400.pt could not be scored" in text
+    notes = series_plot(df).notes
+    assert not any("has no finite value" in n for n in notes) and any("iter_000400.pt could not be scored" in n for n in notes)
+    ax = Figure().subplots()
+    _marks(ax, df, df["iteration"].to_numpy(dtype=float), labelled=True)
+    last = [line for line in ax.get_lines() if str(line.get_label()).startswith("last:")]
+    assert len(last) == 1 and last[0].get_xdata()[0] == 300 and judged[-10:] in str(last[0].get_label())
 
 
 def test_minimal_result_without_grids() -> None:

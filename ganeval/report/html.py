@@ -20,7 +20,7 @@ from ganeval.metrics.interval import ci_percent
 from ganeval.report.digits import digits_section
 from ganeval.report.images import animated_gif, data_uri, mosaic, png_bytes
 from ganeval.report.neighbours import neighbours_section
-from ganeval.report.plots import series_plot
+from ganeval.report.plots import last_scored, series_plot, unscored_newest
 from ganeval.report.realism import realism_section
 from ganeval.report.table import DASH, fmt, number, render_table
 from ganeval.report.tradeoff_plot import tradeoff_plot
@@ -199,7 +199,10 @@ def _grids(result: ScoreResult) -> str:
     df = result.table
     best = df.loc[df["is_best"].fillna(False).astype(bool), "checkpoint"] if "is_best" in df else pd.Series([], dtype=object)
     best_name = str(best.iloc[0]) if len(best) else None
-    last_name = str(df["checkpoint"].iloc[-1]) if len(df) and "checkpoint" in df else None
+    last = last_scored(df) if "checkpoint" in df else None  # the checkpoint the verdict judges, not an unreadable file
+    if last is None and len(df) and "checkpoint" in df:
+        last = len(df) - 1  # none could be scored: name the newest ("no samples for …")
+    last_name = str(df["checkpoint"].iloc[last]) if last is not None else None
     shown: list[tuple[str, str]] = []
     if best_name is not None:
         shown.append(("best" + (" = last" if best_name == last_name else ""), best_name))
@@ -214,6 +217,8 @@ def _grids(result: ScoreResult) -> str:
         out.append(grid_figure(grid, name, f"{role}: <code>{escape(name)}</code>"))
     if not out:
         out.append("<p class=muted>No sample grids.</p>")
+    if (newest := unscored_newest(df)) is not None:
+        out.append(f"<p class=muted>{escape(newest[0].upper() + newest[1:])}</p>")
     order = _ordered_grids(result)
     if len(order) > 1:
         frames = _subsample(order, {n for n in (best_name, last_name) if n in order}, MAX_GIF_FRAMES)
