@@ -82,6 +82,7 @@ class _Evaluator(Illustrations):
         rng = np.random.default_rng(opts.seed + 1)
         self.boot_idx = [rng.integers(0, opts.num_samples, opts.num_samples) for _ in range(opts.bootstrap)]
         self.unpaired: list[str] = []
+        self.own_resamples: set[str] = set()  # sources bootstrapped on their own (stored samples, short of N): unpaired
         self.rows: dict[str, dict[str, Any]] = {}
         self.grids: dict[str, np.ndarray] = {}
         self.replicates: dict[str, dict[str, np.ndarray]] = {}
@@ -170,6 +171,8 @@ class _Evaluator(Illustrations):
             where = f"entry {m['state_key']!r}" if m["state_key"] else "the top-level state dict"
             notes.append(f"weight files loaded into {m['generator']}({m['generator_kwargs']}) from {where} (the "
                          f"generator's module source SHA-256 {m['generator_source_sha256'][:16]})")
+        if not (got.paired and got.n == self.opts.num_samples):
+            self.own_resamples.add(src.name)
         if not got.paired and src.name not in self.unpaired and (self.floor is None or src is not self.floor[0]):
             self.unpaired.append(src.name)
             if len(self.unpaired) == 1:
@@ -383,10 +386,13 @@ def _score_series(series: Series, opts: ScoreOptions, dist: DistContext | None) 
     df["mode_collapse_sure"] = df["mode_collapse"] & ranking.mode_collapse_beyond_noise(df, opts.min_modes, opts.max_class_kl)
     df["data_copying"] = ranking.copying_rows(df, opts.copying_threshold)
     late = ranking.late_collapse(df, primary, ev.replicates, opts.late_threshold, opts.ci)
+    if "ci_low" in late:  # an interval of (last − best): paired only when both share the latents at full N
+        late["paired"] = not {late.get("last"), late.get("best")} & ev.own_resamples
     provenance = {name: {**ex.provenance(), **reference_provenance(ev.ref_meta[name]), **ev.real_provenance(name)}
                   for name, ex in ev.extractors.items()}
     notes = [printable(n) for n in ev.notes]
     summary = build_summary(df, primary, late, opts, provenance, notes, time.time() - t0, dist.world, floor)
+    summary["bootstrap"]["unpaired"] = [s.name for s in series.sources if s.name in ev.own_resamples]
     failed = bool((df["status"] == "error").any())
     result = ScoreResult(df, summary, ev.grids, ev.replicates, failed, features=ev.kept, refs=ev.refs)
     sets = ev.copy_sets.get("options", {})

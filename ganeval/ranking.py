@@ -107,7 +107,8 @@ def late_collapse(
         beyond_noise = hi < 0 if higher_better else lo > 0  # the whole interval on the worse side of zero
     else:
         beyond_noise = True
-        result["basis"] = f"no bootstrap interval of {primary}: judged by the threshold alone"
+        result["basis"] = (f"no bootstrap replicates of {primary} were kept, so the difference (last − best) has no "
+                           "interval: judged by the threshold alone")
     result.update({"difference": diff, "relative": rel, "ci_low": lo, "ci_high": hi, "ci_level": level,
                    "flag": bool(rel > threshold and beyond_noise)})
     return result

@@ -57,6 +57,12 @@ def _collapse_example(row: pd.Series, level: float) -> str:
     return text + ")"
 
 
+def ci_kind(late: dict[str, Any]) -> str:
+    """How the interval of (last − best) was resampled: "paired" (shared latents at full N, the same resampled indices
+    for both) or "independent-resample" (stored samples or short sets: each resampled on its own)."""
+    return "paired" if late.get("paired", True) else "independent-resample"
+
+
 def _floor_clause(floor: dict[str, Any] | None, primary: str) -> str:
     """``; real held-out images at this N: 1.02``, or nothing when the floor was not scored or lacks the metric."""
     value = (floor or {}).get("values", {}).get(primary)
@@ -93,14 +99,14 @@ def verdict_text(df: pd.DataFrame, primary: str, late: dict[str, Any], level: fl
         text += (f" Training went bad at the end: the last checkpoint {late['last']} is {_fmt(100 * late['relative'])}% worse"
                  f" ({primary} {'+' if diff >= 0 else ''}{_fmt(diff)}")
         if not pd.isna(late.get("ci_low", float("nan"))):
-            text += f", paired CI [{_fmt(late['ci_low'])}, {_fmt(late['ci_high'])}]"
+            text += f", {ci_kind(late)} CI [{_fmt(late['ci_low'])}, {_fmt(late['ci_high'])}]"
         text += ")."
     elif late.get("last") and late.get("last") != late.get("best") and late.get("relative") is not None:
         rel = float(late["relative"])
         text += (f" The last checkpoint {late['last']} is {_fmt(100 * rel)}% worse, not a significant late-training"
                  f" collapse (threshold {_fmt(100 * late['threshold'])}%")
         if late.get("ci_low") is not None and not pd.isna(late.get("ci_low")):
-            text += f", paired CI of the difference [{_fmt(float(late['ci_low']))}, {_fmt(float(late['ci_high']))}]"
+            text += f", {ci_kind(late)} CI of the difference [{_fmt(float(late['ci_low']))}, {_fmt(float(late['ci_high']))}]"
         text += ")."
     else:
         text += " The last scored checkpoint is the best one." if late.get("note") else " The last checkpoint is the best one."

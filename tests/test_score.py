@@ -462,3 +462,36 @@ def test_kid_has_no_spread_when_every_subset_is_the_whole_set(tmp_path: Path) ->
     assert not re.search(r"<td class=n>[-0-9.e]+ ± ", (tmp_path / "rep" / "report.html").read_text(encoding="utf-8"))
     part = score(tmp_path / "run", kid_subset_size=200, **opts)
     assert part["mnist_kid_std"].iloc[0] > 1e-5 and not any("KID subset size" in n for n in part.attrs["summary"]["notes"])
+
+
+def test_late_collapse_interval_of_sample_sets_is_not_called_paired(tmp_path: Path) -> None:
+    """Stored sample sets have no shared latents: the interval of (last − best) comes from independent resamples, yet the
+    verdict and the flag box called it "paired" and the animation's caption said "the same latents at every checkpoint".
+    With a primary that keeps no replicates (class_kl) the verdict printed the best's interval and then "no bootstrap
+    interval of class_kl": the interval missing is the difference's."""
+    import numpy as np
+
+    from ganeval.stats import dataset_images
+
+    test = dataset_images("mnist-test")
+    noisy = np.clip(test[1000:1300].astype(int) + np.random.default_rng(0).integers(-90, 90, (300, 28, 28)), 0, 255)
+    sets = []
+    for name, images in (("a_good", test[:300]), ("b_noisy", noisy.astype(np.uint8))):
+        np.savez(tmp_path / f"{name}.npz", images=images)
+        sets.append(tmp_path / f"{name}.npz")
+    opts = {**FAST, "metrics": ("mnist_fd", "modes"), "num_samples": 300, "bootstrap": 30}
+    df = score(sets, out=tmp_path / "rep", **opts)
+    summary = df.attrs["summary"]
+    late = summary["late_collapse"]
+    assert late["flag"] and late["paired"] is False and summary["bootstrap"]["unpaired"] == ["a_good.npz", "b_noisy.npz"]
+    assert "independent-resample CI [" in summary["verdict"] and "paired CI" not in summary["verdict"]
+    page = (tmp_path / "rep" / "report.html").read_text(encoding="utf-8")
+    assert "95% independent-resample CI [" in page and "paired CI" not in page
+    assert "the same latents" not in page and "no shared latents" in page
+    kl = score(sets, primary="class_kl", **opts).attrs["summary"]
+    assert "the difference (last − best) has no interval: judged by the threshold alone" in kl["verdict"]
+    write_bank_checkpoint(tmp_path / "run", 1000)
+    write_bank_checkpoint(tmp_path / "run", 2000, noise=0.9)
+    gen = score(tmp_path / "run", **opts).attrs["summary"]
+    assert gen["late_collapse"]["paired"] is True and gen["bootstrap"]["unpaired"] == []
+    assert "paired CI [" in gen["verdict"]

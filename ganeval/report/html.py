@@ -24,6 +24,7 @@ from ganeval.report.plots import last_scored, series_plot, unscored_newest
 from ganeval.report.realism import realism_section
 from ganeval.report.table import DASH, fmt, number, render_table
 from ganeval.report.tradeoff_plot import tradeoff_plot
+from ganeval.summary import ci_kind
 from ganeval.version import __version__
 
 if TYPE_CHECKING:
@@ -81,7 +82,7 @@ def _flags(summary: dict[str, Any]) -> str:
         if number(late.get("ci_low")) is not None:
             level = number(late.get("ci_level")) or 0.95
             lo, hi = fmt(late.get("ci_low"), ".4g"), fmt(late.get("ci_high"), ".4g")
-            parts.append(f", {ci_percent(level)}% paired CI [{lo}, {hi}]")
+            parts.append(f", {ci_percent(level)}% {ci_kind(late)} CI [{lo}, {hi}]")
         parts.append("<br>")
     if late.get("threshold") is not None:
         parts.append(f"<span class=muted>flag when relative &gt; {fmt(100 * (number(late['threshold']) or 0), '.4g')}% "
@@ -226,9 +227,19 @@ def _grids(result: ScoreResult) -> str:
         sub = f" ({len(frames)} of {len(order)} checkpoints, evenly spaced)" if len(frames) < len(order) else ""
         width = mosaic(result.grids[frames[0]], scale=1).shape[1] * 3
         out.append(f'<h3>Across training</h3><figure><img class=px width="{width}" src="{data_uri(gif, "image/gif")}" '
-                   f'alt="sample grids across training"><figcaption>the same latents at every checkpoint, in training '
+                   f'alt="sample grids across training"><figcaption>{_gif_what(frames, result.summary)}, in training '
                    f"order{sub}</figcaption></figure>")
     return "".join(out)
+
+
+def _gif_what(frames: list[str], summary: dict[str, Any]) -> str:
+    """What the animation's frames have in common: the same latents only where every frame is a generator's."""
+    own = set((summary.get("bootstrap") or {}).get("unpaired") or [])
+    if not own & set(frames):
+        return "the same latents at every checkpoint"
+    if own >= set(frames):
+        return "each sample set's first images (stored samples: no shared latents)"
+    return "the same latents for the generators; each stored sample set's first images"
 
 
 def grid_figure(grid: np.ndarray, name: str, caption: str) -> str:
