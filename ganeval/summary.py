@@ -18,6 +18,12 @@ BOOTSTRAP_METHOD = ("bootstrap over resampled sample indices (percentile spread 
                     "paired across checkpoints that share the latent set")
 
 
+#: Columns whose interval columns have another stem (``modes_ci_low`` for ``modes_covered``).
+CI_PREFIX = {"modes_covered": "modes"}
+#: Rankable columns that are counts: printed as integers.
+COUNTS = frozenset({"modes_covered"})
+
+
 def json_value(x: Any) -> Any:
     """JSON-safe number: NaN → None, ±inf → the strings "inf"/"-inf"."""
     if x is None or x is pd.NA:
@@ -86,10 +92,12 @@ def verdict_text(df: pd.DataFrame, primary: str, late: dict[str, Any], level: fl
             return f"No checkpoint has a finite {primary}: the samples of every one hold NaN/Inf values (see each row's status)."
         return f"No checkpoint has a finite {primary} (see each row's status and the notes)."
     where = f" (iteration {b['iteration']})" if not pd.isna(b["iteration"]) else ""
-    text = f"Keep {b['checkpoint']}{where}: it has the best {primary} ({_fmt(float(b[primary]))})"
-    lo, hi = b.get(f"{primary}_ci_low"), b.get(f"{primary}_ci_high")
+    show = (lambda v: str(int(v))) if primary in COUNTS else _fmt  # a count of classes is 9, not "9.00"
+    text = f"Keep {b['checkpoint']}{where}: it has the best {primary} ({show(float(b[primary]))})"
+    ci = CI_PREFIX.get(primary, primary)
+    lo, hi = b.get(f"{ci}_ci_low"), b.get(f"{ci}_ci_high")
     if lo is not None and not pd.isna(lo):
-        text += f", {ci_percent(level)}% CI [{_fmt(float(lo))}, {_fmt(float(hi))}]"
+        text += f", {ci_percent(level)}% CI [{show(float(lo))}, {show(float(hi))}]"
     text += _floor_clause(floor, primary) + "."
     if late.get("flag") and late.get("unmeasurable"):
         text += (f" Training went bad at the end: the samples of the last checkpoint {late['last']} hold NaN/Inf values,"

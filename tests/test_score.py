@@ -495,3 +495,13 @@ def test_late_collapse_interval_of_sample_sets_is_not_called_paired(tmp_path: Pa
     gen = score(tmp_path / "run", **opts).attrs["summary"]
     assert gen["late_collapse"]["paired"] is True and gen["bootstrap"]["unpaired"] == []
     assert "paired CI [" in gen["verdict"]
+
+
+def test_primary_modes_covered_reads_as_a_count_with_its_interval(tmp_path: Path) -> None:
+    """``--primary modes_covered`` printed "the best modes_covered (10.00)" and no interval (it looked for
+    ``modes_covered_ci_low``; the interval is ``modes_ci_low/high``)."""
+    write_bank_checkpoint(tmp_path / "run", 1000)
+    write_bank_checkpoint(tmp_path / "run", 2000, digits=(1, 7))
+    df = score(tmp_path / "run", primary="modes_covered", **{**FAST, "bootstrap": 30})
+    verdict = df.attrs["summary"]["verdict"]
+    assert re.search(r"the best modes_covered \(10\), 95% CI \[\d+, \d+\]", verdict), verdict
