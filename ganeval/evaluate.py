@@ -32,7 +32,7 @@ from ganeval.options import ScoreOptions
 from ganeval.path_length import source_path_lengths
 from ganeval.planning import plan_line
 from ganeval.real_floor import floor_source, floor_summary
-from ganeval.reference import dataset_features, real_features, real_subset_info, reference_provenance, reference_stats
+from ganeval.reference import dataset_features, real_features, real_subset_info, real_total, reference_provenance, reference_stats
 from ganeval.score_result import ScoreResult
 from ganeval.sources.base import HINT_KEYS, shape_note
 from ganeval.summary import build_summary
@@ -51,7 +51,7 @@ class _Evaluator(Illustrations):
         self.extractors: dict[str, FeatureExtractor] = {}
         self.refs: dict[str, FIDReference] = {}
         self.ref_meta: dict[str, dict[str, Any]] = {}
-        self._real: dict[str, torch.Tensor] = {}
+        self._real: dict[tuple[str, int], torch.Tensor] = {}
         for name in dict.fromkeys(m.extractor for m in self.metrics):
             kwargs: dict[str, Any] = {"device": self.device, "precision": opts.precision}
             if name == "inception":
@@ -74,13 +74,15 @@ class _Evaluator(Illustrations):
             guide = "compare FIDs only at one N" if self.ref_meta["inception"].get("dataset") == "imported" else "KID is the better guide"
             self.notes.append(f"N={opts.num_samples} is below the Inception feature dimension (2048): FID is unreliable at this N; {guide}")
         self.copy_sets = resolve_copy_sets(opts, self.ref_meta)
-        # The real-data floor is read (and checked) here, so a bad --real-floor fails before any checkpoint is scored.
+        # The real-data floor is read (and checked) here, so a bad --real-floor fails before any checkpoint is scored;
+        # score_floor draws it again at the N the checkpoints were really scored at.
         self.floor = floor_source(opts.real_floor, self.ref_meta, opts.num_samples, opts.seed) if opts.real_floor else None
         self._datasets: dict[tuple[str, str], torch.Tensor] = {}
         self.memo: dict[str, Any] = {}
         rng = np.random.default_rng(opts.seed + 1)
         self.boot_idx = [rng.integers(0, opts.num_samples, opts.num_samples) for _ in range(opts.bootstrap)]
         self.unpaired: list[str] = []
+        self.own_resamples: set[str] = set()  # sources bootstrapped on their own (stored samples, short of N): unpaired
         self.rows: dict[str, dict[str, Any]] = {}
         self.grids: dict[str, np.ndarray] = {}
         self.replicates: dict[str, dict[str, np.ndarray]] = {}
@@ -124,8 +126,10 @@ class _Evaluator(Illustrations):
             "n_samples": self.opts.num_samples, "status": "ok", "error": None, "seconds": 0.0,
         })
 
-    def run_stage(self, sources: list[Source], names: list[str], stage: str) -> None:
+    def run_stage(self, sources: list[Source], names: list[str], stage: str, n: int | None = None) -> None:
+        """Extract and score ``sources`` with the extractors ``names``, ``n`` samples each (default: --num-samples)."""
         exs = [self.extractors[n] for n in names]
+        n = self.opts.num_samples if n is None else n
         for i, src in enumerate(sources, 1):
             row = self._row(src)
             if row["status"] == "error":
@@ -133,8 +137,8 @@ class _Evaluator(Illustrations):
             t0 = time.time()
             desc = f"{stage} {i}/{len(sources)} {src.name}"
             try:
-                with self._progress(self.opts.num_samples, desc) as bar:
-                    got = extract(src, exs, self.opts.num_samples, self.opts.seed, self.opts.batch_size,
+                with self._progress(n, desc) as bar:
+                    got = extract(src, exs, n, self.opts.seed, self.opts.batch_size,
                                   self.device, self.dist, self.opts.use_cache, bar)
             except GanevalError as exc:
                 row.update(status="error", error=str(exc))
@@ -167,6 +171,8 @@ class _Evaluator(Illustrations):
             where = f"entry {m['state_key']!r}" if m["state_key"] else "the top-level state dict"
             notes.append(f"weight files loaded into {m['generator']}({m['generator_kwargs']}) from {where} (the "
                          f"generator's module source SHA-256 {m['generator_source_sha256'][:16]})")
+        if not (got.paired and got.n == self.opts.num_samples):
+            self.own_resamples.add(src.name)
         if not got.paired and src.name not in self.unpaired and (self.floor is None or src is not self.floor[0]):
             self.unpaired.append(src.name)
             if len(self.unpaired) == 1:
@@ -186,22 +192,39 @@ class _Evaluator(Illustrations):
         """Whether a requested metric of extractor ``name`` compares samples with real images (KID, PR, …)."""
         return any(m.needs_real and m.extractor == name for m in self.metrics)
 
+    def scored_sizes(self) -> list[int]:
+        """The sample counts the checkpoints were really scored at (a short sample set is scored whole), ascending."""
+        return sorted({int(r["n_samples"]) for r in self.rows.values() if r["status"] in ("ok", "nan_samples")})
+
     def real_provenance(self, name: str) -> dict[str, Any]:
-        """Which real images this extractor's sample-based metrics compare with (nothing when none does)."""
+        """Which real images this extractor's sample-based metrics compare with (nothing when none does): as many
+        as each checkpoint's samples; a run scored at several N names the largest set (the smaller are inside it)."""
         if not self.compares_real(name):
             return {}
-        return {"real_subset": real_subset_info(self.ref_meta[name], min(self.opts.num_samples, 60_000))}
+        sizes = self.scored_sizes() or [self.opts.num_samples]
+        info = {"real_subset": real_subset_info(self.ref_meta[name], self._real_n(name, sizes[-1]))}
+        if len(sizes) > 1:
+            info["real_subset_n_per_checkpoint"] = sorted({self._real_n(name, n) for n in sizes})
+        return info
 
-    def _real_for(self, name: str, dist: DistContext | None = None) -> torch.Tensor:
-        """The real features of extractor ``name``; ``dist``: a rank alone (rank 0's illustrations) passes its own."""
-        if name not in self._real:
+    def _real_n(self, name: str, n: int) -> int:
+        """How many real images the sample-based metrics of extractor ``name`` compare ``n`` samples with: as many
+        (so a short sample set is not set against more real images than it has), at most 60,000 and the reference's."""
+        n = min(n, 60_000)
+        return min(n, real_total(self.ref_meta[name]) or n)
+
+    def _real_for(self, name: str, dist: DistContext | None = None, n: int | None = None) -> torch.Tensor:
+        """The real features of extractor ``name`` for ``n`` samples (default: --num-samples); ``dist``: a rank alone
+        (rank 0's illustrations) passes its own."""
+        key = (name, min(self.opts.num_samples if n is None else n, 60_000))
+        if key not in self._real:
             from ganeval.stats import RefStats
 
             stats = RefStats(self.refs[name].mu, self.refs[name].sigma, self.ref_meta[name])
-            self._real[name] = real_features(stats, self.extractors[name], min(self.opts.num_samples, 60_000), self.opts.batch_size,
-                                             write_cache=self.opts.use_cache and self.dist.is_main, dist=dist or self.dist,
-                                             notes=self.notes)
-        return self._real[name]
+            self._real[key] = real_features(stats, self.extractors[name], key[1], self.opts.batch_size,
+                                            write_cache=self.opts.use_cache and self.dist.is_main, dist=dist or self.dist,
+                                            notes=self.notes)
+        return self._real[key]
 
     def _metrics(self, src: Source, row: dict[str, Any], got: Extracted, names: list[str]) -> None:
         if got.nonfinite:
@@ -225,7 +248,8 @@ class _Evaluator(Illustrations):
             col = FD_COLUMN.get(metric.extractor)
             with_ci = col == metric.columns[0] and self.opts.bootstrap > 0
             cacheable = self.opts.use_cache and metric.extractor in got.keys
-            mopts = metric_options(self.opts, self.copy_sets.get("ids", {}), metric, with_ci, got.paired and got.n == self.opts.num_samples)
+            mopts = metric_options(self.opts, self.copy_sets.get("ids", {}), metric, with_ci, got.paired and got.n == self.opts.num_samples,
+                                   real_n=min(got.n, 60_000))
             mkey = metric_key(got.keys[metric.extractor], ref_sha, metric.name, mopts) if cacheable else ""
             hit = load_metric(mkey) if cacheable else None
             if cacheable and not self.dist.all_ok(hit is not None and set(metric.columns) <= set(hit[0])):
@@ -238,16 +262,30 @@ class _Evaluator(Illustrations):
                     unsaved = save_metric(mkey, values, reps)
                     self.notes += [unsaved] if unsaved and unsaved not in self.notes else []
             row.update(values)
+            self._kid_spread(metric, row, got.n)
             if reps is not None:  # an FD's, or those a metric kept of its first column (for compare's differences)
                 self.replicates.setdefault(src.name, {})[metric.columns[0]] = reps
             if with_ci:
                 row[f"{col}_ci_low"], row[f"{col}_ci_high"] = ranking.bootstrap_interval(
                 row[col], reps if reps is not None else np.array([]), self.opts.ci)
 
+    def _kid_spread(self, metric: Metric, row: dict[str, Any], n: int) -> None:
+        """Empty a KID's "± sd over subsets" when every subset is the whole sample set against the same real images
+        (N ≤ kid_subset_size): the subsets then differ only in order, and their spread (≈ 1e-7) is float round-off,
+        not sampling noise."""
+        std = next((c for c in metric.columns if c.endswith("kid_std")), None)
+        if std is None or not math.isfinite(row.get(std, math.nan)):
+            return
+        if n <= self.opts.kid_subset_size and self._real_n(metric.extractor, n) == n:
+            row[std] = float("nan")
+            note = (f"{std} left empty where N ≤ the KID subset size ({self.opts.kid_subset_size}): every subset is then all "
+                    "N samples against all N real images, so the subsets differ only in order and have no spread to report")
+            self.notes += [note] if note not in self.notes else []
+
     def _compute(self, metric: Metric, got: Extracted, logits: torch.Tensor | None, options: dict[str, Any],
                  with_ci: bool, src: Source) -> tuple[dict[str, float], np.ndarray | None]:
         x = MetricInput(got.pool[metric.extractor], logits, self.refs[metric.extractor],
-                        lambda n=metric.extractor: self._real_for(n), options,
+                        lambda e=metric.extractor: self._real_for(e, n=got.n), options,
                         getattr(self.extractors[metric.extractor], "head", None),  # optional: classifying extractors
                         lambda name, e=metric.extractor: self._dataset_for(e, name), self.memo,
                         self._boot_idx(got) if self.opts.bootstrap > 0 else [],
@@ -272,8 +310,17 @@ class _Evaluator(Illustrations):
         """Score the held-out real images with every extractor and metric; their row stays out of the table."""
         if self.floor is None:
             return None
+        sizes = self.scored_sizes()
+        if len(sizes) > 1:  # a floor is only comparable at one N: a Fréchet distance's bias depends on it
+            self.notes.append(f"real floor not scored: the checkpoints were scored at different N ({sizes[0]}–{sizes[-1]}), "
+                              "and a floor at one N would be set against the others as if it were theirs; score sample "
+                              "sets of one size (or --num-samples at most the smallest) for a floor")
+            return None
+        n = sizes[0] if sizes else self.opts.num_samples
+        if n != self.opts.num_samples:  # short sample sets: the floor at the N they were really scored at
+            self.floor = floor_source(self.opts.real_floor, self.ref_meta, n, self.opts.seed)
         src, info = self.floor
-        self.run_stage([src], list(self.extractors), "real floor")
+        self.run_stage([src], list(self.extractors), "real floor", n)
         row = self.rows.pop(src.name)
         for kept in (self.grids, self.replicates, self.kept):
             kept.pop(src.name, None)
@@ -339,10 +386,13 @@ def _score_series(series: Series, opts: ScoreOptions, dist: DistContext | None) 
     df["mode_collapse_sure"] = df["mode_collapse"] & ranking.mode_collapse_beyond_noise(df, opts.min_modes, opts.max_class_kl)
     df["data_copying"] = ranking.copying_rows(df, opts.copying_threshold)
     late = ranking.late_collapse(df, primary, ev.replicates, opts.late_threshold, opts.ci)
+    if "ci_low" in late:  # an interval of (last − best): paired only when both share the latents at full N
+        late["paired"] = not {late.get("last"), late.get("best")} & ev.own_resamples
     provenance = {name: {**ex.provenance(), **reference_provenance(ev.ref_meta[name]), **ev.real_provenance(name)}
                   for name, ex in ev.extractors.items()}
     notes = [printable(n) for n in ev.notes]
     summary = build_summary(df, primary, late, opts, provenance, notes, time.time() - t0, dist.world, floor)
+    summary["bootstrap"]["unpaired"] = [s.name for s in series.sources if s.name in ev.own_resamples]
     failed = bool((df["status"] == "error").any())
     result = ScoreResult(df, summary, ev.grids, ev.replicates, failed, features=ev.kept, refs=ev.refs)
     sets = ev.copy_sets.get("options", {})

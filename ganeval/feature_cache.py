@@ -57,18 +57,20 @@ def metric_key(feat_key: str, reference_sha: str, metric: str, options: dict[str
     return hashlib.sha256(blob.encode()).hexdigest()[:32]
 
 
-def metric_options(o: ScoreOptions, ids: dict[str, Any], metric: Metric, with_ci: bool, shared_latents: bool) -> dict[str, Any]:
+def metric_options(o: ScoreOptions, ids: dict[str, Any], metric: Metric, with_ci: bool, shared_latents: bool,
+                   real_n: int | None = None) -> dict[str, Any]:
     """Everything besides the features and the reference that one metric's cached result depends on.
 
     ``ids``: content identities of the copying test's sets; ``shared_latents``: the source was drawn from the run's
-    latent set at full N (paired bootstrap), else its own samples are resampled.
+    latent set at full N (paired bootstrap), else its own samples are resampled; ``real_n``: how many real images
+    the metric compared with (default min(N, 60,000)).
     """
     keys = {"is_splits": 10, "kid_subsets": o.kid_subsets, "kid_subset_size": o.kid_subset_size,
             "mode_min_share": o.mode_min_share, "version": 2}  # 2: real features keyed by precision (1 mixed them)
     given = o.as_dict() if metric.option_keys else {}
     keys.update({k: ids.get(k, given.get(k)) for k in metric.option_keys})
-    if metric.needs_real:  # min(N, 60,000) real images, drawn so: a short sample set's key alone does not say N
-        keys.update(real_n=min(o.num_samples, 60_000), real_subset=REAL_SUBSET)
+    if metric.needs_real:  # as many real images as samples, drawn so: a short sample set's key alone does not say N
+        keys.update(real_n=min(o.num_samples, 60_000) if real_n is None else real_n, real_subset=REAL_SUBSET)
     if "bootstrap" in metric.option_keys:
         keys.update(boot_seed=o.seed + 1, **({} if shared_latents else {"boot": "own-samples"}))
     if with_ci:

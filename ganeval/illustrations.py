@@ -77,7 +77,8 @@ class Illustrations:
             return None
         src = self._source(name)
         try:
-            x = MetricInput(self._features(src, "mnist"), None, self.refs["mnist"], lambda: self._real_for("mnist", DistContext()),
+            pool = self._features(src, "mnist")
+            x = MetricInput(pool, None, self.refs["mnist"], lambda: self._real_for("mnist", DistContext(), len(pool)),
                             self._metric_inputs(), dataset=lambda d: self._dataset_for("mnist", d, DistContext()),
                             memo=self.memo)
             ref = copying_reference(x)
@@ -93,7 +94,8 @@ class Illustrations:
             return None
         src = self._source(name)
         try:
-            scores = realism_scores(self._features(src, which), self._real_for(which, DistContext()))
+            feats = self._features(src, which)  # against as many real images as the metric used: as many as samples
+            scores = realism_scores(feats, self._real_for(which, DistContext(), len(feats)))
             order = torch.argsort(scores).tolist()
             low, high = order[:REALISM_SHOWN], order[::-1][:REALISM_SHOWN]
             return RealismExamples(sample_images(src, low, self.device, self.opts), scores[low].numpy(),

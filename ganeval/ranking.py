@@ -115,19 +115,22 @@ def late_collapse(
         beyond_noise = hi < 0 if higher_better else lo > 0  # the whole interval on the worse side of zero
     else:
         beyond_noise = True
-        result["basis"] = f"no bootstrap interval of {col}: judged by the threshold alone"
+        result["basis"] = (f"no bootstrap replicates of {col} were kept, so the difference (last − best) has no "
+                           "interval: judged by the threshold alone")
     result.update({"difference": diff, "relative": rel, "ci_low": lo, "ci_high": hi, "ci_level": level,
                    "flag": bool(rel > threshold and beyond_noise)})
     return result
 
 
 def mode_collapse_rows(df: pd.DataFrame, min_modes: int, max_kl: float) -> pd.Series:
-    """Per row: fewer than ``min_modes`` classes covered or class KL above ``max_kl``."""
+    """Per row: fewer than ``min_modes`` classes covered or class KL above ``max_kl``; <NA> (not tested, a nullable
+    boolean) where the row has neither value: the ``modes`` metric was not asked for, or the row was not scored."""
     if "modes_covered" not in df:
-        return pd.Series(False, index=df.index)
+        return pd.Series(pd.NA, index=df.index, dtype="boolean")
     modes = df["modes_covered"].astype(float)
-    kl = df["class_kl"].astype(float) if "class_kl" in df else pd.Series(0.0, index=df.index)
-    return ((modes < min_modes) | (kl > max_kl)).fillna(False).astype(bool)
+    kl = df["class_kl"].astype(float) if "class_kl" in df else pd.Series(np.nan, index=df.index)
+    flag = ((modes < min_modes) | (kl > max_kl)).astype("boolean")
+    return flag.mask(modes.isna() & kl.isna())
 
 
 #: C_T columns of the copying test (MNIST-classifier and Inception features).
@@ -136,19 +139,19 @@ COPYING_COLUMNS = ("copying_ct", "inception_copying_ct")
 
 def copying_rows(df: pd.DataFrame, threshold: float) -> pd.Series:
     """Per row: the data-copying statistic C_T (in any feature space computed) below ``threshold`` (samples sit
-    closer to training images than held-out real images do: memorisation)."""
-    flag = pd.Series(False, index=df.index)
-    for col in COPYING_COLUMNS:
-        if col in df:
-            flag |= (df[col].astype(float) < threshold).fillna(False).astype(bool)
-    return flag
+    closer to training images than held-out real images do: memorisation); <NA> (not tested) without any C_T."""
+    cols = [c for c in COPYING_COLUMNS if c in df]
+    if not cols:
+        return pd.Series(pd.NA, index=df.index, dtype="boolean")
+    ct = df[cols].astype(float)
+    return (ct < threshold).any(axis=1).astype("boolean").mask(ct.isna().all(axis=1))
 
 
 def mode_collapse_beyond_noise(df: pd.DataFrame, min_modes: int, max_kl: float) -> pd.Series:
     """Per row: the mode-collapse rule holds for the whole bootstrap interval (class KL interval above ``max_kl``,
-    or even the interval's upper end of covered classes below ``min_modes``); False without intervals."""
-    if "class_kl_ci_low" not in df:
-        return pd.Series(False, index=df.index)
-    kl_lo = df["class_kl_ci_low"].astype(float)
-    modes_hi = df["modes_ci_high"].astype(float) if "modes_ci_high" in df else pd.Series(np.nan, index=df.index)
-    return ((kl_lo > max_kl) | (modes_hi < min_modes)).fillna(False).astype(bool)
+    or even the interval's upper end of covered classes below ``min_modes``); <NA> (not tested) without an interval
+    (``--bootstrap 0``, no ``modes``). ``mode_collapse & this`` is then <NA> for a flagged row, False for the others."""
+    nan = pd.Series(np.nan, index=df.index)
+    kl_lo = df["class_kl_ci_low"].astype(float) if "class_kl_ci_low" in df else nan
+    modes_hi = df["modes_ci_high"].astype(float) if "modes_ci_high" in df else nan
+    return ((kl_lo > max_kl) | (modes_hi < min_modes)).astype("boolean").mask(kl_lo.isna() & modes_hi.isna())

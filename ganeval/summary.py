@@ -19,6 +19,12 @@ BOOTSTRAP_METHOD = ("bootstrap over resampled sample indices (percentile spread 
                     "paired across checkpoints that share the latent set")
 
 
+#: Columns whose interval columns have another stem (``modes_ci_low`` for ``modes_covered``).
+CI_PREFIX = {"modes_covered": "modes"}
+#: Rankable columns that are counts: printed as integers.
+COUNTS = frozenset({"modes_covered"})
+
+
 def json_value(x: Any) -> Any:
     """JSON-safe number: NaN → None, ±inf → the strings "inf"/"-inf"."""
     if x is None or x is pd.NA:
@@ -58,6 +64,12 @@ def _collapse_example(row: pd.Series, level: float) -> str:
     return text + ")"
 
 
+def ci_kind(late: dict[str, Any]) -> str:
+    """How the interval of (last − best) was resampled: "paired" (shared latents at full N, the same resampled indices
+    for both) or "independent-resample" (stored samples or short sets: each resampled on its own)."""
+    return "paired" if late.get("paired", True) else "independent-resample"
+
+
 def _floor_clause(floor: dict[str, Any] | None, primary: str) -> str:
     """``; real held-out images at this N: 1.02``, or nothing when the floor was not scored or lacks the metric."""
     value = (floor or {}).get("values", {}).get(primary)
@@ -82,10 +94,12 @@ def verdict_text(df: pd.DataFrame, primary: str, late: dict[str, Any], level: fl
             return f"No checkpoint has a finite {primary}: the samples of every one hold NaN/Inf values (see each row's status)."
         return f"No checkpoint has a finite {primary} (see each row's status and the notes)."
     where = f" (iteration {b['iteration']})" if not pd.isna(b["iteration"]) else ""
-    text = f"Keep {b['checkpoint']}{where}: it has the best {col} ({_fmt(float(b[col]))})"
-    lo, hi = b.get(f"{col}_ci_low"), b.get(f"{col}_ci_high")
+    show = (lambda v: str(int(v))) if col in COUNTS else _fmt  # a count of classes is 9, not "9.00"
+    text = f"Keep {b['checkpoint']}{where}: it has the best {col} ({show(float(b[col]))})"
+    ci = CI_PREFIX.get(col, col)
+    lo, hi = b.get(f"{ci}_ci_low"), b.get(f"{ci}_ci_high")
     if lo is not None and not pd.isna(lo):
-        text += f", {ci_percent(level)}% CI [{_fmt(float(lo))}, {_fmt(float(hi))}]"
+        text += f", {ci_percent(level)}% CI [{show(float(lo))}, {show(float(hi))}]"
     if col != primary:
         text += f" ({primary} not computed for it)"
     text += _floor_clause(floor, col) + "."
@@ -98,14 +112,14 @@ def verdict_text(df: pd.DataFrame, primary: str, late: dict[str, Any], level: fl
         text += (f" Training went bad at the end: the last checkpoint {late['last']} is {_fmt(100 * late['relative'])}% worse"
                  f" ({judged} {'+' if diff >= 0 else ''}{_fmt(diff)}")
         if not pd.isna(late.get("ci_low", float("nan"))):
-            text += f", paired CI [{_fmt(late['ci_low'])}, {_fmt(late['ci_high'])}]"
+            text += f", {ci_kind(late)} CI [{_fmt(late['ci_low'])}, {_fmt(late['ci_high'])}]"
         text += ")."
     elif late.get("last") and late.get("last") != late.get("best") and late.get("relative") is not None:
         rel = float(late["relative"])
         text += (f" The last checkpoint {late['last']} is {_fmt(100 * rel)}% worse, not a significant late-training"
                  f" collapse (threshold {_fmt(100 * late['threshold'])}%")
         if late.get("ci_low") is not None and not pd.isna(late.get("ci_low")):
-            text += f", paired CI of the difference [{_fmt(float(late['ci_low']))}, {_fmt(float(late['ci_high']))}]"
+            text += f", {ci_kind(late)} CI of the difference [{_fmt(float(late['ci_low']))}, {_fmt(float(late['ci_high']))}]"
         text += ")."
     else:
         text += " The last scored checkpoint is the best one." if late.get("note") else " The last checkpoint is the best one."
@@ -113,7 +127,7 @@ def verdict_text(df: pd.DataFrame, primary: str, late: dict[str, Any], level: fl
         text += f" ({str(late['basis']).capitalize()}.)"
     if late.get("note"):
         text += f" Note: {late['note']}."
-    collapsed = df[df.get("mode_collapse", False) == True]  # noqa: E712
+    collapsed = df[df["mode_collapse"].fillna(False).astype(bool)] if "mode_collapse" in df else df.iloc[:0]
     if not collapsed.empty:
         text += f" Mode collapse in {len(collapsed)} checkpoint(s), e.g. {_collapse_example(collapsed.iloc[0], level)}"
         if "mode_collapse_sure" in df and not pd.isna(collapsed.iloc[0].get("class_kl_ci_low", float("nan"))):
@@ -130,6 +144,24 @@ def verdict_text(df: pd.DataFrame, primary: str, late: dict[str, Any], level: fl
     return text
 
 
+def scored_sizes(df: pd.DataFrame) -> list[int]:
+    """The sample counts the checkpoints were really scored at, ascending (a sample set shorter than --num-samples is
+    scored whole): what every N-dependent number of the run (Fréchet distances, the real floor) holds for."""
+    if "n_samples" not in df or "status" not in df:
+        return []
+    n = pd.to_numeric(df.loc[df["status"].isin(["ok", "nan_samples"]), "n_samples"], errors="coerce").dropna()
+    return sorted({int(v) for v in n})
+
+
+def _flagged(df: pd.DataFrame, col: str) -> tuple[list[str], bool]:
+    """The checkpoints whose flag ``col`` is true, and whether any row was tested at all (the column is a nullable
+    boolean: <NA> where the metric behind it was not computed)."""
+    if col not in df:
+        return [], False
+    flag = df[col].astype("boolean")
+    return df.loc[flag.fillna(False).astype(bool), "checkpoint"].tolist(), bool(flag.notna().any())
+
+
 def _has_mode_intervals(df: pd.DataFrame) -> bool:
     """Whether any row has a bootstrap interval of class KL or of classes covered (none with ``--bootstrap 0``)."""
     cols = [c for c in ("class_kl_ci_low", "modes_ci_high") if c in df]
@@ -141,11 +173,11 @@ def build_summary(df: pd.DataFrame, primary: str, late: dict[str, Any], opts: Sc
     """The ``summary.json`` content (also what ``--json`` prints and what ``gate`` reads); ``floor``: the scored
     held-out real images (``ganeval.real_floor``), or None."""
     best = df[df["is_best"]]
-    collapsed = df[df["mode_collapse"]]["checkpoint"].tolist() if "mode_collapse" in df else []
-    sure = df[df["mode_collapse_sure"]]["checkpoint"].tolist() if "mode_collapse_sure" in df else []
+    collapsed, mode_tested = _flagged(df, "mode_collapse")
+    sure = _flagged(df, "mode_collapse_sure")[0]
     if not _has_mode_intervals(df):
         sure = None  # not tested (--bootstrap 0): no interval to be "beyond noise" with, which [] would claim
-    copying = df[df["data_copying"]]["checkpoint"].tolist() if "data_copying" in df else []
+    copying, copying_tested = _flagged(df, "data_copying")
     return {
         "schema": SCHEMA_VERSION,
         "ganeval_version": __version__,
@@ -154,14 +186,19 @@ def build_summary(df: pd.DataFrame, primary: str, late: dict[str, Any], opts: Sc
         "best": row_dict(best.iloc[0]) if not best.empty else None,
         "last": row_dict(df[df["status"] != "error"].iloc[-1]) if (df["status"] != "error").any() else None,
         "late_collapse": {k: json_value(v) for k, v in late.items()},
-        "mode_collapse": {"flag": bool(collapsed), "checkpoints": collapsed, "beyond_noise": sure,
-                          "min_modes": opts.min_modes, "max_class_kl": opts.max_class_kl, "ci_level": opts.ci},
-        "data_copying": {"flag": bool(copying), "checkpoints": copying, "threshold": opts.copying_threshold},
+        # "flag": null and "tested": false when no row was tested (no `modes` / `copying` metric): never "no"
+        "mode_collapse": {"flag": bool(collapsed) if mode_tested else None, "tested": mode_tested, "checkpoints": collapsed,
+                          "beyond_noise": sure,
+                          "min_modes": json_value(opts.min_modes), "max_class_kl": json_value(opts.max_class_kl),
+                          "ci_level": opts.ci},  # json_value: an unbounded limit (inf) is "inf", strict JSON has none
+        "data_copying": {"flag": bool(copying) if copying_tested else None, "tested": copying_tested, "checkpoints": copying,
+                         "threshold": opts.copying_threshold},
         "verdict": verdict_text(df, primary, late, opts.ci, floor),
         "real_floor": floor,
         "n_checkpoints": int(len(df)),
         "n_errors": int((df["status"] == "error").sum()),
         "n_samples": opts.num_samples,
+        "n_scored": scored_sizes(df),
         "seed": opts.seed,
         "reference": str(opts.reference),
         "precision": opts.precision,

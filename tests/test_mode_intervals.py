@@ -40,6 +40,19 @@ def test_intervals_follow_the_resamples() -> None:
     assert g5["modes_ci_high"] == 5 and g5["class_kl_ci_low"] == pytest.approx(math.log(2), abs=0.02)
 
 
+def test_covered_classes_interval_is_made_of_counts() -> None:
+    """The interval of ``modes_covered`` is bounded by counts the replicates had: 2 of 50 replicates covering ten
+    classes once gave 9.775 (linear interpolation), which the flag read as "the whole interval below 10" while the
+    page rounded it to 10."""
+    classes = np.concatenate([np.arange(495) % 9, np.full(5, 9)])  # nine classes of 55; five nines (1 %: not covered)
+    every = np.arange(500)
+    more_nines = np.concatenate([np.arange(490), np.repeat(np.arange(495, 500), 2)])  # ten nines (2 %): covered
+    assert (np.bincount(classes[more_nines], minlength=10) / 500 >= 0.02).sum() == 10
+    got = mode_intervals(_logits(classes), [every] * 48 + [more_nines] * 2)
+    assert (got["modes_ci_low"], got["modes_ci_high"]) == (9, 10)
+    assert all(float(got[k]).is_integer() for k in ("modes_ci_low", "modes_ci_high"))
+
+
 @pytest.fixture
 def _cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("GANEVAL_CACHE_DIR", str(tmp_path / "cache"))
@@ -68,7 +81,7 @@ def test_flags_split_into_sure_and_borderline(tmp_path: Path, mnist_dir: Path) -
     html = (tmp_path / "rep" / "report.html").read_text(encoding="utf-8")
     assert "beyond sampling noise" in html and "1 of 2" in html
     again = score([tmp_path / "a_half.npz"], metrics=("mnist_fd", "modes"), num_samples=400, bootstrap=0, device="cpu", progress=False)
-    assert math.isnan(again["class_kl_ci_low"].iloc[0]) and not bool(again["mode_collapse_sure"].iloc[0])
+    assert math.isnan(again["class_kl_ci_low"].iloc[0]) and again["mode_collapse_sure"].isna().iloc[0]  # not tested
 
 
 @pytest.mark.usefixtures("_cache")
@@ -86,3 +99,35 @@ def test_without_intervals_beyond_noise_is_not_tested(tmp_path: Path, mnist_dir:
     assert written["mode_collapse"]["beyond_noise"] is None
     html = (tmp_path / "rep" / "report.html").read_text(encoding="utf-8")
     assert "beyond sampling noise: not tested (--bootstrap 0)" in html and "0 of 1" not in html
+
+
+@pytest.mark.usefixtures("_cache")
+def test_untested_flags_are_not_no(tmp_path: Path, mnist_dir: Path) -> None:
+    """Without ``modes``/``copying`` (or, for "beyond noise", without an interval) a flag was not tested: the rows hold
+    <NA> (empty in the CSV, null in Parquet and JSON), the summary ``"flag": null, "tested": false``, and report.html
+    a "not tested" box naming the flag that tests it, never a green "no". With ``--bootstrap 0`` a collapsed row's
+    ``mode_collapse_sure`` is <NA> (it was False: "tested, not beyond noise") and a healthy row's stays False."""
+    import pyarrow.parquet as pq
+
+    images, labels = load_mnist("test")
+    np.savez(tmp_path / "all.npz", images=images[:300])
+    np.savez(tmp_path / "ones.npz", images=images[labels == 1][:300])
+    sets = [tmp_path / "all.npz", tmp_path / "ones.npz"]
+    df = score(sets, metrics=("mnist_fd",), num_samples=300, bootstrap=20, device="cpu", progress=False, out=tmp_path / "rep")
+    for col in ("mode_collapse", "mode_collapse_sure", "data_copying"):
+        assert df[col].isna().all(), col
+    summary = json.loads((tmp_path / "rep" / "summary.json").read_text(encoding="utf-8"))
+    for key in ("mode_collapse", "data_copying"):
+        assert summary[key]["flag"] is None and summary[key]["tested"] is False, key
+    assert all(r["mode_collapse"] is None and r["data_copying"] is None for r in summary["rows"])
+    html = (tmp_path / "rep" / "report.html").read_text(encoding="utf-8")
+    assert "<b>Mode collapse</b> <span class=badge>not tested</span>" in html and "--metrics modes</code>" in html
+    assert "<b>Data copying</b> <span class=badge>not tested</span>" in html and "--metrics copying</code>" in html
+    assert "<b>Mode collapse</b> <span class=badge>no<" not in html and "<b>Data copying</b> <span class=badge>no<" not in html
+    lines = (tmp_path / "rep" / "scores.csv").read_text().splitlines()
+    head = lines[0].split(",")
+    assert {lines[1].split(",")[head.index(c)] for c in ("mode_collapse", "data_copying")} == {""}
+    assert pq.read_table(tmp_path / "rep" / "scores.parquet").column("mode_collapse").null_count == 2
+    plain = score(sets, metrics=("mnist_fd", "modes"), num_samples=300, bootstrap=0, device="cpu", progress=False)
+    assert plain["mode_collapse"].tolist() == [False, True] and plain.attrs["summary"]["mode_collapse"]["tested"] is True
+    assert plain["mode_collapse_sure"].isna().tolist() == [False, True] and not plain["mode_collapse_sure"].iloc[0]

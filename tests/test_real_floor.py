@@ -160,3 +160,28 @@ def test_cached_metrics_know_how_many_real_images_they_used(tmp_path: Path) -> N
     fresh = score(npz, num_samples=1000, use_cache=False, **opts).iloc[0]
     for col in ("mnist_precision", "mnist_recall", "mnist_kid_mean"):
         assert cached[col] == fresh[col], col
+
+
+def test_floor_and_real_images_are_drawn_at_the_n_really_scored(tmp_path: Path) -> None:
+    """A sample set of 300 images scored with --num-samples 400 is scored at 300: its floor was drawn at 400 (the verdict's
+    "real held-out images at this N" was 2.5× too low at N = 2000) and its precision/recall compared with 400 real
+    images. Both now follow the 300, exactly as a run at --num-samples 300; a series of several sizes has no one floor."""
+    short = tmp_path / "short.npz"
+    np.savez(short, images=dataset_images("mnist-test")[5000:5300])
+    opts = {**FAST, "metrics": ("mnist_fd", "mnist_prc"), "real_floor": "auto"}
+    asked = score(short, out=tmp_path / "rep", **opts)
+    exact = score(short, **{**opts, "num_samples": 300})
+    floor, want = asked.attrs["summary"]["real_floor"], exact.attrs["summary"]["real_floor"]
+    assert floor["n"] == 300 and floor["values"] == want["values"]
+    for col in ("mnist_fd", "mnist_precision", "mnist_recall"):
+        assert asked[col].iloc[0] == exact[col].iloc[0], col
+    assert asked.attrs["summary"]["provenance"]["mnist"]["real_subset"]["n"] == 300
+    summary = asked.attrs["summary"]
+    assert summary["n_scored"] == [300] and f"at this N: {want['values']['mnist_fd']:.3g}" in summary["verdict"]
+    assert "N = 300 (400 asked for)" in (tmp_path / "rep" / "report.html").read_text(encoding="utf-8")
+    full = tmp_path / "full.npz"
+    np.savez(full, images=dataset_images("mnist-test")[6000:6400])
+    mixed = score([short, full], **opts).attrs["summary"]
+    assert mixed["real_floor"] is None and mixed["n_scored"] == [300, 400]
+    assert any(n.startswith("real floor not scored: the checkpoints were scored at different N (300–400)") for n in mixed["notes"])
+    assert "held-out" not in mixed["verdict"]

@@ -6,6 +6,7 @@ import base64
 import io
 import json
 import math
+from html import escape
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -189,6 +190,42 @@ def test_all_nan_fid_and_single_files_do_not_crash() -> None:
     assert p.score_rows == len(df) + 1
 
 
+def test_a_metric_never_asked_for_is_not_called_skipped() -> None:
+    """Without `fid` in --metrics there is no fid column: the caption says nothing about FID (it said "fid: not
+    computed for any checkpoint, panel skipped" for every MNIST-only run)."""
+    result = make_result()
+    result.table = result.table.drop(columns=["fid", "fid_ci_low", "fid_ci_high", "is_mean", "is_std", "kid_mean",
+                                              "kid_std", "precision", "recall"])
+    result.summary["late_collapse"] = {"flag": False, "metric": "mnist_fd", "reason": "the last checkpoint is the best"}
+    text = "".join(_parse(render_html(result)).text)
+    assert "panel skipped" not in text
+
+
+def test_last_is_the_judged_checkpoint_when_the_newest_file_is_unreadable() -> None:
+    """The verdict judges the last *scored* checkpoint when the newest file cannot be read; the page showed "last: no
+    samples for" the unreadable file, noted that "the last checkpoint has no finite value" and drew the fidelity plot's
+    "last" line past the data. All three now mark the judged checkpoint, and a caption names the unreadable file."""
+    from matplotlib.figure import Figure
+
+    from ganeval.report.plots import series_plot
+    from ganeval.report.tradeoff_plot import _marks
+
+    result = make_result(3)
+    broken = result.table.iloc[[1]].assign(iteration=400, checkpoint="iter_000400.pt", path="/runs/iter_000400.pt")
+    result.table = df = pd.concat([result.table, broken], ignore_index=True)
+    judged = str(df["checkpoint"].iloc[2])
+    page = render_html(result)
+    text = "".join(_parse(page).text)
+    assert f"last: <code>{escape(judged)}</code>" in page and "no samples for" not in page
+    assert "The newest file iter_000400.pt could not be scored" in text
+    notes = series_plot(df).notes
+    assert not any("has no finite value" in n for n in notes) and any("iter_000400.pt could not be scored" in n for n in notes)
+    ax = Figure().subplots()
+    _marks(ax, df, df["iteration"].to_numpy(dtype=float), labelled=True)
+    last = [line for line in ax.get_lines() if str(line.get_label()).startswith("last:")]
+    assert len(last) == 1 and last[0].get_xdata()[0] == 300 and judged[-10:] in str(last[0].get_label())
+
+
 def test_minimal_result_without_grids() -> None:
     df = pd.DataFrame({"iteration": [None], "checkpoint": ["g.pt"], "status": ["error"], "error": ["boom"]})
     page = render_html(ScoreResult(df, {"verdict": "No checkpoint could be scored."}, {}, {}, failed=True))
@@ -230,6 +267,20 @@ def test_write_reports(tmp_path: Path) -> None:
     assert not list(tmp_path.glob(".*.tmp"))  # atomic writes leave no temporaries
 
 
+def test_parquet_carries_the_provenance(tmp_path: Path) -> None:
+    """scores.parquet says how its numbers were made (extractor, weights SHA-256, reference, N, seed), as summary.json
+    does, in its key-value metadata; pandas still reads it as before."""
+    import pyarrow.parquet as pq
+
+    result = make_result()
+    paths = write_reports(result, tmp_path)
+    prov = json.loads(pq.read_schema(paths["parquet"]).metadata[b"ganeval"])
+    summary = json.loads(paths["json"].read_text())
+    assert prov["provenance"] == summary["provenance"] and prov["provenance"]["mnist"]["weights_sha256"] == "ab" * 32
+    assert (prov["n_samples"], prov["seed"], prov["reference"], prov["bootstrap"]) == (1000, 0, "mnist-train", summary["bootstrap"])
+    assert pd.read_parquet(paths["parquet"])["checkpoint"].tolist() == result.table["checkpoint"].tolist()
+
+
 def test_write_reports_with_real_summary(tmp_path: Path) -> None:
     """The summary as ``score`` builds it (ranks, late collapse, NaN/inf rows, single files) is strict JSON."""
     from ganeval import ranking
@@ -250,6 +301,23 @@ def test_write_reports_with_real_summary(tmp_path: Path) -> None:
     assert summary["rows"][3]["fid"] == "inf" and summary["late_collapse"]["flag"] is True
     p = _parse(paths["html"].read_text(encoding="utf-8"))
     assert summary["verdict"] in "".join(p.text) and p.score_rows == len(df) + 1
+
+
+def test_summary_with_unbounded_mode_limits_is_strict_json(tmp_path: Path) -> None:
+    """``max_class_kl=inf`` ("never flag on class KL") once scored everything, then died writing summary.json."""
+    from ganeval import ranking
+    from ganeval.options import ScoreOptions
+    from ganeval.summary import build_summary
+
+    result = make_result()
+    df = ranking.add_ranks(result.table.drop(columns=["rank", "is_best", "mode_collapse"]), "fid")
+    df["mode_collapse"] = ranking.mode_collapse_rows(df, 10, math.inf)
+    late = ranking.late_collapse(df, "fid", {}, 0.1, 0.95)
+    result.table = df
+    result.summary = build_summary(df, "fid", late, ScoreOptions(num_samples=1000, max_class_kl=math.inf),
+                                   result.summary["provenance"], [], 1.0, 1)
+    summary = json.loads(write_reports(result, tmp_path)["json"].read_text(), parse_constant=_strict)
+    assert summary["mode_collapse"]["max_class_kl"] == "inf" and summary["mode_collapse"]["min_modes"] == 10
 
 
 def test_one_checkpoint_still_shows_its_interval_and_long_names_keep_their_ends() -> None:

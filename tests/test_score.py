@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import pickle
 import re
 from pathlib import Path
@@ -72,7 +73,7 @@ def test_late_collapse_with_a_higher_is_better_primary(tmp_path: Path) -> None:
     late = df.attrs["summary"]["late_collapse"]
     assert late["best"] == "ckpt_0002000.safetensors" and late["last"] == "ckpt_0003000.safetensors"
     assert late["difference"] < 0 and late["relative"] > 0.5 and late["flag"], late
-    assert "no bootstrap interval of mnist_is" in late["basis"]
+    assert "no bootstrap replicates of mnist_is were kept, so the difference (last − best) has no interval" in late["basis"]
     verdict = df.attrs["summary"]["verdict"]
     assert "went bad at the end" in verdict and f"(mnist_is -{abs(late['difference']):.3g}" in verdict, verdict
     fd = score(tmp_path / "run", **FAST).attrs["summary"]["late_collapse"]
@@ -534,3 +535,60 @@ def test_late_collapse_and_verdict_follow_the_checkpoint_ranked_by_mnist_fd_when
     assert (late["best"], late["last"], late["metric"]) == ("b", "c", "mnist_fd") and late["flag"], late
     assert late["difference"] == pytest.approx(0.6) and late["ci_low"] > 0 and "basis" not in late
     assert "(mnist_fd +0.6, paired CI" in verdict_text(df, "fid", late)
+
+
+def test_kid_has_no_spread_when_every_subset_is_the_whole_set(tmp_path: Path) -> None:
+    """At N ≤ kid_subset_size each KID "subset" is all N samples against all N real images: the 100 subsets differ only
+    in order and their sd was float round-off (≈ 1e-7), printed as "± 1.6e-07". It is empty now, with a note; with
+    subsets smaller than N the spread is real and stays."""
+    write_bank_checkpoint(tmp_path / "run", 1000)
+    opts = {**FAST, "metrics": ("mnist_fd", "mnist_kid"), "num_samples": 300, "bootstrap": 0}
+    whole = score(tmp_path / "run", kid_subset_size=1000, out=tmp_path / "rep", **opts)
+    assert math.isfinite(whole["mnist_kid_mean"].iloc[0]) and math.isnan(whole["mnist_kid_std"].iloc[0])
+    assert any("mnist_kid_std left empty where N ≤ the KID subset size" in n for n in whole.attrs["summary"]["notes"])
+    assert not re.search(r"<td class=n>[-0-9.e]+ ± ", (tmp_path / "rep" / "report.html").read_text(encoding="utf-8"))
+    part = score(tmp_path / "run", kid_subset_size=200, **opts)
+    assert part["mnist_kid_std"].iloc[0] > 1e-5 and not any("KID subset size" in n for n in part.attrs["summary"]["notes"])
+
+
+def test_late_collapse_interval_of_sample_sets_is_not_called_paired(tmp_path: Path) -> None:
+    """Stored sample sets have no shared latents: the interval of (last − best) comes from independent resamples, yet the
+    verdict and the flag box called it "paired" and the animation's caption said "the same latents at every checkpoint".
+    With a primary that keeps no replicates (class_kl) the verdict printed the best's interval and then "no bootstrap
+    interval of class_kl": the interval missing is the difference's."""
+    import numpy as np
+
+    from ganeval.stats import dataset_images
+
+    test = dataset_images("mnist-test")
+    noisy = np.clip(test[1000:1300].astype(int) + np.random.default_rng(0).integers(-90, 90, (300, 28, 28)), 0, 255)
+    sets = []
+    for name, images in (("a_good", test[:300]), ("b_noisy", noisy.astype(np.uint8))):
+        np.savez(tmp_path / f"{name}.npz", images=images)
+        sets.append(tmp_path / f"{name}.npz")
+    opts = {**FAST, "metrics": ("mnist_fd", "modes"), "num_samples": 300, "bootstrap": 30}
+    df = score(sets, out=tmp_path / "rep", **opts)
+    summary = df.attrs["summary"]
+    late = summary["late_collapse"]
+    assert late["flag"] and late["paired"] is False and summary["bootstrap"]["unpaired"] == ["a_good.npz", "b_noisy.npz"]
+    assert "independent-resample CI [" in summary["verdict"] and "paired CI" not in summary["verdict"]
+    page = (tmp_path / "rep" / "report.html").read_text(encoding="utf-8")
+    assert "95% independent-resample CI [" in page and "paired CI" not in page
+    assert "the same latents" not in page and "no shared latents" in page
+    kl = score(sets, primary="class_kl", **opts).attrs["summary"]
+    assert "the difference (last − best) has no interval: judged by the threshold alone" in kl["verdict"]
+    write_bank_checkpoint(tmp_path / "run", 1000)
+    write_bank_checkpoint(tmp_path / "run", 2000, noise=0.9)
+    gen = score(tmp_path / "run", **opts).attrs["summary"]
+    assert gen["late_collapse"]["paired"] is True and gen["bootstrap"]["unpaired"] == []
+    assert "paired CI [" in gen["verdict"]
+
+
+def test_primary_modes_covered_reads_as_a_count_with_its_interval(tmp_path: Path) -> None:
+    """``--primary modes_covered`` printed "the best modes_covered (10.00)" and no interval (it looked for
+    ``modes_covered_ci_low``; the interval is ``modes_ci_low/high``)."""
+    write_bank_checkpoint(tmp_path / "run", 1000)
+    write_bank_checkpoint(tmp_path / "run", 2000, digits=(1, 7))
+    df = score(tmp_path / "run", primary="modes_covered", **{**FAST, "bootstrap": 30})
+    verdict = df.attrs["summary"]["verdict"]
+    assert re.search(r"the best modes_covered \(10\), 95% CI \[\d+, \d+\]", verdict), verdict

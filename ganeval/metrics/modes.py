@@ -34,14 +34,18 @@ def _kl_and_modes(hist: np.ndarray, min_share: float) -> tuple[float, int]:
 def mode_intervals(logits: torch.Tensor, indices: Sequence[np.ndarray], min_share: float = 0.02, num_classes: int = 10,
                    level: float = 0.95) -> dict[str, float]:
     """Bootstrap intervals of ``class_kl`` (re-centred like every ganeval interval: resampling biases a plug-in KL
-    upwards) and of ``modes_covered`` (plain percentiles of the replicates' counts) over the resampled ``indices``,
-    so a mode-collapse flag comes with the evidence for it."""
+    upwards) and of ``modes_covered`` (order statistics of the replicates' counts, taken outwards: a bound is a count
+    some replicate had, never an interpolated 9.775 that the page would round to 10 while the flag reads it as below
+    10) over the resampled ``indices``, so a mode-collapse flag comes with the evidence for it."""
     pred = logits.argmax(dim=1).cpu().numpy()
     kls, modes = np.empty(len(indices)), np.empty(len(indices))
     for b, idx in enumerate(indices):
         kls[b], modes[b] = _kl_and_modes(np.bincount(pred[idx], minlength=num_classes) / max(len(idx), 1), min_share)
     point_kl, _ = _kl_and_modes(np.bincount(pred, minlength=num_classes) / max(len(pred), 1), min_share)
     lo, hi = bootstrap_interval(point_kl, kls, level)
-    m_lo, m_hi = np.quantile(modes, [(1 - level) / 2, (1 + level) / 2]) if len(modes) >= 2 else (np.nan, np.nan)
+    if len(modes) >= 2:
+        m_lo, m_hi = np.quantile(modes, (1 - level) / 2, method="lower"), np.quantile(modes, (1 + level) / 2, method="higher")
+    else:
+        m_lo = m_hi = np.nan
     return {"class_kl_ci_low": max(lo, 0.0) if math.isfinite(lo) else lo, "class_kl_ci_high": hi,
             "modes_ci_low": float(m_lo), "modes_ci_high": float(m_hi)}

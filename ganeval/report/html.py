@@ -20,10 +20,11 @@ from ganeval.metrics.interval import ci_percent
 from ganeval.report.digits import digits_section
 from ganeval.report.images import animated_gif, data_uri, mosaic, png_bytes
 from ganeval.report.neighbours import neighbours_section
-from ganeval.report.plots import series_plot
+from ganeval.report.plots import last_scored, series_plot, unscored_newest
 from ganeval.report.realism import realism_section
 from ganeval.report.table import DASH, fmt, number, render_table
 from ganeval.report.tradeoff_plot import tradeoff_plot
+from ganeval.summary import ci_kind
 from ganeval.version import __version__
 
 if TYPE_CHECKING:
@@ -40,7 +41,7 @@ h1{font-size:1.5em;margin-bottom:.2em}h2{font-size:1.15em;margin-top:1.6em;borde
 .flags{display:flex;gap:1em;flex-wrap:wrap}.flag{border:1px solid #ccc;border-radius:6px;padding:.5em .8em;flex:1;min-width:18em}
 .flag.on{border-color:#c0392b;background:#fff6f5}
 .badge{font-weight:600;padding:0 .4em;border-radius:3px;background:#2e8b57;color:#fff}
-.on .badge{background:#c0392b}.muted{color:#777}
+.on .badge{background:#c0392b}.untested .badge{background:#888}.muted{color:#777}
 table{border-collapse:collapse;font-size:12.5px}th,td{border:1px solid #ddd;padding:2px 6px;vertical-align:top}
 th{background:#f3f3f3;position:sticky;top:0}td.n{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
 tr.best td{background:#e6f6e6;font-weight:600}tr.error td{background:#fdecea;color:#8a1f11}tr.nan td{background:#fff7e0}
@@ -53,8 +54,16 @@ figcaption{font-size:12px;color:#555}code{font-size:11.5px;word-break:break-all}
 
 # -- value formatting ---------------------------------------------------------------------------------------------
 # -- sections ------------------------------------------------------------------------------------------------------
-def _flag_head(title: str, on: bool) -> str:
-    return f'<div class="flag{" on" if on else ""}"><b>{title}</b> <span class=badge>{"FLAG" if on else "no"}</span><br>'
+def _flag_head(title: str, on: bool | None) -> str:
+    """A flag box's title and badge: FLAG, no, or (``on`` None) not tested."""
+    state, badge = (" on", "FLAG") if on else ("", "no") if on is not None else (" untested", "not tested")
+    return f'<div class="flag{state}"><b>{title}</b> <span class=badge>{badge}</span><br>'
+
+
+def _untested(title: str, flag: str) -> str:
+    """The box of a check this run did not make (its metric was not asked for): never a green "no"."""
+    return (f"{_flag_head(title, None)}<span class=muted>not tested: add <code>--metrics {flag}</code> "
+            "(with the other metrics) to test it</span></div>")
 
 
 def _flags(summary: dict[str, Any]) -> str:
@@ -73,7 +82,7 @@ def _flags(summary: dict[str, Any]) -> str:
         if number(late.get("ci_low")) is not None:
             level = number(late.get("ci_level")) or 0.95
             lo, hi = fmt(late.get("ci_low"), ".4g"), fmt(late.get("ci_high"), ".4g")
-            parts.append(f", {ci_percent(level)}% paired CI [{lo}, {hi}]")
+            parts.append(f", {ci_percent(level)}% {ci_kind(late)} CI [{lo}, {hi}]")
         parts.append("<br>")
     if late.get("threshold") is not None:
         parts.append(f"<span class=muted>flag when relative &gt; {fmt(100 * (number(late['threshold']) or 0), '.4g')}% "
@@ -82,10 +91,29 @@ def _flags(summary: dict[str, Any]) -> str:
         if late.get(key):
             parts.append(f"<br><span class=muted>{escape(str(late[key]))}</span>")
     parts.append("</div>")
+    parts.append(_mode_box(summary))
+    copying = summary.get("data_copying")
+    if copying is not None and copying.get("tested") is False:
+        parts.append(_untested("Data copying", "copying"))
+    elif copying is not None:
+        names = [str(c) for c in copying.get("checkpoints") or []]
+        parts.append(_flag_head("Data copying", bool(copying.get("flag"))))
+        if names:
+            shown = ", ".join(f"<code>{escape(n)}</code>" for n in names[:12])
+            parts.append(f"{len(names)} checkpoint(s): {shown}{f' and {len(names) - 12} more' if len(names) > 12 else ''}<br>")
+        parts.append(f"<span class=muted>flag when the copying test's C_T &lt; {fmt(copying.get('threshold'), '+.1f')} "
+                     "(samples nearer to training images than held-out images are)</span></div>")
+    return f"<div class=flags>{''.join(parts)}</div>"
+
+
+def _mode_box(summary: dict[str, Any]) -> str:
+    """The mode-collapse box: the flagged checkpoints, how many beyond sampling noise, and the rule."""
     mode = summary.get("mode_collapse") or {}
     names = [str(c) for c in mode.get("checkpoints") or []]
     on = bool(mode.get("flag"))
-    parts.append(_flag_head("Mode collapse", on))
+    if mode.get("tested") is False:
+        return _untested("Mode collapse", "modes")
+    parts = [_flag_head("Mode collapse", on)]
     if names:
         shown = ", ".join(f"<code>{escape(n)}</code>" for n in names[:12])
         parts.append(f"{len(names)} checkpoint(s): {shown}{f' and {len(names) - 12} more' if len(names) > 12 else ''}<br>")
@@ -104,16 +132,7 @@ def _flags(summary: dict[str, Any]) -> str:
     if crit:
         parts.append(f"<span class=muted>flag when {' or '.join(crit)}</span>")
     parts.append("</div>")
-    copying = summary.get("data_copying")
-    if copying is not None:
-        names = [str(c) for c in copying.get("checkpoints") or []]
-        parts.append(_flag_head("Data copying", bool(copying.get("flag"))))
-        if names:
-            shown = ", ".join(f"<code>{escape(n)}</code>" for n in names[:12])
-            parts.append(f"{len(names)} checkpoint(s): {shown}{f' and {len(names) - 12} more' if len(names) > 12 else ''}<br>")
-        parts.append(f"<span class=muted>flag when the copying test's C_T &lt; {fmt(copying.get('threshold'), '+.1f')} "
-                     "(samples nearer to training images than held-out images are)</span></div>")
-    return f"<div class=flags>{''.join(parts)}</div>"
+    return "".join(parts)
 
 
 def _floor_note(floor: dict[str, Any] | None) -> str:
@@ -181,7 +200,10 @@ def _grids(result: ScoreResult) -> str:
     df = result.table
     best = df.loc[df["is_best"].fillna(False).astype(bool), "checkpoint"] if "is_best" in df else pd.Series([], dtype=object)
     best_name = str(best.iloc[0]) if len(best) else None
-    last_name = str(df["checkpoint"].iloc[-1]) if len(df) and "checkpoint" in df else None
+    last = last_scored(df) if "checkpoint" in df else None  # the checkpoint the verdict judges, not an unreadable file
+    if last is None and len(df) and "checkpoint" in df:
+        last = len(df) - 1  # none could be scored: name the newest ("no samples for …")
+    last_name = str(df["checkpoint"].iloc[last]) if last is not None else None
     shown: list[tuple[str, str]] = []
     if best_name is not None:
         shown.append(("best" + (" = last" if best_name == last_name else ""), best_name))
@@ -196,6 +218,8 @@ def _grids(result: ScoreResult) -> str:
         out.append(grid_figure(grid, name, f"{role}: <code>{escape(name)}</code>"))
     if not out:
         out.append("<p class=muted>No sample grids.</p>")
+    if (newest := unscored_newest(df)) is not None:
+        out.append(f"<p class=muted>{escape(newest[0].upper() + newest[1:])}</p>")
     order = _ordered_grids(result)
     if len(order) > 1:
         frames = _subsample(order, {n for n in (best_name, last_name) if n in order}, MAX_GIF_FRAMES)
@@ -203,9 +227,19 @@ def _grids(result: ScoreResult) -> str:
         sub = f" ({len(frames)} of {len(order)} checkpoints, evenly spaced)" if len(frames) < len(order) else ""
         width = mosaic(result.grids[frames[0]], scale=1).shape[1] * 3
         out.append(f'<h3>Across training</h3><figure><img class=px width="{width}" src="{data_uri(gif, "image/gif")}" '
-                   f'alt="sample grids across training"><figcaption>the same latents at every checkpoint, in training '
+                   f'alt="sample grids across training"><figcaption>{_gif_what(frames, result.summary)}, in training '
                    f"order{sub}</figcaption></figure>")
     return "".join(out)
+
+
+def _gif_what(frames: list[str], summary: dict[str, Any]) -> str:
+    """What the animation's frames have in common: the same latents only where every frame is a generator's."""
+    own = set((summary.get("bootstrap") or {}).get("unpaired") or [])
+    if not own & set(frames):
+        return "the same latents at every checkpoint"
+    if own >= set(frames):
+        return "each sample set's first images (stored samples: no shared latents)"
+    return "the same latents for the generators; each stored sample set's first images"
 
 
 def grid_figure(grid: np.ndarray, name: str, caption: str) -> str:
@@ -224,6 +258,17 @@ def page_head(title: str) -> str:
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
         f"<title>{escape(title)}</title><style>{CSS}</style></head><body>", f"<h1>{escape(title)}</h1>",
     ])
+
+
+def scored_n(summary: dict[str, Any]) -> str:
+    """The N the checkpoints were scored at ("300", or "300–2000"), with --num-samples when that differs; a summary
+    without ``n_scored`` (older) gives --num-samples."""
+    asked = summary.get("n_samples")
+    sizes = [int(n) for n in summary.get("n_scored") or []]
+    if not sizes:
+        return str(asked if asked is not None else "?")
+    text = f"{sizes[0]}" if len(sizes) == 1 else f"{sizes[0]}–{sizes[-1]}"
+    return text if sizes == [asked] else f"{text} ({asked} asked for)"
 
 
 def _kv_table(items: list[tuple[str, Any]]) -> str:
@@ -256,7 +301,7 @@ def provenance_section(summary: dict[str, Any]) -> str:
                        + "</tr>" for p in prov.values())
         out.append(f"<div class=scroll><table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table></div>")
     boot = summary.get("bootstrap") or {}
-    run = [("N (samples per checkpoint)", summary.get("n_samples")), ("seed", summary.get("seed")),
+    run = [("N (samples per checkpoint)", scored_n(summary)), ("seed", summary.get("seed")),
            ("reference", summary.get("reference")), ("precision", summary.get("precision")),
            ("primary metric", summary.get("primary_metric")),
            ("bootstrap", boot and f"{boot.get('replicates', '?')} replicates, level {boot.get('level', '?')}, "
@@ -282,7 +327,7 @@ def render_html(result: ScoreResult) -> str:
     return "\n".join([
         page_head(title),
         f"<p class=muted>{escape(str(s.get('date', '')))} · primary metric {escape(str(s.get('primary_metric', '?')))}"
-        f" · N = {escape(str(s.get('n_samples', '?')))}</p>",
+        f" · N = {escape(scored_n(s))}</p>",
         f"<p class=verdict>{escape(str(s.get('verdict', 'No verdict.')))}</p>",
         banner,
         _flags(s),

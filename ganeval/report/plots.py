@@ -53,6 +53,24 @@ def x_axis(df: pd.DataFrame) -> tuple[np.ndarray, str, list[str] | None]:
     return np.arange(len(df), dtype=float), "checkpoint (row order)", names
 
 
+def last_scored(df: pd.DataFrame) -> int | None:
+    """Row position of the checkpoint the report calls "last": the last one that is not an error (an unreadable
+    newest file is passed over, as the verdict, summary.json's ``last`` and the illustrations do); None when none."""
+    if "status" not in df:
+        return len(df) - 1 if len(df) else None
+    ok = np.flatnonzero((df["status"] != "error").to_numpy())
+    return int(ok[-1]) if len(ok) else None
+
+
+def unscored_newest(df: pd.DataFrame) -> str | None:
+    """A caption line when the newest file could not be scored, naming it and the checkpoint judged as last instead."""
+    last = last_scored(df)
+    if last is None or last == len(df) - 1 or "checkpoint" not in df:
+        return None
+    return (f"the newest file {df['checkpoint'].iloc[-1]} could not be scored (see the error column); "
+            f"\"last\" is {df['checkpoint'].iloc[last]}.")
+
+
 def mpl_text(s: str, limit: int = 40) -> str:
     """Checkpoint names as plain matplotlib text: ``$`` would start mathtext; long names lose their middle (names of
     one run share a prefix and differ at the end)."""
@@ -99,11 +117,11 @@ def _panel(ax: object, df: pd.DataFrame, x: np.ndarray, col: str, lo_col: str, h
         i = best_idx[0]
         what = "best (rank 1)" if is_best[i] else "lowest"
         ax.scatter([x[i]], [y[i]], marker="*", s=160, color="tab:green", zorder=6, label=f"{what}: {mpl_text(names[i])}")
-    last = len(df) - 1
-    if last >= 0 and np.isfinite(y[last]):
+    last = last_scored(df)
+    if last is not None and np.isfinite(y[last]):
         ax.scatter([x[last]], [y[last]], marker="s", s=50, facecolors="none", edgecolors="tab:orange", lw=2, zorder=6,
                    label=f"last: {mpl_text(names[last])}")
-    elif last >= 0:
+    elif last is not None:
         notes.append(f"{label.split(' (')[0]}: the last checkpoint has no finite value.")
     if level is not None and not col.endswith("copying_ct"):  # the copying panel has its held-out level already
         ax.axhline(level, ls=":", lw=1.5, color="tab:purple", label=f"real held-out, same N: {level:.3g}")
@@ -127,7 +145,9 @@ def series_plot(df: pd.DataFrame, dpi: int = 90, copying_threshold: float = -3.0
 
     notes: list[str] = []
     panels = [p for p in PANELS if p[0] in df and (~np.isnan(column_floats(df, p[0]))).any()]
-    notes += [f"{p[0]}: not computed for any checkpoint, panel skipped." for p in PANELS if p not in panels]
+    # A column the run has but no checkpoint got (an Inception stage that failed) is worth a note; one that was never
+    # asked for (no `fid` in --metrics, so no such column) is not.
+    notes += [f"{p[0]}: not computed for any checkpoint, panel skipped." for p in PANELS if p not in panels and p[0] in df]
     panels += [p for p in OPTIONAL_PANELS if p[0] in df and (~np.isnan(column_floats(df, p[0]))).any()]
     ct = next((c for c in ("copying_ct", "inception_copying_ct") if c in df and (~np.isnan(column_floats(df, c))).any()), None)
     if ct is not None:
@@ -139,6 +159,7 @@ def series_plot(df: pd.DataFrame, dpi: int = 90, copying_threshold: float = -3.0
     axes = fig.subplots(len(panels), 1, sharex=True, squeeze=False)[:, 0]
     for ax, (col, lo, hi, label) in zip(axes, panels, strict=True):
         _panel(ax, df, x, col, lo, hi, label, notes, copying_threshold, floor)
+    notes += [n for n in [unscored_newest(df)] if n]
     return PlotResult(finish_figure(fig, axes[-1], x, xlabel, ticks, dpi), notes, [p[0] for p in panels])
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ganeval.report.plots import PlotResult, column_floats, finish_figure, mpl_text, x_axis
+from ganeval.report.plots import PlotResult, column_floats, finish_figure, last_scored, mpl_text, x_axis
 
 #: Two quantities read together: (fidelity column, diversity column, panel label, y limits or None).
 PAIRS = (
@@ -33,14 +33,15 @@ def _has(df: pd.DataFrame, col: str) -> bool:
 
 
 def _marks(ax: object, df: pd.DataFrame, x: np.ndarray, labelled: bool) -> None:
-    """Vertical lines at the best (rank 1) and the last checkpoint, so each panel reads against the verdict (named in
+    """Vertical lines at the best (rank 1) and the last scored checkpoint, so each panel reads against the verdict (named in
     the first panel's legend only)."""
     names = [str(c) for c in df["checkpoint"]] if "checkpoint" in df else [str(i) for i in range(len(df))]
     best = np.flatnonzero(df["is_best"].fillna(False).astype(bool).to_numpy()) if "is_best" in df else []
     if len(best):
         ax.axvline(x[best[0]], color="tab:green", lw=1, alpha=0.6, label=f"best: {mpl_text(names[best[0]])}" if labelled else None)
-    if len(df) > 1:
-        ax.axvline(x[-1], color="tab:orange", lw=1, ls="--", alpha=0.6, label=f"last: {mpl_text(names[-1])}" if labelled else None)
+    last = last_scored(df)  # not an unreadable newest file: the checkpoint the verdict judges as last
+    if len(df) > 1 and last is not None:
+        ax.axvline(x[last], color="tab:orange", lw=1, ls="--", alpha=0.6, label=f"last: {mpl_text(names[last])}" if labelled else None)
 
 
 def _line(ax: object, x: np.ndarray, y: np.ndarray, order: np.ndarray, color: str, style: str, label: str,

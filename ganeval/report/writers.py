@@ -6,7 +6,10 @@ import io
 import json
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from ganeval.atomic import write_bytes
 
@@ -31,6 +34,20 @@ COLUMNS = [
     "mode_collapse", "mode_collapse_sure", "data_copying", "status", "error", "seconds", "path", "sha256",
 ]
 
+#: Summary keys that say where the table's numbers came from; scores.parquet carries them as key-value metadata.
+PROVENANCE_KEYS = ("schema", "ganeval_version", "date", "primary_metric", "n_samples", "n_scored", "seed", "reference",
+                   "precision", "bootstrap", "provenance")
+#: The Parquet metadata key holding them (a JSON object): ``pq.read_schema(path).metadata[b"ganeval"]``.
+PARQUET_KEY = b"ganeval"
+
+
+def _with_provenance(table: pa.Table, summary: dict[str, Any]) -> pa.Table:
+    """``table`` with the run's provenance (extractors, weights SHA-256, reference, N, seed…, as in summary.json) in its
+    schema metadata, so a scores.parquet copied away from its summary.json still says how its numbers were made."""
+    prov = {k: summary[k] for k in PROVENANCE_KEYS if k in summary}
+    return table.replace_schema_metadata({**(table.schema.metadata or {}),
+                                          PARQUET_KEY: json.dumps(prov, allow_nan=False).encode("utf-8")})
+
 
 def write_reports(result: ScoreResult, out_dir: str | os.PathLike[str]) -> dict[str, Path]:
     """Write every report file into ``out_dir`` (each atomically); returns their paths by kind.
@@ -48,7 +65,7 @@ def write_reports(result: ScoreResult, out_dir: str | os.PathLike[str]) -> dict[
     df = result.table
     df = df[[c for c in COLUMNS if c in df] + [c for c in df if c not in COLUMNS]]
     buf = io.BytesIO()
-    df.to_parquet(buf, index=False)
+    pq.write_table(_with_provenance(pa.Table.from_pandas(df, preserve_index=False), summary), buf)
     data = {"json": (json.dumps(summary, indent=2, allow_nan=False) + "\n").encode("utf-8"),
             "csv": df.to_csv(index=False).encode("utf-8"), "parquet": buf.getvalue(),
             "html": render_html(result).encode("utf-8")}
