@@ -89,8 +89,8 @@ class DistContext:
                 raise ShareFailed(f"{name}: {exc.__class__.__name__}: {exc}") from exc
         try:
             result = work()
-        except GanevalError as exc:
-            self._share_failure((str(exc), exc.exit_code, False))
+        except GanevalError as exc:  # a ShareFailed stays one on every rank: the source fails, not a metric
+            self._share_failure((str(exc), exc.exit_code, isinstance(exc, ShareFailed)))
             raise  # not reached: _share_failure raised
         except Exception as exc:  # noqa: BLE001 - any failure of this rank's share is every rank's failure
             self._share_failure((f"{name}: {exc.__class__.__name__}: {exc}", EXIT_FAILED, True))
@@ -99,8 +99,8 @@ class DistContext:
         return result
 
     def _share_failure(self, error: tuple[str, int, bool] | None) -> None:
-        """Gather every rank's ``(message, exit code, raised by the work itself)`` or None; raise the lowest failed
-        rank's on every rank (``ShareFailed`` for what the work raised, as with one process)."""
+        """Gather every rank's ``(message, exit code, a source failure)`` or None; raise the lowest failed rank's on
+        every rank (``ShareFailed`` for what the work raised or a ``ShareFailed``, as with one process)."""
         import torch.distributed as dist
 
         errors: list[tuple[str, int, bool] | None] = [None] * self.world

@@ -1,0 +1,99 @@
+"""torchrun edge cases: a generator that cannot be re-opened for the path-length pass, generators that draw noise in
+``forward``, commands that run as one process only (watch, stats --import/--export), and one error line per run."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+from test_distributed import _env, _run
+
+import ganeval
+
+TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "ganeval_test_entry"]
+SCORE = ["--metrics", "mnist_fd", "mnist_ppl", "--num-samples", "300", "--batch-size", "100", "--bootstrap", "0",
+         "--device", "cpu", "--no-cache", "--no-progress"]
+
+REOPEN = '''import inspect
+import os
+
+import torch
+from torch import nn
+
+
+def _fails() -> bool:
+    """Out of memory (simulated) on rank FAIL_RANK, only while the generator is re-opened for path lengths."""
+    in_ppl = any(f.function == "source_path_lengths" for f in inspect.stack())
+    return in_ppl and os.environ.get("RANK", "0") == os.environ["FAIL_RANK"]
+
+
+class G(nn.Module):
+    def __init__(self, where: str = "to"):
+        if where == "init" and _fails():
+            raise RuntimeError("CUDA out of memory (simulated, constructor)")
+        super().__init__()
+        self.nz, self.where = 16, where
+        self.fc = nn.Linear(16, 784)
+        self.register_buffer("fails", torch.zeros(()))  # where="to": only the weights saved with fails = 1
+
+    def to(self, *args, **kwargs):
+        if self.where == "to" and bool(self.fails) and _fails():
+            raise RuntimeError("CUDA out of memory (simulated, .to(device))")
+        return super().to(*args, **kwargs)
+
+    def forward(self, z):
+        return torch.tanh(self.fc(z)).view(-1, 1, 28, 28)
+'''
+
+def _weights(tmp_path: Path, module: str, text: str, cls: str, flags: tuple[float, ...]) -> Path:
+    """Two (or more) weight files of ``cls`` from ``module`` (written to ``tmp_path``); ``flags``: buffers ``fails``."""
+    (tmp_path / f"{module}.py").write_text(text)
+    sys.path.insert(0, str(tmp_path))
+    try:
+        mod = __import__(module)
+    finally:
+        sys.path.remove(str(tmp_path))
+    folder = tmp_path / "weights"
+    folder.mkdir()
+    for i, flag in enumerate(flags, 1):
+        torch.manual_seed(i)
+        g = getattr(mod, cls)()
+        state = g.state_dict()
+        if "fails" in state:
+            state["fails"] = torch.tensor(flag)
+        torch.save(state, folder / f"G_{i}000.pt")
+    return folder
+
+
+@pytest.mark.parametrize("where", ["init", "to"])
+def test_a_generator_failing_to_reopen_for_path_lengths_fails_its_row(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                       where: str) -> None:
+    """Re-building the generator (or moving it to its device) for the path-length pass raises: that checkpoint's row
+    error, with one process (not "mnist_ppl unavailable", not a traceback) and under torchrun with the failing rank
+    named (rank 1 alone fails: no hang in the gather)."""
+    folder = _weights(tmp_path, "reopen", REOPEN, "G", (0.0, 1.0))
+    gen = f"{tmp_path / 'reopen.py'}:G"
+    failing = ["G_1000.pt", "G_2000.pt"] if where == "init" else ["G_2000.pt"]  # the constructor cannot see weights
+    monkeypatch.setenv("FAIL_RANK", "0")
+    monkeypatch.delenv("RANK", raising=False)
+    df = ganeval.score(str(folder), generator=gen, generator_kwargs={"where": where}, metrics=["mnist_fd", "mnist_ppl"],
+                       num_samples=300, batch_size=100, bootstrap=0, device="cpu", use_cache=False, progress=False)
+    rows = df.set_index("checkpoint")
+    assert df.attrs["failed"]
+    assert list(rows.index[rows["status"] == "error"]) == failing
+    assert all("CUDA out of memory (simulated" in rows.loc[c, "error"] for c in failing)
+    assert not any("unavailable" in n for n in df.attrs["summary"]["notes"]), df.attrs["summary"]["notes"]
+    assert (rows.drop(failing)["mnist_ppl"] > 0).all()
+    env = {**_env(tmp_path), "FAIL_RANK": "1"}
+    res = _run([*TORCHRUN, "score", str(folder), "--generator", gen, "--generator-kwargs", json.dumps({"where": where}),
+                *SCORE, "--out", str(tmp_path / "two")], env=env, timeout=240)
+    assert res.returncode == 1, res.stderr[-3000:]
+    two = pd.read_csv(tmp_path / "two" / "scores.csv").set_index("checkpoint")
+    assert list(two.index[two["status"] == "error"]) == failing
+    assert all(two.loc[c, "error"].endswith("(simulated, constructor) (on rank 1)" if where == "init" else
+                                            "(simulated, .to(device)) (on rank 1)") for c in failing), two["error"]
+    assert "]: Traceback" not in res.stderr, res.stderr[-3000:]  # no rank's own traceback (torchrun's summary has one)
