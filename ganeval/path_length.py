@@ -22,7 +22,7 @@ import torch
 from ganeval.distributed import DistContext
 from ganeval.errors import GanevalError, ShareFailed
 from ganeval.inputs import SAMPLE_KINDS
-from ganeval.sampling import latents
+from ganeval.sampling import forward_noise, latents
 from ganeval.sources.base import GeneratorSamples, Samples
 
 #: Latent step, as torch-fidelity's and StyleGAN's default.
@@ -76,7 +76,8 @@ def path_lengths(samples: Samples, extractor: Any, n: int, seed: int, batch_size
 
     def my_pairs() -> None:
         for b in dist.my_batches(len(z0)):
-            both = samples.fn(torch.cat([z0[b], z1[b]]).to(samples.device))
+            with forward_noise(samples.device, seed + SEED_OFFSET, b):  # noise in forward: a function of the pair batch
+                both = samples.fn(torch.cat([z0[b], z1[b]]).to(samples.device))
             x = unit_images(both, samples.output_range, samples.name)
             f0, f1 = featurize(x)["pool"].double().chunk(2)
             mine[b] = (((f0 - f1) ** 2).sum(1) / epsilon**2).cpu()

@@ -7,6 +7,7 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -48,6 +49,24 @@ class G(nn.Module):
     def forward(self, z):
         return torch.tanh(self.fc(z)).view(-1, 1, 28, 28)
 '''
+
+NOISY = '''import torch
+from torch import nn
+
+
+class Noisy(nn.Module):
+    """Noise injection inside forward, as StyleGAN2's noise_mode='random'."""
+
+    def __init__(self):
+        super().__init__()
+        self.nz = 16
+        self.fc = nn.Linear(16, 784)
+
+    def forward(self, z):
+        x = self.fc(z)
+        return torch.tanh(x + 0.5 * torch.randn_like(x)).view(-1, 1, 28, 28)
+'''
+
 
 def _weights(tmp_path: Path, module: str, text: str, cls: str, flags: tuple[float, ...]) -> Path:
     """Two (or more) weight files of ``cls`` from ``module`` (written to ``tmp_path``); ``flags``: buffers ``fails``."""
@@ -97,3 +116,22 @@ def test_a_generator_failing_to_reopen_for_path_lengths_fails_its_row(tmp_path: 
     assert all(two.loc[c, "error"].endswith("(simulated, constructor) (on rank 1)" if where == "init" else
                                             "(simulated, .to(device)) (on rank 1)") for c in failing), two["error"]
     assert "]: Traceback" not in res.stderr, res.stderr[-3000:]  # no rank's own traceback (torchrun's summary has one)
+
+
+def test_noise_drawn_in_forward_is_the_same_in_every_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A generator that draws noise inside forward gives the same FD and path lengths in two runs of one process (the
+    global RNG state differs between them) and under torchrun, so its cached values are the values."""
+    folder = _weights(tmp_path, "noisy", NOISY, "Noisy", (0.0,))
+    gen = f"{tmp_path / 'noisy.py'}:Noisy"
+    cols = ["mnist_fd", "mnist_ppl", "mnist_ppl_std"]
+    opts = {"metrics": ["mnist_fd", "mnist_ppl"], "num_samples": 300, "batch_size": 100, "bootstrap": 0, "device": "cpu",
+            "use_cache": False, "progress": False}
+    first = ganeval.score(str(folder), generator=gen, **opts)[cols].to_numpy()
+    torch.rand(7)  # another global RNG state
+    second = ganeval.score(str(folder), generator=gen, **opts)[cols].to_numpy()
+    np.testing.assert_array_equal(second, first)
+    res = _run([*TORCHRUN, "score", str(folder), "--generator", gen, *SCORE, "--out", str(tmp_path / "two")],
+               env=_env(tmp_path), timeout=240)
+    assert res.returncode == 0, res.stderr[-3000:]
+    two = pd.read_csv(tmp_path / "two" / "scores.csv")[cols].to_numpy()
+    np.testing.assert_allclose(two, first, rtol=1e-9)
