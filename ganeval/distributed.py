@@ -20,6 +20,17 @@ T = TypeVar("T")
 TORCHRUN_VARS = ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
 
 
+def refuse_torchrun(what: str) -> None:
+    """Refuse, before any work, a command that runs as one process only when started by torchrun (``WORLD_SIZE`` > 1):
+    every rank would do the whole job and write the same files."""
+    try:
+        world = int(os.environ.get("WORLD_SIZE", "1"))
+    except ValueError:
+        world = 1
+    if world > 1:
+        raise GanevalError(f"{what} does not run under torchrun; run it as one process")
+
+
 @dataclass
 class DistContext:
     """Rank, world size and the process group in use (``None`` when not distributed)."""

@@ -14,6 +14,8 @@ import torch
 from test_distributed import _env, _run
 
 import ganeval
+from ganeval.cli import main
+from ganeval.errors import GanevalError
 
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "ganeval_test_entry"]
 SCORE = ["--metrics", "mnist_fd", "mnist_ppl", "--num-samples", "300", "--batch-size", "100", "--bootstrap", "0",
@@ -135,3 +137,23 @@ def test_noise_drawn_in_forward_is_the_same_in_every_run(tmp_path: Path, monkeyp
     assert res.returncode == 0, res.stderr[-3000:]
     two = pd.read_csv(tmp_path / "two" / "scores.csv")[cols].to_numpy()
     np.testing.assert_allclose(two, first, rtol=1e-9)
+
+
+@pytest.mark.parametrize("args", [["watch", "RUN", "--interval", "0.1", "--idle-timeout", "1", "--settle", "0"]])
+def test_one_process_commands_are_refused_under_torchrun(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                         capsys: pytest.CaptureFixture[str], args: list[str]) -> None:
+    """watch and stats --import/--export started by torchrun (WORLD_SIZE > 1): one line, exit 2, nothing written
+    (every rank would otherwise do the whole job and write the same files)."""
+    np.savez(tmp_path / "stats.npz", mu=np.zeros(2048), sigma=np.eye(2048))
+    subst = {"RUN": str(tmp_path / "run"), "OUT": str(tmp_path / "out"), "STATS": str(tmp_path / "stats.npz"),
+             "OUT/x_inception.npz": str(tmp_path / "out" / "x_inception.npz")}
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.delenv("RANK", raising=False)
+    assert main([subst.get(a, a) for a in args]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"ganeval: error: {' '.join(args[:2]) if args[0] == 'stats' else 'watch'} does not run under "
+                   "torchrun; run it as one process"], err
+    assert not (tmp_path / "out").exists() and not (tmp_path / "run").exists()
+    if args[0] == "watch":
+        with pytest.raises(GanevalError, match="does not run under torchrun"):
+            ganeval.watch(tmp_path / "run", idle_timeout_s=1, interval_s=0.1)
