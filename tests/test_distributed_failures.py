@@ -139,7 +139,9 @@ def test_noise_drawn_in_forward_is_the_same_in_every_run(tmp_path: Path, monkeyp
     np.testing.assert_allclose(two, first, rtol=1e-9)
 
 
-@pytest.mark.parametrize("args", [["watch", "RUN", "--interval", "0.1", "--idle-timeout", "1", "--settle", "0"]])
+@pytest.mark.parametrize("args", [["watch", "RUN", "--interval", "0.1", "--idle-timeout", "1", "--settle", "0"],
+                                  ["stats", "--export", "mnist-test", "--to", "torch-fidelity", "--out", "OUT"],
+                                  ["stats", "--import", "STATS", "--made-by", "torch-fidelity", "--out", "OUT/x_inception.npz"]])
 def test_one_process_commands_are_refused_under_torchrun(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                          capsys: pytest.CaptureFixture[str], args: list[str]) -> None:
     """watch and stats --import/--export started by torchrun (WORLD_SIZE > 1): one line, exit 2, nothing written
