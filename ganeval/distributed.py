@@ -20,6 +20,18 @@ T = TypeVar("T")
 TORCHRUN_VARS = ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
 
 
+class PeerLost(GanevalError):
+    """A collective failed: a peer rank died or hung. Every surviving rank says so (rank 0 may be the one lost)."""
+
+
+def launched_rank() -> int:
+    """This process's rank as torchrun set it (``RANK``; 0 without torchrun), known before any group is joined."""
+    try:
+        return int(os.environ.get("RANK", "0"))
+    except ValueError:
+        return 0
+
+
 def refuse_torchrun(what: str) -> None:
     """Refuse, before any work, a command that runs as one process only when started by torchrun (``WORLD_SIZE`` > 1):
     every rank would do the whole job and write the same files."""
@@ -130,7 +142,7 @@ class DistContext:
         try:
             fn(*args, **kwargs)
         except Exception as exc:  # noqa: BLE001 - a failed collective means a peer died
-            raise GanevalError(f"distributed run failed on rank {self.rank}: a peer rank died or hung ({exc})") from exc
+            raise PeerLost(f"distributed run failed on rank {self.rank}: a peer rank died or hung ({exc})") from exc
 
     def barrier(self) -> None:
         if self.active:
@@ -148,7 +160,7 @@ class DistContext:
         try:
             dist.all_reduce(flag, op=dist.ReduceOp.MIN)
         except Exception as exc:  # noqa: BLE001 - a failed collective means a peer died
-            raise GanevalError(f"distributed run failed on rank {self.rank}: a peer rank died ({exc})") from exc
+            raise PeerLost(f"distributed run failed on rank {self.rank}: a peer rank died ({exc})") from exc
         return bool(flag.item())
 
 

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -159,3 +160,25 @@ def test_one_process_commands_are_refused_under_torchrun(tmp_path: Path, monkeyp
     if args[0] == "watch":
         with pytest.raises(GanevalError, match="does not run under torchrun"):
             ganeval.watch(tmp_path / "run", idle_timeout_s=1, interval_s=0.1)
+
+
+def test_ranks_other_than_0_print_no_error_line(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """An input error (or a usage error) is met by every rank: rank 0 alone prints it, the others keep the exit code."""
+    bad = ["score", "/nonexistent", "--reference", "/nonexistent.npz"]
+    for rank, shown in (("1", False), ("0", True)):
+        monkeypatch.setenv("RANK", rank)
+        assert main(bad) == 2
+        assert ("ganeval: error:" in capsys.readouterr().err) is shown
+        with pytest.raises(SystemExit) as exit_:
+            main(["score", "x", "--metrics", "nosuch"])
+        assert exit_.value.code == 2 and ("error:" in capsys.readouterr().err) is shown
+
+
+def test_torchrun_prints_one_error_line(tmp_path: Path) -> None:
+    """Under torchrun a refusal is printed once (by rank 0), not once per rank."""
+    res = _run([*TORCHRUN, "watch", str(tmp_path / "run"), "--idle-timeout", "1", "--interval", "0.1"],
+               env=_env(tmp_path), timeout=120)
+    assert res.returncode != 0
+    lines = [line for line in (res.stdout + res.stderr).splitlines() if "ganeval: error:" in line]
+    assert lines == ["ganeval: error: watch does not run under torchrun; run it as one process"], res.stderr[-3000:]
+    assert not os.path.exists(tmp_path / "run" / "watch.json")
