@@ -20,6 +20,29 @@ T = TypeVar("T")
 TORCHRUN_VARS = ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
 
 
+class PeerLost(GanevalError):
+    """A collective failed: a peer rank died or hung. Every surviving rank says so (rank 0 may be the one lost)."""
+
+
+def launched_rank() -> int:
+    """This process's rank as torchrun set it (``RANK``; 0 without torchrun), known before any group is joined."""
+    try:
+        return int(os.environ.get("RANK", "0"))
+    except ValueError:
+        return 0
+
+
+def refuse_torchrun(what: str) -> None:
+    """Refuse, before any work, a command that runs as one process only when started by torchrun (``WORLD_SIZE`` > 1):
+    every rank would do the whole job and write the same files."""
+    try:
+        world = int(os.environ.get("WORLD_SIZE", "1"))
+    except ValueError:
+        world = 1
+    if world > 1:
+        raise GanevalError(f"{what} does not run under torchrun; run it as one process")
+
+
 @dataclass
 class DistContext:
     """Rank, world size and the process group in use (``None`` when not distributed)."""
@@ -89,8 +112,8 @@ class DistContext:
                 raise ShareFailed(f"{name}: {exc.__class__.__name__}: {exc}") from exc
         try:
             result = work()
-        except GanevalError as exc:
-            self._share_failure((str(exc), exc.exit_code, False))
+        except GanevalError as exc:  # a ShareFailed stays one on every rank: the source fails, not a metric
+            self._share_failure((str(exc), exc.exit_code, isinstance(exc, ShareFailed)))
             raise  # not reached: _share_failure raised
         except Exception as exc:  # noqa: BLE001 - any failure of this rank's share is every rank's failure
             self._share_failure((f"{name}: {exc.__class__.__name__}: {exc}", EXIT_FAILED, True))
@@ -99,8 +122,8 @@ class DistContext:
         return result
 
     def _share_failure(self, error: tuple[str, int, bool] | None) -> None:
-        """Gather every rank's ``(message, exit code, raised by the work itself)`` or None; raise the lowest failed
-        rank's on every rank (``ShareFailed`` for what the work raised, as with one process)."""
+        """Gather every rank's ``(message, exit code, a source failure)`` or None; raise the lowest failed rank's on
+        every rank (``ShareFailed`` for what the work raised or a ``ShareFailed``, as with one process)."""
         import torch.distributed as dist
 
         errors: list[tuple[str, int, bool] | None] = [None] * self.world
@@ -119,7 +142,7 @@ class DistContext:
         try:
             fn(*args, **kwargs)
         except Exception as exc:  # noqa: BLE001 - a failed collective means a peer died
-            raise GanevalError(f"distributed run failed on rank {self.rank}: a peer rank died or hung ({exc})") from exc
+            raise PeerLost(f"distributed run failed on rank {self.rank}: a peer rank died or hung ({exc})") from exc
 
     def barrier(self) -> None:
         if self.active:
@@ -137,7 +160,7 @@ class DistContext:
         try:
             dist.all_reduce(flag, op=dist.ReduceOp.MIN)
         except Exception as exc:  # noqa: BLE001 - a failed collective means a peer died
-            raise GanevalError(f"distributed run failed on rank {self.rank}: a peer rank died ({exc})") from exc
+            raise PeerLost(f"distributed run failed on rank {self.rank}: a peer rank died ({exc})") from exc
         return bool(flag.item())
 
 

@@ -20,9 +20,9 @@ import numpy as np
 import torch
 
 from ganeval.distributed import DistContext
-from ganeval.errors import GanevalError
+from ganeval.errors import GanevalError, ShareFailed
 from ganeval.inputs import SAMPLE_KINDS
-from ganeval.sampling import latents
+from ganeval.sampling import forward_noise, latents
 from ganeval.sources.base import GeneratorSamples, Samples
 
 #: Latent step, as torch-fidelity's and StyleGAN's default.
@@ -76,7 +76,8 @@ def path_lengths(samples: Samples, extractor: Any, n: int, seed: int, batch_size
 
     def my_pairs() -> None:
         for b in dist.my_batches(len(z0)):
-            both = samples.fn(torch.cat([z0[b], z1[b]]).to(samples.device))
+            with forward_noise(samples.device, seed + SEED_OFFSET, b):  # noise in forward: a function of the pair batch
+                both = samples.fn(torch.cat([z0[b], z1[b]]).to(samples.device))
             x = unit_images(both, samples.output_range, samples.name)
             f0, f1 = featurize(x)["pool"].double().chunk(2)
             mine[b] = (((f0 - f1) ** 2).sum(1) / epsilon**2).cpu()
@@ -89,11 +90,28 @@ def path_lengths(samples: Samples, extractor: Any, n: int, seed: int, batch_size
 def source_path_lengths(source: Any, extractor: Any, n: int, seed: int, batch_size: int, device: torch.device,
                         dist: DistContext | None = None) -> np.ndarray:
     """:func:`path_lengths` of an input source (``ganeval.inputs.Source``), opened for the purpose and closed;
-    stored samples are refused before their images are read again."""
+    stored samples are refused before their images are read again.
+
+    The source opened for the first pass, so failing to open it again (out of memory while rebuilding the generator)
+    is that checkpoint's failure (``ShareFailed``: an error row), not an unavailable metric; the ranks learn of it
+    together (``my_share``), so none is left waiting in the pass's gather.
+    """
     if source.kind in SAMPLE_KINDS:
         raise GanevalError(NO_GENERATOR)
-    samples = source.open(device, n, seed)
+    dist = dist or DistContext()
+    opened: list[Samples] = []
+
+    def reopen() -> None:
+        try:
+            opened.append(source.open(device, n, seed))
+        except ShareFailed:
+            raise
+        except GanevalError as exc:
+            raise ShareFailed(str(exc)) from exc
+
     try:
-        return path_lengths(samples, extractor, n, seed, batch_size, dist=dist)
+        dist.my_share(reopen, source.name)
+        return path_lengths(opened[0], extractor, n, seed, batch_size, dist=dist)
     finally:
-        samples.close()
+        for samples in opened:
+            samples.close()

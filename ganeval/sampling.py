@@ -8,8 +8,10 @@ round-half-to-even (``torch.round``); NaN/Inf outputs are reported, never silent
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -19,6 +21,26 @@ def latents(n: int, dim: int, seed: int, start: int = 0, stop: int | None = None
     gen = torch.Generator().manual_seed(int(seed) * 1_000_003 + int(dim))
     z = torch.randn(n, dim, generator=gen) if z_type == "normal" else torch.rand(n, dim, generator=gen) * 2 - 1
     return z[start:stop]
+
+
+@contextmanager
+def forward_noise(device: torch.device, seed: int, *keys: int) -> Iterator[None]:
+    """Run a generator's forward with the global RNG (CPU, and ``device``'s when CUDA) seeded from ``(seed, *keys)``,
+    and the RNG state restored afterwards.
+
+    Generators that draw noise inside ``forward`` (StyleGAN's noise inputs, dropout left on) then give the same
+    images for the same rows in every run, with one process or several (rank r starts its batches from the same
+    state as a single process does), so their scores are reproducible and safe to cache. Generators that draw no
+    noise are unaffected.
+    """
+    state = np.random.SeedSequence([int(seed) % 2**64, *(int(k) for k in keys)]).generate_state(1, np.uint64)[0]
+    cuda = [device.index if device.index is not None else torch.cuda.current_device()] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=cuda):
+        torch.default_generator.manual_seed(int(state))
+        for index in cuda:
+            with torch.cuda.device(index):
+                torch.cuda.manual_seed(int(state))
+        yield
 
 
 def to_uint8(x: torch.Tensor) -> torch.Tensor:

@@ -22,6 +22,7 @@ from typing import Any
 
 from ganeval.atomic import write_text
 from ganeval.checkpoints import list_checkpoints
+from ganeval.distributed import refuse_torchrun
 from ganeval.early_stop import EarlyStopper
 from ganeval.errors import GanevalError
 from ganeval.evaluate import score
@@ -197,7 +198,9 @@ def watch(run_dir: str | os.PathLike[str], stopper: EarlyStopper | None = None, 
     class; the last number in each name is its iteration, and ``pattern`` (a glob, e.g. ``G_*.pt``) leaves out the
     other files a trainer writes there (discriminators, optimisers).
     ``OUT/watch.json`` (OUT defaults to ``run_dir``) holds the rule, the history and why the watch ended.
+    A watch runs as one process: under torchrun (``WORLD_SIZE`` > 1) it is refused before any work.
     """
+    refuse_torchrun("watch")
     run_dir = Path(run_dir)
     if run_dir.exists() and not run_dir.is_dir():
         raise GanevalError(f"{run_dir}: is not a folder (watch a run's checkpoint folder)")

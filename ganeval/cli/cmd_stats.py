@@ -100,10 +100,13 @@ def run(args: argparse.Namespace) -> int:
 
     resolve_device(args.device)  # an unknown or absent device: one line before any work, whichever mode
 
-    if args.import_file is not None:
-        return _import(args)
-    if args.export_stats is not None:
-        return _export(args)
+    if args.import_file is not None or args.export_stats is not None:
+        from ganeval.distributed import refuse_torchrun
+
+        mode = "--import" if args.import_file is not None else "--export"
+        if args.distributed is None:  # an explicit --distributed is refused with the other --dataset flags
+            refuse_torchrun(f"stats {mode}")  # else every rank does the whole job (--kid, --verify-with) and writes
+        return _import(args) if args.import_file is not None else _export(args)
     if args.to or args.name or args.kid:
         raise GanevalError("--to, --name and --kid go with --export")
     if args.made_by or args.n is not None or args.description or args.verify_with:

@@ -63,9 +63,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``ganeval watch`` until the run ends or goes bad; returns its exit code (130 on Ctrl-C)."""
+    from ganeval.distributed import refuse_torchrun
     from ganeval.early_stop import EarlyStopper
     from ganeval.watching import watch
 
+    refuse_torchrun("watch")  # every rank would poll, judge and write on its own (and could judge different sets)
     hints = {k: v for k in ("generator", "generator_kwargs", "state_key", "z_dim") if (v := getattr(args, k)) is not None}
     if (hints or args.pattern is not None) and "generator" not in hints:
         raise GanevalError("--generator-kwargs, --state-key, --pattern and --z-dim need --generator MODULE:NAME")

@@ -23,6 +23,7 @@ from ganeval.cli import (
     cmd_train_classifier,
     cmd_watch,
 )
+from ganeval.distributed import PeerLost, launched_rank
 from ganeval.errors import EXIT_INPUT, GanevalError
 
 COMMANDS = [cmd_train, cmd_train_classifier, cmd_stats, cmd_floors, cmd_score, cmd_compare, cmd_gate, cmd_watch, cmd_export, cmd_metrics]
@@ -32,7 +33,7 @@ class OneLineParser(argparse.ArgumentParser):
     """argparse with usage errors in one line (the problem and where the help is), not the whole usage block."""
 
     def error(self, message: str) -> NoReturn:
-        self.exit(EXIT_INPUT, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+        self.exit(EXIT_INPUT, f"{self.prog}: error: {message} (see '{self.prog} --help')\n" if _speaks() else None)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -57,23 +58,35 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return leave_together(code)  # torchrun: every rank waits for rank 0's reports before any exits
     except GanevalError as exc:
-        print(f"ganeval: error: {exc}", file=sys.stderr)
+        _say(f"ganeval: error: {exc}", every_rank=isinstance(exc, PeerLost))  # rank 0 may be the rank lost
         return _failed(exc.exit_code)
     except KeyboardInterrupt:
-        print("ganeval: interrupted", file=sys.stderr)
+        _say("ganeval: interrupted")
         return 130
     except BrokenPipeError:
         return EXIT_INPUT
     except OSError as exc:  # a folder that cannot be made, a read-only or full disk: one line naming the path
         where = f"{exc.filename}: " if exc.filename else ""
         hint = " (a file where a folder is needed?)" if isinstance(exc, FileExistsError | NotADirectoryError) else ""
-        print(f"ganeval: error: {where}{exc.strerror or exc}{hint}", file=sys.stderr)
+        _say(f"ganeval: error: {where}{exc.strerror or exc}{hint}")
         return _failed(EXIT_INPUT)
     except Exception as exc:
         if type(exc).__name__ != "SafetensorError":  # safetensors' own write errors (e.g. no space left on device)
             raise
-        print(f"ganeval: error: cannot write a safetensors file: {exc}", file=sys.stderr)
+        _say(f"ganeval: error: cannot write a safetensors file: {exc}")
         return EXIT_INPUT
+
+
+def _speaks() -> bool:
+    """Whether this process prints the error line: rank 0 alone under torchrun (every rank meets the same input error,
+    and a share's failure reaches every rank with the failing rank named), so the line is shown once."""
+    return launched_rank() == 0
+
+
+def _say(line: str, every_rank: bool = False) -> None:
+    """Print an error line to stderr, on rank 0 only unless ``every_rank``; other ranks keep their exit code."""
+    if every_rank or _speaks():
+        print(line, file=sys.stderr)
 
 
 def _failed(code: int) -> int:

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from ganeval.errors import GanevalError
-from ganeval.sampling import SampleBatch, latents, to_uint8
+from ganeval.sampling import SampleBatch, forward_noise, latents, to_uint8
 
 Z_TYPES = ("normal", "uniform")
 OUTPUT_RANGES = ("-1,1", "0,1", "0,255")
@@ -161,13 +161,15 @@ class Samples:
 
 
 class GeneratorSamples(Samples):
-    """``fn(z)`` on rows of the seed's latent set (the same rows for every generator with this latent size)."""
+    """``fn(z)`` on rows of the seed's latent set (the same rows for every generator with this latent size); the global
+    RNG is seeded from the seed and the rows around each call (``forward_noise``), so noise drawn inside ``fn`` is the
+    same in every run, one process or several."""
 
     def __init__(self, fn: Callable[[torch.Tensor], Any], *, name: str, n: int, seed: int, z_dim: int, z_type: str,
                  output_range: str, device: torch.device, sha256: str | None, cache_key: str | None,
                  meta: dict[str, Any] | None = None) -> None:
         super().__init__(n, sha256, cache_key, z_type, True, dict(meta or {}))
-        self.fn, self.name, self.device, self.output_range = fn, name, device, output_range
+        self.fn, self.name, self.device, self.output_range, self.seed = fn, name, device, output_range, seed
         self.meta.update(latent_dim=z_dim, z_type=z_type, output_range=output_range)
         self.z = latents(n, z_dim, seed, z_type=z_type)
         if device.type == "cuda":
@@ -177,7 +179,8 @@ class GeneratorSamples(Samples):
     @torch.inference_mode()
     def rows(self, start: int, stop: int) -> SampleBatch:
         z = self.z[start:stop].to(self.device, non_blocking=True)
-        out = output_tensor(self.fn(z), self.name)  # an array too gets the range check below
+        with forward_noise(self.device, self.seed, start, stop):  # noise drawn in forward: a function of the rows
+            out = output_tensor(self.fn(z), self.name)  # an array too gets the range check below
         images, bad = convert_output_async(out, self.output_range, self.name)
         if images.shape[0] != z.shape[0]:
             raise GanevalError(f"{self.name}: generator returned {images.shape[0]} samples for {z.shape[0]} latents")
