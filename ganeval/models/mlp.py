@@ -6,8 +6,8 @@ variance times n/(n − 1 − ε), PyTorch towards n/(n − 1): :class:`KerasBat
 layers use Keras' default glorot-uniform weights and zero biases.
 """
 
-from __future__ import annotations
-
+# No ``from __future__ import annotations``: TorchScript reads KerasBatchNorm1d's signatures (a generator exported
+# with torch.jit.script), and string annotations on its @torch.jit.unused method do not resolve.
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -29,19 +29,27 @@ class KerasBatchNorm1d(nn.BatchNorm1d):
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not (self.training and self.track_running_stats and self.momentum is not None):
+        if self.training:
+            return self._keras_training(x)
+        # inference: the running statistics, as BatchNorm1d (kept scriptable: TorchScript export of a generator)
+        return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias, False, 0.0, self.eps)
+
+    @torch.jit.unused
+    def _keras_training(self, x: torch.Tensor) -> torch.Tensor:
+        """Batch statistics for the output (biased variance, as both libraries) and Keras' running-variance update."""
+        if not self.track_running_stats or self.running_mean is None or self.running_var is None:
             return super().forward(x)
         out = F.batch_norm(x, None, None, self.weight, self.bias, True, 0.0, self.eps)  # raises on one value
-        dims = [d for d in range(x.dim()) if d != 1]
+        dims = [0] + list(range(2, x.dim()))
         n = x.numel() // x.shape[1]
         with torch.no_grad():
             xf = x.detach().to(torch.promote_types(x.dtype, torch.float32))
             var, mean = torch.var_mean(xf, dim=dims, correction=0)
-            m = self.momentum
+            self.num_batches_tracked.add_(1)
+            m = self.momentum if self.momentum is not None else 1.0 / float(self.num_batches_tracked)  # cumulative
             self.running_mean.mul_(1 - m).add_(mean.to(self.running_mean.dtype), alpha=m)
             moved = var * (n / (n - 1.0 - self.eps))
             self.running_var.mul_(1 - m).add_(moved.to(self.running_var.dtype), alpha=m)
-            self.num_batches_tracked.add_(1)
         return out
 
 
