@@ -183,14 +183,15 @@ def test_uint8_generators_are_refused() -> None:
 
 
 def test_the_summary_does_not_depend_on_the_batch() -> None:
-    """A 1e-4 latent step moves pixels by about 1e-5, near float32's resolution, so single path lengths carry
-    round-off that depends on the batch (percents); the trimmed mean over the pairs does not (well below 1e-3)."""
+    """A 1e-4 latent step moves pixels by about 1e-5, near float32's resolution, so single path lengths can carry
+    round-off that depends on the batch (percents, where the CPU's kernels block the batch differently; on other
+    CPUs none); the trimmed mean over the pairs does not (well below 1e-3)."""
     from ganeval.features import get_extractor
 
     gen, mnist = _mlp(), get_extractor("mnist", device="cpu")
     a = path_lengths(_samples(gen), mnist, N, 0, batch_size=250)
     b = path_lengths(_samples(gen), mnist, N, 0, batch_size=600)
-    assert not np.array_equal(a, b)  # the round-off is real
+    np.testing.assert_allclose(a, b, rtol=0.2)  # the same pairs, whatever the batch: at most round-off apart
     assert summarize(a)["mean"] == pytest.approx(summarize(b)["mean"], rel=1e-3)
 
 
