@@ -185,8 +185,9 @@ def arm_table(df: pd.DataFrame, result: ScoreResult, members: dict[str, list[str
                 lo, hi = bootstrap_interval(row[col], reps, level) if reps is not None else (math.nan, math.nan)
                 row[f"{col}_ci_low"], row[f"{col}_ci_high"] = lo, hi
         for flag in ("mode_collapse_sure", "data_copying"):
-            if flag in mine:
-                row[flag] = bool(mine[flag].fillna(False).astype(bool).any())
+            if flag in mine:  # None: no run of the arm was tested (no modes/copying metric, or no interval), not "no"
+                tested = mine[flag].dropna()
+                row[flag] = bool(tested.astype(bool).any()) if len(tested) else None
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -228,8 +229,9 @@ def verdict_lines(diffs: pd.DataFrame, arms: pd.DataFrame, primary: str, sizes: 
             text += f": {r['arm']} is {word}."
         lines.append(text)
     for flag, what in (("mode_collapse_sure", "mode collapse beyond noise"), ("data_copying", "data copying")):
-        if flag in arms and arms[flag].any():
-            lines.append(f"Flagged for {what}: {', '.join(arms.loc[arms[flag], 'arm'])}.")
+        hit = arms[flag].fillna(False).astype(bool) if flag in arms else None
+        if hit is not None and hit.any():
+            lines.append(f"Flagged for {what}: {', '.join(arms.loc[hit, 'arm'])}.")
     return lines
 
 

@@ -400,3 +400,18 @@ def test_verdict_states_the_n_scored_not_the_n_asked(tmp_path: Path) -> None:
     from ganeval.compare_tests import n_text
 
     assert (n_text([300, 500, 500]), n_text([10_000]), n_text([])) == ("300–500", "10,000", "?")
+
+
+def test_untested_flags_of_an_arm_are_not_no(runs: dict[str, Path], tmp_path: Path) -> None:
+    """Without modes (or copying) no run of an arm was tested for mode collapse or data copying: arms.csv, compare.json
+    and compare.html say "not tested" (empty, null), not False, which read as "tested, none found"."""
+    comp = compare({"good": runs["good"], "two": runs["two"]}, out=tmp_path / "out",
+                   **{**FAST, "metrics": ("mnist_fd",), "permutations": 0})
+    arms = comp.arms.set_index("arm")
+    assert arms["mode_collapse_sure"].isna().all() and arms["data_copying"].isna().all()
+    data = json.loads((tmp_path / "out" / "compare.json").read_text())
+    assert all(a["mode_collapse_sure"] is None for a in data["arm_means"]), data["arm_means"]
+    assert pd.read_csv(tmp_path / "out" / "arms.csv")["mode_collapse_sure"].isna().all()
+    assert "not tested" in (tmp_path / "out" / "compare.html").read_text()
+    tested = compare({"good": runs["good"], "two": runs["two"]}, **{**FAST, "permutations": 0}).arms.set_index("arm")
+    assert tested["mode_collapse_sure"].tolist() == [False, True]  # tested: a real no, and a yes

@@ -128,6 +128,9 @@ def _arm_table(arms: pd.DataFrame) -> str:
         cells = []
         for c in cols:
             v = r[c]
+            if c in ("mode_collapse_sure", "data_copying") and (v is None or v is pd.NA):
+                cells.append("<td class=n><span class=muted>not tested</span></td>")
+                continue
             cells.append(f"<td class=n>{escape(str(bool(v))) if isinstance(v, (bool, np.bool_)) else _cell(v)}</td>")
         body.append(f"<tr><td>{escape(str(r['arm']))}</td>{''.join(cells)}</tr>")
     return f"<div class=scroll><table><thead>{head}</thead><tbody>{''.join(body)}</tbody></table></div>"
