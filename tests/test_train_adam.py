@@ -99,49 +99,40 @@ def one_thread() -> Iterator[None]:
     torch.set_num_threads(before)
 
 
-def test_the_form_is_recorded_and_a_state_without_it_resumes_in_pytorchs(
-        tmp_path: Path, mnist_dir: Path, monkeypatch: pytest.MonkeyPatch, one_thread: None) -> None:
+def _recorded_and_old_state_resumes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                    field: str) -> tuple[dict[str, torch.Tensor], ...]:
+    """Train mlp in Keras' form of recipe ``field``; then, as the trainer did before the field existed, in PyTorch's
+    form with no marker, stopped at 2 and resumed from a state without the field. Checks the field is recorded, the
+    resume continues in PyTorch's form; returns the last checkpoints of (old, resumed, keras) runs."""
     keras = train(tmp_path / "keras", "mlp", iterations=4, **KW)
-    assert load_state(keras.out_dir / STATE_NAME)[1]["run"]["recipe"]["adam_eps"] == "keras"
-    assert read_metadata(keras.checkpoints[-1])["recipe"]["adam_eps"] == "keras"
-    # what the trainer did before the field existed: PyTorch's form, no marker
+    assert load_state(keras.out_dir / STATE_NAME)[1]["run"]["recipe"][field] == "keras"
+    assert read_metadata(keras.checkpoints[-1])["recipe"][field] == "keras"
     with monkeypatch.context() as m:
-        m.setitem(RECIPES, "mlp", dataclasses.replace(RECIPES["mlp"], adam_eps="torch"))
+        m.setitem(RECIPES, "mlp", dataclasses.replace(RECIPES["mlp"], **{field: "torch"}))
         old = train(tmp_path / "old", "mlp", iterations=4, **KW)
         train(tmp_path / "part", "mlp", iterations=4, stop_at=2, **KW)
     state = tmp_path / "part" / STATE_NAME
     with safe_open(str(state), "pt") as fh:
         meta = json.loads(fh.metadata()[STATE_KEY])
         tensors = {k: fh.get_tensor(k) for k in fh.keys()}
-    assert meta["run"]["recipe"].pop("adam_eps") == "torch"
+    assert meta["run"]["recipe"].pop(field) == "torch"
     save_file(tensors, str(state), metadata={STATE_KEY: json.dumps(meta)})
     resumed = train(tmp_path / "part", resume=True, **{k: v for k, v in KW.items() if k not in ("seed", "batch_size")})
     assert resumed.resumed_from == 2 and resumed.iteration == 4
-    assert load_state(resumed.out_dir / STATE_NAME)[1]["run"]["recipe"]["adam_eps"] == "torch"
-    a, b, k = (load_file(str(run / "ckpt_0000004.safetensors")) for run in (old.out_dir, resumed.out_dir, keras.out_dir))
+    assert load_state(resumed.out_dir / STATE_NAME)[1]["run"]["recipe"][field] == "torch"
+    return tuple(load_file(str(run / "ckpt_0000004.safetensors")) for run in (old.out_dir, resumed.out_dir, keras.out_dir))
+
+
+def test_the_form_is_recorded_and_a_state_without_it_resumes_in_pytorchs(
+        tmp_path: Path, mnist_dir: Path, monkeypatch: pytest.MonkeyPatch, one_thread: None) -> None:
+    a, b, k = _recorded_and_old_state_resumes(tmp_path, monkeypatch, "adam_eps")
     assert all(torch.equal(a[name], b[name]) for name in a)  # the form it was trained with, bit for bit
     assert not all(torch.equal(a[name], k[name]) for name in a)  # and the forms really differ
 
 
 def test_the_batchnorm_form_is_recorded_and_a_state_without_it_resumes_in_pytorchs(
         tmp_path: Path, mnist_dir: Path, monkeypatch: pytest.MonkeyPatch, one_thread: None) -> None:
-    keras = train(tmp_path / "keras", "mlp", iterations=4, **KW)
-    assert load_state(keras.out_dir / STATE_NAME)[1]["run"]["recipe"]["bn_variance"] == "keras"
-    assert read_metadata(keras.checkpoints[-1])["recipe"]["bn_variance"] == "keras"
-    with monkeypatch.context() as m:  # what the trainer did before the field existed: PyTorch's update, no marker
-        m.setitem(RECIPES, "mlp", dataclasses.replace(RECIPES["mlp"], bn_variance="torch"))
-        old = train(tmp_path / "old", "mlp", iterations=4, **KW)
-        train(tmp_path / "part", "mlp", iterations=4, stop_at=2, **KW)
-    state = tmp_path / "part" / STATE_NAME
-    with safe_open(str(state), "pt") as fh:
-        meta = json.loads(fh.metadata()[STATE_KEY])
-        tensors = {k: fh.get_tensor(k) for k in fh.keys()}
-    assert meta["run"]["recipe"].pop("bn_variance") == "torch"
-    save_file(tensors, str(state), metadata={STATE_KEY: json.dumps(meta)})
-    resumed = train(tmp_path / "part", resume=True, **{k: v for k, v in KW.items() if k not in ("seed", "batch_size")})
-    assert resumed.resumed_from == 2 and resumed.iteration == 4
-    assert load_state(resumed.out_dir / STATE_NAME)[1]["run"]["recipe"]["bn_variance"] == "torch"
-    a, b, k = (load_file(str(run / "ckpt_0000004.safetensors")) for run in (old.out_dir, resumed.out_dir, keras.out_dir))
+    a, b, k = _recorded_and_old_state_resumes(tmp_path, monkeypatch, "bn_variance")
     assert all(torch.equal(a[name], b[name]) for name in a)  # the update it was trained with, bit for bit
     var = [name for name in a if name.endswith("running_var")]
     assert var and not all(torch.equal(a[name], k[name]) for name in var)  # and the forms really differ
