@@ -155,13 +155,14 @@ def test_stats_dying_rank_writes_nothing(tmp_path: Path) -> None:
 FEATURES_SCRIPT = """
 import sys
 import numpy as np
-from ganeval.distributed import from_env
+from ganeval.distributed import from_env, leave_together
 from ganeval.features import get_extractor
 from ganeval.reference import dataset_features
 dist = from_env(True)
 feats = dataset_features(sys.argv[1], get_extractor("mnist", device="cpu"), 500, write_cache=False, dist=dist)
 if dist.is_main:
     np.save(sys.argv[2], feats.numpy())
+leave_together(0)  # leave the group before exit, as the CLI does: else gloo's threads can abort a rank (SIGABRT)
 """
 
 
