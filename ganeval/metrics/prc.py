@@ -9,7 +9,7 @@ import torch
 
 from ganeval.errors import GanevalError
 
-#: Most distances held at once (a chunk of rows × the other set): 400 MB in float64.
+#: Most distances held at once (a chunk of rows × the other set): 200 MB in float32, 400 MB in float64.
 MAX_CHUNK = 50_000_000
 
 
@@ -38,74 +38,159 @@ def require_neighbours(k: int, **counts: int) -> None:
 def _direct(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """Row-wise distances ‖a_i − b_i‖ from the differences: the same bits for the same pair of vectors wherever it
     occurs (a matrix product's distances depend on the blocking around them)."""
-    return (a - b).pow(2).sum(dim=1).sqrt()
+    return (a - b).square_().sum(dim=1).sqrt_()
+
+
+#: Most elements of the differences ``_pairs`` holds at once (16 MB in float64: cache-sized pieces run fastest).
+PAIR_CHUNK = 2_000_000
+
+
+def _pairs(a: torch.Tensor, ia: torch.Tensor, b: torch.Tensor, ib: torch.Tensor) -> torch.Tensor:
+    """``_direct(a[ia], b[ib])`` in pieces, so many pairs never hold all their differences at once."""
+    step = max(1, PAIR_CHUNK // max(a.shape[1], 1))
+    return torch.cat([_direct(a[ia[s:s + step]], b[ib[s:s + step]]) for s in range(0, len(ia), step)]
+                     or [a.new_zeros(0)])
 
 
 #: Distances this close to a radius (relative) are recomputed exactly: far above float64's matrix-product error.
 BOUNDARY = 1e-7
+#: Most candidate neighbours a point's radius is settled from exactly; past it (points with many near-ties, e.g.
+#: copies) the radius is found from float64 distances.
+CANDIDATES = 32
+
+
+def _ieee_float32() -> bool:
+    """Whether float32 matrix products are plain IEEE float32 (no TF32 or bf16 passes), as the screen's bound needs."""
+    try:
+        return torch.get_float32_matmul_precision() == "highest" and not torch.backends.cuda.matmul.allow_tf32
+    except RuntimeError:  # torch's legacy and new precision switches were mixed: it cannot say
+        return False
+
+
+class _Screen:
+    """Distances from queries to a support set by one matrix product, in float32 where that is plain IEEE, with a
+    rigorous bound on their round-off: only pairs the bound leaves undecided against a radius are recomputed
+    exactly, from their float64 differences (``_direct``), so every answer is the exact one at float32's speed.
+
+    ``cdist`` expands ‖q − s‖² = ‖q‖² + ‖s‖² − 2 q·s in one product of d + 2 terms, whose error is at most
+    γ = (d + 4) u / (1 − (d + 4) u) times the terms' magnitudes: |d̂² − d²| ≤ 3γ (‖q‖² + ‖s‖²), plus a few u for the
+    float32 rounding of the inputs, the square root and the comparison. Both sets are centred on the support's mean
+    first (distances do not change; the norms, and with them the bound, shrink).
+    """
+
+    def __init__(self, support: torch.Tensor) -> None:
+        self.shift = support.mean(dim=0) if len(support) else support.new_zeros(support.shape[1])
+        centred = support - self.shift
+        self.s2 = float(centred.square().sum(dim=1).max()) if len(support) else 0.0
+        fast = _ieee_float32() and self.s2 < 1e30  # float32 squares of larger norms would overflow
+        self.dtype = torch.float32 if fast else torch.float64
+        self.u = torch.finfo(self.dtype).eps / 2
+        n = support.shape[1] + 4
+        self.rate = 4 * n * self.u / (1 - n * self.u) + 48 * self.u
+        self.support = centred.to(self.dtype)
+
+    def distances(self, queries: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The (rows, len(support)) distances, and per row the bound on their squares' error (a (rows, 1) column)."""
+        centred = queries - self.shift
+        bound = self.rate * (centred.square().sum(dim=1, keepdim=True) + self.s2)
+        return torch.cdist(centred.to(self.dtype), self.support), bound
+
+    def settle(self, d: torch.Tensor, tol: torch.Tensor, radii: torch.Tensor, queries: torch.Tensor,
+               support: torch.Tensor, closed: bool) -> torch.Tensor:
+        """Which of ``d``'s pairs lie in the balls ``radii`` (broadcast to ``d``: one per column or per row), closed
+        (≤) or open (<): the screen's answer where it is sure, the exact one (float64 differences of ``queries``'s
+        and ``support``'s rows) within ``tol`` (squared distance, per row) of a radius."""
+        compare = torch.le if closed else torch.lt
+        r = radii.to(self.dtype)
+        hit = compare(d, r)
+        gap = d.square().sub_(r.square()).abs_()
+        i, j = torch.nonzero(gap <= (tol * (1 + 4 * self.u)).to(self.dtype), as_tuple=True)
+        if len(i):
+            hit[i, j] = compare(_pairs(queries, i, support, j), radii.expand(d.shape)[i, j])
+        return hit
+
+    def margin(self, *radii: torch.Tensor) -> float:
+        """Slack in squared distance beyond the product's bound: ``BOUNDARY`` of the largest radius, and the
+        rounding of the radii to the screen's precision."""
+        top = max((float(r.max()) for r in radii if len(r)), default=0.0)
+        return (3 * BOUNDARY + 8 * self.u) * top * top
+
+
+def _chunks(x: torch.Tensor, batch: int, other: int) -> Iterator[tuple[int, torch.Tensor]]:
+    rows = _rows(batch, other)
+    return zip(range(0, len(x), rows), x.split(rows), strict=True)
 
 
 def _radii(x: torch.Tensor, k: int, batch: int) -> torch.Tensor:
-    """k-NN radii of float64 ``x``, each recomputed from the differences to the neighbour the distance matrix
-    chose: exactly 0 for a point with k copies, and the same bits as ``_direct`` of a query copying that neighbour."""
-    rows = _rows(batch, len(x))
-    nearest = torch.cat([torch.cdist(c, x).topk(k + 1, dim=1, largest=False).indices[:, k] for c in x.split(rows)])
-    return _direct(x, x[nearest])
-
-
-def _inside(queries: torch.Tensor, support: torch.Tensor, radii: torch.Tensor, batch: int,
-            closed: bool) -> Iterator[torch.Tensor]:
-    """Per chunk of float64 ``queries``: which balls (``support``, ``radii``) hold each query, a (rows, len(support))
-    boolean matrix; closed (≤) or open (<) balls.
-
-    ``cdist`` expands ‖q − s‖² = ‖q‖² + ‖s‖² − 2 q·s, whose round-off in the distance is up to about
-    √(d · eps · (‖q‖² + ‖s‖²)): far above a zero or tiny radius (a real image present k + 1 times). Distances within
-    that bound (per query row, with the largest ‖s‖²; plus ``BOUNDARY`` of the largest radius) of a radius are
-    recomputed from the differences, so the answer does not depend on round-off: a copy of a real image lies on its
-    ball's boundary, a near-copy outside a radius-0 ball.
-    """
-    compare = torch.le if closed else torch.lt
-    rows = _rows(batch, len(support))
-    eps = 8 * (support.shape[1] + 2) * torch.finfo(torch.float64).eps
-    s2 = float(support.square().sum(dim=1).max()) if len(support) else 0.0
-    margin = BOUNDARY * float(radii.max()) if len(radii) else 0.0
-    for start, q in zip(range(0, len(queries), rows), queries.split(rows), strict=True):
-        d = torch.cdist(q, support)
-        hit = compare(d, radii)
-        slack = (eps * (q.square().sum(dim=1, keepdim=True) + s2)).sqrt() + margin  # per row: one bound for all balls
-        i, j = torch.nonzero(d.sub_(radii).abs_() <= slack, as_tuple=True)  # in place: no second matrix
-        if len(i):
-            hit[i, j] = compare(_direct(queries[start + i], support[j]), radii[j])
-        yield hit
+    """Exact k-NN radii of float64 ``x``: each point's (k + 1)-th smallest distance from the differences (itself at
+    0 first), so exactly 0 for a point with k copies and the same bits as ``_direct`` of a query copying that
+    neighbour. The screen keeps every point that can be that close (all within twice its bound of its (k + 1)-th
+    screened distance); a point with more than ``CANDIDATES`` of them takes the neighbour float64 distances rank
+    (k + 1)-th."""
+    screen = _Screen(x)
+    out = torch.empty(len(x), dtype=torch.float64, device=x.device)
+    for start, c in _chunks(x, batch, len(x)):
+        d, bound = screen.distances(c)
+        kth = d.topk(k + 1, dim=1, largest=False).values[:, k:].double()
+        reach = (kth.square() + 2 * bound + screen.margin(kth)).sqrt() * (1 + 4 * screen.u)
+        near = d <= reach.to(d.dtype)
+        count = near.sum(dim=1)
+        few = count <= CANDIDATES
+        i, j = torch.nonzero(near & few[:, None], as_tuple=True)
+        table = torch.full((len(c), CANDIDATES), torch.inf, dtype=torch.float64, device=x.device)
+        slot = torch.arange(len(i), device=x.device) - (torch.cumsum(count * few, 0) - count * few)[i]
+        other = start + i != j  # a point's distance to itself is 0: no need to work it out
+        table[i, slot] = 0.0
+        table[i[other], slot[other]] = _pairs(c, i[other], x, j[other])
+        rows = torch.nonzero(few).squeeze(1)
+        out[start + rows] = table[rows].sort(dim=1).values[:, k]
+        many = torch.nonzero(~few).squeeze(1)
+        if len(many):
+            nearest = torch.cdist(c[many], x).topk(k + 1, dim=1, largest=False).indices[:, k]
+            out[start + many] = _direct(c[many], x[nearest])
+    return out
 
 
 def precision_recall(gen: torch.Tensor, real: torch.Tensor, k: int = 3, batch: int = 10000) -> tuple[float, float]:
     """Precision: share of generated samples inside some real k-NN ball; recall: the converse.
 
-    Closed balls (distance ≤ radius), as in the authors' code and torch-fidelity, whose numbers these equal. Float64,
-    with the boundary cases recomputed (``_inside``): a sample that copies a real image counts as inside, a near-copy
-    of a real image present k + 1 times (radius 0) does not, whatever the input's dtype.
+    Closed balls (distance ≤ radius), as in the authors' code and torch-fidelity, whose numbers these equal. Exact:
+    radii and every undecided distance come from float64 differences (``_Screen``), so a sample that copies a real
+    image counts as inside and a near-copy of a real image present k + 1 times (radius 0) does not, whatever the
+    input's dtype. One distance matrix serves both directions.
     """
     require_neighbours(k, samples=len(gen), real_images=len(real))
     gen, real = gen.double(), real.double()
-    precision = sum(int(h.any(dim=1).sum()) for h in _inside(gen, real, _radii(real, k, batch), batch, closed=True))
-    recall = sum(int(h.any(dim=1).sum()) for h in _inside(real, gen, _radii(gen, k, batch), batch, closed=True))
-    return precision / len(gen), recall / len(real)
+    r_real, r_gen = _radii(real, k, batch), _radii(gen, k, batch)
+    screen = _Screen(real)
+    margin = screen.margin(r_real, r_gen)
+    held = 0
+    covered = torch.zeros(len(real), dtype=torch.bool, device=real.device)
+    for start, q in _chunks(gen, batch, len(real)):
+        d, bound = screen.distances(q)
+        held += int(screen.settle(d, bound + margin, r_real[None, :], q, real, closed=True).any(dim=1).sum())
+        covered |= screen.settle(d, bound + margin, r_gen[start:start + len(q), None], q, real, closed=True).any(dim=0)
+    return held / len(gen), int(covered.sum()) / len(real)
 
 
 def density_coverage(gen: torch.Tensor, real: torch.Tensor, k: int = 5, batch: int = 10000) -> tuple[float, float]:
     """Density: how many real k-NN balls hold each generated sample, over k (1 when the distributions match, above 1
     when samples crowd dense real regions); coverage: share of real balls holding at least one generated sample.
 
-    Balls are open (distance < radius), as in the authors' ``prdc`` package, whose numbers these equal. Exactly:
-    distances are float64, and those within round-off of a radius are recomputed from the differences (``_inside``),
-    so a sample that copies a real image (it lies on some balls' boundary) is never counted inside by round-off.
+    Balls are open (distance < radius), as in the authors' ``prdc`` package, whose numbers these equal. Exact, as
+    precision/recall: a sample that copies a real image (it lies on some balls' boundary) is never counted inside
+    by round-off.
     """
     require_neighbours(k, real_images=len(real))
     gen, real = gen.double(), real.double()
+    r_real = _radii(real, k, batch)
+    screen = _Screen(real)
+    margin = screen.margin(r_real)
     inside = 0
     covered = torch.zeros(len(real), dtype=torch.bool, device=real.device)
-    for hit in _inside(gen, real, _radii(real, k, batch), batch, closed=False):
+    for _, q in _chunks(gen, batch, len(real)):
+        d, bound = screen.distances(q)
+        hit = screen.settle(d, bound + margin, r_real[None, :], q, real, closed=False)
         inside += int(hit.sum())
         covered |= hit.any(dim=0)
     return inside / (k * len(gen)), int(covered.sum()) / len(real)
