@@ -24,7 +24,7 @@ from ganeval.feature_cache import load_metric, metric_key, metric_options, save_
 from ganeval.features import get_extractor, resolve_device
 from ganeval.features.base import FeatureExtractor
 from ganeval.illustrations import Illustrations, shown_checkpoints
-from ganeval.inputs import Series, Source, printable, resolve_target
+from ganeval.inputs import SAMPLE_KINDS, Series, Source, printable, resolve_target
 from ganeval.metrics.fid import FIDReference, bootstrap_fid
 from ganeval.metrics.registry import FD_COLUMN, METRICS, Metric, MetricInput
 from ganeval.nearest import report_neighbours
@@ -76,8 +76,11 @@ class _Evaluator(Illustrations, RealImages):
             self.notes.append(f"N={opts.num_samples} is below the Inception feature dimension (2048): FID is unreliable at this N; {guide}")
         self.copy_sets = resolve_copy_sets(opts, self.ref_meta)
         # The real-data floor is read (and checked) here, so a bad --real-floor fails before any checkpoint is scored;
-        # score_floor draws it again at the N the checkpoints were really scored at.
-        self.floor = floor_source(opts.real_floor, self.ref_meta, opts.num_samples, opts.seed) if opts.real_floor else None
+        # score_floor draws it again at the N the checkpoints were really scored at. Only generators are sure to be
+        # scored at --num-samples: a floor short of it is refused here only then.
+        n_known = not any(src.kind in SAMPLE_KINDS for src in series.sources)
+        self.floor = floor_source(opts.real_floor, self.ref_meta, opts.num_samples, opts.seed,
+                                  n_known) if opts.real_floor else None
         self._datasets: dict[tuple[str, str], torch.Tensor] = {}
         self.memo: dict[str, Any] = {}
         rng = np.random.default_rng(opts.seed + 1)

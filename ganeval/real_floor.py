@@ -53,10 +53,13 @@ def floor_indices(total: int, n: int, seed: int) -> np.ndarray:
     return np.sort(np.random.default_rng([seed, SUBSET_STREAM]).choice(total, n, replace=False))
 
 
-def floor_source(choice: str, ref_meta: dict[str, dict[str, Any]], n: int, seed: int = 0) -> tuple[Source, dict[str, Any]]:
+def floor_source(choice: str, ref_meta: dict[str, dict[str, Any]], n: int, seed: int = 0,
+                 n_known: bool = True) -> tuple[Source, dict[str, Any]]:
     """The floor as a series element (stored uint8 images), and its identity for the summary.
 
-    Refuses the reference's own images: they are not held out, and would score far below a true floor.
+    Refuses the reference's own images: they are not held out, and would score far below a true floor. With
+    ``n_known`` False (stored sample sets may be scored at fewer than ``n``), fewer than ``n`` held-out images are
+    drawn whole rather than refused: the floor is drawn again, and checked, at the N really scored.
     """
     if choice is True:
         choice = AUTO
@@ -72,7 +75,7 @@ def floor_source(choice: str, ref_meta: dict[str, dict[str, Any]], n: int, seed:
         if same:
             raise GanevalError(f"--real-floor {dataset}: these are the images the {extractor} reference statistics were made "
                                "from, not held-out ones; pick real images outside the reference")
-    if len(real.images) < n:  # a floor at a smaller N is biased upwards against the checkpoints' N: never mix them
+    if len(real.images) < n and n_known:  # a floor at a smaller N is biased upwards against the checkpoints' N: never mix them
         raise GanevalError(f"--real-floor {dataset}: {len(real.images)} held-out images, fewer than the {n} samples per "
                            "checkpoint; the floor must be scored at the same N (lower --num-samples or give more images)")
     idx = floor_indices(len(real.images), n, seed)

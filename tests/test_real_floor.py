@@ -185,3 +185,26 @@ def test_floor_and_real_images_are_drawn_at_the_n_really_scored(tmp_path: Path) 
     assert mixed["real_floor"] is None and mixed["n_scored"] == [300, 400]
     assert any(n.startswith("real floor not scored: the checkpoints were scored at different N (300–400)") for n in mixed["notes"])
     assert "held-out" not in mixed["verdict"]
+
+
+def test_a_floor_short_of_num_samples_is_judged_at_the_n_sample_sets_are_scored_at(tmp_path: Path) -> None:
+    """A 300-image sample set scored with --num-samples 400 needs 300 held-out images, not 400: a 350-image floor was
+    refused before anything was scored. It is now scored at 300; a floor short even of the N really scored is a note
+    and the checkpoints' rows stand. Generators are scored at --num-samples exactly: still refused up front."""
+    short = tmp_path / "short.npz"
+    np.savez(short, images=dataset_images("mnist-test")[5000:5300])
+    held = tmp_path / "held.npz"
+    np.savez(held, images=dataset_images("mnist-test")[:350])
+    opts = {**FAST, "metrics": ("mnist_fd",), "bootstrap": 0, "real_floor": str(held)}
+    df = score(short, **opts)
+    floor = df.attrs["summary"]["real_floor"]
+    assert floor["n"] == 300 and math.isfinite(floor["values"]["mnist_fd"])
+    assert floor["values"] == score(short, **{**opts, "num_samples": 300}).attrs["summary"]["real_floor"]["values"]
+    np.savez(held, images=dataset_images("mnist-test")[:250])
+    df = score(short, **opts)
+    assert df.attrs["summary"]["real_floor"] is None and math.isfinite(df["mnist_fd"].iloc[0])
+    assert any(n.startswith("real floor not scored: --real-floor ") and "250 held-out images, fewer than the 300" in n
+               for n in df.attrs["summary"]["notes"])
+    write_bank_checkpoint(tmp_path / "run", 1000)
+    with pytest.raises(GanevalError, match="250 held-out images, fewer than the 400 samples"):
+        score(tmp_path / "run", **opts)
