@@ -84,7 +84,8 @@ def _extract(samples: Samples, extractors: list[FeatureExtractor], seed: int, ba
     out = Extracted(sha256=samples.sha256 or "", meta=samples.meta, n=n, paired=samples.paired, n_bad=samples.n_bad)
     if samples.cache_key is not None:
         key_seed = seed if samples.paired else 0
-        out.keys = {ex.name: feature_key(samples.cache_key, ex.provenance(), n, key_seed, samples.z_type)
+        batch = batch_size if samples.paired else None  # a generator's noise drawn in forward is seeded per batch
+        out.keys = {ex.name: feature_key(samples.cache_key, ex.provenance(), n, key_seed, samples.z_type, batch)
                     for ex in extractors if cacheable(ex)}
     cached = use_cache and bool(out.keys)
     n_batches = math.ceil(n / batch_size)
@@ -93,7 +94,7 @@ def _extract(samples: Samples, extractors: list[FeatureExtractor], seed: int, ba
     bad: dict[int, torch.Tensor] = {}
 
     def lookups() -> dict[str, tuple[torch.Tensor, torch.Tensor | None, int]]:
-        out.grid = samples.grid(GRID_SAMPLES)
+        out.grid = samples.grid(GRID_SAMPLES, batch_size)
         found = {ex.name: load_features(out.keys[ex.name]) if cached and ex.name in out.keys else None for ex in extractors}
         return {k: hit for k, hit in found.items() if hit is not None}
 

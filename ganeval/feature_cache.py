@@ -1,4 +1,4 @@
-"""Per-checkpoint features cached by content: (checkpoint SHA-256, extractor provenance, N, seed)."""
+"""Per-checkpoint features cached by content: (checkpoint SHA-256, extractor provenance, N, seed, batch size)."""
 
 from __future__ import annotations
 
@@ -18,9 +18,12 @@ if TYPE_CHECKING:
     from ganeval.options import ScoreOptions
 
 
-def feature_key(source_sha: str, provenance: dict[str, Any], n: int, seed: int, z_type: str) -> str:
-    """Stable key of one checkpoint's features."""
-    blob = json.dumps({"src": source_sha, "prov": provenance, "n": n, "seed": seed, "z": z_type}, sort_keys=True)
+def feature_key(source_sha: str, provenance: dict[str, Any], n: int, seed: int, z_type: str,
+                batch: int | None = None) -> str:
+    """Stable key of one checkpoint's features; ``batch``: a generator's batch size (noise drawn in its forward is
+    seeded per batch of rows, so its samples depend on it), None for stored samples."""
+    blob = json.dumps({"src": source_sha, "prov": provenance, "n": n, "seed": seed, "z": z_type, "batch": batch},
+                      sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:32]
 
 

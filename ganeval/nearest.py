@@ -59,12 +59,13 @@ def set_images(dataset: str) -> np.ndarray:
 
 
 def sample_images(source: Any, indices: list[int], device: torch.device, opts: Any) -> np.ndarray:
-    """Samples ``indices`` of ``source`` (the rows ``ganeval score`` scored) as gray ``(k, H, W)`` uint8."""
+    """Samples ``indices`` of ``source`` (the rows ``ganeval score`` scored, as it scored them) as gray ``(k, H, W)``
+    uint8."""
     from ganeval.sources.base import gray_grid
 
     samples = source.open(device, opts.num_samples, opts.seed)
     try:
-        return gray_grid(torch.cat([samples.rows(i, i + 1).images.cpu() for i in indices]))
+        return gray_grid(samples.scored_rows(indices, opts.batch_size))
     finally:
         samples.close()
 

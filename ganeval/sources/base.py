@@ -7,7 +7,7 @@ sources are paired across a series) and ``ImageSamples`` (stored images in a fix
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -152,9 +152,17 @@ class Samples:
         """Global batch ``b``: rows ``b·bs : (b+1)·bs``."""
         return self.rows(b * batch_size, min((b + 1) * batch_size, self.n))
 
-    def grid(self, k: int) -> np.ndarray:
-        """The first ``k`` samples as ``(k, H, W)`` uint8 for the report."""
-        return gray_grid(self.rows(0, min(k, self.n)).images)
+    def scored_rows(self, indices: Sequence[int], batch_size: int) -> torch.Tensor:
+        """uint8 samples ``indices`` (on the host) exactly as scoring saw them: read in scoring's batches of
+        ``batch_size``, each once, since noise a generator draws in ``forward`` is seeded per batch."""
+        if not indices:
+            return self.rows(0, 0).images.cpu()
+        read = {b: self.batch(b, batch_size).images.cpu() for b in sorted({i // batch_size for i in indices})}
+        return torch.cat([read[i // batch_size][i % batch_size:i % batch_size + 1] for i in indices])
+
+    def grid(self, k: int, batch_size: int) -> np.ndarray:
+        """The first ``k`` samples as scored (``scored_rows``), ``(k, H, W)`` uint8 for the report."""
+        return gray_grid(self.scored_rows(range(min(k, self.n)), batch_size))
 
     def close(self) -> None:
         """Release what ``open`` loaded."""
