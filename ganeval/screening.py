@@ -20,6 +20,7 @@ import pandas as pd
 
 from ganeval.atomic import write_text
 from ganeval.checkpoints import checkpoint_name
+from ganeval.errors import require_count
 from ganeval.evaluate import score
 from ganeval.train.loop import TrainResult, train
 from ganeval.train.plan import plan_train
@@ -89,6 +90,8 @@ def screen_seeds(out: str | os.PathLike[str], seeds: list[int], screen_iteration
     continue the best seed by ``metric`` to the run's full length. ``train_kwargs`` go to :func:`ganeval.train.train`
     (model, iterations, batch_size, lr_decay_start, …) for every seed."""
     out = Path(out)
+    require_count(num_samples, 2, "--screen-samples", TrainError)  # before any seed is trained, not at its scoring
+    require_count(bootstrap, 0, "bootstrap", TrainError)
     if not seeds or len(set(seeds)) != len(seeds):
         raise TrainError(f"--screen-seeds needs distinct seeds (got {seeds})")
     if metric not in SCREEN_METRICS:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -207,3 +209,68 @@ def test_screen_seeds_with_an_empty_item(tmp_path: Path, cli, seeds: str) -> Non
                        "--iterations", "10", "--device", "cpu")
     _one_line(code, err)
     assert "--screen-seeds must be integers separated by commas" in err and not (tmp_path / "s").exists()
+
+
+def test_a_run_gone_to_nan_resumes_from_its_own_checkpoints(tmp_path: Path, mnist_dir: Path) -> None:
+    """NaN weights never equal themselves under torch.equal: a diverged run's own checkpoint was "different weights",
+    so --resume, --early-stop and a screen re-run all failed. Checkpoints are compared bit for bit."""
+    out = tmp_path / "nan"
+    train(out, iterations=4, lr=1e30, **KW)
+    with safe_open(str(out / "ckpt_0000004.safetensors"), "pt") as f:
+        assert any(torch.isnan(f.get_tensor(k)).any() for k in f.keys())  # the run did go to NaN
+    assert train(out, iterations=8, lr=1e30, resume=True, **KW).iteration == 8
+    from ganeval.train.loop import same_bits
+
+    nan = torch.tensor([float("nan"), 0.0])
+    assert same_bits(nan, nan.clone()) and not same_bits(nan, torch.tensor([float("nan"), -0.0]))
+    assert not same_bits(torch.zeros(2), torch.zeros(2, dtype=torch.float64)) and not same_bits(torch.zeros(2), torch.zeros(1, 2))
+
+
+@pytest.mark.parametrize(("flag", "value", "problem"), [
+    ("--lr", "1e39", "--lr must be at most 3.4e+38, float32's largest (got 1e+39)"),
+    ("--batch-size", "100000000000", "--batch-size must be at most 60,000, the MNIST training images (got 100000000000)")])
+def test_numbers_torch_cannot_hold_are_refused_before_anything_is_written(tmp_path: Path, mnist_dir: Path, cli: Any,
+                                                                          flag: str, value: str, problem: str) -> None:
+    """--lr 1e39 is finite in float64 but overflows float32 in Adam's first step; a huge batch fails to allocate:
+    both were a traceback (exit 1) and an empty --out."""
+    code, _, err = cli("train", "--out", tmp_path / "r", flag, value, "--iterations", "2", "--device", "cpu", "--no-progress")
+    _one_line(code, err)
+    assert problem in err and not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize("n", [1, 0, -5])
+def test_screen_samples_are_checked_before_any_seed_is_trained(tmp_path: Path, mnist_dir: Path, cli: Any, n: int) -> None:
+    """--screen-samples 1 trained seed 0 first and then failed naming --num-samples, a flag train does not have."""
+    code, _, err = cli("train", "--model", "mlp", "--iterations", "12", "--checkpoint-every", "6", "--out", tmp_path / "s",
+                       "--screen-seeds", "0,1", "--screen-iterations", "6", "--screen-samples", str(n), "--device", "cpu",
+                       "--no-progress")
+    _one_line(code, err)
+    assert f"--screen-samples must be an integer of at least 2 (got {n})" in err and not (tmp_path / "s").exists()
+    with pytest.raises(TrainError, match="bootstrap must be an integer of at least 0"):
+        screen_seeds(tmp_path / "s", [0, 1], 6, iterations=12, num_samples=200, bootstrap=-1, device="cpu")
+
+
+def _train_touching(cli: Any, out: Path, stop: Path, iterations: int) -> str:
+    """``ganeval train`` with a stop file that appears as soon as the run's folder does (before its first checkpoint)."""
+    def touch() -> None:
+        while not out.exists():
+            time.sleep(0.005)
+        stop.touch()
+
+    watcher = threading.Thread(target=touch)
+    watcher.start()
+    code, stdout, err = cli("train", "--model", "mlp", "--iterations", iterations, "--checkpoint-every", 100, "--log-every",
+                            50, "--out", out, "--stop-file", stop, "--device", "cpu", "--no-progress")
+    watcher.join()
+    assert code == 0, err
+    stop.unlink()
+    return stdout
+
+
+def test_a_stop_file_at_the_last_checkpoint_is_not_a_pause(tmp_path: Path, mnist_dir: Path, cli: Any) -> None:
+    """A run that reached its last iteration said "paused by the stop file ... --resume to continue" whenever the stop
+    file was there at its end; it is a pause only when the run stopped short of it."""
+    done = _train_touching(cli, tmp_path / "done", tmp_path / "STOP", 100)
+    assert "iteration 100," in done and "paused" not in done, done
+    short = _train_touching(cli, tmp_path / "short", tmp_path / "STOP", 200)
+    assert "iteration 100," in short and "paused by the stop file" in short, short

@@ -87,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
     )
     last = result.checkpoints[-1].name if result.checkpoints else "none"
     paused = (f"; paused by the stop file {args.stop_file} (remove it and --resume to continue)"
-              if args.stop_file is not None and args.stop_file.exists() else "")
+              if args.stop_file is not None and args.stop_file.exists() and result.iteration < result.target else "")
     print(f"{result.out_dir}: iteration {result.iteration}, {len(result.checkpoints)} checkpoints (last {last}), "
           f"{result.seconds:.1f} s of training{paused}")
     return 0

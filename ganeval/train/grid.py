@@ -23,6 +23,7 @@ def images_to_grid(images: torch.Tensor | np.ndarray, rows: int = GRID_ROWS, col
     n, h, w = arr.shape
     if n < rows * cols:
         raise ValueError(f"need {rows * cols} images for a {rows}×{cols} grid, got {n}")
+    arr = np.nan_to_num(arr, nan=-1.0)  # a diverged run's NaN pixels black (a cast of NaN is undefined), ±inf clipped
     pix = np.clip(np.rint((arr + 1.0) * 127.5), 0, 255).astype(np.uint8)
     grid = np.full((rows * (h + pad) + pad, cols * (w + pad) + pad), 128, np.uint8)
     for i in range(rows * cols):

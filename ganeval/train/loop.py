@@ -55,6 +55,7 @@ class TrainResult:
     checkpoints: list[Path]
     seconds: float
     resumed_from: int | None = None
+    target: int = 0  # the run's planned last iteration: below it, the run paused (stop file, screening)
 
 
 class _Trainer:
@@ -169,7 +170,7 @@ class _Trainer:
         except Exception as exc:  # any unreadable file is refused, never replaced
             reason = exc.__class__.__name__
             raise CheckpointError(f"{path}: exists but cannot be read; refusing to overwrite it ({reason})") from exc
-        same = have.keys() == want.keys() and all(torch.equal(have[k], v.detach().cpu()) for k, v in want.items())
+        same = have.keys() == want.keys() and all(same_bits(have[k], v.detach().cpu()) for k, v in want.items())
         if not same:
             raise CheckpointError(f"{path}: exists with different weights; refusing to overwrite it (move it away to resume)")
         return True
@@ -290,7 +291,15 @@ def train(out: str | os.PathLike[str], model: str | None = None, *, iterations: 
         trainer.fit(plan.target, checkpoint_every, log_every, progress, stop_at,
                     Path(stop_file) if stop_file is not None else None)
     return TrainResult(out, trainer.iteration, [r.path for r in list_checkpoints(out)], trainer.elapsed,
-                       start if saved else None)
+                       start if saved else None, plan.target)
+
+
+def same_bits(a: torch.Tensor, b: torch.Tensor) -> bool:
+    """Whether two tensors hold the very same values, bit for bit: NaN weights (a diverged run) equal themselves,
+    as ``torch.equal`` would not say, so a run that went to NaN still resumes from its own checkpoints."""
+    if a.dtype != b.dtype or a.shape != b.shape:
+        return False
+    return torch.equal(a.reshape(-1).contiguous().view(torch.uint8), b.reshape(-1).contiguous().view(torch.uint8))
 
 
 __all__ = ["TrainResult", "RunSettings", "train"]

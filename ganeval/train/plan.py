@@ -53,13 +53,20 @@ class TrainPlan:
         return int(self.saved[1]["iteration"]) if self.saved else 0
 
 
+#: Largest batch: the MNIST training set (batches are drawn from it with replacement; more only fills memory).
+MAX_BATCH = 60_000
+
+
 def _positive(name: str, value: float | None) -> None:
     if value is None:
         return
-    # a real number must also be finite: --lr inf trained NaN weights, exited 0, and then its own state was refused
+    # a real number must also be finite: --lr inf trained NaN weights, exited 0, and then its own state was refused;
+    # and finite in float32, the optimiser's type: --lr 1e39 overflowed in Adam's first step with a traceback
     integer = isinstance(value, numbers.Integral)
     if isinstance(value, bool) or not value > 0 or not (integer or math.isfinite(value)):
         raise TrainError(f"{name} must be positive{'' if integer else ' and finite'} (got {value})")
+    if not integer and value > torch.finfo(torch.float32).max:
+        raise TrainError(f"{name} must be at most {torch.finfo(torch.float32).max:.3g}, float32's largest (got {value})")
 
 
 def _resolve(saved: dict[str, Any] | None, model: str | None, config: dict[str, Any] | None, seed: int | None,
@@ -131,6 +138,8 @@ def plan_train(out: str | os.PathLike[str], model: str | None = None, *, iterati
                         ("--n-critic", n_critic), ("--checkpoint-every", checkpoint_every), ("--log-every", log_every),
                         ("--screen-iterations", stop_at)):
         _positive(name, value)
+    if batch_size is not None and batch_size > MAX_BATCH:
+        raise TrainError(f"--batch-size must be at most {MAX_BATCH:,}, the MNIST training images (got {batch_size})")
     if seed is not None and (problem := seed_problem(seed)):
         raise TrainError(f"--seed {problem}")
     if out.exists() and not out.is_dir():
