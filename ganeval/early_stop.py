@@ -128,6 +128,8 @@ class EarlyStopper:
             row.update(value=value, best=str(ckpt), verdict="first")
             self.best, self.best_value = ckpt, value
             self._keep(held)
+            if math.isinf(value):  # diverged from the start: nothing finite to be worse than
+                row["verdict"], self.worse_in_a_row = "diverged", 1
         else:
             comp = compare({"best": self._baseline(), "new": held}, permutations=self.permutations,
                            sequential=self.sequential, **self._options())
@@ -139,14 +141,18 @@ class EarlyStopper:
             row.update(value=value, best_value=float(d["baseline_value"]), difference=float(d["difference"]),
                        relative=float(d["relative"]), ci_low=float(d["ci_low"]), ci_high=float(d["ci_high"]),
                        verdict=str(d["verdict"]), p_value=float(d["p_value"]), relabellings=float(d["relabellings"]))
-            if value < float(d["baseline_value"]):
+            if math.isinf(value):  # samples hold NaN/Inf: a diverged run, whose weights do not come back
+                row["verdict"] = "diverged"
+                self.worse_in_a_row += 1
+            elif value < float(d["baseline_value"]):
                 self.best, self.best_value, self.worse_in_a_row = ckpt, value, 0
                 self._keep(held)
             elif d["verdict"] == "worse" and float(d["relative"]) > self.threshold:
                 self.worse_in_a_row += 1
             else:
                 self.worse_in_a_row = 0
-            if self.worse_in_a_row >= self.patience and not self._confirmed(held, row):
+            confirm = row["verdict"] != "diverged"  # NaN weights are no sampling fluke: nothing to confirm
+            if self.worse_in_a_row >= self.patience and confirm and not self._confirmed(held, row):
                 self.worse_in_a_row = 0
             row["best"] = str(self.best)
         row["worse_in_a_row"] = self.worse_in_a_row

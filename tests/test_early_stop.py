@@ -83,6 +83,21 @@ def test_resumed_without_iterations_runs_to_its_own_end_and_stops_there(tmp_path
     assert res.train.iteration == 40 and [h["iteration"] for h in report["history"]] == [20, 40]
 
 
+def test_a_diverged_run_stops_after_patience_diverged_checkpoints(tmp_path: Path, mnist_dir: Path, cli) -> None:
+    """A run gone to NaN (--lr 1e30) could not be resumed at its second checkpoint (its own NaN checkpoint was
+    "different weights"); with that fixed, it ran to the end "without going bad": inf was never worse than inf. Each
+    diverged checkpoint now counts against the run, with no confirmation (NaN weights are no sampling fluke)."""
+    out = tmp_path / "nan"
+    code, stdout, err = cli("train", "--model", "mlp", "--lr", "1e30", "--iterations", "40", "--checkpoint-every", "4",
+                            "--out", out, "--early-stop", "--patience", "2", "--stop-samples", "200", "--device", "cpu",
+                            "--no-progress")
+    assert code == 0, err
+    report = json.loads((out / REPORT_NAME).read_text())
+    assert report["stopped"] and report["iteration"] == 8
+    assert [(h["verdict"], h["worse_in_a_row"]) for h in report["history"]] == [("diverged", 1), ("diverged", 2)]
+    assert "confirmed" not in report["history"][-1] and "stopped at iteration 8" in stdout and "diverged (mnist_fd inf" in stdout
+
+
 def test_refusals(tmp_path: Path, cli) -> None:
     with pytest.raises(TrainError, match="--stop-metric"):
         EarlyStopper(metric="kid")

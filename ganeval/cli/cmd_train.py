@@ -131,9 +131,12 @@ def _early_stop(args: argparse.Namespace) -> int:
         log_every=args.log_every, data_dir=args.data_dir, progress=not args.no_progress,
     )
     last = res.stopper.history[-1] if res.stopper.history else {}
+    diverged = last.get("verdict") == "diverged"
     how = (f"stopped at iteration {res.train.iteration}: {args.patience} checkpoint(s) in a row worse than the best by "
-           f"more than {100 * args.stop_threshold:g}% beyond noise" if res.stopped else
-           f"ran to iteration {res.train.iteration} without going bad")
+           f"more than {100 * args.stop_threshold:g}% beyond noise{' or diverged' if diverged else ''}" if res.stopped else
+           f"ran to iteration {res.train.iteration} {'and diverged' if diverged else 'without going bad'}")
+    if diverged:
+        how += f" ({args.stop_metric} inf: the samples hold NaN/Inf values)"
     print(f"{res.train.out_dir}: {how}; best {res.stopper.best} ({args.stop_metric} {res.stopper.best_value:.4g}; "
           f"last {last.get('value', float('nan')):.4g}); {args.out / REPORT_NAME}")
     return 0
