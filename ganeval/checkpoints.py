@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from ganeval.atomic import atomic_path, sha256_file
+from ganeval.devices import resolve_device
 from ganeval.errors import CheckpointError, first_line, short
 from ganeval.models import CONFIG_ERRORS, build_generator, build_meta
 from ganeval.version import __version__
@@ -144,13 +145,15 @@ def _header_shapes(path: Path) -> dict[str, tuple[int, ...]]:
 def load_generator(
     path: str | os.PathLike[str], use_ema: bool = True, device: str | torch.device = "cpu"
 ) -> tuple[nn.Module, dict[str, Any]]:
-    """Load a checkpoint's generator (EMA weights when present and ``use_ema``) in eval mode, with its metadata.
+    """Load a checkpoint's generator (EMA weights when present and ``use_ema``) in eval mode, with its metadata, on
+    ``device`` (``auto``: CUDA when present; checked before the file is read, as every command checks ``--device``).
 
     The metadata's model and config are checked against the file's header on a meta-device skeleton before any
     weight is built or read: an untrusted file cannot make ganeval allocate more than its own tensors."""
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
+    device = resolve_device(device, CheckpointError)
     path = Path(path)
     meta = read_metadata(path)
     shapes = _header_shapes(path)

@@ -8,6 +8,7 @@ or ``.zip`` of images, an ``.npz``); several targets at once (a series); from Py
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 from collections.abc import Callable, Sequence
@@ -316,12 +317,20 @@ def _resolve_one(target: Any, hints: InputHints) -> Series:
 
 
 def _report_name(paths: list[Path]) -> str:
-    """``report`` for sample folders (a series of them is the run); ``report_<file stems>`` for picked files."""
+    """``report`` for sample folders (a series of them is the run); ``report_<file stems>`` for files picked from one
+    folder. A long list (``report_<first>_and_<k>_more``) or files from several folders get a digest of the selection
+    too: the stems alone named other selections alike, whose reports then silently replaced each other."""
     if any(p.is_dir() for p in paths):
         return "report"
     stems = sorted((p.stem for p in paths), key=natural_key)
     joined = "_".join(stems)
-    return f"report_{joined}" if len(joined) <= 80 else f"report_{stems[0]}_and_{len(stems) - 1}_more"
+    parents = {str(p.resolve().parent) for p in paths}
+    if len(joined) <= 80 and len(parents) == 1:
+        return f"report_{joined}"
+    root = os.path.commonpath(sorted(parents))
+    chosen = "\n".join(sorted(os.path.relpath(p.resolve(), root) for p in paths))
+    digest = hashlib.sha256(chosen.encode()).hexdigest()[:8]
+    return f"report_{joined if len(joined) <= 80 else f'{stems[0]}_and_{len(stems) - 1}_more'}_{digest}"
 
 
 def resolve_target(target: Any, *, z_dim: int | None = None, z_type: str | None = None, output_range: str | None = None,

@@ -302,3 +302,16 @@ def test_the_built_in_models_build_on_the_meta_device(name: str) -> None:
 
     for part in ("generator", "discriminator"):
         assert all(p.is_meta for p in build_meta(name, None, part).parameters())
+
+
+def test_load_generator_resolves_its_device_as_every_command_does(tmp_path: Path) -> None:
+    """``device="auto"`` (every other entry point's default) crashed in torch's ``Module.to``, and a bad device gave
+    torch's RuntimeError after the file was read; now "auto" works and a bad device is one CheckpointError line."""
+    from ganeval.errors import CheckpointError
+
+    path = Path(__file__).resolve().parent.parent / "ganeval" / "pretrained" / "dcgan_info" / "ckpt_0010000.safetensors"
+    g, _ = load_generator(path, device="auto")
+    assert next(g.parameters()).device.type == ("cuda" if torch.cuda.is_available() else "cpu")
+    for bad, problem in (("tpu", "is not a device"), ("mps", "is not supported by ganeval")):
+        with pytest.raises(CheckpointError, match=f"^--device '{bad}' {problem}"):
+            load_generator(tmp_path / "missing.safetensors", device=bad)  # refused before the (missing) file is read

@@ -69,3 +69,17 @@ def test_a_tuple_output_says_what_is_expected(gen: BankGenerator, kind: type) ->
     status, error, _ = _row(ganeval.score(pair, z_dim=16, **FAST))
     assert status == "error" and error == (f"pair: generator returned a {kind.__name__}; expected one (B, 1|3, H, W) "
                                            "tensor or array of images (return only the images)")
+
+
+@pytest.mark.parametrize(("given", "scale", "hint"), [("0,1", lambda x: x, "looks like [-1, 1], not [0, 1]: pass --output-range -1,1"),
+                                                      ("0,255", lambda x: (x + 1) / 2, "looks like [0, 1] or [-1, 1], not 0..255")])
+def test_outputs_read_in_a_narrower_range_get_a_note(gen: BankGenerator, given: str, scale: Any, hint: str) -> None:
+    """[-1, 1] outputs read as [0, 1] lose every negative value to the clamp (the shipped DCGAN's MNIST FD 0.60 →
+    0.68, with no note); [0, 1] read as 0..255 is a black image. Only the opposite mistake got a note."""
+    def wrong(z: torch.Tensor) -> torch.Tensor:
+        return scale(gen(z))
+
+    status, _, notes = _row(ganeval.score(wrong, z_dim=16, output_range=given, **FAST))
+    assert status == "ok" and any(n.startswith("wrong: outputs span [") and hint in n for n in notes), notes
+    _, _, right = _row(ganeval.score(wrong, z_dim=16, output_range="-1,1" if given == "0,1" else "0,1", **FAST))
+    assert not any("looks like" in n or "span" in n for n in right), right

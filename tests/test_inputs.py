@@ -439,3 +439,26 @@ def test_a_single_npy_array_named_npz_is_one_line(tmp_path: Path, cli: Any) -> N
     (tmp_path / "x.npy").rename(tmp_path / "x.npz")
     code, _, err = cli("score", tmp_path / "x.npz", "--metrics", "mnist_fd", "--device", "cpu", "--no-progress")
     assert code == 1 and "x.npz: a single .npy array, not an .npz archive" in err and "Traceback" not in err, err
+
+
+def test_report_folders_of_different_selections_differ(tmp_path: Path) -> None:
+    """Seven or more picked files were named after the first and a count, and files of one stem picked from other
+    folders alike: two selections shared a report folder and the second silently replaced the first's report."""
+    from ganeval.inputs import _report_name
+
+    for folder in ("x", "y"):
+        (tmp_path / folder).mkdir()
+        for it in range(1, 9):
+            (tmp_path / folder / f"ckpt_{it:07d}.safetensors").write_bytes(b"")
+
+    def name(*picked: str) -> str:
+        return _report_name([tmp_path / p for p in picked])
+
+    x = [f"x/ckpt_{it:07d}.safetensors" for it in range(1, 9)]
+    assert name(x[0]) == "report_ckpt_0000001" and name(x[1], x[0]) == "report_ckpt_0000001_ckpt_0000002"
+    long_a, long_b = name(*x[:7]), name(*x[:1], *x[2:])
+    assert long_a.startswith("report_ckpt_0000001_and_6_more_") and long_b.startswith("report_ckpt_0000001_and_6_more_")
+    assert long_a != long_b and name(*reversed(x[:7])) == long_a
+    mixed_a = name("x/ckpt_0000001.safetensors", "y/ckpt_0000002.safetensors")
+    mixed_b = name("y/ckpt_0000001.safetensors", "x/ckpt_0000002.safetensors")
+    assert mixed_a.startswith("report_ckpt_0000001_ckpt_0000002_") and mixed_a != mixed_b

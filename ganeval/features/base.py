@@ -9,6 +9,7 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
+from ganeval.devices import resolve_device  # noqa: F401  (re-exported: ganeval.features.resolve_device)
 from ganeval.errors import GanevalError
 from ganeval.threads import PRECISIONS, float32_mode
 
@@ -71,24 +72,6 @@ def refuse_nonfinite(extractor: FeatureExtractor, feats: torch.Tensor, what: str
     who = f"--feature-network {network}" if network else f"the {extractor.name} extractor"
     raise GanevalError(f"{who}: returned NaN/Inf features for {which} of {what}; a feature network must return finite "
                        "features")
-
-
-def resolve_device(device: str | torch.device = "auto", error: type[GanevalError] = GanevalError) -> torch.device:
-    """``auto`` → CUDA when present, else CPU. Every command resolves ``--device`` here, so an unknown name, a type
-    ganeval does not run on (mps, xpu…) or a CUDA device that is absent is one line (``error``), not torch's traceback."""
-    if str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError, ValueError) as exc:
-        raise error(f"--device {device!r} is not a device (use auto, cpu or cuda)") from exc
-    if dev.type not in ("cpu", "cuda"):
-        raise error(f"--device {device!r} is not supported by ganeval (use auto, cpu or cuda)")
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise error("--device cuda asked for, but no CUDA device is available")
-    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
-        raise error(f"--device {device!r}: this machine has {torch.cuda.device_count()} CUDA device(s), numbered from 0")
-    return dev
 
 
 def check_precision(precision: str, device: torch.device) -> str:

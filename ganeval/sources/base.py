@@ -214,6 +214,11 @@ def range_note(x: torch.Tensor, output_range: str, name: str, what: str = "outpu
         return f"{name}: {what} span [{lo:.3g}, {hi:.3g}], not [-1, 1]: pass --output-range 0,255?"
     if output_range == "-1,1" and lo >= 0:
         return f"{name}: {what} are all >= 0 ({lo:.3g}..{hi:.3g}); if they are in [0, 1] pass --output-range 0,1"
+    if output_range == "0,1" and lo < -0.5:  # [-1, 1] read as [0, 1]: every value below 0 would be clamped to 0
+        return f"{name}: {what} span [{lo:.3g}, {hi:.3g}], which looks like [-1, 1], not [0, 1]: pass --output-range -1,1"
+    if output_range == "0,255" and hi <= 1 and hi - lo > 0.1:  # [0, 1] or [-1, 1] read as 0..255: a black image
+        return (f"{name}: {what} span [{lo:.3g}, {hi:.3g}], which looks like [0, 1] or [-1, 1], not 0..255: pass "
+                "--output-range 0,1 or -1,1")
     if output_range != "0,255" and (hi > 1.5 or lo < -1.5):
         return f"{name}: {what} span [{lo:.3g}, {hi:.3g}], outside --output-range {output_range}; they are clamped"
     return None
