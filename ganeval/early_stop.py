@@ -22,7 +22,7 @@ import pandas as pd
 from ganeval.atomic import write_text
 from ganeval.checkpoints import checkpoint_name, list_checkpoints
 from ganeval.comparing import compare
-from ganeval.errors import GanevalError, require_count
+from ganeval.errors import GanevalError, require_count, require_number
 from ganeval.evaluate import score
 from ganeval.summary import json_value, row_dict
 from ganeval.threads import PRECISIONS
@@ -67,8 +67,9 @@ class EarlyStopper:
     def __post_init__(self) -> None:
         if self.metric not in STOP_METRICS:
             raise TrainError(f"--stop-metric must be one of {', '.join(STOP_METRICS)} (got {self.metric!r})")
-        if self.patience < 1 or not math.isfinite(self.threshold) or self.threshold < 0:
-            raise TrainError(f"--patience must be ≥ 1 and --stop-threshold ≥ 0 (got {self.patience}, {self.threshold})")
+        require_count(self.patience, 1, "--patience", TrainError)
+        require_number(self.threshold, "--stop-threshold", "be a number ≥ 0", lambda v: math.isfinite(v) and v >= 0,
+                       TrainError)
         if self.precision not in PRECISIONS:
             raise TrainError(f"the judging precision must be one of {', '.join(PRECISIONS)} (got {self.precision!r})")
         # the device and precision before any iteration is trained (or checkpoint watched), not at the first judgement

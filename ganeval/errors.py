@@ -41,6 +41,11 @@ class WeightsError(GanevalError):
     """Feature-extractor weights cannot be found or do not verify."""
 
 
+class OptionError(GanevalError, TypeError):
+    """An API call was given an option it does not take: a ganeval error, and the ``TypeError`` Python raises for
+    an unknown keyword."""
+
+
 def require_count(value: Any, low: int, what: str, error: type[GanevalError] = GanevalError) -> None:
     """Refuse ``value`` unless it is an integer (not a bool) of at least ``low``, in one line naming ``what``."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:

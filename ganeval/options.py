@@ -9,6 +9,8 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
+from ganeval.devices import resolve_device
+from ganeval.errors import GanevalError, OptionError, require_count, require_number
 from ganeval.metrics.directions import RANKABLE
 from ganeval.metrics.registry import DEFAULT_METRICS
 from ganeval.threads import PRECISIONS
@@ -64,8 +66,6 @@ class ScoreOptions:
         items = self.metrics.split(",") if isinstance(self.metrics, str) else self.metrics
         items = list(items) if isinstance(items, Iterable) else [items]
         if not all(isinstance(m, str) for m in items):
-            from ganeval.errors import GanevalError
-
             raise GanevalError(f"--metrics must be metric names, e.g. ['fid', 'mnist_fd'] or 'fid,mnist_fd' (got {self.metrics!r})")
         self.metrics = tuple(dict.fromkeys(m.strip() for m in items if m.strip()))
 
@@ -75,13 +75,11 @@ class ScoreOptions:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(kwargs) - known)
         if unknown:
-            raise TypeError(f"unknown score option(s) {unknown}; known: {sorted(known)}")
+            raise OptionError(f"unknown score option(s) {unknown}; known: {sorted(known)}")
         return cls(**{k: os.fspath(v) if isinstance(v, os.PathLike) else v for k, v in kwargs.items()})  # Path → str
 
     def check(self) -> None:
         """Refuse values no run can use, before anything is scored: one line naming the option (exit 2)."""
-        from ganeval.errors import GanevalError, require_count, require_number
-        from ganeval.features.base import resolve_device
         from ganeval.metrics.registry import METRICS
 
         if not self.metrics:

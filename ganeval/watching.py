@@ -24,7 +24,7 @@ from ganeval.atomic import write_text
 from ganeval.checkpoints import list_checkpoints
 from ganeval.distributed import refuse_torchrun
 from ganeval.early_stop import EarlyStopper
-from ganeval.errors import GanevalError
+from ganeval.errors import GanevalError, require_number
 from ganeval.evaluate import score
 from ganeval.sources.state_dicts import STATE_EXTS
 from ganeval.train.state import STATE_KEY, STATE_NAME
@@ -205,10 +205,9 @@ def watch(run_dir: str | os.PathLike[str], stopper: EarlyStopper | None = None, 
     if run_dir.exists() and not run_dir.is_dir():
         raise GanevalError(f"{run_dir}: is not a folder (watch a run's checkpoint folder)")
     for name, value in (("--interval", interval_s), ("--settle", settle_s)):
-        if not math.isfinite(value) or value < 0:
-            raise GanevalError(f"{name} must be a number ≥ 0 (got {value})")
-    if idle_timeout_s is not None and not idle_timeout_s > 0:
-        raise GanevalError(f"--idle-timeout must be > 0 seconds (got {idle_timeout_s})")
+        require_number(value, name, "be a number ≥ 0", lambda v: math.isfinite(v) and v >= 0)
+    if idle_timeout_s is not None:
+        require_number(idle_timeout_s, "--idle-timeout", "be > 0 seconds", lambda v: v > 0)
     stop_path = Path(stop_file) if stop_file is not None else None
     if stop_path is not None and stop_path.exists():
         raise GanevalError(f"{stop_path}: stop file already exists (from an earlier stop?); remove it to watch again")

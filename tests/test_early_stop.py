@@ -113,3 +113,23 @@ def test_refusals(tmp_path: Path, cli) -> None:
         train_with_early_stop(tmp_path / "full", EarlyStopper())
     code, _, err = cli("train", "--out", tmp_path / "s", "--early-stop", "--screen-seeds", "1,2", "--screen-iterations", "10")
     assert code == 2 and "cannot be combined" in err
+
+
+def test_api_values_of_the_wrong_type_are_ganeval_errors(tmp_path: Path) -> None:
+    """``EarlyStopper(patience="3")``, ``watch(interval_s="1")`` and an unknown score option raised bare TypeErrors
+    from deep inside; each is now one ganeval error line naming the option (an unknown option is also a TypeError)."""
+    import ganeval
+    from ganeval.errors import GanevalError
+
+    with pytest.raises(TrainError, match=r"^--patience must be an integer of at least 1 \(got '3'\)$"):
+        EarlyStopper(patience="3")
+    with pytest.raises(TrainError, match=r"^--stop-threshold must be a number ≥ 0 \(got the str '0.1'\)$"):
+        EarlyStopper(threshold="0.1")
+    (tmp_path / "run").mkdir()
+    with pytest.raises(GanevalError, match=r"^--interval must be a number ≥ 0 \(got the str '1'\)$"):
+        ganeval.watch(tmp_path / "run", interval_s="1")
+    with pytest.raises(GanevalError, match=r"^--idle-timeout must be > 0 seconds \(got -1\)$"):
+        ganeval.watch(tmp_path / "run", idle_timeout_s=-1)
+    with pytest.raises(GanevalError, match=r"^unknown score option\(s\) \['num_sample'\]") as err:
+        ganeval.score(tmp_path / "run", num_sample=10)
+    assert isinstance(err.value, TypeError)
