@@ -6,6 +6,7 @@ once-per-series reference, then each sample set), MNIST FD∞ and FID∞, agains
 
 from __future__ import annotations
 
+import argparse
 import time
 
 import numpy as np
@@ -48,4 +49,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    argparse.ArgumentParser(description=__doc__.splitlines()[0]).parse_args()  # --help, no options
     main()

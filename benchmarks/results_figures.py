@@ -6,8 +6,8 @@ Usage: python benchmarks/results_figures.py REPORT_DIR OUT_PREFIX
 
 from __future__ import annotations
 
+import argparse
 import json
-import sys
 from pathlib import Path
 
 import pandas as pd
@@ -43,4 +43,10 @@ def main(report: Path, prefix: Path) -> None:
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1]), Path(sys.argv[2]))
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("report", type=Path, metavar="REPORT_DIR", help="a ganeval report folder")
+    parser.add_argument("prefix", type=Path, metavar="OUT_PREFIX", help="figures go to OUT_PREFIX_metrics.png, _best.png, _last.png")
+    args = parser.parse_args()
+    if not (args.report / "scores.csv").is_file():
+        parser.error(f"{args.report}: no scores.csv (not a ganeval report folder)")
+    main(args.report, args.prefix)

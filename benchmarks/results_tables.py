@@ -5,9 +5,9 @@ Usage: python benchmarks/results_tables.py REPORT_DIR [REPORT_DIR ...]
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
-import sys
 from pathlib import Path
 
 import pandas as pd
@@ -59,6 +59,10 @@ def table(report: Path) -> str:
 
 
 if __name__ == "__main__":
-    for arg in sys.argv[1:]:
-        print(f"### {arg}\n")
-        print(table(Path(arg)))
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("reports", nargs="+", type=Path, metavar="REPORT_DIR", help="ganeval report folders")
+    for folder in parser.parse_args().reports:
+        if not (folder / "scores.csv").is_file():
+            parser.error(f"{folder}: no scores.csv (not a ganeval report folder)")
+        print(f"### {folder}\n")
+        print(table(folder))
