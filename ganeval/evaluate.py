@@ -318,6 +318,11 @@ def _score_series(series: Series, opts: ScoreOptions, dist: DistContext | None) 
         chosen.sort(key=lambda s: series.sources.index(s))
         ev.run_stage(chosen, ["inception"], "Inception")
     floor = ev.score_floor()
+    if len(sizes := ev.scored_sizes()) > 1:  # the N-dependent bias then differs between the rows being ranked
+        ev.notes.append(f"rows were scored at different N ({sizes[0]}–{sizes[-1]}): Fréchet distances are biased upwards at "
+                        "smaller N and precision/recall/coverage move with N, so a row of fewer samples ranks worse than "
+                        "an equally good one of more; score sample sets of one size (or --num-samples at most the "
+                        f"smallest, {sizes[0]}) to compare them")
     if dist.is_main and opts.progress:
         for note in ev.notes[printed:]:
             print(f"note: {note}", file=sys.stderr)

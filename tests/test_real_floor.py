@@ -184,6 +184,7 @@ def test_floor_and_real_images_are_drawn_at_the_n_really_scored(tmp_path: Path) 
     mixed = score([short, full], **opts).attrs["summary"]
     assert mixed["real_floor"] is None and mixed["n_scored"] == [300, 400]
     assert any(n.startswith("real floor not scored: the checkpoints were scored at different N (300–400)") for n in mixed["notes"])
+    assert any(n.startswith("rows were scored at different N (300–400): Fréchet distances are biased") for n in mixed["notes"])
     assert "held-out" not in mixed["verdict"]
 
 
