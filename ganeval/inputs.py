@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from ganeval.checkpoints import CKPT_RE, MAX_ITERATION, list_checkpoints, load_generator, read_metadata
-from ganeval.errors import CheckpointError, GanevalError
+from ganeval.errors import CheckpointError, GanevalError, short
 from ganeval.sources import generators as gens
 from ganeval.sources.base import GeneratorSamples, InputHints, Samples, merge_hints
 from ganeval.sources.samples import array_images, image_files, is_image_name, natural_key, open_array, read_image_set, read_npz
@@ -308,6 +308,9 @@ def _resolve_one(target: Any, hints: InputHints) -> Series:
         return target
     if isinstance(target, (np.ndarray, torch.Tensor)) or (callable(target) and not isinstance(target, (str, os.PathLike))):
         return Series([_in_memory(target, hints)], [], Path.cwd())
+    if not isinstance(target, (str, os.PathLike)):
+        raise GanevalError(f"cannot score the {type(target).__name__} {short(target)}: give a path (checkpoint, generator "
+                           "file, sample folder, zip or .npz), a list of them, a callable z -> images or an image array")
     path = Path(target)
     if not path.exists():
         raise GanevalError(f"{path}: no such file or directory")

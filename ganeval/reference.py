@@ -55,9 +55,15 @@ def _network_id(spec: Any) -> Any:
     return spec
 
 
-def reference_stats(reference: str | os.PathLike[str], extractor: FeatureExtractor, needs_images: bool = False) -> RefStats:
-    """Load the reference statistics for ``extractor``, refusing ones made another way (named in the error), and
-    with ``needs_images`` ones without real images behind them (imported), before any scoring."""
+def reference_stats(reference: str | os.PathLike[str], extractor: FeatureExtractor | str,
+                    needs_images: bool = False) -> RefStats:
+    """Load the reference statistics for ``extractor`` (an extractor, or a registered name such as ``"mnist"``, built
+    with its defaults on the CPU), refusing ones made another way (named in the error), and with ``needs_images``
+    ones without real images behind them (imported), before any scoring."""
+    if isinstance(extractor, str):
+        from ganeval.features import get_extractor
+
+        extractor = get_extractor(extractor, device="cpu")
     path = reference_path(reference, getattr(extractor, "stats_name", extractor.name))  # extractors registered elsewhere may lack it
     expect = expected_provenance(extractor)
     network = expect.pop("network", None)

@@ -462,3 +462,13 @@ def test_report_folders_of_different_selections_differ(tmp_path: Path) -> None:
     mixed_a = name("x/ckpt_0000001.safetensors", "y/ckpt_0000002.safetensors")
     mixed_b = name("y/ckpt_0000001.safetensors", "x/ckpt_0000002.safetensors")
     assert mixed_a.startswith("report_ckpt_0000001_ckpt_0000002_") and mixed_a != mixed_b
+
+
+@pytest.mark.parametrize("target", [42, 3.5, None, {"a": 1}])
+def test_a_target_of_no_known_kind_is_one_line(target: object) -> None:
+    """``ganeval.score(42)`` raised a TypeError from ``Path(42)``."""
+    from ganeval.errors import GanevalError
+    from ganeval.inputs import resolve_target
+
+    with pytest.raises(GanevalError, match=f"^cannot score the {type(target).__name__} .*: give a path"):
+        resolve_target(target)

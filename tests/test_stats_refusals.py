@@ -189,3 +189,17 @@ def test_a_limit_above_the_dataset_gets_a_note(digits: Path) -> None:
         "mnist-test: only 10000 images, fewer than the 20000 asked for; using those 10000"]
     assert real_images("mnist-test", limit=5).notes == []
     assert "only 40 images, fewer than the 50" in real_images(digits, limit=50).notes[0]
+
+
+def test_reference_stats_takes_an_extractor_name() -> None:
+    """``ganeval.reference_stats("mnist-train", "mnist")`` raised an AttributeError (a name has no ``.name``); a
+    registered name now builds that extractor, an unknown one is one line."""
+    import ganeval
+    from ganeval.errors import GanevalError
+    from ganeval.features import get_extractor
+
+    by_name = ganeval.reference_stats("mnist-train", "mnist")
+    direct = ganeval.reference_stats("mnist-train", get_extractor("mnist", device="cpu"))
+    assert np.array_equal(by_name.mu, direct.mu) and by_name.meta == direct.meta
+    with pytest.raises(GanevalError, match="^unknown extractor 'nope'"):
+        ganeval.reference_stats("mnist-train", "nope")
