@@ -68,50 +68,54 @@ def _ieee_float32() -> bool:
 
 
 class _Screen:
-    """Distances from queries to a support set by one matrix product, in float32 where that is plain IEEE, with a
-    rigorous bound on their round-off: only pairs the bound leaves undecided against a radius are recomputed
+    """Squared distances from queries to a support set by one matrix product, in float32 where that is plain IEEE,
+    with a rigorous bound on their round-off: only pairs the bound leaves undecided against a radius are recomputed
     exactly, from their float64 differences (``_direct``), so every answer is the exact one at float32's speed.
 
-    ``cdist`` expands ‖q − s‖² = ‖q‖² + ‖s‖² − 2 q·s in one product of d + 2 terms, whose error is at most
-    γ = (d + 4) u / (1 − (d + 4) u) times the terms' magnitudes: |d̂² − d²| ≤ 3γ (‖q‖² + ‖s‖²), plus a few u for the
-    float32 rounding of the inputs, the square root and the comparison. Both sets are centred on the support's mean
-    first (distances do not change; the norms, and with them the bound, shrink).
+    d̂² = ‖s‖² − 2 q·s + ‖q‖², whose products and sums of d terms err by at most γ = (d + 4) u / (1 − (d + 4) u)
+    times the terms' magnitudes: |d̂² − d²| ≤ 3γ (‖q‖² + ‖s‖²), plus a few u for the float32 rounding of the inputs,
+    the sums and the thresholds. Both sets are centred on the support's mean first (distances do not change; the
+    norms, and with them the bound, shrink).
     """
 
     def __init__(self, support: torch.Tensor) -> None:
         self.shift = support.mean(dim=0) if len(support) else support.new_zeros(support.shape[1])
         centred = support - self.shift
-        self.s2 = float(centred.square().sum(dim=1).max()) if len(support) else 0.0
+        norms = centred.square().sum(dim=1)
+        self.s2 = float(norms.max()) if len(support) else 0.0
         fast = _ieee_float32() and self.s2 < 1e30  # float32 squares of larger norms would overflow
         self.dtype = torch.float32 if fast else torch.float64
         self.u = torch.finfo(self.dtype).eps / 2
         n = support.shape[1] + 4
         self.rate = 4 * n * self.u / (1 - n * self.u) + 48 * self.u
         self.support = centred.to(self.dtype)
+        self.norms = norms.to(self.dtype)[None, :]
 
-    def distances(self, queries: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """The (rows, len(support)) distances, and per row the bound on their squares' error (a (rows, 1) column)."""
+    def squares(self, queries: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The (rows, len(support)) squared distances, and per row the bound on their error (a (rows, 1) column)."""
         centred = queries - self.shift
-        bound = self.rate * (centred.square().sum(dim=1, keepdim=True) + self.s2)
-        return torch.cdist(centred.to(self.dtype), self.support), bound
+        norms = centred.square().sum(dim=1, keepdim=True)
+        d2 = torch.addmm(self.norms, centred.to(self.dtype), self.support.T, alpha=-2).add_(norms.to(self.dtype))
+        return d2, self.rate * (norms + self.s2)
 
-    def settle(self, d: torch.Tensor, tol: torch.Tensor, radii: torch.Tensor, queries: torch.Tensor,
+    def settle(self, d2: torch.Tensor, tol: float, radii: torch.Tensor, queries: torch.Tensor,
                support: torch.Tensor, closed: bool) -> torch.Tensor:
-        """Which of ``d``'s pairs lie in the balls ``radii`` (broadcast to ``d``: one per column or per row), closed
-        (≤) or open (<): the screen's answer where it is sure, the exact one (float64 differences of ``queries``'s
-        and ``support``'s rows) within ``tol`` (squared distance, per row) of a radius."""
-        compare = torch.le if closed else torch.lt
-        r = radii.to(self.dtype)
-        hit = compare(d, r)
-        gap = d.square().sub_(r.square()).abs_()
-        i, j = torch.nonzero(gap <= (tol * (1 + 4 * self.u)).to(self.dtype), as_tuple=True)
+        """Which of ``d2``'s pairs lie in the balls ``radii`` (broadcast to ``d2``: one per column or per row), closed
+        (≤) or open (<): inside where the screen is sure (d̂² < r² − ``tol``), outside where it is sure
+        (d̂² > r² + ``tol``), and between the two the exact answer (float64 differences of ``queries``'s and
+        ``support``'s rows)."""
+        r2 = radii.square()
+        sure = d2 < (r2 - tol).to(self.dtype)
+        maybe = d2 <= (r2 + tol).to(self.dtype)
+        i, j = torch.nonzero(maybe.logical_xor_(sure), as_tuple=True)
         if len(i):
-            hit[i, j] = compare(_pairs(queries, i, support, j), radii.expand(d.shape)[i, j])
-        return hit
+            compare = torch.le if closed else torch.lt
+            sure[i, j] = compare(_pairs(queries, i, support, j), radii.expand(d2.shape)[i, j])
+        return sure
 
     def margin(self, *radii: torch.Tensor) -> float:
         """Slack in squared distance beyond the product's bound: ``BOUNDARY`` of the largest radius, and the
-        rounding of the radii to the screen's precision."""
+        rounding of the squared radii and thresholds to the screen's precision."""
         top = max((float(r.max()) for r in radii if len(r)), default=0.0)
         return (3 * BOUNDARY + 8 * self.u) * top * top
 
@@ -124,26 +128,28 @@ def _chunks(x: torch.Tensor, batch: int, other: int) -> Iterator[tuple[int, torc
 def _radii(x: torch.Tensor, k: int, batch: int) -> torch.Tensor:
     """Exact k-NN radii of float64 ``x``: each point's (k + 1)-th smallest distance from the differences (itself at
     0 first), so exactly 0 for a point with k copies and the same bits as ``_direct`` of a query copying that
-    neighbour. The screen keeps every point that can be that close (all within twice its bound of its (k + 1)-th
-    screened distance); a point with more than ``CANDIDATES`` of them takes the neighbour float64 distances rank
-    (k + 1)-th."""
+    neighbour. The screen's ``CANDIDATES`` nearest hold every point that can be that close (all within twice its
+    bound of its (k + 1)-th screened square) unless more than that many are; such a point (copies, near-ties) takes
+    the neighbour float64 distances rank (k + 1)-th."""
     screen = _Screen(x)
     out = torch.empty(len(x), dtype=torch.float64, device=x.device)
+    width = min(CANDIDATES + 1, len(x))
     for start, c in _chunks(x, batch, len(x)):
-        d, bound = screen.distances(c)
-        kth = d.topk(k + 1, dim=1, largest=False).values[:, k:].double()
-        reach = (kth.square() + 2 * bound + screen.margin(kth)).sqrt() * (1 + 4 * screen.u)
-        near = d <= reach.to(d.dtype)
-        count = near.sum(dim=1)
-        few = count <= CANDIDATES
-        i, j = torch.nonzero(near & few[:, None], as_tuple=True)
-        table = torch.full((len(c), CANDIDATES), torch.inf, dtype=torch.float64, device=x.device)
-        slot = torch.arange(len(i), device=x.device) - (torch.cumsum(count * few, 0) - count * few)[i]
-        other = start + i != j  # a point's distance to itself is 0: no need to work it out
-        table[i, slot] = 0.0
-        table[i[other], slot[other]] = _pairs(c, i[other], x, j[other])
+        d2, bound = screen.squares(c)
+        near, idx = d2.topk(width, dim=1, largest=False)  # ascending
+        kth = near[:, k:k + 1].double().clamp_(min=0)
+        reach = ((kth + 2 * bound + screen.margin(kth.sqrt())) * (1 + 4 * screen.u)).to(near.dtype)
+        few = (near[:, -1:] > reach).squeeze(1) if width > CANDIDATES else torch.ones(len(c), dtype=torch.bool,
+                                                                                         device=x.device)
         rows = torch.nonzero(few).squeeze(1)
-        out[start + rows] = table[rows].sort(dim=1).values[:, k]
+        keep = near[rows, :CANDIDATES] <= reach[rows]
+        table = torch.full(keep.shape, torch.inf, dtype=torch.float64, device=x.device)
+        i, slot = torch.nonzero(keep, as_tuple=True)
+        j = idx[rows[i], slot]
+        other = start + rows[i] != j  # a point's distance to itself is 0: no need to work it out
+        table[i, slot] = 0.0
+        table[i[other], slot[other]] = _pairs(c, rows[i[other]], x, j[other])
+        out[start + rows] = table.sort(dim=1).values[:, k]
         many = torch.nonzero(~few).squeeze(1)
         if len(many):
             nearest = torch.cdist(c[many], x).topk(k + 1, dim=1, largest=False).indices[:, k]
@@ -167,9 +173,10 @@ def precision_recall(gen: torch.Tensor, real: torch.Tensor, k: int = 3, batch: i
     held = 0
     covered = torch.zeros(len(real), dtype=torch.bool, device=real.device)
     for start, q in _chunks(gen, batch, len(real)):
-        d, bound = screen.distances(q)
-        held += int(screen.settle(d, bound + margin, r_real[None, :], q, real, closed=True).any(dim=1).sum())
-        covered |= screen.settle(d, bound + margin, r_gen[start:start + len(q), None], q, real, closed=True).any(dim=0)
+        d2, bound = screen.squares(q)
+        tol = float(bound.max()) + margin  # one bound for the chunk: thresholds per ball, not per pair
+        held += int(screen.settle(d2, tol, r_real[None, :], q, real, closed=True).any(dim=1).sum())
+        covered |= screen.settle(d2, tol, r_gen[start:start + len(q), None], q, real, closed=True).any(dim=0)
     return held / len(gen), int(covered.sum()) / len(real)
 
 
@@ -189,8 +196,8 @@ def density_coverage(gen: torch.Tensor, real: torch.Tensor, k: int = 5, batch: i
     inside = 0
     covered = torch.zeros(len(real), dtype=torch.bool, device=real.device)
     for _, q in _chunks(gen, batch, len(real)):
-        d, bound = screen.distances(q)
-        hit = screen.settle(d, bound + margin, r_real[None, :], q, real, closed=False)
+        d2, bound = screen.squares(q)
+        hit = screen.settle(d2, float(bound.max()) + margin, r_real[None, :], q, real, closed=False)
         inside += int(hit.sum())
         covered |= hit.any(dim=0)
     return inside / (k * len(gen)), int(covered.sum()) / len(real)
