@@ -9,31 +9,52 @@ paired bootstrap interval of the difference (docs/ci.md).
 from __future__ import annotations
 
 import math
+import numbers
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from ganeval.errors import GanevalError
-from ganeval.gating import INCEPTION_COLUMNS, Criterion, ci_level, ci_of, describe, fmt, number, select_row
+from ganeval.gating import Criterion, ci_level, ci_of, describe, fmt, number, select_row
 from ganeval.metrics.directions import HIGHER_BETTER
 from ganeval.metrics.interval import ci_percent
 from ganeval.summary import json_value
 
 
-def check_compatible(cand: dict[str, Any], csrc: Path | str, base: dict[str, Any], bsrc: Path | str, extractor: str,
-                     notes: list[str]) -> None:
-    """Refuse (``GanevalError``) a baseline report scored at another N, reference, extractor, weights, resize or
-    interval level."""
-    def refuse(what: str, a: Any, b: Any) -> None:
-        raise GanevalError(f"baseline {bsrc} is not comparable: another {what} ({b!r} in the baseline, {a!r} in {csrc}); "
-                           "refusing to compare")
+def refuse(bsrc: Path | str, csrc: Path | str, what: str, a: Any, b: Any) -> NoReturn:
+    """The one-line refusal of a baseline that cannot be compared: what differs, the baseline's value, then ours."""
+    raise GanevalError(f"baseline {bsrc} is not comparable: another {what} ({b!r} in the baseline, {a!r} in {csrc}); "
+                       "refusing to compare")
 
-    if cand.get("n_samples") != base.get("n_samples"):
-        refuse("N (n_samples)", cand.get("n_samples"), base.get("n_samples"))
-    if cand.get("reference") != base.get("reference"):
-        refuse("reference", cand.get("reference"), base.get("reference"))
+
+def scored_n(row: dict[str, Any], summary: dict[str, Any]) -> Any:
+    """The N ``row`` was scored at (a sample set may hold fewer than ``--num-samples``); older reports: the N asked."""
+    n = row.get("n_samples")
+    return int(n) if isinstance(n, numbers.Real) and not isinstance(n, bool) and math.isfinite(n) else summary.get("n_samples")
+
+
+def baseline_row(base: dict[str, Any], selector: str, bsrc: Path | str) -> dict[str, Any]:
+    """The baseline report's row compared with the judged one: ``best`` with ``best``, else its ``last``."""
+    return select_row(base, selector if selector in ("best", "last") else "last", bsrc)
+
+
+def extractor_of(column: str) -> str:
+    """The feature extractor a report column is computed in (``fid`` → inception, ``custom_fd`` → custom)."""
+    from ganeval.metrics.registry import METRICS
+
+    return next((m.extractor for m in METRICS.values() if column in m.columns), "mnist")
+
+
+def check_compatible(cand: dict[str, Any], csrc: Path | str, base: dict[str, Any], bsrc: Path | str, extractor: str,
+                     notes: list[str], row: dict[str, Any], brow: dict[str, Any]) -> None:
+    """Refuse (``GanevalError``) a baseline report whose compared row was scored at another N (the rows' own
+    ``n_samples``: FD is biased by N), or with other reference statistics (by SHA-256, however the folder was
+    spelled), extractor, weights, resize or interval level."""
+    nc, nb = scored_n(row, cand), scored_n(brow, base)
+    if nc != nb:
+        refuse(bsrc, csrc, "N (n_samples scored)", nc, nb)
     lc, lb = ((s.get("bootstrap") or {}).get("level", 0.95) for s in (cand, base))
     if lc != lb:  # the test reads whether two intervals overlap: a narrower level overlaps less
-        refuse("interval level (--ci)", lc, lb)
+        refuse(bsrc, csrc, "interval level (--ci)", lc, lb)
     pc, pb = cand.get("provenance") or {}, base.get("provenance") or {}
     for prov, src in ((pc, csrc), (pb, bsrc)):
         if not isinstance(prov.get(extractor), dict):
@@ -44,15 +65,29 @@ def check_compatible(cand: dict[str, Any], csrc: Path | str, base: dict[str, Any
                           ("resize", "resize"), ("reference", "reference dataset"),
                           ("reference_sha256", "reference statistics (reference_sha256)")):
             if a.get(key) != b.get(key):
-                refuse(f"{name} {what}", a.get(key), b.get(key))
+                refuse(bsrc, csrc, f"{name} {what}", a.get(key), b.get(key))
         if a.get("precision") != b.get("precision"):
             notes.append(f"baseline {name} features used precision {b.get('precision')}, these {a.get('precision')}")
+    if cand.get("reference") != base.get("reference") and not same_statistics(cand.get("reference"), base.get("reference"),
+                                                                                pc[extractor], pb[extractor]):
+        refuse(bsrc, csrc, "reference", cand.get("reference"), base.get("reference"))
+
+
+def same_statistics(ref_c: Any, ref_b: Any, prov_c: dict[str, Any], prov_b: dict[str, Any]) -> bool:
+    """Whether two ``--reference`` values spelled differently (``myref``, ``./myref``, an absolute path, a copy of the
+    shipped files) name the same statistics: by the SHA-256 both provenances record; two built-in names never do."""
+    from ganeval.stats import DATASETS
+
+    if ref_c in DATASETS and ref_b in DATASETS:
+        return False
+    sha_c, sha_b = prov_c.get("reference_sha256"), prov_b.get("reference_sha256")
+    return bool(sha_c) and sha_c == sha_b
 
 
 def report_baseline_criterion(row: dict[str, Any], cand: dict[str, Any], csrc: Path | str, base: dict[str, Any], bsrc: Path,
                               selector: str, max_regression: float, notes: list[str]) -> Criterion:
     """``max_regression`` against a stored report: worse by more than the allowance, with non-overlapping intervals."""
-    brow = select_row(base, selector if selector in ("best", "last") else "last", bsrc)
+    brow = baseline_row(base, selector, bsrc)
     cwhere, bwhere = f"{csrc}: {row.get('checkpoint')}", f"{bsrc}: {brow.get('checkpoint')}"
     metric = next((m for m in dict.fromkeys(["fid", str(cand.get("primary_metric")), str(base.get("primary_metric")), "mnist_fd"])
                    if number(row.get(m), f"{cwhere}.{m}") is not None and number(brow.get(m), f"{bwhere}.{m}") is not None), None)
@@ -61,7 +96,7 @@ def report_baseline_criterion(row: dict[str, Any], cand: dict[str, Any], csrc: P
                            f"{bwhere}; cannot compare")
     if metric != "fid":
         notes.append(f"baseline test on {metric}: fid is not available in both reports")
-    check_compatible(cand, csrc, base, bsrc, "inception" if metric in INCEPTION_COLUMNS else "mnist", notes)
+    check_compatible(cand, csrc, base, bsrc, extractor_of(metric), notes, row, brow)
     cv, bv = number(row[metric], cwhere), number(brow[metric], bwhere)
     assert cv is not None and bv is not None
     hb = metric in HIGHER_BETTER
