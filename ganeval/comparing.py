@@ -299,7 +299,9 @@ def compare(arms: Mapping[str, Any] | Sequence[Any], *, baseline: str | None = N
                            f"p is 1/(P + 1) = {1 / (permutations + 1):.3g}): give at least {least}, or 0 to decide by the interval")
     given = {"z_dim": z_dim, "z_type": z_type, "output_range": output_range, "generator": generator,
              "generator_kwargs": generator_kwargs, "state_key": state_key}
-    hints = {k: v for k, v in {**opts.extra, **given}.items() if k in HINT_KEYS and v is not None}
+    # the explicit keywords win, but only where given: their Nones must not erase the hints ``extra`` carries
+    hints = {**{k: v for k, v in opts.extra.items() if k in HINT_KEYS and v is not None},
+             **{k: v for k, v in given.items() if v is not None}}
     opts.extra = select.extra = {**opts.extra, **hints}
     dist = from_env(distributed)
     folder = report_folder(out, Path()) if out is not None else None  # a file in the way: refused before scoring

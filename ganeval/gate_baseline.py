@@ -131,13 +131,16 @@ def report_baseline_criterion(row: dict[str, Any], cand: dict[str, Any], csrc: P
     return Criterion("max_regression", metric, cv, limit, passed, cci, msg, extra)
 
 
-TEST = "paired bootstrap interval of the difference (baseline model re-scored with the candidate)"
-PERMUTATION_TEST = "paired permutation test of the difference (baseline model re-scored with the candidate)"
+#: The JSON ``test`` of a model baseline; "paired" only where compare paired them (generators share latents; stored
+#: samples are resampled independently).
+TEST = "{}bootstrap interval of the difference (baseline model re-scored with the candidate{})"
+PERMUTATION_TEST = "{}permutation test of the difference (baseline model re-scored with the candidate{})"
 
 
 def model_baseline_criterion(row: dict[str, Any], summary: dict[str, Any], baseline: Path, max_regression: float,
                              score_options: dict[str, Any], scored: bool, notes: list[str]) -> Criterion:
-    """``max_regression`` judged on the paired interval of (candidate − baseline) on FID, else MNIST FD."""
+    """``max_regression`` judged on the interval of (candidate − baseline) on FID, else MNIST FD (paired where both
+    are generators), and on compare's permutation test where it ran. Both sides must have been scored at one N."""
     from ganeval.comparing import compare
     from ganeval.options import ScoreOptions
 
@@ -160,7 +163,16 @@ def model_baseline_criterion(row: dict[str, Any], summary: dict[str, Any], basel
     if comp.failed:
         err = comp.members.loc[comp.members["status"] == "error", "error"].iloc[0]
         raise GanevalError(f"--baseline {baseline}: could not be scored: {err}")
+    sizes = comp.members.set_index("arm")
+    nc, nb = (scored_n(sizes.loc[arm].to_dict(), {"n_samples": opts.num_samples}) for arm in ("candidate", "baseline"))
+    if nc != nb:  # a sample set shorter than --num-samples: FD is biased by N, so the "regression" would be that bias
+        raise GanevalError(f"--baseline {baseline} is not comparable: scored at N = {nb}, the judged checkpoint "
+                           f"{row.get('checkpoint')} at N = {nc} (a sample set holds fewer than --num-samples "
+                           f"{opts.num_samples}); a Fréchet distance is biased by N: refusing to compare")
+    notes += [n for n in comp.summary.get("notes", []) if n not in notes and n not in (summary.get("notes") or [])]
     d = comp.differences.set_index("metric").loc[metric]
+    paired = str(d["method"]).startswith("paired")
+    pair, how_scored = ("paired ", "") if paired else ("", "; independent resamples: stored samples share no latents")
     cv, bv, diff = float(d["value"]), float(d["baseline_value"]), float(d["difference"])
     lo, hi = float(d["ci_low"]), float(d["ci_high"])
     has_ci = math.isfinite(lo) and math.isfinite(hi)
@@ -173,20 +185,19 @@ def model_baseline_criterion(row: dict[str, Any], summary: dict[str, Any], basel
     limit = bv * (1 + max_regression / 100)
     level = ci_percent(float(d["level"]))
     change = f"{fmt(abs(pct))}% {'worse' if diff > 0 else 'better'}" if diff else "no change"
-    ci_text = f"; paired {level}% CI of the difference [{fmt(lo)}, {fmt(hi)}]" if has_ci else ""
+    ci_text = f"; {pair}{level}% CI of the difference [{fmt(lo)}, {fmt(hi)}]" if has_ci else ""
     if p is not None:  # compare decided by its permutation test (MNIST FD): properly sized near the floor
         how = "" if diff <= 0 else f"; permutation test p = {fmt(p)}" + ("" if meaningful else ": not statistically meaningful")
     else:
         how = ("" if diff <= 0 else "; the interval excludes 0" if meaningful and has_ci
                else "; the interval includes 0: not statistically meaningful" if has_ci else "; judged on point estimates only")
-    n = comp.summary.get("n_samples")
-    msg = (f"{metric} = {fmt(cv)} vs baseline model {fmt(bv)} ({baseline}, re-scored together, N = {n}): {change}{ci_text}; "
+    msg = (f"{metric} = {fmt(cv)} vs baseline model {fmt(bv)} ({baseline}, re-scored together, N = {nc}): {change}{ci_text}; "
            f"allowed regression {fmt(max_regression)}% (limit {fmt(limit)}){how}")
     extra = {"baseline": json_value(bv), "baseline_model": str(baseline), "difference": json_value(diff),
              "difference_ci": [lo, hi] if has_ci else None, "regression_pct": json_value(pct),
              "max_regression_pct": max_regression, "meaningful": bool(meaningful),
              "p_value": p, "relabellings": int(d["relabellings"]) if p is not None else None,
-             "test": PERMUTATION_TEST if p is not None else TEST if has_ci
+             "test": PERMUTATION_TEST.format(pair, how_scored) if p is not None else TEST.format(pair, how_scored) if has_ci
              else "point estimates (no bootstrap replicates)"}
     cand = comp.members.set_index("arm").loc["candidate"]
     ci = (float(cand[f"{metric}_ci_low"]), float(cand[f"{metric}_ci_high"]))
