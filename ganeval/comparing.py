@@ -72,16 +72,19 @@ class Comparison:
     arm_members: dict[str, list[str]] = field(default_factory=dict)
     #: Member name → its run's series table, for runs picked from a folder (``pick``).
     curves: dict[str, pd.DataFrame] = field(default_factory=dict)
+    #: Checkpoints of a picked folder that could not be scored (the pick was made among the others).
+    series_errors: list[str] = field(default_factory=list)
 
 
 # -- arms -------------------------------------------------------------------------------------------------------
 def _one_source(target: Any, hints: dict[str, Any], pick: str | None, select: ScoreOptions,
-                dist: DistContext) -> tuple[Source, pd.DataFrame | None]:
+                dist: DistContext) -> tuple[Source, pd.DataFrame | None, list[str]]:
     """The run ``target`` names; a folder of several checkpoints needs ``pick`` ("best" or "last"): the series is
-    scored with ``select`` and the picked checkpoint returned with the series' table."""
+    scored with ``select`` and the picked checkpoint returned with the series' table and the errors of the
+    checkpoints that could not be scored (``score`` would name them and exit 1; the pick rests on the others)."""
     series = resolve_target(target, **hints)
     if len(series.sources) == 1:
-        return series.sources[0], None
+        return series.sources[0], None, []
     where = target if isinstance(target, (str, os.PathLike)) else type(target).__name__
     if pick is None:
         raise GanevalError(f"{where}: holds {len(series.sources)} checkpoints or generators; compare takes one per run "
@@ -94,10 +97,13 @@ def _one_source(target: Any, hints: dict[str, Any], pick: str | None, select: Sc
         why = "; ".join(dict.fromkeys(str(e) for e in table["error"].dropna())) if "error" in table else ""
         error = f"{where}: no checkpoint could be scored to pick the best one" + (f" ({why})" if why else "")
         return Source("none scored", None, None, "failed", {"error": error}), \
-            table[[c for c in SERIES_COLUMNS if c in table]].assign(picked=False)  # named "ARM (best: none scored)"
+            table[[c for c in SERIES_COLUMNS if c in table]].assign(picked=False), []  # named "ARM (best: none scored)"
     name = rows["checkpoint"].iloc[0]
     keep = [c for c in SERIES_COLUMNS if c in table]
-    return next(s for s in series.sources if s.name == name), table[keep].assign(picked=table["checkpoint"] == name)
+    failed = table[(table["status"] == "error") & (table["checkpoint"] != name)]
+    errors = [str(e) if isinstance(e, str) and e else f"{where}: {c} could not be scored"
+              for c, e in zip(failed["checkpoint"], failed.get("error", [None] * len(failed)), strict=True)]
+    return next(s for s in series.sources if s.name == name), table[keep].assign(picked=table["checkpoint"] == name), errors
 
 
 def _names(targets: list[Any]) -> list[str]:
@@ -105,6 +111,7 @@ def _names(targets: list[Any]) -> list[str]:
     def name(t: Any, depth: int) -> str:
         if isinstance(t, (str, os.PathLike)):
             p = Path(t)
+            p = p.resolve() if p.name in ("", "..") else p  # "." and "..": the folder's own name, not ''
             stem = p.stem if p.is_file() else p.name
             return stem if depth == 0 else f"{p.parent.name}/{stem}" if depth == 1 else str(t)
         return getattr(t, "__name__", None) or type(t).__name__
@@ -141,14 +148,16 @@ def normalise_arms(arms: Mapping[str, Any] | Sequence[Any]) -> dict[str, list[An
 
 
 def _series(arms: dict[str, list[Any]], hints: dict[str, Any], pick: str | None, select: ScoreOptions,
-            dist: DistContext) -> tuple[Series, dict[str, list[str]], dict[str, pd.DataFrame]]:
+            dist: DistContext) -> tuple[Series, dict[str, list[str]], dict[str, pd.DataFrame], list[str]]:
     sources: list[Source] = []
     members: dict[str, list[str]] = {}
     curves: dict[str, pd.DataFrame] = {}
+    errors: list[str] = []
     for arm, targets in arms.items():
         members[arm] = []
         for i, t in enumerate(targets, 1):
-            src, curve = _one_source(t, hints, pick, select, dist)
+            src, curve, failed = _one_source(t, hints, pick, select, dist)
+            errors += failed
             name = arm if len(targets) == 1 else f"{arm}/{i}:{src.name}"
             src.name = name if curve is None else f"{name} ({pick}: {src.name})"
             if curve is not None:
@@ -157,7 +166,7 @@ def _series(arms: dict[str, list[Any]], hints: dict[str, Any], pick: str | None,
             members[arm].append(src.name)
     paths = [Path(t).resolve() for ts in arms.values() for t in ts if isinstance(t, (str, os.PathLike))]
     root = Path(os.path.commonpath([str(p.parent) for p in paths])) if paths else Path.cwd()
-    return Series(sources, [], root), members, curves
+    return Series(sources, [], root), members, curves, errors
 
 
 def _path(df: pd.DataFrame, name: str) -> str | None:
@@ -197,10 +206,16 @@ def _f(x: float) -> str:
     return "inf" if math.isinf(x) else f"{x:.3g}" if abs(x) < 10 else f"{x:.2f}"
 
 
-def verdict_lines(diffs: pd.DataFrame, arms: pd.DataFrame, primary: str, sizes: Mapping[str, list[int]]) -> list[str]:
+def verdict_lines(diffs: pd.DataFrame, arms: pd.DataFrame, primary: str | None, sizes: Mapping[str, list[int]]) -> list[str]:
     """A sentence per arm on the primary metric, then on path length where compared, then the flags; ``sizes``:
-    each arm's scored sample counts, so "no difference detectable at N = …" names the N scored, not the N asked."""
+    each arm's scored sample counts, so "no difference detectable at N = …" names the N scored, not the N asked.
+    A primary metric without replicates (``--primary mnist_is``, no Fréchet distance) gets the arms' means only."""
     lines = []
+    if primary is not None and primary not in DIFF_METRICS and primary in arms and len(arms) > 1:
+        base = arms.iloc[0]  # the baseline arm comes first
+        lines += [f"{r['arm']} vs {base['arm']}: {LABELS.get(primary, primary)} {_f(r[primary])} vs {_f(base[primary])} "
+                  "(no interval of the difference: only Fréchet distances and path lengths carry bootstrap replicates)."
+                  for _, r in arms.iloc[1:].iterrows()]
     rows = pd.concat([diffs[diffs["metric"] == m] for m in (primary, *DIFFERENCE_WORDS)])
     for _, r in rows.iterrows():
         metric = str(r["metric"])
@@ -284,13 +299,15 @@ def compare(arms: Mapping[str, Any] | Sequence[Any], *, baseline: str | None = N
                            f"p is 1/(P + 1) = {1 / (permutations + 1):.3g}): give at least {least}, or 0 to decide by the interval")
     given = {"z_dim": z_dim, "z_type": z_type, "output_range": output_range, "generator": generator,
              "generator_kwargs": generator_kwargs, "state_key": state_key}
-    hints = {k: v for k, v in {**opts.extra, **given}.items() if k in HINT_KEYS and v is not None}
+    # the explicit keywords win, but only where given: their Nones must not erase the hints ``extra`` carries
+    hints = {**{k: v for k, v in opts.extra.items() if k in HINT_KEYS and v is not None},
+             **{k: v for k, v in given.items() if v is not None}}
     opts.extra = select.extra = {**opts.extra, **hints}
     dist = from_env(distributed)
     folder = report_folder(out, Path()) if out is not None else None  # a file in the way: refused before scoring
-    series, members, curves = _series(named, hints, pick, select, dist)
+    series, members, curves, series_errors = _series(named, hints, pick, select, dist)
     folder = report_folder(None, series.root / "compare") if folder is None and write_report else folder
-    notes: list[str] = []
+    notes = [f"{e}: not scored, so the {pick} checkpoint was picked among the others" for e in series_errors]
     if curves and pick == "best":
         opts.seed = (select.seed + 1) % SEED_LIMIT  # the fresh set; wraps to 0 at the top of --seed's range
         notes.append(f"runs picked as their folder's best on latent seed {select.seed} are compared on seed {opts.seed}: "
@@ -304,7 +321,8 @@ def compare(arms: Mapping[str, Any] | Sequence[Any], *, baseline: str | None = N
     result.table = df
     diffs = differences(result, members, base, opts.ci, permutations, sequential)
     arm_df = arm_table(df, result, members, opts.ci)
-    primary = next((m for m in FD_METRICS if m in df and df[m].notna().any()), "mnist_fd")
+    primary = next((m for m in FD_METRICS if m in df and df[m].notna().any()),  # what the verdict is on: recorded as such
+                   opts.primary if opts.primary in df and df[opts.primary].notna().any() else None)
     notes += result.summary.get("notes", [])
     ns = sorted({int(v) for v in pd.to_numeric(df.loc[df["status"] != "error", "n_samples"], errors="coerce").dropna()})
     if len(ns) > 1:
@@ -328,16 +346,17 @@ def compare(arms: Mapping[str, Any] | Sequence[Any], *, baseline: str | None = N
         "differences": [row_dict(r) for _, r in diffs.iterrows()],
         "arm_means": [row_dict(r) for _, r in arm_df.iterrows()],
         "series": {k: [row_dict(r) for _, r in v.iterrows()] for k, v in curves.items()},
-        "n_samples": opts.num_samples, "seed": opts.seed, "pick": pick, "selection_seed": select.seed if curves else None,
+        "n_samples": opts.num_samples, "n_scored": ns, "seed": opts.seed, "pick": pick, "selection_seed": select.seed if curves else None,
         "selection_options": select.as_dict() if curves else None,
         "reference": opts.reference, "precision": opts.precision,
         "bootstrap": {"replicates": opts.bootstrap, "level": opts.ci, "method": BOOTSTRAP_METHOD},
         "permutation_test": {"permutations": permutations, "sequential": sequential},
         "provenance": result.summary.get("provenance", {}), "options": opts.as_dict(), "notes": notes,
-        "real_floor": floor, "n_errors": len(errors), "seconds": round(time.time() - t0, 1), "world_size": dist.world,
+        "real_floor": floor, "n_errors": len(errors), "series_errors": series_errors,
+        "seconds": round(time.time() - t0, 1), "world_size": dist.world,
         "rows": [row_dict(r) for _, r in df.iterrows()],
     }
-    comp = Comparison(df, arm_df, diffs, summary, result, bool(len(errors)), members, curves)
+    comp = Comparison(df, arm_df, diffs, summary, result, bool(len(errors) or series_errors), members, curves, series_errors)
     if folder is not None and dist.all_ok(True) and dist.is_main:
         from ganeval.report.comparison import write_comparison
 

@@ -9,31 +9,52 @@ paired bootstrap interval of the difference (docs/ci.md).
 from __future__ import annotations
 
 import math
+import numbers
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from ganeval.errors import GanevalError
-from ganeval.gating import INCEPTION_COLUMNS, Criterion, ci_level, ci_of, describe, fmt, number, select_row
+from ganeval.gating import Criterion, ci_level, ci_of, describe, fmt, number, select_row
 from ganeval.metrics.directions import HIGHER_BETTER
 from ganeval.metrics.interval import ci_percent
 from ganeval.summary import json_value
 
 
-def check_compatible(cand: dict[str, Any], csrc: Path | str, base: dict[str, Any], bsrc: Path | str, extractor: str,
-                     notes: list[str]) -> None:
-    """Refuse (``GanevalError``) a baseline report scored at another N, reference, extractor, weights, resize or
-    interval level."""
-    def refuse(what: str, a: Any, b: Any) -> None:
-        raise GanevalError(f"baseline {bsrc} is not comparable: another {what} ({b!r} in the baseline, {a!r} in {csrc}); "
-                           "refusing to compare")
+def refuse(bsrc: Path | str, csrc: Path | str, what: str, a: Any, b: Any) -> NoReturn:
+    """The one-line refusal of a baseline that cannot be compared: what differs, the baseline's value, then ours."""
+    raise GanevalError(f"baseline {bsrc} is not comparable: another {what} ({b!r} in the baseline, {a!r} in {csrc}); "
+                       "refusing to compare")
 
-    if cand.get("n_samples") != base.get("n_samples"):
-        refuse("N (n_samples)", cand.get("n_samples"), base.get("n_samples"))
-    if cand.get("reference") != base.get("reference"):
-        refuse("reference", cand.get("reference"), base.get("reference"))
+
+def scored_n(row: dict[str, Any], summary: dict[str, Any]) -> Any:
+    """The N ``row`` was scored at (a sample set may hold fewer than ``--num-samples``); older reports: the N asked."""
+    n = row.get("n_samples")
+    return int(n) if isinstance(n, numbers.Real) and not isinstance(n, bool) and math.isfinite(n) else summary.get("n_samples")
+
+
+def baseline_row(base: dict[str, Any], selector: str, bsrc: Path | str) -> dict[str, Any]:
+    """The baseline report's row compared with the judged one: ``best`` with ``best``, else its ``last``."""
+    return select_row(base, selector if selector in ("best", "last") else "last", bsrc)
+
+
+def extractor_of(column: str) -> str:
+    """The feature extractor a report column is computed in (``fid`` → inception, ``custom_fd`` → custom)."""
+    from ganeval.metrics.registry import METRICS
+
+    return next((m.extractor for m in METRICS.values() if column in m.columns), "mnist")
+
+
+def check_compatible(cand: dict[str, Any], csrc: Path | str, base: dict[str, Any], bsrc: Path | str, extractor: str,
+                     notes: list[str], row: dict[str, Any], brow: dict[str, Any]) -> None:
+    """Refuse (``GanevalError``) a baseline report whose compared row was scored at another N (the rows' own
+    ``n_samples``: FD is biased by N), or with other reference statistics (by SHA-256, however the folder was
+    spelled), extractor, weights, resize or interval level."""
+    nc, nb = scored_n(row, cand), scored_n(brow, base)
+    if nc != nb:
+        refuse(bsrc, csrc, "N (n_samples scored)", nc, nb)
     lc, lb = ((s.get("bootstrap") or {}).get("level", 0.95) for s in (cand, base))
     if lc != lb:  # the test reads whether two intervals overlap: a narrower level overlaps less
-        refuse("interval level (--ci)", lc, lb)
+        refuse(bsrc, csrc, "interval level (--ci)", lc, lb)
     pc, pb = cand.get("provenance") or {}, base.get("provenance") or {}
     for prov, src in ((pc, csrc), (pb, bsrc)):
         if not isinstance(prov.get(extractor), dict):
@@ -44,15 +65,29 @@ def check_compatible(cand: dict[str, Any], csrc: Path | str, base: dict[str, Any
                           ("resize", "resize"), ("reference", "reference dataset"),
                           ("reference_sha256", "reference statistics (reference_sha256)")):
             if a.get(key) != b.get(key):
-                refuse(f"{name} {what}", a.get(key), b.get(key))
+                refuse(bsrc, csrc, f"{name} {what}", a.get(key), b.get(key))
         if a.get("precision") != b.get("precision"):
             notes.append(f"baseline {name} features used precision {b.get('precision')}, these {a.get('precision')}")
+    if cand.get("reference") != base.get("reference") and not same_statistics(cand.get("reference"), base.get("reference"),
+                                                                                pc[extractor], pb[extractor]):
+        refuse(bsrc, csrc, "reference", cand.get("reference"), base.get("reference"))
+
+
+def same_statistics(ref_c: Any, ref_b: Any, prov_c: dict[str, Any], prov_b: dict[str, Any]) -> bool:
+    """Whether two ``--reference`` values spelled differently (``myref``, ``./myref``, an absolute path, a copy of the
+    shipped files) name the same statistics: by the SHA-256 both provenances record; two built-in names never do."""
+    from ganeval.stats import DATASETS
+
+    if ref_c in DATASETS and ref_b in DATASETS:
+        return False
+    sha_c, sha_b = prov_c.get("reference_sha256"), prov_b.get("reference_sha256")
+    return bool(sha_c) and sha_c == sha_b
 
 
 def report_baseline_criterion(row: dict[str, Any], cand: dict[str, Any], csrc: Path | str, base: dict[str, Any], bsrc: Path,
                               selector: str, max_regression: float, notes: list[str]) -> Criterion:
     """``max_regression`` against a stored report: worse by more than the allowance, with non-overlapping intervals."""
-    brow = select_row(base, selector if selector in ("best", "last") else "last", bsrc)
+    brow = baseline_row(base, selector, bsrc)
     cwhere, bwhere = f"{csrc}: {row.get('checkpoint')}", f"{bsrc}: {brow.get('checkpoint')}"
     metric = next((m for m in dict.fromkeys(["fid", str(cand.get("primary_metric")), str(base.get("primary_metric")), "mnist_fd"])
                    if number(row.get(m), f"{cwhere}.{m}") is not None and number(brow.get(m), f"{bwhere}.{m}") is not None), None)
@@ -61,7 +96,7 @@ def report_baseline_criterion(row: dict[str, Any], cand: dict[str, Any], csrc: P
                            f"{bwhere}; cannot compare")
     if metric != "fid":
         notes.append(f"baseline test on {metric}: fid is not available in both reports")
-    check_compatible(cand, csrc, base, bsrc, "inception" if metric in INCEPTION_COLUMNS else "mnist", notes)
+    check_compatible(cand, csrc, base, bsrc, extractor_of(metric), notes, row, brow)
     cv, bv = number(row[metric], cwhere), number(brow[metric], bwhere)
     assert cv is not None and bv is not None
     hb = metric in HIGHER_BETTER
@@ -96,13 +131,16 @@ def report_baseline_criterion(row: dict[str, Any], cand: dict[str, Any], csrc: P
     return Criterion("max_regression", metric, cv, limit, passed, cci, msg, extra)
 
 
-TEST = "paired bootstrap interval of the difference (baseline model re-scored with the candidate)"
-PERMUTATION_TEST = "paired permutation test of the difference (baseline model re-scored with the candidate)"
+#: The JSON ``test`` of a model baseline; "paired" only where compare paired them (generators share latents; stored
+#: samples are resampled independently).
+TEST = "{}bootstrap interval of the difference (baseline model re-scored with the candidate{})"
+PERMUTATION_TEST = "{}permutation test of the difference (baseline model re-scored with the candidate{})"
 
 
 def model_baseline_criterion(row: dict[str, Any], summary: dict[str, Any], baseline: Path, max_regression: float,
                              score_options: dict[str, Any], scored: bool, notes: list[str]) -> Criterion:
-    """``max_regression`` judged on the paired interval of (candidate − baseline) on FID, else MNIST FD."""
+    """``max_regression`` judged on the interval of (candidate − baseline) on FID, else MNIST FD (paired where both
+    are generators), and on compare's permutation test where it ran. Both sides must have been scored at one N."""
     from ganeval.comparing import compare
     from ganeval.options import ScoreOptions
 
@@ -125,7 +163,16 @@ def model_baseline_criterion(row: dict[str, Any], summary: dict[str, Any], basel
     if comp.failed:
         err = comp.members.loc[comp.members["status"] == "error", "error"].iloc[0]
         raise GanevalError(f"--baseline {baseline}: could not be scored: {err}")
+    sizes = comp.members.set_index("arm")
+    nc, nb = (scored_n(sizes.loc[arm].to_dict(), {"n_samples": opts.num_samples}) for arm in ("candidate", "baseline"))
+    if nc != nb:  # a sample set shorter than --num-samples: FD is biased by N, so the "regression" would be that bias
+        raise GanevalError(f"--baseline {baseline} is not comparable: scored at N = {nb}, the judged checkpoint "
+                           f"{row.get('checkpoint')} at N = {nc} (a sample set holds fewer than --num-samples "
+                           f"{opts.num_samples}); a Fréchet distance is biased by N: refusing to compare")
+    notes += [n for n in comp.summary.get("notes", []) if n not in notes and n not in (summary.get("notes") or [])]
     d = comp.differences.set_index("metric").loc[metric]
+    paired = str(d["method"]).startswith("paired")
+    pair, how_scored = ("paired ", "") if paired else ("", "; independent resamples: stored samples share no latents")
     cv, bv, diff = float(d["value"]), float(d["baseline_value"]), float(d["difference"])
     lo, hi = float(d["ci_low"]), float(d["ci_high"])
     has_ci = math.isfinite(lo) and math.isfinite(hi)
@@ -138,20 +185,19 @@ def model_baseline_criterion(row: dict[str, Any], summary: dict[str, Any], basel
     limit = bv * (1 + max_regression / 100)
     level = ci_percent(float(d["level"]))
     change = f"{fmt(abs(pct))}% {'worse' if diff > 0 else 'better'}" if diff else "no change"
-    ci_text = f"; paired {level}% CI of the difference [{fmt(lo)}, {fmt(hi)}]" if has_ci else ""
+    ci_text = f"; {pair}{level}% CI of the difference [{fmt(lo)}, {fmt(hi)}]" if has_ci else ""
     if p is not None:  # compare decided by its permutation test (MNIST FD): properly sized near the floor
         how = "" if diff <= 0 else f"; permutation test p = {fmt(p)}" + ("" if meaningful else ": not statistically meaningful")
     else:
         how = ("" if diff <= 0 else "; the interval excludes 0" if meaningful and has_ci
                else "; the interval includes 0: not statistically meaningful" if has_ci else "; judged on point estimates only")
-    n = comp.summary.get("n_samples")
-    msg = (f"{metric} = {fmt(cv)} vs baseline model {fmt(bv)} ({baseline}, re-scored together, N = {n}): {change}{ci_text}; "
+    msg = (f"{metric} = {fmt(cv)} vs baseline model {fmt(bv)} ({baseline}, re-scored together, N = {nc}): {change}{ci_text}; "
            f"allowed regression {fmt(max_regression)}% (limit {fmt(limit)}){how}")
     extra = {"baseline": json_value(bv), "baseline_model": str(baseline), "difference": json_value(diff),
              "difference_ci": [lo, hi] if has_ci else None, "regression_pct": json_value(pct),
              "max_regression_pct": max_regression, "meaningful": bool(meaningful),
              "p_value": p, "relabellings": int(d["relabellings"]) if p is not None else None,
-             "test": PERMUTATION_TEST if p is not None else TEST if has_ci
+             "test": PERMUTATION_TEST.format(pair, how_scored) if p is not None else TEST.format(pair, how_scored) if has_ci
              else "point estimates (no bootstrap replicates)"}
     cand = comp.members.set_index("arm").loc["candidate"]
     ci = (float(cand[f"{metric}_ci_low"]), float(cand[f"{metric}_ci_high"]))

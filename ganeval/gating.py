@@ -298,32 +298,6 @@ def _limit_criterion(name: str, limit: float, row: dict[str, Any], summary: dict
     return Criterion(name, metric, value, limit, passed, ci, msg)
 
 
-def _score(target: str | os.PathLike[str], out: str | os.PathLike[str] | None, limits: dict[str, float],
-           score_options: dict[str, Any], base: dict[str, Any] | None, bsrc: Path | None) -> tuple[dict[str, Any], Path | None]:
-    from ganeval.evaluate import score
-    from ganeval.options import ScoreOptions
-
-    distributed = score_options.pop("distributed", None)
-    opts = ScoreOptions.from_kwargs(**score_options)
-    opts.check()  # the options themselves first, then whether they serve the criteria
-    if any(name in FLOOR_LIMITS for name in limits) and not opts.real_floor:
-        score_options["real_floor"] = opts.real_floor = "auto"  # a floor limit needs the floor of this very run
-    for name in limits:
-        needed = METRIC_OF[LIMITS[name][0] if name in LIMITS else FLOOR_LIMITS[name]]
-        if needed not in opts.metrics:
-            raise GanevalError(f"{_flag(name)} needs the {needed!r} metric; --metrics ({' '.join(opts.metrics)}) leaves it out")
-    planned = {"n_samples": opts.num_samples, "reference": opts.reference, "bootstrap": {"level": opts.ci}}
-    if base is not None and (base.get("n_samples"), base.get("reference"), (base.get("bootstrap") or {}).get("level", 0.95)) \
-            != (opts.num_samples, opts.reference, opts.ci):
-        from ganeval.gate_baseline import check_compatible  # refused before scoring
-
-        check_compatible(planned, "these options", base, bsrc or "", "", [])
-    summary = score(target, out=out, write_report=True, distributed=distributed, **score_options).attrs["summary"]
-    report = (summary.get("report") or {}).get("json")
-    check_summary(summary, report or str(target))
-    return summary, Path(report) if report else None
-
-
 def gate(target: str | os.PathLike[str], *, max_fid: float | None = None, min_is: float | None = None,
          max_kid: float | None = None, min_mnist_is: float | None = None, min_modes: int | None = None,
          max_mnist_fd: float | None = None, min_coverage: float | None = None, min_copying_ct: float | None = None,
@@ -337,10 +311,11 @@ def gate(target: str | os.PathLike[str], *, max_fid: float | None = None, min_is
          **score_options: Any) -> GateResult:
     """Judge one checkpoint of ``target`` (a checkpoint, checkpoint folder, report folder or ``summary.json``).
 
-    A report is read as is; otherwise ``ganeval.evaluate.score`` runs with ``score_options`` and writes its
-    report to ``out`` (default ``CKPT_DIR/report``). ``checkpoint``: ``"last"``, ``"best"`` or a path/name.
+    A report is read as is; otherwise ``ganeval.evaluate.score`` runs with ``score_options`` (its input hints too:
+    ``z_dim=``, ``output_range=``, ``generator=``, … or ``extra={...}``) and writes its report to ``out`` (default
+    ``CKPT_DIR/report``). ``checkpoint``: ``"last"``, ``"best"`` or a path/name.
     ``baseline`` with ``max_regression`` percent (default 0) adds the regression test: a report (non-overlapping
-    intervals), or a model re-scored beside the judged checkpoint (paired interval of the difference).
+    intervals), or a model re-scored beside the judged checkpoint (interval of the difference, paired for generators).
     Usage and input errors raise ``GanevalError`` (exit code 2).
     """
     given = {"max_fid": max_fid, "min_is": min_is, "max_kid": max_kid, "min_mnist_is": min_mnist_is,
@@ -367,17 +342,25 @@ def gate(target: str | os.PathLike[str], *, max_fid: float | None = None, min_is
     if not isinstance(checkpoint, str | os.PathLike):
         raise GanevalError(f"--checkpoint must be best, last or a checkpoint's path or name (got {checkpoint!r})")
     checkpoint = os.fspath(checkpoint)
+    from ganeval.gate_prep import check_baseline_model, check_selector, score_target, take_hints
+
+    hints = take_hints(score_options)  # the model baseline is re-scored with them too
     model_base = baseline is not None and _is_model(baseline)
     base, base_src = load_summary(baseline, "baseline") if baseline is not None and not model_base else (None, None)
     notes: list[str] = []
     report = find_report(target)
     if report is not None:
         summary, source = load_summary(report)
+        if model_base:  # re-scored with the options stored in the report, its input hints among them
+            check_baseline_model(baseline, (summary.get("options") or {}).get("extra") or {})
         if set(score_options) - {"progress"} or out is not None:
             notes.append(f"scoring options ignored: {target} is an existing report (nothing recomputed)")
         scored = False
     else:
-        summary, source = _score(target, out, limits, score_options, base, base_src)
+        check_selector(target, checkpoint, hints)
+        if model_base:
+            check_baseline_model(baseline, hints)
+        summary, source = score_target(target, out, limits, score_options, hints, base, base_src, checkpoint)
         scored = True
     src = source or str(target)
     row = select_row(summary, checkpoint, src)

@@ -105,8 +105,7 @@ class ScoreOptions:
                 allowed = "True, False or None (None: every checkpoint on CUDA, top-k + last on a CPU)" \
                     if name == "inception_all" else "True or False"
                 raise GanevalError(f"{name} must be {allowed} (got {value!r})")
-        if not isinstance(self.extra, dict):
-            raise GanevalError(f"extra must be a dict of input hints, e.g. {{'z_dim': 100}} (got {self.extra!r})")
+        check_hints(self.extra)
         resolve_device(self.device)
         if self.precision not in PRECISIONS:
             raise GanevalError(f"--precision must be one of {', '.join(PRECISIONS)} (got {self.precision!r})")
@@ -130,6 +129,18 @@ class ScoreOptions:
         d = _plain(asdict(self))
         d["metrics"] = list(self.metrics)
         return d
+
+
+def check_hints(extra: Any) -> None:
+    """Refuse an ``extra`` that is not a dict of input hints (``z_dim``, ``output_range``, …): a misspelt key
+    (``zdim``) would otherwise be ignored, and the generator read without the hint it was meant to get."""
+    from ganeval.sources.base import HINT_KEYS
+
+    if not isinstance(extra, dict):
+        raise GanevalError(f"extra must be a dict of input hints, e.g. {{'z_dim': 100}} (got {extra!r})")
+    unknown = sorted(map(str, set(extra) - set(HINT_KEYS)))
+    if unknown:
+        raise GanevalError(f"extra: unknown input hint(s) {', '.join(map(repr, unknown))}; known: {', '.join(HINT_KEYS)}")
 
 
 def _plain(value: Any) -> Any:

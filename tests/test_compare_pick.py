@@ -51,3 +51,24 @@ def test_selection_options_are_null_when_nothing_was_picked(tmp_path: Path) -> N
     comp = compare([a, b], metrics=["mnist_fd"], permutations=0, **QUICK)
     assert "selection_options" in comp.summary and comp.summary["selection_options"] is None
 
+
+
+def test_unreadable_checkpoint_of_a_picked_folder_is_named_noted_and_exit_1(tmp_path: Path, cli) -> None:
+    """The folder is scored as ``score`` would score it, so a checkpoint that cannot be read is an error line naming
+    the file, a note (the pick rests on the others) and exit 1; it was dropped silently, exit 0."""
+    run = tmp_path / "run"
+    write_bank_checkpoint(run, 1000, noise=0.5)
+    write_bank_checkpoint(run, 3000, noise=0.3)
+    (run / "ckpt_0002000.safetensors").write_bytes(b"truncated")
+    other = write_bank_checkpoint(tmp_path / "other", 1000, noise=0.2)
+    code, out, err = cli("compare", "--arm", "run", run, "--arm", "other", other, "--pick", "best", "--metrics", "mnist_fd",
+                         "--num-samples", 20, "--bootstrap", 0, "--permutations", 0, "--device", "cpu", "--no-progress",
+                         "--out", tmp_path / "o")
+    assert code == 1 and "ganeval: error: " in err and "ckpt_0002000.safetensors" in err, err
+    data = json.loads((tmp_path / "o" / "compare.json").read_text())
+    assert data["arms"][0]["members"][0]["name"] == "run (best: ckpt_0003000.safetensors)"
+    (note,) = [n for n in data["notes"] if "ckpt_0002000.safetensors" in n]
+    assert "the best checkpoint was picked among the others" in note and data["series_errors"]
+    assert "ckpt_0002000.safetensors" in (tmp_path / "o" / "compare.html").read_text()
+    api = compare({"run": run, "other": other}, pick="best", metrics=["mnist_fd"], permutations=0, **QUICK)
+    assert api.failed and len(api.series_errors) == 1 and (api.members["status"] == "ok").all()

@@ -272,7 +272,7 @@ def test_baseline_falls_back_to_primary_metric(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("change, named", [
     (lambda s: s["provenance"]["inception"].update(weights_sha256="e" * 64), ("e" * 64, INC_SHA)),
-    (lambda s: s.update(n_samples=5000), ("5000", "1000")),
+    (lambda s: [r.update(n_samples=5000) for r in (*s["rows"], s["best"], s["last"])], ("5000", "1000")),  # N scored
     (lambda s: s.update(reference="mnist-test"), ("mnist-test", "mnist-train")),
     (lambda s: s["provenance"]["inception"].update(reference_sha256="f" * 64), ("f" * 64, REF_INC)),
     (lambda s: s["provenance"]["mnist"].update(extractor="lenet"), ("lenet", "'mnist'")),

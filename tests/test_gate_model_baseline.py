@@ -6,9 +6,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
+import torch
 from synthetic import write_bank_checkpoint
 
+from ganeval.errors import GanevalError
 from ganeval.gating import gate
 
 OPTS = ["--metrics", "mnist_fd", "--num-samples", "400", "--bootstrap", "60", "--device", "cpu", "--no-progress"]
@@ -85,3 +88,60 @@ def test_unscorable_baseline_model_is_exit_2(models: dict[str, Path], tmp_path: 
     broken.write_bytes(b"junk")
     code, out, err = cli("gate", models["good"], "--baseline", broken, "--out", tmp_path / "c", *OPTS)
     assert code == 2 and "could not be scored" in err and str(broken) in err and err.count("\n") == 1
+
+
+class _Sigmoid(torch.nn.Module):
+    """A generator whose images are in [0, 1] (``--output-range 0,1``)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lin = torch.nn.Linear(64, 784)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(self.lin(z)).view(-1, 1, 28, 28)
+
+
+def _torchscript(path: Path, seed: int, z_dim: int | None = 64) -> Path:
+    torch.manual_seed(seed)
+    extra = {"ganeval.json": json.dumps({"z_dim": z_dim})} if z_dim else {}
+    torch.jit.save(torch.jit.script(_Sigmoid()), str(path), _extra_files=extra)
+    return path
+
+
+QUICK = {"metrics": ("mnist_fd",), "num_samples": 200, "bootstrap": 20, "device": "cpu", "progress": False}
+
+
+def test_baseline_model_is_rescored_with_the_gates_input_hints(tmp_path: Path, cli) -> None:
+    """Both sides are re-scored as the judged checkpoint was: ``output_range`` in ``extra`` (as the CLI and a report's
+    options pass it) was dropped, so the criterion judged images decoded as [-1, 1] (104.7 beside the report's 371.3)."""
+    a, b = _torchscript(tmp_path / "a.pt", 0), _torchscript(tmp_path / "b.pt", 1)
+    res = gate(a, baseline=b, max_regression=5, extra={"output_range": "0,1"}, out=tmp_path / "o", **QUICK)
+    crit = res.criteria[0]
+    assert crit.value == pytest.approx(res.row["mnist_fd"], rel=1e-9) and crit.extra["difference"] != 0
+    # a generator that does not store its latent size: --z-dim reaches the re-scoring (it was exit 2 after scoring)
+    lin = _torchscript(tmp_path / "lin.pt", 2, z_dim=None)
+    code, out, err = cli("gate", lin, "--z-dim", "64", "--output-range", "0,1", "--baseline", b, "--max-regression",
+                         "1000", "--json", "--out", tmp_path / "lin", "--metrics", "mnist_fd", "--num-samples", "200",
+                         "--bootstrap", "20", "--device", "cpu", "--no-progress")
+    assert code == 0, err
+    summary = json.loads((tmp_path / "lin" / "summary.json").read_text())
+    assert json.loads(out)["criteria"][0]["value"] == pytest.approx(summary["rows"][0]["mnist_fd"], rel=1e-9)
+    same = gate(lin, baseline=b, z_dim=64, output_range="0,1", max_regression=1000, out=tmp_path / "api", **QUICK)
+    assert same.passed and same.criteria[0].value == pytest.approx(summary["rows"][0]["mnist_fd"], rel=1e-9)
+
+
+def test_sample_sets_are_compared_at_one_n_and_not_called_paired(tmp_path: Path) -> None:
+    """A set of 100 images against one of 300 at --num-samples 300 "regressed" by FD's 1/N bias alone, in a message
+    that said N = 300 and a paired interval (stored samples share no latents: independent resamples)."""
+    from synthetic import bank_images
+
+    imgs = ((bank_images(n=700).numpy()[:, 0] + 1) * 127.5).round().astype(np.uint8)
+    for name, part in (("a", imgs[:300]), ("b", imgs[300:600]), ("short", imgs[600:])):
+        np.savez(tmp_path / f"{name}.npz", images=part)
+    opts = {**QUICK, "num_samples": 300}
+    with pytest.raises(GanevalError, match=r"--baseline .*a\.npz is not comparable: scored at N = 300, the judged "
+                                           r"checkpoint short\.npz at N = 100"):
+        gate(tmp_path / "short.npz", baseline=tmp_path / "a.npz", max_regression=10, out=tmp_path / "o1", **opts)
+    crit = gate(tmp_path / "b.npz", baseline=tmp_path / "a.npz", max_regression=10, out=tmp_path / "o2", **opts).criteria[0]
+    assert "N = 300" in crit.message and "paired" not in crit.message and "95% CI of the difference" in crit.message
+    assert crit.extra["test"].startswith("permutation test of the difference") and "independent resamples" in crit.extra["test"]

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from ganeval.metrics.fid import FIDReference
-from ganeval.metrics.permutation import _chunks, _relabelled_statistics, fd_difference_test
+from ganeval.metrics.permutation import _chunks, _relabelled_statistics, fd_difference_test, pooled_swapped
 
 
 @pytest.fixture
@@ -49,8 +49,10 @@ def test_observed_difference_is_the_difference_of_the_fds(ref: FIDReference, pai
 
 
 #: Re-labellings at least as extreme of ``_null(i, paired)`` with 99 re-labellings and seed i, for i = 0…7, by
-#: fd_difference_test before sequential stopping (commit 113543b): sequential=0 must reproduce them.
-BEFORE = {True: [17, 82, 64, 74, 79, 44, 48, 48], False: [12, 25, 8, 94, 94, 13, 8, 63]}
+#: fd_difference_test before sequential stopping (commit 113543b): sequential=0 must reproduce them. Unpaired sets have
+#: since been pooled in an order fixed by their contents: for i = 0, 4, 6, 7 the counts are those the old test gave
+#: for (B, A).
+BEFORE = {True: [17, 82, 64, 74, 79, 44, 48, 48], False: [8, 25, 8, 94, 96, 13, 4, 60]}
 
 
 @pytest.mark.parametrize("paired", [True, False])
@@ -95,14 +97,16 @@ def test_relabelling_stream_does_not_depend_on_batch_sizes(ref: FIDReference, pa
     n = len(a)
     gen = torch.Generator().manual_seed(5)
     by_hand = []
+    sign = -1.0 if not paired and pooled_swapped(a, b) else 1.0
+    pa, pb = (b, a) if sign < 0 else (a, b)  # stored samples are pooled in the order of their contents' digests
     for _ in range(12):
         if paired:
             swap = torch.randint(0, 2, (1, n), generator=gen)[0].bool()
             sa, sb = torch.where(swap[:, None], b, a), torch.where(swap[:, None], a, b)
         else:
-            z, member = torch.cat([a, b]), torch.rand(1, 2 * n, generator=gen).argsort(1)[0] < n
+            z, member = torch.cat([pa, pb]), torch.rand(1, 2 * n, generator=gen).argsort(1)[0] < n
             sa, sb = z[member], z[~member]
-        by_hand.append(_fd(sa, ref) - _fd(sb, ref))
+        by_hand.append(sign * (_fd(sa, ref) - _fd(sb, ref)))
     row = 8 * 6 * 2 * n  # memory of one re-labelling in a batch
     streams = [_relabelled_statistics(a, b, ref, paired, 40, seed=5, memory=m, first=f)[1]
                for m, f in ((row, 1), (2.5e8, 40), (7 * row, 3), (2.5e8, 1))]
@@ -112,6 +116,25 @@ def test_relabelling_stream_does_not_depend_on_batch_sizes(ref: FIDReference, pa
     for h in (0, 4):  # the test itself: the same p and count whatever the batches
         assert len({fd_difference_test(a, b, ref, paired=paired, permutations=40, seed=5, memory=m, sequential=h)
                     for m in (row, 3 * row, 2.5e8)}) == 1
+
+
+@pytest.mark.parametrize("paired", [True, False])
+def test_swapping_the_sets_negates_the_difference_and_keeps_p(ref: FIDReference, paired: bool) -> None:
+    """compare's arm order must not decide a verdict: T(B, A) = −T(A, B) with the same p and the same draws (before,
+    unpaired sets pooled as [A, B] drew other re-labellings when swapped: p 0.6667 vs 0.625 on two MNIST sample sets)."""
+    swapped = 0
+    for i in range(8):
+        a, b = _null(i, paired)
+        swapped += pooled_swapped(a, b)
+        for h in (0, 10):
+            ab = fd_difference_test(a, b, ref, paired=paired, permutations=99, seed=i, sequential=h)
+            ba = fd_difference_test(b, a, ref, paired=paired, permutations=99, seed=i, sequential=h)
+            assert ba.difference == -ab.difference and (ba.p_value, ba.drawn, ba.extreme) == (ab.p_value, ab.drawn, ab.extreme)
+        oa, sa = _relabelled_statistics(a, b, ref, paired, 30, seed=i)
+        ob, sb = _relabelled_statistics(b, a, ref, paired, 30, seed=i)
+        assert ob == -oa
+        torch.testing.assert_close(sb, -sa, rtol=1e-9, atol=1e-12)
+    assert paired or 0 < swapped < 8  # both pooling orders were exercised
 
 
 def test_batches_start_small_and_double() -> None:

@@ -85,4 +85,6 @@ def run(args: argparse.Namespace) -> int:
             print(f"ganeval: warning: cannot append to GITHUB_STEP_SUMMARY {step_summary}: {exc}", file=sys.stderr)
     for _, row in comp.members[comp.members["status"] == "error"].iterrows():
         print(f"ganeval: error: {row['error']}", file=sys.stderr)
+    for error in comp.series_errors:  # a picked folder's unreadable checkpoints: named and exit 1, as `score` does
+        print(f"ganeval: error: {error}", file=sys.stderr)
     return EXIT_FAILED if comp.failed else EXIT_OK

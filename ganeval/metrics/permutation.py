@@ -15,11 +15,14 @@ and the test stops at the ``sequential``-th (h-th) one at least as extreme as th
 number drawn. A large p (no difference: the usual answer in early stopping) is thus known after about h / p
 re-labellings instead of P. Reaching the P-th with g < h gives (g + 1) / (P + 1), the full test's p. Both are valid
 p-values. Re-labellings come from one seeded stream in draw order, whatever the batch sizes, so a test that does not
-stop early draws exactly the full test's re-labellings.
+stop early draws exactly the full test's re-labellings. Stored samples are pooled in an order fixed by the two sets'
+contents (:func:`pooled_swapped`), not by which one came first, so swapping A and B negates T and every T* and
+leaves p unchanged, as the paired swaps do by construction.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -81,6 +84,16 @@ def _chunks(total: int, first: int, cap: int) -> Iterator[int]:
         size = min(2 * size, cap)
 
 
+def _digest(x: torch.Tensor) -> bytes:
+    return hashlib.sha256(x.detach().cpu().double().contiguous().numpy().tobytes()).digest()
+
+
+def pooled_swapped(a: torch.Tensor, b: torch.Tensor) -> bool:
+    """Whether unpaired sets are pooled as [B, A] rather than [A, B]: the order of their SHA-256 digests, so that the
+    re-labellings drawn (and p) do not depend on which set the caller gave first."""
+    return _digest(b) < _digest(a)
+
+
 def _relabelled(a: torch.Tensor, b: torch.Tensor, ref: FIDReference, paired: bool, permutations: int, seed: int,
                 memory: float, first: int) -> tuple[float, float, Iterator[tuple[torch.Tensor, torch.Tensor]]]:
     """The observed FD(A) − FD(B), its rounding bound, and a lazy stream of the re-labelled statistics with theirs,
@@ -94,6 +107,9 @@ def _relabelled(a: torch.Tensor, b: torch.Tensor, ref: FIDReference, paired: boo
     if len(a) != len(b) or a.ndim != 2 or a.shape != b.shape:
         raise ValueError(f"two feature sets of one shape expected, got {tuple(a.shape)} and {tuple(b.shape)}")
     n = len(a)
+    sign = -1.0 if not paired and pooled_swapped(a, b) else 1.0  # T(B, A) = −T(A, B): the stream is negated alike
+    if sign < 0:
+        a, b = b, a
     z = torch.cat([a, b]).double()
     mu_r = torch.from_numpy(ref.mu)
     f = torch.from_numpy(ref.factor).double()
@@ -126,7 +142,8 @@ def _relabelled(a: torch.Tensor, b: torch.Tensor, ref: FIDReference, paired: boo
 
     za, zb = z[:n], z[n:]  # each set's own sums: identical sets give exactly 0
     own, err = fd(torch.stack([za.sum(0), zb.sum(0)]), torch.stack([za.T @ za, zb.T @ zb]))
-    return float(own[0] - own[1]), float(err.sum()), (stat(draw(k)) for k in _chunks(permutations, first, cap))
+    stream = (stat(draw(k)) for k in _chunks(permutations, first, cap))
+    return sign * float(own[0] - own[1]), float(err.sum()), ((sign * t, e) for t, e in stream)
 
 
 def _relabelled_statistics(a: torch.Tensor, b: torch.Tensor, ref: FIDReference, paired: bool, permutations: int = 1000,
