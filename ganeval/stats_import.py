@@ -64,15 +64,18 @@ def _as_array(path: Path, key: str, value: Any) -> Any:
 
     if not isinstance(value, torch.Tensor):
         return value
-    t = value.detach().cpu()
+    t = value.detach()
+    if t.is_meta:  # a shape without values: nothing to copy out
+        raise StatsError(f"{path}: {key} is a tensor without data (meta device); mu and sigma must hold numbers")
     try:
+        t = t.cpu()
         if t.layout != torch.strided:
             t = t.to_dense()
         try:
             return t.numpy()
         except TypeError:  # "Got unsupported ScalarType BFloat16"
             return t.to(torch.complex128 if t.is_complex() else torch.float64).numpy()
-    except (TypeError, RuntimeError, ValueError) as exc:
+    except (TypeError, RuntimeError, ValueError, NotImplementedError) as exc:
         raise StatsError(f"{path}: {key} is a {t.dtype} tensor ganeval cannot read as numbers "
                          f"({exc.__class__.__name__})") from exc
 
@@ -127,6 +130,9 @@ def read_foreign_stats(path: str | os.PathLike[str]) -> tuple[np.ndarray, np.nda
     for key in ("mu", "sigma"):
         if np.iscomplexobj(data[key]):
             raise StatsError(f"{path}: {key} is complex ({np.asarray(data[key]).dtype}); a mean and a covariance are real")
+        dtype = np.asarray(data[key]).dtype
+        if dtype.kind not in "biuf":  # strings, dates, timedeltas, structured records: numpy would parse or cast them
+            raise StatsError(f"{path}: {key} is a {dtype} array, not numbers; mu and sigma must be numeric arrays")
     try:
         mu, sigma = np.asarray(data["mu"], np.float64), np.asarray(data["sigma"], np.float64)
     except (TypeError, ValueError) as exc:

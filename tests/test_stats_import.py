@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import pickle
+import re
 from pathlib import Path
 
 import numpy as np
@@ -192,3 +193,26 @@ def test_pt_of_bf16_tensors_or_integer_arrays_is_imported(tmp_path: Path, cli) -
         with np.load(out) as z:
             np.testing.assert_array_equal(z["mu"], want_mu)
             np.testing.assert_array_equal(z["sigma"], want_sigma)
+
+
+def test_npz_of_strings_dates_or_records_and_meta_tensors_are_refused(tmp_path: Path, cli) -> None:
+    """An .npz whose mu was text, dates, timedeltas or a one-field record was imported (numpy parsed the strings and
+    cast the rest to their integer counts); a .pt of meta tensors crashed with a traceback (exit 1). Each is refused
+    in one line naming the file and what mu is (exit 2), as a .pt of strings already was."""
+    mu, sigma = _covariance(d=2048)
+    np.savez(tmp_path / "str.npz", mu=np.array([repr(float(v)) for v in mu]), sigma=sigma)
+    np.savez(tmp_path / "date.npz", mu=np.zeros(len(mu), "datetime64[s]"), sigma=sigma)
+    np.savez(tmp_path / "td.npz", mu=np.zeros(len(mu), "timedelta64[s]"), sigma=sigma)
+    np.savez(tmp_path / "struct.npz", mu=np.zeros(len(mu), [("a", "f8")]), sigma=sigma)
+    torch.save({"mu": torch.tensor(mu).to("meta"), "sigma": torch.tensor(sigma)}, tmp_path / "meta.pt")
+    reasons = {"str.npz": "mu is a <U", "date.npz": "mu is a datetime64[s] array, not numbers",
+               "td.npz": "mu is a timedelta64[s] array, not numbers", "struct.npz": "array, not numbers",
+               "meta.pt": "mu is a tensor without data (meta device)"}
+    for name, reason in reasons.items():
+        with pytest.raises(StatsError, match=re.escape(reason)) as exc:
+            read_foreign_stats(tmp_path / name)
+        assert name in str(exc.value) and "\n" not in str(exc.value)
+        out = tmp_path / "ref" / f"{name.replace('.', '_')}_inception.npz"
+        code, _, err = cli("stats", "--import", tmp_path / name, "--made-by", "torch-fidelity", "--out", out)
+        assert code == 2 and reason in err and err.count("\n") == 1, (name, err)
+        assert not out.exists()
