@@ -229,11 +229,12 @@ def imported_summary(meta: dict[str, Any]) -> str | None:
 def import_stats_file(path: str | os.PathLike[str], made_by: str, out: str | os.PathLike[str], n: int | None = None,
                       description: str | None = None, weights_path: str | os.PathLike[str] | None = None,
                       command: str | None = None, verify_with: str | os.PathLike[str] | None = None,
-                      device: str = "auto", batch_size: int = 64, progress: bool = True) -> RefStats:
+                      device: str = "auto", batch_size: int = 64, progress: bool = True,
+                      data_dir: str | os.PathLike[str] | None = None) -> RefStats:
     """Import ``path`` (see :func:`import_stats`) and write it as ``out`` (.npz and .json sidecar, atomically), with
     sigma in float64 as the tool wrote it, so FIDs against it equal the tool's own. ``verify_with``: the real images
-    the tool used (an MNIST split, folder, zip or uint8 .npz), checked by :func:`verify_import` with one Inception
-    pass over them. Returns what was written."""
+    the tool used (an MNIST split, read from ``data_dir``, or a folder, zip or uint8 .npz), checked by
+    :func:`verify_import` with one Inception pass over them. Returns what was written."""
     from ganeval.features import get_extractor
     from ganeval.stats import compute_stats, save_stats
 
@@ -241,6 +242,6 @@ def import_stats_file(path: str | os.PathLike[str], made_by: str, out: str | os.
     extractor = get_extractor(extractor_for(made_by, path), device=device if verify_with else "cpu", weights_path=weights_path)
     stats = import_stats(path, made_by, extractor, n=n, description=description, command=command)
     if verify_with is not None:
-        stats = verify_import(stats, compute_stats(verify_with, extractor, batch_size, progress=progress))
+        stats = verify_import(stats, compute_stats(verify_with, extractor, batch_size, data_dir, progress=progress))
     save_stats(out, stats, sigma_dtype="float64")
     return stats
