@@ -95,7 +95,8 @@ def _extract(samples: Samples, extractors: list[FeatureExtractor], seed: int, ba
 
     def lookups() -> dict[str, tuple[torch.Tensor, torch.Tensor | None, int]]:
         out.grid = samples.grid(GRID_SAMPLES, batch_size)
-        found = {ex.name: load_features(out.keys[ex.name]) if cached and ex.name in out.keys else None for ex in extractors}
+        found = {ex.name: load_features(out.keys[ex.name], n, ex.pool_dim, ex.has_logits)
+                 if cached and ex.name in out.keys else None for ex in extractors}
         return {k: hit for k, hit in found.items() if hit is not None}
 
     hits = dist.my_share(lookups, name)

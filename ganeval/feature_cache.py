@@ -31,19 +31,38 @@ def _path(key: str) -> Path:
     return cache_dir("features", create=False) / f"{key}.npz"
 
 
-def load_features(key: str) -> tuple[torch.Tensor, torch.Tensor | None, int] | None:
-    """``(pool, logits, nonfinite)`` from the cache, or None: a damaged entry (truncated, empty, foreign) counts as a
-    miss and is removed, so this run writes it again."""
+def _fits(pool: np.ndarray, logits: np.ndarray | None, nonfinite: np.ndarray, n: int, pool_dim: int | None,
+          has_logits: bool) -> bool:
+    """Whether a cached entry has the shape the extractor gives for ``n`` samples: ``(n, pool_dim)`` floats (any width
+    for a network not run yet, whose width and logits are unknown), logits ``(n, L)`` exactly when the extractor has
+    them, one count."""
+    def rows(a: np.ndarray) -> bool:
+        return a.ndim == 2 and a.shape[0] == n and a.dtype.kind == "f"
+
+    return (rows(pool) and (pool_dim is None or pool.shape[1] == pool_dim)
+            and (pool_dim is None or (logits is not None) == has_logits) and (logits is None or rows(logits))
+            and nonfinite.shape == () and nonfinite.dtype.kind in "iu" and 0 <= int(nonfinite) <= n)
+
+
+def load_features(key: str, n: int, pool_dim: int | None,
+                  has_logits: bool) -> tuple[torch.Tensor, torch.Tensor | None, int] | None:
+    """``(pool, logits, nonfinite)`` from the cache, or None: a damaged entry (truncated, empty, foreign, or of
+    another shape than ``n`` samples of ``pool_dim`` features, with logits iff ``has_logits``) counts as a miss and
+    is removed, so this run writes it again."""
     path = _path(key)
     if not path.is_file():
         return None
     try:
         with np.load(path, allow_pickle=False) as z:
-            logits = torch.from_numpy(z["logits"]) if "logits" in z.files else None
-            return torch.from_numpy(z["pool"]), logits, int(z["nonfinite"])
+            pool, nonfinite = z["pool"], z["nonfinite"]
+            logits = z["logits"] if "logits" in z.files else None
     except CACHE_READ_ERRORS:
         discard(path)
         return None
+    if not _fits(pool, logits, nonfinite, n, pool_dim, has_logits):
+        discard(path)
+        return None
+    return torch.from_numpy(pool), None if logits is None else torch.from_numpy(logits), int(nonfinite)
 
 
 def save_features(key: str, pool: torch.Tensor, logits: torch.Tensor | None, nonfinite: int) -> str | None:

@@ -67,7 +67,18 @@ def reference_stats(reference: str | os.PathLike[str], extractor: FeatureExtract
     path = reference_path(reference, getattr(extractor, "stats_name", extractor.name))  # extractors registered elsewhere may lack it
     expect = expected_provenance(extractor)
     network = expect.pop("network", None)
-    stats = load_stats(path, expect)
+    try:
+        stats = load_stats(path, expect)
+    except StatsError as exc:
+        # Made before the logits layer was left out of the weights' identity, with a file that has one: accepted
+        # when that file's whole identity is this extractor's (the same pool network, so the same features).
+        whole = getattr(getattr(extractor, "weights", None), "whole_sha256", None)
+        if not whole or "weights_sha256" not in expect:
+            raise
+        try:
+            stats = load_stats(path, {**expect, "weights_sha256": whole})
+        except StatsError:
+            raise exc from None
     made = stats.meta.get("network")
     if network is not None and _network_id(made) != _network_id(network):
         raise StatsError(f"{path}: made with network={made!r}, but network={network!r} was asked for")
@@ -96,11 +107,12 @@ def real_subset(total: int, n: int) -> np.ndarray:
     return np.sort(np.random.default_rng(REAL_SUBSET_SEED).permutation(total)[:n])
 
 
-def real_total(meta: dict[str, Any]) -> int:
-    """How many real images the reference statistics were made from (an MNIST split's size when not recorded)."""
+def real_total(meta: dict[str, Any], data_dir: str | os.PathLike[str] | None = None) -> int:
+    """How many real images the reference statistics were made from (an MNIST split's size, read from ``data_dir``,
+    when not recorded)."""
     n = int(meta.get("n") or 0)
     key = real_images_key(meta)
-    return n or (len(dataset_images(key)) if key in DATASETS else 0)
+    return n or (len(dataset_images(key, data_dir)) if key in DATASETS else 0)
 
 
 def real_subset_info(meta: dict[str, Any], n: int) -> dict[str, Any]:
@@ -163,17 +175,18 @@ def _custom_images(meta: dict[str, Any]) -> torch.Tensor:
 
 
 def real_features(stats: RefStats, extractor: FeatureExtractor, n: int, batch_size: int = 64, write_cache: bool = True,
-                  dist: DistContext | None = None, notes: list[str] | None = None) -> torch.Tensor:
+                  dist: DistContext | None = None, notes: list[str] | None = None,
+                  data_dir: str | os.PathLike[str] | None = None) -> torch.Tensor:
     """Pool features of ``n`` of the images the reference was made from (at most as many as it has; a fixed
     seeded subset, :func:`real_subset`), computed once and cached (``write_cache=False`` on non-zero distributed
     ranks, which never write; ``dist`` splits the work over the ranks). A cache that cannot be written is a note
-    appended to ``notes`` (a ``RuntimeWarning`` without it)."""
+    appended to ``notes`` (a ``RuntimeWarning`` without it); ``data_dir``: where an MNIST split is read from."""
     key = real_images_key(stats.meta)
-    total = real_total(stats.meta)
+    total = real_total(stats.meta, data_dir)
     n = min(n, total)
 
     def images() -> Any:
-        every = dataset_images(key)[:total] if key in DATASETS else _custom_images(stats.meta)
+        every = dataset_images(key, data_dir)[:total] if key in DATASETS else _custom_images(stats.meta)
         idx = real_subset(total, n)
         return every if len(idx) == len(every) else every[torch.from_numpy(idx) if isinstance(every, torch.Tensor) else idx]
 

@@ -150,7 +150,7 @@ def _removed_with(path: Path | None) -> Iterator[Path | None]:
 
 
 def _write_kid(src: Path, to: str, kid_path: Path, device: str, batch_size: int,
-               announce: Callable[[int], None] | None) -> dict[str, Any]:
+               announce: Callable[[int], None] | None, data_dir: str | os.PathLike[str] | None) -> dict[str, Any]:
     """Pool features of every real image behind ``src`` (one Inception pass, cached like KID's real features),
     in the tool's KID file; refuses statistics without images or made with other weights than those loaded."""
     import torch
@@ -160,10 +160,10 @@ def _write_kid(src: Path, to: str, kid_path: Path, device: str, batch_size: int,
 
     extractor = get_extractor(MADE_BY[to], device=device)
     ref = reference_stats(src, extractor, needs_images=True)  # same pipeline and weights, and real images behind it
-    total = real_total(ref.meta)
+    total = real_total(ref.meta, data_dir)
     if announce is not None:
         announce(total)
-    feats = real_features(ref, extractor, total, batch_size).float()
+    feats = real_features(ref, extractor, total, batch_size, data_dir=data_dir).float()
     with atomic_path(kid_path) as tmp:
         if to == "torch-fidelity":
             torch.save(feats.contiguous(), tmp)
@@ -175,14 +175,15 @@ def _write_kid(src: Path, to: str, kid_path: Path, device: str, batch_size: int,
 
 def export_stats(stats: str | os.PathLike[str], to: str, out_dir: str | os.PathLike[str], name: str | None = None,
                  command: str | None = None, kid: bool = False, device: str = "auto", batch_size: int = 64,
-                 announce: Callable[[int], None] | None = None) -> Exported:
+                 announce: Callable[[int], None] | None = None, data_dir: str | os.PathLike[str] | None = None) -> Exported:
     """Write ganeval statistics ``stats`` (a shipped dataset name or a .npz with its sidecar) as ``to``'s file in
     ``out_dir``, under the cache name ``name`` (default ``ganeval-<dataset>``), plus ``<file>.ganeval.json``.
 
     The values are the sidecar-verified ones, in float64 (mu in float32 for torch-fidelity, which insists on its own
     dtypes), so the tool's FID against them equals ganeval's. ``kid``: also the Inception features of every real
     image behind them (computed on ``device`` unless cached), where the tool's KID looks for them; ``announce(n)``
-    is called once they are known to exist, before they are read or computed.
+    is called once they are known to exist, before they are read or computed; ``data_dir``: where an MNIST split
+    behind them is read from.
 
     An export of a name that exists replaces it (``replaced``); one without ``kid`` also removes the KID features
     an earlier export of that name left (``removed_kid``), in step with writing the statistics: the tool would
@@ -204,7 +205,7 @@ def export_stats(stats: str | os.PathLike[str], to: str, out_dir: str | os.PathL
     kid_path = _kid_file(to, path, name) if kid else None
     for target in (path, path.with_name(path.name + ".ganeval.json"), *([kid_path] if kid_path else [])):
         output_file(target, "--out", StatsError)  # a folder of that name: refused before the --kid pass
-    kid_info = _write_kid(src, to, kid_path, device, batch_size, announce) if kid_path else None
+    kid_info = _write_kid(src, to, kid_path, device, batch_size, announce, data_dir) if kid_path else None
     replaced = path.is_file()
     leftover = _kid_file(to, path, name) if kid_path is None else None  # with --kid it was just overwritten
     with _removed_with(leftover) as removed_kid, atomic_path(path) as tmp:

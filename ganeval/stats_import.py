@@ -7,6 +7,7 @@ ganeval cannot check (which images, which weights file) is recorded as the user'
 
 from __future__ import annotations
 
+import json
 import os
 import pickle
 import re
@@ -64,15 +65,18 @@ def _as_array(path: Path, key: str, value: Any) -> Any:
 
     if not isinstance(value, torch.Tensor):
         return value
-    t = value.detach().cpu()
+    t = value.detach()
+    if t.is_meta:  # a shape without values: nothing to copy out
+        raise StatsError(f"{path}: {key} is a tensor without data (meta device); mu and sigma must hold numbers")
     try:
+        t = t.cpu()
         if t.layout != torch.strided:
             t = t.to_dense()
         try:
             return t.numpy()
         except TypeError:  # "Got unsupported ScalarType BFloat16"
             return t.to(torch.complex128 if t.is_complex() else torch.float64).numpy()
-    except (TypeError, RuntimeError, ValueError) as exc:
+    except (TypeError, RuntimeError, ValueError, NotImplementedError) as exc:
         raise StatsError(f"{path}: {key} is a {t.dtype} tensor ganeval cannot read as numbers "
                          f"({exc.__class__.__name__})") from exc
 
@@ -127,6 +131,9 @@ def read_foreign_stats(path: str | os.PathLike[str]) -> tuple[np.ndarray, np.nda
     for key in ("mu", "sigma"):
         if np.iscomplexobj(data[key]):
             raise StatsError(f"{path}: {key} is complex ({np.asarray(data[key]).dtype}); a mean and a covariance are real")
+        dtype = np.asarray(data[key]).dtype
+        if dtype.kind not in "biuf":  # strings, dates, timedeltas, structured records: numpy would parse or cast them
+            raise StatsError(f"{path}: {key} is a {dtype} array, not numbers; mu and sigma must be numeric arrays")
     try:
         mu, sigma = np.asarray(data["mu"], np.float64), np.asarray(data["sigma"], np.float64)
     except (TypeError, ValueError) as exc:
@@ -156,6 +163,35 @@ def extractor_for(made_by: str, path: str | os.PathLike[str]) -> str:
     return MADE_BY[made_by]
 
 
+#: What a ganeval export's record (``FILE.ganeval.json``) gives an import of that file back: the images the
+#: statistics were made from and how.
+EXPORTED_KEYS = ("dataset", "split", "source", "dataset_sha256", "image_shape", "n", "precision")
+
+
+def export_record(path: Path, digest: str, extractor: FeatureExtractor) -> dict[str, Any] | None:
+    """The statistics' provenance from ``path``'s ganeval export record, when there is one and it is of this very
+    file (its recorded SHA-256 is ``digest``); refused when it says they were made another way than ``extractor``
+    works (weights, resize: as ``load_stats`` refuses a reference), since the values would then be labelled wrongly."""
+    from ganeval.stats import MATCH_KEYS
+
+    side = path.with_name(path.name + ".ganeval.json")
+    try:
+        record = json.loads(side.read_text(encoding="utf-8"))
+    except (OSError, ValueError):  # none (a foreign file), or not readable: the file is imported as declared
+        return None
+    stats = record.get("statistics") if isinstance(record, dict) else None
+    exported = record.get("exported") if isinstance(record, dict) else None
+    if not isinstance(stats, dict) or not isinstance(exported, dict) or exported.get("file_sha256") != digest:
+        return None
+    prov = extractor.provenance()
+    whole = getattr(getattr(extractor, "weights", None), "whole_sha256", None)  # identity before fc.* was left out
+    for key in (k for k in MATCH_KEYS if k in prov and k in stats):
+        if stats[key] != prov[key] and not (key == "weights_sha256" and whole and stats[key] == whole):
+            raise StatsError(f"{path}: made with {key}={stats[key]!r} (its {side.name}), but {key}={prov[key]!r} was "
+                             "asked for")
+    return {k: stats[k] for k in EXPORTED_KEYS if k in stats}
+
+
 def import_stats(path: str | os.PathLike[str], made_by: str, extractor: FeatureExtractor, n: int | None = None,
                  description: str | None = None, command: str | None = None) -> RefStats:
     """Statistics from ``path`` as a ganeval reference for ``extractor`` (which must be ``MADE_BY[made_by]``).
@@ -163,6 +199,8 @@ def import_stats(path: str | os.PathLike[str], made_by: str, extractor: FeatureE
     The sidecar keeps ``extractor``'s provenance (the pipeline ganeval scores with, which the tool's matches) and an
     ``imported`` record: the file's name and SHA-256, the tool, and what the user declared (``n``, ``description``).
     Such a reference has no real images, so KID, precision/recall and the other sample-based metrics refuse it.
+    A file ganeval exported keeps what its ``FILE.ganeval.json`` records (``EXPORTED_KEYS``: its images, N and
+    precision), so it has its real images again; one whose record names other weights or another resize is refused.
     """
     want, have = extractor_for(made_by, path), getattr(extractor, "stats_name", extractor.name)
     if have != want:
@@ -174,12 +212,18 @@ def import_stats(path: str | os.PathLike[str], made_by: str, extractor: FeatureE
     if n is not None and n < 2:
         raise StatsError(f"--n must be the number of images the statistics were made from (got {n})")
     src = Path(path)
+    digest = sha256_file(src)
+    exported = export_record(src, digest, extractor)
+    if exported is not None and n is not None and exported.get("n") not in (None, n):
+        raise StatsError(f"{src}: declared --n {n}, but its {src.name}.ganeval.json records n={exported['n']}")
     meta: dict[str, Any] = {
         "dataset": "imported",
         "n": n,
         **extractor.provenance(),
-        "imported": {"file": src.name, "file_sha256": sha256_file(src), "made_by": made_by,
-                     "description": description, "n_declared": n is not None, "verified": False},
+        **(exported or {}),
+        "imported": {"file": src.name, "file_sha256": digest, "made_by": made_by,
+                     "description": description, "n_declared": n is not None, "verified": False,
+                     **({"export_record": f"{src.name}.ganeval.json"} if exported is not None else {})},
         "package_version": __version__,
         "command": command or "",
         "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -203,7 +247,7 @@ def verify_import(stats: RefStats, own: RefStats) -> RefStats:
                          f"({own.meta.get('source', own.meta.get('split'))}), above {VERIFY_MAX_FD}: not made from these "
                          "images with this pipeline (other images, another subset or order, resize or weights)")
     info.update(verified=True, fd_to_ganeval=fd, verified_n=own.meta["n"])
-    keep = {k: v for k, v in stats.meta.items() if k not in ("dataset", "n")}
+    keep = {k: v for k, v in stats.meta.items() if k == "precision" or k not in ("dataset", *EXPORTED_KEYS)}
     images = {k: own.meta[k] for k in ("dataset", "split", "source", "dataset_sha256", "image_shape") if k in own.meta}
     return RefStats(stats.mu, stats.sigma, {**keep, **images, "n": own.meta["n"], "imported": info})
 
@@ -215,7 +259,8 @@ def imported_summary(meta: dict[str, Any]) -> str | None:
         return None
     what = f", {info['description']}" if info.get("description") else ""
     check = (f"verified against the images by ganeval: FD {info.get('fd_to_ganeval', float('nan')):.2g} to its own statistics"
-             if info.get("verified") else "images and weights as declared, not verified by ganeval")
+             if info.get("verified") else f"exported by ganeval: images, N and weights as {info['export_record']} records"
+             if info.get("export_record") else "images and weights as declared, not verified by ganeval")
     return (f"imported from {info.get('file')} (SHA-256 {str(info.get('file_sha256'))[:12]}…), made by "
             f"{info.get('made_by')}{what}; {check}")
 
@@ -223,11 +268,12 @@ def imported_summary(meta: dict[str, Any]) -> str | None:
 def import_stats_file(path: str | os.PathLike[str], made_by: str, out: str | os.PathLike[str], n: int | None = None,
                       description: str | None = None, weights_path: str | os.PathLike[str] | None = None,
                       command: str | None = None, verify_with: str | os.PathLike[str] | None = None,
-                      device: str = "auto", batch_size: int = 64, progress: bool = True) -> RefStats:
+                      device: str = "auto", batch_size: int = 64, progress: bool = True,
+                      data_dir: str | os.PathLike[str] | None = None) -> RefStats:
     """Import ``path`` (see :func:`import_stats`) and write it as ``out`` (.npz and .json sidecar, atomically), with
     sigma in float64 as the tool wrote it, so FIDs against it equal the tool's own. ``verify_with``: the real images
-    the tool used (an MNIST split, folder, zip or uint8 .npz), checked by :func:`verify_import` with one Inception
-    pass over them. Returns what was written."""
+    the tool used (an MNIST split, read from ``data_dir``, or a folder, zip or uint8 .npz), checked by
+    :func:`verify_import` with one Inception pass over them. Returns what was written."""
     from ganeval.features import get_extractor
     from ganeval.stats import compute_stats, save_stats
 
@@ -235,6 +281,6 @@ def import_stats_file(path: str | os.PathLike[str], made_by: str, out: str | os.
     extractor = get_extractor(extractor_for(made_by, path), device=device if verify_with else "cpu", weights_path=weights_path)
     stats = import_stats(path, made_by, extractor, n=n, description=description, command=command)
     if verify_with is not None:
-        stats = verify_import(stats, compute_stats(verify_with, extractor, batch_size, progress=progress))
+        stats = verify_import(stats, compute_stats(verify_with, extractor, batch_size, data_dir, progress=progress))
     save_stats(out, stats, sigma_dtype="float64")
     return stats

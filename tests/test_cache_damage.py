@@ -64,3 +64,22 @@ def test_damaged_real_features_are_a_miss(tmp_path: Path, run_score, how: str) -
     _damage(real, how)
     assert run_score() == cold
     assert np.load(real, allow_pickle=False).ndim == 2  # written again
+
+
+@pytest.mark.parametrize("entry", ["rows", "width", "logits", "count"])
+def test_cached_features_of_another_shape_are_misses(tmp_path: Path, run_score, entry: str) -> None:
+    """A readable features entry of another shape (10 rows, not N; another width; logits the MNIST classifier does
+    not leave out; a count that is not one integer) was served as it was: an IndexError traceback (exit 1), or
+    features of other samples. Now it is a miss, recomputed and rewritten."""
+    cold = run_score()
+    (path,) = sorted((tmp_path / "cache" / "features").glob("*.npz"))
+    with np.load(path) as z:
+        good = {k: z[k] for k in z.files}
+    bad = {"rows": {**good, "pool": good["pool"][:10]}, "width": {**good, "pool": good["pool"][:, :-1]},
+           "logits": {k: v for k, v in good.items() if k != "logits"}, "count": {**good, "nonfinite": np.zeros(2)}}[entry]
+    np.savez(path, **bad)
+    for metrics in (tmp_path / "cache" / "metrics").glob("*.npz"):
+        metrics.unlink()
+    assert run_score() == cold
+    with np.load(path) as z:
+        assert {k: z[k].shape for k in z.files} == {k: v.shape for k, v in good.items()}

@@ -14,7 +14,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch_fidelity.metric_isc import isc_features_to_metric
 
-from ganeval.errors import WeightsError
+from ganeval.errors import StatsError, WeightsError
 from ganeval.features.inception import InceptionExtractor
 from ganeval.features.inception_weights import (
     fid_helper_source,
@@ -66,7 +66,9 @@ def test_full_weights_give_inception_score_equal_to_torch_fidelity(tmp_path: Pat
     path = tmp_path / "full.safetensors"
     save_file(state, str(path))
     full = InceptionExtractor(device="cpu", weights_path=path)
-    assert full.has_logits and full.provenance()["weights_sha256"] != weights.sha256
+    # the same pool network: the same identity for FID's features; the logits layer has its own
+    assert full.has_logits and full.provenance()["weights_sha256"] == weights.sha256
+    assert full.provenance()["logits_sha256"] == state_dict_sha256({k: state[k] for k in ("fc.weight", "fc.bias")})
     images = torch.randint(0, 256, (20, 1, 28, 28), dtype=torch.uint8, generator=gen)
     logits = full(images)["logits"]
     assert logits.shape == (20, 1008) and torch.isfinite(logits).all()
@@ -119,3 +121,55 @@ def test_bad_weights_files_are_refused(tmp_path: Path) -> None:
     save_file({"x": torch.zeros(2)}, str(other))
     with pytest.raises(WeightsError, match="not torch-fidelity Inception-v3"):
         resolve_inception_weights(other)
+
+
+def _full_weights(weights, path: Path) -> Path:
+    """The offline copy plus a (random, finite) 1008-class logits layer, as torch-fidelity's file has one."""
+    state = dict(weights.state_dict)
+    gen = torch.Generator().manual_seed(0)
+    state["fc.weight"] = torch.randn(1008, 2048, generator=gen) * 0.05
+    state["fc.bias"] = torch.zeros(1008)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(state, path)
+    return path
+
+
+def test_full_weights_score_fid_and_is_against_the_shipped_statistics(tmp_path: Path, weights, cli,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """The weights identity hashed the whole state dict, logits layer included: with torch-fidelity's full file in the
+    hub cache (or passed with --inception-weights), the same pool network had another identity, and every shipped
+    Inception statistic was refused (exit 2), IS included. The identity now names the pool network only; the logits
+    layer's is recorded beside it."""
+    monkeypatch.setenv("GANEVAL_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    hub = _full_weights(weights, tmp_path / "torch" / "hub" / "checkpoints" / "weights-inception-2015-12-05-6726825d.pth")
+    ckpt = Path(__file__).parents[1] / "ganeval" / "pretrained" / "dcgan_info" / "ckpt_0010000.safetensors"
+    args = ("score", ckpt, "--num-samples", 64, "--bootstrap", 0, "--device", "cpu", "--no-progress")
+    for extra, out in (((), "hub"), (("--inception-weights", hub), "explicit")):
+        code, _, err = cli(*args, "--metrics", "fid", "is", *extra, "--out", tmp_path / out)
+        assert code == 0, err
+        summary = json.loads((tmp_path / out / "summary.json").read_text())
+        row, prov = summary["rows"][0], summary["provenance"]["inception"]
+        assert np.isfinite(row["fid"]) and row["is_mean"] > 1
+        assert prov["weights_sha256"] == weights.sha256 and len(prov["logits_sha256"]) == 64
+
+
+def test_statistics_made_with_the_whole_file_identity_are_still_accepted(tmp_path: Path, weights) -> None:
+    """Statistics made before the identity left the logits layer out, with a full weights file, recorded the whole
+    file's SHA-256: they are accepted for that file (the same pool network), and still refused for other weights."""
+    from ganeval.reference import reference_stats
+    from ganeval.stats import stats_path
+
+    ref = tmp_path / "ref"
+    ref.mkdir()
+    for suffix in (".npz", ".json"):
+        (ref / f"t_inception{suffix}").write_bytes(stats_path("mnist-test", "inception").with_suffix(suffix).read_bytes())
+    full = InceptionExtractor(device="cpu", weights_path=_full_weights(weights, tmp_path / "full.pth"))
+    side = json.loads((ref / "t_inception.json").read_text())
+    for sha, accepted in ((full.weights.whole_sha256, True), ("0" * 64, False)):
+        (ref / "t_inception.json").write_text(json.dumps({**side, "weights_sha256": sha}))
+        if accepted:
+            assert reference_stats(ref, full).meta["n"] == side["n"]
+        else:
+            with pytest.raises(StatsError, match="weights_sha256='0000"):
+                reference_stats(ref, full)

@@ -179,3 +179,18 @@ def test_bootstrap_fid_equals_fid_of_each_resample(n: int, d: int, full_rank: bo
     for r, i in zip(reps, idx, strict=True):
         s = gen[i]
         assert r == pytest.approx(ref.fid(s.mean(0), np.cov(s, rowvar=False)), rel=tol)
+
+
+@pytest.mark.parametrize("extractor", ["inception", "inception-clean", "mnist"])
+def test_fd_of_identical_statistics_is_never_negative(extractor: str) -> None:
+    """FD(s, s) of the shipped statistics was -9e-13 (float64 round-off of tr Σ + tr Σ - 2 tr √(Σ Σ)): a negative
+    distance in reports. Round-off below 0 is now 0; bootstrap replicates of one resample equal to the whole too."""
+    from ganeval.stats import load_stats, stats_path
+
+    s = load_stats(stats_path("mnist-train", extractor))
+    fd = frechet_distance(s.mu, s.sigma, s.mu, s.sigma)
+    assert 0 <= fd < 1e-9
+    x = torch.from_numpy(_feats(300, 16, seed=3))
+    ref = FIDReference(x.double().mean(0).numpy(), np.cov(x.numpy(), rowvar=False))
+    reps = bootstrap_fid(x, ref, [np.arange(300)] * 3)
+    assert (reps >= 0).all() and (reps < 1e-9).all()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import pickle
+import re
 from pathlib import Path
 
 import numpy as np
@@ -192,3 +193,69 @@ def test_pt_of_bf16_tensors_or_integer_arrays_is_imported(tmp_path: Path, cli) -
         with np.load(out) as z:
             np.testing.assert_array_equal(z["mu"], want_mu)
             np.testing.assert_array_equal(z["sigma"], want_sigma)
+
+
+def test_npz_of_strings_dates_or_records_and_meta_tensors_are_refused(tmp_path: Path, cli) -> None:
+    """An .npz whose mu was text, dates, timedeltas or a one-field record was imported (numpy parsed the strings and
+    cast the rest to their integer counts); a .pt of meta tensors crashed with a traceback (exit 1). Each is refused
+    in one line naming the file and what mu is (exit 2), as a .pt of strings already was."""
+    mu, sigma = _covariance(d=2048)
+    np.savez(tmp_path / "str.npz", mu=np.array([repr(float(v)) for v in mu]), sigma=sigma)
+    np.savez(tmp_path / "date.npz", mu=np.zeros(len(mu), "datetime64[s]"), sigma=sigma)
+    np.savez(tmp_path / "td.npz", mu=np.zeros(len(mu), "timedelta64[s]"), sigma=sigma)
+    np.savez(tmp_path / "struct.npz", mu=np.zeros(len(mu), [("a", "f8")]), sigma=sigma)
+    torch.save({"mu": torch.tensor(mu).to("meta"), "sigma": torch.tensor(sigma)}, tmp_path / "meta.pt")
+    reasons = {"str.npz": "mu is a <U", "date.npz": "mu is a datetime64[s] array, not numbers",
+               "td.npz": "mu is a timedelta64[s] array, not numbers", "struct.npz": "array, not numbers",
+               "meta.pt": "mu is a tensor without data (meta device)"}
+    for name, reason in reasons.items():
+        with pytest.raises(StatsError, match=re.escape(reason)) as exc:
+            read_foreign_stats(tmp_path / name)
+        assert name in str(exc.value) and "\n" not in str(exc.value)
+        out = tmp_path / "ref" / f"{name.replace('.', '_')}_inception.npz"
+        code, _, err = cli("stats", "--import", tmp_path / name, "--made-by", "torch-fidelity", "--out", out)
+        assert code == 2 and reason in err and err.count("\n") == 1, (name, err)
+        assert not out.exists()
+
+
+def test_a_ganeval_export_imported_back_keeps_its_provenance(tmp_path: Path, cli) -> None:
+    """Importing a file ganeval exported dropped what its FILE.ganeval.json records (n, the dataset and its SHA-256)
+    and labelled the values with the importer's weights: statistics made with other weights came back as the default
+    weights' and were scored without a word. Now the record is used when it is of this very file (its SHA-256), and
+    a record naming other weights or another resize is refused as load_stats refuses a reference."""
+    import ganeval
+    from ganeval.features import get_extractor
+    from ganeval.reference import reference_stats
+    from ganeval.stats import load_stats, save_stats, stats_path
+
+    shipped = load_stats(stats_path("mnist-test", "inception"))
+    done = ganeval.export_stats("mnist-test", "torch-fidelity", tmp_path / "tf")
+    out = tmp_path / "ref" / "t_inception.npz"
+    code, _, err = cli("stats", "--import", done.path, "--made-by", "torch-fidelity", "--out", out)
+    assert code == 0, err
+    back = load_stats(out)
+    for key in ("dataset", "split", "dataset_sha256", "n", "precision", "weights_sha256", "resize"):
+        assert back.meta[key] == shipped.meta[key], key
+    assert back.meta["imported"]["export_record"] == done.sidecar.name
+    np.testing.assert_array_equal(back.sigma, shipped.sigma)
+    np.testing.assert_allclose(back.mu, shipped.mu, rtol=0, atol=1e-6)  # written as float32 for torch-fidelity
+    reference_stats(tmp_path / "ref", get_extractor("inception", device="cpu"), needs_images=True)  # KID can use it
+    code, _, err = cli("stats", "--import", done.path, "--made-by", "torch-fidelity", "--n", 64, "--out", out)
+    assert code == 2 and "declared --n 64, but its" in err and "records n=10000" in err
+
+    other = type(shipped)(shipped.mu, shipped.sigma, {**shipped.meta, "weights_sha256": "f" * 64,
+                                                      "weights_source": "explicit:/my/inception.pth"})
+    save_stats(tmp_path / "o_inception.npz", other)
+    mine = ganeval.export_stats(tmp_path / "o_inception.npz", "torch-fidelity", tmp_path / "tf", name="other")
+    clean = ganeval.export_stats("mnist-test", "clean-fid", tmp_path / "cf")
+    for path, made_by, message in ((mine.path, "torch-fidelity", f"made with weights_sha256='{'f' * 64}' (its "
+                                    f"{mine.sidecar.name}), but weights_sha256='{shipped.meta['weights_sha256']}'"),
+                                   (clean.path, "clean-fid-legacy-tensorflow", "made with resize='clean-fid")):
+        code, _, err = cli("stats", "--import", path, "--made-by", made_by, "--out", tmp_path / "bad" / "x_inception.npz")
+        assert code == 2 and message in err and err.count("\n") == 1, err
+    assert not (tmp_path / "bad").exists()
+
+    mu, sigma = read_foreign_stats(done.path)  # another file under the record's name: not its record
+    torch.save({"mu": mu.astype(np.float32), "sigma": sigma, "x": np.zeros(1)}, done.path)
+    code, _, err = cli("stats", "--import", done.path, "--made-by", "torch-fidelity", "--out", out)
+    assert code == 0 and load_stats(out).meta["dataset"] == "imported" and "export_record" not in load_stats(out).meta["imported"]

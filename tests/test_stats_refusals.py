@@ -203,3 +203,29 @@ def test_reference_stats_takes_an_extractor_name() -> None:
     assert np.array_equal(by_name.mu, direct.mu) and by_name.meta == direct.meta
     with pytest.raises(GanevalError, match="^unknown extractor 'nope'"):
         ganeval.reference_stats("mnist-train", "nope")
+
+
+def test_flags_that_do_not_apply_are_refused_and_data_dir_is_used(tmp_path: Path, cli,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """--inception-weights with --extractor mnist and --feature-network-kwargs without custom were accepted and
+    ignored; --data-dir was ignored by --import --verify-with and by --export --kid, which read MNIST from the cache
+    folder instead (or downloaded a second copy there). Now the flags are refused in one line, and --data-dir is
+    where both read the split from (an empty folder: its files are missing there, not in the cache)."""
+    monkeypatch.delenv("GANEVAL_DATA_DIR", raising=False)
+    empty = tmp_path / "no_mnist"
+    empty.mkdir()
+    out = tmp_path / "o" / "x_mnist.npz"
+    for flags, message in ((("--inception-weights", tmp_path / "w.pth"), "--inception-weights goes with --extractor inception"),
+                           (("--feature-network-kwargs", '{"a": 1}'), "--feature-network-kwargs goes with --extractor custom")):
+        _one_line(*cli("stats", "--dataset", "mnist-test", "--extractor", "mnist", *flags, "--out", out)[::2], message)
+    np.savez(tmp_path / "good.npz", mu=np.zeros(2048), sigma=np.eye(2048))
+    imported = ("stats", "--import", tmp_path / "good.npz", "--made-by", "torch-fidelity", "--data-dir", empty,
+                "--device", "cpu", "--no-progress", "--out", tmp_path / "o" / "i_inception.npz")
+    _one_line(*cli(*imported)[::2], "--data-dir goes with --verify-with")
+    _one_line(*cli(*imported, "--verify-with", "mnist-test")[::2], str(empty / "t10k-images-idx3-ubyte"), "missing")
+    exported = ("stats", "--export", "mnist-test", "--to", "torch-fidelity", "--data-dir", empty, "--device", "cpu",
+                "--out", tmp_path / "e")
+    _one_line(*cli(*exported)[::2], "--data-dir goes with --kid")
+    code, _, err = cli(*exported, "--kid")  # after the line announcing the pass
+    _one_line(code, err.splitlines(keepends=True)[-1], str(empty / "t10k-images-idx3-ubyte"), "missing")
+    assert not (tmp_path / "o").exists() and not list((tmp_path / "e").glob("*.pt"))

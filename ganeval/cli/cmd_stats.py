@@ -118,10 +118,13 @@ def run(args: argparse.Namespace) -> int:
     kwargs = {"device": args.device, "precision": args.precision or "fp32"}
     if args.extractor.startswith("inception"):
         kwargs["weights_path"] = args.inception_weights
+    elif args.inception_weights is not None:
+        raise GanevalError("--inception-weights goes with --extractor inception or inception-clean")
     if args.extractor == "custom":
         kwargs.update(network=args.feature_network, network_kwargs=args.feature_network_kwargs)
-    elif args.feature_network is not None:
-        raise GanevalError("--feature-network goes with --extractor custom")
+    elif args.feature_network is not None or args.feature_network_kwargs is not None:
+        flag = "--feature-network" if args.feature_network is not None else "--feature-network-kwargs"
+        raise GanevalError(f"{flag} goes with --extractor custom")
     extractor = get_extractor(args.extractor, **kwargs)
     chunks: dict[int, torch.Tensor] = {}
     on_batch = (lambda i, f: chunks.__setitem__(i, f["pool"].cpu())) if args.save_features else None
@@ -154,6 +157,8 @@ def _import(args: argparse.Namespace) -> int:
     if args.to or args.name or args.kid:
         raise GanevalError("--to, --name and --kid go with --export")
     _refuse_dataset_flags(args, "--import")
+    if args.data_dir is not None and args.verify_with is None:
+        raise GanevalError("--data-dir goes with --verify-with (the MNIST files it reads), not with --import alone")
     _check_outputs(args)
     extractor_name = extractor_for(args.made_by, args.import_file)
     if args.extractor not in (None, extractor_name):
@@ -163,7 +168,7 @@ def _import(args: argparse.Namespace) -> int:
     stats = import_stats_file(args.import_file, args.made_by, args.out, n=args.n, description=args.description,
                               weights_path=args.inception_weights, command="ganeval " + shlex.join(sys.argv[1:]),
                               verify_with=args.verify_with, device=args.device, batch_size=args.batch_size,
-                              progress=args.progress)
+                              progress=args.progress, data_dir=args.data_dir)
     print(f"wrote {args.out} ({extractor_name}, {imported_summary(stats.meta)})")
     return 0
 
@@ -181,13 +186,17 @@ def _export(args: argparse.Namespace) -> int:
     if args.inception_weights is not None:
         raise GanevalError("--inception-weights does not go with --export (its --kid pass runs the weights ganeval "
                            "finds; statistics made with others are refused)")
+    if args.data_dir is not None and not args.kid:
+        raise GanevalError("--data-dir goes with --kid (the MNIST files its pass reads), not with --export alone")
     output_folder(args.out, "--out")
+
     def announce(n: int) -> None:
         print(f"--kid: Inception features of the {n:,} real images behind the statistics (one pass the first time, "
               "then cached; on a CPU about 16-20 images/s)", file=sys.stderr)
 
     done = export_stats(args.export_stats, args.to, args.out, name=args.name, command="ganeval " + shlex.join(sys.argv[1:]),
-                        kid=args.kid, device=args.device, batch_size=args.batch_size, announce=announce)
+                        kid=args.kid, device=args.device, batch_size=args.batch_size, announce=announce,
+                        data_dir=args.data_dir)
     for note in done.notes:
         print(f"note: {note}", file=sys.stderr)
     kid = f" and {done.kid_path.name}" if done.kid_path else ""

@@ -268,10 +268,13 @@ class InceptionExtractor:
             return self.fast
 
     def provenance(self) -> dict[str, Any]:
-        """Extractor identity for sidecars, caches and reports."""
+        """Extractor identity for sidecars, caches and reports: ``weights_sha256`` names the network the pool features
+        come from (what reference statistics must match), ``logits_sha256`` its logits layer, when it has one (what
+        the Inception Score comes from)."""
         return {
             "extractor": self.name,
             "weights_sha256": self.weights.sha256,
+            **({"logits_sha256": self.weights.logits_sha256} if self.has_logits else {}),
             "weights_source": self.weights.source,
             "resize": self.resize_mode,
             "channels": CHANNELS,

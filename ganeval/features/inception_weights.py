@@ -30,15 +30,25 @@ FULL_WEIGHTS_HINT = (
 )
 
 
+#: The logits layer of torch-fidelity's layout: only the Inception Score uses it, the pool features never do.
+LOGITS_PREFIX = "fc."
+
+
 @dataclass(frozen=True)
 class InceptionWeights:
-    """A state dict in torch-fidelity's layout with its provenance (``sha256``: of the tensors, see
-    ``state_dict_sha256``, so the same weights have the same identity in any container)."""
+    """A state dict in torch-fidelity's layout with its provenance, of the tensors (``state_dict_sha256``), so the
+    same weights have the same identity in any container: ``sha256`` of every tensor the 2048-d pool features are
+    computed from (the logits layer left out, so a file with it and the offline copy without it are one network for
+    FID, KID and precision/recall, and share reference statistics); ``logits_sha256`` of the logits layer (for the
+    Inception Score), None without one; ``whole_sha256``: of every tensor, logits layer included, when there is one:
+    the identity recorded before it was left out (statistics made then with such a file carry it, still accepted)."""
 
     state_dict: dict[str, torch.Tensor]
     sha256: str
     source: str
     has_logits: bool
+    logits_sha256: str | None = None
+    whole_sha256: str | None = None
 
 
 def _load_state_file(path: Path) -> dict[str, torch.Tensor]:
@@ -72,7 +82,11 @@ def _from_file(path: Path, source: str) -> InceptionWeights:
     if "Conv2d_1a_3x3.conv.weight" not in state:
         raise WeightsError(f"{path}: not torch-fidelity Inception-v3 weights (no Conv2d_1a_3x3.conv.weight)")
     has_logits = "fc.weight" in state and bool(torch.isfinite(state["fc.weight"]).all())
-    return InceptionWeights(state, state_dict_sha256(state), source, has_logits)
+    pool = {k: v for k, v in state.items() if not k.startswith(LOGITS_PREFIX)}
+    logits = {k: v for k, v in state.items() if k.startswith(LOGITS_PREFIX)}
+    return InceptionWeights(state, state_dict_sha256(pool), source, has_logits,
+                            state_dict_sha256(logits) if has_logits else None,
+                            state_dict_sha256(state) if logits else None)
 
 
 def fid_helper_source() -> Path:

@@ -73,7 +73,18 @@ class FIDReference:
         if not (np.isfinite(mu).all() and np.isfinite(sigma).all()):
             return float("inf")
         diff = mu - self.mu
-        return float(diff @ diff + np.trace(sigma) + self.trace - 2 * self.trace_sqrt_product(sigma))
+        traces = float(diff @ diff + np.trace(sigma) + self.trace)
+        return clamp_roundoff(traces - 2 * self.trace_sqrt_product(sigma), traces)
+
+
+#: Relative size (of the sum of the positive terms) below which a negative distance is float64 round-off.
+ROUNDOFF = 1e-9
+
+
+def clamp_roundoff(fd: float, scale: float) -> float:
+    """0 for a negative distance within round-off of 0 (identical statistics give about -1e-12, not 0); any other
+    value, a larger negative one included (which would show an error), as it is."""
+    return 0.0 if -ROUNDOFF * max(scale, 1.0) <= fd < 0 else fd
 
 
 def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray) -> float:
@@ -123,5 +134,6 @@ def _bootstrap_fid(features: torch.Tensor, ref: FIDReference, indices: Sequence[
         y = (xf[rows] - mu @ f) * scale
         gram = y @ y.T if y.shape[0] <= d else y.T @ y
         diff = mu - ref_mu
-        out[b] = float(diff @ diff) + trace_g + ref.trace - 2 * _trace_sqrt_psd(gram)
+        traces = float(diff @ diff) + trace_g + ref.trace
+        out[b] = clamp_roundoff(traces - 2 * _trace_sqrt_psd(gram), traces)
     return out

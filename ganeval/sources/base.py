@@ -130,6 +130,16 @@ def image_digest(images: torch.Tensor | np.ndarray) -> str:
     return h.hexdigest()
 
 
+def samples_key(images: torch.Tensor | np.ndarray, nonfinite: np.ndarray | None) -> str:
+    """Content key of stored samples: ``image_digest`` of their uint8 pixels, and which images held NaN/Inf when any
+    did (NaN is converted to a finite pixel, so the pixels alone cannot tell a NaN sample from a clean one)."""
+    key = image_digest(images)
+    flags = np.ascontiguousarray(np.asarray(nonfinite) != 0) if nonfinite is not None else None
+    if flags is None or not flags.any():
+        return key
+    return hashlib.sha256(f"{key}|nonfinite|{flags.shape}|".encode() + flags.tobytes()).hexdigest()
+
+
 @dataclass
 class Samples:
     """An opened source. ``cache_key`` None: never cached; ``paired``: drawn from the shared latent set."""
@@ -229,7 +239,7 @@ class ImageSamples(Samples):
 
     def __init__(self, images: torch.Tensor, *, sha256: str | None = None, meta: dict[str, Any] | None = None,
                  notes: list[str] | None = None, n_bad: int | None = None, nonfinite: np.ndarray | None = None) -> None:
-        key = image_digest(images)
+        key = samples_key(images, nonfinite)
         super().__init__(len(images), sha256 or key, key, "samples", False, dict(meta or {}), list(notes or []), n_bad,
                          tuple(images.shape[1:]))  # type: ignore[arg-type]
         self.images = images

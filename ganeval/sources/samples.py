@@ -42,17 +42,34 @@ def image_files(folder: Path) -> list[Path]:
     return sorted((p for p in folder.iterdir() if p.is_file() and is_image_name(p.name)), key=lambda p: natural_key(p.name))
 
 
+def declared_bits(img: Any) -> int:
+    """Bits per sample a 32-bit integer ('I' mode) image declares: a TIFF's BitsPerSample; 16 for the others Pillow
+    reads as 'I' (16-bit PGM/PPM, scaled by Pillow to 0..65535; 16-bit PNG in older Pillow)."""
+    tags = getattr(img, "tag_v2", None)
+    bits = tags.get(258) if tags is not None else None
+    bits = bits[0] if isinstance(bits, tuple) and bits else bits
+    return int(bits) if isinstance(bits, int) else 16
+
+
 def decode_image(data: bytes) -> np.ndarray:
-    """Image bytes → uint8 ``(H, W)`` (grayscale) or ``(H, W, 3)``; raises on unreadable or truncated data."""
+    """Image bytes → uint8 ``(H, W)`` (grayscale) or ``(H, W, 3)``; raises on unreadable or truncated data.
+
+    16-bit data keeps its top 8 bits, whatever the values (the file's declared depth decides, never its content, so
+    every image of a set is read on one scale); a 32-bit integer image is refused: it does not say whether it holds
+    8-, 16- or 32-bit values."""
     from PIL import Image
 
     with Image.open(io.BytesIO(data)) as img:
         img.load()
         if img.mode.startswith("I;16"):
             return (np.asarray(img, dtype=np.int64) >> 8).astype(np.uint8)
-        if img.mode == "I":  # 32-bit integer: 16-bit data scaled down, 8-bit data kept
+        if img.mode == "I":
+            bits = declared_bits(img)
+            if bits > 16:
+                raise ValueError(f"a {bits}-bit integer image, whose values may be 8-, 16- or {bits}-bit data: "
+                                 "save it as an 8- or 16-bit image")
             arr = np.asarray(img, dtype=np.int64)
-            return np.clip(arr >> 8 if arr.max() > 255 else arr, 0, 255).astype(np.uint8)
+            return np.clip(arr >> max(bits - 8, 0), 0, 255).astype(np.uint8)
         if img.mode in ("1", "L", "LA", "La"):
             return np.asarray(img.convert("L"), dtype=np.uint8)
         return np.asarray(img.convert("RGB"), dtype=np.uint8)
@@ -121,7 +138,7 @@ def read_image_set(path: Path, n: int) -> ImageSamples:
         shown = "; ".join(f"{n_}: {why}" for n_, why in bad[:3]) + (" …" if len(bad) > 3 else "")
         notes.append(f"{path.name}: {len(bad)} unreadable or truncated image(s) left out ({shown})")
     if not good:
-        raise GanevalError(f"{path}: no readable images ({len(bad)} unreadable)")
+        raise GanevalError(f"{path}: no readable images ({len(bad)} unreadable{': ' + shown if bad else ''})")
     if len(good) < n:
         notes.append(f"{path.name}: only {len(good)} readable images, fewer than the {n} asked for; scoring those {len(good)}")
     images = stack_images(good, names, str(path))
