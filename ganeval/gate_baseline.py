@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from ganeval.errors import GanevalError
-from ganeval.gating import Criterion, ci_level, ci_of, describe, fmt, number, select_row
+from ganeval.gate_rules import Criterion, ci_level, ci_of, describe, fmt, number, select_row
 from ganeval.metrics.directions import HIGHER_BETTER
 from ganeval.metrics.interval import ci_percent
 from ganeval.summary import json_value

@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ganeval.errors import GanevalError
-
-if TYPE_CHECKING:
-    from ganeval.gating import Criterion
+from ganeval.gate_rules import Criterion, fmt, number
+from ganeval.summary import json_value
 
 #: criterion → the Fréchet-distance column it limits the excess of.
 FLOOR_LIMITS = {"max_fid_over_floor": "fid", "max_mnist_fd_over_floor": "mnist_fd"}
@@ -22,9 +21,6 @@ FLOOR_LIMITS = {"max_fid_over_floor": "fid", "max_mnist_fd_over_floor": "mnist_f
 
 def floor_criterion(name: str, limit: float, row: dict[str, Any], summary: dict[str, Any], source: Path | str) -> Criterion:
     """Pass when the judged row's distance exceeds the floor's (same run, same N) by at most ``limit``."""
-    from ganeval.gating import Criterion, fmt, number
-    from ganeval.summary import json_value
-
     metric, flag = FLOOR_LIMITS[name], "--" + name.replace("_", "-")
     floor = summary.get("real_floor") or {}
     base = number((floor.get("values") or {}).get(metric), f"{source}: real_floor.{metric}")

@@ -12,7 +12,7 @@ from typing import Any
 
 from ganeval.errors import GanevalError
 from ganeval.gate_floor import FLOOR_LIMITS
-from ganeval.gating import LIMITS, METRIC_OF, _flag, check_summary, select_row
+from ganeval.gate_rules import LIMITS, METRIC_OF, _flag, check_summary, select_row
 from ganeval.options import ScoreOptions, check_hints
 from ganeval.sources.base import HINT_KEYS
 
