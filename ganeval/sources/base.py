@@ -165,6 +165,7 @@ class Samples:
     def scored_rows(self, indices: Sequence[int], batch_size: int) -> torch.Tensor:
         """uint8 samples ``indices`` (on the host) exactly as scoring saw them: read in scoring's batches of
         ``batch_size``, each once, since noise a generator draws in ``forward`` is seeded per batch."""
+        indices = [int(i) for i in indices]  # a list, range, array or tensor of positions
         if not indices:
             return self.rows(0, 0).images.cpu()
         read = {b: self.batch(b, batch_size).images.cpu() for b in sorted({i // batch_size for i in indices})}
