@@ -125,13 +125,13 @@ def _chunks(x: torch.Tensor, batch: int, other: int) -> Iterator[tuple[int, torc
     return zip(range(0, len(x), rows), x.split(rows), strict=True)
 
 
-def _radii(x: torch.Tensor, k: int, batch: int) -> torch.Tensor:
+def _radii(x: torch.Tensor, k: int, batch: int, screen: _Screen | None = None) -> torch.Tensor:
     """Exact k-NN radii of float64 ``x``: each point's (k + 1)-th smallest distance from the differences (itself at
     0 first), so exactly 0 for a point with k copies and the same bits as ``_direct`` of a query copying that
     neighbour. The screen's ``CANDIDATES`` nearest hold every point that can be that close (all within twice its
     bound of its (k + 1)-th screened square) unless more than that many are; such a point (copies, near-ties) takes
-    the neighbour float64 distances rank (k + 1)-th."""
-    screen = _Screen(x)
+    the neighbour float64 distances rank (k + 1)-th. ``screen``: one already built on ``x``, reused."""
+    screen = screen or _Screen(x)
     out = torch.empty(len(x), dtype=torch.float64, device=x.device)
     width = min(CANDIDATES + 1, len(x))
     for start, c in _chunks(x, batch, len(x)):
@@ -167,8 +167,8 @@ def precision_recall(gen: torch.Tensor, real: torch.Tensor, k: int = 3, batch: i
     """
     require_neighbours(k, samples=len(gen), real_images=len(real))
     gen, real = gen.double(), real.double()
-    r_real, r_gen = _radii(real, k, batch), _radii(gen, k, batch)
-    screen = _Screen(real)
+    screen = _Screen(real)  # the radii's screen of the real set serves the pass over the samples too
+    r_real, r_gen = _radii(real, k, batch, screen), _radii(gen, k, batch)
     margin = screen.margin(r_real, r_gen)
     held = 0
     covered = torch.zeros(len(real), dtype=torch.bool, device=real.device)
@@ -190,8 +190,8 @@ def density_coverage(gen: torch.Tensor, real: torch.Tensor, k: int = 5, batch: i
     """
     require_neighbours(k, real_images=len(real))
     gen, real = gen.double(), real.double()
-    r_real = _radii(real, k, batch)
     screen = _Screen(real)
+    r_real = _radii(real, k, batch, screen)
     margin = screen.margin(r_real)
     inside = 0
     covered = torch.zeros(len(real), dtype=torch.bool, device=real.device)
