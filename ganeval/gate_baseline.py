@@ -64,13 +64,21 @@ def check_compatible(cand: dict[str, Any], csrc: Path | str, base: dict[str, Any
         for key, what in (("extractor", "extractor"), ("weights_sha256", "extractor weights (weights_sha256)"),
                           ("resize", "resize"), ("reference", "reference dataset"),
                           ("reference_sha256", "reference statistics (reference_sha256)")):
-            if a.get(key) != b.get(key):
+            if a.get(key) != b.get(key) and not (key == "weights_sha256" and same_weights(a, b)):
                 refuse(bsrc, csrc, f"{name} {what}", a.get(key), b.get(key))
         if a.get("precision") != b.get("precision"):
             notes.append(f"baseline {name} features used precision {b.get('precision')}, these {a.get('precision')}")
     if cand.get("reference") != base.get("reference") and not same_statistics(cand.get("reference"), base.get("reference"),
                                                                                 pc[extractor], pb[extractor]):
         refuse(bsrc, csrc, "reference", cand.get("reference"), base.get("reference"))
+
+
+def same_weights(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """Whether two provenances name one network although their ``weights_sha256`` differ: a report made before the
+    logits layer was left out of the Inception weights' identity carries the file's whole identity, which a report
+    made now with the same file records as ``weights_whole_sha256``."""
+    wa, wb = a.get("weights_sha256"), b.get("weights_sha256")
+    return bool(wa) and bool(wb) and (wa == b.get("weights_whole_sha256") or wb == a.get("weights_whole_sha256"))
 
 
 def same_statistics(ref_c: Any, ref_b: Any, prov_c: dict[str, Any], prov_b: dict[str, Any]) -> bool:

@@ -288,6 +288,26 @@ def test_baseline_refused_when_not_comparable(report: Path, tmp_path: Path, cli:
     assert all(v in err for v in named)
 
 
+def test_baseline_made_with_the_whole_weights_file_identity_is_compared(report: Path, tmp_path: Path, cli: Any) -> None:
+    """A baseline report made before the logits layer left the Inception identity, with a full weights file, carries
+    that file's whole SHA-256: it was refused as "another extractor" against reports made now with the same file,
+    which record that identity as ``weights_whole_sha256``. Other weights are still refused."""
+    whole = "c" * 64
+    s = json.loads(baseline_report(tmp_path).joinpath("summary.json").read_text())
+    s["provenance"]["inception"]["weights_sha256"] = whole
+    base = write_report(tmp_path / "old", s)
+    code, _, err = cli("gate", report, "--baseline", base, "--max-regression", "10")
+    assert code == 2 and "weights_sha256" in err  # this candidate's weights file is not that one
+    cand = json.loads((report / "summary.json").read_text())
+    cand["provenance"]["inception"]["weights_whole_sha256"] = whole
+    write_report(report, cand)
+    code, out, err = cli("gate", report, "--baseline", base, "--max-regression", "10")
+    assert code == 1 and "FAIL max_regression" in out, err  # compared: +34%, intervals disjoint
+    cand["provenance"]["inception"]["weights_whole_sha256"] = "d" * 64
+    write_report(report, cand)
+    assert cli("gate", report, "--baseline", base, "--max-regression", "10")[0] == 2
+
+
 def test_baseline_n_checked_before_scoring(tmp_path: Path, cli: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     def never(*args: Any, **kwargs: Any) -> None:
         raise AssertionError("scored although the baseline cannot be compared")

@@ -152,6 +152,7 @@ def test_full_weights_score_fid_and_is_against_the_shipped_statistics(tmp_path: 
         row, prov = summary["rows"][0], summary["provenance"]["inception"]
         assert np.isfinite(row["fid"]) and row["is_mean"] > 1
         assert prov["weights_sha256"] == weights.sha256 and len(prov["logits_sha256"]) == 64
+        assert prov["weights_whole_sha256"] == resolve_inception_weights(hub).whole_sha256 != weights.sha256
 
 
 def test_statistics_made_with_the_whole_file_identity_are_still_accepted(tmp_path: Path, weights) -> None:

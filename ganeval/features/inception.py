@@ -270,11 +270,13 @@ class InceptionExtractor:
     def provenance(self) -> dict[str, Any]:
         """Extractor identity for sidecars, caches and reports: ``weights_sha256`` names the network the pool features
         come from (what reference statistics must match), ``logits_sha256`` its logits layer, when it has one (what
-        the Inception Score comes from)."""
+        the Inception Score comes from), and then ``weights_whole_sha256``, the identity such a file was recorded
+        under before the logits layer was left out (so older reports and statistics can still be matched)."""
         return {
             "extractor": self.name,
             "weights_sha256": self.weights.sha256,
             **({"logits_sha256": self.weights.logits_sha256} if self.has_logits else {}),
+            **({"weights_whole_sha256": self.weights.whole_sha256} if self.weights.whole_sha256 else {}),
             "weights_source": self.weights.source,
             "resize": self.resize_mode,
             "channels": CHANNELS,
