@@ -8,6 +8,7 @@ TF 2015-12-05 Inception, the tool's resize, float32 inference), and a provenance
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
 import json
 import os
@@ -208,12 +209,15 @@ def export_stats(stats: str | os.PathLike[str], to: str, out_dir: str | os.PathL
     kid_info = _write_kid(src, to, kid_path, device, batch_size, announce, data_dir) if kid_path else None
     replaced = path.is_file()
     leftover = _kid_file(to, path, name) if kid_path is None else None  # with --kid it was just overwritten
-    with _removed_with(leftover) as removed_kid, atomic_path(path) as tmp:
-        tmp.write_bytes(_payload(to, mu, sigma))
+    payload = _payload(to, mu, sigma)
     usage = _usage(to, path, name, kid_path)
     sidecar = path.with_name(path.name + ".ganeval.json")
+    # The old record leaves with the old file (put back if the write fails): a crash between the two writes leaves
+    # new statistics without a record, never beside the previous export's.
+    with _removed_with(leftover) as removed_kid, _removed_with(sidecar), atomic_path(path) as tmp:
+        tmp.write_bytes(payload)
     meta = {
-        "exported": {"to": to, "name": name, "file": path.name, "file_sha256": sha256_file(path),
+        "exported": {"to": to, "name": name, "file": path.name, "file_sha256": hashlib.sha256(payload).hexdigest(),
                      "from": str(src), "from_sha256": loaded.meta.get("file_sha256"), "mu_dtype": str(mu.dtype),
                      "sigma_dtype": str(sigma.dtype), "usage": usage, "notes": notes, "kid_features": kid_info,
                      "replaced": replaced, "removed_kid_features": removed_kid.name if removed_kid else None},

@@ -257,3 +257,29 @@ def test_reexport_without_kid_removes_the_earlier_kid_features(tmp_path: Path, c
     side = json.loads((out / (stats_name + ".ganeval.json")).read_text())
     assert side["statistics"]["dataset"] == "mnist-train" and side["exported"]["kid_features"] is None
     assert side["exported"]["replaced"] is True and side["exported"]["removed_kid_features"] == kid_name
+
+
+def test_a_failed_record_write_leaves_no_stale_record(tmp_path: Path, cli, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The statistics and their ``.ganeval.json`` are two files: a re-export that stops between them (a full disk,
+    a crash) left the new statistics beside the previous export's record, which named other statistics. The old
+    record now leaves with the old file: what remains is the new file alone, and a record is always its own."""
+    import ganeval.stats_export as stats_export
+
+    out = tmp_path / "out"
+    assert cli("stats", "--export", "mnist-test", "--to", "torch-fidelity", "--name", "r", "--out", out)[0] == 0
+    (stats,) = [p for p in out.iterdir() if not p.name.endswith(".json")]
+    sidecar = stats.with_name(stats.name + ".ganeval.json")
+
+    def fail(*_: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(stats_export, "write_text", fail)
+    code, _, err = cli("stats", "--export", "mnist-train", "--to", "torch-fidelity", "--name", "r", "--out", out)
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert not sidecar.exists() and sorted(p.name for p in out.iterdir()) == [stats.name]
+    monkeypatch.undo()
+    assert cli("stats", "--export", "mnist-train", "--to", "torch-fidelity", "--name", "r", "--out", out)[0] == 0
+    from ganeval.atomic import sha256_file
+
+    side = json.loads(sidecar.read_text())
+    assert side["exported"]["file_sha256"] == sha256_file(stats) and side["statistics"]["dataset"] == "mnist-train"
