@@ -60,8 +60,11 @@ class _Evaluator(Illustrations, RealImages):
             elif name == "custom":
                 kwargs.update(network=opts.feature_network, network_kwargs=opts.feature_network_kwargs)
             ex = get_extractor(name, **kwargs)
-            stats = reference_stats(opts.reference, ex, needs_images=self.compares_real(name))
             self.extractors[name] = ex
+            if not opts.real_floor and not any(m.needs_reference for m in self.metrics if m.extractor == name):
+                self.ref_meta[name] = {}  # an Inception Score (or modes) alone: no reference statistics needed
+                continue
+            stats = reference_stats(opts.reference, ex, needs_images=self.compares_real(name))
             self.refs[name] = FIDReference(stats.mu, stats.sigma)
             self.ref_meta[name] = stats.meta
             if stats.meta.get("precision", "fp32") != opts.precision:
@@ -250,7 +253,7 @@ class _Evaluator(Illustrations, RealImages):
 
     def _compute(self, metric: Metric, got: Extracted, logits: torch.Tensor | None, options: dict[str, Any],
                  with_ci: bool, src: Source) -> tuple[dict[str, float], np.ndarray | None]:
-        x = MetricInput(got.pool[metric.extractor], logits, self.refs[metric.extractor],
+        x = MetricInput(got.pool[metric.extractor], logits, self.refs.get(metric.extractor),
                         lambda e=metric.extractor: self._real_for(e, n=got.n), options,
                         getattr(self.extractors[metric.extractor], "head", None),  # optional: classifying extractors
                         lambda name, e=metric.extractor: self._dataset_for(e, name), self.memo,
@@ -337,7 +340,8 @@ def _score_series(series: Series, opts: ScoreOptions, dist: DistContext | None) 
     late = ranking.late_collapse(df, primary, ev.replicates, opts.late_threshold, opts.ci)
     if "ci_low" in late:  # an interval of (last − best): paired only when both share the latents at full N
         late["paired"] = not {late.get("last"), late.get("best")} & ev.own_resamples
-    provenance = {name: {**ex.provenance(), **reference_provenance(ev.ref_meta[name]), **ev.real_provenance(name)}
+    provenance = {name: {**ex.provenance(), **(reference_provenance(ev.ref_meta[name]) if ev.ref_meta[name] else {}),
+                         **ev.real_provenance(name)}  # no reference read: none named
                   for name, ex in ev.extractors.items()}
     notes = [printable(n) for n in ev.notes]
     summary = build_summary(df, primary, late, opts, provenance, notes, time.time() - t0, dist.world, floor)

@@ -228,3 +228,26 @@ def test_non_finite_features_are_refused_naming_the_network(tmp_path: Path, cli,
     assert list(df["status"]) == ["ok", "error"], df  # one bad sample set never stops the others
     assert np.isfinite(df["custom_fd"].iloc[0]) and np.isnan(df["custom_fd"].iloc[1])
     assert "NaNOnFaint: returned NaN/Inf features for 200 of 200 images" in df["error"].iloc[1]
+
+
+def test_inception_scores_and_modes_read_no_reference_statistics(tmp_path: Path, mnist_dir: Path) -> None:
+    """An Inception Score compares with no reference, yet every extractor's reference statistics were read: a custom
+    network's IS was refused until statistics were made with it, and ``mnist_is`` against a folder holding no MNIST
+    statistics. Now a feature space whose requested metrics need none reads none (and names none); the values
+    are the ones scored beside a reference; an FD still needs its statistics."""
+    (tmp_path / "nets.py").write_text(NET_PY)
+    net = f"{tmp_path / 'nets.py'}:Pooled"
+    ckpt = write_bank_checkpoint(tmp_path / "run", 1000)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    common = {"num_samples": 200, "bootstrap": 0, "device": "cpu", "progress": False, "feature_network": net,
+              "feature_network_kwargs": {"logits": True}}
+    df = ganeval.score(ckpt, metrics=("custom_is", "mnist_is", "modes"), primary="custom_is", reference=str(empty),
+                       out=tmp_path / "a", **common)
+    row, prov = df.iloc[0], df.attrs["summary"]["provenance"]
+    assert row["status"] == "ok" and np.isfinite(row["custom_is"]) and np.isfinite(row["mnist_is"])
+    assert "reference" not in prov["custom"] and "reference" not in prov["mnist"]
+    beside = ganeval.score(ckpt, metrics=("mnist_is", "modes", "mnist_fd"), out=tmp_path / "b", **common).iloc[0]
+    assert beside["mnist_is"] == row["mnist_is"] and beside["class_kl"] == row["class_kl"]
+    with pytest.raises(StatsError, match="expected one \\*_custom.npz, found 0"):
+        ganeval.score(ckpt, metrics=("custom_is", "custom_fd"), reference=str(empty), out=tmp_path / "c", **common)

@@ -32,7 +32,8 @@ class MetricInput:
 
     pool: torch.Tensor
     logits: torch.Tensor | None
-    ref: FIDReference
+    #: The reference statistics; None for an extractor whose requested metrics need none (the Inception Scores, modes).
+    ref: FIDReference | None
     real: Callable[[], torch.Tensor]
     options: dict[str, Any]
     #: The extractor's last layer (pool features → logits), for extractors that classify; else None.
@@ -63,18 +64,20 @@ class Metric:
     help: str = ""
     #: Options (beyond the shared ones) its values depend on: part of its cache key.
     option_keys: tuple[str, ...] = ()
+    #: Whether it compares with the reference (statistics or real images): an IS alone needs no reference statistics.
+    needs_reference: bool = True
 
 
 METRICS: dict[str, Metric] = {}
 
 
 def register_metric(name: str, extractor: str, columns: tuple[str, ...], needs_logits: bool = False,
-                    needs_real: bool = False, help: str = "",
-                    option_keys: tuple[str, ...] = ()) -> Callable[[Callable[[MetricInput], dict[str, float]]], Metric]:
+                    needs_real: bool = False, help: str = "", option_keys: tuple[str, ...] = (),
+                    needs_reference: bool = True) -> Callable[[Callable[[MetricInput], dict[str, float]]], Metric]:
     """Decorator adding a metric function to ``METRICS``."""
 
     def deco(fn: Callable[[MetricInput], dict[str, float]]) -> Metric:
-        metric = Metric(name, extractor, columns, fn, needs_logits, needs_real, help, option_keys)
+        metric = Metric(name, extractor, columns, fn, needs_logits, needs_real, help, option_keys, needs_reference)
         METRICS[name] = metric
         return metric
 
@@ -87,6 +90,7 @@ def _fd(x: MetricInput) -> float:
     if len(x.pool) < 2:
         raise GanevalError(f"a Fréchet distance needs at least 2 samples (got {len(x.pool)})")
     pool = x.pool.double()
+    assert x.ref is not None  # an FD needs the reference (needs_reference)
     return x.ref.fid(pool.mean(0).numpy(), torch.cov(pool.T).numpy())
 
 
@@ -96,6 +100,7 @@ def _fid(x: MetricInput) -> dict[str, float]:
 
 
 def _fd_inf(x: MetricInput, name: str) -> dict[str, float]:
+    assert x.ref is not None
     value, slope, _, _ = fd_infinity(x.pool, x.ref, seed=int(x.options.get("seed", 0)))
     return {name: value, f"{name}_slope": slope}
 
@@ -141,12 +146,14 @@ def _dc_values(x: MetricInput, prefix: str) -> dict[str, float]:
     return {f"{prefix}density": density, f"{prefix}coverage": coverage}
 
 
-@register_metric("is", "inception", ("is_mean", "is_std"), needs_logits=True, help="Inception Score, 10 splits")
+@register_metric("is", "inception", ("is_mean", "is_std"), needs_logits=True, needs_reference=False,
+                 help="Inception Score, 10 splits")
 def _is(x: MetricInput) -> dict[str, float]:
     return _is_values(x, "is_mean", "is_std")
 
 
-@register_metric("mnist_is", "mnist", ("mnist_is", "mnist_is_std"), needs_logits=True, help="MNIST-classifier Inception Score")
+@register_metric("mnist_is", "mnist", ("mnist_is", "mnist_is_std"), needs_logits=True, needs_reference=False,
+                 help="MNIST-classifier Inception Score")
 def _mnist_is(x: MetricInput) -> dict[str, float]:
     return _is_values(x, "mnist_is", "mnist_is_std")
 
@@ -158,6 +165,7 @@ def _mnist_fd(x: MetricInput) -> dict[str, float]:
 
 @register_metric("modes", "mnist", ("modes_covered", "class_kl", "mnist_confidence", "class_kl_ci_low", "class_kl_ci_high",
                                    "modes_ci_low", "modes_ci_high"), needs_logits=True, option_keys=("bootstrap", "ci"),
+                 needs_reference=False,
                  help="classes holding ≥ min share of samples, KL(class histogram ‖ uniform), mean confidence; "
                       "bootstrap intervals of the first two")
 def _modes(x: MetricInput) -> dict[str, float]:
@@ -297,7 +305,7 @@ def _custom_fd_inf(x: MetricInput) -> dict[str, float]:
     return _fd_inf(x, "custom_fd_inf")
 
 
-@register_metric("custom_is", "custom", ("custom_is", "custom_is_std"), needs_logits=True,
+@register_metric("custom_is", "custom", ("custom_is", "custom_is_std"), needs_logits=True, needs_reference=False,
                  help="Inception Score from your network's logits (it must return (features, logits)), 10 splits")
 def _custom_is(x: MetricInput) -> dict[str, float]:
     return _is_values(x, "custom_is", "custom_is_std")
