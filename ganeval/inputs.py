@@ -102,10 +102,13 @@ def _open_generator_file(src: Source, device: torch.device, n: int, seed: int) -
     else:
         fn = gens.load_torchscript(src.path, device)
     sha = gens.file_digest(src.path)
+    meta: dict[str, Any] = {"format": src.kind}
     key = f"{sha}|z{settings['z_dim']}|{settings['output_range']}"
+    if src.kind == "onnx" and (external := gens.onnx_external_digest(src.path)) is not None:
+        meta["external_data_sha256"] = external  # weights beside the .onnx: part of what identifies the model
+        key += f"|external{external}"
     return GeneratorSamples(fn, name=src.name, n=n, seed=seed, z_dim=settings["z_dim"], z_type=settings["z_type"],
-                            output_range=settings["output_range"], device=device, sha256=sha, cache_key=key,
-                            meta={"format": src.kind})
+                            output_range=settings["output_range"], device=device, sha256=sha, cache_key=key, meta=meta)
 
 
 def _open_callable(src: Source, device: torch.device, n: int, seed: int) -> Samples:

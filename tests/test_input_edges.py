@@ -1,0 +1,64 @@
+"""Inputs at their edges (docs/inputs.md): ONNX weights stored beside the model, user modules run from the project
+folder, weight-file folders for gate, sample arrays of every dtype, names with huge numbers."""
+
+from __future__ import annotations
+
+import shutil
+import warnings
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from torch import nn
+
+from ganeval.evaluate import score
+
+FAST: dict[str, Any] = {"num_samples": 64, "metrics": ("mnist_fd",), "bootstrap": 0, "device": "cpu", "progress": False}
+
+
+@pytest.fixture(autouse=True)
+def _cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GANEVAL_CACHE_DIR", str(tmp_path / "cache"))
+    warnings.filterwarnings("ignore", category=FutureWarning)  # torch.onnx exporter deprecations
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+
+
+class TinyG(nn.Module):
+    """z (8) → 1×28×28 in [-1, 1], weights from ``seed``."""
+
+    def __init__(self, seed: int) -> None:
+        super().__init__()
+        torch.manual_seed(seed)
+        self.fc = nn.Linear(8, 784)
+        self.latent_dim = 8
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return torch.tanh(self.fc(z)).view(-1, 1, 28, 28)
+
+
+def _onnx_external(module: nn.Module, folder: Path) -> Path:
+    """``module`` as folder/gen.onnx with every weight in folder/gen.onnx.data."""
+    onnx = pytest.importorskip("onnx")
+    folder.mkdir(parents=True)
+    tmp = folder / "inline.onnx"
+    torch.onnx.export(module.eval(), (torch.randn(2, 8),), str(tmp), input_names=["z"], output_names=["images"],
+                      dynamic_axes={"z": {0: "batch"}, "images": {0: "batch"}}, dynamo=False)
+    onnx.save_model(onnx.load(str(tmp)), str(folder / "gen.onnx"), save_as_external_data=True,
+                    all_tensors_to_one_file=True, location="gen.onnx.data", size_threshold=0)
+    tmp.unlink()
+    return folder / "gen.onnx"
+
+
+def test_onnx_weights_in_an_external_data_file_are_part_of_its_identity(tmp_path: Path) -> None:
+    """A retrained model saved with external data has a byte-identical .onnx: keyed on that file alone, the new weights
+    were served the old weights' cached features (MNIST FD 345.618 for a model whose own is 343.771)."""
+    pytest.importorskip("onnxruntime")
+    path = _onnx_external(TinyG(0), tmp_path / "a")
+    other = _onnx_external(TinyG(1), tmp_path / "b")
+    assert path.read_bytes() == other.read_bytes()  # only gen.onnx.data differs
+    first = score(str(path), **FAST)["mnist_fd"].iloc[0]
+    shutil.copy(other.parent / "gen.onnx.data", path.parent / "gen.onnx.data")
+    cached = score(str(path), **FAST)["mnist_fd"].iloc[0]
+    fresh = score(str(path), use_cache=False, **FAST)["mnist_fd"].iloc[0]
+    assert cached == fresh and cached != first
