@@ -62,3 +62,20 @@ def test_onnx_weights_in_an_external_data_file_are_part_of_its_identity(tmp_path
     cached = score(str(path), **FAST)["mnist_fd"].iloc[0]
     fresh = score(str(path), use_cache=False, **FAST)["mnist_fd"].iloc[0]
     assert cached == fresh and cached != first
+
+
+def test_module_name_is_found_in_the_folder_ganeval_is_run_from(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``--generator models:Generator`` "run from your project folder": the installed ``ganeval`` command has its bin/
+    folder on sys.path, not the working directory (only ``python -m ganeval`` has that), so it said "cannot import"."""
+    from ganeval.user_code import resolve_factory
+
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "edge_models_cwd.py").write_text("from torch import nn\n\nclass Generator(nn.Linear):\n"
+                                                "    def __init__(self, nz=4):\n        super().__init__(nz, 784)\n")
+    monkeypatch.chdir(project)
+    monkeypatch.setattr("sys.path", [p for p in __import__("sys").path if p not in ("", ".", str(project))])
+    monkeypatch.delitem(__import__("sys").modules, "edge_models_cwd", raising=False)
+    spec = resolve_factory("edge_models_cwd:Generator", '{"nz": 3}')
+    assert spec.build().in_features == 3 and spec.source_sha256 is not None
+    monkeypatch.delitem(__import__("sys").modules, "edge_models_cwd")
