@@ -259,7 +259,10 @@ def _folder(path: Path, hints: InputHints) -> Series:
         others = [p.name for p in files if not is_image_name(p.name)]
         src = Source(path.name, path, _number(path.name), "images", {"hints": hints})
         return Series([src], _ignored(path, others, "non-image"), path)
-    raise GanevalError(f"{path}: no checkpoints (ckpt_*.safetensors), generator files (.onnx, .pt, .ts) or images to score")
+    weights = [p.name for p in files if p.suffix.lower() in STATE_EXTS]
+    hint = f"; for weight files ({', '.join(weights[:3])}) pass their class, --generator MODULE:NAME" if weights else ""
+    raise GanevalError(f"{path}: no checkpoints (ckpt_*.safetensors), generator files (.onnx, .pt, .ts) or images to "
+                       f"score{hint}")
 
 
 def _unlisted(path: Path, refs: list[Any]) -> list[Source]:
@@ -294,7 +297,8 @@ def scorable(path: str | os.PathLike[str]) -> bool:
         return True
     if not p.is_dir():
         return False
-    return bool(list_checkpoints(p) or image_files(p) or any(q.suffix.lower() in GENERATOR_EXTS for q in p.iterdir()))
+    exts = {*GENERATOR_EXTS, *STATE_EXTS}  # weight files too: scored with --generator, else refused by name
+    return bool(list_checkpoints(p) or image_files(p) or any(q.suffix.lower() in exts for q in p.iterdir()))
 
 
 def _in_memory(target: Any, hints: InputHints) -> Source:

@@ -79,3 +79,37 @@ def test_module_name_is_found_in_the_folder_ganeval_is_run_from(tmp_path: Path, 
     spec = resolve_factory("edge_models_cwd:Generator", '{"nz": 3}')
     assert spec.build().in_features == 3 and spec.source_sha256 is not None
     monkeypatch.delitem(__import__("sys").modules, "edge_models_cwd")
+
+
+TINY_PY = """
+import torch
+from torch import nn
+
+
+class Gen(nn.Module):
+    def __init__(self, nz=8):
+        super().__init__()
+        self.nz = nz
+        self.fc = nn.Linear(nz, 784)
+
+    def forward(self, z):
+        return torch.tanh(self.fc(z)).view(-1, 1, 28, 28)
+"""
+
+
+def test_gate_takes_a_folder_of_weight_files(tmp_path: Path, cli: Any) -> None:
+    """A folder of ``.pth``/``.ckpt`` state dicts was "neither a report nor a checkpoint folder" to gate (score took it):
+    only ``.pt`` counted as something to score, being a TorchScript extension too."""
+    (tmp_path / "models.py").write_text(TINY_PY)
+    run = tmp_path / "run"
+    run.mkdir()
+    torch.manual_seed(0)
+    weights = {f"fc.{k}": v for k, v in nn.Linear(8, 784).state_dict().items()}
+    torch.save({"G": {f"module.{k}": v for k, v in weights.items()}}, run / "G_1.pth")  # a DDP training bundle
+    torch.save(weights, run / "G_2.ckpt")
+    args = ["--metrics", "mnist_fd", "--max-mnist-fd", "1e9", "--num-samples", "64", "--bootstrap", "0", "--device", "cpu",
+            "--no-progress", "--out", tmp_path / "gate"]
+    code, out, err = cli("gate", run, "--generator", f"{tmp_path / 'models.py'}:Gen", *args)
+    assert code == 0, err + out
+    code, _, err = cli("gate", run, *args)  # without the class: one line that says what is missing
+    assert code == 2 and "pass their class, --generator MODULE:NAME" in err and "Traceback" not in err
