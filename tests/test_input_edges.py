@@ -8,6 +8,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -113,3 +114,28 @@ def test_gate_takes_a_folder_of_weight_files(tmp_path: Path, cli: Any) -> None:
     assert code == 0, err + out
     code, _, err = cli("gate", run, *args)  # without the class: one line that says what is missing
     assert code == 2 and "pass their class, --generator MODULE:NAME" in err and "Traceback" not in err
+
+
+def test_sample_arrays_of_any_byte_order_and_integer_width_are_read_or_refused_in_one_line(tmp_path: Path) -> None:
+    """Big-endian arrays (valid images) were refused by torch ("byte order different from the native"), uint16 crashed
+    ("max_all not implemented"), int8 overflowed, and negative int16 pixels were clamped to 0 without a word."""
+    from ganeval.errors import GanevalError
+    from ganeval.sources.samples import array_images, read_npz
+
+    digits = np.random.default_rng(0).integers(0, 256, (5, 28, 28), dtype=np.uint8)
+    want = torch.from_numpy(digits).unsqueeze(1)
+    floats = (digits / 127.5 - 1).astype(np.float32)
+    for arr in (digits.astype(">u2"), digits.astype(np.uint16), digits.astype(np.uint32), digits.astype(np.int16),
+                floats.astype(">f4"), floats.astype(">f8")):
+        np.savez(tmp_path / "s.npz", images=arr)
+        assert torch.equal(read_npz(tmp_path / "s.npz", "-1,1")[0], want), arr.dtype
+    signed = digits.astype(np.int16) - 128
+    for arr, words in ((signed, "int16 values span -128..127"), (signed.astype(np.int8), "int8 values span -128..127"),
+                       (digits.astype(np.uint16) * 257, "uint16 values span 0..65535"),
+                       (floats.astype(np.complex64), "dtype complex64"), (digits.astype(bool), "dtype bool")):
+        np.savez(tmp_path / "s.npz", images=arr)
+        with pytest.raises(GanevalError, match="s.npz: ") as exc:
+            read_npz(tmp_path / "s.npz", "-1,1")
+        assert words in str(exc.value) and "\n" not in str(exc.value)
+    with pytest.raises(GanevalError, match="dtype object"):
+        array_images(np.array([digits[0], None], dtype=object), "-1,1", "array")

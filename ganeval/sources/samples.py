@@ -149,23 +149,42 @@ def read_image_set(path: Path, n: int) -> ImageSamples:
 def array_images(arr: Any, output_range: str, what: str) -> tuple[torch.Tensor, np.ndarray, list[str]]:
     """uint8 ``(N, H, W)``/``(N, H, W, C)``/``(N, C, H, W)`` or float images → uint8 NCHW, per-image NaN flags, and
     a note when float values do not look like ``output_range`` (the generators' check)."""
-    x = arr if isinstance(arr, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(np.asarray(arr)))
-    x = x.detach().cpu()
+    x = _tensor(arr, what)
     if x.ndim == 4 and x.shape[-1] in (1, 3) and x.shape[1] not in (1, 3):
         x = x.permute(0, 3, 1, 2)
     if x.ndim not in (3, 4) or (x.ndim == 4 and x.shape[1] not in (1, 3)):
         raise GanevalError(f"{what}: images of shape {tuple(x.shape)}; expected (N, H, W), (N, H, W, C) or (N, C, H, W)")
-    if x.dtype == torch.bool or (not x.is_floating_point() and x.dtype != torch.uint8 and x.numel() and int(x.max()) > 255):
-        raise GanevalError(f"{what}: integer images must be uint8 0..255 (dtype {x.dtype})")
     flags = np.zeros(len(x), bool)
     notes: list[str] = []
     if x.is_floating_point():
         flags = (~torch.isfinite(x)).flatten(1).any(dim=1).numpy()
         notes = [note] if (note := range_note(x, output_range, what, "values")) else []
-    if not x.is_floating_point():
-        x = x.clamp(0, 255).to(torch.uint8)  # stored integer pixels (checked above): 0..255, unlike a generator's
+    elif x.dtype != torch.uint8:  # stored integer pixels must be 0..255 (unlike a generator's, other dtypes are read)
+        wide = x.to(torch.int64)  # torch has no min/max of uint16/32/64, and int8 cannot hold 255
+        lo, hi = (int(wide.min()), int(wide.max())) if wide.numel() else (0, 0)
+        if lo < 0 or hi > 255:
+            raise GanevalError(f"{what}: integer images must be 0..255, but these {str(x.dtype).replace('torch.', '')} "
+                               f"values span {lo}..{hi}; save uint8 pixels, or floats with --output-range")
+        x = wide.to(torch.uint8)
     images, _ = convert_output(x, output_range, what)
     return images.contiguous(), flags, notes
+
+
+def _tensor(arr: Any, what: str) -> torch.Tensor:
+    """An image array or tensor on the host, in native byte order (a big-endian array from a FITS, IDX or MATLAB file
+    holds valid images that torch cannot wrap as they are); a dtype that holds no pixels is refused in one line."""
+    if isinstance(arr, torch.Tensor):
+        x = arr.detach().cpu()
+    else:
+        a = np.asarray(arr)
+        if a.dtype.kind not in "biuf":
+            raise GanevalError(f"{what}: images of dtype {a.dtype}; expected uint8 0..255 or floats")
+        x = torch.from_numpy(np.ascontiguousarray(a if a.dtype.isnative else a.astype(a.dtype.newbyteorder("="))))
+    if x.dtype == torch.bool or x.is_complex():
+        why = " ({0, 1} read as pixels would be black images)" if x.dtype == torch.bool else ""
+        raise GanevalError(f"{what}: images of dtype {str(x.dtype).replace('torch.', '')}; expected uint8 0..255 or "
+                           f"floats{why}")
+    return x
 
 
 def open_npz(path: str | Path, error: type[GanevalError] = GanevalError) -> Any:
