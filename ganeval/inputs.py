@@ -356,6 +356,17 @@ def resolve_target(target: Any, *, z_dim: int | None = None, z_type: str | None 
         raise GanevalError("--generator-kwargs and --state-key need --generator MODULE:NAME")
     spec = resolve_spec(generator, generator_kwargs) if generator is not None else None
     hints = InputHints(z_dim, z_type, output_range, cache_key, spec, None, state_key)
+    series = _resolve_many(target, hints)
+    if spec is not None and any(s.kind == "state_dict" for s in series.sources):
+        # Its latent size, known from the class: a missing or contradicting --z-dim is a usage error before any work
+        # (as for a TorchScript file), not the same error row for every weight file.
+        z = gens.zdim_attribute(spec.build())
+        merge_hints(f"{spec.flag} {spec.name}", {"z_dim": z} if z is not None else {}, hints)
+    return series
+
+
+def _resolve_many(target: Any, hints: InputHints) -> Series:
+    """``resolve_target`` once the hints are checked: one target, or several forming one series."""
     if not isinstance(target, Sequence) or isinstance(target, str):
         return _resolve_one(target, hints)
     targets = list(target)

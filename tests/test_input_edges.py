@@ -139,3 +139,19 @@ def test_sample_arrays_of_any_byte_order_and_integer_width_are_read_or_refused_i
         assert words in str(exc.value) and "\n" not in str(exc.value)
     with pytest.raises(GanevalError, match="dtype object"):
         array_images(np.array([digits[0], None], dtype=object), "-1,1", "array")
+
+
+def test_a_generator_class_of_unknown_latent_size_is_a_usage_error_before_any_work(tmp_path: Path, cli: Any) -> None:
+    """It was an error row per weight file (exit 1, with a report written), where a TorchScript file of unknown latent
+    size stops with exit 2: the class is built before scoring, so its latent size is known then."""
+    from ganeval.errors import GanevalError
+
+    (tmp_path / "models.py").write_text(TINY_PY.replace("        self.nz = nz\n", ""))
+    torch.save({f"fc.{k}": v for k, v in nn.Linear(8, 784).state_dict().items()}, tmp_path / "G_1.pt")
+    spec = f"{tmp_path / 'models.py'}:Gen"
+    code, _, err = cli("score", tmp_path / "G_1.pt", "--generator", spec, "--metrics", "mnist_fd", "--num-samples", "64",
+                       "--bootstrap", "0", "--device", "cpu", "--no-progress", "--out", tmp_path / "out")
+    assert code == 2 and "pass --z-dim N" in err and not (tmp_path / "out").exists()
+    with pytest.raises(GanevalError, match="pass --z-dim N"):
+        score(str(tmp_path / "G_1.pt"), generator=spec, **FAST)
+    assert score(str(tmp_path / "G_1.pt"), generator=spec, z_dim=8, **FAST)["status"].iloc[0] == "ok"
