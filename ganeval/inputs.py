@@ -171,8 +171,10 @@ OPENERS: dict[str, Callable[[Source, torch.device, int, int], Samples]] = {
 
 # -- resolving -----------------------------------------------------------------------------------------------
 def _number(name: str) -> int | None:
+    """The last number in ``name``; None when there is none, or when it is beyond what the table's int64 iteration
+    column holds (then the series is ordered by position, as ``ckpt_`` names that large are never listed)."""
     nums = re.findall(r"\d+", name)
-    return int(nums[-1]) if nums else None
+    return int(nums[-1]) if nums and int(nums[-1]) <= MAX_ITERATION else None
 
 
 def _metadata_iteration(path: Path) -> int | None:

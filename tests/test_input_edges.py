@@ -155,3 +155,14 @@ def test_a_generator_class_of_unknown_latent_size_is_a_usage_error_before_any_wo
     with pytest.raises(GanevalError, match="pass --z-dim N"):
         score(str(tmp_path / "G_1.pt"), generator=spec, **FAST)
     assert score(str(tmp_path / "G_1.pt"), generator=spec, z_dim=8, **FAST)["status"].iloc[0] == "ok"
+
+
+def test_a_number_beyond_int64_in_a_name_is_no_iteration(tmp_path: Path) -> None:
+    """``s_99999999999999999999.npz`` was scored, then the table's int64 iteration column raised a TypeError traceback."""
+    digits = np.random.default_rng(0).integers(0, 256, (64, 28, 28), dtype=np.uint8)
+    for name in ("s_1.npz", "s_99999999999999999999.npz"):
+        np.savez(tmp_path / name, images=digits)
+    one = score(str(tmp_path / "s_99999999999999999999.npz"), **FAST)
+    assert one["status"].tolist() == ["ok"]
+    both = score([str(tmp_path / "s_99999999999999999999.npz"), str(tmp_path / "s_1.npz")], **FAST)
+    assert both["status"].tolist() == ["ok", "ok"] and both["iteration"].tolist() == [1, 2]  # position in the given order
