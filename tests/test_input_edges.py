@@ -166,3 +166,18 @@ def test_a_number_beyond_int64_in_a_name_is_no_iteration(tmp_path: Path) -> None
     assert one["status"].tolist() == ["ok"]
     both = score([str(tmp_path / "s_99999999999999999999.npz"), str(tmp_path / "s_1.npz")], **FAST)
     assert both["status"].tolist() == ["ok", "ok"] and both["iteration"].tolist() == [1, 2]  # position in the given order
+
+
+def test_a_float_image_is_left_out_with_its_reason_not_read_as_black_rgb(tmp_path: Path) -> None:
+    """A float32 TIFF (Pillow mode 'F') of a digit in [0, 1] was converted to a 3-channel image of 0s and 1s: black."""
+    from PIL import Image
+
+    from ganeval.sources.samples import read_image_set
+
+    digit = np.random.default_rng(0).integers(0, 256, (28, 28), dtype=np.uint8)
+    (tmp_path / "set").mkdir()
+    Image.fromarray((digit / 255.0).astype(np.float32)).save(tmp_path / "set" / "a_1.tif")
+    Image.fromarray(digit).save(tmp_path / "set" / "a_2.png")
+    got = read_image_set(tmp_path / "set", 10)
+    assert got.n_bad == 1 and "a_1.tif" in got.notes[0] and "32-bit float image" in got.notes[0]
+    assert torch.equal(got.images, torch.from_numpy(digit)[None, None])  # grayscale, the PNG alone

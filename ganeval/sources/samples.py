@@ -56,7 +56,7 @@ def decode_image(data: bytes) -> np.ndarray:
 
     16-bit data keeps its top 8 bits, whatever the values (the file's declared depth decides, never its content, so
     every image of a set is read on one scale); a 32-bit integer image is refused: it does not say whether it holds
-    8-, 16- or 32-bit values."""
+    8-, 16- or 32-bit values, nor a 32-bit float image whether it holds [0, 1], [-1, 1] or 0..255 values."""
     from PIL import Image
 
     with Image.open(io.BytesIO(data)) as img:
@@ -70,6 +70,9 @@ def decode_image(data: bytes) -> np.ndarray:
                                  "save it as an 8- or 16-bit image")
             arr = np.asarray(img, dtype=np.int64)
             return np.clip(arr >> max(bits - 8, 0), 0, 255).astype(np.uint8)
+        if img.mode == "F":  # converted, [0, 1] floats became black 'RGB' images
+            raise ValueError("a 32-bit float image, which does not say whether it holds [0, 1], [-1, 1] or 0..255 "
+                             "values: save it as an 8- or 16-bit image, or the values in an .npz (with --output-range)")
         if img.mode in ("1", "L", "LA", "La"):
             return np.asarray(img.convert("L"), dtype=np.uint8)
         return np.asarray(img.convert("RGB"), dtype=np.uint8)
