@@ -2,7 +2,7 @@
 
 Inputs (docs/inputs.md): ganeval checkpoints (``ckpt_*.safetensors``, a file or a folder); TorchScript
 (``.pt``/``.ts``) and ONNX (``.onnx``) generators, a file or a folder of them; stored samples (a folder
-or ``.zip`` of images, an ``.npz``); several targets at once (a series); from Python also a callable
+or ``.zip`` of images, an ``.npz`` or ``.npy``); several targets at once (a series); from Python also a callable
 ``z → images`` and an image array. ``Source.open`` gives the source's samples (``ganeval.sources``).
 """
 
@@ -24,11 +24,11 @@ from ganeval.checkpoints import CKPT_RE, MAX_ITERATION, list_checkpoints, load_g
 from ganeval.errors import CheckpointError, GanevalError, short
 from ganeval.sources import generators as gens
 from ganeval.sources.base import GeneratorSamples, InputHints, Samples, merge_hints
-from ganeval.sources.samples import array_images, image_files, is_image_name, natural_key, open_array, read_image_set, read_npz
+from ganeval.sources.samples import array_images, image_files, is_image_name, natural_key, open_array, read_image_set, read_npy, read_npz
 from ganeval.sources.state_dicts import STATE_EXTS, load_state_dict_generator, resolve_spec
 
 GENERATOR_EXTS = {".onnx": "onnx", ".pt": "torchscript", ".ts": "torchscript"}
-SAMPLE_FILE_EXTS = {".zip": "images", ".npz": "npz"}
+SAMPLE_FILE_EXTS = {".zip": "images", ".npz": "npz", ".npy": "npz"}  # kind npz: a stored array
 #: Kinds whose samples are stored images (no latent control: unpaired bootstrap).
 SAMPLE_KINDS = ("images", "npz", "array")
 
@@ -148,7 +148,8 @@ def _open_images(src: Source, device: torch.device, n: int, seed: int) -> Sample
 
 def _open_npz(src: Source, device: torch.device, n: int, seed: int) -> Samples:
     assert src.path is not None
-    images, flags, notes = read_npz(src.path, src.extra["hints"].output_range or "-1,1")
+    read = read_npy if src.path.suffix.lower() == ".npy" else read_npz
+    images, flags, notes = read(src.path, src.extra["hints"].output_range or "-1,1")
     return open_array(images, flags, n, src.path.name, notes)
 
 
@@ -319,7 +320,7 @@ def _resolve_one(target: Any, hints: InputHints) -> Series:
         return Series([_in_memory(target, hints)], [], Path.cwd())
     if not isinstance(target, (str, os.PathLike)):
         raise GanevalError(f"cannot score the {type(target).__name__} {short(target)}: give a path (checkpoint, generator "
-                           "file, sample folder, zip or .npz), a list of them, a callable z -> images or an image array")
+                           "file, sample folder, zip, .npz or .npy), a list of them, a callable z -> images or an image array")
     path = Path(target)
     if not path.exists():
         raise GanevalError(f"{path}: no such file or directory")

@@ -181,3 +181,15 @@ def test_a_float_image_is_left_out_with_its_reason_not_read_as_black_rgb(tmp_pat
     got = read_image_set(tmp_path / "set", 10)
     assert got.n_bad == 1 and "a_1.tif" in got.notes[0] and "32-bit float image" in got.notes[0]
     assert torch.equal(got.images, torch.from_numpy(digit)[None, None])  # grayscale, the PNG alone
+
+
+def test_a_npy_array_of_samples_scores_as_the_same_images_in_an_npz(tmp_path: Path) -> None:
+    """``np.save("s.npy", images)`` was read as a ganeval checkpoint: "not a safetensors checkpoint (bad header length)"."""
+    digits = np.random.default_rng(0).integers(0, 256, (64, 28, 28), dtype=np.uint8)
+    np.save(tmp_path / "s.npy", digits[..., None])  # (N, H, W, 1)
+    np.savez(tmp_path / "s.npz", images=digits)
+    npy, npz = score(str(tmp_path / "s.npy"), **FAST), score(str(tmp_path / "s.npz"), **FAST)
+    assert npy["status"].iloc[0] == "ok" and npy["mnist_fd"].iloc[0] == npz["mnist_fd"].iloc[0]
+    from ganeval.inputs import SAMPLE_KINDS, resolve_target
+
+    assert resolve_target(tmp_path / "s.npy").sources[0].kind in SAMPLE_KINDS  # stored samples: unpaired bootstrap

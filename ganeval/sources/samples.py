@@ -1,4 +1,4 @@
-"""Stored samples: a folder or zip of PNG/JPEG images, an ``.npz``, or an in-memory array.
+"""Stored samples: a folder or zip of PNG/JPEG images, an ``.npz`` or ``.npy``, or an in-memory array.
 
 Images are read in natural file-name order (``img_2`` before ``img_10``); the first N readable ones are
 used. Grayscale images stay 1-channel, anything else becomes RGB (alpha dropped, palette expanded); a set
@@ -216,6 +216,18 @@ def read_npz(path: Path, output_range: str) -> tuple[torch.Tensor, np.ndarray, l
         raise
     except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
         raise GanevalError(f"{path}: not a readable .npz of images ({exc}; object arrays/pickles are refused)") from exc
+    return array_images(arr, output_range, str(path))
+
+
+def read_npy(path: Path, output_range: str) -> tuple[torch.Tensor, np.ndarray, list[str]]:
+    """The image array of a ``.npy`` file (``np.save(path, images)``); no pickles."""
+    try:
+        arr = np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as exc:
+        raise GanevalError(f"{path}: not a readable .npy array of images ({exc}; object arrays/pickles are refused)") from exc
+    if not isinstance(arr, np.ndarray):
+        arr.close()
+        raise GanevalError(f"{path}: an .npz archive under a .npy name; name it .npz")
     return array_images(arr, output_range, str(path))
 
 
