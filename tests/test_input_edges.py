@@ -193,3 +193,19 @@ def test_a_npy_array_of_samples_scores_as_the_same_images_in_an_npz(tmp_path: Pa
     from ganeval.inputs import SAMPLE_KINDS, resolve_target
 
     assert resolve_target(tmp_path / "s.npy").sources[0].kind in SAMPLE_KINDS  # stored samples: unpaired bootstrap
+
+
+def test_a_link_to_nothing_among_sample_images_is_counted_and_named(tmp_path: Path) -> None:
+    """docs: unreadable files are left out, counted (n_bad_images) and named; a dangling link was dropped without a word."""
+    import os
+
+    from PIL import Image
+
+    from ganeval.sources.samples import read_image_set
+
+    (tmp_path / "set").mkdir()
+    for i in range(3):
+        Image.fromarray(np.full((28, 28), 40 * i, np.uint8)).save(tmp_path / "set" / f"img_{i}.png")
+    os.symlink(tmp_path / "gone.png", tmp_path / "set" / "img_3.png")
+    got = read_image_set(tmp_path / "set", 10)
+    assert len(got.images) == 3 and got.n_bad == 1 and "img_3.png" in got.notes[0]

@@ -38,8 +38,10 @@ def is_image_name(name: str) -> bool:
 
 
 def image_files(folder: Path) -> list[Path]:
-    """The image files directly in ``folder`` in natural name order."""
-    return sorted((p for p in folder.iterdir() if p.is_file() and is_image_name(p.name)), key=lambda p: natural_key(p.name))
+    """The image files directly in ``folder`` in natural name order; a link to nothing is listed too, so that reading
+    it fails and it is counted and named with the other unreadable files rather than silently left out."""
+    return sorted((p for p in folder.iterdir() if (p.is_file() or (p.is_symlink() and not p.exists())) and is_image_name(p.name)),
+                  key=lambda p: natural_key(p.name))
 
 
 def declared_bits(img: Any) -> int:
