@@ -168,10 +168,9 @@ def _import_from_cwd(target: str) -> Any:
     try:
         return importlib.import_module(target)
     except ModuleNotFoundError as exc:
-        cwd = os.getcwd()
-        missing = exc.name or ""
-        if not missing or not (target == missing or target.startswith(missing + ".")) or any(
-                os.path.abspath(p or os.curdir) == cwd for p in sys.path):
+        cwd, top = os.getcwd(), target.split(".")[0]
+        here = Path(cwd, f"{top}.py").is_file() or Path(cwd, top).is_dir()
+        if not here or exc.name != top or any(os.path.abspath(p or os.curdir) == cwd for p in sys.path):
             raise
         sys.path.insert(0, cwd)
         importlib.invalidate_caches()
