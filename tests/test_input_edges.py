@@ -209,3 +209,24 @@ def test_a_link_to_nothing_among_sample_images_is_counted_and_named(tmp_path: Pa
     os.symlink(tmp_path / "gone.png", tmp_path / "set" / "img_3.png")
     got = read_image_set(tmp_path / "set", 10)
     assert len(got.images) == 3 and got.n_bad == 1 and "img_3.png" in got.notes[0]
+
+
+def test_scoring_a_module_leaves_it_as_it_was_given(tmp_path: Path) -> None:
+    """``ganeval.score(G)`` from a training loop put G (and its BatchNorm) in eval mode for good: training went on with
+    frozen batch statistics. Its modes (and device) are put back once it is scored; it is still scored in eval mode."""
+
+    class Bn(TinyG):
+        def __init__(self) -> None:
+            super().__init__(0)
+            self.bn = nn.BatchNorm1d(784)
+            self.seen: list[bool] = []
+
+        def forward(self, z: torch.Tensor) -> torch.Tensor:
+            self.seen.append(self.bn.training)
+            return torch.tanh(self.bn(self.fc(z))).view(-1, 1, 28, 28)
+
+    g = Bn().train()
+    g.fc.eval()  # a submodule the caller froze stays frozen
+    assert score(g, **FAST)["status"].iloc[0] == "ok"
+    assert g.seen and not any(g.seen)
+    assert g.training and g.bn.training and not g.fc.training

@@ -62,12 +62,32 @@ def _open_generator_file(src: Source, device: torch.device, n: int, seed: int) -
 
 def _open_callable(src: Source, device: torch.device, n: int, seed: int) -> Samples:
     fn, s = src.extra["fn"], src.extra["settings"]
+    restore = _restorer(fn) if isinstance(fn, nn.Module) else None
     if isinstance(fn, nn.Module):
         fn = fn.to(device).eval()
     key = src.extra.get("cache_key")
     key = f"callable:{key}|z{s['z_dim']}|{s['output_range']}" if key else None
-    return GeneratorSamples(fn, name=src.name, n=n, seed=seed, z_dim=s["z_dim"], z_type=s["z_type"],
-                            output_range=s["output_range"], device=device, sha256=None, cache_key=key, meta={"format": "callable"})
+    samples = GeneratorSamples(fn, name=src.name, n=n, seed=seed, z_dim=s["z_dim"], z_type=s["z_type"],
+                               output_range=s["output_range"], device=device, sha256=None, cache_key=key,
+                               meta={"format": "callable"})
+    samples.restore = restore
+    return samples
+
+
+def _restorer(module: nn.Module) -> Callable[[], None]:
+    """What puts the caller's module back as it was given once it is scored: each submodule's training mode, and its
+    device when it was on one (``ganeval.score(G)`` from a training loop left G in eval mode, or moved)."""
+    modes = [(m, m.training) for m in module.modules()]
+    devices = {t.device for t in [*module.parameters(), *module.buffers()]}
+    home = devices.pop() if len(devices) == 1 else None
+
+    def restore() -> None:
+        if home is not None:
+            module.to(home)
+        for m, training in modes:
+            m.training = training
+
+    return restore
 
 
 def _open_state_dict(src: Source, device: torch.device, n: int, seed: int) -> Samples:
