@@ -2,7 +2,7 @@
 
 Inputs (docs/inputs.md): ganeval checkpoints (``ckpt_*.safetensors``, a file or a folder); TorchScript
 (``.pt``/``.ts``) and ONNX (``.onnx``) generators, a file or a folder of them; stored samples (a folder
-or ``.zip`` of images, an ``.npz``); several targets at once (a series); from Python also a callable
+or ``.zip`` of images, an ``.npz`` or ``.npy``); several targets at once (a series); from Python also a callable
 ``z → images`` and an image array. ``Source.open`` gives the source's samples (``ganeval.sources``).
 """
 
@@ -11,24 +11,24 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
 
-from ganeval.checkpoints import CKPT_RE, MAX_ITERATION, list_checkpoints, load_generator, read_metadata
+from ganeval.checkpoints import CKPT_RE, MAX_ITERATION, list_checkpoints, read_metadata
 from ganeval.errors import CheckpointError, GanevalError, short
 from ganeval.sources import generators as gens
-from ganeval.sources.base import GeneratorSamples, InputHints, Samples, merge_hints
-from ganeval.sources.samples import array_images, image_files, is_image_name, natural_key, open_array, read_image_set, read_npz
-from ganeval.sources.state_dicts import STATE_EXTS, load_state_dict_generator, resolve_spec
+from ganeval.sources.base import InputHints, Samples, merge_hints
+from ganeval.sources.opening import OPENERS, generator_settings
+from ganeval.sources.samples import image_files, is_image_name, natural_key
+from ganeval.sources.state_dicts import STATE_EXTS, resolve_spec
 
 GENERATOR_EXTS = {".onnx": "onnx", ".pt": "torchscript", ".ts": "torchscript"}
-SAMPLE_FILE_EXTS = {".zip": "images", ".npz": "npz"}
+SAMPLE_FILE_EXTS = {".zip": "images", ".npz": "npz", ".npy": "npz"}  # kind npz: a stored array
 #: Kinds whose samples are stored images (no latent control: unpaired bootstrap).
 SAMPLE_KINDS = ("images", "npz", "array")
 
@@ -73,103 +73,12 @@ class Series:
         return self.root / self.report_name
 
 
-# -- opening -----------------------------------------------------------------------------------------------
-def _open_checkpoint(src: Source, device: torch.device, n: int, seed: int) -> Samples:
-    assert src.path is not None
-    gen, meta = load_generator(src.path, device=device)
-    sha = meta["sha256"]
-    return GeneratorSamples(gen, name=src.name, n=n, seed=seed, z_dim=int(meta.get("latent_dim") or gen.latent_dim),
-                            z_type="normal", output_range="-1,1", device=device, sha256=sha, cache_key=sha, meta=meta)
-
-
-def _generator_settings(kind: str, path: Path, hints: InputHints) -> dict[str, Any]:
-    found = gens.probe_onnx(path) if kind == "onnx" else gens.probe_torchscript(path, hints.z_dim is not None)
-    if found.get("z_dim") is None and hints.z_dim is None:
-        how = ("its input shape is dynamic" if kind == "onnx" else
-               f"save it with torch.jit.save(m, path, _extra_files={{'{gens.META_FILE}': '{{\"z_dim\": N}}'}}) or give the "
-               "module a latent_dim attribute")
-        raise GanevalError(f"{path}: cannot tell the latent size of this {kind} generator ({how}); pass --z-dim N "
-                           "(z_dim=N in Python)")
-    return merge_hints(str(path), found, hints)
-
-
-def _open_generator_file(src: Source, device: torch.device, n: int, seed: int) -> Samples:
-    assert src.path is not None
-    hints: InputHints = src.extra["hints"]
-    settings = src.extra.get("settings") or _generator_settings(src.kind, src.path, hints)
-    if src.kind == "onnx":
-        fn: Callable[[torch.Tensor], Any] = gens.onnx_function(src.path, device)
-    else:
-        fn = gens.load_torchscript(src.path, device)
-    sha = gens.file_digest(src.path)
-    key = f"{sha}|z{settings['z_dim']}|{settings['output_range']}"
-    return GeneratorSamples(fn, name=src.name, n=n, seed=seed, z_dim=settings["z_dim"], z_type=settings["z_type"],
-                            output_range=settings["output_range"], device=device, sha256=sha, cache_key=key,
-                            meta={"format": src.kind})
-
-
-def _open_callable(src: Source, device: torch.device, n: int, seed: int) -> Samples:
-    fn, s = src.extra["fn"], src.extra["settings"]
-    if isinstance(fn, nn.Module):
-        fn = fn.to(device).eval()
-    key = src.extra.get("cache_key")
-    key = f"callable:{key}|z{s['z_dim']}|{s['output_range']}" if key else None
-    return GeneratorSamples(fn, name=src.name, n=n, seed=seed, z_dim=s["z_dim"], z_type=s["z_type"],
-                            output_range=s["output_range"], device=device, sha256=None, cache_key=key, meta={"format": "callable"})
-
-
-def _open_state_dict(src: Source, device: torch.device, n: int, seed: int) -> Samples:
-    assert src.path is not None
-    hints: InputHints = src.extra["hints"]
-    spec = hints.generator
-    model, key = load_state_dict_generator(src.path, spec, hints.state_key, device)
-    z_dim = gens.zdim_attribute(model)
-    s = merge_hints(str(src.path), {"z_dim": z_dim} if z_dim is not None else {}, hints)
-    sha = gens.file_digest(src.path)
-    ident = spec.identity(hints.cache_key)  # None: its source cannot be read, and no cache_key names it
-    cache = f"{sha}|{ident}|{key}|z{s['z_dim']}|{s['output_range']}" if ident else None
-    samples = GeneratorSamples(model, name=src.name, n=n, seed=seed, z_dim=s["z_dim"], z_type=s["z_type"],
-                               output_range=s["output_range"], device=device, sha256=sha, cache_key=cache,
-                               meta={"format": "state_dict", "generator": spec.name, "generator_kwargs": spec.kwargs,
-                                     "generator_source_sha256": spec.source_label, "state_key": key})
-    if spec.source_sha256 is None:
-        samples.notes.append(spec.uncached_note() if ident is None else f"{spec.flag} {spec.name}: its source cannot be "
-                             f"read; cached under cache_key={hints.cache_key!r}")
-    return samples
-
-
-def _open_images(src: Source, device: torch.device, n: int, seed: int) -> Samples:
-    assert src.path is not None
-    return read_image_set(src.path, n)
-
-
-def _open_npz(src: Source, device: torch.device, n: int, seed: int) -> Samples:
-    assert src.path is not None
-    images, flags, notes = read_npz(src.path, src.extra["hints"].output_range or "-1,1")
-    return open_array(images, flags, n, src.path.name, notes)
-
-
-def _open_array(src: Source, device: torch.device, n: int, seed: int) -> Samples:
-    images, flags, notes = array_images(src.extra["array"], src.extra["hints"].output_range or "-1,1", src.name)
-    return open_array(images, flags, n, src.name, notes)
-
-
-def _open_failed(src: Source, device: torch.device, n: int, seed: int) -> Samples:
-    """A run that could not be formed (e.g. compare's ``--pick best`` of a folder where nothing scored): its row says why."""
-    raise GanevalError(src.extra["error"])
-
-
-OPENERS: dict[str, Callable[[Source, torch.device, int, int], Samples]] = {
-    "checkpoint": _open_checkpoint, "torchscript": _open_generator_file, "onnx": _open_generator_file,
-    "callable": _open_callable, "state_dict": _open_state_dict, "images": _open_images, "npz": _open_npz, "array": _open_array,
-    "failed": _open_failed,
-}
-
-
 # -- resolving -----------------------------------------------------------------------------------------------
 def _number(name: str) -> int | None:
+    """The last number in ``name``; None when there is none, or when it is beyond what the table's int64 iteration
+    column holds (then the series is ordered by position, as ``ckpt_`` names that large are never listed)."""
     nums = re.findall(r"\d+", name)
-    return int(nums[-1]) if nums else None
+    return int(nums[-1]) if nums and int(nums[-1]) <= MAX_ITERATION else None
 
 
 def _metadata_iteration(path: Path) -> int | None:
@@ -205,7 +114,7 @@ def _file_source(path: Path, hints: InputHints) -> Source:
     extra: dict[str, Any] = {"hints": hints}
     if kind in GENERATOR_EXTS.values():
         try:
-            extra["settings"] = _generator_settings(kind, path, hints)
+            extra["settings"] = generator_settings(kind, path, hints)
         except CheckpointError:
             pass  # unreadable or unsafe: reported as this file's error when it is scored
     return Source(path.name, path, _number(path.stem), kind, extra)
@@ -256,7 +165,10 @@ def _folder(path: Path, hints: InputHints) -> Series:
         others = [p.name for p in files if not is_image_name(p.name)]
         src = Source(path.name, path, _number(path.name), "images", {"hints": hints})
         return Series([src], _ignored(path, others, "non-image"), path)
-    raise GanevalError(f"{path}: no checkpoints (ckpt_*.safetensors), generator files (.onnx, .pt, .ts) or images to score")
+    weights = [p.name for p in files if p.suffix.lower() in STATE_EXTS]
+    hint = f"; for weight files ({', '.join(weights[:3])}) pass their class, --generator MODULE:NAME" if weights else ""
+    raise GanevalError(f"{path}: no checkpoints (ckpt_*.safetensors), generator files (.onnx, .pt, .ts) or images to "
+                       f"score{hint}")
 
 
 def _unlisted(path: Path, refs: list[Any]) -> list[Source]:
@@ -291,7 +203,8 @@ def scorable(path: str | os.PathLike[str]) -> bool:
         return True
     if not p.is_dir():
         return False
-    return bool(list_checkpoints(p) or image_files(p) or any(q.suffix.lower() in GENERATOR_EXTS for q in p.iterdir()))
+    exts = {*GENERATOR_EXTS, *STATE_EXTS}  # weight files too: scored with --generator, else refused by name
+    return bool(list_checkpoints(p) or image_files(p) or any(q.suffix.lower() in exts for q in p.iterdir()))
 
 
 def _in_memory(target: Any, hints: InputHints) -> Source:
@@ -310,7 +223,7 @@ def _resolve_one(target: Any, hints: InputHints) -> Series:
         return Series([_in_memory(target, hints)], [], Path.cwd())
     if not isinstance(target, (str, os.PathLike)):
         raise GanevalError(f"cannot score the {type(target).__name__} {short(target)}: give a path (checkpoint, generator "
-                           "file, sample folder, zip or .npz), a list of them, a callable z -> images or an image array")
+                           "file, sample folder, zip, .npz or .npy), a list of them, a callable z -> images or an image array")
     path = Path(target)
     if not path.exists():
         raise GanevalError(f"{path}: no such file or directory")
@@ -349,6 +262,17 @@ def resolve_target(target: Any, *, z_dim: int | None = None, z_type: str | None 
         raise GanevalError("--generator-kwargs and --state-key need --generator MODULE:NAME")
     spec = resolve_spec(generator, generator_kwargs) if generator is not None else None
     hints = InputHints(z_dim, z_type, output_range, cache_key, spec, None, state_key)
+    series = _resolve_many(target, hints)
+    if spec is not None and any(s.kind == "state_dict" for s in series.sources):
+        # Its latent size, known from the class: a missing or contradicting --z-dim is a usage error before any work
+        # (as for a TorchScript file), not the same error row for every weight file.
+        z = gens.zdim_attribute(spec.build())
+        merge_hints(f"{spec.flag} {spec.name}", {"z_dim": z} if z is not None else {}, hints)
+    return series
+
+
+def _resolve_many(target: Any, hints: InputHints) -> Series:
+    """``resolve_target`` once the hints are checked: one target, or several forming one series."""
     if not isinstance(target, Sequence) or isinstance(target, str):
         return _resolve_one(target, hints)
     targets = list(target)

@@ -146,7 +146,7 @@ def _current_module(target: str, spec: str, flag: str) -> Any:
     would otherwise run the old code under the edited file's digest."""
     preloaded = target in sys.modules
     try:
-        module = importlib.import_module(target)
+        module = _import_from_cwd(target)
         digest = text_digest(module)
         known = _MODULE_DIGESTS.get(target)
         stale = known != digest if target in _MODULE_DIGESTS else preloaded and _edited_this_session(module)
@@ -159,6 +159,22 @@ def _current_module(target: str, spec: str, flag: str) -> Any:
         raise GanevalError(f"{flag} {spec}: importing {target} failed: {exc.__class__.__name__}: {exc}") from exc
     _MODULE_DIGESTS[target] = digest
     return module
+
+
+def _import_from_cwd(target: str) -> Any:
+    """``import target``, looking in the working directory too: ``python -m ganeval`` has it on ``sys.path``, the
+    installed ``ganeval`` command does not (its own bin/ folder is there instead), and ``MODULE:NAME`` is meant to
+    name a module of the project folder it is run from (as ``python -m`` would, the folder goes first)."""
+    try:
+        return importlib.import_module(target)
+    except ModuleNotFoundError as exc:
+        cwd, top = os.getcwd(), target.split(".")[0]
+        here = Path(cwd, f"{top}.py").is_file() or Path(cwd, top).is_dir()
+        if not here or exc.name != top or any(os.path.abspath(p or os.curdir) == cwd for p in sys.path):
+            raise
+        sys.path.insert(0, cwd)
+        importlib.invalidate_caches()
+        return importlib.import_module(target)
 
 
 def _process_start() -> float:

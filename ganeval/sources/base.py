@@ -194,6 +194,13 @@ class GeneratorSamples(Samples):
         if device.type == "cuda":
             self.z = self.z.pin_memory()  # asynchronous host-to-device copies of each batch's latents
         self._checked = False
+        #: Undoes what opening did to the caller's own module (``ganeval.inputs``: its device and training mode).
+        self.restore: Callable[[], None] | None = None
+
+    def close(self) -> None:
+        if self.restore is not None:
+            self.restore()
+            self.restore = None
 
     @torch.inference_mode()
     def rows(self, start: int, stop: int) -> SampleBatch:

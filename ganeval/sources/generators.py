@@ -9,12 +9,13 @@ onnxruntime with no custom-op library, and models with nodes outside the standar
 
 from __future__ import annotations
 
+import hashlib
 import json
 import numbers
 import pickletools
 import warnings
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -223,3 +224,46 @@ def file_digest(path: Path) -> str:
         return sha256_file(path)
     except OSError as exc:
         raise CheckpointError(f"{path}: cannot read ({exc.strerror or exc})") from exc
+
+
+def _graph_tensors(graph: Any) -> Iterator[Any]:
+    """Every tensor an ONNX graph holds: initializers, sparse ones, node attributes, and those of sub-graphs."""
+    yield from graph.initializer
+    for sparse in graph.sparse_initializer:
+        yield from (sparse.values, sparse.indices)
+    for node in graph.node:
+        for attr in node.attribute:
+            if attr.HasField("t"):
+                yield attr.t
+            yield from attr.tensors
+            for sub in [attr.g, *attr.graphs] if attr.HasField("g") else attr.graphs:
+                yield from _graph_tensors(sub)
+
+
+def onnx_external_digest(path: Path) -> str | None:
+    """SHA-256 of the external data files an ONNX model's weights are stored in (``gen.onnx.data`` beside it, as large
+    models and newer exporters save them), by location; None when every weight is inside the .onnx file.
+
+    Why: the .onnx proto of a retrained model whose weights are external is byte-identical to the old one, so its
+    own SHA-256 alone would serve the old model's cached features for the new weights."""
+    model = _onnx_model(path)
+    tensors = list(_graph_tensors(model.graph))
+    for fn in model.functions:
+        for node in fn.node:
+            tensors += [a.t for a in node.attribute if a.HasField("t")]
+    import onnx
+
+    locations = sorted({e.value for t in tensors if t.data_location == onnx.TensorProto.EXTERNAL
+                        for e in t.external_data if e.key == "location"})
+    if not locations:
+        return None
+    h = hashlib.sha256()
+    for loc in locations:
+        data = path.parent / loc
+        try:
+            digest = sha256_file(data)
+        except OSError as exc:
+            raise CheckpointError(f"{path}: cannot read its external weights file {loc} "
+                                  f"({exc.strerror or exc.__class__.__name__})") from exc
+        h.update(f"{loc}|{digest}\n".encode())
+    return h.hexdigest()

@@ -1,4 +1,4 @@
-"""Stored samples: a folder or zip of PNG/JPEG images, an ``.npz``, or an in-memory array.
+"""Stored samples: a folder or zip of PNG/JPEG images, an ``.npz`` or ``.npy``, or an in-memory array.
 
 Images are read in natural file-name order (``img_2`` before ``img_10``); the first N readable ones are
 used. Grayscale images stay 1-channel, anything else becomes RGB (alpha dropped, palette expanded); a set
@@ -38,8 +38,10 @@ def is_image_name(name: str) -> bool:
 
 
 def image_files(folder: Path) -> list[Path]:
-    """The image files directly in ``folder`` in natural name order."""
-    return sorted((p for p in folder.iterdir() if p.is_file() and is_image_name(p.name)), key=lambda p: natural_key(p.name))
+    """The image files directly in ``folder`` in natural name order; a link to nothing is listed too, so that reading
+    it fails and it is counted and named with the other unreadable files rather than silently left out."""
+    return sorted((p for p in folder.iterdir() if (p.is_file() or (p.is_symlink() and not p.exists())) and is_image_name(p.name)),
+                  key=lambda p: natural_key(p.name))
 
 
 def declared_bits(img: Any) -> int:
@@ -56,7 +58,7 @@ def decode_image(data: bytes) -> np.ndarray:
 
     16-bit data keeps its top 8 bits, whatever the values (the file's declared depth decides, never its content, so
     every image of a set is read on one scale); a 32-bit integer image is refused: it does not say whether it holds
-    8-, 16- or 32-bit values."""
+    8-, 16- or 32-bit values, nor a 32-bit float image whether it holds [0, 1], [-1, 1] or 0..255 values."""
     from PIL import Image
 
     with Image.open(io.BytesIO(data)) as img:
@@ -70,6 +72,9 @@ def decode_image(data: bytes) -> np.ndarray:
                                  "save it as an 8- or 16-bit image")
             arr = np.asarray(img, dtype=np.int64)
             return np.clip(arr >> max(bits - 8, 0), 0, 255).astype(np.uint8)
+        if img.mode == "F":  # converted, [0, 1] floats became black 'RGB' images
+            raise ValueError("a 32-bit float image, which does not say whether it holds [0, 1], [-1, 1] or 0..255 "
+                             "values: save it as an 8- or 16-bit image, or the values in an .npz (with --output-range)")
         if img.mode in ("1", "L", "LA", "La"):
             return np.asarray(img.convert("L"), dtype=np.uint8)
         return np.asarray(img.convert("RGB"), dtype=np.uint8)
@@ -149,23 +154,42 @@ def read_image_set(path: Path, n: int) -> ImageSamples:
 def array_images(arr: Any, output_range: str, what: str) -> tuple[torch.Tensor, np.ndarray, list[str]]:
     """uint8 ``(N, H, W)``/``(N, H, W, C)``/``(N, C, H, W)`` or float images → uint8 NCHW, per-image NaN flags, and
     a note when float values do not look like ``output_range`` (the generators' check)."""
-    x = arr if isinstance(arr, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(np.asarray(arr)))
-    x = x.detach().cpu()
+    x = _tensor(arr, what)
     if x.ndim == 4 and x.shape[-1] in (1, 3) and x.shape[1] not in (1, 3):
         x = x.permute(0, 3, 1, 2)
     if x.ndim not in (3, 4) or (x.ndim == 4 and x.shape[1] not in (1, 3)):
         raise GanevalError(f"{what}: images of shape {tuple(x.shape)}; expected (N, H, W), (N, H, W, C) or (N, C, H, W)")
-    if x.dtype == torch.bool or (not x.is_floating_point() and x.dtype != torch.uint8 and x.numel() and int(x.max()) > 255):
-        raise GanevalError(f"{what}: integer images must be uint8 0..255 (dtype {x.dtype})")
     flags = np.zeros(len(x), bool)
     notes: list[str] = []
     if x.is_floating_point():
         flags = (~torch.isfinite(x)).flatten(1).any(dim=1).numpy()
         notes = [note] if (note := range_note(x, output_range, what, "values")) else []
-    if not x.is_floating_point():
-        x = x.clamp(0, 255).to(torch.uint8)  # stored integer pixels (checked above): 0..255, unlike a generator's
+    elif x.dtype != torch.uint8:  # stored integer pixels must be 0..255 (unlike a generator's, other dtypes are read)
+        wide = x.to(torch.int64)  # torch has no min/max of uint16/32/64, and int8 cannot hold 255
+        lo, hi = (int(wide.min()), int(wide.max())) if wide.numel() else (0, 0)
+        if lo < 0 or hi > 255:
+            raise GanevalError(f"{what}: integer images must be 0..255, but these {str(x.dtype).replace('torch.', '')} "
+                               f"values span {lo}..{hi}; save uint8 pixels, or floats with --output-range")
+        x = wide.to(torch.uint8)
     images, _ = convert_output(x, output_range, what)
     return images.contiguous(), flags, notes
+
+
+def _tensor(arr: Any, what: str) -> torch.Tensor:
+    """An image array or tensor on the host, in native byte order (a big-endian array from a FITS, IDX or MATLAB file
+    holds valid images that torch cannot wrap as they are); a dtype that holds no pixels is refused in one line."""
+    if isinstance(arr, torch.Tensor):
+        x = arr.detach().cpu()
+    else:
+        a = np.asarray(arr)
+        if a.dtype.kind not in "biuf":
+            raise GanevalError(f"{what}: images of dtype {a.dtype}; expected uint8 0..255 or floats")
+        x = torch.from_numpy(np.ascontiguousarray(a if a.dtype.isnative else a.astype(a.dtype.newbyteorder("="))))
+    if x.dtype == torch.bool or x.is_complex():
+        why = " ({0, 1} read as pixels would be black images)" if x.dtype == torch.bool else ""
+        raise GanevalError(f"{what}: images of dtype {str(x.dtype).replace('torch.', '')}; expected uint8 0..255 or "
+                           f"floats{why}")
+    return x
 
 
 def open_npz(path: str | Path, error: type[GanevalError] = GanevalError) -> Any:
@@ -194,6 +218,18 @@ def read_npz(path: Path, output_range: str) -> tuple[torch.Tensor, np.ndarray, l
         raise
     except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
         raise GanevalError(f"{path}: not a readable .npz of images ({exc}; object arrays/pickles are refused)") from exc
+    return array_images(arr, output_range, str(path))
+
+
+def read_npy(path: Path, output_range: str) -> tuple[torch.Tensor, np.ndarray, list[str]]:
+    """The image array of a ``.npy`` file (``np.save(path, images)``); no pickles."""
+    try:
+        arr = np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as exc:
+        raise GanevalError(f"{path}: not a readable .npy array of images ({exc}; object arrays/pickles are refused)") from exc
+    if not isinstance(arr, np.ndarray):
+        arr.close()
+        raise GanevalError(f"{path}: an .npz archive under a .npy name; name it .npz")
     return array_images(arr, output_range, str(path))
 
 

@@ -1,0 +1,232 @@
+"""Inputs at their edges (docs/inputs.md): ONNX weights stored beside the model, user modules run from the project
+folder, weight-file folders for gate, sample arrays of every dtype, names with huge numbers."""
+
+from __future__ import annotations
+
+import shutil
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from ganeval.evaluate import score
+
+FAST: dict[str, Any] = {"num_samples": 64, "metrics": ("mnist_fd",), "bootstrap": 0, "device": "cpu", "progress": False}
+
+
+@pytest.fixture(autouse=True)
+def _cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GANEVAL_CACHE_DIR", str(tmp_path / "cache"))
+    warnings.filterwarnings("ignore", category=FutureWarning)  # torch.onnx exporter deprecations
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+
+
+class TinyG(nn.Module):
+    """z (8) → 1×28×28 in [-1, 1], weights from ``seed``."""
+
+    def __init__(self, seed: int) -> None:
+        super().__init__()
+        torch.manual_seed(seed)
+        self.fc = nn.Linear(8, 784)
+        self.latent_dim = 8
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return torch.tanh(self.fc(z)).view(-1, 1, 28, 28)
+
+
+def _onnx_external(module: nn.Module, folder: Path) -> Path:
+    """``module`` as folder/gen.onnx with every weight in folder/gen.onnx.data."""
+    onnx = pytest.importorskip("onnx")
+    folder.mkdir(parents=True)
+    tmp = folder / "inline.onnx"
+    torch.onnx.export(module.eval(), (torch.randn(2, 8),), str(tmp), input_names=["z"], output_names=["images"],
+                      dynamic_axes={"z": {0: "batch"}, "images": {0: "batch"}}, dynamo=False)
+    onnx.save_model(onnx.load(str(tmp)), str(folder / "gen.onnx"), save_as_external_data=True,
+                    all_tensors_to_one_file=True, location="gen.onnx.data", size_threshold=0)
+    tmp.unlink()
+    return folder / "gen.onnx"
+
+
+def test_onnx_weights_in_an_external_data_file_are_part_of_its_identity(tmp_path: Path) -> None:
+    """A retrained model saved with external data has a byte-identical .onnx: keyed on that file alone, the new weights
+    were served the old weights' cached features (MNIST FD 345.618 for a model whose own is 343.771)."""
+    pytest.importorskip("onnxruntime")
+    path = _onnx_external(TinyG(0), tmp_path / "a")
+    other = _onnx_external(TinyG(1), tmp_path / "b")
+    assert path.read_bytes() == other.read_bytes()  # only gen.onnx.data differs
+    first = score(str(path), **FAST)["mnist_fd"].iloc[0]
+    shutil.copy(other.parent / "gen.onnx.data", path.parent / "gen.onnx.data")
+    cached = score(str(path), **FAST)["mnist_fd"].iloc[0]
+    fresh = score(str(path), use_cache=False, **FAST)["mnist_fd"].iloc[0]
+    assert cached == fresh and cached != first
+
+
+def test_module_name_is_found_in_the_folder_ganeval_is_run_from(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``--generator models:Generator`` "run from your project folder": the installed ``ganeval`` command has its bin/
+    folder on sys.path, not the working directory (only ``python -m ganeval`` has that), so it said "cannot import"."""
+    from ganeval.user_code import resolve_factory
+
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "edge_models_cwd.py").write_text("from torch import nn\n\nclass Generator(nn.Linear):\n"
+                                                "    def __init__(self, nz=4):\n        super().__init__(nz, 784)\n")
+    monkeypatch.chdir(project)
+    monkeypatch.setattr("sys.path", [p for p in __import__("sys").path if p not in ("", ".", str(project))])
+    monkeypatch.delitem(__import__("sys").modules, "edge_models_cwd", raising=False)
+    spec = resolve_factory("edge_models_cwd:Generator", '{"nz": 3}')
+    assert spec.build().in_features == 3 and spec.source_sha256 is not None
+    monkeypatch.delitem(__import__("sys").modules, "edge_models_cwd")
+
+
+TINY_PY = """
+import torch
+from torch import nn
+
+
+class Gen(nn.Module):
+    def __init__(self, nz=8):
+        super().__init__()
+        self.nz = nz
+        self.fc = nn.Linear(nz, 784)
+
+    def forward(self, z):
+        return torch.tanh(self.fc(z)).view(-1, 1, 28, 28)
+"""
+
+
+def test_gate_takes_a_folder_of_weight_files(tmp_path: Path, cli: Any) -> None:
+    """A folder of ``.pth``/``.ckpt`` state dicts was "neither a report nor a checkpoint folder" to gate (score took it):
+    only ``.pt`` counted as something to score, being a TorchScript extension too."""
+    (tmp_path / "models.py").write_text(TINY_PY)
+    run = tmp_path / "run"
+    run.mkdir()
+    torch.manual_seed(0)
+    weights = {f"fc.{k}": v for k, v in nn.Linear(8, 784).state_dict().items()}
+    torch.save({"G": {f"module.{k}": v for k, v in weights.items()}}, run / "G_1.pth")  # a DDP training bundle
+    torch.save(weights, run / "G_2.ckpt")
+    args = ["--metrics", "mnist_fd", "--max-mnist-fd", "1e9", "--num-samples", "64", "--bootstrap", "0", "--device", "cpu",
+            "--no-progress", "--out", tmp_path / "gate"]
+    code, out, err = cli("gate", run, "--generator", f"{tmp_path / 'models.py'}:Gen", *args)
+    assert code == 0, err + out
+    code, _, err = cli("gate", run, *args)  # without the class: one line that says what is missing
+    assert code == 2 and "pass their class, --generator MODULE:NAME" in err and "Traceback" not in err
+
+
+def test_sample_arrays_of_any_byte_order_and_integer_width_are_read_or_refused_in_one_line(tmp_path: Path) -> None:
+    """Big-endian arrays (valid images) were refused by torch ("byte order different from the native"), uint16 crashed
+    ("max_all not implemented"), int8 overflowed, and negative int16 pixels were clamped to 0 without a word."""
+    from ganeval.errors import GanevalError
+    from ganeval.sources.samples import array_images, read_npz
+
+    digits = np.random.default_rng(0).integers(0, 256, (5, 28, 28), dtype=np.uint8)
+    want = torch.from_numpy(digits).unsqueeze(1)
+    floats = (digits / 127.5 - 1).astype(np.float32)
+    for arr in (digits.astype(">u2"), digits.astype(np.uint16), digits.astype(np.uint32), digits.astype(np.int16),
+                floats.astype(">f4"), floats.astype(">f8")):
+        np.savez(tmp_path / "s.npz", images=arr)
+        assert torch.equal(read_npz(tmp_path / "s.npz", "-1,1")[0], want), arr.dtype
+    signed = digits.astype(np.int16) - 128
+    for arr, words in ((signed, "int16 values span -128..127"), (signed.astype(np.int8), "int8 values span -128..127"),
+                       (digits.astype(np.uint16) * 257, "uint16 values span 0..65535"),
+                       (floats.astype(np.complex64), "dtype complex64"), (digits.astype(bool), "dtype bool")):
+        np.savez(tmp_path / "s.npz", images=arr)
+        with pytest.raises(GanevalError, match="s.npz: ") as exc:
+            read_npz(tmp_path / "s.npz", "-1,1")
+        assert words in str(exc.value) and "\n" not in str(exc.value)
+    with pytest.raises(GanevalError, match="dtype object"):
+        array_images(np.array([digits[0], None], dtype=object), "-1,1", "array")
+
+
+def test_a_generator_class_of_unknown_latent_size_is_a_usage_error_before_any_work(tmp_path: Path, cli: Any) -> None:
+    """It was an error row per weight file (exit 1, with a report written), where a TorchScript file of unknown latent
+    size stops with exit 2: the class is built before scoring, so its latent size is known then."""
+    from ganeval.errors import GanevalError
+
+    (tmp_path / "models.py").write_text(TINY_PY.replace("        self.nz = nz\n", ""))
+    torch.save({f"fc.{k}": v for k, v in nn.Linear(8, 784).state_dict().items()}, tmp_path / "G_1.pt")
+    spec = f"{tmp_path / 'models.py'}:Gen"
+    code, _, err = cli("score", tmp_path / "G_1.pt", "--generator", spec, "--metrics", "mnist_fd", "--num-samples", "64",
+                       "--bootstrap", "0", "--device", "cpu", "--no-progress", "--out", tmp_path / "out")
+    assert code == 2 and "pass --z-dim N" in err and not (tmp_path / "out").exists()
+    with pytest.raises(GanevalError, match="pass --z-dim N"):
+        score(str(tmp_path / "G_1.pt"), generator=spec, **FAST)
+    assert score(str(tmp_path / "G_1.pt"), generator=spec, z_dim=8, **FAST)["status"].iloc[0] == "ok"
+
+
+def test_a_number_beyond_int64_in_a_name_is_no_iteration(tmp_path: Path) -> None:
+    """``s_99999999999999999999.npz`` was scored, then the table's int64 iteration column raised a TypeError traceback."""
+    digits = np.random.default_rng(0).integers(0, 256, (64, 28, 28), dtype=np.uint8)
+    for name in ("s_1.npz", "s_99999999999999999999.npz"):
+        np.savez(tmp_path / name, images=digits)
+    one = score(str(tmp_path / "s_99999999999999999999.npz"), **FAST)
+    assert one["status"].tolist() == ["ok"]
+    both = score([str(tmp_path / "s_99999999999999999999.npz"), str(tmp_path / "s_1.npz")], **FAST)
+    assert both["status"].tolist() == ["ok", "ok"] and both["iteration"].tolist() == [1, 2]  # position in the given order
+
+
+def test_a_float_image_is_left_out_with_its_reason_not_read_as_black_rgb(tmp_path: Path) -> None:
+    """A float32 TIFF (Pillow mode 'F') of a digit in [0, 1] was converted to a 3-channel image of 0s and 1s: black."""
+    from PIL import Image
+
+    from ganeval.sources.samples import read_image_set
+
+    digit = np.random.default_rng(0).integers(0, 256, (28, 28), dtype=np.uint8)
+    (tmp_path / "set").mkdir()
+    Image.fromarray((digit / 255.0).astype(np.float32)).save(tmp_path / "set" / "a_1.tif")
+    Image.fromarray(digit).save(tmp_path / "set" / "a_2.png")
+    got = read_image_set(tmp_path / "set", 10)
+    assert got.n_bad == 1 and "a_1.tif" in got.notes[0] and "32-bit float image" in got.notes[0]
+    assert torch.equal(got.images, torch.from_numpy(digit)[None, None])  # grayscale, the PNG alone
+
+
+def test_a_npy_array_of_samples_scores_as_the_same_images_in_an_npz(tmp_path: Path) -> None:
+    """``np.save("s.npy", images)`` was read as a ganeval checkpoint: "not a safetensors checkpoint (bad header length)"."""
+    digits = np.random.default_rng(0).integers(0, 256, (64, 28, 28), dtype=np.uint8)
+    np.save(tmp_path / "s.npy", digits[..., None])  # (N, H, W, 1)
+    np.savez(tmp_path / "s.npz", images=digits)
+    npy, npz = score(str(tmp_path / "s.npy"), **FAST), score(str(tmp_path / "s.npz"), **FAST)
+    assert npy["status"].iloc[0] == "ok" and npy["mnist_fd"].iloc[0] == npz["mnist_fd"].iloc[0]
+    from ganeval.inputs import SAMPLE_KINDS, resolve_target
+
+    assert resolve_target(tmp_path / "s.npy").sources[0].kind in SAMPLE_KINDS  # stored samples: unpaired bootstrap
+
+
+def test_a_link_to_nothing_among_sample_images_is_counted_and_named(tmp_path: Path) -> None:
+    """docs: unreadable files are left out, counted (n_bad_images) and named; a dangling link was dropped without a word."""
+    import os
+
+    from PIL import Image
+
+    from ganeval.sources.samples import read_image_set
+
+    (tmp_path / "set").mkdir()
+    for i in range(3):
+        Image.fromarray(np.full((28, 28), 40 * i, np.uint8)).save(tmp_path / "set" / f"img_{i}.png")
+    os.symlink(tmp_path / "gone.png", tmp_path / "set" / "img_3.png")
+    got = read_image_set(tmp_path / "set", 10)
+    assert len(got.images) == 3 and got.n_bad == 1 and "img_3.png" in got.notes[0]
+
+
+def test_scoring_a_module_leaves_it_as_it_was_given(tmp_path: Path) -> None:
+    """``ganeval.score(G)`` from a training loop put G (and its BatchNorm) in eval mode for good: training went on with
+    frozen batch statistics. Its modes (and device) are put back once it is scored; it is still scored in eval mode."""
+
+    class Bn(TinyG):
+        def __init__(self) -> None:
+            super().__init__(0)
+            self.bn = nn.BatchNorm1d(784)
+            self.seen: list[bool] = []
+
+        def forward(self, z: torch.Tensor) -> torch.Tensor:
+            self.seen.append(self.bn.training)
+            return torch.tanh(self.bn(self.fc(z))).view(-1, 1, 28, 28)
+
+    g = Bn().train()
+    g.fc.eval()  # a submodule the caller froze stays frozen
+    assert score(g, **FAST)["status"].iloc[0] == "ok"
+    assert g.seen and not any(g.seen)
+    assert g.training and g.bn.training and not g.fc.training
