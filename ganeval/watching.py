@@ -148,9 +148,11 @@ class _Watch:
             target = self.run_dir
         try:
             score(target, out=self.out / "report", write_report=True, **{**self.stopper.extra, **self.report})
-        except GanevalError as exc:  # the watch goes on; the next checkpoint rewrites the report
-            self.report_errors.append(str(exc))
-            self.emit(f"report not written: {exc}")
+        except (GanevalError, OSError) as exc:  # a full disk too: the judging and the stop file go on; the next
+            # checkpoint rewrites the report
+            text = str(exc) if isinstance(exc, GanevalError) else f"{exc.filename or self.out / 'report'}: {exc.strerror or exc}"
+            self.report_errors.append(text)
+            self.emit(f"report not written: {text}")
 
     def save(self, reason: str | None) -> None:
         summary = self.stopper.summary(reason == "stop rule", self.judged[-1] if self.judged else 0)
