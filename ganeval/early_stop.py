@@ -124,7 +124,7 @@ class EarlyStopper:
         if self.best is None:
             first = score(held, **self._options())
             if first["status"].iloc[0] == "error":
-                raise TrainError(f"{ckpt}: could not be scored for early stopping: {_reason(ckpt, first['error'].iloc[0])}")
+                raise TrainError(f"{ckpt}: could not be scored for early stopping: {_reason(held, first['error'].iloc[0])}")
             value = float(first[self.metric].iloc[0])
             row.update(value=value, best=str(ckpt), verdict="first")
             self.best, self.best_value = ckpt, value
@@ -136,7 +136,7 @@ class EarlyStopper:
                            sequential=self.sequential, **self._options())
             if comp.failed:
                 raise TrainError(f"{ckpt}: could not be scored for early stopping: "
-                                 f"{_reason(ckpt, comp.members['error'].dropna().iloc[0])}")
+                                 f"{_reason(held, comp.members['error'].dropna().iloc[0])}")
             d = comp.differences.set_index("metric").loc[self.metric]
             value = float(d["value"])
             row.update(value=value, best_value=float(d["baseline_value"]), difference=float(d["difference"]),
@@ -186,7 +186,8 @@ class EarlyStopper:
 
 
 def _reason(ckpt: Path, error: Any) -> str:
-    """A scoring error without the checkpoint's path in front (the message names it once)."""
+    """A scoring error without the scored path in front (the checkpoint, or the watch's private link to it, which is
+    gone once the watch ends): the message names the checkpoint once."""
     text = str(error)
     return text[len(f"{ckpt}: "):] if text.startswith(f"{ckpt}: ") else text
 

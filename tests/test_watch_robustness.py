@@ -42,6 +42,42 @@ def _half_written(run: Path, iteration: int) -> tuple[Path, bytes]:
     return _old(path), whole
 
 
+def test_a_checkpoint_seen_half_written_is_judged_once_its_writer_finishes(tmp_path: Path) -> None:
+    """A writer paused longer than --settle: the half file failed, and stayed failed for good when it was finished
+    (exit 1, nothing judged). A failed file that changes is judged again, while no later iteration is judged; the
+    line names the checkpoint, not the watch's private link to it."""
+    run = tmp_path / "run"
+    path, whole = _half_written(run, 1000)
+    lines: list[str] = []
+
+    def emit(line: str) -> None:  # the writer finishes once the half file has been tried
+        lines.append(line)
+        if line.startswith(str(path)) and "could not be scored" in line:
+            path.write_bytes(whole)
+            _old(path)
+
+    res = watch(run, EarlyStopper(patience=2, **FAST), interval_s=0.05, idle_timeout_s=1.0, settle_s=1, emit=emit)
+    assert res.judged == [1000] and res.failed == {}, lines
+    assert KEEP_NAME not in lines[0] and "truncated" in lines[0] and lines[0].count(str(path)) == 1, lines[0]
+    assert any("changed since it could not be scored" in line for line in lines)
+    assert json.loads((run / WATCH_NAME).read_text())["failed"] == {}
+
+
+def test_a_failed_checkpoint_finished_after_a_later_one_was_judged_stays_failed(tmp_path: Path) -> None:
+    """Judged in iteration order, each once: a file finished after a later iteration was judged is not judged."""
+    run = tmp_path / "run"
+    path, whole = _half_written(run, 1000)
+    _old(write_bank_checkpoint(run, 2000))
+
+    def emit(line: str) -> None:
+        if line.startswith("iteration 2000"):
+            path.write_bytes(whole)
+            _old(path)
+
+    res = watch(run, EarlyStopper(patience=2, **FAST), interval_s=0.05, idle_timeout_s=0.6, settle_s=0, emit=emit)
+    assert res.judged == [2000] and list(res.failed) == [str(path)]
+
+
 def test_a_report_that_cannot_be_written_does_not_end_the_watch(tmp_path: Path) -> None:
     """A full disk (here a file-size limit: report.html is larger than it) under OUT/report/: the OSError ended the
     watch after the first checkpoint, watch.json said it never ended, and a trainer waiting on the stop file trained
