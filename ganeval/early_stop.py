@@ -9,6 +9,7 @@ fresh latent set. The stop is a pause on the full schedule: ``ganeval train --re
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -107,6 +108,8 @@ class EarlyStopper:
             except OSError:
                 shutil.copy2(ckpt, held)
         except OSError:
+            with contextlib.suppress(OSError):  # a copy that failed part-way (a full disk) would hold that space
+                held.unlink(missing_ok=True)
             return ckpt
         return held
 

@@ -93,3 +93,21 @@ def test_a_report_that_cannot_be_written_does_not_end_the_watch(tmp_path: Path) 
     assert res.report_errors and str(run / "report" / "report.html") in res.report_errors[0]
     assert "too large" in res.report_errors[0].lower()  # EFBIG, in the system's words
     assert json.loads((run / WATCH_NAME).read_text())["ended"] == "stop rule"
+
+
+def test_a_copy_that_fails_part_way_leaves_no_partial_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """OUT on another file system (no hard link) with less room than a checkpoint: the failed copy stayed in
+    OUT/.ganeval_watch/ and filled the disk, so watch.json could not be written. It is removed; the checkpoint is
+    judged where it is."""
+    def no_link(src: object, dst: object) -> None:  # what os.link says across file systems
+        raise OSError(errno.EXDEV, "Invalid cross-device link")
+
+    monkeypatch.setattr(early_stop.os, "link", no_link)
+    ckpt = write_bank_checkpoint(tmp_path / "run", 1000)
+    keep = tmp_path / "out" / KEEP_NAME
+    stopper = EarlyStopper(**FAST)
+    stopper.keep_dir = keep
+    with file_size_limit(64 * 1024):  # the checkpoint is ~1.5 MB
+        stopper.observe(ckpt, 1000)
+    assert stopper.best == ckpt and stopper.history[0]["verdict"] == "first"
+    assert [p for p in keep.rglob("*") if p.is_file()] == []
