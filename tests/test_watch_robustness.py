@@ -111,3 +111,28 @@ def test_a_copy_that_fails_part_way_leaves_no_partial_file(tmp_path: Path, monke
         stopper.observe(ckpt, 1000)
     assert stopper.best == ckpt and stopper.history[0]["verdict"] == "first"
     assert [p for p in keep.rglob("*") if p.is_file()] == []
+
+
+def test_sigterm_ends_the_watch_as_ctrl_c_does(tmp_path: Path) -> None:
+    """``kill`` (or a service or batch-job stop) killed the watch outright: OUT/.ganeval_watch/ (links to, or copies
+    of, checkpoints) stayed and watch.json never said the watch ended. Now: the record saved, the folder removed,
+    exit 143 (128 + SIGTERM)."""
+    run = tmp_path / "run"
+    _old(write_bank_checkpoint(run, 1000))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent), os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.Popen([sys.executable, "-m", "ganeval_test_entry", "watch", str(run), "--interval", "0.2",
+                             "--num-samples", "200", "--bootstrap", "10", "--device", "cpu"], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.time() + 120
+        while not (run / WATCH_NAME).exists() and time.time() < deadline and proc.poll() is None:
+            time.sleep(0.2)  # the first checkpoint is judged (the best's private link is held): the watch waits
+        assert (run / KEEP_NAME).exists()
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 128 + signal.SIGTERM, (out, err)
+    assert "watch ended (interrupted) after 1 checkpoint(s)" in out
+    assert json.loads((run / WATCH_NAME).read_text())["ended"] == "interrupted"
+    assert not (run / KEEP_NAME).exists()
