@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ganeval.atomic import write_text
+from ganeval.atomic import output_file, output_folder, report_folder, write_text
 from ganeval.checkpoints import list_checkpoints
 from ganeval.distributed import refuse_torchrun
 from ganeval.early_stop import EarlyStopper
@@ -252,7 +252,14 @@ def watch(run_dir: str | os.PathLike[str], stopper: EarlyStopper | None = None, 
     stop_path = Path(stop_file) if stop_file is not None else None
     if stop_path is not None and stop_path.exists():
         raise GanevalError(f"{stop_path}: stop file already exists (from an earlier stop?); remove it to watch again")
-    w = _Watch(run_dir, stopper or EarlyStopper(), Path(out) if out is not None else run_dir, stop_path, report, emit)
+    # where the watch writes, refused now when a file stands in the way: found by the first write, it ended a watch
+    # after hours of judging, or when the rule fired, without the stop file the trainer waits for
+    out_dir = output_folder(Path(out) if out is not None else run_dir, "--out")
+    if stop_path is not None:
+        output_file(stop_path, "--stop-file")
+    if report is not None:
+        report_folder(out_dir / "report", out_dir / "report")
+    w = _Watch(run_dir, stopper or EarlyStopper(), out_dir, stop_path, report, emit)
     w.pattern = pattern
     if w.stopper.keep_dir is None:  # the best checkpoint's private link: the trainer may delete its file
         w.stopper.keep_dir = w.out / KEEP_NAME

@@ -136,3 +136,23 @@ def test_sigterm_ends_the_watch_as_ctrl_c_does(tmp_path: Path) -> None:
     assert "watch ended (interrupted) after 1 checkpoint(s)" in out
     assert json.loads((run / WATCH_NAME).read_text())["ended"] == "interrupted"
     assert not (run / KEEP_NAME).exists()
+
+
+def test_a_file_in_the_way_of_what_the_watch_writes_is_refused_before_any_judging(tmp_path: Path, cli) -> None:
+    """A file where --out, the stop file's folder or OUT/report should be: found by the first write, it ended the watch
+    after the first checkpoint was judged (hours into a run), or when the rule fired, without the stop file."""
+    run = tmp_path / "run"
+    _old(write_bank_checkpoint(run, 1000))
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "report").write_text("")
+    common = ("--interval", "0.05", "--idle-timeout", "0.5", "--settle", "0", "--num-samples", "200", "--device", "cpu")
+    for args, named in (
+        (("--out", blocker / "w"), f"--out {blocker / 'w'}: {blocker} exists and is not a folder"),
+        (("--stop-file", blocker / "STOP"), f"--stop-file {blocker / 'STOP'}: {blocker} exists and is not a folder"),
+        (("--out", tmp_path / "out", "--report"), f"{tmp_path / 'out' / 'report'}: exists and is not a folder"),
+    ):
+        code, out, err = cli("watch", run, *args, *common)
+        assert code == 2 and named in err and "iteration 1000" not in out, (args, out, err)
+        assert not (run / WATCH_NAME).exists()
