@@ -122,4 +122,4 @@ def _terminate_as_interrupt() -> Iterator[list[int]]:
     try:
         yield came
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)  # None: set outside Python
