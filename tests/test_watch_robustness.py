@@ -156,3 +156,35 @@ def test_a_file_in_the_way_of_what_the_watch_writes_is_refused_before_any_judgin
         code, out, err = cli("watch", run, *args, *common)
         assert code == 2 and named in err and "iteration 1000" not in out, (args, out, err)
         assert not (run / WATCH_NAME).exists()
+
+
+def test_a_finished_run_extended_by_resume_is_not_finished_for_the_watch(tmp_path: Path, mnist_dir: Path) -> None:
+    """train --resume --iterations MORE on a finished run: the state file kept saying "iteration 20 of 20" until the
+    next checkpoint, so a watch started beside it ended at once as "training finished" and never judged the rest.
+    The resumed trainer writes its new planned end at once."""
+    import threading
+
+    from ganeval.train.loop import train
+    from ganeval.watching import training_target
+
+    out = tmp_path / "mlp"
+    kw = {"batch_size": 16, "checkpoint_every": 20, "log_every": 20, "device": "cpu", "progress": False}
+    train(out, "mlp", iterations=20, **kw)
+    assert training_target(out) == (20, 20)
+    seen: set[tuple[int, int] | None] = set()
+    done = threading.Event()
+
+    def look() -> None:  # what a watch polling the folder reads while the run is extended
+        while not done.is_set():
+            seen.add(training_target(out))
+            time.sleep(0.002)
+
+    thread = threading.Thread(target=look)
+    thread.start()
+    try:
+        train(out, resume=True, iterations=60, **kw)
+    finally:
+        done.set()
+        thread.join()
+    assert (20, 60) in seen, seen  # between the resume and its next checkpoint: not finished
+    assert training_target(out) == (60, 60)
