@@ -18,20 +18,40 @@ def _blocker(path: Path, itself: bool) -> Path | None:
     return None
 
 
+def _unwritable(path: Path, itself: bool) -> str | None:
+    """Why nothing can be written at ``path`` (``itself``) or into its folder: the nearest existing folder is on a
+    read-only file system or not writable by this user; None when it is writable (or a file blocks it: _blocker's)."""
+    for where in ((path, *path.parents) if itself else path.parents):
+        if not where.exists():
+            continue
+        if not where.is_dir():
+            return None
+        if hasattr(os, "statvfs") and os.statvfs(where).f_flag & os.ST_RDONLY:
+            return f"{where} is on a read-only file system"
+        if not os.access(where, os.W_OK | os.X_OK):
+            return f"{where} is not writable (permission denied)"
+        return None
+    return None
+
+
 def report_folder(out: str | os.PathLike[str] | None, default: Path) -> Path:
     """The folder reports go to (``out``, else ``default``), refused at once when a file or a file-blocked path
-    stands there: checked before scoring, so no hour of work ends in a failed write."""
+    stands there, or it cannot be written (read-only): checked before scoring, so no hour of work ends in a failed
+    write."""
     from ganeval.errors import GanevalError
 
     folder = Path(out) if out is not None else default
     if (where := _blocker(folder, itself=True)) is not None:
         raise GanevalError(f"{where}: exists and is not a folder; reports need a folder at {folder}")
+    if (why := _unwritable(folder, itself=True)) is not None:
+        raise GanevalError(f"{folder}: cannot write reports there: {why}")
     return folder
 
 
 def output_file(path: str | os.PathLike[str], what: str, error: type[Exception] | None = None) -> Path:
     """``path`` as a file to write, refused at once (one line naming ``what``, e.g. ``--out``) when a folder stands
-    there or a file blocks a parent folder: checked before the work, not found by the write after it."""
+    there, a file blocks a parent folder, or its folder cannot be written: checked before the work, not found by the
+    write after it."""
     from ganeval.errors import GanevalError
 
     error = error or GanevalError
@@ -40,17 +60,22 @@ def output_file(path: str | os.PathLike[str], what: str, error: type[Exception] 
         raise error(f"{what} {path}: is a folder; give a file path")
     if (where := _blocker(path, itself=False)) is not None:
         raise error(f"{what} {path}: {where} exists and is not a folder")
+    if (why := _unwritable(path, itself=False)) is not None:
+        raise error(f"{what} {path}: {why}")
     return path
 
 
 def output_folder(path: str | os.PathLike[str], what: str, error: type[Exception] | None = None) -> Path:
-    """``path`` as a folder to write into, refused at once when it or one of its parents is a file."""
+    """``path`` as a folder to write into, refused at once when it or one of its parents is a file, or it (else its
+    nearest existing parent) cannot be written."""
     from ganeval.errors import GanevalError
 
     error = error or GanevalError
     path = Path(path)
     if (where := _blocker(path, itself=True)) is not None:
         raise error(f"{what} {path}: {where} exists and is not a folder")
+    if (why := _unwritable(path, itself=True)) is not None:
+        raise error(f"{what} {path}: {why}")
     return path
 
 

@@ -9,6 +9,7 @@ fresh latent set. The stop is a pause on the full schedule: ``ganeval train --re
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -107,6 +108,8 @@ class EarlyStopper:
             except OSError:
                 shutil.copy2(ckpt, held)
         except OSError:
+            with contextlib.suppress(OSError):  # a copy that failed part-way (a full disk) would hold that space
+                held.unlink(missing_ok=True)
             return ckpt
         return held
 
@@ -124,7 +127,7 @@ class EarlyStopper:
         if self.best is None:
             first = score(held, **self._options())
             if first["status"].iloc[0] == "error":
-                raise TrainError(f"{ckpt}: could not be scored for early stopping: {_reason(ckpt, first['error'].iloc[0])}")
+                raise TrainError(f"{ckpt}: could not be scored for early stopping: {_reason(held, first['error'].iloc[0])}")
             value = float(first[self.metric].iloc[0])
             row.update(value=value, best=str(ckpt), verdict="first")
             self.best, self.best_value = ckpt, value
@@ -136,7 +139,7 @@ class EarlyStopper:
                            sequential=self.sequential, **self._options())
             if comp.failed:
                 raise TrainError(f"{ckpt}: could not be scored for early stopping: "
-                                 f"{_reason(ckpt, comp.members['error'].dropna().iloc[0])}")
+                                 f"{_reason(held, comp.members['error'].dropna().iloc[0])}")
             d = comp.differences.set_index("metric").loc[self.metric]
             value = float(d["value"])
             row.update(value=value, best_value=float(d["baseline_value"]), difference=float(d["difference"]),
@@ -186,7 +189,8 @@ class EarlyStopper:
 
 
 def _reason(ckpt: Path, error: Any) -> str:
-    """A scoring error without the checkpoint's path in front (the message names it once)."""
+    """A scoring error without the scored path in front (the checkpoint, or the watch's private link to it, which is
+    gone once the watch ends): the message names the checkpoint once."""
     text = str(error)
     return text[len(f"{ckpt}: "):] if text.startswith(f"{ckpt}: ") else text
 

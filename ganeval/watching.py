@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ganeval.atomic import write_text
+from ganeval.atomic import output_file, output_folder, report_folder, write_text
 from ganeval.checkpoints import list_checkpoints
 from ganeval.distributed import refuse_torchrun
 from ganeval.early_stop import EarlyStopper
@@ -82,7 +82,9 @@ class _Watch:
         self.judged: list[int] = []
         self.last_iteration = -1  # judged or failed
         self.failed: dict[str, str] = {}
-        self.seen: set[str] = set()  # files judged (or failed): never looked at again
+        self.seen: set[str] = set()  # files judged (or failed): looked at again only when a failed one changes
+        self.failed_as: dict[str, tuple[int, int]] = {}  # a file that could not be scored: its (size, mtime) then
+        self.retrying: set[str] = set()  # failed files that changed since: judged again, in their iteration's place
         self.report_errors: list[str] = []
 
     def new_checkpoints(self, settle_s: float) -> list[tuple[Path, int]]:
@@ -90,16 +92,18 @@ class _Watch:
         last = self.last_iteration
         fresh: list[tuple[Path, int]] = []
         for path, iteration in self.listing():
-            if str(path) in self.failed or str(path) in self.seen:
+            retry = self.changed_since_failing(path, iteration) or str(path) in self.retrying
+            if not retry and (str(path) in self.failed or str(path) in self.seen):
                 continue
             if any(iteration == it for _, it in fresh):
                 break  # another file of an iteration about to be judged: the next poll takes it if that one fails
             if iteration in self.judged:
                 why = f"iteration {iteration} was already judged from another file; each iteration is judged once"
                 self.failed[str(path)] = why
+                self.retrying.discard(str(path))
                 self.emit(f"{path}: {why}")
                 continue
-            if iteration < last:
+            if iteration < last and not retry:
                 self.failed[str(path)] = f"appeared after iteration {last} was judged; not judged out of order"
                 self.emit(f"{path}: appeared after iteration {last} was judged; not judged out of order")
                 continue
@@ -107,6 +111,19 @@ class _Watch:
                 break  # judge in order: wait for this one before any later one
             fresh.append((path, iteration))
         return fresh
+
+    def changed_since_failing(self, path: Path, iteration: int) -> bool:
+        """True when ``path`` could not be scored, has changed since (a writer that paused longer than ``--settle``
+        has finished it), and no later iteration has been judged: it is then judged again, in order."""
+        then = self.failed_as.get(str(path))
+        if then is None or _signature(path) in (None, then) or any(it >= iteration for it in self.judged):
+            return False
+        del self.failed_as[str(path)]
+        self.failed.pop(str(path), None)
+        self.seen.discard(str(path))
+        self.retrying.add(str(path))
+        self.emit(f"{path}: changed since it could not be scored; judged again once settled")
+        return True
 
     def listing(self) -> list[tuple[Path, int]]:
         """ganeval checkpoints; with a ``generator`` hint, weight files whose names carry their iteration."""
@@ -125,19 +142,32 @@ class _Watch:
 
     def judge(self, path: Path, iteration: int) -> bool:
         """One checkpoint through the rule; a checkpoint that cannot be scored is recorded and skipped."""
-        self.last_iteration = iteration
+        self.last_iteration = max(self.last_iteration, iteration)
         self.seen.add(str(path))
+        self.retrying.discard(str(path))
+        signature = _signature(path)  # before scoring: a change while it is scored is a change too
         try:
             stop = self.stopper.observe(path, iteration)
         except GanevalError as exc:
-            self.failed[str(path)] = str(exc)
-            self.emit(str(exc) if str(exc).startswith(str(path)) else f"{path}: {exc}")  # the path once
+            why = self.own_name(str(exc), path)
+            self.failed[str(path)] = why
+            if signature is not None:
+                self.failed_as[str(path)] = signature
+            self.emit(why if why.startswith(str(path)) else f"{path}: {why}")  # the path once
             return False
         self.judged.append(iteration)
         if stop:
             self.raise_stop_file()  # first, so a trainer waiting on it stops before anything else happens
         self.emit(_line(self.stopper))
         return stop
+
+    def own_name(self, text: str, path: Path) -> str:
+        """``text`` naming the checkpoint where it names the watch's private link to it (gone when the watch ends)."""
+        keep = self.stopper.keep_dir
+        if keep is not None:
+            for sub in ("new", "next"):
+                text = text.replace(str(keep / sub / path.name), str(path))
+        return text
 
     def write_report(self) -> None:
         if self.report is None:
@@ -148,9 +178,11 @@ class _Watch:
             target = self.run_dir
         try:
             score(target, out=self.out / "report", write_report=True, **{**self.stopper.extra, **self.report})
-        except GanevalError as exc:  # the watch goes on; the next checkpoint rewrites the report
-            self.report_errors.append(str(exc))
-            self.emit(f"report not written: {exc}")
+        except (GanevalError, OSError) as exc:  # a full disk too: the judging and the stop file go on; the next
+            # checkpoint rewrites the report
+            text = str(exc) if isinstance(exc, GanevalError) else f"{exc.filename or self.out / 'report'}: {exc.strerror or exc}"
+            self.report_errors.append(text)
+            self.emit(f"report not written: {text}")
 
     def save(self, reason: str | None) -> None:
         summary = self.stopper.summary(reason == "stop rule", self.judged[-1] if self.judged else 0)
@@ -168,6 +200,15 @@ class _Watch:
                           f"{100 * self.stopper.threshold:g}% beyond noise, confirmed on fresh latents"}
         self.stop_file.parent.mkdir(parents=True, exist_ok=True)
         write_text(self.stop_file, json.dumps(body, indent=2) + "\n")
+
+
+def _signature(path: Path) -> tuple[int, int] | None:
+    """A file's (size, mtime in ns), or None when it cannot be read: what tells a finished file from a half-written one."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_size, st.st_mtime_ns
 
 
 def _line(stopper: EarlyStopper) -> str:
@@ -211,7 +252,14 @@ def watch(run_dir: str | os.PathLike[str], stopper: EarlyStopper | None = None, 
     stop_path = Path(stop_file) if stop_file is not None else None
     if stop_path is not None and stop_path.exists():
         raise GanevalError(f"{stop_path}: stop file already exists (from an earlier stop?); remove it to watch again")
-    w = _Watch(run_dir, stopper or EarlyStopper(), Path(out) if out is not None else run_dir, stop_path, report, emit)
+    # where the watch writes, refused now when a file stands in the way: found by the first write, it ended a watch
+    # after hours of judging, or when the rule fired, without the stop file the trainer waits for
+    out_dir = output_folder(Path(out) if out is not None else run_dir, "--out")
+    if stop_path is not None:
+        output_file(stop_path, "--stop-file")
+    if report is not None:
+        report_folder(out_dir / "report", out_dir / "report")
+    w = _Watch(run_dir, stopper or EarlyStopper(), out_dir, stop_path, report, emit)
     w.pattern = pattern
     if w.stopper.keep_dir is None:  # the best checkpoint's private link: the trainer may delete its file
         w.stopper.keep_dir = w.out / KEEP_NAME

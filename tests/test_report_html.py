@@ -334,3 +334,18 @@ def test_one_checkpoint_still_shows_its_interval_and_long_names_keep_their_ends(
     assert segment[:, 1].tolist() == [18.0, 23.0]
     a, b = mpl_text("experiment_lr0.0002_beta0.5_seed1_ckpt_0001.pt", 18), mpl_text("experiment_lr0.0002_beta0.5_seed1_ckpt_0002.pt", 18)
     assert a != b and len(a) == 18 and a.startswith("experime…") and a.endswith("t_0001.pt")
+
+
+def test_rgb_sample_grids_show_every_channel() -> None:
+    """An RGB sample set's grid showed its first channel only: green or blue digits were black squares. Grids show
+    the luma (what the MNIST classifier sees): grey RGB is its grey, green digits are visible, in either layout."""
+    from ganeval.report.images import mosaic
+
+    rng = np.random.default_rng(0)
+    grey = rng.integers(0, 256, (30, 28, 28), dtype=np.uint8)
+    assert np.array_equal(mosaic(np.repeat(grey[..., None], 3, axis=-1)), mosaic(grey))
+    green = np.zeros((30, 28, 28, 3), np.uint8)
+    green[..., 1] = grey
+    for layout in (green, green.transpose(0, 3, 1, 2)):
+        shown = mosaic(layout, scale=1)
+        assert np.array_equal(shown, mosaic(np.round(grey * 0.587).astype(np.uint8), scale=1))

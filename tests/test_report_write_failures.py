@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import json
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -109,3 +110,36 @@ def test_comparison_failing_part_way_leaves_no_compare_json(tmp_path: Path) -> N
     assert info.value.errno == errno.EFBIG and info.value.filename == str(out / "compare.html")
     assert not (out / "compare.json").exists()
     assert not list(out.glob(".*.tmp"))
+
+
+@pytest.fixture
+def unwritable(tmp_path: Path) -> Iterator[Path]:
+    """A folder nothing can be written into: a chmod 555 folder for a user, /proc/sys for root (whom permissions do
+    not stop; it is refused to every user)."""
+    if os.geteuid() != 0:
+        folder = tmp_path / "read_only"
+        folder.mkdir()
+        folder.chmod(0o555)
+        yield folder
+        folder.chmod(0o755)
+    elif Path("/proc/sys").is_dir() and not os.access("/proc/sys", os.W_OK):
+        yield Path("/proc/sys")
+    else:
+        pytest.skip("no folder this user cannot write")
+
+
+def test_a_folder_that_cannot_be_written_is_refused_before_scoring(tmp_path: Path, unwritable: Path, cli) -> None:
+    """A read-only --out (a read-only mount, a folder without write permission) was found by the report's write,
+    after all the scoring (an OSError, exit 2, work lost); ganeval watch judged every checkpoint first. Refused now
+    before any work, one line naming the folder."""
+    from ganeval import score
+    from ganeval.errors import GanevalError
+
+    ckpt = write_bank_checkpoint(tmp_path / "run", 1000)
+    with pytest.raises(GanevalError, match=f"{unwritable / 'report'}: cannot write reports there: {unwritable}"):
+        score(ckpt, out=unwritable / "report", metrics=("mnist_fd",), num_samples=200, bootstrap=0, device="cpu",
+              progress=False)
+    assert not list((tmp_path / "cache").rglob("*.npz"))  # nothing was scored
+    code, out, err = cli("watch", tmp_path / "run", "--out", unwritable / "w", "--settle", "0", "--idle-timeout", "1",
+                         "--num-samples", "200", "--device", "cpu")
+    assert code == 2 and f"--out {unwritable / 'w'}: {unwritable}" in err and "iteration" not in out, (out, err)

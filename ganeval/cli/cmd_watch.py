@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import signal
+from collections.abc import Iterator
 from pathlib import Path
+from types import FrameType
 
 from ganeval.cli.arguments import ListAction
 from ganeval.errors import EXIT_FAILED, EXIT_OK, GanevalError
@@ -86,13 +90,36 @@ def run(args: argparse.Namespace) -> int:
     report = ({"metrics": tuple(args.report_metrics), "num_samples": args.num_samples, "bootstrap": args.bootstrap,
                "device": args.device, "progress": False, "real_floor": args.real_floor, "precision": args.precision}
               if args.report else None)
-    res = watch(args.run, stopper, interval_s=args.interval, idle_timeout_s=args.idle_timeout or None, until=args.until,
-                stop_file=args.stop_file, settle_s=args.settle, report=report, out=args.out,
-                emit=lambda line: print(line, flush=True), pattern=args.pattern or "*")
+    with _terminate_as_interrupt() as terminated:
+        res = watch(args.run, stopper, interval_s=args.interval, idle_timeout_s=args.idle_timeout or None, until=args.until,
+                    stop_file=args.stop_file, settle_s=args.settle, report=report, out=args.out,
+                    emit=lambda line: print(line, flush=True), pattern=args.pattern or "*")
     best = f"best {stopper.best} ({stopper.metric} {stopper.best_value:.4g})" if stopper.best else "nothing judged"
     told = f"; stop file {res.stop_file}" if res.stopped and res.stop_file else ""
     failed = f"; {len(res.failed)} checkpoint(s) not judged" if res.failed else ""
     print(f"{args.run}: watch ended ({res.reason}) after {len(res.judged)} checkpoint(s); {best}{told}{failed}", flush=True)
     if res.reason == "interrupted":  # Ctrl-C: watch.json is saved, and the exit code says the watch did not end by itself
-        return 130
+        return 128 + signal.SIGTERM if terminated else 130
     return EXIT_FAILED if res.failed else EXIT_OK
+
+
+@contextlib.contextmanager
+def _terminate_as_interrupt() -> Iterator[list[int]]:
+    """SIGTERM (``kill``, a service or batch-job stop) ends the watch as Ctrl-C does: its record saved, its private
+    folder removed. Without this the process died at once and left both behind. Yields a list that holds the
+    signal once it came (empty otherwise); the previous handler is restored after."""
+    came: list[int] = []
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        came.append(signum)
+        raise KeyboardInterrupt
+
+    try:
+        previous = signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread (an embedding program): its own handling stays
+        yield came
+        return
+    try:
+        yield came
+    finally:
+        signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)  # None: set outside Python

@@ -25,11 +25,22 @@ def data_uri(data: bytes, mime: str) -> str:
     return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
 
 
+#: RGB → grey for the grids: ITU-R 601 luma, what the MNIST classifier sees (its first channel alone showed green or
+#: blue digits as black squares).
+LUMA = np.array([0.299, 0.587, 0.114])
+
+
 def _as_images(samples: np.ndarray) -> np.ndarray:
-    """Any of ``(N, H, W)``, ``(N, 1, H, W)``, ``(N, H, W, 1)`` uint8-ish samples → uint8 ``(N, H, W)``."""
+    """Any of ``(N, H, W)``, ``(N, 1|3, H, W)``, ``(N, H, W, 1|3)`` uint8-ish samples → uint8 ``(N, H, W)``; RGB as
+    its luma."""
     arr = np.asarray(samples)
     if arr.ndim == 4:
-        arr = arr[:, 0] if arr.shape[1] in (1, 3) else arr[..., 0]
+        channels_first = arr.shape[1] in (1, 3) and arr.shape[-1] not in (1, 3)
+        arr = np.moveaxis(arr, 1, -1) if channels_first else arr
+        if arr.shape[-1] == 3:
+            arr = np.nan_to_num(arr.astype(np.float64)) @ LUMA
+        else:
+            arr = arr[..., 0]
     if arr.ndim == 2:
         arr = arr[None]
     if arr.ndim != 3:

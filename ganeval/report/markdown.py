@@ -5,8 +5,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
-#: Characters Markdown would read as syntax (a ``|`` splits a table cell; ``<`` starts raw HTML).
-_SPECIAL = re.compile(r"([\\`*_\[\]|<>#~])")
+#: Characters Markdown would read as syntax (a ``|`` splits a table cell; ``<`` starts raw HTML; ``&`` starts an
+#: entity: a name holding ``&lt;`` was shown as ``<``).
+_SPECIAL = re.compile(r"([\\`*_\[\]|<>#~&])")
 
 
 def md_text(value: Any) -> str:

@@ -288,6 +288,8 @@ def train(out: str | os.PathLike[str], model: str | None = None, *, iterations: 
         start = trainer.iteration
         if start > 0:
             trainer.ensure_outputs()
+        if saved is not None and int(saved[1].get("iterations", plan.target)) != plan.target and start < plan.target:
+            trainer._save_state(plan.target)  # a watch reads the run's planned end here: not "finished" while extended
         trainer.fit(plan.target, checkpoint_every, log_every, progress, stop_at,
                     Path(stop_file) if stop_file is not None else None)
     return TrainResult(out, trainer.iteration, [r.path for r in list_checkpoints(out)], trainer.elapsed,

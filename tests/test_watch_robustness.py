@@ -1,0 +1,190 @@
+"""``ganeval watch`` against what happens around a long watch: a writer that pauses part-way through a checkpoint,
+a disk too full for the report or for the private copy of a checkpoint, and a SIGTERM."""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from synthetic import write_bank_checkpoint
+from test_report_write_failures import file_size_limit
+
+import ganeval.early_stop as early_stop
+from ganeval.early_stop import EarlyStopper
+from ganeval.watching import KEEP_NAME, WATCH_NAME, watch
+
+FAST = {"num_samples": 400, "bootstrap": 60, "device": "cpu"}
+
+
+@pytest.fixture(autouse=True)
+def _cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GANEVAL_CACHE_DIR", str(tmp_path / "cache"))
+
+
+def _old(path: Path, seconds: float = 60.0) -> Path:
+    t = time.time() - seconds
+    os.utime(path, (t, t))
+    return path
+
+
+def _half_written(run: Path, iteration: int) -> tuple[Path, bytes]:
+    """A checkpoint whose writer stopped half-way for longer than ``--settle``: its path and its whole content."""
+    path = write_bank_checkpoint(run, iteration)
+    whole = path.read_bytes()
+    path.write_bytes(whole[: len(whole) // 2])
+    return _old(path), whole
+
+
+def test_a_checkpoint_seen_half_written_is_judged_once_its_writer_finishes(tmp_path: Path) -> None:
+    """A writer paused longer than --settle: the half file failed, and stayed failed for good when it was finished
+    (exit 1, nothing judged). A failed file that changes is judged again, while no later iteration is judged; the
+    line names the checkpoint, not the watch's private link to it."""
+    run = tmp_path / "run"
+    path, whole = _half_written(run, 1000)
+    lines: list[str] = []
+
+    def emit(line: str) -> None:  # the writer finishes once the half file has been tried
+        lines.append(line)
+        if line.startswith(str(path)) and "could not be scored" in line:
+            path.write_bytes(whole)
+            _old(path)
+
+    res = watch(run, EarlyStopper(patience=2, **FAST), interval_s=0.05, idle_timeout_s=1.0, settle_s=1, emit=emit)
+    assert res.judged == [1000] and res.failed == {}, lines
+    assert KEEP_NAME not in lines[0] and "truncated" in lines[0] and lines[0].count(str(path)) == 1, lines[0]
+    assert any("changed since it could not be scored" in line for line in lines)
+    assert json.loads((run / WATCH_NAME).read_text())["failed"] == {}
+
+
+def test_a_failed_checkpoint_finished_after_a_later_one_was_judged_stays_failed(tmp_path: Path) -> None:
+    """Judged in iteration order, each once: a file finished after a later iteration was judged is not judged."""
+    run = tmp_path / "run"
+    path, whole = _half_written(run, 1000)
+    _old(write_bank_checkpoint(run, 2000))
+
+    def emit(line: str) -> None:
+        if line.startswith("iteration 2000"):
+            path.write_bytes(whole)
+            _old(path)
+
+    res = watch(run, EarlyStopper(patience=2, **FAST), interval_s=0.05, idle_timeout_s=0.6, settle_s=0, emit=emit)
+    assert res.judged == [2000] and list(res.failed) == [str(path)]
+
+
+def test_a_report_that_cannot_be_written_does_not_end_the_watch(tmp_path: Path) -> None:
+    """A full disk (here a file-size limit: report.html is larger than it) under OUT/report/: the OSError ended the
+    watch after the first checkpoint, watch.json said it never ended, and a trainer waiting on the stop file trained
+    on. The report is noted as not written; the judging, watch.json and the stop file go on."""
+    run, stop = tmp_path / "run", tmp_path / "STOP"
+    for it, noise in ((1000, 0.0), (2000, 0.6), (3000, 0.7)):
+        _old(write_bank_checkpoint(run, it, noise=noise))
+    with file_size_limit(64 * 1024):
+        res = watch(run, EarlyStopper(patience=2, threshold=0.1, **FAST), interval_s=0.05, idle_timeout_s=0.6,
+                    settle_s=0, stop_file=stop, emit=lambda _: None,
+                    report={"metrics": ("mnist_fd",), "num_samples": 400, "bootstrap": 0, "progress": False})
+    assert res.reason == "stop rule" and res.judged == [1000, 2000, 3000] and stop.exists()
+    assert res.report_errors and str(run / "report" / "report.html") in res.report_errors[0]
+    assert "too large" in res.report_errors[0].lower()  # EFBIG, in the system's words
+    assert json.loads((run / WATCH_NAME).read_text())["ended"] == "stop rule"
+
+
+def test_a_copy_that_fails_part_way_leaves_no_partial_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """OUT on another file system (no hard link) with less room than a checkpoint: the failed copy stayed in
+    OUT/.ganeval_watch/ and filled the disk, so watch.json could not be written. It is removed; the checkpoint is
+    judged where it is."""
+    def no_link(src: object, dst: object) -> None:  # what os.link says across file systems
+        raise OSError(errno.EXDEV, "Invalid cross-device link")
+
+    monkeypatch.setattr(early_stop.os, "link", no_link)
+    ckpt = write_bank_checkpoint(tmp_path / "run", 1000)
+    keep = tmp_path / "out" / KEEP_NAME
+    stopper = EarlyStopper(**FAST)
+    stopper.keep_dir = keep
+    with file_size_limit(64 * 1024):  # the checkpoint is ~1.5 MB
+        stopper.observe(ckpt, 1000)
+    assert stopper.best == ckpt and stopper.history[0]["verdict"] == "first"
+    assert [p for p in keep.rglob("*") if p.is_file()] == []
+
+
+def test_sigterm_ends_the_watch_as_ctrl_c_does(tmp_path: Path) -> None:
+    """``kill`` (or a service or batch-job stop) killed the watch outright: OUT/.ganeval_watch/ (links to, or copies
+    of, checkpoints) stayed and watch.json never said the watch ended. Now: the record saved, the folder removed,
+    exit 143 (128 + SIGTERM)."""
+    run = tmp_path / "run"
+    _old(write_bank_checkpoint(run, 1000))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent), os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.Popen([sys.executable, "-m", "ganeval_test_entry", "watch", str(run), "--interval", "0.2",
+                             "--num-samples", "200", "--bootstrap", "10", "--device", "cpu"], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.time() + 120
+        while not (run / WATCH_NAME).exists() and time.time() < deadline and proc.poll() is None:
+            time.sleep(0.2)  # the first checkpoint is judged (the best's private link is held): the watch waits
+        assert (run / KEEP_NAME).exists()
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 128 + signal.SIGTERM, (out, err)
+    assert "watch ended (interrupted) after 1 checkpoint(s)" in out
+    assert json.loads((run / WATCH_NAME).read_text())["ended"] == "interrupted"
+    assert not (run / KEEP_NAME).exists()
+
+
+def test_a_file_in_the_way_of_what_the_watch_writes_is_refused_before_any_judging(tmp_path: Path, cli) -> None:
+    """A file where --out, the stop file's folder or OUT/report should be: found by the first write, it ended the watch
+    after the first checkpoint was judged (hours into a run), or when the rule fired, without the stop file."""
+    run = tmp_path / "run"
+    _old(write_bank_checkpoint(run, 1000))
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "report").write_text("")
+    common = ("--interval", "0.05", "--idle-timeout", "0.5", "--settle", "0", "--num-samples", "200", "--device", "cpu")
+    for args, named in (
+        (("--out", blocker / "w"), f"--out {blocker / 'w'}: {blocker} exists and is not a folder"),
+        (("--stop-file", blocker / "STOP"), f"--stop-file {blocker / 'STOP'}: {blocker} exists and is not a folder"),
+        (("--out", tmp_path / "out", "--report"), f"{tmp_path / 'out' / 'report'}: exists and is not a folder"),
+    ):
+        code, out, err = cli("watch", run, *args, *common)
+        assert code == 2 and named in err and "iteration 1000" not in out, (args, out, err)
+        assert not (run / WATCH_NAME).exists()
+
+
+def test_a_finished_run_extended_by_resume_is_not_finished_for_the_watch(tmp_path: Path, mnist_dir: Path) -> None:
+    """train --resume --iterations MORE on a finished run: the state file kept saying "iteration 20 of 20" until the
+    next checkpoint, so a watch started beside it ended at once as "training finished" and never judged the rest.
+    The resumed trainer writes its new planned end at once."""
+    import threading
+
+    from ganeval.train.loop import train
+    from ganeval.watching import training_target
+
+    out = tmp_path / "mlp"
+    kw = {"batch_size": 16, "checkpoint_every": 20, "log_every": 20, "device": "cpu", "progress": False}
+    train(out, "mlp", iterations=20, **kw)
+    assert training_target(out) == (20, 20)
+    seen: set[tuple[int, int] | None] = set()
+    done = threading.Event()
+
+    def look() -> None:  # what a watch polling the folder reads while the run is extended
+        while not done.is_set():
+            seen.add(training_target(out))
+            time.sleep(0.002)
+
+    thread = threading.Thread(target=look)
+    thread.start()
+    try:
+        train(out, resume=True, iterations=60, **kw)
+    finally:
+        done.set()
+        thread.join()
+    assert (20, 60) in seen, seen  # between the resume and its next checkpoint: not finished
+    assert training_target(out) == (60, 60)
