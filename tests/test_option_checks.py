@@ -168,3 +168,18 @@ def test_gate_limits_of_the_wrong_type_are_refused(run: Path, criteria: dict[str
 def test_gate_takes_a_path_as_its_checkpoint(run: Path) -> None:
     result = ganeval.gate(run, max_mnist_fd=1e6, checkpoint=run / "ckpt_0001000.safetensors", **FAST)
     assert result.passed and result.row["checkpoint"] == "ckpt_0001000.safetensors"
+
+
+@pytest.mark.parametrize("threads", [str(2**40), "100000"])
+@pytest.mark.parametrize("command", ["score", "gate", "compare", "train-classifier"])
+def test_more_threads_than_torch_takes_are_refused(run: Path, tmp_path: Path, cli, command: str, threads: str) -> None:
+    """--threads past 2**31 - 1 was torch's "Overflow when unpacking long" traceback (exit 1), and 100,000 threads
+    segfaulted in the first matrix product: one line, exit 2, nothing done; the API raises the same error."""
+    argv = {"score": ("score", run, *SCORING), "gate": ("gate", run, *SCORING, "--max-mnist-fd", 1000),
+            "compare": ("compare", run / "ckpt_0001000.safetensors", run / "ckpt_0001000.safetensors", *SCORING),
+            "train-classifier": ("train-classifier", "--epochs", 1, "--limit", 100, "--out", tmp_path / "c.safetensors")}
+    code, _, err = cli(*argv[command], "--device", "cpu", "--threads", threads)
+    assert code == 2 and f"--threads must be at most 1024 (got {threads})" in err and err.strip().count("\n") == 0, err
+    assert not (run / "report").exists() and not (tmp_path / "c.safetensors").exists()
+    with pytest.raises(GanevalError, match=re.escape(f"--threads must be at most 1024 (got {threads})")):
+        ganeval.score(run, **{**FAST, "threads": int(threads)})
