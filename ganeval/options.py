@@ -91,6 +91,7 @@ class ScoreOptions:
                 require_count(getattr(self, name), low, f"--{name.replace('_', '-')}" if name in FLAGS else name)
         if self.threads is not None:
             check_threads(self.threads)
+        check_memory(self.num_samples, self.bootstrap)
         if isinstance(self.seed, bool) or not isinstance(self.seed, numbers.Integral) or not 0 <= self.seed < SEED_LIMIT:
             raise GanevalError(f"--seed must be an integer from 0 to 2**32 - 1 = {SEED_LIMIT - 1} (got {self.seed!r})")
         require_number(self.ci, "--ci (the interval level)", "lie between 0 and 1, e.g. 0.95", lambda v: 0 < v < 1)
@@ -131,6 +132,33 @@ class ScoreOptions:
         d = _plain(asdict(self))
         d["metrics"] = list(self.metrics)
         return d
+
+
+def physical_memory() -> int | None:
+    """This machine's physical memory in bytes, or None where the OS does not say."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def check_memory(num_samples: int, bootstrap: int) -> None:
+    """Refuse an N and a replicate count whose resampled indices alone (``bootstrap`` arrays of N int64, drawn before
+    anything is scored, with the N latents) outgrow this machine's memory: numpy's MemoryError traceback, an OOM kill
+    or a run that never starts, instead of one line before any work."""
+    need, have = 8 * num_samples * (bootstrap + 1), physical_memory()
+    if have is not None and need > have:
+        raise GanevalError(f"--num-samples {num_samples} with --bootstrap {bootstrap} needs {_size(need)} for the resampled "
+                           f"indices alone, more than this machine's {_size(have)} of memory: lower them")
+
+
+def _size(n: float) -> str:
+    """``n`` bytes in binary units: ``728 TiB``."""
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
+        if n < 1024 or unit == "PiB":
+            return f"{n:.3g} {unit}"
+        n /= 1024
+    return f"{n:.3g} PiB"
 
 
 def check_hints(extra: Any) -> None:

@@ -183,3 +183,18 @@ def test_more_threads_than_torch_takes_are_refused(run: Path, tmp_path: Path, cl
     assert not (run / "report").exists() and not (tmp_path / "c.safetensors").exists()
     with pytest.raises(GanevalError, match=re.escape(f"--threads must be at most 1024 (got {threads})")):
         ganeval.score(run, **{**FAST, "threads": int(threads)})
+
+
+@pytest.mark.parametrize(("flags", "said"), [(("--num-samples", 10**14), "--num-samples 100000000000000 with --bootstrap 0"),
+                                             (("--num-samples", 10, "--bootstrap", 10**11),
+                                              "--num-samples 10 with --bootstrap 100000000000")])
+def test_sizes_whose_resampled_indices_outgrow_memory_are_refused(run: Path, cli, flags: tuple, said: str) -> None:
+    """--num-samples 1e14 was numpy's MemoryError traceback (exit 1), --bootstrap 1e11 a run that never started (it
+    drew 1e11 index arrays): one line, exit 2, before any work; the API raises the same error."""
+    argv = [a for a in SCORING if a not in ("--num-samples", 200)]
+    code, _, err = cli("score", run, *argv, *flags, "--device", "cpu")
+    assert code == 2 and said in err and "for the resampled indices alone" in err and err.strip().count("\n") == 0, err
+    assert not (run / "report").exists()
+    kwargs = {k.lstrip("-").replace("-", "_"): v for k, v in zip(flags[::2], flags[1::2], strict=True)}
+    with pytest.raises(GanevalError, match=re.escape(said)):
+        ganeval.score(run, **{**FAST, **kwargs})
