@@ -109,6 +109,7 @@ class ScoreOptions:
                     if name == "inception_all" else "True or False"
                 raise GanevalError(f"{name} must be {allowed} (got {value!r})")
         check_hints(self.extra)
+        self._check_used()
         resolve_device(self.device)
         if self.precision not in PRECISIONS:
             raise GanevalError(f"--precision must be one of {', '.join(PRECISIONS)} (got {self.precision!r})")
@@ -126,6 +127,27 @@ class ScoreOptions:
             if self.primary not in RANKABLE:
                 raise GanevalError(f"--primary {self.primary}: not something to rank checkpoints by (an ideal value, "
                                    f"a spread, a label or a reading without a better side); choose one of: {rankable}")
+
+    def _check_used(self) -> None:
+        """Refuse inputs that no metric asked for reads (``--copy-train`` without a copying test, ``--feature-network``
+        without a custom_* metric, ``--inception-weights`` without an Inception one): they were taken and ignored, and
+        the run gave no sign that the images or the network the user named played no part."""
+        from ganeval.metrics.registry import COPYING_CT, METRICS
+
+        known = [m for m in self.metrics if m in METRICS]
+        if len(known) < len(self.metrics):
+            return  # an unknown metric is named by the evaluator
+        spaces = {METRICS[m].extractor for m in known}
+        copying = any(m in COPYING_CT for m in known)
+        uses = {"--copy-train": (self.copy_train, copying, "copying or inception_copying"),
+                "--copy-heldout": (self.copy_heldout, copying, "copying or inception_copying"),
+                "--feature-network": (self.feature_network, "custom" in spaces, "a custom_* metric"),
+                "--feature-network-kwargs": (self.feature_network_kwargs, "custom" in spaces, "a custom_* metric"),
+                "--inception-weights": (self.inception_weights, "inception" in spaces, "an Inception metric")}
+        for flag, (value, used, wanted) in uses.items():
+            if value is not None and not used:
+                raise GanevalError(f"{flag} is read only by {wanted}, and --metrics ({', '.join(self.metrics)}) has none: "
+                                   "add one, or leave the flag out")
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-friendly view for reports."""

@@ -198,3 +198,21 @@ def test_sizes_whose_resampled_indices_outgrow_memory_are_refused(run: Path, cli
     kwargs = {k.lstrip("-").replace("-", "_"): v for k, v in zip(flags[::2], flags[1::2], strict=True)}
     with pytest.raises(GanevalError, match=re.escape(said)):
         ganeval.score(run, **{**FAST, **kwargs})
+
+
+@pytest.mark.parametrize(("flag", "value", "reader"), [("--copy-train", "mnist-test", "copying or inception_copying"),
+                                                       ("--copy-heldout", "mnist-test", "copying or inception_copying"),
+                                                       ("--feature-network", "nets:Net", "a custom_* metric"),
+                                                       ("--feature-network-kwargs", "{}", "a custom_* metric"),
+                                                       ("--inception-weights", "w.pth", "an Inception metric")])
+@pytest.mark.parametrize("command", ["score", "gate"])
+def test_inputs_no_asked_metric_reads_are_refused(run: Path, cli, command: str, flag: str, value: str, reader: str) -> None:
+    """--copy-train without a copying test, --feature-network without a custom_* metric, --inception-weights without an
+    Inception metric were taken and ignored (exit 0, nothing said): one line, exit 2, before scoring; the API too."""
+    argv = ("score", run) if command == "score" else ("gate", run, "--max-mnist-fd", 1000)
+    code, _, err = cli(*argv, *SCORING, "--device", "cpu", flag, value)
+    want = f"{flag} is read only by {reader}, and --metrics (mnist_fd) has none"
+    assert code == 2 and want in err and err.strip().count("\n") == 0, err
+    assert not (run / "report").exists()
+    with pytest.raises(GanevalError, match=re.escape(want)):
+        ganeval.score(run, **{**FAST, flag.lstrip("-").replace("-", "_"): value})
