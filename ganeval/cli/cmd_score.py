@@ -184,6 +184,8 @@ def run(args: argparse.Namespace) -> int:
     from ganeval.report import write_reports
 
     opts = options_from_args(args)
+    if args.columns and args.json:  # --json prints the summary, not the table: the columns would be taken and ignored
+        raise GanevalError("--columns chooses the printed table's columns, and --json prints the summary instead: give one")
     if args.columns:
         check_columns(args.columns, opts.metrics)
     dist = from_env(args.distributed)
