@@ -13,7 +13,7 @@ from ganeval.devices import resolve_device
 from ganeval.errors import GanevalError, OptionError, require_count, require_number
 from ganeval.metrics.directions import RANKABLE
 from ganeval.metrics.registry import DEFAULT_METRICS
-from ganeval.threads import PRECISIONS
+from ganeval.threads import PRECISIONS, check_threads
 
 #: Inception's resize modes (``--resize``).
 RESIZES = ("tf1x", "clean")
@@ -89,6 +89,9 @@ class ScoreOptions:
         for name, low in at_least.items():
             if getattr(self, name) is not None or name != "threads":
                 require_count(getattr(self, name), low, f"--{name.replace('_', '-')}" if name in FLAGS else name)
+        if self.threads is not None:
+            check_threads(self.threads)
+        check_memory(self.num_samples, self.bootstrap)
         if isinstance(self.seed, bool) or not isinstance(self.seed, numbers.Integral) or not 0 <= self.seed < SEED_LIMIT:
             raise GanevalError(f"--seed must be an integer from 0 to 2**32 - 1 = {SEED_LIMIT - 1} (got {self.seed!r})")
         require_number(self.ci, "--ci (the interval level)", "lie between 0 and 1, e.g. 0.95", lambda v: 0 < v < 1)
@@ -106,6 +109,7 @@ class ScoreOptions:
                     if name == "inception_all" else "True or False"
                 raise GanevalError(f"{name} must be {allowed} (got {value!r})")
         check_hints(self.extra)
+        self._check_used()
         resolve_device(self.device)
         if self.precision not in PRECISIONS:
             raise GanevalError(f"--precision must be one of {', '.join(PRECISIONS)} (got {self.precision!r})")
@@ -124,11 +128,59 @@ class ScoreOptions:
                 raise GanevalError(f"--primary {self.primary}: not something to rank checkpoints by (an ideal value, "
                                    f"a spread, a label or a reading without a better side); choose one of: {rankable}")
 
+    def _check_used(self) -> None:
+        """Refuse inputs that no metric asked for reads (``--copy-train`` without a copying test, ``--feature-network``
+        without a custom_* metric, ``--inception-weights`` without an Inception one): they were taken and ignored, and
+        the run gave no sign that the images or the network the user named played no part."""
+        from ganeval.metrics.registry import COPYING_CT, METRICS
+
+        known = [m for m in self.metrics if m in METRICS]
+        if len(known) < len(self.metrics):
+            return  # an unknown metric is named by the evaluator
+        spaces = {METRICS[m].extractor for m in known}
+        copying = any(m in COPYING_CT for m in known)
+        uses = {"--copy-train": (self.copy_train, copying, "copying or inception_copying"),
+                "--copy-heldout": (self.copy_heldout, copying, "copying or inception_copying"),
+                "--feature-network": (self.feature_network, "custom" in spaces, "a custom_* metric"),
+                "--feature-network-kwargs": (self.feature_network_kwargs, "custom" in spaces, "a custom_* metric"),
+                "--inception-weights": (self.inception_weights, "inception" in spaces, "an Inception metric")}
+        for flag, (value, used, wanted) in uses.items():
+            if value is not None and not used:
+                raise GanevalError(f"{flag} is read only by {wanted}, and --metrics ({', '.join(self.metrics)}) has none: "
+                                   "add one, or leave the flag out")
+
     def as_dict(self) -> dict[str, Any]:
         """JSON-friendly view for reports."""
         d = _plain(asdict(self))
         d["metrics"] = list(self.metrics)
         return d
+
+
+def physical_memory() -> int | None:
+    """This machine's physical memory in bytes, or None where the OS does not say."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def check_memory(num_samples: int, bootstrap: int) -> None:
+    """Refuse an N and a replicate count whose resampled indices alone (``bootstrap`` arrays of N int64, drawn before
+    anything is scored, with the N latents) outgrow this machine's memory: numpy's MemoryError traceback, an OOM kill
+    or a run that never starts, instead of one line before any work."""
+    need, have = 8 * num_samples * (bootstrap + 1), physical_memory()
+    if have is not None and need > have:
+        raise GanevalError(f"--num-samples {num_samples} with --bootstrap {bootstrap} needs {_size(need)} for the resampled "
+                           f"indices alone, more than this machine's {_size(have)} of memory: lower them")
+
+
+def _size(n: float) -> str:
+    """``n`` bytes in binary units: ``728 TiB``."""
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
+        if n < 1024 or unit == "PiB":
+            return f"{n:.3g} {unit}"
+        n /= 1024
+    return f"{n:.3g} PiB"
 
 
 def check_hints(extra: Any) -> None:

@@ -8,6 +8,19 @@ from contextlib import contextmanager
 
 import torch
 
+from ganeval.errors import GanevalError, require_count
+
+#: Most intra-op CPU threads ``--threads`` takes: torch overflows past 2**31 - 1 and a matrix product segfaults at
+#: 100,000 threads (a traceback or a crash instead of an error); no machine has cores for more than this.
+MAX_THREADS = 1024
+
+
+def check_threads(n: object, what: str = "--threads") -> None:
+    """Refuse a thread count outside 1..``MAX_THREADS`` in one line naming ``what`` (``GanevalError``, exit 2)."""
+    require_count(n, 1, what)
+    if n > MAX_THREADS:  # type: ignore[operator]  # an integer: require_count checked it
+        raise GanevalError(f"{what} must be at most {MAX_THREADS} (got {n!r}): more threads than any machine has cores")
+
 
 @contextmanager
 def cpu_threads(n: int | None) -> Iterator[None]:

@@ -177,12 +177,20 @@ class _Watch:
         if not self.stopper.extra.get("generator") or not target:
             target = self.run_dir
         try:
-            score(target, out=self.out / "report", write_report=True, **{**self.stopper.extra, **self.report})
+            score(target, out=self.out / "report", write_report=True, **{**self._report_extra(), **self.report})
         except (GanevalError, OSError) as exc:  # a full disk too: the judging and the stop file go on; the next
             # checkpoint rewrites the report
             text = str(exc) if isinstance(exc, GanevalError) else f"{exc.filename or self.out / 'report'}: {exc.strerror or exc}"
             self.report_errors.append(text)
             self.emit(f"report not written: {text}")
+
+    def _report_extra(self) -> dict[str, Any]:
+        """The judging's extra keywords for the report, less a feature network its metrics do not use (custom_fd
+        judged, a report of score's defaults): ``score`` refuses a feature network no metric asked for reads."""
+        from ganeval.metrics.registry import METRICS
+
+        custom = any(getattr(METRICS.get(m), "extractor", None) == "custom" for m in (self.report or {}).get("metrics", ()))
+        return {k: v for k, v in self.stopper.extra.items() if custom or not k.startswith("feature_network")}
 
     def save(self, reason: str | None) -> None:
         summary = self.stopper.summary(reason == "stop rule", self.judged[-1] if self.judged else 0)

@@ -61,6 +61,15 @@ def test_columns_choose_the_printed_table(tmp_path: Path, cli) -> None:
     assert "ckpt_0001000.safetensors" in out.splitlines()[1] and out.splitlines()[1].split()[-1] == "NaN"
 
 
+def test_columns_with_json_are_refused_before_scoring(tmp_path: Path, cli) -> None:
+    """--json prints the summary and no table: --columns was taken, checked and ignored (exit 0, the JSON printed)."""
+    write_bank_checkpoint(tmp_path / "run", 1000)
+    code, out, err = cli("score", tmp_path / "run", "--metrics", "mnist_fd", "--columns", "iteration,mnist_fd", "--json", *FAST)
+    assert code == 2 and out == "" and err.count("\n") == 1, err
+    assert err.startswith("ganeval: error: --columns chooses the printed table's columns, and --json prints the summary")
+    assert not (tmp_path / "run" / "report").exists()
+
+
 @pytest.mark.parametrize(("column", "message"), [
     ("fid", "--columns fid: written by metric fid, which is not in --metrics"),
     ("mnist_fid", "--columns mnist_fid: no such column"),

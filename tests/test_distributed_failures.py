@@ -182,3 +182,30 @@ def test_torchrun_prints_one_error_line(tmp_path: Path) -> None:
     lines = [line for line in (res.stdout + res.stderr).splitlines() if "ganeval: error:" in line]
     assert lines == ["ganeval: error: watch does not run under torchrun; run it as one process"], res.stderr[-3000:]
     assert not os.path.exists(tmp_path / "run" / "watch.json")
+
+
+@pytest.mark.parametrize("extra", [[], ["--num-samples", "0"]])
+def test_gate_rank_1_prints_and_writes_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                               capsys: pytest.CaptureFixture[str], extra: list[str]) -> None:
+    """gate under torchrun with a report TARGET (no process group joined) or bad options (refused before scoring joins
+    it): rank 1 printed the verdict and the JSON and wrote the JUnit file and the step summary as well, since it asked
+    the (unjoined) group for its rank. Rank 0 alone speaks and writes; rank 1 keeps the exit code."""
+    from test_gate import make_row, make_summary, write_report
+
+    report = write_report(tmp_path / "rep", make_summary([make_row(1000), make_row(2000)]))
+    target = str(tmp_path / "run") if extra else str(report)
+    if extra:
+        (tmp_path / "run").mkdir()
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    codes = {}
+    for rank in ("1", "0"):
+        monkeypatch.setenv("RANK", rank)
+        monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(tmp_path / f"step_{rank}.md"))
+        codes[rank] = main(["gate", target, "--max-fid", "30", "--json", "--junit", str(tmp_path / f"j_{rank}.xml"), *extra])
+        out, err = capsys.readouterr()
+        if rank == "1":
+            assert (out, err) == ("", ""), (out, err)
+        else:
+            assert json.loads(out)["exit_code"] == codes[rank]
+    assert codes["1"] == codes["0"] == (2 if extra else 0)
+    assert sorted(p.name for p in tmp_path.iterdir() if p.suffix in (".md", ".xml")) == ["j_0.xml", "step_0.md"]

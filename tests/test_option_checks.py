@@ -168,3 +168,51 @@ def test_gate_limits_of_the_wrong_type_are_refused(run: Path, criteria: dict[str
 def test_gate_takes_a_path_as_its_checkpoint(run: Path) -> None:
     result = ganeval.gate(run, max_mnist_fd=1e6, checkpoint=run / "ckpt_0001000.safetensors", **FAST)
     assert result.passed and result.row["checkpoint"] == "ckpt_0001000.safetensors"
+
+
+@pytest.mark.parametrize("threads", [str(2**40), "100000"])
+@pytest.mark.parametrize("command", ["score", "gate", "compare", "train-classifier"])
+def test_more_threads_than_torch_takes_are_refused(run: Path, tmp_path: Path, cli, command: str, threads: str) -> None:
+    """--threads past 2**31 - 1 was torch's "Overflow when unpacking long" traceback (exit 1), and 100,000 threads
+    segfaulted in the first matrix product: one line, exit 2, nothing done; the API raises the same error."""
+    argv = {"score": ("score", run, *SCORING), "gate": ("gate", run, *SCORING, "--max-mnist-fd", 1000),
+            "compare": ("compare", run / "ckpt_0001000.safetensors", run / "ckpt_0001000.safetensors", *SCORING),
+            "train-classifier": ("train-classifier", "--epochs", 1, "--limit", 100, "--out", tmp_path / "c.safetensors")}
+    code, _, err = cli(*argv[command], "--device", "cpu", "--threads", threads)
+    assert code == 2 and f"--threads must be at most 1024 (got {threads})" in err and err.strip().count("\n") == 0, err
+    assert not (run / "report").exists() and not (tmp_path / "c.safetensors").exists()
+    with pytest.raises(GanevalError, match=re.escape(f"--threads must be at most 1024 (got {threads})")):
+        ganeval.score(run, **{**FAST, "threads": int(threads)})
+
+
+@pytest.mark.parametrize(("flags", "said"), [(("--num-samples", 10**14), "--num-samples 100000000000000 with --bootstrap 0"),
+                                             (("--num-samples", 10, "--bootstrap", 10**11),
+                                              "--num-samples 10 with --bootstrap 100000000000")])
+def test_sizes_whose_resampled_indices_outgrow_memory_are_refused(run: Path, cli, flags: tuple, said: str) -> None:
+    """--num-samples 1e14 was numpy's MemoryError traceback (exit 1), --bootstrap 1e11 a run that never started (it
+    drew 1e11 index arrays): one line, exit 2, before any work; the API raises the same error."""
+    argv = [a for a in SCORING if a not in ("--num-samples", 200)]
+    code, _, err = cli("score", run, *argv, *flags, "--device", "cpu")
+    assert code == 2 and said in err and "for the resampled indices alone" in err and err.strip().count("\n") == 0, err
+    assert not (run / "report").exists()
+    kwargs = {k.lstrip("-").replace("-", "_"): v for k, v in zip(flags[::2], flags[1::2], strict=True)}
+    with pytest.raises(GanevalError, match=re.escape(said)):
+        ganeval.score(run, **{**FAST, **kwargs})
+
+
+@pytest.mark.parametrize(("flag", "value", "reader"), [("--copy-train", "mnist-test", "copying or inception_copying"),
+                                                       ("--copy-heldout", "mnist-test", "copying or inception_copying"),
+                                                       ("--feature-network", "nets:Net", "a custom_* metric"),
+                                                       ("--feature-network-kwargs", "{}", "a custom_* metric"),
+                                                       ("--inception-weights", "w.pth", "an Inception metric")])
+@pytest.mark.parametrize("command", ["score", "gate"])
+def test_inputs_no_asked_metric_reads_are_refused(run: Path, cli, command: str, flag: str, value: str, reader: str) -> None:
+    """--copy-train without a copying test, --feature-network without a custom_* metric, --inception-weights without an
+    Inception metric were taken and ignored (exit 0, nothing said): one line, exit 2, before scoring; the API too."""
+    argv = ("score", run) if command == "score" else ("gate", run, "--max-mnist-fd", 1000)
+    code, _, err = cli(*argv, *SCORING, "--device", "cpu", flag, value)
+    want = f"{flag} is read only by {reader}, and --metrics (mnist_fd) has none"
+    assert code == 2 and want in err and err.strip().count("\n") == 0, err
+    assert not (run / "report").exists()
+    with pytest.raises(GanevalError, match=re.escape(want)):
+        ganeval.score(run, **{**FAST, flag.lstrip("-").replace("-", "_"): value})

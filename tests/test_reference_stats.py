@@ -142,3 +142,17 @@ def test_floors_refuse_features_that_are_not_the_statistics(tmp_path: Path) -> N
         np.save(feats / f"mnist-{split}_mnist.npy", np.zeros((200, 128), np.float32))
     with pytest.raises(GanevalError, match=r"mnist-test_mnist.npy: features of shape \(200, 128\), but the statistics are of 10000"):
         compute_floors(tmp_path, feats, extractors=("mnist",))
+
+
+@pytest.mark.parametrize(("args", "problem"), [(["--knn-n", "-5"], "--knn-n must be an integer of at least 0 (got -5)"),
+                                               (["--features-dir", "MISSING"], "MISSING: no such folder"),
+                                               (["--features-dir", "FILE"], "FILE: is not a folder")])
+def test_floors_refuses_a_negative_knn_n_and_a_features_dir_that_is_no_folder(tmp_path: Path, cli, args: list[str],
+                                                                               problem: str) -> None:
+    """Both were taken in silence (exit 0): a negative N as 0, so no k-NN floors, and a missing --features-dir as
+    none, so no float64 check. One line, exit 2, before the floors are computed."""
+    (tmp_path / "f.txt").write_text("x")
+    fill = {"MISSING": str(tmp_path / "nope"), "FILE": str(tmp_path / "f.txt")}
+    code, out, err = cli("floors", "--extractors", "mnist", *[fill.get(a, a) for a in args])
+    want = problem.replace("MISSING", fill["MISSING"]).replace("FILE", fill["FILE"])
+    assert code == 2 and want in err and err.strip().count("\n") == 0 and out == "", err

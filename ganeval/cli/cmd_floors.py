@@ -26,10 +26,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``ganeval floors``; returns the exit code (0 written, 2 bad input)."""
-    from ganeval.errors import StatsError
+    from ganeval.errors import StatsError, require_count
     from ganeval.floors import compute_floors, merge_floors, record_floors
     from ganeval.stats import SHIPPED_DIR
 
+    require_count(args.knn_n, 0, "--knn-n")  # a negative N was taken as 0: the k-NN floors silently left out
+    if args.features_dir is not None and not args.features_dir.is_dir():  # was skipped: no float64 check, nothing said
+        what = "is not a folder" if args.features_dir.exists() else "no such folder"
+        raise StatsError(f"--features-dir {args.features_dir}: {what} (the per-image features of `stats --save-features`)")
     root = Path(args.root or SHIPPED_DIR)
     recorded: dict = {}  # --merge: read (and checked) before the floors are computed; none recorded yet: nothing to keep
     if args.merge and (root / "floors.json").is_file():

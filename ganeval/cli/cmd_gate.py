@@ -85,7 +85,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run ``ganeval gate``; returns 0 pass, 1 fail, 2 bad input."""
     from ganeval.cli.cmd_score import options_from_args, print_notes
-    from ganeval.distributed import process_rank
+    from ganeval.distributed import launched_rank
     from ganeval.gating import gate
     from ganeval.options import ScoreOptions
 
@@ -103,10 +103,12 @@ def run(args: argparse.Namespace) -> int:
         result = gate(args.target, **{k: getattr(args, k) for k in CRITERIA}, baseline=args.baseline,
                       max_regression=args.max_regression, checkpoint=args.checkpoint, out=args.out, **options)
     except GanevalError as exc:
-        if process_rank() == 0:
+        if launched_rank() == 0:
             _emit(args, None, str(exc))
         raise
-    if process_rank() != 0:  # torchrun: rank 0 alone prints the verdict and writes the CI files
+    # torchrun: rank 0 alone prints the verdict and writes the CI files. By torchrun's RANK, not the joined group's:
+    # a report TARGET joins none, and bad options are refused before scoring joins it, so every rank would say 0.
+    if launched_rank() != 0:
         return result.exit_code
     if result.scored and getattr(args, "no_progress", False):  # with progress, they were printed as they came
         print_notes(result.summary)

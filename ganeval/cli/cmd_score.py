@@ -62,7 +62,8 @@ def add_score_options(p: argparse.ArgumentParser) -> None:
                         "every metric against (not ranked): the other MNIST split by default, or a folder, zip or uint8 .npz")
     p.add_argument("--no-cache", action="store_true", help="recompute features even when cached")
     p.add_argument("--threads", type=int, default=None, metavar="N",
-                   help="CPU threads while scoring (default: one per core; with several processes on one machine, cores/processes)")
+                   help="CPU threads while scoring, 1 to 1024 (default: one per core; with several processes on one machine, "
+                        "cores/processes)")
     p.add_argument("--distributed", action="store_true", default=None, help="join the torchrun process group")
     p.add_argument("--no-progress", action="store_true",
                    help="no progress bars or plan line (e.g. for CI logs); the notes are printed once scoring ends")
@@ -183,6 +184,8 @@ def run(args: argparse.Namespace) -> int:
     from ganeval.report import write_reports
 
     opts = options_from_args(args)
+    if args.columns and args.json:  # --json prints the summary, not the table: the columns would be taken and ignored
+        raise GanevalError("--columns chooses the printed table's columns, and --json prints the summary instead: give one")
     if args.columns:
         check_columns(args.columns, opts.metrics)
     dist = from_env(args.distributed)

@@ -19,7 +19,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="cpu", help="cpu (default, reproducible), cuda or auto")
     p.add_argument("--data-dir", default=None)
     p.add_argument("--threads", type=int, default=None,
-                   help="CPU threads, 1 or more (default: torch's; results are reproducible per thread count)")
+                   help="CPU threads, 1 to 1024 (default: torch's; results are reproducible per thread count)")
     p.add_argument("--limit", type=int, default=None, help="only the first N training images, 2 or more (for tests)")
     p.set_defaults(func=run)
 
@@ -27,9 +27,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run ``ganeval train-classifier``; returns 0 written, 2 bad input."""
     from ganeval.atomic import output_file
-    from ganeval.errors import GanevalError, require_count
+    from ganeval.errors import GanevalError
     from ganeval.features.mnist_classifier import SHIPPED_WEIGHTS
-    from ganeval.threads import cpu_threads
+    from ganeval.threads import check_threads, cpu_threads
     from ganeval.train.classifier import train_and_save
     from ganeval.train.recipes import seed_problem
 
@@ -40,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
     if args.limit == 1:
         raise GanevalError("--limit 1 is too few: the classifier's BatchNorm1d trains on batches of 2 or more images")
     if args.threads is not None:  # torch.set_num_threads(-1) raised a RuntimeError traceback; 0 meant the default
-        require_count(args.threads, 1, "--threads")
+        check_threads(args.threads)
     if (problem := seed_problem(args.seed)) is not None:  # torch.manual_seed would raise an overflow traceback
         raise GanevalError(f"--seed {problem}")
     out = output_file(args.out, "--out")  # before training (46 min for the recipe), not found by the write after it
