@@ -150,7 +150,7 @@ def model_baseline_criterion(row: dict[str, Any], summary: dict[str, Any], basel
     """``max_regression`` judged on the interval of (candidate − baseline) on FID, else MNIST FD (paired where both
     are generators), and on compare's permutation test where it ran. Both sides must have been scored at one N."""
     from ganeval.comparing import compare
-    from ganeval.options import ScoreOptions
+    from ganeval.options import ScoreOptions, without_unread
 
     path = row.get("path")
     if not path or not Path(path).exists():
@@ -167,6 +167,7 @@ def model_baseline_criterion(row: dict[str, Any], summary: dict[str, Any], basel
     if metric != "fid":
         notes.append("baseline test on mnist_fd: fid is not available")
     options.update(metrics=(metric,), inception_all=True, progress=bool(options.get("progress", True)))
+    options = without_unread(options, (metric,))  # --copy-train of a copying test, say: not read by this FD alone
     comp = compare({"baseline": baseline, "candidate": path}, **options)
     if comp.failed:
         err = comp.members.loc[comp.members["status"] == "error", "error"].iloc[0]

@@ -132,22 +132,9 @@ class ScoreOptions:
         """Refuse inputs that no metric asked for reads (``--copy-train`` without a copying test, ``--feature-network``
         without a custom_* metric, ``--inception-weights`` without an Inception one): they were taken and ignored, and
         the run gave no sign that the images or the network the user named played no part."""
-        from ganeval.metrics.registry import COPYING_CT, METRICS
-
-        known = [m for m in self.metrics if m in METRICS]
-        if len(known) < len(self.metrics):
-            return  # an unknown metric is named by the evaluator
-        spaces = {METRICS[m].extractor for m in known}
-        copying = any(m in COPYING_CT for m in known)
-        uses = {"--copy-train": (self.copy_train, copying, "copying or inception_copying"),
-                "--copy-heldout": (self.copy_heldout, copying, "copying or inception_copying"),
-                "--feature-network": (self.feature_network, "custom" in spaces, "a custom_* metric"),
-                "--feature-network-kwargs": (self.feature_network_kwargs, "custom" in spaces, "a custom_* metric"),
-                "--inception-weights": (self.inception_weights, "inception" in spaces, "an Inception metric")}
-        for flag, (value, used, wanted) in uses.items():
-            if value is not None and not used:
-                raise GanevalError(f"{flag} is read only by {wanted}, and --metrics ({', '.join(self.metrics)}) has none: "
-                                   "add one, or leave the flag out")
+        for flag, wanted in unread_inputs(self.metrics, {f.name: getattr(self, f.name) for f in fields(self)}).values():
+            raise GanevalError(f"{flag} is read only by {wanted}, and --metrics ({', '.join(self.metrics)}) has none: "
+                               "add one, or leave the flag out")
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-friendly view for reports."""
@@ -213,3 +200,30 @@ def _plain(value: Any) -> Any:
     if value is None or isinstance(value, str | int | float):
         return value
     return str(value)  # anything else the API was handed (a torch.dtype in generator_kwargs): its text, not a crash
+
+
+#: Inputs read only by some metrics: the option, its flag, and who reads it (an extractor, or "copying").
+_READ_BY = {"copy_train": ("--copy-train", "copying"), "copy_heldout": ("--copy-heldout", "copying"),
+            "feature_network": ("--feature-network", "custom"), "feature_network_kwargs": ("--feature-network-kwargs", "custom"),
+            "inception_weights": ("--inception-weights", "inception")}
+_WANTED = {"copying": "copying or inception_copying", "custom": "a custom_* metric", "inception": "an Inception metric"}
+
+
+def unread_inputs(metrics: Iterable[str], options: dict[str, Any]) -> dict[str, tuple[str, str]]:
+    """The options set in ``options`` that none of ``metrics`` reads: key → (its flag, the metrics that would).
+    Empty where a metric is unknown (the evaluator names it)."""
+    from ganeval.metrics.registry import COPYING_CT, METRICS
+
+    metrics = list(metrics)
+    if any(m not in METRICS for m in metrics):
+        return {}
+    readers = {METRICS[m].extractor for m in metrics} | ({"copying"} if any(m in COPYING_CT for m in metrics) else set())
+    return {key: (flag, _WANTED[who]) for key, (flag, who) in _READ_BY.items()
+            if options.get(key) is not None and who not in readers}
+
+
+def without_unread(options: dict[str, Any], metrics: Iterable[str]) -> dict[str, Any]:
+    """``options`` less the inputs none of ``metrics`` reads: for scoring the user's options on other metrics (a
+    gate's baseline on FID alone, a watch's report) without having them refused as unread."""
+    unread = unread_inputs(metrics, options)
+    return {k: v for k, v in options.items() if k not in unread}

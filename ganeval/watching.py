@@ -185,12 +185,12 @@ class _Watch:
             self.emit(f"report not written: {text}")
 
     def _report_extra(self) -> dict[str, Any]:
-        """The judging's extra keywords for the report, less a feature network its metrics do not use (custom_fd
-        judged, a report of score's defaults): ``score`` refuses a feature network no metric asked for reads."""
-        from ganeval.metrics.registry import METRICS
+        """The judging's extra keywords for the report, less the inputs its metrics do not read (a feature network
+        judged on custom_fd, a report of score's defaults): ``score`` refuses inputs no asked metric reads."""
+        from ganeval.options import ScoreOptions, without_unread
 
-        custom = any(getattr(METRICS.get(m), "extractor", None) == "custom" for m in (self.report or {}).get("metrics", ()))
-        return {k: v for k, v in self.stopper.extra.items() if custom or not k.startswith("feature_network")}
+        metrics = ScoreOptions(metrics=(self.report or {}).get("metrics") or ScoreOptions().metrics).metrics  # "a,b" too
+        return without_unread(self.stopper.extra, metrics)
 
     def save(self, reason: str | None) -> None:
         summary = self.stopper.summary(reason == "stop rule", self.judged[-1] if self.judged else 0)

@@ -145,3 +145,17 @@ def test_sample_sets_are_compared_at_one_n_and_not_called_paired(tmp_path: Path)
     crit = gate(tmp_path / "b.npz", baseline=tmp_path / "a.npz", max_regression=10, out=tmp_path / "o2", **opts).criteria[0]
     assert "N = 300" in crit.message and "paired" not in crit.message and "95% CI of the difference" in crit.message
     assert crit.extra["test"].startswith("permutation test of the difference") and "independent resamples" in crit.extra["test"]
+
+
+def test_baseline_model_on_fd_alone_drops_the_inputs_only_other_metrics_read(models: dict[str, Path], tmp_path: Path) -> None:
+    """The baseline model is re-scored on one FD with the gate's own options: a --copy-train given for the copying
+    test was passed along, and refused there as read by no metric, so no gate with a copying test could take a
+    baseline model."""
+    from ganeval.data import load_mnist
+
+    images = load_mnist("test")[0][:600]
+    np.savez(tmp_path / "train.npz", images=images[:300])
+    np.savez(tmp_path / "heldout.npz", images=images[300:])
+    res = gate(models["slight"], baseline=models["good"], max_regression=500, out=tmp_path / "a", copy_train=tmp_path / "train.npz",
+               copy_heldout=tmp_path / "heldout.npz", **{**QUICK, "metrics": ("mnist_fd", "copying")})
+    assert res.passed and res.criteria[0].metric == "mnist_fd" and res.criteria[0].extra["difference"] > 0
