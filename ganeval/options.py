@@ -12,6 +12,7 @@ from typing import Any
 from ganeval.devices import resolve_device
 from ganeval.errors import GanevalError, OptionError, require_count, require_number
 from ganeval.metrics.directions import RANKABLE
+from ganeval.metrics.interval import check_bootstrap
 from ganeval.metrics.registry import DEFAULT_METRICS
 from ganeval.threads import PRECISIONS
 
@@ -89,6 +90,7 @@ class ScoreOptions:
         for name, low in at_least.items():
             if getattr(self, name) is not None or name != "threads":
                 require_count(getattr(self, name), low, f"--{name.replace('_', '-')}" if name in FLAGS else name)
+        check_bootstrap(self.bootstrap, self.num_samples)
         if isinstance(self.seed, bool) or not isinstance(self.seed, numbers.Integral) or not 0 <= self.seed < SEED_LIMIT:
             raise GanevalError(f"--seed must be an integer from 0 to 2**32 - 1 = {SEED_LIMIT - 1} (got {self.seed!r})")
         require_number(self.ci, "--ci (the interval level)", "lie between 0 and 1, e.g. 0.95", lambda v: 0 < v < 1)

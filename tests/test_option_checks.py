@@ -93,6 +93,33 @@ def test_a_seed_outside_its_range_is_refused_before_scoring(run: Path, tmp_path:
     assert err.strip().count("\n") == 0 and not (run / "report").exists()
 
 
+BOOTSTRAPS = {"1": "--bootstrap 1: one resample has no spread to make an interval from",
+              "100000000": "--bootstrap 100000000 at 200 samples: its resampled indices would take 149 GiB of memory"}
+
+
+@pytest.mark.parametrize("bootstrap", BOOTSTRAPS)
+@pytest.mark.parametrize("command", ["score", "gate", "compare"])
+def test_a_bootstrap_no_interval_can_come_from_is_refused(run: Path, cli, command: str, bootstrap: str) -> None:
+    """--bootstrap 1 gave no interval at all (a single replicate has no spread) and said nothing; a huge one
+    drew every replicate's indices up front until numpy's MemoryError traceback (or the OOM killer)."""
+    argv = {"score": ("score", run), "gate": ("gate", run, "--max-mnist-fd", 1000),
+            "compare": ("compare", run / "ckpt_0001000.safetensors", run / "ckpt_0001000.safetensors")}[command]
+    code, _, err = cli(*argv, *SCORING, "--device", "cpu", f"--bootstrap={bootstrap}")
+    assert code == 2 and BOOTSTRAPS[bootstrap] in err and err.strip().count("\n") == 0, err
+    assert not (run / "report").exists()
+
+
+def test_the_api_and_early_stopping_refuse_a_single_bootstrap_replicate(run: Path) -> None:
+    from ganeval.early_stop import EarlyStopper
+
+    with pytest.raises(GanevalError, match="--bootstrap 1: one resample"):
+        ganeval.score(run, **{**FAST, "bootstrap": 1})
+    with pytest.raises(TrainError, match="--bootstrap 1: one resample"):  # before any iteration is trained
+        EarlyStopper(num_samples=200, bootstrap=1, device="cpu")
+    with pytest.raises(TrainError, match="--bootstrap 10000000 at 2000 samples"):
+        EarlyStopper(bootstrap=10_000_000, device="cpu")
+
+
 @pytest.mark.parametrize("seed", [1.5, True, -5, np.int64(-2), "3"])
 def test_the_api_refuses_a_seed_that_is_not_an_integer_in_range(run: Path, seed: Any) -> None:
     with pytest.raises(GanevalError, match=re.escape(f"--seed must be an integer from 0 to 2**32 - 1 = 4294967295 (got {seed!r})")):
