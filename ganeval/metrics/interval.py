@@ -42,3 +42,15 @@ def check_bootstrap(replicates: int, num_samples: int, error: type[GanevalError]
         raise error(f"--bootstrap {replicates} at {num_samples} samples: its resampled indices would take "
                     f"{replicates * num_samples * 8 / 2**30:.3g} GiB of memory; give at most "
                     f"{MAX_RESAMPLED // num_samples} at this N (default 100; 1,000 are plenty for a 95% interval)")
+
+
+def few_replicates_note(replicates: int, level: float) -> str | None:
+    """A note when ``replicates`` are too few for intervals at ``level``: with fewer than 2 / (1 − level) (40 at 95 %)
+    the ends are interpolated between the most extreme replicates and hold the true value far less often than the
+    level says (simulated FDs: 76 % at 10 replicates, 33 % at 2, 94 % at 40); None when there are enough (or none)."""
+    need = math.ceil(2 / (1 - level) - 1e-9)
+    if replicates == 0 or replicates >= need:
+        return None
+    return (f"--bootstrap {replicates} is too few for {ci_percent(level)}% intervals (at least {need}): their ends are "
+            "interpolated between the most extreme replicates, so they are narrower and hold the value less often than "
+            f"{ci_percent(level)}% (about 76% with 10 replicates); use --bootstrap {need} or more (default 100)")
