@@ -26,7 +26,6 @@ from ganeval.features.base import FeatureExtractor
 from ganeval.illustrations import Illustrations, shown_checkpoints
 from ganeval.inputs import SAMPLE_KINDS, Series, Source, printable, resolve_target
 from ganeval.metrics.fid import FIDReference, bootstrap_fid
-from ganeval.metrics.interval import few_replicates_note
 from ganeval.metrics.registry import FD_COLUMN, METRICS, Metric, MetricInput
 from ganeval.nearest import report_neighbours
 from ganeval.options import ScoreOptions
@@ -75,8 +74,6 @@ class _Evaluator(Illustrations, RealImages):
         if opts.num_samples < 2048 and "inception" in self.extractors:
             guide = "compare FIDs only at one N" if self.ref_meta["inception"].get("dataset") == "imported" else "KID is the better guide"
             self.notes.append(f"N={opts.num_samples} is below the Inception feature dimension (2048): FID is unreliable at this N; {guide}")
-        if few := few_replicates_note(opts.bootstrap, opts.ci):
-            self.notes.append(few)
         self.copy_sets = resolve_copy_sets(opts, self.ref_meta)
         # The real-data floor is read (and checked) here, so a bad --real-floor fails before any checkpoint is scored;
         # score_floor draws it again at the N the checkpoints were really scored at. Only generators are sure to be

@@ -1,5 +1,6 @@
 """Intervals from too few bootstrap replicates: a "95 % CI" from 10 replicates held a simulated FD's true value in
-about 76 % of draws (2 replicates: 33 %), so a run with fewer than the level needs says so in a note."""
+about 76 % of draws (2 replicates: 33 %), so the summary of a run with fewer than the level needs says so
+(``bootstrap.few_replicates``)."""
 
 from __future__ import annotations
 
@@ -21,11 +22,10 @@ def _cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 def test_a_run_with_too_few_replicates_says_so(tmp_path: Path) -> None:
     write_bank_checkpoint(tmp_path / "run", 1000)
     opts = {"num_samples": 200, "metrics": ["mnist_fd"], "device": "cpu", "progress": False}
-    few = score(tmp_path / "run", bootstrap=10, **opts).attrs["summary"]["notes"]
-    assert any(n.startswith("--bootstrap 10 is too few for 95% intervals (at least 40)") for n in few), few
+    few = score(tmp_path / "run", bootstrap=10, **opts).attrs["summary"]["bootstrap"]["few_replicates"]
+    assert few.startswith("--bootstrap 10 is too few for 95% intervals (at least 40)"), few
     for enough in (0, 40):
-        notes = score(tmp_path / "run", bootstrap=enough, **opts).attrs["summary"]["notes"]
-        assert not any("too few for" in n for n in notes), notes
+        assert score(tmp_path / "run", bootstrap=enough, **opts).attrs["summary"]["bootstrap"]["few_replicates"] is None
 
 
 def test_the_note_follows_the_level_and_the_coverage_it_warns_of() -> None:
