@@ -25,6 +25,7 @@ from ganeval.checkpoints import checkpoint_name, list_checkpoints
 from ganeval.comparing import compare
 from ganeval.errors import GanevalError, require_count, require_number
 from ganeval.evaluate import score
+from ganeval.metrics.interval import check_bootstrap
 from ganeval.summary import json_value, row_dict
 from ganeval.threads import PRECISIONS
 from ganeval.train.loop import TrainResult, train
@@ -83,6 +84,7 @@ class EarlyStopper:
         # checked before any iteration is trained
         require_count(self.num_samples, 2, "samples per checkpoint (train --stop-samples, watch --num-samples)", TrainError)
         require_count(self.bootstrap, 0, "--bootstrap", TrainError)
+        check_bootstrap(self.bootstrap, self.num_samples, TrainError)
 
     def observe(self, ckpt: Path, iteration: int) -> bool:
         """Score ``ckpt`` against the best so far; True when the last ``patience`` checkpoints were all worse."""

@@ -95,6 +95,10 @@ def metric_options(o: ScoreOptions, ids: dict[str, Any], metric: Metric, with_ci
         keys.update(real_n=min(o.num_samples, 60_000) if real_n is None else real_n, real_subset=REAL_SUBSET)
     if "bootstrap" in metric.option_keys:
         keys.update(boot_seed=o.seed + 1, **({} if shared_latents else {"boot": "own-samples"}))
+    if metric.name == "modes":  # its class-KL interval's definition (values cached under an older one are a miss)
+        from ganeval.metrics.modes import KL_INTERVAL
+
+        keys.update(kl_interval=KL_INTERVAL)
     if with_ci:
         keys.update(bootstrap=o.bootstrap, boot_seed=o.seed + 1, **({} if shared_latents else {"boot": "own-samples"}))
     return keys

@@ -12,6 +12,7 @@ from typing import Any
 from ganeval.devices import resolve_device
 from ganeval.errors import GanevalError, OptionError, require_count, require_number
 from ganeval.metrics.directions import RANKABLE
+from ganeval.metrics.interval import check_bootstrap
 from ganeval.metrics.registry import DEFAULT_METRICS
 from ganeval.threads import PRECISIONS, check_threads
 
@@ -91,7 +92,8 @@ class ScoreOptions:
                 require_count(getattr(self, name), low, f"--{name.replace('_', '-')}" if name in FLAGS else name)
         if self.threads is not None:
             check_threads(self.threads)
-        check_memory(self.num_samples, self.bootstrap)
+        check_bootstrap(self.bootstrap, self.num_samples)  # 1 replicate, or over 2 GiB of resampled indices
+        check_memory(self.num_samples, self.bootstrap)  # N itself beyond this machine (the latents, with --bootstrap 0)
         if isinstance(self.seed, bool) or not isinstance(self.seed, numbers.Integral) or not 0 <= self.seed < SEED_LIMIT:
             raise GanevalError(f"--seed must be an integer from 0 to 2**32 - 1 = {SEED_LIMIT - 1} (got {self.seed!r})")
         require_number(self.ci, "--ci (the interval level)", "lie between 0 and 1, e.g. 0.95", lambda v: 0 < v < 1)

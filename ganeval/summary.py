@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ganeval.metrics.interval import ci_percent
+from ganeval.metrics.interval import ci_percent, few_replicates_note
 from ganeval.options import ScoreOptions
 from ganeval.ranking import ranked_column
 from ganeval.version import __version__
@@ -202,7 +202,8 @@ def build_summary(df: pd.DataFrame, primary: str, late: dict[str, Any], opts: Sc
         "seed": opts.seed,
         "reference": str(opts.reference),
         "precision": opts.precision,
-        "bootstrap": {"replicates": opts.bootstrap, "level": opts.ci, "method": BOOTSTRAP_METHOD},
+        "bootstrap": {"replicates": opts.bootstrap, "level": opts.ci, "method": BOOTSTRAP_METHOD,
+                      "few_replicates": few_replicates_note(opts.bootstrap, opts.ci)},  # null: enough for the level
         "provenance": provenance,
         "options": opts.as_dict(),
         "notes": notes,

@@ -32,12 +32,43 @@ def test_intervals_follow_the_resamples() -> None:
         h = np.bincount(classes[i], minlength=10) / 2000
         kls.append(float((h[h > 0] * np.log(h[h > 0] * 10)).sum()))
     point = mode_metrics(logits)["class_kl"]
-    assert (got["class_kl_ci_low"], got["class_kl_ci_high"]) == pytest.approx(bootstrap_interval(point, np.array(kls)))
+    centre = 2 * point - float(np.median(kls))  # the plug-in KL less the bias the replicates show above it
+    assert (got["class_kl_ci_low"], got["class_kl_ci_high"]) == pytest.approx(bootstrap_interval(centre, np.array(kls)))
     assert got["class_kl_ci_low"] < point < got["class_kl_ci_high"] and got["class_kl_ci_high"] - got["class_kl_ci_low"] < 0.1
     assert got["modes_ci_low"] == got["modes_ci_high"] == 10
     five = _logits(np.arange(2000) % 5)  # exactly five classes
     g5 = mode_intervals(five, idx)
     assert g5["modes_ci_high"] == 5 and g5["class_kl_ci_low"] == pytest.approx(math.log(2), abs=0.02)
+
+
+def test_class_kl_interval_covers_the_true_kl() -> None:
+    """Samples drawn from a known class distribution whose KL from uniform (0.087) is below the 0.1 limit: the 95 %
+    interval must miss the true KL on the low side about 2.5 % of the time, and so call the KL "beyond sampling
+    noise" (the whole interval above 0.1) rarely. Placed at the plug-in KL, which is biased upwards by about 9/2N,
+    it missed low 17 % and claimed "beyond noise" 12 % of the time at N = 100."""
+    p = np.array([0.2, 0.15, 0.1, 0.1, 0.1, 0.1, 0.08, 0.07, 0.05, 0.05])
+    true_kl = float((p * np.log(p * 10)).sum())
+    rng = np.random.default_rng(2)
+    n, trials, low, beyond = 100, 300, 0, 0
+    for _ in range(trials):
+        classes = rng.choice(10, size=n, p=p)
+        got = mode_intervals(_logits(classes), [rng.integers(0, n, n) for _ in range(100)])
+        low += got["class_kl_ci_low"] > true_kl
+        beyond += got["class_kl_ci_low"] > 0.1
+    assert low / trials < 0.06 and beyond / trials < 0.05, (low, beyond)
+
+
+def test_cached_mode_intervals_are_keyed_by_their_definition() -> None:
+    """The class-KL interval's definition changed (placed at the bias-corrected KL): intervals cached by an earlier
+    version under the same options must be a cache miss, not served as the new ones."""
+    from ganeval.feature_cache import metric_options
+    from ganeval.metrics.registry import METRICS
+    from ganeval.options import ScoreOptions
+
+    opts = ScoreOptions.from_kwargs(metrics=("mnist_fd", "modes"))
+    keys = metric_options(opts, {}, METRICS["modes"], with_ci=False, shared_latents=True)
+    assert keys.get("kl_interval") == "bias-corrected-v1"
+    assert "kl_interval" not in metric_options(opts, {}, METRICS["mnist_fd"], with_ci=True, shared_latents=True)
 
 
 def test_covered_classes_interval_is_made_of_counts() -> None:

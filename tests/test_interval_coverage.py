@@ -1,0 +1,38 @@
+"""Intervals from too few bootstrap replicates: a "95 % CI" from 10 replicates held a simulated FD's true value in
+about 76 % of draws (2 replicates: 33 %), so the summary of a run with fewer than the level needs says so
+(``bootstrap.few_replicates``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from synthetic import write_bank_checkpoint
+
+from ganeval.evaluate import score
+from ganeval.metrics.interval import bootstrap_interval, few_replicates_note
+
+
+@pytest.fixture(autouse=True)
+def _cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GANEVAL_CACHE_DIR", str(tmp_path / "cache"))
+
+
+def test_a_run_with_too_few_replicates_says_so(tmp_path: Path) -> None:
+    write_bank_checkpoint(tmp_path / "run", 1000)
+    opts = {"num_samples": 200, "metrics": ["mnist_fd"], "device": "cpu", "progress": False}
+    few = score(tmp_path / "run", bootstrap=10, **opts).attrs["summary"]["bootstrap"]["few_replicates"]
+    assert few.startswith("--bootstrap 10 is too few for 95% intervals (at least 40)"), few
+    for enough in (0, 40):
+        assert score(tmp_path / "run", bootstrap=enough, **opts).attrs["summary"]["bootstrap"]["few_replicates"] is None
+
+
+def test_the_note_follows_the_level_and_the_coverage_it_warns_of() -> None:
+    assert few_replicates_note(199, 0.99) is not None and few_replicates_note(200, 0.99) is None
+    assert few_replicates_note(39, 0.95) is not None and few_replicates_note(1000, 0.95) is None
+    # what the note is about: normal replicates around a known value, 10 of them, a 95 % interval
+    rng = np.random.default_rng(0)
+    held = [bootstrap_interval(v, v + rng.normal(0, 1, 10)) for v in rng.normal(0, 1, 2000)]
+    coverage = np.mean([lo <= 0 <= hi for lo, hi in held])
+    assert coverage < 0.85
