@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from ganeval.checkpoints import list_checkpoints, load_generator
 from ganeval.version import __version__
 
 __all__ = ["__version__", "list_checkpoints", "load_generator", "score", "compare", "gate", "watch", "reference_stats", "import_stats",
@@ -17,6 +16,11 @@ __all__ = ["__version__", "list_checkpoints", "load_generator", "score", "compar
 
 
 def __getattr__(name: str) -> Any:
+    # Nothing heavy at import: ``ganeval`` (the command) can then answer a Ctrl-C during its start-up in one line.
+    if name in ("list_checkpoints", "load_generator"):
+        import ganeval.checkpoints as checkpoints
+
+        return getattr(checkpoints, name)
     if name == "score":
         from ganeval.evaluate import score
 

@@ -36,7 +36,7 @@ _MNIST_NAMES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-imag
 @pytest.fixture
 def cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., tuple[int, str, str]]:
     """Run ``ganeval ARGS...`` in-process; returns ``(exit_code, stdout, stderr)``."""
-    from ganeval.cli.main import main
+    from ganeval.cli.app import main
 
     def run(*argv: str) -> tuple[int, str, str]:
         capsys.readouterr()

@@ -1,0 +1,45 @@
+"""A Ctrl-C while ``ganeval`` is still starting (importing torch takes seconds on a busy machine) is one line and
+exit 130, as it is once the command runs: it was a 30-line traceback of the import."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+# Ctrl-C arriving while torch is imported, made certain: the import raises KeyboardInterrupt as Python's SIGINT
+# handler would at that moment. Then the installed command's own start: ``from ganeval.cli import main; main()``.
+ENTRY = """
+import sys
+
+class CtrlC:
+    def find_spec(self, name, path=None, target=None):
+        if name == "torch":
+            raise KeyboardInterrupt
+        return None
+
+sys.meta_path.insert(0, CtrlC())
+from ganeval.cli import main
+sys.exit(main({argv!r}))
+"""
+
+
+@pytest.mark.parametrize("argv", [["score", "runs/x"], ["--version"]])
+def test_ctrl_c_during_start_up_is_one_line(argv: list[str], tmp_path: Path) -> None:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    res = subprocess.run([sys.executable, "-c", ENTRY.format(argv=argv)], capture_output=True, text=True, timeout=120,
+                         env=env, cwd=tmp_path)
+    assert res.returncode == 130 and res.stderr == "ganeval: interrupted\n" and res.stdout == "", res.stderr[-3000:]
+
+
+def test_the_package_imports_nothing_heavy() -> None:
+    """What makes that possible: ``import ganeval`` (run by the command before anything else) loads no torch; its
+    API names still resolve."""
+    code = "import sys, ganeval; assert 'torch' not in sys.modules; from ganeval import load_generator, score; print('ok')"
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert res.returncode == 0 and res.stdout == "ok\n", res.stderr[-3000:]
