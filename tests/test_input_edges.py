@@ -211,6 +211,20 @@ def test_a_link_to_nothing_among_sample_images_is_counted_and_named(tmp_path: Pa
     assert len(got.images) == 3 and got.n_bad == 1 and "img_3.png" in got.notes[0]
 
 
+def test_an_unreadable_image_note_names_no_memory_address(tmp_path: Path) -> None:
+    """PIL's message holds the repr of the bytes it read (``<_io.BytesIO object at 0x7f…>``): the note, and every
+    summary.json holding it, differed between two runs of the same command."""
+    from ganeval.sources.samples import read_image_set
+
+    (tmp_path / "set").mkdir()
+    from PIL import Image
+
+    Image.fromarray(np.zeros((28, 28), np.uint8)).save(tmp_path / "set" / "a.png")
+    (tmp_path / "set" / "b.png").write_bytes(b"not an image at all")
+    notes = read_image_set(tmp_path / "set", 10).notes
+    assert "b.png: UnidentifiedImageError: cannot identify image file" in notes[0] and " at 0x" not in notes[0], notes
+
+
 def test_scoring_a_module_leaves_it_as_it_was_given(tmp_path: Path) -> None:
     """``ganeval.score(G)`` from a training loop put G (and its BatchNorm) in eval mode for good: training went on with
     frozen batch statistics. Its modes (and device) are put back once it is scored; it is still scored in eval mode."""

@@ -122,6 +122,12 @@ def stack_images(images: list[np.ndarray], names: list[str], where: str) -> torc
     return torch.from_numpy(np.stack(images)).unsqueeze(1)
 
 
+def _reason(exc: Exception) -> str:
+    """Why an image could not be read, without the object reprs PIL puts in (``<_io.BytesIO object at 0x7f…>``): an
+    address differs in every process, so the note, and the summary.json holding it, differed between identical runs."""
+    return f"{exc.__class__.__name__}: " + re.sub(r"\s*<[^<>]*\bat 0x[0-9a-fA-F]+>", "", str(exc))
+
+
 def read_image_set(path: Path, n: int) -> ImageSamples:
     """The first ``n`` readable images of a folder or zip, with notes on bad files and a short set."""
     good: list[np.ndarray] = []
@@ -137,7 +143,7 @@ def read_image_set(path: Path, n: int) -> ImageSamples:
             good.append(decode_image(data))
             names.append(name)
         except Exception as exc:  # noqa: BLE001 - PIL raises many types for bad files
-            bad.append((name, f"{exc.__class__.__name__}: {exc}"))
+            bad.append((name, _reason(exc)))
     notes = []
     if bad:
         shown = "; ".join(f"{n_}: {why}" for n_, why in bad[:3]) + (" …" if len(bad) > 3 else "")
