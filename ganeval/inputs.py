@@ -101,6 +101,25 @@ def _is_ganeval_checkpoint(path: Path) -> bool:
     return True
 
 
+def _safetensors_like(path: Path) -> bool:
+    """Whether a file of another name could be a ganeval checkpoint: a safetensors header (8-byte length, then JSON);
+    an unreadable file too (its row then says why)."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(9)
+    except OSError:
+        return True
+    return len(head) == 9 and head[8:9] == b"{"
+
+
+def _what_instead(suffix: str) -> str:
+    """Why a file of unknown kind is refused, and what ganeval scores instead."""
+    if suffix in STATE_EXTS:
+        return f"a {suffix} weight file needs its generator class: pass --generator MODULE:NAME (generator= in Python)"
+    return ("not a file ganeval scores: give a ganeval checkpoint (.safetensors), a TorchScript (.pt, .ts) or ONNX "
+            "generator, weight files with --generator, a folder or .zip of images, or an .npz/.npy of samples")
+
+
 def _file_source(path: Path, hints: InputHints) -> Source:
     suffix = path.suffix.lower()
     if hints.generator is not None and suffix in STATE_EXTS and not _is_ganeval_checkpoint(path):
@@ -109,6 +128,8 @@ def _file_source(path: Path, hints: InputHints) -> Source:
     if kind is None:
         if is_image_name(path.name):
             raise GanevalError(f"{path}: a single image is not a sample set; give the folder (or a zip) of samples")
+        if suffix != ".safetensors" and not _safetensors_like(path):
+            raise GanevalError(f"{path}: {_what_instead(suffix)}")
         m = CKPT_RE.match(path.name)
         return Source(path.name, path, int(m.group(1)) if m else _metadata_iteration(path))
     extra: dict[str, Any] = {"hints": hints}

@@ -244,3 +244,19 @@ def test_scoring_a_module_leaves_it_as_it_was_given(tmp_path: Path) -> None:
     assert score(g, **FAST)["status"].iloc[0] == "ok"
     assert g.seen and not any(g.seen)
     assert g.training and g.bn.training and not g.fc.training
+
+
+def test_a_file_of_no_kind_ganeval_scores_is_an_input_error(tmp_path: Path, cli) -> None:
+    """A text file, or a .pth weight file without --generator, was opened as a ganeval checkpoint: an error row
+    ("not a safetensors checkpoint"), exit 1 and a report of nothing. Now one line saying what to give instead, exit 2,
+    nothing written; a ganeval checkpoint under another name is still scored."""
+    (tmp_path / "notes.txt").write_text("hello\n")
+    (tmp_path / "G.pth").write_bytes(b"PK\x03\x04 a zip-pickled state dict")
+    for name, said in (("notes.txt", "not a file ganeval scores"), ("G.pth", "pass --generator MODULE:NAME")):
+        code, out, err = cli("score", tmp_path / name, "--metrics", "mnist_fd", "--out", tmp_path / "rep")
+        assert code == 2 and f"{name}: " in err and said in err and err.count("\n") == 1 and not out, err
+        assert not (tmp_path / "rep").exists()
+    shutil.copy(Path(__file__).parents[1] / "ganeval" / "pretrained" / "dcgan_info" / "ckpt_0010000.safetensors",
+                tmp_path / "renamed.bin")
+    df = score(tmp_path / "renamed.bin", **FAST)
+    assert df["status"].iloc[0] == "ok" and df["iteration"].iloc[0] == 10000
