@@ -79,9 +79,9 @@ def _floor_clause(floor: dict[str, Any] | None, primary: str) -> str:
 
 
 def verdict_text(df: pd.DataFrame, primary: str, late: dict[str, Any], level: float = 0.95,
-                 floor: dict[str, Any] | None = None) -> str:
+                 floor: dict[str, Any] | None = None, replicates: int = 0) -> str:
     """One or two plain sentences: the checkpoint to keep (beside the real-data floor when scored), and whether
-    training went bad at the end."""
+    training went bad at the end; with too few ``replicates`` for ``level``, that its intervals are narrower than said."""
     best = df[df["is_best"]]
     if best.empty:
         if (df["status"] == "ok").any():
@@ -141,6 +141,9 @@ def verdict_text(df: pd.DataFrame, primary: str, late: dict[str, Any], level: fl
         worst = copying.loc[ct.idxmin()]
         text += (f" Data copying (memorised training images) in {len(copying)} checkpoint(s), strongest in"
                  f" {worst['checkpoint']} (C_T {_fmt(float(ct.min()))}).")
+    if "CI" in text and few_replicates_note(replicates, level) is not None:
+        text += (f" (These intervals come from {replicates} bootstrap replicates, too few for {ci_percent(level)}%: "
+                 "they are narrower than that; see summary.json's bootstrap.few_replicates.)")
     return text
 
 
@@ -193,7 +196,7 @@ def build_summary(df: pd.DataFrame, primary: str, late: dict[str, Any], opts: Sc
                           "ci_level": opts.ci},  # json_value: an unbounded limit (inf) is "inf", strict JSON has none
         "data_copying": {"flag": bool(copying) if copying_tested else None, "tested": copying_tested, "checkpoints": copying,
                          "threshold": opts.copying_threshold},
-        "verdict": verdict_text(df, primary, late, opts.ci, floor),
+        "verdict": verdict_text(df, primary, late, opts.ci, floor, opts.bootstrap),
         "real_floor": floor,
         "n_checkpoints": int(len(df)),
         "n_errors": int((df["status"] == "error").sum()),

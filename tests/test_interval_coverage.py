@@ -22,10 +22,14 @@ def _cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 def test_a_run_with_too_few_replicates_says_so(tmp_path: Path) -> None:
     write_bank_checkpoint(tmp_path / "run", 1000)
     opts = {"num_samples": 200, "metrics": ["mnist_fd"], "device": "cpu", "progress": False}
-    few = score(tmp_path / "run", bootstrap=10, **opts).attrs["summary"]["bootstrap"]["few_replicates"]
+    summary = score(tmp_path / "run", bootstrap=10, **opts).attrs["summary"]
+    few = summary["bootstrap"]["few_replicates"]
     assert few.startswith("--bootstrap 10 is too few for 95% intervals (at least 40)"), few
+    # the verdict quoting a "95% CI" says so too (it is what the terminal and the report's first line show)
+    assert "95% CI [" in summary["verdict"] and "come from 10 bootstrap replicates, too few for 95%" in summary["verdict"]
     for enough in (0, 40):
-        assert score(tmp_path / "run", bootstrap=enough, **opts).attrs["summary"]["bootstrap"]["few_replicates"] is None
+        summary = score(tmp_path / "run", bootstrap=enough, **opts).attrs["summary"]
+        assert summary["bootstrap"]["few_replicates"] is None and "bootstrap replicates" not in summary["verdict"]
 
 
 def test_the_note_follows_the_level_and_the_coverage_it_warns_of() -> None:
