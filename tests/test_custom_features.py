@@ -247,7 +247,8 @@ def test_inception_scores_and_modes_read_no_reference_statistics(tmp_path: Path,
     row, prov = df.iloc[0], df.attrs["summary"]["provenance"]
     assert row["status"] == "ok" and np.isfinite(row["custom_is"]) and np.isfinite(row["mnist_is"])
     assert "reference" not in prov["custom"] and "reference" not in prov["mnist"]
-    beside = ganeval.score(ckpt, metrics=("mnist_is", "modes", "mnist_fd"), out=tmp_path / "b", **common).iloc[0]
+    mnist_only = {k: v for k, v in common.items() if not k.startswith("feature_network")}  # refused where unread
+    beside = ganeval.score(ckpt, metrics=("mnist_is", "modes", "mnist_fd"), out=tmp_path / "b", **mnist_only).iloc[0]
     assert beside["mnist_is"] == row["mnist_is"] and beside["class_kl"] == row["class_kl"]
     with pytest.raises(StatsError, match="expected one \\*_custom.npz, found 0"):
         ganeval.score(ckpt, metrics=("custom_is", "custom_fd"), reference=str(empty), out=tmp_path / "c", **common)
