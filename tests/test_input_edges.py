@@ -141,6 +141,25 @@ def test_sample_arrays_of_any_byte_order_and_integer_width_are_read_or_refused_i
         array_images(np.array([digits[0], None], dtype=object), "-1,1", "array")
 
 
+def test_long_double_and_float8_samples_are_read_and_wide_integers_named_by_their_values(tmp_path: Path) -> None:
+    """A float128 (np.longdouble) array, valid float images, was an error row with torch's TypeError ("can't convert
+    np.ndarray of type numpy.longdouble"), exit 1; a float8 tensor raised NotImplementedError; and uint64 pixels
+    above 2**63 were refused saying they "span -1..-1" (wrapped to int64)."""
+    from ganeval.errors import GanevalError
+    from ganeval.sources.samples import array_images
+
+    digits = np.random.default_rng(0).integers(0, 256, (64, 28, 28), dtype=np.uint8)
+    floats = digits / 127.5 - 1
+    np.save(tmp_path / "ld.npy", floats.astype(np.longdouble))
+    np.save(tmp_path / "f64.npy", floats)
+    wide, plain = score(str(tmp_path / "ld.npy"), **FAST), score(str(tmp_path / "f64.npy"), **FAST)
+    assert wide["status"].iloc[0] == "ok" and wide["mnist_fd"].iloc[0] == plain["mnist_fd"].iloc[0]
+    f8 = torch.from_numpy(floats).to(torch.float8_e4m3fn)
+    assert torch.equal(array_images(f8, "-1,1", "f8")[0], array_images(f8.float(), "-1,1", "f8")[0])
+    with pytest.raises(GanevalError, match=r"uint64 values span 0\.\.18446744073709551615"):
+        array_images(np.array([[[0, 2**64 - 1]]], dtype=np.uint64), "-1,1", "u64")
+
+
 def test_a_generator_class_of_unknown_latent_size_is_a_usage_error_before_any_work(tmp_path: Path, cli: Any) -> None:
     """It was an error row per weight file (exit 1, with a report written), where a TorchScript file of unknown latent
     size stops with exit 2: the class is built before scoring, so its latent size is known then."""
