@@ -265,6 +265,21 @@ def test_scoring_a_module_leaves_it_as_it_was_given(tmp_path: Path) -> None:
     assert g.training and g.bn.training and not g.fc.training
 
 
+def test_a_module_that_cannot_be_opened_is_left_as_it_was_given(tmp_path: Path) -> None:
+    """Opening put the module in eval mode, then failed (no memory for its latents: a latent_dim of 2**40): its row
+    said why, but nothing put the caller's module back in training mode, as a scored one is."""
+
+    class Huge(TinyG):
+        def __init__(self) -> None:
+            super().__init__(0)
+            self.latent_dim = 2**40
+
+    g = Huge().train()
+    row = score(g, **FAST).iloc[0]
+    assert row["status"] == "error" and "allocate" in row["error"], row["error"]
+    assert g.training and g.fc.training
+
+
 def test_a_file_of_no_kind_ganeval_scores_is_an_input_error(tmp_path: Path, cli) -> None:
     """A text file, or a .pth weight file without --generator, was opened as a ganeval checkpoint: an error row
     ("not a safetensors checkpoint"), exit 1 and a report of nothing. Now one line saying what to give instead, exit 2,
