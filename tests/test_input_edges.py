@@ -294,3 +294,15 @@ def test_a_file_of_no_kind_ganeval_scores_is_an_input_error(tmp_path: Path, cli)
                 tmp_path / "renamed.bin")
     df = score(tmp_path / "renamed.bin", **FAST)
     assert df["status"].iloc[0] == "ok" and df["iteration"].iloc[0] == 10000
+
+
+def test_a_torchscript_generator_under_a_weight_file_name_is_told_to_be_named_pt(tmp_path: Path, cli) -> None:
+    """``torch.jit.save(G, "G.pth")`` was refused as a weight file needing ``--generator MODULE:NAME``: advice that
+    cannot work (a TorchScript archive needs no class). Now the refusal says to name it .pt, which scores it."""
+    module = torch.jit.script(TinyG(0))
+    torch.jit.save(module, str(tmp_path / "G.pth"))
+    code, out, err = cli("score", tmp_path / "G.pth", "--metrics", "mnist_fd", "--out", tmp_path / "rep")
+    assert code == 2 and "G.pth: a TorchScript generator" in err and "name it .pt" in err and "--generator" not in err, err
+    assert not (tmp_path / "rep").exists()
+    shutil.copy(tmp_path / "G.pth", tmp_path / "G.pt")
+    assert score(tmp_path / "G.pt", **FAST)["status"].iloc[0] == "ok"
