@@ -62,7 +62,7 @@ class _Evaluator(Illustrations, RealImages):
             ex = get_extractor(name, **kwargs)
             self.extractors[name] = ex
             if not opts.real_floor and not any(m.needs_reference for m in self.metrics if m.extractor == name):
-                self.ref_meta[name] = {}  # an Inception Score (or modes) alone: no reference statistics needed
+                self.ref_meta[name] = {}  # Inception Scores, modes or path lengths alone: no reference statistics needed
                 continue
             stats = reference_stats(opts.reference, ex, needs_images=self.compares_real(name))
             self.refs[name] = FIDReference(stats.mu, stats.sigma)

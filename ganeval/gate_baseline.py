@@ -48,7 +48,8 @@ def check_compatible(cand: dict[str, Any], csrc: Path | str, base: dict[str, Any
                      notes: list[str], row: dict[str, Any], brow: dict[str, Any]) -> None:
     """Refuse (``GanevalError``) a baseline report whose compared row was scored at another N (the rows' own
     ``n_samples``: FD is biased by N), or with other reference statistics (by SHA-256, however the folder was
-    spelled), extractor, weights, resize or interval level."""
+    spelled; where both runs read some: a feature space of reference-free metrics alone names none), extractor,
+    weights, resize or interval level."""
     nc, nb = scored_n(row, cand), scored_n(brow, base)
     if nc != nb:
         refuse(bsrc, csrc, "N (n_samples scored)", nc, nb)
@@ -61,9 +62,10 @@ def check_compatible(cand: dict[str, Any], csrc: Path | str, base: dict[str, Any
             raise GanevalError(f"{src}: no provenance for the {extractor} extractor; cannot check the baseline is comparable")
     for name in sorted(n for n in set(pc) & set(pb) if isinstance(pc[n], dict) and isinstance(pb[n], dict)):
         a, b = pc[name], pb[name]
-        for key, what in (("extractor", "extractor"), ("weights_sha256", "extractor weights (weights_sha256)"),
-                          ("resize", "resize"), ("reference", "reference dataset"),
-                          ("reference_sha256", "reference statistics (reference_sha256)")):
+        keys = [("extractor", "extractor"), ("weights_sha256", "extractor weights (weights_sha256)"), ("resize", "resize")]
+        if "reference" in a and "reference" in b:  # a run of reference-free metrics alone (is, modes) read none
+            keys += [("reference", "reference dataset"), ("reference_sha256", "reference statistics (reference_sha256)")]
+        for key, what in keys:
             if a.get(key) != b.get(key) and not (key == "weights_sha256" and same_weights(a, b)):
                 refuse(bsrc, csrc, f"{name} {what}", a.get(key), b.get(key))
         if a.get("precision") != b.get("precision"):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -112,8 +113,19 @@ def _safetensors_like(path: Path) -> bool:
     return len(head) == 9 and head[8:9] == b"{"
 
 
-def _what_instead(suffix: str) -> str:
+def _torchscript_archive(path: Path) -> bool:
+    """Whether ``path`` is a TorchScript archive (``torch.jit.save``: a zip holding constants.pkl), whatever its name."""
+    try:
+        with zipfile.ZipFile(path) as zf:
+            return any(n.endswith("/constants.pkl") for n in zf.namelist())
+    except (zipfile.BadZipFile, OSError, EOFError):
+        return False
+
+
+def _what_instead(path: Path, suffix: str) -> str:
     """Why a file of unknown kind is refused, and what ganeval scores instead."""
+    if _torchscript_archive(path):  # torch.jit.save(m, "G.pth"): its class is not needed, its name is the problem
+        return "a TorchScript generator under a name ganeval does not read as one: name it .pt (or .ts) to score it"
     if suffix in STATE_EXTS:
         return f"a {suffix} weight file needs its generator class: pass --generator MODULE:NAME (generator= in Python)"
     return ("not a file ganeval scores: give a ganeval checkpoint (.safetensors), a TorchScript (.pt, .ts) or ONNX "
@@ -129,7 +141,7 @@ def _file_source(path: Path, hints: InputHints) -> Source:
         if is_image_name(path.name):
             raise GanevalError(f"{path}: a single image is not a sample set; give the folder (or a zip) of samples")
         if suffix != ".safetensors" and not _safetensors_like(path):
-            raise GanevalError(f"{path}: {_what_instead(suffix)}")
+            raise GanevalError(f"{path}: {_what_instead(path, suffix)}")
         m = CKPT_RE.match(path.name)
         return Source(path.name, path, int(m.group(1)) if m else _metadata_iteration(path))
     extra: dict[str, Any] = {"hints": hints}

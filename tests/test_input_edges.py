@@ -141,6 +141,25 @@ def test_sample_arrays_of_any_byte_order_and_integer_width_are_read_or_refused_i
         array_images(np.array([digits[0], None], dtype=object), "-1,1", "array")
 
 
+def test_long_double_and_float8_samples_are_read_and_wide_integers_named_by_their_values(tmp_path: Path) -> None:
+    """A float128 (np.longdouble) array, valid float images, was an error row with torch's TypeError ("can't convert
+    np.ndarray of type numpy.longdouble"), exit 1; a float8 tensor raised NotImplementedError; and uint64 pixels
+    above 2**63 were refused saying they "span -1..-1" (wrapped to int64)."""
+    from ganeval.errors import GanevalError
+    from ganeval.sources.samples import array_images
+
+    digits = np.random.default_rng(0).integers(0, 256, (64, 28, 28), dtype=np.uint8)
+    floats = digits / 127.5 - 1
+    np.save(tmp_path / "ld.npy", floats.astype(np.longdouble))
+    np.save(tmp_path / "f64.npy", floats)
+    wide, plain = score(str(tmp_path / "ld.npy"), **FAST), score(str(tmp_path / "f64.npy"), **FAST)
+    assert wide["status"].iloc[0] == "ok" and wide["mnist_fd"].iloc[0] == plain["mnist_fd"].iloc[0]
+    f8 = torch.from_numpy(floats).to(torch.float8_e4m3fn)
+    assert torch.equal(array_images(f8, "-1,1", "f8")[0], array_images(f8.float(), "-1,1", "f8")[0])
+    with pytest.raises(GanevalError, match=r"uint64 values span 0\.\.18446744073709551615"):
+        array_images(np.array([[[0, 2**64 - 1]]], dtype=np.uint64), "-1,1", "u64")
+
+
 def test_a_generator_class_of_unknown_latent_size_is_a_usage_error_before_any_work(tmp_path: Path, cli: Any) -> None:
     """It was an error row per weight file (exit 1, with a report written), where a TorchScript file of unknown latent
     size stops with exit 2: the class is built before scoring, so its latent size is known then."""
@@ -246,6 +265,21 @@ def test_scoring_a_module_leaves_it_as_it_was_given(tmp_path: Path) -> None:
     assert g.training and g.bn.training and not g.fc.training
 
 
+def test_a_module_that_cannot_be_opened_is_left_as_it_was_given(tmp_path: Path) -> None:
+    """Opening put the module in eval mode, then failed (no memory for its latents: a latent_dim of 2**40): its row
+    said why, but nothing put the caller's module back in training mode, as a scored one is."""
+
+    class Huge(TinyG):
+        def __init__(self) -> None:
+            super().__init__(0)
+            self.latent_dim = 2**40
+
+    g = Huge().train()
+    row = score(g, **FAST).iloc[0]
+    assert row["status"] == "error" and "allocate" in row["error"], row["error"]
+    assert g.training and g.fc.training
+
+
 def test_a_file_of_no_kind_ganeval_scores_is_an_input_error(tmp_path: Path, cli) -> None:
     """A text file, or a .pth weight file without --generator, was opened as a ganeval checkpoint: an error row
     ("not a safetensors checkpoint"), exit 1 and a report of nothing. Now one line saying what to give instead, exit 2,
@@ -260,3 +294,15 @@ def test_a_file_of_no_kind_ganeval_scores_is_an_input_error(tmp_path: Path, cli)
                 tmp_path / "renamed.bin")
     df = score(tmp_path / "renamed.bin", **FAST)
     assert df["status"].iloc[0] == "ok" and df["iteration"].iloc[0] == 10000
+
+
+def test_a_torchscript_generator_under_a_weight_file_name_is_told_to_be_named_pt(tmp_path: Path, cli) -> None:
+    """``torch.jit.save(G, "G.pth")`` was refused as a weight file needing ``--generator MODULE:NAME``: advice that
+    cannot work (a TorchScript archive needs no class). Now the refusal says to name it .pt, which scores it."""
+    module = torch.jit.script(TinyG(0))
+    torch.jit.save(module, str(tmp_path / "G.pth"))
+    code, out, err = cli("score", tmp_path / "G.pth", "--metrics", "mnist_fd", "--out", tmp_path / "rep")
+    assert code == 2 and "G.pth: a TorchScript generator" in err and "name it .pt" in err and "--generator" not in err, err
+    assert not (tmp_path / "rep").exists()
+    shutil.copy(tmp_path / "G.pth", tmp_path / "G.pt")
+    assert score(tmp_path / "G.pt", **FAST)["status"].iloc[0] == "ok"

@@ -248,6 +248,7 @@ def _ppl_values(x: MetricInput, prefix: str) -> dict[str, float]:
 for _space, _what in (("mnist", "MNIST-classifier"), ("custom", "your network's")):
     _p = PREFIX[_space] + "ppl"
     register_metric(_p, _space, (_p, _p + "_std", _p + "_ci_low", _p + "_ci_high"), option_keys=("seed", "bootstrap", "ci"),
+                    needs_reference=False,  # distances between the generator's own samples' features
                     help=f"perceptual path length (torch-fidelity's definition, ε=1e-4, 1–99th percentile) with squared "
                          f"L2 in {_what} features on the generator's float output, and its bootstrap interval over "
                          f"pairs; generators only")(partial(_ppl_values, prefix=PREFIX[_space]))

@@ -63,13 +63,18 @@ def _open_generator_file(src: Source, device: torch.device, n: int, seed: int) -
 def _open_callable(src: Source, device: torch.device, n: int, seed: int) -> Samples:
     fn, s = src.extra["fn"], src.extra["settings"]
     restore = _restorer(fn) if isinstance(fn, nn.Module) else None
-    if isinstance(fn, nn.Module):
-        fn = fn.to(device).eval()
     key = src.extra.get("cache_key")
     key = f"callable:{key}|z{s['z_dim']}|{s['output_range']}" if key else None
-    samples = GeneratorSamples(fn, name=src.name, n=n, seed=seed, z_dim=s["z_dim"], z_type=s["z_type"],
-                               output_range=s["output_range"], device=device, sha256=None, cache_key=key,
-                               meta={"format": "callable"})
+    try:
+        if isinstance(fn, nn.Module):
+            fn = fn.to(device).eval()
+        samples = GeneratorSamples(fn, name=src.name, n=n, seed=seed, z_dim=s["z_dim"], z_type=s["z_type"],
+                                   output_range=s["output_range"], device=device, sha256=None, cache_key=key,
+                                   meta={"format": "callable"})
+    except BaseException:  # not opened (no memory for the latents, the device full): no close() will restore it
+        if restore is not None:
+            restore()
+        raise
     samples.restore = restore
     return samples
 

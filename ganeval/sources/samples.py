@@ -171,12 +171,12 @@ def array_images(arr: Any, output_range: str, what: str) -> tuple[torch.Tensor, 
         flags = (~torch.isfinite(x)).flatten(1).any(dim=1).numpy()
         notes = [note] if (note := range_note(x, output_range, what, "values")) else []
     elif x.dtype != torch.uint8:  # stored integer pixels must be 0..255 (unlike a generator's, other dtypes are read)
-        wide = x.to(torch.int64)  # torch has no min/max of uint16/32/64, and int8 cannot hold 255
-        lo, hi = (int(wide.min()), int(wide.max())) if wide.numel() else (0, 0)
+        values = x.numpy()  # torch has no min/max of uint16/32/64, and uint64 above 2**63 wraps in int64
+        lo, hi = (int(values.min()), int(values.max())) if values.size else (0, 0)
         if lo < 0 or hi > 255:
             raise GanevalError(f"{what}: integer images must be 0..255, but these {str(x.dtype).replace('torch.', '')} "
                                f"values span {lo}..{hi}; save uint8 pixels, or floats with --output-range")
-        x = wide.to(torch.uint8)
+        x = x.to(torch.int64).to(torch.uint8)  # int8 cannot hold 255, but every value here is 0..255
     images, _ = convert_output(x, output_range, what)
     return images.contiguous(), flags, notes
 
@@ -190,11 +190,15 @@ def _tensor(arr: Any, what: str) -> torch.Tensor:
         a = np.asarray(arr)
         if a.dtype.kind not in "biuf":
             raise GanevalError(f"{what}: images of dtype {a.dtype}; expected uint8 0..255 or floats")
+        if a.dtype.kind == "f" and a.dtype.itemsize > 8:  # long double (float128): torch cannot wrap it
+            a = a.astype(np.float64)
         x = torch.from_numpy(np.ascontiguousarray(a if a.dtype.isnative else a.astype(a.dtype.newbyteorder("="))))
     if x.dtype == torch.bool or x.is_complex():
         why = " ({0, 1} read as pixels would be black images)" if x.dtype == torch.bool else ""
         raise GanevalError(f"{what}: images of dtype {str(x.dtype).replace('torch.', '')}; expected uint8 0..255 or "
                            f"floats{why}")
+    if x.is_floating_point() and x.dtype not in (torch.float16, torch.bfloat16, torch.float32, torch.float64):
+        x = x.float()  # float8 tensors: torch has no isfinite or comparisons of them
     return x
 
 

@@ -1,0 +1,70 @@
+"""Metrics that compare with no reference (Inception Scores, modes, path lengths): a feature space whose requested
+metrics are only these reads no reference statistics, and a gate compares such a run with a report that read some."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from synthetic import write_bank_checkpoint
+
+import ganeval
+
+NET_PY = """
+import torch
+from torch import nn
+
+
+class Pooled(nn.Module):
+    '''A small random conv net: 32-d features.'''
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.conv = nn.Sequential(nn.Conv2d(1, 16, 3, 2, 1), nn.ReLU(), nn.Conv2d(16, 32, 3, 2, 1), nn.ReLU())
+
+    def forward(self, x):
+        return self.conv(x).mean((2, 3))
+"""
+
+COMMON = {"num_samples": 200, "device": "cpu", "progress": False}
+
+
+@pytest.fixture(autouse=True)
+def _cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GANEVAL_CACHE_DIR", str(tmp_path / "cache"))
+
+
+def test_path_lengths_read_no_reference_statistics(tmp_path: Path, mnist_dir: Path) -> None:
+    """A path length is a distance between the generator's own samples' features, yet the statistics were read: a
+    custom network's custom_ppl was refused until statistics were made with it (as custom_is was)."""
+    (tmp_path / "nets.py").write_text(NET_PY)
+    ckpt = write_bank_checkpoint(tmp_path / "run", 1000, noise=0.3)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    df = ganeval.score(ckpt, metrics=("custom_ppl", "mnist_ppl"), primary="custom_ppl", reference=str(empty), bootstrap=0,
+                       feature_network=f"{tmp_path / 'nets.py'}:Pooled", out=tmp_path / "a", **COMMON)
+    row, prov = df.iloc[0], df.attrs["summary"]["provenance"]
+    assert row["status"] == "ok" and np.isfinite(row["custom_ppl"]) and np.isfinite(row["mnist_ppl"])
+    assert "reference" not in prov["custom"] and "reference" not in prov["mnist"]
+
+
+@pytest.mark.parametrize("baseline_metrics, candidate_metrics", [
+    (("mnist_fd", "mnist_is"), ("mnist_is",)),  # the baseline read the MNIST statistics, the candidate none
+    (("mnist_is",), ("mnist_fd", "mnist_is")),  # and the other way round
+])
+def test_gate_compares_a_run_that_read_no_reference(tmp_path: Path, mnist_dir: Path, cli, baseline_metrics: tuple[str, ...],
+                                                    candidate_metrics: tuple[str, ...]) -> None:
+    """An IS-only run names no reference in its provenance; the gate read that as another reference dataset (None)
+    and refused a baseline that had the same checkpoint's IS beside an FD."""
+    ckpt = write_bank_checkpoint(tmp_path / "run", 1000, noise=0.3)
+    base = tmp_path / "base"
+    ganeval.score(ckpt, metrics=baseline_metrics, primary="mnist_is", bootstrap=10, out=base, **COMMON)
+    code, out, err = cli("gate", ckpt, "--metrics", *candidate_metrics, "--primary", "mnist_is", "--num-samples", "200",
+                         "--bootstrap", "10", "--device", "cpu", "--no-progress", "--baseline", base,
+                         "--max-regression", "10", "--out", tmp_path / "cand", "--json")
+    assert code == 0, err
+    verdict = json.loads(out)
+    assert verdict["passed"] and any("mnist_is" in json.dumps(c) for c in verdict["criteria"]), verdict
