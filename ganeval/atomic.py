@@ -5,6 +5,8 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import shutil
+import stat
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,9 +20,35 @@ def _blocker(path: Path, itself: bool) -> Path | None:
     return None
 
 
+#: Where a link chain through ``/proc/<pid>/fd`` or ``/dev/fd`` leads: a process's open file (``/dev/stdout``).
+_FD_LINKS = ("/proc/", "/dev/fd/")
+
+
+def is_stream(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` is, or links to, something written into rather than replaced: a device, FIFO or socket
+    (``/dev/null``), or a process's open file (``/dev/stdout``, ``>(cmd)``). A rename over it would put a regular
+    file in its place (as root: the system's ``/dev/null`` gone, ``/dev/stdout`` no longer the output)."""
+    where = str(path)
+    for _ in range(40):  # the kernel's own limit on links followed
+        if where.startswith(_FD_LINKS):
+            return True
+        try:
+            where = os.path.join(os.path.dirname(where), os.readlink(where))
+        except (OSError, ValueError):  # not a link (or nothing there)
+            break
+    try:
+        mode = os.stat(path).st_mode
+    except (OSError, ValueError):
+        return False
+    return not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))
+
+
 def _unwritable(path: Path, itself: bool) -> str | None:
     """Why nothing can be written at ``path`` (``itself``) or into its folder: the nearest existing folder is on a
-    read-only file system or not writable by this user; None when it is writable (or a file blocks it: _blocker's)."""
+    read-only file system or not writable by this user; None when it is writable (or a file blocks it: _blocker's).
+    A stream (``/dev/null``, ``/dev/stdout``) is written into, not beside: its own permission is what counts."""
+    if not itself and is_stream(path):
+        return None if os.access(path, os.W_OK) else f"{path} is not writable (permission denied)"
     for where in ((path, *path.parents) if itself else path.parents):
         if not where.exists():
             continue
@@ -90,8 +118,13 @@ def _naming(exc: OSError, path: Path, tmp: str | None) -> OSError:
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; rename it over ``path`` only on success. An ``OSError`` that names
-    no file (a full disk, a file-size limit) or the temporary one is raised again naming ``path``."""
+    no file (a full disk, a file-size limit) or the temporary one is raised again naming ``path``. A stream
+    (:func:`is_stream`: ``/dev/null``, ``/dev/stdout``) gets the complete bytes appended instead, never replaced."""
     path = Path(path)
+    if is_stream(path):
+        with _into_stream(path) as tmp:
+            yield tmp
+        return
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -112,6 +145,25 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
         raise named from exc
     finally:
         if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+@contextlib.contextmanager
+def _into_stream(path: Path) -> Iterator[Path]:
+    """Yield a temporary path (in the system's temporary folder); its bytes go into the stream ``path`` once the
+    block succeeded, appended (``/dev/stdout`` redirected to a file keeps what was printed before)."""
+    fd, tmp = tempfile.mkstemp(prefix=".ganeval.", suffix=".tmp")
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        with open(tmp, "rb") as src, open(path, "ab") as dst:
+            shutil.copyfileobj(src, dst)
+    except OSError as exc:
+        if (named := _naming(exc, path, tmp)) is exc:
+            raise
+        raise named from exc
+    finally:
+        with contextlib.suppress(OSError):
             os.unlink(tmp)
 
 
