@@ -13,11 +13,19 @@ from pathlib import Path
 
 
 def _blocker(path: Path, itself: bool) -> Path | None:
-    """The file standing where ``path`` (``itself``) or one of its folders should be: the nearest existing one."""
+    """The file standing where ``path`` (``itself``) or one of its folders should be: the nearest existing one, or a
+    link to nothing (no folder can be made there: ``mkdir`` found it only after the work)."""
     for where in ((path, *path.parents) if itself else path.parents):
         if where.exists():
             return None if where.is_dir() else where
+        if where.is_symlink():
+            return where
     return None
+
+
+def _blocking(where: Path) -> str:
+    """What stands at ``where`` (a :func:`_blocker`), as the refusal says it."""
+    return "is a link to nothing" if where.is_symlink() and not where.exists() else "exists and is not a folder"
 
 
 #: Where a link chain through ``/proc/<pid>/fd`` or ``/dev/fd`` leads: a process's open file (``/dev/stdout``).
@@ -70,7 +78,7 @@ def report_folder(out: str | os.PathLike[str] | None, default: Path) -> Path:
 
     folder = Path(out) if out is not None else default
     if (where := _blocker(folder, itself=True)) is not None:
-        raise GanevalError(f"{where}: exists and is not a folder; reports need a folder at {folder}")
+        raise GanevalError(f"{where}: {_blocking(where)}; reports need a folder at {folder}")
     if (why := _unwritable(folder, itself=True)) is not None:
         raise GanevalError(f"{folder}: cannot write reports there: {why}")
     return folder
@@ -87,7 +95,7 @@ def output_file(path: str | os.PathLike[str], what: str, error: type[Exception] 
     if path.is_dir():
         raise error(f"{what} {path}: is a folder; give a file path")
     if (where := _blocker(path, itself=False)) is not None:
-        raise error(f"{what} {path}: {where} exists and is not a folder")
+        raise error(f"{what} {path}: {where} {_blocking(where)}")
     if (why := _unwritable(path, itself=False)) is not None:
         raise error(f"{what} {path}: {why}")
     return path
@@ -101,7 +109,7 @@ def output_folder(path: str | os.PathLike[str], what: str, error: type[Exception
     error = error or GanevalError
     path = Path(path)
     if (where := _blocker(path, itself=True)) is not None:
-        raise error(f"{what} {path}: {where} exists and is not a folder")
+        raise error(f"{what} {path}: {where} {_blocking(where)}")
     if (why := _unwritable(path, itself=True)) is not None:
         raise error(f"{what} {path}: {why}")
     return path
