@@ -41,7 +41,7 @@ def is_stream(path: str | os.PathLike[str]) -> bool:
         if where.startswith(_FD_LINKS):
             return True
         try:
-            where = os.path.join(os.path.dirname(where), os.readlink(where))
+            where = os.path.normpath(os.path.join(os.path.dirname(where), os.readlink(where)))
         except (OSError, ValueError):  # not a link (or nothing there)
             break
     try:

@@ -46,9 +46,11 @@ def test_junit_into_a_fifo_and_a_link_to_it(tmp_path: Path, cli: Any) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == ["junit.fifo", "junit.xml"]  # no temporary left
 
 
-def test_a_process_file_link_is_appended_to(tmp_path: Path) -> None:
+@pytest.mark.parametrize("relative", [False, True])
+def test_a_process_file_link_is_appended_to(tmp_path: Path, relative: bool) -> None:
     """``/dev/stdout`` links to ``/proc/self/fd/1``: the bytes go to what that descriptor is open on (here a file
-    opened for appending, as ``>> log`` does), after what was already written, and the link stays."""
+    opened for appending, as ``>> log`` does), after what was already written, and the link stays (also when the
+    link is written relative: ``../../proc/self/fd/N``)."""
     proc_fd = Path("/proc/self/fd")
     if not proc_fd.is_dir():
         pytest.skip("no /proc/self/fd")
@@ -57,10 +59,11 @@ def test_a_process_file_link_is_appended_to(tmp_path: Path) -> None:
     fd = os.open(log, os.O_WRONLY | os.O_APPEND)
     try:
         stdout = tmp_path / "stdout"
-        stdout.symlink_to(proc_fd / str(fd))
+        target = proc_fd / str(fd)
+        stdout.symlink_to(os.path.relpath(target, tmp_path) if relative else target)
         output_file(stdout, "--junit")
         write_text(stdout, "the XML\n")
     finally:
         os.close(fd)
     assert log.read_text() == "printed before\nthe XML\n"
-    assert stdout.is_symlink() and os.readlink(stdout) == str(proc_fd / str(fd))
+    assert stdout.is_symlink() and os.readlink(stdout).endswith(f"proc/self/fd/{fd}")
