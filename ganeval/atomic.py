@@ -5,22 +5,58 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import shutil
+import stat
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 
 def _blocker(path: Path, itself: bool) -> Path | None:
-    """The file standing where ``path`` (``itself``) or one of its folders should be: the nearest existing one."""
+    """The file standing where ``path`` (``itself``) or one of its folders should be: the nearest existing one, or a
+    link to nothing (no folder can be made there: ``mkdir`` found it only after the work)."""
     for where in ((path, *path.parents) if itself else path.parents):
         if where.exists():
             return None if where.is_dir() else where
+        if where.is_symlink():
+            return where
     return None
+
+
+def _blocking(where: Path) -> str:
+    """What stands at ``where`` (a :func:`_blocker`), as the refusal says it."""
+    return "is a link to nothing" if where.is_symlink() and not where.exists() else "exists and is not a folder"
+
+
+#: Where a link chain through ``/proc/<pid>/fd`` or ``/dev/fd`` leads: a process's open file (``/dev/stdout``).
+_FD_LINKS = ("/proc/", "/dev/fd/")
+
+
+def is_stream(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` is, or links to, something written into rather than replaced: a device, FIFO or socket
+    (``/dev/null``), or a process's open file (``/dev/stdout``, ``>(cmd)``). A rename over it would put a regular
+    file in its place (as root: the system's ``/dev/null`` gone, ``/dev/stdout`` no longer the output)."""
+    where = str(path)
+    for _ in range(40):  # the kernel's own limit on links followed
+        if where.startswith(_FD_LINKS):
+            return True
+        try:
+            where = os.path.normpath(os.path.join(os.path.dirname(where), os.readlink(where)))
+        except (OSError, ValueError):  # not a link (or nothing there)
+            break
+    try:
+        mode = os.stat(path).st_mode
+    except (OSError, ValueError):
+        return False
+    return not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))
 
 
 def _unwritable(path: Path, itself: bool) -> str | None:
     """Why nothing can be written at ``path`` (``itself``) or into its folder: the nearest existing folder is on a
-    read-only file system or not writable by this user; None when it is writable (or a file blocks it: _blocker's)."""
+    read-only file system or not writable by this user; None when it is writable (or a file blocks it: _blocker's).
+    A stream (``/dev/null``, ``/dev/stdout``) is written into, not beside: its own permission is what counts."""
+    if not itself and is_stream(path):
+        return None if os.access(path, os.W_OK) else f"{path} is not writable (permission denied)"
     for where in ((path, *path.parents) if itself else path.parents):
         if not where.exists():
             continue
@@ -42,7 +78,7 @@ def report_folder(out: str | os.PathLike[str] | None, default: Path) -> Path:
 
     folder = Path(out) if out is not None else default
     if (where := _blocker(folder, itself=True)) is not None:
-        raise GanevalError(f"{where}: exists and is not a folder; reports need a folder at {folder}")
+        raise GanevalError(f"{where}: {_blocking(where)}; reports need a folder at {folder}")
     if (why := _unwritable(folder, itself=True)) is not None:
         raise GanevalError(f"{folder}: cannot write reports there: {why}")
     return folder
@@ -59,7 +95,7 @@ def output_file(path: str | os.PathLike[str], what: str, error: type[Exception] 
     if path.is_dir():
         raise error(f"{what} {path}: is a folder; give a file path")
     if (where := _blocker(path, itself=False)) is not None:
-        raise error(f"{what} {path}: {where} exists and is not a folder")
+        raise error(f"{what} {path}: {where} {_blocking(where)}")
     if (why := _unwritable(path, itself=False)) is not None:
         raise error(f"{what} {path}: {why}")
     return path
@@ -73,7 +109,7 @@ def output_folder(path: str | os.PathLike[str], what: str, error: type[Exception
     error = error or GanevalError
     path = Path(path)
     if (where := _blocker(path, itself=True)) is not None:
-        raise error(f"{what} {path}: {where} exists and is not a folder")
+        raise error(f"{what} {path}: {where} {_blocking(where)}")
     if (why := _unwritable(path, itself=True)) is not None:
         raise error(f"{what} {path}: {why}")
     return path
@@ -90,8 +126,13 @@ def _naming(exc: OSError, path: Path, tmp: str | None) -> OSError:
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; rename it over ``path`` only on success. An ``OSError`` that names
-    no file (a full disk, a file-size limit) or the temporary one is raised again naming ``path``."""
+    no file (a full disk, a file-size limit) or the temporary one is raised again naming ``path``. A stream
+    (:func:`is_stream`: ``/dev/null``, ``/dev/stdout``) gets the complete bytes appended instead, never replaced."""
     path = Path(path)
+    if is_stream(path):
+        with _into_stream(path) as tmp:
+            yield tmp
+        return
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -112,6 +153,25 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
         raise named from exc
     finally:
         if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+@contextlib.contextmanager
+def _into_stream(path: Path) -> Iterator[Path]:
+    """Yield a temporary path (in the system's temporary folder); its bytes go into the stream ``path`` once the
+    block succeeded, appended (``/dev/stdout`` redirected to a file keeps what was printed before)."""
+    fd, tmp = tempfile.mkstemp(prefix=".ganeval.", suffix=".tmp")
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        with open(tmp, "rb") as src, open(path, "ab") as dst:
+            shutil.copyfileobj(src, dst)
+    except OSError as exc:
+        if (named := _naming(exc, path, tmp)) is exc:
+            raise
+        raise named from exc
+    finally:
+        with contextlib.suppress(OSError):
             os.unlink(tmp)
 
 

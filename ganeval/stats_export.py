@@ -150,10 +150,17 @@ def _removed_with(path: Path | None) -> Iterator[Path | None]:
     os.unlink(aside)
 
 
+def _staged(kid_path: Path) -> Path:
+    """Where the new KID features wait (beside ``kid_path``) until the statistics are written: renamed into place
+    with them, so a failed export never leaves new features beside the old statistics and their record."""
+    return kid_path.with_name(f".{kid_path.name}.export.tmp")
+
+
 def _write_kid(src: Path, to: str, kid_path: Path, device: str, batch_size: int,
                announce: Callable[[int], None] | None, data_dir: str | os.PathLike[str] | None) -> dict[str, Any]:
     """Pool features of every real image behind ``src`` (one Inception pass, cached like KID's real features),
-    in the tool's KID file; refuses statistics without images or made with other weights than those loaded."""
+    in the tool's KID file, written at :func:`_staged` (``kid_path``'s own name is given in the record); refuses
+    statistics without images or made with other weights than those loaded."""
     import torch
 
     from ganeval.features import get_extractor
@@ -165,13 +172,13 @@ def _write_kid(src: Path, to: str, kid_path: Path, device: str, batch_size: int,
     if announce is not None:
         announce(total)
     feats = real_features(ref, extractor, total, batch_size, data_dir=data_dir).float()
-    with atomic_path(kid_path) as tmp:
+    with atomic_path(_staged(kid_path)) as tmp:
         if to == "torch-fidelity":
             torch.save(feats.contiguous(), tmp)
         else:
             with open(tmp, "wb") as fh:
                 np.savez(fh, feats=feats.numpy())
-    return {"file": kid_path.name, "file_sha256": sha256_file(kid_path), "n": int(len(feats)), "dtype": "float32"}
+    return {"file": kid_path.name, "file_sha256": sha256_file(_staged(kid_path)), "n": int(len(feats)), "dtype": "float32"}
 
 
 def export_stats(stats: str | os.PathLike[str], to: str, out_dir: str | os.PathLike[str], name: str | None = None,
@@ -206,16 +213,28 @@ def export_stats(stats: str | os.PathLike[str], to: str, out_dir: str | os.PathL
     kid_path = _kid_file(to, path, name) if kid else None
     for target in (path, path.with_name(path.name + ".ganeval.json"), *([kid_path] if kid_path else [])):
         output_file(target, "--out", StatsError)  # a folder of that name: refused before the --kid pass
-    kid_info = _write_kid(src, to, kid_path, device, batch_size, announce, data_dir) if kid_path else None
-    replaced = path.is_file()
-    leftover = _kid_file(to, path, name) if kid_path is None else None  # with --kid it was just overwritten
-    payload = _payload(to, mu, sigma)
-    usage = _usage(to, path, name, kid_path)
-    sidecar = path.with_name(path.name + ".ganeval.json")
-    # The old record leaves with the old file (put back if the write fails): a crash between the two writes leaves
-    # new statistics without a record, never beside the previous export's.
-    with _removed_with(leftover) as removed_kid, _removed_with(sidecar), atomic_path(path) as tmp:
-        tmp.write_bytes(payload)
+    try:
+        kid_info = _write_kid(src, to, kid_path, device, batch_size, announce, data_dir) if kid_path else None
+        replaced = path.is_file()
+        leftover = _kid_file(to, path, name) if kid_path is None else None  # with --kid it is replaced below
+        payload = _payload(to, mu, sigma)
+        usage = _usage(to, path, name, kid_path)
+        sidecar = path.with_name(path.name + ".ganeval.json")
+        # The old record and KID features leave with the old file (put back if the write fails): a crash between
+        # the writes leaves new statistics without a record, never beside the previous export's record or features.
+        with _removed_with(leftover) as removed_kid, _removed_with(kid_path), _removed_with(sidecar):
+            try:
+                if kid_path is not None:
+                    os.replace(_staged(kid_path), kid_path)
+                with atomic_path(path) as tmp:
+                    tmp.write_bytes(payload)
+            except BaseException:
+                if kid_path is not None:  # the new features leave (the old, if any, are put back)
+                    kid_path.unlink(missing_ok=True)
+                raise
+    finally:
+        if kid_path is not None:
+            _staged(kid_path).unlink(missing_ok=True)
     meta = {
         "exported": {"to": to, "name": name, "file": path.name, "file_sha256": hashlib.sha256(payload).hexdigest(),
                      "from": str(src), "from_sha256": loaded.meta.get("file_sha256"), "mu_dtype": str(mu.dtype),

@@ -118,8 +118,7 @@ class _Watch:
         then = self.failed_as.get(str(path))
         if then is None or _signature(path) in (None, then) or any(it >= iteration for it in self.judged):
             return False
-        del self.failed_as[str(path)]
-        self.failed.pop(str(path), None)
+        del self.failed_as[str(path)]  # it stays in ``failed`` until judged: a watch ending first records it unjudged
         self.seen.discard(str(path))
         self.retrying.add(str(path))
         self.emit(f"{path}: changed since it could not be scored; judged again once settled")
@@ -156,6 +155,7 @@ class _Watch:
             self.emit(why if why.startswith(str(path)) else f"{path}: {why}")  # the path once
             return False
         self.judged.append(iteration)
+        self.failed.pop(str(path), None)  # judged again once its writer finished it
         if stop:
             self.raise_stop_file()  # first, so a trainer waiting on it stops before anything else happens
         self.emit(_line(self.stopper))

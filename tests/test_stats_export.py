@@ -283,3 +283,40 @@ def test_a_failed_record_write_leaves_no_stale_record(tmp_path: Path, cli, monke
 
     side = json.loads(sidecar.read_text())
     assert side["exported"]["file_sha256"] == sha256_file(stats) and side["statistics"]["dataset"] == "mnist-train"
+
+
+def test_a_failed_kid_reexport_leaves_the_earlier_export_whole(tmp_path: Path, weights, cli) -> None:
+    """``--kid`` re-exported under the same name from other statistics, failing at the statistics' write (a full
+    disk; here a file-size limit the 64 KB of features pass and the 33 MB of statistics do not): the new KID features
+    were already in place, beside the earlier statistics and a record naming the earlier features, so the tool
+    computed FID against one set of images and KID against another. Now the earlier export is left whole."""
+    resource = pytest.importorskip("resource")  # RLIMIT_FSIZE: POSIX only
+    digits = load_mnist("test")[0]
+    for name, part in (("a", digits[:8]), ("b", digits[8:16])):
+        np.savez(tmp_path / f"{name}.npz", images=part)
+        code, _, err = cli("stats", "--dataset", tmp_path / f"{name}.npz", "--extractor", "inception", "--device", "cpu",
+                           "--no-progress", "--out", tmp_path / f"{name}_inception.npz")
+        assert code == 0, err
+
+    def export(name: str) -> tuple[int, str, str]:
+        return cli("stats", "--export", tmp_path / f"{name}_inception.npz", "--to", "torch-fidelity", "--name", "r",
+                   "--kid", "--device", "cpu", "--out", tmp_path / "out")
+
+    assert export("a")[0] == 0
+    before = {p.name: p.read_bytes() for p in (tmp_path / "out").iterdir()}
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (1 << 20, hard))
+    try:
+        code, _, err = export("b")
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+    last = err.strip().splitlines()[-1]  # after the --kid pass's announcement
+    assert code == 2 and last.startswith("ganeval: error: ") and "stat-fid-2048.pt" in last, err
+    assert {p.name: p.read_bytes() for p in (tmp_path / "out").iterdir()} == before  # nothing new, nothing left over
+    assert export("b")[0] == 0  # room again: the new export, its record naming its own features
+    from ganeval.atomic import sha256_file
+
+    feats = tmp_path / "out" / "r-inception-v3-compat-features-2048.pt"
+    side = json.loads((tmp_path / "out" / "r-inception-v3-compat-stat-fid-2048.pt.ganeval.json").read_text())
+    assert side["exported"]["kid_features"]["file_sha256"] == sha256_file(feats)
+    assert feats.read_bytes() != before[feats.name] and side["exported"]["from"].endswith("b_inception.npz")

@@ -63,6 +63,22 @@ def test_a_checkpoint_seen_half_written_is_judged_once_its_writer_finishes(tmp_p
     assert json.loads((run / WATCH_NAME).read_text())["failed"] == {}
 
 
+def test_a_failed_checkpoint_still_being_rewritten_when_the_watch_ends_stays_failed(tmp_path: Path) -> None:
+    """A failed file that changed is judged again once settled; a watch that ends before that (idle, Ctrl-C,
+    SIGTERM) still records it as not judged (exit 1): it was dropped from ``failed`` when the change was seen, so the
+    record and the exit code said every checkpoint had been judged."""
+    run = tmp_path / "run"
+    path, whole = _half_written(run, 1000)
+
+    def emit(line: str) -> None:  # the writer goes on, and is still writing when the watch ends
+        if line.startswith(str(path)) and "could not be scored" in line:
+            path.write_bytes(whole[: 3 * len(whole) // 4])
+
+    res = watch(run, EarlyStopper(patience=2, **FAST), interval_s=0.05, idle_timeout_s=1.0, settle_s=30, emit=emit)
+    assert res.reason == "idle" and res.judged == [] and list(res.failed) == [str(path)]
+    assert list(json.loads((run / WATCH_NAME).read_text())["failed"]) == [str(path)]
+
+
 def test_a_failed_checkpoint_finished_after_a_later_one_was_judged_stays_failed(tmp_path: Path) -> None:
     """Judged in iteration order, each once: a file finished after a later iteration was judged is not judged."""
     run = tmp_path / "run"
