@@ -141,7 +141,7 @@ def verdict_text(df: pd.DataFrame, primary: str, late: dict[str, Any], level: fl
         worst = copying.loc[ct.idxmin()]
         text += (f" Data copying (memorised training images) in {len(copying)} checkpoint(s), strongest in"
                  f" {worst['checkpoint']} (C_T {_fmt(float(ct.min()))}).")
-    if "CI" in text and few_replicates_note(replicates, level) is not None:
+    if (" CI [" in text or " CI of the difference [" in text) and few_replicates_note(replicates, level) is not None:
         text += (f" (These intervals come from {replicates} bootstrap replicates, too few for {ci_percent(level)}%: "
                  "they are narrower than that; see summary.json's bootstrap.few_replicates.)")
     return text

@@ -40,3 +40,13 @@ def test_the_note_follows_the_level_and_the_coverage_it_warns_of() -> None:
     held = [bootstrap_interval(v, v + rng.normal(0, 1, 10)) for v in rng.normal(0, 1, 2000)]
     coverage = np.mean([lo <= 0 <= hi for lo, hi in held])
     assert coverage < 0.85
+
+
+def test_the_few_replicates_sentence_needs_an_interval_in_the_verdict(tmp_path: Path) -> None:
+    """It was added whenever the verdict held "CI", a sample set named CIFAR.npz included, with no interval quoted."""
+    from ganeval.data import load_mnist
+
+    np.savez(tmp_path / "CIFAR.npz", images=load_mnist("test")[0][:200])
+    summary = score(tmp_path / "CIFAR.npz", bootstrap=10, num_samples=200, metrics=["mnist_is"], primary="mnist_is",
+                    device="cpu", progress=False).attrs["summary"]
+    assert summary["verdict"].startswith("Keep CIFAR.npz") and "bootstrap replicates" not in summary["verdict"]
