@@ -15,23 +15,11 @@ from pathlib import Path
 import pytest
 from synthetic import write_bank_checkpoint
 from test_report_write_failures import file_size_limit
+from test_watch import FAST, _cache, _old  # noqa: F401 - _cache: the same autouse fixture (a private user cache)
 
 import ganeval.early_stop as early_stop
 from ganeval.early_stop import EarlyStopper
 from ganeval.watching import KEEP_NAME, WATCH_NAME, watch
-
-FAST = {"num_samples": 400, "bootstrap": 60, "device": "cpu"}
-
-
-@pytest.fixture(autouse=True)
-def _cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("GANEVAL_CACHE_DIR", str(tmp_path / "cache"))
-
-
-def _old(path: Path, seconds: float = 60.0) -> Path:
-    t = time.time() - seconds
-    os.utime(path, (t, t))
-    return path
 
 
 def _half_written(run: Path, iteration: int) -> tuple[Path, bytes]:
