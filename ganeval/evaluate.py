@@ -74,7 +74,7 @@ class _Evaluator(Illustrations, RealImages):
             from ganeval.features.inception_weights import FULL_WEIGHTS_HINT
 
             self.notes.append(f"Inception Score unavailable: the Inception weights in use have no logits layer. {FULL_WEIGHTS_HINT}")
-        if opts.num_samples < 2048 and "inception" in self.extractors:
+        if opts.num_samples < 2048 and "fid" in opts.metrics:  # of FID: said where no FID was asked (is, kid alone)
             guide = "compare FIDs only at one N" if self.ref_meta["inception"].get("dataset") == "imported" else "KID is the better guide"
             self.notes.append(f"N={opts.num_samples} is below the Inception feature dimension (2048): FID is unreliable at this N; {guide}")
         self.copy_sets = resolve_copy_sets(opts, self.ref_meta)

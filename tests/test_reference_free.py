@@ -68,3 +68,15 @@ def test_gate_compares_a_run_that_read_no_reference(tmp_path: Path, mnist_dir: P
     assert code == 0, err
     verdict = json.loads(out)
     assert verdict["passed"] and any("mnist_is" in json.dumps(c) for c in verdict["criteria"]), verdict
+
+
+def test_the_fid_at_small_n_note_only_where_fid_was_asked(tmp_path: Path, mnist_dir: Path) -> None:
+    """"N=… is below the Inception feature dimension: FID is unreliable" was printed for any Inception metric, an IS
+    or a KID alone included, where no FID was computed."""
+    from ganeval.data import load_mnist
+
+    np.savez(tmp_path / "s.npz", images=load_mnist("test")[0][:64])
+    for metrics, primary, said in ((("kid",), "kid_mean", False), (("fid",), None, True)):
+        notes = ganeval.score(tmp_path / "s.npz", metrics=metrics, primary=primary, num_samples=64, bootstrap=0,
+                              device="cpu", progress=False).attrs["summary"]["notes"]
+        assert any("below the Inception feature dimension" in n for n in notes) == said, (metrics, notes)
