@@ -306,3 +306,17 @@ def test_a_torchscript_generator_under_a_weight_file_name_is_told_to_be_named_pt
     assert not (tmp_path / "rep").exists()
     shutil.copy(tmp_path / "G.pth", tmp_path / "G.pt")
     assert score(tmp_path / "G.pt", **FAST)["status"].iloc[0] == "ok"
+
+
+def test_integer_images_of_only_0_and_1_get_a_note(tmp_path: Path) -> None:
+    """A bool array is refused ({0, 1} read as pixels are black images), but the same values as uint8 or int64 were
+    scored as near-black digits without a word."""
+    from ganeval.data import load_mnist
+
+    digits = load_mnist("test")[0][:64]
+    for dtype in (np.uint8, np.int64):
+        np.savez(tmp_path / "binary.npz", images=(digits > 127).astype(dtype))
+        notes = score(tmp_path / "binary.npz", **FAST).attrs["summary"]["notes"]
+        assert any("every pixel is 0 or 1" in n for n in notes), (dtype, notes)
+    np.savez(tmp_path / "gray.npz", images=digits)
+    assert not any("every pixel is 0 or 1" in n for n in score(tmp_path / "gray.npz", **FAST).attrs["summary"]["notes"])

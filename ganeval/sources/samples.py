@@ -177,6 +177,9 @@ def array_images(arr: Any, output_range: str, what: str) -> tuple[torch.Tensor, 
             raise GanevalError(f"{what}: integer images must be 0..255, but these {str(x.dtype).replace('torch.', '')} "
                                f"values span {lo}..{hi}; save uint8 pixels, or floats with --output-range")
         x = x.to(torch.int64).to(torch.uint8)  # int8 cannot hold 255, but every value here is 0..255
+    if not x.is_floating_point() and x.numel() and int(x.max()) == 1:  # a bool array says so and is refused
+        notes.append(f"{what}: every pixel is 0 or 1, read as 0..255 pixels (near-black images); binary images are "
+                     "stored as 0 and 255")
     images, _ = convert_output(x, output_range, what)
     return images.contiguous(), flags, notes
 
