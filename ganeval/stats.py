@@ -156,6 +156,21 @@ def _npz_images(path: Path) -> np.ndarray:
     return arr
 
 
+def _npy_images(path: Path) -> np.ndarray:
+    """The image array of a ``.npy`` file (one array, as ``ganeval score`` reads a sample set), uint8 as in an .npz."""
+    try:
+        arr = np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as exc:
+        raise StatsError(f"{path}: not a readable .npy array of images ({exc}; object arrays/pickles are refused)") from exc
+    if not isinstance(arr, np.ndarray):
+        arr.close()
+        raise StatsError(f"{path}: an .npz archive under a .npy name; name it .npz")
+    if arr.dtype != np.uint8 or not arr.size:
+        raise StatsError(f"{path}: real images in a .npy must be a non-empty uint8 array (0..255); it is {arr.dtype} of "
+                         f"shape {arr.shape}")
+    return arr
+
+
 def real_images(dataset: str | os.PathLike[str], data_dir: str | os.PathLike[str] | None = None,
                 limit: int | None = None) -> RealImages:
     """A named MNIST split, or your own real images: a folder or zip of PNG/JPEG files, or a uint8 ``.npz``.
@@ -179,13 +194,10 @@ def real_images(dataset: str | os.PathLike[str], data_dir: str | os.PathLike[str
     if not path.exists():
         raise StatsError(f"{path}: no such dataset (use mnist-train, mnist-test, or a folder, zip or .npz of real images)")
     try:
-        if path.suffix.lower() == ".npz" and path.is_file():
-            arr = _npz_images(path)
+        if path.suffix.lower() in (".npz", ".npy") and path.is_file():
+            arr = _npz_images(path) if path.suffix.lower() == ".npz" else _npy_images(path)
             notes = _short_note(path.name, len(arr), limit)
             images = array_images(arr[:limit] if limit else arr, "0,255", str(path))[0]
-        elif path.suffix.lower() == ".npy" and path.is_file():
-            raise StatsError(f"{path}: a .npy file; --dataset takes a folder or zip of PNG/JPEG files or an .npz "
-                             "(np.savez(FILE, images=x) with uint8 x)")
         else:
             got = read_image_set(path, limit or 2**62)
             images, notes = got.images, list(got.notes)

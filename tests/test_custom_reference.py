@@ -46,10 +46,11 @@ def test_folder_zip_and_npz_give_the_named_split_statistics(png_folder: Path, tm
     with zipfile.ZipFile(zpath, "w") as zf:
         for p in png_folder.iterdir():
             zf.write(p, p.name)
-    npz = tmp_path / "real.npz"
+    npz, npy = tmp_path / "real.npz", tmp_path / "real.npy"
     np.savez(npz, images=dataset_images("mnist-test")[:N])
+    np.save(npy, dataset_images("mnist-test")[:N])  # read as score reads a .npy sample set (was refused here)
     digests = set()
-    for source in (png_folder, zpath, npz):
+    for source in (png_folder, zpath, npz, npy):
         got = compute_stats(source, ex)
         assert got.meta["dataset"] == "custom" and got.meta["n"] == N and got.meta["source"] == str(source.resolve())
         assert np.array_equal(got.mu, named.mu) and np.array_equal(got.sigma, named.sigma)
