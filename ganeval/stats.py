@@ -24,7 +24,7 @@ from ganeval.distributed import DistContext
 from ganeval.errors import GanevalError, StatsError, require_count
 from ganeval.feature_stats import FeatureStats
 from ganeval.features.base import FeatureExtractor, iter_batches, refuse_nonfinite
-from ganeval.sources.samples import open_npz
+from ganeval.sources.samples import load_npy, open_npz
 from ganeval.version import __version__
 
 DATASETS = {"mnist-train": "train", "mnist-test": "test"}
@@ -158,13 +158,7 @@ def _npz_images(path: Path) -> np.ndarray:
 
 def _npy_images(path: Path) -> np.ndarray:
     """The image array of a ``.npy`` file (one array, as ``ganeval score`` reads a sample set), uint8 as in an .npz."""
-    try:
-        arr = np.load(path, allow_pickle=False)
-    except (ValueError, OSError, EOFError) as exc:
-        raise StatsError(f"{path}: not a readable .npy array of images ({exc}; object arrays/pickles are refused)") from exc
-    if not isinstance(arr, np.ndarray):
-        arr.close()
-        raise StatsError(f"{path}: an .npz archive under a .npy name; name it .npz")
+    arr = load_npy(path, StatsError)
     if arr.dtype != np.uint8 or not arr.size:
         raise StatsError(f"{path}: real images in a .npy must be a non-empty uint8 array (0..255); it is {arr.dtype} of "
                          f"shape {arr.shape}")

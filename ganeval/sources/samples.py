@@ -234,16 +234,21 @@ def read_npz(path: Path, output_range: str) -> tuple[torch.Tensor, np.ndarray, l
     return array_images(arr, output_range, str(path))
 
 
-def read_npy(path: Path, output_range: str) -> tuple[torch.Tensor, np.ndarray, list[str]]:
-    """The image array of a ``.npy`` file (``np.save(path, images)``); no pickles."""
+def load_npy(path: Path, error: type[GanevalError] = GanevalError) -> np.ndarray:
+    """The one array of a ``.npy`` file (``np.save(path, images)``); no pickles, and an .npz under that name refused."""
     try:
         arr = np.load(path, allow_pickle=False)
     except (ValueError, OSError, EOFError) as exc:
-        raise GanevalError(f"{path}: not a readable .npy array of images ({exc}; object arrays/pickles are refused)") from exc
+        raise error(f"{path}: not a readable .npy array of images ({exc}; object arrays/pickles are refused)") from exc
     if not isinstance(arr, np.ndarray):
         arr.close()
-        raise GanevalError(f"{path}: an .npz archive under a .npy name; name it .npz")
-    return array_images(arr, output_range, str(path))
+        raise error(f"{path}: an .npz archive under a .npy name; name it .npz")
+    return arr
+
+
+def read_npy(path: Path, output_range: str) -> tuple[torch.Tensor, np.ndarray, list[str]]:
+    """The images of a ``.npy`` sample set, as ``array_images`` reads them."""
+    return array_images(load_npy(path), output_range, str(path))
 
 
 def open_array(images: torch.Tensor, flags: np.ndarray, n: int, what: str, notes: list[str] | None = None) -> ImageSamples:
