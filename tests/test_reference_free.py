@@ -80,3 +80,30 @@ def test_the_fid_at_small_n_note_only_where_fid_was_asked(tmp_path: Path, mnist_
         notes = ganeval.score(tmp_path / "s.npz", metrics=metrics, primary=primary, num_samples=64, bootstrap=0,
                               device="cpu", progress=False).attrs["summary"]["notes"]
         assert any("below the Inception feature dimension" in n for n in notes) == said, (metrics, notes)
+
+
+@pytest.mark.parametrize("baseline_metrics", [("mnist_fd", "mnist_is"), ("mnist_is",)])
+def test_gate_on_a_reference_free_metric_takes_a_baseline_of_other_statistics(tmp_path: Path, mnist_dir: Path, cli,
+                                                                              baseline_metrics: tuple[str, ...]) -> None:
+    """A gate compared on mnist_is refused a baseline made with another reference ('another reference (mnist-test in
+    the baseline, mnist-train in these options)'), although mnist_is depends on none; where the compared metric reads
+    the reference (mnist_fd), another reference is still refused."""
+    ckpt = write_bank_checkpoint(tmp_path / "run", 1000, noise=0.3)
+    base = tmp_path / "base"
+    if "mnist_fd" in baseline_metrics:
+        ganeval.score(ckpt, metrics=baseline_metrics, primary="mnist_is", reference="mnist-test", bootstrap=10, out=base,
+                      **COMMON)
+    else:  # a report of mnist_is alone made with --reference mnist-test
+        ganeval.score(ckpt, metrics=baseline_metrics, primary="mnist_is", bootstrap=10, out=base, **COMMON)
+        summary = json.loads((base / "summary.json").read_text())
+        (base / "summary.json").write_text(json.dumps({**summary, "reference": "mnist-test"}))
+    for flags in (("--metrics", "mnist_is"), ("--metrics", "mnist_fd", "mnist_is", "--reference", "mnist-train")):
+        code, out, err = cli("gate", ckpt, *flags, "--primary", "mnist_is", "--num-samples", 200, "--bootstrap", 10,
+                             "--device", "cpu", "--no-progress", "--baseline", base, "--max-regression", 10,
+                             "--out", tmp_path / "cand", "--json")
+        assert code == 0, err
+        assert json.loads(out)["criteria"][0]["metric"] == "mnist_is"
+    ganeval.score(ckpt, metrics=("mnist_fd",), reference="mnist-test", bootstrap=10, out=tmp_path / "fd", **COMMON)
+    code, out, err = cli("gate", ckpt, "--metrics", "mnist_fd", "--num-samples", 200, "--bootstrap", 10, "--device", "cpu",
+                         "--no-progress", "--baseline", tmp_path / "fd", "--max-regression", 10, "--out", tmp_path / "cand")
+    assert code == 2 and "another reference ('mnist-test' in the baseline, 'mnist-train' in these options)" in err, err
