@@ -34,7 +34,7 @@ from ganeval.metrics.directions import DIFFERENCE_WORDS, LABELS, RANKABLE
 from ganeval.metrics.interval import bootstrap_interval, ci_percent
 from ganeval.metrics.intra import DIGIT_COLUMNS
 from ganeval.metrics.registry import METRICS, PREFIX
-from ganeval.options import SEED_LIMIT, ScoreOptions
+from ganeval.options import DEFAULT_REFERENCE, SEED_LIMIT, ScoreOptions, unread_inputs
 from ganeval.score_result import ScoreResult
 from ganeval.sources.base import HINT_KEYS
 from ganeval.summary import BOOTSTRAP_METHOD, SCHEMA_VERSION, row_dict
@@ -288,6 +288,8 @@ def compare(arms: Mapping[str, Any] | Sequence[Any], *, baseline: str | None = N
     # Picking a folder's run scores it as ``score`` would, with the caller's options (the CPU plan included); the
     # compared runs get Inception metrics on every one unless the caller said otherwise. The CLI passes the same.
     select = ScoreOptions.from_kwargs(**{**options, "real_floor": None})  # picking runs needs no floor
+    if unread_inputs(select.metrics, {"reference": select.reference}):  # read by the floor alone (opts.check() refuses
+        select.reference = DEFAULT_REFERENCE  # it where nothing reads it): the picking reads none either way
     if options.get("inception_all") is None:
         options["inception_all"] = True
     options["keep_features"] = permutations > 0
@@ -348,7 +350,7 @@ def compare(arms: Mapping[str, Any] | Sequence[Any], *, baseline: str | None = N
         "series": {k: [row_dict(r) for _, r in v.iterrows()] for k, v in curves.items()},
         "n_samples": opts.num_samples, "n_scored": ns, "seed": opts.seed, "pick": pick, "selection_seed": select.seed if curves else None,
         "selection_options": select.as_dict() if curves else None,
-        "reference": opts.reference, "precision": opts.precision,
+        "reference": result.summary.get("reference"), "precision": opts.precision,  # null: no metric read one
         "bootstrap": {"replicates": opts.bootstrap, "level": opts.ci, "method": BOOTSTRAP_METHOD},
         "permutation_test": {"permutations": permutations, "sequential": sequential},
         "provenance": result.summary.get("provenance", {}), "options": opts.as_dict(), "notes": notes,

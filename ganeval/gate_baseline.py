@@ -44,12 +44,25 @@ def extractor_of(column: str) -> str:
     return next((m.extractor for m in METRICS.values() if column in m.columns), "mnist")
 
 
+def reads_reference(column: str) -> bool:
+    """Whether the metric a report column is computed by compares with reference statistics (``fid`` does,
+    ``mnist_is`` does not); an unknown column is taken to, so that the reference is still checked."""
+    from ganeval.metrics.registry import METRICS
+
+    return next((m.needs_reference for m in METRICS.values() if column in m.columns), True)
+
+
+def compared_order(cand_primary: Any, base_primary: Any) -> list[str]:
+    """The columns the report baseline test tries, in this order: the first both judged rows have is compared."""
+    return list(dict.fromkeys(["fid", str(cand_primary), str(base_primary), "mnist_fd"]))
+
+
 def check_compatible(cand: dict[str, Any], csrc: Path | str, base: dict[str, Any], bsrc: Path | str, extractor: str,
-                     notes: list[str], row: dict[str, Any], brow: dict[str, Any]) -> None:
+                     notes: list[str], row: dict[str, Any], brow: dict[str, Any], reference: bool = True) -> None:
     """Refuse (``GanevalError``) a baseline report whose compared row was scored at another N (the rows' own
     ``n_samples``: FD is biased by N), or with other reference statistics (by SHA-256, however the folder was
-    spelled; where both runs read some: a feature space of reference-free metrics alone names none), extractor,
-    weights, resize or interval level."""
+    spelled; only where the compared metric reads them, ``reference``: an Inception Score depends on none, whatever
+    reference each run named or read for its other metrics), extractor, weights, resize or interval level."""
     nc, nb = scored_n(row, cand), scored_n(brow, base)
     if nc != nb:
         refuse(bsrc, csrc, "N (n_samples scored)", nc, nb)
@@ -63,14 +76,14 @@ def check_compatible(cand: dict[str, Any], csrc: Path | str, base: dict[str, Any
     for name in sorted(n for n in set(pc) & set(pb) if isinstance(pc[n], dict) and isinstance(pb[n], dict)):
         a, b = pc[name], pb[name]
         keys = [("extractor", "extractor"), ("weights_sha256", "extractor weights (weights_sha256)"), ("resize", "resize")]
-        if "reference" in a and "reference" in b:  # a run of reference-free metrics alone (is, modes) read none
+        if reference and "reference" in a and "reference" in b:  # a run of reference-free metrics alone read none
             keys += [("reference", "reference dataset"), ("reference_sha256", "reference statistics (reference_sha256)")]
         for key, what in keys:
             if a.get(key) != b.get(key) and not (key == "weights_sha256" and same_weights(a, b)):
                 refuse(bsrc, csrc, f"{name} {what}", a.get(key), b.get(key))
         if a.get("precision") != b.get("precision"):
             notes.append(f"baseline {name} features used precision {b.get('precision')}, these {a.get('precision')}")
-    if cand.get("reference") != base.get("reference") and not same_statistics(cand.get("reference"), base.get("reference"),
+    if reference and cand.get("reference") != base.get("reference") and not same_statistics(cand.get("reference"), base.get("reference"),
                                                                                 pc[extractor], pb[extractor]):
         refuse(bsrc, csrc, "reference", cand.get("reference"), base.get("reference"))
 
@@ -99,14 +112,14 @@ def report_baseline_criterion(row: dict[str, Any], cand: dict[str, Any], csrc: P
     """``max_regression`` against a stored report: worse by more than the allowance, with non-overlapping intervals."""
     brow = baseline_row(base, selector, bsrc)
     cwhere, bwhere = f"{csrc}: {row.get('checkpoint')}", f"{bsrc}: {brow.get('checkpoint')}"
-    metric = next((m for m in dict.fromkeys(["fid", str(cand.get("primary_metric")), str(base.get("primary_metric")), "mnist_fd"])
+    metric = next((m for m in compared_order(cand.get("primary_metric"), base.get("primary_metric"))
                    if number(row.get(m), f"{cwhere}.{m}") is not None and number(brow.get(m), f"{bwhere}.{m}") is not None), None)
     if metric is None:
         raise GanevalError(f"--baseline: no metric (fid, the primary metric, mnist_fd) was computed for both {cwhere} and "
                            f"{bwhere}; cannot compare")
     if metric != "fid":
         notes.append(f"baseline test on {metric}: fid is not available in both reports")
-    check_compatible(cand, csrc, base, bsrc, extractor_of(metric), notes, row, brow)
+    check_compatible(cand, csrc, base, bsrc, extractor_of(metric), notes, row, brow, reads_reference(metric))
     cv, bv = number(row[metric], cwhere), number(brow[metric], bwhere)
     assert cv is not None and bv is not None
     hb = metric in HIGHER_BETTER

@@ -89,7 +89,8 @@ def check_baseline_plan(opts: ScoreOptions, target: str | os.PathLike[str], hint
     from ganeval.gate_baseline import baseline_row, refuse, scored_n
     from ganeval.inputs import SAMPLE_KINDS, resolve_target
 
-    nb = scored_n(baseline_row(base, selector, bsrc), base)
+    brow = baseline_row(base, selector, bsrc)
+    nb = scored_n(brow, base)
     if isinstance(nb, int):
         generators = all(s.kind not in SAMPLE_KINDS for s in resolve_target(target, **hints).sources)
         if opts.num_samples < nb or (generators and opts.num_samples != nb):
@@ -97,7 +98,23 @@ def check_baseline_plan(opts: ScoreOptions, target: str | os.PathLike[str], hint
     level = (base.get("bootstrap") or {}).get("level", 0.95)
     if opts.ci != level:  # the test reads whether two intervals overlap: a narrower level overlaps less
         refuse(bsrc, "these options", "interval level (--ci)", opts.ci, level)
-    _check_reference(opts.reference, opts.resize, base, bsrc)
+    if _compared_reads_reference(opts, base, brow, bsrc):
+        _check_reference(opts.reference, opts.resize, base, bsrc)
+
+
+def _compared_reads_reference(opts: ScoreOptions, base: dict[str, Any], brow: dict[str, Any], bsrc: Path | str) -> bool:
+    """Whether the column the baseline test will compare (the first of ``compared_order`` that these metrics compute
+    and the baseline row has) reads reference statistics: an ``mnist_is`` depends on none, so a baseline that named
+    or read other statistics is no less comparable on it. Where none is found, True: the check stays."""
+    from ganeval.gate_baseline import compared_order, reads_reference
+    from ganeval.gate_rules import number
+    from ganeval.metrics.registry import METRICS
+
+    ours = [c for m in opts.metrics if m in METRICS for c in METRICS[m].columns]
+    primary = opts.primary or next((c for c in ("fid", "mnist_fd", "custom_fd") if c in ours), None)  # ranking's default
+    column = next((c for c in compared_order(primary, base.get("primary_metric"))
+                   if c in ours and number(brow.get(c), f"{bsrc}: {brow.get('checkpoint')}.{c}") is not None), None)
+    return column is None or reads_reference(column)
 
 
 def score_target(target: str | os.PathLike[str], out: str | os.PathLike[str] | None, limits: dict[str, float],

@@ -21,6 +21,9 @@ RESIZES = ("tf1x", "clean")
 #: ``--seed`` is below this: every use of it (numpy's generators, ``torch.manual_seed(seed * 1_000_003 + dim)``,
 #: ``compare``'s fresh set at seed + 1, wrapped to 0) takes the whole range.
 SEED_LIMIT = 2**32
+#: ``--reference``'s default: never refused as unread (a run of reference-free metrics alone reads none, and its
+#: summary says so), where another reference no metric reads is.
+DEFAULT_REFERENCE = "mnist-train"
 #: Options with a flag of that name on the command line (the others are named as in Python).
 FLAGS = ("num_samples", "batch_size", "bootstrap", "inception_top_k", "copy_cells", "threads")
 
@@ -31,7 +34,7 @@ class ScoreOptions:
 
     num_samples: int = 10_000
     metrics: tuple[str, ...] = DEFAULT_METRICS
-    reference: str = "mnist-train"
+    reference: str = DEFAULT_REFERENCE  # read only where a metric or --real-floor needs it (_check_used)
     device: str = "auto"
     batch_size: int = 100
     seed: int = 0
@@ -132,8 +135,9 @@ class ScoreOptions:
 
     def _check_used(self) -> None:
         """Refuse inputs that no metric asked for reads (``--copy-train`` without a copying test, ``--feature-network``
-        without a custom_* metric, ``--inception-weights`` without an Inception one): they were taken and ignored, and
-        the run gave no sign that the images or the network the user named played no part."""
+        without a custom_* metric, ``--inception-weights`` without an Inception one, a ``--reference`` other than the
+        default with reference-free metrics alone and no ``--real-floor``): they were taken and ignored, and the run
+        gave no sign that the images, the network or the statistics the user named played no part."""
         for flag, wanted in unread_inputs(self.metrics, {f.name: getattr(self, f.name) for f in fields(self)}).values():
             raise GanevalError(f"{flag} is read only by {wanted}, and --metrics ({', '.join(self.metrics)}) has none: "
                                "add one, or leave the flag out")
@@ -204,11 +208,14 @@ def _plain(value: Any) -> Any:
     return str(value)  # anything else the API was handed (a torch.dtype in generator_kwargs): its text, not a crash
 
 
-#: Inputs read only by some metrics: the option, its flag, and who reads it (an extractor, or "copying").
+#: Inputs read only by some metrics: the option, its flag, and who reads it (an extractor, "copying", or "reference":
+#: a metric that compares with reference statistics, or the real-data floor, which is chosen and checked against them).
 _READ_BY = {"copy_train": ("--copy-train", "copying"), "copy_heldout": ("--copy-heldout", "copying"),
             "feature_network": ("--feature-network", "custom"), "feature_network_kwargs": ("--feature-network-kwargs", "custom"),
-            "inception_weights": ("--inception-weights", "inception")}
-_WANTED = {"copying": "copying or inception_copying", "custom": "a custom_* metric", "inception": "an Inception metric"}
+            "inception_weights": ("--inception-weights", "inception"), "reference": ("--reference", "reference")}
+_WANTED = {"copying": "copying or inception_copying", "custom": "a custom_* metric", "inception": "an Inception metric",
+           "reference": "--real-floor and the metrics that compare with reference statistics (fid, mnist_fd, kid, …; not "
+                        "is, mnist_is, custom_is, modes, mnist_ppl, custom_ppl)"}
 
 
 def unread_inputs(metrics: Iterable[str], options: dict[str, Any]) -> dict[str, tuple[str, str]]:
@@ -220,8 +227,17 @@ def unread_inputs(metrics: Iterable[str], options: dict[str, Any]) -> dict[str, 
     if any(m not in METRICS for m in metrics):
         return {}
     readers = {METRICS[m].extractor for m in metrics} | ({"copying"} if any(m in COPYING_CT for m in metrics) else set())
+    if options.get("real_floor") or any(METRICS[m].needs_reference for m in metrics):
+        readers.add("reference")
     return {key: (flag, _WANTED[who]) for key, (flag, who) in _READ_BY.items()
-            if options.get(key) is not None and who not in readers}
+            if _given(key, options.get(key)) and who not in readers}
+
+
+def _given(key: str, value: Any) -> bool:
+    """Whether ``value`` of option ``key`` was given (the default reference counts as not given)."""
+    if key == "reference":
+        return value is not None and os.fspath(value) != DEFAULT_REFERENCE
+    return value is not None
 
 
 def without_unread(options: dict[str, Any], metrics: Iterable[str]) -> dict[str, Any]:

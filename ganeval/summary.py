@@ -203,7 +203,9 @@ def build_summary(df: pd.DataFrame, primary: str, late: dict[str, Any], opts: Sc
         "n_samples": opts.num_samples,
         "n_scored": scored_sizes(df),
         "seed": opts.seed,
-        "reference": str(opts.reference),
+        # null where no extractor read reference statistics (Inception Scores, modes, path lengths alone): the
+        # default --reference was then not used, and naming it would read as if these numbers depended on it
+        "reference": str(opts.reference) if any(isinstance(p, dict) and "reference" in p for p in provenance.values()) else None,
         "precision": opts.precision,
         "bootstrap": {"replicates": opts.bootstrap, "level": opts.ci, "method": BOOTSTRAP_METHOD,
                       "few_replicates": few_replicates_note(opts.bootstrap, opts.ci)},  # null: enough for the level
