@@ -280,6 +280,29 @@ def test_a_module_that_cannot_be_opened_is_left_as_it_was_given(tmp_path: Path) 
     assert g.training and g.fc.training
 
 
+def test_a_ctrl_c_while_a_module_is_put_back_waits_until_it_is(tmp_path: Path) -> None:
+    """Ctrl-C as the scored module was being moved back to its device (seconds for a large model) stopped the
+    putting back there: the module stayed in eval mode (and, on a GPU, half moved). It is now put back, then the
+    Ctrl-C interrupts."""
+    import os
+    import signal
+
+    class SlowToMove(TinyG):
+        moves = 0
+
+        def to(self, *args: Any, **kwargs: Any) -> SlowToMove:
+            SlowToMove.moves += 1
+            if SlowToMove.moves == 2:  # the move back, after scoring
+                os.kill(os.getpid(), signal.SIGINT)
+            return super().to(*args, **kwargs)
+
+    g = SlowToMove(0).train()
+    with pytest.raises(KeyboardInterrupt):
+        score(g, **FAST)
+    assert SlowToMove.moves == 2 and g.training and g.fc.training
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
 def test_a_file_of_no_kind_ganeval_scores_is_an_input_error(tmp_path: Path, cli) -> None:
     """A text file, or a .pth weight file without --generator, was opened as a ganeval checkpoint: an error row
     ("not a safetensors checkpoint"), exit 1 and a report of nothing. Now one line saying what to give instead, exit 2,

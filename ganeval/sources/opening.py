@@ -13,6 +13,7 @@ from torch import nn
 
 from ganeval.checkpoints import load_generator
 from ganeval.errors import GanevalError
+from ganeval.interrupts import held_signals
 from ganeval.sources import generators as gens
 from ganeval.sources.base import GeneratorSamples, InputHints, Samples, merge_hints
 from ganeval.sources.samples import array_images, open_array, read_image_set, read_npy, read_npz
@@ -73,7 +74,8 @@ def _open_callable(src: Source, device: torch.device, n: int, seed: int) -> Samp
                                    meta={"format": "callable"})
     except BaseException:  # not opened (no memory for the latents, the device full): no close() will restore it
         if restore is not None:
-            restore()
+            with held_signals():
+                restore()
         raise
     samples.restore = restore
     return samples
