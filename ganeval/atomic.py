@@ -11,6 +11,8 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from ganeval.interrupts import held_signals
+
 
 def _blocker(path: Path, itself: bool) -> Path | None:
     """The file standing where ``path`` (``itself``) or one of its folders should be: the nearest existing one, or a
@@ -152,8 +154,9 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
             raise
         raise named from exc
     finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        with held_signals():  # a second Ctrl-C here left the temporary file behind
+            if os.path.exists(tmp):
+                os.unlink(tmp)
 
 
 @contextlib.contextmanager
@@ -171,7 +174,7 @@ def _into_stream(path: Path) -> Iterator[Path]:
             raise
         raise named from exc
     finally:
-        with contextlib.suppress(OSError):
+        with held_signals(), contextlib.suppress(OSError):
             os.unlink(tmp)
 
 

@@ -26,6 +26,7 @@ from ganeval.distributed import refuse_torchrun
 from ganeval.early_stop import EarlyStopper
 from ganeval.errors import GanevalError, require_number
 from ganeval.evaluate import score
+from ganeval.interrupts import held_signals
 from ganeval.sources.state_dicts import STATE_EXTS
 from ganeval.train.state import STATE_KEY, STATE_NAME
 
@@ -198,6 +199,11 @@ class _Watch:
                        stop_file=str(self.stop_file) if self.stop_file else None)
         write_text(self.out / WATCH_NAME, json.dumps(summary, indent=2) + "\n")
 
+    def clean(self) -> None:
+        """Remove the watch's private folder (its link to the best checkpoint), when the watch made it."""
+        if self.stopper.keep_dir == self.out / KEEP_NAME:
+            shutil.rmtree(self.stopper.keep_dir, ignore_errors=True)
+
     def raise_stop_file(self) -> None:
         if self.stop_file is None:
             return
@@ -298,12 +304,19 @@ def watch(run_dir: str | os.PathLike[str], stopper: EarlyStopper | None = None, 
                     time.sleep(interval_s)
     except KeyboardInterrupt:
         reason = "interrupted"
-    finally:
-        if w.stopper.keep_dir == w.out / KEEP_NAME:
-            shutil.rmtree(w.stopper.keep_dir, ignore_errors=True)
-    if w.judged or w.failed:
-        w.out.mkdir(parents=True, exist_ok=True)
-        w.save(reason)
+    except BaseException:
+        with held_signals():
+            w.clean()
+        raise
+    # a second Ctrl-C or SIGTERM waits for the folder's removal and the record (it cut both short, and a SIGTERM
+    # then exited 130); one that comes as a watch ends by itself interrupts once its record says why it ended
+    with held_signals() as held:
+        w.clean()
+        if w.judged or w.failed:
+            w.out.mkdir(parents=True, exist_ok=True)
+            w.save(reason)
+        if reason == "interrupted":
+            held.clear()  # it is ending for an interrupt already
     return WatchResult(reason, w.judged, w.failed, w.stopper, stop_path, w.report_errors)
 
 

@@ -280,6 +280,50 @@ def test_a_module_that_cannot_be_opened_is_left_as_it_was_given(tmp_path: Path) 
     assert g.training and g.fc.training
 
 
+def test_a_module_spread_over_devices_is_scored_where_it_is(tmp_path: Path) -> None:
+    """A module whose tensors are on more than one device (model parallel over two GPUs, parts offloaded, parts on
+    ``meta``) was moved whole to the scoring device and never put back (nothing said where each part belonged), a
+    forward that moves activations between its parts then failed, and ``meta`` parts made it an error row. It is now
+    scored where it is and left there; here parameters on the CPU and parts on ``meta`` that sampling does not use
+    (a CPU-only stand-in for a second device)."""
+
+    class Spread(TinyG):
+        def __init__(self) -> None:
+            super().__init__(0)
+            self.head = nn.Linear(3, 3, device="meta")  # e.g. a part only training uses
+            self.register_buffer("table", torch.zeros(3, device="meta"))
+
+    g = Spread().train()
+    placed = {name: t.device for name, t in [*g.named_parameters(), *g.named_buffers()]}
+    row = score(g, **FAST).iloc[0]
+    assert row["status"] == "ok", row["error"]
+    assert {name: t.device for name, t in [*g.named_parameters(), *g.named_buffers()]} == placed
+    assert g.training and g.fc.training and g.head.training
+
+
+def test_a_ctrl_c_while_a_module_is_put_back_waits_until_it_is(tmp_path: Path) -> None:
+    """Ctrl-C as the scored module was being moved back to its device (seconds for a large model) stopped the
+    putting back there: the module stayed in eval mode (and, on a GPU, half moved). It is now put back, then the
+    Ctrl-C interrupts."""
+    import os
+    import signal
+
+    class SlowToMove(TinyG):
+        moves = 0
+
+        def to(self, *args: Any, **kwargs: Any) -> SlowToMove:
+            SlowToMove.moves += 1
+            if SlowToMove.moves == 2:  # the move back, after scoring
+                os.kill(os.getpid(), signal.SIGINT)
+            return super().to(*args, **kwargs)
+
+    g = SlowToMove(0).train()
+    with pytest.raises(KeyboardInterrupt):
+        score(g, **FAST)
+    assert SlowToMove.moves == 2 and g.training and g.fc.training
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
 def test_a_file_of_no_kind_ganeval_scores_is_an_input_error(tmp_path: Path, cli) -> None:
     """A text file, or a .pth weight file without --generator, was opened as a ganeval checkpoint: an error row
     ("not a safetensors checkpoint"), exit 1 and a report of nothing. Now one line saying what to give instead, exit 2,

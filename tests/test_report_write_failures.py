@@ -143,3 +143,37 @@ def test_a_folder_that_cannot_be_written_is_refused_before_scoring(tmp_path: Pat
     code, out, err = cli("watch", tmp_path / "run", "--out", unwritable / "w", "--settle", "0", "--idle-timeout", "1",
                          "--num-samples", "200", "--device", "cpu")
     assert code == 2 and f"--out {unwritable / 'w'}: {unwritable}" in err and "iteration" not in out, (out, err)
+
+
+def test_a_second_ctrl_c_while_an_interrupted_write_cleans_up_leaves_no_temporary(tmp_path: Path,
+                                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ctrl-C while scores.parquet is written, and Ctrl-C again as its temporary file is being removed (users press
+    it twice): the second cut the removal short and left ``.scores.parquet.*.tmp`` in the report folder. It now
+    waits for the removal, then interrupts as the first did."""
+    import signal
+
+    real_fsync, real_exists = os.fsync, os.path.exists
+    fsyncs: list[int] = []
+    second: list[str] = []
+
+    def fsync(fd: int) -> None:
+        real_fsync(fd)
+        fsyncs.append(fd)
+        if len(fsyncs) == 2:  # scores.csv is written; scores.parquet's bytes are on disk, not yet renamed
+            os.kill(os.getpid(), signal.SIGINT)
+
+    def exists(path: str | os.PathLike[str]) -> bool:
+        if str(path).endswith(".tmp") and len(fsyncs) >= 2 and not second:
+            second.append(str(path))
+            os.kill(os.getpid(), signal.SIGINT)  # the cleanup has just begun
+        return real_exists(path)
+
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os.path, "exists", exists)
+    with pytest.raises(KeyboardInterrupt):
+        write_reports(make_result(5), tmp_path)
+    monkeypatch.undo()
+    assert second and ".scores.parquet." in second[0]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["scores.csv"]  # no temporary file, and no summary.json
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler

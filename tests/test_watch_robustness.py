@@ -6,6 +6,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -192,3 +193,86 @@ def test_a_finished_run_extended_by_resume_is_not_finished_for_the_watch(tmp_pat
         thread.join()
     assert (20, 60) in seen, seen  # between the resume and its next checkpoint: not finished
     assert training_target(out) == (60, 60)
+
+
+def _signal_as_the_folder_is_removed(monkeypatch: pytest.MonkeyPatch, signum: int) -> list[str]:
+    """Send ``signum`` to this process as the watch starts removing its private folder; returns what it removed."""
+    real = shutil.rmtree
+    removing: list[str] = []
+
+    def rmtree(path: str | os.PathLike[str], *args: object, **kwargs: object) -> None:
+        if Path(path).name == KEEP_NAME and not removing:
+            removing.append(str(path))
+            os.kill(os.getpid(), signum)
+        real(path, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(shutil, "rmtree", rmtree)
+    return removing
+
+
+def test_a_second_ctrl_c_while_the_watch_cleans_up_waits_for_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ctrl-C ends the watch; a second one (pressed again) as it removed its private folder cut that short: the
+    folder stayed, watch.json never said the watch ended, and a traceback came out of ``watch``. It now waits."""
+    run = tmp_path / "run"
+    _old(write_bank_checkpoint(run, 1000))
+    removing = _signal_as_the_folder_is_removed(monkeypatch, signal.SIGINT)
+
+    def emit(line: str) -> None:  # the first Ctrl-C, once the first checkpoint is judged (its link is held)
+        if line.startswith("iteration 1000") and (run / KEEP_NAME).exists():
+            os.kill(os.getpid(), signal.SIGINT)
+
+    try:
+        res = watch(run, EarlyStopper(**FAST), interval_s=0.05, idle_timeout_s=60, settle_s=0, emit=emit)
+    except KeyboardInterrupt:
+        pytest.fail("the second Ctrl-C came out of watch()")
+    assert removing and res.reason == "interrupted" and res.judged == [1000]
+    assert not (run / KEEP_NAME).exists()
+    assert json.loads((run / WATCH_NAME).read_text())["ended"] == "interrupted"
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_a_ctrl_c_as_the_watch_ends_by_itself_interrupts_after_its_cleanup(tmp_path: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """A Ctrl-C as a watch that ended by itself (idle) removed its folder cut the removal short and left watch.json
+    without why it ended. The record and the folder are now done first; then the Ctrl-C interrupts."""
+    run = tmp_path / "run"
+    _old(write_bank_checkpoint(run, 1000))
+    removing = _signal_as_the_folder_is_removed(monkeypatch, signal.SIGINT)
+    with pytest.raises(KeyboardInterrupt):
+        watch(run, EarlyStopper(**FAST), interval_s=0.05, idle_timeout_s=0.3, settle_s=0, emit=lambda line: None)
+    assert removing and not (run / KEEP_NAME).exists()
+    assert json.loads((run / WATCH_NAME).read_text())["ended"] == "idle"
+
+
+def test_a_second_sigterm_while_the_watch_cleans_up_still_exits_143(tmp_path: Path) -> None:
+    """systemd, Kubernetes or a user send SIGTERM again while the watch ends: the second one, as the private folder
+    was removed, left the folder behind, watch.json without why it ended, and exit 130 (Ctrl-C's) with no last
+    line. Now the cleanup finishes and the watch ends as on one SIGTERM."""
+    run = tmp_path / "run"
+    _old(write_bank_checkpoint(run, 1000))
+    entry = tmp_path / "entry.py"  # the CLI, with SIGTERM sent again as the watch starts removing its folder
+    entry.write_text("import os, runpy, shutil, signal\n"
+                     "real = shutil.rmtree\n"
+                     "def rmtree(path, *args, **kwargs):\n"
+                     f"    if os.path.basename(path) == {KEEP_NAME!r}:\n"
+                     "        os.kill(os.getpid(), signal.SIGTERM)\n"
+                     "    real(path, *args, **kwargs)\n"
+                     "shutil.rmtree = rmtree\n"
+                     "runpy.run_module('ganeval_test_entry', run_name='__main__')\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent), os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.Popen([sys.executable, str(entry), "watch", str(run), "--interval", "0.2", "--num-samples", "200",
+                             "--bootstrap", "10", "--device", "cpu"], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.time() + 120
+        while not (run / WATCH_NAME).exists() and time.time() < deadline and proc.poll() is None:
+            time.sleep(0.2)
+        assert (run / KEEP_NAME).exists()
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 128 + signal.SIGTERM, (out, err)
+    assert "watch ended (interrupted) after 1 checkpoint(s)" in out and err == "", (out, err)
+    assert json.loads((run / WATCH_NAME).read_text())["ended"] == "interrupted"
+    assert not (run / KEEP_NAME).exists()

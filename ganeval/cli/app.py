@@ -25,6 +25,7 @@ from ganeval.cli import (
 )
 from ganeval.distributed import PeerLost, launched_rank
 from ganeval.errors import EXIT_INPUT, GanevalError
+from ganeval.interrupts import exit_code
 
 COMMANDS = [cmd_train, cmd_train_classifier, cmd_stats, cmd_floors, cmd_score, cmd_compare, cmd_gate, cmd_watch, cmd_export, cmd_metrics]
 
@@ -60,9 +61,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except GanevalError as exc:
         _say(f"ganeval: error: {exc}", every_rank=isinstance(exc, PeerLost))  # rank 0 may be the rank lost
         return _failed(exc.exit_code)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         _say("ganeval: interrupted")
-        return 130
+        return exit_code(exc)  # 130; 143 for a SIGTERM that ``watch`` turned into an interrupt
     except BrokenPipeError:
         return EXIT_INPUT
     except OSError as exc:  # a folder that cannot be made, a read-only or full disk: one line naming the path

@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import signal
-from collections.abc import Iterator
 from pathlib import Path
-from types import FrameType
 
 from ganeval.cli.arguments import ListAction
 from ganeval.errors import EXIT_FAILED, EXIT_OK, GanevalError
@@ -69,6 +66,7 @@ def run(args: argparse.Namespace) -> int:
     """Run ``ganeval watch`` until the run ends or goes bad; returns its exit code (130 on Ctrl-C)."""
     from ganeval.distributed import refuse_torchrun
     from ganeval.early_stop import EarlyStopper
+    from ganeval.interrupts import sigterm_as_interrupt
     from ganeval.watching import watch
 
     refuse_torchrun("watch")  # every rank would poll, judge and write on its own (and could judge different sets)
@@ -90,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
     report = ({"metrics": tuple(args.report_metrics), "num_samples": args.num_samples, "bootstrap": args.bootstrap,
                "device": args.device, "progress": False, "real_floor": args.real_floor, "precision": args.precision}
               if args.report else None)
-    with _terminate_as_interrupt() as terminated:
+    with sigterm_as_interrupt() as terminated:  # SIGTERM ends the watch as Ctrl-C does: record saved, folder removed
         res = watch(args.run, stopper, interval_s=args.interval, idle_timeout_s=args.idle_timeout or None, until=args.until,
                     stop_file=args.stop_file, settle_s=args.settle, report=report, out=args.out,
                     emit=lambda line: print(line, flush=True), pattern=args.pattern or "*")
@@ -101,25 +99,3 @@ def run(args: argparse.Namespace) -> int:
     if res.reason == "interrupted":  # Ctrl-C: watch.json is saved, and the exit code says the watch did not end by itself
         return 128 + signal.SIGTERM if terminated else 130
     return EXIT_FAILED if res.failed else EXIT_OK
-
-
-@contextlib.contextmanager
-def _terminate_as_interrupt() -> Iterator[list[int]]:
-    """SIGTERM (``kill``, a service or batch-job stop) ends the watch as Ctrl-C does: its record saved, its private
-    folder removed. Without this the process died at once and left both behind. Yields a list that holds the
-    signal once it came (empty otherwise); the previous handler is restored after."""
-    came: list[int] = []
-
-    def handler(signum: int, frame: FrameType | None) -> None:
-        came.append(signum)
-        raise KeyboardInterrupt
-
-    try:
-        previous = signal.signal(signal.SIGTERM, handler)
-    except ValueError:  # not the main thread (an embedding program): its own handling stays
-        yield came
-        return
-    try:
-        yield came
-    finally:
-        signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)  # None: set outside Python

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from ganeval.errors import GanevalError
+from ganeval.interrupts import held_signals
 from ganeval.sampling import SampleBatch, forward_noise, latents, to_uint8
 
 Z_TYPES = ("normal", "uniform")
@@ -198,9 +199,10 @@ class GeneratorSamples(Samples):
         self.restore: Callable[[], None] | None = None
 
     def close(self) -> None:
-        if self.restore is not None:
-            self.restore()
-            self.restore = None
+        restore, self.restore = self.restore, None
+        if restore is not None:
+            with held_signals():  # a Ctrl-C as the module is moved back would leave it half on each device
+                restore()
 
     @torch.inference_mode()
     def rows(self, start: int, stop: int) -> SampleBatch:

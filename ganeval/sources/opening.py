@@ -13,6 +13,7 @@ from torch import nn
 
 from ganeval.checkpoints import load_generator
 from ganeval.errors import GanevalError
+from ganeval.interrupts import held_signals
 from ganeval.sources import generators as gens
 from ganeval.sources.base import GeneratorSamples, InputHints, Samples, merge_hints
 from ganeval.sources.samples import array_images, open_array, read_image_set, read_npy, read_npz
@@ -67,23 +68,32 @@ def _open_callable(src: Source, device: torch.device, n: int, seed: int) -> Samp
     key = f"callable:{key}|z{s['z_dim']}|{s['output_range']}" if key else None
     try:
         if isinstance(fn, nn.Module):
-            fn = fn.to(device).eval()
+            fn = (fn.to(device) if len(_devices(fn)) <= 1 else fn).eval()  # one spread over devices stays put
         samples = GeneratorSamples(fn, name=src.name, n=n, seed=seed, z_dim=s["z_dim"], z_type=s["z_type"],
                                    output_range=s["output_range"], device=device, sha256=None, cache_key=key,
                                    meta={"format": "callable"})
     except BaseException:  # not opened (no memory for the latents, the device full): no close() will restore it
         if restore is not None:
-            restore()
+            with held_signals():
+                restore()
         raise
     samples.restore = restore
     return samples
 
 
+def _devices(module: nn.Module) -> set[torch.device]:
+    """The devices of ``module``'s parameters and buffers."""
+    return {t.device for t in [*module.parameters(), *module.buffers()]}
+
+
 def _restorer(module: nn.Module) -> Callable[[], None]:
     """What puts the caller's module back as it was given once it is scored: each submodule's training mode, and its
-    device when it was on one (``ganeval.score(G)`` from a training loop left G in eval mode, or moved)."""
+    device when it was on one (``ganeval.score(G)`` from a training loop left G in eval mode, or moved). A module
+    spread over several devices (model parallel, parts offloaded or on ``meta``) is not moved at all: moving it to
+    the scoring device left it there (nothing said where each part belonged), broke a forward that moves its
+    activations between parts, and failed on ``meta`` tensors."""
     modes = [(m, m.training) for m in module.modules()]
-    devices = {t.device for t in [*module.parameters(), *module.buffers()]}
+    devices = _devices(module)
     home = devices.pop() if len(devices) == 1 else None
 
     def restore() -> None:
