@@ -107,6 +107,12 @@ def test_absurd_n_values_are_one_line(run: Path, cli, value: str, said: str) -> 
     assert code == 2 and said in err, err
 
 
+def test_an_n_too_large_for_any_interval_says_so() -> None:
+    """--num-samples 10**30 at the default --bootstrap 100 suggested "give at most 0" replicates."""
+    with pytest.raises(GanevalError, match="no interval can be drawn at this N: give --bootstrap 0, or at most 2684354 samples"):
+        ScoreOptions(num_samples=10**30, device="cpu").check()
+
+
 def test_the_counted_feature_sizes_are_the_extractors() -> None:
     from ganeval.features.inception import InceptionExtractor
     from ganeval.features.mnist_net import NUM_CLASSES, POOL_DIM
