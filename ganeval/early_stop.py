@@ -25,7 +25,9 @@ from ganeval.checkpoints import checkpoint_name, list_checkpoints
 from ganeval.comparing import compare
 from ganeval.errors import GanevalError, require_count, require_number
 from ganeval.evaluate import score
+from ganeval.memory import check_memory
 from ganeval.metrics.interval import check_bootstrap
+from ganeval.options import ScoreOptions
 from ganeval.summary import json_value, row_dict
 from ganeval.threads import PRECISIONS
 from ganeval.train.loop import TrainResult, train
@@ -85,6 +87,8 @@ class EarlyStopper:
         require_count(self.num_samples, 2, "samples per checkpoint (train --stop-samples, watch --num-samples)", TrainError)
         require_count(self.bootstrap, 0, "--bootstrap", TrainError)
         check_bootstrap(self.bootstrap, self.num_samples, TrainError)
+        check_memory(self.num_samples, self.bootstrap, (self.metric,), ScoreOptions.batch_size, resolve_device(self.device),
+                     error=TrainError)  # N's features beyond this machine: refused now, not at the first judgement
 
     def observe(self, ckpt: Path, iteration: int) -> bool:
         """Score ``ckpt`` against the best so far; True when the last ``patience`` checkpoints were all worse."""

@@ -11,6 +11,7 @@ from typing import Any
 
 from ganeval.devices import resolve_device
 from ganeval.errors import GanevalError, OptionError, require_count, require_number
+from ganeval.memory import check_memory
 from ganeval.metrics.directions import RANKABLE
 from ganeval.metrics.interval import check_bootstrap
 from ganeval.metrics.registry import DEFAULT_METRICS
@@ -96,7 +97,6 @@ class ScoreOptions:
         if self.threads is not None:
             check_threads(self.threads)
         check_bootstrap(self.bootstrap, self.num_samples)  # 1 replicate, or over 2 GiB of resampled indices
-        check_memory(self.num_samples, self.bootstrap)  # N itself beyond this machine (the latents, with --bootstrap 0)
         if isinstance(self.seed, bool) or not isinstance(self.seed, numbers.Integral) or not 0 <= self.seed < SEED_LIMIT:
             raise GanevalError(f"--seed must be an integer from 0 to 2**32 - 1 = {SEED_LIMIT - 1} (got {self.seed!r})")
         require_number(self.ci, "--ci (the interval level)", "lie between 0 and 1, e.g. 0.95", lambda v: 0 < v < 1)
@@ -115,9 +115,13 @@ class ScoreOptions:
                 raise GanevalError(f"{name} must be {allowed} (got {value!r})")
         check_hints(self.extra)
         self._check_used()
-        resolve_device(self.device)
+        device = resolve_device(self.device)
         if self.precision not in PRECISIONS:
             raise GanevalError(f"--precision must be one of {', '.join(PRECISIONS)} (got {self.precision!r})")
+        z_dim = self.extra.get("z_dim")  # the latents' size, where given (a generator's file says it only when opened)
+        check_memory(self.num_samples, self.bootstrap, self.metrics, self.batch_size, device,
+                     inception_logits=self.inception_weights is None, resize=self.resize,
+                     z_dim=z_dim if isinstance(z_dim, int) and not isinstance(z_dim, bool) and z_dim > 0 else None)
         known = [m for m in self.metrics if m in METRICS]
         if self.primary is None and known and not {"fid", "mnist_fd", "custom_fd"} & {c for m in known for c in METRICS[m].columns}:
             raise GanevalError(f"no Fréchet distance (fid, mnist_fd, custom_fd) among --metrics ({', '.join(self.metrics)}) to "
@@ -147,33 +151,6 @@ class ScoreOptions:
         d = _plain(asdict(self))
         d["metrics"] = list(self.metrics)
         return d
-
-
-def physical_memory() -> int | None:
-    """This machine's physical memory in bytes, or None where the OS does not say."""
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (AttributeError, ValueError, OSError):
-        return None
-
-
-def check_memory(num_samples: int, bootstrap: int) -> None:
-    """Refuse an N and a replicate count whose resampled indices alone (``bootstrap`` arrays of N int64, drawn before
-    anything is scored, with the N latents) outgrow this machine's memory: numpy's MemoryError traceback, an OOM kill
-    or a run that never starts, instead of one line before any work."""
-    need, have = 8 * num_samples * (bootstrap + 1), physical_memory()
-    if have is not None and need > have:
-        raise GanevalError(f"--num-samples {num_samples} with --bootstrap {bootstrap} needs {_size(need)} for the resampled "
-                           f"indices alone, more than this machine's {_size(have)} of memory: lower them")
-
-
-def _size(n: float) -> str:
-    """``n`` bytes in binary units: ``728 TiB``."""
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
-        if n < 1024 or unit == "PiB":
-            return f"{n:.3g} {unit}"
-        n /= 1024
-    return f"{n:.3g} PiB"
 
 
 def check_hints(extra: Any) -> None:

@@ -111,7 +111,8 @@ def late_collapse(
     reps_b = replicates.get(best["checkpoint"], {}).get(col)
     lo = hi = float("nan")
     if reps_l is not None and reps_b is not None and len(reps_l) == len(reps_b):
-        lo, hi = bootstrap_interval(diff, reps_l - reps_b, level)
+        with np.errstate(invalid="ignore"):  # inf − inf: NaN, left out of the interval
+            lo, hi = bootstrap_interval(diff, np.asarray(reps_l, dtype=float) - np.asarray(reps_b, dtype=float), level)
         judged = set(usable["checkpoint"]) - {last["checkpoint"]}  # the checkpoints the best was picked from
         others = [np.asarray(r[col], dtype=float) for name, r in replicates.items() if name in judged and col in r]
         widen, candidates = selection_factor(np.asarray(reps_l, dtype=float), others, higher_better, level)
@@ -124,6 +125,11 @@ def late_collapse(
         beyond_noise = True
         result["basis"] = (f"no bootstrap replicates of {col} were kept, so the difference (last − best) has no "
                            "interval: judged by the threshold alone")
+        if reps_l is not None and reps_b is not None and len(reps_l) == len(reps_b) and len(reps_l):
+            with np.errstate(invalid="ignore"):
+                finite = int(np.isfinite(np.asarray(reps_l, dtype=float) - np.asarray(reps_b, dtype=float)).sum())
+            result["basis"] = (f"only {finite} of the {len(reps_l)} bootstrap replicates of the difference (last − best) "
+                               f"in {col} are finite, too few for an interval: judged by the threshold alone")
     result.update({"difference": diff, "relative": rel, "ci_low": lo, "ci_high": hi, "ci_level": level,
                    "flag": bool(rel > threshold and beyond_noise)})
     return result
@@ -137,20 +143,26 @@ def selection_factor(last: np.ndarray, others: list[np.ndarray], higher_better: 
     interval's half-width on that side; the factor is the level's upper quantile of max_k t_kb (at least 1): the
     intervals of (last − k) widened by it hold for every k at once, so for the one that looked best. Without it, 4–15
     checkpoints of one model flagged the last as significantly worse 5–11 % of the time instead of ≤ 2.5 %."""
-    diffs = [last - o for o in others if len(o) == len(last) >= 2]
-    diffs = [d for d in diffs if np.isfinite(d).all()]  # a diverged candidate (inf) was never the best
+    # A replicate whose difference is not finite (a degenerate resample) is left out of its candidate, as
+    # bootstrap_interval leaves it out of an interval; a candidate without 2 finite ones (diverged) was never the best.
+    with np.errstate(invalid="ignore"):  # inf − inf: NaN, left out below
+        diffs = [np.where(np.isfinite(d), d, np.nan) for d in (last - o for o in others if len(o) == len(last) >= 2)]
+    diffs = [d for d in diffs if np.isfinite(d).sum() >= 2]
     if len(diffs) < 2:
         return 1.0, len(diffs)
     q = (1 - level) / 2 if not higher_better else (1 + level) / 2
     t = []
     for d in diffs:
-        med, edge = np.median(d), np.quantile(d, q)
+        finite = d[np.isfinite(d)]
+        med, edge = np.median(finite), np.quantile(finite, q)
         half = abs(med - edge)
         if half > 0:  # a constant difference has no noise to be cursed by
-            t.append((med - d if not higher_better else d - med) / half)
-    if not t:
+            t.append((med - d if not higher_better else d - med) / half)  # NaN where the replicate was left out
+    worst = np.max(np.where(np.isnan(t), -np.inf, t), axis=0) if t else np.array([])  # per replicate, over its candidates
+    worst = worst[np.isfinite(worst)]
+    if worst.size < 2:
         return 1.0, len(diffs)
-    return max(1.0, float(np.quantile(np.max(t, axis=0), (1 + level) / 2))), len(diffs)
+    return max(1.0, float(np.quantile(worst, (1 + level) / 2))), len(diffs)
 
 
 def mode_collapse_rows(df: pd.DataFrame, min_modes: int, max_kl: float) -> pd.Series:

@@ -16,7 +16,7 @@ import re
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -239,6 +239,15 @@ def _line(stopper: EarlyStopper) -> str:
     return text
 
 
+def _check_report(report: dict[str, Any]) -> None:
+    """Refuse report options ``score`` would refuse (an N whose features outgrow this machine, say) before any
+    checkpoint is judged: each report would fail ("report not written") while the watch went on."""
+    from ganeval.options import ScoreOptions
+
+    known = {f.name for f in fields(ScoreOptions)}
+    ScoreOptions.from_kwargs(**{k: v for k, v in report.items() if k in known}).check()
+
+
 def watch(run_dir: str | os.PathLike[str], stopper: EarlyStopper | None = None, *, interval_s: float = 30.0,
           idle_timeout_s: float | None = 3600.0, until: int | None = None, stop_file: str | os.PathLike[str] | None = None,
           settle_s: float = 5.0, report: dict[str, Any] | None = None, out: str | os.PathLike[str] | None = None,
@@ -272,6 +281,7 @@ def watch(run_dir: str | os.PathLike[str], stopper: EarlyStopper | None = None, 
     if stop_path is not None:
         output_file(stop_path, "--stop-file")
     if report is not None:
+        _check_report(report)
         report_folder(out_dir / "report", out_dir / "report")
     w = _Watch(run_dir, stopper or EarlyStopper(), out_dir, stop_path, report, emit)
     w.pattern = pattern

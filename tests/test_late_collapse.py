@@ -4,15 +4,19 @@ could have been, or identical checkpoints get "training went bad at the end" far
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import pandas as pd
 
 from ganeval import ranking
 
 
-def _flag_rate(k: int, last_shift: float, trials: int = 300, sd: float = 0.05, seed: int = 0) -> float:
+def _flag_rate(k: int, last_shift: float, trials: int = 300, sd: float = 0.05, seed: int = 0,
+               spoil: Callable[[dict[str, dict[str, np.ndarray]]], None] | None = None) -> float:
     """How often ``late_collapse`` flags a series of ``k`` checkpoints of one model (FD 1, sampling sd ``sd``; the last
-    moved by ``last_shift``), each with 100 paired bootstrap replicates (a shared part plus its own noise)."""
+    moved by ``last_shift``), each with 100 paired bootstrap replicates (a shared part plus its own noise); ``spoil``
+    may then make some replicates non-finite."""
     rng = np.random.default_rng(seed)
     flags = 0
     for _ in range(trials):
@@ -20,6 +24,8 @@ def _flag_rate(k: int, last_shift: float, trials: int = 300, sd: float = 0.05, s
         values[-1] += last_shift
         shared = rng.normal(0, sd, 100)  # paired: every checkpoint's replicate b resamples the same latents
         reps = {f"c{i}": {"mnist_fd": v + 0.02 + shared + rng.normal(0, sd, 100)} for i, v in enumerate(values)}
+        if spoil is not None:
+            spoil(reps)
         df = pd.DataFrame({"checkpoint": list(reps), "iteration": range(k), "status": "ok", "mnist_fd": values})
         late = ranking.late_collapse(ranking.add_ranks(df, "mnist_fd"), "mnist_fd", reps, 0.05, 0.95)
         flags += late["flag"]
@@ -45,3 +51,32 @@ def test_two_checkpoints_keep_the_plain_paired_interval() -> None:
     late = ranking.late_collapse(df, "mnist_fd", reps, 0.1, 0.95)
     lo, hi = ranking.bootstrap_interval(1.3 - 1.0, reps["b"]["mnist_fd"] - reps["a"]["mnist_fd"], 0.95)
     assert (late["ci_low"], late["ci_high"]) == (lo, hi) and late["flag"]
+
+
+def _last_nan(reps: dict[str, dict[str, np.ndarray]]) -> None:
+    reps[list(reps)[-1]]["mnist_fd"][7] = np.nan
+
+
+def _earlier_inf(reps: dict[str, dict[str, np.ndarray]]) -> None:
+    for i, name in enumerate(list(reps)[:-1]):
+        reps[name]["mnist_fd"][i] = np.inf
+
+
+def test_a_non_finite_replicate_is_left_out_not_the_widening() -> None:
+    """One NaN replicate of the last checkpoint (or an inf one of each earlier checkpoint: a degenerate resample) was
+    enough to drop every candidate from the winner's-curse widening, and identical checkpoints were flagged in 16 %
+    of series again; the replicate alone is left out, as it is from every bootstrap interval."""
+    assert _flag_rate(10, 0.0, spoil=_last_nan) <= 0.07
+    assert _flag_rate(10, 0.0, spoil=_earlier_inf) <= 0.07
+    assert _flag_rate(10, 0.3, trials=100, spoil=_last_nan) >= 0.9
+
+
+def test_replicates_none_of_them_finite_are_said_to_be_so() -> None:
+    """Without a finite difference (last − best) among the replicates there is no interval: the threshold alone
+    decides, and ``basis`` says why (it said no replicates were kept)."""
+    rng = np.random.default_rng(2)
+    reps = {"a": {"mnist_fd": np.full(100, np.nan)}, "b": {"mnist_fd": 1.3 + rng.normal(0, 0.05, 100)}}
+    df = ranking.add_ranks(pd.DataFrame({"checkpoint": ["a", "b"], "status": "ok", "mnist_fd": [1.0, 1.3]}), "mnist_fd")
+    late = ranking.late_collapse(df, "mnist_fd", reps, 0.1, 0.95)
+    assert late["flag"] and np.isnan(late["ci_low"]) and np.isnan(late["ci_high"])
+    assert late["basis"].startswith("only 0 of the 100 bootstrap replicates") and "threshold alone" in late["basis"]

@@ -38,10 +38,13 @@ def check_bootstrap(replicates: int, num_samples: int, error: type[GanevalError]
     if replicates == 1:
         raise error("--bootstrap 1: one resample has no spread to make an interval from; give 0 (no intervals) or at "
                     "least 2 (default 100)")
+    replicates, num_samples = int(replicates), int(num_samples)  # a numpy integer's product would wrap past 2**63
     if replicates * num_samples > MAX_RESAMPLED:
+        most = MAX_RESAMPLED // num_samples
+        fix = (f"give at most {most} at this N (default 100; 1,000 are plenty for a 95% interval)" if most >= 2 else
+               f"no interval can be drawn at this N: give --bootstrap 0, or at most {MAX_RESAMPLED // replicates} samples")
         raise error(f"--bootstrap {replicates} at {num_samples} samples: its resampled indices would take "
-                    f"{replicates * num_samples * 8 / 2**30:.3g} GiB of memory; give at most "
-                    f"{MAX_RESAMPLED // num_samples} at this N (default 100; 1,000 are plenty for a 95% interval)")
+                    f"{replicates * num_samples * 8 / 2**30:.3g} GiB of memory; {fix}")
 
 
 def few_replicates_note(replicates: int, level: float) -> str | None:
