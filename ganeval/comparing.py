@@ -29,6 +29,7 @@ from ganeval.compare_tests import DIFF_METRICS, FD_METRICS, _arm_replicates, _sc
 from ganeval.distributed import DistContext, from_env
 from ganeval.errors import GanevalError
 from ganeval.evaluate import score_series
+from ganeval.hint_use import check_hints_read
 from ganeval.inputs import SAMPLE_KINDS, Series, Source, resolve_target
 from ganeval.metrics.directions import DIFFERENCE_WORDS, LABELS, RANKABLE
 from ganeval.metrics.interval import bootstrap_interval, ci_percent
@@ -77,12 +78,11 @@ class Comparison:
 
 
 # -- arms -------------------------------------------------------------------------------------------------------
-def _one_source(target: Any, hints: dict[str, Any], pick: str | None, select: ScoreOptions,
+def _one_source(target: Any, series: Series, pick: str | None, select: ScoreOptions,
                 dist: DistContext) -> tuple[Source, pd.DataFrame | None, list[str]]:
-    """The run ``target`` names; a folder of several checkpoints needs ``pick`` ("best" or "last"): the series is
-    scored with ``select`` and the picked checkpoint returned with the series' table and the errors of the
-    checkpoints that could not be scored (``score`` would name them and exit 1; the pick rests on the others)."""
-    series = resolve_target(target, **hints)
+    """The run ``target`` names (resolved: ``series``); a folder of several checkpoints needs ``pick`` ("best" or
+    "last"): the series is scored with ``select`` and the picked checkpoint returned with the series' table and the
+    errors of the checkpoints that could not be scored (``score`` would name them and exit 1; the pick rests on the others)."""
     if len(series.sources) == 1:
         return series.sources[0], None, []
     where = target if isinstance(target, (str, os.PathLike)) else type(target).__name__
@@ -147,7 +147,7 @@ def normalise_arms(arms: Mapping[str, Any] | Sequence[Any]) -> dict[str, list[An
     return out
 
 
-def _series(arms: dict[str, list[Any]], hints: dict[str, Any], pick: str | None, select: ScoreOptions,
+def _series(arms: dict[str, list[Any]], resolved: dict[str, list[Series]], pick: str | None, select: ScoreOptions,
             dist: DistContext) -> tuple[Series, dict[str, list[str]], dict[str, pd.DataFrame], list[str]]:
     sources: list[Source] = []
     members: dict[str, list[str]] = {}
@@ -155,8 +155,8 @@ def _series(arms: dict[str, list[Any]], hints: dict[str, Any], pick: str | None,
     errors: list[str] = []
     for arm, targets in arms.items():
         members[arm] = []
-        for i, t in enumerate(targets, 1):
-            src, curve, failed = _one_source(t, hints, pick, select, dist)
+        for i, (t, run) in enumerate(zip(targets, resolved[arm], strict=True), 1):
+            src, curve, failed = _one_source(t, run, pick, select, dist)
             errors += failed
             name = arm if len(targets) == 1 else f"{arm}/{i}:{src.name}"
             src.name = name if curve is None else f"{name} ({pick}: {src.name})"
@@ -307,7 +307,9 @@ def compare(arms: Mapping[str, Any] | Sequence[Any], *, baseline: str | None = N
     opts.extra = select.extra = {**opts.extra, **hints}
     dist = from_env(distributed)
     folder = report_folder(out, Path()) if out is not None else None  # a file in the way: refused before scoring
-    series, members, curves, series_errors = _series(named, hints, pick, select, dist)
+    resolved = {arm: [resolve_target(t, **hints) for t in targets] for arm, targets in named.items()}
+    check_hints_read((run for runs in resolved.values() for run in runs), hints)  # by any arm's runs (their picking too)
+    series, members, curves, series_errors = _series(named, resolved, pick, select, dist)
     folder = report_folder(None, series.root / "compare") if folder is None and write_report else folder
     notes = [f"{e}: not scored, so the {pick} checkpoint was picked among the others" for e in series_errors]
     if curves and pick == "best":

@@ -25,6 +25,7 @@ from ganeval.checkpoints import checkpoint_name, list_checkpoints
 from ganeval.comparing import compare
 from ganeval.errors import GanevalError, require_count, require_number
 from ganeval.evaluate import score
+from ganeval.hint_use import read_hints
 from ganeval.memory import check_memory
 from ganeval.metrics.interval import check_bootstrap
 from ganeval.options import ScoreOptions
@@ -131,7 +132,7 @@ class EarlyStopper:
 
     def _observe(self, ckpt: Path, held: Path, iteration: int, row: dict[str, Any]) -> bool:
         if self.best is None:
-            first = score(held, **self._options())
+            first = score(held, **self._options(held))
             if first["status"].iloc[0] == "error":
                 raise TrainError(f"{ckpt}: could not be scored for early stopping: {_reason(held, first['error'].iloc[0])}")
             value = float(first[self.metric].iloc[0])
@@ -142,7 +143,7 @@ class EarlyStopper:
                 row["verdict"], self.worse_in_a_row = "diverged", 1
         else:
             comp = compare({"best": self._baseline(), "new": held}, permutations=self.permutations,
-                           sequential=self.sequential, **self._options())
+                           sequential=self.sequential, **self._options(self._baseline(), held))
             if comp.failed:
                 raise TrainError(f"{ckpt}: could not be scored for early stopping: "
                                  f"{_reason(held, comp.members['error'].dropna().iloc[0])}")
@@ -173,16 +174,19 @@ class EarlyStopper:
         """Before stopping, the same comparison on fresh latents (seed 1): the best was chosen on seed 0, which
         favours it (the winner's curse), so a stop must hold where it was not chosen."""
         comp = compare({"best": self._baseline(), "new": ckpt}, permutations=self.permutations, sequential=self.sequential,
-                       **self._options(seed=1))
+                       **self._options(self._baseline(), ckpt, seed=1))
         d = comp.differences.set_index("metric").loc[self.metric]
         ok = not comp.failed and d["verdict"] == "worse" and float(d["relative"]) > self.threshold
         row.update(confirm_difference=float(d["difference"]), confirm_ci_low=float(d["ci_low"]),
                    confirm_ci_high=float(d["ci_high"]), confirmed=bool(ok))
         return bool(ok)
 
-    def _options(self, seed: int = 0) -> dict[str, Any]:
-        return {"metrics": (self.metric,), "num_samples": self.num_samples, "bootstrap": self.bootstrap,
-                "device": self.device, "progress": False, "seed": seed, "precision": self.precision, **self.extra}
+    def _options(self, *targets: Path, seed: int = 0) -> dict[str, Any]:
+        """The scoring options of judging ``targets``, with the input hints (``extra``) any of them reads: a watched
+        folder's ganeval checkpoint reads no ``--generator``, the weight files beside it do."""
+        return read_hints(targets, {"metrics": (self.metric,), "num_samples": self.num_samples, "bootstrap": self.bootstrap,
+                                    "device": self.device, "progress": False, "seed": seed, "precision": self.precision,
+                                    **self.extra})
 
     def summary(self, stopped: bool, iteration: int) -> dict[str, Any]:
         """What ``early_stop.json`` holds: the rule, whether and where training stopped, the best checkpoint, the history."""

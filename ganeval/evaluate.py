@@ -23,6 +23,7 @@ from ganeval.extraction import Extracted, extract
 from ganeval.feature_cache import load_metric, metric_key, metric_options, save_metric
 from ganeval.features import get_extractor, resolve_device
 from ganeval.features.base import FeatureExtractor
+from ganeval.hint_use import check_hints_read
 from ganeval.illustrations import Illustrations, shown_checkpoints
 from ganeval.inputs import SAMPLE_KINDS, Series, Source, printable, resolve_target
 from ganeval.metrics.fid import FIDReference, bootstrap_fid
@@ -370,7 +371,7 @@ def score(target: Any, out: str | os.PathLike[str] | None = None, write_report: 
     ``z_dim``/``z_type``/``output_range`` describe generators whose files do not say (``options["extra"]``
     may carry them too, as the CLI does); a callable is cached only under ``cache_key``. ``generator`` (a class,
     ``"MODULE:NAME"`` or ``"file.py:NAME"``) with ``generator_kwargs`` and ``state_key`` scores weight files saved
-    from your own generator class (``torch.save(G.state_dict(), ...)``; docs/inputs.md).
+    from your own generator class (``torch.save(G.state_dict(), ...)``; docs/inputs.md). A hint no source reads is refused.
     The summary (best, verdicts, provenance, notes) is in ``df.attrs["summary"]``. With ``write_report=True``
     (or ``out`` given) the reports are written (default: a folder's ``report/``, picked files' ``report_<stems>/``),
     by rank 0 only.
@@ -384,6 +385,7 @@ def score(target: Any, out: str | os.PathLike[str] | None = None, write_report: 
     opts.extra = {**opts.extra, **hints}
     dist = from_env(distributed)
     series = resolve_target(target, **hints)
+    check_hints_read([series], hints)  # a --z-dim of a ganeval checkpoint or a sample set: read by none of them
     folder = report_folder(out, series.report_dir) if write_report or out is not None else None
     result = score_series(series, opts, dist)
     if folder is not None and dist.all_ok(True) and dist.is_main:

@@ -165,13 +165,19 @@ def model_baseline_criterion(row: dict[str, Any], summary: dict[str, Any], basel
     """``max_regression`` judged on the interval of (candidate − baseline) on FID, else MNIST FD (paired where both
     are generators), and on compare's permutation test where it ran. Both sides must have been scored at one N."""
     from ganeval.comparing import compare
+    from ganeval.hint_use import given_hints, read_hints
     from ganeval.options import ScoreOptions, without_unread
 
     path = row.get("path")
     if not path or not Path(path).exists():
         raise GanevalError(f"--baseline {baseline}: cannot re-open the judged checkpoint ({path or row.get('checkpoint')}) "
                            "to score it beside the baseline model")
-    options = dict(score_options) if scored else {k: v for k, v in (summary.get("options") or {}).items()}
+    # the input hints either side reads (the gate's run read the others: a folder's weight files beside the judged
+    # checkpoint; an older report stored unread ones), and with a report those given now for the baseline model: a hint
+    # only it reads is not in the report of the checkpoint scored beside it (compare refuses one neither reads)
+    options = read_hints([baseline, path], dict(score_options) if scored else dict(summary.get("options") or {}))
+    if not scored and (given := given_hints(score_options)):
+        options["extra"] = {**(options.get("extra") or {}), **given}
     options.pop("distributed", None)
     options.pop("real_floor", None)  # the paired comparison never uses the floor; a saved relative path may not resolve
     opts = ScoreOptions.from_kwargs(**options)

@@ -42,6 +42,17 @@ def check_selector(target: str | os.PathLike[str], selector: str, hints: dict[st
     select_row({"rows": rows}, selector, target)
 
 
+def check_hints_used(target: str | os.PathLike[str], baseline: str | os.PathLike[str] | None,
+                     hints: dict[str, Any]) -> None:
+    """Refuse an input hint that neither TARGET nor a ``--baseline`` model re-scored beside it reads (``--z-dim`` with
+    ganeval checkpoints or a sample set): the scoring of each is then given the hints it reads (``read_hints``)."""
+    from ganeval.hint_use import check_hints_read
+    from ganeval.inputs import resolve_target
+
+    if hints:
+        check_hints_read([resolve_target(t, **hints) for t in (target, baseline) if t is not None], hints)
+
+
 def check_baseline_model(baseline: str | os.PathLike[str], hints: dict[str, Any]) -> None:
     """Refuse a ``--baseline`` model that is no single model (a run folder of several checkpoints, no report)."""
     from ganeval.inputs import resolve_target
@@ -135,7 +146,10 @@ def score_target(target: str | os.PathLike[str], out: str | os.PathLike[str] | N
             raise GanevalError(f"{_flag(name)} needs the {needed!r} metric; --metrics ({' '.join(opts.metrics)}) leaves it out")
     if base is not None:
         check_baseline_plan(opts, target, hints, base, bsrc or "", selector)
-    summary = score(target, out=out, write_report=True, distributed=distributed, **score_options).attrs["summary"]
+    from ganeval.hint_use import read_hints  # those only a baseline model reads are for its re-scoring (gate checked)
+
+    summary = score(target, out=out, write_report=True, distributed=distributed,
+                    **read_hints([target], score_options)).attrs["summary"]
     report = (summary.get("report") or {}).get("json")
     check_summary(summary, report or str(target))
     return summary, Path(report) if report else None

@@ -148,7 +148,7 @@ def gate(target: str | os.PathLike[str], *, max_fid: float | None = None, min_is
     if not isinstance(checkpoint, str | os.PathLike):
         raise GanevalError(f"--checkpoint must be best, last or a checkpoint's path or name (got {checkpoint!r})")
     checkpoint = os.fspath(checkpoint)
-    from ganeval.gate_prep import check_baseline_model, check_selector, score_target, take_hints
+    from ganeval.gate_prep import check_baseline_model, check_hints_used, check_selector, score_target, take_hints
 
     hints = take_hints(score_options)  # the model baseline is re-scored with them too
     model_base = baseline is not None and _is_model(baseline)
@@ -157,15 +157,16 @@ def gate(target: str | os.PathLike[str], *, max_fid: float | None = None, min_is
     report = find_report(target)
     if report is not None:
         summary, source = load_summary(report)
-        if model_base:  # re-scored with the options stored in the report, its input hints among them
-            check_baseline_model(baseline, (summary.get("options") or {}).get("extra") or {})
-        if set(score_options) - {"progress"} or out is not None:
+        if model_base:  # re-scored with the options stored in the report, its input hints among them (and those given)
+            check_baseline_model(baseline, {**((summary.get("options") or {}).get("extra") or {}), **hints})
+        if set(score_options) - {"progress", *(("extra",) if model_base else ())} or out is not None:
             notes.append(f"scoring options ignored: {target} is an existing report (nothing recomputed)")
         scored = False
     else:
         check_selector(target, checkpoint, hints)
         if model_base:
             check_baseline_model(baseline, hints)
+        check_hints_used(target, baseline if model_base else None, hints)
         summary, source = score_target(target, out, limits, score_options, hints, base, base_src, checkpoint)
         scored = True
     src = source or str(target)

@@ -138,10 +138,11 @@ class ScoreOptions:
                                    f"a spread, a label or a reading without a better side); choose one of: {rankable}")
 
     def _check_used(self) -> None:
-        """Refuse inputs that no metric asked for reads (``--copy-train`` without a copying test, ``--feature-network``
-        without a custom_* metric, ``--inception-weights`` without an Inception one, a ``--reference`` other than the
-        default with reference-free metrics alone and no ``--real-floor``): they were taken and ignored, and the run
-        gave no sign that the images, the network or the statistics the user named played no part."""
+        """Refuse inputs that no metric asked for reads (``--copy-train``, ``--copy-cells`` or ``--copying-threshold``
+        without a copying test, ``--feature-network`` without a custom_* metric, ``--inception-weights`` or ``--resize
+        clean`` without an Inception one, a ``--reference`` other than the default with reference-free metrics alone
+        and no ``--real-floor``): they were taken and ignored, and the run gave no sign that the images, the network,
+        the statistics or the setting the user named played no part."""
         for flag, wanted in unread_inputs(self.metrics, {f.name: getattr(self, f.name) for f in fields(self)}).values():
             raise GanevalError(f"{flag} is read only by {wanted}, and --metrics ({', '.join(self.metrics)}) has none: "
                                "add one, or leave the flag out")
@@ -187,9 +188,12 @@ def _plain(value: Any) -> Any:
 
 #: Inputs read only by some metrics: the option, its flag, and who reads it (an extractor, "copying", or "reference":
 #: a metric that compares with reference statistics, or the real-data floor, which is chosen and checked against them).
+#: Each counts as given where it differs from its default (``ScoreOptions``'): the default is never refused.
 _READ_BY = {"copy_train": ("--copy-train", "copying"), "copy_heldout": ("--copy-heldout", "copying"),
+            "copy_cells": ("--copy-cells", "copying"), "copying_threshold": ("--copying-threshold", "copying"),
             "feature_network": ("--feature-network", "custom"), "feature_network_kwargs": ("--feature-network-kwargs", "custom"),
-            "inception_weights": ("--inception-weights", "inception"), "reference": ("--reference", "reference")}
+            "inception_weights": ("--inception-weights", "inception"), "resize": ("--resize", "inception"),
+            "reference": ("--reference", "reference")}
 _WANTED = {"copying": "copying or inception_copying", "custom": "a custom_* metric", "inception": "an Inception metric",
            "reference": "--real-floor and the metrics that compare with reference statistics (fid, mnist_fd, kid, …; not "
                         "is, mnist_is, custom_is, modes, mnist_ppl, custom_ppl)"}
@@ -211,10 +215,17 @@ def unread_inputs(metrics: Iterable[str], options: dict[str, Any]) -> dict[str, 
 
 
 def _given(key: str, value: Any) -> bool:
-    """Whether ``value`` of option ``key`` was given (the default reference counts as not given)."""
-    if key == "reference":
-        return value is not None and os.fspath(value) != DEFAULT_REFERENCE
-    return value is not None
+    """Whether ``value`` of option ``key`` was given: set, and other than its default (``--resize tf1x``, ``--copy-cells
+    50``, the reference ``mnist-train`` count as not given)."""
+    if value is None:
+        return False
+    default = next(f.default for f in fields(ScoreOptions) if f.name == key)
+    if isinstance(value, os.PathLike | str):
+        return os.fspath(value) != default
+    try:
+        return bool(value != default)
+    except (TypeError, ValueError):  # an object that cannot be compared with it (an array): it was given
+        return True
 
 
 def without_unread(options: dict[str, Any], metrics: Iterable[str]) -> dict[str, Any]:

@@ -26,6 +26,7 @@ from ganeval.distributed import refuse_torchrun
 from ganeval.early_stop import EarlyStopper
 from ganeval.errors import GanevalError, require_number
 from ganeval.evaluate import score
+from ganeval.hint_use import read_hints
 from ganeval.interrupts import held_signals
 from ganeval.sources.state_dicts import STATE_EXTS
 from ganeval.train.state import STATE_KEY, STATE_NAME
@@ -178,7 +179,7 @@ class _Watch:
         if not self.stopper.extra.get("generator") or not target:
             target = self.run_dir
         try:
-            score(target, out=self.out / "report", write_report=True, **{**self._report_extra(), **self.report})
+            score(target, out=self.out / "report", write_report=True, **read_hints([target], {**self._report_extra(), **self.report}))
         except (GanevalError, OSError) as exc:  # a full disk too: the judging and the stop file go on; the next
             # checkpoint rewrites the report
             text = str(exc) if isinstance(exc, GanevalError) else f"{exc.filename or self.out / 'report'}: {exc.strerror or exc}"

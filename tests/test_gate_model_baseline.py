@@ -150,12 +150,19 @@ def test_sample_sets_are_compared_at_one_n_and_not_called_paired(tmp_path: Path)
 def test_baseline_model_on_fd_alone_drops_the_inputs_only_other_metrics_read(models: dict[str, Path], tmp_path: Path) -> None:
     """The baseline model is re-scored on one FD with the gate's own options: a --copy-train given for the copying
     test was passed along, and refused there as read by no metric, so no gate with a copying test could take a
-    baseline model."""
+    baseline model. So are the copying test's settings (--copy-cells, --copying-threshold), and an Inception metric's
+    --resize, now that those are refused where unread too."""
     from ganeval.data import load_mnist
+    from ganeval.options import without_unread
 
     images = load_mnist("test")[0][:600]
     np.savez(tmp_path / "train.npz", images=images[:300])
     np.savez(tmp_path / "heldout.npz", images=images[300:])
     res = gate(models["slight"], baseline=models["good"], max_regression=500, out=tmp_path / "a", copy_train=tmp_path / "train.npz",
-               copy_heldout=tmp_path / "heldout.npz", **{**QUICK, "metrics": ("mnist_fd", "copying")})
+               copy_heldout=tmp_path / "heldout.npz", copy_cells=10, copying_threshold=-2.0,
+               **{**QUICK, "metrics": ("mnist_fd", "copying")})
     assert res.passed and res.criteria[0].metric == "mnist_fd" and res.criteria[0].extra["difference"] > 0
+    assert res.summary["options"]["copy_cells"] == 10 and res.summary["options"]["copying_threshold"] == -2.0
+    given = {"resize": "clean", "copy_cells": 10, "copying_threshold": -2.0, "seed": 3}
+    assert without_unread(given, ("mnist_fd",)) == {"seed": 3}  # a baseline compared on MNIST FD alone
+    assert without_unread(given, ("fid",)) == {"resize": "clean", "seed": 3}  # on FID: the resize is read

@@ -66,14 +66,19 @@ def test_baseline_model_folder_of_several_checkpoints_is_refused_before_scoring(
 
 
 def test_input_hint_keywords_are_taken_as_score_takes_them(tmp_path: Path, scoring: list) -> None:
-    """``score`` takes ``z_dim=``, ``output_range=``…; gate refused them as unknown score options."""
-    run = stand_in_run(tmp_path / "run", 1)
+    """``score`` takes ``z_dim=``, ``output_range=``…; gate refused them as unknown score options. (A TorchScript
+    file, which reads them: with ganeval checkpoints alone they are refused as read by nothing.)"""
+    gen = tmp_path / "gen.pt"
+    gen.write_bytes(b"stand-in: never read")
     with pytest.raises(Scored):
-        gate(run, max_mnist_fd=300, z_dim=100, output_range="0,1", z_type=None, extra={"cache_key": "g"})
-    assert scoring[-1]["extra"] == {"cache_key": "g", "z_dim": 100, "output_range": "0,1"}
+        gate(gen, max_mnist_fd=300, z_dim=100, output_range="0,1", z_type=None, extra={"z_type": "uniform"})
+    assert scoring[-1]["extra"] == {"z_type": "uniform", "z_dim": 100, "output_range": "0,1"}
     with pytest.raises(Scored):
-        gate(run, max_mnist_fd=300, extra={"z_dim": 7}, z_dim=None)  # None: not given, extra's hint stays
+        gate(gen, max_mnist_fd=300, extra={"z_dim": 7}, z_dim=None)  # None: not given, extra's hint stays
     assert scoring[-1]["extra"] == {"z_dim": 7}
+    with pytest.raises(GanevalError, match="--z-dim is read only by generators"):
+        gate(stand_in_run(tmp_path / "run", 1), max_mnist_fd=300, z_dim=100)
+    assert len(scoring) == 2
 
 
 @pytest.mark.parametrize("options", [{"extra": {"zdim": 100}}, {"extra": {"z_dim": 100, "outputrange": "0,1"}}])

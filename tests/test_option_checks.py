@@ -243,3 +243,26 @@ def test_inputs_no_asked_metric_reads_are_refused(run: Path, cli, command: str, 
     assert not (run / "report").exists()
     with pytest.raises(GanevalError, match=re.escape(want)):
         ganeval.score(run, **{**FAST, flag.lstrip("-").replace("-", "_"): value})
+
+
+@pytest.mark.parametrize(("flag", "value", "reader"), [("--resize", "clean", "an Inception metric"),
+                                                       ("--copy-cells", 10, "copying or inception_copying"),
+                                                       ("--copying-threshold", -2.0, "copying or inception_copying")])
+@pytest.mark.parametrize("command", ["score", "gate", "compare"])
+def test_settings_no_asked_metric_reads_are_refused(run: Path, tmp_path: Path, cli, command: str, flag: str, value: Any,
+                                                    reader: str) -> None:
+    """--resize clean without an Inception metric, --copy-cells or --copying-threshold without a copying test were
+    recorded in the options and used by nothing (exit 0, nothing said): one line, exit 2, before scoring; the API
+    too. Their defaults, given explicitly, are still taken."""
+    one = run / "ckpt_0001000.safetensors"
+    argv = {"score": ("score", run), "gate": ("gate", run, "--max-mnist-fd", 1000), "compare": ("compare", one, one)}[command]
+    code, out, err = cli(*argv, *SCORING, "--device", "cpu", flag, value, "--out", tmp_path / "out")
+    want = f"{flag} is read only by {reader}, and --metrics (mnist_fd) has none"
+    assert code == 2 and out == "" and want in err and err.strip().count("\n") == 0, err
+    assert not (tmp_path / "out").exists() and not (run / "report").exists()
+    with pytest.raises(GanevalError, match=re.escape(want)):
+        ganeval.score(run, **{**FAST, flag.lstrip("-").replace("-", "_"): value})
+    if command == "score":  # the defaults are never refused
+        code, _, err = cli(*argv, *SCORING, "--device", "cpu", "--resize", "tf1x", "--copy-cells", 50,
+                           "--copying-threshold", -3, "--out", tmp_path / "default")
+        assert code == 0, err

@@ -180,6 +180,7 @@ def run(args: argparse.Namespace) -> int:
     from ganeval.atomic import report_folder
     from ganeval.distributed import from_env
     from ganeval.evaluate import score_series
+    from ganeval.hint_use import check_hints_read
     from ganeval.inputs import resolve_target
     from ganeval.report import write_reports
 
@@ -190,6 +191,7 @@ def run(args: argparse.Namespace) -> int:
         check_columns(args.columns, opts.metrics)
     dist = from_env(args.distributed)
     series = resolve_target(args.target, **opts.extra)
+    check_hints_read([series], opts.extra)  # --z-dim with ganeval checkpoints or samples: read by none of them
     out = report_folder(args.out, series.report_dir)  # a file in the way: refused before scoring
     result = score_series(series, opts, dist)
     if not dist.all_ok(True):

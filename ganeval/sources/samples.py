@@ -218,6 +218,34 @@ def npz_image_key(keys: list[str]) -> str | None:
     return keys[0] if len(keys) == 1 else next((k for k in NPZ_KEYS if k in keys), None)
 
 
+def integer_pixels(path: Path) -> bool | None:
+    """Whether the image array of an ``.npy`` or ``.npz`` sample set (the one ``read_npz`` reads) holds integers,
+    which are pixels as stored and take no ``--output-range``; from the array's header alone, the pixels unread. None
+    where the header does not tell (an unreadable file: scoring reads it and names the problem)."""
+    try:
+        if path.suffix.lower() == ".npy":
+            with open(path, "rb") as fh:
+                dtype = _header_dtype(fh)
+        else:
+            with zipfile.ZipFile(path) as zf:
+                members = {n[: -len(".npy")]: n for n in zf.namelist() if n.endswith(".npy")}
+                key = npz_image_key(list(members))
+                if key is None:
+                    return None
+                with zf.open(members[key]) as fh:
+                    dtype = _header_dtype(fh)
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile):
+        return None
+    return None if dtype is None else dtype.kind in "iu"
+
+
+def _header_dtype(fh: Any) -> np.dtype | None:
+    """The dtype in an ``.npy`` header at ``fh`` (format 1.0 or 2.0; None for another)."""
+    version = np.lib.format.read_magic(fh)
+    read = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}.get(version)
+    return None if read is None else read(fh)[2]
+
+
 def read_npz(path: Path, output_range: str) -> tuple[torch.Tensor, np.ndarray, list[str]]:
     """The image array of an ``.npz`` (its only array, else one named images/samples/x/arr_0); no pickles."""
     try:
