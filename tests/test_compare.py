@@ -153,6 +153,13 @@ def test_cli_sequential_says_how_many_relabellings_were_drawn(runs: dict[str, Pa
         assert pd.read_csv(tmp_path / h / "differences.csv")["relabellings"].tolist() == [drawn]
 
 
+def test_no_progress_still_prints_the_scoring_notes(runs: dict[str, Path], tmp_path: Path, cli) -> None:
+    """`--no-progress` says the notes are printed once scoring ends: compare printed none (score and gate do)."""
+    code, _, err = cli("compare", runs["good"], runs["noisy"], "--metrics", "mnist_fd", "mnist_fd_inf", "--num-samples", 200,
+                       "--bootstrap", 10, "--device", "cpu", "--no-progress", "--out", tmp_path / "o")
+    assert code == 0 and err.startswith("note: mnist_fd_inf unavailable") and err.count("note: mnist_fd_inf") == 1, err
+
+
 @pytest.mark.parametrize(("argv", "problem"), [
     (["X"], "at least two models"),
     (["X", "--arm", "a", "X"], "not both"),

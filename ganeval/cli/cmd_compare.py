@@ -8,7 +8,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from ganeval.cli.cmd_score import add_score_options, options_from_args
+from ganeval.cli.cmd_score import add_score_options, options_from_args, print_notes
 from ganeval.errors import EXIT_FAILED, EXIT_OK, GanevalError
 
 
@@ -67,6 +67,8 @@ def run(args: argparse.Namespace) -> int:
     report = comp.summary.get("report")
     if report is None:  # a torchrun rank other than 0: rank 0 prints and writes
         return EXIT_FAILED if comp.failed else EXIT_OK
+    if args.no_progress:  # with progress, the scoring notes were printed as they came
+        print_notes(comp.result.summary)
     if args.json:
         print(Path(report["json"]).read_text(), end="")
     else:
