@@ -18,7 +18,7 @@ from ganeval import ranking
 from ganeval.atomic import report_folder
 from ganeval.copy_sets import resolve_copy_sets
 from ganeval.distributed import DistContext, from_env
-from ganeval.errors import GanevalError, ShareFailed
+from ganeval.errors import GanevalError, ShareFailed, one_line
 from ganeval.extraction import Extracted, extract
 from ganeval.feature_cache import load_metric, metric_key, metric_options, save_metric
 from ganeval.features import get_extractor, resolve_device
@@ -151,7 +151,7 @@ class _Evaluator(Illustrations, RealImages):
                 row.update(status="error", error=str(exc))
                 continue
             except Exception as exc:  # noqa: BLE001 - one bad checkpoint never stops the others
-                row.update(status="error", error=f"{src.name}: {exc.__class__.__name__}: {exc}")
+                row.update(status="error", error=f"{src.name}: {one_line(exc)}")
                 continue
             row["sha256"] = got.sha256 or None
             self._source_info(src, row, got)
