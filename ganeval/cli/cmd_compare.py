@@ -33,7 +33,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                         "re-labellings (default 1000; at least 19 at --ci 0.95; 0: by the bootstrap interval)")
     p.add_argument("--sequential", type=int, default=10, metavar="H",
                    help="stop the permutation test at the H-th re-labelling as extreme as the observed difference, "
-                        "p = H / drawn (Besag–Clifford; a clearly large p costs ~H/p re-labellings, not P); 0: draw all P")
+                        "p = H / drawn (Besag–Clifford; a clearly large p costs ~H/p re-labellings, not P; default 10); 0: draw all P")
     add_score_options(p)
     p.add_argument("--out", type=Path, default=None, help="report folder (default: the runs' common folder/compare)")
     p.add_argument("--json", action="store_true", help="print compare.json on stdout")
