@@ -391,7 +391,9 @@ def score(target: Any, out: str | os.PathLike[str] | None = None, write_report: 
 
         paths = write_reports(result, folder)
         result.summary["report"] = {k: str(v) for k, v in paths.items()}
-    df = result.table
+    from ganeval.report import in_column_order
+
+    df = in_column_order(result.table)  # the documented order, as in scores.csv, whatever the order of the metrics
     df.attrs["summary"] = result.summary
     df.attrs["failed"] = result.failed
     return df

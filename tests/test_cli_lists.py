@@ -169,3 +169,14 @@ def test_every_option_with_a_default_says_it_in_its_help() -> None:
               if a.option_strings and a.default not in (None, False, argparse.SUPPRESS) and a.const is None
               and not isinstance(a, argparse._HelpAction | argparse._StoreFalseAction) and "default" not in (a.help or "")]
     assert silent == []
+
+
+def test_the_api_table_has_the_documented_column_order(tmp_path: Path) -> None:
+    """ganeval.score's DataFrame had its columns in the order they were computed (MNIST before Inception, and the
+    order of --metrics): two calls asking for the same metrics in another order did not line up, nor with scores.csv."""
+    run = write_bank_checkpoint(tmp_path / "run", 1000).parent
+    kw = {"num_samples": 200, "bootstrap": 0, "device": "cpu", "progress": False}
+    a = score(run, metrics="mnist_fd,mnist_is,modes", out=tmp_path / "a", **kw)
+    b = score(run, metrics="modes,mnist_is,mnist_fd", **kw)
+    assert list(a.columns) == list(b.columns) == (tmp_path / "a" / "scores.csv").read_text().splitlines()[0].split(",")
+    assert list(a.columns[:3]) == ["iteration", "checkpoint", "n_samples"] and a.columns[-1] == "sha256"
