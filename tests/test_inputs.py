@@ -156,6 +156,13 @@ def test_a_torchscript_generator_that_raises_is_one_line(tmp_path: Path, cli: An
     assert row["status"] == "error" and "\n" not in row["error"] and "mat1 and mat2" in row["error"]
 
 
+def test_output_range_given_apart_says_how_to_write_it(tmp_path: Path, cli: Any) -> None:
+    """`--output-range -1,1` is argparse's "expected one argument" (it takes -1,1 for a flag): the line says to write
+    --output-range=-1,1, as docs/inputs.md does."""
+    code, _, err = cli("score", tmp_path / "g.onnx", "--output-range", "-1,1")
+    assert code == 2 and err.count("\n") == 1 and "joined to the flag: --output-range=-1,1" in err, err
+
+
 def test_onnx_z_dim_is_read_and_contradiction_is_exit_2(tmp_path: Path, cli: Any) -> None:
     path = export_onnx(MLPImages(), tmp_path / "g.onnx", 100)
     src = resolve_target(path).sources[0]
