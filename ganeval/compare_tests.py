@@ -156,5 +156,6 @@ def differences(result: ScoreResult, members: dict[str, list[str]], baseline: st
     for c in cols:
         if c not in out:
             out[c] = np.nan
+    out["relabellings"] = out["relabellings"].astype("Int64")  # a count, empty where no test was drawn (not 1000.0)
     return out[cols]
 

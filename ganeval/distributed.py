@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 
 import torch
 
-from ganeval.errors import EXIT_FAILED, GanevalError, ShareFailed
+from ganeval.errors import EXIT_FAILED, GanevalError, ShareFailed, one_line
 
 T = TypeVar("T")
 #: What torchrun sets for every process; without them there is no process group to join.
@@ -109,14 +109,14 @@ class DistContext:
             except GanevalError:
                 raise
             except Exception as exc:  # noqa: BLE001 - the same error, one process or several
-                raise ShareFailed(f"{name}: {exc.__class__.__name__}: {exc}") from exc
+                raise ShareFailed(f"{name}: {one_line(exc)}") from exc
         try:
             result = work()
         except GanevalError as exc:  # a ShareFailed stays one on every rank: the source fails, not a metric
             self._share_failure((str(exc), exc.exit_code, isinstance(exc, ShareFailed)))
             raise  # not reached: _share_failure raised
         except Exception as exc:  # noqa: BLE001 - any failure of this rank's share is every rank's failure
-            self._share_failure((f"{name}: {exc.__class__.__name__}: {exc}", EXIT_FAILED, True))
+            self._share_failure((f"{name}: {one_line(exc)}", EXIT_FAILED, True))
             raise  # not reached
         self._share_failure(None)
         return result

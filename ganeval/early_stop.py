@@ -151,7 +151,8 @@ class EarlyStopper:
             value = float(d["value"])
             row.update(value=value, best_value=float(d["baseline_value"]), difference=float(d["difference"]),
                        relative=float(d["relative"]), ci_low=float(d["ci_low"]), ci_high=float(d["ci_high"]),
-                       verdict=str(d["verdict"]), p_value=float(d["p_value"]), relabellings=float(d["relabellings"]))
+                       verdict=str(d["verdict"]), p_value=float(d["p_value"]),
+                       relabellings=None if pd.isna(d["relabellings"]) else int(d["relabellings"]))
             if math.isinf(value):  # samples hold NaN/Inf: a diverged run, whose weights do not come back
                 row["verdict"] = "diverged"
                 self.worse_in_a_row += 1

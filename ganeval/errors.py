@@ -80,3 +80,15 @@ def first_line(exc: BaseException) -> str:
     errors that quote what a library raised."""
     text = str(exc).strip()
     return (text.splitlines()[0] if text else exc.__class__.__name__)[:200]
+
+
+def one_line(exc: BaseException) -> str:
+    """``Class: message`` on one line, for a row's error: a message of several lines (TorchScript's interpreter
+    wraps the error in both tracebacks, dozens of lines) gives its last ``…Error: …`` line, the error itself, or
+    else its first line."""
+    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+    if len(lines) > 1:
+        last = lines[-1]
+        if re.match(r"^[A-Za-z_][\w.]*(Error|Exception): ", last):
+            return last
+    return f"{exc.__class__.__name__}: {lines[0]}" if lines else exc.__class__.__name__

@@ -18,7 +18,7 @@ from ganeval import ranking
 from ganeval.atomic import report_folder
 from ganeval.copy_sets import resolve_copy_sets
 from ganeval.distributed import DistContext, from_env
-from ganeval.errors import GanevalError, ShareFailed
+from ganeval.errors import GanevalError, ShareFailed, one_line
 from ganeval.extraction import Extracted, extract
 from ganeval.feature_cache import load_metric, metric_key, metric_options, save_metric
 from ganeval.features import get_extractor, resolve_device
@@ -152,7 +152,7 @@ class _Evaluator(Illustrations, RealImages):
                 row.update(status="error", error=str(exc))
                 continue
             except Exception as exc:  # noqa: BLE001 - one bad checkpoint never stops the others
-                row.update(status="error", error=f"{src.name}: {exc.__class__.__name__}: {exc}")
+                row.update(status="error", error=f"{src.name}: {one_line(exc)}")
                 continue
             row["sha256"] = got.sha256 or None
             self._source_info(src, row, got)
@@ -393,7 +393,9 @@ def score(target: Any, out: str | os.PathLike[str] | None = None, write_report: 
 
         paths = write_reports(result, folder)
         result.summary["report"] = {k: str(v) for k, v in paths.items()}
-    df = result.table
+    from ganeval.report import in_column_order
+
+    df = in_column_order(result.table)  # the documented order, as in scores.csv, whatever the order of the metrics
     df.attrs["summary"] = result.summary
     df.attrs["failed"] = result.failed
     return df

@@ -154,3 +154,29 @@ def test_printed_columns_keep_one_order_and_ci_sets_the_level(tmp_path: Path, cl
     assert wide["mnist_fd_ci_low"] < narrow["mnist_fd_ci_low"] <= narrow["mnist_fd_ci_high"] < wide["mnist_fd_ci_high"]
     code, _, err = cli("score", tmp_path / "run", "--metrics", "mnist_fd", "--ci", "95", *FAST)
     assert code == 2 and "--ci (the interval level) must lie between 0 and 1" in err
+
+
+def test_every_option_with_a_default_says_it_in_its_help() -> None:
+    """A new user reads defaults in --help: --bootstrap (100), --late-threshold (0.1), --batch-size, compare's
+    --sequential (10), train's --log-every (100) and others had a default the help did not name."""
+    import argparse
+
+    from ganeval.cli.app import build_parser
+
+    parser = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    silent = [f"{name} {a.option_strings[-1]}" for name, p in sub.choices.items() for a in p._actions
+              if a.option_strings and a.default not in (None, False, argparse.SUPPRESS) and a.const is None
+              and not isinstance(a, argparse._HelpAction | argparse._StoreFalseAction) and "default" not in (a.help or "")]
+    assert silent == []
+
+
+def test_the_api_table_has_the_documented_column_order(tmp_path: Path) -> None:
+    """ganeval.score's DataFrame had its columns in the order they were computed (MNIST before Inception, and the
+    order of --metrics): two calls asking for the same metrics in another order did not line up, nor with scores.csv."""
+    run = write_bank_checkpoint(tmp_path / "run", 1000).parent
+    kw = {"num_samples": 200, "bootstrap": 0, "device": "cpu", "progress": False}
+    a = score(run, metrics="mnist_fd,mnist_is,modes", out=tmp_path / "a", **kw)
+    b = score(run, metrics="modes,mnist_is,mnist_fd", **kw)
+    assert list(a.columns) == list(b.columns) == (tmp_path / "a" / "scores.csv").read_text().splitlines()[0].split(",")
+    assert list(a.columns[:3]) == ["iteration", "checkpoint", "n_samples"] and a.columns[-1] == "sha256"

@@ -153,6 +153,23 @@ def test_cli_sequential_says_how_many_relabellings_were_drawn(runs: dict[str, Pa
         assert pd.read_csv(tmp_path / h / "differences.csv")["relabellings"].tolist() == [drawn]
 
 
+def test_no_progress_still_prints_the_scoring_notes(runs: dict[str, Path], tmp_path: Path, cli) -> None:
+    """`--no-progress` says the notes are printed once scoring ends: compare printed none (score and gate do)."""
+    code, _, err = cli("compare", runs["good"], runs["noisy"], "--metrics", "mnist_fd", "mnist_fd_inf", "--num-samples", 200,
+                       "--bootstrap", 10, "--device", "cpu", "--no-progress", "--out", tmp_path / "o")
+    assert code == 0 and err.startswith("note: mnist_fd_inf unavailable") and err.count("note: mnist_fd_inf") == 1, err
+
+
+def test_relabellings_are_a_count_beside_rows_without_a_test(runs: dict[str, Path], tmp_path: Path) -> None:
+    """A path-length row (decided by its interval) beside the FD's permutation test made the column float:
+    differences.csv said "1000.0" re-labellings; it is a count, empty where no test was drawn."""
+    comp = compare({"a": runs["good"], "b": runs["noisy"]}, **{**FAST, "metrics": ("mnist_fd", "mnist_ppl"),
+                                                              "num_samples": 200, "bootstrap": 20}, out=tmp_path / "o")
+    assert comp.differences["relabellings"].tolist()[0] == 1000 and pd.isna(comp.differences["relabellings"].iloc[1])
+    lines = (tmp_path / "o" / "differences.csv").read_text().splitlines()
+    assert ",1000,1,1," in lines[1] and "1000.0" not in lines[1], lines
+
+
 @pytest.mark.parametrize(("argv", "problem"), [
     (["X"], "at least two models"),
     (["X", "--arm", "a", "X"], "not both"),

@@ -49,6 +49,8 @@ def test_no_stop_when_later_checkpoints_are_no_worse(tmp_path: Path) -> None:
         shutil.copy(first, copy)
         assert not stopper.observe(copy, it)
     assert [h["verdict"] for h in stopper.history] == ["first", "no detectable difference", "no detectable difference"]
+    drawn = [h["relabellings"] for h in stopper.history[1:]]  # a count in early_stop.json, not 10.0
+    assert all(type(n) is int and n >= 10 for n in drawn), drawn
 
 
 def test_threshold_ignores_small_significant_worsening(tmp_path: Path) -> None:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from PIL import Image
@@ -142,6 +143,24 @@ def test_torchscript_without_latent_size_is_exit_2(tmp_path: Path, cli: Any) -> 
     code, _, err = cli("score", tmp_path / "g.pt", *CLI_FAST)
     assert code == 2 and err.strip().count("\n") == 0
     assert "--z-dim" in err and "g.pt" in err
+
+
+def test_a_torchscript_generator_that_raises_is_one_line(tmp_path: Path, cli: Any) -> None:
+    """A traced generator given the wrong --z-dim raises in the TorchScript interpreter, whose message is dozens of
+    lines (both tracebacks): the row's error and the printed line are its last line, the error itself."""
+    torch.jit.save(torch.jit.trace(MLPImages(), torch.randn(2, 100)), str(tmp_path / "g.pt"))
+    code, _, err = cli("score", tmp_path / "g.pt", "--z-dim", "64", "--no-progress", *CLI_FAST)
+    assert code == 1 and err.count("\n") == 1, err
+    assert err.startswith("ganeval: error: g.pt: RuntimeError: mat1 and mat2 shapes cannot be multiplied"), err
+    row = pd.read_csv(tmp_path / "report_g" / "scores.csv").iloc[0]
+    assert row["status"] == "error" and "\n" not in row["error"] and "mat1 and mat2" in row["error"]
+
+
+def test_output_range_given_apart_says_how_to_write_it(tmp_path: Path, cli: Any) -> None:
+    """`--output-range -1,1` is argparse's "expected one argument" (it takes -1,1 for a flag): the line says to write
+    --output-range=-1,1, as docs/inputs.md does."""
+    code, _, err = cli("score", tmp_path / "g.onnx", "--output-range", "-1,1")
+    assert code == 2 and err.count("\n") == 1 and "joined to the flag: --output-range=-1,1" in err, err
 
 
 def test_onnx_z_dim_is_read_and_contradiction_is_exit_2(tmp_path: Path, cli: Any) -> None:

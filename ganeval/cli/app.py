@@ -7,6 +7,7 @@ Exit codes: 0 success; 1 something failed (a gate criterion, or some checkpoints
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from collections.abc import Sequence
 from typing import NoReturn
@@ -34,6 +35,8 @@ class OneLineParser(argparse.ArgumentParser):
     """argparse with usage errors in one line (the problem and where the help is), not the whole usage block."""
 
     def error(self, message: str) -> NoReturn:
+        if re.match(r"argument --output-range(/[^:]*)?: expected one argument$", message):  # argparse takes -1,1 for a flag
+            message += " (a value that starts with '-' is joined to the flag: --output-range=-1,1)"
         self.exit(EXIT_INPUT, f"{self.prog}: error: {message} (see '{self.prog} --help')\n" if _speaks() else None)
 
 

@@ -8,7 +8,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from ganeval.cli.cmd_score import add_score_options, options_from_args
+from ganeval.cli.cmd_score import add_score_options, options_from_args, print_notes
 from ganeval.errors import EXIT_FAILED, EXIT_OK, GanevalError
 
 
@@ -33,7 +33,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                         "re-labellings (default 1000; at least 19 at --ci 0.95; 0: by the bootstrap interval)")
     p.add_argument("--sequential", type=int, default=10, metavar="H",
                    help="stop the permutation test at the H-th re-labelling as extreme as the observed difference, "
-                        "p = H / drawn (Besag–Clifford; a clearly large p costs ~H/p re-labellings, not P); 0: draw all P")
+                        "p = H / drawn (Besag–Clifford; a clearly large p costs ~H/p re-labellings, not P; default 10); 0: draw all P")
     add_score_options(p)
     p.add_argument("--out", type=Path, default=None, help="report folder (default: the runs' common folder/compare)")
     p.add_argument("--json", action="store_true", help="print compare.json on stdout")
@@ -67,6 +67,8 @@ def run(args: argparse.Namespace) -> int:
     report = comp.summary.get("report")
     if report is None:  # a torchrun rank other than 0: rank 0 prints and writes
         return EXIT_FAILED if comp.failed else EXIT_OK
+    if args.no_progress:  # with progress, the scoring notes were printed as they came
+        print_notes(comp.result.summary)
     if args.json:
         print(Path(report["json"]).read_text(), end="")
     else:

@@ -13,8 +13,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--root", type=Path, default=None, help="statistics folder (default: the shipped reference_stats/)")
     p.add_argument("--features-dir", type=Path, default=None,
                    help="per-image features (mnist-{test,train}_{extractor}.npy from `stats --save-features`) for a float64 check")
-    p.add_argument("--extractors", nargs="+", default=["inception", "inception-clean", "mnist"])
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--extractors", nargs="+", default=["inception", "inception-clean", "mnist"],
+                   help="feature spaces to measure (default: inception inception-clean mnist)")
+    p.add_argument("--device", default="cpu", help="auto|cpu|cuda (default cpu)")
     p.add_argument("--knn-n", type=int, default=0, metavar="N",
                    help="also KID, precision/recall and density/coverage of N test vs N train images (e.g. 10000), the real "
                         "images `score` compares with at that N (a fixed uniform subset of each split)")

@@ -29,25 +29,28 @@ def add_score_options(p: argparse.ArgumentParser) -> None:
                         f"(default: {' '.join(d.metrics)})")
     p.add_argument("--reference", default=d.reference, help="mnist-train, mnist-test, or a stats folder/.npz (default mnist-train)")
     p.add_argument("--device", default=d.device, help="auto|cpu|cuda (default auto: CUDA when present)")
-    p.add_argument("--batch-size", type=int, default=d.batch_size)
+    p.add_argument("--batch-size", type=int, default=d.batch_size,
+                   help=f"images per generator and feature-network batch (default {d.batch_size})")
     p.add_argument("--seed", type=int, default=d.seed, help="seed of the shared latent set: an integer from 0 to 2**32 - 1 (default 0)")
     g = p.add_mutually_exclusive_group()
     g.add_argument("--inception-top-k", type=int, default=d.inception_top_k,
                    help="Inception metrics on the K best by MNIST FD plus the last (default 3; CPU default plan)")
     g.add_argument("--inception-all", action="store_true", default=None, help="Inception metrics on every checkpoint (GPU default)")
     p.add_argument("--precision", default=d.precision, choices=list(PRECISIONS),
-                   help="bf16 (AMX CPUs, GPUs) and tf32 (CUDA only) are faster but change features")
+                   help="feature precision (default fp32); bf16 (AMX CPUs, GPUs) and tf32 (CUDA only) are faster but change features")
     p.add_argument("--resize", default=d.resize, choices=["tf1x", "clean"],
                    help="Inception's resize to 299: tf1x (torch-fidelity's; default) or clean (clean-fid's; needs its own statistics)")
-    p.add_argument("--bootstrap", type=int, default=d.bootstrap, help="bootstrap replicates for the intervals (0: none)")
+    p.add_argument("--bootstrap", type=int, default=d.bootstrap,
+                   help=f"bootstrap replicates for the intervals (default {d.bootstrap}; 0: none)")
     p.add_argument("--ci", type=float, default=d.ci, metavar="LEVEL",
                    help=f"level of every interval and paired test, between 0 and 1 (default {d.ci})")
-    p.add_argument("--primary", default=None, help="metric to rank by (default fid where computed, else mnist_fd)")
-    p.add_argument("--late-threshold", type=float, default=d.late_threshold, help="relative worsening flagged as late collapse")
+    p.add_argument("--primary", default=None, help="column to rank by (default fid where computed, else mnist_fd, else custom_fd)")
+    p.add_argument("--late-threshold", type=float, default=d.late_threshold,
+                   help=f"relative worsening of the last checkpoint flagged as late collapse (default {d.late_threshold}: 10%%)")
     p.add_argument("--inception-weights", default=None, help="Inception weights file (.pth state dict or .safetensors)")
     p.add_argument("--feature-network", default=None, metavar="MODULE:NAME",
-                   help="your own feature network for the custom_* metrics (custom_fd, custom_kid, custom_prc, custom_dc, "
-                        "custom_is), against --reference statistics made with it (docs/reference_stats.md)")
+                   help=f"your own feature network for the custom_* metrics ({', '.join(m for m in METRICS if m.startswith('custom_'))}), "
+                        "against --reference statistics made with it (docs/reference_stats.md)")
     p.add_argument("--feature-network-kwargs", default=None, metavar="JSON", help="its constructor arguments")
     p.add_argument("--copy-train", default=None, metavar="DATA",
                    help="copying test: the generator's training images (mnist-train, mnist-test, or a folder, zip or uint8 "

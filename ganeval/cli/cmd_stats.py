@@ -18,8 +18,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--dataset", metavar="DATASET",
                      help="mnist-train, mnist-test, or your own real images: a folder or zip of PNG/JPEG, or a uint8 .npz")
-    src.add_argument("--import", dest="import_file", type=Path, metavar="NPZ",
-                     help="instead of images: a mu/sigma .npz made by another tool (--made-by), recorded as imported")
+    src.add_argument("--import", dest="import_file", type=Path, metavar="FILE",
+                     help="instead of images: statistics made by another tool (--made-by): a mu/sigma .npz or "
+                          "torch-fidelity's *-stat-fid-2048.pt, recorded as imported")
     src.add_argument("--export", dest="export_stats", metavar="STATS",
                      help="the other way: ganeval statistics (mnist-train, mnist-test or a .npz with its sidecar) written "
                           "as --to's file in the folder --out, for that tool to score against")
@@ -45,8 +46,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, type=Path,
                    help="output .npz (a .json sidecar is written beside it); with --export: the folder to write into")
     p.add_argument("--data-dir", default=None)
-    p.add_argument("--device", default="auto")
-    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--device", default="auto", help="auto|cpu|cuda (default auto: CUDA when present)")
+    p.add_argument("--batch-size", type=int, default=64, help="images per batch (default 64)")
     p.add_argument("--precision", default=None, choices=list(PRECISIONS), help="with --dataset (default fp32)")
     p.add_argument("--inception-weights", default=None)
     p.add_argument("--feature-network", default=None, metavar="MODULE:NAME",

@@ -1,5 +1,5 @@
 """Report writers: tables (CSV, Parquet), summary JSON and a self-contained HTML page."""
 
-from ganeval.report.writers import write_reports
+from ganeval.report.writers import in_column_order, write_reports
 
-__all__ = ["write_reports"]
+__all__ = ["in_column_order", "write_reports"]

@@ -14,6 +14,8 @@ import pyarrow.parquet as pq
 from ganeval.atomic import write_bytes
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from ganeval.score_result import ScoreResult
 
 #: Column order of the tables (documented in docs/scoring.md); other columns follow.
@@ -49,6 +51,12 @@ def _with_provenance(table: pa.Table, summary: dict[str, Any]) -> pa.Table:
                                           PARQUET_KEY: json.dumps(prov, allow_nan=False).encode("utf-8")})
 
 
+def in_column_order(df: pd.DataFrame) -> pd.DataFrame:
+    """``df`` with its columns in the documented order (``COLUMNS``, then any others), whatever the order of the
+    metrics asked for: the API's table lines up with scores.csv and with another run's."""
+    return df[[c for c in COLUMNS if c in df] + [c for c in df if c not in COLUMNS]]
+
+
 def write_reports(result: ScoreResult, out_dir: str | os.PathLike[str]) -> dict[str, Path]:
     """Write every report file into ``out_dir`` (each atomically); returns their paths by kind.
 
@@ -62,8 +70,7 @@ def write_reports(result: ScoreResult, out_dir: str | os.PathLike[str]) -> dict[
     paths = {"csv": out / "scores.csv", "parquet": out / "scores.parquet", "json": out / "summary.json",
              "html": out / "report.html"}
     summary = {**result.summary, "report": {k: str(v) for k, v in paths.items()}}
-    df = result.table
-    df = df[[c for c in COLUMNS if c in df] + [c for c in df if c not in COLUMNS]]
+    df = in_column_order(result.table)
     buf = io.BytesIO()
     pq.write_table(_with_provenance(pa.Table.from_pandas(df, preserve_index=False), summary), buf)
     data = {"json": (json.dumps(summary, indent=2, allow_nan=False) + "\n").encode("utf-8"),
