@@ -388,13 +388,11 @@ def score(target: Any, out: str | os.PathLike[str] | None = None, write_report: 
     check_hints_read([series], hints)  # a --z-dim of a ganeval checkpoint or a sample set: read by none of them
     folder = report_folder(out, series.report_dir) if write_report or out is not None else None
     result = score_series(series, opts, dist)
-    if folder is not None and dist.all_ok(True) and dist.is_main:
-        from ganeval.report import write_reports
+    from ganeval.report import in_column_order, write_reports
 
+    if folder is not None and dist.all_ok(True) and dist.is_main:
         paths = write_reports(result, folder)
         result.summary["report"] = {k: str(v) for k, v in paths.items()}
-    from ganeval.report import in_column_order
-
     df = in_column_order(result.table)  # the documented order, as in scores.csv, whatever the order of the metrics
     df.attrs["summary"] = result.summary
     df.attrs["failed"] = result.failed
