@@ -191,7 +191,7 @@ def arm_table(df: pd.DataFrame, result: ScoreResult, members: dict[str, list[str
                 row[f"{col}_sd"] = float(v.std(ddof=1)) if len(v) > 1 else math.nan
             if col in DIFF_METRICS:
                 reps = _arm_replicates(result, df, names, col)
-                lo, hi = bootstrap_interval(row[col], reps, level) if reps is not None else (math.nan, math.nan)
+                lo, hi = bootstrap_interval(row[col], reps, level, floor=0.0) if reps is not None else (math.nan, math.nan)
                 row[f"{col}_ci_low"], row[f"{col}_ci_high"] = lo, hi
         for flag in ("mode_collapse_sure", "data_copying"):
             if flag in mine:  # None: no run of the arm was tested (no modes/copying metric, or no interval), not "no"

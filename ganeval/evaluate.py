@@ -236,8 +236,8 @@ class _Evaluator(Illustrations, RealImages):
             if reps is not None:  # an FD's, or those a metric kept of its first column (for compare's differences)
                 self.replicates.setdefault(src.name, {})[metric.columns[0]] = reps
             if with_ci:
-                row[f"{col}_ci_low"], row[f"{col}_ci_high"] = ranking.bootstrap_interval(
-                row[col], reps if reps is not None else np.array([]), self.opts.ci)
+                row[f"{col}_ci_low"], row[f"{col}_ci_high"] = ranking.bootstrap_interval(  # a distance: never below 0
+                row[col], reps if reps is not None else np.array([]), self.opts.ci, floor=0.0)
 
     def _kid_spread(self, metric: Metric, row: dict[str, Any], n: int) -> None:
         """Empty a KID's "± sd over subsets" when every subset is the whole sample set against the same real images

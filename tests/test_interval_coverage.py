@@ -50,3 +50,27 @@ def test_the_few_replicates_sentence_needs_an_interval_in_the_verdict(tmp_path: 
     summary = score(tmp_path / "CIFAR.npz", bootstrap=10, num_samples=200, metrics=["mnist_is"], primary="mnist_is",
                     device="cpu", progress=False).attrs["summary"]
     assert summary["verdict"].startswith("Keep CIFAR.npz") and "bootstrap replicates" not in summary["verdict"]
+
+
+def test_a_distance_interval_never_reaches_below_zero(tmp_path: Path) -> None:
+    """An estimate near 0 (held-out real images at a small N: the real floor said MNIST FD 0.617 [−0.018, 1.72]) put
+    the interval's lower end below 0, a value no distance takes. Here the images are scored against statistics of
+    themselves: FD ≈ 0 and resamples with duplicates lie above it, so the unclipped lower end is surely below 0."""
+    from ganeval.features import get_extractor
+    from ganeval.stats import compute_stats, dataset_images, save_stats
+
+    np.savez(tmp_path / "real.npz", images=dataset_images("mnist-test")[:128])
+    save_stats(tmp_path / "ref" / "mine_mnist.npz", compute_stats(tmp_path / "real.npz", get_extractor("mnist", device="cpu")))
+    df = score(tmp_path / "real.npz", reference=tmp_path / "ref", num_samples=128, metrics=["mnist_fd"], bootstrap=50,
+               device="cpu", progress=False, write_report=False)
+    row = df.iloc[0]
+    assert row["status"] == "ok" and abs(row["mnist_fd"]) < 1e-3, row["mnist_fd"]
+    assert row["mnist_fd_ci_low"] == 0.0 and row["mnist_fd_ci_high"] > 0.5  # the spread above is kept
+
+
+def test_the_floor_clips_only_what_falls_below_it() -> None:
+    reps = np.array([0.2, 0.5, 0.9, 1.4, 2.0, 2.5])  # median 1.15: the spread below it is wider than the estimate
+    raw = bootstrap_interval(0.3, reps, 0.95)
+    assert raw[0] < 0 < raw[1]
+    assert bootstrap_interval(0.3, reps, 0.95, floor=0.0) == (0.0, raw[1])
+    assert bootstrap_interval(5.0, reps, 0.95, floor=0.0) == bootstrap_interval(5.0, reps, 0.95)

@@ -18,18 +18,22 @@ def ci_percent(level: float) -> str:
     return f"{100 * float(level):.4g}"
 
 
-def bootstrap_interval(estimate: float, replicates: np.ndarray, level: float = 0.95) -> tuple[float, float]:
+def bootstrap_interval(estimate: float, replicates: np.ndarray, level: float = 0.95,
+                       floor: float | None = None) -> tuple[float, float]:
     """Bootstrap interval of ``estimate``: the replicates' spread around their median, placed at the estimate.
 
     Resamples with duplicates bias a Fréchet distance upwards, so raw percentiles of the replicates can miss
-    the estimate; re-centring on the estimate keeps the sampling spread and drops that resampling bias.
+    the estimate; re-centring on the estimate keeps the sampling spread and drops that resampling bias. Placed at an
+    estimate near 0 the lower end can fall below what the quantity can be (a distance, a path length): ``floor``
+    clips it there, which covers the true value as often and says nothing impossible.
     """
     reps = np.asarray(replicates, dtype=float)
     reps = reps[np.isfinite(reps)]
     if reps.size < 2 or not math.isfinite(estimate):
         return float("nan"), float("nan")
     lo_q, med, hi_q = np.quantile(reps, [(1 - level) / 2, 0.5, (1 + level) / 2])
-    return float(estimate - (med - lo_q)), float(estimate + (hi_q - med))
+    lo, hi = float(estimate - (med - lo_q)), float(estimate + (hi_q - med))
+    return (lo, hi) if floor is None else (max(lo, floor), max(hi, floor))
 
 
 def check_bootstrap(replicates: int, num_samples: int, error: type[GanevalError] = GanevalError) -> None:

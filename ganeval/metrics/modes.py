@@ -35,11 +35,6 @@ def _kl_and_modes(hist: np.ndarray, min_share: float) -> tuple[float, int]:
     return float((hist[nz] * np.log(hist[nz] * len(hist))).sum()), int((hist >= min_share).sum())
 
 
-def _non_negative(v: float) -> float:
-    """A KL bound clipped at 0 (a KL is never below it); NaN (no interval) stays NaN."""
-    return max(v, 0.0) if math.isfinite(v) else v
-
-
 def mode_intervals(logits: torch.Tensor, indices: Sequence[np.ndarray], min_share: float = 0.02, num_classes: int = 10,
                    level: float = 0.95) -> dict[str, float]:
     """Bootstrap intervals of ``class_kl`` and of ``modes_covered`` over the resampled ``indices``, so a mode-collapse
@@ -56,10 +51,10 @@ def mode_intervals(logits: torch.Tensor, indices: Sequence[np.ndarray], min_shar
     for b, idx in enumerate(indices):
         kls[b], modes[b] = _kl_and_modes(np.bincount(pred[idx], minlength=num_classes) / max(len(idx), 1), min_share)
     point_kl, _ = _kl_and_modes(np.bincount(pred, minlength=num_classes) / max(len(pred), 1), min_share)
-    lo, hi = bootstrap_interval(2 * point_kl - float(np.median(kls)), kls, level) if len(kls) else (math.nan, math.nan)
+    lo, hi = bootstrap_interval(2 * point_kl - float(np.median(kls)), kls, level, floor=0.0) if len(kls) else (math.nan, math.nan)
     if len(modes) >= 2:
         m_lo, m_hi = np.quantile(modes, (1 - level) / 2, method="lower"), np.quantile(modes, (1 + level) / 2, method="higher")
     else:
         m_lo = m_hi = np.nan
-    return {"class_kl_ci_low": _non_negative(lo), "class_kl_ci_high": _non_negative(hi),
+    return {"class_kl_ci_low": lo, "class_kl_ci_high": hi,  # a KL is never below 0
             "modes_ci_low": float(m_lo), "modes_ci_high": float(m_hi)}

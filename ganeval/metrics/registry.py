@@ -239,7 +239,7 @@ def _ppl_values(x: MetricInput, prefix: str) -> dict[str, float]:
         return {f"{prefix}ppl{c}": nan for c in ("", "_std", "_ci_low", "_ci_high")}
     got = ppl_summary(d)
     reps = ppl_replicates(d, x.boot_idx)
-    lo, hi = (nan, nan) if reps is None else bootstrap_interval(got["mean"], reps, float(x.options.get("ci", 0.95)))
+    lo, hi = (nan, nan) if reps is None else bootstrap_interval(got["mean"], reps, float(x.options.get("ci", 0.95)), floor=0.0)
     if reps is not None:
         x.replicates[f"{prefix}ppl"] = reps
     return {f"{prefix}ppl": got["mean"], f"{prefix}ppl_std": got["std"], f"{prefix}ppl_ci_low": lo, f"{prefix}ppl_ci_high": hi}
