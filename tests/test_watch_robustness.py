@@ -124,20 +124,8 @@ def test_sigterm_ends_the_watch_as_ctrl_c_does(tmp_path: Path) -> None:
     exit 143 (128 + SIGTERM)."""
     run = tmp_path / "run"
     _old(write_bank_checkpoint(run, 1000))
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent), os.environ.get("PYTHONPATH", "")])}
-    proc = subprocess.Popen([sys.executable, "-m", "ganeval_test_entry", "watch", str(run), "--interval", "0.2",
-                             "--num-samples", "200", "--bootstrap", "10", "--device", "cpu"], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        deadline = time.time() + 120
-        while not (run / WATCH_NAME).exists() and time.time() < deadline and proc.poll() is None:
-            time.sleep(0.2)  # the first checkpoint is judged (the best's private link is held): the watch waits
-        assert (run / KEEP_NAME).exists()
-        proc.send_signal(signal.SIGTERM)
-        out, err = proc.communicate(timeout=60)
-    finally:
-        proc.kill()
-    assert proc.returncode == 128 + signal.SIGTERM, (out, err)
+    code, out, err = _sigterm_once_judged(run, ["-m", "ganeval_test_entry"])
+    assert code == 128 + signal.SIGTERM, (out, err)
     assert "watch ended (interrupted) after 1 checkpoint(s)" in out
     assert json.loads((run / WATCH_NAME).read_text())["ended"] == "interrupted"
     assert not (run / KEEP_NAME).exists()
@@ -259,8 +247,18 @@ def test_a_second_sigterm_while_the_watch_cleans_up_still_exits_143(tmp_path: Pa
                      "    real(path, *args, **kwargs)\n"
                      "shutil.rmtree = rmtree\n"
                      "runpy.run_module('ganeval_test_entry', run_name='__main__')\n")
+    code, out, err = _sigterm_once_judged(run, [str(entry)])
+    assert code == 128 + signal.SIGTERM, (out, err)
+    assert "watch ended (interrupted) after 1 checkpoint(s)" in out and err == "", (out, err)
+    assert json.loads((run / WATCH_NAME).read_text())["ended"] == "interrupted"
+    assert not (run / KEEP_NAME).exists()
+
+
+def _sigterm_once_judged(run: Path, entry: list[str]) -> tuple[int, str, str]:
+    """Watch ``run`` with the CLI (``entry``: how python runs it), SIGTERM it once its first checkpoint is judged (the
+    best's private link held, the watch waiting); its exit code, stdout and stderr."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent), os.environ.get("PYTHONPATH", "")])}
-    proc = subprocess.Popen([sys.executable, str(entry), "watch", str(run), "--interval", "0.2", "--num-samples", "200",
+    proc = subprocess.Popen([sys.executable, *entry, "watch", str(run), "--interval", "0.2", "--num-samples", "200",
                              "--bootstrap", "10", "--device", "cpu"], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
@@ -272,7 +270,4 @@ def test_a_second_sigterm_while_the_watch_cleans_up_still_exits_143(tmp_path: Pa
         out, err = proc.communicate(timeout=60)
     finally:
         proc.kill()
-    assert proc.returncode == 128 + signal.SIGTERM, (out, err)
-    assert "watch ended (interrupted) after 1 checkpoint(s)" in out and err == "", (out, err)
-    assert json.loads((run / WATCH_NAME).read_text())["ended"] == "interrupted"
-    assert not (run / KEEP_NAME).exists()
+    return proc.returncode, out, err
