@@ -301,7 +301,7 @@ def test_a_module_spread_over_devices_is_scored_where_it_is(tmp_path: Path) -> N
     assert g.training and g.fc.training and g.head.training
 
 
-def test_a_ctrl_c_while_a_module_is_put_back_waits_until_it_is(tmp_path: Path) -> None:
+def test_a_ctrl_c_while_a_module_is_put_back_waits_until_it_is(tmp_path: Path, ctrl_c_raises: None) -> None:
     """Ctrl-C as the scored module was being moved back to its device (seconds for a large model) stopped the
     putting back there: the module stayed in eval mode (and, on a GPU, half moved). It is now put back, then the
     Ctrl-C interrupts."""

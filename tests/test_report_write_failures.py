@@ -145,8 +145,8 @@ def test_a_folder_that_cannot_be_written_is_refused_before_scoring(tmp_path: Pat
     assert code == 2 and f"--out {unwritable / 'w'}: {unwritable}" in err and "iteration" not in out, (out, err)
 
 
-def test_a_second_ctrl_c_while_an_interrupted_write_cleans_up_leaves_no_temporary(tmp_path: Path,
-                                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_second_ctrl_c_while_an_interrupted_write_cleans_up_leaves_no_temporary(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, ctrl_c_raises: None) -> None:
     """Ctrl-C while scores.parquet is written, and Ctrl-C again as its temporary file is being removed (users press
     it twice): the second cut the removal short and left ``.scores.parquet.*.tmp`` in the report folder. It now
     waits for the removal, then interrupts as the first did."""

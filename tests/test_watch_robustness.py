@@ -198,7 +198,8 @@ def _signal_as_the_folder_is_removed(monkeypatch: pytest.MonkeyPatch, signum: in
     return removing
 
 
-def test_a_second_ctrl_c_while_the_watch_cleans_up_waits_for_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_second_ctrl_c_while_the_watch_cleans_up_waits_for_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                ctrl_c_raises: None) -> None:
     """Ctrl-C ends the watch; a second one (pressed again) as it removed its private folder cut that short: the
     folder stayed, watch.json never said the watch ended, and a traceback came out of ``watch``. It now waits."""
     run = tmp_path / "run"
@@ -219,8 +220,8 @@ def test_a_second_ctrl_c_while_the_watch_cleans_up_waits_for_it(tmp_path: Path, 
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
-def test_a_ctrl_c_as_the_watch_ends_by_itself_interrupts_after_its_cleanup(tmp_path: Path,
-                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_ctrl_c_as_the_watch_ends_by_itself_interrupts_after_its_cleanup(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                          ctrl_c_raises: None) -> None:
     """A Ctrl-C as a watch that ended by itself (idle) removed its folder cut the removal short and left watch.json
     without why it ended. The record and the folder are now done first; then the Ctrl-C interrupts."""
     run = tmp_path / "run"
