@@ -136,14 +136,16 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
             yield tmp
         return
     path.parent.mkdir(parents=True, exist_ok=True)
+    tmp: str | None = None
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    except OSError as exc:
-        if (named := _naming(exc, path, exc.filename)) is exc:
-            raise
-        raise named from exc
-    os.close(fd)
-    try:
+        with held_signals():  # an interrupt between making the file and knowing its name would leave it behind
+            try:
+                fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+            except OSError as exc:
+                if (named := _naming(exc, path, exc.filename)) is exc:
+                    raise
+                raise named from exc
+            os.close(fd)
         yield Path(tmp)
         with open(tmp, "rb") as fh:
             os.fsync(fh.fileno())
@@ -155,7 +157,7 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
         raise named from exc
     finally:
         with held_signals():  # a second Ctrl-C here left the temporary file behind
-            if os.path.exists(tmp):
+            if tmp is not None and os.path.exists(tmp):
                 os.unlink(tmp)
 
 
@@ -163,9 +165,11 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
 def _into_stream(path: Path) -> Iterator[Path]:
     """Yield a temporary path (in the system's temporary folder); its bytes go into the stream ``path`` once the
     block succeeded, appended (``/dev/stdout`` redirected to a file keeps what was printed before)."""
-    fd, tmp = tempfile.mkstemp(prefix=".ganeval.", suffix=".tmp")
-    os.close(fd)
+    tmp: str | None = None
     try:
+        with held_signals():  # as atomic_path: no interrupt between making the file and knowing its name
+            fd, tmp = tempfile.mkstemp(prefix=".ganeval.", suffix=".tmp")
+            os.close(fd)
         yield Path(tmp)
         with open(tmp, "rb") as src, open(path, "ab") as dst:
             shutil.copyfileobj(src, dst)
@@ -175,7 +179,8 @@ def _into_stream(path: Path) -> Iterator[Path]:
         raise named from exc
     finally:
         with held_signals(), contextlib.suppress(OSError):
-            os.unlink(tmp)
+            if tmp is not None:
+                os.unlink(tmp)
 
 
 def _umask() -> int:

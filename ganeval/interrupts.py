@@ -10,7 +10,9 @@ signal that arrives during :func:`held_signals` is acted on once the block is do
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from types import FrameType
@@ -69,12 +71,29 @@ def held_signals() -> Iterator[list[int]]:
             previous[held[0]](held[0], None)
 
 
+#: Seconds a SIGTERM may wait for the work to act on it before the process ends at once, as SIGTERM's default did.
+#: The Python handler runs only between bytecodes: a torchrun rank waiting in a collective for a peer (gloo's C++
+#: code) would otherwise take SIGTERM's stop only once the peer came or the group timed out (30 minutes), or
+#: torchrun's SIGKILL 30 s later; a stop meant to be prompt must stay so.
+TERM_GRACE_S = 10.0
+
+
 @contextlib.contextmanager
-def sigterm_as_interrupt() -> Iterator[list[int]]:
-    """Run the block with SIGTERM (``kill``, a service or batch-job stop) raising :class:`Terminated`, so it ends the
-    work as Ctrl-C does, cleanup included, where it ended the process at once. Yields a list that holds the signal
-    once it came; the previous handler is restored after. Off the main thread, or where SIGTERM is ignored or has a
-    handler of the program's own, nothing changes."""
+def sigterm_as_interrupt(grace_s: float | None = None, last_words: str | None = None) -> Iterator[list[int]]:
+    """Run the block with SIGTERM (``kill``, a service or batch-job stop, torchrun stopping its ranks) raising
+    :class:`Terminated`, so it ends the work as Ctrl-C does, cleanup included, where it ended the process at once.
+    Yields a list that holds the signal once it came; the previous handler is restored after. Off the main thread,
+    or where SIGTERM is ignored or has a handler of the program's own, nothing changes; inside another such block,
+    the outer one's list is yielded.
+
+    Where the work cannot act on the signal within ``grace_s`` seconds (default :data:`TERM_GRACE_S`; blocked in C
+    code, such as a collective waiting for a peer), the process ends then with exit code 143, after ``last_words``
+    (a line for stderr) if given."""
+    current = signal.getsignal(signal.SIGTERM)
+    outer = getattr(current, "_ganeval_came", None)
+    if outer is not None:  # already turned into an interrupt (the CLI's dispatch, then a command's own block)
+        yield outer
+        return
     came: list[int] = []
 
     def handler(signum: int, frame: FrameType | None) -> None:
@@ -82,14 +101,63 @@ def sigterm_as_interrupt() -> Iterator[list[int]]:
         raise Terminated
 
     handler._ganeval_interrupt = True  # type: ignore[attr-defined]  # held_signals holds it as it holds Ctrl-C
-    if not _main_thread() or signal.getsignal(signal.SIGTERM) not in (signal.SIG_DFL, None):  # None: set outside Python
+    handler._ganeval_came = came  # type: ignore[attr-defined]
+    if not _main_thread() or current not in (signal.SIG_DFL, None):  # None: set outside Python
         yield came
         return
     signal.signal(signal.SIGTERM, handler)
     try:
-        yield came
+        with _ends_if_stuck(TERM_GRACE_S if grace_s is None else grace_s, last_words):
+            yield came
     finally:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
-__all__ = ["Terminated", "exit_code", "held_signals", "sigterm_as_interrupt"]
+@contextlib.contextmanager
+def _ends_if_stuck(grace_s: float, last_words: str | None) -> Iterator[None]:
+    """Within the block, end the process (exit 143) ``grace_s`` seconds after a SIGTERM unless the block is done by
+    then. The signal is seen by a thread through Python's wakeup file descriptor, which the C-level handler writes at
+    once, even while the main thread is blocked in C code and cannot run the Python one. Where the program uses
+    the wakeup descriptor already (an asyncio loop), nothing is watched."""
+    read, write = os.pipe()
+    os.set_blocking(write, False)
+    try:
+        previous = signal.set_wakeup_fd(write, warn_on_full_buffer=False)
+    except ValueError:  # not the main thread, or a descriptor it refuses
+        previous = None
+    if previous != -1:
+        if previous is not None:
+            signal.set_wakeup_fd(previous)
+        os.close(read)
+        os.close(write)
+        yield
+        return
+    done = threading.Event()
+
+    def watch() -> None:
+        try:
+            while not done.is_set():
+                data = os.read(read, 64)
+                if not data:  # the block is done: the write end was closed
+                    return
+                if signal.SIGTERM in data and not done.wait(grace_s):
+                    if last_words:
+                        with contextlib.suppress(Exception):
+                            sys.stderr.write(last_words + "\n")
+                    with contextlib.suppress(Exception):
+                        sys.stdout.flush()
+                        sys.stderr.flush()
+                    os._exit(128 + signal.SIGTERM)
+        finally:
+            os.close(read)
+
+    threading.Thread(target=watch, name="ganeval-sigterm-grace", daemon=True).start()
+    try:
+        yield
+    finally:
+        done.set()
+        signal.set_wakeup_fd(-1)
+        os.close(write)  # the thread's read ends (it closes its own end)
+
+
+__all__ = ["TERM_GRACE_S", "Terminated", "exit_code", "held_signals", "sigterm_as_interrupt"]

@@ -24,6 +24,7 @@ from ganeval.distributed import DistContext
 from ganeval.errors import GanevalError, StatsError, require_count
 from ganeval.feature_stats import FeatureStats
 from ganeval.features.base import FeatureExtractor, iter_batches, refuse_nonfinite
+from ganeval.interrupts import held_signals
 from ganeval.sources.samples import load_npy, open_npz
 from ganeval.version import __version__
 
@@ -76,7 +77,10 @@ def save_stats(path: str | os.PathLike[str], stats: RefStats, sigma_dtype: str =
     buf = io.BytesIO()
     np.savez_compressed(buf, mu=stats.mu.astype(np.float64), sigma=stats.sigma.astype(sigma_dtype))
     meta = {**stats.meta, "sigma_dtype": sigma_dtype, "file_sha256": hashlib.sha256(buf.getvalue()).hexdigest()}
-    with atomic_path(path) as tmp, atomic_path(path.with_suffix(".json")) as side:
+    # The sidecar is renamed into place first: Ctrl-C or SIGTERM before the npz's rename left a sidecar beside no
+    # file, or beside the old statistics (then refused as corrupted). Held for these two short writes, it is acted
+    # on once both are in place.
+    with held_signals(), atomic_path(path) as tmp, atomic_path(path.with_suffix(".json")) as side:
         tmp.write_bytes(buf.getvalue())
         side.write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 

@@ -1,7 +1,8 @@
 """``ganeval`` entry point: builds the subcommand parsers and maps errors to documented exit codes.
 
 Exit codes: 0 success; 1 something failed (a gate criterion, or some checkpoints could not be scored);
-2 usage or input error (one line naming the file and the problem).
+2 usage or input error (one line naming the file and the problem); 130 Ctrl-C; 143 SIGTERM, which every command
+takes as it takes Ctrl-C (the work unwinds through its cleanup: no ``.tmp`` file, nothing half-written).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from ganeval.cli import (
 )
 from ganeval.distributed import PeerLost, launched_rank
 from ganeval.errors import EXIT_INPUT, GanevalError
-from ganeval.interrupts import exit_code
+from ganeval.interrupts import TERM_GRACE_S, exit_code, sigterm_as_interrupt
 
 COMMANDS = [cmd_train, cmd_train_classifier, cmd_stats, cmd_floors, cmd_score, cmd_compare, cmd_gate, cmd_watch, cmd_export, cmd_metrics]
 
@@ -56,17 +57,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit code."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    stuck = f"ganeval: interrupted (SIGTERM; the work did not stop within {TERM_GRACE_S:g} s, so it ended at once)"
     try:
-        code = int(args.func(args) or 0)
-        from ganeval.distributed import leave_together
+        # SIGTERM (kill, a service or batch-job stop, torchrun stopping its ranks) ends the work as Ctrl-C does
+        with sigterm_as_interrupt(last_words=stuck if _speaks() else None):
+            code = int(args.func(args) or 0)
+            from ganeval.distributed import leave_together
 
-        return leave_together(code)  # torchrun: every rank waits for rank 0's reports before any exits
+            return leave_together(code)  # torchrun: every rank waits for rank 0's reports before any exits
     except GanevalError as exc:
         _say(f"ganeval: error: {exc}", every_rank=isinstance(exc, PeerLost))  # rank 0 may be the rank lost
         return _failed(exc.exit_code)
     except KeyboardInterrupt as exc:
         _say("ganeval: interrupted")
-        return exit_code(exc)  # 130; 143 for a SIGTERM that ``watch`` turned into an interrupt
+        return _failed(exit_code(exc))  # 130; 143 for SIGTERM
     except BrokenPipeError:
         return EXIT_INPUT
     except OSError as exc:  # a folder that cannot be made, a read-only or full disk: one line naming the path
