@@ -89,7 +89,7 @@ class EarlyStopper:
         require_count(self.bootstrap, 0, "--bootstrap", TrainError)
         check_bootstrap(self.bootstrap, self.num_samples, TrainError)
         check_memory(self.num_samples, self.bootstrap, (self.metric,), ScoreOptions.batch_size, resolve_device(self.device),
-                     error=TrainError)  # N's features beyond this machine: refused now, not at the first judgement
+                     precision=self.precision, error=TrainError)  # beyond this machine: refused now, not at the first judgement
 
     def observe(self, ckpt: Path, iteration: int) -> bool:
         """Score ``ckpt`` against the best so far; True when the last ``patience`` checkpoints were all worse."""

@@ -26,6 +26,29 @@ FEATURE_DIMS = {"inception": (2048, 1008), "mnist": (128, 10)}
 BATCH_BYTES = {"mnist": 2 * 32 * 28 * 28 * 4, "inception": (3 * 299 * 299 + 32 * 149 * 149) * 4}
 #: Inception on a CPU runs a batch this many images at a time (``ganeval.features.inception.CPU_CHUNK``).
 INCEPTION_CPU_CHUNK = 32
+#: Activations per image a batch holds at once on a CUDA device, where the whole batch runs in one call, at least:
+#: Inception's second convolution's output (32×147×147) while its third's (64×147×147) is written, the largest
+#: pair in the network (more than the 299×299 resized input and the first convolution's 32×149×149 together);
+#: the MNIST classifier's first convolution and BatchNorm outputs (32×28×28 each). 4 bytes each, 2 in bf16.
+GPU_BATCH_ELEMENTS = {"inception": (32 + 64) * 147 * 147, "mnist": 2 * 32 * 28 * 28}
+
+
+def local_processes() -> int:
+    """How many processes share this host's memory: torchrun's ``LOCAL_WORLD_SIZE`` (1 when unset or not a count).
+    Every rank holds its own copy of what is counted (each gathers every sample's features)."""
+    try:
+        return max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+    except ValueError:
+        return 1
+
+
+def cuda_free(device: torch.device) -> int | None:
+    """Free memory on CUDA ``device`` now (``torch.cuda.mem_get_info``), None for a CPU. Under torchrun, before the
+    process group is joined, a bare ``cuda`` is this rank's GPU (``LOCAL_RANK``), the one the run will use."""
+    if device.type != "cuda":
+        return None
+    index = device.index if device.index is not None else int(os.environ.get("LOCAL_RANK", torch.cuda.current_device()))
+    return int(torch.cuda.mem_get_info(index)[0])
 
 
 def physical_memory() -> int | None:
@@ -62,43 +85,123 @@ def fd_dim(metrics: Iterable[str]) -> int:
 
 def batch_bytes(metrics: Iterable[str], num_samples: int, batch_size: int, device: torch.device, resize: str = "tf1x") -> int:
     """Host bytes one batch holds at least in the feature networks (the largest of them: they run one after
-    another); 0 on a GPU, where a batch too large is CUDA's out-of-memory error for each checkpoint."""
-    if device.type != "cpu":
-        return 0
+    another). On a GPU only clean-fid's resize, done on the host before the network; the rest is :func:`gpu_batch_bytes`."""
     extractors = {METRICS[m].extractor for m in metrics if m in METRICS}
     images = min(batch_size, num_samples)
+    clean = images * 299 * 299 * 4 if resize == "clean" and "inception" in extractors else 0  # the whole batch 299×299
+    if device.type != "cpu":
+        return clean
     need = [images * BATCH_BYTES["mnist"]] if "mnist" in extractors else []
-    if "inception" in extractors:  # 32 images at a time; clean-fid's resize first makes the whole batch 299×299
-        need.append(min(images, INCEPTION_CPU_CHUNK) * BATCH_BYTES["inception"]
-                    + (images * 299 * 299 * 4 if resize == "clean" else 0))
+    if "inception" in extractors:  # 32 images at a time
+        need.append(min(images, INCEPTION_CPU_CHUNK) * BATCH_BYTES["inception"] + clean)
     return max(need, default=0)
+
+
+def gpu_batch_bytes(extractors: Iterable[str], images: int, precision: str = "fp32") -> int:
+    """GPU bytes one batch of ``images`` holds at least in the feature networks (:data:`GPU_BATCH_ELEMENTS`; the
+    largest of them). Not counted: the generator's own activations, unknown before it runs, and cuDNN's workspace."""
+    width = 2 if precision == "bf16" else 4
+    return images * width * max((GPU_BATCH_ELEMENTS.get(e, 0) for e in extractors), default=0)
+
+
+def check_gpu_batch(extractors: Iterable[str], batch_size: int, num_samples: int, device: torch.device, free: int | None,
+                    precision: str = "fp32", error: type[GanevalError] = GanevalError, default: int = 100) -> None:
+    """Refuse a ``--batch-size`` whose batch cannot fit in the ``free`` bytes of CUDA ``device`` (a CPU, or
+    ``free`` None: nothing checked), in one line naming the largest batch size that fits."""
+    extractors = set(extractors)
+    images = min(int(batch_size), int(num_samples))
+    need = gpu_batch_bytes(extractors, images, precision)
+    if device.type != "cuda" or free is None or need <= free:
+        return
+    each = gpu_batch_bytes(extractors, 1, precision)
+    where = f"{device.type}:{device.index if device.index is not None else os.environ.get('LOCAL_RANK', 'current')}"
+    fix = (f"give --batch-size {free // each} or less" if free >= each else
+           "not even one image fits: free memory on it, or use --device cpu")
+    raise error(f"--batch-size {batch_size}: one batch of {images} images in the feature networks would hold at least "
+                f"{size_text(need)} on {where}, more than its {size_text(free)} free; {fix} (default {default})")
+
+
+def _processes_text(processes: int) -> str:
+    return f" in each of the {processes} processes on this host (LOCAL_WORLD_SIZE)" if processes > 1 else ""
 
 
 def check_memory(num_samples: int, bootstrap: int, metrics: Iterable[str] = (), batch_size: int = 1,
                  device: torch.device | None = None, *, inception_logits: bool = True, z_dim: int | None = None,
-                 resize: str = "tf1x", have: int | None = None, error: type[GanevalError] = GanevalError) -> None:
+                 resize: str = "tf1x", have: int | None = None, error: type[GanevalError] = GanevalError,
+                 gpu_free: int | None = None, precision: str = "fp32", processes: int | None = None) -> None:
     """Refuse an N (``--num-samples``) or a ``--batch-size`` whose floor of memory (:func:`per_sample_bytes` ×
-    N + :func:`batch_bytes`) is more than this machine's (``have``: its physical memory), in one line naming the
-    option and the most it may be."""
+    N + :func:`batch_bytes`, times ``processes``: :func:`local_processes`) is more than this machine's (``have``:
+    its physical memory), or whose batch is more than a CUDA device's free memory (``gpu_free``: :func:`cuda_free`),
+    in one line naming the option and the most it may be."""
     # Python integers: a numpy integer's product would wrap past 2**63 and pass
     metrics, num_samples, batch_size, bootstrap = list(metrics), int(num_samples), int(batch_size), int(bootstrap)
+    device = device or torch.device("cpu")
+    if device.type == "cuda":
+        check_gpu_batch({METRICS[m].extractor for m in metrics if m in METRICS}, batch_size, num_samples, device,
+                        cuda_free(device) if gpu_free is None else gpu_free, precision, error)
     have = physical_memory() if have is None else have
     if have is None:
         return
-    device = device or torch.device("cpu")
+    processes = local_processes() if processes is None else max(1, int(processes))
     each = per_sample_bytes(metrics, bootstrap, inception_logits, z_dim)
     batch = batch_bytes(metrics, num_samples, batch_size, device, resize)
-    if each * num_samples + batch <= have:
+    if processes * (each * num_samples + batch) <= have:
         return
-    machine = f"more than this machine's {size_text(have)}"
+    machine = f"{_processes_text(processes)}, more than this machine's {size_text(have)}"
+    share = have // processes
     images = min(batch_size, num_samples)
-    if batch > have // 2:  # the batch is what does not fit: a smaller one does the same work
-        most = max(1, images * (have // 2) // batch)
+    if batch > share // 2:  # the batch is what does not fit: a smaller one does the same work
+        most = max(1, images * (share // 2) // batch)
         raise error(f"--batch-size {batch_size}: one batch of {images} images in the feature networks "
-                    f"would hold at least {size_text(batch)}, {machine}; give --batch-size {most} or less (default 100)")
-    most = max(0, (have - batch) // max(each, 1))
+                    f"would hold at least {size_text(batch)}{machine}; give --batch-size {most} or less (default 100)")
+    most = max(0, (share - batch) // max(each, 1))
     held = ", ".join(["features"] + (["their float64 copies"] if fd_dim(metrics) else []) + (["resampled indices"] if bootstrap
                      else []) + (["latents"] if z_dim else []))
     raise error(f"--num-samples {num_samples} would hold at least {size_text(each * num_samples + batch)} in memory "
-                f"({size_text(each)} per sample with the metrics asked and --bootstrap {bootstrap}: {held}), {machine}; "
+                f"({size_text(each)} per sample with the metrics asked and --bootstrap {bootstrap}: {held}){machine}; "
                 f"lower it (at most {most} could fit here)")
+
+
+def check_stats_memory(images: int, image_bytes: int, batch_size: int, extractor: str, pool_dim: int | None,
+                       device: torch.device, *, dataset: str, logits: int = 0, channels: int = 1,
+                       keeps_features: bool = False, precision: str = "fp32", have: int | None = None,
+                       gpu_free: int | None = None, processes: int | None = None,
+                       error: type[GanevalError] = GanevalError) -> None:
+    """Refuse ``ganeval stats`` over ``images`` real images (uint8, ``image_bytes`` each) whose floor of memory is
+    more than this machine's or, on CUDA, whose batch is more than the device's free memory, in one line naming
+    ``--batch-size`` or ``--limit`` and the most that fits.
+
+    The statistics are streamed (float64 sums: the mean and the ``pool_dim``² outer products, plus their matrix
+    product's temporary), but every process holds the images, and one batch: its uint8 copy, the network's
+    activations (:func:`batch_bytes`), its features and their two float64 copies; ``keeps_features``
+    (``--save-features``) adds every image's pool features, twice on the main process (the batches and their join).
+    """
+    images, batch_size, image_bytes, pool, logits = int(images), int(batch_size), int(image_bytes), int(pool_dim or 0), int(logits)
+    net = "inception" if extractor.startswith("inception") else extractor
+    resize = "clean" if extractor == "inception-clean" else "tf1x"
+    metric = {"inception": "fid", "mnist": "mnist_fd"}.get(net)
+    if device.type == "cuda":
+        check_gpu_batch({net}, batch_size, images, device, cuda_free(device) if gpu_free is None else gpu_free, precision,
+                        error, default=64)
+    have = physical_memory() if have is None else have
+    if have is None:
+        return
+    processes = local_processes() if processes is None else max(1, int(processes))
+    b = min(batch_size, images)
+    network = batch_bytes([metric] if metric else [], b, b, device, resize) * (channels if resize == "clean" else 1)
+    batch = b * (image_bytes + 4 * (pool + logits) + 2 * 8 * pool) + network
+    fixed = 2 * 8 * pool * pool
+    kept = 2 * 4 * pool if keeps_features else 0
+    need = processes * (images * image_bytes + batch + fixed) + images * kept
+    if need <= have:
+        return
+    machine = f"{_processes_text(processes)}, more than this machine's {size_text(have)}"
+    if processes * batch > have // 2:  # the batch is what does not fit: a smaller one does the same work
+        most = max(1, b * (have // 2 // processes) // batch)
+        raise error(f"--batch-size {batch_size}: one batch of {b} images would hold at least {size_text(batch)} in memory "
+                    f"(the images, the network's activations, their features){machine}; give --batch-size {most} or less "
+                    f"(default 64)")
+    most = max(0, (have - processes * (batch + fixed)) // (processes * image_bytes + kept))
+    held = "the images" + (" and their saved features" if keeps_features else "")
+    raise error(f"--dataset {dataset}: {images} images would hold at least {size_text(need)} in memory "
+                f"({size_text(processes * image_bytes + kept)} per image: {held}){machine}; give --limit {most} or less")

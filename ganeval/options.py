@@ -120,7 +120,7 @@ class ScoreOptions:
             raise GanevalError(f"--precision must be one of {', '.join(PRECISIONS)} (got {self.precision!r})")
         z_dim = self.extra.get("z_dim")  # the latents' size, where given (a generator's file says it only when opened)
         check_memory(self.num_samples, self.bootstrap, self.metrics, self.batch_size, device,
-                     inception_logits=self.inception_weights is None, resize=self.resize,
+                     inception_logits=self.inception_weights is None, resize=self.resize, precision=self.precision,
                      z_dim=z_dim if isinstance(z_dim, int) and not isinstance(z_dim, bool) and z_dim > 0 else None)
         known = [m for m in self.metrics if m in METRICS]
         if self.primary is None and known and not {"fid", "mnist_fd", "custom_fd"} & {c for m in known for c in METRICS[m].columns}:

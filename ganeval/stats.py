@@ -25,10 +25,13 @@ from ganeval.errors import GanevalError, StatsError, require_count
 from ganeval.feature_stats import FeatureStats
 from ganeval.features.base import FeatureExtractor, iter_batches, refuse_nonfinite
 from ganeval.interrupts import held_signals
+from ganeval.memory import check_stats_memory
 from ganeval.sources.samples import load_npy, open_npz
 from ganeval.version import __version__
 
 DATASETS = {"mnist-train": "train", "mnist-test": "test"}
+#: Images in each MNIST split (28×28 uint8).
+SPLIT_SIZES = {"mnist-train": 60_000, "mnist-test": 10_000}
 
 
 def _shipped_dir() -> Path:
@@ -208,6 +211,51 @@ def real_images(dataset: str | os.PathLike[str], data_dir: str | os.PathLike[str
     return RealImages(images, meta, notes)
 
 
+def _array_shape(path: Path) -> tuple[int, ...] | None:
+    """The image array's shape in a ``.npy`` or ``.npz`` from its header alone (None: not one that can be read so;
+    reading it says why), so an array past memory is refused before it is loaded."""
+    from ganeval.sources.samples import npz_image_key
+
+    def header(fh: Any) -> tuple[int, ...]:
+        version = np.lib.format.read_magic(fh)
+        read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+        return tuple(read(fh)[0])
+
+    try:
+        if path.suffix.lower() == ".npy":
+            with open(path, "rb") as fh:
+                return header(fh)
+        with zipfile.ZipFile(path) as z:
+            key = npz_image_key([n[:-4] for n in z.namelist() if n.endswith(".npy")])
+            if key is None:
+                return None
+            with z.open(f"{key}.npy") as fh:
+                return header(fh)
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile):
+        return None
+
+
+def check_dataset_memory(dataset: str | os.PathLike[str], extractor: FeatureExtractor, batch_size: int,
+                         limit: int | None = None, keeps_features: bool = False,
+                         shape: tuple[int, ...] | None = None, processes: int | None = None) -> None:
+    """Refuse, before any work, statistics of ``dataset`` whose images, batch and kept features cannot fit in memory
+    (:func:`ganeval.memory.check_stats_memory`). ``shape``: the images' (N, …) where read already; else an MNIST
+    split's, or a ``.npy``/``.npz``'s from its header (a folder or zip is checked once read)."""
+    if shape is None:
+        path = Path(dataset)
+        shape = ((SPLIT_SIZES[str(dataset)], 28, 28) if str(dataset) in SPLIT_SIZES else
+                 _array_shape(path) if path.suffix.lower() in (".npy", ".npz") and path.is_file() else None)
+    if not shape or len(shape) < 2:
+        return
+    n = min(int(shape[0]), limit) if limit else int(shape[0])
+    channels = 3 if len(shape) == 4 and 3 in shape[1:] else 1
+    check_stats_memory(n, int(np.prod(shape[1:], dtype=object)), batch_size, extractor.stats_name, extractor.pool_dim,
+                       extractor.device, dataset=str(dataset), logits=1008 if extractor.name == "inception" and
+                       extractor.has_logits else 10 if extractor.name == "mnist" else 0, channels=channels,
+                       keeps_features=keeps_features, precision=getattr(extractor, "precision", "fp32"),
+                       processes=processes, error=StatsError)
+
+
 def compute_stats(
     dataset: str | os.PathLike[str],
     extractor: FeatureExtractor,
@@ -218,9 +266,13 @@ def compute_stats(
     command: str | None = None,
     dist: DistContext | None = None,
     progress: bool = True,
+    keeps_features: bool = False,
 ) -> RefStats:
     """Mean and covariance of ``extractor``'s pool features over ``dataset`` (see :func:`real_images`; first
     ``limit`` images).
+
+    Refused before any work when the images, a batch or (``keeps_features``: the caller keeps every batch's pool
+    features, as ``--save-features`` does) the features cannot fit in memory (:func:`check_dataset_memory`).
 
     ``on_batch(index, features)`` sees each batch this rank computes. Under torchrun (``dist``) rank r takes
     global batches r, r+W, … and the float64 sums are added over ranks, so every rank returns the statistics of
@@ -230,7 +282,9 @@ def compute_stats(
 
     dist = dist or DistContext()
     require_count(batch_size, 1, "--batch-size", StatsError)
+    check_dataset_memory(dataset, extractor, batch_size, limit, keeps_features)
     real = real_images(dataset, data_dir, limit)
+    check_dataset_memory(dataset, extractor, batch_size, limit, keeps_features, tuple(real.images.shape))
     if len(real.images) < 2:
         raise StatsError(f"{dataset}: {len(real.images)} image(s); statistics need at least 2 (a covariance)")
     for note in real.notes if dist.is_main else []:

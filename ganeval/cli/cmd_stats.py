@@ -132,6 +132,7 @@ def run(args: argparse.Namespace) -> int:
     stats = compute_stats(
         args.dataset, extractor, args.batch_size, args.data_dir, args.limit, on_batch,
         command="ganeval " + shlex.join(sys.argv[1:]), dist=dist, progress=args.progress,
+        keeps_features=bool(args.save_features),
     )
     features = dist.gather_to_main(chunks, -(-stats.meta["n"] // args.batch_size)) if args.save_features else None
     if not dist.all_ok(True):
@@ -143,7 +144,7 @@ def run(args: argparse.Namespace) -> int:
     else:  # the features to a temporary file first: a failed write of either leaves both outputs as they were
         with atomic_path(args.save_features) as tmp:
             with open(tmp, "wb") as fh:
-                np.save(fh, torch.cat(features).numpy().astype(np.float32))
+                np.save(fh, torch.cat(features).numpy().astype(np.float32, copy=False))  # float32 already: no third copy
             save_stats(args.out, stats)
     print(f"wrote {args.out} (N={stats.meta['n']}, {stats.meta['seconds']} s, {dist.world} process(es))")
     return 0
