@@ -8,7 +8,7 @@ import os
 import shutil
 import stat
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 from ganeval.interrupts import held_signals
@@ -181,6 +181,103 @@ def _into_stream(path: Path) -> Iterator[Path]:
         with held_signals(), contextlib.suppress(OSError):
             if tmp is not None:
                 os.unlink(tmp)
+
+
+def write_set(files: Mapping[str | os.PathLike[str], bytes]) -> None:
+    """Write ``files`` (path: bytes, in order) as one set, as a report folder must change: every file goes to a
+    temporary file beside its target first; only once all are written are they renamed into place, one after
+    another with Ctrl-C and SIGTERM held. An interrupt or a failed write (a full disk) leaves the earlier files
+    whole and no temporary, never new files beside old ones; a rename that fails part-way (a folder where a file
+    should go) puts back the files it had replaced. The last file is the set's mark (``summary.json``): its earlier
+    version is taken away before the first rename and the new one comes last, so even a kill no handler sees
+    (SIGKILL) between two renames leaves no mark beside a mixed set. A stream among them (:func:`is_stream`:
+    a link to ``/dev/stdout``) is written into, after the others are in place. Errors name the target, not the
+    temporary file."""
+    items = [(Path(p), data) for p, data in files.items()]
+    temps: list[tuple[str, Path]] = []
+    try:
+        for path, data in items:
+            if is_stream(path):
+                continue
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp: str | None = None
+            try:
+                with held_signals():  # an interrupt between making the file and listing it would leave it behind
+                    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+                    temps.append((tmp, path))
+                    os.close(fd)
+                with open(tmp, "wb") as fh:
+                    fh.write(data)
+                    fh.flush()
+                    os.fsync(fh.fileno())
+                os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual permissions
+            except OSError as exc:
+                if (named := _naming(exc, path, tmp if tmp is not None else exc.filename)) is exc:
+                    raise
+                raise named from exc
+        if temps:
+            with held_signals():  # all renamed, or (a rename failing) none: an interrupt waits for the set
+                _swap(temps)
+            temps = []
+    finally:
+        with held_signals():  # a second Ctrl-C here left temporary files behind
+            for tmp, _ in temps:
+                if os.path.exists(tmp):
+                    os.unlink(tmp)
+    for path, data in items:
+        if is_stream(path):
+            write_bytes(path, data)
+
+
+def _swap(temps: list[tuple[str, Path]]) -> None:
+    """Rename each temporary file over its target, the last one's earlier file taken away first (see
+    :func:`write_set`); a failing rename puts back every earlier file from a hard link made to it beforehand (where
+    the file system has none, the new file stays) and is raised naming its target."""
+    earlier: dict[Path, str] = {}  # target: a hard link to the file it held before
+    absent: set[Path] = set()  # targets that held nothing
+    moved: list[Path] = []  # targets whose earlier file is no longer at its name
+    mark_tmp, mark = temps[-1]
+    try:
+        _keep(mark, mark_tmp, earlier, absent)
+        if mark in earlier:
+            os.unlink(mark)
+            moved.append(mark)
+        for tmp, path in temps:
+            if path != mark:
+                _keep(path, tmp, earlier, absent)
+            try:
+                os.replace(tmp, path)
+            except OSError as exc:
+                if (named := _naming(exc, path, tmp)) is exc:
+                    raise
+                raise named from exc
+            if path not in moved:
+                moved.append(path)
+    except BaseException:
+        for path in reversed(moved):
+            with contextlib.suppress(OSError):
+                if path in earlier:
+                    os.replace(earlier.pop(path), path)
+                elif path in absent:
+                    os.unlink(path)
+        raise
+    finally:
+        for link in earlier.values():
+            with contextlib.suppress(OSError):
+                os.unlink(link)
+
+
+def _keep(path: Path, tmp: str, earlier: dict[Path, str], absent: set[Path]) -> None:
+    """Note what ``path`` holds before its rename: nothing (``absent``), or a file now also linked at a name beside
+    ``tmp`` (``earlier``). A file that cannot be linked (a folder, no hard links on this file system) is noted as
+    neither: it cannot be put back."""
+    if not os.path.lexists(path):
+        absent.add(path)
+        return
+    link = tmp.removesuffix(".tmp") + ".old.tmp"  # mkstemp's names hold no dot: never another file's temporary
+    with contextlib.suppress(OSError):
+        os.link(path, link, follow_symlinks=False)
+        earlier[path] = link
 
 
 def _umask() -> int:

@@ -61,6 +61,11 @@ def _no_leftovers(tmp_path: Path) -> None:
         json.loads(path.read_text())
 
 
+def _contents(folder: Path) -> dict[str, bytes]:
+    """Every file of ``folder`` (hidden ones too: a temporary file) by name, with its bytes."""
+    return {p.name: p.read_bytes() for p in folder.iterdir()}
+
+
 def _cache_loads(tmp_path: Path) -> None:
     """Every cache entry is complete: a half-written or torn one would make later runs fail or lie."""
     for path in (tmp_path / "cache").rglob("*.npz"):
@@ -78,13 +83,17 @@ def run(tmp_path: Path) -> Path:
 
 @pytest.mark.parametrize("term_at", [".summary.json.", ".report.html."])
 def test_score_sigterm_mid_report(tmp_path: Path, run: Path, term_at: str) -> None:
-    """The report's summary (or page) being written when SIGTERM comes: removed, not left as ``.tmp``; the files
-    written before it are whole; a rerun scores from the cache, which is whole too."""
+    """The report's summary (or page) being written when SIGTERM comes: removed, not left as ``.tmp``; the earlier
+    report stays whole, byte for byte (the new tables were left beside its page, its summary.json removed); a rerun
+    scores from the cache, which is whole too."""
+    first = _cli(tmp_path, ["score", str(run / "ckpt_0001000.safetensors"), "--out", str(tmp_path / "rep"), *FAST])
+    assert first.returncode == 0, first.stderr[-3000:]
+    before = _contents(tmp_path / "rep")
     res = _cli(tmp_path, ["score", str(run), "--out", str(tmp_path / "rep"), *FAST], term_at)
     assert (res.returncode, res.stderr) == (128 + signal.SIGTERM, INTERRUPTED), res.stderr[-3000:]
     _no_leftovers(tmp_path)
     _cache_loads(tmp_path)
-    assert not (tmp_path / "rep" / term_at.strip(".")).exists()
+    assert _contents(tmp_path / "rep") == before
     again = _cli(tmp_path, ["score", str(run), "--out", str(tmp_path / "rep"), *FAST])
     assert again.returncode == 0, again.stderr[-3000:]
     assert [r["status"] for r in json.loads((tmp_path / "rep" / "summary.json").read_text())["rows"]] == ["ok", "ok"]
@@ -101,7 +110,8 @@ def test_score_sigterm_mid_cache_entry(tmp_path: Path, run: Path) -> None:
 
 @pytest.mark.parametrize("command", ["gate", "compare"])
 def test_gate_and_compare_sigterm_mid_write(tmp_path: Path, run: Path, command: str) -> None:
-    """``gate`` (its report) and ``compare`` (compare.json) stopped mid-write: nothing half-written, one line."""
+    """``gate`` (its report) and ``compare`` (compare.json) stopped mid-write: nothing half-written, one line, the
+    earlier report whole."""
     if command == "gate":
         argv, term_at = ["gate", str(run), "--max-mnist-fd", "1000", "--out", str(tmp_path / "out"), *FAST], ".summary.json."
     else:
@@ -109,10 +119,13 @@ def test_gate_and_compare_sigterm_mid_write(tmp_path: Path, run: Path, command: 
         write_bank_checkpoint(other, 1000, noise=0.3)
         argv = ["compare", str(run / "ckpt_0001000.safetensors"), str(other), "--out", str(tmp_path / "out"), "--permutations", "0", *FAST]
         term_at = ".compare.json."
+    first = _cli(tmp_path, argv)
+    assert first.returncode == 0, first.stderr[-3000:]
+    before = _contents(tmp_path / "out")
     res = _cli(tmp_path, argv, term_at)
     assert (res.returncode, res.stderr) == (128 + signal.SIGTERM, INTERRUPTED), res.stderr[-3000:]
     _no_leftovers(tmp_path)
-    assert not (tmp_path / "out" / term_at.strip(".")).exists()
+    assert _contents(tmp_path / "out") == before
 
 
 def test_stats_sigterm_mid_write(tmp_path: Path) -> None:

@@ -1,6 +1,6 @@
-"""Report writes that fail part-way (a full disk, here a file-size limit): the folder never holds new tables beside
-an earlier run's ``summary.json`` / ``compare.json`` (the mark of a complete report), and the one-line error names
-the file that could not be written."""
+"""Report writes that fail part-way (a full disk, here a file-size limit): the earlier report stays whole, byte for
+byte (the folder once held the new tables beside the earlier page, its ``summary.json`` / ``compare.json`` removed),
+and the one-line error names the file that could not be written."""
 
 from __future__ import annotations
 
@@ -47,15 +47,19 @@ def test_atomic_write_error_names_the_file(tmp_path: Path) -> None:
     assert list(tmp_path.iterdir()) == []  # neither the file nor a temporary
 
 
-def test_a_write_failing_part_way_leaves_no_summary(tmp_path: Path) -> None:
+def _contents(folder: Path) -> dict[str, bytes]:
+    """Every file of ``folder`` (hidden ones too: a temporary file) by name, with its bytes."""
+    return {p.name: p.read_bytes() for p in folder.iterdir()}
+
+
+def test_a_write_failing_part_way_leaves_the_earlier_report_whole(tmp_path: Path) -> None:
     old = write_reports(make_result(5), tmp_path)
-    assert old["json"].exists()
+    before = _contents(tmp_path)
     new = make_result(6)
     with file_size_limit(LIMIT), pytest.raises(OSError) as info:
         write_reports(new, tmp_path)
     assert info.value.errno == errno.EFBIG and info.value.filename == str(old["html"])
-    assert not old["json"].exists()  # the old summary.json would vouch for the new tables beside the old page
-    assert not list(tmp_path.glob(".*.tmp"))
+    assert _contents(tmp_path) == before  # not the new tables beside the old page; no temporary file
     paths = write_reports(new, tmp_path)  # room again: a complete report
     assert json.loads(paths["json"].read_text())["report"]["html"] == str(paths["html"])
 
@@ -84,6 +88,7 @@ def test_cli_error_line_names_the_file(tmp_path: Path, monkeypatch: pytest.Monke
             "--no-progress")
     assert cli(*args)[0] == 0
     report = tmp_path / "run" / "report"
+    before = _contents(report)
 
     def limited(result: object, out: Path) -> dict[str, Path]:
         with file_size_limit(16 * 1024):  # one checkpoint: tables ≈ 10 KB, report.html ≈ 27 KB
@@ -92,10 +97,10 @@ def test_cli_error_line_names_the_file(tmp_path: Path, monkeypatch: pytest.Monke
     monkeypatch.setattr(ganeval.report, "write_reports", limited)  # what `ganeval score` imports when it writes
     code, _, err = cli(*args)
     assert code == 2 and err.strip().splitlines()[-1] == f"ganeval: error: {report / 'report.html'}: File too large"
-    assert not (report / "summary.json").exists()
+    assert _contents(report) == before  # the earlier report, whole
 
 
-def test_comparison_failing_part_way_leaves_no_compare_json(tmp_path: Path) -> None:
+def test_comparison_failing_part_way_leaves_the_earlier_one_whole(tmp_path: Path) -> None:
     from ganeval.comparing import compare
     from ganeval.report.comparison import write_comparison
 
@@ -105,11 +110,12 @@ def test_comparison_failing_part_way_leaves_no_compare_json(tmp_path: Path) -> N
     comp = compare([a, b], metrics=("mnist_fd",), num_samples=200, bootstrap=0, permutations=0, device="cpu",
                    progress=False, out=out)
     assert (out / "compare.json").exists() and (out / "compare.html").stat().st_size > 24 * 1024
+    before = _contents(out)
+    comp.summary["date"] = "a later run"
     with file_size_limit(24 * 1024), pytest.raises(OSError) as info:
         write_comparison(comp, out)
     assert info.value.errno == errno.EFBIG and info.value.filename == str(out / "compare.html")
-    assert not (out / "compare.json").exists()
-    assert not list(out.glob(".*.tmp"))
+    assert _contents(out) == before  # tables and compare.json as they were; no temporary file
 
 
 @pytest.fixture
@@ -149,7 +155,7 @@ def test_a_second_ctrl_c_while_an_interrupted_write_cleans_up_leaves_no_temporar
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, ctrl_c_raises: None) -> None:
     """Ctrl-C while scores.parquet is written, and Ctrl-C again as its temporary file is being removed (users press
     it twice): the second cut the removal short and left ``.scores.parquet.*.tmp`` in the report folder. It now
-    waits for the removal, then interrupts as the first did."""
+    waits for the removal of every temporary file, then interrupts as the first did."""
     import signal
 
     real_fsync, real_exists = os.fsync, os.path.exists
@@ -174,6 +180,6 @@ def test_a_second_ctrl_c_while_an_interrupted_write_cleans_up_leaves_no_temporar
     with pytest.raises(KeyboardInterrupt):
         write_reports(make_result(5), tmp_path)
     monkeypatch.undo()
-    assert second and ".scores.parquet." in second[0]
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["scores.csv"]  # no temporary file, and no summary.json
+    assert second and second[0].endswith(".tmp")
+    assert list(tmp_path.iterdir()) == []  # no temporary file, and no report file: none was renamed into place
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler

@@ -98,6 +98,8 @@ def test_a_report_that_cannot_be_written_does_not_end_the_watch(tmp_path: Path) 
     assert res.report_errors and str(run / "report" / "report.html") in res.report_errors[0]
     assert "too large" in res.report_errors[0].lower()  # EFBIG, in the system's words
     assert json.loads((run / WATCH_NAME).read_text())["ended"] == "stop rule"
+    # the report's files change as a set: not the tables alone (written, the page not), no temporary file
+    assert list((run / "report").iterdir()) == []
 
 
 def test_a_copy_that_fails_part_way_leaves_no_partial_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

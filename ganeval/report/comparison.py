@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from ganeval.atomic import write_bytes
+from ganeval.atomic import write_set
 from ganeval.compare_tests import n_text, scored_sizes
 from ganeval.metrics.directions import DIFFERENCE_WORDS, LABELS, SIGN_NOTE
 from ganeval.report.html import grid_figure, notes_section, page_head, provenance_section
@@ -193,10 +193,9 @@ def markdown(comp: Comparison) -> str:
 
 
 def write_comparison(comp: Comparison, out_dir: str | os.PathLike[str]) -> dict[str, Path]:
-    """Write every comparison file into ``out_dir`` atomically; returns their paths by kind. Every file is encoded
-    before the first is written, so a value that cannot be (e.g. not JSON-serialisable) leaves no half a report;
-    ``compare.json``, the mark of a complete report, is removed before the first write and written last, so a write
-    that fails part-way (a full disk) leaves a folder without one, never new tables beside an old ``compare.json``."""
+    """Write every comparison file into ``out_dir`` as one set (:func:`ganeval.atomic.write_set`); returns their
+    paths by kind. A value that cannot be encoded (e.g. not JSON-serialisable), a failed write (a full disk) or an
+    interrupt leaves the earlier comparison whole, never new tables beside an old ``compare.json`` (renamed last)."""
     out = Path(out_dir)
     paths = {"members_csv": out / "members.csv", "members_parquet": out / "members.parquet", "arms_csv": out / "arms.csv",
              "differences_csv": out / "differences.csv", "json": out / "compare.json", "html": out / "compare.html",
@@ -209,8 +208,6 @@ def write_comparison(comp: Comparison, out_dir: str | os.PathLike[str]) -> dict[
     buf = io.BytesIO()
     comp.members.to_parquet(buf, index=False)
     data["members_parquet"] = buf.getvalue()
-    out.mkdir(parents=True, exist_ok=True)
-    paths["json"].unlink(missing_ok=True)  # an earlier run's: it must not vouch for a folder this run leaves half-written
-    for kind in ("members_csv", "members_parquet", "arms_csv", "differences_csv", "html", "markdown", "json"):
-        write_bytes(paths[kind], data[kind])  # compare.json last: its presence says the report is complete
+    order = ("members_csv", "members_parquet", "arms_csv", "differences_csv", "html", "markdown", "json")
+    write_set({paths[kind]: data[kind] for kind in order})  # compare.json last: its presence says the report is complete
     return paths

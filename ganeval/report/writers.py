@@ -1,4 +1,4 @@
-"""Write ``scores.csv``, ``scores.parquet``, ``summary.json`` and ``report.html`` atomically."""
+"""Write ``scores.csv``, ``scores.parquet``, ``summary.json`` and ``report.html`` as one set (all new, or all as before)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ganeval.atomic import write_bytes
+from ganeval.atomic import write_set
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -58,11 +58,12 @@ def in_column_order(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def write_reports(result: ScoreResult, out_dir: str | os.PathLike[str]) -> dict[str, Path]:
-    """Write every report file into ``out_dir`` (each atomically); returns their paths by kind.
+    """Write every report file into ``out_dir`` as one set; returns their paths by kind.
 
-    Every file is encoded before the first is written (a value that cannot be leaves the folder as it was), and
-    ``summary.json``, the mark of a complete report, is removed before the first write and written last: a write
-    that fails part-way (a full disk) leaves a folder without one, never new tables beside an old summary.
+    Every file is encoded, then written to a temporary file, before the first is renamed into place
+    (:func:`ganeval.atomic.write_set`): a value that cannot be encoded, a failed write (a full disk) or an interrupt
+    (Ctrl-C, SIGTERM) leaves the earlier report whole, never new tables beside an old ``summary.json`` or page.
+    ``summary.json``, the mark of a complete report, is renamed last.
     """
     from ganeval.report.html import render_html
 
@@ -76,8 +77,5 @@ def write_reports(result: ScoreResult, out_dir: str | os.PathLike[str]) -> dict[
     data = {"json": (json.dumps(summary, indent=2, allow_nan=False) + "\n").encode("utf-8"),
             "csv": df.to_csv(index=False).encode("utf-8"), "parquet": buf.getvalue(),
             "html": render_html(result).encode("utf-8")}
-    out.mkdir(parents=True, exist_ok=True)
-    paths["json"].unlink(missing_ok=True)  # an earlier run's: it must not vouch for a folder this run leaves half-written
-    for kind in ("csv", "parquet", "html", "json"):  # summary.json last
-        write_bytes(paths[kind], data[kind])
+    write_set({paths[kind]: data[kind] for kind in ("csv", "parquet", "html", "json")})  # summary.json last
     return paths
