@@ -1,7 +1,7 @@
 """Settings that change nothing for the metrics asked for are refused, as the unread inputs are (test_option_checks):
 the Inception plan (``--inception-all``, ``--inception-top-k``) without an Inception metric or a top K to pick, the
 mode-collapse limits without ``modes``, the KID subsets without a KID, ``compare --permutations``/``--sequential``
-where no permutation test runs. One line, exit 2
+where no permutation test runs, ``watch --report-metrics`` without ``--report``. One line, exit 2
 (``GanevalError`` from the API), before any work; the defaults given explicitly are taken, and what ganeval sets
 itself (compare's and gate's plans, early stopping's test) is never refused."""
 
@@ -187,3 +187,13 @@ def test_early_stopping_refuses_test_settings_no_judgement_reads() -> None:
     assert EarlyStopper(num_samples=200, device="cpu")._test() == {"permutations": 200, "sequential": 10}
     with pytest.raises(TrainError, match="--permutations 500: the permutation test decides mnist_fd and custom_fd"):
         EarlyStopper(metric="fid", num_samples=200, device="cpu", permutations=500)
+
+
+def test_watch_report_metrics_without_report_is_refused(run: Path, tmp_path: Path, cli) -> None:
+    """--report-metrics names the metrics of --report's report; without --report the watch judged on --stop-metric and
+    the metrics named were taken in silence."""
+    code, out, err = cli("watch", run, "--report-metrics", "mnist_fd", "modes", "--idle-timeout", 1, "--settle", 0,
+                         "--interval", 0.1, "--num-samples", 200, "--bootstrap", 0, "--device", "cpu",
+                         "--out", tmp_path / "out")
+    assert code == 2 and out == "" and "--report-metrics goes with --report" in err and err.strip().count("\n") == 0, err
+    assert not (tmp_path / "out").exists() and not (run / "watch.json").exists()
