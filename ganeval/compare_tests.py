@@ -29,6 +29,38 @@ DIFF_METRICS = (*FD_METRICS, "mnist_ppl", "custom_ppl")
 EXTRACTOR_OF = {"fid": "inception", "mnist_fd": "mnist", "custom_fd": "custom"}
 
 
+#: ``compare``'s defaults for its permutation test: never refused, where another value no test reads is.
+PERMUTATIONS, SEQUENTIAL = 1000, 10
+
+
+def check_test_read(permutations: int, sequential: int, metrics: tuple[str, ...], bootstrap: int, runs: list[int]) -> None:
+    """Refuse a ``--permutations`` (other than 0, "none") or ``--sequential`` other than its default where no
+    permutation test runs, before any work: it decides mnist_fd and custom_fd differences (Inception's 2048
+    dimensions are beyond ``MAX_DIM``), beside a bootstrap interval, of one run against one (``runs``: the number
+    of runs of the baseline arm, then of each other arm). The default is what ganeval runs by itself (gate's
+    baseline model, early stopping): never refused."""
+    from ganeval.errors import GanevalError
+    from ganeval.metrics.registry import METRICS
+
+    if permutations == 0 and sequential != SEQUENTIAL:
+        raise GanevalError(f"--sequential {sequential} stops the permutation test early, and --permutations 0 runs none: "
+                           "leave one out")
+    given = [f"--{name} {value}" for name, value, default in (("permutations", permutations, PERMUTATIONS),
+                                                               ("sequential", sequential, SEQUENTIAL))
+             if value != default and permutations > 0]
+    if not given or any(m not in METRICS for m in metrics):  # an unknown metric: the options' check names it
+        return
+    if not {"mnist_fd", "custom_fd"} & {c for m in metrics for c in METRICS[m].columns}:
+        why = f"decides mnist_fd and custom_fd differences, and --metrics ({', '.join(metrics)}) has neither"
+    elif bootstrap == 0:
+        why = "decides beside the bootstrap interval of the difference, and --bootstrap 0 computes none"
+    elif runs[0] >= 2 or all(n >= 2 for n in runs[1:]):
+        why = "compares one run with one, and every arm here is compared with the baseline over several runs (Welch)"
+    else:
+        return
+    raise GanevalError(f"{given[0]}: the permutation test {why}: leave it out")
+
+
 def min_permutations(level: float) -> int:
     """The fewest re-labellings P whose smallest p, 1 / (P + 1), is below 1 − ``level`` (the verdict's test, in
     floats as it is made): with fewer, no difference can be significant whatever the data (0.95: 19)."""

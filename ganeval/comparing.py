@@ -25,7 +25,19 @@ import numpy as np
 import pandas as pd
 
 from ganeval.atomic import report_folder
-from ganeval.compare_tests import DIFF_METRICS, FD_METRICS, _arm_replicates, _scored, differences, min_permutations, n_text, scored_sizes
+from ganeval.compare_tests import (
+    DIFF_METRICS,
+    FD_METRICS,
+    PERMUTATIONS,
+    SEQUENTIAL,
+    _arm_replicates,
+    _scored,
+    check_test_read,
+    differences,
+    min_permutations,
+    n_text,
+    scored_sizes,
+)
 from ganeval.distributed import DistContext, from_env
 from ganeval.errors import GanevalError
 from ganeval.evaluate import score_series
@@ -255,7 +267,7 @@ def compare(arms: Mapping[str, Any] | Sequence[Any], *, baseline: str | None = N
             out: str | os.PathLike[str] | None = None, write_report: bool = False, z_dim: int | None = None,
             z_type: str | None = None, output_range: str | None = None, distributed: bool | None = None,
             generator: Any = None, generator_kwargs: Any = None, state_key: str | None = None,
-            permutations: int = 1000, sequential: int = 10, **options: Any) -> Comparison:
+            permutations: int = PERMUTATIONS, sequential: int = SEQUENTIAL, **options: Any) -> Comparison:
     """Score every arm's runs in one pass and compare each arm with ``baseline`` (default: the first arm).
 
     ``arms``: ``{"name": target or [targets]}`` or a list of targets (one arm each). A target is anything
@@ -265,7 +277,8 @@ def compare(arms: Mapping[str, Any] | Sequence[Any], *, baseline: str | None = N
     the ``inception_top_k`` best by MNIST FD plus the last; recorded as ``selection_options``) and its best (or last)
     checkpoint is the run. Checkpoints picked as best are compared on a fresh latent set (seed + 1): the set they won
     on favours them. ``options`` are ``score``'s (``generator``/``generator_kwargs``/``state_key`` for weight files of
-    your own generator class, as there); Inception metrics run on every compared run unless ``inception_all=False``.
+    your own generator class, as there); Inception metrics run on every compared run unless ``inception_all=False``
+(so ``inception_top_k`` is read by the picking alone: refused without ``pick``).
     One run against one: the verdict on MNIST FD (and ``custom_fd`` up to 512 dimensions) comes from a permutation
     test with up to ``permutations`` re-labellings (0: from the interval; fewer than ``min_permutations(ci)``, 19 at
     0.95, could find nothing and are refused), stopped at the ``sequential``-th as extreme as the observed
@@ -290,11 +303,20 @@ def compare(arms: Mapping[str, Any] | Sequence[Any], *, baseline: str | None = N
     select = ScoreOptions.from_kwargs(**{**options, "real_floor": None})  # picking runs needs no floor
     if unread_inputs(select.metrics, {"reference": select.reference}):  # read by the floor alone (opts.check() refuses
         select.reference = DEFAULT_REFERENCE  # it where nothing reads it): the picking reads none either way
-    if options.get("inception_all") is None:
+    # ganeval's plan, not the user's: every compared run gets the Inception metrics (where one is asked: set without
+    # one it would be refused as unread); --inception-top-k is then read by the picking alone (``select``)
+    every = options.get("inception_all") is None and any(METRICS[m].extractor == "inception"
+                                                         for m in select.metrics if m in METRICS)
+    if every:
         options["inception_all"] = True
+        options.pop("inception_top_k", None)
     options["keep_features"] = permutations > 0
     opts = ScoreOptions.from_kwargs(**options)
     select.check()
+    check_test_read(permutations, sequential, opts.metrics, opts.bootstrap, [len(runs) for runs in named.values()])
+    if every and pick is None and select.inception_top_k != ScoreOptions.inception_top_k:
+        raise GanevalError("--inception-top-k picks the checkpoints of a run's folder that get Inception metrics "
+                           "(--pick), and compare gives them to every compared run: leave it out, or add --pick")
     opts.check()  # bad options are refused before any run is read or scored
     if 0 < permutations < (least := min_permutations(opts.ci)):
         raise GanevalError(f"--permutations {permutations} cannot find any difference at --ci {opts.ci:g} (the smallest "

@@ -22,6 +22,7 @@ import pandas as pd
 
 from ganeval.atomic import write_text
 from ganeval.checkpoints import checkpoint_name, list_checkpoints
+from ganeval.compare_tests import PERMUTATIONS, SEQUENTIAL, check_test_read
 from ganeval.comparing import compare
 from ganeval.errors import GanevalError, require_count, require_number
 from ganeval.evaluate import score
@@ -39,6 +40,10 @@ STOP_METRICS = ("mnist_fd", "fid", "custom_fd")
 REPORT_NAME = "early_stop.json"
 
 
+#: ``EarlyStopper.permutations``' default (fewer than compare's: a judgement per checkpoint).
+JUDGING_PERMUTATIONS = 200
+
+
 @dataclass
 class EarlyStopper:
     """Watches checkpoints in training order; ``observe`` says whether to stop."""
@@ -50,9 +55,9 @@ class EarlyStopper:
     bootstrap: int = 100
     device: str = "auto"
     #: Re-labellings of the permutation test that decides "worse" (``compare``; 0: the bootstrap interval decides).
-    permutations: int = 200
+    permutations: int = JUDGING_PERMUTATIONS
     #: Stop that test at the h-th re-labelling as extreme (Besag–Clifford): "no difference" is known in ~h / p draws.
-    sequential: int = 10
+    sequential: int = SEQUENTIAL
     best: Path | None = None
     best_value: float = math.inf
     worse_in_a_row: int = 0
@@ -87,6 +92,11 @@ class EarlyStopper:
         # checked before any iteration is trained
         require_count(self.num_samples, 2, "samples per checkpoint (train --stop-samples, watch --num-samples)", TrainError)
         require_count(self.bootstrap, 0, "--bootstrap", TrainError)
+        try:  # a test setting no judgement reads: refused now (200, the default here, is compare's default there)
+            check_test_read(PERMUTATIONS if self.permutations == JUDGING_PERMUTATIONS else self.permutations,
+                            self.sequential, (self.metric,), self.bootstrap, [1, 1])
+        except GanevalError as exc:
+            raise TrainError(str(exc)) from exc
         check_bootstrap(self.bootstrap, self.num_samples, TrainError)
         check_memory(self.num_samples, self.bootstrap, (self.metric,), ScoreOptions.batch_size, resolve_device(self.device),
                      precision=self.precision, error=TrainError)  # beyond this machine: refused now, not at the first judgement
@@ -142,8 +152,7 @@ class EarlyStopper:
             if math.isinf(value):  # diverged from the start: nothing finite to be worse than
                 row["verdict"], self.worse_in_a_row = "diverged", 1
         else:
-            comp = compare({"best": self._baseline(), "new": held}, permutations=self.permutations,
-                           sequential=self.sequential, **self._options(self._baseline(), held))
+            comp = compare({"best": self._baseline(), "new": held}, **self._test(), **self._options(self._baseline(), held))
             if comp.failed:
                 raise TrainError(f"{ckpt}: could not be scored for early stopping: "
                                  f"{_reason(held, comp.members['error'].dropna().iloc[0])}")
@@ -174,13 +183,18 @@ class EarlyStopper:
     def _confirmed(self, ckpt: Path, row: dict[str, Any]) -> bool:
         """Before stopping, the same comparison on fresh latents (seed 1): the best was chosen on seed 0, which
         favours it (the winner's curse), so a stop must hold where it was not chosen."""
-        comp = compare({"best": self._baseline(), "new": ckpt}, permutations=self.permutations, sequential=self.sequential,
-                       **self._options(self._baseline(), ckpt, seed=1))
+        comp = compare({"best": self._baseline(), "new": ckpt}, **self._test(), **self._options(self._baseline(), ckpt, seed=1))
         d = comp.differences.set_index("metric").loc[self.metric]
         ok = not comp.failed and d["verdict"] == "worse" and float(d["relative"]) > self.threshold
         row.update(confirm_difference=float(d["difference"]), confirm_ci_low=float(d["ci_low"]),
                    confirm_ci_high=float(d["ci_high"]), confirmed=bool(ok))
         return bool(ok)
+
+    def _test(self) -> dict[str, int]:
+        """compare's permutation test settings where it runs (on MNIST FD or custom_fd, beside bootstrap replicates;
+        FID's 2048 dimensions are beyond it), else none: compare refuses settings no test reads."""
+        runs = self.metric != "fid" and self.bootstrap > 0
+        return {"permutations": self.permutations, "sequential": self.sequential} if runs else {"permutations": 0}
 
     def _options(self, *targets: Path, seed: int = 0) -> dict[str, Any]:
         """The scoring options of judging ``targets``, with the input hints (``extra``) any of them reads: a watched

@@ -139,13 +139,20 @@ class ScoreOptions:
 
     def _check_used(self) -> None:
         """Refuse inputs that no metric asked for reads (``--copy-train``, ``--copy-cells`` or ``--copying-threshold``
-        without a copying test, ``--feature-network`` without a custom_* metric, ``--inception-weights`` or ``--resize
-        clean`` without an Inception one, a ``--reference`` other than the default with reference-free metrics alone
-        and no ``--real-floor``): they were taken and ignored, and the run gave no sign that the images, the network,
-        the statistics or the setting the user named played no part."""
-        for flag, wanted in unread_inputs(self.metrics, {f.name: getattr(self, f.name) for f in fields(self)}).values():
+        without a copying test, ``--feature-network`` without a custom_* metric, ``--inception-weights``, ``--resize
+        clean`` or ``--inception-all`` without an Inception one, ``--inception-top-k`` without a top-K plan, the
+        mode-collapse limits without ``modes``, the KID subsets without a KID, a ``--reference`` other than the default
+        with reference-free metrics alone and no ``--real-floor``): they were taken and ignored, and the run gave no
+        sign that the images, the network, the statistics or the setting the user named played no part."""
+        from ganeval.metrics.registry import METRICS
+
+        for key, (flag, wanted) in unread_inputs(self.metrics, {f.name: getattr(self, f.name) for f in fields(self)}).items():
+            if key == "inception_top_k" and self.inception_all is True and any(
+                    METRICS[m].extractor == "inception" for m in self.metrics):
+                raise GanevalError("--inception-top-k picks the checkpoints that get Inception metrics, and "
+                                   "inception_all=True gives them to every one: leave one out")
             raise GanevalError(f"{flag} is read only by {wanted}, and --metrics ({', '.join(self.metrics)}) has none: "
-                               "add one, or leave the flag out")
+                               "add one, or leave it out")
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-friendly view for reports."""
@@ -187,21 +194,31 @@ def _plain(value: Any) -> Any:
 
 
 #: Inputs read only by some metrics: the option, its flag, and who reads it (an extractor, "copying", or "reference":
-#: a metric that compares with reference statistics, or the real-data floor, which is chosen and checked against them).
+#: a metric that compares with reference statistics, or the real-data floor, which is chosen and checked against them;
+#: "modes", "kid", or "top-k": the plan that gives Inception metrics to the K best by MNIST FD plus the last).
 #: Each counts as given where it differs from its default (``ScoreOptions``'): the default is never refused.
 _READ_BY = {"copy_train": ("--copy-train", "copying"), "copy_heldout": ("--copy-heldout", "copying"),
             "copy_cells": ("--copy-cells", "copying"), "copying_threshold": ("--copying-threshold", "copying"),
             "feature_network": ("--feature-network", "custom"), "feature_network_kwargs": ("--feature-network-kwargs", "custom"),
             "inception_weights": ("--inception-weights", "inception"), "resize": ("--resize", "inception"),
+            "inception_all": ("--inception-all", "inception"), "inception_top_k": ("--inception-top-k", "top-k"),
+            "min_modes": ("min_modes", "modes"), "max_class_kl": ("max_class_kl", "modes"),
+            "mode_min_share": ("mode_min_share", "modes"),
+            "kid_subsets": ("kid_subsets", "kid"), "kid_subset_size": ("kid_subset_size", "kid"),
             "reference": ("--reference", "reference")}
 _WANTED = {"copying": "copying or inception_copying", "custom": "a custom_* metric", "inception": "an Inception metric",
+           "modes": "the modes metric (its mode-collapse flag)", "kid": "a KID metric (kid, mnist_kid, custom_kid)",
+           "top-k": "an Inception metric beside mnist_fd (the K best by MNIST FD get the Inception metrics; without "
+                    "mnist_fd every checkpoint does)",
            "reference": "--real-floor and the metrics that compare with reference statistics (fid, mnist_fd, kid, …; not "
                         "is, mnist_is, custom_is, modes, mnist_ppl, custom_ppl)"}
 
 
 def unread_inputs(metrics: Iterable[str], options: dict[str, Any]) -> dict[str, tuple[str, str]]:
     """The options set in ``options`` that none of ``metrics`` reads: key → (its flag, the metrics that would).
-    Empty where a metric is unknown (the evaluator names it)."""
+    Empty where a metric is unknown (the evaluator names it). ``inception_top_k`` is read where Inception metrics
+    are planned on the top K: an Inception metric, and MNIST FD to pick by (or ``inception_all=False``), and not
+    ``inception_all=True`` (a CUDA device's default plan, all, still counts it as read: one command line for both)."""
     from ganeval.metrics.registry import COPYING_CT, METRICS
 
     metrics = list(metrics)
@@ -210,6 +227,14 @@ def unread_inputs(metrics: Iterable[str], options: dict[str, Any]) -> dict[str, 
     readers = {METRICS[m].extractor for m in metrics} | ({"copying"} if any(m in COPYING_CT for m in metrics) else set())
     if options.get("real_floor") or any(METRICS[m].needs_reference for m in metrics):
         readers.add("reference")
+    if "modes" in metrics:
+        readers.add("modes")
+    if any(c.endswith("kid_mean") for m in metrics for c in METRICS[m].columns):
+        readers.add("kid")
+    every = options.get("inception_all")
+    if "inception" in readers and every is not True and (every is False or any("mnist_fd" in METRICS[m].columns
+                                                                               for m in metrics)):
+        readers.add("top-k")
     return {key: (flag, _WANTED[who]) for key, (flag, who) in _READ_BY.items()
             if _given(key, options.get(key)) and who not in readers}
 

@@ -67,6 +67,7 @@ def run(args: argparse.Namespace) -> int:
     from ganeval.distributed import refuse_torchrun
     from ganeval.early_stop import EarlyStopper
     from ganeval.interrupts import sigterm_as_interrupt
+    from ganeval.options import ScoreOptions
     from ganeval.watching import watch
 
     refuse_torchrun("watch")  # every rank would poll, judge and write on its own (and could judge different sets)
@@ -85,6 +86,9 @@ def run(args: argparse.Namespace) -> int:
                            device=args.device, precision=args.precision, extra=extra)
     if args.real_floor is not None and not args.report:
         raise GanevalError("--real-floor goes with --report (the floor is a row of the report)")
+    if args.report_metrics != list(ScoreOptions().metrics) and not args.report:  # the judging reads --stop-metric alone
+        raise GanevalError("--report-metrics goes with --report (they are the report's metrics; the judging uses "
+                           "--stop-metric)")
     report = ({"metrics": tuple(args.report_metrics), "num_samples": args.num_samples, "bootstrap": args.bootstrap,
                "device": args.device, "progress": False, "real_floor": args.real_floor, "precision": args.precision}
               if args.report else None)
