@@ -278,7 +278,7 @@ def compare(arms: Mapping[str, Any] | Sequence[Any], *, baseline: str | None = N
     checkpoint is the run. Checkpoints picked as best are compared on a fresh latent set (seed + 1): the set they won
     on favours them. ``options`` are ``score``'s (``generator``/``generator_kwargs``/``state_key`` for weight files of
     your own generator class, as there); Inception metrics run on every compared run unless ``inception_all=False``
-(so ``inception_top_k`` is read by the picking alone: refused without ``pick``).
+    (so ``inception_top_k`` is read by the picking alone: refused without ``pick``).
     One run against one: the verdict on MNIST FD (and ``custom_fd`` up to 512 dimensions) comes from a permutation
     test with up to ``permutations`` re-labellings (0: from the interval; fewer than ``min_permutations(ci)``, 19 at
     0.95, could find nothing and are refused), stopped at the ``sequential``-th as extreme as the observed
