@@ -6,6 +6,7 @@ byte for byte and no temporary file."""
 
 from __future__ import annotations
 
+import errno
 import os
 import signal
 from pathlib import Path
@@ -15,7 +16,7 @@ import numpy as np
 import pytest
 
 from ganeval.atomic import write_set
-from ganeval.stats import RefStats
+from ganeval.stats import RefStats, load_stats, save_stats
 
 
 def _contents(folder: Path) -> dict[str, bytes]:
@@ -62,3 +63,26 @@ def test_a_set_takes_a_file_away_and_puts_it_back_when_a_rename_fails(tmp_path: 
 
     write_set({tmp_path / "a": big, tmp_path / "gone": None, tmp_path / "mark": lambda fh: fh.write(b"%d" % seen[0])})
     assert _contents(tmp_path) == {"a": b"x" * 1000, "mark": b"1000"}
+
+
+def test_statistics_keep_their_sidecar_when_the_npz_rename_fails(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The sidecar was renamed into place before the npz: an npz rename failing (an I/O error) left the new sidecar
+    beside the earlier statistics, refused from then on as corrupted. Now the earlier pair stays and loads."""
+    out = tmp_path / "s.npz"
+    save_stats(out, _stats(1.0))
+    before = _contents(tmp_path)
+    real = os.replace
+
+    def replace(src: Any, dst: Any, *args: Any, **kwargs: Any) -> None:
+        if Path(dst) == out and str(src).endswith(".tmp") and not str(src).endswith(".old.tmp"):
+            monkeypatch.setattr(os, "replace", real)  # once: putting the earlier file back works
+            raise OSError(errno.EIO, "Input/output error", str(src))
+        real(src, dst, *args, **kwargs)
+
+    monkeypatch.setattr(os, "replace", replace)
+    with pytest.raises(OSError) as info:
+        save_stats(out, _stats(2.0))
+    monkeypatch.undo()
+    assert info.value.errno == errno.EIO and info.value.filename == str(out)
+    assert _contents(tmp_path) == before
+    assert load_stats(out).mu[0] == 1.0
