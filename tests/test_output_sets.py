@@ -86,3 +86,23 @@ def test_statistics_keep_their_sidecar_when_the_npz_rename_fails(tmp_path: Path,
     assert info.value.errno == errno.EIO and info.value.filename == str(out)
     assert _contents(tmp_path) == before
     assert load_stats(out).mu[0] == 1.0
+
+
+@pytest.mark.usefixtures("ctrl_c_raises")
+def test_floors_and_their_sidecars_change_together(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``floors --write`` stopped as the second sidecar is written: floors.json and the first sidecar were new
+    already, beside a sidecar with the earlier floors. Now every file is as it was, and the statistics still load."""
+    from ganeval.floors import record_floors
+
+    for split in ("test", "train"):
+        save_stats(tmp_path / f"mnist-{split}_mnist.npz", _stats(1.0))
+    record_floors({"package_version": "old", "mnist": {"fid_test_vs_train": 1.0}}, tmp_path)
+    before = _contents(tmp_path)
+    _ctrl_c_at(monkeypatch, ".mnist-train_mnist.json.")
+    with pytest.raises(KeyboardInterrupt):
+        record_floors({"package_version": "new", "mnist": {"fid_test_vs_train": 2.0}}, tmp_path)
+    monkeypatch.undo()
+    assert _contents(tmp_path) == before
+    record_floors({"package_version": "new", "mnist": {"fid_test_vs_train": 2.0}}, tmp_path)
+    for split in ("test", "train"):
+        assert load_stats(tmp_path / f"mnist-{split}_mnist.npz").meta["floors"] == {"fid_test_vs_train": 2.0}
