@@ -7,6 +7,7 @@ byte for byte and no temporary file."""
 from __future__ import annotations
 
 import errno
+import json
 import os
 import signal
 from pathlib import Path
@@ -106,3 +107,26 @@ def test_floors_and_their_sidecars_change_together(tmp_path: Path, monkeypatch: 
     record_floors({"package_version": "new", "mnist": {"fid_test_vs_train": 2.0}}, tmp_path)
     for split in ("test", "train"):
         assert load_stats(tmp_path / f"mnist-{split}_mnist.npz").meta["floors"] == {"fid_test_vs_train": 2.0}
+
+
+@pytest.mark.usefixtures("ctrl_c_raises", "mnist_dir")
+def test_a_screen_stopped_mid_write_keeps_its_earlier_table_and_summary(tmp_path: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A seed screen re-scored (other --screen-samples) and stopped as screen.json is written: screen.csv was new
+    already, beside the earlier screen.json (other numbers, maybe another chosen seed). Now both are as they were."""
+    from ganeval.screening import screen_seeds
+
+    monkeypatch.setenv("GANEVAL_CACHE_DIR", str(tmp_path / "cache"))
+    out = tmp_path / "screen"
+    kw: dict[str, Any] = {"model": "mlp", "iterations": 8, "checkpoint_every": 4, "log_every": 4, "bootstrap": 0,
+                          "finish": False, "device": "cpu", "progress": False}
+    screen_seeds(out, [0, 1], 4, num_samples=64, **kw)
+    before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+    assert sorted(before) == ["screen.csv", "screen.json"]
+    _ctrl_c_at(monkeypatch, ".screen.json.")
+    with pytest.raises(KeyboardInterrupt):
+        screen_seeds(out, [0, 1], 4, num_samples=80, **kw)
+    monkeypatch.undo()
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before
+    screen_seeds(out, [0, 1], 4, num_samples=80, **kw)
+    assert json.loads((out / "screen.json").read_text())["num_samples"] == 80
