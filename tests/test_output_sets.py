@@ -10,6 +10,7 @@ import errno
 import json
 import os
 import signal
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -130,3 +131,29 @@ def test_a_screen_stopped_mid_write_keeps_its_earlier_table_and_summary(tmp_path
     assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before
     screen_seeds(out, [0, 1], 4, num_samples=80, **kw)
     assert json.loads((out / "screen.json").read_text())["num_samples"] == 80
+
+
+@pytest.mark.usefixtures("ctrl_c_raises")
+def test_an_export_stopped_at_its_record_leaves_the_earlier_export_whole(tmp_path: Path, cli: Callable[..., Any],
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """A re-export stopped as its ``.ganeval.json`` is written: the new statistics were in place with no record (the
+    earlier one taken away). Now the earlier export stays whole; run again, the record is the new statistics'."""
+    from ganeval.atomic import sha256_file
+
+    monkeypatch.setenv("GANEVAL_CACHE_DIR", str(tmp_path / "cache"))
+    out = tmp_path / "out"
+
+    def export(dataset: str) -> tuple[int, str, str]:
+        return cli("stats", "--export", dataset, "--to", "torch-fidelity", "--name", "r", "--out", out)
+
+    assert export("mnist-test")[0] == 0
+    before = _contents(out)
+    _ctrl_c_at(monkeypatch, ".ganeval.json.")
+    code, _, err = export("mnist-train")
+    monkeypatch.undo()
+    assert code == 130 and err.strip().endswith("interrupted"), err
+    assert _contents(out) == before
+    assert export("mnist-train")[0] == 0
+    (stats,) = [p for p in out.iterdir() if not p.name.endswith(".json")]
+    side = json.loads(stats.with_name(stats.name + ".ganeval.json").read_text())
+    assert side["exported"]["file_sha256"] == sha256_file(stats) and side["statistics"]["dataset"] == "mnist-train"
