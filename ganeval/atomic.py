@@ -8,8 +8,9 @@ import os
 import shutil
 import stat
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
+from typing import BinaryIO
 
 from ganeval.interrupts import held_signals
 
@@ -183,34 +184,57 @@ def _into_stream(path: Path) -> Iterator[Path]:
                 os.unlink(tmp)
 
 
-def write_set(files: Mapping[str | os.PathLike[str], bytes]) -> None:
-    """Write ``files`` (path: bytes, in order) as one set, as a report folder must change: every file goes to a
-    temporary file beside its target first; only once all are written are they renamed into place, one after
-    another with Ctrl-C and SIGTERM held. An interrupt or a failed write (a full disk) leaves the earlier files
-    whole and no temporary, never new files beside old ones; a rename that fails part-way (a folder where a file
-    should go) puts back the files it had replaced. The last file is the set's mark (``summary.json``): its earlier
-    version is taken away before the first rename and the new one comes last, so even a kill no handler sees
-    (SIGKILL) between two renames leaves no mark beside a mixed set. A stream among them (:func:`is_stream`:
-    a link to ``/dev/stdout``) is written into, after the others are in place. Errors name the target, not the
-    temporary file."""
+#: What :func:`write_set` puts at a path: its bytes; a writer given the open temporary file (a large array saved
+#: straight to disk rather than first into memory), called in the set's order, so it may use what an earlier writer
+#: noted (a file's digest); or None: the file there leaves with the set (put back if the set fails).
+Content = bytes | Callable[[BinaryIO], object] | None
+
+
+def write_set(files: Mapping[str | os.PathLike[str], Content]) -> None:
+    """Write ``files`` (path: :data:`Content`, in order) as one set, as a report folder must change: every file goes
+    to a temporary file beside its target first; only once all are written are they renamed into place (and those
+    given None taken away), one after another with Ctrl-C and SIGTERM held. An interrupt or a failed write (a full
+    disk) leaves the earlier files whole and no temporary, never new files beside old ones; a rename that fails
+    part-way (a folder where a file should go) puts back the files it had replaced or taken away. The last file
+    (written, not None) is the set's mark (``summary.json``): its earlier version is taken away before the first
+    rename and the new one comes last, so even a kill no handler sees (SIGKILL) between two renames leaves no mark
+    beside a mixed set. A stream among them (:func:`is_stream`: a link to ``/dev/stdout``) is written into, after
+    the others are in place; a stream is never taken away. Errors name the target, not the temporary file."""
     items = [(Path(p), data) for p, data in files.items()]
-    temps: list[tuple[str, Path]] = []
+    if not items:
+        return
+    if items[-1][1] is None:
+        raise ValueError("write_set: the last file is the set's mark and must be written, not taken away")
+    temps: list[tuple[str, Path, bool]] = []  # (temporary file, target, taken away)
+    streams: list[tuple[str, Path]] = []  # (temporary file in the system's folder, stream)
     try:
         for path, data in items:
-            if is_stream(path):
+            stream = is_stream(path)
+            if stream and data is None:
                 continue
-            path.parent.mkdir(parents=True, exist_ok=True)
+            if not stream:
+                path.parent.mkdir(parents=True, exist_ok=True)
             tmp: str | None = None
             try:
                 with held_signals():  # an interrupt between making the file and listing it would leave it behind
-                    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-                    temps.append((tmp, path))
+                    fd, tmp = (tempfile.mkstemp(prefix=".ganeval.", suffix=".tmp") if stream else
+                               tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+                    if stream:
+                        streams.append((tmp, path))
+                    else:
+                        temps.append((tmp, path, data is None))
                     os.close(fd)
+                if data is None:
+                    continue  # a name beside the target, where its earlier file waits during the renames
                 with open(tmp, "wb") as fh:
-                    fh.write(data)
+                    if callable(data):
+                        data(fh)
+                    else:
+                        fh.write(data)
                     fh.flush()
                     os.fsync(fh.fileno())
-                os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual permissions
+                if not stream:
+                    os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual permissions
             except OSError as exc:
                 if (named := _naming(exc, path, tmp if tmp is not None else exc.filename)) is exc:
                     raise
@@ -219,30 +243,45 @@ def write_set(files: Mapping[str | os.PathLike[str], bytes]) -> None:
             with held_signals():  # all renamed, or (a rename failing) none: an interrupt waits for the set
                 _swap(temps)
             temps = []
+        for tmp, path in streams:
+            try:
+                with open(tmp, "rb") as src, open(path, "ab") as dst:  # appended: what was printed before stays
+                    shutil.copyfileobj(src, dst)
+            except OSError as exc:
+                if (named := _naming(exc, path, tmp)) is exc:
+                    raise
+                raise named from exc
     finally:
         with held_signals():  # a second Ctrl-C here left temporary files behind
-            for tmp, _ in temps:
+            for tmp, *_ in (*temps, *streams):
                 if os.path.exists(tmp):
                     os.unlink(tmp)
-    for path, data in items:
-        if is_stream(path):
-            write_bytes(path, data)
 
 
-def _swap(temps: list[tuple[str, Path]]) -> None:
-    """Rename each temporary file over its target, the last one's earlier file taken away first (see
-    :func:`write_set`); a failing rename puts back every earlier file from a hard link made to it beforehand (where
-    the file system has none, the new file stays) and is raised naming its target."""
-    earlier: dict[Path, str] = {}  # target: a hard link to the file it held before
+def _swap(temps: list[tuple[str, Path, bool]]) -> None:
+    """Rename each temporary file over its target (or, ``taken away``, the target's file onto the temporary name),
+    the mark's earlier file taken away first (see :func:`write_set`); a failing rename puts back every earlier file
+    from a hard link made to it beforehand (where the file system has none, the new file stays) and is raised naming
+    its target."""
+    earlier: dict[Path, str] = {}  # target: a hard link to the file it held before (or that file, taken away)
     absent: set[Path] = set()  # targets that held nothing
     moved: list[Path] = []  # targets whose earlier file is no longer at its name
-    mark_tmp, mark = temps[-1]
+    mark_tmp, mark, _ = next((t for t in reversed(temps) if not t[2]), (None, None, True))
     try:
-        _keep(mark, mark_tmp, earlier, absent)
-        if mark in earlier:
-            os.unlink(mark)
-            moved.append(mark)
-        for tmp, path in temps:
+        if mark_tmp is not None and mark is not None:
+            _keep(mark, mark_tmp, earlier, absent)
+            if mark in earlier:
+                os.unlink(mark)
+                moved.append(mark)
+        for tmp, path, away in temps:
+            if away:
+                if os.path.isfile(path) or os.path.islink(path):  # a folder there is no file of the set: left alone
+                    os.replace(path, tmp)
+                    earlier[path] = tmp
+                    moved.append(path)
+                else:
+                    os.unlink(tmp)  # nothing to take away: its name is not needed
+                continue
             if path != mark:
                 _keep(path, tmp, earlier, absent)
             try:

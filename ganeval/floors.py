@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ganeval.atomic import write_text
+from ganeval.atomic import write_set
 from ganeval.errors import GanevalError
 from ganeval.features.base import iter_batches
 from ganeval.metrics.fid import FIDReference
@@ -109,9 +109,10 @@ def merge_floors(recorded: dict[str, Any], new: dict[str, Any]) -> dict[str, Any
 
 
 def record_floors(floors: dict[str, Any], root: Path = SHIPPED_DIR) -> Path:
-    """Write ``floors.json`` and copy each extractor's floors into its two sidecars."""
-    path = root / "floors.json"
-    write_text(path, json.dumps(floors, indent=2) + "\n")
+    """Write ``floors.json`` and copy each extractor's floors into its two sidecars, as one set
+    (:func:`ganeval.atomic.write_set`): a failure or an interrupt part-way leaves every file as it was, never new
+    floors in some sidecars and old ones in ``floors.json``. ``floors.json`` is renamed last (the set's mark)."""
+    files: dict[Path, bytes] = {}
     for name, entry in floors.items():
         if not isinstance(entry, dict):
             continue
@@ -119,5 +120,8 @@ def record_floors(floors: dict[str, Any], root: Path = SHIPPED_DIR) -> Path:
             side = stats_path(f"mnist-{split}", name, root).with_suffix(".json")
             meta = json.loads(side.read_text())
             meta["floors"] = entry
-            write_text(side, json.dumps(meta, indent=2, sort_keys=True) + "\n")
+            files[side] = (json.dumps(meta, indent=2, sort_keys=True) + "\n").encode("utf-8")
+    path = root / "floors.json"
+    files[path] = (json.dumps(floors, indent=2) + "\n").encode("utf-8")
+    write_set(files)
     return path

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ganeval.atomic import write_text
+from ganeval.atomic import write_set
 from ganeval.checkpoints import checkpoint_name
 from ganeval.errors import require_count
 from ganeval.evaluate import score
@@ -138,8 +138,9 @@ def screen_seeds(out: str | os.PathLike[str], seeds: list[int], screen_iteration
                "chosen_run": str(seed_dir(out, chosen)), "screen_iterations": screen_iterations, "num_samples": num_samples,
                "bootstrap": bootstrap, "train": {k: v for k, v in train_kwargs.items() if k != "data_dir"},
                "rows": json.loads(table.to_json(orient="records"))}
-    write_text(out / "screen.csv", table.to_csv(index=False))
-    write_text(out / "screen.json", json.dumps(summary, indent=2, default=str) + "\n")
+    # One set, screen.json (what the CLI points to) renamed last: an interrupt or a failed write leaves both as before
+    write_set({out / "screen.csv": table.to_csv(index=False).encode("utf-8"),
+               out / "screen.json": (json.dumps(summary, indent=2, default=str) + "\n").encode("utf-8")})
     final = None
     if finish:
         final = train(seed_dir(out, chosen), seed=chosen, resume=True, device=device, progress=progress, **train_kwargs)

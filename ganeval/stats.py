@@ -18,13 +18,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from ganeval.atomic import atomic_path, output_file, sha256_file
+from ganeval.atomic import output_file, sha256_file, write_set
 from ganeval.data import load_mnist, mnist_checksum
 from ganeval.distributed import DistContext
 from ganeval.errors import GanevalError, StatsError, require_count
 from ganeval.feature_stats import FeatureStats
 from ganeval.features.base import FeatureExtractor, iter_batches, refuse_nonfinite
-from ganeval.interrupts import held_signals
 from ganeval.memory import check_stats_memory
 from ganeval.sources.samples import load_npy, open_npz
 from ganeval.version import __version__
@@ -74,18 +73,22 @@ def check_stats_out(path: str | os.PathLike[str], what: str = "--out") -> Path:
     return path
 
 
-def save_stats(path: str | os.PathLike[str], stats: RefStats, sigma_dtype: str = "float32") -> None:
-    """Write ``PATH`` (.npz) and ``PATH.json`` atomically, both or neither; the sidecar records the npz's SHA-256."""
+def stats_files(path: str | os.PathLike[str], stats: RefStats, sigma_dtype: str = "float32") -> dict[Path, bytes]:
+    """The bytes of ``PATH.json`` (the sidecar, recording the npz's SHA-256) and ``PATH`` (.npz), in the order
+    :func:`ganeval.atomic.write_set` writes them: the npz last, as the set's mark (a folder of statistics is read by
+    its ``*.npz``), so other files (``--save-features``) can join the set."""
     path = check_stats_out(path, "statistics file")
     buf = io.BytesIO()
     np.savez_compressed(buf, mu=stats.mu.astype(np.float64), sigma=stats.sigma.astype(sigma_dtype))
     meta = {**stats.meta, "sigma_dtype": sigma_dtype, "file_sha256": hashlib.sha256(buf.getvalue()).hexdigest()}
-    # The sidecar is renamed into place first: Ctrl-C or SIGTERM before the npz's rename left a sidecar beside no
-    # file, or beside the old statistics (then refused as corrupted). Held for these two short writes, it is acted
-    # on once both are in place.
-    with held_signals(), atomic_path(path) as tmp, atomic_path(path.with_suffix(".json")) as side:
-        tmp.write_bytes(buf.getvalue())
-        side.write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    return {path.with_suffix(".json"): (json.dumps(meta, indent=2, sort_keys=True) + "\n").encode("utf-8"),
+            path: buf.getvalue()}
+
+
+def save_stats(path: str | os.PathLike[str], stats: RefStats, sigma_dtype: str = "float32") -> None:
+    """Write ``PATH`` (.npz) and ``PATH.json`` as one set (:func:`ganeval.atomic.write_set`): both new or both as
+    they were, also when the npz's rename fails after the sidecar's (its sidecar is put back)."""
+    write_set(stats_files(path, stats, sigma_dtype))
 
 
 def load_stats(path: str | os.PathLike[str], expect: dict[str, Any] | None = None) -> RefStats:

@@ -7,22 +7,20 @@ TF 2015-12-05 Inception, the tool's resize, float32 inference), and a provenance
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import io
 import json
 import os
 import re
-import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 
-from ganeval.atomic import atomic_path, output_file, output_folder, sha256_file, write_text
+from ganeval.atomic import Content, output_file, output_folder, sha256_file, write_set
 from ganeval.errors import StatsError
 from ganeval.features.inception import RESIZES
 from ganeval.reference import reference_path
@@ -127,42 +125,10 @@ def _kid_file(to: str, path: Path, name: str) -> Path:
     return path.with_name(path.name[: -len(".npz")] + "_kid.npz")
 
 
-@contextlib.contextmanager
-def _removed_with(path: Path | None) -> Iterator[Path | None]:
-    """Remove the file at ``path`` (if any) together with what the block writes: it is moved aside first, put back
-    if the block fails and deleted once it succeeded, so the new statistics never stand beside the old features and
-    a failed export leaves both as they were. Yields ``path`` when there was a file to remove, else None."""
-    if path is None or not (path.is_file() or path.is_symlink()):  # a folder there is not a leftover export: left alone
-        yield None
-        return
-    fd, aside = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".removed", dir=path.parent)
-    os.close(fd)
-    try:
-        os.replace(path, aside)
-    except OSError:
-        os.unlink(aside)
-        raise
-    try:
-        yield path
-    except BaseException:
-        os.replace(aside, path)
-        raise
-    os.unlink(aside)
-
-
-def _staged(kid_path: Path) -> Path:
-    """Where the new KID features wait (beside ``kid_path``) until the statistics are written: renamed into place
-    with them, so a failed export never leaves new features beside the old statistics and their record."""
-    return kid_path.with_name(f".{kid_path.name}.export.tmp")
-
-
-def _write_kid(src: Path, to: str, kid_path: Path, device: str, batch_size: int,
-               announce: Callable[[int], None] | None, data_dir: str | os.PathLike[str] | None) -> dict[str, Any]:
-    """Pool features of every real image behind ``src`` (one Inception pass, cached like KID's real features),
-    in the tool's KID file, written at :func:`_staged` (``kid_path``'s own name is given in the record); refuses
-    statistics without images or made with other weights than those loaded."""
-    import torch
-
+def _kid_features(src: Path, to: str, device: str, batch_size: int, announce: Callable[[int], None] | None,
+                  data_dir: str | os.PathLike[str] | None) -> Any:
+    """Pool features (float32 tensor) of every real image behind ``src`` (one Inception pass, cached like KID's real
+    features); refuses statistics without images or made with other weights than those loaded."""
     from ganeval.features import get_extractor
     from ganeval.reference import real_features, real_total, reference_stats
 
@@ -171,14 +137,23 @@ def _write_kid(src: Path, to: str, kid_path: Path, device: str, batch_size: int,
     total = real_total(ref.meta, data_dir)
     if announce is not None:
         announce(total)
-    feats = real_features(ref, extractor, total, batch_size, data_dir=data_dir).float()
-    with atomic_path(_staged(kid_path)) as tmp:
+    return real_features(ref, extractor, total, batch_size, data_dir=data_dir).float()
+
+
+def _kid_writer(to: str, feats: Any, kid_path: Path, record: dict[str, Any]) -> Callable[[BinaryIO], None]:
+    """A :func:`ganeval.atomic.write_set` writer of the tool's KID file: ``feats`` saved straight into the temporary
+    file (no copy in memory), and what the record says of it (``kid_path``'s name, its SHA-256) put in ``record``."""
+    def write(fh: BinaryIO) -> None:
         if to == "torch-fidelity":
-            torch.save(feats.contiguous(), tmp)
+            import torch
+
+            torch.save(feats.contiguous(), fh)
         else:
-            with open(tmp, "wb") as fh:
-                np.savez(fh, feats=feats.numpy())
-    return {"file": kid_path.name, "file_sha256": sha256_file(_staged(kid_path)), "n": int(len(feats)), "dtype": "float32"}
+            np.savez(fh, feats=feats.numpy())
+        fh.flush()
+        record.update(file=kid_path.name, file_sha256=sha256_file(fh.name), n=int(len(feats)), dtype="float32")
+
+    return write
 
 
 def export_stats(stats: str | os.PathLike[str], to: str, out_dir: str | os.PathLike[str], name: str | None = None,
@@ -213,37 +188,38 @@ def export_stats(stats: str | os.PathLike[str], to: str, out_dir: str | os.PathL
     kid_path = _kid_file(to, path, name) if kid else None
     for target in (path, path.with_name(path.name + ".ganeval.json"), *([kid_path] if kid_path else [])):
         output_file(target, "--out", StatsError)  # a folder of that name: refused before the --kid pass
-    try:
-        kid_info = _write_kid(src, to, kid_path, device, batch_size, announce, data_dir) if kid_path else None
-        replaced = path.is_file()
-        leftover = _kid_file(to, path, name) if kid_path is None else None  # with --kid it is replaced below
-        payload = _payload(to, mu, sigma)
-        usage = _usage(to, path, name, kid_path)
-        sidecar = path.with_name(path.name + ".ganeval.json")
-        # The old record and KID features leave with the old file (put back if the write fails): a crash between
-        # the writes leaves new statistics without a record, never beside the previous export's record or features.
-        with _removed_with(leftover) as removed_kid, _removed_with(kid_path), _removed_with(sidecar):
-            try:
-                if kid_path is not None:
-                    os.replace(_staged(kid_path), kid_path)
-                with atomic_path(path) as tmp:
-                    tmp.write_bytes(payload)
-            except BaseException:
-                if kid_path is not None:  # the new features leave (the old, if any, are put back)
-                    kid_path.unlink(missing_ok=True)
-                raise
-    finally:
-        if kid_path is not None:
-            _staged(kid_path).unlink(missing_ok=True)
+    kid_feats = _kid_features(src, to, device, batch_size, announce, data_dir) if kid_path else None
+    replaced = path.is_file()
+    leftover = _kid_file(to, path, name) if kid_path is None else None  # with --kid it is replaced
+    removed_kid = leftover if leftover is not None and (leftover.is_file() or leftover.is_symlink()) else None
+    payload = _payload(to, mu, sigma)
+    usage = _usage(to, path, name, kid_path)
+    sidecar = path.with_name(path.name + ".ganeval.json")
+    kid_info: dict[str, Any] = {}
     meta = {
         "exported": {"to": to, "name": name, "file": path.name, "file_sha256": hashlib.sha256(payload).hexdigest(),
                      "from": str(src), "from_sha256": loaded.meta.get("file_sha256"), "mu_dtype": str(mu.dtype),
-                     "sigma_dtype": str(sigma.dtype), "usage": usage, "notes": notes, "kid_features": kid_info,
+                     "sigma_dtype": str(sigma.dtype), "usage": usage, "notes": notes, "kid_features": None,
                      "replaced": replaced, "removed_kid_features": removed_kid.name if removed_kid else None},
         "statistics": {k: v for k, v in loaded.meta.items() if k != "file_sha256"},
         "package_version": __version__,
         "command": command or "",
         "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
-    write_text(sidecar, json.dumps(meta, indent=2, sort_keys=True) + "\n")
+
+    def record(fh: BinaryIO) -> None:  # written after the KID features: it records their SHA-256
+        meta["exported"]["kid_features"] = kid_info or None
+        fh.write((json.dumps(meta, indent=2, sort_keys=True) + "\n").encode("utf-8"))
+
+    # One set (ganeval.atomic.write_set): the KID features, the earlier export's KID features taken away (a folder
+    # there is not a leftover export: left alone), the record, and the statistics last, the file the tool reads. A
+    # failed write or an interrupt leaves the earlier export whole: never new statistics beside the earlier record
+    # or features, so the tool never computes FID against one set of images and KID against another.
+    files: dict[Path, Content] = {}
+    if kid_path is not None:
+        files[kid_path] = _kid_writer(to, kid_feats, kid_path, kid_info)
+    if removed_kid is not None:
+        files[removed_kid] = None
+    files.update({sidecar: record, path: payload})
+    write_set(files)
     return Exported(path, sidecar, name, usage, notes, kid_path, replaced, removed_kid)

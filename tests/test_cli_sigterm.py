@@ -145,6 +145,25 @@ def test_stats_sigterm_mid_write(tmp_path: Path) -> None:
         assert load_stats(out).meta["n"] == 200
 
 
+def test_stats_sigterm_mid_features_keeps_the_earlier_outputs(tmp_path: Path) -> None:
+    """``stats --save-features`` stopped as the features file is written: the statistics and their sidecar were
+    already renamed into place (new statistics beside the earlier per-image features, which ``floors
+    --features-dir`` then read as theirs). Now the three change as one set: all as they were, none left as ``.tmp``."""
+    out, feats = tmp_path / "s.npz", tmp_path / "f.npy"
+
+    def argv(limit: str) -> list[str]:
+        return ["stats", "--dataset", "mnist-test", "--extractor", "mnist", "--limit", limit, "--device", "cpu",
+                "--no-progress", "--out", str(out), "--save-features", str(feats)]
+
+    first = _cli(tmp_path, argv("200"))
+    assert first.returncode == 0, first.stderr[-3000:]
+    before = {p.name: p.read_bytes() for p in (out, out.with_suffix(".json"), feats)}
+    res = _cli(tmp_path, argv("300"), ".f.npy.")
+    assert (res.returncode, res.stderr) == (128 + signal.SIGTERM, INTERRUPTED), res.stderr[-3000:]
+    _no_leftovers(tmp_path)
+    assert {p.name: p.read_bytes() for p in (out, out.with_suffix(".json"), feats)} == before
+
+
 def test_train_sigterm_mid_checkpoint_keeps_the_finished_ones(tmp_path: Path) -> None:
     """``train`` stopped while its second checkpoint is written: the first stays whole, the second is not there in
     part, and ``--resume`` goes on from the first to the end."""

@@ -259,32 +259,6 @@ def test_reexport_without_kid_removes_the_earlier_kid_features(tmp_path: Path, c
     assert side["exported"]["replaced"] is True and side["exported"]["removed_kid_features"] == kid_name
 
 
-def test_a_failed_record_write_leaves_no_stale_record(tmp_path: Path, cli, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The statistics and their ``.ganeval.json`` are two files: a re-export that stops between them (a full disk,
-    a crash) left the new statistics beside the previous export's record, which named other statistics. The old
-    record now leaves with the old file: what remains is the new file alone, and a record is always its own."""
-    import ganeval.stats_export as stats_export
-
-    out = tmp_path / "out"
-    assert cli("stats", "--export", "mnist-test", "--to", "torch-fidelity", "--name", "r", "--out", out)[0] == 0
-    (stats,) = [p for p in out.iterdir() if not p.name.endswith(".json")]
-    sidecar = stats.with_name(stats.name + ".ganeval.json")
-
-    def fail(*_: object) -> None:
-        raise OSError(28, "No space left on device")
-
-    monkeypatch.setattr(stats_export, "write_text", fail)
-    code, _, err = cli("stats", "--export", "mnist-train", "--to", "torch-fidelity", "--name", "r", "--out", out)
-    assert code == 2 and len(err.strip().splitlines()) == 1, err
-    assert not sidecar.exists() and sorted(p.name for p in out.iterdir()) == [stats.name]
-    monkeypatch.undo()
-    assert cli("stats", "--export", "mnist-train", "--to", "torch-fidelity", "--name", "r", "--out", out)[0] == 0
-    from ganeval.atomic import sha256_file
-
-    side = json.loads(sidecar.read_text())
-    assert side["exported"]["file_sha256"] == sha256_file(stats) and side["statistics"]["dataset"] == "mnist-train"
-
-
 def test_a_failed_kid_reexport_leaves_the_earlier_export_whole(tmp_path: Path, weights, cli) -> None:
     """``--kid`` re-exported under the same name from other statistics, failing at the statistics' write (a full
     disk; here a file-size limit the 64 KB of features pass and the 33 MB of statistics do not): the new KID features

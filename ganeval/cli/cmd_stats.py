@@ -6,6 +6,7 @@ import argparse
 import shlex
 import sys
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
@@ -93,11 +94,11 @@ def run(args: argparse.Namespace) -> int:
     """Run ``ganeval stats``; returns 0 written, 1 a failure while computing, 2 bad input."""
     import torch
 
-    from ganeval.atomic import atomic_path
+    from ganeval.atomic import write_set
     from ganeval.distributed import from_env
     from ganeval.errors import EXIT_FAILED, GanevalError
     from ganeval.features import get_extractor, resolve_device
-    from ganeval.stats import compute_stats, save_stats
+    from ganeval.stats import compute_stats, save_stats, stats_files
 
     resolve_device(args.device)  # an unknown or absent device: one line before any work, whichever mode
 
@@ -141,11 +142,11 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if features is None:
         save_stats(args.out, stats)
-    else:  # the features to a temporary file first: a failed write of either leaves both outputs as they were
-        with atomic_path(args.save_features) as tmp:
-            with open(tmp, "wb") as fh:
-                np.save(fh, torch.cat(features).numpy().astype(np.float32, copy=False))  # float32 already: no third copy
-            save_stats(args.out, stats)
+    else:  # one set: a failed write or an interrupt leaves all three outputs as they were; the npz renamed last
+        def save_features(fh: BinaryIO) -> None:  # straight into its temporary file: no copy in memory
+            np.save(fh, torch.cat(features).numpy().astype(np.float32, copy=False))  # float32 already: no third copy
+
+        write_set({args.save_features: save_features, **stats_files(args.out, stats)})
     print(f"wrote {args.out} (N={stats.meta['n']}, {stats.meta['seconds']} s, {dist.world} process(es))")
     return 0
 
