@@ -15,9 +15,7 @@ from ganeval.stats import SHIPPED_DIR, dataset_images
 OPTS = {"num_samples": 200, "metrics": ("mnist_fd",), "device": "cpu", "progress": False}
 
 
-@pytest.fixture(autouse=True)
-def _cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("GANEVAL_CACHE_DIR", str(tmp_path / "cache"))
+pytestmark = pytest.mark.usefixtures("own_cache")  # a cache folder of each test's own
 
 
 def test_score_compare_and_gate_with_path_arguments(tmp_path: Path) -> None:

@@ -18,9 +18,7 @@ from ganeval.options import ScoreOptions
 FAST = ("--num-samples", 200, "--bootstrap", 0, "--device", "cpu", "--no-progress")
 
 
-@pytest.fixture(autouse=True)
-def _cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("GANEVAL_CACHE_DIR", str(tmp_path / "cache"))
+pytestmark = pytest.mark.usefixtures("own_cache")  # a cache folder of each test's own
 
 
 def test_split_items_accepts_both_spellings() -> None:

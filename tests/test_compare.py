@@ -20,9 +20,7 @@ from ganeval.metrics.interval import bootstrap_interval
 FAST = {"num_samples": 400, "metrics": ("mnist_fd", "modes"), "bootstrap": 60, "device": "cpu", "progress": False}
 
 
-@pytest.fixture(autouse=True)
-def _cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("GANEVAL_CACHE_DIR", str(tmp_path / "cache"))
+pytestmark = pytest.mark.usefixtures("own_cache")  # a cache folder of each test's own
 
 
 @pytest.fixture(scope="module")

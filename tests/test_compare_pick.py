@@ -17,9 +17,7 @@ QUICK = {"num_samples": 20, "bootstrap": 0, "device": "cpu", "progress": False}
 TOP_1 = {**QUICK, "inception_top_k": 1}
 
 
-@pytest.fixture(autouse=True)
-def _cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("GANEVAL_CACHE_DIR", str(tmp_path / "cache"))
+pytestmark = pytest.mark.usefixtures("own_cache")  # a cache folder of each test's own
 
 
 def test_pick_best_selects_with_one_plan_from_the_cli_and_the_api(tmp_path: Path, cli, weights) -> None:

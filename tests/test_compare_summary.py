@@ -15,9 +15,7 @@ from ganeval.comparing import compare, normalise_arms
 QUICK = {"num_samples": 500, "bootstrap": 0, "device": "cpu", "progress": False, "permutations": 0}
 
 
-@pytest.fixture(autouse=True)
-def _cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("GANEVAL_CACHE_DIR", str(tmp_path / "cache"))
+pytestmark = pytest.mark.usefixtures("own_cache")  # a cache folder of each test's own
 
 
 @pytest.fixture

@@ -95,11 +95,6 @@ def test_kmeans_is_deterministic_and_finds_separated_clusters() -> None:
 
 
 # -- end to end on real MNIST pixels ------------------------------------------------------------------------------------
-@pytest.fixture
-def _cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("GANEVAL_CACHE_DIR", str(tmp_path / "cache"))
-
-
 def _npz(path: Path, images: np.ndarray) -> Path:
     np.savez(path, images=images)
     return path
@@ -108,7 +103,7 @@ def _npz(path: Path, images: np.ndarray) -> Path:
 OPTS = dict(metrics=("mnist_fd", "copying"), bootstrap=0, device="cpu", progress=False, copy_cells=10)
 
 
-@pytest.mark.usefixtures("_cache")
+@pytest.mark.usefixtures("own_cache")
 def test_score_flags_memorised_training_images_only(tmp_path: Path, mnist_dir: Path, cli) -> None:
     """Own training/held-out sets: training images as samples are flagged (and fail the gate); unseen real images
     are not. Changing the held-out set recomputes the metric instead of reusing the cached value."""
@@ -161,7 +156,7 @@ def test_nearest_images_and_the_paired_panel(mnist_dir: Path) -> None:
     assert np.array_equal(shown["a"].samples, test[:5])
 
 
-@pytest.mark.usefixtures("_cache")
+@pytest.mark.usefixtures("own_cache")
 def test_default_sets_are_the_mnist_splits(tmp_path: Path, mnist_dir: Path) -> None:
     """With an MNIST reference the test uses mnist-train (all 60,000) and mnist-test; its report says which."""
     copies = _npz(tmp_path / "copies.npz", dataset_images("mnist-train")[-1000:])
@@ -171,7 +166,7 @@ def test_default_sets_are_the_mnist_splits(tmp_path: Path, mnist_dir: Path) -> N
     assert opts["copy_cells"] == 50 and opts["copying_threshold"] == -3.0
 
 
-@pytest.mark.usefixtures("_cache")
+@pytest.mark.usefixtures("own_cache")
 def test_unavailable_without_sets_and_bad_sets(tmp_path: Path, mnist_dir: Path) -> None:
     from ganeval.errors import GanevalError
     from ganeval.features import get_extractor
@@ -211,7 +206,7 @@ def test_report_plot_gets_a_copying_panel() -> None:
     assert not any("copying_ct" in n for n in without.notes)  # not computed: no panel and no "skipped" note
 
 
-@pytest.mark.usefixtures("_cache")
+@pytest.mark.usefixtures("own_cache")
 def test_inception_copying_on_your_own_sets(tmp_path: Path, mnist_dir: Path, weights: object) -> None:
     """The same test in Inception features (for domains the MNIST classifier does not know): training images as
     samples are flagged, unseen ones are not, and the gate reads the Inception column."""
@@ -232,7 +227,7 @@ def test_inception_copying_on_your_own_sets(tmp_path: Path, mnist_dir: Path, wei
     assert not res.passed and "inception_copying_ct" in res.lines()[1]
 
 
-@pytest.mark.usefixtures("_cache")
+@pytest.mark.usefixtures("own_cache")
 def test_panel_shows_the_most_copy_like_samples(tmp_path: Path, mnist_dir: Path) -> None:
     """25 memorised digits hidden at the end of 1,500 unseen ones: the first samples show no copy, but the panel
     (the samples the copying test finds nearest to the training set) shows only copies."""

@@ -51,9 +51,7 @@ EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "mnist_feature_n
 MNIST_AS_CUSTOM = f"{EXAMPLE}:MnistAsCustom"
 
 
-@pytest.fixture(autouse=True)
-def _cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("GANEVAL_CACHE_DIR", str(tmp_path / "cache"))
+pytestmark = pytest.mark.usefixtures("own_cache")  # a cache folder of each test's own
 
 
 def _stats(cli, ref: Path, extractor: str, *extra: str) -> None:

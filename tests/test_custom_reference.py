@@ -24,9 +24,7 @@ from ganeval.stats import compute_stats, dataset_images, load_stats, real_images
 N = 300
 
 
-@pytest.fixture(autouse=True)
-def _cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("GANEVAL_CACHE_DIR", str(tmp_path / "cache"))
+pytestmark = pytest.mark.usefixtures("own_cache")  # a cache folder of each test's own
 
 
 @pytest.fixture

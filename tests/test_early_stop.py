@@ -16,9 +16,7 @@ from ganeval.train.recipes import TrainError
 FAST = {"num_samples": 400, "bootstrap": 60, "device": "cpu"}
 
 
-@pytest.fixture(autouse=True)
-def _cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("GANEVAL_CACHE_DIR", str(tmp_path / "cache"))
+pytestmark = pytest.mark.usefixtures("own_cache")  # a cache folder of each test's own
 
 
 def test_stops_after_patience_checkpoints_worse_than_the_best(tmp_path: Path) -> None:

@@ -11,9 +11,7 @@ import pytest
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "own_trainer.py"
 
 
-@pytest.fixture(autouse=True)
-def _cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("GANEVAL_CACHE_DIR", str(tmp_path / "cache"))
+pytestmark = pytest.mark.usefixtures("own_cache")  # a cache folder of each test's own
 
 
 def _trainer():

@@ -3,8 +3,6 @@ and what the cache serves must follow the batches that were scored."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
@@ -32,9 +30,7 @@ class Noisy(nn.Module):
         return torch.tanh(x + 0.5 * torch.randn_like(x)).view(-1, 1, 28, 28)
 
 
-@pytest.fixture(autouse=True)
-def _cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("GANEVAL_CACHE_DIR", str(tmp_path / "cache"))
+pytestmark = pytest.mark.usefixtures("own_cache")  # a cache folder of each test's own
 
 
 def _scored(gen: nn.Module, n: int, batch: int, seed: int = 0) -> torch.Tensor:

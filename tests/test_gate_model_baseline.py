@@ -17,9 +17,7 @@ from ganeval.gating import gate
 OPTS = ["--metrics", "mnist_fd", "--num-samples", "400", "--bootstrap", "60", "--device", "cpu", "--no-progress"]
 
 
-@pytest.fixture(autouse=True)
-def _cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("GANEVAL_CACHE_DIR", str(tmp_path / "cache"))
+pytestmark = pytest.mark.usefixtures("own_cache")  # a cache folder of each test's own
 
 
 @pytest.fixture(scope="module")

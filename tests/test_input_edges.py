@@ -19,8 +19,7 @@ FAST: dict[str, Any] = {"num_samples": 64, "metrics": ("mnist_fd",), "bootstrap"
 
 
 @pytest.fixture(autouse=True)
-def _cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("GANEVAL_CACHE_DIR", str(tmp_path / "cache"))
+def _cache_and_quiet(own_cache: Path) -> None:
     warnings.filterwarnings("ignore", category=FutureWarning)  # torch.onnx exporter deprecations
     warnings.filterwarnings("ignore", category=DeprecationWarning)
 

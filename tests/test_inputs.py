@@ -43,8 +43,7 @@ needs_mnist = pytest.mark.skipif(not _mnist_ready(), reason="the shipped MNIST c
 
 
 @pytest.fixture(autouse=True)
-def _cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("GANEVAL_CACHE_DIR", str(tmp_path / "cache"))
+def _cache_and_quiet(own_cache: Path) -> None:
     warnings.filterwarnings("ignore", category=FutureWarning)  # torch.jit / onnx exporter deprecations
     warnings.filterwarnings("ignore", category=DeprecationWarning)
 

@@ -13,10 +13,7 @@ from synthetic import write_bank_checkpoint
 from ganeval.evaluate import score
 from ganeval.metrics.interval import bootstrap_interval, few_replicates_note
 
-
-@pytest.fixture(autouse=True)
-def _cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("GANEVAL_CACHE_DIR", str(tmp_path / "cache"))
+pytestmark = pytest.mark.usefixtures("own_cache")  # a cache folder of each test's own
 
 
 def test_a_run_with_too_few_replicates_says_so(tmp_path: Path) -> None:

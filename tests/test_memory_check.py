@@ -26,9 +26,7 @@ GIB = 2**30
 HUGE_N = "--num-samples 3000000000 would hold at least"  # 7 TiB of MNIST features alone: no machine has it
 
 
-@pytest.fixture(autouse=True)
-def _cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("GANEVAL_CACHE_DIR", str(tmp_path / "cache"))
+pytestmark = pytest.mark.usefixtures("own_cache")  # a cache folder of each test's own
 
 
 @pytest.fixture

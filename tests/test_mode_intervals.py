@@ -84,12 +84,7 @@ def test_covered_classes_interval_is_made_of_counts() -> None:
     assert all(float(got[k]).is_integer() for k in ("modes_ci_low", "modes_ci_high"))
 
 
-@pytest.fixture
-def _cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("GANEVAL_CACHE_DIR", str(tmp_path / "cache"))
-
-
-@pytest.mark.usefixtures("_cache")
+@pytest.mark.usefixtures("own_cache")
 def test_flags_split_into_sure_and_borderline(tmp_path: Path, mnist_dir: Path) -> None:
     images, labels = load_mnist("test")
     rng = np.random.default_rng(1)
@@ -115,7 +110,7 @@ def test_flags_split_into_sure_and_borderline(tmp_path: Path, mnist_dir: Path) -
     assert math.isnan(again["class_kl_ci_low"].iloc[0]) and again["mode_collapse_sure"].isna().iloc[0]  # not tested
 
 
-@pytest.mark.usefixtures("_cache")
+@pytest.mark.usefixtures("own_cache")
 def test_without_intervals_beyond_noise_is_not_tested(tmp_path: Path, mnist_dir: Path) -> None:
     """``--bootstrap 0``: no interval exists, so the summary's ``beyond_noise`` is null (not ``[]``, "none of them")
     and report.html says the check was not made instead of "0 of 1"."""
@@ -132,7 +127,7 @@ def test_without_intervals_beyond_noise_is_not_tested(tmp_path: Path, mnist_dir:
     assert "beyond sampling noise: not tested (--bootstrap 0)" in html and "0 of 1" not in html
 
 
-@pytest.mark.usefixtures("_cache")
+@pytest.mark.usefixtures("own_cache")
 def test_untested_flags_are_not_no(tmp_path: Path, mnist_dir: Path) -> None:
     """Without ``modes``/``copying`` (or, for "beyond noise", without an interval) a flag was not tested: the rows hold
     <NA> (empty in the CSV, null in Parquet and JSON), the summary ``"flag": null, "tested": false``, and report.html

@@ -20,9 +20,7 @@ FAST: dict[str, Any] = {"num_samples": 200, "metrics": ["mnist_fd"], "bootstrap"
 SCORING = ("--metrics", "mnist_fd", "--num-samples", 200, "--bootstrap", 0, "--no-progress")
 
 
-@pytest.fixture(autouse=True)
-def _cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("GANEVAL_CACHE_DIR", str(tmp_path / "cache"))
+pytestmark = pytest.mark.usefixtures("own_cache")  # a cache folder of each test's own
 
 
 @pytest.fixture

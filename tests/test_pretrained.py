@@ -22,9 +22,7 @@ SHIPPED = Path(__file__).resolve().parents[1] / "ganeval" / "pretrained" / "dcga
 MNIST_ONLY = ("mnist_is", "mnist_fd", "modes")
 
 
-@pytest.fixture(autouse=True)
-def _cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("GANEVAL_CACHE_DIR", str(tmp_path / "cache"))
+pytestmark = pytest.mark.usefixtures("own_cache")  # a cache folder of each test's own
 
 
 def test_shipped_dcgan_metadata_and_weights() -> None:

@@ -19,9 +19,7 @@ MNIST = ("mnist_is", "mnist_fd", "modes", "mnist_vendi")
 FAST = {"num_samples": 400, "metrics": MNIST, "bootstrap": 30, "device": "cpu", "progress": False}
 
 
-@pytest.fixture(autouse=True)
-def _cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("GANEVAL_CACHE_DIR", str(tmp_path / "cache"))
+pytestmark = pytest.mark.usefixtures("own_cache")  # a cache folder of each test's own
 
 
 def _series(root: Path) -> Path:

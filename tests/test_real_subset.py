@@ -25,9 +25,7 @@ from ganeval.stats import compute_stats, dataset_images, load_stats, save_stats,
 N = 300
 
 
-@pytest.fixture(autouse=True)
-def _cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("GANEVAL_CACHE_DIR", str(tmp_path / "cache"))
+pytestmark = pytest.mark.usefixtures("own_cache")  # a cache folder of each test's own
 
 
 def test_the_subset_is_fixed_sorted_nested_and_spread_over_the_file() -> None:

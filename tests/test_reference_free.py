@@ -34,9 +34,7 @@ class Pooled(nn.Module):
 COMMON = {"num_samples": 200, "device": "cpu", "progress": False}
 
 
-@pytest.fixture(autouse=True)
-def _cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("GANEVAL_CACHE_DIR", str(tmp_path / "cache"))
+pytestmark = pytest.mark.usefixtures("own_cache")  # a cache folder of each test's own
 
 
 def test_path_lengths_read_no_reference_statistics(tmp_path: Path, mnist_dir: Path) -> None:

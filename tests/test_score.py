@@ -18,9 +18,7 @@ MNIST_ONLY = ("mnist_is", "mnist_fd", "modes")
 FAST = {"num_samples": 400, "metrics": MNIST_ONLY, "bootstrap": 40, "device": "cpu", "progress": False}
 
 
-@pytest.fixture(autouse=True)
-def _cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("GANEVAL_CACHE_DIR", str(tmp_path / "cache"))
+pytestmark = pytest.mark.usefixtures("own_cache")  # a cache folder of each test's own
 
 
 def test_good_generator_scores_well(tmp_path: Path) -> None:

@@ -15,10 +15,7 @@ from ganeval.data import load_mnist
 from ganeval.errors import GanevalError
 from ganeval.sources.samples import decode_image, read_image_set
 
-
-@pytest.fixture(autouse=True)
-def _cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("GANEVAL_CACHE_DIR", str(tmp_path / "cache"))
+pytestmark = pytest.mark.usefixtures("own_cache")  # a cache folder of each test's own
 
 
 def _tiff(arr: np.ndarray) -> bytes:

@@ -20,9 +20,7 @@ SCORING = ("--metrics", "mnist_fd", "--num-samples", 200, "--bootstrap", 0, "--d
 QUICK: dict[str, Any] = {"metrics": ("mnist_fd",), "num_samples": 200, "bootstrap": 0, "device": "cpu", "progress": False}
 
 
-@pytest.fixture(autouse=True)
-def _cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("GANEVAL_CACHE_DIR", str(tmp_path / "cache"))
+pytestmark = pytest.mark.usefixtures("own_cache")  # a cache folder of each test's own
 
 
 def _digits(n: int = 200, offset: int = 0) -> np.ndarray:

@@ -23,9 +23,7 @@ FAST: dict[str, Any] = {"num_samples": 200, "bootstrap": 0, "device": "cpu", "pr
 SCORING = ("--num-samples", 200, "--bootstrap", 0, "--device", "cpu", "--no-progress")
 
 
-@pytest.fixture(autouse=True)
-def _cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("GANEVAL_CACHE_DIR", str(tmp_path / "cache"))
+pytestmark = pytest.mark.usefixtures("own_cache")  # a cache folder of each test's own
 
 
 @pytest.fixture

@@ -23,9 +23,7 @@ from ganeval.watching import WATCH_NAME, training_target, watch
 FAST = {"num_samples": 400, "bootstrap": 60, "device": "cpu"}
 
 
-@pytest.fixture(autouse=True)
-def _cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("GANEVAL_CACHE_DIR", str(tmp_path / "cache"))
+pytestmark = pytest.mark.usefixtures("own_cache")  # a cache folder of each test's own
 
 
 def _old(path: Path, seconds: float = 60.0) -> Path:

@@ -16,11 +16,13 @@ from pathlib import Path
 import pytest
 from synthetic import write_bank_checkpoint
 from test_report_write_failures import file_size_limit
-from test_watch import FAST, _cache, _old  # noqa: F401 - _cache: the same autouse fixture (a private user cache)
+from test_watch import FAST, _old
 
 import ganeval.early_stop as early_stop
 from ganeval.early_stop import EarlyStopper
 from ganeval.watching import KEEP_NAME, WATCH_NAME, watch
+
+pytestmark = pytest.mark.usefixtures("own_cache")  # a cache folder of each test's own
 
 
 def _half_written(run: Path, iteration: int) -> tuple[Path, bytes]:
