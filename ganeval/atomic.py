@@ -172,9 +172,8 @@ def _into_stream(path: Path) -> Iterator[Path]:
             fd, tmp = tempfile.mkstemp(prefix=".ganeval.", suffix=".tmp")
             os.close(fd)
         yield Path(tmp)
-        with open(tmp, "rb") as src, open(path, "ab") as dst:
-            shutil.copyfileobj(src, dst)
-    except OSError as exc:
+        _append(tmp, path)
+    except OSError as exc:  # the block's own writes too (a full temporary folder): named as the stream
         if (named := _naming(exc, path, tmp)) is exc:
             raise
         raise named from exc
@@ -182,6 +181,17 @@ def _into_stream(path: Path) -> Iterator[Path]:
         with held_signals(), contextlib.suppress(OSError):
             if tmp is not None:
                 os.unlink(tmp)
+
+
+def _append(tmp: str, stream: Path) -> None:
+    """Append the bytes of ``tmp`` to ``stream`` (what was printed before stays); an error names the stream."""
+    try:
+        with open(tmp, "rb") as src, open(stream, "ab") as dst:
+            shutil.copyfileobj(src, dst)
+    except OSError as exc:
+        if (named := _naming(exc, stream, tmp)) is exc:
+            raise
+        raise named from exc
 
 
 #: What :func:`write_set` puts at a path: its bytes; a writer given the open temporary file (a large array saved
@@ -244,13 +254,7 @@ def write_set(files: Mapping[str | os.PathLike[str], Content]) -> None:
                 _swap(temps)
             temps = []
         for tmp, path in streams:
-            try:
-                with open(tmp, "rb") as src, open(path, "ab") as dst:  # appended: what was printed before stays
-                    shutil.copyfileobj(src, dst)
-            except OSError as exc:
-                if (named := _naming(exc, path, tmp)) is exc:
-                    raise
-                raise named from exc
+            _append(tmp, path)
     finally:
         with held_signals():  # a second Ctrl-C here left temporary files behind
             for tmp, *_ in (*temps, *streams):
