@@ -144,3 +144,25 @@ def test_the_gpu_check_counts_this_process_s_cached_memory_as_free(monkeypatch: 
     check_memory(10_000, 10, ("fid",), 100, CUDA, have=24 * GIB)  # 100 images: 830 MB, within 500 MiB + 1 GiB
     with pytest.raises(GanevalError, match=r"^--batch-size 200: .* more than its 1\.49 GiB free; give --batch-size 192 "):
         check_memory(10_000, 10, ("fid",), 200, CUDA, have=24 * GIB)
+
+
+@pytest.mark.parametrize("suffix", [".npy", ".npz"])
+def test_stats_limit_reads_only_the_images_it_keeps(tmp_path: Path, suffix: str) -> None:
+    """The check counts --limit's N images of a .npy/.npz (and names --limit as the way to fit), but the whole array
+    was read before the first N were kept: following its advice still read every image. Now only the first N are."""
+    import tracemalloc
+
+    from ganeval.stats import real_images
+
+    images = np.random.default_rng(0).integers(0, 256, (3000, 28, 28), dtype=np.uint8)  # 2.35 MB
+    path = tmp_path / f"real{suffix}"
+    np.save(path, images) if suffix == ".npy" else np.savez_compressed(path, images=images, labels=np.zeros(3000))
+    tracemalloc.start()
+    try:
+        got = real_images(path, limit=10)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert np.array_equal(got.images.squeeze(1).numpy(), images[:10]) and got.notes == []
+    assert peak < images.nbytes // 4, f"{peak} bytes traced reading 10 of 3000 images"
+    assert len(real_images(path, limit=5000).notes) == 1  # fewer than asked: still said, with the count the file holds
