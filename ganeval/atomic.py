@@ -215,6 +215,8 @@ def write_set(files: Mapping[str | os.PathLike[str], Content]) -> None:
         return
     if items[-1][1] is None:
         raise ValueError("write_set: the last file is the set's mark and must be written, not taken away")
+    if len({(p.parent.resolve(), p.name) for p, _ in items}) < len(items):  # 'a', './a': one rename's undo lost
+        raise ValueError(f"write_set: a file is given twice (as {', '.join(str(p) for p, _ in items)})")
     temps: list[tuple[str, Path, bool]] = []  # (temporary file, target, taken away)
     streams: list[tuple[str, Path]] = []  # (temporary file in the system's folder, stream)
     try:

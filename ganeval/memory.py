@@ -43,12 +43,16 @@ def local_processes() -> int:
 
 
 def cuda_free(device: torch.device) -> int | None:
-    """Free memory on CUDA ``device`` now (``torch.cuda.mem_get_info``), None for a CPU. Under torchrun, before the
-    process group is joined, a bare ``cuda`` is this rank's GPU (``LOCAL_RANK``), the one the run will use."""
+    """Memory a batch on CUDA ``device`` can have now, None for a CPU: the device's free memory
+    (``torch.cuda.mem_get_info``) plus what this process's caching allocator holds unused (``memory_reserved`` −
+    ``memory_allocated``: an earlier checkpoint's or arm's batch, kept for reuse and counted as used by the device).
+    Under torchrun, before the process group is joined, a bare ``cuda`` is this rank's GPU (``LOCAL_RANK``), the one
+    the run will use."""
     if device.type != "cuda":
         return None
     index = device.index if device.index is not None else int(os.environ.get("LOCAL_RANK", torch.cuda.current_device()))
-    return int(torch.cuda.mem_get_info(index)[0])
+    cached = torch.cuda.memory_reserved(index) - torch.cuda.memory_allocated(index)
+    return int(torch.cuda.mem_get_info(index)[0]) + max(0, int(cached))
 
 
 def physical_memory() -> int | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
@@ -175,6 +176,36 @@ def _npy_images(path: Path) -> np.ndarray:
     return arr
 
 
+def _first_images(path: Path, limit: int) -> tuple[np.ndarray, int] | None:
+    """The first ``limit`` images of a uint8 ``.npy``/``.npz`` (its image array, as :func:`_npz_images` picks it) and
+    how many it holds, read alone: the rest is never loaded, so ``--limit`` bounds the memory the check counts. None
+    where the header says anything else (not uint8, Fortran order, empty): the whole file is read and refused as before."""
+    from ganeval.sources.samples import npz_image_key
+
+    try:
+        with contextlib.ExitStack() as stack:
+            if path.suffix.lower() == ".npy":
+                fh = stack.enter_context(open(path, "rb"))
+            else:
+                z = stack.enter_context(zipfile.ZipFile(path))
+                key = npz_image_key([n[:-4] for n in z.namelist() if n.endswith(".npy")])
+                if key is None:
+                    return None
+                fh = stack.enter_context(z.open(f"{key}.npy"))
+            version = np.lib.format.read_magic(fh)
+            read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+            shape, fortran, dtype = read(fh)
+            if dtype != np.uint8 or fortran or not shape or not np.prod(shape):
+                return None
+            arr = np.empty((min(limit, shape[0]), *shape[1:]), np.uint8)
+            view, done = memoryview(arr).cast("B"), 0
+            while done < arr.nbytes and (got := fh.readinto(view[done:])):
+                done += got
+            return (arr, int(shape[0])) if done == arr.nbytes else None
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+        return None
+
+
 def real_images(dataset: str | os.PathLike[str], data_dir: str | os.PathLike[str] | None = None,
                 limit: int | None = None) -> RealImages:
     """A named MNIST split, or your own real images: a folder or zip of PNG/JPEG files, or a uint8 ``.npz``.
@@ -199,8 +230,9 @@ def real_images(dataset: str | os.PathLike[str], data_dir: str | os.PathLike[str
         raise StatsError(f"{path}: no such dataset (use mnist-train, mnist-test, or a folder, zip or .npz of real images)")
     try:
         if path.suffix.lower() in (".npz", ".npy") and path.is_file():
-            arr = _npz_images(path) if path.suffix.lower() == ".npz" else _npy_images(path)
-            notes = _short_note(path.name, len(arr), limit)
+            first = _first_images(path, limit) if limit else None  # --limit N: only N images read
+            arr, total = first or ((a := _npz_images(path) if path.suffix.lower() == ".npz" else _npy_images(path)), len(a))
+            notes = _short_note(path.name, total, limit)
             images = array_images(arr[:limit] if limit else arr, "0,255", str(path))[0]
         else:
             got = read_image_set(path, limit or 2**62)

@@ -131,3 +131,38 @@ def test_stats_of_a_dataset_past_memory_is_refused_before_reading_it(tmp_path: P
     code, _, err = cli(*base, "--batch-size", 10_000_000)
     assert code == 2 and "error: --batch-size 10000000: one batch of 10000000 images would hold" in err, err
     assert "give --batch-size" in err and err.strip().count("\n") == 0 and not out.exists()
+
+
+def test_the_gpu_check_counts_this_process_s_cached_memory_as_free(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A second checkpoint (watch, early stopping, compare's next arm) is checked after the first one's batch: torch's
+    caching allocator keeps that memory reserved for reuse, and the device counts it as used. Read as not free, the
+    default batch that fit at the first checkpoint was refused at the second; it fits there as it did."""
+    free, cached = 500 * 2**20, GIB  # 500 MiB free on the device; 1 GiB held unused by this process's allocator
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda index=None: (free, 80 * GIB))
+    monkeypatch.setattr(torch.cuda, "memory_reserved", lambda index=None: 3 * GIB)
+    monkeypatch.setattr(torch.cuda, "memory_allocated", lambda index=None: 3 * GIB - cached)
+    check_memory(10_000, 10, ("fid",), 100, CUDA, have=24 * GIB)  # 100 images: 830 MB, within 500 MiB + 1 GiB
+    with pytest.raises(GanevalError, match=r"^--batch-size 200: .* more than its 1\.49 GiB free; give --batch-size 192 "):
+        check_memory(10_000, 10, ("fid",), 200, CUDA, have=24 * GIB)
+
+
+@pytest.mark.parametrize("suffix", [".npy", ".npz"])
+def test_stats_limit_reads_only_the_images_it_keeps(tmp_path: Path, suffix: str) -> None:
+    """The check counts --limit's N images of a .npy/.npz (and names --limit as the way to fit), but the whole array
+    was read before the first N were kept: following its advice still read every image. Now only the first N are."""
+    import tracemalloc
+
+    from ganeval.stats import real_images
+
+    images = np.random.default_rng(0).integers(0, 256, (3000, 28, 28), dtype=np.uint8)  # 2.35 MB
+    path = tmp_path / f"real{suffix}"
+    np.save(path, images) if suffix == ".npy" else np.savez_compressed(path, images=images, labels=np.zeros(3000))
+    tracemalloc.start()
+    try:
+        got = real_images(path, limit=10)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert np.array_equal(got.images.squeeze(1).numpy(), images[:10]) and got.notes == []
+    assert peak < images.nbytes // 4, f"{peak} bytes traced reading 10 of 3000 images"
+    assert len(real_images(path, limit=5000).notes) == 1  # fewer than asked: still said, with the count the file holds

@@ -67,6 +67,20 @@ def test_a_set_takes_a_file_away_and_puts_it_back_when_a_rename_fails(tmp_path: 
     assert _contents(tmp_path) == {"a": b"x" * 1000, "mark": b"1000"}
 
 
+def test_a_file_given_twice_in_a_set_is_refused_before_anything_changes(tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """'a' written and './a' taken away in one set: the second entry took the new file away and noted it as the one
+    to put back, so a hard link to the earlier file was left beside it ('.a.*.old.tmp') and a failing rename would
+    have put back the new file. A file named twice (as a relative and an absolute path too) is the caller's mistake:
+    refused before any file is written."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "a").write_bytes(b"old a")
+    for files in ({"a": b"new a", "./a": None, "mark": b"m"}, {"a": b"one", str(tmp_path / "a"): b"two", "mark": b"m"}):
+        with pytest.raises(ValueError, match="a file is given twice"):
+            write_set(files)
+        assert _contents(tmp_path) == {"a": b"old a"}
+
+
 def test_statistics_keep_their_sidecar_when_the_npz_rename_fails(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The sidecar was renamed into place before the npz: an npz rename failing (an I/O error) left the new sidecar
     beside the earlier statistics, refused from then on as corrupted. Now the earlier pair stays and loads."""
