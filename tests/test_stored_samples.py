@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from pathlib import Path
 
 import numpy as np
@@ -137,3 +138,24 @@ def test_scores_of_the_first_n_stored_images_equal_the_whole_arrays(tmp_path: Pa
     for col in ("status", "mnist_fd", "n_samples", "sha256"):
         assert stored[col].iloc[0] == array[col].iloc[0], col
     assert stored["status"].iloc[0] == "nan_samples"
+
+
+@pytest.mark.parametrize("suffix", [".npy", ".npz"])
+def test_stored_images_past_memory_are_refused_naming_num_samples(tmp_path: Path, cli, suffix: str) -> None:
+    """The memory check counted features per sample, not the stored images a set's first N hold: a million float64
+    3×4096×4096 images (366 TiB, plus their uint8 copy) passed it and were then read. Now they are counted from the
+    array's header, and refused in one line naming --num-samples before anything is read."""
+    import zipfile
+
+    path = tmp_path / "big.npy"
+    with open(path, "wb") as fh:  # the header alone: the check never reads the data
+        np.lib.format.write_array_header_1_0(fh, {"descr": "<f8", "fortran_order": False, "shape": (10**6, 3, 4096, 4096)})
+    if suffix == ".npz":
+        with zipfile.ZipFile(tmp_path / "big.npz", "w") as z:
+            z.write(path, "images.npy")
+        path = tmp_path / "big.npz"
+    code, _, err = cli("score", path, "--metrics", "mnist_fd", "--num-samples", 10**6, "--device", "cpu", "--no-progress",
+                       "--out", tmp_path / "rep")
+    assert code == 2 and "error: --num-samples 1000000 would hold at least 4" in err and "the stored images)" in err, err
+    assert re.search(r"lower it \(at most [1-9]\d* could fit here\)$", err.strip()), err
+    assert err.strip().count("\n") == 0 and not (tmp_path / "rep").exists()
