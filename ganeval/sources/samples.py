@@ -278,8 +278,8 @@ def stored_image_bytes(path: Path) -> int:
 def first_images(path: Path, limit: int, accept: Callable[[np.dtype], bool] = lambda dtype: True) -> tuple[np.ndarray, int] | None:
     """The first ``limit`` images of a stored ``.npy``/``.npz`` set (its image array, as ``read_npz`` picks it) and
     how many it holds, read alone: the rest is never loaded (a 50,000-image set scored at N = 1,000 read every
-    image). None where the header says anything else (a dtype ``accept`` refuses, Fortran order, empty, a file
-    shorter than its header says): the whole array is then read, and refused, as before."""
+    image). None where the header says anything else (a dtype ``accept`` refuses, Fortran order, not 3 or 4
+    dimensions, empty, a file shorter than its header says): the whole array is then read, and refused, as before."""
     try:
         with contextlib.ExitStack() as stack:
             found = _stored_array(path, stack)
@@ -288,7 +288,7 @@ def first_images(path: Path, limit: int, accept: Callable[[np.dtype], bool] = la
             fh, shape, fortran, dtype, stored = found
             numeric = dtype.kind in "biuf" and not dtype.hasobject and dtype.subdtype is None
             size = int(np.prod(shape, dtype=object)) * dtype.itemsize
-            if fortran or not numeric or not accept(dtype) or not shape or not size or stored < size:
+            if fortran or not numeric or not accept(dtype) or len(shape) not in (3, 4) or not size or stored < size:
                 return None
             arr = np.empty((min(limit, shape[0]), *shape[1:]), dtype)
             view, done = memoryview(arr.reshape(-1).view(np.uint8)), 0
