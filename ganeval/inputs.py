@@ -25,7 +25,7 @@ from ganeval.errors import CheckpointError, GanevalError, short
 from ganeval.sources import generators as gens
 from ganeval.sources.base import InputHints, Samples, merge_hints
 from ganeval.sources.opening import OPENERS, generator_settings
-from ganeval.sources.samples import image_files, is_image_name, natural_key
+from ganeval.sources.samples import image_files, is_image_name, natural_key, stored_image_bytes
 from ganeval.sources.state_dicts import STATE_EXTS, resolve_spec
 
 GENERATOR_EXTS = {".onnx": "onnx", ".pt": "torchscript", ".ts": "torchscript"}
@@ -72,6 +72,11 @@ class Series:
         """Where reports go without ``--out``: a folder's ``report/``; files picked from a folder get their own
         (``report_<names>/``), so scoring one checkpoint never replaces the whole run's report."""
         return self.root / self.report_name
+
+    def image_bytes(self) -> int:
+        """What each image of the largest stored ``.npy``/``.npz`` sample set here holds as read (0: none), from the
+        arrays' headers: the first N of them are held with their features (folders and zips are not sized unread)."""
+        return max((stored_image_bytes(s.path) for s in self.sources if s.kind == "npz" and s.path), default=0)
 
 
 # -- resolving -----------------------------------------------------------------------------------------------

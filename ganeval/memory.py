@@ -132,11 +132,13 @@ def _processes_text(processes: int) -> str:
 def check_memory(num_samples: int, bootstrap: int, metrics: Iterable[str] = (), batch_size: int = 1,
                  device: torch.device | None = None, *, inception_logits: bool = True, z_dim: int | None = None,
                  resize: str = "tf1x", have: int | None = None, error: type[GanevalError] = GanevalError,
-                 gpu_free: int | None = None, precision: str = "fp32", processes: int | None = None) -> None:
-    """Refuse an N (``--num-samples``) or a ``--batch-size`` whose floor of memory (:func:`per_sample_bytes` ×
-    N + :func:`batch_bytes`, times ``processes``: :func:`local_processes`) is more than this machine's (``have``:
-    its physical memory), or whose batch is more than a CUDA device's free memory (``gpu_free``: :func:`cuda_free`),
-    in one line naming the option and the most it may be."""
+                 gpu_free: int | None = None, precision: str = "fp32", processes: int | None = None,
+                 image_bytes: int = 0) -> None:
+    """Refuse an N (``--num-samples``) or a ``--batch-size`` whose floor of memory (:func:`per_sample_bytes` plus
+    ``image_bytes``, what each image of a stored sample set holds as read, × N + :func:`batch_bytes`, times
+    ``processes``: :func:`local_processes`) is more than this machine's (``have``: its physical memory), or whose
+    batch is more than a CUDA device's free memory (``gpu_free``: :func:`cuda_free`), in one line naming the option
+    and the most it may be."""
     # Python integers: a numpy integer's product would wrap past 2**63 and pass
     metrics, num_samples, batch_size, bootstrap = list(metrics), int(num_samples), int(batch_size), int(bootstrap)
     device = device or torch.device("cpu")
@@ -147,7 +149,7 @@ def check_memory(num_samples: int, bootstrap: int, metrics: Iterable[str] = (), 
     if have is None:
         return
     processes = local_processes() if processes is None else max(1, int(processes))
-    each = per_sample_bytes(metrics, bootstrap, inception_logits, z_dim)
+    each = per_sample_bytes(metrics, bootstrap, inception_logits, z_dim) + int(image_bytes)
     batch = batch_bytes(metrics, num_samples, batch_size, device, resize)
     if processes * (each * num_samples + batch) <= have:
         return
@@ -160,10 +162,10 @@ def check_memory(num_samples: int, bootstrap: int, metrics: Iterable[str] = (), 
                     f"would hold at least {size_text(batch)}{machine}; give --batch-size {most} or less (default 100)")
     most = max(0, (share - batch) // max(each, 1))
     held = ", ".join(["features"] + (["their float64 copies"] if fd_dim(metrics) else []) + (["resampled indices"] if bootstrap
-                     else []) + (["latents"] if z_dim else []))
+                     else []) + (["latents"] if z_dim else []) + (["the stored images"] if image_bytes else []))
     raise error(f"--num-samples {num_samples} would hold at least {size_text(each * num_samples + batch)} in memory "
                 f"({size_text(each)} per sample with the metrics asked and --bootstrap {bootstrap}: {held}){machine}; "
-                f"lower it (at most {most} could fit here)")
+                f"{f'lower it (at most {most} could fit here)' if most else 'not even one sample fits here'}")
 
 
 def check_stats_memory(images: int, image_bytes: int, batch_size: int, extractor: str, pool_dim: int | None,

@@ -83,8 +83,9 @@ class ScoreOptions:
             raise OptionError(f"unknown score option(s) {unknown}; known: {sorted(known)}")
         return cls(**{k: os.fspath(v) if isinstance(v, os.PathLike) else v for k, v in kwargs.items()})  # Path → str
 
-    def check(self) -> None:
-        """Refuse values no run can use, before anything is scored: one line naming the option (exit 2)."""
+    def check(self, image_bytes: int = 0) -> None:
+        """Refuse values no run can use, before anything is scored: one line naming the option (exit 2).
+        ``image_bytes``: what each image of the largest stored sample set to score holds as read (the memory check)."""
         from ganeval.metrics.registry import METRICS
 
         if not self.metrics:
@@ -121,7 +122,8 @@ class ScoreOptions:
         z_dim = self.extra.get("z_dim")  # the latents' size, where given (a generator's file says it only when opened)
         check_memory(self.num_samples, self.bootstrap, self.metrics, self.batch_size, device,
                      inception_logits=self.inception_weights is None, resize=self.resize, precision=self.precision,
-                     z_dim=z_dim if isinstance(z_dim, int) and not isinstance(z_dim, bool) and z_dim > 0 else None)
+                     z_dim=z_dim if isinstance(z_dim, int) and not isinstance(z_dim, bool) and z_dim > 0 else None,
+                     image_bytes=image_bytes)
         known = [m for m in self.metrics if m in METRICS]
         if self.primary is None and known and not {"fid", "mnist_fd", "custom_fd"} & {c for m in known for c in METRICS[m].columns}:
             raise GanevalError(f"no Fréchet distance (fid, mnist_fd, custom_fd) among --metrics ({', '.join(self.metrics)}) to "

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import io
 import json
@@ -26,7 +25,7 @@ from ganeval.errors import GanevalError, StatsError, require_count
 from ganeval.feature_stats import FeatureStats
 from ganeval.features.base import FeatureExtractor, iter_batches, refuse_nonfinite
 from ganeval.memory import check_stats_memory
-from ganeval.sources.samples import load_npy, open_npz
+from ganeval.sources.samples import array_header, first_images, load_npy, open_npz
 from ganeval.version import __version__
 
 DATASETS = {"mnist-train": "train", "mnist-test": "test"}
@@ -176,34 +175,8 @@ def _npy_images(path: Path) -> np.ndarray:
     return arr
 
 
-def _first_images(path: Path, limit: int) -> tuple[np.ndarray, int] | None:
-    """The first ``limit`` images of a uint8 ``.npy``/``.npz`` (its image array, as :func:`_npz_images` picks it) and
-    how many it holds, read alone: the rest is never loaded, so ``--limit`` bounds the memory the check counts. None
-    where the header says anything else (not uint8, Fortran order, empty): the whole file is read and refused as before."""
-    from ganeval.sources.samples import npz_image_key
-
-    try:
-        with contextlib.ExitStack() as stack:
-            if path.suffix.lower() == ".npy":
-                fh = stack.enter_context(open(path, "rb"))
-            else:
-                z = stack.enter_context(zipfile.ZipFile(path))
-                key = npz_image_key([n[:-4] for n in z.namelist() if n.endswith(".npy")])
-                if key is None:
-                    return None
-                fh = stack.enter_context(z.open(f"{key}.npy"))
-            version = np.lib.format.read_magic(fh)
-            read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
-            shape, fortran, dtype = read(fh)
-            if dtype != np.uint8 or fortran or not shape or not np.prod(shape):
-                return None
-            arr = np.empty((min(limit, shape[0]), *shape[1:]), np.uint8)
-            view, done = memoryview(arr).cast("B"), 0
-            while done < arr.nbytes and (got := fh.readinto(view[done:])):
-                done += got
-            return (arr, int(shape[0])) if done == arr.nbytes else None
-    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
-        return None
+def _is_uint8(dtype: np.dtype) -> bool:
+    return dtype == np.uint8  # real images: only uint8 (a float's value range would have to be guessed)
 
 
 def real_images(dataset: str | os.PathLike[str], data_dir: str | os.PathLike[str] | None = None,
@@ -230,7 +203,7 @@ def real_images(dataset: str | os.PathLike[str], data_dir: str | os.PathLike[str
         raise StatsError(f"{path}: no such dataset (use mnist-train, mnist-test, or a folder, zip or .npz of real images)")
     try:
         if path.suffix.lower() in (".npz", ".npy") and path.is_file():
-            first = _first_images(path, limit) if limit else None  # --limit N: only N images read
+            first = first_images(path, limit, _is_uint8) if limit else None  # --limit N: only N images read
             arr, total = first or ((a := _npz_images(path) if path.suffix.lower() == ".npz" else _npy_images(path)), len(a))
             notes = _short_note(path.name, total, limit)
             images = array_images(arr[:limit] if limit else arr, "0,255", str(path))[0]
@@ -249,25 +222,8 @@ def real_images(dataset: str | os.PathLike[str], data_dir: str | os.PathLike[str
 def _array_shape(path: Path) -> tuple[int, ...] | None:
     """The image array's shape in a ``.npy`` or ``.npz`` from its header alone (None: not one that can be read so;
     reading it says why), so an array past memory is refused before it is loaded."""
-    from ganeval.sources.samples import npz_image_key
-
-    def header(fh: Any) -> tuple[int, ...]:
-        version = np.lib.format.read_magic(fh)
-        read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
-        return tuple(read(fh)[0])
-
-    try:
-        if path.suffix.lower() == ".npy":
-            with open(path, "rb") as fh:
-                return header(fh)
-        with zipfile.ZipFile(path) as z:
-            key = npz_image_key([n[:-4] for n in z.namelist() if n.endswith(".npy")])
-            if key is None:
-                return None
-            with z.open(f"{key}.npy") as fh:
-                return header(fh)
-    except (OSError, ValueError, KeyError, zipfile.BadZipFile):
-        return None
+    found = array_header(path)
+    return None if found is None else found[0]
 
 
 def check_dataset_memory(dataset: str | os.PathLike[str], extractor: FeatureExtractor, batch_size: int,

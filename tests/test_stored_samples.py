@@ -5,15 +5,18 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from ganeval.data import load_mnist
 from ganeval.errors import GanevalError
-from ganeval.sources.samples import decode_image, read_image_set
+from ganeval.sources.base import ImageSamples
+from ganeval.sources.samples import array_images, decode_image, open_array, read_image_set
 
 pytestmark = pytest.mark.usefixtures("own_cache")  # a cache folder of each test's own
 
@@ -72,3 +75,87 @@ def test_nan_samples_and_clean_samples_of_the_same_pixels_are_cached_apart(tmp_p
     for name in ("withnan", "clean"):  # again, from the cache: each keeps its own status and FD
         again = _row(tmp_path, cli, name, f"rep2_{name}")
         assert {k: again[k] for k in ("status", "mnist_fd", "sha256")} == {k: first[name][k] for k in ("status", "mnist_fd", "sha256")}
+
+
+def _stored_set(tmp_path: Path, suffix: str, arr: np.ndarray) -> Path:
+    path = tmp_path / f"samples{suffix}"
+    np.save(path, arr) if suffix == ".npy" else np.savez_compressed(path, images=arr)
+    return path
+
+
+def _as_before(arr: np.ndarray, n: int, path: Path, output_range: str) -> ImageSamples:
+    """What scoring opened before: every image converted (``array_images``), then the first ``n`` kept."""
+    images, flags, notes = array_images(arr, output_range, str(path))
+    return open_array(images, flags, n, path.name, notes)
+
+
+@pytest.mark.parametrize("suffix", [".npy", ".npz"])
+@pytest.mark.parametrize("dtype", ["uint8-nhwc", ">f4-nan", "float16"])
+def test_a_stored_set_scored_at_n_reads_only_its_first_n_images(tmp_path: Path, suffix: str, dtype: str) -> None:
+    """--num-samples N of a stored .npy/.npz read and converted every image before the first N were kept (a
+    50,000-image 256×256 set at N = 1,000: ~10 GB, and a float tensor of all of it). Now only N are read; the images,
+    NaN flags and notes are the ones the whole read gave."""
+    import tracemalloc
+
+    from ganeval.inputs import resolve_target
+
+    rng = np.random.default_rng(0)
+    if dtype == "uint8-nhwc":
+        arr = rng.integers(0, 256, (3000, 16, 16, 3), dtype=np.uint8)  # channels last: converted to NCHW
+    else:
+        arr = rng.uniform(-1, 1, (3000, 28, 28)).astype(dtype.removesuffix("-nan"))  # a big-endian float too
+        if dtype.endswith("-nan"):
+            arr[2, 3, 3], arr[7, 0, 0], arr[2000, 1, 1] = np.nan, np.inf, np.nan
+    path = _stored_set(tmp_path, suffix, arr)
+    (source,) = resolve_target(path).sources
+    tracemalloc.start()
+    try:
+        got = source.open(torch.device("cpu"), 10, 0)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    want = _as_before(arr, 10, path, "-1,1")
+    assert torch.equal(got.images, want.images) and got.notes == want.notes and got.cache_key == want.cache_key
+    assert np.array_equal(got.nonfinite, want.nonfinite) and got.nonfinite.sum() == (2 if dtype.endswith("nan") else 0)
+    assert peak < arr.nbytes // 4, f"{peak} bytes traced reading 10 of 3000 images"
+    short = source.open(torch.device("cpu"), 5000, 0)  # fewer than asked: the same note, every image read
+    want = _as_before(arr, 5000, path, "-1,1")
+    assert torch.equal(short.images, want.images) and short.notes == want.notes and len(short.notes) == 1
+    assert np.array_equal(short.nonfinite, want.nonfinite)
+
+
+def test_scores_of_the_first_n_stored_images_equal_the_whole_arrays(tmp_path: Path) -> None:
+    """The scores of a stored set read N images at a time equal those of the same images passed as an array
+    (converted whole, then the first N kept, as stored sets were read before)."""
+    import ganeval
+
+    x = load_mnist("test")[0][:300].astype(np.float32) / 127.5 - 1
+    x[4, 0, 0] = np.nan
+    path = _stored_set(tmp_path, ".npz", x)
+    options = {"metrics": ["mnist_fd"], "num_samples": 200, "bootstrap": 0, "device": "cpu", "progress": False,
+               "use_cache": False}
+    stored, array = ganeval.score(path, **options), ganeval.score(x, **options)
+    for col in ("status", "mnist_fd", "n_samples", "sha256"):
+        assert stored[col].iloc[0] == array[col].iloc[0], col
+    assert stored["status"].iloc[0] == "nan_samples"
+
+
+@pytest.mark.parametrize("suffix", [".npy", ".npz"])
+def test_stored_images_past_memory_are_refused_naming_num_samples(tmp_path: Path, cli, suffix: str) -> None:
+    """The memory check counted features per sample, not the stored images a set's first N hold: a million float64
+    3×4096×4096 images (366 TiB, plus their uint8 copy) passed it and were then read. Now they are counted from the
+    array's header, and refused in one line naming --num-samples before anything is read."""
+    import zipfile
+
+    path = tmp_path / "big.npy"
+    with open(path, "wb") as fh:  # the header alone: the check never reads the data
+        np.lib.format.write_array_header_1_0(fh, {"descr": "<f8", "fortran_order": False, "shape": (10**6, 3, 4096, 4096)})
+    if suffix == ".npz":
+        with zipfile.ZipFile(tmp_path / "big.npz", "w") as z:
+            z.write(path, "images.npy")
+        path = tmp_path / "big.npz"
+    code, _, err = cli("score", path, "--metrics", "mnist_fd", "--num-samples", 10**6, "--device", "cpu", "--no-progress",
+                       "--out", tmp_path / "rep")
+    assert code == 2 and "error: --num-samples 1000000 would hold at least 4" in err and "the stored images)" in err, err
+    assert re.search(r"lower it \(at most [1-9]\d* could fit here\)$", err.strip()), err
+    assert err.strip().count("\n") == 0 and not (tmp_path / "rep").exists()

@@ -133,7 +133,7 @@ def _open_images(src: Source, device: torch.device, n: int, seed: int) -> Sample
 def _open_npz(src: Source, device: torch.device, n: int, seed: int) -> Samples:
     assert src.path is not None
     read = read_npy if src.path.suffix.lower() == ".npy" else read_npz
-    images, flags, notes = read(src.path, src.extra["hints"].output_range or "-1,1")
+    images, flags, notes = read(src.path, src.extra["hints"].output_range or "-1,1", n)  # only the first n read
     return open_array(images, flags, n, src.path.name, notes)
 
 

@@ -8,10 +8,12 @@ counted (``n_bad_images``) and named in a note, never silently dropped.
 
 from __future__ import annotations
 
+import contextlib
 import io
+import os
 import re
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +25,7 @@ from ganeval.sources.base import ImageSamples, convert_output, range_note
 
 IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
 NPZ_KEYS = ("images", "samples", "x", "arr_0")
+READ_CHUNK = 1 << 24  # bytes read at a time from a stored array
 
 
 def natural_key(name: str) -> tuple[list[Any], str]:
@@ -222,32 +225,85 @@ def integer_pixels(path: Path) -> bool | None:
     """Whether the image array of an ``.npy`` or ``.npz`` sample set (the one ``read_npz`` reads) holds integers,
     which are pixels as stored and take no ``--output-range``; from the array's header alone, the pixels unread. None
     where the header does not tell (an unreadable file: scoring reads it and names the problem)."""
-    try:
-        if path.suffix.lower() == ".npy":
-            with open(path, "rb") as fh:
-                dtype = _header_dtype(fh)
-        else:
-            with zipfile.ZipFile(path) as zf:
-                members = {n[: -len(".npy")]: n for n in zf.namelist() if n.endswith(".npy")}
-                key = npz_image_key(list(members))
-                if key is None:
-                    return None
-                with zf.open(members[key]) as fh:
-                    dtype = _header_dtype(fh)
-    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile):
+    found = array_header(path)
+    return None if found is None else found[2].kind in "iu"
+
+
+def _stored_array(path: Path, stack: contextlib.ExitStack) -> tuple[Any, tuple[int, ...], bool, np.dtype, int] | None:
+    """The image array of an ``.npy``/``.npz`` as ``read_npy``/``read_npz`` pick it, its header read: a file object
+    (closed with ``stack``) at its first byte of data, its shape, Fortran order, dtype and how many data bytes the file
+    holds. None where the header does not tell (an .npz whose images cannot be told apart, another format version);
+    OSError, ValueError, KeyError, EOFError or BadZipFile on an unreadable file."""
+    if path.suffix.lower() == ".npy":
+        fh = stack.enter_context(open(path, "rb"))
+        size = os.fstat(fh.fileno()).st_size
+    else:
+        zf = stack.enter_context(zipfile.ZipFile(path))
+        names = zf.namelist()
+        key = npz_image_key([n.removesuffix(".npy") for n in names])  # the keys np.load's NpzFile gives them
+        if key is None:
+            return None
+        member = {n.removesuffix(".npy"): n for n in names}[key]
+        fh = stack.enter_context(zf.open(member))
+        size = zf.getinfo(member).file_size
+    read = {(1, 0): np.lib.format.read_array_header_1_0,
+            (2, 0): np.lib.format.read_array_header_2_0}.get(np.lib.format.read_magic(fh))
+    if read is None:
         return None
-    return None if dtype is None else dtype.kind in "iu"
+    shape, fortran, dtype = read(fh)
+    return fh, tuple(shape), bool(fortran), dtype, size - fh.tell()
 
 
-def _header_dtype(fh: Any) -> np.dtype | None:
-    """The dtype in an ``.npy`` header at ``fh`` (format 1.0 or 2.0; None for another)."""
-    version = np.lib.format.read_magic(fh)
-    read = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}.get(version)
-    return None if read is None else read(fh)[2]
+def array_header(path: Path) -> tuple[tuple[int, ...], bool, np.dtype] | None:
+    """The shape, Fortran order and dtype of a stored ``.npy``/``.npz`` set's image array, from its header alone (the
+    pixels unread); None where the header does not tell (an unreadable file: reading it names the problem)."""
+    try:
+        with contextlib.ExitStack() as stack:
+            found = _stored_array(path, stack)
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+        return None
+    return None if found is None else found[1:4]
 
 
-def read_npz(path: Path, output_range: str) -> tuple[torch.Tensor, np.ndarray, list[str]]:
-    """The image array of an ``.npz`` (its only array, else one named images/samples/x/arr_0); no pickles."""
+def stored_image_bytes(path: Path) -> int:
+    """Bytes each image of a stored ``.npy``/``.npz`` set holds at least as ``read_npz`` reads it: as stored plus,
+    unless uint8, its uint8 conversion; from the header alone (0 where it does not tell)."""
+    found = array_header(path)
+    if found is None or found[2].kind not in "biuf":
+        return 0
+    shape, _, dtype = found
+    return int(np.prod(shape[1:], dtype=object)) * (dtype.itemsize + int(dtype != np.uint8))
+
+
+def first_images(path: Path, limit: int, accept: Callable[[np.dtype], bool] = lambda dtype: True) -> tuple[np.ndarray, int] | None:
+    """The first ``limit`` images of a stored ``.npy``/``.npz`` set (its image array, as ``read_npz`` picks it) and
+    how many it holds, read alone: the rest is never loaded (a 50,000-image set scored at N = 1,000 read every
+    image). None where the header says anything else (a dtype ``accept`` refuses, Fortran order, not 3 or 4
+    dimensions, empty, a file shorter than its header says): the whole array is then read, and refused, as before."""
+    try:
+        with contextlib.ExitStack() as stack:
+            found = _stored_array(path, stack)
+            if found is None:
+                return None
+            fh, shape, fortran, dtype, stored = found
+            numeric = dtype.kind in "biuf" and not dtype.hasobject and dtype.subdtype is None
+            size = int(np.prod(shape, dtype=object)) * dtype.itemsize
+            if fortran or not numeric or not accept(dtype) or len(shape) not in (3, 4) or not size or stored < size:
+                return None
+            arr = np.empty((min(limit, shape[0]), *shape[1:]), dtype)
+            view, done = memoryview(arr.reshape(-1).view(np.uint8)), 0
+            while done < arr.nbytes and (got := fh.readinto(view[done:done + READ_CHUNK])):
+                done += got  # in chunks: a zip member's readinto reads each call's bytes into a copy first
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+        return None
+    return (arr, int(shape[0])) if done == arr.nbytes else None
+
+
+def read_npz(path: Path, output_range: str, limit: int | None = None) -> tuple[torch.Tensor, np.ndarray, list[str]]:
+    """The image array of an ``.npz`` (its only array, else one named images/samples/x/arr_0); no pickles. With
+    ``limit``, only its first ``limit`` images where the array allows (:func:`first_images`)."""
+    if limit and (first := first_images(path, limit)) is not None:
+        return array_images(first[0], output_range, str(path))
     try:
         with open_npz(path) as z:
             keys = list(z.files)
@@ -274,8 +330,10 @@ def load_npy(path: Path, error: type[GanevalError] = GanevalError) -> np.ndarray
     return arr
 
 
-def read_npy(path: Path, output_range: str) -> tuple[torch.Tensor, np.ndarray, list[str]]:
-    """The images of a ``.npy`` sample set, as ``array_images`` reads them."""
+def read_npy(path: Path, output_range: str, limit: int | None = None) -> tuple[torch.Tensor, np.ndarray, list[str]]:
+    """The images of a ``.npy`` sample set, as ``array_images`` reads them (with ``limit``: as :func:`read_npz`)."""
+    if limit and (first := first_images(path, limit)) is not None:
+        return array_images(first[0], output_range, str(path))
     return array_images(load_npy(path), output_range, str(path))
 
 
