@@ -113,6 +113,17 @@ def sigterm_as_interrupt(grace_s: float | None = None, last_words: str | None = 
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
+#: Seconds the end after a stuck SIGTERM waits for its line and the buffered output to be written.
+FLUSH_WAIT_S = 1.0
+
+
+def _last_words(line: str | None) -> None:
+    """Write ``line`` to stderr, then flush stderr and stdout, each failure ignored (the process is ending)."""
+    for step in (lambda: line and sys.stderr.write(line + "\n"), sys.stderr.flush, sys.stdout.flush):
+        with contextlib.suppress(Exception):
+            step()
+
+
 @contextlib.contextmanager
 def _ends_if_stuck(grace_s: float, last_words: str | None) -> Iterator[None]:
     """Within the block, end the process (exit 143) ``grace_s`` seconds after a SIGTERM unless the block is done by
@@ -141,12 +152,12 @@ def _ends_if_stuck(grace_s: float, last_words: str | None) -> Iterator[None]:
                 if not data:  # the block is done: the write end was closed
                     return
                 if signal.SIGTERM in data and not done.wait(grace_s):
-                    if last_words:
-                        with contextlib.suppress(Exception):
-                            sys.stderr.write(last_words + "\n")
-                    with contextlib.suppress(Exception):
-                        sys.stdout.flush()
-                        sys.stderr.flush()
+                    # Said and flushed from a thread of its own, waited for FLUSH_WAIT_S at most: a stream whose pipe
+                    # nobody reads (or whose lock the stuck main thread holds) would block the flush, and the end
+                    # with it, for ever.
+                    saying = threading.Thread(target=_last_words, args=(last_words,), daemon=True)
+                    saying.start()
+                    saying.join(FLUSH_WAIT_S)
                     os._exit(128 + signal.SIGTERM)
         finally:
             os.close(read)

@@ -221,41 +221,58 @@ dist.init_process_group("gloo")
 if dist.get_rank() == 1:  # a peer that does not come to the collective (busy, or hung)
     time.sleep(60)
     sys.exit(0)
-print("waiting", flush=True)
+if os.environ.get("FILL_STDOUT"):  # stdout a pipe nobody reads: full, with more output waiting in Python's buffer
+    os.set_blocking(1, False)
+    try:
+        while True:
+            os.write(1, b"x" * 4096)
+    except BlockingIOError:
+        os.set_blocking(1, True)
+    sys.stdout.write("buffered\\n")
+print("waiting", file=sys.stderr, flush=True)
 with sigterm_as_interrupt(grace_s=1.0, last_words="ganeval: interrupted (stuck)"):
     dist.all_gather_object([None, None], 0)  # gloo's C++ wait: Python's SIGTERM handler cannot run in it
-print("not reached", flush=True)
+print("not reached", file=sys.stderr, flush=True)
 """
 
 
-def test_sigterm_ends_a_rank_waiting_in_a_collective(tmp_path: Path) -> None:
+@pytest.mark.parametrize("full_stdout", [False, True], ids=["stdout-read", "stdout-a-full-pipe"])
+def test_sigterm_ends_a_rank_waiting_in_a_collective(tmp_path: Path, full_stdout: bool) -> None:
     """A torchrun rank waiting in a collective for a peer cannot run Python's SIGTERM handler until the collective
     returns (the peer comes, or the group times out: 30 minutes). SIGTERM's default ended it at once; taken as an
-    interrupt it must still end it within the grace: exit 143 with its line."""
+    interrupt it must still end it within the grace: exit 143 with its line, even where its stdout is a pipe nobody
+    reads, full, with output still buffered (flushing it would block for ever)."""
     import socket
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = str(s.getsockname()[1])
     (tmp_path / "stuck.py").write_text(STUCK)
+    read_end, write_end = os.pipe()  # rank 0's stdout: never read while it runs
     procs = []
     for rank in (0, 1):
-        env = {**_env(tmp_path), "RANK": str(rank), "WORLD_SIZE": "2", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": port}
-        procs.append(subprocess.Popen([sys.executable, str(tmp_path / "stuck.py")], env=env, stdout=subprocess.PIPE,
+        env = {**_env(tmp_path), "RANK": str(rank), "WORLD_SIZE": "2", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": port,
+               **({"FILL_STDOUT": "1"} if full_stdout else {})}
+        env.pop("PYTHONUNBUFFERED", None)  # stdout block-buffered, as a pipe's is by default
+        out = write_end if rank == 0 and full_stdout else subprocess.DEVNULL
+        procs.append(subprocess.Popen([sys.executable, str(tmp_path / "stuck.py")], env=env, stdout=out,
                                       stderr=subprocess.PIPE, text=True))
+    os.close(write_end)
     try:
-        assert procs[0].stdout is not None and procs[0].stdout.readline() == "waiting\n"
+        assert procs[0].stderr is not None and procs[0].stderr.readline() == "waiting\n"
         time.sleep(1.0)  # into the collective
         sent = time.monotonic()
         procs[0].send_signal(signal.SIGTERM)
-        out, err = procs[0].communicate(timeout=30)
+        procs[0].wait(timeout=30)
         took = time.monotonic() - sent
+        err = procs[0].stderr.read()
     finally:
         for proc in procs:
             proc.kill()
             proc.communicate()
+        os.close(read_end)
     assert procs[0].returncode == 128 + signal.SIGTERM and err.endswith("ganeval: interrupted (stuck)\n"), err[-3000:]
-    assert took < 15 and "not reached" not in out, (took, out)
+    assert took < 15 and "not reached" not in err, (took, err)
 
 
 def test_the_cli_takes_sigterm_the_python_api_does_not(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
