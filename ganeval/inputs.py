@@ -9,6 +9,7 @@ or ``.zip`` of images, an ``.npz`` or ``.npy``); several targets at once (a seri
 from __future__ import annotations
 
 import hashlib
+import numbers
 import os
 import re
 import zipfile
@@ -25,7 +26,8 @@ from ganeval.errors import CheckpointError, GanevalError, short
 from ganeval.sources import generators as gens
 from ganeval.sources.base import InputHints, Samples, merge_hints
 from ganeval.sources.opening import OPENERS, generator_settings
-from ganeval.sources.samples import image_files, is_image_name, natural_key, stored_image_bytes
+from ganeval.sources.samples import image_files, is_image_name, natural_key
+from ganeval.sources.sizing import stored_set_size
 from ganeval.sources.state_dicts import STATE_EXTS, resolve_spec
 
 GENERATOR_EXTS = {".onnx": "onnx", ".pt": "torchscript", ".ts": "torchscript"}
@@ -73,10 +75,14 @@ class Series:
         (``report_<names>/``), so scoring one checkpoint never replaces the whole run's report."""
         return self.root / self.report_name
 
-    def image_bytes(self) -> int:
-        """What each image of the largest stored ``.npy``/``.npz`` sample set here holds as read (0: none), from the
-        arrays' headers: the first N of them are held with their features (folders and zips are not sized unread)."""
-        return max((stored_image_bytes(s.path) for s in self.sources if s.kind == "npz" and s.path), default=0)
+    def stored_images(self, n: int) -> tuple[int, int | None]:
+        """What each image of the stored sample set here that holds the most at ``n`` samples holds as read, and how
+        many images that set has (``(0, None)``: none), from headers alone (a folder or zip: its listing and one
+        image's header): its first ``n`` images are held with their features."""
+        if isinstance(n, bool) or not isinstance(n, numbers.Integral):
+            return 0, None  # refused by the options' check, before the memory check
+        sizes = [stored_set_size(s.path, s.kind) for s in self.sources if s.kind in ("images", "npz") and s.path]
+        return max(sizes, key=lambda size: size[0] * min(int(n), n if size[1] is None else size[1]), default=(0, None))
 
 
 # -- resolving -----------------------------------------------------------------------------------------------

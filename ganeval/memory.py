@@ -133,12 +133,12 @@ def check_memory(num_samples: int, bootstrap: int, metrics: Iterable[str] = (), 
                  device: torch.device | None = None, *, inception_logits: bool = True, z_dim: int | None = None,
                  resize: str = "tf1x", have: int | None = None, error: type[GanevalError] = GanevalError,
                  gpu_free: int | None = None, precision: str = "fp32", processes: int | None = None,
-                 image_bytes: int = 0) -> None:
-    """Refuse an N (``--num-samples``) or a ``--batch-size`` whose floor of memory (:func:`per_sample_bytes` plus
-    ``image_bytes``, what each image of a stored sample set holds as read, × N + :func:`batch_bytes`, times
-    ``processes``: :func:`local_processes`) is more than this machine's (``have``: its physical memory), or whose
-    batch is more than a CUDA device's free memory (``gpu_free``: :func:`cuda_free`), in one line naming the option
-    and the most it may be."""
+                 image_bytes: int = 0, stored_images: int | None = None) -> None:
+    """Refuse an N (``--num-samples``) or a ``--batch-size`` whose floor of memory (:func:`per_sample_bytes` × N, plus
+    ``image_bytes``, what each image of a stored sample set holds as read, × its first N images (all
+    ``stored_images`` of them where fewer; None: N), + :func:`batch_bytes`, times ``processes``:
+    :func:`local_processes`) is more than this machine's (``have``: its physical memory), or whose batch is more than
+    a CUDA device's free memory (``gpu_free``: :func:`cuda_free`), in one line naming the option and the most it may be."""
     # Python integers: a numpy integer's product would wrap past 2**63 and pass
     metrics, num_samples, batch_size, bootstrap = list(metrics), int(num_samples), int(batch_size), int(bootstrap)
     device = device or torch.device("cpu")
@@ -149,9 +149,11 @@ def check_memory(num_samples: int, bootstrap: int, metrics: Iterable[str] = (), 
     if have is None:
         return
     processes = local_processes() if processes is None else max(1, int(processes))
-    each = per_sample_bytes(metrics, bootstrap, inception_logits, z_dim) + int(image_bytes)
+    each, image_bytes = per_sample_bytes(metrics, bootstrap, inception_logits, z_dim), int(image_bytes)
+    cap = num_samples if stored_images is None else int(stored_images)
+    held = min(num_samples, cap)  # a shorter stored set is read whole, and holds no more images than it has
     batch = batch_bytes(metrics, num_samples, batch_size, device, resize)
-    if processes * (each * num_samples + batch) <= have:
+    if processes * (each * num_samples + image_bytes * held + batch) <= have:
         return
     machine = f"{_processes_text(processes)}, more than this machine's {size_text(have)}"
     share = have // processes
@@ -160,12 +162,19 @@ def check_memory(num_samples: int, bootstrap: int, metrics: Iterable[str] = (), 
         most = max(1, images * (share // 2) // batch)
         raise error(f"--batch-size {batch_size}: one batch of {images} images in the feature networks "
                     f"would hold at least {size_text(batch)}{machine}; give --batch-size {most} or less (default 100)")
-    most = max(0, (share - batch) // max(each, 1))
-    held = ", ".join(["features"] + (["their float64 copies"] if fd_dim(metrics) else []) + (["resampled indices"] if bootstrap
-                     else []) + (["latents"] if z_dim else []) + (["the stored images"] if image_bytes else []))
-    raise error(f"--num-samples {num_samples} would hold at least {size_text(each * num_samples + batch)} in memory "
-                f"({size_text(each)} per sample with the metrics asked and --bootstrap {bootstrap}: {held}){machine}; "
-                f"{f'lower it (at most {most} could fit here)' if most else 'not even one sample fits here'}")
+    room, whole = share - batch, (each + image_bytes) * cap  # past the set's ``cap`` images, a sample adds only ``each``
+    most = max(0, room // max(each + image_bytes, 1) if room < whole else cap + (room - whole) // max(each, 1))
+    kept = ", ".join(["features"] + (["their float64 copies"] if fd_dim(metrics) else []) + (["resampled indices"] if bootstrap
+                     else []) + (["latents"] if z_dim else []))
+    asked = f"per sample with the metrics asked and --bootstrap {bootstrap}: {kept}"
+    if not image_bytes:
+        per = f"{size_text(each)} {asked}"
+    elif held == num_samples:
+        per = f"{size_text(each + image_bytes)} {asked}, the stored images"
+    else:  # a stored set shorter than N: its images counted once each
+        per = f"{size_text(each)} {asked}; {size_text(image_bytes * held)} for the stored set's {held} images as read"
+    raise error(f"--num-samples {num_samples} would hold at least {size_text(each * num_samples + image_bytes * held + batch)} "
+                f"in memory ({per}){machine}; {f'lower it (at most {most} could fit here)' if most else 'not even one sample fits here'}")
 
 
 def check_stats_memory(images: int, image_bytes: int, batch_size: int, extractor: str, pool_dim: int | None,

@@ -159,3 +159,75 @@ def test_stored_images_past_memory_are_refused_naming_num_samples(tmp_path: Path
     assert code == 2 and "error: --num-samples 1000000 would hold at least 4" in err and "the stored images)" in err, err
     assert re.search(r"lower it \(at most [1-9]\d* could fit here\)$", err.strip()), err
     assert err.strip().count("\n") == 0 and not (tmp_path / "rep").exists()
+
+
+def _png_header(width: int, height: int, color: int = 2) -> bytes:
+    """A PNG's signature, IHDR (8-bit; color 2: RGB, 0: grayscale) and IEND: its size told, no pixels stored."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, color, 0, 0, 0)) + chunk(b"IEND", b"")
+
+
+@pytest.mark.parametrize("container", ["folder", "zip"])
+def test_image_sets_past_memory_are_refused_from_their_headers(tmp_path: Path, cli, container: str) -> None:
+    """Folders and zips of images were not sized before reading: a set of big images started decoding every one of
+    them (into a list, then stacked twice) and died of MemoryError or the OOM killer. Now the files are counted and
+    one image's header read (an 8000×8000 RGB PNG: 3 copies of 192 MB while stacking), and the set refused in one
+    line naming --num-samples; its images are counted once each, as it holds fewer than N."""
+    from ganeval.memory import physical_memory
+
+    files = (physical_memory() or 2**40) // (9 * 8000 * 8000) + 2  # past this machine's memory, whatever it is
+    names = {f"img_{i}.png": _png_header(8000, 8000) if i == 1 else b"" for i in range(1, files + 1)}  # others unread
+    if container == "zip":
+        import zipfile
+
+        path = tmp_path / "set.zip"
+        with zipfile.ZipFile(path, "w") as z:
+            for name, data in names.items():
+                z.writestr(f"samples/{name}", data)
+    else:
+        path = tmp_path / "set"
+        path.mkdir()
+        for name, data in names.items():
+            (path / name).write_bytes(data)
+    code, _, err = cli("score", path, "--metrics", "mnist_fd", "--num-samples", 10**6, "--device", "cpu", "--no-progress",
+                       "--out", tmp_path / "rep")
+    assert code == 2 and "error: --num-samples 1000000 would hold at least" in err, err
+    assert f"{9 * 8000 * 8000 * files / 2**30:.3g} GiB for the stored set's {files} images as read)" in err, err
+    assert re.search(r"lower it \(at most [1-9]\d* could fit here\)$", err.strip()), err
+    assert err.strip().count("\n") == 0 and not (tmp_path / "rep").exists()
+
+
+def test_a_stored_set_shorter_than_n_counts_only_its_images() -> None:
+    """A stored set holding fewer images than --num-samples is read whole: its images were counted N times, so two
+    3×4096×4096 float64 images (each 403 MB stored plus its uint8 copy) at N = 100,000 were refused as 45 TB. The
+    most that could fit, past the set's images, grows by the features alone: the N named passes, one more does not."""
+    from ganeval.memory import check_memory
+
+    def check(n: int, images: int) -> None:
+        check_memory(n, 0, ["mnist_fd"], have=2**33, image_bytes=3 * 4096 * 4096 * 9, stored_images=images)
+
+    check(100_000, 2)  # 0.8 GB of images and 0.3 GB of features: fits in 8 GiB
+    for n, images in ((100_000, 20), (10**7, 2)):  # the images do not fit; the features of 10 million samples do not
+        with pytest.raises(GanevalError, match=rf"for the stored set's {images} images as read\), more than") as info:
+            check(n, images)
+        most = int(re.search(r"at most (\d+) could fit here\)$", str(info.value)).group(1))
+        assert (most < images) == (images == 20), most
+        check(most, images)
+        with pytest.raises(GanevalError):
+            check(most + 1, images)
+
+
+def test_a_short_stored_array_is_read_not_refused_for_images_it_does_not_hold(tmp_path: Path, cli) -> None:
+    """Two 3×4096×4096 float64 images scored at --num-samples 100000 were refused as 41 TiB; the array's header
+    says it holds two (0.8 GB), so it is read, and this one, its data missing, is refused for that instead."""
+    path = tmp_path / "two.npy"
+    with open(path, "wb") as fh:
+        np.lib.format.write_array_header_1_0(fh, {"descr": "<f8", "fortran_order": False, "shape": (2, 3, 4096, 4096)})
+    code, _, err = cli("score", path, "--metrics", "mnist_fd", "--num-samples", 100_000, "--bootstrap", 0, "--device", "cpu",
+                       "--no-progress", "--out", tmp_path / "rep")
+    assert "would hold" not in err and f"{path}: not a readable .npy array of images" in err, err

@@ -83,6 +83,14 @@ def decode_image(data: bytes) -> np.ndarray:
         return np.asarray(img.convert("RGB"), dtype=np.uint8)
 
 
+def zip_images(zf: zipfile.ZipFile) -> list[zipfile.ZipInfo]:
+    """A zip's image members in natural name order, each entry by its own record (reading by name gives the last
+    entry of a name that occurs twice)."""
+    infos = sorted(((natural_key(i.filename), k, i) for k, i in enumerate(zf.infolist()) if not i.is_dir()
+                    and is_image_name(i.filename) and not i.filename.startswith("__MACOSX/")), key=lambda t: t[:2])
+    return [info for _, _, info in infos]
+
+
 def _entries(path: Path) -> Iterator[tuple[str, bytes | Exception]]:
     if path.is_dir():
         for p in image_files(path):
@@ -93,13 +101,11 @@ def _entries(path: Path) -> Iterator[tuple[str, bytes | Exception]]:
         return
     try:
         with zipfile.ZipFile(path) as zf:
-            # Each entry by its own record: reading by name gives the last entry of a name that occurs twice.
-            infos = sorted(((natural_key(i.filename), k, i) for k, i in enumerate(zf.infolist()) if not i.is_dir()
-                            and is_image_name(i.filename) and not i.filename.startswith("__MACOSX/")), key=lambda t: t[:2])
+            infos = zip_images(zf)
             if not infos:
                 raise GanevalError(f"{path}: no images (.png, .jpg, …) in this zip")
             seen: dict[str, int] = {}
-            for _, _, info in infos:
+            for info in infos:
                 seen[info.filename] = seen.get(info.filename, 0) + 1
                 name = info.filename if seen[info.filename] == 1 else f"{info.filename} (entry {seen[info.filename]} of that name)"
                 try:

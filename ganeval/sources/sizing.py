@@ -1,0 +1,72 @@
+"""What a stored sample set holds in memory as read, told before reading it (the memory check, ``ganeval.memory``).
+
+A folder or zip of images is sized from its listing and one image's header (no image decoded); an ``.npy``/``.npz``
+from its array's header (:func:`ganeval.sources.samples.stored_image_bytes`).
+"""
+
+from __future__ import annotations
+
+import warnings
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO
+
+from ganeval.sources.samples import array_header, image_files, stored_image_bytes, zip_images
+
+#: Copies of each image ``read_image_set`` holds at once while stacking, by channels: the decoded arrays and their
+#: stack, and for RGB also the channels-first copy of that stack (a grayscale stack is only viewed with a channel axis).
+STACK_COPIES = {1: 2, 3: 3}
+#: Headers tried, in file order, for an image set's size: unreadable first files are left out by the read too.
+HEADER_TRIES = 8
+
+
+def header_shape(fh: IO[bytes]) -> tuple[int, int, int]:
+    """``(H, W, C)`` of one image as ``decode_image`` reads it (uint8, C = 1 for grayscale, else 3), from its header
+    alone (PIL's ``Image.open`` without ``load``); raises as PIL does on an unreadable header."""
+    from PIL import Image
+
+    with warnings.catch_warnings():  # a large image's header is read, not decoded: no decompression bomb here
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        with Image.open(fh) as img:
+            gray = img.mode in ("1", "L", "LA", "La", "I", "F") or img.mode.startswith("I;16")
+            return img.size[1], img.size[0], 1 if gray else 3
+
+
+def image_set_size(path: Path) -> tuple[int, int]:
+    """Bytes each image of a folder or zip of images holds at the peak of ``read_image_set`` (:data:`STACK_COPIES`
+    copies of the first readable header's size; images of other sizes are refused when stacked, a grayscale first
+    image in a set of RGB ones is undercounted), and how many image files it lists, unreadable ones too. No image
+    is decoded. ``(0, 0)`` where neither tells (the read then names the problem)."""
+    try:
+        if path.is_dir():
+            files = image_files(path)
+            return _first_size([lambda p=p: open(p, "rb") for p in files[:HEADER_TRIES]]), len(files)
+        with zipfile.ZipFile(path) as zf:
+            infos = zip_images(zf)
+            return _first_size([lambda i=i: zf.open(i) for i in infos[:HEADER_TRIES]]), len(infos)
+    except (OSError, zipfile.BadZipFile, EOFError, ValueError):
+        return 0, 0
+
+
+def _first_size(opens: list[Callable[[], IO[bytes]]]) -> int:
+    """The read's bytes per image from the first header that reads (0: none of them)."""
+    for opener in opens:
+        try:
+            with opener() as fh:
+                h, w, c = header_shape(fh)
+        except Exception:  # noqa: BLE001 - PIL raises many types for bad files; the read leaves them out too
+            continue
+        return STACK_COPIES[c] * h * w * c
+    return 0
+
+
+def stored_set_size(path: Path, kind: str) -> tuple[int, int | None]:
+    """Bytes each image of a stored sample set (``kind`` images: a folder or zip; npz: an ``.npy``/``.npz``) holds as
+    read, and how many images it holds (None: unknown), from headers alone; ``(0, None)`` for any other kind."""
+    if kind == "images":
+        return image_set_size(path)
+    if kind == "npz":
+        found = array_header(path)
+        return stored_image_bytes(path), (int(found[0][0]) if found is not None and found[0] else None)
+    return 0, None
