@@ -14,7 +14,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
-from scipy import stats as sstats
 
 from ganeval.metrics.directions import DIFFERENCE_WORDS
 from ganeval.metrics.interval import bootstrap_interval
@@ -128,6 +127,8 @@ def _difference(result: ScoreResult, df: pd.DataFrame, arm: list[str], base: lis
         out.update(method="non-finite (samples with NaN/Inf)", significant=math.isfinite(va) != math.isfinite(vb))
         return out
     if len(a) >= 2 and len(b) >= 2:
+        from scipy import stats as sstats  # here: scipy.stats takes half a second to import
+
         res = sstats.ttest_ind(a, b, equal_var=False)
         lo, hi = res.confidence_interval(level)
         out.update(ci_low=float(lo), ci_high=float(hi), p_value=float(res.pvalue), method="Welch t-interval over runs")

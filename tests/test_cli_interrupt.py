@@ -43,3 +43,13 @@ def test_the_package_imports_nothing_heavy() -> None:
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
                          env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert res.returncode == 0 and res.stdout == "ok\n", res.stderr[-3000:]
+
+
+def test_the_command_loads_no_library_it_does_not_need_yet() -> None:
+    """The command's start (every ``ganeval …``, ``--help`` and ``--version`` too) leaves torch-fidelity (a second to
+    import: torchvision, torch._dynamo) and scipy.stats (half a second) to the metrics that use them."""
+    code = ("import sys, ganeval.cli.app; "
+            "print(sorted(m for m in ('torch_fidelity', 'torchvision', 'torch._dynamo', 'scipy.stats') if m in sys.modules))")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert res.returncode == 0 and res.stdout == "[]\n", (res.stdout, res.stderr[-3000:])

@@ -20,7 +20,6 @@ import math
 
 import numpy as np
 import torch
-from scipy.stats import rankdata
 
 #: Cells of the partition (the authors' MNIST setting), fewest generated samples for a cell to count (their τ = 20/m).
 DEFAULT_CELLS = 50
@@ -72,6 +71,8 @@ def nn_distance(queries: torch.Tensor, support: torch.Tensor, batch: int = 1024)
 def mann_whitney_z(gen_d: np.ndarray, heldout_d: np.ndarray) -> float:
     """Z-scored Mann-Whitney U of generated vs held-out distances: U counts (generated, held-out) pairs where the
     generated sample is the farther one (ties count half); negative when generated samples sit closer."""
+    from scipy.stats import rankdata  # here: scipy.stats takes half a second to import
+
     m, n = len(gen_d), len(heldout_d)
     ranks = rankdata(np.concatenate([gen_d, heldout_d]))
     u = float(ranks[:m].sum()) - m * (m + 1) / 2

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from torch_fidelity.metric_kid import kernel_mmd
 
 _POLY = {"kid_kernel": "poly", "kid_kernel_poly_degree": 3, "kid_kernel_poly_gamma": None, "kid_kernel_poly_coef0": 1}
 
 
 def kid(gen: torch.Tensor, real: torch.Tensor, subsets: int = 100, subset_size: int = 1000, rng_seed: int = 2020) -> tuple[float, float]:
     """Mean and std of MMD² over ``subsets`` random subsets (torch-fidelity's defaults and sampling order)."""
+    from torch_fidelity.metric_kid import kernel_mmd  # here: importing torch-fidelity takes a second (torchvision)
+
     g = gen.detach().cpu().numpy()
     r = real.detach().cpu().numpy()
     size = min(subset_size, len(g), len(r))
