@@ -22,6 +22,7 @@ import torch
 
 from ganeval.errors import GanevalError
 from ganeval.sources.base import ImageSamples, convert_output, range_note
+from ganeval.sources.image_stack import ImageStack
 
 IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
 NPZ_KEYS = ("images", "samples", "x", "arr_0")
@@ -91,20 +92,35 @@ def zip_images(zf: zipfile.ZipFile) -> list[zipfile.ZipInfo]:
     return [info for _, _, info in infos]
 
 
-def _entries(path: Path) -> Iterator[tuple[str, bytes | Exception]]:
+def _entries(path: Path) -> tuple[int, Iterator[tuple[str, bytes | Exception]]]:
+    """How many image files a folder or zip lists, and each one's name and bytes (or why they could not be read) in
+    natural name order, read one at a time; the zip stays open until the iterator is exhausted or closed."""
     if path.is_dir():
-        for p in image_files(path):
-            try:
-                yield p.name, p.read_bytes()
-            except OSError as exc:
-                yield p.name, exc
-        return
+        files = image_files(path)
+        return len(files), _file_bytes(files)
     try:
-        with zipfile.ZipFile(path) as zf:
-            infos = zip_images(zf)
-            if not infos:
-                raise GanevalError(f"{path}: no images (.png, .jpg, …) in this zip")
-            seen: dict[str, int] = {}
+        zf = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise GanevalError(f"{path}: not a readable zip file ({exc})") from exc
+    infos = zip_images(zf)
+    if not infos:
+        zf.close()
+        raise GanevalError(f"{path}: no images (.png, .jpg, …) in this zip")
+    return len(infos), _member_bytes(path, zf, infos)
+
+
+def _file_bytes(files: list[Path]) -> Iterator[tuple[str, bytes | Exception]]:
+    for p in files:
+        try:
+            yield p.name, p.read_bytes()
+        except OSError as exc:
+            yield p.name, exc
+
+
+def _member_bytes(path: Path, zf: zipfile.ZipFile, infos: list[zipfile.ZipInfo]) -> Iterator[tuple[str, bytes | Exception]]:
+    seen: dict[str, int] = {}
+    try:
+        with zf:
             for info in infos:
                 seen[info.filename] = seen.get(info.filename, 0) + 1
                 name = info.filename if seen[info.filename] == 1 else f"{info.filename} (entry {seen[info.filename]} of that name)"
@@ -116,21 +132,6 @@ def _entries(path: Path) -> Iterator[tuple[str, bytes | Exception]]:
         raise GanevalError(f"{path}: not a readable zip file ({exc})") from exc
 
 
-def stack_images(images: list[np.ndarray], names: list[str], where: str) -> torch.Tensor:
-    """Same-size ``(H, W)``/``(H, W, 3)`` arrays → uint8 ``(N, C, H, W)`` (RGB when any image is RGB)."""
-    sizes = {im.shape[:2] for im in images}
-    if len(sizes) > 1:
-        first = images[0].shape[:2]
-        odd = next(i for i, im in enumerate(images) if im.shape[:2] != first)
-        raise GanevalError(f"{where}: images of different sizes ({first[0]}×{first[1]} in {names[0]}, "
-                           f"{images[odd].shape[0]}×{images[odd].shape[1]} in {names[odd]}); resize them to one size")
-    rgb = any(im.ndim == 3 for im in images)
-    if rgb:
-        images = [np.repeat(im[..., None], 3, axis=2) if im.ndim == 2 else im for im in images]
-        return torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).contiguous()
-    return torch.from_numpy(np.stack(images)).unsqueeze(1)
-
-
 def _reason(exc: Exception) -> str:
     """Why an image could not be read, without the object reprs PIL puts in (``<_io.BytesIO object at 0x7f…>``): an
     address differs in every process, so the note, and the summary.json holding it, differed between identical runs."""
@@ -138,32 +139,38 @@ def _reason(exc: Exception) -> str:
 
 
 def read_image_set(path: Path, n: int) -> ImageSamples:
-    """The first ``n`` readable images of a folder or zip, with notes on bad files and a short set."""
-    good: list[np.ndarray] = []
-    names: list[str] = []
+    """The first ``n`` readable images of a folder or zip, with notes on bad files and a short set. They are decoded
+    one at a time into one array sized for the most there can be (``n``, or the image files left when the first one
+    reads), so the read holds about one copy of the images (:class:`ImageStack`)."""
+    count, entries = _entries(path)
+    stack: ImageStack | None = None
     bad: list[tuple[str, str]] = []
-    for name, data in _entries(path):
-        if len(good) >= n:
-            break
-        if isinstance(data, Exception):
-            bad.append((name, str(data)))
-            continue
-        try:
-            good.append(decode_image(data))
-            names.append(name)
-        except Exception as exc:  # noqa: BLE001 - PIL raises many types for bad files
-            bad.append((name, _reason(exc)))
+    with contextlib.closing(entries):
+        for seen, (name, data) in enumerate(entries):
+            if (len(stack.names) if stack else 0) >= n:
+                break
+            if isinstance(data, Exception):
+                bad.append((name, str(data)))
+                continue
+            try:
+                image = decode_image(data)
+            except Exception as exc:  # noqa: BLE001 - PIL raises many types for bad files
+                bad.append((name, _reason(exc)))
+                continue
+            if stack is None:
+                stack = ImageStack(min(n, count - seen), str(path))
+            stack.add(image, name)
     notes = []
     if bad:
         shown = "; ".join(f"{n_}: {why}" for n_, why in bad[:3]) + (" …" if len(bad) > 3 else "")
         notes.append(f"{path.name}: {len(bad)} unreadable or truncated image(s) left out ({shown})")
-    if not good:
+    if stack is None:
         raise GanevalError(f"{path}: no readable images ({len(bad)} unreadable{': ' + shown if bad else ''})")
-    if len(good) < n:
-        notes.append(f"{path.name}: only {len(good)} readable images, fewer than the {n} asked for; scoring those {len(good)}")
-    images = stack_images(good, names, str(path))
-    meta = {"files": len(good) + len(bad), "first": names[0], "last": names[-1]}
-    return ImageSamples(images, meta=meta, notes=notes, n_bad=len(bad))
+    names = stack.names
+    if len(names) < n:
+        notes.append(f"{path.name}: only {len(names)} readable images, fewer than the {n} asked for; scoring those {len(names)}")
+    meta = {"files": len(names) + len(bad), "first": names[0], "last": names[-1]}
+    return ImageSamples(stack.images(), meta=meta, notes=notes, n_bad=len(bad))
 
 
 def array_images(arr: Any, output_range: str, what: str) -> tuple[torch.Tensor, np.ndarray, list[str]]:

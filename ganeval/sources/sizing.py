@@ -14,9 +14,6 @@ from typing import IO
 
 from ganeval.sources.samples import array_header, image_files, stored_image_bytes, zip_images
 
-#: Copies of each image ``read_image_set`` holds at once while stacking, by channels: the decoded arrays and their
-#: stack, and for RGB also the channels-first copy of that stack (a grayscale stack is only viewed with a channel axis).
-STACK_COPIES = {1: 2, 3: 3}
 #: Headers tried, in file order, for an image set's size: unreadable first files are left out by the read too.
 HEADER_TRIES = 8
 
@@ -34,10 +31,12 @@ def header_shape(fh: IO[bytes]) -> tuple[int, int, int]:
 
 
 def image_set_size(path: Path) -> tuple[int, int]:
-    """Bytes each image of a folder or zip of images holds at the peak of ``read_image_set`` (:data:`STACK_COPIES`
-    copies of the first readable header's size; images of other sizes are refused when stacked, a grayscale first
-    image in a set of RGB ones is undercounted), and how many image files it lists, unreadable ones too. No image
-    is decoded. ``(0, 0)`` where neither tells (the read then names the problem)."""
+    """Bytes each image of a folder or zip of images holds at the peak of ``read_image_set``, and how many image files
+    it lists, unreadable ones too. No image is decoded. The read decodes into one uint8 ``(N, C, H, W)`` array
+    (:class:`ganeval.sources.image_stack.ImageStack`), so each image is counted once, at the first readable header's
+    size (images of other sizes are refused as read; a grayscale first image in a set of RGB ones is undercounted: the
+    set is read as RGB, its gray images held as such too until the first RGB one). ``(0, 0)`` where neither tells (the
+    read then names the problem)."""
     try:
         if path.is_dir():
             files = image_files(path)
@@ -50,14 +49,14 @@ def image_set_size(path: Path) -> tuple[int, int]:
 
 
 def _first_size(opens: list[Callable[[], IO[bytes]]]) -> int:
-    """The read's bytes per image from the first header that reads (0: none of them)."""
+    """The read's bytes per image, one uint8 H×W×C copy, from the first header that reads (0: none of them)."""
     for opener in opens:
         try:
             with opener() as fh:
                 h, w, c = header_shape(fh)
         except Exception:  # noqa: BLE001 - PIL raises many types for bad files; the read leaves them out too
             continue
-        return STACK_COPIES[c] * h * w * c
+        return h * w * c
     return 0
 
 
