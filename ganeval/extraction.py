@@ -7,14 +7,12 @@ rank r of W computes batches r, r+W, …, so a distributed run sees exactly the 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
-from ganeval.distributed import DistContext
-from ganeval.errors import GanevalError
+from ganeval.distributed import DistContext, HostRows
 from ganeval.feature_cache import feature_key, load_features, save_features
 from ganeval.features.base import FeatureExtractor, cacheable, refuse_nonfinite
 from ganeval.inputs import Source
@@ -73,47 +71,11 @@ def extract(
 IN_FLIGHT = 4  # batches whose features may still be on the device while newer ones are queued
 
 
-class HostRows:
-    """One kind of per-row result of every batch (an extractor's pool or logits, each batch's NaN/Inf count) in one
-    host tensor, each batch copied into its rows as it leaves the device and then dropped.
-
-    Kept as per-batch tensors and joined at the end, the features were held twice, and the small tensors kept
-    between each batch's freed activations split glibc's heap into holes too small to reuse: peak RSS grew
-    ~15 KB per sample where the features are 0.6 KB (docs/scoring.md). Allocated at the first batch, whose shape
-    and dtype say the width (a feature network's is unknown before it runs).
-    """
-
-    def __init__(self, n_rows: int, what: str) -> None:
-        self.n_rows, self.what = n_rows, what
-        self.data: torch.Tensor | None = None
-
-    def put(self, start: int, stop: int, part: torch.Tensor) -> None:
-        """Copy ``part`` (on any device) into rows ``start:stop``."""
-        if part.shape[:1] != (stop - start,):  # a single row would broadcast over them all
-            raise GanevalError(f"{self.what}: {tuple(part.shape)} for rows {start}:{stop}, not one row each")
-        if self.data is None:
-            self.data = torch.empty((self.n_rows, *part.shape[1:]), dtype=part.dtype)
-        self.data[start:stop].copy_(part)
-
-    def joined(self, dist: DistContext, rows: Callable[[int], tuple[int, int]], n_batches: int) -> torch.Tensor:
-        """Every row: this process's tensor as written, or under torchrun with every rank's batches gathered in."""
-        if dist.active:
-            mine = {b: self.data[slice(*rows(b))].clone() for b in dist.my_batches(n_batches)}  # a view pickles all rows
-            parts = dist.gather_batches(mine, n_batches)
-            del mine
-            for b, part in enumerate(parts):
-                self.put(*rows(b), part)
-        if self.data is None:
-            raise GanevalError(f"{self.what}: none were returned")
-        return self.data
-
-
-def _to_host(b: int, pending: dict[tuple[str, str], torch.Tensor], rows: Callable[[int], tuple[int, int]],
-             bad: HostRows, feats: dict[tuple[str, str], HostRows]) -> None:
+def _to_host(b: int, pending: dict[tuple[str, str], torch.Tensor], bad: HostRows, feats: dict[tuple[str, str], HostRows]) -> None:
     """Copy batch ``b``'s features and NaN/Inf count into their host rows (waits for that batch only)."""
-    bad.put(b, b + 1, pending.pop(("", "bad")))
+    bad.put(b, pending.pop(("", "bad")))
     for key, part in pending.items():
-        feats[key].put(*rows(b), part)
+        feats[key].put(b, part)
 
 
 def _extract(samples: Samples, extractors: list[FeatureExtractor], seed: int, batch_size: int, dist: DistContext,
@@ -127,9 +89,6 @@ def _extract(samples: Samples, extractors: list[FeatureExtractor], seed: int, ba
                     for ex in extractors if cacheable(ex)}
     cached = use_cache and bool(out.keys)
     n_batches = math.ceil(n / batch_size)
-
-    def rows(b: int) -> tuple[int, int]:
-        return b * batch_size, min((b + 1) * batch_size, n)
 
     def lookups() -> dict[str, tuple[torch.Tensor, torch.Tensor | None, int]]:
         out.grid = samples.grid(GRID_SAMPLES, batch_size)
@@ -145,8 +104,8 @@ def _extract(samples: Samples, extractors: list[FeatureExtractor], seed: int, ba
             out.pool[ex.name], out.logits[ex.name], out.nonfinite = hits[ex.name]
         else:
             missing.append(ex)
-    bad = HostRows(n_batches, f"{name}: NaN/Inf counts")
-    feats = {(ex.name, kind): HostRows(n, f"{name}: the {ex.name} extractor's {kind} features")
+    bad = HostRows(n_batches, 1, f"{name}: NaN/Inf counts")
+    feats = {(ex.name, kind): HostRows(n, batch_size, f"{name}: the {ex.name} extractor's {kind} features")
              for ex in missing for kind in ("pool", "logits")}
 
     def my_part() -> None:
@@ -163,18 +122,18 @@ def _extract(samples: Samples, extractors: list[FeatureExtractor], seed: int, ba
                 pending.update({(ex.name, kind): f[kind] for kind in ("pool", "logits") if kind in f})
             queued.append((b, pending))
             if len(queued) > IN_FLIGHT:
-                _to_host(*queued.pop(0), rows, bad, feats)
+                _to_host(*queued.pop(0), bad, feats)
             if progress is not None:
                 progress.update(len(batch.images) * dist.world)  # type: ignore[attr-defined]
         for b, pending in queued:
-            _to_host(b, pending, rows, bad, feats)
+            _to_host(b, pending, bad, feats)
 
     dist.my_share(my_part, name)  # a rank that failed its share fails the source on every rank
     if missing:
-        out.nonfinite = int(bad.joined(dist, lambda b: (b, b + 1), n_batches).sum())
+        out.nonfinite = int(bad.joined(dist).sum())
         for ex in missing:
-            out.pool[ex.name] = feats[ex.name, "pool"].joined(dist, rows, n_batches)
-            out.logits[ex.name] = feats[ex.name, "logits"].joined(dist, rows, n_batches) if ex.has_logits else None
+            out.pool[ex.name] = feats[ex.name, "pool"].joined(dist)
+            out.logits[ex.name] = feats[ex.name, "logits"].joined(dist) if ex.has_logits else None
             for kept in (out.pool[ex.name], out.logits[ex.name]):
                 if kept is not None:
                     refuse_nonfinite(ex, kept, name)

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from ganeval import extraction
-from ganeval.distributed import DistContext
+from ganeval.distributed import DistContext, HostRows
 from ganeval.errors import GanevalError
 from ganeval.features.mnist_classifier import MNISTClassifierExtractor
 from ganeval.inputs import resolve_target
@@ -92,7 +92,7 @@ def test_each_batchs_features_are_dropped_once_copied_to_the_host() -> None:
 
 
 def test_a_batch_with_the_wrong_number_of_rows_is_refused_not_broadcast() -> None:
-    rows = extraction.HostRows(10, "src: the pixels extractor's pool features")
-    rows.put(0, 5, torch.zeros(5, 3))
+    rows = HostRows(10, 5, "src: the pixels extractor's pool features")
+    rows.put(0, torch.zeros(5, 3))
     with pytest.raises(GanevalError, match=r"src: the pixels extractor's pool features: \(1, 3\) for rows 5:10"):
-        rows.put(5, 10, torch.ones(1, 3))
+        rows.put(1, torch.ones(1, 3))
