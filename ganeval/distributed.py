@@ -191,6 +191,7 @@ class HostRows:
         self.data: torch.Tensor | None = None
 
     def rows(self, b: int) -> slice:
+        """Batch ``b``'s rows (the last batch may be short)."""
         return slice(b * self.batch_size, min((b + 1) * self.batch_size, self.n_rows))
 
     def put(self, b: int, part: torch.Tensor) -> None:
