@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from ganeval.distributed import DistContext
+from ganeval.distributed import DistContext, HostRows
 from ganeval.feature_cache import feature_key, load_features, save_features
 from ganeval.features.base import FeatureExtractor, cacheable, refuse_nonfinite
 from ganeval.inputs import Source
@@ -71,11 +71,11 @@ def extract(
 IN_FLIGHT = 4  # batches whose features may still be on the device while newer ones are queued
 
 
-def _to_host(b: int, per_batch: list[dict[int, torch.Tensor]]) -> None:
-    """Move batch ``b``'s entries to the host (waits for that batch only)."""
-    for d in per_batch:
-        if b in d:
-            d[b] = d[b].cpu()
+def _to_host(b: int, pending: dict[tuple[str, str], torch.Tensor], bad: HostRows, feats: dict[tuple[str, str], HostRows]) -> None:
+    """Copy batch ``b``'s features and NaN/Inf count into their host rows (waits for that batch only)."""
+    bad.put(b, pending.pop(("", "bad")))
+    for key, part in pending.items():
+        feats[key].put(b, part)
 
 
 def _extract(samples: Samples, extractors: list[FeatureExtractor], seed: int, batch_size: int, dist: DistContext,
@@ -89,9 +89,6 @@ def _extract(samples: Samples, extractors: list[FeatureExtractor], seed: int, ba
                     for ex in extractors if cacheable(ex)}
     cached = use_cache and bool(out.keys)
     n_batches = math.ceil(n / batch_size)
-    pools: dict[str, dict[int, torch.Tensor]] = {}
-    logits: dict[str, dict[int, torch.Tensor]] = {}
-    bad: dict[int, torch.Tensor] = {}
 
     def lookups() -> dict[str, tuple[torch.Tensor, torch.Tensor | None, int]]:
         out.grid = samples.grid(GRID_SAMPLES, batch_size)
@@ -107,40 +104,39 @@ def _extract(samples: Samples, extractors: list[FeatureExtractor], seed: int, ba
             out.pool[ex.name], out.logits[ex.name], out.nonfinite = hits[ex.name]
         else:
             missing.append(ex)
-            pools[ex.name], logits[ex.name] = {}, {}
+    bad = HostRows(n_batches, 1, f"{name}: NaN/Inf counts")
+    feats = {(ex.name, kind): HostRows(n, batch_size, f"{name}: the {ex.name} extractor's {kind} features")
+             for ex in missing for kind in ("pool", "logits")}
 
     def my_part() -> None:
-        """This rank's share of the batches, features on the host."""
+        """This rank's share of the batches, features written into ``feats`` on the host."""
         # A batch's features and NaN/Inf count are copied to the host only once IN_FLIGHT newer batches have been
         # queued, so on a GPU the host never waits for the batch it just queued (no per-batch stall) and device
         # memory holds at most IN_FLIGHT batches of features.
-        queued: list[int] = []
-        per_batch = [bad, *pools.values(), *logits.values()]
+        queued: list[tuple[int, dict[tuple[str, str], torch.Tensor]]] = []
         for b in dist.my_batches(n_batches) if missing else ():
             batch = samples.batch(b, batch_size)
-            bad[b] = torch.as_tensor(batch.nonfinite).reshape(1)
+            pending = {("", "bad"): torch.as_tensor(batch.nonfinite).reshape(1)}
             for ex in missing:
                 f = ex(batch.images)
-                pools[ex.name][b] = f["pool"]
-                if "logits" in f:
-                    logits[ex.name][b] = f["logits"]
-            queued.append(b)
+                pending.update({(ex.name, kind): f[kind] for kind in ("pool", "logits") if kind in f})
+            queued.append((b, pending))
             if len(queued) > IN_FLIGHT:
-                _to_host(queued.pop(0), per_batch)
+                _to_host(*queued.pop(0), bad, feats)
             if progress is not None:
                 progress.update(len(batch.images) * dist.world)  # type: ignore[attr-defined]
-        for b in queued:
-            _to_host(b, per_batch)
+        for b, pending in queued:
+            _to_host(b, pending, bad, feats)
 
     dist.my_share(my_part, name)  # a rank that failed its share fails the source on every rank
     if missing:
-        out.nonfinite = int(torch.cat(dist.gather_batches(bad, n_batches)).sum())
+        out.nonfinite = int(bad.joined(dist).sum())
         for ex in missing:
-            out.pool[ex.name] = torch.cat(dist.gather_batches(pools[ex.name], n_batches))
-            out.logits[ex.name] = torch.cat(dist.gather_batches(logits[ex.name], n_batches)) if ex.has_logits else None
-            for feats in (out.pool[ex.name], out.logits[ex.name]):
-                if feats is not None:
-                    refuse_nonfinite(ex, feats, name)
+            out.pool[ex.name] = feats[ex.name, "pool"].joined(dist)
+            out.logits[ex.name] = feats[ex.name, "logits"].joined(dist) if ex.has_logits else None
+            for kept in (out.pool[ex.name], out.logits[ex.name]):
+                if kept is not None:
+                    refuse_nonfinite(ex, kept, name)
             if cached and ex.name in out.keys and dist.is_main:
                 unsaved = save_features(out.keys[ex.name], out.pool[ex.name], out.logits[ex.name], out.nonfinite)
                 cache_notes += [unsaved] if unsaved else []

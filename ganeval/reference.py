@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from ganeval.cache import CACHE_READ_ERRORS, cache_dir, cache_write, discard
-from ganeval.distributed import DistContext
+from ganeval.distributed import DistContext, HostRows
 from ganeval.errors import StatsError
 from ganeval.features.base import FeatureExtractor, cacheable, iter_batches, refuse_nonfinite
 from ganeval.stats import DATASETS, MATCH_KEYS, RefStats, dataset_images, load_stats, real_images, stats_path
@@ -216,9 +216,14 @@ def _features(key: str, images: Callable[[], Any], extractor: FeatureExtractor, 
         return torch.from_numpy(arr)
     n_batches = -(-n // batch_size)
     mine = dist.my_batches(n_batches)
-    local = dist.my_share(lambda: {i: extractor(b)["pool"].cpu() for i, b in zip(mine, iter_batches(images(), batch_size, mine),
-                                                                               strict=True)}, f"{key} [{extractor.name}]")
-    feats = torch.cat(dist.gather_batches(local, n_batches))
+    kept = HostRows(n, batch_size, f"{key}: the {extractor.name} extractor's features")
+
+    def my_share() -> None:
+        for i, b in zip(mine, iter_batches(images(), batch_size, mine), strict=True):
+            kept.put(i, extractor(b)["pool"])  # into one tensor at once: per-batch tensors fragmented the heap
+
+    dist.my_share(my_share, f"{key} [{extractor.name}]")
+    feats = kept.joined(dist)
     refuse_nonfinite(extractor, feats, f"the real images ({key})")
     if write_cache and cacheable(extractor) and (unsaved := cache_write(path, lambda fh: np.save(fh, feats.numpy()))):
         if notes is None:
