@@ -73,15 +73,15 @@ class DistContext:
         self._collective(dist.all_gather_object, gathered, {i: t.cpu() for i, t in local.items()})
         return _in_order(gathered, n_batches)
 
-    def gather_to_main(self, local: dict[int, torch.Tensor], n_batches: int) -> list[torch.Tensor] | None:
-        """All ranks' batches in global order on rank 0 (CPU); other ranks get ``None`` and keep no copy."""
+    def gather_to_main(self, obj: T) -> list[T] | None:
+        """Every rank's ``obj`` (picklable) on rank 0, in rank order; the other ranks get ``None`` and keep no copy."""
         if not self.active:
-            return [local[i] for i in range(n_batches)]
+            return [obj]
         import torch.distributed as dist
 
-        gathered: list[dict[int, torch.Tensor] | None] | None = [None] * self.world if self.is_main else None
-        self._collective(dist.gather_object, {i: t.cpu() for i, t in local.items()}, gathered, dst=0)
-        return _in_order(gathered, n_batches) if gathered is not None else None
+        gathered: list[T] | None = [None] * self.world if self.is_main else None  # type: ignore[list-item]
+        self._collective(dist.gather_object, obj, gathered, dst=0)
+        return gathered
 
     def all_reduce_sum(self, tensors: list[torch.Tensor]) -> None:
         """Sum each tensor over all ranks, in place (CPU tensors; NCCL runs them through this rank's GPU)."""
@@ -175,6 +175,11 @@ def _in_order(parts: list[dict[int, torch.Tensor] | None], n_batches: int) -> li
     return [merged[i] for i in range(n_batches)]
 
 
+#: Rows each rank sends to rank 0 in one gather of :meth:`HostRows.to_main` (about 32 MB of Inception features):
+#: rank 0 receives a few of them at a time, not every other rank's whole share at once.
+GATHER_ROWS = 4096
+
+
 class HostRows:
     """One kind of per-row result of every batch (an extractor's features, each batch's NaN/Inf count) in one host
     tensor of ``n_rows``: batch ``b`` (rows ``b·bs:(b+1)·bs``) is copied in as it leaves the device, then dropped.
@@ -182,17 +187,32 @@ class HostRows:
     Kept as per-batch tensors and joined at the end, features were held twice, and the small tensors kept between
     each batch's freed activations split glibc's heap into holes too small to reuse: peak RSS grew 10–20 KB per
     sample where the features are 0.6 KB (docs/scoring.md). Allocated at the first batch, whose shape and dtype
-    give the width (a feature network's is unknown before it runs).
+    (unless ``dtype`` is given) give the width (a feature network's is unknown before it runs).
+
+    ``batches``: the only batches this process writes (a torchrun rank other than 0 whose rows go to rank 0 alone,
+    :meth:`to_main`), packed in that order, so that it holds its share and no more; None: room for every row.
     """
 
-    def __init__(self, n_rows: int, batch_size: int, what: str) -> None:
-        self.n_rows, self.batch_size, self.what = n_rows, batch_size, what
+    def __init__(self, n_rows: int, batch_size: int, what: str, batches: range | None = None,
+                 dtype: torch.dtype | None = None) -> None:
+        self.n_rows, self.batch_size, self.what, self.dtype = n_rows, batch_size, what, dtype
         self.n_batches = -(-n_rows // batch_size)
+        self.batches = batches
         self.data: torch.Tensor | None = None
 
     def rows(self, b: int) -> slice:
         """Batch ``b``'s rows (the last batch may be short)."""
         return slice(b * self.batch_size, min((b + 1) * self.batch_size, self.n_rows))
+
+    def _at(self, b: int) -> slice:
+        """Where batch ``b``'s rows are in ``data``: its rows, or packed after the earlier of ``batches``."""
+        rows = self.rows(b)
+        if self.batches is None:
+            return rows
+        if b not in self.batches:
+            raise GanevalError(f"{self.what}: batch {b} is not one of this process's")
+        start = self.batches.index(b) * self.batch_size  # only the last batch may be short, and it comes last
+        return slice(start, start + rows.stop - rows.start)
 
     def put(self, b: int, part: torch.Tensor) -> None:
         """Copy batch ``b``'s ``part`` (on any device) into its rows."""
@@ -200,11 +220,15 @@ class HostRows:
         if part.shape[:1] != (rows.stop - rows.start,):  # one row would broadcast over them all
             raise GanevalError(f"{self.what}: {tuple(part.shape)} for rows {rows.start}:{rows.stop}, not one row each")
         if self.data is None:
-            self.data = torch.empty((self.n_rows, *part.shape[1:]), dtype=part.dtype)
-        self.data[rows].copy_(part)
+            held = self.n_rows if self.batches is None else sum(min(self.batch_size, self.n_rows - i * self.batch_size)
+                                                                for i in self.batches)
+            self.data = torch.empty((held, *part.shape[1:]), dtype=self.dtype or part.dtype)
+        self.data[self._at(b)].copy_(part)
 
     def joined(self, dist: DistContext) -> torch.Tensor:
         """Every row: this process's tensor as written, or under torchrun with every rank's batches gathered in."""
+        if self.batches is not None:
+            raise GanevalError(f"{self.what}: this process holds its own batches only; use to_main")
         if dist.active:
             data = self.data if self.data is not None else torch.empty(0)  # none: this rank had no batch
             mine = {b: data[self.rows(b)].clone() for b in dist.my_batches(self.n_batches)}  # a view pickles all rows
@@ -212,6 +236,34 @@ class HostRows:
             del mine
             for b, part in enumerate(parts):
                 self.put(b, part)
+        if self.data is None:
+            raise GanevalError(f"{self.what}: none were returned")
+        return self.data
+
+    def to_main(self, dist: DistContext) -> torch.Tensor | None:
+        """Every row on the main process, None on the others, which drop theirs once sent.
+
+        Under torchrun each rank sends its batches (rows written with ``batches=dist.my_batches(…)``) to rank 0,
+        :data:`GATHER_ROWS` rows per rank at a time, and rank 0 copies them into its own tensor: it holds every row
+        once, plus one gather's, where gathering them all at once held the other ranks' shares a second time.
+        """
+        if dist.active:
+            per = max(1, GATHER_ROWS // self.batch_size)  # batches each rank sends per gather
+            mine = dist.my_batches(self.n_batches)
+            got = len(mine) if dist.is_main else 0
+            for k in range(-(-len(range(0, self.n_batches, dist.world)) // per)):  # rank 0 has the most batches
+                send = {} if dist.is_main or self.data is None else {
+                    b: self.data[self._at(b)].clone() for b in mine[k * per:(k + 1) * per]}  # a view pickles all rows
+                for part in dist.gather_to_main(send) or []:
+                    for b, rows in part.items():
+                        self.put(b, rows)
+                        got += 1
+                del send
+            if not dist.is_main:
+                self.data = None
+                return None
+            if got != self.n_batches:
+                raise GanevalError(f"distributed run: {self.what}: {self.n_batches - got} batch(es) missing after gather")
         if self.data is None:
             raise GanevalError(f"{self.what}: none were returned")
         return self.data

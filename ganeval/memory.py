@@ -189,7 +189,8 @@ def check_stats_memory(images: int, image_bytes: int, batch_size: int, extractor
     The statistics are streamed (float64 sums: the mean and the ``pool_dim``² outer products, plus their matrix
     product's temporary), but every process holds the images, and one batch: its uint8 copy, the network's
     activations (:func:`batch_bytes`), its features and their two float64 copies; ``keeps_features``
-    (``--save-features``) adds every image's pool features, twice on the main process (the batches and their join).
+    (``--save-features``) adds every image's pool features (float32), once, on the main process (written into one
+    tensor as each batch is computed; the other ranks' shares of them, sent to it, are not counted).
     """
     images, batch_size, image_bytes, pool, logits = int(images), int(batch_size), int(image_bytes), int(pool_dim or 0), int(logits)
     net = "inception" if extractor.startswith("inception") else extractor
@@ -206,7 +207,7 @@ def check_stats_memory(images: int, image_bytes: int, batch_size: int, extractor
     network = batch_bytes([metric] if metric else [], b, b, device, resize) * (channels if resize == "clean" else 1)
     batch = b * (image_bytes + 4 * (pool + logits) + 2 * 8 * pool) + network
     fixed = 2 * 8 * pool * pool
-    kept = 2 * 4 * pool if keeps_features else 0
+    kept = 4 * pool if keeps_features else 0
     need = processes * (images * image_bytes + batch + fixed) + images * kept
     if need <= have:
         return

@@ -20,7 +20,7 @@ import torch
 
 from ganeval.atomic import output_file, sha256_file, write_set
 from ganeval.data import load_mnist, mnist_checksum
-from ganeval.distributed import DistContext
+from ganeval.distributed import DistContext, HostRows
 from ganeval.errors import GanevalError, StatsError, require_count
 from ganeval.feature_stats import FeatureStats
 from ganeval.features.base import FeatureExtractor, iter_batches, refuse_nonfinite
@@ -53,6 +53,9 @@ class RefStats:
     mu: np.ndarray
     sigma: np.ndarray
     meta: dict[str, Any] = field(default_factory=dict)
+    #: Every image's pool features (float32, in dataset order), kept by ``compute_stats(keeps_features=True)`` on the
+    #: main process for ``--save-features``; None otherwise.
+    features: torch.Tensor | None = field(default=None, repr=False, compare=False)
 
 
 def stats_path(dataset: str, extractor: str, root: Path = SHIPPED_DIR) -> Path:
@@ -262,8 +265,11 @@ def compute_stats(
     """Mean and covariance of ``extractor``'s pool features over ``dataset`` (see :func:`real_images`; first
     ``limit`` images).
 
-    Refused before any work when the images, a batch or (``keeps_features``: the caller keeps every batch's pool
-    features, as ``--save-features`` does) the features cannot fit in memory (:func:`check_dataset_memory`).
+    Refused before any work when the images, a batch or (``keeps_features``) the features cannot fit in memory
+    (:func:`check_dataset_memory`). ``keeps_features`` (``--save-features``): every image's pool features are also
+    returned, as ``features`` on the main process: each batch's written into one tensor as it is computed (under
+    torchrun the other ranks hold their share until it is sent to rank 0), so they are held once, not as batches
+    and then their join.
 
     ``on_batch(index, features)`` sees each batch this rank computes. Under torchrun (``dist``) rank r takes
     global batches r, r+W, … and the float64 sums are added over ranks, so every rank returns the statistics of
@@ -286,6 +292,8 @@ def compute_stats(
     if extractor.pool_dim is None:  # a custom network's width is known once it has seen an image: every rank, even
         dist.my_share(lambda: extractor(next(iter_batches(real.images[:1], 1))), name)  # one without a batch, sizes its sums
     acc = FeatureStats(int(extractor.pool_dim))
+    kept = HostRows(len(real.images), batch_size, f"{name}: the pool features to save", None if dist.is_main else mine,
+                    torch.float32) if keeps_features else None
     t0 = time.time()
 
     def my_batches() -> None:
@@ -294,6 +302,8 @@ def compute_stats(
             for index, batch in zip(mine, iter_batches(real.images, batch_size, mine), strict=True):
                 feats = extractor(batch)
                 acc.update(feats["pool"])
+                if kept is not None:
+                    kept.put(index, feats["pool"])
                 if on_batch:
                     on_batch(index, feats)
                 bar.update(len(batch) * dist.world)
@@ -301,6 +311,7 @@ def compute_stats(
     dist.my_share(my_batches, name)  # a failed rank fails every rank here, not in the sum below
     acc.all_reduce(dist.all_reduce_sum)  # every rank's sums about one shared shift, added up
     refuse_nonfinite(extractor, acc.sum.cpu(), name, per_image=False)  # NaN/Inf in any image's features
+    features = kept.to_main(dist) if kept is not None else None
     meta = {
         **real.meta,
         "n": acc.n,
@@ -312,4 +323,4 @@ def compute_stats(
         "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "seconds": round(time.time() - t0, 1),
     }
-    return RefStats(acc.mean, acc.cov, meta)
+    return RefStats(acc.mean, acc.cov, meta, features)

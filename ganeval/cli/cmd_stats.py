@@ -92,8 +92,6 @@ def _check_outputs(args: argparse.Namespace) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``ganeval stats``; returns 0 written, 1 a failure while computing, 2 bad input."""
-    import torch
-
     from ganeval.atomic import write_set
     from ganeval.distributed import from_env
     from ganeval.errors import EXIT_FAILED, GanevalError
@@ -128,14 +126,12 @@ def run(args: argparse.Namespace) -> int:
         flag = "--feature-network" if args.feature_network is not None else "--feature-network-kwargs"
         raise GanevalError(f"{flag} goes with --extractor custom")
     extractor = get_extractor(args.extractor, **kwargs)
-    chunks: dict[int, torch.Tensor] = {}
-    on_batch = (lambda i, f: chunks.__setitem__(i, f["pool"].cpu())) if args.save_features else None
-    stats = compute_stats(
-        args.dataset, extractor, args.batch_size, args.data_dir, args.limit, on_batch,
+    stats = compute_stats(  # with --save-features, every image's pool features in one float32 tensor on rank 0
+        args.dataset, extractor, args.batch_size, args.data_dir, args.limit,
         command="ganeval " + shlex.join(sys.argv[1:]), dist=dist, progress=args.progress,
         keeps_features=bool(args.save_features),
     )
-    features = dist.gather_to_main(chunks, -(-stats.meta["n"] // args.batch_size)) if args.save_features else None
+    features = stats.features
     if not dist.all_ok(True):
         return EXIT_FAILED
     if not dist.is_main:
@@ -144,7 +140,7 @@ def run(args: argparse.Namespace) -> int:
         save_stats(args.out, stats)
     else:  # one set: a failed write or an interrupt leaves all three outputs as they were; the npz renamed last
         def save_features(fh: BinaryIO) -> None:  # straight into its temporary file: no copy in memory
-            np.save(fh, torch.cat(features).numpy().astype(np.float32, copy=False))  # float32 already: no third copy
+            np.save(fh, features.numpy())  # float32 (HostRows' dtype) and contiguous: written as it is held
 
         write_set({args.save_features: save_features, **stats_files(args.out, stats)})
     print(f"wrote {args.out} (N={stats.meta['n']}, {stats.meta['seconds']} s, {dist.world} process(es))")
