@@ -26,6 +26,7 @@ from ganeval.feature_stats import FeatureStats
 from ganeval.features.base import FeatureExtractor, iter_batches, refuse_nonfinite
 from ganeval.memory import check_stats_memory
 from ganeval.sources.samples import array_header, first_images, load_npy, open_npz
+from ganeval.sources.sizing import image_set_shape
 from ganeval.version import __version__
 
 DATASETS = {"mnist-train": "train", "mnist-test": "test"}
@@ -234,11 +235,13 @@ def check_dataset_memory(dataset: str | os.PathLike[str], extractor: FeatureExtr
                          shape: tuple[int, ...] | None = None, processes: int | None = None) -> None:
     """Refuse, before any work, statistics of ``dataset`` whose images, batch and kept features cannot fit in memory
     (:func:`ganeval.memory.check_stats_memory`). ``shape``: the images' (N, …) where read already; else an MNIST
-    split's, or a ``.npy``/``.npz``'s from its header (a folder or zip is checked once read)."""
+    split's, a ``.npy``/``.npz``'s from its header, a folder's or zip's from its listing and one image's header
+    (:func:`ganeval.sources.sizing.image_set_shape`: ``(files, H, W, C)``)."""
     if shape is None:
         path = Path(dataset)
-        shape = ((SPLIT_SIZES[str(dataset)], 28, 28) if str(dataset) in SPLIT_SIZES else
-                 _array_shape(path) if path.suffix.lower() in (".npy", ".npz") and path.is_file() else None)
+        array = path.suffix.lower() in (".npy", ".npz") and path.is_file()
+        shape = ((SPLIT_SIZES[str(dataset)], 28, 28) if str(dataset) in SPLIT_SIZES else _array_shape(path) if array else
+                 image_set_shape(path) if path.is_dir() or (path.is_file() and zipfile.is_zipfile(path)) else None)
     if not shape or len(shape) < 2:
         return
     n = min(int(shape[0]), limit) if limit else int(shape[0])

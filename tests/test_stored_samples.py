@@ -178,10 +178,22 @@ def test_image_sets_past_memory_are_refused_from_their_headers(tmp_path: Path, c
     them (into a list, then stacked twice) and died of MemoryError or the OOM killer. Now the files are counted and
     one image's header read (an 8000×8000 RGB PNG: 192 MB as read), and the set refused in one line naming
     --num-samples; its images are counted once each, as it holds fewer than N."""
+    path, files = _header_set(tmp_path, container)
+    code, _, err = cli("score", path, "--metrics", "mnist_fd", "--num-samples", 10**6, "--device", "cpu", "--no-progress",
+                       "--out", tmp_path / "rep")
+    assert code == 2 and "error: --num-samples 1000000 would hold at least" in err, err
+    assert f"{3 * 8000 * 8000 * files / 2**30:.3g} GiB for the stored set's {files} images as read)" in err, err
+    assert re.search(r"lower it \(at most [1-9]\d* could fit here\)$", err.strip()), err
+    assert err.strip().count("\n") == 0 and not (tmp_path / "rep").exists()
+
+
+def _header_set(tmp_path: Path, container: str) -> tuple[Path, int]:
+    """A folder or zip of one 8000×8000 RGB PNG header (192 MB as read) and enough empty .png files beside it that the
+    set, sized from that header, is past this machine's memory, whatever it is; no image in it can be decoded."""
     from ganeval.memory import physical_memory
 
-    files = (physical_memory() or 2**40) // (3 * 8000 * 8000) + 2  # past this machine's memory, whatever it is
-    names = {f"img_{i}.png": _png_header(8000, 8000) if i == 1 else b"" for i in range(1, files + 1)}  # others unread
+    files = (physical_memory() or 2**40) // (3 * 8000 * 8000) + 2
+    names = {f"img_{i}.png": _png_header(8000, 8000) if i == 1 else b"" for i in range(1, files + 1)}
     if container == "zip":
         import zipfile
 
@@ -194,12 +206,19 @@ def test_image_sets_past_memory_are_refused_from_their_headers(tmp_path: Path, c
         path.mkdir()
         for name, data in names.items():
             (path / name).write_bytes(data)
-    code, _, err = cli("score", path, "--metrics", "mnist_fd", "--num-samples", 10**6, "--device", "cpu", "--no-progress",
-                       "--out", tmp_path / "rep")
-    assert code == 2 and "error: --num-samples 1000000 would hold at least" in err, err
-    assert f"{3 * 8000 * 8000 * files / 2**30:.3g} GiB for the stored set's {files} images as read)" in err, err
-    assert re.search(r"lower it \(at most [1-9]\d* could fit here\)$", err.strip()), err
-    assert err.strip().count("\n") == 0 and not (tmp_path / "rep").exists()
+    return path, files
+
+
+@pytest.mark.parametrize("container", ["folder", "zip"])
+def test_stats_of_an_image_set_past_memory_is_refused_from_its_headers(tmp_path: Path, cli, container: str) -> None:
+    """``ganeval stats --dataset`` checked a folder or zip of images only once it had decoded every image; it is now
+    sized from its listing and one header, like a score's stored samples, and refused in one line naming --limit."""
+    path, files = _header_set(tmp_path, container)
+    out = tmp_path / "ref" / "set_mnist.npz"
+    code, _, err = cli("stats", "--dataset", path, "--extractor", "mnist", "--device", "cpu", "--no-progress", "--out", out)
+    assert code == 2 and f"error: --dataset {path}: {files} images would hold at least" in err, err
+    assert re.search(r"give --limit [1-9]\d* or less$", err.strip()) and err.strip().count("\n") == 0, err
+    assert not out.exists()
 
 
 def test_a_stored_set_shorter_than_n_counts_only_its_images() -> None:

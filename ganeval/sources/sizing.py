@@ -30,6 +30,23 @@ def header_shape(fh: IO[bytes]) -> tuple[int, int, int]:
             return img.size[1], img.size[0], 1 if gray else 3
 
 
+def image_set_shape(path: Path) -> tuple[int, int, int, int] | None:
+    """``(files, H, W, C)`` of a folder or zip of images, from its listing and the first readable header of its first
+    :data:`HEADER_TRIES` image files (C = 1 for grayscale, else 3), no image decoded; None where neither tells (the
+    read then names the problem)."""
+    try:
+        if path.is_dir():
+            files = image_files(path)
+            found = _first_shape([lambda p=p: open(p, "rb") for p in files[:HEADER_TRIES]])
+            return (len(files), *found) if found else None
+        with zipfile.ZipFile(path) as zf:
+            infos = zip_images(zf)
+            found = _first_shape([lambda i=i: zf.open(i) for i in infos[:HEADER_TRIES]])
+            return (len(infos), *found) if found else None
+    except (OSError, zipfile.BadZipFile, EOFError, ValueError):
+        return None
+
+
 def image_set_size(path: Path) -> tuple[int, int]:
     """Bytes each image of a folder or zip of images holds at the peak of ``read_image_set``, and how many image files
     it lists, unreadable ones too. No image is decoded. The read decodes into one uint8 ``(N, C, H, W)`` array
@@ -37,27 +54,19 @@ def image_set_size(path: Path) -> tuple[int, int]:
     size (images of other sizes are refused as read; a grayscale first image in a set of RGB ones is undercounted: the
     set is read as RGB, its gray images held as such too until the first RGB one). ``(0, 0)`` where neither tells (the
     read then names the problem)."""
-    try:
-        if path.is_dir():
-            files = image_files(path)
-            return _first_size([lambda p=p: open(p, "rb") for p in files[:HEADER_TRIES]]), len(files)
-        with zipfile.ZipFile(path) as zf:
-            infos = zip_images(zf)
-            return _first_size([lambda i=i: zf.open(i) for i in infos[:HEADER_TRIES]]), len(infos)
-    except (OSError, zipfile.BadZipFile, EOFError, ValueError):
-        return 0, 0
+    found = image_set_shape(path)
+    return (found[1] * found[2] * found[3], found[0]) if found else (0, 0)
 
 
-def _first_size(opens: list[Callable[[], IO[bytes]]]) -> int:
-    """The read's bytes per image, one uint8 H×W×C copy, from the first header that reads (0: none of them)."""
+def _first_shape(opens: list[Callable[[], IO[bytes]]]) -> tuple[int, int, int] | None:
+    """``(H, W, C)`` from the first header that reads (None: none of them)."""
     for opener in opens:
         try:
             with opener() as fh:
-                h, w, c = header_shape(fh)
+                return header_shape(fh)
         except Exception:  # noqa: BLE001 - PIL raises many types for bad files; the read leaves them out too
             continue
-        return h * w * c
-    return 0
+    return None
 
 
 def stored_set_size(path: Path, kind: str) -> tuple[int, int | None]:
