@@ -278,10 +278,9 @@ def array_header(path: Path) -> tuple[tuple[int, ...], bool, np.dtype] | None:
     return None if found is None else found[1:4]
 
 
-def stored_image_bytes(path: Path) -> int:
+def stored_image_bytes(found: tuple[tuple[int, ...], bool, np.dtype] | None) -> int:
     """Bytes each image of a stored ``.npy``/``.npz`` set holds at least as ``read_npz`` reads it: as stored plus,
-    unless uint8, its uint8 conversion; from the header alone (0 where it does not tell)."""
-    found = array_header(path)
+    unless uint8, its uint8 conversion; from its header (:func:`array_header`; 0 where it does not tell)."""
     if found is None or found[2].kind not in "biuf":
         return 0
     shape, _, dtype = found

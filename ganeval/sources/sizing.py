@@ -47,17 +47,6 @@ def image_set_shape(path: Path) -> tuple[int, int, int, int] | None:
         return None
 
 
-def image_set_size(path: Path) -> tuple[int, int]:
-    """Bytes each image of a folder or zip of images holds at the peak of ``read_image_set``, and how many image files
-    it lists, unreadable ones too. No image is decoded. The read decodes into one uint8 ``(N, C, H, W)`` array
-    (:class:`ganeval.sources.image_stack.ImageStack`), so each image is counted once, at the first readable header's
-    size (images of other sizes are refused as read; a grayscale first image in a set of RGB ones is undercounted: the
-    set is read as RGB, its gray images held as such too until the first RGB one). ``(0, 0)`` where neither tells (the
-    read then names the problem)."""
-    found = image_set_shape(path)
-    return (found[1] * found[2] * found[3], found[0]) if found else (0, 0)
-
-
 def _first_shape(opens: list[Callable[[], IO[bytes]]]) -> tuple[int, int, int] | None:
     """``(H, W, C)`` from the first header that reads (None: none of them)."""
     for opener in opens:
@@ -71,10 +60,13 @@ def _first_shape(opens: list[Callable[[], IO[bytes]]]) -> tuple[int, int, int] |
 
 def stored_set_size(path: Path, kind: str) -> tuple[int, int | None]:
     """Bytes each image of a stored sample set (``kind`` images: a folder or zip; npz: an ``.npy``/``.npz``) holds as
-    read, and how many images it holds (None: unknown), from headers alone; ``(0, None)`` for any other kind."""
-    if kind == "images":
-        return image_set_size(path)
+    read, and how many images it holds (None: unknown), from headers alone; ``(0, None)`` for any other kind. A folder's
+    or zip's first readable image stands for all (others of another size are refused as read; a grayscale first image
+    in a set of RGB ones is undercounted)."""
+    if kind == "images":  # decoded into one uint8 (N, C, H, W) array (sources/image_stack.py): each image held once
+        found = image_set_shape(path)
+        return (found[1] * found[2] * found[3], found[0]) if found else (0, 0)
     if kind == "npz":
-        found = array_header(path)
-        return stored_image_bytes(path), (int(found[0][0]) if found is not None and found[0] else None)
+        header = array_header(path)
+        return stored_image_bytes(header), (int(header[0][0]) if header is not None and header[0] else None)
     return 0, None
