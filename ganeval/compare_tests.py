@@ -21,11 +21,11 @@ from ganeval.metrics.permutation import MAX_DIM, PermutationResult, fd_differenc
 from ganeval.score_result import ScoreResult
 
 #: The Fréchet distances with bootstrap replicates (lower is better); the first computed is compare's primary metric.
-FD_METRICS = ("fid", "mnist_fd", "custom_fd")
+FD_METRICS = ("fid", "sfid", "mnist_fd", "custom_fd")
 #: Metrics with bootstrap replicates: the ones that get an interval of the difference (path length: with --bootstrap).
 DIFF_METRICS = (*FD_METRICS, "mnist_ppl", "custom_ppl")
 #: The extractor whose features each difference metric is computed from.
-EXTRACTOR_OF = {"fid": "inception", "mnist_fd": "mnist", "custom_fd": "custom"}
+EXTRACTOR_OF = {"fid": "inception", "sfid": "inception-spatial", "mnist_fd": "mnist", "custom_fd": "custom"}
 
 
 #: ``compare``'s defaults for its permutation test: never refused, where another value no test reads is.

@@ -46,7 +46,7 @@ from ganeval.inputs import SAMPLE_KINDS, Series, Source, resolve_target
 from ganeval.metrics.directions import DIFFERENCE_WORDS, LABELS, RANKABLE
 from ganeval.metrics.interval import bootstrap_interval, ci_percent
 from ganeval.metrics.intra import DIGIT_COLUMNS
-from ganeval.metrics.registry import METRICS, PREFIX
+from ganeval.metrics.registry import INCEPTION_EXTRACTORS, METRICS, PREFIX
 from ganeval.options import DEFAULT_REFERENCE, SEED_LIMIT, ScoreOptions, unread_inputs
 from ganeval.score_result import ScoreResult
 from ganeval.sources.base import HINT_KEYS
@@ -305,7 +305,7 @@ def compare(arms: Mapping[str, Any] | Sequence[Any], *, baseline: str | None = N
         select.reference = DEFAULT_REFERENCE  # it where nothing reads it): the picking reads none either way
     # ganeval's plan, not the user's: every compared run gets the Inception metrics (where one is asked: set without
     # one it would be refused as unread); --inception-top-k is then read by the picking alone (``select``)
-    every = options.get("inception_all") is None and any(METRICS[m].extractor == "inception"
+    every = options.get("inception_all") is None and any(METRICS[m].extractor in INCEPTION_EXTRACTORS
                                                          for m in select.metrics if m in METRICS)
     if every:
         options["inception_all"] = True

@@ -27,7 +27,7 @@ from ganeval.hint_use import check_hints_read
 from ganeval.illustrations import Illustrations, shown_checkpoints
 from ganeval.inputs import SAMPLE_KINDS, Series, Source, printable, resolve_target
 from ganeval.metrics.fid import FIDReference, bootstrap_fid
-from ganeval.metrics.registry import FD_COLUMN, METRICS, Metric, MetricInput
+from ganeval.metrics.registry import FD_COLUMN, INCEPTION_EXTRACTORS, METRICS, Metric, MetricInput
 from ganeval.nearest import report_neighbours
 from ganeval.options import ScoreOptions
 from ganeval.path_length import source_path_lengths
@@ -56,7 +56,7 @@ class _Evaluator(Illustrations, RealImages):
         self._real: dict[tuple[str, int], torch.Tensor] = {}
         for name in dict.fromkeys(m.extractor for m in self.metrics):
             kwargs: dict[str, Any] = {"device": self.device, "precision": opts.precision}
-            if name == "inception":
+            if name in INCEPTION_EXTRACTORS:
                 kwargs.update(weights_path=opts.inception_weights, resize=opts.resize)
             elif name == "custom":
                 kwargs.update(network=opts.feature_network, network_kwargs=opts.feature_network_kwargs)
@@ -75,9 +75,11 @@ class _Evaluator(Illustrations, RealImages):
             from ganeval.features.inception_weights import FULL_WEIGHTS_HINT
 
             self.notes.append(f"Inception Score unavailable: the Inception weights in use have no logits layer. {FULL_WEIGHTS_HINT}")
-        if opts.num_samples < 2048 and "fid" in opts.metrics:  # of FID: said where no FID was asked (is, kid alone)
-            guide = "compare FIDs only at one N" if self.ref_meta["inception"].get("dataset") == "imported" else "KID is the better guide"
-            self.notes.append(f"N={opts.num_samples} is below the Inception feature dimension (2048): FID is unreliable at this N; {guide}")
+        for fd, name, space in (("FID", "inception", "Inception"), ("sFID", "inception-spatial", "sFID")):  # if asked for
+            if fd.lower() in opts.metrics and opts.num_samples < (dim := self.extractors[name].pool_dim):
+                imported = self.ref_meta[name].get("dataset") == "imported"
+                self.notes.append(f"N={opts.num_samples} is below the {space} feature dimension ({dim}): {fd} is unreliable at "
+                                  f"this N; {f'compare {fd}s only at one N' if imported else 'KID is the better guide'}")
         self.copy_sets = resolve_copy_sets(opts, self.ref_meta)
         # The real-data floor is read (and checked) here, so a bad --real-floor fails before any checkpoint is scored;
         # score_floor draws it again at the N the checkpoints were really scored at. Only generators are sure to be
@@ -309,10 +311,10 @@ def _score_series(series: Series, opts: ScoreOptions, dist: DistContext | None) 
             print(f"note: {note}", file=sys.stderr)
     printed = len(ev.notes)
     t0 = time.time()
-    cheap = [n for n in ev.extractors if n != "inception" or ev.inception_all()]
+    cheap = [n for n in ev.extractors if n not in INCEPTION_EXTRACTORS or ev.inception_all()]
     if cheap:
         ev.run_stage(series.sources, cheap, "MNIST" if cheap == ["mnist"] else "features")
-    if "inception" in ev.extractors and not ev.inception_all():
+    if heavy := [n for n in ev.extractors if n not in cheap]:
         ok = [s for s in series.sources if ev.rows[s.name]["status"] == "ok"]
         ok.sort(key=lambda s: ev.rows[s.name].get("mnist_fd", np.inf))
         chosen = ok[: opts.inception_top_k]
@@ -320,7 +322,7 @@ def _score_series(series: Series, opts: ScoreOptions, dist: DistContext | None) 
         if last not in chosen and ev.rows[last.name]["status"] != "error":
             chosen.append(last)
         chosen.sort(key=lambda s: series.sources.index(s))
-        ev.run_stage(chosen, ["inception"], "Inception")
+        ev.run_stage(chosen, heavy, "Inception")
     floor = ev.score_floor()
     if len(sizes := ev.scored_sizes()) > 1:  # the N-dependent bias then differs between the rows being ranked
         ev.notes.append(f"rows were scored at different N ({sizes[0]}–{sizes[-1]}): Fréchet distances are biased upwards at "

@@ -68,7 +68,7 @@ def _check_reference(reference: str, resize: str, base: dict[str, Any], bsrc: Pa
     """Refuse a baseline made against other reference statistics: by the SHA-256 of the files ``reference`` names
     (``myref``, ``./myref`` and ``/abs/myref`` are one), against those the baseline's provenance records."""
     from ganeval.atomic import sha256_file
-    from ganeval.features.inception import RESIZES
+    from ganeval.features.inception import stats_name_of
     from ganeval.gate_baseline import refuse
     from ganeval.reference import reference_path
     from ganeval.stats import DATASETS
@@ -82,7 +82,7 @@ def _check_reference(reference: str, resize: str, base: dict[str, Any], bsrc: Pa
             if not (isinstance(prov, dict) and prov.get("reference_sha256")):
                 continue
             try:
-                ours = sha256_file(reference_path(reference, RESIZES[resize][1] if name == "inception" else name))
+                ours = sha256_file(reference_path(reference, stats_name_of(name, resize)))
             except (GanevalError, OSError):
                 continue  # not there for this extractor: scoring names the problem, or the report check does
             if ours != prov["reference_sha256"]:
@@ -122,7 +122,7 @@ def _compared_reads_reference(opts: ScoreOptions, base: dict[str, Any], brow: di
     from ganeval.metrics.registry import METRICS
 
     ours = [c for m in opts.metrics if m in METRICS for c in METRICS[m].columns]
-    primary = opts.primary or next((c for c in ("fid", "mnist_fd", "custom_fd") if c in ours), None)  # ranking's default
+    primary = opts.primary or next((c for c in ("fid", "sfid", "mnist_fd", "custom_fd") if c in ours), None)  # ranking's default
     column = next((c for c in compared_order(primary, base.get("primary_metric"))
                    if c in ours and number(brow.get(c), f"{bsrc}: {brow.get('checkpoint')}.{c}") is not None), None)
     return column is None or reads_reference(column)

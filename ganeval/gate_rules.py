@@ -23,7 +23,7 @@ LIMITS: dict[str, tuple[str, str]] = {
     "min_precision": ("precision", "min"), "min_recall": ("recall", "min"), "max_mnist_kid": ("mnist_kid_mean", "max"),
     "min_mnist_precision": ("mnist_precision", "min"), "min_mnist_recall": ("mnist_recall", "min"),
     "min_mnist_coverage": ("mnist_coverage", "min"), "max_mnist_ppl": ("mnist_ppl", "max"),
-    "max_custom_ppl": ("custom_ppl", "max"),
+    "max_custom_ppl": ("custom_ppl", "max"), "max_sfid": ("sfid", "max"),
 }
 #: report column → the registered metric (``--metrics`` name) that computes it.
 METRIC_OF = {"fid": "fid", "is_mean": "is", "kid_mean": "kid", "mnist_is": "mnist_is", "modes_covered": "modes",
@@ -31,8 +31,8 @@ METRIC_OF = {"fid": "fid", "is_mean": "is", "kid_mean": "kid", "mnist_is": "mnis
              "density": "dc", "coverage": "dc", "copying_ct": "copying",
              "inception_copying_ct": "inception_copying", "custom_fd": "custom_fd", "mnist_kid_mean": "mnist_kid",
              "mnist_precision": "mnist_prc", "mnist_recall": "mnist_prc", "mnist_coverage": "mnist_dc",
-             "mnist_ppl": "mnist_ppl", "custom_ppl": "custom_ppl"}
-INCEPTION_COLUMNS = {"fid", "is_mean", "kid_mean", "precision", "recall", "density", "coverage", "inception_copying_ct"}
+             "mnist_ppl": "mnist_ppl", "custom_ppl": "custom_ppl", "sfid": "sfid"}
+INCEPTION_COLUMNS = {"fid", "sfid", "is_mean", "kid_mean", "precision", "recall", "density", "coverage", "inception_copying_ct"}
 STD_COLUMN = {"is_mean": "is_std", "kid_mean": "kid_std", "mnist_is": "mnist_is_std", "mnist_kid_mean": "mnist_kid_std",
               "mnist_ppl": "mnist_ppl_std", "custom_ppl": "custom_ppl_std"}
 

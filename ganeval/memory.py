@@ -15,12 +15,12 @@ from collections.abc import Iterable
 import torch
 
 from ganeval.errors import GanevalError
-from ganeval.metrics.registry import FD_COLUMN, METRICS
+from ganeval.metrics.registry import FD_COLUMN, INCEPTION_EXTRACTORS, METRICS
 
 #: Features kept per sample by each extractor, float32 (pool, logits): Inception's 2048 and 1008, the MNIST
 #: classifier's (``ganeval.features.mnist_net``: 128 and 10, not imported here, which would load every extractor
-#: with the options); a feature network's are unknown before it runs.
-FEATURE_DIMS = {"inception": (2048, 1008), "mnist": (128, 10)}
+#: with the options), sFID's 7×17×17 spatial features; a feature network's are unknown before it runs.
+FEATURE_DIMS = {"inception": (2048, 1008), "inception-spatial": (2023, 0), "mnist": (128, 10)}
 #: Bytes per image of a batch an extractor holds at once on its device, at least (float32): the MNIST classifier its
 #: first two 32×28×28 activation maps; Inception the 3×299×299 resized input and its first 32×149×149 activation.
 BATCH_BYTES = {"mnist": 2 * 32 * 28 * 28 * 4, "inception": (3 * 299 * 299 + 32 * 149 * 149) * 4}
@@ -30,7 +30,8 @@ INCEPTION_CPU_CHUNK = 32
 #: Inception's second convolution's output (32×147×147) while its third's (64×147×147) is written, the largest
 #: pair in the network (more than the 299×299 resized input and the first convolution's 32×149×149 together);
 #: the MNIST classifier's first convolution and BatchNorm outputs (32×28×28 each). 4 bytes each, 2 in bf16.
-GPU_BATCH_ELEMENTS = {"inception": (32 + 64) * 147 * 147, "mnist": 2 * 32 * 28 * 28}
+GPU_BATCH_ELEMENTS = {"inception": (32 + 64) * 147 * 147, "inception-spatial": (32 + 64) * 147 * 147,
+                      "mnist": 2 * 32 * 28 * 28}
 
 
 def local_processes() -> int:
@@ -91,12 +92,13 @@ def batch_bytes(metrics: Iterable[str], num_samples: int, batch_size: int, devic
     """Host bytes one batch holds at least in the feature networks (the largest of them: they run one after
     another). On a GPU only clean-fid's resize, done on the host before the network; the rest is :func:`gpu_batch_bytes`."""
     extractors = {METRICS[m].extractor for m in metrics if m in METRICS}
+    inception = bool(extractors & set(INCEPTION_EXTRACTORS))  # sFID's network too: the same first layers
     images = min(batch_size, num_samples)
-    clean = images * 299 * 299 * 4 if resize == "clean" and "inception" in extractors else 0  # the whole batch 299×299
+    clean = images * 299 * 299 * 4 if resize == "clean" and inception else 0  # the whole batch 299×299
     if device.type != "cpu":
         return clean
     need = [images * BATCH_BYTES["mnist"]] if "mnist" in extractors else []
-    if "inception" in extractors:  # 32 images at a time
+    if inception:  # 32 images at a time
         need.append(min(images, INCEPTION_CPU_CHUNK) * BATCH_BYTES["inception"] + clean)
     return max(need, default=0)
 
@@ -194,7 +196,7 @@ def check_stats_memory(images: int, image_bytes: int, batch_size: int, extractor
     """
     images, batch_size, image_bytes, pool, logits = int(images), int(batch_size), int(image_bytes), int(pool_dim or 0), int(logits)
     net = "inception" if extractor.startswith("inception") else extractor
-    resize = "clean" if extractor == "inception-clean" else "tf1x"
+    resize = "clean" if extractor.endswith("-clean") else "tf1x"
     metric = {"inception": "fid", "mnist": "mnist_fd"}.get(net)
     if device.type == "cuda":
         check_gpu_batch({net}, batch_size, images, device, cuda_free(device) if gpu_free is None else gpu_free, precision,

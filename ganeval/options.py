@@ -126,8 +126,8 @@ class ScoreOptions:
                      z_dim=z_dim if isinstance(z_dim, int) and not isinstance(z_dim, bool) and z_dim > 0 else None,
                      image_bytes=image_bytes, stored_images=stored_images)
         known = [m for m in self.metrics if m in METRICS]
-        if self.primary is None and known and not {"fid", "mnist_fd", "custom_fd"} & {c for m in known for c in METRICS[m].columns}:
-            raise GanevalError(f"no Fréchet distance (fid, mnist_fd, custom_fd) among --metrics ({', '.join(self.metrics)}) to "
+        if self.primary is None and known and not {"fid", "sfid", "mnist_fd", "custom_fd"} & {c for m in known for c in METRICS[m].columns}:
+            raise GanevalError(f"no Fréchet distance (fid, sfid, mnist_fd, custom_fd) among --metrics ({', '.join(self.metrics)}) to "
                                f"rank the checkpoints by: add one, or name the column to rank by with --primary "
                                f"(e.g. --primary {next((c for m in known for c in METRICS[m].columns if c in RANKABLE), 'mnist_fd')})")
         if self.primary is not None and all(m in METRICS for m in self.metrics):
@@ -147,11 +147,11 @@ class ScoreOptions:
         mode-collapse limits without ``modes``, the KID subsets without a KID, a ``--reference`` other than the default
         with reference-free metrics alone and no ``--real-floor``): they were taken and ignored, and the run gave no
         sign that the images, the network, the statistics or the setting the user named played no part."""
-        from ganeval.metrics.registry import METRICS
+        from ganeval.metrics.registry import INCEPTION_EXTRACTORS, METRICS
 
         for key, (flag, wanted) in unread_inputs(self.metrics, {f.name: getattr(self, f.name) for f in fields(self)}).items():
             if key == "inception_top_k" and self.inception_all is True and any(
-                    METRICS[m].extractor == "inception" for m in self.metrics):
+                    METRICS[m].extractor in INCEPTION_EXTRACTORS for m in self.metrics):
                 raise GanevalError("--inception-top-k picks the checkpoints that get Inception metrics, and "
                                    "inception_all=True gives them to every one: leave one out")
             raise GanevalError(f"{flag} is read only by {wanted}, and --metrics ({', '.join(self.metrics)}) has none: "
@@ -222,12 +222,14 @@ def unread_inputs(metrics: Iterable[str], options: dict[str, Any]) -> dict[str, 
     Empty where a metric is unknown (the evaluator names it). ``inception_top_k`` is read where Inception metrics
     are planned on the top K: an Inception metric, and MNIST FD to pick by (or ``inception_all=False``), and not
     ``inception_all=True`` (a CUDA device's default plan, all, still counts it as read: one command line for both)."""
-    from ganeval.metrics.registry import COPYING_CT, METRICS
+    from ganeval.metrics.registry import COPYING_CT, INCEPTION_EXTRACTORS, METRICS
 
     metrics = list(metrics)
     if any(m not in METRICS for m in metrics):
         return {}
     readers = {METRICS[m].extractor for m in metrics} | ({"copying"} if any(m in COPYING_CT for m in metrics) else set())
+    if readers & set(INCEPTION_EXTRACTORS):  # sFID's spatial features come from the same network and resize
+        readers.add("inception")
     if options.get("real_floor") or any(METRICS[m].needs_reference for m in metrics):
         readers.add("reference")
     if "modes" in metrics:

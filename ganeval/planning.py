@@ -7,7 +7,8 @@ from collections.abc import Collection
 #: Rough CPU cost of the copying test per sample (60,000 training images; plan line only).
 COPYING_SECONDS_PER_SAMPLE = 2e-4
 #: Rough throughput used only for the plan line (images/s).
-SPEED_HINT = {("inception", "cpu"): 13.0, ("inception", "cuda"): 5000.0, ("mnist", "cpu"): 3000.0, ("mnist", "cuda"): 50000.0}
+SPEED_HINT = {("inception", "cpu"): 13.0, ("inception", "cuda"): 5000.0, ("mnist", "cpu"): 3000.0, ("mnist", "cuda"): 50000.0,
+              ("inception-spatial", "cpu"): 18.0, ("inception-spatial", "cuda"): 6500.0}
 
 
 def plan_line(k: int, n: int, device: str, precision: str, extractors: Collection[str], metrics: Collection[str],
@@ -21,12 +22,12 @@ def plan_line(k: int, n: int, device: str, precision: str, extractors: Collectio
         parts.append(f"MNIST metrics on all (~{secs:.0f} s)")
     if "custom" in extractors:
         parts.append("your feature network's metrics on all")
-    if "inception" in extractors:
+    if inception := [e for e in ("inception", "inception-spatial") if e in extractors]:  # sFID: a pass of its own
         m = k if inception_all else min(k, top_k + 1)
         which = "all" if inception_all else f"the {top_k} best by MNIST FD + the last"
         # the best may be the last: before MNIST FD is known, top-k + last is a bound, not a count
         bound = "up to " if not inception_all and k > top_k else ""
-        secs = m * n / SPEED_HINT[("inception", device)] / world
+        secs = sum(m * n / SPEED_HINT[(e, device)] for e in inception) / world
         extra = "" if resize == "tf1x" else f", {resize} resize"
         parts.append(f"Inception metrics on {which} ({bound}{m} × {n} images, ~{secs / 60:.1f} min{extra})")
     return "; ".join(parts)

@@ -22,12 +22,16 @@ __all__ = ["add_ranks", "bootstrap_interval", "copying_rows", "late_collapse", "
            "primary_metric", "ranked_column"]
 
 
+#: The Fréchet distances given to the top K checkpoints only, on a CPU: the others rank after them by MNIST FD.
+INCEPTION_FDS = ("fid", "sfid")
+
+
 def primary_metric(df: pd.DataFrame, requested: str | None) -> str:
-    """The metric ranks are based on: as requested, else the first Fréchet distance computed of ``fid``,
+    """The metric ranks are based on: as requested, else the first Fréchet distance computed of ``fid``, ``sfid``,
     ``mnist_fd``, ``custom_fd``."""
     if requested:
         return requested
-    order = ("fid", "mnist_fd", "custom_fd")
+    order = ("fid", "sfid", "mnist_fd", "custom_fd")
     for m in order:
         if m in df and df[m].notna().any():
             return m
@@ -37,13 +41,14 @@ def primary_metric(df: pd.DataFrame, requested: str | None) -> str:
 def add_ranks(df: pd.DataFrame, primary: str) -> pd.DataFrame:
     """Add ``rank`` (1 = best) and ``is_best``; lower is better for distances, higher for scores.
 
-    With ``fid`` primary, rows that have an FID rank first (by FID), the others after them by MNIST FD.
+    With ``fid`` (or ``sfid``) primary, rows that have one rank first (by it), the others (not among the top K given
+    Inception metrics) after them by MNIST FD.
     """
     higher_better = primary in HIGHER_BETTER
     ok = df["status"] == "ok"
     key = df[primary].astype(float) * (-1 if higher_better else 1)
     tier = pd.Series(np.where(key.notna(), 0, 1), index=df.index)
-    fallback = df["mnist_fd"].astype(float) if (primary == "fid" and "mnist_fd" in df) else pd.Series(np.nan, index=df.index)
+    fallback = df["mnist_fd"].astype(float) if (primary in INCEPTION_FDS and "mnist_fd" in df) else pd.Series(np.nan, index=df.index)
     order = pd.DataFrame({"ok": ~ok, "tier": tier, "key": key.fillna(np.inf), "fb": fallback.fillna(np.inf)})
     # A NaN/inf-sample generator is "ok" to rank (it got FID = inf) but sorts last among its tier.
     sorted_idx = order.sort_values(["ok", "tier", "key", "fb"], kind="stable").index
@@ -61,8 +66,8 @@ def add_ranks(df: pd.DataFrame, primary: str) -> pd.DataFrame:
 
 
 def ranked_column(row: pd.Series, primary: str) -> str:
-    """The column ``add_ranks`` ordered ``row`` by: the primary, or MNIST FD where FID (primary) was not computed."""
-    if primary == "fid" and pd.isna(row.get("fid")) and not pd.isna(row.get("mnist_fd", np.nan)):
+    """The column ``add_ranks`` ordered ``row`` by: the primary, or MNIST FD where FID or sFID (primary) was not computed."""
+    if primary in INCEPTION_FDS and pd.isna(row.get(primary)) and not pd.isna(row.get("mnist_fd", np.nan)):
         return "mnist_fd"
     return primary
 

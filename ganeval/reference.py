@@ -32,10 +32,10 @@ def reference_path(reference: str | os.PathLike[str], extractor_name: str) -> Pa
     ref = str(reference)
     if ref in DATASETS:
         path = stats_path(ref, extractor_name)
-        if extractor_name == "custom" and not path.is_file():
-            raise StatsError(f"no shipped {ref} statistics for your feature network: make them with 'ganeval stats "
-                             f"--dataset {ref} --extractor custom --feature-network … --out DIR/{ref}_custom.npz' and "
-                             "pass --reference DIR")
+        if not path.is_file():  # a feature network's, or a variant not shipped (sFID with clean-fid's resize)
+            what, net = ("your feature network", " --feature-network …") if extractor_name == "custom" else (extractor_name, "")
+            raise StatsError(f"no shipped {ref} statistics for {what}: make them with 'ganeval stats --dataset {ref} "
+                             f"--extractor {extractor_name}{net} --out DIR/{ref}_{extractor_name}.npz' and pass --reference DIR")
         return path
     path = Path(ref)
     if path.is_dir():

@@ -112,8 +112,9 @@ def test_an_n_too_large_for_any_interval_says_so() -> None:
 
 
 def test_the_counted_feature_sizes_are_the_extractors() -> None:
-    from ganeval.features.inception import InceptionExtractor
+    from ganeval.features.inception import SPATIAL_DIM, InceptionExtractor
     from ganeval.features.mnist_net import NUM_CLASSES, POOL_DIM
     from ganeval.memory import FEATURE_DIMS
 
-    assert FEATURE_DIMS == {"inception": (InceptionExtractor.pool_dim, 1008), "mnist": (POOL_DIM, NUM_CLASSES)}
+    assert FEATURE_DIMS == {"inception": (InceptionExtractor.pool_dim, 1008), "inception-spatial": (SPATIAL_DIM, 0),
+                            "mnist": (POOL_DIM, NUM_CLASSES)}

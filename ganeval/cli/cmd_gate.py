@@ -25,7 +25,7 @@ SUITE = "ganeval-gate"
 CRITERIA = ("max_fid", "min_is", "max_kid", "min_mnist_is", "min_modes", "max_mnist_fd", "min_coverage", "min_copying_ct",
             "min_inception_copying_ct", "max_custom_fd", "min_precision", "min_recall", "max_mnist_kid", "min_mnist_precision",
             "min_mnist_recall", "min_mnist_coverage", "max_fid_over_floor", "max_mnist_fd_over_floor", "max_mnist_ppl",
-            "max_custom_ppl")
+            "max_custom_ppl", "max_sfid")
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -41,6 +41,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("target", metavar="TARGET", help="checkpoint, checkpoint folder, report folder or summary.json")
     c = p.add_argument_group("criteria (at least one; limits are judged on the point estimate)")
     c.add_argument("--max-fid", type=float, metavar="X", help="fail if FID > X")
+    c.add_argument("--max-sfid", type=float, metavar="X", help="fail if sFID (spatial FID) > X (needs --metrics with sfid)")
     c.add_argument("--min-is", type=float, metavar="Y", help="fail if the Inception Score < Y")
     c.add_argument("--max-kid", type=float, metavar="Z", help="fail if KID > Z")
     c.add_argument("--min-mnist-is", type=float, metavar="W", help="fail if the MNIST Inception Score < W")

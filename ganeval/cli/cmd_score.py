@@ -118,7 +118,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 #: Printed first, in this order, when computed; every other requested metric's headline columns follow.
-HEADLINE = ("fid", "is_mean", "kid_mean", "mnist_is", "mnist_fd", "modes_covered", "copying_ct")
+HEADLINE = ("fid", "sfid", "is_mean", "kid_mean", "mnist_is", "mnist_fd", "modes_covered", "copying_ct")
 
 #: Columns left to the CSV and the report: they qualify a headline column rather than rank checkpoints.
 SECONDARY = ("class_kl", "mnist_confidence", "copy_share", "inception_copy_share")

@@ -41,8 +41,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--verify-with", default=None, metavar="DATASET",
                    help="with --import: the real images the tool used; ganeval computes their statistics and refuses the "
                         "import unless FD ≤ 0.01; then KID and precision/recall can use them too")
-    p.add_argument("--extractor", default=None, choices=["inception", "inception-clean", "mnist", "custom"],
+    p.add_argument("--extractor", default=None, choices=["inception", "inception-clean", "inception-spatial",
+                                                                  "inception-spatial-clean", "mnist", "custom"],
                    help="inception-clean: Inception with clean-fid's resize (name its file *_inception-clean.npz); "
+                        "inception-spatial: sFID's features (*_inception-spatial.npz); "
                         "custom: your --feature-network (name its file *_custom.npz)")
     p.add_argument("--out", required=True, type=Path,
                    help="output .npz (a .json sidecar is written beside it); with --export: the folder to write into")
@@ -112,14 +114,16 @@ def run(args: argparse.Namespace) -> int:
     if args.made_by or args.n is not None or args.description or args.verify_with:
         raise GanevalError("--made-by, --n, --description and --verify-with go with --import")
     if args.extractor is None:
-        raise GanevalError("--extractor is required with --dataset (inception, inception-clean, mnist or custom)")
+        raise GanevalError("--extractor is required with --dataset (inception, inception-clean, inception-spatial, "
+                           "inception-spatial-clean, mnist or custom)")
     _check_outputs(args)  # before the pass over the data, not after it
     dist = from_env(args.distributed)
     kwargs = {"device": args.device, "precision": args.precision or "fp32"}
     if args.extractor.startswith("inception"):
         kwargs["weights_path"] = args.inception_weights
     elif args.inception_weights is not None:
-        raise GanevalError("--inception-weights goes with --extractor inception or inception-clean")
+        raise GanevalError("--inception-weights goes with --extractor inception, inception-clean, inception-spatial or "
+                           "inception-spatial-clean")
     if args.extractor == "custom":
         kwargs.update(network=args.feature_network, network_kwargs=args.feature_network_kwargs)
     elif args.feature_network is not None or args.feature_network_kwargs is not None:

@@ -45,6 +45,18 @@ CHANNELS = "grayscale tiled to 3 channels"
 SIZE = 299
 #: Images per network call on CPU (larger batches are split; smaller ones stay whole).
 CPU_CHUNK = 32
+#: sFID (Nash et al. 2021, as OpenAI guided-diffusion's evaluator computes it): the first 7 channels of the TF graph's
+#: ``mixed_6/conv`` (Mixed_6d's 1×1 branch after its ReLU, 17×17), flattened in TF's (H, W, C) order.
+SPATIAL_CHANNELS = 7
+SPATIAL_DIM = SPATIAL_CHANNELS * 17 * 17
+SPATIAL_NAME = "inception-spatial"
+SPATIAL_LAYER = "mixed_6/conv (Mixed_6d.branch1x1), first 7 channels, 17x17, flattened H,W,C"
+
+
+def stats_name_of(extractor: str, resize: str) -> str:
+    """The name the statistics files of registered extractor ``extractor`` carry at ``resize`` (``inception`` with
+    clean-fid's: ``inception-clean``; ``inception-spatial``: ``inception-spatial-clean``); any other: itself."""
+    return RESIZES[resize][1].replace("inception", extractor) if extractor in ("inception", SPATIAL_NAME) else extractor
 
 
 def _env_flag(name: str, default: bool) -> bool:
@@ -112,6 +124,15 @@ class FusedConvBNReLU(nn.Module):
         return new
 
 
+def _first_channels(conv: FusedConvBNReLU, k: int) -> FusedConvBNReLU:
+    """A copy of ``conv`` computing only its first ``k`` output channels (the same values: each channel is its own
+    filter, BatchNorm scale, shift and ReLU)."""
+    cut = copy.deepcopy(conv)
+    cut.weight = nn.Parameter(conv.weight.detach()[:k].clone(), requires_grad=False)
+    cut.bias = nn.Parameter(conv.bias.detach()[:k].clone(), requires_grad=False)
+    return cut
+
+
 def _tf1x_grid(n_in: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """torch-fidelity's sampling grid for one axis (align_corners=False): low index, high index, fraction."""
     grid = torch.arange(0, SIZE, 1, dtype=torch.float32, device=device) * torch.tensor(n_in / SIZE, dtype=torch.float32)
@@ -139,10 +160,11 @@ class FastInception(nn.Module):
     """torch-fidelity's Inception-v3 with folded BatchNorms and fused ReLUs, from uint8 ``(B, 1|3, H, W)`` (resized
 here, TF-1.x bilinear) or from float32 ``(B, 1|3, 299, 299)`` in 0..255 already resized.
 
-    Returns ``(pool,)`` or ``(pool, logits_unbiased)``, float32, like torch-fidelity's ``("2048", "logits_unbiased")``.
+    Returns ``(pool,)`` or ``(pool, logits_unbiased)``, float32, like torch-fidelity's ``("2048", "logits_unbiased")``;
+    with ``spatial``, ``(spatial,)``: sFID's :data:`SPATIAL_DIM` features, the network run only as far as they need.
     """
 
-    def __init__(self, net: nn.Module, with_logits: bool) -> None:
+    def __init__(self, net: nn.Module, with_logits: bool, spatial: bool = False) -> None:
         super().__init__()
         from torch_fidelity.feature_extractor_inceptionv3 import BasicConv2d
 
@@ -155,10 +177,12 @@ here, TF-1.x bilinear) or from float32 ``(B, 1|3, 299, 299)`` in 0..255 already 
         self.conv1 = body.Conv2d_1a_3x3
         self.stem = nn.Sequential(body.Conv2d_2a_3x3, body.Conv2d_2b_3x3, body.MaxPool_1, body.Conv2d_3b_1x1,
                                   body.Conv2d_4a_3x3, body.MaxPool_2)
-        self.mixed = nn.Sequential(*(getattr(body, f"Mixed_{k}") for k in
-                                     ("5b", "5c", "5d", "6a", "6b", "6c", "6d", "6e", "7a", "7b", "7c")))
-        self.with_logits = with_logits
-        self.fc_weight = nn.Parameter(body.fc.weight.detach().clone(), requires_grad=False) if with_logits else None
+        blocks = ("5b", "5c", "5d", "6a", "6b", "6c", "6d", "6e", "7a", "7b", "7c")
+        self.mixed = nn.Sequential(*(getattr(body, f"Mixed_{k}") for k in blocks[: blocks.index("6d") if spatial else None]))
+        #: sFID's layer: Mixed_6d's 1×1 branch (its output's first channels), cut to the channels kept.
+        self.spatial_head = _first_channels(body.Mixed_6d.branch1x1, SPATIAL_CHANNELS) if spatial else None
+        self.with_logits = with_logits and not spatial
+        self.fc_weight = nn.Parameter(body.fc.weight.detach().clone(), requires_grad=False) if self.with_logits else None
         self.requires_grad_(False)
 
     def set_mkldnn(self, on: bool, batch: int | None = None, bf16: bool = False) -> None:
@@ -192,6 +216,8 @@ here, TF-1.x bilinear) or from float32 ``(B, 1|3, 299, 299)`` in 0..255 already 
         # A 1-channel input is both NCHW- and NHWC-contiguous, so the convolution returns NCHW: convert once.
         x = (self.conv1_gray(x) if gray else self.conv1(x)).contiguous(memory_format=torch.channels_last)
         x = self.mixed(self.stem(x))
+        if self.spatial_head is not None:  # TF's NHWC order, as guided-diffusion's evaluator flattens mixed_6/conv
+            return (self.spatial_head(x).permute(0, 2, 3, 1).reshape(len(x), SPATIAL_DIM).to(torch.float32),)
         x = torch.flatten(F.adaptive_avg_pool2d(x, (1, 1)), 1)
         if self.fc_weight is None:
             return (x.to(torch.float32),)
@@ -213,16 +239,21 @@ class InceptionExtractor:
         compile: bool | None = None,
         fused: bool | None = None,
         resize: str = "tf1x",
+        spatial: bool = False,
     ) -> None:
         """``compile``: try ``torch.compile`` on the fast network (default: ``GANEVAL_COMPILE=1``); ``fused``: use the
         fast network (default, unless ``GANEVAL_INCEPTION_FUSED=0``), else torch-fidelity's; ``resize``: ``tf1x``
-        (torch-fidelity's, the default) or ``clean`` (clean-fid's)."""
+        (torch-fidelity's, the default) or ``clean`` (clean-fid's); ``spatial``: sFID's features
+        (:data:`SPATIAL_LAYER`) as ``pool`` instead, the ``inception-spatial`` extractor."""
         if resize not in RESIZES:
             raise ValueError(f"resize must be one of {', '.join(RESIZES)}, not {resize!r}")
-        self.resize = resize
+        self.resize, self.spatial = resize, spatial
         self.resize_mode, self.stats_name = RESIZES[resize]
+        if spatial:
+            self.name, self.pool_dim = SPATIAL_NAME, SPATIAL_DIM
+            self.stats_name = self.stats_name.replace("inception", SPATIAL_NAME)  # inception-spatial[-clean]
         self.weights = weights or resolve_inception_weights(weights_path)
-        self.has_logits = self.weights.has_logits
+        self.has_logits = self.weights.has_logits and not spatial
         self.device = resolve_device(device)
         self.precision = check_precision(precision, self.device)
         feats = ("2048", "logits_unbiased") if self.has_logits else ("2048",)
@@ -230,7 +261,7 @@ class InceptionExtractor:
         net = build_tfid_inception(self.weights.state_dict, feats)
         #: torch-fidelity's own network (the reference forward, kept unchanged).
         self.net = net.to(self.device).to(memory_format=torch.channels_last).eval()
-        self.fast = FastInception(net, self.has_logits).to(self.device).eval()
+        self.fast = FastInception(net, self.has_logits, spatial).to(self.device).eval()
         if self.device.type == "cpu":
             self.fast.set_mkldnn(_mkldnn_fused_ok(), batch=CPU_CHUNK, bf16=precision == "bf16")
         self._forward: Any = self.fast
@@ -242,7 +273,16 @@ class InceptionExtractor:
             self._forward = self._try_compile()
 
     def _tfid_forward(self, images: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        return self.net(images.expand(-1, 3, -1, -1) if images.shape[1] == 1 else images)
+        x = images.expand(-1, 3, -1, -1) if images.shape[1] == 1 else images
+        if not self.spatial:
+            return self.net(x)
+        got: list[torch.Tensor] = []  # Mixed_6d's output, whose first channels are its 1×1 branch's
+        hook = self.net.Mixed_6d.register_forward_hook(lambda _m, _a, out: got.append(out[:, :SPATIAL_CHANNELS]))
+        try:
+            self.net(x)
+        finally:
+            hook.remove()
+        return (got[0].permute(0, 2, 3, 1).reshape(len(x), SPATIAL_DIM),)
 
     def _try_compile(self) -> Any:
         """``torch.compile`` of the fast network, checked on a small batch; the eager network if anything fails."""
@@ -279,6 +319,7 @@ class InceptionExtractor:
             **({"weights_whole_sha256": self.weights.whole_sha256} if self.weights.whole_sha256 else {}),
             "weights_source": self.weights.source,
             "resize": self.resize_mode,
+            **({"layer": SPATIAL_LAYER} if self.spatial else {}),
             "channels": CHANNELS,
             "precision": self.precision,
         }
@@ -312,3 +353,15 @@ def make_inception(**kwargs: Any) -> InceptionExtractor:
 def make_inception_clean(**kwargs: Any) -> InceptionExtractor:
     """The Inception-v3 extractor with clean-fid's resize: the name its statistics files carry."""
     return InceptionExtractor(**{**kwargs, "resize": "clean"})
+
+
+@register_extractor(SPATIAL_NAME)
+def make_inception_spatial(**kwargs: Any) -> InceptionExtractor:
+    """sFID's spatial Inception features (:data:`SPATIAL_LAYER`), with the resize asked for (``tf1x`` by default)."""
+    return InceptionExtractor(**{**kwargs, "spatial": True})
+
+
+@register_extractor(SPATIAL_NAME + "-clean")
+def make_inception_spatial_clean(**kwargs: Any) -> InceptionExtractor:
+    """sFID's features with clean-fid's resize: the name its statistics files carry."""
+    return InceptionExtractor(**{**kwargs, "resize": "clean", "spatial": True})

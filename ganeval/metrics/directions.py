@@ -8,7 +8,7 @@ HIGHER_BETTER = frozenset({"is_mean", "mnist_is", "precision", "recall", "covera
                            "custom_precision", "custom_recall", "custom_coverage", "realism", "mnist_realism",
                            "mnist_precision", "mnist_recall", "mnist_coverage"})
 #: Columns where a smaller value is better: the distances, divergences, unrealistic shares and path lengths.
-LOWER_BETTER = frozenset({"fid", "fid_inf", "mnist_fd", "mnist_fd_inf", "custom_fd", "custom_fd_inf", "kid_mean",
+LOWER_BETTER = frozenset({"fid", "sfid", "fid_inf", "mnist_fd", "mnist_fd_inf", "custom_fd", "custom_fd_inf", "kid_mean",
                           "mnist_kid_mean", "custom_kid_mean", "class_kl", "mnist_intra_fd", "mnist_worst_digit_fd",
                           *(f"mnist_fd_digit_{d}" for d in range(10)), "unrealistic_share", "mnist_unrealistic_share",
                           "mnist_ppl", "custom_ppl"})
@@ -17,7 +17,7 @@ LOWER_BETTER = frozenset({"fid", "fid_inf", "mnist_fd", "mnist_fd_inf", "custom_
 #: the classifier's confidence).
 RANKABLE = HIGHER_BETTER | LOWER_BETTER
 #: How verdicts and reports name the Fréchet distances.
-LABELS = {"fid": "FID", "mnist_fd": "MNIST FD", "custom_fd": "FD (your network)", "mnist_ppl": "MNIST PPL",
+LABELS = {"fid": "FID", "sfid": "sFID", "mnist_fd": "MNIST FD", "custom_fd": "FD (your network)", "mnist_ppl": "MNIST PPL",
           "custom_ppl": "PPL (your network)"}
 #: compare's words for a difference beyond noise (negative, positive): path length is a smoothness reading, not
 #: a quality score, so its differences are not called better or worse.

@@ -99,6 +99,14 @@ def _fid(x: MetricInput) -> dict[str, float]:
     return {"fid": _fd(x)}
 
 
+@register_metric("sfid", "inception-spatial", ("sfid",),
+                 help="spatial FID (Nash et al. 2021; guided-diffusion's sFID): Fréchet distance of the first 7 "
+                      "channels of Inception's mixed_6/conv (17×17, 2,023 features) to the reference statistics: "
+                      "spatial structure the pooled FID averages away")
+def _sfid(x: MetricInput) -> dict[str, float]:
+    return {"sfid": _fd(x)}
+
+
 def _fd_inf(x: MetricInput, name: str) -> dict[str, float]:
     assert x.ref is not None
     value, slope, _, _ = fd_infinity(x.pool, x.ref, seed=int(x.options.get("seed", 0)))
@@ -312,8 +320,10 @@ def _custom_is(x: MetricInput) -> dict[str, float]:
     return _is_values(x, "custom_is", "custom_is_std")
 
 
+#: The extractors that run the Inception network: its weights, resize and top-K staging (``--inception-*``) apply to them.
+INCEPTION_EXTRACTORS = ("inception", "inception-spatial")
 #: Which Fréchet-distance column each extractor's bootstrap interval belongs to.
-FD_COLUMN = {"inception": "fid", "mnist": "mnist_fd", "custom": "custom_fd"}
+FD_COLUMN = {"inception": "fid", "inception-spatial": "sfid", "mnist": "mnist_fd", "custom": "custom_fd"}
 DEFAULT_METRICS = ("fid", "is", "kid", "prc", "dc", "mnist_is", "mnist_fd", "modes", "mnist_intra", "copying")
 
 

@@ -17,7 +17,8 @@ import pandas as pd
 PANELS = (("fid", "fid_ci_low", "fid_ci_high", "FID (Inception)"),
           ("mnist_fd", "mnist_fd_ci_low", "mnist_fd_ci_high", "MNIST FD (classifier features)"))
 #: Panels drawn only when computed: Fréchet distance in your own feature network's space, path lengths.
-OPTIONAL_PANELS = (("custom_fd", "custom_fd_ci_low", "custom_fd_ci_high", "FD (your feature network)"),
+OPTIONAL_PANELS = (("sfid", "sfid_ci_low", "sfid_ci_high", "sFID (spatial Inception)"),
+                   ("custom_fd", "custom_fd_ci_low", "custom_fd_ci_high", "FD (your feature network)"),
                    ("mnist_ppl", "mnist_ppl_ci_low", "mnist_ppl_ci_high", "MNIST PPL (path length)"),
                    ("custom_ppl", "custom_ppl_ci_low", "custom_ppl_ci_high", "PPL (your feature network)"))
 #: Shown only when computed (no "skipped" note): the copying test's C_T, with its 0 and flag lines.

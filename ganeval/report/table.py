@@ -102,6 +102,7 @@ TABLE: list[tuple[str, str, tuple[str, ...], Cell, bool]] = [
     ("FID [CI]", "Fréchet Inception Distance, bootstrap CI", ("fid",), lambda r: _with_ci(r, "fid"), True),
     ("FID∞", "FID extrapolated to infinite N (Chong & Forsyth 2020): comparable across N", ("fid_inf",),
      lambda r: _fmt_fd(r.get("fid_inf")), True),
+    ("sFID [CI]", "spatial FID (mixed_6/conv features), bootstrap CI", ("sfid",), lambda r: _with_ci(r, "sfid"), True),
     ("IS", "Inception Score ± std over splits", ("is_mean",), lambda r: _pm(r, "is_mean", "is_std", ".2f"), True),
     ("KID", "Kernel Inception Distance ± std over subsets", ("kid_mean",), lambda r: _pm(r, "kid_mean", "kid_std", "sig4"), True),
     ("precision", "improved precision", ("precision",), lambda r: fmt(r.get("precision"), ".3f"), True),

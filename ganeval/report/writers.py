@@ -20,7 +20,8 @@ if TYPE_CHECKING:
 
 #: Column order of the tables (documented in docs/scoring.md); other columns follow.
 COLUMNS = [
-    "iteration", "checkpoint", "n_samples", "fid", "fid_ci_low", "fid_ci_high", "fid_inf", "fid_inf_slope", "is_mean", "is_std",
+    "iteration", "checkpoint", "n_samples", "fid", "fid_ci_low", "fid_ci_high", "fid_inf", "fid_inf_slope", "sfid", "sfid_ci_low",
+    "sfid_ci_high", "is_mean", "is_std",
     "kid_mean", "kid_std", "precision", "recall", "density", "coverage", "mnist_is", "mnist_is_std", "mnist_fd", "mnist_fd_ci_low",
     "mnist_fd_ci_high", "mnist_fd_inf", "mnist_fd_inf_slope", "mnist_kid_mean", "mnist_kid_std", "mnist_precision",
     "mnist_recall", "mnist_density", "mnist_coverage", "modes_covered", "modes_ci_low", "modes_ci_high", "class_kl",
