@@ -30,7 +30,13 @@ MADE_BY = {
     "torch-fidelity": "inception",  # its own TF-1.x bilinear resize, the TF 2015-12-05 Inception (ganeval's default)
     "clean-fid-legacy-tensorflow": "inception",  # clean-fid mode="legacy_tensorflow": the same resize and network
     "clean-fid": "inception-clean",  # clean-fid's default mode="clean": PIL bicubic on float32
+    # OpenAI guided-diffusion's evaluator (its reference batches, VIRTUAL_*.npz): the same TF 2015-12-05 graph, fed
+    # at ExpandDims as torch-fidelity emulates it; mu/sigma are pool_3's, mu_s/sigma_s sFID's mixed_6/conv[..., :7]
+    "guided-diffusion": "inception",
+    "guided-diffusion-spatial": "inception-spatial",
 }
+#: The arrays a tool's file keeps its mean and covariance in, where not ``mu`` and ``sigma``.
+KEYS = {"guided-diffusion-spatial": ("mu_s", "sigma_s")}
 #: Tools whose resize ganeval does not reproduce: refused, with the reason, rather than compared wrongly.
 NOT_COMPARABLE = {
     "pytorch-fid": "pytorch-fid resizes with torch's bilinear interpolation (clean-fid's legacy_pytorch), which is "
@@ -110,34 +116,37 @@ def _read_pt(path: Path) -> dict[str, Any]:
     return {k: _as_array(path, str(k), v) for k, v in data.items()}
 
 
-def _read_npz(path: Path) -> dict[str, Any]:
+def _read_npz(path: Path, keys: tuple[str, str]) -> dict[str, Any]:
+    """The arrays ``keys`` of ``path`` (None for the others it holds: a reference batch's images are not read)."""
     try:
         with open_npz(path, StatsError) as z:
-            return {k: z[k] for k in z.files}
+            return {k: z[k] if k in keys else None for k in z.files}
     except (ValueError, OSError, EOFError, KeyError, zipfile.BadZipFile) as exc:  # not an npz, a pickle inside, truncated
         raise StatsError(f"{path}: not a readable .npz of plain arrays ({exc})") from exc
 
 
-def read_foreign_stats(path: str | os.PathLike[str]) -> tuple[np.ndarray, np.ndarray]:
-    """``mu`` and ``sigma`` of a plain .npz (clean-fid, pytorch-fid) or of torch-fidelity's cached ``.pt``, checked
-    to be a mean and a covariance. Nothing is unpickled beyond numpy arrays."""
+def read_foreign_stats(path: str | os.PathLike[str], keys: tuple[str, str] = ("mu", "sigma")) -> tuple[np.ndarray, np.ndarray]:
+    """The mean and covariance (arrays ``keys``: ``mu`` and ``sigma``, or a guided-diffusion batch's ``mu_s`` and
+    ``sigma_s``) of a plain .npz (clean-fid, pytorch-fid, guided-diffusion) or of torch-fidelity's cached ``.pt``,
+    checked to be a mean and a covariance. Nothing is unpickled beyond numpy arrays."""
     path = Path(path)
     if not path.is_file():
         raise StatsError(f"{path}: statistics file not found")
-    data = _read_pt(path) if path.suffix.lower() in (".pt", ".pth") else _read_npz(path)
-    if not {"mu", "sigma"} <= set(data):
-        raise StatsError(f"{path}: expected arrays 'mu' and 'sigma' (the format of torch-fidelity, clean-fid and "
-                         f"pytorch-fid), found {sorted(data) or 'none'}")
-    for key in ("mu", "sigma"):
+    data = _read_pt(path) if path.suffix.lower() in (".pt", ".pth") else _read_npz(path, keys)
+    m, s = keys
+    if not set(keys) <= set(data):
+        raise StatsError(f"{path}: expected arrays '{m}' and '{s}' (the format of torch-fidelity, clean-fid, "
+                         f"pytorch-fid{' and guided-diffusion' if m != 'mu' else ''}), found {sorted(data) or 'none'}")
+    for key in keys:
         if np.iscomplexobj(data[key]):
             raise StatsError(f"{path}: {key} is complex ({np.asarray(data[key]).dtype}); a mean and a covariance are real")
         dtype = np.asarray(data[key]).dtype
         if dtype.kind not in "biuf":  # strings, dates, timedeltas, structured records: numpy would parse or cast them
-            raise StatsError(f"{path}: {key} is a {dtype} array, not numbers; mu and sigma must be numeric arrays")
+            raise StatsError(f"{path}: {key} is a {dtype} array, not numbers; {m} and {s} must be numeric arrays")
     try:
-        mu, sigma = np.asarray(data["mu"], np.float64), np.asarray(data["sigma"], np.float64)
+        mu, sigma = np.asarray(data[m], np.float64), np.asarray(data[s], np.float64)
     except (TypeError, ValueError) as exc:
-        raise StatsError(f"{path}: mu and sigma must be numeric arrays ({exc})") from exc
+        raise StatsError(f"{path}: {m} and {s} must be numeric arrays ({exc})") from exc
     if mu.ndim != 1 or sigma.shape != (mu.size, mu.size):
         raise StatsError(f"{path}: bad shapes mu {mu.shape}, sigma {sigma.shape} (want (D,) and (D, D))")
     if not mu.size:
@@ -205,7 +214,7 @@ def import_stats(path: str | os.PathLike[str], made_by: str, extractor: FeatureE
     want, have = extractor_for(made_by, path), getattr(extractor, "stats_name", extractor.name)
     if have != want:
         raise StatsError(f"statistics made by {made_by} are {want} statistics, not {have}")
-    mu, sigma = read_foreign_stats(path)
+    mu, sigma = read_foreign_stats(path, KEYS.get(made_by, ("mu", "sigma")))
     if extractor.pool_dim is not None and mu.size != extractor.pool_dim:
         raise StatsError(f"{path}: {mu.size}-d statistics, but {have} features are {extractor.pool_dim}-d "
                          "(made with another layer or network?)")

@@ -150,3 +150,50 @@ def test_memory_floor_and_plan_count_the_spatial_features() -> None:
 def test_metrics_lists_sfid(cli) -> None:
     code, out, _ = cli("metrics")
     assert code == 0 and "sfid  [inception-spatial]" in out and "mixed_6/conv" in out
+
+
+def test_shipped_statistics_are_this_extractors_and_tell_real_from_noise(spatial: InceptionExtractor,
+                                                                          mnist_dir: Path) -> None:
+    """The shipped sFID statistics load for this extractor (weights, resize and layer checked), over all of each
+    split, and real test digits are far nearer to the training digits' than noise is."""
+    from ganeval.metrics.fid import FIDReference
+    from ganeval.reference import reference_stats
+
+    train, test = reference_stats("mnist-train", spatial), reference_stats("mnist-test", spatial)
+    assert (train.meta["n"], test.meta["n"]) == (60_000, 10_000) and train.mu.shape == (SPATIAL_DIM,)
+    assert train.meta["layer"] == spatial.provenance()["layer"]
+    ref = FIDReference(train.mu, train.sigma)
+    real = ref.fid(test.mu, test.sigma)
+    noise = spatial(torch.randint(0, 256, (64, 1, 28, 28), dtype=torch.uint8, generator=torch.Generator().manual_seed(0)))
+    feats = noise["pool"].double()
+    assert 0 < real < ref.fid(feats.mean(0).numpy(), torch.cov(feats.T).numpy()) / 10
+
+
+def test_a_guided_diffusion_reference_batch_imports_for_fid_and_sfid(tmp_path: Path, spatial: InceptionExtractor,
+                                                                     cli, mnist_dir: Path) -> None:
+    """guided-diffusion's reference batches (VIRTUAL_*.npz: images arr_0 NHWC, mu/sigma, mu_s/sigma_s) import as an
+    Inception reference (mu/sigma) and an sFID one (mu_s/sigma_s); the sFID one verified against the batch's own
+    images with ganeval's pipeline (FD ≤ 0.01), and each width checked against its extractor's."""
+    images = np.repeat(load_mnist("test")[0][:120, :, :, None], 3, axis=3)  # NHWC, as the evaluator stores them
+    feats = torch.cat([spatial(torch.from_numpy(images[i : i + 60].transpose(0, 3, 1, 2).copy()))["pool"]
+                       for i in (0, 60)]).double().numpy()
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((2048, 64))
+    batch = tmp_path / "VIRTUAL_mnist28.npz"
+    np.savez(batch, arr_0=images, mu=rng.standard_normal(2048), sigma=a @ a.T / 64, mu_s=feats.mean(0),
+             sigma_s=np.cov(feats, rowvar=False))
+    out = tmp_path / "ref"
+    code, stdout, err = cli("stats", "--import", batch, "--made-by", "guided-diffusion-spatial", "--verify-with", batch,
+                            "--device", "cpu", "--no-progress", "--out", out / "virtual_inception-spatial.npz")
+    assert code == 0, err
+    got = load_stats(out / "virtual_inception-spatial.npz")
+    np.testing.assert_array_equal(got.mu, feats.mean(0))
+    assert got.meta["imported"]["verified"] and got.meta["imported"]["fd_to_ganeval"] <= 0.01
+    assert got.meta["extractor"] == "inception-spatial" and got.meta["n"] == 120
+    code, _, err = cli("stats", "--import", batch, "--made-by", "guided-diffusion", "--out", out / "virtual_inception.npz")
+    assert code == 0, err
+    assert load_stats(out / "virtual_inception.npz").mu.shape == (2048,)
+    np.savez(tmp_path / "swapped.npz", mu_s=rng.standard_normal(2048), sigma_s=a @ a.T / 64)
+    code, _, err = cli("stats", "--import", tmp_path / "swapped.npz", "--made-by", "guided-diffusion-spatial",
+                       "--out", out / "bad_inception-spatial.npz")
+    assert code == 2 and "2048-d statistics, but inception-spatial features are 2023-d" in err

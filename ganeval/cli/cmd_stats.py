@@ -26,8 +26,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                      help="the other way: ganeval statistics (mnist-train, mnist-test or a .npz with its sidecar) written "
                           "as --to's file in the folder --out, for that tool to score against")
     p.add_argument("--made-by", default=None, choices=["torch-fidelity", "clean-fid", "clean-fid-legacy-tensorflow",
+                                                        "guided-diffusion", "guided-diffusion-spatial",
                                                         "pytorch-fid", "clean-fid-legacy-pytorch"],
-                   help="with --import: the tool (and clean-fid mode) that made it; sets the extractor. pytorch-fid's and "
+                   help="with --import: the tool (and clean-fid mode) that made it; sets the extractor (guided-diffusion: "
+                        "a reference batch's mu/sigma for FID, guided-diffusion-spatial: its mu_s/sigma_s for sFID). "
+                        "pytorch-fid's and "
                         "legacy_pytorch's resize is not ganeval's: refused (docs/reference_stats.md#statistics-made-by-other-tools)")
     p.add_argument("--to", default=None, choices=["torch-fidelity", "clean-fid", "clean-fid-legacy-tensorflow"],
                    help="with --export: the tool (and clean-fid mode) to write for")
