@@ -490,3 +490,22 @@ def test_a_target_of_no_known_kind_is_one_line(target: object) -> None:
 
     with pytest.raises(GanevalError, match=f"^cannot score the {type(target).__name__} .*: give a path"):
         resolve_target(target)
+
+
+def test_a_read_only_array_is_scored_without_torchs_warning_and_left_unchanged(mnist_dir: Path) -> None:
+    """A read-only array (load_mnist's, a memory map) printed torch's "The given NumPy array is not writable …
+    undefined behavior" warning when scored: ganeval never writes to it (batches are copies), so nothing is said.
+    In a fresh process: torch prints that warning once per process."""
+    import subprocess
+    import sys
+
+    code = (
+        "import numpy as np, ganeval\n"
+        "from ganeval.data import load_mnist\n"
+        "a = load_mnist('test')[0][:64].copy(); a.setflags(write=False); before = a.copy()\n"
+        "df = ganeval.score(a, metrics=('mnist_fd',), num_samples=64, bootstrap=0, device='cpu', progress=False, use_cache=False)\n"
+        "assert df.iloc[0]['status'] == 'ok' and np.array_equal(a, before)\n"
+    )
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert "not writable" not in res.stderr, res.stderr[-2000:]

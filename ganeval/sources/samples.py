@@ -12,6 +12,7 @@ import contextlib
 import io
 import os
 import re
+import warnings
 import zipfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -211,7 +212,10 @@ def _tensor(arr: Any, what: str) -> torch.Tensor:
             raise GanevalError(f"{what}: images of dtype {a.dtype}; expected uint8 0..255 or floats")
         if a.dtype.kind == "f" and a.dtype.itemsize > 8:  # long double (float128): torch cannot wrap it
             a = a.astype(np.float64)
-        x = torch.from_numpy(np.ascontiguousarray(a if a.dtype.isnative else a.astype(a.dtype.newbyteorder("="))))
+        a = np.ascontiguousarray(a if a.dtype.isnative else a.astype(a.dtype.newbyteorder("=")))
+        with warnings.catch_warnings():  # a read-only array (a memory map, load_mnist's) is wrapped, never written:
+            warnings.filterwarnings("ignore", "The given NumPy array is not writable")  # batches are copies of it
+            x = torch.from_numpy(a)
     if x.dtype == torch.bool or x.is_complex():
         why = " ({0, 1} read as pixels would be black images)" if x.dtype == torch.bool else ""
         raise GanevalError(f"{what}: images of dtype {str(x.dtype).replace('torch.', '')}; expected uint8 0..255 or "
