@@ -135,8 +135,9 @@ def read_foreign_stats(path: str | os.PathLike[str], keys: tuple[str, str] = ("m
     data = _read_pt(path) if path.suffix.lower() in (".pt", ".pth") else _read_npz(path, keys)
     m, s = keys
     if not set(keys) <= set(data):
-        raise StatsError(f"{path}: expected arrays '{m}' and '{s}' (the format of torch-fidelity, clean-fid, "
-                         f"pytorch-fid{' and guided-diffusion' if m != 'mu' else ''}), found {sorted(data) or 'none'}")
+        where = ("the spatial statistics of guided-diffusion's reference batches" if m != "mu" else
+                 "the format of torch-fidelity, clean-fid, pytorch-fid and guided-diffusion")
+        raise StatsError(f"{path}: expected arrays '{m}' and '{s}' ({where}), found {sorted(data) or 'none'}")
     for key in keys:
         if np.iscomplexobj(data[key]):
             raise StatsError(f"{path}: {key} is complex ({np.asarray(data[key]).dtype}); a mean and a covariance are real")

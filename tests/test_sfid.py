@@ -197,3 +197,7 @@ def test_a_guided_diffusion_reference_batch_imports_for_fid_and_sfid(tmp_path: P
     code, _, err = cli("stats", "--import", tmp_path / "swapped.npz", "--made-by", "guided-diffusion-spatial",
                        "--out", out / "bad_inception-spatial.npz")
     assert code == 2 and "2048-d statistics, but inception-spatial features are 2023-d" in err
+    np.savez(tmp_path / "pooled.npz", mu=rng.standard_normal(2048), sigma=a @ a.T / 64)  # a batch without sFID's arrays
+    code, _, err = cli("stats", "--import", tmp_path / "pooled.npz", "--made-by", "guided-diffusion-spatial",
+                       "--out", out / "none_inception-spatial.npz")
+    assert code == 2 and "expected arrays 'mu_s' and 'sigma_s'" in err and "found ['mu', 'sigma']" in err
