@@ -311,7 +311,7 @@ def test_printed_table_shows_the_metrics_asked_for(tmp_path: Path, cli) -> None:
     (["--primary", "fid"], "choose one of: mnist_is, mnist_fd"),
     (["--primary", "mnist_is_std"], "--primary mnist_is_std: not something to rank checkpoints by"),
     (["--metrics", "mnist_fd", "mnist_dc", "--primary", "mnist_density"], "--primary mnist_density: not something to rank"),
-    (["--metrics", "mnist_kid"], "no Fréchet distance (fid, mnist_fd, custom_fd) among --metrics (mnist_kid) to rank"),
+    (["--metrics", "mnist_kid"], "no Fréchet distance (fid, sfid, mnist_fd, custom_fd) among --metrics (mnist_kid) to rank"),
 ])
 def test_unusable_options_are_refused_before_scoring(tmp_path: Path, cli, args: list[str], problem: str) -> None:
     """One line naming the option, exit 2, nothing scored and no report folder."""
