@@ -1,5 +1,6 @@
-"""Feature extractors, registered by name: ``inception`` (FID/IS network), ``mnist`` (domain classifier) and
-``custom`` (your own feature network, ``--feature-network MODULE:NAME``)."""
+"""Feature extractors, registered by name: ``inception`` (FID/IS network; ``inception-spatial``: its mixed_6/conv
+features for sFID; ``-clean``: clean-fid's resize), ``mnist`` (domain classifier) and ``custom`` (your own feature
+network, ``--feature-network MODULE:NAME``)."""
 
 from ganeval.features import custom as _custom  # noqa: F401  (registers "custom")
 from ganeval.features import inception as _inception  # noqa: F401  (registers "inception")
