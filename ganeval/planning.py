@@ -2,13 +2,26 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
+from typing import Any
 
 #: Rough CPU cost of the copying test per sample (60,000 training images; plan line only).
 COPYING_SECONDS_PER_SAMPLE = 2e-4
 #: Rough throughput used only for the plan line (images/s).
 SPEED_HINT = {("inception", "cpu"): 13.0, ("inception", "cuda"): 5000.0, ("mnist", "cpu"): 3000.0, ("mnist", "cuda"): 50000.0,
               ("inception-spatial", "cpu"): 18.0, ("inception-spatial", "cuda"): 6500.0}
+
+
+def small_n_notes(metrics: Collection[str], n: int, extractors: Mapping[str, Any],
+                  ref_meta: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """The warning for each Inception Fréchet distance asked for (``fid``, ``sfid``) at an N below its feature
+    dimension, where the covariance is rank-deficient; said only where that distance was asked for."""
+    notes = []
+    for fd, name, space in (("FID", "inception", "Inception"), ("sFID", "inception-spatial", "sFID")):
+        if fd.lower() in metrics and n < (dim := extractors[name].pool_dim):
+            guide = f"compare {fd}s only at one N" if ref_meta[name].get("dataset") == "imported" else "KID is the better guide"
+            notes.append(f"N={n} is below the {space} feature dimension ({dim}): {fd} is unreliable at this N; {guide}")
+    return notes
 
 
 def plan_line(k: int, n: int, device: str, precision: str, extractors: Collection[str], metrics: Collection[str],

@@ -248,10 +248,9 @@ class InceptionExtractor:
         if resize not in RESIZES:
             raise ValueError(f"resize must be one of {', '.join(RESIZES)}, not {resize!r}")
         self.resize, self.spatial = resize, spatial
-        self.resize_mode, self.stats_name = RESIZES[resize]
         if spatial:
             self.name, self.pool_dim = SPATIAL_NAME, SPATIAL_DIM
-            self.stats_name = self.stats_name.replace("inception", SPATIAL_NAME)  # inception-spatial[-clean]
+        self.resize_mode, self.stats_name = RESIZES[resize][0], stats_name_of(self.name, resize)
         self.weights = weights or resolve_inception_weights(weights_path)
         self.has_logits = self.weights.has_logits and not spatial
         self.device = resolve_device(device)
