@@ -200,7 +200,9 @@ def make_reference(path: Path) -> dict[str, Any]:
 
 
 def parity(device: torch.device, weights: Any, n: int) -> dict[str, Any]:
-    """CPU (here and on the device) vs device features at fp32 (TF32 off), TF32 and bf16."""
+    """CPU (here and on the device) vs device features at fp32 (TF32 off), TF32 and bf16; sFID's features read off
+    FID's pass vs the spatial network alone (same device and precision) and vs the CPU's."""
+    from ganeval.features.base import run_pass
     from ganeval.features.inception import InceptionExtractor
 
     res: dict[str, Any] = {}
@@ -216,6 +218,7 @@ def parity(device: torch.device, weights: Any, n: int) -> dict[str, Any]:
         dev_cpu, dev_cpu_logits = tf_cpu(images.repeat(1, 3, 1, 1))
     res["device_cpu_vs_reference_cpu"] = diff_stats(dev_cpu, here)
     res["device_cpu_ganeval_vs_tfid"] = diff_stats(InceptionExtractor(weights, device="cpu")(images)["pool"], dev_cpu)
+    spatial_cpu = InceptionExtractor(weights, device="cpu", spatial=True)(images)["pool"]
     log(f"parity: device CPU vs reference CPU {res['device_cpu_vs_reference_cpu']}")
     if device.type != "cuda":
         log("parity: no CUDA device; GPU comparisons run on the CPU (smoke)")
@@ -234,9 +237,15 @@ def parity(device: torch.device, weights: Any, n: int) -> dict[str, Any]:
              "ganeval_vs_device_cpu": diff_stats(out["pool"], dev_cpu),
              "tfid_net_vs_device_cpu": diff_stats(tf_pool.float(), dev_cpu),
              "ganeval_logits_vs_device_cpu": diff_stats(out["logits"], dev_cpu_logits)}
+        alone = InceptionExtractor(weights, device=device, precision=prec(mode, device), spatial=True)
+        shared = run_pass(ex, [alone], images.to(device))["inception-spatial"]["pool"]
+        r["sfid_shared_pass_vs_alone"] = diff_stats(shared, alone(images.to(device))["pool"])
+        r["sfid_shared_pass_vs_device_cpu"] = diff_stats(shared, spatial_cpu)
         res[mode] = r
         log(f"parity {mode}: ganeval vs CPU max|Δ| {r['ganeval_vs_device_cpu']['max_abs']:.2e} "
-            f"(rel {r['ganeval_vs_device_cpu']['max_rel']:.2e}); torch-fidelity net {r['tfid_net_vs_device_cpu']['max_abs']:.2e}")
+            f"(rel {r['ganeval_vs_device_cpu']['max_rel']:.2e}); torch-fidelity net {r['tfid_net_vs_device_cpu']['max_abs']:.2e}; "
+            f"sFID shared pass vs alone {r['sfid_shared_pass_vs_alone']['max_abs']:.2e}, vs CPU "
+            f"{r['sfid_shared_pass_vs_device_cpu']['max_abs']:.2e}")
     set_tf32(False)
     return res
 

@@ -22,7 +22,7 @@ from ganeval.errors import GanevalError, ShareFailed, one_line
 from ganeval.extraction import Extracted, extract
 from ganeval.feature_cache import load_metric, metric_key, metric_options, save_metric
 from ganeval.features import get_extractor, resolve_device
-from ganeval.features.base import FeatureExtractor
+from ganeval.features.base import FeatureExtractor, shared_passes
 from ganeval.hint_use import check_hints_read
 from ganeval.illustrations import Illustrations, shown_checkpoints
 from ganeval.inputs import SAMPLE_KINDS, Series, Source, printable, resolve_target
@@ -116,7 +116,8 @@ class _Evaluator(Illustrations, RealImages):
 
     def plan_line(self) -> str:
         o = self.opts
-        return plan_line(len(self.series.sources), o.num_samples, self.device.type, o.precision, self.extractors,
+        passes = [h.name for h, _ in shared_passes(list(self.extractors.values()))]  # sFID rides on FID's pass
+        return plan_line(len(self.series.sources), o.num_samples, self.device.type, o.precision, passes,
                          o.metrics, self.inception_all(), o.inception_top_k, o.resize, self.dist.world)
 
     # -- work ---------------------------------------------------------------------------------------

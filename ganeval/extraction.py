@@ -14,7 +14,7 @@ import torch
 
 from ganeval.distributed import DistContext, HostRows
 from ganeval.feature_cache import feature_key, load_features, save_features
-from ganeval.features.base import FeatureExtractor, cacheable, refuse_nonfinite
+from ganeval.features.base import FeatureExtractor, cacheable, refuse_nonfinite, run_pass, shared_passes
 from ganeval.inputs import Source
 from ganeval.sources.base import Samples
 
@@ -114,12 +114,13 @@ def _extract(samples: Samples, extractors: list[FeatureExtractor], seed: int, ba
         # queued, so on a GPU the host never waits for the batch it just queued (no per-batch stall) and device
         # memory holds at most IN_FLIGHT batches of features.
         queued: list[tuple[int, dict[tuple[str, str], torch.Tensor]]] = []
+        passes = shared_passes(missing)  # FID's and sFID's features from one Inception pass
         for b in dist.my_batches(n_batches) if missing else ():
             batch = samples.batch(b, batch_size)
             pending = {("", "bad"): torch.as_tensor(batch.nonfinite).reshape(1)}
-            for ex in missing:
-                f = ex(batch.images)
-                pending.update({(ex.name, kind): f[kind] for kind in ("pool", "logits") if kind in f})
+            for host, riders in passes:
+                for ex_name, f in run_pass(host, riders, batch.images).items():
+                    pending.update({(ex_name, kind): f[kind] for kind in ("pool", "logits") if kind in f})
             queued.append((b, pending))
             if len(queued) > IN_FLIGHT:
                 _to_host(*queued.pop(0), bad, feats)

@@ -26,7 +26,8 @@ def small_n_notes(metrics: Collection[str], n: int, extractors: Mapping[str, Any
 
 def plan_line(k: int, n: int, device: str, precision: str, extractors: Collection[str], metrics: Collection[str],
               inception_all: bool, top_k: int, resize: str, world: int = 1) -> str:
-    """``plan: K checkpoint(s) × N samples on DEVICE (...)``, then each extractor's share of the work."""
+    """``plan: K checkpoint(s) × N samples on DEVICE (...)``, then each extractor's share of the work (``extractors``:
+    those running a network pass of their own; sFID's features ride on FID's pass when both are scored)."""
     parts = [f"plan: {k} checkpoint(s) × {n} samples on {device} ({precision})"]
     if "mnist" in extractors:
         secs = k * n / SPEED_HINT[("mnist", device)]
@@ -35,7 +36,7 @@ def plan_line(k: int, n: int, device: str, precision: str, extractors: Collectio
         parts.append(f"MNIST metrics on all (~{secs:.0f} s)")
     if "custom" in extractors:
         parts.append("your feature network's metrics on all")
-    if inception := [e for e in ("inception", "inception-spatial") if e in extractors]:  # sFID: a pass of its own
+    if inception := [e for e in ("inception", "inception-spatial") if e in extractors]:  # sFID alone: a pass of its own
         m = k if inception_all else min(k, top_k + 1)
         which = "all" if inception_all else f"the {top_k} best by MNIST FD + the last"
         # the best may be the last: before MNIST FD is known, top-k + last is a bound, not a count

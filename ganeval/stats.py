@@ -10,7 +10,7 @@ import os
 import sys
 import time
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,7 +23,7 @@ from ganeval.data import load_mnist, mnist_checksum
 from ganeval.distributed import DistContext, HostRows
 from ganeval.errors import GanevalError, StatsError, require_count
 from ganeval.feature_stats import FeatureStats
-from ganeval.features.base import FeatureExtractor, iter_batches, refuse_nonfinite
+from ganeval.features.base import FeatureExtractor, iter_batches, refuse_nonfinite, run_pass, shared_passes
 from ganeval.memory import check_stats_memory
 from ganeval.sources.samples import array_header, first_images, load_npy, open_npz
 from ganeval.sources.sizing import image_set_shape
@@ -266,64 +266,95 @@ def compute_stats(
     keeps_features: bool = False,
 ) -> RefStats:
     """Mean and covariance of ``extractor``'s pool features over ``dataset`` (see :func:`real_images`; first
-    ``limit`` images).
+    ``limit`` images): :func:`compute_stats_set` of one extractor.
 
-    Refused before any work when the images, a batch or (``keeps_features``) the features cannot fit in memory
-    (:func:`check_dataset_memory`). ``keeps_features`` (``--save-features``): every image's pool features are also
-    returned, as ``features`` on the main process: each batch's written into one tensor as it is computed (under
-    torchrun the other ranks hold their share until it is sent to rank 0), so they are held once, not as batches
-    and then their join.
+    ``keeps_features`` (``--save-features``): every image's pool features are also returned, as ``features`` on the
+    main process: each batch's written into one tensor as it is computed (under torchrun the other ranks hold their
+    share until it is sent to rank 0), so they are held once, not as batches and then their join.
+    ``on_batch(index, features)`` sees each batch this rank computes.
+    """
+    return compute_stats_set(dataset, [extractor], batch_size, data_dir, limit, on_batch, command, dist, progress,
+                             keeps_features)[0]
 
-    ``on_batch(index, features)`` sees each batch this rank computes. Under torchrun (``dist``) rank r takes
-    global batches r, r+W, … and the float64 sums are added over ranks, so every rank returns the statistics of
-    the whole dataset: the single-process result up to float64 summation order.
+
+def compute_stats_set(
+    dataset: str | os.PathLike[str],
+    extractors: Sequence[FeatureExtractor],
+    batch_size: int = 64,
+    data_dir: str | os.PathLike[str] | None = None,
+    limit: int | None = None,
+    on_batch: Callable[[int, dict[str, Any]], None] | None = None,
+    command: str | None = None,
+    dist: DistContext | None = None,
+    progress: bool = True,
+    keeps_features: bool = False,
+) -> list[RefStats]:
+    """The statistics of each of ``extractors`` over the same images of ``dataset``, read once, each batch through
+    each network pass once (FID's and sFID's from one Inception pass: :func:`~ganeval.features.base.shared_passes`).
+
+    Refused before any work when the images, a batch or (``keeps_features``: the first extractor's) features cannot
+    fit in memory (:func:`check_dataset_memory`). ``on_batch`` sees the first extractor's features. Under torchrun
+    (``dist``) rank r takes global batches r, r+W, … and the float64 sums are added over ranks, so every rank returns
+    the statistics of the whole dataset: the single-process result up to float64 summation order.
     """
     from tqdm import tqdm
 
     dist = dist or DistContext()
     require_count(batch_size, 1, "--batch-size", StatsError)
-    check_dataset_memory(dataset, extractor, batch_size, limit, keeps_features)
+    if not extractors or len({ex.name for ex in extractors}) < len(extractors):
+        raise StatsError("statistics need one or more extractors, each once")
+    for i, ex in enumerate(extractors):
+        check_dataset_memory(dataset, ex, batch_size, limit, keeps_features and i == 0)
     real = real_images(dataset, data_dir, limit)
-    check_dataset_memory(dataset, extractor, batch_size, limit, keeps_features, tuple(real.images.shape))
+    for i, ex in enumerate(extractors):
+        check_dataset_memory(dataset, ex, batch_size, limit, keeps_features and i == 0, tuple(real.images.shape))
     if len(real.images) < 2:
         raise StatsError(f"{dataset}: {len(real.images)} image(s); statistics need at least 2 (a covariance)")
     for note in real.notes if dist.is_main else []:
         print(f"note: {note}", file=sys.stderr)
     n_batches = -(-len(real.images) // batch_size)
     mine = dist.my_batches(n_batches)
-    name = f"{real.meta['dataset']} [{extractor.name}]"
-    if extractor.pool_dim is None:  # a custom network's width is known once it has seen an image: every rank, even
-        dist.my_share(lambda: extractor(next(iter_batches(real.images[:1], 1))), name)  # one without a batch, sizes its sums
-    acc = FeatureStats(int(extractor.pool_dim))
+    name = f"{real.meta['dataset']} [{', '.join(ex.name for ex in extractors)}]"
+    for ex in extractors:
+        if ex.pool_dim is None:  # a custom network's width is known once it has seen an image: every rank, even
+            dist.my_share(lambda ex=ex: ex(next(iter_batches(real.images[:1], 1))), name)  # one without a batch, sizes its sums
+    accs = {ex.name: FeatureStats(int(ex.pool_dim)) for ex in extractors}
+    first = extractors[0].name
     kept = HostRows(len(real.images), batch_size, f"{name}: the pool features to save", None if dist.is_main else mine,
                     torch.float32) if keeps_features else None
+    passes = shared_passes(list(extractors))
     t0 = time.time()
 
     def my_batches() -> None:
         with tqdm(total=len(real.images), unit="img", desc=name, file=sys.stderr,
                   disable=not (progress and dist.is_main)) as bar:
             for index, batch in zip(mine, iter_batches(real.images, batch_size, mine), strict=True):
-                feats = extractor(batch)
-                acc.update(feats["pool"])
+                feats = {k: f for host, riders in passes for k, f in run_pass(host, riders, batch).items()}
+                for ex_name, acc in accs.items():
+                    acc.update(feats[ex_name]["pool"])
                 if kept is not None:
-                    kept.put(index, feats["pool"])
+                    kept.put(index, feats[first]["pool"])
                 if on_batch:
-                    on_batch(index, feats)
+                    on_batch(index, feats[first])
                 bar.update(len(batch) * dist.world)
 
     dist.my_share(my_batches, name)  # a failed rank fails every rank here, not in the sum below
-    acc.all_reduce(dist.all_reduce_sum)  # every rank's sums about one shared shift, added up
-    refuse_nonfinite(extractor, acc.sum.cpu(), name, per_image=False)  # NaN/Inf in any image's features
-    features = kept.to_main(dist) if kept is not None else None
-    meta = {
-        **real.meta,
-        "n": acc.n,
-        **extractor.provenance(),
-        "accumulation": "float64",
-        "world_size": dist.world,
-        "package_version": __version__,
-        "command": command or " ".join(sys.argv),
-        "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "seconds": round(time.time() - t0, 1),
-    }
-    return RefStats(acc.mean, acc.cov, meta, features)
+    out = []
+    for i, ex in enumerate(extractors):
+        acc = accs[ex.name]
+        acc.all_reduce(dist.all_reduce_sum)  # every rank's sums about one shared shift, added up
+        refuse_nonfinite(ex, acc.sum.cpu(), name, per_image=False)  # NaN/Inf in any image's features
+        meta = {
+            **real.meta,
+            "n": acc.n,
+            **ex.provenance(),
+            "accumulation": "float64",
+            "world_size": dist.world,
+            "package_version": __version__,
+            "command": command or " ".join(sys.argv),
+            "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "seconds": round(time.time() - t0, 1),
+            **({"computed_with": [e.name for e in extractors if e is not ex]} if len(extractors) > 1 else {}),
+        }
+        out.append(RefStats(acc.mean, acc.cov, meta, kept.to_main(dist) if kept is not None and i == 0 else None))
+    return out

@@ -1,4 +1,4 @@
-"""``ganeval stats``: reference statistics of real data for one extractor."""
+"""``ganeval stats``: reference statistics of real data for one or more extractors."""
 
 from __future__ import annotations
 
@@ -44,11 +44,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--verify-with", default=None, metavar="DATASET",
                    help="with --import: the real images the tool used; ganeval computes their statistics and refuses the "
                         "import unless FD ≤ 0.01; then KID and precision/recall can use them too")
-    p.add_argument("--extractor", default=None, choices=["inception", "inception-clean", "inception-spatial",
+    p.add_argument("--extractor", default=None, nargs="+", choices=["inception", "inception-clean", "inception-spatial",
                                                                   "inception-spatial-clean", "mnist", "custom"],
                    help="inception-clean: Inception with clean-fid's resize (name its file *_inception-clean.npz); "
                         "inception-spatial: sFID's features (*_inception-spatial.npz); "
-                        "custom: your --feature-network (name its file *_custom.npz)")
+                        "custom: your --feature-network (name its file *_custom.npz). Several: the images are read once "
+                        "(inception and inception-spatial from one network pass); --out names the first's file "
+                        "(*_FIRST.npz) and each other's is written beside it (*_OTHER.npz)")
     p.add_argument("--out", required=True, type=Path,
                    help="output .npz (a .json sidecar is written beside it); with --export: the folder to write into")
     p.add_argument("--data-dir", default=None)
@@ -82,16 +84,36 @@ def _refuse_dataset_flags(args: argparse.Namespace, mode: str) -> None:
         raise GanevalError(f"{', '.join(given)} {'goes' if len(given) == 1 else 'go'} with --dataset, not with {mode}")
 
 
+def _outs(args: argparse.Namespace) -> list[Path]:
+    """Where each ``--extractor``'s statistics go: ``--out``, and with several, each other's beside it, its own name
+    in place of the first's (``ref/mine_inception.npz`` → ``ref/mine_inception-spatial.npz``)."""
+    from ganeval.errors import GanevalError
+
+    names = args.extractor or []
+    if len(names) < 2:
+        return [args.out]
+    if len(set(names)) < len(names):
+        raise GanevalError(f"--extractor {' '.join(names)}: an extractor given twice")
+    if args.save_features is not None:
+        raise GanevalError("--save-features goes with one --extractor (whose features it saves), not several")
+    tail = f"_{names[0]}.npz"
+    if not args.out.name.endswith(tail):
+        raise GanevalError(f"--out {args.out}: with several --extractor, name the first's file *{tail} (the others' "
+                           f"are written beside it as *_{names[1]}.npz, …)")
+    return [args.out.with_name(args.out.name[: -len(tail)] + f"_{name}.npz") for name in names]
+
+
 def _check_outputs(args: argparse.Namespace) -> None:
-    """--out and --save-features, refused before any work when they cannot be written or would overwrite each other."""
+    """--out (each extractor's file) and --save-features, refused before any work when they cannot be written or
+    would overwrite each other."""
     from ganeval.atomic import output_file
     from ganeval.errors import GanevalError
     from ganeval.stats import check_stats_out
 
-    out = check_stats_out(args.out)
+    outs = [check_stats_out(path) for path in _outs(args)]
     if args.save_features is not None:
         feats = output_file(args.save_features, "--save-features")
-        if feats.resolve() in (out.resolve(), out.with_suffix(".json").resolve()):
+        if feats.resolve() in (outs[0].resolve(), outs[0].with_suffix(".json").resolve()):
             raise GanevalError(f"--save-features {feats}: the same file as --out or its sidecar; give another path")
 
 
@@ -101,7 +123,7 @@ def run(args: argparse.Namespace) -> int:
     from ganeval.distributed import from_env
     from ganeval.errors import EXIT_FAILED, GanevalError
     from ganeval.features import get_extractor, resolve_device
-    from ganeval.stats import compute_stats, save_stats, stats_files
+    from ganeval.stats import compute_stats_set, stats_files
 
     resolve_device(args.device)  # an unknown or absent device: one line before any work, whichever mode
 
@@ -121,37 +143,42 @@ def run(args: argparse.Namespace) -> int:
                            "inception-spatial-clean, mnist or custom)")
     _check_outputs(args)  # before the pass over the data, not after it
     dist = from_env(args.distributed)
-    kwargs = {"device": args.device, "precision": args.precision or "fp32"}
-    if args.extractor.startswith("inception"):
-        kwargs["weights_path"] = args.inception_weights
-    elif args.inception_weights is not None:
+    if args.inception_weights is not None and not any(n.startswith("inception") for n in args.extractor):
         raise GanevalError("--inception-weights goes with --extractor inception, inception-clean, inception-spatial or "
                            "inception-spatial-clean")
-    if args.extractor == "custom":
-        kwargs.update(network=args.feature_network, network_kwargs=args.feature_network_kwargs)
-    elif args.feature_network is not None or args.feature_network_kwargs is not None:
+    if "custom" not in args.extractor and (args.feature_network is not None or args.feature_network_kwargs is not None):
         flag = "--feature-network" if args.feature_network is not None else "--feature-network-kwargs"
         raise GanevalError(f"{flag} goes with --extractor custom")
-    extractor = get_extractor(args.extractor, **kwargs)
-    stats = compute_stats(  # with --save-features, every image's pool features in one float32 tensor on rank 0
-        args.dataset, extractor, args.batch_size, args.data_dir, args.limit,
+    extractors = [get_extractor(name, **_extractor_kwargs(args, name)) for name in args.extractor]
+    every = compute_stats_set(  # with --save-features, every image's pool features in one float32 tensor on rank 0
+        args.dataset, extractors, args.batch_size, args.data_dir, args.limit,
         command="ganeval " + shlex.join(sys.argv[1:]), dist=dist, progress=args.progress,
         keeps_features=bool(args.save_features),
     )
-    features = stats.features
+    features = every[0].features
     if not dist.all_ok(True):
         return EXIT_FAILED
     if not dist.is_main:
         return 0
-    if features is None:
-        save_stats(args.out, stats)
-    else:  # one set: a failed write or an interrupt leaves all three outputs as they were; the npz renamed last
+    files = {path: data for out, stats in zip(_outs(args), every, strict=True) for path, data in stats_files(out, stats).items()}
+    if features is not None:
         def save_features(fh: BinaryIO) -> None:  # straight into its temporary file: no copy in memory
             np.save(fh, features.numpy())  # float32 (HostRows' dtype) and contiguous: written as it is held
 
-        write_set({args.save_features: save_features, **stats_files(args.out, stats)})
-    print(f"wrote {args.out} (N={stats.meta['n']}, {stats.meta['seconds']} s, {dist.world} process(es))")
+        files = {args.save_features: save_features, **files}
+    write_set(files)  # one set: a failed write or an interrupt leaves every output as it was; the npz renamed last
+    for out, stats in zip(_outs(args), every, strict=True):
+        print(f"wrote {out} (N={stats.meta['n']}, {stats.meta['seconds']} s, {dist.world} process(es))")
     return 0
+
+
+def _extractor_kwargs(args: argparse.Namespace, name: str) -> dict:
+    kwargs = {"device": args.device, "precision": args.precision or "fp32"}
+    if name.startswith("inception"):
+        kwargs["weights_path"] = args.inception_weights
+    if name == "custom":
+        kwargs.update(network=args.feature_network, network_kwargs=args.feature_network_kwargs)
+    return kwargs
 
 
 def _import(args: argparse.Namespace) -> int:
@@ -167,8 +194,8 @@ def _import(args: argparse.Namespace) -> int:
         raise GanevalError("--data-dir goes with --verify-with (the MNIST files it reads), not with --import alone")
     _check_outputs(args)
     extractor_name = extractor_for(args.made_by, args.import_file)
-    if args.extractor not in (None, extractor_name):
-        raise GanevalError(f"statistics made by {args.made_by} are {extractor_name} statistics, not {args.extractor}")
+    if args.extractor not in (None, [extractor_name]):
+        raise GanevalError(f"statistics made by {args.made_by} are {extractor_name} statistics, not {' '.join(args.extractor)}")
     if not args.out.name.endswith(f"_{extractor_name}.npz"):
         print(f"note: name it *_{extractor_name}.npz to use its folder as --reference", file=sys.stderr)
     stats = import_stats_file(args.import_file, args.made_by, args.out, n=args.n, description=args.description,

@@ -53,6 +53,32 @@ def get_extractor(name: str, **kwargs: Any) -> FeatureExtractor:
     return EXTRACTORS[name](**kwargs)
 
 
+def _serves(host: FeatureExtractor, other: FeatureExtractor) -> bool:
+    return host is not other and bool(getattr(host, "serves", lambda _o: False)(other))
+
+
+def shared_passes(extractors: list[FeatureExtractor]) -> list[tuple[FeatureExtractor, list[FeatureExtractor]]]:
+    """The network passes ``extractors`` need: each extractor that runs its own, with the others whose features
+    that pass also gives (its optional ``serves(other)`` and ``joint(images, riders)``), so a batch goes
+    through a shared network once (``fid`` and ``sfid``: one Inception pass, not 1.7)."""
+    hosts: list[tuple[FeatureExtractor, list[FeatureExtractor]]] = [
+        (h, []) for h in extractors if not any(_serves(o, h) for o in extractors)]
+    for ex in extractors:
+        if any(ex is h for h, _ in hosts):
+            continue
+        riders = next((rs for h, rs in hosts if _serves(h, ex)), None)
+        if riders is None:  # served only by another rider: a pass of its own
+            hosts.append((ex, []))
+        else:
+            riders.append(ex)
+    return hosts
+
+
+def run_pass(host: FeatureExtractor, riders: list[FeatureExtractor], images: torch.Tensor) -> dict[str, dict[str, torch.Tensor]]:
+    """Features of one batch from ``host``'s pass, by extractor name: its own and its ``riders``'."""
+    return host.joint(images, riders) if riders else {host.name: host(images)}  # type: ignore[attr-defined]
+
+
 def cacheable(extractor: FeatureExtractor) -> bool:
     """Whether features of ``extractor`` may be cached: not those of a feature network whose source cannot be read
     (its provenance cannot tell one definition from the next)."""

@@ -156,6 +156,11 @@ def tf1x_resize(x: torch.Tensor) -> torch.Tensor:
     return top + (rows[:, :, yhi, :] - top) * dy.view(1, 1, SIZE, 1)
 
 
+def _flat_spatial(x: torch.Tensor) -> torch.Tensor:
+    """sFID's 7×17×17 layer flattened in TF's (H, W, C) order, as guided-diffusion's evaluator reads mixed_6/conv."""
+    return x.permute(0, 2, 3, 1).reshape(len(x), SPATIAL_DIM).to(torch.float32)
+
+
 class FastInception(nn.Module):
     """torch-fidelity's Inception-v3 with folded BatchNorms and fused ReLUs, from uint8 ``(B, 1|3, H, W)`` (resized
 here, TF-1.x bilinear) or from float32 ``(B, 1|3, 299, 299)`` in 0..255 already resized.
@@ -179,6 +184,7 @@ here, TF-1.x bilinear) or from float32 ``(B, 1|3, 299, 299)`` in 0..255 already 
                                   body.Conv2d_4a_3x3, body.MaxPool_2)
         blocks = ("5b", "5c", "5d", "6a", "6b", "6c", "6d", "6e", "7a", "7b", "7c")
         self.mixed = nn.Sequential(*(getattr(body, f"Mixed_{k}") for k in blocks[: blocks.index("6d") if spatial else None]))
+        self.spatial_block = blocks.index("6d")  # whose output's first channels are sFID's layer (full network)
         #: sFID's layer: Mixed_6d's 1×1 branch (its output's first channels), cut to the channels kept.
         self.spatial_head = _first_channels(body.Mixed_6d.branch1x1, SPATIAL_CHANNELS) if spatial else None
         self.with_logits = with_logits and not spatial
@@ -208,20 +214,26 @@ here, TF-1.x bilinear) or from float32 ``(B, 1|3, 299, 299)`` in 0..255 already 
             for mod in convs:
                 mod.packed = mod.packed_bf16 = None
 
-    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    def forward(self, images: torch.Tensor, spatial_too: bool = False) -> tuple[torch.Tensor, ...]:
+        """``spatial_too`` (full network only): sFID's features appended, read off Mixed_6d's output on the way."""
         gray = images.shape[1] == 1
         x = tf1x_resize(images.to(torch.float32)) if images.dtype == torch.uint8 else images
         x = (x - 128) / 128
         x = x.contiguous(memory_format=torch.channels_last)
         # A 1-channel input is both NCHW- and NHWC-contiguous, so the convolution returns NCHW: convert once.
         x = (self.conv1_gray(x) if gray else self.conv1(x)).contiguous(memory_format=torch.channels_last)
-        x = self.mixed(self.stem(x))
-        if self.spatial_head is not None:  # TF's NHWC order, as guided-diffusion's evaluator flattens mixed_6/conv
-            return (self.spatial_head(x).permute(0, 2, 3, 1).reshape(len(x), SPATIAL_DIM).to(torch.float32),)
+        x = self.stem(x)
+        if self.spatial_head is not None:
+            return (_flat_spatial(self.spatial_head(self.mixed(x))),)
+        spatial: tuple[torch.Tensor, ...] = ()
+        for i, block in enumerate(self.mixed):
+            x = block(x)
+            if spatial_too and i == self.spatial_block:  # Mixed_6d concatenates its 1×1 branch first
+                spatial = (_flat_spatial(x[:, :SPATIAL_CHANNELS]),)
         x = torch.flatten(F.adaptive_avg_pool2d(x, (1, 1)), 1)
         if self.fc_weight is None:
-            return (x.to(torch.float32),)
-        return x.to(torch.float32), x.mm(self.fc_weight.T).to(torch.float32)
+            return (x.to(torch.float32), *spatial)
+        return x.to(torch.float32), x.mm(self.fc_weight.T).to(torch.float32), *spatial
 
 
 class InceptionExtractor:
@@ -264,7 +276,8 @@ class InceptionExtractor:
         if self.device.type == "cpu":
             self.fast.set_mkldnn(_mkldnn_fused_ok(), batch=CPU_CHUNK, bf16=precision == "bf16")
         self._forward: Any = self.fast
-        if not (fused if fused is not None else _env_flag("GANEVAL_INCEPTION_FUSED", True)):
+        self.fused = fused if fused is not None else _env_flag("GANEVAL_INCEPTION_FUSED", True)
+        if not self.fused:
             if resize != "tf1x":
                 raise ValueError("torch-fidelity's own network (fused=False) resizes inside: only resize='tf1x'")
             self._forward = self._tfid_forward
@@ -323,23 +336,40 @@ class InceptionExtractor:
             "precision": self.precision,
         }
 
-    def _run(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    def serves(self, other: object) -> bool:
+        """Whether this extractor's pass also gives ``other``'s features: the full network's Mixed_6d output holds
+        sFID's layer, so ``fid`` and ``sfid`` together cost one Inception pass (same weights, resize, precision
+        and device; the fast network only)."""
+        return (isinstance(other, InceptionExtractor) and other.spatial and not self.spatial and self.fused and other.fused
+                and (other.weights.sha256, other.resize, other.precision, other.device)
+                == (self.weights.sha256, self.resize, self.precision, self.device))
+
+    def _run(self, x: torch.Tensor, spatial_too: bool) -> tuple[torch.Tensor, ...]:
         with forward_precision(self.precision, self.device):
-            return self._forward(x)
+            return self._forward(x, spatial_too=True) if spatial_too else self._forward(x)
 
     @torch.inference_mode()
-    def __call__(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+    def _features(self, images: torch.Tensor, spatial_too: bool = False) -> tuple[torch.Tensor, ...]:
         if images.dtype != torch.uint8:
             raise TypeError("InceptionExtractor expects uint8 images")
         if images.ndim != 4 or images.shape[1] not in (1, 3):
             raise ValueError(f"expected images of shape (B, 1|3, H, W), got {tuple(images.shape)}")
         x = (clean_resize(images) if self.resize == "clean" else images).to(self.device, non_blocking=True)
         if x.device.type == "cpu" and x.shape[0] > CPU_CHUNK:
-            parts = [self._run(c) for c in x.split(CPU_CHUNK)]
-            out = tuple(torch.cat(p) for p in zip(*parts, strict=True))
-        else:
-            out = self._run(x)
-        return {k: v.float() for k, v in zip(self._keys, out, strict=True)}
+            parts = [self._run(c, spatial_too) for c in x.split(CPU_CHUNK)]
+            return tuple(torch.cat(p) for p in zip(*parts, strict=True))
+        return self._run(x, spatial_too)
+
+    def __call__(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {k: v.float() for k, v in zip(self._keys, self._features(images), strict=True)}
+
+    def joint(self, images: torch.Tensor, riders: list[Any]) -> dict[str, dict[str, torch.Tensor]]:
+        """This extractor's features and those of ``riders`` (extractors it :meth:`serves`), by name, from one pass."""
+        if not riders:
+            return {self.name: self(images)}
+        *own, spatial = self._features(images, spatial_too=True)
+        out = {self.name: {k: v.float() for k, v in zip(self._keys, own, strict=True)}}
+        return out | {r.name: {"pool": spatial} for r in riders}
 
 
 @register_extractor("inception")
