@@ -16,7 +16,7 @@ from ganeval.gate_rules import Criterion, fmt, number
 from ganeval.summary import json_value
 
 #: criterion → the Fréchet-distance column it limits the excess of.
-FLOOR_LIMITS = {"max_fid_over_floor": "fid", "max_mnist_fd_over_floor": "mnist_fd"}
+FLOOR_LIMITS = {"max_fid_over_floor": "fid", "max_sfid_over_floor": "sfid", "max_mnist_fd_over_floor": "mnist_fd"}
 
 
 def floor_criterion(name: str, limit: float, row: dict[str, Any], summary: dict[str, Any], source: Path | str) -> Criterion:

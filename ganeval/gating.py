@@ -112,7 +112,8 @@ def gate(target: str | os.PathLike[str], *, max_fid: float | None = None, min_is
          min_mnist_precision: float | None = None, min_mnist_recall: float | None = None,
          min_mnist_coverage: float | None = None, max_fid_over_floor: float | None = None,
          max_mnist_fd_over_floor: float | None = None, max_mnist_ppl: float | None = None,
-         max_custom_ppl: float | None = None, max_sfid: float | None = None, baseline: str | os.PathLike[str] | None = None,
+         max_custom_ppl: float | None = None, max_sfid: float | None = None, max_sfid_over_floor: float | None = None,
+         baseline: str | os.PathLike[str] | None = None,
          max_regression: float | None = None, checkpoint: str | os.PathLike[str] = "last", out: str | os.PathLike[str] | None = None,
          **score_options: Any) -> GateResult:
     """Judge one checkpoint of ``target`` (a checkpoint, checkpoint folder, report folder or ``summary.json``).
@@ -131,7 +132,7 @@ def gate(target: str | os.PathLike[str], *, max_fid: float | None = None, min_is
              "max_mnist_kid": max_mnist_kid, "min_mnist_precision": min_mnist_precision, "min_mnist_recall": min_mnist_recall,
              "min_mnist_coverage": min_mnist_coverage, "max_fid_over_floor": max_fid_over_floor,
              "max_mnist_fd_over_floor": max_mnist_fd_over_floor, "max_mnist_ppl": max_mnist_ppl,
-             "max_custom_ppl": max_custom_ppl, "max_sfid": max_sfid}
+             "max_custom_ppl": max_custom_ppl, "max_sfid": max_sfid, "max_sfid_over_floor": max_sfid_over_floor}
     for name, value in given.items():
         if value is not None:
             require_number(value, _flag(name), "be a number, not NaN",

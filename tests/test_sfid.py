@@ -5,6 +5,7 @@ staging know it."""
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -98,6 +99,23 @@ def test_gate_max_sfid_reads_the_report(scored) -> None:
     assert ganeval.gate(root / "report", max_sfid=value * 1.01).passed
     failed = ganeval.gate(root / "report", max_sfid=value * 0.99)
     assert not failed.passed and failed.exit_code == 1
+
+
+def test_gate_limits_sfid_over_the_real_floor_it_scores(scored, tmp_path: Path) -> None:
+    """``--max-sfid-over-floor``: the gate scores held-out real images (mnist-train, the reference being mnist-test)
+    beside the samples at the same N, and limits the samples' sFID minus theirs."""
+    root, ref, images, _ = scored
+    np.savez(tmp_path / "noisy.npz", images=np.clip(images.astype(np.int16) + 40, 0, 255).astype(np.uint8))
+    result = ganeval.gate(tmp_path / "noisy.npz", max_sfid_over_floor=1e9, metrics=("sfid",), reference=str(ref),
+                          num_samples=100, batch_size=50, bootstrap=0, device="cpu", progress=False, out=tmp_path / "rep")
+    summary = json.loads((tmp_path / "rep" / "summary.json").read_text())
+    floor, row = summary["real_floor"], summary["rows"][0]
+    assert floor["status"] == "ok" and floor["n"] == 100 and floor["dataset"] == "mnist-train"
+    crit = result.criteria[0]
+    assert result.passed and crit.name == "max_sfid_over_floor"
+    assert crit.value == pytest.approx(row["sfid"] - floor["values"]["sfid"]) and crit.value > 1
+    failed = ganeval.gate(tmp_path / "rep", max_sfid_over_floor=crit.value * 0.99)
+    assert not failed.passed and "(--max-sfid-over-floor)" in failed.criteria[0].message
 
 
 def test_inception_statistics_are_refused_as_sfid_statistics(tmp_path: Path, weights, mnist_dir: Path) -> None:

@@ -25,7 +25,7 @@ SUITE = "ganeval-gate"
 CRITERIA = ("max_fid", "min_is", "max_kid", "min_mnist_is", "min_modes", "max_mnist_fd", "min_coverage", "min_copying_ct",
             "min_inception_copying_ct", "max_custom_fd", "min_precision", "min_recall", "max_mnist_kid", "min_mnist_precision",
             "min_mnist_recall", "min_mnist_coverage", "max_fid_over_floor", "max_mnist_fd_over_floor", "max_mnist_ppl",
-            "max_custom_ppl", "max_sfid")
+            "max_custom_ppl", "max_sfid", "max_sfid_over_floor")
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -56,6 +56,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--min-mnist-coverage", type=float, metavar="C", help="fail if coverage (MNIST-classifier features) < C")
     c.add_argument("--max-fid-over-floor", type=float, metavar="X",
                    help="fail if FID exceeds real held-out images' FID at the same N by more than X (scores --real-floor)")
+    c.add_argument("--max-sfid-over-floor", type=float, metavar="X", help="the same for sFID (needs --metrics with sfid)")
     c.add_argument("--max-mnist-fd-over-floor", type=float, metavar="X", help="the same for MNIST FD")
     c.add_argument("--min-copying-ct", type=float, metavar="T",
                    help="fail if the data-copying statistic C_T < T (e.g. -3: samples memorise training images)")
