@@ -29,6 +29,9 @@ def _logits_is(extractor_name: str, device: str) -> dict[str, Any]:
     from ganeval.features import get_extractor
 
     ex = get_extractor(extractor_name, device=device)
+    if getattr(ex, "spatial", False):
+        return {"available": False, "reason": "sFID's spatial features have no classifier: the Inception Score is the "
+                                              "inception extractor's"}
     if not ex.has_logits:
         from ganeval.features.inception_weights import FULL_WEIGHTS_HINT
 
