@@ -38,7 +38,7 @@ def main() -> None:
     import torch
 
     _timed(args.checkpoint, ("fid", "sfid"), 16, args.device, args.precision)  # warm-up: weights, packing, statistics
-    together, apart, values = [], [], []
+    together, apart, fid_alone, values = [], [], [], []
     for r in range(args.rounds):
         order = ("together", "apart") if r % 2 == 0 else ("apart", "together")
         for what in order:
@@ -50,6 +50,7 @@ def main() -> None:
                 s1, fid = _timed(args.checkpoint, ("fid",), args.n, args.device, args.precision)
                 s2, sfid = _timed(args.checkpoint, ("sfid",), args.n, args.device, args.precision)
                 apart.append(s1 + s2)
+                fid_alone.append(s1)
                 values.append(("apart", fid | sfid))
     t, a = statistics.median(together), statistics.median(apart)
     print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}, "
@@ -57,6 +58,9 @@ def main() -> None:
           f"{args.rounds} round(s)")
     print(f"fid and sfid together: {t:.1f} s (median of {', '.join(f'{x:.1f}' for x in together)})")
     print(f"fid, then sfid apart:  {a:.1f} s (median of {', '.join(f'{x:.1f}' for x in apart)})")
+    f = statistics.median(fid_alone)
+    print(f"fid alone:             {f:.1f} s (median of {', '.join(f'{x:.1f}' for x in fid_alone)}): sfid adds "
+          f"{t - f:.1f} s to it together, {a - f:.1f} s apart")
     print(f"ratio apart/together: {a / t:.2f}x")
     for metric in ("fid", "sfid"):
         seen = [v[metric] for _, v in values]

@@ -13,23 +13,12 @@ from typing import Any, TypeVar
 
 import torch
 
-from ganeval.errors import EXIT_FAILED, GanevalError, ShareFailed, one_line
+from ganeval.errors import EXIT_FAILED, GanevalError, PeerLost, ShareFailed, one_line
+from ganeval.launch import launched_rank  # noqa: F401  (re-exported: defined torch-free for the command's start-up)
 
 T = TypeVar("T")
 #: What torchrun sets for every process; without them there is no process group to join.
 TORCHRUN_VARS = ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
-
-
-class PeerLost(GanevalError):
-    """A collective failed: a peer rank died or hung. Every surviving rank says so (rank 0 may be the one lost)."""
-
-
-def launched_rank() -> int:
-    """This process's rank as torchrun set it (``RANK``; 0 without torchrun), known before any group is joined."""
-    try:
-        return int(os.environ.get("RANK", "0"))
-    except ValueError:
-        return 0
 
 
 def refuse_torchrun(what: str) -> None:

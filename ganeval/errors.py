@@ -25,6 +25,10 @@ class ShareFailed(GanevalError):
     exit_code = EXIT_FAILED
 
 
+class PeerLost(GanevalError):
+    """A collective failed: a peer rank died or hung. Every surviving rank says so (rank 0 may be the one lost)."""
+
+
 class DataError(GanevalError):
     """A data file is missing, truncated, corrupted or has the wrong checksum."""
 

@@ -9,13 +9,10 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-from ganeval.devices import resolve_device
 from ganeval.errors import GanevalError, OptionError, require_count, require_number
-from ganeval.memory import check_memory
 from ganeval.metrics.directions import RANKABLE
 from ganeval.metrics.interval import check_bootstrap
-from ganeval.metrics.registry import DEFAULT_METRICS
-from ganeval.threads import PRECISIONS, check_threads
+from ganeval.names import DEFAULT_METRICS, PRECISIONS
 
 #: Inception's resize modes (``--resize``).
 RESIZES = ("tf1x", "clean")
@@ -87,7 +84,10 @@ class ScoreOptions:
         """Refuse values no run can use, before anything is scored: one line naming the option (exit 2).
         ``image_bytes``: what each image of the largest stored sample set to score holds as read, ``stored_images``:
         how many it holds (None: at least N), for the memory check."""
+        from ganeval.devices import resolve_device
+        from ganeval.memory import check_memory
         from ganeval.metrics.registry import METRICS
+        from ganeval.threads import check_threads
 
         if not self.metrics:
             raise GanevalError("--metrics: give at least one metric ('ganeval metrics' lists them)")

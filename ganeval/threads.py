@@ -9,6 +9,7 @@ from contextlib import contextmanager
 import torch
 
 from ganeval.errors import GanevalError, require_count
+from ganeval.names import PRECISIONS  # noqa: F401  (re-exported: defined torch-free for the command's parser)
 
 #: Most intra-op CPU threads ``--threads`` takes: torch overflows past 2**31 - 1 and a matrix product segfaults at
 #: 100,000 threads (a traceback or a crash instead of an error); no machine has cores for more than this.
@@ -37,11 +38,6 @@ def cpu_threads(n: int | None) -> Iterator[None]:
     finally:
         if torch.get_num_threads() != before:
             torch.set_num_threads(before)
-
-
-#: Feature precisions: ``fp32`` (exact float32 everywhere), ``tf32`` (CUDA only: float32 convolutions and matrix
-#: products in TensorFloat-32, faster on Ampere and later, features ~1e-3 off), ``bf16`` (autocast).
-PRECISIONS = ("fp32", "tf32", "bf16")
 
 
 @contextmanager

@@ -178,3 +178,14 @@ def test_the_api_table_has_the_documented_column_order(tmp_path: Path) -> None:
     b = score(run, metrics="modes,mnist_is,mnist_fd", **kw)
     assert list(a.columns) == list(b.columns) == (tmp_path / "a" / "scores.csv").read_text().splitlines()[0].split(",")
     assert list(a.columns[:3]) == ["iteration", "checkpoint", "n_samples"] and a.columns[-1] == "sha256"
+
+
+def test_the_parsers_metric_names_are_the_registrys(cli) -> None:
+    """``--metrics`` is listed from ganeval.names (no torch at start-up): the same names as the registry's, in its
+    order, and a name it lacks is a usage error."""
+    from ganeval.metrics.registry import METRICS
+    from ganeval.names import METRIC_NAMES
+
+    assert METRIC_NAMES == tuple(METRICS)
+    code, _, err = cli("score", "x", "--metrics", "fid,nope")
+    assert code == 2 and "nope" in err

@@ -25,9 +25,9 @@ from ganeval.cli import (
     cmd_train_classifier,
     cmd_watch,
 )
-from ganeval.distributed import PeerLost, launched_rank
-from ganeval.errors import EXIT_INPUT, GanevalError
+from ganeval.errors import EXIT_INPUT, GanevalError, PeerLost
 from ganeval.interrupts import TERM_GRACE_S, exit_code, sigterm_as_interrupt
+from ganeval.launch import launched_rank
 
 COMMANDS = [cmd_train, cmd_train_classifier, cmd_stats, cmd_floors, cmd_score, cmd_compare, cmd_gate, cmd_watch, cmd_export, cmd_metrics]
 
@@ -62,6 +62,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         # SIGTERM (kill, a service or batch-job stop, torchrun stopping its ranks) ends the work as Ctrl-C does
         with sigterm_as_interrupt(last_words=stuck if _speaks() else None):
             code = int(args.func(args) or 0)
+            if "ganeval.distributed" not in sys.modules:  # no process group can have been joined
+                return code
             from ganeval.distributed import leave_together
 
             return leave_together(code)  # torchrun: every rank waits for rank 0's reports before any exits
@@ -98,8 +100,10 @@ def _say(line: str, every_rank: bool = False) -> None:
 
 
 def _failed(code: int) -> int:
-    """An error's exit code; a torchrun rank leaves with it at once (``distributed.abandon``)."""
-    from ganeval.distributed import abandon
+    """An error's exit code; a torchrun rank leaves with it at once (``distributed.abandon``). Without
+    ganeval.distributed loaded no group was joined: nothing to leave, and torch is not imported to say so."""
+    if "ganeval.distributed" in sys.modules:
+        from ganeval.distributed import abandon
 
-    abandon(code)
+        abandon(code)
     return code

@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ganeval.errors import EXIT_INPUT, GanevalError
-from ganeval.report.markdown import md_code, md_text
 
 if TYPE_CHECKING:
     from ganeval.gating import GateResult
@@ -87,8 +86,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run ``ganeval gate``; returns 0 pass, 1 fail, 2 bad input."""
     from ganeval.cli.cmd_score import options_from_args, print_notes
-    from ganeval.distributed import launched_rank
     from ganeval.gating import gate
+    from ganeval.launch import launched_rank
     from ganeval.options import ScoreOptions
 
     opts = options_from_args(args)
@@ -170,6 +169,8 @@ def junit_xml(result: GateResult | None, error: str | None = None) -> str:
 
 def markdown(result: GateResult | None, error: str | None = None) -> str:
     """A short Markdown section for ``GITHUB_STEP_SUMMARY``."""
+    from ganeval.report.markdown import md_code, md_text
+
     if result is None:
         return f"### ganeval gate: error (exit {EXIT_INPUT})\n\n{md_text(error)}\n\n"
     from ganeval.gating import fmt

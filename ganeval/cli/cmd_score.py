@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING
 
 from ganeval.cli.arguments import ListAction
 from ganeval.errors import EXIT_FAILED, EXIT_OK, GanevalError
+from ganeval.names import METRIC_NAMES, PRECISIONS
 from ganeval.options import ScoreOptions
-from ganeval.threads import PRECISIONS
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -20,12 +20,10 @@ if TYPE_CHECKING:
 
 def add_score_options(p: argparse.ArgumentParser) -> None:
     """Flags shared by ``score`` and ``gate`` (defaults from ``ScoreOptions``)."""
-    from ganeval.metrics.registry import METRICS
-
     d = ScoreOptions()
     p.add_argument("--num-samples", type=int, default=d.num_samples, help=f"samples per checkpoint (default {d.num_samples})")
-    p.add_argument("--metrics", action=ListAction, valid=list(METRICS), default=list(d.metrics), metavar="METRIC",
-                   help=f"metrics to compute, space- or comma-separated, from: {' '.join(METRICS)} "
+    p.add_argument("--metrics", action=ListAction, valid=list(METRIC_NAMES), default=list(d.metrics), metavar="METRIC",
+                   help=f"metrics to compute, space- or comma-separated, from: {' '.join(METRIC_NAMES)} "
                         f"(default: {' '.join(d.metrics)})")
     p.add_argument("--reference", default=d.reference, help="mnist-train, mnist-test, or a stats folder/.npz (default mnist-train)")
     p.add_argument("--device", default=d.device, help="auto|cpu|cuda (default auto: CUDA when present)")
@@ -49,7 +47,8 @@ def add_score_options(p: argparse.ArgumentParser) -> None:
                    help=f"relative worsening of the last checkpoint flagged as late collapse (default {d.late_threshold}: 10%%)")
     p.add_argument("--inception-weights", default=None, help="Inception weights file (.pth state dict or .safetensors)")
     p.add_argument("--feature-network", default=None, metavar="MODULE:NAME",
-                   help=f"your own feature network for the custom_* metrics ({', '.join(m for m in METRICS if m.startswith('custom_'))}), "
+                   help=f"your own feature network for the custom_* metrics "
+                        f"({', '.join(m for m in METRIC_NAMES if m.startswith('custom_'))}), "
                         "against --reference statistics made with it (docs/reference_stats.md)")
     p.add_argument("--feature-network-kwargs", default=None, metavar="JSON", help="its constructor arguments")
     p.add_argument("--copy-train", default=None, metavar="DATA",

@@ -10,7 +10,7 @@ from typing import BinaryIO
 
 import numpy as np
 
-from ganeval.threads import PRECISIONS
+from ganeval.names import PRECISIONS
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:

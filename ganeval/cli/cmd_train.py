@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ganeval.threads import PRECISIONS
+from ganeval.names import PRECISIONS
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:

@@ -8,12 +8,11 @@ from pathlib import Path
 
 from ganeval.cli.arguments import ListAction
 from ganeval.errors import EXIT_FAILED, EXIT_OK, GanevalError
-from ganeval.threads import PRECISIONS
+from ganeval.names import METRIC_NAMES, PRECISIONS
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     """Register ``ganeval watch``: judge each checkpoint of a running trainer as it lands."""
-    from ganeval.metrics.registry import METRICS
     from ganeval.options import ScoreOptions
 
     p = sub.add_parser("watch", help="judge checkpoints as training writes them; raise a stop file when it goes bad",
@@ -45,7 +44,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="feature precision of the judgements and the report (default fp32; bf16: faster, features move ~1%%)")
     p.add_argument("--report", action="store_true",
                    help="also rewrite OUT/report/ (ganeval score's report) after each new checkpoint")
-    p.add_argument("--report-metrics", action=ListAction, valid=list(METRICS), default=list(ScoreOptions().metrics),
+    p.add_argument("--report-metrics", action=ListAction, valid=list(METRIC_NAMES), default=list(ScoreOptions().metrics),
                    metavar="METRIC", help="metrics of that report, space- or comma-separated (default: score's defaults)")
     p.add_argument("--real-floor", nargs="?", const="auto", default=None, metavar="DATA",
                    help="with --report: also held-out real images scored like a checkpoint at the same N, the floor to read "

@@ -24,6 +24,7 @@ from ganeval.metrics.ppl import summarize as ppl_summary
 from ganeval.metrics.prc import density_coverage, precision_recall
 from ganeval.metrics.realism import realism_scores, realism_summary
 from ganeval.metrics.vendi import vendi_score
+from ganeval.names import DEFAULT_METRICS, METRIC_NAMES  # noqa: F401  (DEFAULT_METRICS re-exported)
 
 
 @dataclass
@@ -324,7 +325,8 @@ def _custom_is(x: MetricInput) -> dict[str, float]:
 INCEPTION_EXTRACTORS = ("inception", "inception-spatial")
 #: Which Fréchet-distance column each extractor's bootstrap interval belongs to.
 FD_COLUMN = {"inception": "fid", "inception-spatial": "sfid", "mnist": "mnist_fd", "custom": "custom_fd"}
-DEFAULT_METRICS = ("fid", "is", "kid", "prc", "dc", "mnist_is", "mnist_fd", "modes", "mnist_intra", "copying")
+if tuple(METRICS) != METRIC_NAMES:  # the parser lists ganeval.names' before torch is imported: they must be these
+    raise RuntimeError(f"ganeval.names.METRIC_NAMES is not the registry's metrics: {tuple(METRICS)}")
 
 
 def table_columns(metric: Metric) -> tuple[str, ...]:
