@@ -253,28 +253,17 @@ def check_dataset_memory(dataset: str | os.PathLike[str], extractor: FeatureExtr
                        processes=processes, error=StatsError)
 
 
-def compute_stats(
-    dataset: str | os.PathLike[str],
-    extractor: FeatureExtractor,
-    batch_size: int = 64,
-    data_dir: str | os.PathLike[str] | None = None,
-    limit: int | None = None,
-    on_batch: Callable[[int, dict[str, Any]], None] | None = None,
-    command: str | None = None,
-    dist: DistContext | None = None,
-    progress: bool = True,
-    keeps_features: bool = False,
-) -> RefStats:
-    """Mean and covariance of ``extractor``'s pool features over ``dataset`` (see :func:`real_images`; first
-    ``limit`` images): :func:`compute_stats_set` of one extractor.
+def compute_stats(dataset: str | os.PathLike[str], extractor: FeatureExtractor, batch_size: int = 64,
+                  data_dir: str | os.PathLike[str] | None = None, **options: Any) -> RefStats:
+    """Mean and covariance of ``extractor``'s pool features over ``dataset`` (see :func:`real_images`):
+    :func:`compute_stats_set` of one extractor, with its ``options`` (``limit``: the first N images, ``command``,
+    ``dist``, ``progress``, ``on_batch``).
 
-    ``keeps_features`` (``--save-features``): every image's pool features are also returned, as ``features`` on the
-    main process: each batch's written into one tensor as it is computed (under torchrun the other ranks hold their
-    share until it is sent to rank 0), so they are held once, not as batches and then their join.
-    ``on_batch(index, features)`` sees each batch this rank computes.
+    ``keeps_features=True`` (``--save-features``): every image's pool features are also returned, as ``features``
+    on the main process: each batch's written into one tensor as it is computed (under torchrun the other ranks hold
+    their share until it is sent to rank 0), so they are held once, not as batches and then their join.
     """
-    return compute_stats_set(dataset, [extractor], batch_size, data_dir, limit, on_batch, command, dist, progress,
-                             keeps_features)[0]
+    return compute_stats_set(dataset, [extractor], batch_size, data_dir, **options)[0]
 
 
 def compute_stats_set(
