@@ -265,8 +265,9 @@ class _Timer:
 
 
 def pipeline_rate(device: torch.device, weights: Any, precision: str, batch: int, n: int,
-                  extractor: Any = None) -> dict[str, Any]:
-    """images/s of ganeval's ``extract`` (latents → MLP generator → uint8 → Inception → features on the host)."""
+                  extractor: Any = None, also: tuple[Any, ...] = ()) -> dict[str, Any]:
+    """images/s of ganeval's ``extract`` (latents → MLP generator → uint8 → Inception → features on the host);
+    ``also``: more extractors extracted with it (sFID's: read off the same pass)."""
     from ganeval.distributed import DistContext
     from ganeval.extraction import extract
     from ganeval.features.inception import InceptionExtractor
@@ -274,11 +275,11 @@ def pipeline_rate(device: torch.device, weights: Any, precision: str, batch: int
 
     ex = extractor or InceptionExtractor(weights, device=device, precision=precision)
     src = memory_source("pipeline", 11)
-    extract(src, [ex], batch, SEED, batch, device, DistContext(), use_cache=False)  # warm-up (cuDNN plans, allocator)
+    extract(src, [ex, *also], batch, SEED, batch, device, DistContext(), use_cache=False)  # warm-up (cuDNN plans, allocator)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
     with _Timer(device) as t:
-        got = extract(src, [ex], n, SEED, batch, device, DistContext(), use_cache=False)
+        got = extract(src, [ex, *also], n, SEED, batch, device, DistContext(), use_cache=False)
     assert got.pool["inception"].shape == (n, 2048)
     peak = torch.cuda.max_memory_allocated() / 2**30 if device.type == "cuda" else None
     # the memory check's floor for one batch (ganeval.memory): it must stay at or below the measured peak, or
@@ -335,6 +336,17 @@ def throughput(device: torch.device, weights: Any, sizes: dict[str, Any]) -> dic
         except Exception as exc:  # noqa: BLE001
             res["pipeline"][f"clean_tf32_b{batch}"] = {"error": f"{exc.__class__.__name__}: {exc}"}
             log(f"pipeline clean: FAILED {exc.__class__.__name__}: {exc}")
+    if elapsed() <= sizes["deadline"]:  # FID's and sFID's features from one pass: to compare with tf32 at this batch
+        set_tf32(True)
+        batch = sizes["batches"][1]
+        try:
+            sp = InceptionExtractor(weights, device=device, precision=prec("tf32", device), spatial=True)
+            r = pipeline_rate(device, weights, prec("tf32", device), batch, batch * sizes["batches_per_run"], also=(sp,))
+            res["pipeline"][f"fid_sfid_tf32_b{batch}"] = r
+            log(f"pipeline fid_sfid_tf32_b{batch}: {r['img_s']:.4g} img/s")
+        except Exception as exc:  # noqa: BLE001
+            res["pipeline"][f"fid_sfid_tf32_b{batch}"] = {"error": f"{exc.__class__.__name__}: {exc}"}
+            log(f"pipeline fid_sfid: FAILED {exc.__class__.__name__}: {exc}")
     set_tf32(False)
     b = sizes["net_batch"]
     variants: list[tuple[str, str, bool, bool]] = [  # name, precision, tf32, cudnn.benchmark
