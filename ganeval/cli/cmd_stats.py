@@ -6,7 +6,7 @@ import argparse
 import shlex
 import sys
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import numpy as np
 
@@ -172,8 +172,9 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _extractor_kwargs(args: argparse.Namespace, name: str) -> dict:
-    kwargs = {"device": args.device, "precision": args.precision or "fp32"}
+def _extractor_kwargs(args: argparse.Namespace, name: str) -> dict[str, Any]:
+    """The registry factory's arguments for extractor ``name`` from the command's flags."""
+    kwargs: dict[str, Any] = {"device": args.device, "precision": args.precision or "fp32"}
     if name.startswith("inception"):
         kwargs["weights_path"] = args.inception_weights
     if name == "custom":
