@@ -295,3 +295,32 @@ def test_an_image_folder_is_read_into_one_array_holding_each_image_once(tmp_path
         Image.fromarray(np.zeros((side, side), np.uint8)).save(folder / f"img_{i}.png")
     with pytest.raises(GanevalError, match=r"set: images of different sizes \(64×64 in img_0.png, 32×32 in img_25.png\); "):
         read_image_set(folder, 100)
+
+
+@pytest.mark.parametrize("container", ["folder", "zip"])
+def test_a_set_turning_rgb_after_gray_images_is_sized_as_rgb(tmp_path: Path, container: str) -> None:
+    """A folder or zip whose first images are grayscale and later ones RGB is read as RGB (ImageStack): its size from
+    the headers counts 3 channels (it counted the first image's 1), and reading it gives as many."""
+    import zipfile
+
+    from ganeval.sources.sizing import image_set_shape, stored_set_size
+
+    rng = np.random.default_rng(0)
+    folder = tmp_path / "set"
+    folder.mkdir()
+    for i in range(100):  # RGB from the 60th image on: past the first 8 headers, among the spread ones
+        shape = (28, 28, 3) if i >= 60 else (28, 28)
+        Image.fromarray(rng.integers(0, 256, shape, dtype=np.uint8)).save(folder / f"{i:03d}.png")
+    path = folder
+    if container == "zip":
+        path = tmp_path / "set.zip"
+        with zipfile.ZipFile(path, "w") as zf:
+            for f in sorted(folder.iterdir()):
+                zf.write(f, f.name)
+    assert image_set_shape(path) == (100, 28, 28, 3)
+    assert stored_set_size(path, "images") == (28 * 28 * 3, 100)
+    assert read_image_set(path, 100).images.shape == (100, 3, 28, 28)  # what the count stands for
+    for f in folder.glob("0[6-9]?.png"):
+        Image.open(f).convert("L").save(f)  # all gray again
+    if container == "folder":
+        assert image_set_shape(path) == (100, 28, 28, 1)

@@ -10,12 +10,14 @@ import warnings
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import IO
+from typing import IO, TypeVar
 
 from ganeval.sources.samples import array_header, image_files, stored_image_bytes, zip_images
 
-#: Headers tried, in file order, for an image set's size: unreadable first files are left out by the read too.
+#: Headers tried, in file order, for an image set's size: unreadable first files are left out by the read too; as
+#: many again, spread over the rest of the set, are looked at for colour (a set mixing both is read as RGB).
 HEADER_TRIES = 8
+T = TypeVar("T")
 
 
 def header_shape(fh: IO[bytes]) -> tuple[int, int, int]:
@@ -31,38 +33,50 @@ def header_shape(fh: IO[bytes]) -> tuple[int, int, int]:
 
 
 def image_set_shape(path: Path) -> tuple[int, int, int, int] | None:
-    """``(files, H, W, C)`` of a folder or zip of images, from its listing and the first readable header of its first
-    :data:`HEADER_TRIES` image files (C = 1 for grayscale, else 3), no image decoded; None where neither tells (the
+    """``(files, H, W, C)`` of a folder or zip of images, from its listing and headers alone (no image decoded): H, W
+    from the first readable header of its first :data:`HEADER_TRIES` image files, C = 3 where any of those or of as
+    many spread over the rest is RGB (the read holds such a set as RGB), else 1; None where no header tells (the
     read then names the problem)."""
     try:
         if path.is_dir():
             files = image_files(path)
-            found = _first_shape([lambda p=p: open(p, "rb") for p in files[:HEADER_TRIES]])
+            found = _set_shape([lambda p=p: open(p, "rb") for p in _sampled(files)])
             return (len(files), *found) if found else None
         with zipfile.ZipFile(path) as zf:
             infos = zip_images(zf)
-            found = _first_shape([lambda i=i: zf.open(i) for i in infos[:HEADER_TRIES]])
+            found = _set_shape([lambda i=i: zf.open(i) for i in _sampled(infos)])
             return (len(infos), *found) if found else None
     except (OSError, zipfile.BadZipFile, EOFError, ValueError):
         return None
 
 
-def _first_shape(opens: list[Callable[[], IO[bytes]]]) -> tuple[int, int, int] | None:
-    """``(H, W, C)`` from the first header that reads (None: none of them)."""
-    for opener in opens:
+def _sampled(items: list[T]) -> list[T]:
+    """The first :data:`HEADER_TRIES` items, then as many spread evenly over the rest."""
+    rest = items[HEADER_TRIES:]
+    return items[:HEADER_TRIES] + rest[:: max(1, -(-len(rest) // HEADER_TRIES))]
+
+
+def _set_shape(opens: list[Callable[[], IO[bytes]]]) -> tuple[int, int, int] | None:
+    """``(H, W, C)``: the first header that reads gives H and W, any RGB one C = 3 (None: none reads)."""
+    size: tuple[int, int] | None = None
+    channels = 1
+    for i, opener in enumerate(opens):
+        if size is None and i >= HEADER_TRIES:
+            return None  # none of the first files reads: as before, the read names the problem
         try:
             with opener() as fh:
-                return header_shape(fh)
+                h, w, c = header_shape(fh)
         except Exception:  # noqa: BLE001 - PIL raises many types for bad files; the read leaves them out too
             continue
-    return None
+        size, channels = size or (h, w), max(channels, c)
+    return (*size, channels) if size else None
 
 
 def stored_set_size(path: Path, kind: str) -> tuple[int, int | None]:
     """Bytes each image of a stored sample set (``kind`` images: a folder or zip; npz: an ``.npy``/``.npz``) holds as
     read, and how many images it holds (None: unknown), from headers alone; ``(0, None)`` for any other kind. A folder's
-    or zip's first readable image stands for all (others of another size are refused as read; a grayscale first image
-    in a set of RGB ones is undercounted)."""
+    or zip's first readable image's size stands for all (others of another size are refused as read); it counts as RGB
+    where one of the headers looked at is (:func:`image_set_shape`)."""
     if kind == "images":  # decoded into one uint8 (N, C, H, W) array (sources/image_stack.py): each image held once
         found = image_set_shape(path)
         return (found[1] * found[2] * found[3], found[0]) if found else (0, 0)
