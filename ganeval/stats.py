@@ -230,18 +230,23 @@ def _array_shape(path: Path) -> tuple[int, ...] | None:
     return None if found is None else found[0]
 
 
+def dataset_shape(dataset: str | os.PathLike[str]) -> tuple[int, ...] | None:
+    """The images' (N, …) before reading them: an MNIST split's, a ``.npy``/``.npz``'s from its header, a folder's or
+    zip's from its listing and headers (:func:`ganeval.sources.sizing.image_set_shape`); None where none tells."""
+    path = Path(dataset)
+    array = path.suffix.lower() in (".npy", ".npz") and path.is_file()
+    return ((SPLIT_SIZES[str(dataset)], 28, 28) if str(dataset) in SPLIT_SIZES else _array_shape(path) if array else
+            image_set_shape(path) if path.is_dir() or (path.is_file() and zipfile.is_zipfile(path)) else None)
+
+
 def check_dataset_memory(dataset: str | os.PathLike[str], extractor: FeatureExtractor, batch_size: int,
                          limit: int | None = None, keeps_features: bool = False,
                          shape: tuple[int, ...] | None = None, processes: int | None = None) -> None:
     """Refuse, before any work, statistics of ``dataset`` whose images, batch and kept features cannot fit in memory
-    (:func:`ganeval.memory.check_stats_memory`). ``shape``: the images' (N, …) where read already; else an MNIST
-    split's, a ``.npy``/``.npz``'s from its header, a folder's or zip's from its listing and one image's header
-    (:func:`ganeval.sources.sizing.image_set_shape`: ``(files, H, W, C)``)."""
+    (:func:`ganeval.memory.check_stats_memory`). ``shape``: the images' (N, …) where known already; else
+    :func:`dataset_shape`'s."""
     if shape is None:
-        path = Path(dataset)
-        array = path.suffix.lower() in (".npy", ".npz") and path.is_file()
-        shape = ((SPLIT_SIZES[str(dataset)], 28, 28) if str(dataset) in SPLIT_SIZES else _array_shape(path) if array else
-                 image_set_shape(path) if path.is_dir() or (path.is_file() and zipfile.is_zipfile(path)) else None)
+        shape = dataset_shape(dataset)
     if not shape or len(shape) < 2:
         return
     n = min(int(shape[0]), limit) if limit else int(shape[0])
@@ -292,8 +297,9 @@ def compute_stats_set(
     require_count(batch_size, 1, "--batch-size", StatsError)
     if not extractors or len({ex.name for ex in extractors}) < len(extractors):
         raise StatsError("statistics need one or more extractors, each once")
+    shape = dataset_shape(dataset)  # sized once (a folder listed, its headers read), checked for each extractor
     for i, ex in enumerate(extractors):
-        check_dataset_memory(dataset, ex, batch_size, limit, keeps_features and i == 0)
+        check_dataset_memory(dataset, ex, batch_size, limit, keeps_features and i == 0, shape)
     real = real_images(dataset, data_dir, limit)
     for i, ex in enumerate(extractors):
         check_dataset_memory(dataset, ex, batch_size, limit, keeps_features and i == 0, tuple(real.images.shape))
