@@ -295,7 +295,8 @@ def compute_stats_set(
 
     dist = dist or DistContext()
     require_count(batch_size, 1, "--batch-size", StatsError)
-    if not extractors or len({ex.name for ex in extractors}) < len(extractors):
+    names = [getattr(ex, "stats_name", ex.name) for ex in extractors]  # inception and inception-clean: two
+    if not extractors or len(set(names)) < len(extractors):
         raise StatsError("statistics need one or more extractors, each once")
     shape = dataset_shape(dataset)  # sized once (a folder listed, its headers read), checked for each extractor
     for i, ex in enumerate(extractors):
@@ -309,12 +310,11 @@ def compute_stats_set(
         print(f"note: {note}", file=sys.stderr)
     n_batches = -(-len(real.images) // batch_size)
     mine = dist.my_batches(n_batches)
-    name = f"{real.meta['dataset']} [{', '.join(ex.name for ex in extractors)}]"
+    name = f"{real.meta['dataset']} [{', '.join(names)}]"
     for ex in extractors:
         if ex.pool_dim is None:  # a custom network's width is known once it has seen an image: every rank, even
             dist.my_share(lambda ex=ex: ex(next(iter_batches(real.images[:1], 1))), name)  # one without a batch, sizes its sums
-    accs = {ex.name: FeatureStats(int(ex.pool_dim)) for ex in extractors}
-    first = extractors[0].name
+    accs = [FeatureStats(int(ex.pool_dim)) for ex in extractors]
     kept = HostRows(len(real.images), batch_size, f"{name}: the pool features to save", None if dist.is_main else mine,
                     torch.float32) if keeps_features else None
     passes = shared_passes(list(extractors))
@@ -324,19 +324,20 @@ def compute_stats_set(
         with tqdm(total=len(real.images), unit="img", desc=name, file=sys.stderr,
                   disable=not (progress and dist.is_main)) as bar:
             for index, batch in zip(mine, iter_batches(real.images, batch_size, mine), strict=True):
-                feats = {k: f for host, riders in passes for k, f in run_pass(host, riders, batch).items()}
-                for ex_name, acc in accs.items():
-                    acc.update(feats[ex_name]["pool"])
+                outs = [run_pass(host, riders, batch) for host, riders in passes]
+                feats = [_features_of(passes, ex, outs) for ex in extractors]  # by extractor, not name: two passes
+                # may each give an 'inception' (tf1x and clean resize)
+                for f, acc in zip(feats, accs, strict=True):
+                    acc.update(f["pool"])
                 if kept is not None:
-                    kept.put(index, feats[first]["pool"])
+                    kept.put(index, feats[0]["pool"])
                 if on_batch:
-                    on_batch(index, feats[first])
+                    on_batch(index, feats[0])
                 bar.update(len(batch) * dist.world)
 
     dist.my_share(my_batches, name)  # a failed rank fails every rank here, not in the sum below
-    out = []
-    for i, ex in enumerate(extractors):
-        acc = accs[ex.name]
+    seconds, out = round(time.time() - t0, 1), []
+    for i, (ex, acc) in enumerate(zip(extractors, accs, strict=True)):
         acc.all_reduce(dist.all_reduce_sum)  # every rank's sums about one shared shift, added up
         refuse_nonfinite(ex, acc.sum.cpu(), name, per_image=False)  # NaN/Inf in any image's features
         meta = {
@@ -348,8 +349,15 @@ def compute_stats_set(
             "package_version": __version__,
             "command": command or " ".join(sys.argv),
             "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "seconds": round(time.time() - t0, 1),
-            **({"computed_with": [e.name for e in extractors if e is not ex]} if len(extractors) > 1 else {}),
+            "seconds": seconds,
+            **({"computed_with": [n for n, e in zip(names, extractors, strict=True) if e is not ex]} if len(extractors) > 1 else {}),
         }
         out.append(RefStats(acc.mean, acc.cov, meta, kept.to_main(dist) if kept is not None and i == 0 else None))
     return out
+
+
+def _features_of(passes: list[tuple[FeatureExtractor, list[FeatureExtractor]]], ex: FeatureExtractor,
+                 outs: list[dict[str, dict[str, torch.Tensor]]]) -> dict[str, torch.Tensor]:
+    """``ex``'s features from the outputs of ``passes`` (one per pass, keyed by name within it)."""
+    return next(out[ex.name] for (host, riders), out in zip(passes, outs, strict=True)
+                if any(ex is e for e in (host, *riders)))

@@ -143,6 +143,25 @@ def test_stats_of_several_extractors_are_each_ones_own_from_one_read(tmp_path: P
     assert reference_stats(str(tmp_path / "both"), spatial).mu.shape == (SPATIAL_DIM,)
 
 
+def test_stats_of_both_resizes_in_one_run_keeps_each_variant_apart(tmp_path: Path, cli, mnist_dir: Path) -> None:
+    """``inception`` and ``inception-clean`` are one network under two resizes (both named ``inception``): asked
+    together they are two passes, not a duplicate, and each file is its own variant's (equal to its run alone)."""
+    from ganeval.stats import load_stats
+
+    names = ("inception-clean", "inception", "inception-spatial-clean")
+    common = ("stats", "--dataset", "mnist-test", "--limit", "12", "--device", "cpu", "--no-progress")
+    code, out, err = cli(*common, "--extractor", *names, "--out", str(tmp_path / "all" / "r_inception-clean.npz"))
+    assert code == 0, err
+    for name in names:
+        code, _, err = cli(*common, "--extractor", name, "--out", str(tmp_path / "one" / f"r_{name}.npz"))
+        assert code == 0, err
+        joint, alone = load_stats(tmp_path / "all" / f"r_{name}.npz"), load_stats(tmp_path / "one" / f"r_{name}.npz")
+        assert np.array_equal(joint.mu, alone.mu) and np.array_equal(joint.sigma, alone.sigma), name
+        assert joint.meta["resize"] == alone.meta["resize"] and joint.meta["computed_with"] == [n for n in names if n != name]
+    clean, tf1x = load_stats(tmp_path / "all" / "r_inception-clean.npz"), load_stats(tmp_path / "all" / "r_inception.npz")
+    assert not np.allclose(clean.mu, tf1x.mu)  # two resizes: two sets of features
+
+
 def test_stats_of_several_extractors_refuses_what_it_cannot_name_or_save(tmp_path: Path, cli, mnist_dir: Path) -> None:
     common = ("stats", "--dataset", "mnist-test", "--limit", "8", "--device", "cpu", "--no-progress", "--extractor")
     code, _, err = cli(*common, "inception", "mnist", "--out", str(tmp_path / "ref.npz"))
