@@ -180,11 +180,13 @@ class HostRows:
 
     ``batches``: the only batches this process writes (a torchrun rank other than 0 whose rows go to rank 0 alone,
     :meth:`to_main`), packed in that order, so that it holds its share and no more; None: room for every row.
+    ``ragged``: ``n_rows`` is the most there may be (a stream of images some of which may not read): any batch may
+    be the short last one, and :meth:`settle` gives the true count before the rows are gathered.
     """
 
     def __init__(self, n_rows: int, batch_size: int, what: str, batches: range | None = None,
-                 dtype: torch.dtype | None = None) -> None:
-        self.n_rows, self.batch_size, self.what, self.dtype = n_rows, batch_size, what, dtype
+                 dtype: torch.dtype | None = None, ragged: bool = False) -> None:
+        self.n_rows, self.batch_size, self.what, self.dtype, self.ragged = n_rows, batch_size, what, dtype, ragged
         self.n_batches = -(-n_rows // batch_size)
         self.batches = batches
         self.data: torch.Tensor | None = None
@@ -203,16 +205,29 @@ class HostRows:
         start = self.batches.index(b) * self.batch_size  # only the last batch may be short, and it comes last
         return slice(start, start + rows.stop - rows.start)
 
+    def settle(self, n_rows: int) -> None:
+        """The true number of rows of a ``ragged`` set, at most the one it was made for (every batch written)."""
+        if not self.ragged or n_rows > self.n_rows:
+            raise GanevalError(f"{self.what}: {n_rows} rows where {self.n_rows} were planned")
+        self.n_rows, self.n_batches = n_rows, -(-n_rows // self.batch_size)
+        if self.batches is not None:
+            self.batches = range(self.batches.start, self.n_batches, self.batches.step)
+        elif self.data is not None:
+            self.data = self.data[:n_rows]
+
     def put(self, b: int, part: torch.Tensor) -> None:
         """Copy batch ``b``'s ``part`` (on any device) into its rows."""
         rows = self.rows(b)
+        if self.ragged and 0 < len(part) < rows.stop - rows.start:  # this set's short last batch
+            rows = slice(rows.start, rows.start + len(part))
         if part.shape[:1] != (rows.stop - rows.start,):  # one row would broadcast over them all
             raise GanevalError(f"{self.what}: {tuple(part.shape)} for rows {rows.start}:{rows.stop}, not one row each")
         if self.data is None:
             held = self.n_rows if self.batches is None else sum(min(self.batch_size, self.n_rows - i * self.batch_size)
                                                                 for i in self.batches)
             self.data = torch.empty((held, *part.shape[1:]), dtype=self.dtype or part.dtype)
-        self.data[self._at(b)].copy_(part)
+        at = self._at(b)
+        self.data[at.start : at.start + len(part)].copy_(part)
 
     def joined(self, dist: DistContext) -> torch.Tensor:
         """Every row: this process's tensor as written, or under torchrun with every rank's batches gathered in."""

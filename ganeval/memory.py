@@ -182,14 +182,15 @@ def check_memory(num_samples: int, bootstrap: int, metrics: Iterable[str] = (), 
 def check_stats_memory(images: int, image_bytes: int, batch_size: int, extractor: str, pool_dim: int | None,
                        device: torch.device, *, dataset: str, logits: int = 0, channels: int = 1,
                        keeps_features: bool = False, precision: str = "fp32", have: int | None = None,
-                       gpu_free: int | None = None, processes: int | None = None,
+                       gpu_free: int | None = None, processes: int | None = None, held: bool = True,
                        error: type[GanevalError] = GanevalError) -> None:
     """Refuse ``ganeval stats`` over ``images`` real images (uint8, ``image_bytes`` each) whose floor of memory is
     more than this machine's or, on CUDA, whose batch is more than the device's free memory, in one line naming
     ``--batch-size`` or ``--limit`` and the most that fits.
 
     The statistics are streamed (float64 sums: the mean and the ``pool_dim``² outer products, plus their matrix
-    product's temporary), but every process holds the images, and one batch: its uint8 copy, the network's
+    product's temporary); every process holds the images (unless not ``held``: a folder or zip, decoded batch by
+    batch), and one batch: its uint8 copy, the network's
     activations (:func:`batch_bytes`), its features and their two float64 copies; ``keeps_features``
     (``--save-features``) adds every image's pool features (float32), once, on the main process (written into one
     tensor as each batch is computed; the other ranks' shares of them, sent to it, are not counted).
@@ -210,7 +211,8 @@ def check_stats_memory(images: int, image_bytes: int, batch_size: int, extractor
     batch = b * (image_bytes + 4 * (pool + logits) + 2 * 8 * pool) + network
     fixed = 2 * 8 * pool * pool
     kept = 4 * pool if keeps_features else 0
-    need = processes * (images * image_bytes + batch + fixed) + images * kept
+    per_image = processes * image_bytes * held + kept  # what each image adds: held, and its saved features
+    need = processes * (batch + fixed) + images * per_image
     if need <= have:
         return
     machine = f"{_processes_text(processes)}, more than this machine's {size_text(have)}"
@@ -219,7 +221,7 @@ def check_stats_memory(images: int, image_bytes: int, batch_size: int, extractor
         raise error(f"--batch-size {batch_size}: one batch of {b} images would hold at least {size_text(batch)} in memory "
                     f"(the images, the network's activations, their features){machine}; give --batch-size {most} or less "
                     f"(default 64)")
-    most = max(0, (have - processes * (batch + fixed)) // (processes * image_bytes + kept))
-    held = "the images" + (" and their saved features" if keeps_features else "")
+    most = max(0, (have - processes * (batch + fixed)) // max(1, per_image))
+    what = " and ".join((["the images"] if held else []) + (["their saved features"] if keeps_features else [])) or "none"
     raise error(f"--dataset {dataset}: {images} images would hold at least {size_text(need)} in memory "
-                f"({size_text(processes * image_bytes + kept)} per image: {held}){machine}; give --limit {most} or less")
+                f"({size_text(per_image)} per image: {what}){machine}; give --limit {most} or less")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import numbers
 import os
 import sys
 import time
@@ -19,19 +18,24 @@ import numpy as np
 import torch
 
 from ganeval.atomic import output_file, sha256_file, write_set
-from ganeval.data import load_mnist, mnist_checksum
 from ganeval.distributed import DistContext, HostRows
-from ganeval.errors import GanevalError, StatsError, require_count
+from ganeval.errors import StatsError, require_count
 from ganeval.feature_stats import FeatureStats
-from ganeval.features.base import FeatureExtractor, iter_batches, refuse_nonfinite, run_pass, shared_passes
+from ganeval.features.base import FeatureExtractor, refuse_nonfinite, run_pass, shared_passes
 from ganeval.memory import check_stats_memory
-from ganeval.sources.samples import array_header, first_images, load_npy, open_npz
-from ganeval.sources.sizing import image_set_shape
+from ganeval.real_data import (  # noqa: F401 - re-exported: where statistics' callers have always found them
+    DATASETS,
+    SPLIT_SIZES,
+    RealBatches,
+    RealImages,
+    dataset_images,
+    dataset_shape,
+    real_images,
+    streams,
+)
+from ganeval.sources.image_stream import Recoloured
+from ganeval.sources.samples import open_npz
 from ganeval.version import __version__
-
-DATASETS = {"mnist-train": "train", "mnist-test": "test"}
-#: Images in each MNIST split (28×28 uint8).
-SPLIT_SIZES = {"mnist-train": 60_000, "mnist-test": 10_000}
 
 
 def _shipped_dir() -> Path:
@@ -126,123 +130,12 @@ def load_stats(path: str | os.PathLike[str], expect: dict[str, Any] | None = Non
     return RefStats(mu, sigma, meta)
 
 
-def dataset_images(dataset: str, data_dir: str | os.PathLike[str] | None = None) -> np.ndarray:
-    """uint8 ``(N, 28, 28)`` images of a named real dataset."""
-    if dataset not in DATASETS:
-        raise StatsError(f"unknown dataset {dataset!r} (known: {', '.join(DATASETS)})")
-    return load_mnist(DATASETS[dataset], data_dir)[0]
-
-
-@dataclass
-class RealImages:
-    """Real images and how they are identified in a statistic's sidecar (``dataset``, ``dataset_sha256``, …)."""
-
-    images: np.ndarray | torch.Tensor
-    meta: dict[str, Any]
-    notes: list[str] = field(default_factory=list)
-
-
-def _short_note(what: str, have: int, limit: int | None) -> list[str]:
-    """The note that fewer images exist than ``--limit`` asked for."""
-    if limit and have < limit:
-        return [f"{what}: only {have} images, fewer than the {limit} asked for; using those {have}"]
-    return []
-
-
-def _npz_images(path: Path) -> np.ndarray:
-    """The image array of an .npz, chosen as ``ganeval score`` chooses it (its only array, else the first of
-    ``sources.samples.NPZ_KEYS``), which must be uint8 (float real images would need a guessed value range)."""
-    from ganeval.sources.samples import NPZ_KEYS, npz_image_key
-
-    try:
-        with open_npz(path, StatsError) as z:
-            keys = list(z.files)
-            key = npz_image_key(keys)
-            if key is None:
-                raise StatsError(f"{path}: {len(keys)} arrays ({', '.join(keys[:6])}); name the images one of "
-                                 f"{', '.join(NPZ_KEYS)}")
-            arr = z[key]
-    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
-        raise StatsError(f"{path}: not a readable .npz of images ({exc}; object arrays/pickles are refused)") from exc
-    if arr.dtype != np.uint8 or not arr.size:
-        raise StatsError(f"{path}: real images in an .npz must be a non-empty uint8 array (0..255); "
-                         f"{key!r} is {arr.dtype} of shape {arr.shape}")
-    return arr
-
-
-def _npy_images(path: Path) -> np.ndarray:
-    """The image array of a ``.npy`` file (one array, as ``ganeval score`` reads a sample set), uint8 as in an .npz."""
-    arr = load_npy(path, StatsError)
-    if arr.dtype != np.uint8 or not arr.size:
-        raise StatsError(f"{path}: real images in a .npy must be a non-empty uint8 array (0..255); it is {arr.dtype} of "
-                         f"shape {arr.shape}")
-    return arr
-
-
-def _is_uint8(dtype: np.dtype) -> bool:
-    return dtype == np.uint8  # real images: only uint8 (a float's value range would have to be guessed)
-
-
-def real_images(dataset: str | os.PathLike[str], data_dir: str | os.PathLike[str] | None = None,
-                limit: int | None = None) -> RealImages:
-    """A named MNIST split, or your own real images: a folder or zip of PNG/JPEG files, or a uint8 ``.npz``.
-
-    Your own images are identified by the SHA-256 of their decoded pixels (file order as ``ganeval score`` reads
-    samples), so statistics record what they were made from and KID/precision-recall can re-read and verify them.
-    """
-    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, numbers.Integral) or limit < 1):
-        raise StatsError(f"--limit must be a positive number of images (got {limit!r})")
-    if str(dataset) in DATASETS:
-        images = dataset_images(str(dataset), data_dir)
-        notes = _short_note(str(dataset), len(images), limit)
-        images = images[:limit] if limit else images
-        name = str(dataset)
-        return RealImages(images, {"dataset": name, "split": DATASETS[name], "dataset_sha256": mnist_checksum(DATASETS[name])},
-                          notes)
-    from ganeval.sources.base import image_digest
-    from ganeval.sources.samples import array_images, read_image_set
-
-    path = Path(dataset)
-    if not path.exists():
-        raise StatsError(f"{path}: no such dataset (use mnist-train, mnist-test, or a folder, zip or .npz of real images)")
-    try:
-        if path.suffix.lower() in (".npz", ".npy") and path.is_file():
-            first = first_images(path, limit, _is_uint8) if limit else None  # --limit N: only N images read
-            arr, total = first or ((a := _npz_images(path) if path.suffix.lower() == ".npz" else _npy_images(path)), len(a))
-            notes = _short_note(path.name, total, limit)
-            images = array_images(arr[:limit] if limit else arr, "0,255", str(path))[0]
-        else:
-            got = read_image_set(path, limit or 2**62)
-            images, notes = got.images, list(got.notes)
-            if not limit:  # no N was asked for: all readable images are used, and that is no shortfall
-                notes = [n for n in notes if "fewer than the" not in n]
-    except GanevalError as exc:
-        raise StatsError(str(exc)) from exc
-    meta = {"dataset": "custom", "source": str(path.resolve()), "dataset_sha256": image_digest(images),
-            "image_shape": list(images.shape[1:])}
-    return RealImages(images, meta, notes)
-
-
-def _array_shape(path: Path) -> tuple[int, ...] | None:
-    """The image array's shape in a ``.npy`` or ``.npz`` from its header alone (None: not one that can be read so;
-    reading it says why), so an array past memory is refused before it is loaded."""
-    found = array_header(path)
-    return None if found is None else found[0]
-
-
-def dataset_shape(dataset: str | os.PathLike[str]) -> tuple[int, ...] | None:
-    """The images' (N, …) before reading them: an MNIST split's, a ``.npy``/``.npz``'s from its header, a folder's or
-    zip's from its listing and headers (:func:`ganeval.sources.sizing.image_set_shape`); None where none tells."""
-    path = Path(dataset)
-    array = path.suffix.lower() in (".npy", ".npz") and path.is_file()
-    return ((SPLIT_SIZES[str(dataset)], 28, 28) if str(dataset) in SPLIT_SIZES else _array_shape(path) if array else
-            image_set_shape(path) if path.is_dir() or (path.is_file() and zipfile.is_zipfile(path)) else None)
-
-
 def check_dataset_memory(dataset: str | os.PathLike[str], extractor: FeatureExtractor, batch_size: int,
                          limit: int | None = None, keeps_features: bool = False,
-                         shape: tuple[int, ...] | None = None, processes: int | None = None) -> None:
-    """Refuse, before any work, statistics of ``dataset`` whose images, batch and kept features cannot fit in memory
+                         shape: tuple[int, ...] | None = None, processes: int | None = None,
+                         streamed: bool | None = None) -> None:
+    """Refuse, before any work, statistics of ``dataset`` whose images (unless ``streamed``: read batch by batch, a
+    folder or zip; None: :func:`streams`), batch and kept features cannot fit in memory
     (:func:`ganeval.memory.check_stats_memory`). ``shape``: the images' (N, …) where known already; else
     :func:`dataset_shape`'s."""
     if shape is None:
@@ -255,7 +148,7 @@ def check_dataset_memory(dataset: str | os.PathLike[str], extractor: FeatureExtr
                        extractor.device, dataset=str(dataset), logits=1008 if extractor.name == "inception" and
                        extractor.has_logits else 10 if extractor.name == "mnist" else 0, channels=channels,
                        keeps_features=keeps_features, precision=getattr(extractor, "precision", "fp32"),
-                       processes=processes, error=StatsError)
+                       processes=processes, held=not (streams(dataset) if streamed is None else streamed), error=StatsError)
 
 
 def compute_stats(dataset: str | os.PathLike[str], extractor: FeatureExtractor, batch_size: int = 64,
@@ -298,50 +191,50 @@ def compute_stats_set(
     names = [getattr(ex, "stats_name", ex.name) for ex in extractors]  # inception and inception-clean: two
     if not extractors or len(set(names)) < len(extractors):
         raise StatsError("statistics need one or more extractors, each once")
-    shape = dataset_shape(dataset)  # sized once (a folder listed, its headers read), checked for each extractor
+    shape, streamed = dataset_shape(dataset), streams(dataset)  # sized once (a folder listed, its headers read)
     for i, ex in enumerate(extractors):
-        check_dataset_memory(dataset, ex, batch_size, limit, keeps_features and i == 0, shape)
-    real = real_images(dataset, data_dir, limit)
-    for i, ex in enumerate(extractors):
-        check_dataset_memory(dataset, ex, batch_size, limit, keeps_features and i == 0, tuple(real.images.shape))
-    if len(real.images) < 2:
-        raise StatsError(f"{dataset}: {len(real.images)} image(s); statistics need at least 2 (a covariance)")
-    for note in real.notes if dist.is_main else []:
-        print(f"note: {note}", file=sys.stderr)
-    n_batches = -(-len(real.images) // batch_size)
-    mine = dist.my_batches(n_batches)
-    name = f"{real.meta['dataset']} [{', '.join(names)}]"
+        check_dataset_memory(dataset, ex, batch_size, limit, keeps_features and i == 0, shape, streamed=streamed)
+    real = RealBatches(dataset, data_dir, limit)
+    if real.held is not None:
+        for i, ex in enumerate(extractors):
+            check_dataset_memory(dataset, ex, batch_size, limit, keeps_features and i == 0, tuple(real.held.images.shape))
+        _enough(dataset, real, dist)
+    mine = dist.my_batches(-(-real.expected // batch_size))
+    name = f"{real.held.meta['dataset'] if real.held is not None else 'custom'} [{', '.join(names)}]"
     for ex in extractors:
         if ex.pool_dim is None:  # a custom network's width is known once it has seen an image: every rank, even
-            dist.my_share(lambda ex=ex: ex(next(iter_batches(real.images[:1], 1))), name)  # one without a batch, sizes its sums
-    accs = [FeatureStats(int(ex.pool_dim)) for ex in extractors]
-    kept = HostRows(len(real.images), batch_size, f"{name}: the pool features to save", None if dist.is_main else mine,
-                    torch.float32) if keeps_features else None
+            dist.my_share(lambda ex=ex: ex(real.first()), name)  # one without a batch, sizes its sums
     passes = shared_passes(list(extractors))
     t0 = time.time()
+    accs: list[FeatureStats] = []
+    kept: list[HostRows] = []
 
     def my_batches() -> None:
-        with tqdm(total=len(real.images), unit="img", desc=name, file=sys.stderr,
+        with tqdm(total=real.expected, unit="img", desc=name, file=sys.stderr,
                   disable=not (progress and dist.is_main)) as bar:
-            for index, batch in zip(mine, iter_batches(real.images, batch_size, mine), strict=True):
-                outs = [run_pass(host, riders, batch) for host, riders in passes]
-                feats = [_features_of(passes, ex, outs) for ex in extractors]  # by extractor, not name: two passes
-                # may each give an 'inception' (tf1x and clean resize)
-                for f, acc in zip(feats, accs, strict=True):
-                    acc.update(f["pool"])
-                if kept is not None:
-                    kept.put(index, feats[0]["pool"])
-                if on_batch:
-                    on_batch(index, feats[0])
-                bar.update(len(batch) * dist.world)
+            while True:  # once, or again where a stream's colour turned out other than its headers said
+                accs[:] = [FeatureStats(int(ex.pool_dim)) for ex in extractors]
+                kept[:] = [HostRows(real.expected, batch_size, f"{name}: the pool features to save",
+                                    None if dist.is_main else mine, torch.float32, ragged=streamed)] if keeps_features else []
+                try:
+                    for index, batch in real.batches(batch_size, mine):
+                        _one_batch(index, batch, passes, extractors, accs, kept, on_batch)
+                        bar.update(len(batch) * dist.world)
+                    return
+                except Recoloured:
+                    bar.reset()
 
     dist.my_share(my_batches, name)  # a failed rank fails every rank here, not in the sum below
+    if real.held is None:
+        _enough(dataset, real, dist)
+        for k in kept:
+            k.settle(real.n)  # a stream's unreadable files: fewer rows than its headers promised
     seconds, out = round(time.time() - t0, 1), []
     for i, (ex, acc) in enumerate(zip(extractors, accs, strict=True)):
         acc.all_reduce(dist.all_reduce_sum)  # every rank's sums about one shared shift, added up
         refuse_nonfinite(ex, acc.sum.cpu(), name, per_image=False)  # NaN/Inf in any image's features
         meta = {
-            **real.meta,
+            **real.meta,  # a stream's pixel SHA-256 is known once it has been read
             "n": acc.n,
             **ex.provenance(),
             "accumulation": "float64",
@@ -352,8 +245,30 @@ def compute_stats_set(
             "seconds": seconds,
             **({"computed_with": [n for n, e in zip(names, extractors, strict=True) if e is not ex]} if len(extractors) > 1 else {}),
         }
-        out.append(RefStats(acc.mean, acc.cov, meta, kept.to_main(dist) if kept is not None and i == 0 else None))
+        out.append(RefStats(acc.mean, acc.cov, meta, kept[0].to_main(dist) if kept and i == 0 else None))
     return out
+
+
+def _enough(dataset: str | os.PathLike[str], real: RealBatches, dist: DistContext) -> None:
+    """Refuse fewer than 2 images; print the read's notes (on the main process)."""
+    if real.n < 2:
+        raise StatsError(f"{dataset}: {real.n} image(s); statistics need at least 2 (a covariance)")
+    for note in real.notes if dist.is_main else []:
+        print(f"note: {note}", file=sys.stderr)
+
+
+def _one_batch(index: int, batch: torch.Tensor, passes: list[tuple[FeatureExtractor, list[FeatureExtractor]]],
+               extractors: Sequence[FeatureExtractor], accs: list[FeatureStats], kept: list[HostRows],
+               on_batch: Callable[[int, dict[str, Any]], None] | None) -> None:
+    """One batch through each network pass once, into every extractor's sums (and the first's kept features)."""
+    outs = [run_pass(host, riders, batch) for host, riders in passes]
+    feats = [_features_of(passes, ex, outs) for ex in extractors]  # by extractor, not name: two passes may each
+    for f, acc in zip(feats, accs, strict=True):  # give an 'inception' (tf1x and clean resize)
+        acc.update(f["pool"])
+    for k in kept:
+        k.put(index, feats[0]["pool"])
+    if on_batch:
+        on_batch(index, feats[0])
 
 
 def _features_of(passes: list[tuple[FeatureExtractor, list[FeatureExtractor]]], ex: FeatureExtractor,

@@ -145,6 +145,37 @@ def test_two_process_stats_equal_single_process(tmp_path: Path) -> None:
     assert "2 process(es)" in multi.stdout and multi.stdout.count("wrote ") == 1
 
 
+def test_two_process_stats_of_a_streamed_folder_equal_single_process(tmp_path: Path) -> None:
+    """A folder is read batch by batch, each rank decoding every image to know the batches' bounds: with truncated
+    files (fewer images than the headers promise, a short last batch on rank 1) both runs give one set of
+    statistics, pixel SHA-256 and saved features."""
+    from PIL import Image
+
+    from ganeval.stats import dataset_images
+
+    folder = tmp_path / "digits"
+    folder.mkdir()
+    for i, im in enumerate(dataset_images("mnist-test")[:300]):
+        Image.fromarray(im).save(folder / f"{i:04d}.png")
+    for i in (7, 150, 299):
+        (folder / f"{i:04d}.png").write_bytes((folder / f"{i:04d}.png").read_bytes()[:50])
+    runs = {}
+    for tag, procs in (("one", 1), ("two", 2)):
+        launch = ([sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={procs}"] if procs > 1
+                  else [sys.executable])
+        res = _run([*launch, "-m", "ganeval_test_entry", "stats", "--dataset", str(folder), "--extractor", "mnist",
+                    "--batch-size", "32", "--device", "cpu", "--no-progress", "--out", str(tmp_path / f"{tag}_mnist.npz"),
+                    "--save-features", str(tmp_path / f"{tag}.npy")], env=_env(tmp_path), timeout=600)
+        assert res.returncode == 0, res.stderr[-3000:]
+        assert res.stderr.count("3 unreadable or truncated image(s) left out") == 1, res.stderr[-2000:]
+        runs[tag] = load_stats(tmp_path / f"{tag}_mnist.npz"), np.load(tmp_path / f"{tag}.npy")
+    (a, fa), (b, fb) = runs["one"], runs["two"]
+    assert a.meta["n"] == b.meta["n"] == 297 and a.meta["dataset_sha256"] == b.meta["dataset_sha256"]
+    np.testing.assert_allclose(b.mu, a.mu, rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(b.sigma, a.sigma, rtol=1e-6, atol=1e-12)
+    assert fa.shape == (297, a.mu.size) and np.array_equal(fa, fb)
+
+
 def test_stats_dying_rank_writes_nothing(tmp_path: Path) -> None:
     res = _stats(tmp_path, "dead", 2, GANEVAL_FAULT_RANK="1")
     assert res.returncode != 0

@@ -161,17 +161,22 @@ def read_image_set(path: Path, n: int) -> ImageSamples:
             if stack is None:
                 stack = ImageStack(min(n, count - seen), str(path))
             stack.add(image, name)
-    notes = []
-    if bad:
-        shown = "; ".join(f"{n_}: {why}" for n_, why in bad[:3]) + (" …" if len(bad) > 3 else "")
-        notes.append(f"{path.name}: {len(bad)} unreadable or truncated image(s) left out ({shown})")
-    if stack is None:
-        raise GanevalError(f"{path}: no readable images ({len(bad)} unreadable{': ' + shown if bad else ''})")
-    names = stack.names
-    if len(names) < n:
-        notes.append(f"{path.name}: only {len(names)} readable images, fewer than the {n} asked for; scoring those {len(names)}")
+    names = stack.names if stack is not None else []
+    notes = image_set_notes(path, bad, len(names), n)
     meta = {"files": len(names) + len(bad), "first": names[0], "last": names[-1]}
-    return ImageSamples(stack.images(), meta=meta, notes=notes, n_bad=len(bad))
+    return ImageSamples(stack.images(), meta=meta, notes=notes, n_bad=len(bad))  # type: ignore[union-attr]
+
+
+def image_set_notes(path: Path, bad: list[tuple[str, str]], read: int, n: int) -> list[str]:
+    """The notes on a folder's or zip's read (``bad``: unreadable files' names and reasons; ``read`` of the ``n``
+    asked for), or the error where none read."""
+    shown = "; ".join(f"{n_}: {why}" for n_, why in bad[:3]) + (" …" if len(bad) > 3 else "")
+    if not read:
+        raise GanevalError(f"{path}: no readable images ({len(bad)} unreadable{': ' + shown if bad else ''})")
+    notes = [f"{path.name}: {len(bad)} unreadable or truncated image(s) left out ({shown})"] if bad else []
+    if read < n:
+        notes.append(f"{path.name}: only {read} readable images, fewer than the {n} asked for; scoring those {read}")
+    return notes
 
 
 def array_images(arr: Any, output_range: str, what: str) -> tuple[torch.Tensor, np.ndarray, list[str]]:

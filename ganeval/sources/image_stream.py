@@ -1,0 +1,168 @@
+"""A folder or zip of images read batch by batch, never held whole: statistics of a set larger than memory.
+
+The batches, the SHA-256 of the pixels and the notes are those of :func:`~ganeval.sources.samples.read_image_set`'s
+one array (the same images in the same order, unreadable files left out, a set with any RGB image read as RGB), so
+statistics made either way are equal. Colour and size come from every file's header before the first batch. The
+SHA-256 is hashed as the images go by, for the count the headers promise; where a file with a readable header turns
+out unreadable, that count (part of the hash) was wrong, and a decode-only pass hashes the set again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import zipfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ganeval.errors import GanevalError
+from ganeval.sources.samples import _entries, _reason, decode_image, image_files, image_set_notes, zip_images
+from ganeval.sources.sizing import header_shape
+
+
+class Recoloured(Exception):
+    """The set's colour turned out other than its headers said (an RGB file after the first N, read in place of an
+    unreadable one; the only RGB files unreadable): the pass must be made again with :attr:`ImageStream.channels`."""
+
+
+def is_image_set(path: Path) -> bool:
+    """Whether ``path`` is a folder or zip of images (what :class:`ImageStream` reads; an ``.npz`` is a zip of
+    arrays)."""
+    return path.is_dir() or (path.is_file() and path.suffix.lower() not in (".npz", ".npy") and zipfile.is_zipfile(path))
+
+
+def _header_shapes(path: Path) -> list[tuple[str, tuple[int, int, int] | None]]:
+    """Each image file's name and ``(H, W, C)`` from its header (None: unreadable), in the read's order."""
+    def shape(opener: Callable[[], object]) -> tuple[int, int, int] | None:
+        try:
+            with opener() as fh:  # type: ignore[attr-defined]
+                return header_shape(fh)
+        except Exception:  # noqa: BLE001 - PIL raises many types for bad files; the read names them
+            return None
+
+    if path.is_dir():
+        return [(p.name, shape(lambda p=p: open(p, "rb"))) for p in image_files(path)]
+    try:
+        with zipfile.ZipFile(path) as zf:
+            return [(i.filename, shape(lambda i=i: zf.open(i))) for i in zip_images(zf)]
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise GanevalError(f"{path}: not a readable zip file ({exc})") from exc
+
+
+class ImageStream:
+    """The first ``limit`` (None: all) readable images of a folder or zip, as uint8 ``(B, C, H, W)`` batches.
+
+    After a full :meth:`batches` pass: :attr:`n` images were read, :attr:`notes` say what was left out, and
+    :meth:`digest` is :func:`~ganeval.sources.base.image_digest` of them as one array."""
+
+    def __init__(self, path: Path, limit: int | None = None) -> None:
+        self.path, self.limit = path, limit
+        heads = _header_shapes(path)
+        readable = [(name, s) for name, s in heads if s is not None]
+        take = readable[:limit] if limit else readable
+        for name, (h, w, _) in take[1:]:
+            if (h, w) != take[0][1][:2]:
+                raise GanevalError(f"{path}: images of different sizes ({take[0][1][0]}×{take[0][1][1]} in {take[0][0]}, "
+                                   f"{h}×{w} in {name}); resize them to one size")
+        #: Images the headers promise, and their colour (3: any RGB among them, as the one-array read holds it).
+        self.expected, self.channels = len(take), 3 if any(s[2] == 3 for _, s in take) else 1
+        self.n, self.notes, self.first_name, self.last_name = 0, [], "", ""
+        self.size: tuple[int, int] | None = None
+        self._digest: str | None = None
+
+    def batches(self, batch_size: int, mine: Callable[[int], bool] = lambda b: True) -> Iterator[tuple[int, torch.Tensor]]:
+        """``(index, batch)`` of every batch whose index ``mine`` takes; every image is decoded (the batches' bounds
+        depend on which files read) and hashed. Raises :class:`Recoloured` where the colour was wrong."""
+        hasher, size, rgb_seen = None, None, False
+        buf: np.ndarray | None = None
+        bad: list[tuple[str, str]] = []
+        self.n, b, filled = 0, 0, 0
+        for name, image in self._decoded(bad):
+            if size is None:
+                size, self.first_name = image.shape[:2], name
+                hasher = hashlib.sha256(f"uint8{(self.expected, self.channels, *size)}".encode())
+            elif image.shape[:2] != size:
+                raise GanevalError(f"{self.path}: images of different sizes ({size[0]}×{size[1]} in {self.first_name}, "
+                                   f"{image.shape[0]}×{image.shape[1]} in {name}); resize them to one size")
+            if image.ndim == 3:
+                if self.channels == 1:
+                    self.channels = 3
+                    raise Recoloured(f"{self.path}: {name} is RGB")
+                rgb_seen = True
+            chw = _channels_first(image, self.channels)
+            hasher.update(memoryview(chw).cast("B"))  # type: ignore[union-attr]
+            if mine(b):
+                if buf is None:
+                    buf = np.empty((batch_size, *chw.shape), np.uint8)
+                buf[filled] = chw
+            self.n, self.last_name, filled = self.n + 1, name, filled + 1
+            if filled == batch_size:
+                if buf is not None:
+                    yield b, torch.from_numpy(buf)
+                b, filled, buf = b + 1, 0, None
+        if filled and buf is not None:
+            yield b, torch.from_numpy(buf[:filled].copy())
+        self.size = size
+        self._finish(bad, rgb_seen, hasher)
+
+    def first(self) -> torch.Tensor | None:
+        """The first readable image as a ``(1, C, H, W)`` batch in the set's colour (None: none reads)."""
+        images = self._decoded([])
+        try:
+            _, image = next(images)
+        except StopIteration:
+            return None
+        finally:
+            images.close()
+        return torch.from_numpy(_channels_first(image, self.channels)[None].copy())
+
+    def _decoded(self, bad: list[tuple[str, str]]) -> Iterator[tuple[str, np.ndarray]]:
+        """Each readable image in order; the unreadable ones' names and reasons go to ``bad``."""
+        _, entries = _entries(self.path)
+        with contextlib.closing(entries):
+            for name, data in entries:
+                if self.limit and self.n >= self.limit:  # before decoding: a file past the first N plays no part
+                    break
+                if isinstance(data, Exception):
+                    bad.append((name, str(data)))
+                    continue
+                try:
+                    image = decode_image(data)
+                except Exception as exc:  # noqa: BLE001 - PIL raises many types for bad files
+                    bad.append((name, _reason(exc)))
+                    continue
+                yield name, image
+
+    def _finish(self, bad: list[tuple[str, str]], rgb_seen: bool, hasher: hashlib._Hash | None) -> None:
+        self.notes = image_set_notes(self.path, bad, self.n, self.limit or self.n)
+        if self.channels == 3 and not rgb_seen:  # the RGB files the headers showed were unreadable: a gray set
+            self.channels = 1
+            raise Recoloured(f"{self.path}: no RGB image read")
+        self._digest = hasher.hexdigest() if hasher is not None and self.n == self.expected else None
+
+    def digest(self) -> str:
+        """SHA-256 of the images read as one uint8 ``(n, C, H, W)`` array (a decode-only pass where the count the
+        headers promised was wrong)."""
+        if self._digest is None:
+            expected, self.expected = self.expected, self.n
+            try:
+                for _ in self.batches(max(1, self.n), mine=lambda b: False):
+                    pass
+            finally:
+                self.expected = expected
+        return str(self._digest)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """``(n, C, H, W)`` of the images read (after a pass)."""
+        return (self.n, self.channels, *(self.size or (0, 0)))
+
+
+def _channels_first(image: np.ndarray, channels: int) -> np.ndarray:
+    """uint8 ``(H, W)`` or ``(H, W, 3)`` → C-contiguous ``(C, H, W)`` (gray repeated over 3 channels in an RGB set)."""
+    if image.ndim == 3:
+        return np.ascontiguousarray(np.moveaxis(image, 2, 0))
+    return np.ascontiguousarray(np.broadcast_to(image, (channels, *image.shape)))

@@ -1,0 +1,157 @@
+"""Statistics of a folder or zip read batch by batch (sources/image_stream.py) are those of the images read whole:
+the same batches, pixel SHA-256, notes, statistics and saved features, whatever files are unreadable or RGB, and
+memory that does not grow with the set."""
+
+from __future__ import annotations
+
+import shutil
+import tracemalloc
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from ganeval.features import get_extractor
+from ganeval.memory import check_stats_memory
+from ganeval.sources.base import image_digest
+from ganeval.sources.image_stream import ImageStream, Recoloured
+from ganeval.sources.samples import read_image_set
+from ganeval.stats import compute_stats
+
+
+def _set(path: Path, n: int, rgb=(), truncated=(), junk=(), size=(9, 7), zipped: bool = False) -> Path:
+    """``n`` random PNGs ``img_0..``: RGB at ``rgb``, cut short after the header at ``truncated``, not images at
+    ``junk``; in a zip when ``zipped``."""
+    rng = np.random.default_rng(n)
+    folder = path.with_suffix("") if zipped else path
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    for i in range(n):
+        arr = rng.integers(0, 256, (*size, 3) if i in rgb else size, dtype=np.uint8)
+        Image.fromarray(arr).save(folder / f"img_{i}.png")
+        if i in truncated:
+            (folder / f"img_{i}.png").write_bytes((folder / f"img_{i}.png").read_bytes()[:60])
+        if i in junk:
+            (folder / f"img_{i}.png").write_bytes(b"not an image")
+    if not zipped:
+        return folder
+    with zipfile.ZipFile(path, "w") as zf:
+        for p in sorted(folder.iterdir()):
+            zf.write(p, f"set/{p.name}")
+    return path
+
+
+def _streamed(path: Path, limit: int | None, batch_size: int) -> tuple[ImageStream, torch.Tensor, list[int], int]:
+    """Every batch of a pass (made again, as the stats pass does, where the colour was wrong), joined."""
+    stream, restarts = ImageStream(path, limit), 0
+    while True:
+        try:
+            got = list(stream.batches(batch_size))
+            break
+        except Recoloured:
+            restarts += 1
+    return stream, torch.cat([b for _, b in got]), [i for i, _ in got], restarts
+
+
+CASES = {  # name: (set, limit, restarts expected)
+    "gray, one truncated": (dict(n=23, truncated=(5,)), None, 0),
+    "gray then RGB": (dict(n=23, rgb=(15, 20)), None, 0),
+    "junk and truncated, limit": (dict(n=23, truncated=(3,), junk=(6,)), 12, 0),
+    "RGB past the limit": (dict(n=23, rgb=(20,)), 12, 0),
+    "RGB read in place of a truncated file": (dict(n=23, rgb=(12,), truncated=(2,)), 12, 1),
+    "the only RGB file truncated": (dict(n=23, rgb=(9,), truncated=(9,)), None, 1),
+    "zip, RGB and truncated": (dict(n=23, rgb=(4,), truncated=(1, 17), zipped=True), None, 0),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_a_streamed_set_is_the_set_read_whole(tmp_path: Path, case: str) -> None:
+    spec, limit, restarts = CASES[case]
+    path = _set(tmp_path / ("s.zip" if spec.get("zipped") else "s"), **spec)
+    stream, images, indices, made_again = _streamed(path, limit, batch_size=5)
+    whole = read_image_set(path, limit or 2**62)
+    assert torch.equal(images, whole.images) and indices == list(range(len(indices)))
+    assert stream.digest() == image_digest(whole.images)
+    assert stream.notes == (whole.notes if limit else [n for n in whole.notes if "fewer than" not in n])
+    assert stream.shape == tuple(whole.images.shape) and made_again == restarts
+
+
+def test_statistics_and_saved_features_of_a_streamed_folder_equal_the_held_array(tmp_path: Path, mnist_dir: Path) -> None:
+    """MNIST digits as PNGs, two truncated (the last batch shorter than the headers promised), against the same
+    readable digits in an .npz (held whole): equal mean, covariance, pixel SHA-256 and features, bit for bit."""
+    from ganeval.stats import dataset_images
+
+    digits = dataset_images("mnist-test")[:203]
+    folder = tmp_path / "digits"
+    folder.mkdir()
+    for i, im in enumerate(digits):
+        Image.fromarray(im).save(folder / f"{i:04d}.png")
+    for i in (50, 190):
+        (folder / f"{i:04d}.png").write_bytes((folder / f"{i:04d}.png").read_bytes()[:50])
+    np.savez(tmp_path / "same.npz", images=np.delete(digits, [50, 190], axis=0))
+    ex = get_extractor("mnist", device="cpu")
+    for limit in (None, 100):
+        a = compute_stats(folder, ex, 16, limit=limit, progress=False, keeps_features=True)
+        b = compute_stats(tmp_path / "same.npz", ex, 16, limit=limit, progress=False, keeps_features=True)
+        assert a.meta["n"] == b.meta["n"] == (limit or 201)
+        assert a.meta["dataset_sha256"] == b.meta["dataset_sha256"] and a.meta["image_shape"] == [1, 28, 28]
+        assert np.array_equal(a.mu, b.mu) and np.array_equal(a.sigma, b.sigma)
+        assert a.features is not None and torch.equal(a.features, b.features)
+
+
+def test_a_set_whose_colour_surprises_is_scored_again_in_its_true_colour(tmp_path: Path) -> None:
+    """The headers of the first 12 readable files are gray, but one is truncated and the 13th, read in its place, is
+    RGB: the pass is made again as RGB, and the statistics are those of the RGB array the one-array read holds."""
+    path = _set(tmp_path / "s", 23, rgb=(12,), truncated=(2,), size=(28, 28))
+    whole = read_image_set(path, 12).images
+    np.save(tmp_path / "whole.npy", whole.numpy())
+    ex = get_extractor("mnist", device="cpu")
+    a = compute_stats(path, ex, 5, limit=12, progress=False)
+    b = compute_stats(tmp_path / "whole.npy", ex, 5, progress=False)
+    assert whole.shape == (12, 3, 28, 28) and a.meta["image_shape"] == [3, 28, 28]
+    assert np.array_equal(a.mu, b.mu) and a.meta["dataset_sha256"] == b.meta["dataset_sha256"]
+
+
+def test_images_of_another_size_are_refused_before_any_work(tmp_path: Path, cli) -> None:
+    path = _set(tmp_path / "s", 6)
+    Image.fromarray(np.zeros((5, 5), np.uint8)).save(path / "img_9.png")
+    out = tmp_path / "ref" / "s_mnist.npz"
+    code, _, err = cli("stats", "--dataset", path, "--extractor", "mnist", "--device", "cpu", "--no-progress", "--out", out)
+    assert code == 2 and "images of different sizes (9×7 in img_0.png, 5×5 in img_9.png)" in err, err
+    assert not out.parent.exists()
+
+
+def test_a_stream_holds_a_batch_not_the_set(tmp_path: Path) -> None:
+    """tracemalloc (numpy's buffers are traced) over a pass: a set of 120 RGB 128×128 images (5.9 MB) read whole
+    holds all of it at once; streamed in batches of 8, under a fifth of it."""
+    path = _set(tmp_path / "s", 120, rgb=range(120), size=(128, 128))
+    set_bytes = 120 * 3 * 128 * 128
+
+    def peak(read) -> int:
+        tracemalloc.start()
+        try:
+            read()
+            return tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+
+    def stream() -> None:
+        for _, batch in ImageStream(path).batches(8):
+            del batch
+
+    assert peak(lambda: read_image_set(path, 2**62)) >= set_bytes
+    assert peak(stream) < set_bytes / 5
+
+
+def test_the_memory_check_counts_a_streamed_set_without_its_images() -> None:
+    """60 million MNIST-size images held would need 47 GB (refused on a 24 GiB machine); streamed, one batch and
+    the sums, whatever the count: passed. Saved features still grow with the set, and are refused by --limit."""
+    args = dict(dataset="d", device=torch.device("cpu"), have=24 * 2**30, processes=1)
+    with pytest.raises(Exception, match="give --limit"):
+        check_stats_memory(60_000_000, 784, 64, "mnist", 128, **args)
+    check_stats_memory(60_000_000, 784, 64, "mnist", 128, held=False, **args)
+    with pytest.raises(Exception, match=r"per image: their saved features\).*give --limit"):
+        check_stats_memory(60_000_000, 784, 64, "mnist", 128, held=False, keeps_features=True, **args)
