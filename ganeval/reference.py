@@ -15,8 +15,10 @@ import torch
 
 from ganeval.cache import CACHE_READ_ERRORS, cache_dir, cache_write, discard
 from ganeval.distributed import DistContext, HostRows
-from ganeval.errors import StatsError
+from ganeval.errors import GanevalError, StatsError
 from ganeval.features.base import FeatureExtractor, cacheable, iter_batches, refuse_nonfinite
+from ganeval.real_data import streams
+from ganeval.sources.image_stream import ImageStream
 from ganeval.stats import DATASETS, MATCH_KEYS, RefStats, dataset_images, load_stats, real_images, stats_path
 from ganeval.stats_import import imported_summary
 
@@ -162,16 +164,27 @@ def real_images_key(meta: dict[str, Any]) -> str:
     raise StatsError(f"reference dataset {dataset!r} has no real images here; KID and precision/recall need them")
 
 
-def _custom_images(meta: dict[str, Any]) -> torch.Tensor:
-    """The reference's own real images, re-read from their source and verified."""
+def _custom_images(meta: dict[str, Any], positions: np.ndarray) -> torch.Tensor:
+    """The reference's own real images at ``positions``, re-read from their source and verified: a folder or zip
+    in one pass that keeps those images alone (memory grows with the subset, not the set)."""
     src = Path(str(meta["source"]))
     if not src.exists():
         raise StatsError(f"{src}: the reference's real images are gone; KID and precision/recall need them")
-    real = real_images(src, limit=int(meta.get("n") or 0) or None)
-    if real.meta["dataset_sha256"] != meta["dataset_sha256"]:
+    limit = int(meta.get("n") or 0) or None
+    if streams(src):
+        try:
+            stream = ImageStream(src, limit)
+            images, digest = stream.subset(positions), stream.digest()
+        except GanevalError as exc:
+            raise StatsError(str(exc)) from exc
+    else:
+        real = real_images(src, limit=limit)
+        every, digest = torch.as_tensor(real.images), real.meta["dataset_sha256"]
+        images = every if len(positions) == len(every) else every[torch.from_numpy(positions)]
+    if digest != meta["dataset_sha256"]:
         raise StatsError(f"{src}: the real images changed since the reference statistics were made (pixel SHA-256 "
-                         f"{real.meta['dataset_sha256'][:12]}…, statistics made from {str(meta['dataset_sha256'])[:12]}…)")
-    return torch.as_tensor(real.images)
+                         f"{digest[:12]}…, statistics made from {str(meta['dataset_sha256'])[:12]}…)")
+    return images
 
 
 def real_features(stats: RefStats, extractor: FeatureExtractor, n: int, batch_size: int = 64, write_cache: bool = True,
@@ -186,9 +199,11 @@ def real_features(stats: RefStats, extractor: FeatureExtractor, n: int, batch_si
     n = min(n, total)
 
     def images() -> Any:
-        every = dataset_images(key, data_dir)[:total] if key in DATASETS else _custom_images(stats.meta)
         idx = real_subset(total, n)
-        return every if len(idx) == len(every) else every[torch.from_numpy(idx) if isinstance(every, torch.Tensor) else idx]
+        if key not in DATASETS:
+            return _custom_images(stats.meta, idx)
+        every = dataset_images(key, data_dir)[:total]
+        return every if len(idx) == len(every) else every[idx]
 
     return _features(key, images, extractor, n, batch_size, write_cache, dist, total=total, notes=notes)
 
@@ -238,6 +253,11 @@ def dataset_key(dataset: str | os.PathLike[str]) -> str:
     (read and verified here, so a bad path fails at once with one line)."""
     if str(dataset) in DATASETS:
         return str(dataset)
+    if streams(dataset):  # hashed as it is read, never held
+        try:
+            return _custom_key(ImageStream(Path(dataset)).digest())
+        except GanevalError as exc:
+            raise StatsError(str(exc)) from exc
     return _custom_key(real_images(dataset).meta["dataset_sha256"])
 
 

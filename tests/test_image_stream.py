@@ -155,3 +155,22 @@ def test_the_memory_check_counts_a_streamed_set_without_its_images() -> None:
     check_stats_memory(60_000_000, 784, 64, "mnist", 128, held=False, **args)
     with pytest.raises(Exception, match=r"per image: their saved features\).*give --limit"):
         check_stats_memory(60_000_000, 784, 64, "mnist", 128, held=False, keeps_features=True, **args)
+
+
+def test_a_references_real_subset_is_read_from_its_folder_one_image_at_a_time(tmp_path: Path) -> None:
+    """KID's and precision/recall's real images of a folder reference: the seeded subset, equal to indexing the set
+    read whole, verified against the statistics' pixel SHA-256 (a changed image refused), and the same content key
+    as the same pixels in an .npz."""
+    from ganeval.errors import StatsError
+    from ganeval.reference import _custom_images, dataset_key, real_subset
+
+    path = _set(tmp_path / "s", 60, truncated=(4,), size=(28, 28))
+    meta = compute_stats(path, get_extractor("mnist", device="cpu"), 16, progress=False).meta
+    whole = read_image_set(path, 2**62).images
+    idx = real_subset(59, 20)
+    assert len(idx) == 20 and torch.equal(_custom_images(meta, idx), whole[torch.from_numpy(idx)])
+    np.savez(tmp_path / "same.npz", images=whole.numpy())
+    assert dataset_key(path) == dataset_key(tmp_path / "same.npz") == f"custom-{meta['dataset_sha256'][:16]}"
+    Image.fromarray(np.zeros((28, 28), np.uint8)).save(path / "img_59.png")
+    with pytest.raises(StatsError, match="the real images changed since the reference statistics were made"):
+        _custom_images(meta, idx)

@@ -72,14 +72,51 @@ class ImageStream:
         self.n, self.notes, self.first_name, self.last_name = 0, [], "", ""
         self.size: tuple[int, int] | None = None
         self._digest: str | None = None
+        self._read = False  # a whole pass made
 
     def batches(self, batch_size: int, mine: Callable[[int], bool] = lambda b: True) -> Iterator[tuple[int, torch.Tensor]]:
         """``(index, batch)`` of every batch whose index ``mine`` takes; every image is decoded (the batches' bounds
         depend on which files read) and hashed. Raises :class:`Recoloured` where the colour was wrong."""
-        hasher, size, rgb_seen = None, None, False
         buf: np.ndarray | None = None
+        b = filled = 0
+        for chw in self._pass():
+            if mine(b):
+                if buf is None:
+                    buf = np.empty((batch_size, *chw.shape), np.uint8)
+                buf[filled] = chw
+            filled += 1
+            if filled == batch_size:
+                if buf is not None:
+                    yield b, torch.from_numpy(buf)
+                b, filled, buf = b + 1, 0, None
+        if filled and buf is not None:
+            yield b, torch.from_numpy(buf[:filled].copy())
+
+    def subset(self, positions: np.ndarray) -> torch.Tensor:
+        """The images at ``positions`` (among those read, in file order) as ``(len, C, H, W)``, in that order, from
+        one pass that hashes every image (:meth:`digest`): a reference's real subset without the set in memory."""
+        where = {int(p): k for k, p in enumerate(positions)}
+        while True:
+            out: np.ndarray | None = None
+            try:
+                for pos, chw in enumerate(self._pass()):
+                    if (k := where.get(pos)) is not None:
+                        if out is None:
+                            out = np.empty((len(where), *chw.shape), np.uint8)
+                        out[k] = chw
+            except Recoloured:
+                continue
+            if out is None or max(where, default=-1) >= self.n:
+                raise GanevalError(f"{self.path}: {self.n} readable images, fewer than the {max(where) + 1} the reference "
+                                   "was made from")
+            return torch.from_numpy(out)
+
+    def _pass(self) -> Iterator[np.ndarray]:
+        """Each image read, C-contiguous ``(C, H, W)`` in the set's colour, hashed on the way; :attr:`n`,
+        :attr:`notes` and the digest are set at the end. Raises :class:`Recoloured` where the colour was wrong."""
+        hasher, size, rgb_seen = None, None, False
         bad: list[tuple[str, str]] = []
-        self.n, b, filled = 0, 0, 0
+        self.n = 0
         for name, image in self._decoded(bad):
             if size is None:
                 size, self.first_name = image.shape[:2], name
@@ -94,19 +131,20 @@ class ImageStream:
                 rgb_seen = True
             chw = _channels_first(image, self.channels)
             hasher.update(memoryview(chw).cast("B"))  # type: ignore[union-attr]
-            if mine(b):
-                if buf is None:
-                    buf = np.empty((batch_size, *chw.shape), np.uint8)
-                buf[filled] = chw
-            self.n, self.last_name, filled = self.n + 1, name, filled + 1
-            if filled == batch_size:
-                if buf is not None:
-                    yield b, torch.from_numpy(buf)
-                b, filled, buf = b + 1, 0, None
-        if filled and buf is not None:
-            yield b, torch.from_numpy(buf[:filled].copy())
+            self.n, self.last_name = self.n + 1, name
+            yield chw
         self.size = size
         self._finish(bad, rgb_seen, hasher)
+
+    def _drain(self) -> None:
+        """One whole pass for its count, notes and digest alone (again where the colour was wrong)."""
+        while True:
+            try:
+                for _ in self._pass():
+                    pass
+                return
+            except Recoloured:
+                continue
 
     def first(self) -> torch.Tensor | None:
         """The first readable image as a ``(1, C, H, W)`` batch in the set's colour (None: none reads)."""
@@ -142,15 +180,18 @@ class ImageStream:
             self.channels = 1
             raise Recoloured(f"{self.path}: no RGB image read")
         self._digest = hasher.hexdigest() if hasher is not None and self.n == self.expected else None
+        self._read = True
 
     def digest(self) -> str:
-        """SHA-256 of the images read as one uint8 ``(n, C, H, W)`` array (a decode-only pass where the count the
-        headers promised was wrong)."""
+        """SHA-256 of the images read as one uint8 ``(n, C, H, W)`` array: :func:`~ganeval.sources.base.image_digest`
+        of the one-array read (a decode-only pass where none was made, or where the count the headers promised, part
+        of the hash, was wrong)."""
+        if self._digest is None and not self._read:
+            self._drain()
         if self._digest is None:
             expected, self.expected = self.expected, self.n
             try:
-                for _ in self.batches(max(1, self.n), mine=lambda b: False):
-                    pass
+                self._drain()
             finally:
                 self.expected = expected
         return str(self._digest)
