@@ -9,6 +9,7 @@ good as real" is at the user's N; this row can. It is never ranked, gated on or 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,9 @@ import torch
 
 from ganeval.errors import GanevalError
 from ganeval.inputs import Source
+from ganeval.real_data import streams
 from ganeval.sources.base import InputHints
+from ganeval.sources.image_stream import ImageStream
 from ganeval.stats import DATASETS, real_images
 from ganeval.summary import row_dict
 
@@ -67,25 +70,45 @@ def floor_source(choice: str, ref_meta: dict[str, dict[str, Any]], n: int, seed:
         raise GanevalError(f"--real-floor must be 'auto' or a dataset (mnist-train, mnist-test, a folder, zip or .npz), not {choice!r}")
     dataset = _floor_dataset(str(choice), ref_meta)
     try:
-        real = real_images(dataset)
+        total, meta_of, subset = _held_out(dataset)
     except GanevalError as exc:
         raise GanevalError(f"--real-floor: {exc}") from exc
     for extractor, meta in ref_meta.items():
-        same = (dataset in DATASETS and meta.get("dataset") == dataset) or meta.get("dataset_sha256") == real.meta.get("dataset_sha256")
+        same = (dataset in DATASETS and meta.get("dataset") == dataset) or meta.get("dataset_sha256") == meta_of.get("dataset_sha256")
         if same:
             raise GanevalError(f"--real-floor {dataset}: these are the images the {extractor} reference statistics were made "
                                "from, not held-out ones; pick real images outside the reference")
-    if len(real.images) < n and n_known:  # a floor at a smaller N is biased upwards against the checkpoints' N: never mix them
-        raise GanevalError(f"--real-floor {dataset}: {len(real.images)} held-out images, fewer than the {n} samples per "
+    if total < n and n_known:  # a floor at a smaller N is biased upwards against the checkpoints' N: never mix them
+        raise GanevalError(f"--real-floor {dataset}: {total} held-out images, fewer than the {n} samples per "
                            "checkpoint; the floor must be scored at the same N (lower --num-samples or give more images)")
-    idx = floor_indices(len(real.images), n, seed)
-    images = real.images[torch.from_numpy(idx)] if isinstance(real.images, torch.Tensor) else real.images[idx]  # copies
+    idx = floor_indices(total, n, seed)
+    try:
+        images = subset(idx)
+    except GanevalError as exc:
+        raise GanevalError(f"--real-floor: {exc}") from exc
     name = f"real held-out ({dataset if dataset in DATASETS else 'your images'})"
     src = Source(name, None, None, "array", {"array": images, "hints": InputHints(output_range="0,255")})
-    info = {"dataset": real.meta["dataset"], "source": real.meta.get("source", dataset),
-            "dataset_sha256": real.meta["dataset_sha256"], "n_available": int(len(real.images)), "name": name,
-            "subset": "all" if len(idx) == len(real.images) else f"{len(idx)} drawn uniformly without replacement, seed {seed}"}
+    info = {"dataset": meta_of["dataset"], "source": meta_of.get("source", dataset),
+            "dataset_sha256": meta_of["dataset_sha256"], "n_available": total, "name": name,
+            "subset": "all" if len(idx) == total else f"{len(idx)} drawn uniformly without replacement, seed {seed}"}
     return src, info
+
+
+def _held_out(dataset: str) -> tuple[int, dict[str, Any], Callable[[np.ndarray], Any]]:
+    """How many images ``dataset`` holds, how it is identified, and a reader of the images at given positions: a
+    folder or zip counted and hashed in one decode-only pass and read again for the subset alone (never held
+    whole), any other set read whole."""
+    if streams(dataset):
+        stream = ImageStream(Path(dataset))
+        meta = {"dataset": "custom", "source": str(Path(dataset).resolve()), "dataset_sha256": stream.digest()}
+        return stream.n, meta, stream.subset
+    real = real_images(dataset)
+    images = real.images
+
+    def subset(idx: np.ndarray) -> Any:
+        return images[torch.from_numpy(idx)] if isinstance(images, torch.Tensor) else images[idx]  # copies
+
+    return len(images), real.meta, subset
 
 
 def floor_summary(row: dict[str, Any], info: dict[str, Any]) -> dict[str, Any]:

@@ -178,8 +178,9 @@ def compute_stats_set(
 ) -> list[RefStats]:
     """The statistics of each of ``extractors`` over the same images of ``dataset``, read once, each batch through
     each network pass once (FID's and sFID's from one Inception pass: :func:`~ganeval.features.base.shared_passes`).
+    A folder or zip is decoded batch by batch (:class:`~ganeval.real_data.RealBatches`), never held whole.
 
-    Refused before any work when the images, a batch or (``keeps_features``: the first extractor's) features cannot
+    Refused before any work when the held images, a batch or (``keeps_features``: the first extractor's) features cannot
     fit in memory (:func:`check_dataset_memory`). ``on_batch`` sees the first extractor's features. Under torchrun
     (``dist``) rank r takes global batches r, r+W, … and the float64 sums are added over ranks, so every rank returns
     the statistics of the whole dataset: the single-process result up to float64 summation order.

@@ -174,3 +174,19 @@ def test_a_references_real_subset_is_read_from_its_folder_one_image_at_a_time(tm
     Image.fromarray(np.zeros((28, 28), np.uint8)).save(path / "img_59.png")
     with pytest.raises(StatsError, match="the real images changed since the reference statistics were made"):
         _custom_images(meta, idx)
+
+
+def test_a_real_floor_from_a_folder_is_the_one_from_its_images_held_whole(tmp_path: Path) -> None:
+    """``--real-floor FOLDER``: counted and hashed in one decode-only pass, its seeded subset read in another (never
+    the set whole): the same images and identity as the same pixels in an .npz."""
+    from ganeval.real_floor import floor_source
+
+    path = _set(tmp_path / "held", 50, truncated=(7,), size=(28, 28))
+    np.savez(tmp_path / "held.npz", images=read_image_set(path, 2**62).images.numpy())
+    ref = {"mnist": {"dataset": "mnist-train"}}
+    (a, ia), (b, ib) = (floor_source(str(p), ref, 30, seed=3) for p in (path, tmp_path / "held.npz"))
+    assert torch.equal(torch.as_tensor(a.extra["array"]), torch.as_tensor(b.extra["array"]))
+    assert len(a.extra["array"]) == 30 and ia["n_available"] == ib["n_available"] == 49
+    assert {k: v for k, v in ia.items() if k != "source"} == {k: v for k, v in ib.items() if k != "source"}
+    with pytest.raises(Exception, match="49 held-out images, fewer than the 60 samples"):
+        floor_source(str(path), ref, 60)
