@@ -190,3 +190,20 @@ def test_a_real_floor_from_a_folder_is_the_one_from_its_images_held_whole(tmp_pa
     assert {k: v for k, v in ia.items() if k != "source"} == {k: v for k, v in ib.items() if k != "source"}
     with pytest.raises(Exception, match="49 held-out images, fewer than the 60 samples"):
         floor_source(str(path), ref, 60)
+
+
+def test_with_a_limit_only_the_headers_it_needs_are_read(tmp_path: Path, monkeypatch) -> None:
+    from ganeval.sources import image_stream
+
+    path = _set(tmp_path / "s", 40, junk=(1,))
+    seen: list[int] = []
+    real = image_stream.header_shape
+
+    def counted(fh):  # noqa: ANN001, ANN202
+        seen.append(1)
+        return real(fh)
+
+    monkeypatch.setattr(image_stream, "header_shape", counted)
+    stream = ImageStream(path, limit=5)
+    assert len(seen) == 6 and stream.expected == 5  # img_0, the junk img_1, img_2..img_5: not the other 34
+    assert ImageStream(path).expected == 39 and len(seen) == 6 + 40

@@ -34,20 +34,27 @@ def is_image_set(path: Path) -> bool:
     return path.is_dir() or (path.is_file() and path.suffix.lower() not in (".npz", ".npy") and zipfile.is_zipfile(path))
 
 
-def _header_shapes(path: Path) -> list[tuple[str, tuple[int, int, int] | None]]:
-    """Each image file's name and ``(H, W, C)`` from its header (None: unreadable), in the read's order."""
-    def shape(opener: Callable[[], object]) -> tuple[int, int, int] | None:
-        try:
-            with opener() as fh:  # type: ignore[attr-defined]
-                return header_shape(fh)
-        except Exception:  # noqa: BLE001 - PIL raises many types for bad files; the read names them
-            return None
+def _readable_shapes(path: Path, limit: int | None) -> list[tuple[str, tuple[int, int, int]]]:
+    """The name and ``(H, W, C)`` of each image file whose header reads, in the read's order, up to ``limit``."""
+    def shapes(names: list[str], opener: Callable[[int], object]) -> list[tuple[str, tuple[int, int, int]]]:
+        out: list[tuple[str, tuple[int, int, int]]] = []
+        for k, name in enumerate(names):
+            if limit and len(out) >= limit:
+                break
+            try:
+                with opener(k) as fh:  # type: ignore[attr-defined]
+                    out.append((name, header_shape(fh)))
+            except Exception:  # noqa: BLE001 - PIL raises many types for bad files; the read names them
+                continue
+        return out
 
     if path.is_dir():
-        return [(p.name, shape(lambda p=p: open(p, "rb"))) for p in image_files(path)]
+        files = image_files(path)
+        return shapes([p.name for p in files], lambda k: open(files[k], "rb"))
     try:
         with zipfile.ZipFile(path) as zf:
-            return [(i.filename, shape(lambda i=i: zf.open(i))) for i in zip_images(zf)]
+            infos = zip_images(zf)
+            return shapes([i.filename for i in infos], lambda k: zf.open(infos[k]))
     except (zipfile.BadZipFile, OSError) as exc:
         raise GanevalError(f"{path}: not a readable zip file ({exc})") from exc
 
@@ -60,9 +67,7 @@ class ImageStream:
 
     def __init__(self, path: Path, limit: int | None = None) -> None:
         self.path, self.limit = path, limit
-        heads = _header_shapes(path)
-        readable = [(name, s) for name, s in heads if s is not None]
-        take = readable[:limit] if limit else readable
+        take = _readable_shapes(path, limit)
         for name, (h, w, _) in take[1:]:
             if (h, w) != take[0][1][:2]:
                 raise GanevalError(f"{path}: images of different sizes ({take[0][1][0]}×{take[0][1][1]} in {take[0][0]}, "
