@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from ganeval.errors import GanevalError
-from ganeval.sources.samples import _entries, _reason, decode_image, image_files, image_set_notes, zip_images
+from ganeval.sources.samples import decoded_images, image_files, image_set_notes, zip_images
 from ganeval.sources.sizing import header_shape
 
 
@@ -164,19 +164,11 @@ class ImageStream:
 
     def _decoded(self, bad: list[tuple[str, str]]) -> Iterator[tuple[str, np.ndarray]]:
         """Each readable image in order; the unreadable ones' names and reasons go to ``bad``."""
-        _, entries = _entries(self.path)
-        with contextlib.closing(entries):
-            for name, data in entries:
-                if self.limit and self.n >= self.limit:  # before decoding: a file past the first N plays no part
-                    break
-                if isinstance(data, Exception):
-                    bad.append((name, str(data)))
-                    continue
-                try:
-                    image = decode_image(data)
-                except Exception as exc:  # noqa: BLE001 - PIL raises many types for bad files
-                    bad.append((name, _reason(exc)))
-                    continue
+        def enough() -> bool:  # asked before each file is decoded: one past the first N plays no part
+            return bool(self.limit) and self.n >= self.limit  # type: ignore[operator]
+
+        with contextlib.closing(decoded_images(self.path, bad, enough)) as images:
+            for _, _, name, image in images:
                 yield name, image
 
     def _finish(self, bad: list[tuple[str, str]], rgb_seen: bool, hasher: hashlib._Hash | None) -> None:

@@ -139,16 +139,13 @@ def _reason(exc: Exception) -> str:
     return f"{exc.__class__.__name__}: " + re.sub(r"\s*<[^<>]*\bat 0x[0-9a-fA-F]+>", "", str(exc))
 
 
-def read_image_set(path: Path, n: int) -> ImageSamples:
-    """The first ``n`` readable images of a folder or zip, with notes on bad files and a short set. They are decoded
-    one at a time into one array sized for the most there can be (``n``, or the image files left when the first one
-    reads), so the read holds about one copy of the images (:class:`ImageStack`)."""
+def decoded_images(path: Path, bad: list[tuple[str, str]], enough: Callable[[], bool]) -> Iterator[tuple[int, int, str, np.ndarray]]:
+    """Each readable image of a folder or zip in order, as ``(files listed, this file's position, name, image)``,
+    until ``enough()`` (asked before each file is read on); the unreadable files' names and reasons go to ``bad``."""
     count, entries = _entries(path)
-    stack: ImageStack | None = None
-    bad: list[tuple[str, str]] = []
     with contextlib.closing(entries):
         for seen, (name, data) in enumerate(entries):
-            if (len(stack.names) if stack else 0) >= n:
+            if enough():
                 break
             if isinstance(data, Exception):
                 bad.append((name, str(data)))
@@ -158,6 +155,17 @@ def read_image_set(path: Path, n: int) -> ImageSamples:
             except Exception as exc:  # noqa: BLE001 - PIL raises many types for bad files
                 bad.append((name, _reason(exc)))
                 continue
+            yield count, seen, name, image
+
+
+def read_image_set(path: Path, n: int) -> ImageSamples:
+    """The first ``n`` readable images of a folder or zip, with notes on bad files and a short set. They are decoded
+    one at a time into one array sized for the most there can be (``n``, or the image files left when the first one
+    reads), so the read holds about one copy of the images (:class:`ImageStack`)."""
+    stack: ImageStack | None = None
+    bad: list[tuple[str, str]] = []
+    with contextlib.closing(decoded_images(path, bad, lambda: (len(stack.names) if stack else 0) >= n)) as images:
+        for count, seen, name, image in images:
             if stack is None:
                 stack = ImageStack(min(n, count - seen), str(path))
             stack.add(image, name)
