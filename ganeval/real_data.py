@@ -129,13 +129,14 @@ def _array_shape(path: Path) -> tuple[int, ...] | None:
     return None if found is None else found[0]
 
 
-def dataset_shape(dataset: str | os.PathLike[str]) -> tuple[int, ...] | None:
-    """The images' (N, …) before reading them: an MNIST split's, a ``.npy``/``.npz``'s from its header, a folder's or
-    zip's from its listing and headers (:func:`ganeval.sources.sizing.image_set_shape`); None where none tells."""
+def dataset_shape(dataset: str | os.PathLike[str], recursive: bool = False) -> tuple[int, ...] | None:
+    """The images' (N, …) before reading them: an MNIST split's, a ``.npy``/``.npz``'s from its header, a folder's
+    (``recursive``: its tree's) or zip's from its listing and headers (:func:`ganeval.sources.sizing.image_set_shape`);
+    None where none tells."""
     path = Path(dataset)
     array = path.suffix.lower() in (".npy", ".npz") and path.is_file()
     return ((SPLIT_SIZES[str(dataset)], 28, 28) if str(dataset) in SPLIT_SIZES else _array_shape(path) if array else
-            image_set_shape(path) if path.is_dir() or (path.is_file() and zipfile.is_zipfile(path)) else None)
+            image_set_shape(path, recursive) if path.is_dir() or (path.is_file() and zipfile.is_zipfile(path)) else None)
 
 
 def streams(dataset: str | os.PathLike[str]) -> bool:
@@ -151,16 +152,18 @@ class RealBatches:
     grows with the set). :attr:`meta`, :attr:`notes` and :attr:`n` are final once a pass has ended."""
 
     def __init__(self, dataset: str | os.PathLike[str], data_dir: str | os.PathLike[str] | None = None,
-                 limit: int | None = None) -> None:
+                 limit: int | None = None, recursive: bool = False) -> None:
         from ganeval.sources.image_stream import ImageStream
 
         self.held: RealImages | None = None
         self.stream: ImageStream | None = None
+        if recursive and not Path(dataset).is_dir():
+            raise StatsError(f"--recursive reads a folder's tree; {dataset} is not a folder")
         if streams(dataset):
             if limit is not None and (isinstance(limit, bool) or not isinstance(limit, numbers.Integral) or limit < 1):
                 raise StatsError(f"--limit must be a positive number of images (got {limit!r})")
             try:
-                self.stream = ImageStream(Path(dataset), limit)
+                self.stream = ImageStream(Path(dataset), limit, recursive)
             except GanevalError as exc:
                 raise StatsError(str(exc)) from exc
             self.source = str(Path(dataset).resolve())
@@ -206,7 +209,7 @@ class RealBatches:
             return self.held.meta
         s = self.stream
         return {"dataset": "custom", "source": self.source, "dataset_sha256": s.digest(),  # type: ignore[union-attr]
-                "image_shape": list(s.shape[1:])}  # type: ignore[union-attr]
+                "image_shape": list(s.shape[1:]), **({"recursive": True} if s.recursive else {})}  # type: ignore[union-attr]
 
     @property
     def notes(self) -> list[str]:

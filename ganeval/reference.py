@@ -173,7 +173,7 @@ def _custom_images(meta: dict[str, Any], positions: np.ndarray) -> torch.Tensor:
     limit = int(meta.get("n") or 0) or None
     if streams(src):
         try:
-            stream = ImageStream(src, limit)
+            stream = ImageStream(src, limit, bool(meta.get("recursive")))
             images, digest = stream.subset(positions), stream.digest()
         except GanevalError as exc:
             raise StatsError(str(exc)) from exc

@@ -175,10 +175,12 @@ def compute_stats_set(
     dist: DistContext | None = None,
     progress: bool = True,
     keeps_features: bool = False,
+    recursive: bool = False,
 ) -> list[RefStats]:
     """The statistics of each of ``extractors`` over the same images of ``dataset``, read once, each batch through
     each network pass once (FID's and sFID's from one Inception pass: :func:`~ganeval.features.base.shared_passes`).
-    A folder or zip is decoded batch by batch (:class:`~ganeval.real_data.RealBatches`), never held whole.
+    A folder (``recursive``: its whole tree) or zip is decoded batch by batch (:class:`~ganeval.real_data.RealBatches`),
+    never held whole.
 
     Refused before any work when the held images, a batch or (``keeps_features``: the first extractor's) features cannot
     fit in memory (:func:`check_dataset_memory`). ``on_batch`` sees the first extractor's features. Under torchrun
@@ -192,10 +194,10 @@ def compute_stats_set(
     names = [getattr(ex, "stats_name", ex.name) for ex in extractors]  # inception and inception-clean: two
     if not extractors or len(set(names)) < len(extractors):
         raise StatsError("statistics need one or more extractors, each once")
-    shape, streamed = dataset_shape(dataset), streams(dataset)  # sized once (a folder listed, its headers read)
+    shape, streamed = dataset_shape(dataset, recursive), streams(dataset)  # sized once (a folder listed, its headers read)
     for i, ex in enumerate(extractors):
         check_dataset_memory(dataset, ex, batch_size, limit, keeps_features and i == 0, shape, streamed=streamed)
-    real = RealBatches(dataset, data_dir, limit)
+    real = RealBatches(dataset, data_dir, limit, recursive)
     if real.held is not None:
         for i, ex in enumerate(extractors):
             check_dataset_memory(dataset, ex, batch_size, limit, keeps_features and i == 0, tuple(real.held.images.shape))
@@ -251,11 +253,11 @@ def compute_stats_set(
 
 
 def _enough(dataset: str | os.PathLike[str], real: RealBatches, dist: DistContext) -> None:
-    """Refuse fewer than 2 images; print the read's notes (on the main process)."""
-    if real.n < 2:
-        raise StatsError(f"{dataset}: {real.n} image(s); statistics need at least 2 (a covariance)")
+    """Print the read's notes (on the main process); refuse fewer than 2 images."""
     for note in real.notes if dist.is_main else []:
         print(f"note: {note}", file=sys.stderr)
+    if real.n < 2:
+        raise StatsError(f"{dataset}: {real.n} image(s); statistics need at least 2 (a covariance)")
 
 
 def _one_batch(index: int, batch: torch.Tensor, passes: list[tuple[FeatureExtractor, list[FeatureExtractor]]],

@@ -207,3 +207,39 @@ def test_with_a_limit_only_the_headers_it_needs_are_read(tmp_path: Path, monkeyp
     stream = ImageStream(path, limit=5)
     assert len(seen) == 6 and stream.expected == 5  # img_0, the junk img_1, img_2..img_5: not the other 34
     assert ImageStream(path).expected == 39 and len(seen) == 6 + 40
+
+
+def test_a_class_per_folder_tree_is_read_with_recursive_in_natural_path_order(tmp_path: Path, cli) -> None:
+    """``stats --dataset TREE --recursive``: every image below TREE (hidden folders left out) in natural order of
+    its path, the order a zip of the tree lists them, so both give one pixel SHA-256 and one set of statistics;
+    recorded in the sidecar, so KID's re-read reads the tree again. Without --recursive: one line saying so."""
+    from ganeval.reference import _custom_images
+    from ganeval.stats import load_stats
+
+    tree, rng = tmp_path / "tree", np.random.default_rng(0)
+    names = ["a/img_1.png", "a/img_2.png", "a/img_10.png", "b/img_1.png", "b/sub/x.png", "top_3.png"]
+    for name in [*reversed(names), ".hidden/y.png"]:
+        (tree / name).parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(rng.integers(0, 256, (28, 28), dtype=np.uint8)).save(tree / name)
+    with zipfile.ZipFile(tmp_path / "tree.zip", "w") as zf:
+        for name in reversed(names):
+            zf.write(tree / name, name)
+    common = ("stats", "--extractor", "mnist", "--device", "cpu", "--no-progress")
+    code, _, err = cli(*common, "--dataset", tree, "--recursive", "--out", tmp_path / "r" / "t_mnist.npz")
+    assert code == 0, err
+    code, _, err = cli(*common, "--dataset", tmp_path / "tree.zip", "--out", tmp_path / "z" / "z_mnist.npz")
+    assert code == 0, err
+    a, b = load_stats(tmp_path / "r" / "t_mnist.npz"), load_stats(tmp_path / "z" / "z_mnist.npz")
+    assert a.meta["n"] == 6 and a.meta["recursive"] is True and "recursive" not in b.meta
+    assert a.meta["dataset_sha256"] == b.meta["dataset_sha256"] and np.array_equal(a.mu, b.mu)
+    expected = torch.stack([torch.from_numpy(np.array(Image.open(tree / n)))[None] for n in names])
+    assert torch.equal(_custom_images(a.meta, np.arange(6)), expected)
+    code, _, err = cli(*common, "--dataset", tree, "--out", tmp_path / "x" / "t_mnist.npz")
+    assert code == 2 and "tree: its subfolders hold images too, not read (--recursive reads the tree)" in err, err
+    assert "1 image(s); statistics need at least 2" in err
+    (tree / "top_3.png").unlink()
+    code, _, err = cli(*common, "--dataset", tree, "--out", tmp_path / "x" / "t_mnist.npz")
+    assert code == 2 and "no images in this folder, but its subfolders hold some: pass --recursive" in err, err
+    code, _, err = cli(*common, "--dataset", tmp_path / "tree.zip", "--recursive", "--out", tmp_path / "x" / "t_mnist.npz")
+    assert code == 2 and "--recursive reads a folder's tree" in err, err
+    assert not (tmp_path / "x").exists()

@@ -62,6 +62,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="with --extractor custom: your feature network (docs/reference_stats.md#your-own-feature-network)")
     p.add_argument("--feature-network-kwargs", default=None, metavar="JSON", help="its constructor arguments")
     p.add_argument("--limit", type=int, default=None, help="with --dataset: only the first N images")
+    p.add_argument("--recursive", action="store_true", default=None,
+                   help="with --dataset FOLDER: the images of its whole tree (class subfolders), in natural path order")
     p.add_argument("--save-features", type=Path, default=None,
                    help="with --dataset: also save per-image pool features (.npy, float32)")
     p.add_argument("--distributed", action="store_true", default=None,
@@ -71,7 +73,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 #: Flags that only ``--dataset`` uses (given, not defaults): refused with --import and --export, never ignored.
-DATASET_ONLY = {"save_features": "--save-features", "limit": "--limit", "precision": "--precision",
+DATASET_ONLY = {"save_features": "--save-features", "limit": "--limit", "recursive": "--recursive", "precision": "--precision",
                 "distributed": "--distributed", "feature_network": "--feature-network",
                 "feature_network_kwargs": "--feature-network-kwargs"}
 
@@ -153,7 +155,7 @@ def run(args: argparse.Namespace) -> int:
     every = compute_stats_set(  # with --save-features, every image's pool features in one float32 tensor on rank 0
         args.dataset, extractors, args.batch_size, args.data_dir, args.limit,
         command="ganeval " + shlex.join(sys.argv[1:]), dist=dist, progress=args.progress,
-        keeps_features=bool(args.save_features),
+        keeps_features=bool(args.save_features), recursive=bool(args.recursive),
     )
     features = every[0].features
     if not dist.all_ok(True):

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from ganeval.errors import GanevalError
-from ganeval.sources.samples import decoded_images, image_files, image_set_notes, zip_images
+from ganeval.sources.samples import decoded_images, image_files, image_set_notes, subfolder_images, zip_images
 from ganeval.sources.sizing import header_shape
 
 
@@ -34,8 +34,10 @@ def is_image_set(path: Path) -> bool:
     return path.is_dir() or (path.is_file() and path.suffix.lower() not in (".npz", ".npy") and zipfile.is_zipfile(path))
 
 
-def _readable_shapes(path: Path, limit: int | None) -> list[tuple[str, tuple[int, int, int]]]:
-    """The name and ``(H, W, C)`` of each image file whose header reads, in the read's order, up to ``limit``."""
+def _readable_shapes(path: Path, limit: int | None, recursive: bool,
+                     unread: list[str]) -> list[tuple[str, tuple[int, int, int]]]:
+    """The name and ``(H, W, C)`` of each image file whose header reads, in the read's order, up to ``limit``; a note
+    in ``unread`` where subfolders hold images that are not read."""
     def shapes(names: list[str], opener: Callable[[int], object]) -> list[tuple[str, tuple[int, int, int]]]:
         out: list[tuple[str, tuple[int, int, int]]] = []
         for k, name in enumerate(names):
@@ -49,8 +51,13 @@ def _readable_shapes(path: Path, limit: int | None) -> list[tuple[str, tuple[int
         return out
 
     if path.is_dir():
-        files = image_files(path)
-        return shapes([p.name for p in files], lambda k: open(files[k], "rb"))
+        files = image_files(path, recursive)
+        if not recursive and subfolder_images(path):
+            if not files:
+                raise GanevalError(f"{path}: no images in this folder, but its subfolders hold some: pass --recursive to "
+                                   "read the whole tree")
+            unread.append(f"{path.name}: its subfolders hold images too, not read (--recursive reads the tree)")
+        return shapes([p.relative_to(path).as_posix() for p in files], lambda k: open(files[k], "rb"))
     try:
         with zipfile.ZipFile(path) as zf:
             infos = zip_images(zf)
@@ -60,14 +67,16 @@ def _readable_shapes(path: Path, limit: int | None) -> list[tuple[str, tuple[int
 
 
 class ImageStream:
-    """The first ``limit`` (None: all) readable images of a folder or zip, as uint8 ``(B, C, H, W)`` batches.
+    """The first ``limit`` (None: all) readable images of a folder (``recursive``: its tree) or zip, as uint8
+    ``(B, C, H, W)`` batches.
 
     After a full :meth:`batches` pass: :attr:`n` images were read, :attr:`notes` say what was left out, and
     :meth:`digest` is :func:`~ganeval.sources.base.image_digest` of them as one array."""
 
-    def __init__(self, path: Path, limit: int | None = None) -> None:
-        self.path, self.limit = path, limit
-        take = _readable_shapes(path, limit)
+    def __init__(self, path: Path, limit: int | None = None, recursive: bool = False) -> None:
+        self.path, self.limit, self.recursive = path, limit, recursive
+        self._unread: list[str] = []
+        take = _readable_shapes(path, limit, recursive, self._unread)
         for name, (h, w, _) in take[1:]:
             if (h, w) != take[0][1][:2]:
                 raise GanevalError(f"{path}: images of different sizes ({take[0][1][0]}×{take[0][1][1]} in {take[0][0]}, "
@@ -167,12 +176,12 @@ class ImageStream:
         def enough() -> bool:  # asked before each file is decoded: one past the first N plays no part
             return bool(self.limit) and self.n >= self.limit  # type: ignore[operator]
 
-        with contextlib.closing(decoded_images(self.path, bad, enough)) as images:
+        with contextlib.closing(decoded_images(self.path, bad, enough, self.recursive)) as images:
             for _, _, name, image in images:
                 yield name, image
 
     def _finish(self, bad: list[tuple[str, str]], rgb_seen: bool, hasher: hashlib._Hash | None) -> None:
-        self.notes = image_set_notes(self.path, bad, self.n, self.limit or self.n)
+        self.notes = image_set_notes(self.path, bad, self.n, self.limit or self.n) + self._unread
         if self.channels == 3 and not rgb_seen:  # the RGB files the headers showed were unreadable: a gray set
             self.channels = 1
             raise Recoloured(f"{self.path}: no RGB image read")

@@ -42,11 +42,26 @@ def is_image_name(name: str) -> bool:
     return not base.startswith(".") and Path(base).suffix.lower() in IMAGE_EXTS
 
 
-def image_files(folder: Path) -> list[Path]:
-    """The image files directly in ``folder`` in natural name order; a link to nothing is listed too, so that reading
-    it fails and it is counted and named with the other unreadable files rather than silently left out."""
-    return sorted((p for p in folder.iterdir() if (p.is_file() or (p.is_symlink() and not p.exists())) and is_image_name(p.name)),
-                  key=lambda p: natural_key(p.name))
+def image_files(folder: Path, recursive: bool = False) -> list[Path]:
+    """The image files directly in ``folder`` (``recursive``: in its whole tree, hidden folders and links to folders
+    left out) in natural order of their paths below it, as a zip of the tree lists them; a link to nothing is listed
+    too, so that reading it fails and it is counted and named with the other unreadable files rather than silently
+    left out."""
+    def listed(p: Path) -> bool:
+        return (p.is_file() or (p.is_symlink() and not p.exists())) and is_image_name(p.name)
+
+    if not recursive:
+        return sorted((p for p in folder.iterdir() if listed(p)), key=lambda p: natural_key(p.name))
+    found = []
+    for top, dirs, names in os.walk(folder):  # links to folders are not followed: no cycles, no set read twice
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        found += [p for name in names if listed(p := Path(top) / name)]
+    return sorted(found, key=lambda p: natural_key(p.relative_to(folder).as_posix()))
+
+
+def subfolder_images(folder: Path) -> bool:
+    """Whether a folder with no images of its own holds some in its subfolders (a class-per-folder tree)."""
+    return any(is_image_name(name) for top, dirs, names in os.walk(folder) for name in names if Path(top) != folder)
 
 
 def declared_bits(img: Any) -> int:
@@ -93,12 +108,13 @@ def zip_images(zf: zipfile.ZipFile) -> list[zipfile.ZipInfo]:
     return [info for _, _, info in infos]
 
 
-def _entries(path: Path) -> tuple[int, Iterator[tuple[str, bytes | Exception]]]:
-    """How many image files a folder or zip lists, and each one's name and bytes (or why they could not be read) in
-    natural name order, read one at a time; the zip stays open until the iterator is exhausted or closed."""
+def _entries(path: Path, recursive: bool = False) -> tuple[int, Iterator[tuple[str, bytes | Exception]]]:
+    """How many image files a folder (``recursive``: its tree) or zip lists, and each one's name (its path below the
+    folder) and bytes (or why they could not be read) in natural name order, read one at a time; the zip stays open
+    until the iterator is exhausted or closed."""
     if path.is_dir():
-        files = image_files(path)
-        return len(files), _file_bytes(files)
+        files = image_files(path, recursive)
+        return len(files), _file_bytes(files, path)
     try:
         zf = zipfile.ZipFile(path)
     except (zipfile.BadZipFile, OSError) as exc:
@@ -110,12 +126,13 @@ def _entries(path: Path) -> tuple[int, Iterator[tuple[str, bytes | Exception]]]:
     return len(infos), _member_bytes(path, zf, infos)
 
 
-def _file_bytes(files: list[Path]) -> Iterator[tuple[str, bytes | Exception]]:
+def _file_bytes(files: list[Path], folder: Path) -> Iterator[tuple[str, bytes | Exception]]:
     for p in files:
+        name = p.relative_to(folder).as_posix()
         try:
-            yield p.name, p.read_bytes()
+            yield name, p.read_bytes()
         except OSError as exc:
-            yield p.name, exc
+            yield name, exc
 
 
 def _member_bytes(path: Path, zf: zipfile.ZipFile, infos: list[zipfile.ZipInfo]) -> Iterator[tuple[str, bytes | Exception]]:
@@ -139,10 +156,12 @@ def _reason(exc: Exception) -> str:
     return f"{exc.__class__.__name__}: " + re.sub(r"\s*<[^<>]*\bat 0x[0-9a-fA-F]+>", "", str(exc))
 
 
-def decoded_images(path: Path, bad: list[tuple[str, str]], enough: Callable[[], bool]) -> Iterator[tuple[int, int, str, np.ndarray]]:
-    """Each readable image of a folder or zip in order, as ``(files listed, this file's position, name, image)``,
-    until ``enough()`` (asked before each file is read on); the unreadable files' names and reasons go to ``bad``."""
-    count, entries = _entries(path)
+def decoded_images(path: Path, bad: list[tuple[str, str]], enough: Callable[[], bool],
+                   recursive: bool = False) -> Iterator[tuple[int, int, str, np.ndarray]]:
+    """Each readable image of a folder (``recursive``: its tree) or zip in order, as ``(files listed, this file's
+    position, name, image)``, until ``enough()`` (asked before each file is read on); the unreadable files' names and
+    reasons go to ``bad``."""
+    count, entries = _entries(path, recursive)
     with contextlib.closing(entries):
         for seen, (name, data) in enumerate(entries):
             if enough():

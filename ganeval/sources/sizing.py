@@ -32,14 +32,14 @@ def header_shape(fh: IO[bytes]) -> tuple[int, int, int]:
             return img.size[1], img.size[0], 1 if gray else 3
 
 
-def image_set_shape(path: Path) -> tuple[int, int, int, int] | None:
+def image_set_shape(path: Path, recursive: bool = False) -> tuple[int, int, int, int] | None:
     """``(files, H, W, C)`` of a folder or zip of images, from its listing and headers alone (no image decoded): H, W
     from the first readable header of its first :data:`HEADER_TRIES` image files, C = 3 where any of those or of as
     many spread over the rest is RGB (the read holds such a set as RGB), else 1; None where no header tells (the
-    read then names the problem)."""
+    read then names the problem). ``recursive``: a folder's whole tree."""
     try:
         if path.is_dir():
-            files = image_files(path)
+            files = image_files(path, recursive)
             found = _set_shape([lambda p=p: open(p, "rb") for p in _sampled(files)])
             return (len(files), *found) if found else None
         with zipfile.ZipFile(path) as zf:
