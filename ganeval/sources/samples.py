@@ -37,9 +37,9 @@ def natural_key(name: str) -> tuple[list[Any], str]:
 
 
 def is_image_name(name: str) -> bool:
-    """A visible file name with an image extension."""
-    base = name.rsplit("/", 1)[-1]
-    return not base.startswith(".") and Path(base).suffix.lower() in IMAGE_EXTS
+    """A visible file name with an image extension, in no hidden folder (a zip member's path)."""
+    parts = name.split("/")
+    return not any(p.startswith(".") and p not in (".", "..") for p in parts) and Path(parts[-1]).suffix.lower() in IMAGE_EXTS
 
 
 def image_files(folder: Path, recursive: bool = False) -> list[Path]:
