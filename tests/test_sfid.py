@@ -127,12 +127,22 @@ def test_inception_statistics_are_refused_as_sfid_statistics(tmp_path: Path, wei
                       device="cpu", progress=False)
 
 
-def test_no_shipped_statistics_for_the_clean_variant_says_how_to_make_them(tmp_path: Path, cli, mnist_dir: Path) -> None:
+def test_the_clean_variants_shipped_statistics_are_its_own(weights, tmp_path: Path, mnist_dir: Path) -> None:
+    """``--resize clean`` with sFID finds the shipped ``inception-spatial-clean`` statistics (session 28), made with
+    clean-fid's resize, which the tf1x extractor refuses; a score against them runs."""
+    from ganeval.reference import reference_stats
+
+    clean = get_extractor("inception-spatial-clean", weights=weights, device="cpu")
+    for dataset, n in (("mnist-train", 60_000), ("mnist-test", 10_000)):
+        stats = reference_stats(dataset, clean)
+        assert stats.meta["n"] == n and stats.meta["resize"] == clean.provenance()["resize"] and stats.mu.shape == (SPATIAL_DIM,)
+    with pytest.raises(GanevalError, match="resize"):
+        load_stats(SHIPPED_DIR / "mnist-train_inception-spatial-clean.npz",
+                   {"resize": get_extractor("inception-spatial", weights=weights, device="cpu").provenance()["resize"]})
     np.savez(tmp_path / "s.npz", images=load_mnist("train")[0][:16])
-    code, _, err = cli("score", tmp_path / "s.npz", "--metrics", "sfid", "--resize", "clean", "--num-samples", 16,
-                       "--device", "cpu", "--no-progress", "--out", tmp_path / "r")
-    assert code == 2
-    assert "--extractor inception-spatial-clean" in err and "mnist-train_inception-spatial-clean.npz" in err
+    df = ganeval.score(tmp_path / "s.npz", metrics=("sfid",), resize="clean", num_samples=16, bootstrap=0, device="cpu",
+                       progress=False)
+    assert np.isfinite(df["sfid"].iloc[0])
 
 
 def test_cpu_plan_gives_sfid_to_the_top_k_by_mnist_fd_and_the_last(scored) -> None:
