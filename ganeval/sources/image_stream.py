@@ -2,9 +2,10 @@
 
 The batches, the SHA-256 of the pixels and the notes are those of :func:`~ganeval.sources.samples.read_image_set`'s
 one array (the same images in the same order, unreadable files left out, a set with any RGB image read as RGB), so
-statistics made either way are equal. Colour and size come from every file's header before the first batch. The
-SHA-256 is hashed as the images go by, for the count the headers promise; where a file with a readable header turns
-out unreadable, that count (part of the hash) was wrong, and a decode-only pass hashes the set again.
+statistics made either way are equal. Colour and size come from the files' headers (every file's; with a limit N,
+the first N that read) before the first batch. The SHA-256 is hashed as the images go by, for the count the headers
+promise; where a file with a readable header turns out unreadable, that count (part of the hash) was wrong, and a
+decode-only pass hashes the set again.
 """
 
 from __future__ import annotations
@@ -83,7 +84,7 @@ class ImageStream:
                                    f"{h}×{w} in {name}); resize them to one size")
         #: Images the headers promise, and their colour (3: any RGB among them, as the one-array read holds it).
         self.expected, self.channels = len(take), 3 if any(s[2] == 3 for _, s in take) else 1
-        self.n, self.notes, self.first_name, self.last_name = 0, [], "", ""
+        self.n, self.notes, self.first_name = 0, [], ""
         self.size: tuple[int, int] | None = None
         self._digest: str | None = None
         self._read = False  # a whole pass made
@@ -145,7 +146,7 @@ class ImageStream:
                 rgb_seen = True
             chw = _channels_first(image, self.channels)
             hasher.update(memoryview(chw).cast("B"))  # type: ignore[union-attr]
-            self.n, self.last_name = self.n + 1, name
+            self.n += 1
             yield chw
         self.size = size
         self._finish(bad, rgb_seen, hasher)
