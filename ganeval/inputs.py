@@ -78,10 +78,10 @@ class Series:
     def stored_images(self, n: int) -> tuple[int, int | None]:
         """What each image of the stored sample set here that holds the most at ``n`` samples holds as read, and how
         many images that set has (``(0, None)``: none), from headers alone (a folder or zip: its listing and one
-        image's header): its first ``n`` images are held with their features."""
+        image's header): its first ``n`` images are held with their features, unless a folder or zip streams them."""
         if isinstance(n, bool) or not isinstance(n, numbers.Integral):
             return 0, None  # refused by the options' check, before the memory check
-        sizes = [stored_set_size(s.path, s.kind) for s in self.sources if s.kind in ("images", "npz") and s.path]
+        sizes = [stored_set_size(s.path, s.kind, int(n)) for s in self.sources if s.kind in ("images", "npz") and s.path]
         return max(sizes, key=lambda size: size[0] * min(int(n), n if size[1] is None else size[1]), default=(0, None))
 
 

@@ -176,6 +176,33 @@ def test_two_process_stats_of_a_streamed_folder_equal_single_process(tmp_path: P
     assert fa.shape == (297, a.mu.size) and np.array_equal(fa, fb)
 
 
+def test_two_process_scores_of_a_streamed_sample_folder_equal_single_process_held(tmp_path: Path) -> None:
+    """A folder of samples streamed (GANEVAL_HOLD_IMAGES_MB=0: each rank decodes every image, keeping its own
+    batches) under torchrun scores as the folder held whole in one process: unreadable files, a short last batch."""
+    from PIL import Image
+
+    from ganeval.stats import dataset_images
+
+    folder = tmp_path / "samples"
+    folder.mkdir()
+    for i, im in enumerate(dataset_images("mnist-test")[:300]):
+        Image.fromarray(im).save(folder / f"{i:04d}.png")
+    for i in (7, 150):
+        (folder / f"{i:04d}.png").write_bytes((folder / f"{i:04d}.png").read_bytes()[:50])
+    args = ["--num-samples", "290", "--batch-size", "50", "--metrics", "mnist_is", "mnist_fd", "modes", "--bootstrap", "20",
+            "--device", "cpu", "--no-cache"]
+    single = _run([sys.executable, "-m", "ganeval_test_entry", "score", str(folder), "--out", str(tmp_path / "r1"), *args],
+                  env=_env(tmp_path), timeout=600)
+    assert single.returncode == 0, single.stderr[-2000:]
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "ganeval_test_entry",
+           "score", str(folder), "--distributed", "--out", str(tmp_path / "r2"), *args]
+    multi = _run(cmd, env=_env(tmp_path, GANEVAL_HOLD_IMAGES_MB="0"), timeout=600)
+    assert multi.returncode == 0, multi.stderr[-3000:]
+    a, b = _same_rows(tmp_path / "r1", tmp_path / "r2", ("mnist_fd", "mnist_is", "class_kl", "mnist_fd_ci_low"))
+    assert b["world_size"] == 2 and a["rows"][0]["n_bad_images"] == b["rows"][0]["n_bad_images"] == 2
+    assert a["rows"][0]["sha256"] == b["rows"][0]["sha256"] and a["notes"] == b["notes"]
+
+
 def test_stats_dying_rank_writes_nothing(tmp_path: Path) -> None:
     res = _stats(tmp_path, "dead", 2, GANEVAL_FAULT_RANK="1")
     assert res.returncode != 0

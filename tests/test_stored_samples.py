@@ -173,11 +173,13 @@ def _png_header(width: int, height: int, color: int = 2) -> bytes:
 
 
 @pytest.mark.parametrize("container", ["folder", "zip"])
-def test_image_sets_past_memory_are_refused_from_their_headers(tmp_path: Path, cli, container: str) -> None:
+def test_image_sets_past_memory_are_refused_from_their_headers(tmp_path: Path, cli, container: str, monkeypatch) -> None:
     """Folders and zips of images were not sized before reading: a set of big images started decoding every one of
     them (into a list, then stacked twice) and died of MemoryError or the OOM killer. Now the files are counted and
-    one image's header read (an 8000×8000 RGB PNG: 192 MB as read), and the set refused in one line naming
+    one image's header read (an 8000×8000 RGB PNG: 192 MB as read), and a set to be held (GANEVAL_HOLD_IMAGES_MB
+    above it; by default so big a set is streamed, tests/test_streamed_samples.py) refused in one line naming
     --num-samples; its images are counted once each, as it holds fewer than N."""
+    monkeypatch.setenv("GANEVAL_HOLD_IMAGES_MB", str(10**9))
     path, files = _header_set(tmp_path, container)
     code, _, err = cli("score", path, "--metrics", "mnist_fd", "--num-samples", 10**6, "--device", "cpu", "--no-progress",
                        "--out", tmp_path / "rep")

@@ -84,7 +84,8 @@ class ImageStream:
                                    f"{h}×{w} in {name}); resize them to one size")
         #: Images the headers promise, and their colour (3: any RGB among them, as the one-array read holds it).
         self.expected, self.channels = len(take), 3 if any(s[2] == 3 for _, s in take) else 1
-        self.n, self.notes, self.first_name = 0, [], ""
+        self.n, self.notes, self.first_name, self.last_name = 0, [], "", ""
+        self.n_bad = 0  # unreadable files passed over by the last whole pass
         self.size: tuple[int, int] | None = None
         self._digest: str | None = None
         self._read = False  # a whole pass made
@@ -147,6 +148,7 @@ class ImageStream:
             chw = _channels_first(image, self.channels)
             hasher.update(memoryview(chw).cast("B"))  # type: ignore[union-attr]
             self.n += 1
+            self.last_name = name
             yield chw
         self.size = size
         self._finish(bad, rgb_seen, hasher)
@@ -163,25 +165,30 @@ class ImageStream:
 
     def first(self) -> torch.Tensor | None:
         """The first readable image as a ``(1, C, H, W)`` batch in the set's colour (None: none reads)."""
-        images = self._decoded([])
-        try:
-            _, image = next(images)
-        except StopIteration:
-            return None
-        finally:
-            images.close()
-        return torch.from_numpy(_channels_first(image, self.channels)[None].copy())
+        return self.head(1)
 
-    def _decoded(self, bad: list[tuple[str, str]]) -> Iterator[tuple[str, np.ndarray]]:
-        """Each readable image in order; the unreadable ones' names and reasons go to ``bad``."""
-        def enough() -> bool:  # asked before each file is decoded: one past the first N plays no part
+    def head(self, k: int) -> torch.Tensor | None:
+        """The first ``k`` readable images (fewer where the set holds fewer) as ``(k, C, H, W)`` in the set's colour,
+        decoding no more files than that takes (None: none reads)."""
+        k = min(k, self.limit) if self.limit else k
+        out: list[np.ndarray] = []
+        with contextlib.closing(self._decoded([], lambda: len(out) >= k)) as images:
+            for _, image in images:  # enough() sees each one appended
+                out.append(_channels_first(image, self.channels))
+        return torch.from_numpy(np.stack(out)) if out else None
+
+    def _decoded(self, bad: list[tuple[str, str]], enough: Callable[[], bool] | None = None) -> Iterator[tuple[str, np.ndarray]]:
+        """Each readable image in order, until ``enough()`` (default: the limit's count read by this pass); the
+        unreadable ones' names and reasons go to ``bad``."""
+        def limit_read() -> bool:  # asked before each file is decoded: one past the first N plays no part
             return bool(self.limit) and self.n >= self.limit  # type: ignore[operator]
 
-        with contextlib.closing(decoded_images(self.path, bad, enough, self.recursive)) as images:
+        with contextlib.closing(decoded_images(self.path, bad, enough or limit_read, self.recursive)) as images:
             for _, _, name, image in images:
                 yield name, image
 
     def _finish(self, bad: list[tuple[str, str]], rgb_seen: bool, hasher: hashlib._Hash | None) -> None:
+        self.n_bad = len(bad)
         self.notes = image_set_notes(self.path, bad, self.n, self.limit or self.n) + self._unread
         if self.channels == 3 and not rgb_seen:  # the RGB files the headers showed were unreadable: a gray set
             self.channels = 1
@@ -202,6 +209,11 @@ class ImageStream:
             finally:
                 self.expected = expected
         return str(self._digest)
+
+    @property
+    def unread_notes(self) -> list[str]:
+        """The notes on images in subfolders that a folder's read (not ``recursive``) leaves out."""
+        return list(self._unread)
 
     @property
     def shape(self) -> tuple[int, ...]:

@@ -16,8 +16,9 @@ from ganeval.errors import GanevalError
 from ganeval.interrupts import held_signals
 from ganeval.sources import generators as gens
 from ganeval.sources.base import GeneratorSamples, InputHints, Samples, merge_hints
-from ganeval.sources.samples import array_images, open_array, read_image_set, read_npy, read_npz
+from ganeval.sources.samples import array_images, open_array, read_npy, read_npz
 from ganeval.sources.state_dicts import load_state_dict_generator
+from ganeval.sources.streamed_samples import open_image_set
 
 if TYPE_CHECKING:
     from ganeval.inputs import Source
@@ -127,7 +128,7 @@ def _open_state_dict(src: Source, device: torch.device, n: int, seed: int) -> Sa
 
 def _open_images(src: Source, device: torch.device, n: int, seed: int) -> Samples:
     assert src.path is not None
-    return read_image_set(src.path, n)
+    return open_image_set(src.path, n)
 
 
 def _open_npz(src: Source, device: torch.device, n: int, seed: int) -> Samples:

@@ -6,17 +6,21 @@ from its array's header (:func:`ganeval.sources.samples.stored_image_bytes`).
 
 from __future__ import annotations
 
+import os
 import warnings
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO, TypeVar
 
+from ganeval.errors import GanevalError
 from ganeval.sources.samples import array_header, image_files, stored_image_bytes, zip_images
 
 #: Headers tried, in file order, for an image set's size: unreadable first files are left out by the read too; as
 #: many again, spread over the rest of the set, are looked at for colour (a set mixing both is read as RGB).
 HEADER_TRIES = 8
+#: Default of :func:`hold_limit`, in MiB.
+HOLD_IMAGES_MB = 512
 T = TypeVar("T")
 
 
@@ -72,13 +76,38 @@ def _set_shape(opens: list[Callable[[], IO[bytes]]]) -> tuple[int, int, int] | N
     return (*size, channels) if size else None
 
 
-def stored_set_size(path: Path, kind: str) -> tuple[int, int | None]:
+def hold_limit() -> int:
+    """Bytes of decoded images up to which a folder or zip of samples is read into one array (one decoding pass);
+    a larger set is decoded batch by batch, twice (``ganeval.sources.streamed_samples``). ``GANEVAL_HOLD_IMAGES_MB``
+    sets it (default :data:`HOLD_IMAGES_MB`; 0 streams every set)."""
+    text = os.environ.get("GANEVAL_HOLD_IMAGES_MB", "").strip()
+    if not text:
+        return HOLD_IMAGES_MB << 20
+    if not text.isdigit():
+        raise GanevalError(f"GANEVAL_HOLD_IMAGES_MB must be a whole number of MiB (0 or more), not {text!r}")
+    return int(text) << 20
+
+
+def streams_samples(path: Path, n: int, found: tuple[int, int, int, int] | None | bool = False) -> bool:
+    """Whether the first ``n`` images of the folder or zip ``path`` (``found``: its :func:`image_set_shape`, when
+    already read) are scored batch by batch: held, they would take more than :func:`hold_limit` bytes."""
+    found = image_set_shape(path) if found is False else found
+    if not found:
+        return False  # no header reads: the one-array read names the problem
+    files, h, w, c = found  # type: ignore[misc]
+    return h * w * c * min(files, n) > hold_limit()
+
+
+def stored_set_size(path: Path, kind: str, n: int | None = None) -> tuple[int, int | None]:
     """Bytes each image of a stored sample set (``kind`` images: a folder or zip; npz: an ``.npy``/``.npz``) holds as
     read, and how many images it holds (None: unknown), from headers alone; ``(0, None)`` for any other kind. A folder's
     or zip's first readable image's size stands for all (others of another size are refused as read); it counts as RGB
-    where one of the headers looked at is (:func:`image_set_shape`)."""
+    where one of the headers looked at is (:func:`image_set_shape`). With ``n``: a folder or zip whose first ``n``
+    images are streamed (:func:`streams_samples`) holds none of them."""
     if kind == "images":  # decoded into one uint8 (N, C, H, W) array (sources/image_stack.py): each image held once
         found = image_set_shape(path)
+        if n is not None and streams_samples(path, n, found):
+            return 0, found[0]  # type: ignore[index]
         return (found[1] * found[2] * found[3], found[0]) if found else (0, 0)
     if kind == "npz":
         header = array_header(path)

@@ -1,0 +1,155 @@
+"""A folder or zip of samples larger than ``GANEVAL_HOLD_IMAGES_MB`` is scored batch by batch
+(sources/streamed_samples.py): the same samples, SHA-256, notes, counts, grid and scores as the set read into one
+array, with memory that holds a batch rather than the set."""
+
+from __future__ import annotations
+
+import json
+import tracemalloc
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from test_image_stream import CASES, _set
+
+from ganeval.data import load_mnist
+from ganeval.sources.samples import read_image_set
+from ganeval.sources.sizing import hold_limit, stored_set_size, streams_samples
+from ganeval.sources.streamed_samples import StreamedImageSamples, open_image_set
+
+
+@pytest.mark.parametrize("case", [c for c, (_, _, restarts) in CASES.items() if not restarts] +
+                         ["RGB read in place of a truncated file", "the only RGB file truncated"])
+def test_streamed_samples_are_the_samples_read_whole(tmp_path: Path, case: str) -> None:
+    """Batches in order and out of order, other batch sizes, chosen rows (repeated, unsorted) and the grid: each
+    equal to the one array's; SHA-256, notes, unreadable count and the first/last names too."""
+    spec, limit, _ = CASES[case]
+    path = _set(tmp_path / ("s.zip" if spec.get("zipped") else "s"), **spec)
+    n = limit or 40  # more than the set holds where no limit: the shortfall note
+    whole, streamed = read_image_set(path, n), StreamedImageSamples(path, n)
+    try:
+        assert (streamed.n, streamed.sha256, streamed.cache_key) == (whole.n, whole.sha256, whole.cache_key)
+        assert (streamed.notes, streamed.n_bad, streamed.meta, streamed.shape) == (whole.notes, whole.n_bad, whole.meta,
+                                                                                   whole.shape)
+        for bs in (4, 7):
+            order = [*range(-(-whole.n // bs)), 1, 0]  # an earlier batch asked for again starts a new pass
+            for b in order:
+                got, want = streamed.batch(b, bs), whole.batch(b, bs)
+                assert torch.equal(got.images, want.images) and got.nonfinite == want.nonfinite == 0
+        rows = [5, 0, 5, whole.n - 1, 2]
+        assert torch.equal(streamed.scored_rows(rows, 4), whole.scored_rows(rows, 4))
+        assert torch.equal(streamed.rows(3, 9).images, whole.rows(3, 9).images)
+        assert np.array_equal(streamed.grid(30, 4), whole.grid(30, 4))
+        assert streamed.scored_rows([], 4).shape == (0, *whole.shape)
+    finally:
+        streamed.close()
+
+
+def test_the_grid_decodes_only_its_images(tmp_path: Path, monkeypatch) -> None:
+    """The report's first 30 samples are read from the first files alone, not by a pass over the set."""
+    import ganeval.sources.samples as samples
+
+    path = _set(tmp_path / "s", 80)
+    streamed = StreamedImageSamples(path, 80)
+    decoded = []
+    real = samples.decode_image
+    monkeypatch.setattr(samples, "decode_image", lambda data: decoded.append(1) or real(data))
+    assert streamed.grid(30, 8).shape == (30, 9, 7) and len(decoded) == 30
+
+
+def test_only_sets_past_the_limit_are_streamed(tmp_path: Path, monkeypatch) -> None:
+    """A set held would take 60 × 9 × 7 bytes at N = 60 (30 × 63 at N = 30): read whole at or under the limit,
+    streamed over it, and then counted by the memory check without its images; a bad limit is one clear line."""
+    path = _set(tmp_path / "s", 60)
+    monkeypatch.setenv("GANEVAL_HOLD_IMAGES_MB", "0")
+    assert hold_limit() == 0 and streams_samples(path, 1) and isinstance(open_image_set(path, 60), StreamedImageSamples)
+    assert stored_set_size(path, "images", 60) == (0, 60) and stored_set_size(path, "images") == (63, 60)
+    monkeypatch.delenv("GANEVAL_HOLD_IMAGES_MB")
+    assert hold_limit() == 512 << 20 and not streams_samples(path, 60)
+    assert not isinstance(open_image_set(path, 60), StreamedImageSamples) and stored_set_size(path, "images", 60) == (63, 60)
+    monkeypatch.setenv("GANEVAL_HOLD_IMAGES_MB", "1")
+    big = _set(tmp_path / "big", 3, size=(600, 600))  # 360,000 bytes each: 2 held fit in 1 MiB, 3 do not
+    assert not streams_samples(big, 2) and streams_samples(big, 3)
+    monkeypatch.setenv("GANEVAL_HOLD_IMAGES_MB", "lots")
+    with pytest.raises(Exception, match="GANEVAL_HOLD_IMAGES_MB must be a whole number of MiB"):
+        hold_limit()
+
+
+def test_streamed_samples_hold_a_batch_not_the_set(tmp_path: Path) -> None:
+    """tracemalloc over opening and reading every batch: 120 RGB 128×128 images (5.9 MB) read whole hold all of
+    it; streamed in batches of 8, under a fifth of it."""
+    path = _set(tmp_path / "s", 120, rgb=range(120), size=(128, 128))
+
+    def peak(samples_of) -> int:
+        tracemalloc.start()
+        try:
+            samples = samples_of()
+            for b in range(15):
+                samples.batch(b, 8)
+            samples.close()
+            return tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+
+    set_bytes = 120 * 3 * 128 * 128
+    assert peak(lambda: read_image_set(path, 120)) >= set_bytes
+    assert peak(lambda: StreamedImageSamples(path, 120)) < set_bytes / 5
+
+
+def _digits(folder: Path, n: int, truncated: tuple[int, ...] = ()) -> Path:
+    from PIL import Image
+
+    folder.mkdir(parents=True)
+    for i, im in enumerate(load_mnist("test")[0][:n]):
+        Image.fromarray(im).save(folder / f"{i:04d}.png")
+    for i in truncated:
+        (folder / f"{i:04d}.png").write_bytes((folder / f"{i:04d}.png").read_bytes()[:50])
+    return folder
+
+
+@pytest.mark.parametrize("extra", [[], ["--metrics", "mnist_fd", "mnist_realism"]])
+def test_scores_of_a_streamed_folder_equal_the_held_ones(tmp_path: Path, cli, monkeypatch, extra: list[str]) -> None:
+    """``ganeval score FOLDER`` held and streamed: the same rows (every metric, SHA-256, unreadable count), notes and
+    report grid; the realism panel re-opens the set and show the same samples; the cache entry written by
+    one is used by the other."""
+    folder = _digits(tmp_path / "digits", 230, truncated=(3, 100))
+    monkeypatch.setenv("GANEVAL_CACHE_DIR", str(tmp_path / "cache"))
+    opened: list[int] = []
+    real_init = StreamedImageSamples.__init__
+    monkeypatch.setattr(StreamedImageSamples, "__init__", lambda self, *a: opened.append(1) or real_init(self, *a))
+    runs = {}
+    for tag, mb in (("held", "512"), ("streamed", "0"), ("streamed again", "0")):
+        monkeypatch.setenv("GANEVAL_HOLD_IMAGES_MB", mb)
+        out = tmp_path / tag
+        code, _, err = cli("score", folder, "--num-samples", "200", "--batch-size", "32", "--bootstrap", "20", "--device",
+                           "cpu", "--no-progress", "--out", out, *(extra or ["--metrics", "mnist_fd", "mnist_is", "modes"]))
+        assert code == 0, err
+        assert bool(opened) == (mb == "0")
+        runs[tag] = json.loads((out / "summary.json").read_text()), (out / "report.html").read_text()
+    (a, ha), (b, hb), (c, _) = runs["held"], runs["streamed"], runs["streamed again"]
+    rows = [{k: v for k, v in r["rows"][0].items() if k != "seconds"} for r in (a, b)]
+    assert rows[0] == rows[1] and rows[0]["n_bad_images"] == 2 and rows[0]["n_samples"] == 200
+    assert a["notes"] == b["notes"]
+    images = [[s for s in h.split('"') if s.startswith("data:image/png")] for h in (ha, hb)]
+    assert images[0] == images[1] and len(images[0]) >= (3 if extra else 1)
+    assert c["rows"][0]["mnist_fd"] == a["rows"][0]["mnist_fd"]
+
+
+def test_a_set_past_memory_held_is_refused_and_streamed_is_read(tmp_path: Path, cli, monkeypatch) -> None:
+    """Headers saying 8000×8000 RGB (192 MB each as read), enough of them that the set is past this machine's memory:
+    held (a limit above it), refused in one line naming --num-samples before anything is read; streamed (the default
+    limit), not refused: the read's own error (no file decodes) is its row's."""
+    from test_stored_samples import _header_set
+
+    path, files = _header_set(tmp_path, "folder")
+    args = ("score", path, "--metrics", "mnist_fd", "--num-samples", 10**6, "--device", "cpu", "--no-progress", "--out",
+            tmp_path / "rep")
+    monkeypatch.setenv("GANEVAL_HOLD_IMAGES_MB", str(10**9))
+    code, _, err = cli(*args)
+    assert code == 2 and f"{3 * 8000 * 8000 * files / 2**30:.3g} GiB for the stored set's {files} images as read)" in err
+    monkeypatch.delenv("GANEVAL_HOLD_IMAGES_MB")
+    code, _, err = cli(*args)
+    assert code != 0 and "would hold" not in err and f"no readable images ({files} unreadable" in err, err
+    row = json.loads((tmp_path / "rep" / "summary.json").read_text())["rows"][0]  # its error row, as any bad source
+    assert row["status"] == "error" and f"no readable images ({files} unreadable" in row["error"]
