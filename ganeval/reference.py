@@ -6,7 +6,7 @@ import hashlib
 import json
 import os
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +17,8 @@ from ganeval.cache import CACHE_READ_ERRORS, cache_dir, cache_write, discard
 from ganeval.distributed import DistContext, HostRows
 from ganeval.errors import GanevalError, StatsError
 from ganeval.features.base import FeatureExtractor, cacheable, iter_batches, refuse_nonfinite
-from ganeval.real_data import streams
-from ganeval.sources.image_stream import ImageStream
+from ganeval.real_data import RealBatches, streams
+from ganeval.sources.image_stream import ImageStream, Recoloured
 from ganeval.stats import DATASETS, MATCH_KEYS, RefStats, dataset_images, load_stats, real_images, stats_path
 from ganeval.stats_import import imported_summary
 
@@ -205,14 +205,24 @@ def real_features(stats: RefStats, extractor: FeatureExtractor, n: int, batch_si
         every = dataset_images(key, data_dir)[:total]
         return every if len(idx) == len(every) else every[idx]
 
-    return _features(key, images, extractor, n, batch_size, write_cache, dist, total=total, notes=notes)
+    return _features(key, _held_batches(images, batch_size), extractor, n, batch_size, write_cache, dist, total=total,
+                     notes=notes)
 
 
-def _features(key: str, images: Callable[[], Any], extractor: FeatureExtractor, n: int, batch_size: int,
+Batches = Callable[[range], Iterator[tuple[int, Any]]]
+
+
+def _held_batches(images: Callable[[], Any], batch_size: int) -> Batches:
+    """The batches ``mine`` of images held whole (read only once the features turn out not to be cached)."""
+    return lambda mine: zip(mine, iter_batches(images(), batch_size, mine), strict=True)
+
+
+def _features(key: str, batches: Batches, extractor: FeatureExtractor, n: int, batch_size: int,
               write_cache: bool, dist: DistContext | None = None, total: int | None = None,
               notes: list[str] | None = None) -> torch.Tensor:
-    """Cached features, else computed; under torchrun (``dist``) every rank computes its share of the batches and
-    all receive the whole, so the first distributed run does not repeat the work on every rank."""
+    """Cached features of ``n`` images, else computed from ``batches(mine)`` (``(index, batch)`` of the batches of
+    ``batch_size`` in ``mine``); under torchrun (``dist``) every rank computes its share of the batches and all
+    receive the whole, so the first distributed run does not repeat the work on every rank."""
     dist = dist or DistContext()
     path = _real_path(key, extractor, n, total)
     arr = None
@@ -234,7 +244,7 @@ def _features(key: str, images: Callable[[], Any], extractor: FeatureExtractor, 
     kept = HostRows(n, batch_size, f"{key}: the {extractor.name} extractor's features")
 
     def my_share() -> None:
-        for i, b in zip(mine, iter_batches(images(), batch_size, mine), strict=True):
+        for i, b in batches(mine):
             kept.put(i, extractor(b)["pool"])  # into one tensor at once: per-batch tensors fragmented the heap
 
     dist.my_share(my_share, f"{key} [{extractor.name}]")
@@ -267,10 +277,18 @@ def dataset_features(dataset: str | os.PathLike[str], extractor: FeatureExtracto
     images), computed once per extractor and content and cached (``dist``: split over the torchrun ranks)."""
     if str(dataset) in DATASETS:
         images = dataset_images(str(dataset))
-        return _features(str(dataset), lambda: images, extractor, len(images), batch_size, write_cache, dist)
-    real = real_images(dataset)
-    return _features(_custom_key(real.meta["dataset_sha256"]), lambda: real.images, extractor, len(real.images),
-                     batch_size, write_cache, dist)
+        return _features(str(dataset), _held_batches(lambda: images, batch_size), extractor, len(images), batch_size,
+                         write_cache, dist)
+    real = RealBatches(dataset)  # a folder or zip: read batch by batch, never held (a pass for its SHA-256 first)
+    key = _custom_key(real.meta["dataset_sha256"])
+
+    def batches(mine: range) -> Iterator[tuple[int, Any]]:
+        try:
+            yield from real.batches(batch_size, mine)
+        except Recoloured as exc:  # its colour was final after the SHA-256 pass: a file changed since
+            raise StatsError(f"{dataset}: its images changed while being read ({exc})") from exc
+
+    return _features(key, batches, extractor, real.n, batch_size, write_cache, dist)
 
 
 def reference_provenance(meta: dict[str, Any]) -> dict[str, Any]:

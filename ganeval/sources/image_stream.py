@@ -110,8 +110,11 @@ class ImageStream:
 
     def subset(self, positions: np.ndarray) -> torch.Tensor:
         """The images at ``positions`` (among those read, in file order) as ``(len, C, H, W)``, in that order, from
-        one pass that hashes every image (:meth:`digest`): a reference's real subset without the set in memory."""
-        where = {int(p): k for k, p in enumerate(positions)}
+        one pass that hashes every image (:meth:`digest`): a reference's real subset without the set in memory. A
+        position asked for twice is read once."""
+        positions = np.asarray(positions, dtype=np.int64).reshape(-1)
+        unique, inverse = np.unique(positions, return_inverse=True)
+        where = {int(p): k for k, p in enumerate(unique)}
         while True:
             out: np.ndarray | None = None
             try:
@@ -125,7 +128,7 @@ class ImageStream:
             if out is None or max(where, default=-1) >= self.n:
                 raise GanevalError(f"{self.path}: {self.n} readable images, fewer than the {max(where) + 1} the reference "
                                    "was made from")
-            return torch.from_numpy(out)
+            return torch.from_numpy(out if np.array_equal(unique, positions) else out[inverse.reshape(-1)])
 
     def _pass(self) -> Iterator[np.ndarray]:
         """Each image read, C-contiguous ``(C, H, W)`` in the set's colour, hashed on the way; :attr:`n`,

@@ -61,8 +61,7 @@ class StreamedImageSamples(Samples):
         positions = np.asarray([int(i) for i in indices], dtype=np.int64)
         if not len(positions):
             return torch.empty((0, *self.shape), dtype=torch.uint8)  # type: ignore[misc]
-        unique, where = np.unique(positions, return_inverse=True)
-        return self.stream.subset(unique)[torch.from_numpy(where.reshape(-1))]
+        return self.stream.subset(positions)
 
     def grid(self, k: int, batch_size: int) -> np.ndarray:
         """The first ``k`` images, decoding only those."""
