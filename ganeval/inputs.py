@@ -27,7 +27,7 @@ from ganeval.sources import generators as gens
 from ganeval.sources.base import InputHints, Samples, merge_hints
 from ganeval.sources.opening import OPENERS, generator_settings
 from ganeval.sources.samples import image_files, is_image_name, natural_key
-from ganeval.sources.sizing import stored_set_size
+from ganeval.sources.sizing import stored_set_plan
 from ganeval.sources.state_dicts import STATE_EXTS, resolve_spec
 
 GENERATOR_EXTS = {".onnx": "onnx", ".pt": "torchscript", ".ts": "torchscript"}
@@ -75,14 +75,20 @@ class Series:
         (``report_<names>/``), so scoring one checkpoint never replaces the whole run's report."""
         return self.root / self.report_name
 
-    def stored_images(self, n: int) -> tuple[int, int | None]:
-        """What each image of the stored sample set here that holds the most at ``n`` samples holds as read, and how
-        many images that set has (``(0, None)``: none), from headers alone (a folder or zip: its listing and one
-        image's header): its first ``n`` images are held with their features, unless a folder or zip streams them."""
+    def stored_images(self, n: int, batch_size: int = 1) -> tuple[int, int | None, bool]:
+        """What each image of the stored sample set here that holds the most at ``n`` samples holds as read, how
+        many images that set has (``(0, None)``: none) and whether it is read batch by batch (of ``batch_size``), from
+        headers alone (a folder or zip: its listing and one image's header): its first ``n`` images are held with
+        their features, unless a folder or zip streams them (two batches held at a time)."""
         if isinstance(n, bool) or not isinstance(n, numbers.Integral):
-            return 0, None  # refused by the options' check, before the memory check
-        sizes = [stored_set_size(s.path, s.kind, int(n)) for s in self.sources if s.kind in ("images", "npz") and s.path]
-        return max(sizes, key=lambda size: size[0] * min(int(n), n if size[1] is None else size[1]), default=(0, None))
+            return 0, None, False  # refused by the options' check, before the memory check
+        sizes = [stored_set_plan(s.path, s.kind, int(n)) for s in self.sources if s.kind in ("images", "npz") and s.path]
+
+        def held(size: tuple[int, int | None, bool]) -> int:
+            count = min(int(n), n if size[1] is None else size[1])
+            return size[0] * (min(count, 2 * batch_size) if size[2] else count)
+
+        return max(sizes, key=held, default=(0, None, False))
 
 
 # -- resolving -----------------------------------------------------------------------------------------------

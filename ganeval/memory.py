@@ -135,10 +135,11 @@ def check_memory(num_samples: int, bootstrap: int, metrics: Iterable[str] = (), 
                  device: torch.device | None = None, *, inception_logits: bool = True, z_dim: int | None = None,
                  resize: str = "tf1x", have: int | None = None, error: type[GanevalError] = GanevalError,
                  gpu_free: int | None = None, precision: str = "fp32", processes: int | None = None,
-                 image_bytes: int = 0, stored_images: int | None = None) -> None:
+                 image_bytes: int = 0, stored_images: int | None = None, streamed: bool = False) -> None:
     """Refuse an N (``--num-samples``) or a ``--batch-size`` whose floor of memory (:func:`per_sample_bytes` × N, plus
     ``image_bytes``, what each image of a stored sample set holds as read, × its first N images (all
-    ``stored_images`` of them where fewer; None: N), + :func:`batch_bytes`, times ``processes``:
+    ``stored_images`` of them where fewer; None: N; ``streamed``: a set read batch by batch holds two batches of
+    them at a time), + :func:`batch_bytes`, times ``processes``:
     :func:`local_processes`) is more than this machine's (``have``: its physical memory), or whose batch is more than
     a CUDA device's free memory (``gpu_free``: :func:`cuda_free`), in one line naming the option and the most it may be."""
     # Python integers: a numpy integer's product would wrap past 2**63 and pass
@@ -154,15 +155,20 @@ def check_memory(num_samples: int, bootstrap: int, metrics: Iterable[str] = (), 
     each, image_bytes = per_sample_bytes(metrics, bootstrap, inception_logits, z_dim), int(image_bytes)
     cap = num_samples if stored_images is None else int(stored_images)
     held = min(num_samples, cap)  # a shorter stored set is read whole, and holds no more images than it has
-    batch = batch_bytes(metrics, num_samples, batch_size, device, resize)
+    network = batch = batch_bytes(metrics, num_samples, batch_size, device, resize)
+    per_decoded = 2 * image_bytes if streamed else 0  # the batch scored and the one being decoded, whatever N
+    decoded = image_bytes * min(held, 2 * batch_size) if streamed else 0
+    if streamed:  # part of the batch's memory, not the samples'
+        batch, image_bytes, held = batch + decoded, 0, 0
     if processes * (each * num_samples + image_bytes * held + batch) <= have:
         return
     machine = f"{_processes_text(processes)}, more than this machine's {size_text(have)}"
     share = have // processes
     images = min(batch_size, num_samples)
     if batch > share // 2:  # the batch is what does not fit: a smaller one does the same work
-        most = max(1, images * (share // 2) // batch)
-        raise error(f"--batch-size {batch_size}: one batch of {images} images in the feature networks "
+        most = max(1, (share // 2) * images // (network + images * per_decoded))
+        where = " (and two of them decoded from the stored set)" if decoded else ""
+        raise error(f"--batch-size {batch_size}: one batch of {images} images in the feature networks{where} "
                     f"would hold at least {size_text(batch)}{machine}; give --batch-size {most} or less (default 100)")
     room, whole = share - batch, (each + image_bytes) * cap  # past the set's ``cap`` images, a sample adds only ``each``
     most = max(0, room // max(each + image_bytes, 1) if room < whole else cap + (room - whole) // max(each, 1))

@@ -80,10 +80,10 @@ class ScoreOptions:
             raise OptionError(f"unknown score option(s) {unknown}; known: {sorted(known)}")
         return cls(**{k: os.fspath(v) if isinstance(v, os.PathLike) else v for k, v in kwargs.items()})  # Path → str
 
-    def check(self, image_bytes: int = 0, stored_images: int | None = None) -> None:
+    def check(self, image_bytes: int = 0, stored_images: int | None = None, streamed: bool = False) -> None:
         """Refuse values no run can use, before anything is scored: one line naming the option (exit 2).
         ``image_bytes``: what each image of the largest stored sample set to score holds as read, ``stored_images``:
-        how many it holds (None: at least N), for the memory check."""
+        how many it holds (None: at least N), ``streamed``: whether it is read batch by batch, for the memory check."""
         from ganeval.devices import resolve_device
         from ganeval.memory import check_memory
         from ganeval.metrics.registry import METRICS
@@ -124,7 +124,7 @@ class ScoreOptions:
         check_memory(self.num_samples, self.bootstrap, self.metrics, self.batch_size, device,
                      inception_logits=self.inception_weights is None, resize=self.resize, precision=self.precision,
                      z_dim=z_dim if isinstance(z_dim, int) and not isinstance(z_dim, bool) and z_dim > 0 else None,
-                     image_bytes=image_bytes, stored_images=stored_images)
+                     image_bytes=image_bytes, stored_images=stored_images, streamed=streamed)
         known = [m for m in self.metrics if m in METRICS]
         if self.primary is None and known and not {"fid", "sfid", "mnist_fd", "custom_fd"} & {c for m in known for c in METRICS[m].columns}:
             raise GanevalError(f"no Fréchet distance (fid, sfid, mnist_fd, custom_fd) among --metrics ({', '.join(self.metrics)}) to "

@@ -15,7 +15,7 @@ from test_image_stream import CASES, _set
 
 from ganeval.data import load_mnist
 from ganeval.sources.samples import read_image_set
-from ganeval.sources.sizing import hold_limit, stored_set_size, streams_samples
+from ganeval.sources.sizing import hold_limit, stored_set_plan, stored_set_size, streams_samples
 from ganeval.sources.streamed_samples import StreamedImageSamples, open_image_set
 
 
@@ -64,10 +64,10 @@ def test_only_sets_past_the_limit_are_streamed(tmp_path: Path, monkeypatch) -> N
     path = _set(tmp_path / "s", 60)
     monkeypatch.setenv("GANEVAL_HOLD_IMAGES_MB", "0")
     assert hold_limit() == 0 and streams_samples(path, 1) and isinstance(open_image_set(path, 60), StreamedImageSamples)
-    assert stored_set_size(path, "images", 60) == (0, 60) and stored_set_size(path, "images") == (63, 60)
+    assert stored_set_plan(path, "images", 60) == (63, 60, True) and stored_set_size(path, "images") == (63, 60)
     monkeypatch.delenv("GANEVAL_HOLD_IMAGES_MB")
     assert hold_limit() == 512 << 20 and not streams_samples(path, 60)
-    assert not isinstance(open_image_set(path, 60), StreamedImageSamples) and stored_set_size(path, "images", 60) == (63, 60)
+    assert not isinstance(open_image_set(path, 60), StreamedImageSamples) and stored_set_plan(path, "images", 60) == (63, 60, False)
     monkeypatch.setenv("GANEVAL_HOLD_IMAGES_MB", "1")
     big = _set(tmp_path / "big", 3, size=(600, 600))  # 360,000 bytes each: 2 held fit in 1 MiB, 3 do not
     assert not streams_samples(big, 2) and streams_samples(big, 3)
@@ -139,8 +139,11 @@ def test_scores_of_a_streamed_folder_equal_the_held_ones(tmp_path: Path, cli, mo
 def test_a_set_past_memory_held_is_refused_and_streamed_is_read(tmp_path: Path, cli, monkeypatch) -> None:
     """Headers saying 8000×8000 RGB (192 MB each as read), enough of them that the set is past this machine's memory:
     held (a limit above it), refused in one line naming --num-samples before anything is read; streamed (the default
-    limit), not refused: the read's own error (no file decodes) is its row's."""
+    limit), two batches of them held at a time: at the default --batch-size 100 past memory too, refused naming
+    --batch-size; at 2, read, and the read's own error (no file decodes) is its row's."""
     from test_stored_samples import _header_set
+
+    from ganeval.memory import physical_memory
 
     path, files = _header_set(tmp_path, "folder")
     args = ("score", path, "--metrics", "mnist_fd", "--num-samples", 10**6, "--device", "cpu", "--no-progress", "--out",
@@ -150,6 +153,29 @@ def test_a_set_past_memory_held_is_refused_and_streamed_is_read(tmp_path: Path, 
     assert code == 2 and f"{3 * 8000 * 8000 * files / 2**30:.3g} GiB for the stored set's {files} images as read)" in err
     monkeypatch.delenv("GANEVAL_HOLD_IMAGES_MB")
     code, _, err = cli(*args)
+    most = int((physical_memory() or 2**40) // 2 // (2 * 3 * 8000 * 8000))  # two decoded batches in half the memory
+    assert code == 2 and "--batch-size 100: one batch of 100 images in the feature networks (and two of them decoded " \
+        "from the stored set) would hold at least" in err and err.strip().count("\n") == 0, err
+    assert 1 <= int(err.split("give --batch-size ")[1].split()[0]) <= most
+    assert not (tmp_path / "rep").exists()
+    code, _, err = cli(*args, "--batch-size", "2")
     assert code != 0 and "would hold" not in err and f"no readable images ({files} unreadable" in err, err
     row = json.loads((tmp_path / "rep" / "summary.json").read_text())["rows"][0]  # its error row, as any bad source
     assert row["status"] == "error" and f"no readable images ({files} unreadable" in row["error"]
+
+
+def test_the_memory_check_counts_two_batches_of_a_streamed_set() -> None:
+    """100,000 stored 256×256 RGB samples held: 19.7 GB of images, refused on 8 GiB; streamed: two batches of them
+    (39 MB at --batch-size 100) whatever N, passed; streamed at a batch size whose two batches do not fit, refused
+    naming --batch-size and a size that fits."""
+    from ganeval.errors import GanevalError
+    from ganeval.memory import check_memory
+
+    args = dict(have=8 * 2**30, processes=1, image_bytes=3 * 256 * 256, stored_images=100_000)
+    with pytest.raises(GanevalError, match="--num-samples 100000 would hold"):
+        check_memory(100_000, 0, ["mnist_fd"], 100, **args)
+    check_memory(100_000, 0, ["mnist_fd"], 100, streamed=True, **args)
+    with pytest.raises(GanevalError, match=r"--batch-size 50000: .*two of them decoded") as exc:
+        check_memory(100_000, 0, ["mnist_fd"], 50_000, streamed=True, **args)
+    most = int(str(exc.value).split("give --batch-size ")[1].split()[0])
+    check_memory(100_000, 0, ["mnist_fd"], most, streamed=True, **args)

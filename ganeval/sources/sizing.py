@@ -98,16 +98,22 @@ def streams_samples(path: Path, n: int, found: tuple[int, int, int, int] | None 
     return h * w * c * min(files, n) > hold_limit()
 
 
-def stored_set_size(path: Path, kind: str, n: int | None = None) -> tuple[int, int | None]:
+def stored_set_plan(path: Path, kind: str, n: int) -> tuple[int, int | None, bool]:
+    """:func:`stored_set_size` of a stored sample set and whether its first ``n`` images are read batch by batch
+    (:func:`streams_samples`), its headers read once."""
+    if kind != "images":
+        return (*stored_set_size(path, kind), False)
+    found = image_set_shape(path)
+    return (found[1] * found[2] * found[3], found[0], streams_samples(path, n, found)) if found else (0, 0, False)
+
+
+def stored_set_size(path: Path, kind: str) -> tuple[int, int | None]:
     """Bytes each image of a stored sample set (``kind`` images: a folder or zip; npz: an ``.npy``/``.npz``) holds as
     read, and how many images it holds (None: unknown), from headers alone; ``(0, None)`` for any other kind. A folder's
     or zip's first readable image's size stands for all (others of another size are refused as read); it counts as RGB
-    where one of the headers looked at is (:func:`image_set_shape`). With ``n``: a folder or zip whose first ``n``
-    images are streamed (:func:`streams_samples`) holds none of them."""
+    where one of the headers looked at is (:func:`image_set_shape`)."""
     if kind == "images":  # decoded into one uint8 (N, C, H, W) array (sources/image_stack.py): each image held once
         found = image_set_shape(path)
-        if n is not None and streams_samples(path, n, found):
-            return 0, found[0]  # type: ignore[index]
         return (found[1] * found[2] * found[3], found[0]) if found else (0, 0)
     if kind == "npz":
         header = array_header(path)
