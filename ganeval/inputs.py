@@ -26,7 +26,7 @@ from ganeval.errors import CheckpointError, GanevalError, short
 from ganeval.sources import generators as gens
 from ganeval.sources.base import InputHints, Samples, merge_hints
 from ganeval.sources.opening import OPENERS, generator_settings
-from ganeval.sources.samples import image_files, is_image_name, natural_key
+from ganeval.sources.samples import image_files, is_image_name, natural_key, subfolder_images
 from ganeval.sources.sizing import stored_set_plan
 from ganeval.sources.state_dicts import STATE_EXTS, resolve_spec
 
@@ -217,6 +217,9 @@ def _folder(path: Path, hints: InputHints) -> Series:
         return Series([src], _ignored(path, others, "non-image"), path)
     weights = [p.name for p in files if p.suffix.lower() in STATE_EXTS]
     hint = f"; for weight files ({', '.join(weights[:3])}) pass their class, --generator MODULE:NAME" if weights else ""
+    if not hint and subfolder_images(path):
+        hint = (f"; its subfolders hold images: give them ({path}/*/) to score each as one sample set of a series, or "
+                "zip the tree to score it as one set")
     raise GanevalError(f"{path}: no checkpoints (ckpt_*.safetensors), generator files (.onnx, .pt, .ts) or images to "
                        f"score{hint}")
 

@@ -323,8 +323,13 @@ def test_mixed_sizes_and_empty_inputs_are_clear_errors(tmp_path: Path) -> None:
     with pytest.raises(GanevalError, match="different sizes"):
         src.open(torch.device("cpu"), 10, 0)
     (tmp_path / "empty").mkdir()
-    with pytest.raises(GanevalError, match="no checkpoints"):
+    with pytest.raises(GanevalError, match="no checkpoints") as exc:
         resolve_target(tmp_path / "empty")
+    assert "subfolders" not in str(exc.value)
+    write_pngs(tmp_path / "tree" / "class_0", torch.zeros(2, 1, 28, 28, dtype=torch.uint8))  # a class-per-folder tree
+    with pytest.raises(GanevalError, match=r"images to score; its subfolders hold images: give them \(.*tree/\*/\) to "
+                                           "score each as one sample set of a series, or zip the tree"):
+        resolve_target(tmp_path / "tree")
     np.savez(tmp_path / "obj.npz", images=np.array([{"a": 1}], dtype=object))
     with pytest.raises(GanevalError, match="pickles are refused"):
         resolve_target(tmp_path / "obj.npz").sources[0].open(torch.device("cpu"), 10, 0)
