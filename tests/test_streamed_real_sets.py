@@ -86,7 +86,7 @@ def test_the_neighbours_panel_of_a_folder_equals_the_npz_and_skips_rgb_unread(tm
     assert np.array_equal(PixelSet(str(held_folder)).take(idx, 30), test[idx])
     rgb = tmp_path / "rgb"  # an RGB training set: no pixel comparison, and not one file decoded to find that out
     _folder(rgb, np.repeat(px[:50, :, :, None], 3, axis=3))
-    import ganeval.sources.samples as stored
+    import ganeval.sources.decoding as stored
 
     decoded = []
     real = stored.decode_image

@@ -48,7 +48,7 @@ def test_streamed_samples_are_the_samples_read_whole(tmp_path: Path, case: str) 
 
 def test_the_grid_decodes_only_its_images(tmp_path: Path, monkeypatch) -> None:
     """The report's first 30 samples are read from the first files alone, not by a pass over the set."""
-    import ganeval.sources.samples as samples
+    import ganeval.sources.decoding as samples
 
     path = _set(tmp_path / "s", 80)
     streamed = StreamedImageSamples(path, 80)

@@ -175,18 +175,19 @@ class ImageStream:
         decoding no more files than that takes (None: none reads)."""
         k = min(k, self.limit) if self.limit else k
         out: list[np.ndarray] = []
-        with contextlib.closing(self._decoded([], lambda: len(out) >= k)) as images:
+        with contextlib.closing(self._decoded([], lambda: len(out) >= k, threads=1)) as images:  # none decoded ahead
             for _, image in images:  # enough() sees each one appended
                 out.append(_channels_first(image, self.channels))
         return torch.from_numpy(np.stack(out)) if out else None
 
-    def _decoded(self, bad: list[tuple[str, str]], enough: Callable[[], bool] | None = None) -> Iterator[tuple[str, np.ndarray]]:
+    def _decoded(self, bad: list[tuple[str, str]], enough: Callable[[], bool] | None = None,
+                 threads: int | None = None) -> Iterator[tuple[str, np.ndarray]]:
         """Each readable image in order, until ``enough()`` (default: the limit's count read by this pass); the
-        unreadable ones' names and reasons go to ``bad``."""
-        def limit_read() -> bool:  # asked before each file is decoded: one past the first N plays no part
+        unreadable ones' names and reasons go to ``bad``; ``threads``: :func:`decoded_images`'."""
+        def limit_read() -> bool:  # asked before each image is taken: one past the first N plays no part
             return bool(self.limit) and self.n >= self.limit  # type: ignore[operator]
 
-        with contextlib.closing(decoded_images(self.path, bad, enough or limit_read, self.recursive)) as images:
+        with contextlib.closing(decoded_images(self.path, bad, enough or limit_read, self.recursive, threads)) as images:
             for _, _, name, image in images:
                 yield name, image
 

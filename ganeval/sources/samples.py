@@ -9,7 +9,6 @@ counted (``n_bad_images``) and named in a note, never silently dropped.
 from __future__ import annotations
 
 import contextlib
-import io
 import os
 import re
 import warnings
@@ -23,6 +22,7 @@ import torch
 
 from ganeval.errors import GanevalError
 from ganeval.sources.base import ImageSamples, convert_output, range_note
+from ganeval.sources.decoding import decode_image, decode_threads, decoded  # noqa: F401 - decode_image re-exported
 from ganeval.sources.image_stack import ImageStack
 
 IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
@@ -62,42 +62,6 @@ def image_files(folder: Path, recursive: bool = False) -> list[Path]:
 def subfolder_images(folder: Path) -> bool:
     """Whether a folder with no images of its own holds some in its subfolders (a class-per-folder tree)."""
     return any(is_image_name(name) for top, dirs, names in os.walk(folder) for name in names if Path(top) != folder)
-
-
-def declared_bits(img: Any) -> int:
-    """Bits per sample a 32-bit integer ('I' mode) image declares: a TIFF's BitsPerSample; 16 for the others Pillow
-    reads as 'I' (16-bit PGM/PPM, scaled by Pillow to 0..65535; 16-bit PNG in older Pillow)."""
-    tags = getattr(img, "tag_v2", None)
-    bits = tags.get(258) if tags is not None else None
-    bits = bits[0] if isinstance(bits, tuple) and bits else bits
-    return int(bits) if isinstance(bits, int) else 16
-
-
-def decode_image(data: bytes) -> np.ndarray:
-    """Image bytes → uint8 ``(H, W)`` (grayscale) or ``(H, W, 3)``; raises on unreadable or truncated data.
-
-    16-bit data keeps its top 8 bits, whatever the values (the file's declared depth decides, never its content, so
-    every image of a set is read on one scale); a 32-bit integer image is refused: it does not say whether it holds
-    8-, 16- or 32-bit values, nor a 32-bit float image whether it holds [0, 1], [-1, 1] or 0..255 values."""
-    from PIL import Image
-
-    with Image.open(io.BytesIO(data)) as img:
-        img.load()
-        if img.mode.startswith("I;16"):
-            return (np.asarray(img, dtype=np.int64) >> 8).astype(np.uint8)
-        if img.mode == "I":
-            bits = declared_bits(img)
-            if bits > 16:
-                raise ValueError(f"a {bits}-bit integer image, whose values may be 8-, 16- or {bits}-bit data: "
-                                 "save it as an 8- or 16-bit image")
-            arr = np.asarray(img, dtype=np.int64)
-            return np.clip(arr >> max(bits - 8, 0), 0, 255).astype(np.uint8)
-        if img.mode == "F":  # converted, [0, 1] floats became black 'RGB' images
-            raise ValueError("a 32-bit float image, which does not say whether it holds [0, 1], [-1, 1] or 0..255 "
-                             "values: save it as an 8- or 16-bit image, or the values in an .npz (with --output-range)")
-        if img.mode in ("1", "L", "LA", "La"):
-            return np.asarray(img.convert("L"), dtype=np.uint8)
-        return np.asarray(img.convert("RGB"), dtype=np.uint8)
 
 
 def zip_images(zf: zipfile.ZipFile) -> list[zipfile.ZipInfo]:
@@ -150,29 +114,22 @@ def _member_bytes(path: Path, zf: zipfile.ZipFile, infos: list[zipfile.ZipInfo])
         raise GanevalError(f"{path}: not a readable zip file ({exc})") from exc
 
 
-def _reason(exc: Exception) -> str:
-    """Why an image could not be read, without the object reprs PIL puts in (``<_io.BytesIO object at 0x7f…>``): an
-    address differs in every process, so the note, and the summary.json holding it, differed between identical runs."""
-    return f"{exc.__class__.__name__}: " + re.sub(r"\s*<[^<>]*\bat 0x[0-9a-fA-F]+>", "", str(exc))
-
-
-def decoded_images(path: Path, bad: list[tuple[str, str]], enough: Callable[[], bool],
-                   recursive: bool = False) -> Iterator[tuple[int, int, str, np.ndarray]]:
+def decoded_images(path: Path, bad: list[tuple[str, str]], enough: Callable[[], bool], recursive: bool = False,
+                   threads: int | None = None) -> Iterator[tuple[int, int, str, np.ndarray]]:
     """Each readable image of a folder (``recursive``: its tree) or zip in order, as ``(files listed, this file's
-    position, name, image)``, until ``enough()`` (asked before each file is read on); the unreadable files' names and
-    reasons go to ``bad``."""
+    position, name, image)``, until ``enough()`` (asked before each image is taken; with ``threads`` > 1, default
+    :func:`~ganeval.sources.decoding.decode_threads`, a few files past it are decoded ahead and dropped); the
+    unreadable files' names and reasons go to ``bad``."""
     count, entries = _entries(path, recursive)
-    with contextlib.closing(entries):
-        for seen, (name, data) in enumerate(entries):
-            if enough():
-                break
-            if isinstance(data, Exception):
-                bad.append((name, str(data)))
-                continue
-            try:
-                image = decode_image(data)
-            except Exception as exc:  # noqa: BLE001 - PIL raises many types for bad files
-                bad.append((name, _reason(exc)))
+    with contextlib.closing(entries), contextlib.closing(decoded(entries, decode_threads() if threads is None else threads)) as images:
+        seen = -1
+        while not enough():  # asked before the next file is taken (one at a time: before it is read)
+            got = next(images, None)
+            if got is None:
+                return
+            seen, (name, image) = seen + 1, got
+            if isinstance(image, str):  # why it could not be read
+                bad.append((name, image))
                 continue
             yield count, seen, name, image
 
