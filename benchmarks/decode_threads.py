@@ -16,7 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from stats_stream import _images
+from stats_stream import _images, _write_pngs
 
 
 def _rate(folder: Path, threads: int, rounds: int) -> tuple[float, list]:
@@ -42,16 +42,12 @@ def main() -> None:
     args = parser.parse_args()
 
     import numpy as np
-    from PIL import Image
 
     pools = args.threads or sorted({2, min(8, os.cpu_count() or 1)})
     out = {"machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores", "n": args.n, "sizes": {}}
     with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
         for size in args.sizes:
-            folder = Path(tmp) / str(size)
-            folder.mkdir()
-            for i, im in enumerate(_images(args.n, size)):
-                Image.fromarray(im).save(folder / f"{i:06d}.png")
+            folder = _write_pngs(Path(tmp) / str(size), _images(args.n, size))
             one, ref = _rate(folder, 1, args.rounds)
             row = {"1 thread": round(one, 1)}
             for t in pools:

@@ -18,7 +18,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from stats_stream import RUN, _images
+from stats_stream import RUN, _images, _write_pngs
 
 MODES = {"held": str(10**9), "streamed": "0"}  # GANEVAL_HOLD_IMAGES_MB
 
@@ -45,15 +45,10 @@ def main() -> None:
     parser.add_argument("--dir", default=None, help="where to write the images (default: a temporary folder)")
     args = parser.parse_args()
 
-    from PIL import Image
-
     with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
         root = Path(tmp)
         images = _images(args.n, args.size)
-        folder = root / "samples"
-        folder.mkdir()
-        for i, im in enumerate(images):
-            Image.fromarray(im).save(folder / f"{i:06d}.png")
+        folder = _write_pngs(root / "samples", images)
         held_mb = images.nbytes / 2**20
         del images
         runs: dict[str, list[tuple[float, float]]] = {mode: [] for mode in MODES}

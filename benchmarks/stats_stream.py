@@ -47,6 +47,16 @@ def _images(n: int, size: int):  # noqa: ANN202 - numpy array, imported late
     return (x * tint).round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()  # (N, H, W, 3)
 
 
+def _write_pngs(folder: Path, images) -> Path:  # noqa: ANN001 - a numpy (N, H, W, 3) array
+    """``images`` as ``folder/000000.png``, …: a folder of samples or real images as a user would have it."""
+    from PIL import Image
+
+    folder.mkdir(parents=True)
+    for i, im in enumerate(images):
+        Image.fromarray(im).save(folder / f"{i:06d}.png")
+    return folder
+
+
 def _stats(dataset: Path, out: Path, batch_size: int) -> tuple[float, float]:
     """Wall seconds and peak RSS (MB) of one ``ganeval stats`` process."""
     cmd = [sys.executable, "-c", RUN, "stats", "--dataset", str(dataset), "--extractor", "mnist", "--device", "cpu",
@@ -66,7 +76,6 @@ def main() -> None:
     args = parser.parse_args()
 
     import numpy as np
-    from PIL import Image
 
     from ganeval.sources.image_stream import ImageStream
     from ganeval.stats import load_stats
@@ -74,10 +83,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
         root = Path(tmp)
         images = _images(args.n, args.size)
-        folder = root / "images"
-        folder.mkdir()
-        for i, im in enumerate(images):
-            Image.fromarray(im).save(folder / f"{i:06d}.png")
+        folder = _write_pngs(root / "images", images)
         np.save(root / "images.npy", images)
         held_mb = images.nbytes / 2**20
         del images
