@@ -179,3 +179,36 @@ def test_the_memory_check_counts_two_batches_of_a_streamed_set() -> None:
         check_memory(100_000, 0, ["mnist_fd"], 50_000, streamed=True, **args)
     most = int(str(exc.value).split("give --batch-size ")[1].split()[0])
     check_memory(100_000, 0, ["mnist_fd"], most, streamed=True, **args)
+
+
+@pytest.mark.parametrize("change", ["pixels", "removed"])
+def test_a_set_changed_while_scored_fails_its_row_and_caches_nothing(tmp_path: Path, cli, monkeypatch, change: str) -> None:
+    """The features are cached under the SHA-256 of the first pass: a file rewritten or removed before the batches
+    are read fails the source (its row names why) at its last batch, before any cache entry is written under it."""
+    from PIL import Image
+
+    folder = _digits(tmp_path / "digits", 100)
+    monkeypatch.setenv("GANEVAL_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("GANEVAL_HOLD_IMAGES_MB", "0")
+    real_grid = StreamedImageSamples.grid
+
+    def grid_then_change(self, k, batch_size):  # the grid is read after opening, before the batches
+        if change == "pixels":
+            Image.fromarray(np.full((28, 28), 255, np.uint8)).save(folder / "0050.png")
+        else:
+            (folder / "0050.png").unlink()
+        return real_grid(self, k, batch_size)
+
+    monkeypatch.setattr(StreamedImageSamples, "grid", grid_then_change)
+    code, _, err = cli("score", folder, "--metrics", "mnist_fd", "--num-samples", "100", "--batch-size", "32",
+                       "--bootstrap", "0", "--device", "cpu", "--no-progress", "--out", tmp_path / "rep")
+    row = json.loads((tmp_path / "rep" / "summary.json").read_text())["rows"][0]
+    assert code != 0 and row["status"] == "error" and "its images changed while being scored" in row["error"], err
+    assert not list((tmp_path / "cache").rglob("*.npz")) and not list((tmp_path / "cache").rglob("*.npy"))
+
+
+def test_an_unchanged_set_passes_the_check_at_its_last_batch(tmp_path: Path) -> None:
+    path = _set(tmp_path / "s", 30, truncated=(4,), junk=(9,))
+    samples = StreamedImageSamples(path, 30)
+    assert samples.n == 28 and [len(samples.batch(b, 8).images) for b in range(4)] == [8, 8, 8, 4]
+    assert samples.stream.pass_digest == samples.sha256

@@ -215,6 +215,12 @@ class ImageStream:
         return str(self._digest)
 
     @property
+    def pass_digest(self) -> str | None:
+        """The SHA-256 the last whole pass hashed (None: none ended, or the count it hashed, :attr:`expected`, was
+        not the count read)."""
+        return self._digest
+
+    @property
     def unread_notes(self) -> list[str]:
         """The notes on images in subfolders that a folder's read (not ``recursive``) leaves out."""
         return list(self._unread)

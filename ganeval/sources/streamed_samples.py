@@ -36,6 +36,7 @@ class StreamedImageSamples(Samples):
         meta = {"files": stream.n + stream.n_bad, "first": stream.first_name, "last": stream.last_name}
         super().__init__(stream.n, digest, digest, "samples", False, meta, notes, stream.n_bad,
                          tuple(stream.shape[1:]))  # type: ignore[arg-type]
+        stream.expected = stream.n  # later passes hash the count read, so that the last batch can check the SHA-256
         self.stream = stream
         self._pass: Iterator[tuple[int, torch.Tensor]] | None = None
         self._pass_size, self._next = 0, 0
@@ -48,10 +49,24 @@ class StreamedImageSamples(Samples):
             for index, images in self._pass:
                 if index == b:
                     self._next = b + 1
+                    if b == -(-self.n // batch_size) - 1:
+                        self._check_unchanged()
                     return SampleBatch(images, 0)
         except Recoloured as exc:  # its colour was final after the SHA-256 pass: a file changed since
-            raise GanevalError(f"{self.stream.path}: its images changed while being scored ({exc})") from exc
-        raise IndexError(f"{self.stream.path}: batch {b} of {batch_size} is past its {self.n} images")
+            raise self._changed(str(exc)) from exc
+        raise self._changed(f"{self.stream.n} readable images now, {self.n} when opened")
+
+    def _check_unchanged(self) -> None:
+        """With the last batch, the pass ends: its SHA-256 must be the one the features are cached under (a file
+        changed, added or removed meanwhile would otherwise put other images' features in the cache under it)."""
+        for _ in self._pass:  # type: ignore[union-attr]
+            pass
+        now = self.stream.pass_digest
+        if self.stream.n != self.n or now != self.sha256:
+            raise self._changed(f"pixel SHA-256 {str(now)[:12]}… now, {str(self.sha256)[:12]}… when opened")
+
+    def _changed(self, why: str) -> GanevalError:
+        return GanevalError(f"{self.stream.path}: its images changed while being scored ({why}); score it again")
 
     def rows(self, start: int, stop: int) -> SampleBatch:
         return SampleBatch(self.scored_rows(range(start, min(stop, self.n)), 1), 0)
