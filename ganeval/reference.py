@@ -280,15 +280,20 @@ def dataset_features(dataset: str | os.PathLike[str], extractor: FeatureExtracto
         return _features(str(dataset), _held_batches(lambda: images, batch_size), extractor, len(images), batch_size,
                          write_cache, dist)
     real = RealBatches(dataset)  # a folder or zip: read batch by batch, never held (a pass for its SHA-256 first)
-    key = _custom_key(real.meta["dataset_sha256"])
+    digest = real.meta["dataset_sha256"]
+    if real.stream is not None:
+        real.stream.expected = real.stream.n  # the features' pass hashes the count read: checked against the first
 
     def batches(mine: range) -> Iterator[tuple[int, Any]]:
         try:
             yield from real.batches(batch_size, mine)
         except Recoloured as exc:  # its colour was final after the SHA-256 pass: a file changed since
             raise StatsError(f"{dataset}: its images changed while being read ({exc})") from exc
+        if real.stream is not None and real.stream.pass_digest != digest:  # not cached under the first pass's key
+            raise StatsError(f"{dataset}: its images changed while being read (pixel SHA-256 "
+                             f"{str(real.stream.pass_digest)[:12]}… now, {digest[:12]}… before)")
 
-    return _features(key, batches, extractor, real.n, batch_size, write_cache, dist)
+    return _features(_custom_key(digest), batches, extractor, real.n, batch_size, write_cache, dist)
 
 
 def reference_provenance(meta: dict[str, Any]) -> dict[str, Any]:

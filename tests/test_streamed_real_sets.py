@@ -4,6 +4,7 @@ of the same images held in an ``.npz``, and an RGB set is never decoded for the 
 
 from __future__ import annotations
 
+import os
 import zipfile
 from pathlib import Path
 
@@ -124,3 +125,26 @@ def test_copying_with_folder_sets_scores_as_with_npz_sets(tmp_path: Path, mnist_
     (a, pa), (b, pb) = got["npz"], got["folder"]
     assert a == b and a["data_copying"] == [True]
     assert pa == pb and "For scale: the held-out real images" in pa and "exact copies 20 of 20" in pa
+
+
+@pytest.mark.usefixtures("own_cache")
+def test_a_training_folder_changed_between_its_passes_is_refused_not_cached(tmp_path: Path, mnist_dir: Path,
+                                                                            monkeypatch) -> None:
+    from ganeval.errors import StatsError
+
+    folder = _folder(tmp_path / "train", dataset_images("mnist-train")[:100])
+    real_batches = ImageStream.batches
+
+    def changed_first(self, *args, **kwargs):  # a file rewritten after the SHA-256 pass, before the features' pass
+        Image.fromarray(np.zeros((28, 28), np.uint8)).save(folder / "00042.png")
+        return real_batches(self, *args, **kwargs)
+
+    monkeypatch.setattr(ImageStream, "batches", changed_first)
+    ex = get_extractor("mnist", device="cpu")
+    with pytest.raises(StatsError, match="its images changed while being read"):
+        dataset_features(str(folder), ex, 32)
+    monkeypatch.setattr(ImageStream, "batches", real_batches)
+    cache = Path(os.environ["GANEVAL_CACHE_DIR"])
+    assert not [p for p in cache.rglob("*") if p.is_file()]  # nothing cached under the first pass's key
+    assert dataset_features(str(folder), ex, 32).shape == (100, ex.pool_dim)  # read again: the set as it is now
+    assert [p for p in cache.rglob("*") if p.is_file()]
