@@ -58,7 +58,7 @@ def test_a_reader_stopping_early_stops_the_pool_and_counts_no_file_past_it(tmp_p
         calls.clear()
         bad: list[tuple[str, str]] = []
         taken: list[str] = []
-        for _, _, name, _ in decoded_images(folder, bad, lambda: len(taken) >= 40, threads=threads):
+        for _, _, name, _ in decoded_images(folder, bad, lambda taken=taken: len(taken) >= 40, threads=threads):
             taken.append(name)
         assert taken == [f"f{i}.png" for i in range(41) if i != 3] and [b[0] for b in bad] == ["f3.png"]
         assert len(calls) == 41 if threads == 1 else 41 <= len(calls) <= 41 + 1 + decoding.AHEAD * threads
