@@ -527,6 +527,37 @@ def copying_check(device: torch.device, smoke: bool) -> dict[str, Any]:
     return out
 
 
+def decoding_check(smoke: bool) -> dict[str, Any]:
+    """Images/s of decoding a folder of 256×256 RGB PNGs (``decoded_images``, what every folder or zip read goes
+    through) on 1 thread and on pools of up to 8: the rate a folder of samples is read at on this machine's cores,
+    beside the GPU's Inception rate; the images checked equal."""
+    from PIL import Image
+
+    from ganeval.sources.samples import decoded_images
+
+    n = 40 if smoke else 1500
+    rng = np.random.default_rng(SEED)
+    yy, xx = np.mgrid[0:256, 0:256]
+    out: dict[str, Any] = {"n": n, "size": "256x256 RGB", "cores": os.cpu_count()}
+    with tempfile.TemporaryDirectory() as tmp:
+        for i in range(n):  # smooth gradients with a little noise: PNGs of a realistic size
+            base = (xx * (i % 7 + 1) + yy * (i % 5 + 1)) % 256
+            im = np.stack([base, (base + 85) % 256, 255 - base], -1) + rng.integers(0, 8, (256, 256, 3))
+            Image.fromarray(np.clip(im, 0, 255).astype(np.uint8)).save(Path(tmp) / f"{i:05d}.png")
+        first: list[np.ndarray] | None = None
+        for threads in (1, 2, 4, 8):
+            best = 0.0
+            for _ in range(2):
+                t = time.perf_counter()
+                images = [im for *_, im in decoded_images(Path(tmp), [], lambda: False, threads=threads)]
+                best = max(best, len(images) / (time.perf_counter() - t))
+            first = first or images
+            out[f"threads_{threads}_per_s"] = round(best, 1)
+            out[f"threads_{threads}_same_images"] = all(np.array_equal(a, b) for a, b in zip(first, images, strict=True))
+            log(f"decoding on {threads} thread(s): {best:.0f} images/s")
+    return out
+
+
 def cpu_model() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -557,7 +588,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default=os.environ.get("OUT"), help="folder for gpu_results.json (default: $OUT)")
     p.add_argument("--budget-s", type=float, default=330.0, help="stop optional work after this many seconds")
     p.add_argument("--compile-limit-s", type=float, default=150.0)
-    p.add_argument("--skip", default="", help="comma-separated sections to skip: parity,throughput,compile,score,copying")
+    p.add_argument("--skip", default="", help="comma-separated sections to skip: parity,throughput,compile,score,copying,decoding")
     p.add_argument("--light-tfid", action="store_true", help="import torch-fidelity's modules without its __init__")
     p.add_argument("--child-compile", default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -603,6 +634,7 @@ def main(argv: list[str] | None = None) -> int:
         ("throughput", lambda: throughput(device, weights, sizes)),
         ("score", lambda: score_series_cuda(device, weights, sizes)),
         ("copying", lambda: copying_check(device, smoke)),
+        ("decoding", lambda: decoding_check(smoke)),
         ("compile", lambda: run_compile(args, args.compile_limit_s if smoke else
                                         min(args.compile_limit_s, max(30.0, args.budget_s - elapsed() - 15)))),
     ]
