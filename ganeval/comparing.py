@@ -267,7 +267,7 @@ def compare(arms: Mapping[str, Any] | Sequence[Any], *, baseline: str | None = N
             out: str | os.PathLike[str] | None = None, write_report: bool = False, z_dim: int | None = None,
             z_type: str | None = None, output_range: str | None = None, distributed: bool | None = None,
             generator: Any = None, generator_kwargs: Any = None, state_key: str | None = None,
-            permutations: int = PERMUTATIONS, sequential: int = SEQUENTIAL, **options: Any) -> Comparison:
+            recursive: bool | None = None, permutations: int = PERMUTATIONS, sequential: int = SEQUENTIAL, **options: Any) -> Comparison:
     """Score every arm's runs in one pass and compare each arm with ``baseline`` (default: the first arm).
 
     ``arms``: ``{"name": target or [targets]}`` or a list of targets (one arm each). A target is anything
@@ -322,7 +322,7 @@ def compare(arms: Mapping[str, Any] | Sequence[Any], *, baseline: str | None = N
         raise GanevalError(f"--permutations {permutations} cannot find any difference at --ci {opts.ci:g} (the smallest "
                            f"p is 1/(P + 1) = {1 / (permutations + 1):.3g}): give at least {least}, or 0 to decide by the interval")
     given = {"z_dim": z_dim, "z_type": z_type, "output_range": output_range, "generator": generator,
-             "generator_kwargs": generator_kwargs, "state_key": state_key}
+             "generator_kwargs": generator_kwargs, "state_key": state_key, "recursive": recursive}
     # the explicit keywords win, but only where given: their Nones must not erase the hints ``extra`` carries
     hints = {**{k: v for k, v in opts.extra.items() if k in HINT_KEYS and v is not None},
              **{k: v for k, v in given.items() if v is not None}}

@@ -362,7 +362,8 @@ def _score_series(series: Series, opts: ScoreOptions, dist: DistContext | None) 
 def score(target: Any, out: str | os.PathLike[str] | None = None, write_report: bool = False,
           distributed: bool | None = None, *, z_dim: int | None = None, z_type: str | None = None,
           output_range: str | None = None, cache_key: str | None = None, generator: Any = None,
-          generator_kwargs: Any = None, state_key: str | None = None, **options: Any) -> pd.DataFrame:
+          generator_kwargs: Any = None, state_key: str | None = None, recursive: bool | None = None,
+          **options: Any) -> pd.DataFrame:
     """Score ``target``; one row per checkpoint/generator/sample set, in iteration order.
 
     ``target``: a checkpoint, TorchScript (.pt/.ts) or ONNX file, a folder of them, a folder/zip/.npz of
@@ -370,7 +371,8 @@ def score(target: Any, out: str | os.PathLike[str] | None = None, write_report: 
     ``z_dim``/``z_type``/``output_range`` describe generators whose files do not say (``options["extra"]``
     may carry them too, as the CLI does); a callable is cached only under ``cache_key``. ``generator`` (a class,
     ``"MODULE:NAME"`` or ``"file.py:NAME"``) with ``generator_kwargs`` and ``state_key`` scores weight files saved
-    from your own generator class (``torch.save(G.state_dict(), ...)``; docs/inputs.md). A hint no source reads is refused.
+    from your own generator class (``torch.save(G.state_dict(), ...)``; docs/inputs.md); ``recursive=True`` reads a
+    folder of samples with its whole tree. A hint no source reads is refused.
     The summary (best, verdicts, provenance, notes) is in ``df.attrs["summary"]``. With ``write_report=True``
     (or ``out`` given) the reports are written (default: a folder's ``report/``, picked files' ``report_<stems>/``),
     by rank 0 only.
@@ -378,7 +380,7 @@ def score(target: Any, out: str | os.PathLike[str] | None = None, write_report: 
     opts = ScoreOptions.from_kwargs(**options)
     opts.check()  # bad options are refused before the target is read
     given = {"z_dim": z_dim, "z_type": z_type, "output_range": output_range, "cache_key": cache_key,
-             "generator": generator, "generator_kwargs": generator_kwargs, "state_key": state_key}
+             "generator": generator, "generator_kwargs": generator_kwargs, "state_key": state_key, "recursive": recursive}
     hints = {**{k: v for k, v in opts.extra.items() if k in HINT_KEYS and v is not None},
              **{k: v for k, v in given.items() if v is not None}}
     opts.extra = {**opts.extra, **hints}

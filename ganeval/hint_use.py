@@ -25,18 +25,21 @@ _LATENT = ("z_dim", "z_type", "output_range")
 #: (normal latents, output in [-1, 1]); stored images are pixels already; a stored or in-memory array reads
 #: ``output_range`` where it holds floats (``_reads``); a TorchScript or ONNX file is cached by its own SHA-256.
 READS: dict[str, tuple[str, ...]] = {
-    "checkpoint": (), "images": (), "failed": (), "npz": ("output_range",), "array": ("output_range",),
-    "torchscript": _LATENT, "onnx": _LATENT, "callable": (*_LATENT, "cache_key"), "state_dict": HINT_KEYS,
+    "checkpoint": (), "images": ("recursive",), "failed": (), "npz": ("output_range",), "array": ("output_range",),
+    "torchscript": _LATENT, "onnx": _LATENT, "callable": (*_LATENT, "cache_key"),
+    "state_dict": tuple(k for k in HINT_KEYS if k != "recursive"),
 }
 #: Each hint's flag (``cache_key`` is Python's alone) and what reads it, for the refusal.
 FLAGS = {"z_dim": "--z-dim", "z_type": "--z-type", "output_range": "--output-range", "cache_key": "cache_key",
-         "generator": "--generator", "generator_kwargs": "--generator-kwargs", "state_key": "--state-key"}
+         "generator": "--generator", "generator_kwargs": "--generator-kwargs", "state_key": "--state-key",
+         "recursive": "--recursive"}
 _GENERATORS = "generators (TorchScript, ONNX, weight files with --generator, Python callables)"
 READERS = {"z_dim": _GENERATORS, "z_type": _GENERATORS,
            "output_range": f"{_GENERATORS} and float sample arrays (.npz, .npy, an array)",
            "cache_key": "Python callables and weight files with --generator",
            "generator": "weight files (.pt, .pth, .ckpt, .bin, .safetensors) that are no ganeval checkpoint",
-           "generator_kwargs": "--generator's weight files", "state_key": "--generator's weight files"}
+           "generator_kwargs": "--generator's weight files", "state_key": "--generator's weight files",
+           "recursive": "folders of sample images (read with their whole tree)"}
 #: How the inputs of a run that reads a hint nowhere are named.
 KINDS = {"checkpoint": "ganeval checkpoints (their files say how to sample them)", "images": "stored images",
          "npz": "float sample arrays", "array": "float sample arrays", "failed": "entries that cannot be scored",

@@ -82,13 +82,20 @@ class Series:
         their features, unless a folder or zip streams them (two batches held at a time)."""
         if isinstance(n, bool) or not isinstance(n, numbers.Integral):
             return 0, None, False  # refused by the options' check, before the memory check
-        sizes = [stored_set_plan(s.path, s.kind, int(n)) for s in self.sources if s.kind in ("images", "npz") and s.path]
+        sizes = [stored_set_plan(s.path, s.kind, int(n), _recursive(s)) for s in self.sources
+                 if s.kind in ("images", "npz") and s.path]
 
         def held(size: tuple[int, int | None, bool]) -> int:
             count = min(int(n), n if size[1] is None else size[1])
             return size[0] * (min(count, 2 * batch_size) if size[2] else count)
 
         return max(sizes, key=held, default=(0, None, False))
+
+
+def _recursive(src: Source) -> bool:
+    """Whether a folder of samples is read with its whole tree (``--recursive``)."""
+    hints = src.extra.get("hints")
+    return bool(getattr(hints, "recursive", False))
 
 
 # -- resolving -----------------------------------------------------------------------------------------------
@@ -211,15 +218,15 @@ def _folder(path: Path, hints: InputHints) -> Series:
         sources, notes = _ordered([_file_source(p, hints) for p in generators], "generator file", "file-name")
         others = [p.name for p in files if p not in generators]
         return Series(sources, notes + _ignored(path, others, "non-generator"), path)
-    if image_files(path):
+    if image_files(path, bool(hints.recursive)):
         others = [p.name for p in files if not is_image_name(p.name)]
         src = Source(path.name, path, _number(path.name), "images", {"hints": hints})
         return Series([src], _ignored(path, others, "non-image"), path)
     weights = [p.name for p in files if p.suffix.lower() in STATE_EXTS]
     hint = f"; for weight files ({', '.join(weights[:3])}) pass their class, --generator MODULE:NAME" if weights else ""
     if not hint and subfolder_images(path):
-        hint = (f"; its subfolders hold images: give them ({path}/*/) to score each as one sample set of a series, or "
-                "zip the tree to score it as one set")
+        hint = (f"; its subfolders hold images: pass --recursive (recursive=True) to score the whole tree as one sample "
+                f"set, or give the subfolders ({path}/*/) to score each as one set of a series")
     raise GanevalError(f"{path}: no checkpoints (ckpt_*.safetensors), generator files (.onnx, .pt, .ts) or images to "
                        f"score{hint}")
 
@@ -250,14 +257,16 @@ def _same_iteration(refs: list[Any]) -> list[str]:
 
 
 def scorable(path: str | os.PathLike[str]) -> bool:
-    """Whether ``path`` is something ``score`` takes (a file, or a folder of checkpoints, generators or images)."""
+    """Whether ``path`` is something ``score`` takes (a file, or a folder of checkpoints, generators or images, or a
+    tree of images, read with ``--recursive``)."""
     p = Path(path)
     if p.is_file():
         return True
     if not p.is_dir():
         return False
     exts = {*GENERATOR_EXTS, *STATE_EXTS}  # weight files too: scored with --generator, else refused by name
-    return bool(list_checkpoints(p) or image_files(p) or any(q.suffix.lower() in exts for q in p.iterdir()))
+    return bool(list_checkpoints(p) or image_files(p) or any(q.suffix.lower() in exts for q in p.iterdir())
+                or subfolder_images(p))
 
 
 def _in_memory(target: Any, hints: InputHints) -> Source:
@@ -304,17 +313,18 @@ def _report_name(paths: list[Path]) -> str:
 
 def resolve_target(target: Any, *, z_dim: int | None = None, z_type: str | None = None, output_range: str | None = None,
                    cache_key: str | None = None, generator: Any = None, generator_kwargs: Any = None,
-                   state_key: str | None = None) -> Series:
+                   state_key: str | None = None, recursive: bool | None = None) -> Series:
     """A path (file or folder), several paths (a series), a callable or an image array → a ``Series``.
 
     With ``generator`` (``"MODULE:NAME"``, ``"file.py:NAME"`` or a class), weight files (.pt, .pth, .ckpt, .bin,
-    .safetensors) are state dicts of that generator (``ganeval.sources.state_dicts``).
+    .safetensors) are state dicts of that generator (``ganeval.sources.state_dicts``). ``recursive``: a folder of
+    samples is read with its whole tree (a class-per-folder tree: one sample set).
     Nothing to score, or a generator whose latent size is unknown → ``GanevalError`` (exit 2).
     """
     if generator is None and (generator_kwargs is not None or state_key is not None):
         raise GanevalError("--generator-kwargs and --state-key need --generator MODULE:NAME")
     spec = resolve_spec(generator, generator_kwargs) if generator is not None else None
-    hints = InputHints(z_dim, z_type, output_range, cache_key, spec, None, state_key)
+    hints = InputHints(z_dim, z_type, output_range, cache_key, spec, None, state_key, recursive)
     series = _resolve_many(target, hints)
     if spec is not None and any(s.kind == "state_dict" for s in series.sources):
         # Its latent size, known from the class: a missing or contradicting --z-dim is a usage error before any work

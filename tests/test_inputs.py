@@ -327,8 +327,9 @@ def test_mixed_sizes_and_empty_inputs_are_clear_errors(tmp_path: Path) -> None:
         resolve_target(tmp_path / "empty")
     assert "subfolders" not in str(exc.value)
     write_pngs(tmp_path / "tree" / "class_0", torch.zeros(2, 1, 28, 28, dtype=torch.uint8))  # a class-per-folder tree
-    with pytest.raises(GanevalError, match=r"images to score; its subfolders hold images: give them \(.*tree/\*/\) to "
-                                           "score each as one sample set of a series, or zip the tree"):
+    with pytest.raises(GanevalError, match=r"images to score; its subfolders hold images: pass --recursive \(recursive="
+                                           r"True\) to score the whole tree as one sample set, or give the subfolders "
+                                           r"\(.*tree/\*/\) to score each"):
         resolve_target(tmp_path / "tree")
     np.savez(tmp_path / "obj.npz", images=np.array([{"a": 1}], dtype=object))
     with pytest.raises(GanevalError, match="pickles are refused"):

@@ -212,3 +212,55 @@ def test_an_unchanged_set_passes_the_check_at_its_last_batch(tmp_path: Path) -> 
     samples = StreamedImageSamples(path, 30)
     assert samples.n == 28 and [len(samples.batch(b, 8).images) for b in range(4)] == [8, 8, 8, 4]
     assert samples.stream.pass_digest == samples.sha256
+
+
+@pytest.mark.usefixtures("own_cache")
+def test_recursive_scores_a_class_per_folder_tree_as_one_set(tmp_path: Path, cli, monkeypatch) -> None:
+    """``score TREE --recursive`` (``recursive=True``): every image below it (hidden folders left out) in natural
+    order of its path, held or streamed, as one sample set; the same SHA-256 and scores as a zip of the tree. Without
+    it the tree is refused with the hint; with checkpoints, the flag is refused as read by nothing."""
+    import zipfile
+
+    from synthetic import write_bank_checkpoint
+
+    from ganeval import score
+    from ganeval.errors import GanevalError
+
+    digits = load_mnist("test")[0][:90]
+    tree = tmp_path / "tree"
+    for c in range(3):
+        _digits_from(tree / f"class_{c}", digits[30 * c:30 * c + 30])
+    _digits_from(tree / ".hidden", digits[:5])
+    (tree / "class_1" / "0007.png").write_bytes(b"junk")
+    with zipfile.ZipFile(tmp_path / "tree.zip", "w") as zf:
+        for p in sorted(tree.rglob("*.png")):
+            if ".hidden" not in p.parts:
+                zf.write(p, p.relative_to(tmp_path).as_posix())
+    opts = dict(metrics=("mnist_fd", "modes"), num_samples=100, bootstrap=0, device="cpu", progress=False)
+    rows = {}
+    for tag, target, mb, recursive in (("held", tree, "512", True), ("streamed", tree, "0", True),
+                                       ("zip", tmp_path / "tree.zip", "512", None)):
+        monkeypatch.setenv("GANEVAL_HOLD_IMAGES_MB", mb)
+        df = score(target, recursive=recursive, **opts)
+        rows[tag] = df[["n_samples", "n_bad_images", "sha256", "mnist_fd", "modes_covered"]].iloc[0].to_dict()
+    assert rows["held"] == rows["streamed"] and rows["held"]["n_samples"] == 89 and rows["held"]["n_bad_images"] == 1
+    assert rows["zip"] == rows["held"]
+    with pytest.raises(GanevalError, match="pass --recursive"):
+        score(tree, **opts)
+    gate = ("gate", tree, "--metrics", "mnist_fd", "--max-mnist-fd", "1000", "--num-samples", "100", "--bootstrap", "0",
+            "--device", "cpu", "--no-progress", "--out", tmp_path / "gate")
+    code, out, err = cli(*gate, "--recursive")
+    assert code == 0 and "PASS max_mnist_fd" in out, err
+    code, _, err = cli(*gate)
+    assert code == 2 and "pass --recursive" in err
+    write_bank_checkpoint(tmp_path / "run", 1000)
+    code, _, err = cli("score", tmp_path / "run", "--recursive", "--metrics", "mnist_fd", "--device", "cpu")
+    assert code == 2 and "--recursive is read only by folders of sample images" in err
+
+
+def _digits_from(folder: Path, images: np.ndarray) -> None:
+    from PIL import Image
+
+    folder.mkdir(parents=True)
+    for i, im in enumerate(images):
+        Image.fromarray(im).save(folder / f"{i:04d}.png")

@@ -82,6 +82,8 @@ def add_score_options(p: argparse.ArgumentParser) -> None:
     i.add_argument("--generator-kwargs", default=None, metavar="JSON", help="its constructor arguments, e.g. '{\"nz\": 100}'")
     i.add_argument("--state-key", default=None, metavar="KEY",
                    help="where in the file the generator's weights are (e.g. g_ema, or state_dict.G) when several fit")
+    i.add_argument("--recursive", action="store_true", default=None,
+                   help="a folder of samples is its whole tree, one sample set (e.g. a class-per-folder tree)")
 
 
 def options_from_args(args: argparse.Namespace) -> ScoreOptions:
@@ -96,7 +98,7 @@ def options_from_args(args: argparse.Namespace) -> ScoreOptions:
         copy_train=args.copy_train, copy_heldout=args.copy_heldout, copy_cells=args.copy_cells,
         copying_threshold=args.copying_threshold, real_floor=args.real_floor,
         progress=not getattr(args, "no_progress", False),
-        extra={k: v for k in ("z_dim", "z_type", "output_range", "generator", "generator_kwargs", "state_key")
+        extra={k: v for k in ("z_dim", "z_type", "output_range", "generator", "generator_kwargs", "state_key", "recursive")
                if (v := getattr(args, k, None)) is not None},
     )
 

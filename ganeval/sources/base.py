@@ -20,7 +20,7 @@ from ganeval.sampling import SampleBatch, forward_noise, latents, to_uint8
 
 Z_TYPES = ("normal", "uniform")
 OUTPUT_RANGES = ("-1,1", "0,1", "0,255")
-HINT_KEYS = ("z_dim", "z_type", "output_range", "cache_key", "generator", "generator_kwargs", "state_key")
+HINT_KEYS = ("z_dim", "z_type", "output_range", "cache_key", "generator", "generator_kwargs", "state_key", "recursive")
 LUMA = torch.tensor([0.299, 0.587, 0.114])
 
 
@@ -28,7 +28,7 @@ LUMA = torch.tensor([0.299, 0.587, 0.114])
 class InputHints:
     """What a file cannot always tell: latent size and distribution, output range; ``cache_key`` for callables;
     for state-dict files, the generator class (``generator``, a ``GeneratorSpec`` once resolved), its kwargs and
-    which entry of the file holds its weights (``state_key``)."""
+    which entry of the file holds its weights (``state_key``); ``recursive``: a folder of samples is its whole tree."""
 
     z_dim: int | None = None
     z_type: str | None = None
@@ -37,8 +37,11 @@ class InputHints:
     generator: Any = None
     generator_kwargs: Any = None
     state_key: str | None = None
+    recursive: bool | None = None
 
     def __post_init__(self) -> None:
+        if self.recursive is not None and not isinstance(self.recursive, bool):
+            raise GanevalError(f"recursive must be True or False, not {self.recursive!r}")
         if self.z_dim is not None:
             if isinstance(self.z_dim, bool) or not str(self.z_dim).isdigit() or int(self.z_dim) < 1:
                 raise GanevalError(f"--z-dim must be a positive integer, not {self.z_dim!r}")

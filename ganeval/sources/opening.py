@@ -128,7 +128,7 @@ def _open_state_dict(src: Source, device: torch.device, n: int, seed: int) -> Sa
 
 def _open_images(src: Source, device: torch.device, n: int, seed: int) -> Samples:
     assert src.path is not None
-    return open_image_set(src.path, n)
+    return open_image_set(src.path, n, bool(src.extra["hints"].recursive))
 
 
 def _open_npz(src: Source, device: torch.device, n: int, seed: int) -> Samples:

@@ -134,13 +134,14 @@ def decoded_images(path: Path, bad: list[tuple[str, str]], enough: Callable[[], 
             yield count, seen, name, image
 
 
-def read_image_set(path: Path, n: int) -> ImageSamples:
-    """The first ``n`` readable images of a folder or zip, with notes on bad files and a short set. They are decoded
+def read_image_set(path: Path, n: int, recursive: bool = False) -> ImageSamples:
+    """The first ``n`` readable images of a folder (``recursive``: its tree) or zip, with notes on bad files and a
+    short set. They are decoded
     one at a time into one array sized for the most there can be (``n``, or the image files left when the first one
     reads), so the read holds about one copy of the images (:class:`ImageStack`)."""
     stack: ImageStack | None = None
     bad: list[tuple[str, str]] = []
-    with contextlib.closing(decoded_images(path, bad, lambda: (len(stack.names) if stack else 0) >= n)) as images:
+    with contextlib.closing(decoded_images(path, bad, lambda: (len(stack.names) if stack else 0) >= n, recursive)) as images:
         for count, seen, name, image in images:
             if stack is None:
                 stack = ImageStack(min(n, count - seen), str(path))

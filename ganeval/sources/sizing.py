@@ -88,22 +88,24 @@ def hold_limit() -> int:
     return int(text) << 20
 
 
-def streams_samples(path: Path, n: int, found: tuple[int, int, int, int] | None | bool = False) -> bool:
-    """Whether the first ``n`` images of the folder or zip ``path`` (``found``: its :func:`image_set_shape`, when
-    already read) are scored batch by batch: held, they would take more than :func:`hold_limit` bytes."""
-    found = image_set_shape(path) if found is False else found
+def streams_samples(path: Path, n: int, found: tuple[int, int, int, int] | None | bool = False,
+                    recursive: bool = False) -> bool:
+    """Whether the first ``n`` images of the folder (``recursive``: its tree) or zip ``path`` (``found``: its
+    :func:`image_set_shape`, when already read) are scored batch by batch: held, they would take more than
+    :func:`hold_limit` bytes."""
+    found = image_set_shape(path, recursive) if found is False else found
     if not found:
         return False  # no header reads: the one-array read names the problem
     files, h, w, c = found  # type: ignore[misc]
     return h * w * c * min(files, n) > hold_limit()
 
 
-def stored_set_plan(path: Path, kind: str, n: int) -> tuple[int, int | None, bool]:
-    """:func:`stored_set_size` of a stored sample set and whether its first ``n`` images are read batch by batch
-    (:func:`streams_samples`), its headers read once."""
+def stored_set_plan(path: Path, kind: str, n: int, recursive: bool = False) -> tuple[int, int | None, bool]:
+    """:func:`stored_set_size` of a stored sample set (``recursive``: a folder's whole tree) and whether its first
+    ``n`` images are read batch by batch (:func:`streams_samples`), its headers read once."""
     if kind != "images":
         return (*stored_set_size(path, kind), False)
-    found = image_set_shape(path)
+    found = image_set_shape(path, recursive)
     return (found[1] * found[2] * found[3], found[0], streams_samples(path, n, found)) if found else (0, 0, False)
 
 

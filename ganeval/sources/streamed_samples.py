@@ -29,8 +29,8 @@ class StreamedImageSamples(Samples):
     Global batches are served in increasing order from one pass (what ``ganeval.extraction`` asks for, on one rank or
     many); asking for an earlier batch, or another batch size, starts a new pass."""
 
-    def __init__(self, path: Path, n: int) -> None:
-        stream = ImageStream(path, n)
+    def __init__(self, path: Path, n: int, recursive: bool = False) -> None:
+        stream = ImageStream(path, n, recursive)
         digest = stream.digest()  # every image decoded once, not kept; the colour and count are final after it
         notes = [note for note in stream.notes if note not in stream.unread_notes]  # as read_image_set's
         meta = {"files": stream.n + stream.n_bad, "first": stream.first_name, "last": stream.last_name}
@@ -90,7 +90,9 @@ class StreamedImageSamples(Samples):
         self._pass, self._next = None, 0
 
 
-def open_image_set(path: Path, n: int) -> Samples:
-    """The first ``n`` readable images of a folder or zip: held in one array, or streamed where that would hold more
-    than :func:`~ganeval.sources.sizing.hold_limit` bytes."""
-    return StreamedImageSamples(path, n) if streams_samples(path, n) else read_image_set(path, n)
+def open_image_set(path: Path, n: int, recursive: bool = False) -> Samples:
+    """The first ``n`` readable images of a folder (``recursive``: its tree) or zip: held in one array, or streamed
+    where that would hold more than :func:`~ganeval.sources.sizing.hold_limit` bytes."""
+    if streams_samples(path, n, recursive=recursive):
+        return StreamedImageSamples(path, n, recursive)
+    return read_image_set(path, n, recursive)
