@@ -98,11 +98,7 @@ def test_streamed_samples_hold_a_batch_not_the_set(tmp_path: Path) -> None:
 
 
 def _digits(folder: Path, n: int, truncated: tuple[int, ...] = ()) -> Path:
-    from PIL import Image
-
-    folder.mkdir(parents=True)
-    for i, im in enumerate(load_mnist("test")[0][:n]):
-        Image.fromarray(im).save(folder / f"{i:04d}.png")
+    _digits_from(folder, load_mnist("test")[0][:n])
     for i in truncated:
         (folder / f"{i:04d}.png").write_bytes((folder / f"{i:04d}.png").read_bytes()[:50])
     return folder
@@ -259,6 +255,7 @@ def test_recursive_scores_a_class_per_folder_tree_as_one_set(tmp_path: Path, cli
 
 
 def _digits_from(folder: Path, images: np.ndarray) -> None:
+    """``images`` as ``folder/0000.png``, …"""
     from PIL import Image
 
     folder.mkdir(parents=True)
