@@ -5,7 +5,8 @@ one array (the same images in the same order, unreadable files left out, a set w
 statistics made either way are equal. Colour and size come from the files' headers (every file's; with a limit N,
 the first N that read) before the first batch. The SHA-256 is hashed as the images go by, for the count the headers
 promise; where a file with a readable header turns out unreadable, that count (part of the hash) was wrong, and a
-decode-only pass hashes the set again.
+decode-only pass hashes the set again. Another reader of the same files in the same process takes the headers and
+a whole pass's count, notes and SHA-256 from the first (:mod:`ganeval.sources.set_memo`) instead of reading them again.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import numpy as np
 import torch
 
 from ganeval.errors import GanevalError
+from ganeval.sources import set_memo
 from ganeval.sources.samples import decoded_images, image_files, image_set_notes, subfolder_images, zip_images
 from ganeval.sources.sizing import header_shape
 
@@ -35,10 +37,23 @@ def is_image_set(path: Path) -> bool:
     return path.is_dir() or (path.is_file() and path.suffix.lower() not in (".npz", ".npy") and zipfile.is_zipfile(path))
 
 
-def _readable_shapes(path: Path, limit: int | None, recursive: bool,
-                     unread: list[str]) -> list[tuple[str, tuple[int, int, int]]]:
-    """The name and ``(H, W, C)`` of each image file whose header reads, in the read's order, up to ``limit``; a note
-    in ``unread`` where subfolders hold images that are not read."""
+def _listing(path: Path, recursive: bool, unread: list[str]) -> list[Path] | None:
+    """A folder's image files in the read's order (a note in ``unread`` where subfolders hold images that are not
+    read); None for a zip."""
+    if not path.is_dir():
+        return None
+    files = image_files(path, recursive)
+    if not recursive and subfolder_images(path):
+        if not files:
+            raise GanevalError(f"{path}: no images in this folder, but its subfolders hold some: pass --recursive to "
+                               "read the whole tree")
+        unread.append(f"{path.name}: its subfolders hold images too, not read (--recursive reads the tree)")
+    return files
+
+
+def _readable_shapes(path: Path, limit: int | None, files: list[Path] | None) -> list[tuple[str, tuple[int, int, int]]]:
+    """The name and ``(H, W, C)`` of each image file (a folder's ``files``; None: the zip's) whose header reads, in the
+    read's order, up to ``limit``."""
     def shapes(names: list[str], opener: Callable[[int], object]) -> list[tuple[str, tuple[int, int, int]]]:
         out: list[tuple[str, tuple[int, int, int]]] = []
         for k, name in enumerate(names):
@@ -51,13 +66,7 @@ def _readable_shapes(path: Path, limit: int | None, recursive: bool,
                 continue
         return out
 
-    if path.is_dir():
-        files = image_files(path, recursive)
-        if not recursive and subfolder_images(path):
-            if not files:
-                raise GanevalError(f"{path}: no images in this folder, but its subfolders hold some: pass --recursive to "
-                                   "read the whole tree")
-            unread.append(f"{path.name}: its subfolders hold images too, not read (--recursive reads the tree)")
+    if files is not None:
         return shapes([p.relative_to(path).as_posix() for p in files], lambda k: open(files[k], "rb"))
     try:
         with zipfile.ZipFile(path) as zf:
@@ -65,6 +74,17 @@ def _readable_shapes(path: Path, limit: int | None, recursive: bool,
             return shapes([i.filename for i in infos], lambda k: zf.open(infos[k]))
     except (zipfile.BadZipFile, OSError) as exc:
         raise GanevalError(f"{path}: not a readable zip file ({exc})") from exc
+
+
+def _headers(path: Path, limit: int | None, files: list[Path] | None) -> tuple[int, int]:
+    """How many image files' headers read (up to ``limit``) and the set's colour (3: any RGB among them, as the
+    one-array read holds it); raises where they are of different sizes."""
+    take = _readable_shapes(path, limit, files)
+    for name, (h, w, _) in take[1:]:
+        if (h, w) != take[0][1][:2]:
+            raise GanevalError(f"{path}: images of different sizes ({take[0][1][0]}×{take[0][1][1]} in {take[0][0]}, "
+                               f"{h}×{w} in {name}); resize them to one size")
+    return len(take), 3 if any(s[2] == 3 for _, s in take) else 1
 
 
 class ImageStream:
@@ -77,13 +97,15 @@ class ImageStream:
     def __init__(self, path: Path, limit: int | None = None, recursive: bool = False) -> None:
         self.path, self.limit, self.recursive = path, limit, recursive
         self._unread: list[str] = []
-        take = _readable_shapes(path, limit, recursive, self._unread)
-        for name, (h, w, _) in take[1:]:
-            if (h, w) != take[0][1][:2]:
-                raise GanevalError(f"{path}: images of different sizes ({take[0][1][0]}×{take[0][1][1]} in {take[0][0]}, "
-                                   f"{h}×{w} in {name}); resize them to one size")
+        files = _listing(path, recursive, self._unread)
+        # What an earlier reader of these same files found (ganeval.sources.set_memo): headers, and a whole pass.
+        self._key, self._ident = (str(path.resolve()), limit, recursive), set_memo.identity(path, files)
+        headers = set_memo.recall("headers", self._key, self._ident)
+        if headers is None:
+            headers = _headers(path, limit, files)
+            set_memo.remember("headers", self._key, self._ident, headers)
         #: Images the headers promise, and their colour (3: any RGB among them, as the one-array read holds it).
-        self.expected, self.channels = len(take), 3 if any(s[2] == 3 for _, s in take) else 1
+        self.expected, self.channels = headers
         self.n, self.notes, self.first_name, self.last_name = 0, [], "", ""
         self.n_bad = 0  # unreadable files passed over by the last whole pass
         self.size: tuple[int, int] | None = None
@@ -199,12 +221,27 @@ class ImageStream:
             raise Recoloured(f"{self.path}: no RGB image read")
         self._digest = hasher.hexdigest() if hasher is not None and self.n == self.expected else None
         self._read = True
+        if self._digest is not None:  # the count hashed is the count read: the digest() of these files
+            set_memo.remember("pass", self._key, self._ident, (self._digest, self.n, bad, self.channels, self.size,
+                                                                self.first_name, self.last_name))
+
+    def _recalled(self) -> bool:
+        """Whether an earlier whole pass over these same files (:mod:`~ganeval.sources.set_memo`) is taken as this
+        one's: its count, notes, colour, size and digest."""
+        found = set_memo.recall("pass", self._key, self._ident)
+        if found is None:
+            return False
+        self._digest, self.n, bad, self.channels, self.size, self.first_name, self.last_name = found
+        self.n_bad = len(bad)
+        self.notes = image_set_notes(self.path, bad, self.n, self.limit or self.n) + self._unread
+        self._read = True
+        return True
 
     def digest(self) -> str:
         """SHA-256 of the images read as one uint8 ``(n, C, H, W)`` array: :func:`~ganeval.sources.base.image_digest`
         of the one-array read (a decode-only pass where none was made, or where the count the headers promised, part
         of the hash, was wrong)."""
-        if self._digest is None and not self._read:
+        if self._digest is None and not self._read and not self._recalled():
             self._drain()
         if self._digest is None:
             expected, self.expected = self.expected, self.n

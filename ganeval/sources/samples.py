@@ -26,6 +26,7 @@ from ganeval.sources.decoding import decode_image, decode_threads, decoded  # no
 from ganeval.sources.image_stack import ImageStack
 
 IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
+_DIGIT_RUNS = re.compile(r"(\d+)")
 NPZ_KEYS = ("images", "samples", "x", "arr_0")
 READ_CHUNK = 1 << 24  # bytes read at a time from a stored array
 
@@ -33,13 +34,17 @@ READ_CHUNK = 1 << 24  # bytes read at a time from a stored array
 def natural_key(name: str) -> tuple[list[Any], str]:
     """Sort key treating digit runs as numbers; names it cannot tell apart (``img_1``/``img_01``, ``A``/``a``) fall
     back to the name itself, so the order never depends on how a folder or zip happens to list them."""
-    return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", name)], name
+    parts: list[Any] = _DIGIT_RUNS.split(name)  # text at even positions, digit runs at odd ones
+    parts[0::2] = map(str.lower, parts[0::2])
+    parts[1::2] = map(int, parts[1::2])
+    return parts, name
 
 
 def is_image_name(name: str) -> bool:
     """A visible file name with an image extension, in no hidden folder (a zip member's path)."""
     parts = name.split("/")
-    return not any(p.startswith(".") and p not in (".", "..") for p in parts) and Path(parts[-1]).suffix.lower() in IMAGE_EXTS
+    return (os.path.splitext(parts[-1])[1].lower() in IMAGE_EXTS
+            and not any(p.startswith(".") and p not in (".", "..") for p in parts))
 
 
 def image_files(folder: Path, recursive: bool = False) -> list[Path]:
@@ -47,16 +52,28 @@ def image_files(folder: Path, recursive: bool = False) -> list[Path]:
     left out) in natural order of their paths below it, as a zip of the tree lists them; a link to nothing is listed
     too, so that reading it fails and it is counted and named with the other unreadable files rather than silently
     left out."""
-    def listed(p: Path) -> bool:
-        return (p.is_file() or (p.is_symlink() and not p.exists())) and is_image_name(p.name)
+    def listed(entry: os.DirEntry[str]) -> bool:  # the name first: a stat only for image names
+        return is_image_name(entry.name) and (entry.is_file() or (entry.is_symlink() and not os.path.exists(entry.path)))
 
     if not recursive:
-        return sorted((p for p in folder.iterdir() if listed(p)), key=lambda p: natural_key(p.name))
-    found = []
-    for top, dirs, names in os.walk(folder):  # links to folders are not followed: no cycles, no set read twice
-        dirs[:] = [d for d in dirs if not d.startswith(".")]
-        found += [p for name in names if listed(p := Path(top) / name)]
-    return sorted(found, key=lambda p: natural_key(p.relative_to(folder).as_posix()))
+        with os.scandir(folder) as entries:
+            names = [e.name for e in entries if listed(e)]
+        return [folder / name for name in sorted(names, key=natural_key)]
+    found: list[str] = []  # paths below the folder, as a zip of the tree names them
+    folders = [("", str(folder))]
+    while folders:
+        below, top = folders.pop()
+        try:
+            with os.scandir(top) as entries:
+                for e in entries:
+                    if e.is_dir(follow_symlinks=False):  # links to folders are not followed: no cycles, no set read twice
+                        if not e.name.startswith("."):
+                            folders.append((f"{below}{e.name}/", e.path))
+                    elif listed(e):
+                        found.append(below + e.name)
+        except OSError:  # a folder that cannot be listed holds nothing readable (as os.walk has it)
+            continue
+    return [folder / name for name in sorted(found, key=natural_key)]
 
 
 def subfolder_images(folder: Path) -> bool:
