@@ -94,6 +94,25 @@ def test_kmeans_is_deterministic_and_finds_separated_clusters() -> None:
     assert torch.allclose(nn_distance(x[:5], x), torch.zeros(5), atol=1e-3)
 
 
+def test_the_nearest_samples_panel_fits_no_cells_and_the_test_fits_them_once(sets: dict[str, torch.Tensor],
+                                                                              monkeypatch) -> None:
+    """``closest`` (the report's panel, all a run with cached values needs) reads distances only; the first ``test``
+    fits the k-means cells, later ones reuse them, and the values are those of a reference built with its cells."""
+    import ganeval.metrics.copying as copying
+
+    fits = []
+    monkeypatch.setattr(copying, "kmeans", lambda *a, **k: fits.append(1) or kmeans(*a, **k))
+    train, heldout, gen = sets["train"], sets["heldout"], sets["fresh"]
+    ref = copying.CopyingReference(heldout, train, cells=10, seed=4)
+    near = ref.closest(gen, 20)
+    assert ref.closest(None, 20) and not fits
+    d = torch.cdist(gen, train).min(1).values
+    assert near == torch.argsort(d, stable=True)[:20].tolist()
+    first, again = ref.test(gen), ref.test(sets["wide"])
+    assert len(fits) == 1 and first == copying_test(gen, heldout, train, cells=10, seed=4)
+    assert again == copying_test(sets["wide"], heldout, train, centroids=ref.centroids)
+
+
 # -- end to end on real MNIST pixels ------------------------------------------------------------------------------------
 def _npz(path: Path, images: np.ndarray) -> Path:
     np.savez(path, images=images)

@@ -82,26 +82,40 @@ def mann_whitney_z(gen_d: np.ndarray, heldout_d: np.ndarray) -> float:
 
 
 class CopyingReference:
-    """What the test needs of the training and held-out sets, computed once per series: the cells, the training
-    features of each cell, and the held-out images' nearest-training distances (in their cell and overall)."""
+    """What the test needs of the training and held-out sets, computed once per series: the held-out images'
+    nearest-training distances and, when a test first needs them, the cells, the training features of each cell and
+    the held-out distances within each (the report's panel of samples nearest to a training image reads only
+    distances: with the test's values cached, a run fits no k-means)."""
 
     def __init__(self, heldout: torch.Tensor, train: torch.Tensor, cells: int = DEFAULT_CELLS, seed: int = 0,
                  centroids: torch.Tensor | None = None, device: str | torch.device = "cpu") -> None:
         self.device = torch.device(device)
-        # The cells come from k-means on the CPU (seeded, the same on every machine); distances run on ``device``.
-        cpu_centroids = kmeans(train.float().cpu(), cells, seed) if centroids is None else centroids.float().cpu()
-        heldout, train = heldout.float().to(self.device), train.float().to(self.device)
-        self.train = train
-        self.centroids = cpu_centroids.to(self.device)
-        k = len(self.centroids)
-        t_cell, p_cell = assign_cells(train, self.centroids), assign_cells(heldout, self.centroids)
-        self.p_share = (torch.bincount(p_cell, minlength=k).double() / len(heldout)).tolist()
-        self.train_cells = [train[t_cell == c] for c in range(k)]
-        self.heldout_d = [nn_distance(heldout[p_cell == c], self.train_cells[c]).cpu().numpy()
-                          if (p_cell == c).any() and len(self.train_cells[c]) else np.empty(0) for c in range(k)]
-        self.heldout_train_d = nn_distance(heldout, train).cpu()
+        self.cells, self.seed, self._given = cells, seed, centroids
+        self.heldout, self.train = heldout.float().to(self.device), train.float().to(self.device)
+        self.heldout_train_d = nn_distance(self.heldout, self.train).cpu()
         self.cutoff = float(torch.quantile(self.heldout_train_d, SHARE_QUANTILE))
+        self._partition: tuple[torch.Tensor, list[float], list[torch.Tensor], list[np.ndarray]] | None = None
         self._last: tuple[torch.Tensor, torch.Tensor] | None = None
+
+    def partition(self) -> tuple[torch.Tensor, list[float], list[torch.Tensor], list[np.ndarray]]:
+        """The cells: centroids, each one's share of the held-out images, its training features, and its held-out
+        images' distances to them (computed once)."""
+        if self._partition is None:
+            # The cells come from k-means on the CPU (seeded, the same on every machine); distances run on ``device``.
+            cpu = kmeans(self.train.cpu(), self.cells, self.seed) if self._given is None else self._given.float().cpu()
+            centroids, k = cpu.to(self.device), len(cpu)
+            t_cell, p_cell = assign_cells(self.train, centroids), assign_cells(self.heldout, centroids)
+            p_share = (torch.bincount(p_cell, minlength=k).double() / len(self.heldout)).tolist()
+            train_cells = [self.train[t_cell == c] for c in range(k)]
+            heldout_d = [nn_distance(self.heldout[p_cell == c], train_cells[c]).cpu().numpy()
+                         if (p_cell == c).any() and len(train_cells[c]) else np.empty(0) for c in range(k)]
+            self._partition = (centroids, p_share, train_cells, heldout_d)
+        return self._partition
+
+    @property
+    def centroids(self) -> torch.Tensor:
+        """The cells' centroids (k-means on the training features, or those given)."""
+        return self.partition()[0]
 
     def train_distances(self, gen: torch.Tensor) -> torch.Tensor:
         """Each sample's distance to its nearest training feature (the last set's result is kept, as ``test`` and
@@ -120,18 +134,19 @@ class CopyingReference:
         """``copying_ct``, ``copy_share`` and ``copying_cells`` of one generated sample set (see ``copying_test``)."""
         share = float((self.train_distances(gen) < self.cutoff).double().mean())
         gen = gen.float().to(self.device)
-        q_cell = assign_cells(gen, self.centroids)
+        centroids, p_share, train_cells, heldout_d = self.partition()
+        q_cell = assign_cells(gen, centroids)
         z_sum = w_sum = 0.0
         used = 0
-        for c, (t_in, p_d) in enumerate(zip(self.train_cells, self.heldout_d, strict=True)):
+        for c, (t_in, p_d) in enumerate(zip(train_cells, heldout_d, strict=True)):
             q_in = gen[q_cell == c]
             # The cell counts when it holds more than min_samples generated samples (the authors' Q_m(π) > τ), and
             # held-out and training images (a cell without held-out images has weight 0 anyway).
             if len(q_in) <= min_samples or not len(p_d) or not len(t_in):
                 continue
             z = mann_whitney_z(nn_distance(q_in, t_in).cpu().numpy(), p_d)
-            z_sum += self.p_share[c] * z
-            w_sum += self.p_share[c]
+            z_sum += p_share[c] * z
+            w_sum += p_share[c]
             used += 1
         ct = z_sum / w_sum if w_sum > 0 else math.nan
         return {"copying_ct": ct, "copy_share": share, "copying_cells": float(used)}
