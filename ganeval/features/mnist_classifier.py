@@ -71,7 +71,7 @@ class MNISTClassifierExtractor:
             net.load_state_dict(state)
         except RuntimeError as exc:
             raise WeightsError(f"{path}: not MNIST classifier weights ({str(exc).splitlines()[0]})") from exc
-        # channels_last on a CPU: oneDNN's convolutions run 1.3-1.8x faster in fp32 (2x in bf16) on the same weights,
+        # channels_last on a CPU: oneDNN's convolutions run 1.3-1.9x faster in fp32 (1.5-2x in bf16) on the same weights,
         # features within 2e-6 of the default layout's (benchmarks/cpu_layout.py); a GPU keeps the default layout.
         self.memory_format = torch.channels_last if self.device.type == "cpu" else torch.contiguous_format
         self.net = net.to(self.device).to(memory_format=self.memory_format).eval()

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 def _open_checkpoint(src: Source, device: torch.device, n: int, seed: int) -> Samples:
     assert src.path is not None
     gen, meta = load_generator(src.path, device=device)
-    if device.type == "cpu":  # oneDNN's convolutions: the DCGANs sample 1.3-1.4x faster (benchmarks/cpu_layout.py)
+    if device.type == "cpu":  # oneDNN's convolutions: the DCGANs sample 1.1-1.45x faster (benchmarks/cpu_layout.py)
         gen = gen.to(memory_format=torch.channels_last)
     sha = meta["sha256"]
     return GeneratorSamples(gen, name=src.name, n=n, seed=seed, z_dim=int(meta.get("latent_dim") or gen.latent_dim),
