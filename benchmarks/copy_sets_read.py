@@ -71,7 +71,7 @@ def main() -> None:
                 for state in ("cold", "warm"):  # a fresh cache, then the same one: features cached, SHA-256 still needed
                     out = root / f"out_{r}_{mode}_{state}".replace(" ", "_")
                     runs[mode][state].append(round(_score(train, heldout, out, args.n, mode, cache), 2))
-                    rows[f"{mode} {state}"] = {k: v for k, v in json.loads((out / "summary.json").read_text())["rows"][0].items()
+                    rows[f"{r} {mode} {state}"] = {k: v for k, v in json.loads((out / "summary.json").read_text())["rows"][0].items()
                                                if k != "seconds"}
     print(json.dumps({
         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
