@@ -88,12 +88,10 @@ def main() -> None:
                             for name, p in pools.items()})
             out[f"mnist extractor {precision}, batch {bs}"] = row
 
-    gen = load_generator(CKPT)[0]
-    gens = {name: gen.to(memory_format=layout) if name == "channels_last" else load_generator(CKPT)[0]
-            for name, layout in LAYOUTS.items()}
-    z = torch.randn(args.n, gen.latent_dim, generator=torch.Generator().manual_seed(0))
+    gens = {name: load_generator(CKPT)[0].to(memory_format=layout) for name, layout in LAYOUTS.items()}
+    z = torch.randn(args.n, gens["contiguous"].latent_dim, generator=torch.Generator().manual_seed(0))
     for bs in args.batch_sizes:
-        best, samples = _compare(dict(gens), z, bs, args.rounds)
+        best, samples = _compare(gens, z, bs, args.rounds)
         pixels = {name: convert_output(s, "-1,1", "samples")[0] for name, s in samples.items()}  # as scored
         out[f"dcgan_info sampling fp32, batch {bs}"] = {
             **_row(best, samples, len(z)),
