@@ -31,7 +31,7 @@ from ganeval.metrics.registry import FD_COLUMN, INCEPTION_EXTRACTORS, METRICS, M
 from ganeval.nearest import report_neighbours
 from ganeval.options import ScoreOptions
 from ganeval.path_length import source_path_lengths
-from ganeval.planning import plan_line, small_n_notes
+from ganeval.planning import plan_line, plan_notes
 from ganeval.real_floor import floor_source
 from ganeval.real_images import RealImages
 from ganeval.reference import dataset_features, reference_provenance, reference_stats
@@ -75,7 +75,7 @@ class _Evaluator(Illustrations, RealImages):
             from ganeval.features.inception_weights import FULL_WEIGHTS_HINT
 
             self.notes.append(f"Inception Score unavailable: the Inception weights in use have no logits layer. {FULL_WEIGHTS_HINT}")
-        self.notes += small_n_notes(opts.metrics, opts.num_samples, self.extractors, self.ref_meta)
+        self.notes += plan_notes(opts.metrics, opts.num_samples, self.extractors, self.ref_meta, opts.precision, self.device)
         self.copy_sets = resolve_copy_sets(opts, self.ref_meta)
         # The real-data floor is read (and checked) here, so a bad --real-floor fails before any checkpoint is scored;
         # score_floor draws it again at the N the checkpoints were really scored at. Only generators are sure to be

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping
 from typing import Any
 
+from ganeval.devices import emulated_bf16_note
+
 #: Rough CPU cost of the copying test per sample (60,000 training images; plan line only).
 COPYING_SECONDS_PER_SAMPLE = 2e-4
 #: Rough throughput used only for the plan line (images/s).
@@ -12,11 +14,12 @@ SPEED_HINT = {("inception", "cpu"): 13.0, ("inception", "cuda"): 5000.0, ("mnist
               ("inception-spatial", "cpu"): 18.0, ("inception-spatial", "cuda"): 6500.0}
 
 
-def small_n_notes(metrics: Collection[str], n: int, extractors: Mapping[str, Any],
-                  ref_meta: Mapping[str, Mapping[str, Any]]) -> list[str]:
+def plan_notes(metrics: Collection[str], n: int, extractors: Mapping[str, Any], ref_meta: Mapping[str, Mapping[str, Any]],
+               precision: str, device: Any) -> list[str]:
     """The warning for each Inception Fréchet distance asked for (``fid``, ``sfid``) at an N below its feature
-    dimension, where the covariance is rank-deficient; said only where that distance was asked for."""
-    notes = []
+    dimension, where the covariance is rank-deficient (said only where that distance was asked for), and for bf16 on
+    a CPU that emulates it."""
+    notes = [note] if (note := emulated_bf16_note(precision, device)) else []
     for fd, name, space in (("FID", "inception", "Inception"), ("sFID", "inception-spatial", "sFID")):
         if fd.lower() in metrics and n < (dim := extractors[name].pool_dim):
             guide = f"compare {fd}s only at one N" if ref_meta[name].get("dataset") == "imported" else "KID is the better guide"

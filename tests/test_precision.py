@@ -10,6 +10,7 @@ import pytest
 import torch
 from synthetic import write_bank_checkpoint
 
+from ganeval.devices import cpu_has_native_bf16
 from ganeval.evaluate import score
 from ganeval.features.inception import InceptionExtractor
 from ganeval.features.inception_net import build_tfid_inception
@@ -83,10 +84,19 @@ def test_large_batches_are_split_without_changing_features(extractor: InceptionE
     assert (whole - split).abs().max().item() <= 1e-5
 
 
-def test_bf16_fused_path_equals_autocast(weights) -> None:
-    """On the CPU, bf16 runs oneDNN's fused conv+ReLU in bf16: exactly what autocast's conv2d + relu give."""
+@pytest.mark.parametrize("native", [True, False])
+def test_bf16_fused_path_equals_autocast(weights, monkeypatch: pytest.MonkeyPatch, native: bool) -> None:
+    """On a CPU with native bf16, bf16 runs oneDNN's fused conv+ReLU in bf16: exactly what autocast's conv2d + relu
+    give; on one without (AVX2: oneDNN refuses bf16), autocast's own conv2d, emulated. Either way the same features."""
+    import ganeval.features.inception as inception
+
+    if native and not cpu_has_native_bf16():
+        pytest.skip("this CPU has no native bf16: oneDNN's bf16 op refuses to run here")
+    monkeypatch.setattr(inception, "cpu_has_native_bf16", lambda: native)
     images = _inputs(2)
     fused = InceptionExtractor(weights, device="cpu", precision="bf16")
+    convs = [m for m in fused.fast.modules() if isinstance(m, inception.FusedConvBNReLU)]
+    assert convs and all(m.use_mkldnn_bf16 == native and (m.packed_bf16 is not None) == native for m in convs)
     got = fused(images)["pool"]
     fused.fast.set_mkldnn(False)  # the plain F.conv2d + relu path, under the same autocast
     want = fused(images)["pool"]
@@ -146,6 +156,19 @@ def test_real_features_are_never_shared_across_precisions(tmp_path: Path, monkey
     assert bf16["mnist_kid_mean"].item() != fresh["mnist_kid_mean"].item()  # they do differ: the test can tell
     prov = bf16.attrs["summary"]["provenance"]["mnist"]
     assert prov["precision"] == "bf16" and prov["reference_precision"] == "fp32"
+    emulated = [any("no native bf16" in n for n in run.attrs["summary"]["notes"]) for run in (fresh, bf16, after)]
+    assert emulated == [False, not cpu_has_native_bf16(), False]  # bf16 on a CPU that emulates it: several times slower
+
+
+def test_bf16_note_names_a_cpu_that_emulates_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only bf16 on a CPU without native bf16 gets the note (a CUDA device or fp32 never)."""
+    import ganeval.devices as devices
+
+    for native in (True, False):
+        monkeypatch.setattr(devices, "cpu_has_native_bf16", lambda native=native: native)
+        assert (devices.emulated_bf16_note("bf16", "cpu") is None) == native
+        assert devices.emulated_bf16_note("fp32", "cpu") is None and devices.emulated_bf16_note("bf16", "cuda") is None
+    assert "no native bf16" in str(devices.emulated_bf16_note("bf16", torch.device("cpu")))
 
 
 def test_path_lengths_run_in_fp32_at_either_precision(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

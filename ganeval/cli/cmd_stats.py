@@ -122,6 +122,7 @@ def _check_outputs(args: argparse.Namespace) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run ``ganeval stats``; returns 0 written, 1 a failure while computing, 2 bad input."""
     from ganeval.atomic import write_set
+    from ganeval.devices import emulated_bf16_note
     from ganeval.distributed import from_env
     from ganeval.errors import EXIT_FAILED, GanevalError
     from ganeval.features import get_extractor, resolve_device
@@ -152,6 +153,8 @@ def run(args: argparse.Namespace) -> int:
         flag = "--feature-network" if args.feature_network is not None else "--feature-network-kwargs"
         raise GanevalError(f"{flag} goes with --extractor custom")
     extractors = [get_extractor(name, **_extractor_kwargs(args, name)) for name in args.extractor]
+    if (note := emulated_bf16_note(args.precision, extractors[0].device)) and dist.is_main:
+        print(f"note: {note}", file=sys.stderr)
     every = compute_stats_set(  # with --save-features, every image's pool features in one float32 tensor on rank 0
         args.dataset, extractors, args.batch_size, args.data_dir, args.limit,
         command="ganeval " + shlex.join(sys.argv[1:]), dist=dist, progress=args.progress,

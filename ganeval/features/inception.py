@@ -10,7 +10,8 @@ the size of torch-fidelity's own float32-vs-float64 error (tests/test_precision.
 * a grayscale image tiled to 3 channels is resized and normalised on its single channel (bit-identical),
   and the first convolution uses its weights summed over the 3 input channels (the same linear map);
 * the TF-1.x resize interpolates rows first (the same float32 operations per pixel, bit-identical);
-* bf16 (autocast) on the CPU runs the same fused convolutions in bf16, exactly as autocast's conv2d + relu;
+* bf16 (autocast) on a CPU with native bf16 runs the same fused convolutions in bf16, exactly as autocast's
+  conv2d + relu (elsewhere autocast's own conv2d, emulated);
 * ``torch.compile`` can be asked for (``compile=True`` or ``GANEVAL_COMPILE=1``); if it fails, the eager
   path is used silently.
 
@@ -33,6 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ganeval.devices import cpu_has_native_bf16
 from ganeval.features.base import check_precision, forward_precision, register_extractor, resolve_device
 from ganeval.features.inception_net import build_tfid_inception
 from ganeval.features.inception_weights import InceptionWeights, resolve_inception_weights
@@ -90,6 +92,7 @@ class FusedConvBNReLU(nn.Module):
                                  requires_grad=False)
         self.stride, self.padding = list(conv.stride), list(conv.padding)
         self.use_mkldnn = False
+        self.use_mkldnn_bf16 = False  # oneDNN's op in bf16 too: only on a CPU with native bf16
         #: ``weight`` reordered once into oneDNN's layout for the expected input size, float32 and bfloat16
         #: (not part of the state dict).
         self.packed: torch.Tensor | None = None
@@ -110,7 +113,7 @@ class FusedConvBNReLU(nn.Module):
                     w = self.packed if self.packed is not None else self.weight
                     return torch.ops.mkldnn._convolution_pointwise(x, w, self.bias, self.padding, self.stride, [1, 1], 1,
                                                                    "relu", [], "")
-            elif torch.get_autocast_dtype("cpu") == torch.bfloat16:  # what autocast's conv2d + relu compute, fused
+            elif self.use_mkldnn_bf16 and torch.get_autocast_dtype("cpu") == torch.bfloat16:  # autocast's conv2d + relu, fused
                 w = self.packed_bf16 if self.packed_bf16 is not None else self.weight.to(torch.bfloat16)
                 return torch.ops.mkldnn._convolution_pointwise(x.to(torch.bfloat16), w, self.bias.to(torch.bfloat16),
                                                                self.padding, self.stride, [1, 1], 1, "relu", [], "")
@@ -195,8 +198,9 @@ here, TF-1.x bilinear) or from float32 ``(B, 1|3, 299, 299)`` in 0..255 already 
         """Use oneDNN's fused conv+bias+ReLU op on the CPU (float32, or bfloat16 under autocast), with weights
         packed for ``batch`` images (also in bfloat16 with ``bf16``)."""
         convs = [m for m in self.modules() if isinstance(m, FusedConvBNReLU)]
+        native = on and cpu_has_native_bf16()  # else bf16 runs autocast's own (emulated) conv2d
         for mod in convs:
-            mod.use_mkldnn, mod.packed, mod.packed_bf16 = on, None, None
+            mod.use_mkldnn, mod.use_mkldnn_bf16, mod.packed, mod.packed_bf16 = on, native, None, None
         if not (on and batch):
             return
         shapes: dict[FusedConvBNReLU, list[int]] = {}
@@ -209,7 +213,7 @@ here, TF-1.x bilinear) or from float32 ``(B, 1|3, 299, 299)`` in 0..255 already 
                 h.remove()
         try:
             for mod, shape in shapes.items():
-                mod.pack([batch, *shape[1:]], bf16)
+                mod.pack([batch, *shape[1:]], bf16 and native)
         except Exception:  # noqa: BLE001 - packing is only a speed-up (same features within float32 round-off)
             for mod in convs:
                 mod.packed = mod.packed_bf16 = None
