@@ -1,6 +1,7 @@
-"""Time of ``ganeval score --copy-train FOLDER --copy-heldout FOLDER`` with the image sets' headers and SHA-256 pass
-remembered between their readers (``ganeval.sources.set_memo``) against read afresh by each, each in a fresh
-process, with a cold feature cache and then a warm one, and the rows compared.
+"""Time of ``ganeval score --copy-train FOLDER --copy-heldout FOLDER`` with the image sets' headers, SHA-256 pass
+and decoded images remembered between their readers (``ganeval.sources.set_memo``) against read afresh by each (and
+against all but the images remembered), each in a fresh process, with a cold feature cache and then a warm one, and
+the rows compared.
 
 The sets are MNIST digits as PNG files (training digits for ``--copy-train``, test digits for ``--copy-heldout``);
 the samples come from the shipped DCGAN.
@@ -23,7 +24,9 @@ from pathlib import Path
 from stats_stream import RUN
 
 CKPT = Path(__file__).resolve().parents[1] / "ganeval" / "pretrained" / "dcgan_info" / "ckpt_0010000.safetensors"
-MODES = {"read afresh": "from ganeval.sources import set_memo\nset_memo.KEPT = 0\n", "remembered": ""}
+MODES = {"read afresh": "from ganeval.sources import set_memo\nset_memo.KEPT = 0\n",
+         "remembered, images not kept": "from ganeval.sources import set_memo\nset_memo.pixel_room = lambda: 0\n",
+         "remembered": ""}
 
 
 def _digits(folder: Path, split: str, n: int) -> Path:

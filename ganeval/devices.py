@@ -1,7 +1,9 @@
 """Which torch device a command runs on: ``--device`` (and the API's ``device=``) resolved and checked in one place;
-and what the CPU can do natively (bf16)."""
+what the CPU can do natively (bf16), and how many processes share the machine."""
 
 from __future__ import annotations
+
+import os
 
 import torch
 
@@ -26,6 +28,15 @@ def resolve_device(device: str | torch.device = "auto", error: type[GanevalError
     return dev
 
 
+def local_processes() -> int:
+    """How many processes share this host's memory: torchrun's ``LOCAL_WORLD_SIZE`` (1 when unset or not a count).
+    Every rank holds its own copy of what is counted (each gathers every sample's features)."""
+    try:
+        return max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+    except ValueError:
+        return 1
+
+
 def cpu_has_native_bf16() -> bool:
     """Whether this CPU computes bf16 natively (AVX-512 BF16, AMX or AVX-NE-CONVERT, what oneDNN's bf16 path needs);
     elsewhere torch emulates bf16, slower than fp32."""
@@ -45,4 +56,4 @@ def emulated_bf16_note(precision: str | None, device: torch.device | str) -> str
             "still move as bf16's do; fp32 is the faster choice on this machine")
 
 
-__all__ = ["cpu_has_native_bf16", "emulated_bf16_note", "resolve_device"]
+__all__ = ["cpu_has_native_bf16", "emulated_bf16_note", "local_processes", "resolve_device"]

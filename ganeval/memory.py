@@ -14,6 +14,7 @@ from collections.abc import Iterable
 
 import torch
 
+from ganeval.devices import local_processes
 from ganeval.errors import GanevalError
 from ganeval.metrics.registry import FD_COLUMN, INCEPTION_EXTRACTORS, METRICS
 
@@ -32,15 +33,6 @@ INCEPTION_CPU_CHUNK = 32
 #: the MNIST classifier's first convolution and BatchNorm outputs (32×28×28 each). 4 bytes each, 2 in bf16.
 GPU_BATCH_ELEMENTS = {"inception": (32 + 64) * 147 * 147, "inception-spatial": (32 + 64) * 147 * 147,
                       "mnist": 2 * 32 * 28 * 28}
-
-
-def local_processes() -> int:
-    """How many processes share this host's memory: torchrun's ``LOCAL_WORLD_SIZE`` (1 when unset or not a count).
-    Every rank holds its own copy of what is counted (each gathers every sample's features)."""
-    try:
-        return max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
-    except ValueError:
-        return 1
 
 
 def cuda_free(device: torch.device) -> int | None:

@@ -124,11 +124,17 @@ def test_images_of_another_size_are_refused_before_any_work(tmp_path: Path, cli)
     assert not out.parent.exists()
 
 
-def test_a_stream_holds_a_batch_not_the_set(tmp_path: Path) -> None:
+def test_a_stream_holds_a_batch_not_the_set(tmp_path: Path, monkeypatch) -> None:
     """tracemalloc (numpy's buffers are traced) over a pass: a set of 120 RGB 128×128 images (5.9 MB) read whole
-    holds all of it at once; streamed in batches of 8, under a fifth of it."""
+    holds all of it at once; streamed in batches of 8, under a fifth of it. A pass made to identify the set first
+    (its SHA-256) holds it where it may be kept for the pass that follows (within GANEVAL_HOLD_IMAGES_MB), which then
+    holds no more."""
+    from ganeval.sources import set_memo
+
     path = _set(tmp_path / "s", 120, rgb=range(120), size=(128, 128))
     set_bytes = 120 * 3 * 128 * 128
+    monkeypatch.setattr(set_memo, "RACY_NS", -(10**12))  # files written just now may be remembered
+    set_memo.forget()
 
     def peak(read) -> int:
         tracemalloc.start()
@@ -143,7 +149,16 @@ def test_a_stream_holds_a_batch_not_the_set(tmp_path: Path) -> None:
             del batch
 
     assert peak(lambda: read_image_set(path, 2**62)) >= set_bytes
+    assert peak(stream) < set_bytes / 5 and set_memo.kept_bytes() == 0  # one pass, as `ganeval stats` reads: none kept
+    for hold_mb in ("0", "5"):  # nothing kept; a set larger than what may be kept
+        monkeypatch.setenv("GANEVAL_HOLD_IMAGES_MB", hold_mb)
+        set_memo.forget()
+        assert peak(lambda: ImageStream(path).digest()) < set_bytes / 5 and set_memo.kept_bytes() == 0
+    monkeypatch.setenv("GANEVAL_HOLD_IMAGES_MB", "6")
+    set_memo.forget()
+    assert peak(lambda: ImageStream(path).digest()) >= set_bytes and set_memo.kept_bytes() == set_bytes
     assert peak(stream) < set_bytes / 5
+    set_memo.forget()
 
 
 def test_the_memory_check_counts_a_streamed_set_without_its_images() -> None:

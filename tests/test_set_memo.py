@@ -138,14 +138,85 @@ def test_limits_and_recursive_reads_are_remembered_apart(tmp_path: Path, remembe
 
 
 def test_the_copying_sets_training_folder_is_hashed_once_then_its_features_pass_made(tmp_path: Path, remembered,
-                                                                                   counted) -> None:
-    """``dataset_key`` (the copying test's identity) and ``dataset_features`` of a folder: one SHA-256 pass and one
-    features' pass, and the features are those of the images held whole."""
+                                                                                   counted, monkeypatch) -> None:
+    """``dataset_key`` (the copying test's identity) and ``dataset_features`` of a folder: one SHA-256 pass, whose
+    decoded images the features' pass reads (a second decoding pass where they may not be kept), and the features
+    are those of the images held whole."""
     folder = _folder(tmp_path / "train", n=40)
-    key = dataset_key(folder)
-    assert counted["decoded"] == 40
     extractor = get_extractor("mnist", device="cpu")
-    feats = dataset_features(folder, extractor, batch_size=16, write_cache=False)
-    assert counted["decoded"] == 80 and key == f"custom-{read_image_set(folder, 10**6).sha256[:16]}"
     held = torch.cat([extractor(b)["pool"] for b in read_image_set(folder, 10**6).images.split(16)])
-    assert torch.allclose(feats, held, atol=1e-6)
+    for hold_mb, decoded in (("0", 80), ("", 40)):
+        set_memo.forget()
+        monkeypatch.setenv("GANEVAL_HOLD_IMAGES_MB", hold_mb)
+        counted["decoded"] = 0
+        key = dataset_key(folder)
+        assert counted["decoded"] == 40
+        feats = dataset_features(folder, extractor, batch_size=16, write_cache=False)
+        assert counted["decoded"] == decoded and key == f"custom-{read_image_set(folder, 10**6).sha256[:16]}"
+        assert torch.allclose(feats, held, atol=1e-6)
+
+
+def test_a_later_pass_reads_the_kept_images_and_hashes_them_again(tmp_path: Path, remembered, counted) -> None:
+    """After one whole pass, batches, subsets and heads of the same files decode nothing, equal a fresh read's,
+    and the pass's own SHA-256 is that of the images it gave; a reader that writes into a batch changes no other."""
+    folder = _folder(tmp_path / "set", junk=(4,))
+    fresh = read_image_set(folder, 10**6)
+    first = ImageStream(folder)
+    first.digest()
+    counted["decoded"] = 0
+    again = ImageStream(folder)
+    batches = [b for _, b in again.batches(8)]
+    assert counted["decoded"] == 0 and torch.equal(torch.cat(batches), fresh.images)
+    assert again.pass_digest == fresh.sha256 and again.n == 29 and again.notes == first.notes
+    batches[0].fill_(7)  # a reader's own copy
+    assert torch.equal(torch.cat([b for _, b in ImageStream(folder).batches(8)]), fresh.images)
+    assert torch.equal(again.subset(np.array([5, 0, 5])), fresh.images[[5, 0, 5]])
+    assert torch.equal(again.head(3), fresh.images[:3]) and counted["decoded"] == 0
+    again.expected = again.n + 1  # a pass hashes the count it is told: a wrong one gives another SHA-256
+    assert list(again.batches(64)) and again.pass_digest != fresh.sha256
+
+
+def test_kept_images_fit_the_hold_limit_and_the_oldest_set_is_dropped(tmp_path: Path, remembered, counted,
+                                                                      monkeypatch) -> None:
+    """A set's SHA-256 pass keeps its images for the pass that reads it, within ``GANEVAL_HOLD_IMAGES_MB`` over all
+    sets and an eighth of the memory free (shared by a torchrun's processes): two sets of 0.64 MB each under 1 MiB,
+    the first one's images are dropped for the second's; past the limit nothing is kept; a set forgotten takes its
+    images with it."""
+    rng = np.random.default_rng(0)
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        for i in range(100):
+            Image.fromarray(rng.integers(0, 256, (80, 80), dtype=np.uint8)).save(tmp_path / name / f"{i}.png")
+    monkeypatch.setenv("GANEVAL_HOLD_IMAGES_MB", "1")
+
+    def passes(name: str) -> int:
+        """Images decoded to identify the set and then read it."""
+        before = counted["decoded"]
+        stream = ImageStream(tmp_path / name)
+        stream.digest()
+        list(stream.batches(50))
+        return counted["decoded"] - before
+
+    assert (passes("a"), passes("a"), passes("b"), passes("b"), passes("a")) == (100, 0, 100, 0, 100)
+    assert passes("b") == 0 and set_memo.kept_bytes() == 640_000  # only b's kept: a read batch by batch keeps none
+    monkeypatch.setenv("GANEVAL_HOLD_IMAGES_MB", "0")
+    set_memo.forget()
+    assert (passes("a"), passes("a"), set_memo.kept_bytes()) == (200, 100, 0)
+    monkeypatch.setenv("GANEVAL_HOLD_IMAGES_MB", "")
+    monkeypatch.setattr(set_memo, "KEPT", 0)  # the pass's record not kept: nor its images
+    set_memo.forget()
+    assert (passes("a"), passes("a"), set_memo.kept_bytes()) == (200, 200, 0)
+    ImageStream(tmp_path / "a").digest()
+    assert set_memo.kept_bytes() == 0
+    monkeypatch.setattr(set_memo, "KEPT", 1)  # a set forgotten for another: its images go with it
+    assert (passes("a"), passes("b"), set_memo.kept_bytes(), passes("b"), passes("a")) == (100, 100, 640_000, 0, 100)
+    set_memo.forget()
+    monkeypatch.setattr(set_memo, "_free_memory", lambda: 5_000_000)  # an eighth of what is free: 625,000 bytes
+    assert (passes("a"), passes("a"), set_memo.kept_bytes()) == (200, 100, 0)
+    monkeypatch.setattr(set_memo, "_free_memory", lambda: 50_000_000)  # 6.25 MB: a fits ...
+    set_memo.forget()
+    assert (passes("a"), passes("a"), set_memo.kept_bytes()) == (100, 0, 640_000)
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "10")  # ... unless ten torchrun processes share it
+    set_memo.forget()
+    assert (passes("a"), passes("a"), set_memo.kept_bytes()) == (200, 100, 0)
+    set_memo.forget()

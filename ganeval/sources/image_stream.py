@@ -6,7 +6,8 @@ statistics made either way are equal. Colour and size come from the files' heade
 the first N that read) before the first batch. The SHA-256 is hashed as the images go by, for the count the headers
 promise; where a file with a readable header turns out unreadable, that count (part of the hash) was wrong, and a
 decode-only pass hashes the set again. Another reader of the same files in the same process takes the headers and
-a whole pass's count, notes and SHA-256 from the first (:mod:`ganeval.sources.set_memo`) instead of reading them again.
+a whole pass's count, notes and SHA-256 from the first (:mod:`ganeval.sources.set_memo`) instead of reading them again,
+and, where the set's decoded images fit the bytes a set may hold, those images rather than decoding every file again.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import hashlib
 import zipfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -92,10 +94,12 @@ class ImageStream:
     ``(B, C, H, W)`` batches.
 
     After a full :meth:`batches` pass: :attr:`n` images were read, :attr:`notes` say what was left out, and
-    :meth:`digest` is :func:`~ganeval.sources.base.image_digest` of them as one array."""
+    :meth:`digest` is :func:`~ganeval.sources.base.image_digest` of them as one array. ``keep``: the images of the
+    pass :meth:`digest` makes may be kept for the passes that follow (:mod:`~ganeval.sources.set_memo`; False: a set
+    streamed to hold no more than a batch)."""
 
-    def __init__(self, path: Path, limit: int | None = None, recursive: bool = False) -> None:
-        self.path, self.limit, self.recursive = path, limit, recursive
+    def __init__(self, path: Path, limit: int | None = None, recursive: bool = False, keep: bool = True) -> None:
+        self.path, self.limit, self.recursive, self.keep = path, limit, recursive, keep
         self._unread: list[str] = []
         files = _listing(path, recursive, self._unread)
         # What an earlier reader of these same files found (ganeval.sources.set_memo): headers, and a whole pass.
@@ -152,16 +156,22 @@ class ImageStream:
                                    "was made from")
             return torch.from_numpy(out if np.array_equal(unique, positions) else out[inverse.reshape(-1)])
 
-    def _pass(self) -> Iterator[np.ndarray]:
+    def _pass(self, keeping: bool = False) -> Iterator[np.ndarray]:
         """Each image read, C-contiguous ``(C, H, W)`` in the set's colour, hashed on the way; :attr:`n`,
-        :attr:`notes` and the digest are set at the end. Raises :class:`Recoloured` where the colour was wrong."""
+        :attr:`notes` and the digest are set at the end (``keeping``: and the images kept for later passes, where
+        they may be). Raises :class:`Recoloured` where the colour was wrong."""
+        if (held := self._held()) is not None:  # an earlier whole pass's images, kept: read, not decoded
+            yield from self._held_pass(*held)
+            return
         hasher, size, rgb_seen = None, None, False
         bad: list[tuple[str, str]] = []
+        keep: np.ndarray | None = None  # the images decoded, kept for later passes where they fit
         self.n = 0
         for name, image in self._decoded(bad):
             if size is None:
                 size, self.first_name = image.shape[:2], name
                 hasher = hashlib.sha256(f"uint8{(self.expected, self.channels, *size)}".encode())
+                keep = self._keeping(size) if keeping else None
             elif image.shape[:2] != size:
                 raise GanevalError(f"{self.path}: images of different sizes ({size[0]}×{size[1]} in {self.first_name}, "
                                    f"{image.shape[0]}×{image.shape[1]} in {name}); resize them to one size")
@@ -172,17 +182,47 @@ class ImageStream:
                 rgb_seen = True
             chw = _channels_first(image, self.channels)
             hasher.update(memoryview(chw).cast("B"))  # type: ignore[union-attr]
+            if keep is not None:
+                keep = _kept(keep, self.n, chw)
             self.n += 1
             self.last_name = name
             yield chw
         self.size = size
-        self._finish(bad, rgb_seen, hasher)
+        self._finish(bad, rgb_seen, hasher, keep)
+
+    def _keeping(self, size: tuple[int, int]) -> np.ndarray | None:
+        """Room for the images a whole pass promises (:attr:`expected`), where they fit what may be kept
+        (:func:`~ganeval.sources.set_memo.pixel_room`) and these files can be told apart from others (None: not kept)."""
+        shape = (self.expected, self.channels, *size)
+        if not self.keep or self._ident is None or not 0 < int(np.prod(shape)) <= set_memo.pixel_room():
+            return None
+        return np.empty(shape, np.uint8)
+
+    def _held(self) -> tuple[tuple[Any, ...], np.ndarray] | None:
+        """An earlier whole pass over these same files: its record and its kept images (None: not both kept)."""
+        record = set_memo.recall("pass", self._key, self._ident)
+        images = set_memo.recall_pixels(self._key, self._ident) if record is not None else None
+        return (record, images) if images is not None and len(images) == record[1] else None  # type: ignore[index]
+
+    def _held_pass(self, record: tuple[Any, ...], images: np.ndarray) -> Iterator[np.ndarray]:
+        """:meth:`_pass` over kept images (read-only): hashed again, so :attr:`pass_digest` is this pass's own."""
+        _, _, bad, self.channels, size, self.first_name, last_name = record
+        hasher = hashlib.sha256(f"uint8{(self.expected, self.channels, *size)}".encode())
+        self.n = 0
+        for chw in images:
+            hasher.update(memoryview(chw).cast("B"))
+            self.n += 1
+            yield chw
+        self.size, self.last_name = size, last_name
+        self._finish(list(bad), self.channels == 3, hasher)
 
     def _drain(self) -> None:
-        """One whole pass for its count, notes and digest alone (again where the colour was wrong)."""
+        """One whole pass for its count, notes and digest alone (again where the colour was wrong), whose images are
+        kept where they may be: a pass made to identify a set is followed by one that reads it (a single pass, as
+        ``ganeval stats`` makes, hashes as it reads, and keeps nothing)."""
         while True:
             try:
-                for _ in self._pass():
+                for _ in self._pass(keeping=True):
                     pass
                 return
             except Recoloured:
@@ -196,6 +236,8 @@ class ImageStream:
         """The first ``k`` readable images (fewer where the set holds fewer) as ``(k, C, H, W)`` in the set's colour,
         decoding no more files than that takes (None: none reads)."""
         k = min(k, self.limit) if self.limit else k
+        if (held := self._held()) is not None:
+            return torch.from_numpy(held[1][:k].copy()) if len(held[1]) else None
         out: list[np.ndarray] = []
         with contextlib.closing(self._decoded([], lambda: len(out) >= k, threads=1)) as images:  # none decoded ahead
             for _, image in images:  # enough() sees each one appended
@@ -213,7 +255,8 @@ class ImageStream:
             for _, _, name, image in images:
                 yield name, image
 
-    def _finish(self, bad: list[tuple[str, str]], rgb_seen: bool, hasher: hashlib._Hash | None) -> None:
+    def _finish(self, bad: list[tuple[str, str]], rgb_seen: bool, hasher: hashlib._Hash | None,
+                keep: np.ndarray | None = None) -> None:
         self.n_bad = len(bad)
         self.notes = image_set_notes(self.path, bad, self.n, self.limit or self.n) + self._unread
         if self.channels == 3 and not rgb_seen:  # the RGB files the headers showed were unreadable: a gray set
@@ -224,6 +267,8 @@ class ImageStream:
         if self._digest is not None:  # the count hashed is the count read: the digest() of these files
             set_memo.remember("pass", self._key, self._ident, (self._digest, self.n, bad, self.channels, self.size,
                                                                 self.first_name, self.last_name))
+            if keep is not None and len(keep) == self.n:
+                set_memo.remember_pixels(self._key, self._ident, keep)
 
     def _recalled(self) -> bool:
         """Whether an earlier whole pass over these same files (:mod:`~ganeval.sources.set_memo`) is taken as this
@@ -266,6 +311,14 @@ class ImageStream:
     def shape(self) -> tuple[int, ...]:
         """``(n, C, H, W)`` of the images read (after a pass)."""
         return (self.n, self.channels, *(self.size or (0, 0)))
+
+
+def _kept(keep: np.ndarray, k: int, chw: np.ndarray) -> np.ndarray | None:
+    """``keep`` with image ``k`` stored in it (None: more images read than the headers promised, none kept)."""
+    if k >= len(keep):
+        return None
+    keep[k] = chw
+    return keep
 
 
 def _channels_first(image: np.ndarray, channels: int) -> np.ndarray:

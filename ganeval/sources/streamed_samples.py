@@ -30,7 +30,7 @@ class StreamedImageSamples(Samples):
     many); asking for an earlier batch, or another batch size, starts a new pass."""
 
     def __init__(self, path: Path, n: int, recursive: bool = False) -> None:
-        stream = ImageStream(path, n, recursive)
+        stream = ImageStream(path, n, recursive, keep=False)  # streamed to hold a batch, not the set
         digest = stream.digest()  # every image decoded once, not kept; the colour and count are final after it
         notes = [note for note in stream.notes if note not in stream.unread_notes]  # as read_image_set's
         meta = {"files": stream.n + stream.n_bad, "first": stream.first_name, "last": stream.last_name}
