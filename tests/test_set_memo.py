@@ -220,3 +220,30 @@ def test_kept_images_fit_the_hold_limit_and_the_oldest_set_is_dropped(tmp_path: 
     set_memo.forget()
     assert (passes("a"), passes("a"), set_memo.kept_bytes()) == (200, 100, 0)
     set_memo.forget()
+
+
+
+def test_a_file_changed_after_the_identifying_pass_leaves_the_kept_images_theirs(tmp_path: Path, remembered,
+                                                                               monkeypatch) -> None:
+    """Within one ``dataset_features``, the features' pass reads the images its identifying pass kept: a file
+    rewritten in between changes neither the features nor the key they are cached under (both the first read's;
+    with nothing kept, that pass decodes the new file and the run is refused, tests/test_streamed_real_sets.py), and
+    the next reader, seeing the file's new stat, reads the set anew."""
+    folder = _folder(tmp_path / "train", n=40)
+    before = read_image_set(folder, 10**6)
+    real_batches = ImageStream.batches
+
+    def changed_first(self, *args, **kwargs):
+        Image.fromarray(np.zeros((12, 10), np.uint8)).save(folder / "d_7.png")
+        return real_batches(self, *args, **kwargs)
+
+    monkeypatch.setattr(ImageStream, "batches", changed_first)
+    monkeypatch.setenv("GANEVAL_CACHE_DIR", str(tmp_path / "cache"))
+    extractor = get_extractor("mnist", device="cpu")
+    feats = dataset_features(folder, extractor, batch_size=16)
+    monkeypatch.setattr(ImageStream, "batches", real_batches)
+    assert torch.allclose(feats, torch.cat([extractor(b)["pool"] for b in before.images.split(16)]), atol=1e-6)
+    cached = [p.name for p in (tmp_path / "cache").rglob("*") if p.is_file() and before.sha256[:16] in p.name]
+    assert cached  # under the key of the images it holds
+    after = read_image_set(folder, 10**6)
+    assert after.sha256 != before.sha256 and dataset_key(folder) == f"custom-{after.sha256[:16]}"
