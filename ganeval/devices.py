@@ -47,7 +47,7 @@ def cpu_has_native_bf16() -> bool:
 
 
 def emulated_bf16_note(precision: str | None, device: torch.device | str) -> str | None:
-    """The note for ``--precision bf16`` on a CPU without native bf16 (None: nothing to say): it runs, emulated, several
+    """The note for ``--precision bf16`` on a CPU without native bf16 (None: nothing to say): it runs, emulated, many
     times slower than fp32, with bf16's shift of the numbers all the same."""
     if precision != "bf16" or torch.device(device).type != "cpu" or cpu_has_native_bf16():
         return None

@@ -7,7 +7,7 @@ the first N that read) before the first batch. The SHA-256 is hashed as the imag
 promise; where a file with a readable header turns out unreadable, that count (part of the hash) was wrong, and a
 decode-only pass hashes the set again. Another reader of the same files in the same process takes the headers and
 a whole pass's count, notes and SHA-256 from the first (:mod:`ganeval.sources.set_memo`) instead of reading them again,
-and, where the set's decoded images fit the bytes a set may hold, those images rather than decoding every file again.
+and the images the pass that identified the set decoded, where they could be kept, instead of decoding every file again.
 """
 
 from __future__ import annotations
