@@ -170,7 +170,7 @@ class ImageStream:
         for name, image in self._decoded(bad):
             if size is None:
                 size, self.first_name = image.shape[:2], name
-                hasher = hashlib.sha256(f"uint8{(self.expected, self.channels, *size)}".encode())
+                hasher = self._hasher(size)
                 keep = self._keeping(size) if keeping else None
             elif image.shape[:2] != size:
                 raise GanevalError(f"{self.path}: images of different sizes ({size[0]}×{size[1]} in {self.first_name}, "
@@ -190,6 +190,11 @@ class ImageStream:
         self.size = size
         self._finish(bad, rgb_seen, hasher, keep)
 
+    def _hasher(self, size: tuple[int, int]) -> hashlib._Hash:
+        """A pass's SHA-256, begun with what :func:`~ganeval.sources.base.image_digest` hashes before the pixels: the
+        array's dtype and shape, for the count the pass is told to expect."""
+        return hashlib.sha256(f"uint8{(self.expected, self.channels, *size)}".encode())
+
     def _keeping(self, size: tuple[int, int]) -> np.ndarray | None:
         """Room for the images a whole pass promises (:attr:`expected`), where they fit what may be kept
         (:func:`~ganeval.sources.set_memo.pixel_room`) and these files can be told apart from others (None: not kept)."""
@@ -207,7 +212,7 @@ class ImageStream:
     def _held_pass(self, record: tuple[Any, ...], images: np.ndarray) -> Iterator[np.ndarray]:
         """:meth:`_pass` over kept images (read-only): hashed again, so :attr:`pass_digest` is this pass's own."""
         _, _, bad, self.channels, size, self.first_name, last_name = record
-        hasher = hashlib.sha256(f"uint8{(self.expected, self.channels, *size)}".encode())
+        hasher = self._hasher(size)
         self.n = 0
         for chw in images:
             hasher.update(memoryview(chw).cast("B"))
