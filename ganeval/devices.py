@@ -46,12 +46,12 @@ def cpu_has_native_bf16() -> bool:
         return False
 
 
-def emulated_bf16_note(precision: str | None, device: torch.device | str) -> str | None:
-    """The note for ``--precision bf16`` on a CPU without native bf16 (None: nothing to say): it runs, emulated, many
-    times slower than fp32, with bf16's shift of the numbers all the same."""
+def emulated_bf16_note(precision: str | None, device: torch.device | str, flag: str = "--precision") -> str | None:
+    """The note for bf16 (asked for by ``flag``) on a CPU without native bf16 (None: nothing to say): it runs,
+    emulated, many times slower than fp32, with bf16's shift of the numbers all the same."""
     if precision != "bf16" or torch.device(device).type != "cpu" or cpu_has_native_bf16():
         return None
-    return ("--precision bf16: this CPU has no native bf16 (AVX-512 BF16 or AMX), so torch emulates it, many times "
+    return (f"{flag} bf16: this CPU has no native bf16 (AVX-512 BF16 or AMX), so torch emulates it, many times "
             "slower than fp32 (on a 2-core AVX2 CPU: the Inception pass 6.8x, DCGAN training 24x), and the numbers "
             "still move as bf16's do; fp32 is the faster choice on this machine")
 

@@ -156,6 +156,19 @@ def test_no_progress_still_prints_the_scoring_notes(runs: dict[str, Path], tmp_p
     code, _, err = cli("compare", runs["good"], runs["noisy"], "--metrics", "mnist_fd", "mnist_fd_inf", "--num-samples", 200,
                        "--bootstrap", 10, "--device", "cpu", "--no-progress", "--out", tmp_path / "o")
     assert code == 0 and err.startswith("note: mnist_fd_inf unavailable") and err.count("note: mnist_fd_inf") == 1, err
+    assert "no native bf16" not in err
+
+
+def test_bf16_on_a_cpu_that_emulates_it_is_noted_once(runs: dict[str, Path], tmp_path: Path, cli,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """compare scores every arm: the emulated-bf16 note of its scoring is printed once, not once per arm."""
+    import ganeval.devices as devices
+
+    monkeypatch.setattr(devices, "cpu_has_native_bf16", lambda: False)
+    for progress in ([], ["--no-progress"]):
+        code, _, err = cli("compare", runs["good"], runs["noisy"], "--metrics", "mnist_fd", "--num-samples", 100,
+                           "--bootstrap", 10, "--device", "cpu", "--precision", "bf16", "--out", tmp_path / "o", *progress)
+        assert code == 0 and err.count("note: --precision bf16: this CPU has no native bf16") == 1, err
 
 
 def test_relabellings_are_a_count_beside_rows_without_a_test(runs: dict[str, Path], tmp_path: Path) -> None:

@@ -233,3 +233,27 @@ def test_tf32_is_refused_off_cuda_before_any_work(tmp_path: Path, cli: Any) -> N
     code, out, err = cli("train", "--model", "mlp", "--out", tmp_path / "t", "--iterations", "10", "--device", "cpu",
                          "--early-stop", "--stop-precision", "tf32")
     assert code == 2 and "needs a CUDA device" in err and not (tmp_path / "t").exists(), err
+
+
+def test_early_stop_and_watch_say_once_that_this_cpu_emulates_bf16(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                    mnist_dir: Path, cli) -> None:
+    """``train --stop-precision bf16`` and ``watch --precision bf16`` judge in bf16: on a CPU that emulates it, one
+    ``note:`` line each, naming the flag (not one per judgement); on a CPU with native bf16, none."""
+    import ganeval.devices as devices
+
+    run = tmp_path / "run"
+    for native in (False, True):
+        monkeypatch.setattr(devices, "cpu_has_native_bf16", lambda native=native: native)
+        out = tmp_path / f"train_{native}"
+        code, _, err = cli("train", "--model", "mlp", "--iterations", "4", "--checkpoint-every", "2", "--out", out,
+                           "--early-stop", "--stop-samples", "60", "--stop-precision", "bf16", "--device", "cpu",
+                           "--no-progress")
+        assert code == 0, err
+        assert err.count("note: --stop-precision bf16: this CPU has no native bf16") == (not native), err
+        assert "note: --precision bf16" not in err  # the training itself ran in fp32
+        if not native:
+            out.rename(run)
+        code, _, err = cli("watch", run, "--precision", "bf16", "--num-samples", "60", "--interval", "0.05",
+                           "--idle-timeout", "1", "--settle", "0", "--device", "cpu")
+        assert code == 0, err
+        assert err.count("note: --precision bf16: this CPU has no native bf16") == (not native), err

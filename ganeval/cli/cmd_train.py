@@ -63,13 +63,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``ganeval train``; returns 0 trained, 2 bad input, 130 interrupted."""
-    if args.precision == "bf16":
+    if "bf16" in (args.precision, args.early_stop and args.stop_precision):
         import sys
 
         from ganeval.devices import emulated_bf16_note, resolve_device
 
-        if note := emulated_bf16_note("bf16", resolve_device(args.device)):
-            print(f"note: {note}", file=sys.stderr)
+        device = resolve_device(args.device)
+        for flag, precision in (("--precision", args.precision), ("--stop-precision", args.early_stop and args.stop_precision)):
+            if note := emulated_bf16_note(precision, device, flag):
+                print(f"note: {note}", file=sys.stderr)
     if args.stop_file is not None and (args.early_stop or args.screen_seeds is not None or args.screen_iterations is not None):
         from ganeval.errors import GanevalError
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import signal
+import sys
 from pathlib import Path
 
 from ganeval.cli.arguments import ListAction
@@ -63,6 +64,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``ganeval watch`` until the run ends or goes bad; returns its exit code (130 on Ctrl-C)."""
+    from ganeval.devices import emulated_bf16_note, resolve_device
     from ganeval.distributed import refuse_torchrun
     from ganeval.early_stop import EarlyStopper
     from ganeval.interrupts import sigterm_as_interrupt
@@ -83,6 +85,8 @@ def run(args: argparse.Namespace) -> int:
                          if (v := getattr(args, k)) is not None}}
     stopper = EarlyStopper(args.stop_metric, args.patience, args.stop_threshold, args.num_samples, args.bootstrap,
                            device=args.device, precision=args.precision, extra=extra)
+    if note := emulated_bf16_note(args.precision, resolve_device(args.device)):  # once, not at every judgement
+        print(f"note: {note}", file=sys.stderr)
     if args.real_floor is not None and not args.report:
         raise GanevalError("--real-floor goes with --report (the floor is a row of the report)")
     if args.report_metrics != list(ScoreOptions().metrics) and not args.report:  # the judging reads --stop-metric alone
