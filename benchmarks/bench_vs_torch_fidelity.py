@@ -96,27 +96,27 @@ def _sync() -> None:
 
 
 class ReplayGenerator(nn.Module):
-    """Ignores torch-fidelity's noise: yields ganeval's samples of the shared latent set, in order, as uint8 ×3."""
+    """Ignores torch-fidelity's noise: yields ganeval's samples of the shared latent set, in order, as uint8 ×3.
 
-    def __init__(self, generator: nn.Module, n: int, dim: int, seed: int, device: torch.device) -> None:
+    The samples come from ganeval's own reader of the checkpoint (``Source.open``), so the generator runs as
+    ganeval runs it (on a CPU in channels_last, whose convolutions round differently from the default layout: a
+    plain ``generator(z)`` put 1 of 392,000 DCGAN pixels one level apart)."""
+
+    def __init__(self, checkpoint: str, n: int, seed: int, device: torch.device) -> None:
         super().__init__()
-        from ganeval.sampling import latents
+        from ganeval.inputs import resolve_target
 
-        self.generator = generator
-        self.z = latents(n, dim, seed)
+        self.samples = resolve_target(checkpoint).sources[0].open(device, n, seed)
+        self.n = n
         self.pos = 0
-        self.device = device
         self.digest = hashlib.sha256()
 
     def forward(self, noise: torch.Tensor) -> torch.Tensor:
-        from ganeval.sampling import generate
-
         b = noise.shape[0]
-        z = self.z[self.pos : self.pos + b]
-        if len(z) != b:
+        if self.pos + b > self.n:
             raise RuntimeError("torch-fidelity asked for more samples than the replayed latent set holds")
+        images = self.samples.rows(self.pos, self.pos + b).images.to(noise.device)  # nan_to_num + to_uint8, as ganeval
         self.pos += b
-        images = next(generate(self.generator, z, b, self.device)).images  # nan_to_num + to_uint8, as ganeval
         self.digest.update(images.cpu().numpy().tobytes())
         return images.repeat(1, 3, 1, 1) if images.shape[1] == 1 else images
 
@@ -138,19 +138,18 @@ def run_torch_fidelity(args: argparse.Namespace, device: torch.device, weights_p
     """torch-fidelity's ``calculate_metrics`` on the checkpoint (replayed latents); returns its FID."""
     import torch_fidelity
 
-    from ganeval.checkpoints import load_generator
-
-    gen, meta = load_generator(args.checkpoint, device=device)
-    dim = int(meta.get("latent_dim") or gen.latent_dim)
-    replay = ReplayGenerator(gen, args.num_samples, dim, args.seed, device)
-    wrapped = torch_fidelity.GenerativeModelModuleWrapper(replay, dim, "normal", 0)
-    metrics = torch_fidelity.calculate_metrics(
-        input1=wrapped, input1_model_num_samples=args.num_samples,
-        input2=STATS_ONLY_INPUT, input2_cache_name=cache_name,
-        fid=True, cuda=device.type == "cuda", batch_size=args.tfid_batch_size,
-        feature_extractor_weights_path=str(weights_pth), cache_root=str(cache_root), cache=True,
-        verbose=False,
-    )
+    replay = ReplayGenerator(args.checkpoint, args.num_samples, args.seed, device)
+    wrapped = torch_fidelity.GenerativeModelModuleWrapper(replay, int(replay.samples.z.shape[1]), "normal", 0)
+    try:
+        metrics = torch_fidelity.calculate_metrics(
+            input1=wrapped, input1_model_num_samples=args.num_samples,
+            input2=STATS_ONLY_INPUT, input2_cache_name=cache_name,
+            fid=True, cuda=device.type == "cuda", batch_size=args.tfid_batch_size,
+            feature_extractor_weights_path=str(weights_pth), cache_root=str(cache_root), cache=True,
+            verbose=False,
+        )
+    finally:
+        replay.samples.close()
     if replay.pos != args.num_samples:
         raise RuntimeError(f"torch-fidelity drew {replay.pos} samples, expected {args.num_samples}")
     return {"fid": float(metrics["frechet_inception_distance"]), "images_sha256": replay.digest.hexdigest()}
