@@ -322,10 +322,10 @@ def _score_series(series: Series, opts: ScoreOptions, dist: DistContext | None) 
         ev.run_stage(chosen, heavy, "Inception")
     floor = ev.score_floor()
     if len(sizes := ev.scored_sizes()) > 1:  # the N-dependent bias then differs between the rows being ranked
+        cap = f" (or --num-samples at most the smallest, {sizes[0]})" if sizes[0] >= 2 else ""  # N=1 is no --num-samples
         ev.notes.append(f"rows were scored at different N ({sizes[0]}–{sizes[-1]}): Fréchet distances are biased upwards at "
                         "smaller N and precision/recall/coverage move with N, so a row of fewer samples ranks worse than "
-                        "an equally good one of more; score sample sets of one size (or --num-samples at most the "
-                        f"smallest, {sizes[0]}) to compare them")
+                        f"an equally good one of more; score sample sets of one size{cap} to compare them")
     if dist.is_main and opts.progress:
         for note in ev.notes[printed:]:
             print(f"note: {note}", file=sys.stderr)

@@ -17,6 +17,19 @@ from ganeval.options import ScoreOptions, check_hints
 from ganeval.sources.base import HINT_KEYS
 
 
+def check_gate_options(score_options: dict[str, Any]) -> None:
+    """Refuse a keyword that is neither a criterion nor a score option (a typo such as ``min_modez=10``): with a
+    report TARGET, whose scoring options are ignored, it would otherwise let the gate pass without that criterion."""
+    from dataclasses import fields
+
+    from ganeval.errors import OptionError
+
+    known = {f.name for f in fields(ScoreOptions)} | set(HINT_KEYS) | {"distributed"}
+    if unknown := sorted(set(score_options) - known):
+        raise OptionError(f"unknown gate option(s) {unknown}: neither a criterion ({', '.join(sorted([*LIMITS, *FLOOR_LIMITS]))}) "
+                          "nor a score option")
+
+
 def take_hints(score_options: dict[str, Any]) -> dict[str, Any]:
     """Move the input-hint keywords ``score`` takes (``z_dim=``, ``output_range=``, ``generator=``, …) from
     ``score_options`` into its ``extra``, as the CLI passes them, and return the hints (``None``s dropped). An

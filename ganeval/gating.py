@@ -31,6 +31,7 @@ from ganeval.gate_rules import (  # noqa: F401  (re-exported: the gate's API nam
     load_summary,
     number,
     select_row,
+    unscored_criterion,
 )
 
 
@@ -125,6 +126,9 @@ def gate(target: str | os.PathLike[str], *, max_fid: float | None = None, min_is
     intervals), or a model re-scored beside the judged checkpoint (interval of the difference, paired for generators).
     Usage and input errors raise ``GanevalError`` (exit code 2).
     """
+    from ganeval.gate_prep import check_baseline_model, check_gate_options, check_hints_used, check_selector, score_target, take_hints
+
+    check_gate_options(score_options)
     given = {"max_fid": max_fid, "min_is": min_is, "max_kid": max_kid, "min_mnist_is": min_mnist_is,
              "min_modes": min_modes, "max_mnist_fd": max_mnist_fd, "min_coverage": min_coverage,
              "min_copying_ct": min_copying_ct, "min_inception_copying_ct": min_inception_copying_ct,
@@ -149,8 +153,6 @@ def gate(target: str | os.PathLike[str], *, max_fid: float | None = None, min_is
     if not isinstance(checkpoint, str | os.PathLike):
         raise GanevalError(f"--checkpoint must be best, last or a checkpoint's path or name (got {checkpoint!r})")
     checkpoint = os.fspath(checkpoint)
-    from ganeval.gate_prep import check_baseline_model, check_hints_used, check_selector, score_target, take_hints
-
     hints = take_hints(score_options)  # the model baseline is re-scored with them too
     model_base = baseline is not None and _is_model(baseline)
     base, base_src = load_summary(baseline, "baseline") if baseline is not None and not model_base else (None, None)
@@ -172,6 +174,7 @@ def gate(target: str | os.PathLike[str], *, max_fid: float | None = None, min_is
         scored = True
     src = source or str(target)
     row = select_row(summary, checkpoint, src)
+    unscored = [r for r in summary["rows"] if r.get("status") == "error" and r is not row]
     criteria = [_limit_criterion(name, limits[name], row, summary, src) for name in LIMITS if name in limits]
     criteria += [floor_criterion(name, limits[name], row, summary, src) for name in FLOOR_LIMITS if name in limits]
     if base is not None and base_src is not None:
@@ -183,4 +186,9 @@ def gate(target: str | os.PathLike[str], *, max_fid: float | None = None, min_is
 
         criteria.append(model_baseline_criterion(row, summary, Path(baseline), regression, score_options, scored, notes))
         base_src = Path(baseline)
+    if unscored and checkpoint in ("best", "last"):
+        criteria.append(unscored_criterion(unscored, len(summary["rows"]), checkpoint))
+    elif unscored:  # a checkpoint named: the others' files do not change its judgement
+        notes.append(f"{len(unscored)} other checkpoint(s) of {src} could not be scored (not judged here): "
+                     + "; ".join(str(r.get("error") or r.get("checkpoint")) for r in unscored))
     return GateResult(criteria, row, checkpoint, source, summary, base_src, scored, notes)

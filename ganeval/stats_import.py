@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from ganeval.atomic import sha256_file
-from ganeval.errors import StatsError, refused_global
+from ganeval.errors import StatsError, refused_global, require_count
 from ganeval.features.base import FeatureExtractor
 from ganeval.sources.samples import open_npz
 from ganeval.stats import RefStats, check_stats_out
@@ -219,8 +219,8 @@ def import_stats(path: str | os.PathLike[str], made_by: str, extractor: FeatureE
     if extractor.pool_dim is not None and mu.size != extractor.pool_dim:
         raise StatsError(f"{path}: {mu.size}-d statistics, but {have} features are {extractor.pool_dim}-d "
                          "(made with another layer or network?)")
-    if n is not None and n < 2:
-        raise StatsError(f"--n must be the number of images the statistics were made from (got {n})")
+    if n is not None:  # 5.5 was written into the sidecar, "5" raised a TypeError
+        require_count(n, 2, "--n (the number of images the statistics were made from)", StatsError)
     src = Path(path)
     digest = sha256_file(src)
     exported = export_record(src, digest, extractor)

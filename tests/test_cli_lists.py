@@ -189,3 +189,28 @@ def test_the_parsers_metric_names_are_the_registrys(cli) -> None:
     assert METRIC_NAMES == tuple(METRICS)
     code, _, err = cli("score", "x", "--metrics", "fid,nope")
     assert code == 2 and "nope" in err
+
+
+def test_a_list_flag_given_twice_adds_up() -> None:
+    """argparse kept only the last ``--metrics`` (``--metrics fid kid --metrics mnist_fd`` scored mnist_fd alone,
+    silently); now each list flag's lists add up, repeats dropped, and the defaults are replaced, not added to."""
+    from ganeval.cli.app import build_parser
+
+    parse = build_parser().parse_args
+    args = parse(["score", "x", "--metrics", "fid", "kid", "--metrics", "mnist_fd,fid", "--columns", "a", "--columns", "b"])
+    assert (args.metrics, args.columns) == (["fid", "kid", "mnist_fd"], ["a", "b"])
+    assert parse(["score", "x", "--metrics", "modes"]).metrics == ["modes"]
+    assert parse(["score", "x"]).metrics == list(ScoreOptions().metrics) and parse(["score", "x"]).columns is None
+    assert parse(["watch", "r", "--report-metrics", "modes", "--report-metrics", "mnist_fd"]).report_metrics == ["modes", "mnist_fd"]
+    assert parse(["floors", "--extractors", "mnist", "--extractors", "inception"]).extractors == ["mnist", "inception"]
+    stats = ["stats", "--dataset", "d", "--out", "o.npz", "--extractor", "inception"]
+    assert parse([*stats, "--extractor", "mnist"]).extractor == ["inception", "mnist"]
+    assert parse([*stats, "--extractor", "inception"]).extractor == ["inception", "inception"]  # refused by stats: twice
+
+
+def test_metrics_given_twice_score_both(tmp_path: Path, cli) -> None:
+    write_bank_checkpoint(tmp_path / "run", 1000)
+    code, out, err = cli("score", tmp_path / "run", "--metrics", "mnist_fd", "--metrics", "modes", *FAST, "--json")
+    assert code == 0, err
+    row = json.loads(out)["rows"][0]
+    assert math.isfinite(row["mnist_fd"]) and row["modes_covered"] == 10

@@ -154,7 +154,28 @@ def test_error_row_is_exit_2_naming_it(tmp_path: Path, cli: Any) -> None:
     rep = write_report(tmp_path / "r", make_summary([make_row(1), broken]))
     code, _, err = cli("gate", rep, "--max-fid", "30")
     assert code == 2 and "ckpt_0000002.safetensors" in err and "could not be scored" in err
-    assert cli("gate", rep, "--max-fid", "30", "--checkpoint", "best")[0] == 0
+    # best was picked among the others: said, and failed (it passed silently), as `compare --pick best` exits 1
+    code, out, _ = cli("gate", rep, "--max-fid", "30", "--checkpoint", "best")
+    assert code == 1 and "PASS max_fid" in out, out
+    assert ("FAIL scored: 1 of 2 checkpoint(s) could not be scored, so the best was picked among the others: "
+            "ckpt_0000002.safetensors: not a safetensors file") in out
+    result = gate(rep, max_fid=30, checkpoint="ckpt_0000001.safetensors")  # named: the other file is a note
+    assert result.passed and result.notes == [f"1 other checkpoint(s) of {rep / 'summary.json'} could not be scored "
+                                              "(not judged here): ckpt_0000002.safetensors: not a safetensors file"]
+    fine = write_report(tmp_path / "fine", make_summary([make_row(1), make_row(2)]))
+    assert [c.name for c in gate(fine, max_fid=30, checkpoint="best").criteria] == ["max_fid"]  # no error row: no such line
+
+
+def test_an_unscored_older_checkpoint_fails_the_last_too(tmp_path: Path, cli: Any) -> None:
+    """`--checkpoint last` on a run whose older file could not be scored: the run is not whole (score exits 1)."""
+    broken = make_row(1, None, None, status="error", error="ckpt_0000001.safetensors: corrupt or truncated checkpoint")
+    rep = write_report(tmp_path / "r", make_summary([broken, make_row(2)], best=1))
+    code, out, _ = cli("gate", rep, "--max-fid", "30", "--json")
+    verdict = json.loads(out)
+    assert code == 1 and not verdict["passed"] and verdict["checkpoint"]["name"] == "ckpt_0000002.safetensors"
+    failed = [c for c in verdict["criteria"] if not c["passed"]]
+    assert [(c["name"], c["value"], c["limit"]) for c in failed] == [("scored", 1.0, 0.0)]
+    assert "so the run is not whole: ckpt_0000001.safetensors: corrupt or truncated checkpoint" in failed[0]["message"]
 
 
 def test_unscorable_newest_checkpoint_is_exit_2_when_scored_here(tmp_path: Path, cli: Any) -> None:
@@ -168,7 +189,9 @@ def test_unscorable_newest_checkpoint_is_exit_2_when_scored_here(tmp_path: Path,
     args = ["--metrics", "mnist_fd", "--max-mnist-fd", "1000", "--num-samples", "200", "--bootstrap", "0", "--device", "cpu"]
     code, out, err = cli("gate", tmp_path / "run", *args)
     assert code == 2 and "ckpt_0003000.safetensors" in err and "could not be scored" in err, (out, err)
-    assert cli("gate", tmp_path / "run" / "report", "--max-mnist-fd", "1000", "--checkpoint", "best")[0] == 0
+    code, out, _ = cli("gate", tmp_path / "run" / "report", "--max-mnist-fd", "1000", "--checkpoint", "best")
+    assert code == 1 and "PASS max_mnist_fd" in out and "FAIL scored: 1 of 3 checkpoint(s)" in out, out
+    assert cli("gate", tmp_path / "run" / "report", "--max-mnist-fd", "1000", "--checkpoint", "ckpt_0002000.safetensors")[0] == 0
 
 
 def test_missing_metric_checked_before_scoring(tmp_path: Path, cli: Any) -> None:
@@ -540,3 +563,18 @@ def test_junit_path_that_cannot_be_written_is_refused_before_scoring(tmp_path: P
                          tmp_path / "afile" / "x.xml")
     assert code == 2 and out == "" and f"{tmp_path / 'afile'} exists and is not a folder" in err, err
     assert not (tmp_path / "run" / "report").exists()
+
+
+def test_a_misspelt_criterion_is_refused_not_ignored(report: Path) -> None:
+    """``gate(REPORT, max_fid=25, min_modez=10)`` passed on max_fid alone: with a report TARGET the unknown keyword
+    fell into the ignored scoring options. Refused, naming it, before anything is read or scored."""
+    from ganeval.errors import OptionError
+
+    with pytest.raises(OptionError, match=r"^unknown gate option\(s\) \['min_modez'\]: neither a criterion \(.*min_modes") as err:
+        gate(report, max_fid=25, min_modez=10)
+    assert isinstance(err.value, TypeError)
+    with pytest.raises(OptionError, match=r"\['max_fidd'\]"):  # said "no criteria" without naming it
+        gate(report, max_fidd=25)
+    with pytest.raises(OptionError, match=r"\['num_sample'\]"):
+        gate(report.parent / "missing", max_fid=25, num_sample=10)
+    assert gate(report, max_fid=25, num_samples=10, z_dim=4, distributed=None).passed  # known: ignored with a note

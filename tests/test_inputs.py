@@ -465,6 +465,14 @@ def test_a_single_npy_array_named_npz_is_one_line(tmp_path: Path, cli: Any) -> N
     assert code == 1 and "x.npz: a single .npy array, not an .npz archive" in err and "Traceback" not in err, err
 
 
+def test_an_npz_of_no_array_says_so(tmp_path: Path, cli: Any) -> None:
+    """``np.savez(path)`` with nothing in it was "several arrays ()"."""
+    np.savez(tmp_path / "empty.npz")
+    code, _, err = cli("score", tmp_path / "empty.npz", "--metrics", "mnist_fd", "--device", "cpu", "--no-progress")
+    assert code == 1 and "empty.npz: holds no array; save the images with np.savez(path, images=...)" in err, err
+    assert "several arrays" not in err
+
+
 def test_report_folders_of_different_selections_differ(tmp_path: Path) -> None:
     """Seven or more picked files were named after the first and a count, and files of one stem picked from other
     folders alike: two selections shared a report folder and the second silently replaced the first's report."""

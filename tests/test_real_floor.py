@@ -182,7 +182,13 @@ def test_floor_and_real_images_are_drawn_at_the_n_really_scored(tmp_path: Path) 
     mixed = score([short, full], **opts).attrs["summary"]
     assert mixed["real_floor"] is None and mixed["n_scored"] == [300, 400]
     assert any(n.startswith("real floor not scored: the checkpoints were scored at different N (300–400)") for n in mixed["notes"])
-    assert any(n.startswith("rows were scored at different N (300–400): Fréchet distances are biased") for n in mixed["notes"])
+    assert any(n.startswith("rows were scored at different N (300–400): Fréchet distances are biased")
+               and n.endswith("one size (or --num-samples at most the smallest, 300) to compare them") for n in mixed["notes"])
+    one = tmp_path / "one.npz"  # --num-samples 1 is refused: the note must not suggest it
+    np.savez(one, images=dataset_images("mnist-test")[:1])
+    notes = score([one, full], **{**opts, "real_floor": None}).attrs["summary"]["notes"]
+    said = [n for n in notes if n.startswith("rows were scored at different N (1–400)")]
+    assert len(said) == 1 and said[0].endswith("score sample sets of one size to compare them"), notes
     assert "held-out" not in mixed["verdict"]
 
 

@@ -316,7 +316,8 @@ def test_printed_table_shows_the_metrics_asked_for(tmp_path: Path, cli) -> None:
 def test_unusable_options_are_refused_before_scoring(tmp_path: Path, cli, args: list[str], problem: str) -> None:
     """One line naming the option, exit 2, nothing scored and no report folder."""
     write_bank_checkpoint(tmp_path / "run", 1000)
-    code, out, err = cli("score", tmp_path / "run", "--metrics", "mnist_is", "mnist_fd", "--device", "cpu", *args)
+    metrics = [] if "--metrics" in args else ["--metrics", "mnist_is", "mnist_fd"]  # a second --metrics adds to the first
+    code, out, err = cli("score", tmp_path / "run", *metrics, "--device", "cpu", *args)
     assert code == 2 and problem in err and err.strip().count("\n") == 0, err
     assert not (tmp_path / "run" / "report").exists()
 

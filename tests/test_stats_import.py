@@ -171,6 +171,11 @@ def test_api_imports_clean_fid_statistics(tmp_path: Path) -> None:
     back = load_stats(out, {"resize": stats.meta["resize"]})
     np.testing.assert_array_equal(back.sigma, z["sigma"].astype(np.float64))
     assert back.meta["imported"]["description"] == "MNIST test"
+    for n in (5.5, "5", 1):  # 5.5 was written into the sidecar as the image count, "5" raised a TypeError
+        with pytest.raises(StatsError, match=r"^--n \(the number of images the statistics were made from\) must be an "
+                                             rf"integer of at least 2 \(got {re.escape(repr(n))}\)$"):
+            ganeval.import_stats(tmp_path / "mnist_clean_test.npz", "clean-fid", tmp_path / "n" / "t_inception-clean.npz", n=n)
+    assert not (tmp_path / "n").exists()
 
 
 def test_pt_of_bf16_tensors_or_integer_arrays_is_imported(tmp_path: Path, cli) -> None:

@@ -4,6 +4,7 @@ screening: batch sizes a model cannot train with, damaged state files, resume op
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import threading
 import time
@@ -274,3 +275,50 @@ def test_a_stop_file_at_the_last_checkpoint_is_not_a_pause(tmp_path: Path, mnist
     assert "iteration 100," in done and "paused" not in done, done
     short = _train_touching(cli, tmp_path / "short", tmp_path / "STOP", 200)
     assert "iteration 100," in short and "paused by the stop file" in short, short
+
+
+def test_early_stop_and_screening_flags_are_refused_without_their_switch(tmp_path: Path, cli) -> None:
+    """``train --patience 2`` without ``--early-stop`` trained to the end with no early stopping, silently (and the
+    screening flags without ``--screen-seeds`` alike): each is refused, naming what it goes with, before training."""
+    for flags, problem in ((["--patience", "2"], "--patience goes with --early-stop: nothing reads it without it"),
+                           (["--stop-threshold", "0.05", "--stop-precision", "bf16"],
+                            "--stop-threshold, --stop-precision go with --early-stop"),
+                           (["--stop-metric", "fid"], "--stop-metric goes with --early-stop"),
+                           (["--stop-samples", "100"], "--stop-samples goes with --early-stop"),
+                           (["--screen-only"], "--screen-only goes with --screen-seeds"),
+                           (["--screen-metric", "class_kl", "--screen-samples", "100"],
+                            "--screen-metric, --screen-samples go with --screen-seeds"),
+                           (["--screen-seeds", "1,2", "--screen-iterations", "4", "--patience", "2"],
+                            "--patience goes with --early-stop")):
+        code, _, err = cli("train", "--out", tmp_path / "run", "--iterations", "8", "--no-progress", *flags)
+        assert code == 2 and problem in err and err.count("\n") == 1, (flags, err)
+        assert not (tmp_path / "run").exists()
+
+
+def test_a_stop_file_the_run_writes_itself_is_refused(tmp_path: Path, cli) -> None:
+    """``--stop-file`` equal to ``--out`` (or a checkpoint name in it) passed the "must not exist" check, then the
+    run created it and paused at its first checkpoint, telling the user to remove it. A STOP file in the run folder
+    is fine."""
+    out = tmp_path / "runs" / "run"
+    for stop in (out, out / "ckpt_0000004.safetensors", out / LOG_NAME, tmp_path / "runs"):  # the last: made as out's parent
+        with pytest.raises(TrainError, match=r"the run writes that path itself"):
+            train(out, iterations=8, stop_file=stop, **KW)
+        assert not out.exists()
+    code, _, err = cli("train", "--out", out, "--iterations", "8", "--stop-file", out, "--no-progress")
+    assert code == 2 and f"--stop-file {out}: the run writes that path itself" in err
+    assert train(out, iterations=8, stop_file=out / "STOP", **KW).iteration == 8
+
+
+@pytest.mark.parametrize("option, value, problem", [
+    ("iterations", 10.5, "--iterations must be a positive integer (got 10.5)"),  # was cut to 10
+    ("iterations", "10", "--iterations must be a positive integer (got '10')"),  # was a TypeError
+    ("batch_size", 4.0, "--batch-size must be a positive integer (got 4.0)"),  # was a TypeError inside torch
+    ("checkpoint_every", 2.0, "--checkpoint-every must be a positive integer (got 2.0)"),
+    ("lr", "1e-4", "--lr must be a positive number (got '1e-4')"),
+    ("lr_decay_start", 2.5, "--lr-decay-start must be an integer of 0 or more (got 2.5)"),
+])
+def test_api_values_of_the_wrong_type_are_refused_before_out_is_made(tmp_path: Path, option: str, value: Any,
+                                                                     problem: str) -> None:
+    with pytest.raises(TrainError, match=f"^{re.escape(problem)}$"):
+        train(tmp_path / "run", **{**KW, "iterations": 8, option: value})
+    assert not (tmp_path / "run").exists()

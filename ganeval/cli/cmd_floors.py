@@ -6,6 +6,8 @@ import argparse
 import json
 from pathlib import Path
 
+from ganeval.cli.arguments import ListAction
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     """Register ``ganeval floors``: the real-image floor of each metric at given sample counts."""
@@ -13,7 +15,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--root", type=Path, default=None, help="statistics folder (default: the shipped reference_stats/)")
     p.add_argument("--features-dir", type=Path, default=None,
                    help="per-image features (mnist-{test,train}_{extractor}.npy from `stats --save-features`) for a float64 check")
-    p.add_argument("--extractors", nargs="+", default=["inception", "inception-clean", "mnist"],
+    p.add_argument("--extractors", action=ListAction, default=["inception", "inception-clean", "mnist"],
                    help="feature spaces to measure (default: inception inception-clean mnist)")
     p.add_argument("--device", default="cpu", help="auto|cpu|cuda (default cpu)")
     p.add_argument("--knn-n", type=int, default=0, metavar="N",

@@ -44,7 +44,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--verify-with", default=None, metavar="DATASET",
                    help="with --import: the real images the tool used; ganeval computes their statistics and refuses the "
                         "import unless FD ≤ 0.01; then KID and precision/recall can use them too")
-    p.add_argument("--extractor", default=None, nargs="+", choices=["inception", "inception-clean", "inception-spatial",
+    p.add_argument("--extractor", default=None, nargs="+", action="extend", choices=["inception", "inception-clean", "inception-spatial",
                                                                   "inception-spatial-clean", "mnist", "custom"],
                    help="inception-clean: Inception with clean-fid's resize (name its file *_inception-clean.npz); "
                         "inception-spatial: sFID's features (*_inception-spatial.npz); "

@@ -7,6 +7,12 @@ from pathlib import Path
 
 from ganeval.names import PRECISIONS
 
+#: The early-stopping and seed-screening flags' defaults, set once the flags are known to be read (each flag parses
+#: to None, so that one given without ``--early-stop`` / ``--screen-seeds`` is refused rather than ignored).
+EARLY_STOP_DEFAULTS = {"patience": 3, "stop_threshold": 0.10, "stop_metric": "mnist_fd", "stop_samples": 2000,
+                       "stop_precision": "fp32"}
+SCREEN_DEFAULTS = {"screen_metric": "mnist_fd", "screen_samples": 2000, "screen_only": False}
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     """Register ``ganeval train``: the bundled MNIST GANs, with early stopping and seed screening."""
@@ -41,21 +47,21 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--screen-seeds", default=None, metavar="S1,S2,...",
                    help="train each seed to --screen-iterations in OUT/seed_S, score it, and finish only the best")
     s.add_argument("--screen-iterations", type=int, default=None, metavar="K", help="where the seeds are compared")
-    s.add_argument("--screen-metric", default="mnist_fd", choices=["mnist_fd", "class_kl", "mnist_is"],
+    s.add_argument("--screen-metric", default=None, choices=["mnist_fd", "class_kl", "mnist_is"],
                    help="what picks the seed (default mnist_fd, lower is better)")
-    s.add_argument("--screen-samples", type=int, default=2000, metavar="N", help="samples scored per seed (default 2000)")
+    s.add_argument("--screen-samples", type=int, default=None, metavar="N", help="samples scored per seed (default 2000)")
     s.add_argument("--screen-only", action="store_true", help="screen and stop: do not finish the chosen seed")
     e = p.add_argument_group("early stopping (docs/training.md#early-stopping)")
     e.add_argument("--early-stop", action="store_true",
                    help="score every checkpoint against the best so far and stop when training has gone bad")
-    e.add_argument("--patience", type=int, default=3, metavar="P",
+    e.add_argument("--patience", type=int, default=None, metavar="P",
                    help="stop after P checkpoints in a row worse than the best beyond noise (default 3)")
-    e.add_argument("--stop-threshold", type=float, default=0.10, metavar="F",
+    e.add_argument("--stop-threshold", type=float, default=None, metavar="F",
                    help="…and worse by more than F, relative (default 0.10)")
-    e.add_argument("--stop-metric", default="mnist_fd", choices=["mnist_fd", "fid"],
+    e.add_argument("--stop-metric", default=None, choices=["mnist_fd", "fid"],
                    help="what is compared (default mnist_fd; fid is slow on a CPU)")
-    e.add_argument("--stop-samples", type=int, default=2000, metavar="N", help="samples scored per checkpoint (default 2000)")
-    e.add_argument("--stop-precision", choices=PRECISIONS, default="fp32",
+    e.add_argument("--stop-samples", type=int, default=None, metavar="N", help="samples scored per checkpoint (default 2000)")
+    e.add_argument("--stop-precision", choices=PRECISIONS, default=None,
                    help="feature precision of the judgements (default fp32; bf16: faster, features move ~1%%); "
                         "--precision is the training's")
     p.set_defaults(func=run)
@@ -63,6 +69,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``ganeval train``; returns 0 trained, 2 bad input, 130 interrupted."""
+    _check_flags_read(args)
     if "bf16" in (args.precision, args.early_stop and args.stop_precision):
         import sys
 
@@ -100,6 +107,22 @@ def run(args: argparse.Namespace) -> int:
     print(f"{result.out_dir}: iteration {result.iteration}, {len(result.checkpoints)} checkpoints (last {last}), "
           f"{result.seconds:.1f} s of training{paused}")
     return 0
+
+
+def _check_flags_read(args: argparse.Namespace) -> None:
+    """Refuse an early-stopping flag without ``--early-stop`` and a screening flag without ``--screen-seeds`` (a run
+    trained to the end with ``--patience 2`` and no early stop, silently); then fill in their defaults."""
+    from ganeval.errors import GanevalError
+
+    for needs, given, defaults in (("--early-stop", args.early_stop, EARLY_STOP_DEFAULTS),
+                                   ("--screen-seeds", args.screen_seeds is not None, SCREEN_DEFAULTS)):
+        if not given and (unread := ["--" + k.replace("_", "-") for k in defaults if getattr(args, k) not in (None, False)]):
+            one = len(unread) == 1
+            raise GanevalError(f"{', '.join(unread)} {'goes' if one else 'go'} with {needs}: nothing reads "
+                               f"{'it' if one else 'them'} without it")
+        for k, v in defaults.items():
+            if getattr(args, k) is None:
+                setattr(args, k, v)
 
 
 def _screen(args: argparse.Namespace) -> int:

@@ -331,6 +331,8 @@ def read_npz(path: Path, output_range: str, limit: int | None = None) -> tuple[t
         with open_npz(path) as z:
             keys = list(z.files)
             key = npz_image_key(keys)
+            if not keys:
+                raise GanevalError(f"{path}: holds no array; save the images with np.savez(path, images=...)")
             if key is None:
                 raise GanevalError(f"{path}: several arrays ({', '.join(keys[:6])}); name the images one of {', '.join(NPZ_KEYS)}")
             arr = z[key]

@@ -57,16 +57,26 @@ class TrainPlan:
 MAX_BATCH = 60_000
 
 
-def _positive(name: str, value: float | None) -> None:
+def _positive(name: str, value: float | None, integer: bool = True) -> None:
     if value is None:
         return
+    # a count must be an integer (the API's iterations=10.5 was cut to 10, batch_size=4.0 raised inside torch), and
+    # a number a number ("10" raised a TypeError); both refused before anything in --out is touched
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral if integer else numbers.Real):
+        raise TrainError(f"{name} must be {'a positive integer' if integer else 'a positive number'} (got {value!r})")
     # a real number must also be finite: --lr inf trained NaN weights, exited 0, and then its own state was refused;
     # and finite in float32, the optimiser's type: --lr 1e39 overflowed in Adam's first step with a traceback
     integer = isinstance(value, numbers.Integral)
-    if isinstance(value, bool) or not value > 0 or not (integer or math.isfinite(value)):
+    if not value > 0 or not (integer or math.isfinite(value)):
         raise TrainError(f"{name} must be positive{'' if integer else ' and finite'} (got {value})")
     if not integer and value > torch.finfo(torch.float32).max:
         raise TrainError(f"{name} must be at most {torch.finfo(torch.float32).max:.3g}, float32's largest (got {value})")
+
+
+def _written_by_the_run(stop: Path, out: Path) -> bool:
+    """Whether the trainer itself creates ``stop``: ``out`` or a folder above it, or a checkpoint or state file in it."""
+    stop, out = stop.resolve(), out.resolve()
+    return out.is_relative_to(stop) or (stop.parent == out and stop.name.startswith(("ckpt_", "train_")))
 
 
 def _resolve(saved: dict[str, Any] | None, model: str | None, config: dict[str, Any] | None, seed: int | None,
@@ -137,7 +147,7 @@ def plan_train(out: str | os.PathLike[str], model: str | None = None, *, iterati
     for name, value in (("--iterations", iterations), ("--batch-size", batch_size), ("--lr", lr),
                         ("--n-critic", n_critic), ("--checkpoint-every", checkpoint_every), ("--log-every", log_every),
                         ("--screen-iterations", stop_at)):
-        _positive(name, value)
+        _positive(name, value, integer=name != "--lr")
     if batch_size is not None and batch_size > MAX_BATCH:
         raise TrainError(f"--batch-size must be at most {MAX_BATCH:,}, the MNIST training images (got {batch_size})")
     if seed is not None and (problem := seed_problem(seed)):
@@ -155,10 +165,14 @@ def plan_train(out: str | os.PathLike[str], model: str | None = None, *, iterati
         raise TrainError(f"{out}: output folder is not empty; pass --resume to continue the run in it, or choose another --out")
     if stop_file is not None and Path(stop_file).exists():
         raise TrainError(f"{stop_file}: stop file already exists; remove it to train (it pauses the run at a checkpoint)")
+    if stop_file is not None and _written_by_the_run(Path(stop_file), out):
+        raise TrainError(f"--stop-file {stop_file}: the run writes that path itself (--out {out}), so it would pause at "
+                         "its first checkpoint; choose another path, e.g. beside the run folder")
     if precision is not None and precision not in PRECISIONS:
         raise TrainError(f"--precision {precision!r} is not one of {', '.join(PRECISIONS)}")
-    if lr_decay_start is not None and (isinstance(lr_decay_start, bool) or lr_decay_start < 0):
-        raise TrainError(f"--lr-decay-start must be 0 or more (got {lr_decay_start})")
+    if lr_decay_start is not None and (isinstance(lr_decay_start, bool) or not isinstance(lr_decay_start, numbers.Integral)
+                                       or lr_decay_start < 0):
+        raise TrainError(f"--lr-decay-start must be an integer of 0 or more (got {lr_decay_start!r})")
     at = saved[1]["iteration"] if saved else 0
     run = _resolve(saved[1]["run"] if saved else None, model, config, seed, batch_size, lr, n_critic, lr_decay_start,
                    precision, at, state)
