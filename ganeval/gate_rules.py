@@ -202,10 +202,15 @@ def select_row(summary: dict[str, Any], selector: str, source: Path | str) -> di
     return row
 
 
+def unscored_reasons(unscored: list[dict[str, Any]]) -> str:
+    """Each unscored row's error (its checkpoint where it has none), joined: the one wording of criterion and note."""
+    return "; ".join(str(r.get("error") or r.get("checkpoint")) for r in unscored)
+
+
 def unscored_criterion(unscored: list[dict[str, Any]], total: int, selector: str) -> Criterion:
     """Fails: checkpoints of the judged series could not be scored. ``best`` was then picked among the others only,
     and ``last`` judges a run with damaged files (``score`` and ``compare`` exit 1 on them too); never a silent pass."""
-    why = "; ".join(str(r.get("error") or r.get("checkpoint")) for r in unscored)
+    why = unscored_reasons(unscored)
     how = "so the best was picked among the others" if selector == "best" else "so the run is not whole"
     return Criterion("scored", "status", float(len(unscored)), 0.0, False, None,
                      f"{len(unscored)} of {total} checkpoint(s) could not be scored, {how}: {why}")

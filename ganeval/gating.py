@@ -32,6 +32,7 @@ from ganeval.gate_rules import (  # noqa: F401  (re-exported: the gate's API nam
     number,
     select_row,
     unscored_criterion,
+    unscored_reasons,
 )
 
 
@@ -190,5 +191,5 @@ def gate(target: str | os.PathLike[str], *, max_fid: float | None = None, min_is
         criteria.append(unscored_criterion(unscored, len(summary["rows"]), checkpoint))
     elif unscored:  # a checkpoint named: the others' files do not change its judgement
         notes.append(f"{len(unscored)} other checkpoint(s) of {src} could not be scored (not judged here): "
-                     + "; ".join(str(r.get("error") or r.get("checkpoint")) for r in unscored))
+                     + unscored_reasons(unscored))
     return GateResult(criteria, row, checkpoint, source, summary, base_src, scored, notes)
