@@ -100,6 +100,10 @@ class EarlyStopper:
         check_bootstrap(self.bootstrap, self.num_samples, TrainError)
         check_memory(self.num_samples, self.bootstrap, (self.metric,), ScoreOptions.batch_size, resolve_device(self.device),
                      precision=self.precision, error=TrainError)  # beyond this machine: refused now, not at the first judgement
+        if self.bootstrap == 0:  # compare's verdict is then "not measurable": nothing would ever count as worse
+            raise TrainError("--bootstrap 0: the stopping rule counts a checkpoint as worse only beyond noise, which "
+                             "needs the paired interval (and the permutation test beside it); without one no checkpoint "
+                             "could count and only a diverged run would stop: give at least 2 (default 100)")
 
     def observe(self, ckpt: Path, iteration: int) -> bool:
         """Score ``ckpt`` against the best so far; True when the last ``patience`` checkpoints were all worse."""

@@ -10,6 +10,7 @@ from typing import Any
 EXIT_OK = 0
 EXIT_FAILED = 1  # a criterion failed, or some checkpoints could not be scored
 EXIT_INPUT = 2  # usage or input error: the message names the file and the problem
+EXIT_PIPE = 141  # the reader of stdout left (128 + SIGPIPE, what a shell reports for a program a closed pipe ended)
 
 
 class GanevalError(Exception):

@@ -65,3 +65,19 @@ def test_the_command_loads_no_library_it_does_not_need_yet() -> None:
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
                          env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert res.returncode == 0 and res.stdout == "[]\n", (res.stdout, res.stderr[-3000:])
+
+
+@pytest.mark.parametrize("argv", [["metrics"], ["metrics", "--json"]])
+def test_a_reader_that_leaves_the_pipe_early_ends_the_command_quietly(argv: list[str], tmp_path: Path) -> None:
+    """``ganeval metrics | head -1``: the closed pipe was exit 2, the code of a usage or input error. Now 141 (128 +
+    SIGPIPE, as a shell reports a program a closed pipe ended), nothing on stderr, no second error at exit."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    code = f"import sys\nfrom ganeval.cli import main\nsys.exit(main({argv!r}))\n"
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+                            cwd=tmp_path)
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()  # the reader leaves before the first line
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 141 and err == "", err
+    whole = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env, cwd=tmp_path)
+    assert whole.returncode == 0 and whole.stdout.strip(), whole.stderr  # read to the end: the same command succeeds

@@ -66,7 +66,7 @@ def test_a_watch_report_whose_n_cannot_fit_is_refused_before_judging(run: Path) 
     from ganeval.watching import watch
 
     with pytest.raises(GanevalError, match=re.escape(HUGE_N)):
-        watch(run, EarlyStopper(num_samples=200, bootstrap=0, device="cpu"), idle_timeout_s=1, settle_s=0, interval_s=0.1,
+        watch(run, EarlyStopper(num_samples=200, bootstrap=2, device="cpu"), idle_timeout_s=1, settle_s=0, interval_s=0.1,
               report={"metrics": ("mnist_fd",), "num_samples": 3_000_000_000, "bootstrap": 0, "device": "cpu"})
     assert not (run / "watch.json").exists() and not (run / "report").exists()
 

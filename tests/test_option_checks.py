@@ -118,6 +118,22 @@ def test_the_api_and_early_stopping_refuse_a_single_bootstrap_replicate(run: Pat
         EarlyStopper(bootstrap=10_000_000, device="cpu")
 
 
+def test_a_stopping_rule_without_an_interval_is_refused(run: Path, tmp_path: Path, cli) -> None:
+    """``watch --bootstrap 0`` was taken: every judgement was then "not measurable", so no checkpoint could count as
+    worse and the watch (or ``train --early-stop`` through the API) would never stop a run that went bad."""
+    from ganeval.early_stop import EarlyStopper
+
+    want = "--bootstrap 0: the stopping rule counts a checkpoint as worse only beyond noise"
+    with pytest.raises(TrainError, match=re.escape(want)):
+        EarlyStopper(num_samples=200, bootstrap=0, device="cpu")
+    for metric in ("mnist_fd", "fid"):
+        code, out, err = cli("watch", run, "--stop-metric", metric, "--num-samples", 200, "--bootstrap", 0,
+                             "--device", "cpu", "--idle-timeout", 1, "--settle", 0, "--out", tmp_path / "w")
+        assert code == 2 and out == "" and want in err and err.strip().count("\n") == 0, err
+        assert not (tmp_path / "w").exists() and not (run / "watch.json").exists()
+    assert EarlyStopper(num_samples=200, bootstrap=2, device="cpu").bootstrap == 2
+
+
 @pytest.mark.parametrize("seed", [1.5, True, -5, np.int64(-2), "3"])
 def test_the_api_refuses_a_seed_that_is_not_an_integer_in_range(run: Path, seed: Any) -> None:
     with pytest.raises(GanevalError, match=re.escape(f"--seed must be an integer from 0 to 2**32 - 1 = 4294967295 (got {seed!r})")):

@@ -25,6 +25,7 @@ from ganeval.train.recipes import TrainError
 from ganeval.train.state import LOG_NAME, STATE_KEY, STATE_NAME
 
 FAST = {"num_samples": 200, "bootstrap": 0, "device": "cpu"}
+JUDGE = {**FAST, "bootstrap": 2}  # the stopping rule needs an interval
 KW: dict[str, Any] = {"model": "mlp", "checkpoint_every": 4, "log_every": 4, "device": "cpu", "progress": False}
 
 
@@ -171,7 +172,7 @@ def test_early_stop_out_is_a_file(tmp_path: Path, cli) -> None:
 def test_early_stop_resume_on_a_new_or_empty_folder_starts_a_run(tmp_path: Path, mnist_dir: Path) -> None:
     (tmp_path / "empty").mkdir()
     for out in (tmp_path / "new", tmp_path / "empty"):
-        res = train_with_early_stop(out, EarlyStopper(**FAST), resume=True, iterations=4, **KW)
+        res = train_with_early_stop(out, EarlyStopper(**JUDGE), resume=True, iterations=4, **KW)
         assert res.train.iteration == 4 and (out / REPORT_NAME).is_file()
 
 
@@ -187,7 +188,7 @@ def test_early_stop_refuses_what_train_refuses_before_judging(run4: Path, tmp_pa
     assert _snapshot(out) == before  # nothing judged, no early_stop.json
     shutil.copytree(run4, tmp_path / "ckpts", ignore=shutil.ignore_patterns(STATE_NAME))
     with pytest.raises(CheckpointError, match="missing, so the checkpoints"):
-        train_with_early_stop(tmp_path / "ckpts", EarlyStopper(**FAST), resume=True, **KW)
+        train_with_early_stop(tmp_path / "ckpts", EarlyStopper(**JUDGE), resume=True, **KW)
 
 
 # --------------------------------------------------------------------------------------------- seed screening

@@ -109,7 +109,7 @@ def test_a_folder_mixing_checkpoints_and_weight_files_takes_the_generator(tmp_pa
     for p in run.iterdir():
         os.utime(p, (time.time() - 60, time.time() - 60))
     code, out, err = cli("watch", run, "--generator", "synthetic:BankGenerator", "--interval", "0.05", "--idle-timeout",
-                         "0.6", "--settle", "0", "--num-samples", "200", "--bootstrap", "0", "--device", "cpu",
+                         "0.6", "--settle", "0", "--num-samples", "200", "--bootstrap", "2", "--device", "cpu",
                          "--out", tmp_path / "w")
     judged = json.loads((tmp_path / "w" / "watch.json").read_text())
     assert code == 0 and [h["iteration"] for h in judged["history"]] == [1000, 2000] and not judged["failed"], out + err

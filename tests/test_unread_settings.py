@@ -191,7 +191,7 @@ def test_watch_report_metrics_without_report_is_refused(run: Path, tmp_path: Pat
     """--report-metrics names the metrics of --report's report; without --report the watch judged on --stop-metric and
     the metrics named were taken in silence."""
     code, out, err = cli("watch", run, "--report-metrics", "mnist_fd", "modes", "--idle-timeout", 1, "--settle", 0,
-                         "--interval", 0.1, "--num-samples", 200, "--bootstrap", 0, "--device", "cpu",
+                         "--interval", 0.1, "--num-samples", 200, "--bootstrap", 2, "--device", "cpu",
                          "--out", tmp_path / "out")
     assert code == 2 and out == "" and "--report-metrics goes with --report" in err and err.strip().count("\n") == 0, err
     assert not (tmp_path / "out").exists() and not (run / "watch.json").exists()

@@ -272,7 +272,7 @@ def test_precision_reaches_the_judgements_and_is_recorded(tmp_path: Path, cli) -
     run = tmp_path / "run"
     _old(write_bank_checkpoint(run, 1000, noise=0.2))
     code, out, err = cli("watch", run, "--interval", "0.05", "--idle-timeout", "1", "--settle", "0", "--num-samples", "400",
-                         "--bootstrap", "0", "--device", "cpu", "--until", "1000", "--precision", "bf16")
+                         "--bootstrap", "2", "--device", "cpu", "--until", "1000", "--precision", "bf16")
     assert code == 0, err
     report = json.loads((run / WATCH_NAME).read_text())
     assert report["precision"] == "bf16"
@@ -315,7 +315,7 @@ def test_a_failing_file_of_an_iteration_does_not_block_the_other(tmp_path: Path,
     for p in run.iterdir():
         _old(p)
     code, out, err = cli("watch", run, "--generator", "synthetic:BankGenerator", "--interval", "0.05",
-                         "--idle-timeout", "0.6", "--settle", "0", "--num-samples", "300", "--bootstrap", "0",
+                         "--idle-timeout", "0.6", "--settle", "0", "--num-samples", "300", "--bootstrap", "2",
                          "--device", "cpu")
     report = json.loads((run / WATCH_NAME).read_text())
     assert [h["iteration"] for h in report["history"]] == [100] and report["history"][0]["checkpoint"].endswith("G_100.pt")

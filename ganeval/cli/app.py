@@ -2,7 +2,8 @@
 
 Exit codes: 0 success; 1 something failed (a gate criterion, or some checkpoints could not be scored);
 2 usage or input error (one line naming the file and the problem); 130 Ctrl-C; 143 SIGTERM, which every command
-takes as it takes Ctrl-C (the work unwinds through its cleanup: no ``.tmp`` file, nothing half-written).
+takes as it takes Ctrl-C (the work unwinds through its cleanup: no ``.tmp`` file, nothing half-written); 141 the
+reader of stdout left (a closed pipe), silently, as a program SIGPIPE ends.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from ganeval.cli import (
     cmd_train_classifier,
     cmd_watch,
 )
-from ganeval.errors import EXIT_INPUT, GanevalError, PeerLost
+from ganeval.errors import EXIT_INPUT, EXIT_PIPE, GanevalError, PeerLost
 from ganeval.interrupts import TERM_GRACE_S, exit_code, sigterm_as_interrupt
 from ganeval.launch import launched_rank
 
@@ -73,8 +74,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt as exc:
         _say("ganeval: interrupted")
         return _failed(exit_code(exc))  # 130; 143 for SIGTERM
-    except BrokenPipeError:
-        return EXIT_INPUT
+    except BrokenPipeError:  # the reader of stdout left (`ganeval metrics | head -1`): no usage or input error
+        _quiet_stdout()
+        return EXIT_PIPE
     except OSError as exc:  # a folder that cannot be made, a read-only or full disk: one line naming the path
         where = f"{exc.filename}: " if exc.filename else ""
         hint = " (a file where a folder is needed?)" if isinstance(exc, FileExistsError | NotADirectoryError) else ""
@@ -85,6 +87,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         _say(f"ganeval: error: cannot write a safetensors file: {exc}")
         return EXIT_INPUT
+
+
+def _quiet_stdout() -> None:
+    """Point stdout at /dev/null, so the interpreter's last flush of what the closed pipe did not take is no second
+    error (Python's advice for SIGPIPE)."""
+    import os
+
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except (OSError, ValueError):  # no file descriptor (stdout replaced, as by a test's capture): nothing to flush
+        pass
 
 
 def _speaks() -> bool:

@@ -39,7 +39,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--feature-network", default=None, metavar="MODULE:NAME", help="your feature network, for custom_fd")
     p.add_argument("--feature-network-kwargs", default=None, metavar="JSON", help="its constructor arguments")
     p.add_argument("--num-samples", type=int, default=2000, metavar="N", help="samples scored per checkpoint (default 2000)")
-    p.add_argument("--bootstrap", type=int, default=100, metavar="B", help="bootstrap replicates of the paired interval (default 100)")
+    p.add_argument("--bootstrap", type=int, default=100, metavar="B",
+                   help="bootstrap replicates of the paired interval (default 100; at least 2)")
     p.add_argument("--device", default="auto", help="auto|cpu|cuda (default auto)")
     p.add_argument("--precision", default="fp32", choices=list(PRECISIONS),
                    help="feature precision of the judgements and the report (default fp32; bf16: faster, features move ~1%%)")
