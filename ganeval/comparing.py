@@ -39,7 +39,7 @@ from ganeval.compare_tests import (
     scored_sizes,
 )
 from ganeval.distributed import DistContext, from_env
-from ganeval.errors import GanevalError
+from ganeval.errors import GanevalError, require_count
 from ganeval.evaluate import score_series
 from ganeval.hint_use import check_hints_read
 from ganeval.inputs import SAMPLE_KINDS, Series, Source, resolve_target
@@ -294,10 +294,9 @@ def compare(arms: Mapping[str, Any] | Sequence[Any], *, baseline: str | None = N
     named = {base: named[base], **{k: v for k, v in named.items() if k != base}}
     if pick not in (None, "best", "last"):
         raise GanevalError(f"--pick must be best or last, not {pick!r}")
-    if isinstance(permutations, bool) or not isinstance(permutations, int) or permutations < 0:
-        raise GanevalError(f"--permutations must be an integer ≥ 0 (got {permutations!r})")
-    if isinstance(sequential, bool) or not isinstance(sequential, int) or sequential < 0:
-        raise GanevalError(f"--sequential must be an integer ≥ 0 (got {sequential!r})")
+    require_count(permutations, 0, "--permutations")
+    require_count(sequential, 0, "--sequential")
+    permutations, sequential = int(permutations), int(sequential)  # a numpy integer as Python's
     # Picking a folder's run scores it as ``score`` would, with the caller's options (the CPU plan included); the
     # compared runs get Inception metrics on every one unless the caller said otherwise. The CLI passes the same.
     select = ScoreOptions.from_kwargs(**{**options, "real_floor": None})  # picking runs needs no floor

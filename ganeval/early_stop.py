@@ -29,7 +29,7 @@ from ganeval.evaluate import score
 from ganeval.hint_use import read_hints
 from ganeval.memory import check_memory
 from ganeval.metrics.interval import check_bootstrap
-from ganeval.options import ScoreOptions
+from ganeval.options import ScoreOptions, python_scalars
 from ganeval.summary import json_value, row_dict
 from ganeval.threads import PRECISIONS
 from ganeval.train.loop import TrainResult, train
@@ -75,6 +75,7 @@ class EarlyStopper:
     _kept: Path | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
+        python_scalars(self)  # numpy scalars reach early_stop.json
         if self.metric not in STOP_METRICS:
             raise TrainError(f"--stop-metric must be one of {', '.join(STOP_METRICS)} (got {self.metric!r})")
         require_count(self.patience, 1, "--patience", TrainError)

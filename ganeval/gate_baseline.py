@@ -107,6 +107,13 @@ def same_statistics(ref_c: Any, ref_b: Any, prov_c: dict[str, Any], prov_b: dict
     return bool(sha_c) and sha_c == sha_b
 
 
+def regression_limit(baseline: float, max_regression: float, higher_better: bool) -> float:
+    """The worst value allowed: ``max_regression`` % of the baseline's size beyond it on the worse side (a negative
+    baseline, as KID's unbiased estimate can be, moves it the worse way too)."""
+    step = abs(baseline) * max_regression / 100
+    return baseline - step if higher_better else baseline + step
+
+
 def report_baseline_criterion(row: dict[str, Any], cand: dict[str, Any], csrc: Path | str, base: dict[str, Any], bsrc: Path,
                               selector: str, max_regression: float, notes: list[str]) -> Criterion:
     """``max_regression`` against a stored report: worse by more than the allowance, with non-overlapping intervals."""
@@ -141,7 +148,7 @@ def report_baseline_criterion(row: dict[str, Any], cand: dict[str, Any], csrc: P
         missing = " and ".join(w for w, c in ((cwhere, cci), (bwhere, bci)) if not c)
         notes.append(f"baseline test: no bootstrap interval for {metric} in {missing}; judged on the point estimates only")
     passed = not (pct > max_regression and meaningful)
-    limit = bv * (1 - max_regression / 100) if hb else bv * (1 + max_regression / 100)
+    limit = regression_limit(bv, max_regression, hb)
     same = cv == bv or math.isnan(worse)  # equal, or inf vs inf (both unmeasurable): no change either way
     change = ("no change" + (" (both non-finite)" if math.isinf(cv) else "") if same
               else f"{fmt(abs(pct))}% {'worse' if worse > 0 else 'better'}")
@@ -187,7 +194,8 @@ def model_baseline_criterion(row: dict[str, Any], summary: dict[str, Any], basel
                            "cannot compare")
     if metric != "fid":
         notes.append("baseline test on mnist_fd: fid is not available")
-    options.update(metrics=(metric,), inception_all=True, progress=bool(options.get("progress", True)))
+    # one FD alone: a --primary of the candidate's run (mnist_is, say) names no column of it
+    options.update(metrics=(metric,), primary=None, inception_all=True, progress=bool(options.get("progress", True)))
     options = without_unread(options, (metric,))  # --copy-train of a copying test, say: not read by this FD alone
     comp = compare({"baseline": baseline, "candidate": path}, **options)
     if comp.failed:
@@ -212,7 +220,7 @@ def model_baseline_criterion(row: dict[str, Any], summary: dict[str, Any], basel
     if not has_ci:
         notes.append(f"baseline test: no interval of the difference ({d['method']}); judged on the point estimates only")
     passed = not (pct > max_regression and meaningful)
-    limit = bv * (1 + max_regression / 100)
+    limit = regression_limit(bv, max_regression, higher_better=False)
     level = ci_percent(float(d["level"]))
     change = f"{fmt(abs(pct))}% {'worse' if diff > 0 else 'better'}" if diff else "no change"
     ci_text = f"; {pair}{level}% CI of the difference [{fmt(lo)}, {fmt(hi)}]" if has_ci else ""

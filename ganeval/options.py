@@ -70,6 +70,7 @@ class ScoreOptions:
         if not all(isinstance(m, str) for m in items):
             raise GanevalError(f"--metrics must be metric names, e.g. ['fid', 'mnist_fd'] or 'fid,mnist_fd' (got {self.metrics!r})")
         self.metrics = tuple(dict.fromkeys(m.strip() for m in items if m.strip()))
+        python_scalars(self)
 
     @classmethod
     def from_kwargs(cls, **kwargs: Any) -> ScoreOptions:
@@ -162,6 +163,16 @@ class ScoreOptions:
         d = _plain(asdict(self))
         d["metrics"] = list(self.metrics)
         return d
+
+
+def python_scalars(obj: Any) -> None:
+    """Turn a dataclass's numpy scalar fields (``np.int64(200)``) into Python's: they reach json.dumps and cache keys."""
+    for f in fields(obj):
+        value = getattr(obj, f.name)
+        if isinstance(value, numbers.Integral) and not isinstance(value, int):
+            setattr(obj, f.name, int(value))
+        elif isinstance(value, numbers.Real) and not isinstance(value, int | float):
+            setattr(obj, f.name, float(value))
 
 
 def check_hints(extra: Any) -> None:

@@ -40,17 +40,60 @@ def cpu_threads(n: int | None) -> Iterator[None]:
             torch.set_num_threads(before)
 
 
+#: torch's float32 precision switches (torch >= 2.9), parents before children: restoring them restores the state.
+_PRECISION_SWITCHES = ("", "cuda.matmul", "cudnn", "cudnn.conv", "cudnn.rnn", "mkldnn", "mkldnn.matmul", "mkldnn.conv",
+                       "mkldnn.rnn")
+
+
+def _switch(path: str) -> object:
+    node: object = torch.backends
+    for part in filter(None, path.split(".")):
+        node = getattr(node, part)
+    return node
+
+
+def _precision_state() -> dict[str, str] | None:
+    """Every float32 precision switch's value, or None on a torch without them (before 2.9)."""
+    try:
+        return {path: _switch(path).fp32_precision for path in _PRECISION_SWITCHES}  # type: ignore[attr-defined]
+    except AttributeError:
+        return None
+
+
+def _legacy_state() -> tuple[str, bool] | None:
+    """The legacy switches' values (matmul precision, cuDNN's TF32), or None where torch cannot say: the caller mixed
+    the legacy and new switches, and torch raises when asked."""
+    try:
+        return torch.get_float32_matmul_precision(), torch.backends.cudnn.allow_tf32
+    except RuntimeError:
+        return None
+
+
 @contextmanager
 def float32_mode(precision: str) -> Iterator[None]:
-    """Run the block with CUDA's TF32 on only for ``precision == "tf32"``, then restore both switches.
+    """Run the block with float32 products and convolutions in IEEE float32, or in TF32 on CUDA for
+    ``precision == "tf32"``; then restore the caller's switches exactly.
 
     cuDNN's default lets float32 convolutions run in TF32, which moved "fp32" GPU features ~1e-3 from the CPU's
-    (docs/performance.md): fp32 means float32 here. A no-op on machines without CUDA, where nothing reads them.
+    (docs/performance.md), and a caller's ``torch.set_float32_matmul_precision("medium")`` lets oneDNN run CPU
+    float32 products in bf16: fp32 means float32 here. torch keeps the legacy switches (which inductor and torch's
+    own checks read, raising once they disagree with the new ones) beside the new per-backend ones: the block sets
+    both consistently, and both are put back as they were (restoring through the legacy switches alone wrote new
+    values the caller never set, after which torch refused to say its matmul precision).
     """
-    conv, matmul = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    state, legacy = _precision_state(), _legacy_state()
     on = precision == "tf32"
-    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = on
+    if legacy is not None:
+        torch.set_float32_matmul_precision("high" if on else "highest")
+        torch.backends.cudnn.allow_tf32 = on
+    else:  # the caller's switches are already mixed: set the new ones alone, as they do
+        for path in ("cuda.matmul", "cudnn.conv", "mkldnn.matmul", "mkldnn.conv"):
+            _switch(path).fp32_precision = "tf32" if on and not path.startswith("mkldnn") else "ieee"  # type: ignore[attr-defined]
     try:
         yield
     finally:
-        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = conv, matmul
+        if legacy is not None:
+            torch.set_float32_matmul_precision(legacy[0])
+            torch.backends.cudnn.allow_tf32 = legacy[1]
+        for path, value in (state or {}).items():  # the new switches last: their values are exactly the caller's
+            _switch(path).fp32_precision = value  # type: ignore[attr-defined]

@@ -9,13 +9,14 @@ same answer. Any trainer can honour the stop file by checking that it exists; ``
 
 from __future__ import annotations
 
+import inspect
 import json
 import math
 import os
 import re
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,7 @@ from ganeval.atomic import output_file, output_folder, report_folder, write_text
 from ganeval.checkpoints import list_checkpoints
 from ganeval.distributed import refuse_torchrun
 from ganeval.early_stop import EarlyStopper
-from ganeval.errors import GanevalError, require_number
+from ganeval.errors import GanevalError, OptionError, require_count, require_number
 from ganeval.evaluate import score
 from ganeval.hint_use import read_hints
 from ganeval.interrupts import held_signals
@@ -240,12 +241,21 @@ def _line(stopper: EarlyStopper) -> str:
     return text
 
 
-def _check_report(report: dict[str, Any]) -> None:
-    """Refuse report options ``score`` would refuse (an N whose features outgrow this machine, say) before any
-    checkpoint is judged: each report would fail ("report not written") while the watch went on."""
+def _check_report(report: Any) -> None:
+    """Refuse report options ``score`` would refuse (a misspelt keyword, an N whose features outgrow this machine)
+    before any checkpoint is judged: each report would fail ("report not written") while the watch went on."""
     from ganeval.options import ScoreOptions
 
+    if not isinstance(report, Mapping):
+        raise OptionError(f"report must be a dict of ganeval.score keyword arguments, e.g. {{'metrics': ['mnist_fd']}} "
+                          f"(got the {type(report).__name__} {report!r})")
     known = {f.name for f in fields(ScoreOptions)}
+    inputs = set(inspect.signature(score).parameters) - {"target", "options", "out", "write_report"}
+    if taken := sorted(k for k in report if k in ("target", "out", "write_report")):
+        raise OptionError(f"report: {', '.join(taken)} set by the watch itself (the report is OUT/report/ of each "
+                          "checkpoint judged so far); leave them out")
+    if unknown := sorted(set(report) - known - inputs):
+        raise OptionError(f"report: unknown score option(s) {unknown}; known: {sorted(known | inputs)}")
     ScoreOptions.from_kwargs(**{k: v for k, v in report.items() if k in known}).check()
 
 
@@ -273,6 +283,8 @@ def watch(run_dir: str | os.PathLike[str], stopper: EarlyStopper | None = None, 
         require_number(value, name, "be a number ≥ 0", lambda v: math.isfinite(v) and v >= 0)
     if idle_timeout_s is not None:
         require_number(idle_timeout_s, "--idle-timeout", "be > 0 seconds", lambda v: v > 0)
+    if until is not None:
+        require_count(until, 0, "--until (an iteration)")
     stop_path = Path(stop_file) if stop_file is not None else None
     if stop_path is not None and stop_path.exists():
         raise GanevalError(f"{stop_path}: stop file already exists (from an earlier stop?); remove it to watch again")

@@ -285,6 +285,24 @@ def test_baseline_without_intervals_uses_point_estimates(report: Path, tmp_path:
     assert result.criteria[0].extra["test"].startswith("point estimates")
 
 
+def test_a_negative_baseline_puts_the_limit_on_the_worse_side(tmp_path: Path) -> None:
+    """KID's unbiased estimate can be below 0. The limit printed and in --json was baseline × (1 + allowance), which
+    for -0.006591 and 60 % is -0.01055: a value on the better side, while the check itself used |baseline|."""
+    from ganeval.gate_baseline import regression_limit
+
+    kid = {"fid": None, "fid_ci_low": None, "fid_ci_high": None}
+    cand = write_report(tmp_path / "c", make_summary([make_row(1, **kid, kid_mean=-0.003178)], primary_metric="kid_mean"))
+    base = write_report(tmp_path / "b", make_summary([make_row(1, **kid, kid_mean=-0.006591)], primary_metric="kid_mean"))
+    ok, bad = gate(cand, baseline=base, max_regression=60), gate(cand, baseline=base, max_regression=40)
+    assert ok.passed and not bad.passed  # 51.8 % worse, judged on point estimates
+    for res, allowed in ((ok, 60), (bad, 40)):
+        c = res.criteria[0]
+        assert c.metric == "kid_mean" and c.limit == pytest.approx(-0.006591 + 0.006591 * allowed / 100)
+        assert (c.value <= c.limit) == res.passed  # the limit is the worst value allowed, as for a positive baseline
+    assert regression_limit(-2.0, 50, higher_better=True) == -3.0 and regression_limit(2.0, 50, higher_better=True) == 1.0
+    assert regression_limit(2.0, 50, higher_better=False) == 3.0
+
+
 def test_baseline_falls_back_to_primary_metric(tmp_path: Path) -> None:
     cand = write_report(tmp_path / "c", make_summary([make_row(1, None, None, mnist_fd=4.0, mnist_fd_ci_low=3.9,
                                                                 mnist_fd_ci_high=4.1)], primary_metric="mnist_fd"))

@@ -145,6 +145,21 @@ def test_sample_sets_are_compared_at_one_n_and_not_called_paired(tmp_path: Path)
     assert crit.extra["test"].startswith("permutation test of the difference") and "independent resamples" in crit.extra["test"]
 
 
+def test_a_primary_of_the_candidates_run_is_not_asked_of_the_baseline_fd(models: dict[str, Path], tmp_path: Path,
+                                                                       cli) -> None:
+    """``gate --metrics mnist_fd,mnist_is --primary mnist_is --baseline MODEL``: the baseline model is re-scored on
+    MNIST FD alone, and the --primary was passed along: refused there ("not a column of the metrics asked for"),
+    exit 2 after the candidate had been scored and its report written."""
+    code, out, err = cli("gate", models["slight"], "--baseline", models["good"], "--max-regression", "500",
+                         "--primary", "mnist_is", "--out", tmp_path / "cand", *OPTS[:1], "mnist_fd,mnist_is", *OPTS[2:])
+    assert code == 0 and "PASS max_regression: mnist_fd" in out, err
+    summary = json.loads((tmp_path / "cand" / "summary.json").read_text())
+    assert summary["primary_metric"] == "mnist_is"  # the candidate's own ranking keeps it
+    # a report TARGET made with --primary, against a baseline model: the same
+    res = gate(tmp_path / "cand", baseline=models["good"], max_regression=500, out=tmp_path / "b")
+    assert res.passed and res.criteria[0].metric == "mnist_fd"
+
+
 def test_baseline_model_on_fd_alone_drops_the_inputs_only_other_metrics_read(models: dict[str, Path], tmp_path: Path) -> None:
     """The baseline model is re-scored on one FD with the gate's own options: a --copy-train given for the copying
     test was passed along, and refused there as read by no metric, so no gate with a copying test could take a

@@ -280,3 +280,25 @@ def test_settings_no_asked_metric_reads_are_refused(run: Path, tmp_path: Path, c
         code, _, err = cli(*argv, *SCORING, "--device", "cpu", "--resize", "tf1x", "--copy-cells", 50,
                            "--copying-threshold", -3, "--out", tmp_path / "default")
         assert code == 0, err
+
+
+def test_numpy_integers_are_taken_as_python_integers(run: Path, tmp_path: Path) -> None:
+    """``num_samples=np.int64(200)`` passed the checks and reached json.dumps: the scoring ran, then no report was
+    written (a TypeError); ``batch_size`` failed every row (its cache key); compare refused ``permutations=np.int64``
+    ("must be an integer"); an EarlyStopper's early_stop.json could not be written."""
+    from ganeval.early_stop import EarlyStopper
+
+    ints = {"num_samples": np.int64(200), "batch_size": np.int32(100), "bootstrap": np.int64(20), "seed": np.uint8(3)}
+    df = ganeval.score(run, **{**FAST, **ints}, out=tmp_path / "rep")
+    summary = json.loads((tmp_path / "rep" / "summary.json").read_text())
+    assert df["status"].tolist() == ["ok"] and summary["n_samples"] == 200 and summary["seed"] == 3
+    plain = ganeval.score(run, **{**FAST, **{k: int(v) for k, v in ints.items()}})
+    assert df["mnist_fd"].item() == plain["mnist_fd"].item()
+    one = run / "ckpt_0001000.safetensors"
+    comp = ganeval.compare([one, one], **{**FAST, "bootstrap": 20}, permutations=np.int64(50), sequential=np.int16(5))
+    assert comp.differences["difference"].item() == 0
+    stopper = EarlyStopper(num_samples=np.int64(200), bootstrap=np.int64(20), patience=np.int64(2),
+                           threshold=np.float32(0.25), device="cpu")
+    assert json.loads(json.dumps(stopper.summary(False, 0)))["num_samples"] == 200
+    with pytest.raises(GanevalError, match="--permutations must be an integer of at least 0"):
+        ganeval.compare([one, one], **FAST, permutations=np.float64(5.0))

@@ -257,3 +257,46 @@ def test_early_stop_and_watch_say_once_that_this_cpu_emulates_bf16(tmp_path: Pat
                            "--idle-timeout", "1", "--settle", "0", "--device", "cpu")
         assert code == 0, err
         assert err.count("note: --precision bf16: this CPU has no native bf16") == (not native), err
+
+
+@pytest.mark.parametrize("before", ["untouched", "medium", "legacy tf32", "new api"])
+def test_scoring_puts_torchs_precision_switches_back_as_they_were(before: str, tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """After ``torch.set_float32_matmul_precision("medium")``, a score left torch unable to say its matmul precision
+    (RuntimeError: "mix of the legacy and new APIs"), and from defaults it wrote new switches (cuda.matmul 'ieee')
+    the caller never set; "medium"'s bf16 oneDNN products also stayed on while "fp32" features were computed."""
+    from ganeval.threads import _legacy_state, _precision_state, _switch
+
+    monkeypatch.setenv("GANEVAL_CACHE_DIR", str(tmp_path / "cache"))
+    gen, _ = __import__("ganeval.checkpoints", fromlist=["load_generator"]).load_generator(
+        write_bank_checkpoint(tmp_path / "run", 1000, noise=0.3))
+    seen: list[tuple[Any, Any]] = []
+
+    def sample(z: torch.Tensor) -> torch.Tensor:
+        seen.append((_legacy_state(), _precision_state()["mkldnn.matmul"]))  # type: ignore[index]
+        return gen(z)
+
+    sample.latent_dim = gen.latent_dim  # type: ignore[attr-defined]
+    state, legacy = _precision_state(), _legacy_state()
+    try:
+        if before == "medium":
+            torch.set_float32_matmul_precision("medium")
+        elif before == "legacy tf32":
+            torch.backends.cuda.matmul.allow_tf32 = True
+        elif before == "new api":
+            torch.backends.mkldnn.matmul.fp32_precision = "bf16"  # mixed: torch's legacy getters now raise
+        given, given_legacy = _precision_state(), _legacy_state()
+        df = score(sample, num_samples=100, metrics=("mnist_fd",), bootstrap=0, device="cpu", progress=False, cache_key="t")
+        assert df["status"].item() == "ok" and seen
+        assert _precision_state() == given and _legacy_state() == given_legacy  # exactly as the caller left them
+        assert (given_legacy is None) == (before == "new api")
+        legacy_inside = {s[0] for s in seen}
+        assert {s[1] for s in seen} == {"ieee"}  # float32 products in float32, whatever the caller had
+        assert legacy_inside == ({None} if before == "new api" else {("highest", False)})
+    finally:
+        if legacy is not None:
+            torch.set_float32_matmul_precision(legacy[0])
+            torch.backends.cudnn.allow_tf32 = legacy[1]
+        for path, value in (state or {}).items():
+            _switch(path).fp32_precision = value
+    assert _precision_state() == state and _legacy_state() == legacy

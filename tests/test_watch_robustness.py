@@ -6,6 +6,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -276,3 +277,22 @@ def _sigterm_once_judged(run: Path, entry: list[str]) -> tuple[int, str, str]:
     finally:
         proc.kill()
     return proc.returncode, out, err
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"report": {"metrics": ["mnist_fd"], "num_sample": 100}}, "report: unknown score option(s) ['num_sample']"),
+    ({"report": ["mnist_fd"]}, "report must be a dict of ganeval.score keyword arguments"),
+    ({"report": {"metrics": ["mnist_fd"], "out": "elsewhere"}}, "report: out set by the watch itself"),
+    ({"until": "2000"}, "--until (an iteration) must be an integer of at least 0 (got '2000')"),
+])
+def test_report_and_until_mistakes_are_refused_before_judging(tmp_path: Path, kwargs: dict, message: str) -> None:
+    """A misspelt report keyword was dropped by the check and failed every report ("report not written") while the
+    watch judged on to its end; a report list or an --until string gave a raw AttributeError or TypeError, the
+    latter after the first checkpoint had been judged."""
+    from ganeval.errors import GanevalError
+
+    run = tmp_path / "run"
+    _old(write_bank_checkpoint(run, 1000))
+    with pytest.raises(GanevalError, match=re.escape(message)):
+        watch(run, EarlyStopper(**FAST), interval_s=0.05, idle_timeout_s=0.6, settle_s=0, emit=lambda _: None, **kwargs)
+    assert not (run / WATCH_NAME).exists() and not (run / "report").exists()
