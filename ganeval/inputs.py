@@ -308,7 +308,10 @@ def _report_name(paths: list[Path]) -> str:
     root = os.path.commonpath(sorted(parents))
     chosen = "\n".join(sorted(os.path.relpath(p.resolve(), root) for p in paths))
     digest = hashlib.sha256(chosen.encode()).hexdigest()[:8]
-    return f"report_{joined if len(joined) <= 80 else f'{stems[0]}_and_{len(stems) - 1}_more'}_{digest}"
+    if len(joined) <= 80:
+        return f"report_{joined}_{digest}"
+    first = stems[0].encode()[:60].decode(errors="ignore")  # a long stem cut (in bytes: names end at 255 of them)
+    return f"report_{first}{f'_and_{len(stems) - 1}_more' if len(stems) > 1 else ''}_{digest}"
 
 
 def resolve_target(target: Any, *, z_dim: int | None = None, z_type: str | None = None, output_range: str | None = None,

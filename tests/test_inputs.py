@@ -494,6 +494,13 @@ def test_report_folders_of_different_selections_differ(tmp_path: Path) -> None:
     mixed_a = name("x/ckpt_0000001.safetensors", "y/ckpt_0000002.safetensors")
     mixed_b = name("y/ckpt_0000001.safetensors", "x/ckpt_0000002.safetensors")
     assert mixed_a.startswith("report_ckpt_0000001_ckpt_0000002_") and mixed_a != mixed_b
+    # one file of a long (legal, 250-255 byte) name: its report folder's name was longer than a file system takes
+    # ("File name too long": a checkpoint that could not be scored without --out), and said "_and_0_more"
+    for stem in ("ckpt_0000100_" + "x" * 225, "ckpt_0000100_" + "é" * 115):
+        (tmp_path / "x" / f"{stem}.safetensors").write_bytes(b"")
+        one = name(f"x/{stem}.safetensors")
+        assert len(one.encode()) <= 100 and one.startswith("report_ckpt_0000100_") and "_more" not in one
+        (tmp_path / "x" / one).mkdir()  # a name the file system takes
 
 
 @pytest.mark.parametrize("target", [42, 3.5, None, {"a": 1}])
