@@ -178,6 +178,7 @@ def differences(result: ScoreResult, members: dict[str, list[str]], baseline: st
             if col not in df or df[col].isna().all():
                 continue
             paired = bool(df.loc[df["checkpoint"].isin(names + members[baseline]), "paired"].all()) if "paired" in df else True
+            paired &= len({result.latents.get(n) for n in names + members[baseline]}) == 1  # one latent size and type
             row = {"arm": arm, "baseline": baseline, "metric": col, "level": level,
                    **_difference(result, df, names, members[baseline], col, level, paired, permutations, sequential)}
             if "difference" in row:

@@ -48,6 +48,7 @@ from ganeval.metrics.interval import bootstrap_interval, ci_percent
 from ganeval.metrics.intra import DIGIT_COLUMNS
 from ganeval.metrics.registry import INCEPTION_EXTRACTORS, METRICS, PREFIX
 from ganeval.options import DEFAULT_REFERENCE, SEED_LIMIT, ScoreOptions, unread_inputs
+from ganeval.ranking import off_the_run_latents
 from ganeval.score_result import ScoreResult
 from ganeval.sources.base import HINT_KEYS
 from ganeval.summary import BOOTSTRAP_METHOD, SCHEMA_VERSION, row_dict
@@ -341,7 +342,8 @@ def compare(arms: Mapping[str, Any] | Sequence[Any], *, baseline: str | None = N
     result = score_series(series, opts, dist)
     df = result.table.copy()
     df.insert(0, "arm", [next(a for a, ns in members.items() if name in ns) for name in df["checkpoint"]])
-    df["paired"] = [kinds[name] not in SAMPLE_KINDS for name in df["checkpoint"]]
+    apart = off_the_run_latents(result.latents)  # generators of another latent size share no latents with the rest
+    df["paired"] = [kinds[name] not in SAMPLE_KINDS and name not in apart for name in df["checkpoint"]]
     df = df.drop(columns=[c for c in ("rank", "is_best") if c in df])
     result.table = df
     diffs = differences(result, members, base, opts.ci, permutations, sequential)

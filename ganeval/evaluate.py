@@ -89,6 +89,7 @@ class _Evaluator(Illustrations, RealImages):
         self.boot_idx = [rng.integers(0, opts.num_samples, opts.num_samples) for _ in range(opts.bootstrap)]
         self.unpaired: list[str] = []
         self.own_resamples: set[str] = set()  # sources bootstrapped on their own (stored samples, short of N): unpaired
+        self.latents: dict[str, str] = {}  # each generator's latent size and type: only equal ones are paired
         self.rows: dict[str, dict[str, Any]] = {}
         self.grids: dict[str, np.ndarray] = {}
         self.replicates: dict[str, dict[str, np.ndarray]] = {}
@@ -180,6 +181,8 @@ class _Evaluator(Illustrations, RealImages):
                          f"generator's module source SHA-256 {m['generator_source_sha256'][:16]})")
         if not (got.paired and got.n == self.opts.num_samples):
             self.own_resamples.add(src.name)
+        else:  # a generator at full N: paired with those of its latent size and type
+            self.latents[src.name] = f"latent size {got.meta.get('latent_dim')}, {got.meta.get('z_type')}"
         if not got.paired and src.name not in self.unpaired and (self.floor is None or src is not self.floor[0]):
             self.unpaired.append(src.name)
             if len(self.unpaired) == 1:
@@ -321,11 +324,7 @@ def _score_series(series: Series, opts: ScoreOptions, dist: DistContext | None) 
         chosen.sort(key=lambda s: series.sources.index(s))
         ev.run_stage(chosen, heavy, "Inception")
     floor = ev.score_floor()
-    if len(sizes := ev.scored_sizes()) > 1:  # the N-dependent bias then differs between the rows being ranked
-        cap = f" (or --num-samples at most the smallest, {sizes[0]})" if sizes[0] >= 2 else ""  # N=1 is no --num-samples
-        ev.notes.append(f"rows were scored at different N ({sizes[0]}–{sizes[-1]}): Fréchet distances are biased upwards at "
-                        "smaller N and precision/recall/coverage move with N, so a row of fewer samples ranks worse than "
-                        f"an equally good one of more; score sample sets of one size{cap} to compare them")
+    ev.notes += [n for n in (ranking.sizes_note(ev.scored_sizes()), ranking.latents_note(ev.latents)) if n]
     if dist.is_main and opts.progress:
         for note in ev.notes[printed:]:
             print(f"note: {note}", file=sys.stderr)
@@ -339,15 +338,17 @@ def _score_series(series: Series, opts: ScoreOptions, dist: DistContext | None) 
     df["data_copying"] = ranking.copying_rows(df, opts.copying_threshold)
     late = ranking.late_collapse(df, primary, ev.replicates, opts.late_threshold, opts.ci)
     if "ci_low" in late:  # an interval of (last − best): paired only when both share the latents at full N
-        late["paired"] = not {late.get("last"), late.get("best")} & ev.own_resamples
+        late["paired"] = (not {late.get("last"), late.get("best")} & ev.own_resamples
+                          and ev.latents.get(late.get("last")) == ev.latents.get(late.get("best")))
     provenance = {name: {**ex.provenance(), **(reference_provenance(ev.ref_meta[name]) if ev.ref_meta[name] else {}),
                          **ev.real_provenance(name)}  # no reference read: none named
                   for name, ex in ev.extractors.items()}
     notes = [printable(n) for n in ev.notes]
     summary = build_summary(df, primary, late, opts, provenance, notes, time.time() - t0, dist.world, floor)
-    summary["bootstrap"]["unpaired"] = [s.name for s in series.sources if s.name in ev.own_resamples]
+    apart = ev.own_resamples | ranking.off_the_run_latents(ev.latents)
+    summary["bootstrap"]["unpaired"] = [s.name for s in series.sources if s.name in apart]
     failed = bool((df["status"] == "error").any())
-    result = ScoreResult(df, summary, ev.grids, ev.replicates, failed, features=ev.kept, refs=ev.refs)
+    result = ScoreResult(df, summary, ev.grids, ev.replicates, failed, features=ev.kept, refs=ev.refs, latents=ev.latents)
     sets = ev.copy_sets.get("options", {})
     if sets.get("copy_train") and dist.is_main and not df.empty:
         samples = {name: ev.closest_samples(name) for name in shown_checkpoints(df)}

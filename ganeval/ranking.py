@@ -203,3 +203,35 @@ def mode_collapse_beyond_noise(df: pd.DataFrame, min_modes: int, max_kl: float) 
     kl_lo = df["class_kl_ci_low"].astype(float) if "class_kl_ci_low" in df else nan
     modes_hi = df["modes_ci_high"].astype(float) if "modes_ci_high" in df else nan
     return ((kl_lo > max_kl) | (modes_hi < min_modes)).astype("boolean").mask(kl_lo.isna() & modes_hi.isna())
+
+
+def sizes_note(sizes: list[int]) -> str | None:
+    """A note when rows were scored at different N (``sizes`` ascending): the N-dependent bias then differs between
+    the rows being ranked; None at one N."""
+    if len(sizes) < 2:
+        return None
+    cap = f" (or --num-samples at most the smallest, {sizes[0]})" if sizes[0] >= 2 else ""  # N=1 is no --num-samples
+    return (f"rows were scored at different N ({sizes[0]}–{sizes[-1]}): Fréchet distances are biased upwards at "
+            "smaller N and precision/recall/coverage move with N, so a row of fewer samples ranks worse than "
+            f"an equally good one of more; score sample sets of one size{cap} to compare them")
+
+
+def off_the_run_latents(latents: dict[str, str]) -> set[str]:
+    """The generators (name → latent size and type) that did not draw the run's latent set: the one most of them
+    share, the first's on a tie. Generators of another latent size draw other latents, so nothing pairs them with
+    the run's, though they share its resampled indices (which then act as independent resamples)."""
+    counts: dict[str, int] = {}
+    for key in latents.values():
+        counts[key] = counts.get(key, 0) + 1
+    run = max(counts, key=counts.__getitem__) if counts else None  # the first of the most common
+    return {name for name, key in latents.items() if key != run}
+
+
+def latents_note(latents: dict[str, str]) -> str | None:
+    """A note naming the generators off the run's latent set (``off_the_run_latents``); None when all share it."""
+    if not (apart := off_the_run_latents(latents)):
+        return None
+    run = next(key for name, key in latents.items() if name not in apart)
+    named = ", ".join(f"{name} ({latents[name]})" for name in latents if name in apart)
+    return (f"generators of another latent size or type draw other latents than the run's ({run}): {named}; differences "
+            "with them are not paired (their intervals come from independent resamples, and say so)")

@@ -29,5 +29,7 @@ class ScoreResult:
     #: With ``keep_features``: each source's pooled features per extractor, and the references they were scored against.
     features: dict[str, dict[str, torch.Tensor]] = field(default_factory=dict)
     refs: dict[str, FIDReference] = field(default_factory=dict)
+    #: Each generator's latent size and type (``ranking.off_the_run_latents``): differences pair equal ones only.
+    latents: dict[str, str] = field(default_factory=dict)
     #: Least and most realistic samples of the best and last checkpoints (with a realism metric).
     realism: dict[str, RealismExamples] = field(default_factory=dict)

@@ -52,11 +52,11 @@ def bank_images(digits: tuple[int, ...] | None = None, n: int = 500, split: str 
 
 
 def write_bank_checkpoint(folder: Path, iteration: int, noise: float = 0.0, digits: tuple[int, ...] | None = None,
-                          emit_nan: bool = False, bank_size: int = 500) -> Path:
+                          emit_nan: bool = False, bank_size: int = 500, latent_dim: int = 16) -> Path:
     """Save a ``test-bank`` checkpoint for ``iteration`` into ``folder``."""
-    cfg = {"latent_dim": 16, "bank_size": bank_size, "noise": noise, "emit_nan": emit_nan}
+    cfg = {"latent_dim": latent_dim, "bank_size": bank_size, "noise": noise, "emit_nan": emit_nan}
     gen = BankGenerator(**cfg)
     gen.bank.copy_(bank_images(digits, bank_size))
     folder.mkdir(parents=True, exist_ok=True)
     return save_checkpoint(folder / checkpoint_name(iteration), gen,
-                           {"model": "test-bank", "config": cfg, "latent_dim": 16, "iteration": iteration})
+                           {"model": "test-bank", "config": cfg, "latent_dim": latent_dim, "iteration": iteration})

@@ -586,6 +586,32 @@ def test_late_collapse_interval_of_sample_sets_is_not_called_paired(tmp_path: Pa
     assert "paired CI [" in gen["verdict"]
 
 
+def test_generators_of_another_latent_size_are_not_called_paired(tmp_path: Path) -> None:
+    """Latents are drawn per latent size: a 32-dimensional generator beside 16-dimensional ones shares no latents with
+    them, yet (last − best) was called "paired" and ``bootstrap.unpaired`` was empty; compare said "paired bootstrap"
+    and decided by a paired permutation test."""
+    from ganeval.comparing import compare
+
+    a = write_bank_checkpoint(tmp_path / "a", 1000)
+    b = write_bank_checkpoint(tmp_path / "b", 2000, noise=0.05)
+    wide = write_bank_checkpoint(tmp_path / "w", 3000, noise=0.9, latent_dim=32)
+    opts = {**FAST, "metrics": ("mnist_fd",), "num_samples": 300, "bootstrap": 30}
+    summary = score([a, b, wide], out=tmp_path / "rep", **opts).attrs["summary"]
+    late = summary["late_collapse"]
+    assert late["flag"] and late["paired"] is False and summary["bootstrap"]["unpaired"] == [wide.name]
+    assert "independent-resample CI [" in summary["verdict"]
+    assert any("latent size 32" in n and "not paired" in n for n in summary["notes"]), summary["notes"]
+    assert "the same latents at every checkpoint" not in (tmp_path / "rep" / "report.html").read_text(encoding="utf-8")
+    same = score([a, b], **opts).attrs["summary"]
+    assert same["late_collapse"]["paired"] is True and same["bootstrap"]["unpaired"] == []
+    comp = compare({"base": a, "wide": wide, "near": b}, **opts)
+    d = comp.differences.set_index("arm")
+    assert d.loc["wide", "method"].startswith("bootstrap over samples (independent resamples)"), d.loc["wide", "method"]
+    assert "permutation test" in d.loc["wide", "method"] and "paired permutation" not in d.loc["wide", "method"]
+    assert d.loc["near", "method"].startswith("paired bootstrap over samples")
+    assert comp.members.set_index("arm")["paired"].to_dict() == {"base": True, "wide": False, "near": True}
+
+
 def test_primary_modes_covered_reads_as_a_count_with_its_interval(tmp_path: Path) -> None:
     """``--primary modes_covered`` printed "the best modes_covered (10.00)" and no interval (it looked for
     ``modes_covered_ci_low``; the interval is ``modes_ci_low/high``)."""

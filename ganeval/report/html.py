@@ -238,8 +238,9 @@ def _gif_what(frames: list[str], summary: dict[str, Any]) -> str:
     if not own & set(frames):
         return "the same latents at every checkpoint"
     if own >= set(frames):
-        return "each sample set's first images (stored samples: no shared latents)"
-    return "the same latents for the generators; each stored sample set's first images"
+        return "each frame's own images: no shared latents (stored samples' first images, or another latent size's)"
+    return ("the same latents for the generators of the run's latent size; the others' own images (stored samples' "
+            "first images, or another latent size's)")
 
 
 def grid_figure(grid: np.ndarray, name: str, caption: str) -> str:
