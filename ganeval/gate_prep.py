@@ -12,7 +12,7 @@ from typing import Any
 
 from ganeval.errors import GanevalError
 from ganeval.gate_floor import FLOOR_LIMITS
-from ganeval.gate_rules import LIMITS, METRIC_OF, _flag, check_summary, select_row
+from ganeval.gate_rules import INCEPTION_COLUMNS, LIMITS, METRIC_OF, _flag, check_summary, select_row
 from ganeval.options import ScoreOptions, check_hints
 from ganeval.sources.base import HINT_KEYS
 
@@ -141,6 +141,28 @@ def _compared_reads_reference(opts: ScoreOptions, base: dict[str, Any], brow: di
     return column is None or reads_reference(column)
 
 
+def check_named_inception(target: str | os.PathLike[str], opts: ScoreOptions, hints: dict[str, Any], columns: list[str],
+                          selector: str) -> None:
+    """Refuse an Inception criterion on a checkpoint named with ``--checkpoint`` that the CPU plan may leave without
+    Inception metrics (they cover the top-k by MNIST FD and the last): found after scoring, it cost the whole pass."""
+    if selector in ("best", "last") or opts.inception_all or not INCEPTION_COLUMNS & set(columns):
+        return
+    from ganeval.devices import resolve_device
+    from ganeval.inputs import resolve_target
+    from ganeval.metrics.registry import METRICS
+
+    if resolve_device(opts.device).type == "cuda" or not any("mnist_fd" in METRICS[m].columns for m in opts.metrics):
+        return  # every checkpoint gets them (score's plan: no MNIST FD to pick the top K by, or a GPU)
+    sources = resolve_target(target, **hints).sources
+    rows = [{"checkpoint": s.name, "path": str(s.path) if s.path else None} for s in sources]
+    named = select_row({"rows": rows}, selector, target)["checkpoint"]
+    if named != sources[-1].name and len(sources) > opts.inception_top_k + 1:
+        column = next(c for c in columns if c in INCEPTION_COLUMNS)
+        raise GanevalError(f"--checkpoint {selector}: on a CPU, {column} is computed only for the top "
+                           f"{opts.inception_top_k} checkpoints by MNIST FD and the last, so {named} may get none; give "
+                           "--inception-all (every checkpoint), or gate that checkpoint file itself")
+
+
 def score_target(target: str | os.PathLike[str], out: str | os.PathLike[str] | None, limits: dict[str, float],
                  score_options: dict[str, Any], hints: dict[str, Any], base: dict[str, Any] | None, bsrc: Path | None,
                  selector: str) -> tuple[dict[str, Any], Path | None]:
@@ -157,6 +179,7 @@ def score_target(target: str | os.PathLike[str], out: str | os.PathLike[str] | N
         needed = METRIC_OF[LIMITS[name][0] if name in LIMITS else FLOOR_LIMITS[name]]
         if needed not in opts.metrics:
             raise GanevalError(f"{_flag(name)} needs the {needed!r} metric; --metrics ({' '.join(opts.metrics)}) leaves it out")
+    check_named_inception(target, opts, hints, [LIMITS[n][0] if n in LIMITS else FLOOR_LIMITS[n] for n in limits], selector)
     if base is not None:
         check_baseline_plan(opts, target, hints, base, bsrc or "", selector)
     from ganeval.hint_use import read_hints  # those only a baseline model reads are for its re-scoring (gate checked)

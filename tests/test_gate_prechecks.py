@@ -55,6 +55,33 @@ def test_checkpoint_that_matches_nothing_is_refused_before_scoring(tmp_path: Pat
         gate(run, max_mnist_fd=300, checkpoint=run / "ckpt_0000200.safetensors", metrics=("mnist_fd",))
 
 
+def test_an_inception_limit_on_a_named_checkpoint_the_cpu_plan_may_skip_is_refused_before_scoring(
+        tmp_path: Path, scoring: list, cli: Any) -> None:
+    """On a CPU, Inception metrics cover the top-k checkpoints by MNIST FD and the last: ``--checkpoint`` naming
+    another one with ``--max-fid`` scored the whole run (Inception included) and then stopped, exit 2, because that
+    checkpoint had no FID. Now refused first; where the plan covers it (the last, --inception-all, a top-k that takes
+    every checkpoint, no MNIST FD to pick by) it goes on to scoring."""
+    run = stand_in_run(tmp_path / "run", 200, 400, 600)
+    mid = "ckpt_0000400.safetensors"
+    args = ("gate", run, "--checkpoint", mid, "--max-fid", "30", "--metrics", "mnist_fd,fid", "--inception-top-k", "1",
+            "--device", "cpu")
+    code, out, err = cli(*args)
+    want = (f"--checkpoint {mid}: on a CPU, fid is computed only for the top 1 checkpoints by MNIST FD and the last, "
+            f"so {mid} may get none; give --inception-all")
+    assert code == 2 and out == "" and want in err and err.count("\n") == 1, err
+    with pytest.raises(GanevalError, match="may get none"):  # a floor limit on Inception too
+        gate(run, checkpoint=mid, max_fid_over_floor=3, metrics=("mnist_fd", "fid"), inception_top_k=0, device="cpu")
+    assert not scoring
+    for given in ({"checkpoint": "ckpt_0000600.safetensors"}, {"inception_all": True, "inception_top_k": None},
+                  {"inception_top_k": 2}, {"metrics": ("fid",), "inception_top_k": None}, {"checkpoint": "best"},
+                  {"max_fid": None, "max_mnist_fd": 30}):
+        kw = {"checkpoint": mid, "max_fid": 30, "metrics": ("mnist_fd", "fid"), "inception_top_k": 1, "device": "cpu",
+              **given}
+        with pytest.raises(Scored):
+            gate(run, **{k: v for k, v in kw.items() if v is not None})
+    assert len(scoring) == 6
+
+
 def test_baseline_model_folder_of_several_checkpoints_is_refused_before_scoring(tmp_path: Path, scoring: list) -> None:
     """It was scored first, then refused in compare's words (suggesting --pick, which gate does not have)."""
     cand = stand_in_run(tmp_path / "cand", 1)
