@@ -187,7 +187,8 @@ def load_generator(
     if (problem := dtype_problem(state, skeleton, exact=True)) is not None:
         raise CheckpointError(f"{path}: weights of the wrong type ({problem}; ganeval writes float32 checkpoints)")
     try:  # the skeleton fits the file's tensors, so this allocates no more than the file holds
-        gen = build_generator(model, config)
+        with torch.random.fork_rng(devices=[]):  # its initial weights, replaced at once: the caller's RNG untouched
+            gen = build_generator(model, config)
         gen.load_state_dict(state, strict=True)
     except CONFIG_ERRORS as exc:  # torch's first line only names the class; the next one names the key and shapes
         lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]

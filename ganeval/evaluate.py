@@ -298,7 +298,8 @@ class _Evaluator(Illustrations, RealImages):
 def score_series(series: Series, opts: ScoreOptions, dist: DistContext | None = None) -> ScoreResult:
     """Score a resolved series (see ``score``), with ``opts.threads`` CPU threads when set."""
     opts.check(*series.stored_images(opts.num_samples, opts.batch_size))  # a stored set's first N images counted with their features
-    with cpu_threads(opts.threads), float32_mode(opts.precision):  # the generators' float32 too: TF32 only for tf32
+    # the generators' float32 too (TF32 only for tf32); the caller's CPU RNG untouched (models built here draw from it)
+    with cpu_threads(opts.threads), float32_mode(opts.precision), torch.random.fork_rng(devices=[]):
         return _score_series(series, opts, dist)
 
 

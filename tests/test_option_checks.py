@@ -302,3 +302,17 @@ def test_numpy_integers_are_taken_as_python_integers(run: Path, tmp_path: Path) 
     assert json.loads(json.dumps(stopper.summary(False, 0)))["num_samples"] == 200
     with pytest.raises(GanevalError, match="--permutations must be an integer of at least 0"):
         ganeval.compare([one, one], **FAST, permutations=np.float64(5.0))
+
+
+def test_loading_and_scoring_leave_the_callers_random_numbers_alone(run: Path) -> None:
+    """``load_generator`` and ``score`` drew the generator's initial weights (replaced at once by the checkpoint's)
+    from the global RNG: a caller's seeded stream came out different after either."""
+    import torch
+
+    ckpt = Path(ganeval.__file__).parent / "pretrained" / "dcgan_info" / "ckpt_0010000.safetensors"  # a DCGAN's layers
+    torch.manual_seed(123)
+    want = torch.rand(3)
+    for call in (lambda: ganeval.load_generator(ckpt), lambda: ganeval.score(run, **FAST, use_cache=False)):
+        torch.manual_seed(123)
+        call()
+        assert torch.equal(torch.rand(3), want)
