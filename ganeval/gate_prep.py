@@ -143,10 +143,13 @@ def _compared_reads_reference(opts: ScoreOptions, base: dict[str, Any], brow: di
 
 def check_named_inception(target: str | os.PathLike[str], opts: ScoreOptions, hints: dict[str, Any], columns: list[str],
                           selector: str) -> None:
-    """Refuse an Inception criterion on a checkpoint named with ``--checkpoint`` that the CPU plan may leave without
-    Inception metrics (they cover the top-k by MNIST FD and the last): found after scoring, it cost the whole pass."""
-    if selector in ("best", "last") or opts.inception_all or not INCEPTION_COLUMNS & set(columns):
+    """Refuse an Inception criterion on a checkpoint named with ``--checkpoint`` (or ``best`` under
+    ``--inception-top-k 0``) that the CPU plan may leave without Inception metrics (they cover the top-k by MNIST FD
+    and the last): found after scoring, it cost the whole pass."""
+    if selector == "last" or opts.inception_all or not INCEPTION_COLUMNS & set(columns):
         return
+    if selector == "best" and opts.inception_top_k > 0:
+        return  # the best by MNIST FD is among the top k
     from ganeval.devices import resolve_device
     from ganeval.inputs import resolve_target
     from ganeval.metrics.registry import METRICS
@@ -155,7 +158,7 @@ def check_named_inception(target: str | os.PathLike[str], opts: ScoreOptions, hi
         return  # every checkpoint gets them (score's plan: no MNIST FD to pick the top K by, or a GPU)
     sources = resolve_target(target, **hints).sources
     rows = [{"checkpoint": s.name, "path": str(s.path) if s.path else None} for s in sources]
-    named = select_row({"rows": rows}, selector, target)["checkpoint"]
+    named = selector if selector == "best" else select_row({"rows": rows}, selector, target)["checkpoint"]
     if named != sources[-1].name and len(sources) > opts.inception_top_k + 1:
         column = next(c for c in columns if c in INCEPTION_COLUMNS)
         raise GanevalError(f"--checkpoint {selector}: on a CPU, {column} is computed only for the top "

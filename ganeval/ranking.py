@@ -42,11 +42,13 @@ def add_ranks(df: pd.DataFrame, primary: str) -> pd.DataFrame:
     """Add ``rank`` (1 = best) and ``is_best``; lower is better for distances, higher for scores.
 
     With ``fid`` (or ``sfid``) primary, rows that have one rank first (by it), the others (not among the top K given
-    Inception metrics) after them by MNIST FD.
+    Inception metrics) after them by MNIST FD; where a single row has one (``fd_ranks``), all rank by MNIST FD.
     """
     higher_better = primary in HIGHER_BETTER
     ok = df["status"] == "ok"
     key = df[primary].astype(float) * (-1 if higher_better else 1)
+    if not fd_ranks(df, primary):
+        key = pd.Series(np.nan, index=df.index)
     tier = pd.Series(np.where(key.notna(), 0, 1), index=df.index)
     fallback = df["mnist_fd"].astype(float) if (primary in INCEPTION_FDS and "mnist_fd" in df) else pd.Series(np.nan, index=df.index)
     order = pd.DataFrame({"ok": ~ok, "tier": tier, "key": key.fillna(np.inf), "fb": fallback.fillna(np.inf)})
@@ -65,9 +67,21 @@ def add_ranks(df: pd.DataFrame, primary: str) -> pd.DataFrame:
     return df
 
 
-def ranked_column(row: pd.Series, primary: str) -> str:
-    """The column ``add_ranks`` ordered ``row`` by: the primary, or MNIST FD where FID or sFID (primary) was not computed."""
-    if primary in INCEPTION_FDS and pd.isna(row.get(primary)) and not pd.isna(row.get("mnist_fd", np.nan)):
+def fd_ranks(df: pd.DataFrame, primary: str) -> bool:
+    """Whether ``add_ranks`` orders the rows by ``primary``: not where an Inception FD (FID, sFID) was computed for
+    fewer than two scored rows and MNIST FD for more (``--inception-top-k 0`` gives the last alone an FID: one FID
+    compares with nothing, so ranking it first would crown the last whatever the others' MNIST FD)."""
+    if primary not in INCEPTION_FDS or "mnist_fd" not in df:
+        return True
+    ok = df["status"] == "ok"
+    return int((df[primary].notna() & ok).sum()) >= 2 or int((df["mnist_fd"].notna() & ok).sum()) < 2
+
+
+def ranked_column(row: pd.Series, primary: str, df: pd.DataFrame) -> str:
+    """The column ``add_ranks`` ordered ``row`` of ``df`` by: the primary, or MNIST FD where FID or sFID (primary)
+    was not computed for it, or for it alone (``fd_ranks``)."""
+    if (primary in INCEPTION_FDS and not pd.isna(row.get("mnist_fd", np.nan))
+            and (pd.isna(row.get(primary)) or not fd_ranks(df, primary))):
         return "mnist_fd"
     return primary
 
@@ -88,7 +102,7 @@ def late_collapse(
         result["reason"] = f"no checkpoint has {primary}"
         return result
     best = chosen.iloc[0]
-    col = result["metric"] = ranked_column(best, primary)
+    col = result["metric"] = ranked_column(best, primary, df)
     # The last checkpoint judged: an unreadable file, or one whose value was not computed, is passed over (noted).
     # One whose samples held NaN/Inf (status nan_samples) is judged: that is training gone bad.
     usable = df[(df["status"] == "nan_samples") | ((df["status"] == "ok") & df[col].notna())]

@@ -88,7 +88,7 @@ def verdict_text(df: pd.DataFrame, primary: str, late: dict[str, Any], level: fl
             return f"No checkpoint has a {primary} value: it could not be computed (see the notes)."
         return "No checkpoint could be scored."
     b = best.iloc[0]
-    col = ranked_column(b, primary)  # FID primary but not computed for the best: it was ranked by MNIST FD
+    col = ranked_column(b, primary, df)  # FID primary but not computed for the best (or it alone): ranked by MNIST FD
     if not math.isfinite(float(b[col])):
         if b["status"] == "nan_samples":
             return f"No checkpoint has a finite {primary}: the samples of every one hold NaN/Inf values (see each row's status)."
@@ -101,7 +101,7 @@ def verdict_text(df: pd.DataFrame, primary: str, late: dict[str, Any], level: fl
     if lo is not None and not pd.isna(lo):
         text += f", {ci_percent(level)}% CI [{show(float(lo))}, {show(float(hi))}]"
     if col != primary:
-        text += f" ({primary} not computed for it)"
+        text += f" ({primary} not computed for it)" if pd.isna(b.get(primary)) else f" ({primary} computed for one checkpoint alone)"
     text += _floor_clause(floor, col) + "."
     judged = late.get("metric", primary)
     if late.get("flag") and late.get("unmeasurable"):

@@ -71,6 +71,8 @@ def test_an_inception_limit_on_a_named_checkpoint_the_cpu_plan_may_skip_is_refus
     assert code == 2 and out == "" and want in err and err.count("\n") == 1, err
     with pytest.raises(GanevalError, match="may get none"):  # a floor limit on Inception too
         gate(run, checkpoint=mid, max_fid_over_floor=3, metrics=("mnist_fd", "fid"), inception_top_k=0, device="cpu")
+    with pytest.raises(GanevalError, match="--checkpoint best: on a CPU, fid is computed only for the top 0 checkpoints"):
+        gate(run, checkpoint="best", max_fid=30, metrics=("mnist_fd", "fid"), inception_top_k=0, device="cpu")
     assert not scoring
     for given in ({"checkpoint": "ckpt_0000600.safetensors"}, {"inception_all": True, "inception_top_k": None},
                   {"inception_top_k": 2}, {"metrics": ("fid",), "inception_top_k": None}, {"checkpoint": "best"},

@@ -508,6 +508,34 @@ def test_inception_score_and_kid_of_too_few_samples_say_why(tmp_path: Path) -> N
     assert "mnist_kid unavailable: KID needs at least 2 samples and real images (got 1 and 1)" in df.attrs["summary"]["notes"]
 
 
+def test_one_fid_ranks_nothing_so_the_rows_rank_by_mnist_fd() -> None:
+    """``--inception-top-k 0`` gives the last checkpoint alone an FID: rows with FID ranked first, so the last was
+    always "best" ("Keep [last]: it has the best fid", "the last checkpoint is the best one") whatever the others'
+    MNIST FD. One FID compares with nothing: every row then ranks by MNIST FD; two FIDs rank as before."""
+    from ganeval import ranking
+    from ganeval.summary import verdict_text
+
+    nan = float("nan")
+    names = ["ckpt_0000100.safetensors", "ckpt_0000200.safetensors", "ckpt_0000300.safetensors"]
+    base = {"checkpoint": names, "iteration": [100, 200, 300], "status": ["ok"] * 3}
+    df = ranking.add_ranks(pd.DataFrame({**base, "fid": [nan, nan, 30.0], "mnist_fd": [2.0, 3.0, 5.0]}), "fid")
+    df = df.assign(mode_collapse=False)
+    assert df["rank"].tolist() == [1, 2, 3]
+    late = ranking.late_collapse(df, "fid", {}, 0.1, 0.95)
+    assert late["best"] == names[0] and late["metric"] == "mnist_fd" and late["flag"], late
+    assert verdict_text(df, "fid", late).startswith(f"Keep {names[0]} (iteration 100): it has the best mnist_fd (2) "
+                                                    "(fid not computed for it)")
+    df = ranking.add_ranks(pd.DataFrame({**base, "fid": [nan, nan, 30.0], "mnist_fd": [5.0, 3.0, 2.0]}), "fid")
+    df = df.assign(mode_collapse=False)
+    late = ranking.late_collapse(df, "fid", {}, 0.1, 0.95)
+    assert df["rank"].tolist() == [3, 2, 1] and late["metric"] == "mnist_fd" and not late["flag"]
+    assert "best mnist_fd (2) (fid computed for one checkpoint alone)" in verdict_text(df, "fid", late)
+    two = ranking.add_ranks(pd.DataFrame({**base, "fid": [40.0, nan, 30.0], "mnist_fd": [2.0, 3.0, 5.0]}), "fid")
+    assert two["rank"].tolist() == [2, 3, 1]  # FIDs compared: the rows that have one first, by it
+    one = ranking.add_ranks(pd.DataFrame({**{k: v[:1] for k, v in base.items()}, "fid": [30.0], "mnist_fd": [5.0]}), "fid")
+    assert ranking.ranked_column(one.iloc[0], "fid", one) == "fid"  # one checkpoint: its FID is the ranking
+
+
 def test_late_collapse_and_verdict_follow_the_checkpoint_ranked_by_mnist_fd_when_fid_is_missing() -> None:
     """FID (primary) computed only for the last checkpoint (``--inception-top-k 0``), whose samples are NaN: the best
     is the one ranked by MNIST FD, named in the verdict, and the NaN last checkpoint is flagged. The late-collapse
