@@ -104,8 +104,8 @@ class _Evaluator(Illustrations, RealImages):
         if (extractor, dataset) not in self._datasets:
             batch = max(self.opts.batch_size, 500) if extractor == "mnist" else self.opts.batch_size  # small net: big batches
             self._datasets[(extractor, dataset)] = dataset_features(
-                dataset, self.extractors[extractor], batch,
-                write_cache=self.opts.use_cache and self.dist.is_main, dist=self.dist if dist is None else dist)
+                dataset, self.extractors[extractor], batch, self.opts.use_cache and self.dist.is_main,
+                self.dist if dist is None else dist, read_cache=self.opts.use_cache)
         return self._datasets[(extractor, dataset)]
 
     # -- planning -------------------------------------------------------------------------------

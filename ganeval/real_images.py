@@ -72,7 +72,7 @@ class RealImages:
             stats = RefStats(self.refs[name].mu, self.refs[name].sigma, self.ref_meta[name])
             self._real[key] = real_features(stats, self.extractors[name], key[1], self.opts.batch_size,
                                             write_cache=self.opts.use_cache and self.dist.is_main, dist=dist or self.dist,
-                                            notes=self.notes)
+                                            notes=self.notes, read_cache=self.opts.use_cache)
         return self._real[key]
 
     def score_floor(self) -> dict[str, Any] | None:

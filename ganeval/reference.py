@@ -189,10 +189,11 @@ def _custom_images(meta: dict[str, Any], positions: np.ndarray) -> torch.Tensor:
 
 def real_features(stats: RefStats, extractor: FeatureExtractor, n: int, batch_size: int = 64, write_cache: bool = True,
                   dist: DistContext | None = None, notes: list[str] | None = None,
-                  data_dir: str | os.PathLike[str] | None = None) -> torch.Tensor:
+                  data_dir: str | os.PathLike[str] | None = None, read_cache: bool = True) -> torch.Tensor:
     """Pool features of ``n`` of the images the reference was made from (at most as many as it has; a fixed
     seeded subset, :func:`real_subset`), computed once and cached (``write_cache=False`` on non-zero distributed
-    ranks, which never write; ``dist`` splits the work over the ranks). A cache that cannot be written is a note
+    ranks, which never write; ``read_cache=False``: recomputed, as ``--no-cache`` says; ``dist`` splits the work
+    over the ranks). A cache that cannot be written is a note
     appended to ``notes`` (a ``RuntimeWarning`` without it); ``data_dir``: where an MNIST split is read from."""
     key = real_images_key(stats.meta)
     total = real_total(stats.meta, data_dir)
@@ -206,7 +207,7 @@ def real_features(stats: RefStats, extractor: FeatureExtractor, n: int, batch_si
         return every if len(idx) == len(every) else every[idx]
 
     return _features(key, _held_batches(images, batch_size), extractor, n, batch_size, write_cache, dist, total=total,
-                     notes=notes)
+                     notes=notes, read_cache=read_cache)
 
 
 Batches = Callable[[range], Iterator[tuple[int, Any]]]
@@ -219,14 +220,14 @@ def _held_batches(images: Callable[[], Any], batch_size: int) -> Batches:
 
 def _features(key: str, batches: Batches, extractor: FeatureExtractor, n: int, batch_size: int,
               write_cache: bool, dist: DistContext | None = None, total: int | None = None,
-              notes: list[str] | None = None) -> torch.Tensor:
+              notes: list[str] | None = None, read_cache: bool = True) -> torch.Tensor:
     """Cached features of ``n`` images, else computed from ``batches(mine)`` (``(index, batch)`` of the batches of
     ``batch_size`` in ``mine``); under torchrun (``dist``) every rank computes its share of the batches and all
     receive the whole, so the first distributed run does not repeat the work on every rank."""
     dist = dist or DistContext()
     path = _real_path(key, extractor, n, total)
     arr = None
-    if cacheable(extractor) and path.is_file():
+    if read_cache and cacheable(extractor) and path.is_file():
         try:
             arr = np.load(path, allow_pickle=False)
             if not isinstance(arr, np.ndarray):  # an archive under the .npy name
@@ -272,13 +273,14 @@ def dataset_key(dataset: str | os.PathLike[str]) -> str:
 
 
 def dataset_features(dataset: str | os.PathLike[str], extractor: FeatureExtractor, batch_size: int = 64,
-                     write_cache: bool = True, dist: DistContext | None = None) -> torch.Tensor:
+                     write_cache: bool = True, dist: DistContext | None = None, read_cache: bool = True) -> torch.Tensor:
     """Pool features of every image of a real image set (an MNIST split, or a folder/zip/uint8 .npz of your
-    images), computed once per extractor and content and cached (``dist``: split over the torchrun ranks)."""
+    images), computed once per extractor and content and cached (``dist``: split over the torchrun ranks;
+    ``read_cache=False``: recomputed)."""
     if str(dataset) in DATASETS:
         images = dataset_images(str(dataset))
         return _features(str(dataset), _held_batches(lambda: images, batch_size), extractor, len(images), batch_size,
-                         write_cache, dist)
+                         write_cache, dist, read_cache=read_cache)
     real = RealBatches(dataset)  # a folder or zip: read batch by batch, never held (a pass for its SHA-256 first)
     digest = real.meta["dataset_sha256"]
     if real.stream is not None:
@@ -293,7 +295,7 @@ def dataset_features(dataset: str | os.PathLike[str], extractor: FeatureExtracto
             raise StatsError(f"{dataset}: its images changed while being read (pixel SHA-256 "
                              f"{str(real.stream.pass_digest)[:12]}… now, {digest[:12]}… before)")
 
-    return _features(_custom_key(digest), batches, extractor, real.n, batch_size, write_cache, dist)
+    return _features(_custom_key(digest), batches, extractor, real.n, batch_size, write_cache, dist, read_cache=read_cache)
 
 
 def reference_provenance(meta: dict[str, Any]) -> dict[str, Any]:

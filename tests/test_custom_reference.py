@@ -143,3 +143,23 @@ def test_rgb_images_of_gray_digits_match_the_gray_statistics(tmp_path: Path, mni
     assert rgb.meta["image_shape"] == [3, 28, 28]
     np.testing.assert_allclose(rgb.mu, named.mu, rtol=0, atol=1e-5)
     np.testing.assert_allclose(rgb.sigma, named.sigma, rtol=0, atol=1e-5)
+
+
+def test_no_cache_rereads_the_real_images_as_it_says(png_folder: Path, tmp_path: Path) -> None:
+    """``--no-cache`` ("recompute features even when cached") still read the real images' cached features: with the
+    images changed since, KID kept its value under --no-cache and was unavailable only with an empty cache, so the
+    same command gave a number or none by what the cache held."""
+    ref = tmp_path / "ref"
+    save_stats(ref / "mine_mnist.npz", compute_stats(png_folder, get_extractor("mnist", device="cpu")))
+    target = tmp_path / "samples.npz"
+    np.savez(target, images=dataset_images("mnist-test")[N : 2 * N])
+    opts = dict(reference=ref, metrics=("mnist_fd", "mnist_kid"), num_samples=N, bootstrap=0, device="cpu", progress=False)
+    warm = score(target, **opts).iloc[0]  # the real features are cached now
+    assert np.isfinite(warm["mnist_kid_mean"])
+    Image.fromarray(np.zeros((28, 28), np.uint8)).save(png_folder / "digit_0.png")
+    cached = score(target, **opts).iloc[0]  # the cache is keyed by the recorded pixel SHA-256: those images' features
+    assert cached["mnist_kid_mean"] == warm["mnist_kid_mean"]
+    fresh = score(target, **opts, use_cache=False)
+    assert np.isnan(fresh.iloc[0]["mnist_kid_mean"]) and fresh.iloc[0]["mnist_fd"] == pytest.approx(warm["mnist_fd"], rel=1e-6)
+    assert any(n.startswith("mnist_kid unavailable") and "changed since the reference statistics were made" in n
+               for n in fresh.attrs["summary"]["notes"]), fresh.attrs["summary"]["notes"]

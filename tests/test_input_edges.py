@@ -213,6 +213,18 @@ def test_a_npy_array_of_samples_scores_as_the_same_images_in_an_npz(tmp_path: Pa
     assert resolve_target(tmp_path / "s.npy").sources[0].kind in SAMPLE_KINDS  # stored samples: unpaired bootstrap
 
 
+@pytest.mark.parametrize(("shape", "dtype"), [((10, 28, 0), np.uint8), ((10, 0, 28, 3), np.uint8), ((10, 0, 28), np.float32)])
+def test_sample_arrays_of_zero_sized_images_are_refused_with_their_shape(tmp_path: Path, shape: tuple[int, ...],
+                                                                          dtype: type) -> None:
+    """An image dimension of 0 failed inside the pixel hash: "TypeError: memoryview: cannot cast view with zeros in
+    shape or strides", saying nothing of the input."""
+    want = f"images of shape {shape} hold no pixels (a height, width or channel count of 0)"
+    np.save(tmp_path / "z.npy", np.zeros(shape, dtype))
+    for target, what in ((str(tmp_path / "z.npy"), "z.npy"), (np.zeros(shape, dtype), "array")):
+        row = score(target, **FAST).iloc[0]
+        assert row["status"] == "error" and row["error"].endswith(f"{what}: {want}"), row["error"]
+
+
 def test_a_link_to_nothing_among_sample_images_is_counted_and_named(tmp_path: Path) -> None:
     """docs: unreadable files are left out, counted (n_bad_images) and named; a dangling link was dropped without a word."""
     import os

@@ -185,10 +185,13 @@ def array_images(arr: Any, output_range: str, what: str) -> tuple[torch.Tensor, 
     """uint8 ``(N, H, W)``/``(N, H, W, C)``/``(N, C, H, W)`` or float images → uint8 NCHW, per-image NaN flags, and
     a note when float values do not look like ``output_range`` (the generators' check)."""
     x = _tensor(arr, what)
+    given = tuple(x.shape)
     if x.ndim == 4 and x.shape[-1] in (1, 3) and x.shape[1] not in (1, 3):
         x = x.permute(0, 3, 1, 2)
     if x.ndim not in (3, 4) or (x.ndim == 4 and x.shape[1] not in (1, 3)):
         raise GanevalError(f"{what}: images of shape {tuple(x.shape)}; expected (N, H, W), (N, H, W, C) or (N, C, H, W)")
+    if len(x) and 0 in x.shape[1:]:  # no pixels: nothing to hash, resize or score
+        raise GanevalError(f"{what}: images of shape {given} hold no pixels (a height, width or channel count of 0)")
     flags = np.zeros(len(x), bool)
     notes: list[str] = []
     if x.is_floating_point():
