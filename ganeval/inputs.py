@@ -348,6 +348,10 @@ def _resolve_many(target: Any, hints: InputHints) -> Series:
         return _resolve_one(targets[0], hints)
     parts = [_resolve_one(t, hints) for t in targets]
     sources = [s for p in parts for s in p.sources]
+    held = [s.path.resolve() for s in sources if s.path is not None]
+    if twice := next((p for i, p in enumerate(held) if p in held[:i]), None):  # `score run run/`, a file and its folder
+        raise GanevalError(f"{twice}: given more than once (the same file or folder twice in one series would be scored "
+                           "twice, its iterations replaced by positions); give each once")
     notes = [n for p in parts for n in p.notes]
     paths = [Path(t) for t in targets if isinstance(t, (str, os.PathLike))]
     root = Path(os.path.commonpath([str(p.resolve().parent) for p in paths])) if paths else Path.cwd()

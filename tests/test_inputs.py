@@ -6,6 +6,7 @@ import io
 import json
 import math
 import pickle
+import re
 import warnings
 import zipfile
 from pathlib import Path
@@ -530,3 +531,21 @@ def test_a_read_only_array_is_scored_without_torchs_warning_and_left_unchanged(m
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr[-2000:]
     assert "not writable" not in res.stderr, res.stderr[-2000:]
+
+
+def test_a_file_given_twice_in_one_series_is_refused(tmp_path: Path, cli) -> None:
+    """``score run run/`` scored every checkpoint twice as one series, iterations replaced by positions 1..2k, and a
+    file given beside its own folder was scored twice too."""
+    from synthetic import write_bank_checkpoint
+
+    from ganeval.inputs import resolve_target
+
+    one = write_bank_checkpoint(tmp_path / "run", 100)
+    write_bank_checkpoint(tmp_path / "run", 200)
+    for targets in ([tmp_path / "run", f"{tmp_path / 'run'}/"], [tmp_path / "run", one], [one, tmp_path / "run" / ".." / "run" / one.name]):
+        with pytest.raises(GanevalError, match=re.escape(f"{one}: given more than once")):
+            resolve_target(targets)
+    code, out, err = cli("score", tmp_path / "run", one, "--metrics", "mnist_fd", "--device", "cpu", "--no-progress")
+    assert code == 2 and out == "" and "given more than once" in err and not (tmp_path / "run" / "report").exists(), err
+    assert [s.name for s in resolve_target([one, tmp_path / "run" / "ckpt_0000200.safetensors"]).sources] == [
+        "ckpt_0000100.safetensors", "ckpt_0000200.safetensors"]
