@@ -177,8 +177,9 @@ def export_stats(stats: str | os.PathLike[str], to: str, out_dir: str | os.PathL
     src = reference_path(stats, MADE_BY[to])  # a shipped name, a folder's *_<extractor>.npz, or a path
     loaded = load_stats(src)  # verifies the sidecar and the file's SHA-256
     notes = _check(src, loaded.meta, to)
-    name = name or f"ganeval-{loaded.meta.get('dataset') if loaded.meta.get('dataset') in DATASETS else src.stem.rsplit('_', 1)[0]}"
-    if not _NAME.match(name):
+    if name is None:
+        name = f"ganeval-{loaded.meta.get('dataset') if loaded.meta.get('dataset') in DATASETS else src.stem.rsplit('_', 1)[0]}"
+    if not _NAME.match(name):  # "" too: it named the default in silence
         raise StatsError(f"--name {name!r}: use letters, digits, '.', '_' and '-' (it becomes part of a file name)")
     if loaded.meta.get("imported"):
         notes.append(f"{src.name} was itself imported ({loaded.meta['imported'].get('made_by')}); its provenance is kept")

@@ -103,6 +103,7 @@ def test_legacy_tensorflow_names_and_values(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(("args", "message"), [
     (("mnist-test", "--to", "torch-fidelity", "--name", "a/b"), "--name 'a/b': use letters"),
+    (("mnist-test", "--to", "torch-fidelity", "--name", ""), "--name '': use letters"),  # was the default name, silently
     ((REF / "mnist-test_mnist.npz", "--to", "clean-fid"), "mnist statistics, but clean-fid uses inception-clean"),
     ((REF / "mnist-test_inception-clean.npz", "--to", "torch-fidelity"), "inception-clean statistics, but torch-fidelity uses inception"),
     ((REF / "mnist-test_inception.npz", "--to", "clean-fid"), "inception statistics, but clean-fid uses inception-clean"),

@@ -156,6 +156,9 @@ def test_cli_refusals_are_one_line_and_write_nothing(tmp_path: Path, cli) -> Non
     code, _, err = cli("stats", "--dataset", "mnist-test", "--n", 5, "--out", out)
     assert code == 2 and "go with --import" in err
     assert not out.parent.exists()
+    # an --out not named *_inception.npz: its note came first, before the refusal, as if the import went on
+    code, _, err = cli("stats", "--import", tmp_path / "s.npz", "--made-by", "torch-fidelity", "--out", tmp_path / "x.npz")
+    assert code == 2 and "128-d statistics" in err and err.count("\n") == 1 and "note:" not in err, err
 
 
 def test_api_imports_clean_fid_statistics(tmp_path: Path) -> None:

@@ -137,7 +137,7 @@ def run(args: argparse.Namespace) -> int:
         if args.distributed is None:  # an explicit --distributed is refused with the other --dataset flags
             refuse_torchrun(f"stats {mode}")  # else every rank does the whole job (--kid, --verify-with) and writes
         return _import(args) if args.import_file is not None else _export(args)
-    if args.to or args.name or args.kid:
+    if args.to or args.name is not None or args.kid:
         raise GanevalError("--to, --name and --kid go with --export")
     if args.made_by or args.n is not None or args.description or args.verify_with:
         raise GanevalError("--made-by, --n, --description and --verify-with go with --import")
@@ -193,7 +193,7 @@ def _import(args: argparse.Namespace) -> int:
 
     if not args.made_by:
         raise GanevalError("--import needs --made-by: which tool made the statistics decides what they can be compared with")
-    if args.to or args.name or args.kid:
+    if args.to or args.name is not None or args.kid:
         raise GanevalError("--to, --name and --kid go with --export")
     _refuse_dataset_flags(args, "--import")
     if args.data_dir is not None and args.verify_with is None:
@@ -202,12 +202,12 @@ def _import(args: argparse.Namespace) -> int:
     extractor_name = extractor_for(args.made_by, args.import_file)
     if args.extractor not in (None, [extractor_name]):
         raise GanevalError(f"statistics made by {args.made_by} are {extractor_name} statistics, not {' '.join(args.extractor)}")
-    if not args.out.name.endswith(f"_{extractor_name}.npz"):
-        print(f"note: name it *_{extractor_name}.npz to use its folder as --reference", file=sys.stderr)
     stats = import_stats_file(args.import_file, args.made_by, args.out, n=args.n, description=args.description,
                               weights_path=args.inception_weights, command="ganeval " + shlex.join(sys.argv[1:]),
                               verify_with=args.verify_with, device=args.device, batch_size=args.batch_size,
                               progress=args.progress, data_dir=args.data_dir)
+    if not args.out.name.endswith(f"_{extractor_name}.npz"):  # once written: a refused import says its reason alone
+        print(f"note: name it *_{extractor_name}.npz to use its folder as --reference", file=sys.stderr)
     print(f"wrote {args.out} ({extractor_name}, {imported_summary(stats.meta)})")
     return 0
 
