@@ -74,7 +74,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt as exc:
         _say("ganeval: interrupted")
         return _failed(exit_code(exc))  # 130; 143 for SIGTERM
-    except BrokenPipeError:  # the reader of stdout left (`ganeval metrics | head -1`): no usage or input error
+    except BrokenPipeError:  # the reader of stdout left (`ganeval metrics | true`): no usage or input error
         _quiet_stdout()
         return EXIT_PIPE
     except OSError as exc:  # a folder that cannot be made, a read-only or full disk: one line naming the path

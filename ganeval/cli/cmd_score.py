@@ -42,7 +42,8 @@ def add_score_options(p: argparse.ArgumentParser) -> None:
                    help=f"bootstrap replicates for the intervals (default {d.bootstrap}; 0: none)")
     p.add_argument("--ci", type=float, default=d.ci, metavar="LEVEL",
                    help=f"level of every interval and paired test, between 0 and 1 (default {d.ci})")
-    p.add_argument("--primary", default=None, help="column to rank by (default fid where computed, else mnist_fd, else custom_fd)")
+    p.add_argument("--primary", default=None,
+                   help="column to rank by (default fid where computed, else sfid, else mnist_fd, else custom_fd)")
     p.add_argument("--late-threshold", type=float, default=d.late_threshold,
                    help=f"relative worsening of the last checkpoint flagged as late collapse (default {d.late_threshold}: 10%%)")
     p.add_argument("--inception-weights", default=None, help="Inception weights file (.pth state dict or .safetensors)")
