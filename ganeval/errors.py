@@ -27,7 +27,10 @@ class ShareFailed(GanevalError):
 
 
 class PeerLost(GanevalError):
-    """A collective failed: a peer rank died or hung. Every surviving rank says so (rank 0 may be the one lost)."""
+    """A collective failed: a peer rank died or hung. Every surviving rank says so (rank 0 may be the one lost); a
+    run that failed, not an input error (exit 1)."""
+
+    exit_code = EXIT_FAILED
 
 
 class DataError(GanevalError):

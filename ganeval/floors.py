@@ -47,6 +47,7 @@ def _knn_floors(name: str, root: Path, n: int, device: str) -> dict[str, Any]:
     from ganeval.features import get_extractor
     from ganeval.metrics.kid import kid
     from ganeval.metrics.prc import density_coverage, precision_recall
+    from ganeval.options import ScoreOptions
     from ganeval.reference import real_features
 
     ex = get_extractor(name, device=device)
@@ -54,7 +55,9 @@ def _knn_floors(name: str, root: Path, n: int, device: str) -> dict[str, Any]:
     kid_mean, kid_std = kid(test, train)
     precision, recall = precision_recall(test, train)
     density, coverage = density_coverage(test, train)
-    return {"n": len(test), "kid_mean": kid_mean, "kid_std": kid_std, "precision": precision, "recall": recall,
+    # as score leaves it: at N ≤ the subset size every subset is all N against all N, their spread only round-off
+    spread = kid_std if len(test) > ScoreOptions.kid_subset_size else None
+    return {"n": len(test), "kid_mean": kid_mean, "kid_std": spread, "precision": precision, "recall": recall,
             "density": density, "coverage": coverage}
 
 

@@ -213,3 +213,15 @@ def test_a_floor_short_of_num_samples_is_judged_at_the_n_sample_sets_are_scored_
     write_bank_checkpoint(tmp_path / "run", 1000)
     with pytest.raises(GanevalError, match="250 held-out images, fewer than the 400 samples"):
         score(tmp_path / "run", **opts)
+
+
+def test_floors_at_n_within_the_kid_subset_size_leave_kid_std_empty_as_score_does(tmp_path: Path) -> None:
+    """``floors --knn-n 200`` recorded KID's "sd over subsets" (3.7e-7), which score leaves empty at that N: every
+    subset is all N against all N real images, so the spread is float round-off, not sampling noise."""
+    from ganeval.floors import _knn_floors
+    from ganeval.stats import SHIPPED_DIR
+
+    small = _knn_floors("mnist", SHIPPED_DIR, 200, "cpu")
+    assert small["n"] == 200 and small["kid_std"] is None and small["kid_mean"] > 0
+    large = _knn_floors("mnist", SHIPPED_DIR, 1200, "cpu")
+    assert large["kid_std"] is not None and large["kid_std"] > 1e-6
