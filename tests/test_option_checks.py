@@ -136,7 +136,8 @@ def test_a_stopping_rule_without_an_interval_is_refused(run: Path, tmp_path: Pat
 
 @pytest.mark.parametrize("seed", [1.5, True, -5, np.int64(-2), "3"])
 def test_the_api_refuses_a_seed_that_is_not_an_integer_in_range(run: Path, seed: Any) -> None:
-    with pytest.raises(GanevalError, match=re.escape(f"--seed must be an integer from 0 to 2**32 - 1 = 4294967295 (got {seed!r})")):
+    shown = int(seed) if isinstance(seed, np.integer) else seed  # a numpy integer is taken as Python's, then checked
+    with pytest.raises(GanevalError, match=re.escape(f"--seed must be an integer from 0 to 2**32 - 1 = 4294967295 (got {shown!r})")):
         ganeval.score(run, **{**FAST, "seed": seed})
 
 
