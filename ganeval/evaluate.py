@@ -60,8 +60,7 @@ class _Evaluator(Illustrations, RealImages):
                 kwargs.update(weights_path=opts.inception_weights, resize=opts.resize)
             elif name == "custom":
                 kwargs.update(network=opts.feature_network, network_kwargs=opts.feature_network_kwargs)
-            ex = get_extractor(name, **kwargs)
-            self.extractors[name] = ex
+            self.extractors[name] = ex = get_extractor(name, **kwargs)
             if not opts.real_floor and not any(m.needs_reference for m in self.metrics if m.extractor == name):
                 self.ref_meta[name] = {}  # Inception Scores, modes or path lengths alone: no reference statistics needed
                 continue
@@ -296,9 +295,8 @@ class _Evaluator(Illustrations, RealImages):
 
 
 def score_series(series: Series, opts: ScoreOptions, dist: DistContext | None = None) -> ScoreResult:
-    """Score a resolved series (see ``score``), with ``opts.threads`` CPU threads when set."""
+    """Score a resolved series (see ``score``): ``opts.threads`` threads, float32 (TF32 for tf32), the caller's RNG kept."""
     opts.check(*series.stored_images(opts.num_samples, opts.batch_size))  # a stored set's first N images counted with their features
-    # the generators' float32 too (TF32 only for tf32); the caller's CPU RNG untouched (models built here draw from it)
     with cpu_threads(opts.threads), float32_mode(opts.precision), torch.random.fork_rng(devices=[]):
         return _score_series(series, opts, dist)
 
