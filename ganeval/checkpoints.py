@@ -155,6 +155,10 @@ def load_generator(
 
     device = resolve_device(device, CheckpointError)
     path = Path(path)
+    try:  # before anything is read: a file replaced while it is read must not be scored under the new one's digest
+        before = sha256_file(path)
+    except OSError:
+        before = None  # read_metadata names the problem
     meta = read_metadata(path)
     shapes = _header_shapes(path)
     model = meta.get("model")
@@ -194,7 +198,13 @@ def load_generator(
         lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
         detail = lines[1] if len(lines) > 1 else lines[0] if lines else exc.__class__.__name__
         raise CheckpointError(f"{path}: weights do not fit model {model!r} ({detail[:200]})") from exc
-    meta = {**meta, "weights": prefix.rstrip("."), "sha256": sha256_file(path)}
+    try:
+        after = sha256_file(path)
+    except OSError:
+        after = None  # removed meanwhile
+    if after != before:
+        raise CheckpointError(f"{path}: changed while it was read (written to or replaced); score it once it is complete")
+    meta = {**meta, "weights": prefix.rstrip("."), "sha256": before}
     return gen.to(device).eval(), meta
 
 

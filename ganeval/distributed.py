@@ -275,8 +275,15 @@ class HostRows:
 
 def from_env(distributed: bool | None = None) -> DistContext:
     """Join the torchrun process group when asked (or when torchrun's variables are set)."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if distributed is False or (distributed is None and world <= 1):
+    if distributed is False:
+        return DistContext()
+    raw = os.environ.get("WORLD_SIZE", "").strip() or "1"  # set but empty: as unset
+    try:
+        world = int(raw)
+    except ValueError:
+        raise GanevalError(f"WORLD_SIZE={raw!r}: not a number of processes (torchrun sets it); unset it to run as one "
+                           "process") from None
+    if distributed is None and world <= 1:
         return DistContext()
     import torch.distributed as dist
 

@@ -65,7 +65,7 @@ class _Evaluator(Illustrations, RealImages):
                 self.ref_meta[name] = {}  # Inception Scores, modes or path lengths alone: no reference statistics needed
                 continue
             stats = reference_stats(opts.reference, ex, needs_images=self.compares_real(name))
-            self.refs[name] = FIDReference(stats.mu, stats.sigma)
+            self.refs[name] = FIDReference(stats.mu, stats.sigma, stats.meta.get("n"))
             self.ref_meta[name] = stats.meta
             if stats.meta.get("precision", "fp32") != opts.precision:
                 self.notes.append(f"{name} features in {opts.precision} against {stats.meta.get('precision', 'fp32')} reference "

@@ -113,7 +113,7 @@ def load_metric(key: str) -> tuple[dict[str, float], np.ndarray | None] | None:
         with np.load(path, allow_pickle=False) as z:
             cols = json.loads(str(z["columns"]))
             reps = z["replicates"] if "replicates" in z.files else None
-            return {str(k): float(v) for k, v in dict(cols).items()}, reps
+            return {str(k): v if isinstance(v, int) else float(v) for k, v in dict(cols).items()}, reps  # counts stay integers
     except CACHE_READ_ERRORS:
         discard(path)
         return None

@@ -22,7 +22,7 @@ from ganeval.version import __version__
 
 def _fd_from_features(test: np.ndarray, train: np.ndarray) -> float:
     t, r = test.astype(np.float64), train.astype(np.float64)
-    return FIDReference(r.mean(0), np.cov(r, rowvar=False)).fid(t.mean(0), np.cov(t, rowvar=False))
+    return FIDReference(r.mean(0), np.cov(r, rowvar=False), len(r)).fid(t.mean(0), np.cov(t, rowvar=False), len(t))
 
 
 def _logits_is(extractor_name: str, device: str) -> dict[str, Any]:
@@ -88,7 +88,7 @@ def compute_floors(root: Path = SHIPPED_DIR, features_dir: Path | None = None, d
     for name in extractors:
         test, train = load_stats(stats_path("mnist-test", name, root)), load_stats(stats_path("mnist-train", name, root))
         entry: dict[str, Any] = {
-            "fid_test_vs_train": FIDReference(train.mu, train.sigma).fid(test.mu, test.sigma),
+            "fid_test_vs_train": FIDReference(train.mu, train.sigma, train.meta.get("n")).fid(test.mu, test.sigma, test.meta.get("n")),
             "weights_sha256": train.meta.get("weights_sha256"),
             "n_test": test.meta.get("n"), "n_train": train.meta.get("n"),
         }

@@ -222,8 +222,12 @@ def _folder(path: Path, hints: InputHints) -> Series:
         others = [p.name for p in files if not is_image_name(p.name)]
         src = Source(path.name, path, _number(path.name), "images", {"hints": hints})
         return Series([src], _ignored(path, others, "non-image"), path)
-    weights = [p.name for p in files if p.suffix.lower() in STATE_EXTS]
+    ours = [p.name for p in files if p.suffix.lower() == ".safetensors" and _is_ganeval_checkpoint(p)]
+    weights = [p.name for p in files if p.suffix.lower() in STATE_EXTS and p.name not in ours]
     hint = f"; for weight files ({', '.join(weights[:3])}) pass their class, --generator MODULE:NAME" if weights else ""
+    if ours:  # renamed ganeval checkpoints: scored as a series when given as files
+        hint = (f"; {', '.join(ours[:3])}{' …' if len(ours) > 3 else ''} are ganeval checkpoints not named "
+                f"ckpt_*.safetensors: give the files ({path}/*.safetensors) to score them as a series{hint}")
     if not hint and subfolder_images(path):
         hint = (f"; its subfolders hold images: pass --recursive (recursive=True) to score the whole tree as one sample "
                 f"set, or give the subfolders ({path}/*/) to score each as one set of a series")

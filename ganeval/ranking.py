@@ -62,8 +62,10 @@ def add_ranks(df: pd.DataFrame, primary: str) -> pd.DataFrame:
     rankable = [i for i in sorted_idx if df.at[i, "status"] == "nan_samples" or (df.at[i, "status"] == "ok" and has_value[i])]
     for r, i in enumerate(rankable, start=1):
         df.at[i, "rank"] = r
-    df["is_best"] = df["rank"] == 1
-    df["is_best"] = df["is_best"].fillna(False).astype(bool)
+    # the best is a scored row with a finite value: where every row's samples held NaN/Inf (FD inf) the verdict
+    # recommends none, and neither does summary.json's "best", scores.csv's is_best or the report's sample panel
+    finite = np.isfinite(key.fillna(np.inf)) | (key.isna() & np.isfinite(fallback.fillna(np.inf)))
+    df["is_best"] = (df["rank"] == 1).fillna(False).astype(bool) & ok & finite
     return df
 
 
@@ -94,15 +96,18 @@ def late_collapse(
     the best among the earlier checkpoints by the same noise (:func:`selection_factor`). Without replicates of the primary
     metric (``--bootstrap 0``, or a metric that has none) the threshold alone decides, and ``basis`` says so.
 
-    The best is the checkpoint ``add_ranks`` chose (``is_best``); when FID was not computed for it (ranked by MNIST
+    The best is the checkpoint ``add_ranks`` ranked first; when FID was not computed for it (ranked by MNIST
     FD, e.g. ``--inception-top-k 0``) both are compared on MNIST FD, and ``metric`` says so."""
-    chosen = df[df["is_best"]] if "is_best" in df else df.iloc[:0]
+    chosen = df[(df["rank"] == 1).fillna(False).astype(bool)] if "rank" in df else df.iloc[:0]
     result: dict[str, Any] = {"flag": False, "metric": primary, "threshold": threshold}
     if chosen.empty:
         result["reason"] = f"no checkpoint has {primary}"
         return result
     best = chosen.iloc[0]
     col = result["metric"] = ranked_column(best, primary, df)
+    if not math.isfinite(float(best[col])):  # every checkpoint's samples held NaN/Inf: no best (is_best names none)
+        result["reason"] = f"no checkpoint has a finite {col}"
+        return result
     # The last checkpoint judged: an unreadable file, or one whose value was not computed, is passed over (noted).
     # One whose samples held NaN/Inf (status nan_samples) is judged: that is training gone bad.
     usable = df[(df["status"] == "nan_samples") | ((df["status"] == "ok") & df[col].notna())]
@@ -112,9 +117,6 @@ def late_collapse(
         result["note"] = f"the last file {df.iloc[-1]['checkpoint']} {why}; judging {last['checkpoint']}"
     result.update({"best": best["checkpoint"], "last": last["checkpoint"]})
     lv, bv = float(last.get(col, np.nan)), float(best[col])
-    if not math.isfinite(bv):  # every checkpoint's samples held NaN/Inf: no finite best to fall back from
-        result["reason"] = f"no checkpoint has a finite {col}"
-        return result
     if last["checkpoint"] == best["checkpoint"]:
         result.update({"difference": 0.0, "relative": 0.0, "reason": "the last checkpoint is the best"})
         return result

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ganeval.atomic import output_file, sha256_file, write_set
+from ganeval.atomic import output_file, write_set
 from ganeval.distributed import DistContext, HostRows
 from ganeval.errors import StatsError, require_count
 from ganeval.feature_stats import FeatureStats
@@ -103,6 +103,9 @@ def load_stats(path: str | os.PathLike[str], expect: dict[str, Any] | None = Non
     """Load and verify statistics; ``expect`` (provenance keys) must match the sidecar or the load is refused."""
     path = Path(path)
     side = path.with_suffix(".json")
+    if path.suffix.lower() == ".json" and path.with_suffix(".npz").is_file():
+        raise StatsError(f"{path}: this is the statistics' sidecar (their provenance); give the statistics file "
+                         f"{path.with_suffix('.npz').name}")
     if not path.is_file():
         raise StatsError(f"{path}: statistics file not found")
     if not side.is_file():
@@ -113,7 +116,11 @@ def load_stats(path: str | os.PathLike[str], expect: dict[str, Any] | None = Non
         raise StatsError(f"{side}: sidecar is not valid JSON ({exc})") from exc
     if not isinstance(meta, dict):
         raise StatsError(f"{side}: sidecar must be a JSON object of provenance keys, found a {type(meta).__name__}")
-    digest = sha256_file(path)
+    try:  # read once: the bytes hashed are the bytes loaded, also when the file is replaced meanwhile
+        data = path.read_bytes()
+    except OSError as exc:
+        raise StatsError(f"{path}: unreadable statistics ({exc.strerror or exc})") from exc
+    digest = hashlib.sha256(data).hexdigest()
     if meta.get("file_sha256") != digest:
         raise StatsError(f"{path}: SHA-256 {digest[:16]}… does not match its sidecar; file corrupted or replaced")
     for key, want in (expect or {}).items():
@@ -121,12 +128,14 @@ def load_stats(path: str | os.PathLike[str], expect: dict[str, Any] | None = Non
         if have != want:
             raise StatsError(f"{path}: made with {key}={have!r}, but {key}={want!r} was asked for")
     try:
-        with open_npz(path, StatsError) as z:
+        with open_npz(io.BytesIO(data), StatsError, name=path) as z:
             mu, sigma = z["mu"].astype(np.float64), z["sigma"].astype(np.float64)
     except (ValueError, KeyError, OSError, EOFError, zipfile.BadZipFile) as exc:
         raise StatsError(f"{path}: unreadable statistics ({exc})") from exc
     if mu.ndim != 1 or sigma.shape != (mu.size, mu.size):
         raise StatsError(f"{path}: bad shapes mu {mu.shape}, sigma {sigma.shape}")
+    if mu.size == 0:
+        raise StatsError(f"{path}: mu and sigma are empty (D = 0): statistics of no features")
     return RefStats(mu, sigma, meta)
 
 

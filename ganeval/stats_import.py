@@ -251,7 +251,7 @@ def verify_import(stats: RefStats, own: RefStats) -> RefStats:
     declared = stats.meta.get("n")
     if declared is not None and declared != own.meta["n"]:
         raise StatsError(f"{info['file']}: declared --n {declared}, but the images to verify with are {own.meta['n']}")
-    fd = frechet_distance(stats.mu, stats.sigma, own.mu, own.sigma)
+    fd = frechet_distance(stats.mu, stats.sigma, own.mu, own.sigma, n2=own.meta["n"])  # own's count bounds the rank
     if not fd <= VERIFY_MAX_FD:
         raise StatsError(f"{info['file']}: FD {fd:.4g} from ganeval's statistics of {own.meta.get('dataset')} "
                          f"({own.meta.get('source', own.meta.get('split'))}), above {VERIFY_MAX_FD}: not made from these "

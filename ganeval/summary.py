@@ -82,7 +82,7 @@ def verdict_text(df: pd.DataFrame, primary: str, late: dict[str, Any], level: fl
                  floor: dict[str, Any] | None = None, replicates: int = 0) -> str:
     """One or two plain sentences: the checkpoint to keep (beside the real-data floor when scored), and whether
     training went bad at the end; with too few ``replicates`` for ``level``, that its intervals are narrower than said."""
-    best = df[df["is_best"]]
+    best = df[(df["rank"] == 1).fillna(False).astype(bool)] if "rank" in df else df[df["is_best"]]  # is_best: finite only
     if best.empty:
         if (df["status"] == "ok").any():
             return f"No checkpoint has a {primary} value: it could not be computed (see the notes)."

@@ -83,3 +83,26 @@ def test_cached_features_of_another_shape_are_misses(tmp_path: Path, run_score, 
     assert run_score() == cold
     with np.load(path) as z:
         assert {k: z[k].shape for k in z.files} == {k: v.shape for k, v in good.items()}
+
+
+def test_a_cached_run_writes_the_same_tables_as_a_fresh_one(tmp_path: Path, cli, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Cached metric columns came back as floats: mnist_worst_digit 3 became 3.0 in scores.csv and summary.json, and
+    the Parquet columns int64 became double, so tables of a fresh and a cached run did not concatenate alike."""
+    import pyarrow.parquet as pq
+
+    monkeypatch.setenv("GANEVAL_CACHE_DIR", str(tmp_path / "cache"))
+    write_bank_checkpoint(tmp_path / "run", 1000, noise=0.3)
+    outs = []
+    for i in range(2):
+        out = tmp_path / f"rep{i}"
+        code, _, err = cli("score", tmp_path / "run", "--num-samples", 300, "--metrics", "mnist_fd", "mnist_intra", "modes",
+                           "--bootstrap", 0, "--device", "cpu", "--no-progress", "--out", out)
+        assert code == 0, err
+        outs.append(out)
+    assert any((tmp_path / "cache" / "metrics").glob("*.npz"))  # the second run read them
+    fresh_rows, cached_rows = ([{k: v for k, v in r.items() if "seconds" not in k}
+                                for r in csv.DictReader((o / "scores.csv").open(newline=""))] for o in outs)
+    assert fresh_rows == cached_rows and fresh_rows[0]["mnist_worst_digit"].isdigit()
+    fresh, cached = (pq.read_schema(o / "scores.parquet") for o in outs)
+    assert fresh.types == cached.types and fresh.names == cached.names
+    assert str(fresh.field("mnist_worst_digit").type) == "int64"

@@ -315,3 +315,44 @@ def test_load_generator_resolves_its_device_as_every_command_does(tmp_path: Path
     for bad, problem in (("tpu", "is not a device"), ("mps", "is not supported by ganeval")):
         with pytest.raises(CheckpointError, match=f"^--device '{bad}' {problem}"):
             load_generator(tmp_path / "missing.safetensors", device=bad)  # refused before the (missing) file is read
+
+
+def test_a_checkpoint_replaced_while_it_is_read_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The digest was taken after the weights were read: a file replaced in between (a trainer's "latest" file)
+    gave one file's weights under the other's SHA-256, and cached its features so (106 of 259 loads in a loop of
+    os.replace every 2 ms). Here the replacement lands while safetensors reads the tensors."""
+    import os
+
+    import safetensors.torch
+
+    torch.manual_seed(0)
+    a = save_checkpoint(tmp_path / "a" / checkpoint_name(1), build_generator("mlp"), _meta("mlp"))
+    b = save_checkpoint(tmp_path / "b" / checkpoint_name(1), _perturbed(build_generator("mlp"), 1), _meta("mlp"))
+    real_load = safetensors.torch.load_file
+
+    def replaced_meanwhile(name: str, device: str = "cpu") -> dict[str, torch.Tensor]:
+        tensors = real_load(name, device=device)
+        os.replace(b, a)  # the file's bytes change after its tensors were read
+        return tensors
+
+    monkeypatch.setattr(safetensors.torch, "load_file", replaced_meanwhile)
+    with pytest.raises(CheckpointError, match=r"ckpt_0000001.safetensors: changed while it was read \(written to or replaced\)"):
+        load_generator(a)
+    monkeypatch.setattr(safetensors.torch, "load_file", real_load)
+    _, meta = load_generator(a)  # the file as it now is: its own digest
+    from ganeval.atomic import sha256_file
+
+    assert meta["sha256"] == sha256_file(a)
+
+
+def test_a_sidecar_given_as_the_statistics_names_the_npz(tmp_path: Path, cli) -> None:
+    """``--reference x.json`` (the sidecar, not the statistics) said the file was "corrupted or replaced"."""
+    from ganeval.stats import SHIPPED_DIR
+
+    side = SHIPPED_DIR / "mnist-train_mnist.json"
+    ckpt = save_checkpoint(tmp_path / "run" / checkpoint_name(1), build_generator("mlp"), _meta("mlp"))
+    code, _, err = cli("score", ckpt, "--metrics", "mnist_fd",
+                       "--reference", side, "--num-samples", 50, "--bootstrap", 0, "--out", tmp_path / "r")
+    assert code == 2 and err.count("\n") == 1 and not (tmp_path / "r").exists()
+    assert "mnist-train_mnist.json: this is the statistics' sidecar (their provenance); give the statistics file " \
+           "mnist-train_mnist.npz" in err, err

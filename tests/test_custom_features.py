@@ -12,6 +12,7 @@ from synthetic import write_bank_checkpoint
 from torch import nn
 
 import ganeval
+from ganeval.data import load_mnist
 from ganeval.errors import GanevalError, StatsError
 from ganeval.features.custom import CustomExtractor
 
@@ -145,6 +146,45 @@ def test_custom_is_needs_logits_and_bad_outputs_fail_in_one_line(tmp_path: Path,
     code, _, err = cli("stats", "--dataset", "mnist-test", "--extractor", "mnist", "--feature-network", "x:y",
                        "--out", tmp_path / "s.npz")
     assert code == 2 and "--feature-network goes with --extractor custom" in err
+
+
+ONE_AND_NONE = '''
+import torch
+from torch import nn
+
+
+class One(nn.Module):
+    def forward(self, x):
+        return x.mean((1, 2, 3)).unsqueeze(1)
+
+
+class Empty(nn.Module):
+    def forward(self, x):
+        return x.flatten(1)[:, :0]
+'''
+
+
+def test_one_feature_scores_and_no_features_are_refused(tmp_path: Path, cli, mnist_dir: Path) -> None:
+    """A network of one output: custom_fd was a raw "diag requires an array of at least two dimensions"; of none:
+    statistics of D = 0 were written, custom_fd scored 0 ("best") and custom_kid a ZeroDivisionError."""
+    (tmp_path / "nets.py").write_text(ONE_AND_NONE)
+    one, ref = f"{tmp_path / 'nets.py'}:One", tmp_path / "ref"
+    _stats(cli, ref, "custom", "--feature-network", one)
+    images = load_mnist("train")[0][:300]
+    np.savez(tmp_path / "x.npz", images=images)
+    df = ganeval.score(str(tmp_path / "x.npz"), metrics=("custom_fd", "custom_fd_inf"), reference=str(ref), num_samples=300,
+                       bootstrap=20, device="cpu", feature_network=one, progress=False)
+    means = images.reshape(300, -1).mean(1) / 255
+    real = load_mnist("test")[0][:2000].reshape(2000, -1).mean(1) / 255
+    va, vb = means.var(ddof=1), real.var(ddof=1)
+    exact = (means.mean() - real.mean()) ** 2 + va + vb - 2 * np.sqrt(va * vb)
+    assert df["status"].iloc[0] == "ok" and df["custom_fd"].iloc[0] == pytest.approx(exact, rel=1e-4)
+    assert np.isfinite(df["custom_fd_inf"].iloc[0])
+    empty = f"{tmp_path / 'nets.py'}:Empty"
+    code, _, err = cli("stats", "--dataset", "mnist-test", "--extractor", "custom", "--feature-network", empty,
+                       "--limit", "200", "--device", "cpu", "--no-progress", "--out", tmp_path / "ref0" / "e_custom.npz")
+    assert code == 2 and err.count("\n") == 1 and "pool output has no features ((1, 0)): D must be at least 1" in err, err
+    assert not (tmp_path / "ref0").exists()
 
 
 def test_gate_compare_and_report_take_the_custom_metrics(tmp_path: Path, cli, mnist_dir: Path) -> None:

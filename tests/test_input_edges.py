@@ -115,6 +115,23 @@ def test_gate_takes_a_folder_of_weight_files(tmp_path: Path, cli: Any) -> None:
     assert code == 2 and "pass their class, --generator MODULE:NAME" in err and "Traceback" not in err
 
 
+def test_a_folder_of_renamed_checkpoints_is_told_to_give_the_files(tmp_path: Path, cli: Any) -> None:
+    """ganeval checkpoints renamed (a.safetensors, …): the folder was told to pass --generator, as for foreign weights."""
+    from synthetic import write_bank_checkpoint
+
+    run = tmp_path / "run"
+    run.mkdir()
+    for it, name in ((1000, "a"), (2000, "b")):
+        write_bank_checkpoint(tmp_path / "src", it).rename(run / f"{name}.safetensors")
+    args = ("--metrics", "mnist_fd", "--num-samples", 64, "--bootstrap", 0, "--device", "cpu", "--no-progress")
+    code, _, err = cli("score", run, *args, "--out", tmp_path / "r")
+    assert code == 2 and err.count("\n") == 1 and "--generator" not in err, err
+    assert (f"a.safetensors, b.safetensors are ganeval checkpoints not named ckpt_*.safetensors: give the files "
+            f"({run}/*.safetensors) to score them as a series") in err
+    code, _, err = cli("score", run / "a.safetensors", run / "b.safetensors", *args, "--out", tmp_path / "r")
+    assert code == 0, err  # as the message says
+
+
 def test_sample_arrays_of_any_byte_order_and_integer_width_are_read_or_refused_in_one_line(tmp_path: Path) -> None:
     """Big-endian arrays (valid images) were refused by torch ("byte order different from the native"), uint16 crashed
     ("max_all not implemented"), int8 overflowed, and negative int16 pixels were clamped to 0 without a word."""

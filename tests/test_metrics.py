@@ -194,3 +194,51 @@ def test_fd_of_identical_statistics_is_never_negative(extractor: str) -> None:
     ref = FIDReference(x.double().mean(0).numpy(), np.cov(x.numpy(), rowvar=False))
     reps = bootstrap_fid(x, ref, [np.arange(300)] * 3)
     assert (reps >= 0).all() and (reps < 1e-9).all()
+
+
+@pytest.mark.parametrize("n,d", [(20, 128), (50, 128), (100, 2048)])
+def test_fd_of_fewer_samples_than_features_is_exact_given_the_counts(n: int, d: int) -> None:
+    """N < D: the covariances' null directions held round-off whose square roots (√(ε‖Σ‖) each) added up to a
+    negative FD of identical statistics (-7e-4 at N = 100, D = 2048), outside its own bootstrap interval. Given the
+    sample counts, only the N - 1 eigenvalues that can be nonzero are summed."""
+    x = _feats(n, d, 30)
+    mu, sigma = x.mean(0), np.cov(x, rowvar=False)
+    assert FIDReference(mu, sigma).fid(mu, sigma) < -1e-7  # without the counts: the round-off shows
+    for fd in (FIDReference(mu, sigma, n).fid(mu, sigma), FIDReference(mu, sigma).fid(mu, sigma, n),
+               frechet_distance(mu, sigma, mu, sigma, n, n)):
+        assert 0 <= fd < 1e-9
+    reps = bootstrap_fid(torch.from_numpy(x), FIDReference(mu, sigma, n), [np.arange(n)] * 2)
+    assert (reps >= 0).all() and (reps < 1e-9).all()
+    # two different sets: the counts change nothing but the round-off (scipy's sqrtm as the reference)
+    import scipy.linalg
+
+    y = _feats(n, d, 31, 1.2, 0.1)
+    mu_y, sigma_y = y.mean(0), np.cov(y, rowvar=False)
+    exact = float(((mu - mu_y) ** 2).sum() + np.trace(sigma) + np.trace(sigma_y)
+                  - 2 * np.trace(scipy.linalg.sqrtm(sigma @ sigma_y)).real)
+    assert FIDReference(mu, sigma, n).fid(mu_y, sigma_y, n) == pytest.approx(exact, rel=1e-6)
+
+
+def test_a_reference_count_its_covariance_contradicts_is_not_used() -> None:
+    """A count below the covariance's rank (e.g. mistyped at import) would drop real eigenvalues: it is ignored."""
+    x = _feats(100, 128, 32)
+    mu, sigma = x.mean(0), np.cov(x, rowvar=False)
+    assert FIDReference(mu, sigma, 100).rank == 99
+    assert FIDReference(mu, sigma, 10).rank is None  # 99 eigenvalues are not round-off
+    full = _feats(400, 128, 33)
+    assert FIDReference(full.mean(0), np.cov(full, rowvar=False), 400).rank is None  # positive definite: no bound
+    y = _feats(100, 128, 34)
+    assert FIDReference(mu, sigma, 10).fid(y.mean(0), np.cov(y, rowvar=False)) == pytest.approx(
+        FIDReference(mu, sigma).fid(y.mean(0), np.cov(y, rowvar=False)), rel=1e-12)
+
+
+def test_fd_of_one_feature_is_the_gaussian_formula() -> None:
+    """D = 1: np.cov and torch.cov give a 0-d covariance, which crashed the distance (custom_fd of a network
+    with one output)."""
+    a, b = _feats(500, 1, 35), _feats(400, 1, 36, 2.0, 1.0)
+    ma, mb, va, vb = a.mean(), b.mean(), a.var(ddof=1), b.var(ddof=1)
+    exact = (ma - mb) ** 2 + va + vb - 2 * np.sqrt(va * vb)
+    assert frechet_distance(a.mean(0), np.cov(a, rowvar=False), b.mean(0), np.cov(b, rowvar=False)) == pytest.approx(exact, rel=1e-12)
+    t = torch.from_numpy(b)
+    assert FIDReference(a.mean(0), np.cov(a, rowvar=False)).fid(t.mean(0).numpy(), torch.cov(t.T).numpy(), 400) == \
+        pytest.approx(exact, rel=1e-12)

@@ -67,7 +67,7 @@ def test_cached_mode_intervals_are_keyed_by_their_definition() -> None:
 
     opts = ScoreOptions.from_kwargs(metrics=("mnist_fd", "modes"))
     keys = metric_options(opts, {}, METRICS["modes"], with_ci=False, shared_latents=True)
-    assert keys.get("kl_interval") == "bias-corrected-v1"
+    assert keys.get("kl_interval") == "bias-corrected-v2"
     assert "kl_interval" not in metric_options(opts, {}, METRICS["mnist_fd"], with_ci=True, shared_latents=True)
 
 
@@ -157,3 +157,21 @@ def test_untested_flags_are_not_no(tmp_path: Path, mnist_dir: Path) -> None:
     plain = score(sets, metrics=("mnist_fd", "modes"), num_samples=300, bootstrap=0, device="cpu", progress=False)
     assert plain["mode_collapse"].tolist() == [False, True] and plain.attrs["summary"]["mode_collapse"]["tested"] is True
     assert plain["mode_collapse_sure"].isna().tolist() == [False, True] and not plain["mode_collapse_sure"].iloc[0]
+
+
+@pytest.mark.parametrize("n,beyond", [(30, False), (150, False), (200, True), (2000, True)])
+def test_an_unseen_class_is_beyond_noise_only_when_n_rules_out_its_share(n: int, beyond: bool) -> None:
+    """A resample never holds a class its sample lacks, so the covered-classes interval of 30 samples missing one
+    digit was [6, 9]: a good generator was "9 classes, beyond sampling noise". An unseen class now stays in the upper
+    bound while N cannot rule out its holding 2 % (1 − 0.025^(1/N) ≥ 0.02, N ≤ 182)."""
+    import pandas as pd
+
+    from ganeval.ranking import mode_collapse_beyond_noise
+
+    classes = np.arange(n) % 9  # nine digits evenly, the tenth never drawn
+    rng = np.random.default_rng(3)
+    got = mode_intervals(_logits(classes), [rng.integers(0, n, n) for _ in range(100)])
+    assert got["modes_ci_high"] == (9 if beyond else 10)
+    assert got["class_kl_ci_low"] < 0.1 or n >= 2000  # log(10/9) = 0.105: the KL interval alone decides at large N
+    row = pd.DataFrame([{**got, "modes_covered": 9}])
+    assert bool(mode_collapse_beyond_noise(row, 10, 0.1).iloc[0]) is beyond

@@ -81,10 +81,13 @@ def test_late_collapse_with_a_higher_is_better_primary(tmp_path: Path) -> None:
 def test_all_nan_series_recommends_nothing(tmp_path: Path) -> None:
     for it in (1000, 2000):
         write_bank_checkpoint(tmp_path / "run", it, emit_nan=True)
-    df = score(tmp_path / "run", **FAST)
+    df = score(tmp_path / "run", **FAST, out=tmp_path / "rep")
     summary = df.attrs["summary"]
     assert summary["verdict"].startswith("No checkpoint has a finite mnist_fd") and "Keep" not in summary["verdict"]
     assert not summary["late_collapse"]["flag"] and "finite" in summary["late_collapse"]["reason"]
+    # and no file names a best: summary.json's "best", is_best, the late-collapse judgement, the report's panel
+    assert summary["best"] is None and not df["is_best"].any() and "best" not in summary["late_collapse"]
+    assert "best: <code>" not in (tmp_path / "rep" / "report.html").read_text(encoding="utf-8")
 
 
 @pytest.mark.parametrize("primary", ["mnist_fd", "mnist_is"])

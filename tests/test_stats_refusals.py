@@ -65,6 +65,11 @@ def test_empty_or_complex_statistics_are_refused(tmp_path: Path) -> None:
     for name, reason in (("empty.npz", "empty"), ("cplx.npz", "mu is complex")):
         with pytest.raises(StatsError, match=reason):
             read_foreign_stats(tmp_path / name)
+    from ganeval.stats import RefStats, load_stats, save_stats
+
+    save_stats(tmp_path / "own" / "e_custom.npz", RefStats(np.zeros(0), np.zeros((0, 0)), {"n": 200}))
+    with pytest.raises(StatsError, match=r"e_custom.npz: mu and sigma are empty \(D = 0\)"):
+        load_stats(tmp_path / "own" / "e_custom.npz")  # ganeval's own file of no features: refused on reading too
 
 
 def test_distributed_without_torchrun_is_one_line(tmp_path: Path, digits: Path, cli,
@@ -77,6 +82,14 @@ def test_distributed_without_torchrun_is_one_line(tmp_path: Path, digits: Path, 
     _one_line(*cli("stats", "--dataset", digits, "--extractor", "mnist", "--out", out)[::2],
               "WORLD_SIZE=2: not started by torchrun")
     assert not out.parent.exists()
+    monkeypatch.setenv("WORLD_SIZE", "abc")  # a raw "invalid literal for int()" traceback
+    _one_line(*cli("stats", "--dataset", digits, "--extractor", "mnist", "--out", out)[::2],
+              "WORLD_SIZE='abc': not a number of processes (torchrun sets it)")
+    _one_line(*cli("score", digits, "--metrics", "mnist_fd", "--out", tmp_path / "r")[::2], "WORLD_SIZE='abc'")
+    assert not out.parent.exists() and not (tmp_path / "r").exists()
+    monkeypatch.setenv("WORLD_SIZE", "")  # set but empty: one process
+    code, _, err = cli("stats", "--dataset", digits, "--extractor", "mnist", "--no-progress", "--out", out)
+    assert code == 0, err
 
 
 def test_bad_out_is_refused_before_computing(tmp_path: Path, cli, monkeypatch: pytest.MonkeyPatch) -> None:

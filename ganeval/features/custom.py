@@ -87,6 +87,9 @@ class CustomExtractor:
                 shape = tuple(t.shape) if isinstance(t, torch.Tensor) else type(t).__name__
                 raise GanevalError(f"--feature-network {self.spec.name}: its {key} output must be a ({batch}, D) tensor "
                                    f"for a batch of {batch}, got {shape} (flatten or pool inside the network)")
+            if t.shape[1] == 0:
+                raise GanevalError(f"--feature-network {self.spec.name}: its {key} output has no features "
+                                   f"({tuple(t.shape)}): D must be at least 1")
         if self.pool_dim is None:
             self.pool_dim, self.has_logits = int(found["pool"].shape[1]), "logits" in found
         elif found["pool"].shape[1] != self.pool_dim or ("logits" in found) != self.has_logits:

@@ -44,7 +44,7 @@ def fd_infinity(pool: torch.Tensor, ref: FIDReference, seed: int = 0, points: in
     fds = np.empty(len(sizes))
     for i, n in enumerate(sizes):
         x = feats[torch.randperm(len(feats), generator=gen)[:n].numpy()]
-        fds[i] = ref.fid(x.mean(0), np.cov(x, rowvar=False))  # numpy: the same BLAS as the distance (no pool hand-offs)
+        fds[i] = ref.fid(x.mean(0), np.cov(x, rowvar=False), n)  # numpy: the same BLAS as the distance (no pool hand-offs)
     if not np.isfinite(fds).all():
         return float("inf"), float("nan"), sizes, fds
     slope, intercept = np.polyfit(1.0 / sizes, fds, 1)

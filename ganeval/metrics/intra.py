@@ -28,7 +28,8 @@ def per_class_fd(gen: torch.Tensor, gen_logits: torch.Tensor, real: torch.Tensor
     for c in range(num_classes):
         gc, rc = g[g_cls == c], r[r_cls == c]
         if len(gc) >= min_count and len(rc) >= min_count:
-            out[c] = frechet_distance(rc.mean(0).numpy(), torch.cov(rc.T).numpy(), gc.mean(0).numpy(), torch.cov(gc.T).numpy())
+            out[c] = frechet_distance(rc.mean(0).numpy(), torch.cov(rc.T).numpy(), gc.mean(0).numpy(), torch.cov(gc.T).numpy(),
+                                      len(rc), len(gc))
     return out
 
 

@@ -92,7 +92,7 @@ def _fd(x: MetricInput) -> float:
         raise GanevalError(f"a Fréchet distance needs at least 2 samples (got {len(x.pool)})")
     pool = x.pool.double()
     assert x.ref is not None  # an FD needs the reference (needs_reference)
-    return x.ref.fid(pool.mean(0).numpy(), torch.cov(pool.T).numpy())
+    return x.ref.fid(pool.mean(0).numpy(), torch.cov(pool.T).numpy(), len(pool))
 
 
 @register_metric("fid", "inception", ("fid",), help="Fréchet Inception Distance against the reference statistics")

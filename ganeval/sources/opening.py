@@ -50,11 +50,12 @@ def _open_generator_file(src: Source, device: torch.device, n: int, seed: int) -
     assert src.path is not None
     hints: InputHints = src.extra["hints"]
     settings = src.extra.get("settings") or generator_settings(src.kind, src.path, hints)
+    sha = gens.file_digest(src.path)
     if src.kind == "onnx":
         fn: Callable[[torch.Tensor], Any] = gens.onnx_function(src.path, device)
     else:
         fn = gens.load_torchscript(src.path, device)
-    sha = gens.file_digest(src.path)
+    gens.unchanged(src.path, sha)
     meta: dict[str, Any] = {"format": src.kind}
     key = f"{sha}|z{settings['z_dim']}|{settings['output_range']}"
     if src.kind == "onnx" and (external := gens.onnx_external_digest(src.path)) is not None:
@@ -112,10 +113,11 @@ def _open_state_dict(src: Source, device: torch.device, n: int, seed: int) -> Sa
     assert src.path is not None
     hints: InputHints = src.extra["hints"]
     spec = hints.generator
+    sha = gens.file_digest(src.path)
     model, key = load_state_dict_generator(src.path, spec, hints.state_key, device)
+    gens.unchanged(src.path, sha)
     z_dim = gens.zdim_attribute(model)
     s = merge_hints(str(src.path), {"z_dim": z_dim} if z_dim is not None else {}, hints)
-    sha = gens.file_digest(src.path)
     ident = spec.identity(hints.cache_key)  # None: its source cannot be read, and no cache_key names it
     cache = f"{sha}|{ident}|{key}|z{s['z_dim']}|{s['output_range']}" if ident else None
     samples = GeneratorSamples(model, name=src.name, n=n, seed=seed, z_dim=s["z_dim"], z_type=s["z_type"],

@@ -9,6 +9,7 @@ counted (``n_bad_images``) and named in a note, never silently dropped.
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import re
 import warnings
@@ -235,11 +236,12 @@ def _tensor(arr: Any, what: str) -> torch.Tensor:
     return x
 
 
-def open_npz(path: str | Path, error: type[GanevalError] = GanevalError) -> Any:
-    """``np.load(path)`` of an .npz archive (no pickles), refusing a single ``.npy`` array under an .npz name."""
+def open_npz(path: str | Path | io.BytesIO, error: type[GanevalError] = GanevalError, name: str | Path | None = None) -> Any:
+    """``np.load(path)`` of an .npz archive (no pickles; ``path`` may be its bytes, then ``name`` names it), refusing a
+    single ``.npy`` array under an .npz name."""
     z = np.load(path, allow_pickle=False)
     if not isinstance(z, np.lib.npyio.NpzFile):
-        raise error(f"{path}: a single .npy array, not an .npz archive of named arrays (write it with np.savez)")
+        raise error(f"{name or path}: a single .npy array, not an .npz archive of named arrays (write it with np.savez)")
     return z
 
 
