@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import os
 import shutil
 import stat
 import tempfile
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import BinaryIO
 
 from ganeval.interrupts import held_signals
+from ganeval.names import REPORT_FILES
 
 
 def _blocker(path: Path, itself: bool) -> Path | None:
@@ -73,15 +75,19 @@ def _unwritable(path: Path, itself: bool) -> str | None:
     return None
 
 
-def report_folder(out: str | os.PathLike[str] | None, default: Path) -> Path:
+def report_folder(out: str | os.PathLike[str] | None, default: Path,
+                  files: Iterable[str] = REPORT_FILES.values()) -> Path:
     """The folder reports go to (``out``, else ``default``), refused at once when a file or a file-blocked path
-    stands there, or it cannot be written (read-only): checked before scoring, so no hour of work ends in a failed
-    write."""
+    stands there, a folder stands at the name of one of its ``files`` (score's report by default), or it cannot be
+    written (read-only): checked before scoring, so no hour of work ends in a failed write."""
     from ganeval.errors import GanevalError
 
     folder = Path(out) if out is not None else default
     if (where := _blocker(folder, itself=True)) is not None:
         raise GanevalError(f"{where}: {_blocking(where)}; reports need a folder at {folder}")
+    for name in files:
+        if (folder / name).is_dir():
+            raise GanevalError(f"{folder / name}: a folder stands where the report file goes; move it away")
     if (why := _unwritable(folder, itself=True)) is not None:
         raise GanevalError(f"{folder}: cannot write reports there: {why}")
     return folder
@@ -120,7 +126,10 @@ def output_folder(path: str | os.PathLike[str], what: str, error: type[Exception
 
 def _naming(exc: OSError, path: Path, tmp: str | None) -> OSError:
     """``exc`` naming ``path`` when it names no file or only the temporary one (a write on a full disk raises
-    ``[Errno 28]`` without a file name), so the one-line error says which file could not be written."""
+    ``[Errno 28]`` without a file name; numpy's ``tofile`` only "N requested and M written"), so the one-line error
+    says which file could not be written."""
+    if exc.errno is None and exc.filename is None and " requested and " in str(exc):  # numpy's tofile: no errno
+        return OSError(errno.EIO, f"write cut short ({exc}): is the disk full?", str(path))
     if exc.errno is None or exc.filename not in (None, tmp):
         return exc
     return OSError(exc.errno, exc.strerror or str(exc), str(path))  # same errno, so the same subclass

@@ -47,6 +47,7 @@ from ganeval.metrics.directions import DIFFERENCE_WORDS, LABELS, RANKABLE
 from ganeval.metrics.interval import bootstrap_interval, ci_percent
 from ganeval.metrics.intra import DIGIT_COLUMNS
 from ganeval.metrics.registry import INCEPTION_EXTRACTORS, METRICS, PREFIX
+from ganeval.names import COMPARE_FILES
 from ganeval.options import DEFAULT_REFERENCE, SEED_LIMIT, ScoreOptions, unread_inputs
 from ganeval.ranking import off_the_run_latents
 from ganeval.score_result import ScoreResult
@@ -328,11 +329,11 @@ def compare(arms: Mapping[str, Any] | Sequence[Any], *, baseline: str | None = N
              **{k: v for k, v in given.items() if v is not None}}
     opts.extra = select.extra = {**opts.extra, **hints}
     dist = from_env(distributed)
-    folder = report_folder(out, Path()) if out is not None else None  # a file in the way: refused before scoring
+    folder = report_folder(out, Path(), COMPARE_FILES.values()) if out is not None else None  # refused before scoring
     resolved = {arm: [resolve_target(t, **hints) for t in targets] for arm, targets in named.items()}
     check_hints_read((run for runs in resolved.values() for run in runs), hints)  # by any arm's runs (their picking too)
     series, members, curves, series_errors = _series(named, resolved, pick, select, dist)
-    folder = report_folder(None, series.root / "compare") if folder is None and write_report else folder
+    folder = report_folder(None, series.root / "compare", COMPARE_FILES.values()) if folder is None and write_report else folder
     notes = [f"{e}: not scored, so the {pick} checkpoint was picked among the others" for e in series_errors]
     if curves and pick == "best":
         opts.seed = (select.seed + 1) % SEED_LIMIT  # the fresh set; wraps to 0 at the top of --seed's range

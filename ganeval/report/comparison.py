@@ -16,6 +16,7 @@ import pandas as pd
 from ganeval.atomic import write_set
 from ganeval.compare_tests import n_text, scored_sizes
 from ganeval.metrics.directions import DIFFERENCE_WORDS, LABELS, SIGN_NOTE
+from ganeval.names import COMPARE_FILES
 from ganeval.report.html import grid_figure, notes_section, page_head, provenance_section
 from ganeval.report.images import data_uri
 from ganeval.report.markdown import md_code, md_text
@@ -197,9 +198,7 @@ def write_comparison(comp: Comparison, out_dir: str | os.PathLike[str]) -> dict[
     paths by kind. A value that cannot be encoded (e.g. not JSON-serialisable), a failed write (a full disk) or an
     interrupt leaves the earlier comparison whole, never new tables beside an old ``compare.json`` (renamed last)."""
     out = Path(out_dir)
-    paths = {"members_csv": out / "members.csv", "members_parquet": out / "members.parquet", "arms_csv": out / "arms.csv",
-             "differences_csv": out / "differences.csv", "json": out / "compare.json", "html": out / "compare.html",
-             "markdown": out / "compare.md"}
+    paths = {kind: out / name for kind, name in COMPARE_FILES.items()}
     summary = {**comp.summary, "report": {k: str(v) for k, v in paths.items()}}
     texts = {"json": json.dumps(summary, indent=2, allow_nan=False) + "\n", "members_csv": comp.members.to_csv(index=False),
              "arms_csv": comp.arms.to_csv(index=False), "differences_csv": comp.differences.to_csv(index=False),

@@ -12,6 +12,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ganeval.atomic import write_set
+from ganeval.names import REPORT_FILES
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -69,8 +70,7 @@ def write_reports(result: ScoreResult, out_dir: str | os.PathLike[str]) -> dict[
     from ganeval.report.html import render_html
 
     out = Path(out_dir)
-    paths = {"csv": out / "scores.csv", "parquet": out / "scores.parquet", "json": out / "summary.json",
-             "html": out / "report.html"}
+    paths = {kind: out / name for kind, name in REPORT_FILES.items()}
     summary = {**result.summary, "report": {k: str(v) for k, v in paths.items()}}
     df = in_column_order(result.table)
     buf = io.BytesIO()
