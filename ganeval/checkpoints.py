@@ -22,7 +22,7 @@ from ganeval.errors import CheckpointError, first_line, short
 from ganeval.models import CONFIG_ERRORS, build_generator, build_meta
 from ganeval.version import __version__
 
-CKPT_RE = re.compile(r"^ckpt_(\d+)\.safetensors$")
+CKPT_RE = re.compile(r"^ckpt_([0-9]+)\.safetensors$")  # ASCII digits: \d takes ٣ too, and int() reads it
 #: Largest iteration a table column (int64) holds.
 MAX_ITERATION = 2**63 - 1
 META_KEY = "ganeval"
@@ -224,7 +224,8 @@ def export_generator(src: str | os.PathLike[str], dst: str | os.PathLike[str], u
     gen, meta = load_generator(src, use_ema=use_ema)  # validates the source completely
     prefix = meta.pop("weights")
     sha = meta.pop("sha256")
-    meta["exported_from"] = {"name": src.name, "sha256": sha, "weights": prefix}
+    earlier = meta.get("exported_from")  # an export of an export keeps the chain back to the training checkpoint
+    meta["exported_from"] = {"name": src.name, "sha256": sha, "weights": prefix, **({"exported_from": earlier} if earlier else {})}
     meta["ema"] = prefix == "g_ema"  # what this file holds: the EMA generator, or the raw one alone
     tensors = {f"{prefix}.{k}": v.detach().contiguous() for k, v in gen.state_dict().items()}
     with atomic_path(dst) as tmp:

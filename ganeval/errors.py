@@ -77,6 +77,17 @@ def refused_global(exc: BaseException) -> str | None:
     return found.group(1) if found else None
 
 
+def unpickler_reason(exc: Exception) -> str | None:
+    """The specific reason in torch's weights-only refusal (``Unsupported operand 149``), without the advice around
+    it (to re-run with ``weights_only=False``, which would run the file's code)."""
+    text = str(exc)
+    if "WeightsUnpickler error:" not in text:
+        return None
+    rest = [line.strip() for line in text.split("WeightsUnpickler error:", 1)[1].splitlines() if line.strip()]
+    reason = next((line for line in rest if not line.startswith("Check the documentation")), "")
+    return reason[:160] or None
+
+
 def short(value: Any, limit: int = 80) -> str:
     """``repr(value)`` cut to ``limit`` characters: an untrusted config can be megabytes of JSON."""
     shown = repr(value)

@@ -102,7 +102,7 @@ def _recursive(src: Source) -> bool:
 def _number(name: str) -> int | None:
     """The last number in ``name``; None when there is none, or when it is beyond what the table's int64 iteration
     column holds (then the series is ordered by position, as ``ckpt_`` names that large are never listed)."""
-    nums = re.findall(r"\d+", name)
+    nums = re.findall(r"[0-9]+", name)  # ASCII: \d also takes digits of other scripts
     return int(nums[-1]) if nums and int(nums[-1]) <= MAX_ITERATION else None
 
 

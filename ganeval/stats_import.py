@@ -12,6 +12,7 @@ import os
 import pickle
 import re
 import time
+import warnings
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -93,7 +94,8 @@ def _read_pt(path: Path) -> dict[str, Any]:
     import torch
 
     try:
-        with torch.serialization.safe_globals(_numpy_globals()):
+        with torch.serialization.safe_globals(_numpy_globals()), warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # "Detected pickle protocol 4": a second line beside a refusal
             data = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:  # torch's message advises weights_only=False: never passed on
         found = refused_global(exc)

@@ -134,7 +134,7 @@ class _Watch:
         found = []
         for p in self.run_dir.glob(self.pattern):
             if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in STATE_EXTS:
-                nums = re.findall(r"\d+", p.stem)
+                nums = re.findall(r"[0-9]+", p.stem)
                 if nums:
                     found.append((p, int(nums[-1])))
                 elif str(p) not in self.failed:

@@ -7,6 +7,7 @@ import copy
 import io
 import json
 import pickle
+import re
 from pathlib import Path
 
 import pytest
@@ -86,6 +87,9 @@ def test_list_checkpoints_order(tmp_path: Path) -> None:
     assert [r.path.name for r in refs] == ["ckpt_0000002.safetensors", "ckpt_0000030.safetensors",
                                            "ckpt_0000100.safetensors", "ckpt_1000000.safetensors"]
     assert list_checkpoints(tmp_path / "nope") == []
+    # digits of another script (Arabic-Indic 3) are no iteration: a regex digit class matched them, int() read 3
+    save_checkpoint(tmp_path / "other" / "ckpt_\u0663.safetensors", g, _meta("mlp"))
+    assert list_checkpoints(tmp_path / "other") == []
 
 
 class _CreatesFile:
@@ -228,6 +232,24 @@ def test_a_config_that_does_not_build_is_one_line(tmp_path: Path, cli, config: d
         load_generator(path)
     code, _, err = cli("export", path, "--out", tmp_path / "g.safetensors")
     assert code == 2 and err.count("\n") == 1 and "does not fit model 'mlp'" in err, err
+    assert not (tmp_path / "g.safetensors").exists()
+
+
+@pytest.mark.parametrize("bad,why", [({"categories": 10.5}, "categories must be an integer between 2 and latent_dim - 1 "
+                                                                "(got 10.5)"),
+                                     ({"categories": True}, "categories must be an integer"),
+                                     ({"code_scale": float("nan")}, "code_scale must be a finite float32 number (got nan)"),
+                                     ({"code_scale": 1e300}, "code_scale must be a finite float32 number")])
+def test_info_settings_no_tensor_shape_shows_are_checked_at_load(tmp_path: Path, cli, bad: dict[str, object], why: str) -> None:
+    """categories 10.5 (no tensor's shape depends on it) loaded and exported, then failed at sampling with "slice
+    indices must be integers"; a NaN code_scale gave all-NaN samples."""
+    g = build_generator("dcgan_info", {"channels": 8})
+    config = {"latent_dim": g.latent_dim, "channels": 8, "categories": 10, "code_scale": 3.0, **bad}
+    path = save_checkpoint(tmp_path / "ckpt_0000001.safetensors", g, _meta("dcgan_info", config=config))
+    with pytest.raises(CheckpointError, match=re.escape(why)):
+        load_generator(path)
+    code, _, err = cli("export", path, "--out", tmp_path / "g.safetensors")
+    assert code == 2 and err.count("\n") == 1 and "does not fit model 'dcgan_info'" in err, err
     assert not (tmp_path / "g.safetensors").exists()
 
 

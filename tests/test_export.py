@@ -43,6 +43,10 @@ def test_export_keeps_the_scored_generator_and_metadata(ckpt: Path, tmp_path: Pa
     assert meta["iteration"] == 7 and meta["config"] == src_meta["config"]
     _, info = load_generator(ckpt)
     assert meta["exported_from"] == {"name": ckpt.name, "sha256": info["sha256"], "weights": "g_ema"}
+    again = export_generator(slim, tmp_path / "again.safetensors")  # an export of an export: the chain is kept
+    _, slim_info = load_generator(slim)
+    assert read_metadata(again)["exported_from"] == {"name": slim.name, "sha256": slim_info["sha256"], "weights": "g_ema",
+                                                     "exported_from": meta["exported_from"]}
     raw = export_generator(ckpt, tmp_path / "raw.safetensors", use_ema=False)
     assert torch.equal(_out(raw, z), _out(ckpt, z, use_ema=False))
     # the metadata says what the file holds: the raw generator alone is not EMA weights

@@ -133,6 +133,19 @@ def test_bad_weights_files_are_refused(tmp_path: Path) -> None:
     save_file({"x": torch.zeros(2)}, str(other))
     with pytest.raises(WeightsError, match="not torch-fidelity Inception-v3"):
         resolve_inception_weights(other)
+    # torch's refusal of a pickle holds several lines advising weights_only=False: one line, the reason, never that
+    import argparse
+    import pickle
+
+    torch.save({"w": torch.zeros(2), "args": argparse.Namespace(lr=1)}, tmp_path / "ns.pth")
+    with (tmp_path / "raw.pth").open("wb") as fh:
+        pickle.dump({"w": [1, 2]}, fh, protocol=4)
+    for name, reason in (("ns.pth", "holds objects other than tensors, such as argparse.Namespace, which are not unpickled"),
+                         ("raw.pth", "UnpicklingError: Unsupported operand 149")):
+        with pytest.raises(WeightsError) as info:
+            resolve_inception_weights(tmp_path / name)
+        message = str(info.value)
+        assert reason in message and "\n" not in message and "weights_only" not in message, message
 
 
 def _full_weights(weights, path: Path) -> Path:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import pickle
 from pathlib import Path
 
 import pandas as pd
@@ -199,6 +200,13 @@ def test_weight_dtypes_other_widths_load_integers_do_not(tmp_path: Path) -> None
     (tmp_path / "G_4.pt").write_bytes(b"hello, not weights")
     with pytest.raises(CheckpointError, match=r"G_4.pt: cannot read weights: not a safetensors or torch.save file, or damaged \(KeyError"):
         read_weights(tmp_path / "G_4.pt")
+    with (tmp_path / "G_5.pt").open("wb") as fh:
+        pickle.dump({"w": [1, 2]}, fh, protocol=4)  # a plain pickle: torch's refusal began
+    with pytest.raises(CheckpointError) as info:  # "… Re-running torch.load with weights_only set to False …", cut
+        read_weights(tmp_path / "G_5.pt")
+    assert str(info.value) == (f"{tmp_path / 'G_5.pt'}: cannot read weights: not safetensors, nor a torch.save file of "
+                               "tensors (a plain pickle?; Unsupported operand 149); save G.state_dict() with torch.save "
+                               "or safetensors")
 
 
 def test_api_kwargs_json_cannot_encode_still_score_and_report(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

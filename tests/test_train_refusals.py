@@ -301,7 +301,8 @@ def test_a_stop_file_the_run_writes_itself_is_refused(tmp_path: Path, cli) -> No
     run created it and paused at its first checkpoint, telling the user to remove it. A STOP file in the run folder
     is fine."""
     out = tmp_path / "runs" / "run"
-    for stop in (out, out / "ckpt_0000004.safetensors", out / LOG_NAME, tmp_path / "runs"):  # the last: made as out's parent
+    for stop in (out, out / "ckpt_0000004.safetensors", out / LOG_NAME, out / "samples_0000004.png",  # its own grid too
+                 tmp_path / "runs"):  # the last: made as out's parent
         with pytest.raises(TrainError, match=r"the run writes that path itself"):
             train(out, iterations=8, stop_file=stop, **KW)
         assert not out.exists()
@@ -323,3 +324,38 @@ def test_api_values_of_the_wrong_type_are_refused_before_out_is_made(tmp_path: P
     with pytest.raises(TrainError, match=f"^{re.escape(problem)}$"):
         train(tmp_path / "run", **{**KW, "iterations": 8, option: value})
     assert not (tmp_path / "run").exists()
+
+
+def test_a_second_trainer_in_one_run_folder_is_refused(tmp_path: Path, cli) -> None:
+    """Two trainers started into one empty --out both passed the "folder is empty" check: one failed later ("exists
+    with different weights"), and the log held both runs' rows. The run folder is now held for the whole run."""
+    import multiprocessing
+
+    from ganeval.train.lock import LOCK_NAME, run_lock
+
+    out = tmp_path / "run"
+    out.mkdir()
+    ctx = multiprocessing.get_context("fork")
+    started, release = ctx.Event(), ctx.Event()
+
+    def holder() -> None:  # another trainer, in the middle of its run
+        with run_lock(out):
+            started.set()
+            release.wait(60)
+
+    other = ctx.Process(target=holder)
+    other.start()
+    try:
+        assert started.wait(30)
+        with pytest.raises(TrainError, match=re.escape(f"{out}: another ganeval train is writing this run folder")):
+            train(out, iterations=4, **KW)
+        code, _, err = cli("train", "--out", out, "--iterations", "4", "--no-progress", "--device", "cpu")
+        assert code == 2 and err.count("\n") == 1 and "another ganeval train is writing this run folder" in err, err
+        assert [p.name for p in out.iterdir()] == [LOCK_NAME]  # nothing of either refused run written
+    finally:
+        release.set()
+        other.join(30)
+    assert not (out / LOCK_NAME).exists()  # removed by the run that held it
+    (out / LOCK_NAME).write_text("")  # left by a killed run: the folder still counts as empty
+    assert train(out, iterations=4, **KW).iteration == 4
+    assert not (out / LOCK_NAME).exists() and (out / "ckpt_0000004.safetensors").is_file()

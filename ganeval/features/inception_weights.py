@@ -12,6 +12,7 @@ import hashlib
 import importlib.util
 import os
 import sys
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,7 +20,7 @@ import torch
 
 from ganeval.atomic import atomic_path, sha256_file
 from ganeval.cache import cache_dir, offline
-from ganeval.errors import WeightsError
+from ganeval.errors import WeightsError, first_line, refused_global, unpickler_reason
 
 TFID_FILENAME = "weights-inception-2015-12-05-6726825d.pth"
 TFID_URL = "https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/" + TFID_FILENAME
@@ -58,9 +59,14 @@ def _load_state_file(path: Path) -> dict[str, torch.Tensor]:
             from safetensors.torch import load_file
 
             return load_file(str(path))
-        state = torch.load(str(path), map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # "Detected pickle protocol 4": a second line beside the refusal
+            warnings.simplefilter("ignore", UserWarning)
+            state = torch.load(str(path), map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any failure to parse is one clear input error
-        raise WeightsError(f"{path}: cannot load Inception weights ({exc.__class__.__name__}: {exc})") from exc
+        found = refused_global(exc)  # torch's refusal advises weights_only=False over several lines: never passed on
+        why = (f"holds objects other than tensors, such as {found}, which are not unpickled" if found else
+               unpickler_reason(exc) or ("" if "weights_only" in first_line(exc) else first_line(exc)))
+        raise WeightsError(f"{path}: cannot load Inception weights ({exc.__class__.__name__}{': ' + why if why else ''})") from exc
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise WeightsError(f"{path}: not a state dict of tensors")
     return state

@@ -22,8 +22,12 @@ class InfoDCGANGenerator(DCGANGenerator):
 
     def __init__(self, latent_dim: int = 128, channels: int = 64, categories: int = 10,
                  code_scale: float = 3.0) -> None:
-        if not 1 < categories < latent_dim:
-            raise ValueError(f"categories must be between 2 and latent_dim - 1 (got {categories})")
+        # neither changes a tensor's shape, so a checkpoint's header cannot catch a bad one: checked here, at load
+        if isinstance(categories, bool) or not isinstance(categories, int) or not 1 < categories < latent_dim:
+            raise ValueError(f"categories must be an integer between 2 and latent_dim - 1 (got {categories!r})")
+        if (isinstance(code_scale, bool) or not isinstance(code_scale, (int, float))
+                or not abs(code_scale) <= torch.finfo(torch.float32).max):
+            raise ValueError(f"code_scale must be a finite float32 number (got {code_scale!r})")
         super().__init__(latent_dim, channels)
         self.categories = categories
         # The one-hot code is multiplied by code_scale so that it changes the image from the first step (the code

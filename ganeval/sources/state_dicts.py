@@ -11,6 +11,7 @@ removed), so training bundles such as ``{"G": ..., "D": ..., "opt_G": ...}`` wor
 from __future__ import annotations
 
 import pickle
+import warnings
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,7 @@ import torch
 from torch import nn
 
 from ganeval.checkpoints import dtype_problem
-from ganeval.errors import CheckpointError, refused_global
+from ganeval.errors import CheckpointError, refused_global, unpickler_reason
 from ganeval.user_code import UserFactory, resolve_factory
 
 STATE_EXTS = (".pt", ".pth", ".ckpt", ".bin", ".safetensors")
@@ -38,12 +39,16 @@ def read_weights(path: Path) -> Any:
             from safetensors.torch import load_file
 
             return load_file(str(path), device="cpu")
-        return torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # "Detected pickle protocol 4": a second line; the refusal says it all
+            warnings.simplefilter("ignore", UserWarning)
+            return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         found = refused_global(exc)
-        if not found and not zipfile.is_zipfile(path):  # torch.save's legacy format names no global: say what it is
-            raise CheckpointError(f"{path}: cannot read weights (not safetensors, and torch.load with weights_only=True "
-                                  f"refused it: {str(exc).strip().splitlines()[0][:160] if str(exc).strip() else 'unpicklable'})") from exc
+        if not found and not zipfile.is_zipfile(path):  # a plain pickle, or torch.save's legacy format: say what it is
+            detail = unpickler_reason(exc)
+            raise CheckpointError(f"{path}: cannot read weights: not safetensors, nor a torch.save file of tensors "
+                                  f"(a plain pickle?{'; ' + detail if detail else ''}); save G.state_dict() with "
+                                  "torch.save or safetensors") from exc
         what = f" such as {found}" if found else ""
         raise CheckpointError(f"{path}: holds objects other than tensors and plain containers{what}, which are not "
                               "unpickled (torch.load with weights_only=True refused it); save G.state_dict() alone") from exc

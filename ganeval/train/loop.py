@@ -9,6 +9,7 @@ an existing checkpoint is never overwritten with different weights.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import sys
@@ -27,8 +28,9 @@ from ganeval.models import CONFIG_ERRORS, build_discriminator, build_generator
 from ganeval.models.mlp import set_batchnorm_variance
 from ganeval.train.adam import make_adam
 from ganeval.train.grid import GRID_COLS, GRID_ROWS, sample_grid
+from ganeval.train.lock import run_lock
 from ganeval.train.losses import EMA, STEPS
-from ganeval.train.plan import RunSettings, plan_train
+from ganeval.train.plan import RunSettings, TrainPlan, plan_train
 from ganeval.train.recipes import TrainError, derive_seed
 from ganeval.train.state import (
     LOG_NAME,
@@ -270,12 +272,27 @@ def train(out: str | os.PathLike[str], model: str | None = None, *, iterations: 
     ``config`` overrides the model's constructor config (Python API only). Raises :class:`GanevalError`
     subclasses (``ganeval.errors.GanevalError``) for bad input, before anything in ``out`` is touched.
     """
-    plan = plan_train(out, model, iterations=iterations, batch_size=batch_size, lr=lr, n_critic=n_critic,
-                      lr_decay_start=lr_decay_start, precision=precision, seed=seed, device=device,
-                      checkpoint_every=checkpoint_every, log_every=log_every, resume=resume, config=config,
-                      stop_at=stop_at, stop_file=stop_file)
-    out, saved, dev = plan.out, plan.saved, plan.device
+    settings = dict(iterations=iterations, batch_size=batch_size, lr=lr, n_critic=n_critic, lr_decay_start=lr_decay_start,
+                    precision=precision, seed=seed, device=device, checkpoint_every=checkpoint_every, log_every=log_every,
+                    resume=resume, config=config, stop_at=stop_at, stop_file=stop_file)
+    plan = plan_train(out, model, **settings)  # bad input refused before anything in out is touched
     images = load_mnist("train", data_dir)[0]
+    made = not plan.out.exists()
+    plan.out.mkdir(parents=True, exist_ok=True)
+    try:
+        with run_lock(plan.out):
+            plan = plan_train(out, model, **settings)  # again, held: another trainer may have written the folder meanwhile
+            return _train(plan, images, checkpoint_every, log_every, progress, stop_at, stop_file)
+    except BaseException:
+        if made:  # a run that failed before writing anything leaves no empty folder behind
+            with contextlib.suppress(OSError):
+                plan.out.rmdir()
+        raise
+
+
+def _train(plan: TrainPlan, images: Any, checkpoint_every: int, log_every: int, progress: bool, stop_at: int | None,
+           stop_file: str | os.PathLike[str] | None) -> TrainResult:
+    out, saved, dev = plan.out, plan.saved, plan.device
     if dev.type == "cuda":
         torch.backends.cudnn.benchmark = True
     fork_devices = [dev.index if dev.index is not None else torch.cuda.current_device()] if dev.type == "cuda" else []

@@ -20,6 +20,7 @@ from ganeval.checkpoints import list_checkpoints
 from ganeval.errors import CheckpointError, first_line, short
 from ganeval.features.base import resolve_device
 from ganeval.models import CONFIG_ERRORS, build_meta, get_model
+from ganeval.train.lock import LOCK_NAME
 from ganeval.train.recipes import PRECISIONS, Recipe, TrainError, get_recipe, seed_problem
 from ganeval.train.state import STATE_NAME, load_state
 
@@ -74,9 +75,10 @@ def _positive(name: str, value: float | None, integer: bool = True) -> None:
 
 
 def _written_by_the_run(stop: Path, out: Path) -> bool:
-    """Whether the trainer itself creates ``stop``: ``out`` or a folder above it, or a checkpoint or state file in it."""
+    """Whether the trainer itself creates ``stop``: ``out`` or a folder above it, or a checkpoint, sample grid or state
+    file in it."""
     stop, out = stop.resolve(), out.resolve()
-    return out.is_relative_to(stop) or (stop.parent == out and stop.name.startswith(("ckpt_", "train_")))
+    return out.is_relative_to(stop) or (stop.parent == out and stop.name.startswith(("ckpt_", "train_", "samples_")))
 
 
 def _resolve(saved: dict[str, Any] | None, model: str | None, config: dict[str, Any] | None, seed: int | None,
@@ -161,7 +163,7 @@ def plan_train(out: str | os.PathLike[str], model: str | None = None, *, iterati
             saved = load_state(state)
         elif list_checkpoints(out):
             raise CheckpointError(f"{state}: missing, so the checkpoints in {out} cannot be resumed")
-    elif out.exists() and any(out.iterdir()):
+    elif out.exists() and any(p.name != LOCK_NAME for p in out.iterdir()):  # a lock file a killed run left: empty
         raise TrainError(f"{out}: output folder is not empty; pass --resume to continue the run in it, or choose another --out")
     if stop_file is not None and Path(stop_file).exists():
         raise TrainError(f"{stop_file}: stop file already exists; remove it to train (it pauses the run at a checkpoint)")

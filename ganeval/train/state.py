@@ -30,7 +30,7 @@ LOG_NAME = "train_log.csv"
 LOG_HEADER = "iteration,d_loss,d_acc,g_loss,g_acc,seconds"
 STATE_KEY = "ganeval_train"
 STATE_FORMAT = 1
-_TMP_RE = re.compile(r"^\.(ckpt_\d+\.safetensors|samples_\d+\.png|train_state\.safetensors|train_log\.csv)\..*\.tmp$")
+_TMP_RE = re.compile(r"^\.(ckpt_[0-9]+\.safetensors|samples_[0-9]+\.png|train_state\.safetensors|train_log\.csv)\..*\.tmp$")
 _DEVICE_FLAGS = ("foreach", "fused", "capturable", "differentiable")
 
 
