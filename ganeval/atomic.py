@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from ganeval.interrupts import held_signals
+from ganeval.locks import folders_locked
 from ganeval.names import REPORT_FILES
 
 
@@ -261,7 +262,7 @@ def write_set(files: Mapping[str | os.PathLike[str], Content]) -> None:
                     raise
                 raise named from exc
         if temps:
-            with held_signals(), _folders_locked([path for _, path, _ in temps]):  # all renamed, or none: an interrupt waits
+            with folders_locked([path for _, path, _ in temps]), held_signals():  # all renamed, or none: an interrupt waits
                 _swap(temps)
             temps = []
         for tmp, path in streams:
@@ -271,31 +272,6 @@ def write_set(files: Mapping[str | os.PathLike[str], Content]) -> None:
             for tmp, *_ in (*temps, *streams):
                 if os.path.exists(tmp):
                     os.unlink(tmp)
-
-
-@contextlib.contextmanager
-def _folders_locked(paths: list[Path]) -> Iterator[None]:
-    """An exclusive lock on each folder a set renames into, held while it renames: two processes writing one report
-    folder (``watch --report`` and ``score`` of one run) renamed their files in turn, leaving one's summary.json beside
-    the other's scores.csv. Where a folder cannot be locked (no ``fcntl``, a file system without locks) the set is
-    renamed unlocked, as before."""
-    try:
-        import fcntl
-    except ImportError:  # not POSIX
-        yield
-        return
-    with contextlib.ExitStack() as stack:
-        for folder in sorted({os.path.realpath(p.parent) for p in paths}):
-            try:
-                fd = os.open(folder, os.O_RDONLY)
-            except OSError:
-                continue  # the rename names the problem
-            stack.callback(os.close, fd)
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX)
-            except OSError:
-                continue
-        yield
 
 
 def _swap(temps: list[tuple[str, Path, bool]]) -> None:

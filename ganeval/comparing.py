@@ -106,7 +106,7 @@ def _one_source(target: Any, series: Series, pick: str | None, select: ScoreOpti
                            "--pick best|last)")
     table = score_series(series, select, dist).table
     # "last" is the newest file even when it cannot be read (its row then says why: exit 1, as for gate's --checkpoint last)
-    rows = table[table["is_best"]] if pick == "best" else table.iloc[-1:]
+    rows = table[(table["rank"] == 1).fillna(False).astype(bool)] if pick == "best" else table.iloc[-1:]  # NaN rows too
     if rows.empty:  # nothing in the folder scored: the run is a failed row, the other runs are still compared
         why = "; ".join(dict.fromkeys(str(e) for e in table["error"].dropna())) if "error" in table else ""
         error = f"{where}: no checkpoint could be scored to pick the best one" + (f" ({why})" if why else "")

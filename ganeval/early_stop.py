@@ -22,7 +22,7 @@ import pandas as pd
 
 from ganeval.atomic import write_text
 from ganeval.checkpoints import checkpoint_name, list_checkpoints
-from ganeval.compare_tests import PERMUTATIONS, SEQUENTIAL, check_test_read
+from ganeval.compare_tests import PERMUTATIONS, SEQUENTIAL, check_test_read, min_permutations
 from ganeval.comparing import compare
 from ganeval.errors import GanevalError, require_count, require_number
 from ganeval.evaluate import score
@@ -30,8 +30,10 @@ from ganeval.hint_use import read_hints
 from ganeval.memory import check_memory
 from ganeval.metrics.interval import check_bootstrap
 from ganeval.options import ScoreOptions, python_scalars
+from ganeval.sources.base import HINT_KEYS
 from ganeval.summary import json_value, row_dict
 from ganeval.threads import PRECISIONS
+from ganeval.train.lock import held_runs
 from ganeval.train.loop import TrainResult, train
 from ganeval.train.plan import plan_train
 from ganeval.train.recipes import TrainError
@@ -93,6 +95,17 @@ class EarlyStopper:
         # checked before any iteration is trained
         require_count(self.num_samples, 2, "samples per checkpoint (train --stop-samples, watch --num-samples)", TrainError)
         require_count(self.bootstrap, 0, "--bootstrap", TrainError)
+        # extra takes what score/compare read besides the rule: the rule's own settings there (seed, bootstrap, N,
+        # metrics) overrode it silently (a confirmation on the judgement's own latents), a typo failed only at the
+        # first judgement
+        if unknown := sorted(set(self.extra) - {*HINT_KEYS, "reference", "feature_network", "feature_network_kwargs"}):
+            raise TrainError(f"EarlyStopper extra {', '.join(map(repr, unknown))}: extra takes input hints, reference and "
+                             "feature_network (the rule's own settings are EarlyStopper's fields)")
+        require_count(self.permutations, 0, "--permutations", TrainError)
+        require_count(self.sequential, 0, "--sequential", TrainError)
+        if 0 < self.permutations < (least := min_permutations(0.95)):  # compare refused it at the second checkpoint
+            raise TrainError(f"--permutations {self.permutations} cannot find any difference at the 95% level (the "
+                             f"smallest p-value is 1/(permutations + 1)): give at least {least}, or 0")
         try:  # a test setting no judgement reads: refused now (200, the default here, is compare's default there)
             check_test_read(PERMUTATIONS if self.permutations == JUDGING_PERMUTATIONS else self.permutations,
                             self.sequential, (self.metric,), self.bootstrap, [1, 1])
@@ -248,6 +261,12 @@ def train_with_early_stop(out: str | os.PathLike[str], stopper: EarlyStopper, *,
     checks = {k: v for k, v in train_kwargs.items() if k not in ("data_dir", "progress")}
     # the trainer's own checks, before any checkpoint is judged: the folder, the state, the flags against the run
     target = plan_train(out, resume=resume, checkpoint_every=checkpoint_every, **checks).target
+    with held_runs(out):  # between segments too: another trainer could take the folder while a checkpoint is judged
+        return _train_and_judge(out, stopper, target, checkpoint_every, train_kwargs)
+
+
+def _train_and_judge(out: Path, stopper: EarlyStopper, target: int, checkpoint_every: int,
+                     train_kwargs: dict[str, Any]) -> EarlyStopResult:
     stopped, iteration = False, 0
     for ref in list_checkpoints(out) if out.is_dir() else []:
         iteration = ref.iteration

@@ -88,7 +88,8 @@ def metric_options(o: ScoreOptions, ids: dict[str, Any], metric: Metric, with_ci
     the metric compared with (default min(N, 60,000)).
     """
     keys = {"is_splits": 10, "kid_subsets": o.kid_subsets, "kid_subset_size": o.kid_subset_size,
-            "mode_min_share": o.mode_min_share, "version": 2}  # 2: real features keyed by precision (1 mixed them)
+            "mode_min_share": o.mode_min_share, "version": 3}  # 3: FDs exact at N < D, realism's true median; 2: real
+    # features keyed by precision (1 mixed them)
     given = o.as_dict() if metric.option_keys else {}
     keys.update({k: ids.get(k, given.get(k)) for k in metric.option_keys})
     if metric.needs_real:  # as many real images as samples, drawn so: a short sample set's key alone does not say N

@@ -187,7 +187,8 @@ def select_row(summary: dict[str, Any], selector: str, source: Path | str) -> di
         if row is None:
             raise GanevalError(f"{source}: no checkpoint in the report")
     elif selector == "best":
-        row = summary.get("best") or next((r for r in rows if r.get("is_best")), None)
+        # ranked first: the best, or where every row's samples held NaN/Inf (no best) the first of them, which fails
+        row = summary.get("best") or next((r for r in rows if r.get("is_best") or r.get("rank") == 1), None)
         if row is None:
             raise GanevalError(f"{source}: no best checkpoint (no checkpoint could be ranked)")
     else:

@@ -22,6 +22,7 @@ from ganeval.atomic import write_set
 from ganeval.checkpoints import checkpoint_name
 from ganeval.errors import require_count
 from ganeval.evaluate import score
+from ganeval.train.lock import LOCK_NAME, held_runs
 from ganeval.train.loop import TrainResult, train
 from ganeval.train.plan import plan_train
 from ganeval.train.recipes import TrainError, get_recipe
@@ -104,7 +105,7 @@ def screen_seeds(out: str | os.PathLike[str], seeds: list[int], screen_iteration
         raise TrainError(f"--screen-iterations {screen_iterations} must be below the run's --iterations {target}")
     if out.exists() and not out.is_dir():
         raise TrainError(f"{out}: exists and is not a folder")
-    strays = sorted(p.name for p in out.iterdir() if not (p.name.startswith("seed_") or p.name.startswith("screen."))) \
+    strays = sorted(p.name for p in out.iterdir() if not p.name.startswith(("seed_", "screen.", LOCK_NAME))) \
         if out.is_dir() else []
     if strays:
         raise TrainError(f"{out}: holds {strays[0]!r}, which is not part of a seed screen; choose another --out")
@@ -119,6 +120,12 @@ def screen_seeds(out: str | os.PathLike[str], seeds: list[int], screen_iteration
             raise TrainError(f"{run}: --screen-iterations {screen_iterations} is below this seed's iteration "
                              f"{plan.start}, and it has no checkpoint at {screen_iterations} to score; screen at a "
                              "later iteration or in another --out")
+    with held_runs(out, *(seed_dir(out, seed) for seed in seeds)):  # between the screen, its scoring and the finish too
+        return _screen(out, seeds, screen_iterations, num_samples, bootstrap, metric, finish, device, progress, train_kwargs)
+
+
+def _screen(out: Path, seeds: list[int], screen_iterations: int, num_samples: int, bootstrap: int, metric: str,
+            finish: bool, device: str, progress: bool, train_kwargs: dict[str, Any]) -> ScreenResult:
     rows: list[dict[str, Any]] = []
     for seed in seeds:
         train(seed_dir(out, seed), seed=seed, resume=True, stop_at=screen_iterations, device=device, progress=progress,

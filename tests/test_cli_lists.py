@@ -71,6 +71,9 @@ def test_columns_with_json_are_refused_before_scoring(tmp_path: Path, cli) -> No
 @pytest.mark.parametrize(("column", "message"), [
     ("fid", "--columns fid: written by metric fid, which is not in --metrics"),
     ("mnist_fid", "--columns mnist_fid: no such column"),
+    # written for stored sample sets alone: a checkpoint's table printed it as an empty column
+    ("n_bad_images", "--columns n_bad_images: written for stored sample sets (image folders, zips, .npz) alone, and no "
+                     "target is one"),
 ])
 def test_bad_column_is_refused_before_scoring(tmp_path: Path, cli, column: str, message: str) -> None:
     write_bank_checkpoint(tmp_path / "run", 1000)

@@ -113,6 +113,17 @@ def test_refusals(tmp_path: Path, cli) -> None:
         train_with_early_stop(tmp_path / "full", EarlyStopper())
     code, _, err = cli("train", "--out", tmp_path / "s", "--early-stop", "--screen-seeds", "1,2", "--screen-iterations", "10")
     assert code == 2 and "cannot be combined" in err
+    # extra overrode the rule itself (seed 5 for the fresh-latent confirmation, bootstrap 0), or failed only at the
+    # first judgement (a typo); permutations no test can decide with were refused by compare at the second checkpoint
+    for extra in ({"seed": 5}, {"bootstrap": 0, "num_samples": 2}, {"metrics": ("mnist_is",)}, {"zdim": 100}):
+        with pytest.raises(TrainError, match=r"^EarlyStopper extra '.*': extra takes input hints, reference and feature_network"):
+            EarlyStopper(num_samples=200, bootstrap=2, extra=extra)
+    assert EarlyStopper(num_samples=200, bootstrap=2, extra={"reference": "mnist-test", "z_dim": 100}).extra["z_dim"] == 100
+    for kwargs, message in (({"permutations": 5}, r"--permutations 5 cannot find any difference .* give at least 19, or 0"),
+                            ({"permutations": -1}, "--permutations must be an integer of at least 0"),
+                            ({"sequential": -2}, "--sequential must be an integer of at least 0")):
+        with pytest.raises(TrainError, match=message):
+            EarlyStopper(num_samples=200, bootstrap=2, **kwargs)
 
 
 def test_api_values_of_the_wrong_type_are_ganeval_errors(tmp_path: Path) -> None:

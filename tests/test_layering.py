@@ -16,7 +16,7 @@ ROOT = Path(ganeval.__file__).parent
 
 # Lowest layer: data, metrics, models and small utilities; they import only each other.
 FOUNDATION = ("ganeval.data", "ganeval.metrics", "ganeval.models", "ganeval.cache", "ganeval.ranking", "ganeval.errors",
-              "ganeval.atomic", "ganeval.interrupts")
+              "ganeval.atomic", "ganeval.interrupts", "ganeval.locks")
 # What sits above them in the pipeline (features, evaluation, reports, gate, CLI).
 PIPELINE = ("ganeval.cli", "ganeval.evaluate", "ganeval.gating", "ganeval.comparing", "ganeval.watching", "ganeval.report",
             "ganeval.features", "ganeval.stats", "ganeval.sampling", "ganeval.train", "ganeval.checkpoints")

@@ -242,3 +242,24 @@ def test_fd_of_one_feature_is_the_gaussian_formula() -> None:
     t = torch.from_numpy(b)
     assert FIDReference(a.mean(0), np.cov(a, rowvar=False)).fid(t.mean(0).numpy(), torch.cov(t.T).numpy(), 400) == \
         pytest.approx(exact, rel=1e-12)
+
+
+def test_a_reference_stored_in_float32_keeps_its_rank_bound(tmp_path) -> None:
+    """Statistics files hold Σ in float32, whose rounding leaves about 4e-8 of the eigenvalue mass beyond rank n - 1:
+    a float64 slack reset the bound, and the FD against a small reference kept its round-off (1.3e-4 relative)."""
+    from ganeval.stats import RefStats, load_stats, save_stats
+
+    x = np.maximum(_feats(100, 512, 40), 0) * 3
+    save_stats(tmp_path / "r_custom.npz", RefStats(x.mean(0), np.cov(x, rowvar=False), {"n": 100}))
+    stored = load_stats(tmp_path / "r_custom.npz")
+    ref = FIDReference(stored.mu, stored.sigma, stored.meta["n"])
+    assert ref.rank == 99
+    y = np.maximum(_feats(600, 512, 41), 0) * 3  # more samples than the reference: its bound is the one that counts
+    import scipy.linalg
+
+    sigma, sigma_y = np.cov(x, rowvar=False), np.cov(y, rowvar=False)  # the reference's covariance before float32
+    exact = float(((x.mean(0) - y.mean(0)) ** 2).sum() + np.trace(sigma) + np.trace(sigma_y)
+                  - 2 * np.trace(scipy.linalg.sqrtm(sigma @ sigma_y)).real)
+    with_bound, without = ref.fid(y.mean(0), sigma_y, 600), FIDReference(stored.mu, stored.sigma).fid(y.mean(0), sigma_y, 600)
+    assert with_bound == pytest.approx(exact, rel=1e-6)  # float32's rounding of the rank-99 part only
+    assert abs(without - exact) > 30 * abs(with_bound - exact)  # the null directions' rounding, √-summed

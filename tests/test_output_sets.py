@@ -178,27 +178,39 @@ def test_two_processes_writing_one_folder_take_turns(tmp_path: Path) -> None:
     """Two writers of one report folder (``watch --report`` and ``score`` of one run) renamed their files in turn: 2–5
     of 300 rounds left one's summary.json beside the other's scores.csv, and some failed on the vanished mark. A set
     now renames under an exclusive lock of its folder: while another process holds it, nothing of the set lands."""
-    import fcntl
     import multiprocessing
     import time
+
+    from ganeval.locks import WRITE_LOCK, lock_file, unlock_file
 
     out = tmp_path / "rep"
     names = ("scores.csv", "report.html", "summary.json")
     write_set({out / n: b"old" for n in names})
     ctx = multiprocessing.get_context("fork")
-    fd = os.open(out, os.O_RDONLY)
+    fd = lock_file(out / WRITE_LOCK)  # another writer in the middle of its renames
+    assert fd is not None and fd >= 0
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)  # another writer in the middle of its renames
         child = ctx.Process(target=write_set, args=({out / n: b"new" for n in names},))
         child.start()
         time.sleep(1.0)
         assert child.is_alive() and {n: (out / n).read_bytes() for n in names} == dict.fromkeys(names, b"old")
     finally:
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        os.close(fd)
+        unlock_file(out / WRITE_LOCK, fd)  # removed as it lets go: the waiting writer locks the one it makes next
     child.join(30)
     assert child.exitcode == 0
     assert _contents(out) == dict.fromkeys(names, b"new")  # the whole set, and no temporary file
+
+    fd = lock_file(out / WRITE_LOCK)  # Ctrl-C while a writer waits for the folder: it stops, writing nothing
+    try:
+        child = ctx.Process(target=write_set, args=({out / n: b"newer" for n in names},))
+        child.start()
+        time.sleep(1.0)
+        os.kill(child.pid, signal.SIGINT)
+        child.join(5)
+        assert not child.is_alive() and child.exitcode != 0
+    finally:
+        unlock_file(out / WRITE_LOCK, fd)
+    assert _contents(out) == dict.fromkeys(names, b"new")
 
     def writer(tag: str, barrier: Any) -> None:
         barrier.wait()

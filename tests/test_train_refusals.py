@@ -359,3 +359,35 @@ def test_a_second_trainer_in_one_run_folder_is_refused(tmp_path: Path, cli) -> N
     (out / LOCK_NAME).write_text("")  # left by a killed run: the folder still counts as empty
     assert train(out, iterations=4, **KW).iteration == 4
     assert not (out / LOCK_NAME).exists() and (out / "ckpt_0000004.safetensors").is_file()
+
+
+def test_a_run_trained_in_segments_is_held_between_them(tmp_path: Path) -> None:
+    """Early stopping and seed screening train in segments and judge between them (minutes): the run folder stays
+    held across the whole loop, and the trainer's own hold inside it takes nothing more."""
+    import multiprocessing
+
+    from ganeval.train.lock import LOCK_NAME, held_runs, run_lock
+
+    out = tmp_path / "run"
+    ctx = multiprocessing.get_context("fork")
+
+    def other_trainer(result: Any) -> None:
+        try:
+            with run_lock(out):
+                result.put("took it")
+        except TrainError as exc:
+            result.put(str(exc))
+
+    with held_runs(out):
+        assert train(out, iterations=8, stop_at=4, **KW).iteration == 4
+        result = ctx.Queue()
+        proc = ctx.Process(target=other_trainer, args=(result,))
+        proc.start()
+        proc.join(30)
+        assert "another ganeval train is writing this run folder" in result.get(timeout=5)  # between the segments
+        assert train(out, iterations=8, resume=True, **KW).iteration == 8
+    assert not (out / LOCK_NAME).exists()
+    with pytest.raises(TrainError, match="no such recipe|unknown model|model"):
+        with held_runs(tmp_path / "new" / "run"):
+            train(tmp_path / "new" / "run", model="nope", iterations=4, **{k: v for k, v in KW.items() if k != "model"})
+    assert not (tmp_path / "new").exists()  # made by the hold, removed again when it failed with them empty

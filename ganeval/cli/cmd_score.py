@@ -141,7 +141,9 @@ def printed_columns(metrics: tuple[str, ...] | list[str]) -> list[str]:
 
 #: Columns every scores table has, whatever the metrics.
 BOOKKEEPING = ("iteration", "checkpoint", "n_samples", "rank", "is_best", "mode_collapse", "mode_collapse_sure",
-               "data_copying", "status", "error", "seconds", "path", "sha256", "n_bad_images")
+               "data_copying", "status", "error", "seconds", "path", "sha256")
+#: Written for stored sample sets (folders, zips, arrays) alone: their unreadable images.
+SAMPLE_SET_COLUMNS = ("n_bad_images",)
 
 
 def check_columns(columns: list[str], metrics: tuple[str, ...] | list[str]) -> None:
@@ -150,7 +152,7 @@ def check_columns(columns: list[str], metrics: tuple[str, ...] | list[str]) -> N
     from ganeval.metrics.registry import METRICS, table_columns
 
     for col in columns:
-        if col in BOOKKEEPING or any(col in table_columns(METRICS[m]) for m in metrics if m in METRICS):
+        if col in BOOKKEEPING or col in SAMPLE_SET_COLUMNS or any(col in table_columns(METRICS[m]) for m in metrics if m in METRICS):
             continue
         owners = [name for name, m in METRICS.items() if col in table_columns(m)]
         if owners:
@@ -197,6 +199,10 @@ def run(args: argparse.Namespace) -> int:
     dist = from_env(args.distributed)
     series = resolve_target(args.target, **opts.extra)
     check_hints_read([series], opts.extra)  # --z-dim with ganeval checkpoints or samples: read by none of them
+    if (asked := [c for c in args.columns or () if c in SAMPLE_SET_COLUMNS]) and not any(
+            s.kind in ("images", "npz", "array") for s in series.sources):  # else printed as an empty column
+        raise GanevalError(f"--columns {asked[0]}: written for stored sample sets (image folders, zips, .npz) alone, "
+                           "and no target is one")
     out = report_folder(args.out, series.report_dir)  # a file in the way: refused before scoring
     result = score_series(series, opts, dist)
     if not dist.all_ok(True):

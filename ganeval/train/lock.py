@@ -1,4 +1,4 @@
-"""One trainer per run folder: an exclusive lock on a hidden file in it, held for the whole run.
+"""One trainer per run folder: the lock of a hidden file in it (:mod:`ganeval.locks`), held for the whole run.
 
 Two ``ganeval train`` runs started into one empty ``--out`` both passed the "folder is empty" check, then wrote the
 same checkpoint names (one failed, "exists with different weights") and one log holding both runs' rows.
@@ -11,54 +11,55 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
+from ganeval.locks import lock_file, unlock_file
 from ganeval.train.recipes import TrainError
 
 #: The lock file in a run folder (hidden: listing and scoring a run pass over it); removed when the run ends.
 LOCK_NAME = ".ganeval-train.lock"
+_HELD: set[tuple[int, str]] = set()  # (process, run folder) held: early stopping and seed screening train in segments
 
 
 @contextlib.contextmanager
 def run_lock(out: Path) -> Iterator[None]:
-    """Hold the run folder ``out`` (which exists) for this process, or refuse at once when another trainer holds it.
-    Where locks are not available (no ``fcntl``, a file system without them) the run goes on unlocked, as before."""
-    fd = _locked(out / LOCK_NAME)
-    if fd is None:
+    """Hold the run folder ``out`` (which exists) for this process, or refuse at once when another process holds it;
+    within a hold of this process (a run trained in segments) it holds nothing more. Where locks are not available
+    (no ``fcntl``, a file system without them) the run goes on unlocked, as before."""
+    key = (os.getpid(), os.path.realpath(out))  # a forked child holds nothing of its parent's
+    if key in _HELD:
         yield
         return
+    path = out / LOCK_NAME
+    fd = lock_file(path)
+    if fd == -1 or (fd is None and not out.is_dir()):  # held, or the folder went (a failed start of another trainer)
+        raise TrainError(f"{out}: another ganeval train is writing this run folder; wait for it to end, or choose "
+                         "another --out")
+    _HELD.add(key)
     try:
-        try:  # a lock on a file another run removed meanwhile (at its end) is no lock on the name: busy, as it was
-            same = fd >= 0 and os.stat(out / LOCK_NAME).st_ino == os.fstat(fd).st_ino
-        except OSError:
-            same = False
-        if not same:
-            raise TrainError(f"{out}: another ganeval train is writing this run folder; wait for it to end, or choose "
-                             "another --out")
-        try:
-            yield
-        finally:
-            with contextlib.suppress(OSError):
-                os.unlink(out / LOCK_NAME)  # still held: a trainer that opened it meanwhile sees it gone once it locks
+        yield
     finally:
-        if fd >= 0:
-            os.close(fd)
+        _HELD.discard(key)
+        if fd is not None:
+            unlock_file(path, fd)
 
 
-def _locked(path: Path) -> int | None:
-    """The open lock file, exclusively locked; -1 when another process holds it; None where it cannot be locked."""
+@contextlib.contextmanager
+def held_runs(*outs: Path) -> Iterator[None]:
+    """Hold the run folders ``outs`` (made here where missing) across everything the block trains into them: early
+    stopping and seed screening train in segments, judging between them (minutes), when another trainer could take a
+    folder. Folders made here are removed again when the block fails with them still empty."""
+    made: list[Path] = []  # each missing folder on the way to each run folder
+    for o in outs:
+        while not o.exists() and o not in made:
+            made.append(o)
+            o = o.parent
     try:
-        import fcntl
-    except ImportError:  # not POSIX
-        return None
-    try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
-    except OSError:
-        return None  # the run's own writes name the problem
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(fd)
-        return -1
-    except OSError:  # no locks on this file system
-        os.close(fd)
-        return None
-    return fd
+        with contextlib.ExitStack() as stack:
+            for o in outs:
+                o.mkdir(parents=True, exist_ok=True)
+                stack.enter_context(run_lock(o))
+            yield
+    except BaseException:
+        for o in sorted(made, key=lambda p: len(p.parts), reverse=True):  # a folder inside another goes first
+            with contextlib.suppress(OSError):
+                o.rmdir()
+        raise

@@ -9,7 +9,6 @@ an existing checkpoint is never overwritten with different weights.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import os
 import sys
@@ -28,7 +27,7 @@ from ganeval.models import CONFIG_ERRORS, build_discriminator, build_generator
 from ganeval.models.mlp import set_batchnorm_variance
 from ganeval.train.adam import make_adam
 from ganeval.train.grid import GRID_COLS, GRID_ROWS, sample_grid
-from ganeval.train.lock import run_lock
+from ganeval.train.lock import held_runs
 from ganeval.train.losses import EMA, STEPS
 from ganeval.train.plan import RunSettings, TrainPlan, plan_train
 from ganeval.train.recipes import TrainError, derive_seed
@@ -277,17 +276,9 @@ def train(out: str | os.PathLike[str], model: str | None = None, *, iterations: 
                     resume=resume, config=config, stop_at=stop_at, stop_file=stop_file)
     plan = plan_train(out, model, **settings)  # bad input refused before anything in out is touched
     images = load_mnist("train", data_dir)[0]
-    made = not plan.out.exists()
-    plan.out.mkdir(parents=True, exist_ok=True)
-    try:
-        with run_lock(plan.out):
-            plan = plan_train(out, model, **settings)  # again, held: another trainer may have written the folder meanwhile
-            return _train(plan, images, checkpoint_every, log_every, progress, stop_at, stop_file)
-    except BaseException:
-        if made:  # a run that failed before writing anything leaves no empty folder behind
-            with contextlib.suppress(OSError):
-                plan.out.rmdir()
-        raise
+    with held_runs(plan.out):
+        plan = plan_train(out, model, **settings)  # again, held: another trainer may have written the folder meanwhile
+        return _train(plan, images, checkpoint_every, log_every, progress, stop_at, stop_file)
 
 
 def _train(plan: TrainPlan, images: Any, checkpoint_every: int, log_every: int, progress: bool, stop_at: int | None,
