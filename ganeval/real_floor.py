@@ -19,9 +19,9 @@ import torch
 from ganeval.errors import GanevalError
 from ganeval.inputs import Source
 from ganeval.real_data import streams
-from ganeval.sources.base import InputHints
+from ganeval.sources.base import InputHints, image_digest
 from ganeval.sources.image_stream import ImageStream
-from ganeval.stats import DATASETS, real_images
+from ganeval.stats import DATASETS, dataset_images, real_images
 from ganeval.summary import row_dict
 
 #: ``--real-floor`` without a value: the MNIST split the reference statistics were not made from.
@@ -75,6 +75,8 @@ def floor_source(choice: str, ref_meta: dict[str, dict[str, Any]], n: int, seed:
         raise GanevalError(f"--real-floor: {exc}") from exc
     for extractor, meta in ref_meta.items():
         same = (dataset in DATASETS and meta.get("dataset") == dataset) or meta.get("dataset_sha256") == meta_of.get("dataset_sha256")
+        if not same and (meta.get("dataset") in DATASETS) != (dataset in DATASETS):  # an MNIST split beside a file of it
+            same = pixels_sha256(meta) == pixels_sha256(meta_of)  # a floor of a split: the whole split
         if same:
             raise GanevalError(f"--real-floor {dataset}: these are the images the {extractor} reference statistics were made "
                                "from, not held-out ones; pick real images outside the reference")
@@ -92,6 +94,16 @@ def floor_source(choice: str, ref_meta: dict[str, dict[str, Any]], n: int, seed:
             "dataset_sha256": meta_of["dataset_sha256"], "n_available": total, "name": name,
             "subset": "all" if len(idx) == total else f"{len(idx)} drawn uniformly without replacement, seed {seed}"}
     return src, info
+
+
+def pixels_sha256(meta: dict[str, Any]) -> str | None:
+    """The SHA-256 of the pixels behind statistics or a floor, as your own images are identified: recorded for them;
+    for an MNIST split (whose record holds its file's checksum) computed from its first ``n`` images, read as a
+    folder or .npz of them would be."""
+    if meta.get("dataset") in DATASETS:
+        images = dataset_images(meta["dataset"])
+        return image_digest(torch.from_numpy(np.array(images[: meta.get("n") or None])).unsqueeze(1))  # a copy: read-only
+    return meta.get("dataset_sha256")
 
 
 def _held_out(dataset: str) -> tuple[int, dict[str, Any], Callable[[np.ndarray], Any]]:

@@ -43,7 +43,8 @@ def reference_path(reference: str | os.PathLike[str], extractor_name: str) -> Pa
     if path.is_dir():
         found = sorted(path.glob(f"*_{extractor_name}.npz"))
         if len(found) != 1:
-            raise StatsError(f"{path}: expected one *_{extractor_name}.npz, found {len(found)}")
+            names = f": {', '.join(p.name for p in found[:4])}{' …' if len(found) > 4 else ''}; give the file" if found else ""
+            raise StatsError(f"{path}: expected one *_{extractor_name}.npz, found {len(found)}{names}")
         return found[0]
     return path
 

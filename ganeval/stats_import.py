@@ -177,7 +177,7 @@ def extractor_for(made_by: str, path: str | os.PathLike[str]) -> str:
 
 #: What a ganeval export's record (``FILE.ganeval.json``) gives an import of that file back: the images the
 #: statistics were made from and how.
-EXPORTED_KEYS = ("dataset", "split", "source", "dataset_sha256", "image_shape", "n", "precision")
+EXPORTED_KEYS = ("dataset", "split", "source", "recursive", "dataset_sha256", "image_shape", "n", "precision")
 
 
 def export_record(path: Path, digest: str, extractor: FeatureExtractor) -> dict[str, Any] | None:
@@ -290,6 +290,10 @@ def import_stats_file(path: str | os.PathLike[str], made_by: str, out: str | os.
     from ganeval.stats import compute_stats, save_stats
 
     check_stats_out(out)  # before reading, and before an Inception pass over --verify-with
+    if Path(out).resolve() in (Path(path).resolve(), Path(path).resolve().with_suffix(".json")) or \
+            Path(out).resolve().with_suffix(".json") == Path(path).resolve():
+        raise StatsError(f"--out {out}: is the file being imported (or its sidecar would replace it); write the "
+                         "imported statistics elsewhere")
     extractor = get_extractor(extractor_for(made_by, path), device=device if verify_with else "cpu", weights_path=weights_path)
     stats = import_stats(path, made_by, extractor, n=n, description=description, command=command)
     if verify_with is not None:

@@ -93,6 +93,10 @@ def test_auto_floor_is_the_other_split_and_the_reference_itself_is_refused(tmp_p
     assert score(tmp_path / "run", real_floor=True, **{**FAST, "bootstrap": 0}).attrs["summary"]["real_floor"]["dataset"] == "mnist-test"
     with pytest.raises(GanevalError, match="--real-floor: .*no such dataset"):
         score(tmp_path / "run", real_floor=str(tmp_path / "missing"), **FAST)
+    # the reference's own images as a file beside the split's name: passed (the split's record holds its file's checksum)
+    np.savez(tmp_path / "test_all.npz", images=dataset_images("mnist-test"))
+    with pytest.raises(GanevalError, match="test_all.npz: these are the images the mnist reference statistics were made from"):
+        score(tmp_path / "run", reference="mnist-test", real_floor=str(tmp_path / "test_all.npz"), **FAST)
 
 
 def test_your_own_floor_images_and_a_custom_reference(tmp_path: Path, cli) -> None:

@@ -112,6 +112,14 @@ def test_merge_floors_keeps_what_a_run_did_not_recompute() -> None:
     assert got["date"] == "new" and got["inception"] == {"fid_test_vs_train": 1.0}
     assert got["mnist"] == {"fid_test_vs_train": 0.037, "fid_test_vs_train_float64": 0.0371, "knn_test_vs_train": {"n": 2}}
     assert recorded["mnist"]["knn_test_vs_train"] == {"n": 1}  # the recorded dict is not changed in place
+    # statistics made again at another N: the float64 check of the old ones beside the new FID said they agreed to 6e-8
+    other = {"mnist": {"fid_test_vs_train": 0.676, "n_test": 1000, "n_train": 1000}}
+    stale = {"mnist": {"fid_test_vs_train": 2.063, "n_test": 300, "n_train": 300, "fid_test_vs_train_float64": 2.063,
+                       "float32_minus_float64": -5.8e-8, "knn_test_vs_train": {"n": 300}}}
+    assert merge_floors(stale, other)["mnist"] == other["mnist"]
+    again = {"mnist": {"fid_test_vs_train": 2.063 * (1 + 1e-12), "n_test": 300, "n_train": 300}}
+    assert merge_floors(stale, again)["mnist"]["knn_test_vs_train"] == {"n": 300}  # the same statistics, another
+    # machine's round-off: kept
 
 
 def test_floors_merge_without_or_with_a_damaged_record(tmp_path: Path, cli, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -159,3 +167,22 @@ def test_floors_refuses_a_negative_knn_n_and_a_features_dir_that_is_no_folder(tm
     code, out, err = cli("floors", "--extractors", "mnist", *[fill.get(a, a) for a in args])
     want = problem.replace("MISSING", fill["MISSING"]).replace("FILE", fill["FILE"])
     assert code == 2 and want in err and err.strip().count("\n") == 0 and out == "", err
+
+
+def test_floors_features_of_one_split_alone_and_a_folder_of_two_references_are_named(tmp_path: Path, cli) -> None:
+    """``floors --features-dir`` holding one split's features skipped the float64 check without a word; a reference
+    folder of two candidates (fp32 and bf16 statistics side by side) said "found 2" without naming them."""
+    from ganeval.errors import StatsError
+    from ganeval.reference import reference_path
+
+    (tmp_path / "feats").mkdir()
+    np.save(tmp_path / "feats" / "mnist-test_mnist.npy", np.zeros((3, 128), np.float32))
+    code, _, err = cli("floors", "--extractors", "mnist", "--features-dir", tmp_path / "feats", "--device", "cpu")
+    assert code == 2 and err.count("\n") == 1, err
+    assert "no mnist-train_mnist.npy (stats --save-features writes it); the float64 check needs both splits' features" in err
+    for name in ("a_mnist", "b_mnist"):
+        for ext in (".npz", ".json"):
+            (tmp_path / "ref" / f"{name}{ext}").parent.mkdir(exist_ok=True)
+            (tmp_path / "ref" / f"{name}{ext}").write_text("")
+    with pytest.raises(StatsError, match=r"ref: expected one \*_mnist.npz, found 2: a_mnist.npz, b_mnist.npz; give the file"):
+        reference_path(tmp_path / "ref", "mnist")

@@ -159,6 +159,11 @@ def test_cli_refusals_are_one_line_and_write_nothing(tmp_path: Path, cli) -> Non
     # an --out not named *_inception.npz: its note came first, before the refusal, as if the import went on
     code, _, err = cli("stats", "--import", tmp_path / "s.npz", "--made-by", "torch-fidelity", "--out", tmp_path / "x.npz")
     assert code == 2 and "128-d statistics" in err and err.count("\n") == 1 and "note:" not in err, err
+    # --out the very file imported: it was replaced by ganeval's, the sidecar naming the SHA-256 of a file now gone
+    before = (tmp_path / "s.npz").read_bytes()
+    code, _, err = cli("stats", "--import", tmp_path / "s.npz", "--made-by", "torch-fidelity", "--out", tmp_path / "s.npz")
+    assert code == 2 and err.count("\n") == 1 and "is the file being imported" in err, err
+    assert (tmp_path / "s.npz").read_bytes() == before and not (tmp_path / "s.json").exists()
 
 
 def test_api_imports_clean_fid_statistics(tmp_path: Path) -> None:
@@ -246,6 +251,14 @@ def test_a_ganeval_export_imported_back_keeps_its_provenance(tmp_path: Path, cli
     np.testing.assert_array_equal(back.sigma, shipped.sigma)
     np.testing.assert_allclose(back.mu, shipped.mu, rtol=0, atol=1e-6)  # written as float32 for torch-fidelity
     reference_stats(tmp_path / "ref", get_extractor("inception", device="cpu"), needs_images=True)  # KID can use it
+    # a class-per-folder tree (--recursive): the round trip lost the flag, and KID then read the top folder alone
+    tree = type(shipped)(shipped.mu, shipped.sigma, {**shipped.meta, "dataset": "custom", "source": str(tmp_path / "tree"),
+                                                     "recursive": True})
+    save_stats(tmp_path / "tree_inception.npz", tree)
+    sent = ganeval.export_stats(tmp_path / "tree_inception.npz", "torch-fidelity", tmp_path / "tf", name="tree")
+    code, _, err = cli("stats", "--import", sent.path, "--made-by", "torch-fidelity", "--out", tmp_path / "tr" / "t_inception.npz")
+    assert code == 0, err
+    assert load_stats(tmp_path / "tr" / "t_inception.npz").meta["recursive"] is True
     code, _, err = cli("stats", "--import", done.path, "--made-by", "torch-fidelity", "--n", 64, "--out", out)
     assert code == 2 and "declared --n 64, but its" in err and "records n=10000" in err
 
