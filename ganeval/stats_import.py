@@ -201,7 +201,10 @@ def export_record(path: Path, digest: str, extractor: FeatureExtractor) -> dict[
         if stats[key] != prov[key] and not (key == "weights_sha256" and whole and stats[key] == whole):
             raise StatsError(f"{path}: made with {key}={stats[key]!r} (its {side.name}), but {key}={prov[key]!r} was "
                              "asked for")
-    return {k: stats[k] for k in EXPORTED_KEYS if k in stats}
+    out = {k: stats[k] for k in EXPORTED_KEYS if k in stats}
+    if isinstance(stats.get("imported"), dict):  # statistics ganeval had imported itself: where they came from first
+        out["imported"] = stats["imported"]
+    return out
 
 
 def import_stats(path: str | os.PathLike[str], made_by: str, extractor: FeatureExtractor, n: int | None = None,
@@ -228,6 +231,7 @@ def import_stats(path: str | os.PathLike[str], made_by: str, extractor: FeatureE
     exported = export_record(src, digest, extractor)
     if exported is not None and n is not None and exported.get("n") not in (None, n):
         raise StatsError(f"{src}: declared --n {n}, but its {src.name}.ganeval.json records n={exported['n']}")
+    earlier = (exported or {}).pop("imported", None)  # exported after an import: that import's record travels on
     meta: dict[str, Any] = {
         "dataset": "imported",
         "n": n,
@@ -235,7 +239,8 @@ def import_stats(path: str | os.PathLike[str], made_by: str, extractor: FeatureE
         **(exported or {}),
         "imported": {"file": src.name, "file_sha256": digest, "made_by": made_by,
                      "description": description, "n_declared": n is not None, "verified": False,
-                     **({"export_record": f"{src.name}.ganeval.json"} if exported is not None else {})},
+                     **({"export_record": f"{src.name}.ganeval.json"} if exported is not None else {}),
+                     **({"previous": earlier} if earlier else {})},
         "package_version": __version__,
         "command": command or "",
         "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -271,7 +276,10 @@ def imported_summary(meta: dict[str, Any]) -> str | None:
         return None
     what = f", {info['description']}" if info.get("description") else ""
     check = (f"verified against the images by ganeval: FD {info.get('fd_to_ganeval', float('nan')):.2g} to its own statistics"
-             if info.get("verified") else f"exported by ganeval: images, N and weights as {info['export_record']} records"
+             if info.get("verified") else
+             f"exported by ganeval from statistics it had imported, {imported_summary({'imported': info['previous']})}"
+             if isinstance(info.get("previous"), dict) else
+             f"exported by ganeval: images, N and weights as {info['export_record']} records"
              if info.get("export_record") else "images and weights as declared, not verified by ganeval")
     return (f"imported from {info.get('file')} (SHA-256 {str(info.get('file_sha256'))[:12]}…), made by "
             f"{info.get('made_by')}{what}; {check}")

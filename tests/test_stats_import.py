@@ -278,3 +278,32 @@ def test_a_ganeval_export_imported_back_keeps_its_provenance(tmp_path: Path, cli
     torch.save({"mu": mu.astype(np.float32), "sigma": sigma, "x": np.zeros(1)}, done.path)
     code, _, err = cli("stats", "--import", done.path, "--made-by", "torch-fidelity", "--out", out)
     assert code == 0 and load_stats(out).meta["dataset"] == "imported" and "export_record" not in load_stats(out).meta["imported"]
+
+
+def test_an_export_of_imported_statistics_imported_again_keeps_the_first_import(tmp_path: Path, cli) -> None:
+    """Imported statistics exported and imported again lost the first import's record (file, description, never
+    verified), and the summary said "exported by ganeval: images, N and weights as … records": known images for
+    statistics that were only declared."""
+    import torch
+
+    from ganeval.stats import load_stats
+    from ganeval.stats_import import imported_summary
+
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((2048, 300))
+    torch.save({"mu": rng.standard_normal(2048).astype(np.float32), "sigma": a @ a.T / 300}, tmp_path / "tf-stat-fid-2048.pt")
+    code, _, err = cli("stats", "--import", tmp_path / "tf-stat-fid-2048.pt", "--made-by", "torch-fidelity", "--n", 300,
+                       "--description", "theirs", "--out", tmp_path / "imp" / "tf_inception.npz")
+    assert code == 0, err
+    code, _, err = cli("stats", "--export", tmp_path / "imp" / "tf_inception.npz", "--to", "torch-fidelity", "--out", tmp_path / "exp")
+    assert code == 0, err
+    (sent,) = (tmp_path / "exp").glob("*-stat-fid-2048.pt")
+    code, _, err = cli("stats", "--import", sent, "--made-by", "torch-fidelity", "--out", tmp_path / "imp2" / "b_inception.npz")
+    assert code == 0, err
+    meta = load_stats(tmp_path / "imp2" / "b_inception.npz").meta
+    first = meta["imported"]["previous"]
+    assert first["file"] == "tf-stat-fid-2048.pt" and first["description"] == "theirs" and first["verified"] is False
+    assert meta["n"] == 300 and meta["dataset"] == "imported"
+    text = imported_summary(meta)
+    assert "exported by ganeval from statistics it had imported, imported from tf-stat-fid-2048.pt" in text
+    assert text.endswith("images and weights as declared, not verified by ganeval"), text
