@@ -200,9 +200,13 @@ def test_two_processes_writing_one_folder_take_turns(tmp_path: Path) -> None:
     assert child.exitcode == 0
     assert _contents(out) == dict.fromkeys(names, b"new")  # the whole set, and no temporary file
 
+    def interruptible_writer() -> None:  # Ctrl-C raising KeyboardInterrupt, as in a terminal: a job started in the
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # background (CI's) inherits SIGINT ignored
+        write_set({out / n: b"newer" for n in names})
+
     fd = lock_file(out / WRITE_LOCK)  # Ctrl-C while a writer waits for the folder: it stops, writing nothing
     try:
-        child = ctx.Process(target=write_set, args=({out / n: b"newer" for n in names},))
+        child = ctx.Process(target=interruptible_writer)
         child.start()
         time.sleep(1.0)
         os.kill(child.pid, signal.SIGINT)
