@@ -142,6 +142,13 @@ def _header_shapes(path: Path) -> dict[str, tuple[int, ...]]:
         raise CheckpointError(f"{path}: corrupt or truncated checkpoint ({first_line(exc)})") from exc
 
 
+def refuse_changed(path: Path, before: str | None, after: str | None) -> None:
+    """Refuse a file whose digest after it was loaded (``after``) is not the one taken before (``before``): written to
+    or replaced while it was read, its weights could be another file's under this digest (and cached so)."""
+    if after != before:
+        raise CheckpointError(f"{path}: changed while it was read (written to or replaced); score it once it is complete")
+
+
 def load_generator(
     path: str | os.PathLike[str], use_ema: bool = True, device: str | torch.device = "cpu"
 ) -> tuple[nn.Module, dict[str, Any]]:
@@ -202,8 +209,7 @@ def load_generator(
         after = sha256_file(path)
     except OSError:
         after = None  # removed meanwhile
-    if after != before:
-        raise CheckpointError(f"{path}: changed while it was read (written to or replaced); score it once it is complete")
+    refuse_changed(path, before, after)
     meta = {**meta, "weights": prefix.rstrip("."), "sha256": before}
     return gen.to(device).eval(), meta
 

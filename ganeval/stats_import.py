@@ -298,8 +298,7 @@ def import_stats_file(path: str | os.PathLike[str], made_by: str, out: str | os.
     from ganeval.stats import compute_stats, save_stats
 
     check_stats_out(out)  # before reading, and before an Inception pass over --verify-with
-    if Path(out).resolve() in (Path(path).resolve(), Path(path).resolve().with_suffix(".json")) or \
-            Path(out).resolve().with_suffix(".json") == Path(path).resolve():
+    if Path(path).resolve() in (Path(out).resolve(), Path(out).resolve().with_suffix(".json")):  # out is an .npz
         raise StatsError(f"--out {out}: is the file being imported (or its sidecar would replace it); write the "
                          "imported statistics elsewhere")
     extractor = get_extractor(extractor_for(made_by, path), device=device if verify_with else "cpu", weights_path=weights_path)

@@ -226,14 +226,6 @@ def file_digest(path: Path) -> str:
         raise CheckpointError(f"{path}: cannot read ({exc.strerror or exc})") from exc
 
 
-def unchanged(path: Path, before: str) -> str:
-    """``before``, ``path``'s digest taken before it was loaded, once its digest now agrees: a file written to or
-    replaced while it was read is refused, as its weights could be another file's under this digest (and cached so)."""
-    if file_digest(path) != before:
-        raise CheckpointError(f"{path}: changed while it was read (written to or replaced); score it once it is complete")
-    return before
-
-
 def _graph_tensors(graph: Any) -> Iterator[Any]:
     """Every tensor an ONNX graph holds: initializers, sparse ones, node attributes, and those of sub-graphs."""
     yield from graph.initializer

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
-from ganeval.checkpoints import load_generator
+from ganeval.checkpoints import load_generator, refuse_changed
 from ganeval.errors import GanevalError
 from ganeval.interrupts import held_signals
 from ganeval.sources import generators as gens
@@ -55,7 +55,7 @@ def _open_generator_file(src: Source, device: torch.device, n: int, seed: int) -
         fn: Callable[[torch.Tensor], Any] = gens.onnx_function(src.path, device)
     else:
         fn = gens.load_torchscript(src.path, device)
-    gens.unchanged(src.path, sha)
+    refuse_changed(src.path, sha, gens.file_digest(src.path))
     meta: dict[str, Any] = {"format": src.kind}
     key = f"{sha}|z{settings['z_dim']}|{settings['output_range']}"
     if src.kind == "onnx" and (external := gens.onnx_external_digest(src.path)) is not None:
@@ -115,7 +115,7 @@ def _open_state_dict(src: Source, device: torch.device, n: int, seed: int) -> Sa
     spec = hints.generator
     sha = gens.file_digest(src.path)
     model, key = load_state_dict_generator(src.path, spec, hints.state_key, device)
-    gens.unchanged(src.path, sha)
+    refuse_changed(src.path, sha, gens.file_digest(src.path))
     z_dim = gens.zdim_attribute(model)
     s = merge_hints(str(src.path), {"z_dim": z_dim} if z_dim is not None else {}, hints)
     ident = spec.identity(hints.cache_key)  # None: its source cannot be read, and no cache_key names it
