@@ -136,6 +136,12 @@ def _naming(exc: OSError, path: Path, tmp: str | None) -> OSError:
     return OSError(exc.errno, exc.strerror or str(exc), str(path))  # same errno, so the same subclass
 
 
+def _tmp_prefix(path: Path) -> str:
+    """``.<name>.``, the name cut to 100 bytes: a legal name of 241-255 bytes grown by mkstemp's and ``.old.tmp``'s
+    characters failed ("File name too long") only at the final write, after all the work."""
+    return f".{os.fsdecode(os.fsencode(path.name)[:100])}."
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; rename it over ``path`` only on success. An ``OSError`` that names
@@ -151,7 +157,7 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     try:
         with held_signals():  # an interrupt between making the file and knowing its name would leave it behind
             try:
-                fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+                fd, tmp = tempfile.mkstemp(prefix=_tmp_prefix(path), suffix=".tmp", dir=path.parent)
             except OSError as exc:
                 if (named := _naming(exc, path, exc.filename)) is exc:
                     raise
@@ -240,7 +246,7 @@ def write_set(files: Mapping[str | os.PathLike[str], Content]) -> None:
             try:
                 with held_signals():  # an interrupt between making the file and listing it would leave it behind
                     fd, tmp = (tempfile.mkstemp(prefix=".ganeval.", suffix=".tmp") if stream else
-                               tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+                               tempfile.mkstemp(prefix=_tmp_prefix(path), suffix=".tmp", dir=path.parent))
                     if stream:
                         streams.append((tmp, path))
                     else:

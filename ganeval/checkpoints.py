@@ -8,6 +8,7 @@ import os
 import re
 import tempfile
 import time
+import zipfile
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -256,3 +257,12 @@ def list_checkpoints(directory: str | os.PathLike[str]) -> list[CheckpointRef]:
         if m and entry.is_file() and int(m.group(1)) <= MAX_ITERATION:
             refs.append(CheckpointRef(entry, int(m.group(1))))
     return sorted(refs, key=lambda r: (r.iteration, r.path.name))  # equal iterations: a fixed order, by name
+
+
+def is_torchscript_archive(path: Path) -> bool:
+    """Whether ``path`` is a TorchScript archive (``torch.jit.save``: a zip holding constants.pkl), whatever its name."""
+    try:
+        with zipfile.ZipFile(path) as zf:
+            return any(n.endswith("/constants.pkl") for n in zf.namelist())
+    except (zipfile.BadZipFile, OSError, EOFError):
+        return False

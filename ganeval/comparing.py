@@ -42,7 +42,7 @@ from ganeval.distributed import DistContext, from_env
 from ganeval.errors import GanevalError, require_count
 from ganeval.evaluate import score_series
 from ganeval.hint_use import check_hints_read
-from ganeval.inputs import SAMPLE_KINDS, Series, Source, resolve_target
+from ganeval.inputs import SAMPLE_KINDS, Series, Source, printable, resolve_target
 from ganeval.metrics.directions import DIFFERENCE_WORDS, LABELS, RANKABLE
 from ganeval.metrics.interval import bootstrap_interval, ci_percent
 from ganeval.metrics.intra import DIGIT_COLUMNS
@@ -127,8 +127,8 @@ def _names(targets: list[Any]) -> list[str]:
             p = Path(t)
             p = p.resolve() if p.name in ("", "..") else p  # "." and "..": the folder's own name, not ''
             stem = p.stem if p.is_file() else p.name
-            return stem if depth == 0 else f"{p.parent.name}/{stem}" if depth == 1 else str(t)
-        return getattr(t, "__name__", None) or type(t).__name__
+            return printable(stem if depth == 0 else f"{p.parent.name}/{stem}" if depth == 1 else str(t))
+        return printable(getattr(t, "__name__", None) or type(t).__name__)
 
     for depth in range(3):
         names = [name(t, depth) for t in targets]
@@ -141,7 +141,9 @@ def normalise_arms(arms: Mapping[str, Any] | Sequence[Any]) -> dict[str, list[An
     """``{name: [targets]}`` from a mapping (a value may be one target or a list of runs) or a list of targets
     (one arm each, named by the file). At least two arms, unique names, none empty."""
     if isinstance(arms, Mapping):
-        out = {str(k): (list(v) if isinstance(v, (list, tuple)) else [v]) for k, v in arms.items()}
+        out = {printable(str(k)): (list(v) if isinstance(v, (list, tuple)) else [v]) for k, v in arms.items()}
+        if len(out) < len(arms):  # names that differ only in bytes that are not UTF-8
+            raise GanevalError(f"arm names {', '.join(out)} must differ in printable characters")
     elif isinstance(arms, (str, os.PathLike)) or not isinstance(arms, Sequence):
         raise GanevalError("compare needs at least two models (arms) to compare")
     else:

@@ -149,6 +149,7 @@ def find_report(target: str | os.PathLike[str]) -> Path | None:
     if p.is_file():
         return p if p.suffix.lower() == ".json" else None
     if (p / "summary.json").exists():
+        refuse_ambiguous(p)
         return p / "summary.json"
     if list_checkpoints(p):
         return None
@@ -159,9 +160,20 @@ def find_report(target: str | os.PathLike[str]) -> Path | None:
     raise GanevalError(f"{p}: neither a report (no summary.json) nor a checkpoint folder (no ckpt_*.safetensors)")
 
 
+def refuse_ambiguous(folder: Path) -> None:
+    """Refuse a folder holding both a report and checkpoints: which is meant is unclear, and the report may be stale."""
+    from ganeval.checkpoints import list_checkpoints
+
+    if (folder / "summary.json").exists() and (ckpts := list_checkpoints(folder)):
+        raise GanevalError(f"{folder}: holds both a report (summary.json) and checkpoints ({ckpts[0].path.name} …): give "
+                           f"{folder / 'summary.json'} to judge that report, or score the checkpoints into another --out")
+
+
 def _is_model(path: str | os.PathLike[str]) -> bool:
     """A baseline that is a model to re-score (checkpoint, generator, samples), not a report (or a run folder with one)."""
     p = Path(path)
+    if p.is_dir():
+        refuse_ambiguous(p)
     if not p.exists() or (p.is_dir() and (p / "report" / "summary.json").is_file()):
         return False
     try:

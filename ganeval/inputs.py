@@ -8,11 +8,11 @@ or ``.zip`` of images, an ``.npz`` or ``.npy``); several targets at once (a seri
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import numbers
 import os
 import re
-import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ganeval.checkpoints import CKPT_RE, MAX_ITERATION, list_checkpoints, read_metadata
+from ganeval.checkpoints import CKPT_RE, MAX_ITERATION, is_torchscript_archive, list_checkpoints, read_metadata
 from ganeval.errors import CheckpointError, GanevalError, short
 from ganeval.sources import generators as gens
 from ganeval.sources.base import InputHints, Samples, merge_hints
@@ -137,18 +137,9 @@ def _safetensors_like(path: Path) -> bool:
     return len(head) == 9 and head[8:9] == b"{"
 
 
-def _torchscript_archive(path: Path) -> bool:
-    """Whether ``path`` is a TorchScript archive (``torch.jit.save``: a zip holding constants.pkl), whatever its name."""
-    try:
-        with zipfile.ZipFile(path) as zf:
-            return any(n.endswith("/constants.pkl") for n in zf.namelist())
-    except (zipfile.BadZipFile, OSError, EOFError):
-        return False
-
-
 def _what_instead(path: Path, suffix: str) -> str:
     """Why a file of unknown kind is refused, and what ganeval scores instead."""
-    if _torchscript_archive(path):  # torch.jit.save(m, "G.pth"): its class is not needed, its name is the problem
+    if is_torchscript_archive(path):  # torch.jit.save(m, "G.pth"): its class is not needed, its name is the problem
         return "a TorchScript generator under a name ganeval does not read as one: name it .pt (or .ts) to score it"
     if suffix in STATE_EXTS:
         return f"a {suffix} weight file needs its generator class: pass --generator MODULE:NAME (generator= in Python)"
@@ -243,12 +234,22 @@ def _unlisted(path: Path, refs: list[Any]) -> list[Source]:
     for p in sorted(path.iterdir(), key=lambda q: natural_key(q.name)):
         if not CKPT_RE.match(p.name) or p.name in listed:
             continue
-        why = ("is a folder, not a checkpoint file" if p.is_dir() else "is a link to nothing (its target is missing)"
+        why = ("is a folder, not a checkpoint file" if p.is_dir() else _dangling(p)
                if p.is_symlink() and not p.exists() else "names an iteration beyond 2^63 - 1" if p.is_file()
                else "is not a regular file")
         it = int(CKPT_RE.match(p.name).group(1))  # type: ignore[union-attr]
         out.append(Source(p.name, None, it if it <= MAX_ITERATION else None, "failed", {"error": f"{p}: {why}"}))
     return out
+
+
+def _dangling(link: Path) -> str:
+    """Why a link opens nothing: its target is missing, or the links go round in a loop."""
+    try:
+        os.stat(link)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return "is a symlink loop (its links lead back to themselves)"
+    return "is a link to nothing (its target is missing)"
 
 
 def _same_iteration(refs: list[Any]) -> list[str]:
@@ -311,10 +312,10 @@ def _report_name(paths: list[Path]) -> str:
         return f"report_{joined}"
     root = os.path.commonpath(sorted(parents))
     chosen = "\n".join(sorted(os.path.relpath(p.resolve(), root) for p in paths))
-    digest = hashlib.sha256(chosen.encode()).hexdigest()[:8]
+    digest = hashlib.sha256(os.fsencode(chosen)).hexdigest()[:8]  # fsencode: names that are not UTF-8 too
     if len(joined) <= 80:
         return f"report_{joined}_{digest}"
-    first = stems[0].encode()[:60].decode(errors="ignore")  # a long stem cut (in bytes: names end at 255 of them)
+    first = os.fsencode(stems[0])[:60].decode(errors="ignore")  # a long stem cut (in bytes: names end at 255 of them)
     return f"report_{first}{f'_and_{len(stems) - 1}_more' if len(stems) > 1 else ''}_{digest}"
 
 

@@ -230,3 +230,19 @@ def test_written_reports_are_untouched_by_a_refused_gate(tmp_path: Path, scoring
     with pytest.raises(GanevalError, match="no checkpoint match"):
         gate(run / "ckpt_0000001.safetensors", max_fid=30, checkpoint="ckpt_0000002.safetensors")
     assert (run / "report" / "summary.json").read_text() == before and json.loads(before)["rows"]
+
+
+def test_a_folder_holding_both_a_report_and_checkpoints_is_refused(tmp_path: Path, scoring: list, cli: Any) -> None:
+    """``score RUN --out RUN`` then a newer checkpoint: the gate passed on the old summary.json and never looked at the
+    new file. Such a folder is refused, as target and as baseline; its summary.json, named, is still judged."""
+    run = stand_in_run(tmp_path / "run", 50, 100)
+    write_report(run, make_summary([make_row(50), make_row(100)]))
+    (run / "ckpt_0000900.safetensors").write_bytes(b"stand-in: never read")
+    code, out, err = cli("gate", run, "--max-fid", "30")
+    assert code == 2 and out == "" and err.count("\n") == 1, err
+    assert f"{run}: holds both a report (summary.json) and checkpoints" in err and str(run / "summary.json") in err
+    with pytest.raises(GanevalError, match="holds both a report"):
+        gate(write_report(tmp_path / "rep", make_summary([make_row(100)])), max_regression=10, baseline=run)
+    code, out, err = cli("gate", run / "summary.json", "--max-fid", "30")
+    assert code == 0 and "gate: passed" in out, err
+    assert not scoring

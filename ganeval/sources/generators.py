@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from ganeval.atomic import sha256_file
-from ganeval.errors import CheckpointError, GanevalError
+from ganeval.errors import CheckpointError, GanevalError, first_line
 
 SAFE_BUILTINS = {"set", "frozenset", "list", "dict", "tuple", "int", "float", "complex", "bool", "str", "bytes",
                  "bytearray", "slice", "range"}
@@ -109,7 +109,7 @@ def load_torchscript(path: Path, device: torch.device | str = "cpu") -> torch.ji
             warnings.simplefilter("ignore", FutureWarning)  # torch.jit is deprecated in favour of torch.export
             module = torch.jit.load(str(path), map_location=device)
     except Exception as exc:  # noqa: BLE001 - any load failure is one clear input error
-        raise CheckpointError(f"{path}: cannot load TorchScript ({exc.__class__.__name__}: {str(exc).splitlines()[0]})") from exc
+        raise CheckpointError(f"{path}: cannot load TorchScript ({exc.__class__.__name__}: {first_line(exc)})") from exc
     return module.eval()
 
 
