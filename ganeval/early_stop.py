@@ -248,7 +248,7 @@ class EarlyStopResult:
 
 
 def train_with_early_stop(out: str | os.PathLike[str], stopper: EarlyStopper, *, resume: bool = False,
-                          checkpoint_every: int = 1000, **train_kwargs: Any) -> EarlyStopResult:
+                          checkpoint_every: int | None = None, **train_kwargs: Any) -> EarlyStopResult:
     """Train like :func:`ganeval.train.train`, pausing at every checkpoint to let ``stopper`` judge it.
 
     ``OUT/early_stop.json`` is rewritten after every checkpoint. With ``resume`` the run's existing checkpoints are
@@ -260,9 +260,9 @@ def train_with_early_stop(out: str | os.PathLike[str], stopper: EarlyStopper, *,
         raise TrainError("early stopping sets stop_at itself")
     checks = {k: v for k, v in train_kwargs.items() if k not in ("data_dir", "progress")}
     # the trainer's own checks, before any checkpoint is judged: the folder, the state, the flags against the run
-    target = plan_train(out, resume=resume, checkpoint_every=checkpoint_every, **checks).target
+    plan = plan_train(out, resume=resume, checkpoint_every=checkpoint_every, **checks)
     with held_runs(out):  # between segments too: another trainer could take the folder while a checkpoint is judged
-        return _train_and_judge(out, stopper, target, checkpoint_every, train_kwargs)
+        return _train_and_judge(out, stopper, plan.target, plan.checkpoint_every, train_kwargs)
 
 
 def _train_and_judge(out: Path, stopper: EarlyStopper, target: int, checkpoint_every: int,

@@ -171,7 +171,7 @@ def test_cli_writes_here_by_default_and_leaves_the_shipped_weights(tmp_path: Pat
     assert f"copy it to {SHIPPED_WEIGHTS}" in out
 
 
-@pytest.mark.parametrize("args", [["--seed", str(2**64)], ["--seed=-9223372036854775809"]])
+@pytest.mark.parametrize("args", [["--seed", str(2**64)], ["--seed=-9223372036854775809"], ["--seed=-1"]])
 def test_cli_refuses_a_seed_torch_cannot_take(tmp_path: Path, cli, args: list[str]) -> None:
     """torch.manual_seed raised an overflow ValueError after the data was loaded: a traceback, exit 1."""
     out = tmp_path / "c.safetensors"

@@ -282,8 +282,10 @@ def test_resume_is_bit_identical(reference: Path, tmp_path: Path) -> None:
     out = tmp_path / "run"
     first = train(out, "mlp", iterations=K, checkpoint_every=K, log_every=LOG, seed=0, device="cpu", progress=False)
     assert first.iteration == K and first.resumed_from is None
-    result = train(out, iterations=N, checkpoint_every=K, log_every=LOG, resume=True, device="cpu", progress=False)
+    # the run's own cadence, not the defaults (1000/100): a resume without --checkpoint-every wrote none before N
+    result = train(out, iterations=N, resume=True, device="cpu", progress=False)
     assert result.resumed_from == K and result.iteration == N
+    assert [r.iteration for r in list_checkpoints(out)] == [r.iteration for r in list_checkpoints(reference)]
     for ref in list_checkpoints(reference):
         assert _tensors_equal(ref.path, out / ref.path.name), ref.path.name
     assert _tensors_equal(reference / STATE_NAME, out / STATE_NAME)
@@ -449,7 +451,7 @@ def test_cli_lr_must_be_finite(tmp_path: Path, mnist_dir: Path, cli, lr: str) ->
     assert not (tmp_path / "r").exists()
 
 
-@pytest.mark.parametrize("seed", [str(2**64), str(-(2**63) - 1), str(10**20)])
+@pytest.mark.parametrize("seed", [str(2**64), str(-(2**63) - 1), str(10**20), "-1"])
 def test_cli_seed_out_of_torch_range(tmp_path: Path, cli, seed: str) -> None:
     """torch.manual_seed raised an overflow ValueError: a traceback, exit 1."""
     code, _, err = cli("train", "--out", tmp_path / "r", f"--seed={seed}", "--iterations", "2", "--batch-size", "4",
@@ -458,17 +460,25 @@ def test_cli_seed_out_of_torch_range(tmp_path: Path, cli, seed: str) -> None:
     assert not (tmp_path / "r").exists()
 
 
-def test_seed_range_is_torchs() -> None:
-    from ganeval.train.recipes import SEED_RANGE, seed_problem
+def test_seed_range_is_torchs_distinct_seeds() -> None:
+    """Each seed accepted is a state of its own: torch takes -2**63.. too, but a negative seed is seed + 2**64's
+    state (-1 and 2**64 - 1 trained bit-identical classifiers recorded under two seeds). A stored run's seed keeps
+    torch's whole range (runs begun before are resumed)."""
+    from ganeval.train.recipes import LEGACY_SEED_RANGE, SEED_RANGE, seed_problem
 
     low, high = SEED_RANGE
     with torch.random.fork_rng(devices=[]):
-        for seed in (low, -1, 0, 2**63, high - 1):
+        for seed in (low, 1, 2**63, high - 1):
             assert seed_problem(seed) is None
             torch.manual_seed(seed)
             torch.Generator().manual_seed(seed)
-        for seed in (low - 1, high):
-            assert "out of range" in (seed_problem(seed) or "")
+        assert "out of range" in (seed_problem(-1) or "") and "out of range" in (seed_problem(high) or "")
+        assert torch.Generator().manual_seed(-1).initial_seed() == torch.Generator().manual_seed(2**64 - 1).initial_seed()
+        for seed in LEGACY_SEED_RANGE[0], -1:
+            assert seed_problem(seed, legacy=True) is None
+            torch.manual_seed(seed)
+        for seed in (LEGACY_SEED_RANGE[0] - 1, high):
+            assert "out of range" in (seed_problem(seed, legacy=True) or "")
             with pytest.raises((ValueError, RuntimeError, OverflowError)):
                 torch.manual_seed(seed)
     assert seed_problem(True) and seed_problem(1.5)

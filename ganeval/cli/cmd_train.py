@@ -35,8 +35,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                         "on a CPU with AMX; weights and checkpoints stay fp32; kept on --resume")
     p.add_argument("--seed", type=int, default=None, help="default 0")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
-    p.add_argument("--checkpoint-every", type=int, default=1000, metavar="K", help="checkpoint every K iterations (default 1000)")
-    p.add_argument("--log-every", type=int, default=100, metavar="N", help="log a row to train_log.csv every N iterations (default 100)")
+    p.add_argument("--checkpoint-every", type=int, metavar="K",
+                   help="checkpoint every K iterations (default 1000; with --resume, the run's own)")
+    p.add_argument("--log-every", type=int, metavar="N",
+                   help="log a row to train_log.csv every N iterations (default 100; with --resume, the run's own)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its train_state.safetensors")
     p.add_argument("--data-dir", default=None, help="MNIST folder (default: GANEVAL_DATA_DIR or the user cache)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")

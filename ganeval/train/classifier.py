@@ -82,7 +82,7 @@ def train_classifier(
 ) -> TrainedClassifier:
     """Train :class:`MNISTNet` on uint8 ``(N, 28, 28)`` ``images``; same seed, data and device → same weights.
 
-    Raises :class:`ganeval.errors.GanevalError` for a seed torch cannot take (-2**63 <= seed < 2**64)."""
+    Raises :class:`ganeval.errors.GanevalError` for a seed outside 0 <= seed < 2**64."""
     if (problem := seed_problem(seed)) is not None:
         raise GanevalError(f"seed {problem}")
     dev = resolve_device(device)

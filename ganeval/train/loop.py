@@ -91,6 +91,7 @@ class _Trainer:
         self.data = torch.from_numpy(np.array(images, dtype=np.uint8)).to(dev)  # uint8 on the device, ~47 MB
         self.step = STEPS[r.loss]
         self.iteration, self.elapsed = 0, 0.0
+        self.every: dict[str, int] = {}  # the run's checkpoint and log cadence, stored in its state
         self.target = target  # the run's planned last iteration (the lr schedule and checkpoint metadata use it)
         if saved is not None:
             self._restore(*saved)
@@ -111,7 +112,7 @@ class _Trainer:
         tg, sg = flatten_optimizer("opt_g", self.opt_g)
         td, sd = flatten_optimizer("opt_d", self.opt_d)
         meta = {"iteration": self.iteration, "elapsed": round(self.elapsed, 3), "iterations": iterations,
-                "run": self.run.as_dict(), "opt_g": sg, "opt_d": sd, "device_type": self.dev.type,
+                **self.every, "run": self.run.as_dict(), "opt_g": sg, "opt_d": sd, "device_type": self.dev.type,
                 "package_version": __version__, "data_sha256": mnist_checksum("train")}
         save_state(self.out / STATE_NAME, {**self._state_tensors(), **tg, **td}, meta)
 
@@ -250,7 +251,8 @@ class _Trainer:
 def train(out: str | os.PathLike[str], model: str | None = None, *, iterations: int | None = None,
           batch_size: int | None = None, lr: float | None = None, n_critic: int | None = None,
           lr_decay_start: int | None = None, precision: str | None = None, seed: int | None = None,
-          device: str | torch.device = "auto", checkpoint_every: int = 1000, log_every: int = 100, resume: bool = False,
+          device: str | torch.device = "auto", checkpoint_every: int | None = None, log_every: int | None = None,
+          resume: bool = False,
           data_dir: str | os.PathLike[str] | None = None, config: dict[str, Any] | None = None,
           progress: bool = True, stop_at: int | None = None,
           stop_file: str | os.PathLike[str] | None = None) -> TrainResult:
@@ -278,10 +280,10 @@ def train(out: str | os.PathLike[str], model: str | None = None, *, iterations: 
     images = load_mnist("train", data_dir)[0]
     with held_runs(plan.out):
         plan = plan_train(out, model, **settings)  # again, held: another trainer may have written the folder meanwhile
-        return _train(plan, images, checkpoint_every, log_every, progress, stop_at, stop_file)
+        return _train(plan, images, progress, stop_at, stop_file)
 
 
-def _train(plan: TrainPlan, images: Any, checkpoint_every: int, log_every: int, progress: bool, stop_at: int | None,
+def _train(plan: TrainPlan, images: Any, progress: bool, stop_at: int | None,
            stop_file: str | os.PathLike[str] | None) -> TrainResult:
     out, saved, dev = plan.out, plan.saved, plan.device
     if dev.type == "cuda":
@@ -289,6 +291,7 @@ def _train(plan: TrainPlan, images: Any, checkpoint_every: int, log_every: int, 
     fork_devices = [dev.index if dev.index is not None else torch.cuda.current_device()] if dev.type == "cuda" else []
     with torch.random.fork_rng(devices=fork_devices):  # the caller's global RNG state is left as it was
         trainer = _Trainer(out, plan.run, dev, images, saved, plan.target)
+        trainer.every = {"checkpoint_every": plan.checkpoint_every, "log_every": plan.log_every}  # kept for a resume
         out.mkdir(parents=True, exist_ok=True)
         remove_stale_tmp(out)
         if (out / LOG_NAME).exists():  # a fresh run's log is created with its first row
@@ -298,7 +301,7 @@ def _train(plan: TrainPlan, images: Any, checkpoint_every: int, log_every: int, 
             trainer.ensure_outputs()
         if saved is not None and int(saved[1].get("iterations", plan.target)) != plan.target and start < plan.target:
             trainer._save_state(plan.target)  # a watch reads the run's planned end here: not "finished" while extended
-        trainer.fit(plan.target, checkpoint_every, log_every, progress, stop_at,
+        trainer.fit(plan.target, plan.checkpoint_every, plan.log_every, progress, stop_at,
                     Path(stop_file) if stop_file is not None else None)
     return TrainResult(out, trainer.iteration, [r.path for r in list_checkpoints(out)], trainer.elapsed,
                        start if saved else None, plan.target)

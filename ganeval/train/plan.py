@@ -47,6 +47,8 @@ class TrainPlan:
     saved: tuple[dict[str, torch.Tensor], dict[str, Any]] | None
     target: int
     device: torch.device
+    checkpoint_every: int = 1000  # given, else the run's own (a resume keeps its cadence), else 1000
+    log_every: int = 100
 
     @property
     def start(self) -> int:
@@ -138,7 +140,7 @@ def min_batch_size(model: str, config: dict[str, Any]) -> int:
 def plan_train(out: str | os.PathLike[str], model: str | None = None, *, iterations: int | None = None,
                batch_size: int | None = None, lr: float | None = None, n_critic: int | None = None,
                lr_decay_start: int | None = None, precision: str | None = None, seed: int | None = None,
-               device: str | torch.device = "auto", checkpoint_every: int = 1000, log_every: int = 100,
+               device: str | torch.device = "auto", checkpoint_every: int | None = None, log_every: int | None = None,
                resume: bool = False, config: dict[str, Any] | None = None, stop_at: int | None = None,
                stop_file: str | os.PathLike[str] | None = None) -> TrainPlan:
     """Check a run as :func:`ganeval.train.train` takes it (same arguments) and return its plan; reads ``out`` only.
@@ -194,7 +196,9 @@ def plan_train(out: str | os.PathLike[str], model: str | None = None, *, iterati
         where = f"{state}: the run's " if saved and batch_size is None else ""
         raise TrainError(f"{where}--batch-size {run.recipe.batch_size} is too small for model {run.model!r} "
                          f"(BatchNorm in training needs at least {low})")
-    return TrainPlan(out, run, saved, target, _device(device))
+    every = {k: int(v if v is not None else (saved[1].get(k) if saved else None) or default)
+             for k, v, default in (("checkpoint_every", checkpoint_every, 1000), ("log_every", log_every, 100))}
+    return TrainPlan(out, run, saved, target, _device(device), **every)
 
 
 __all__ = ["RunSettings", "TrainPlan", "min_batch_size", "plan_train"]

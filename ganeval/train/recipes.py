@@ -76,16 +76,22 @@ def get_recipe(model: str) -> Recipe:
     return RECIPES[model]
 
 
-#: The seeds ``torch.manual_seed`` takes: -2**63 <= seed < 2**64 (outside, it raises an overflow ValueError).
-SEED_RANGE = (-(2**63), 2**64)
+#: The seeds ``torch.manual_seed`` takes distinctly: 0 <= seed < 2**64. It takes -2**63 too, but a negative seed
+#: is seed + 2**64's state: -1 and 2**64 - 1 trained the same classifier under two seeds in its provenance.
+SEED_RANGE = (0, 2**64)
+#: What a run's state file may hold: runs started before negative seeds were refused resume as they began.
+LEGACY_SEED_RANGE = (-(2**63), 2**64)
 
 
-def seed_problem(seed: object) -> str | None:
-    """What is wrong with ``seed`` as a torch seed (an integer in :data:`SEED_RANGE`), or None."""
+def seed_problem(seed: object, legacy: bool = False) -> str | None:
+    """What is wrong with ``seed`` as a torch seed (an integer in :data:`SEED_RANGE`, or in
+    :data:`LEGACY_SEED_RANGE` where ``legacy``: a stored run's), or None."""
     if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
         return f"{seed!r} is not an integer"
-    if not SEED_RANGE[0] <= int(seed) < SEED_RANGE[1]:
-        return f"{seed} is out of range (torch takes -2**63 <= seed < 2**64)"
+    lo, hi = LEGACY_SEED_RANGE if legacy else SEED_RANGE
+    if not lo <= int(seed) < hi:
+        return f"{seed} is out of range (0 <= seed < 2**64: torch's seeds, a negative one being seed + 2**64's)" \
+            if not legacy else f"{seed} is out of range (torch takes -2**63 <= seed < 2**64)"
     return None
 
 

@@ -172,7 +172,8 @@ def check_meta(meta: dict[str, Any], tensors: dict[str, torch.Tensor]) -> str | 
         shown = repr(value)
         return f"{field} is {shown[:60] + '…' if len(shown) > 60 else shown}, expected {what}"
 
-    top = {"iteration": _integer(0), "elapsed": _number(0.0), "iterations": _optional(_integer(1))}
+    top = {"iteration": _integer(0), "elapsed": _number(0.0), "iterations": _optional(_integer(1)),
+           "checkpoint_every": _optional(_integer(1)), "log_every": _optional(_integer(1))}
     for field, (ok, what) in top.items():
         if not ok(meta.get(field)):
             return bad(field, meta.get(field), what)
@@ -183,7 +184,7 @@ def check_meta(meta: dict[str, Any], tensors: dict[str, torch.Tensor]) -> str | 
         return bad("run.model", run.get("model"), f"one of {', '.join(RECIPES)}")
     if not isinstance(run.get("config"), dict):
         return bad("run.config", run.get("config"), "an object")
-    if not isinstance(run.get("seed"), int) or seed_problem(run["seed"]):
+    if not isinstance(run.get("seed"), int) or seed_problem(run["seed"], legacy=True):
         return bad("run.seed", run.get("seed"), "an integer with -2**63 <= seed < 2**64 (torch's range)")
     recipe = run.get("recipe")
     if not isinstance(recipe, dict):
