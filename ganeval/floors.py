@@ -85,6 +85,10 @@ def compute_floors(root: Path = SHIPPED_DIR, features_dir: Path | None = None, d
     """FID of mnist-test against mnist-train per extractor (from the shipped float32-covariance files and,
     when per-image features are given, in float64 too), the Inception Scores of real MNIST test, and with
     ``knn_n`` > 0 the sample-based metrics (KID, precision/recall, density/coverage) of test against train at that N."""
+    from ganeval.features import EXTRACTORS
+
+    if unknown := [n for n in extractors if n not in EXTRACTORS]:  # was "mnist-test_foo.npz: not found"
+        raise GanevalError(f"--extractors: unknown extractor {unknown[0]!r} (known: {', '.join(sorted(EXTRACTORS))})")
     out: dict[str, Any] = {"package_version": __version__, "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     for name in extractors:
         test, train = load_stats(stats_path("mnist-test", name, root)), load_stats(stats_path("mnist-train", name, root))

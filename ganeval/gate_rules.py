@@ -207,8 +207,8 @@ def select_row(summary: dict[str, Any], selector: str, source: Path | str) -> di
         found = [r for r in rows if _matches(r, selector)]
         if len(found) != 1:
             names = ", ".join(str(r.get("checkpoint")) for r in rows[:8]) + (" …" if len(rows) > 8 else "")
-            what = "no checkpoint" if not found else f"{len(found)} checkpoints"
-            raise GanevalError(f"{source}: {what} match --checkpoint {selector!r} (checkpoints: {names})")
+            what = "no checkpoint matches" if not found else f"{len(found)} checkpoints match"
+            raise GanevalError(f"{source}: {what} --checkpoint {selector!r} (checkpoints: {names})")
         row = found[0]
     if row.get("status") == "error":
         raise GanevalError(f"{source}: checkpoint {row.get('checkpoint')} could not be scored: {row.get('error') or 'error'}")

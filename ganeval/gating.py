@@ -151,6 +151,10 @@ def gate(target: str | os.PathLike[str], *, max_fid: float | None = None, min_is
         require_number(max_regression, "--max-regression", "be a finite percentage >= 0, e.g. 5",
                        lambda v: 0 <= v < math.inf)
     regression = 0.0 if max_regression is None else float(max_regression)
+    for what, value in (("target", target), ("baseline", baseline)):  # a generator object raised pathlib's TypeError
+        if value is not None and not isinstance(value, str | os.PathLike):
+            raise GanevalError(f"gate's {what} must be a path (checkpoint, run folder, report or samples), not "
+                               f"{type(value).__name__}: score a Python generator with ganeval.score, then gate its report")
     if not isinstance(checkpoint, str | os.PathLike):
         raise GanevalError(f"--checkpoint must be best, last or a checkpoint's path or name (got {checkpoint!r})")
     checkpoint = os.fspath(checkpoint)

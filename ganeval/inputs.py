@@ -183,6 +183,17 @@ def _ordered(sources: list[Source], what: str, given: str) -> tuple[list[Source]
     return sources, []
 
 
+def _numbered(sources: list[Source]) -> tuple[list[Source], list[str]]:
+    """Weight files by the number in each name, kept where names share one (``D_100.pt`` beside ``G_100.pt``: the
+    discriminator's row fails, the generator's keeps iteration 100, as ``watch`` has it); else :func:`_ordered`."""
+    nums = [s.iteration for s in sources]
+    if len(sources) < 2 or None in nums or len(set(nums)) == len(nums):
+        return _ordered(sources, "weight file", "file-name")
+    ordered = sorted(sources, key=lambda s: (s.iteration, natural_key(s.name)))
+    return ordered, [f"iteration of each weight file taken from the number in its name ({ordered[0].name} → "
+                     f"{ordered[0].iteration})", *_same_iteration(ordered)]
+
+
 def _ignored(path: Path, names: list[str], what: str) -> list[str]:
     if not names:
         return []
@@ -196,7 +207,7 @@ def _folder(path: Path, hints: InputHints) -> Series:
         weights = [p for p in files if p.suffix.lower() in STATE_EXTS]
         if not weights:
             raise GanevalError(f"{path}: no weight files ({', '.join(STATE_EXTS)}) for --generator {hints.generator.name}")
-        sources, notes = _ordered([_file_source(p, hints) for p in weights], "weight file", "file-name")
+        sources, notes = _numbered([_file_source(p, hints) for p in weights])
         return Series(sources, notes + _ignored(path, [p.name for p in files if p not in weights], "non-weight"), path)
     refs = list_checkpoints(path)
     if refs:

@@ -45,11 +45,11 @@ def stand_in_run(folder: Path, *iterations: int) -> Path:
 def test_checkpoint_that_matches_nothing_is_refused_before_scoring(tmp_path: Path, scoring: list, cli: Any) -> None:
     """A typo in --checkpoint was found only after every checkpoint was scored and the run's report replaced."""
     run = stand_in_run(tmp_path / "run", 200, 400)
-    with pytest.raises(GanevalError, match=r"no checkpoint match --checkpoint 'ckpt_0000800.safetensors' \(checkpoints: "
+    with pytest.raises(GanevalError, match=r"no checkpoint matches --checkpoint 'ckpt_0000800.safetensors' \(checkpoints: "
                                            r"ckpt_0000200.safetensors, ckpt_0000400.safetensors\)"):
         gate(run, max_mnist_fd=300, checkpoint="ckpt_0000800.safetensors", metrics=("mnist_fd",))
     code, out, err = cli("gate", run, "--max-mnist-fd", "300", "--checkpoint", "median", "--metrics", "mnist_fd")
-    assert code == 2 and out == "" and "no checkpoint match --checkpoint 'median'" in err, err
+    assert code == 2 and out == "" and "no checkpoint matches --checkpoint 'median'" in err, err
     assert not scoring
     with pytest.raises(Scored):  # a name that matches goes on to scoring
         gate(run, max_mnist_fd=300, checkpoint=run / "ckpt_0000200.safetensors", metrics=("mnist_fd",))
@@ -227,7 +227,7 @@ def test_written_reports_are_untouched_by_a_refused_gate(tmp_path: Path, scoring
     run = stand_in_run(tmp_path / "run", 1, 2)
     write_report(run / "report", make_summary([make_row(1), make_row(2)]))
     before = (run / "report" / "summary.json").read_text()
-    with pytest.raises(GanevalError, match="no checkpoint match"):
+    with pytest.raises(GanevalError, match="no checkpoint matches"):
         gate(run / "ckpt_0000001.safetensors", max_fid=30, checkpoint="ckpt_0000002.safetensors")
     assert (run / "report" / "summary.json").read_text() == before and json.loads(before)["rows"]
 
@@ -245,4 +245,16 @@ def test_a_folder_holding_both_a_report_and_checkpoints_is_refused(tmp_path: Pat
         gate(write_report(tmp_path / "rep", make_summary([make_row(100)])), max_regression=10, baseline=run)
     code, out, err = cli("gate", run / "summary.json", "--max-fid", "30")
     assert code == 0 and "gate: passed" in out, err
+    assert not scoring
+
+
+def test_a_python_generator_given_to_gate_is_one_clear_error(tmp_path: Path, scoring: list) -> None:
+    """gate(generator_object) raised pathlib's TypeError (expected str, bytes or os.PathLike object)."""
+    from torch import nn
+
+    with pytest.raises(GanevalError, match="gate's target must be a path .* not Linear: score a Python generator"):
+        gate(nn.Linear(2, 784), max_mnist_fd=300)
+    report = write_report(tmp_path / "rep", make_summary([make_row(100)]))
+    with pytest.raises(GanevalError, match="gate's baseline must be a path"):
+        gate(report, baseline=nn.Linear(2, 784), max_regression=5)
     assert not scoring

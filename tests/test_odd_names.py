@@ -107,3 +107,23 @@ def test_a_symlink_loop_named_like_a_checkpoint_is_called_one(tmp_path: Path, cl
     assert "ckpt_0000020.safetensors: is a symlink loop" in out + err
     rows = json.loads((run / "report" / "summary.json").read_text())["rows"]
     assert [r["status"] for r in rows] == ["ok", "error"]
+
+
+def test_a_weight_folder_with_discriminators_keeps_the_numbers_in_the_names(tmp_path: Path, cli: Any) -> None:
+    """G_100.pt beside D_100.pt: the shared numbers made every row's iteration its position (the verdict said "Keep
+    G_100.pt (iteration 3)"); the names' numbers are kept, as watch keeps them, and the D files' rows fail."""
+    run = tmp_path / "run"
+    run.mkdir()
+    clean = bank_images(None, 500)
+    for it, noise in ((100, 0.8), (200, 0.0)):
+        gen = BankGenerator()
+        gen.bank.copy_((clean + noise * torch.rand(clean.shape, generator=torch.Generator().manual_seed(1))).clamp(-1, 1))
+        torch.save(gen.state_dict(), run / f"G_{it}.pt")
+        torch.save({"main.0.weight": torch.zeros(4, 4)}, run / f"D_{it}.pt")
+    code, out, err = cli("score", run, "--generator", "synthetic:BankGenerator", *FAST, "--bootstrap", 0,
+                         "--out", tmp_path / "rep")
+    assert code == 1, err
+    rows = json.loads((tmp_path / "rep" / "summary.json").read_text())["rows"]
+    assert [(r["checkpoint"], r["iteration"], r["status"]) for r in rows] == [
+        ("D_100.pt", 100, "error"), ("G_100.pt", 100, "ok"), ("D_200.pt", 200, "error"), ("G_200.pt", 200, "ok")]
+    assert "G_200.pt (iteration 200)" in out + err

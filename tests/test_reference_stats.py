@@ -169,6 +169,13 @@ def test_floors_refuses_a_negative_knn_n_and_a_features_dir_that_is_no_folder(tm
     assert code == 2 and want in err and err.strip().count("\n") == 0 and out == "", err
 
 
+def test_floors_names_an_unknown_extractor(cli) -> None:
+    """A typo was reported as a missing statistics file (reference_stats/mnist-test_foo.npz: not found)."""
+    code, out, err = cli("floors", "--extractors", "mnist", "foo")
+    assert code == 2 and out == "" and err.count("\n") == 1, err
+    assert "--extractors: unknown extractor 'foo' (known: custom, inception," in err
+
+
 def test_floors_features_of_one_split_alone_and_a_folder_of_two_references_are_named(tmp_path: Path, cli) -> None:
     """``floors --features-dir`` holding one split's features skipped the float64 check without a word; a reference
     folder of two candidates (fp32 and bf16 statistics side by side) said "found 2" without naming them."""
