@@ -94,7 +94,9 @@ def late_collapse(
     """Is the last checkpoint worse than the best by more than ``threshold`` (relative), with a paired
     bootstrap interval of (last − best) wholly on the worse side of zero? The interval is widened for having picked
     the best among the earlier checkpoints by the same noise (:func:`selection_factor`). Without replicates of the primary
-    metric (``--bootstrap 0``, or a metric that has none) the threshold alone decides, and ``basis`` says so.
+    metric (``--bootstrap 0``, or a metric that has none) a normal interval from each row's own spread (a ``_std`` column
+    or the row's interval) decides where there is one (``interval: "normal"``), else the threshold alone, and ``basis``
+    says which.
 
     The best is the checkpoint ``add_ranks`` ranked first; when FID was not computed for it (ranked by MNIST
     FD, e.g. ``--inception-top-k 0``) both are compared on MNIST FD, and ``metric`` says so."""
@@ -140,6 +142,11 @@ def late_collapse(
         if widen > 1:
             lo, hi = diff - widen * (diff - lo), diff + widen * (hi - diff)
         result["candidates"] = candidates
+    spread = None if math.isfinite(lo) and math.isfinite(hi) else _spread_interval(last, best, col, level)
+    if spread is not None:  # no replicates, but each row has a spread: KID's over subsets, IS's over splits, an interval
+        (lo, hi), source = (diff - spread[0], diff + spread[0]), spread[1]
+        result.update({"interval": "normal", "basis": f"no bootstrap replicates of {col} were kept: the interval of "
+                       f"(last − best) is a normal one from the two checkpoints' {source}"})
     if math.isfinite(lo) and math.isfinite(hi):
         beyond_noise = hi < 0 if higher_better else lo > 0  # the whole interval on the worse side of zero
     else:
@@ -154,6 +161,30 @@ def late_collapse(
     result.update({"difference": diff, "relative": rel, "ci_low": lo, "ci_high": hi, "ci_level": level,
                    "flag": bool(rel > threshold and beyond_noise)})
     return result
+
+
+def _spread_interval(last: pd.Series, best: pd.Series, col: str, level: float) -> tuple[float, str] | None:
+    """The half-width z·√(s_last² + s_best²) of a normal interval of (last − best), each s a row's own spread of
+    ``col``: its ``_std`` column (KID's over subsets, IS's over splits: each no smaller than the value's standard
+    error) or its interval's half-width over z. Without it a metric keeping no replicates was judged by the relative
+    threshold alone: KIDs of one generator's sample sets, all within noise of 0, flagged "went bad" (+43 %)."""
+    from statistics import NormalDist
+
+    z = NormalDist().inv_cdf((1 + level) / 2)
+    std_col = next((c for c in (f"{col}_std", col.removesuffix("_mean") + "_std") if c != col and c in last.index), None)
+    sds = []
+    for row in (last, best):
+        if std_col is not None and np.isfinite(float(row.get(std_col, np.nan))):
+            sds.append(float(row[std_col]))
+            continue
+        lo, hi = float(row.get(f"{col}_ci_low", np.nan)), float(row.get(f"{col}_ci_high", np.nan))
+        if not (math.isfinite(lo) and math.isfinite(hi)):
+            return None
+        sds.append((hi - lo) / (2 * z))
+    if not math.hypot(*sds) > 0:  # one KID subset: no spread measured, not an exact value
+        return None
+    return z * math.hypot(*sds), (f"{std_col} (taken as standard errors)" if std_col is not None
+                                  else f"{100 * level:g}% intervals of {col}")
 
 
 def selection_factor(last: np.ndarray, others: list[np.ndarray], higher_better: bool, level: float) -> tuple[float, int]:

@@ -80,3 +80,29 @@ def test_replicates_none_of_them_finite_are_said_to_be_so() -> None:
     late = ranking.late_collapse(df, "mnist_fd", reps, 0.1, 0.95)
     assert late["flag"] and np.isnan(late["ci_low"]) and np.isnan(late["ci_high"])
     assert late["basis"].startswith("only 0 of the 100 bootstrap replicates") and "threshold alone" in late["basis"]
+
+
+def test_a_metric_without_replicates_is_judged_on_its_rows_spread() -> None:
+    """KID keeps no bootstrap replicates: six sample sets of one generator, all within noise of 0, were judged by the
+    relative threshold alone and the last called "went bad" (+43 %). Each row's kid_std now gives a normal interval
+    of (last − best); a last checkpoint clearly worse than that spread is still flagged."""
+    def late(last_kid: float, std: float = 0.003) -> dict:
+        df = pd.DataFrame({"checkpoint": ["a", "b", "c"], "iteration": [1, 2, 3], "status": "ok",
+                           "mnist_kid_mean": [-0.00385, 0.001, last_kid], "mnist_kid_std": std})
+        return ranking.late_collapse(ranking.add_ranks(df, "mnist_kid_mean"), "mnist_kid_mean", {}, 0.1, 0.95)
+
+    noise = late(0.00166)
+    assert not noise["flag"] and noise["relative"] > 0.1 and noise["interval"] == "normal"
+    half = 1.959964 * np.hypot(0.003, 0.003)
+    assert (noise["ci_low"], noise["ci_high"]) == (
+        approx(0.00166 + 0.00385 - half), approx(0.00166 + 0.00385 + half))
+    assert "normal one from the two checkpoints' mnist_kid_std" in noise["basis"]
+    assert late(0.05)["flag"]
+    alone = late(0.00166, std=0.0)  # no spread measured (one KID subset): the threshold alone, as before, and said so
+    assert alone["flag"] and "judged by the threshold alone" in alone["basis"] and "interval" not in alone
+
+
+def approx(x: float) -> object:
+    import pytest
+
+    return pytest.approx(x, rel=1e-6)

@@ -62,8 +62,9 @@ def test_late_collapse_is_flagged_with_interval(tmp_path: Path) -> None:
 
 
 def test_late_collapse_with_a_higher_is_better_primary(tmp_path: Path) -> None:
-    """Ranked by MNIST-IS, a last checkpoint collapsed onto one digit is flagged (its IS fell), judged by the threshold
-    alone since IS has no paired replicates; with MNIST FD primary the paired interval decides, as before."""
+    """Ranked by MNIST-IS, a last checkpoint collapsed onto one digit is flagged (its IS fell), judged
+    on a normal interval from the two rows' mnist_is_std since IS keeps no replicates; with MNIST FD primary the
+    paired interval decides, as before."""
     write_bank_checkpoint(tmp_path / "run", 1000, noise=0.5)
     write_bank_checkpoint(tmp_path / "run", 2000)
     write_bank_checkpoint(tmp_path / "run", 3000, digits=(7,))
@@ -71,7 +72,7 @@ def test_late_collapse_with_a_higher_is_better_primary(tmp_path: Path) -> None:
     late = df.attrs["summary"]["late_collapse"]
     assert late["best"] == "ckpt_0002000.safetensors" and late["last"] == "ckpt_0003000.safetensors"
     assert late["difference"] < 0 and late["relative"] > 0.5 and late["flag"], late
-    assert "no bootstrap replicates of mnist_is were kept, so the difference (last − best) has no interval" in late["basis"]
+    assert "normal one from the two checkpoints' mnist_is_std" in late["basis"] and late["ci_high"] < 0, late
     verdict = df.attrs["summary"]["verdict"]
     assert "went bad at the end" in verdict and f"(mnist_is -{abs(late['difference']):.3g}" in verdict, verdict
     fd = score(tmp_path / "run", **FAST).attrs["summary"]["late_collapse"]
@@ -609,7 +610,9 @@ def test_late_collapse_interval_of_sample_sets_is_not_called_paired(tmp_path: Pa
     assert "95% independent-resample CI [" in page and "paired CI" not in page
     assert "the same latents" not in page and "no shared latents" in page
     kl = score(sets, primary="class_kl", **opts).attrs["summary"]
-    assert "the difference (last − best) has no interval: judged by the threshold alone" in kl["verdict"]
+    # class_kl keeps no replicates: the difference's interval is a normal one from the two rows' own intervals
+    assert "normal one from the two checkpoints' 95% intervals of class_kl" in kl["verdict"], kl["verdict"]
+    assert kl["late_collapse"]["interval"] == "normal"
     write_bank_checkpoint(tmp_path / "run", 1000)
     write_bank_checkpoint(tmp_path / "run", 2000, noise=0.9)
     gen = score(tmp_path / "run", **opts).attrs["summary"]

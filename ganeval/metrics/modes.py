@@ -11,9 +11,9 @@ import torch
 from ganeval.metrics.interval import bootstrap_interval
 
 #: How the intervals are made, part of the ``modes`` metric's cache key: intervals cached under an earlier
-#: definition (v1: unseen classes left out of the covered-classes bound; before it, the class-KL interval placed at
-#: the biased plug-in KL) are never served as this one.
-KL_INTERVAL = "bias-corrected-v2"
+#: definition (v2: only unseen classes added to the covered-classes bound; v1: none; before it, the class-KL interval
+#: placed at the biased plug-in KL) are never served as this one.
+KL_INTERVAL = "bias-corrected-v3"
 
 
 def class_histogram(logits: torch.Tensor, num_classes: int = 10) -> np.ndarray:
@@ -46,10 +46,11 @@ def mode_intervals(logits: torch.Tensor, indices: Sequence[np.ndarray], min_shar
     placed at the plug-in KL itself it kept that bias and missed the true KL on the low side 7–17 % of the time
     (N = 300–100) instead of 2.5 %, calling a KL below the limit "beyond sampling noise". The ``modes_covered``
     bounds are order statistics of the replicates' counts, taken outwards: a bound is a count some replicate had,
-    never an interpolated 9.775 that the page would round to 10 while the flag reads it as below 10. A resample never
-    holds a class its sample lacks, so a class unseen in N samples counts towards the upper bound while its share may
-    still be ``min_share`` or more (the exact one-sided bound 1 − (α/2)^(1/N): N ≤ 182 at 2 %): 30 samples of a
-    good generator that happened to miss one digit were "9 classes, beyond sampling noise"."""
+    never an interpolated 9.775 that the page would round to 10 while the flag reads it as below 10. A resample
+    rarely lifts a class seen a few times (never one unseen) to ``min_share``, so the upper bound is at least the
+    classes whose share may still be ``min_share`` or more (:func:`_possible_classes`): 30 samples of a good generator
+    that happened to miss one digit were "9 classes, beyond sampling noise", and a digit truly at 2 % seen once in
+    200 samples was so 10 % of the time instead of ≤ 2.5 %."""
     pred = logits.argmax(dim=1).cpu().numpy()
     kls, modes = np.empty(len(indices)), np.empty(len(indices))
     for b, idx in enumerate(indices):
@@ -58,9 +59,21 @@ def mode_intervals(logits: torch.Tensor, indices: Sequence[np.ndarray], min_shar
     lo, hi = bootstrap_interval(2 * point_kl - float(np.median(kls)), kls, level, floor=0.0) if len(kls) else (math.nan, math.nan)
     if len(modes) >= 2:
         m_lo, m_hi = np.quantile(modes, (1 - level) / 2, method="lower"), np.quantile(modes, (1 + level) / 2, method="higher")
-        if 1 - ((1 - level) / 2) ** (1 / max(len(pred), 1)) >= min_share:
-            m_hi += int((np.bincount(pred, minlength=num_classes) == 0).sum())
+        m_hi = max(m_hi, _possible_classes(np.bincount(pred, minlength=num_classes), min_share, level))
     else:
         m_lo = m_hi = np.nan
     return {"class_kl_ci_low": lo, "class_kl_ci_high": hi,  # a KL is never below 0
             "modes_ci_low": float(m_lo), "modes_ci_high": float(m_hi)}
+
+
+def _possible_classes(counts: np.ndarray, min_share: float, level: float) -> int:
+    """Classes whose share may be ``min_share`` or more: the exact one-sided (Clopper-Pearson) upper bound of each
+    class's share, at (1 + level) / 2 as the interval's upper end, reaches it (for a class unseen in N samples,
+    1 − ((1 − level) / 2)^(1/N): N ≤ 182 at 2 %)."""
+    from scipy.stats import beta
+
+    n = int(counts.sum())
+    if n == 0:
+        return 0
+    upper = np.where(counts >= n, 1.0, beta.ppf((1 + level) / 2, counts + 1, np.maximum(n - counts, 1)))
+    return int((upper >= min_share).sum())
