@@ -279,7 +279,9 @@ def train(out: str | os.PathLike[str], model: str | None = None, *, iterations: 
     plan = plan_train(out, model, **settings)  # bad input refused before anything in out is touched
     images = load_mnist("train", data_dir)[0]
     with held_runs(plan.out):
-        plan = plan_train(out, model, **settings)  # again, held: another trainer may have written the folder meanwhile
+        # again, held: another trainer may have written the folder meanwhile. The stop file was checked above: one
+        # raised since (a watch seeing the folder appear) is a pause at the first checkpoint, not a refusal
+        plan = plan_train(out, model, **{**settings, "stop_file": None})
         return _train(plan, images, progress, stop_at, stop_file)
 
 
