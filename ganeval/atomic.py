@@ -81,9 +81,9 @@ def report_folder(out: str | os.PathLike[str] | None, default: Path,
     """The folder reports go to (``out``, else ``default``), refused at once when a file or a file-blocked path
     stands there, a folder stands at the name of one of its ``files`` (score's report by default), or it cannot be
     written (read-only): checked before scoring, so no hour of work ends in a failed write."""
-    from ganeval.errors import GanevalError
+    from ganeval.errors import GanevalError, as_path
 
-    folder = Path(out) if out is not None else default
+    folder = as_path(out, "out") if out is not None else default
     if (where := _blocker(folder, itself=True)) is not None:
         raise GanevalError(f"{where}: {_blocking(where)}; reports need a folder at {folder}")
     for name in files:
@@ -98,10 +98,10 @@ def output_file(path: str | os.PathLike[str], what: str, error: type[Exception] 
     """``path`` as a file to write, refused at once (one line naming ``what``, e.g. ``--out``) when a folder stands
     there, a file blocks a parent folder, or its folder cannot be written: checked before the work, not found by the
     write after it."""
-    from ganeval.errors import GanevalError
+    from ganeval.errors import GanevalError, as_path
 
     error = error or GanevalError
-    path = Path(path)
+    path = as_path(path, what, error)
     if path.is_dir():
         raise error(f"{what} {path}: is a folder; give a file path")
     if (where := _blocker(path, itself=False)) is not None:
@@ -114,10 +114,10 @@ def output_file(path: str | os.PathLike[str], what: str, error: type[Exception] 
 def output_folder(path: str | os.PathLike[str], what: str, error: type[Exception] | None = None) -> Path:
     """``path`` as a folder to write into, refused at once when it or one of its parents is a file, or it (else its
     nearest existing parent) cannot be written."""
-    from ganeval.errors import GanevalError
+    from ganeval.errors import GanevalError, as_path
 
     error = error or GanevalError
-    path = Path(path)
+    path = as_path(path, what, error)
     if (where := _blocker(path, itself=True)) is not None:
         raise error(f"{what} {path}: {where} {_blocking(where)}")
     if (why := _unwritable(path, itself=True)) is not None:

@@ -19,7 +19,7 @@ from torch import nn
 
 from ganeval.atomic import atomic_path, sha256_file
 from ganeval.devices import resolve_device
-from ganeval.errors import CheckpointError, first_line, short
+from ganeval.errors import CheckpointError, first_line, require_bool, short
 from ganeval.models import CONFIG_ERRORS, build_generator, build_meta
 from ganeval.version import __version__
 
@@ -162,6 +162,7 @@ def load_generator(
     from safetensors.torch import load_file
 
     device = resolve_device(device, CheckpointError)
+    require_bool(use_ema, "use_ema", CheckpointError)  # use_ema="no" loaded the EMA weights
     path = Path(path)
     try:  # before anything is read: a file replaced while it is read must not be scored under the new one's digest
         before = sha256_file(path)

@@ -39,7 +39,7 @@ from ganeval.compare_tests import (
     scored_sizes,
 )
 from ganeval.distributed import DistContext, from_env
-from ganeval.errors import GanevalError, require_count
+from ganeval.errors import GanevalError, require_bool, require_count
 from ganeval.evaluate import score_series
 from ganeval.hint_use import check_hints_read
 from ganeval.inputs import SAMPLE_KINDS, Series, Source, printable, resolve_target
@@ -335,7 +335,8 @@ def compare(arms: Mapping[str, Any] | Sequence[Any], *, baseline: str | None = N
     resolved = {arm: [resolve_target(t, **hints) for t in targets] for arm, targets in named.items()}
     check_hints_read((run for runs in resolved.values() for run in runs), hints)  # by any arm's runs (their picking too)
     series, members, curves, series_errors = _series(named, resolved, pick, select, dist)
-    folder = report_folder(None, series.root / "compare", COMPARE_FILES.values()) if folder is None and write_report else folder
+    wanted = require_bool(write_report, "write_report")
+    folder = report_folder(None, series.root / "compare", COMPARE_FILES.values()) if folder is None and wanted else folder
     notes = [f"{e}: not scored, so the {pick} checkpoint was picked among the others" for e in series_errors]
     if curves and pick == "best":
         opts.seed = (select.seed + 1) % SEED_LIMIT  # the fresh set; wraps to 0 at the top of --seed's range

@@ -30,7 +30,7 @@ from ganeval.hint_use import read_hints
 from ganeval.memory import check_memory
 from ganeval.metrics.interval import check_bootstrap
 from ganeval.options import ScoreOptions, python_scalars
-from ganeval.sources.base import HINT_KEYS
+from ganeval.sources.base import HINT_KEYS, InputHints
 from ganeval.summary import json_value, row_dict
 from ganeval.threads import PRECISIONS
 from ganeval.train.lock import held_runs
@@ -98,9 +98,16 @@ class EarlyStopper:
         # extra takes what score/compare read besides the rule: the rule's own settings there (seed, bootstrap, N,
         # metrics) overrode it silently (a confirmation on the judgement's own latents), a typo failed only at the
         # first judgement
+        if not isinstance(self.extra, dict):  # a string was read as a set of its characters
+            raise TrainError(f"EarlyStopper extra must be a dict (input hints, reference, feature_network), not "
+                             f"{type(self.extra).__name__} {self.extra!r}")
         if unknown := sorted(set(self.extra) - {*HINT_KEYS, "reference", "feature_network", "feature_network_kwargs"}):
             raise TrainError(f"EarlyStopper extra {', '.join(map(repr, unknown))}: extra takes input hints, reference and "
                              "feature_network (the rule's own settings are EarlyStopper's fields)")
+        try:  # a hint's value (z_dim=1.5) failed every judgement while the watch went on
+            InputHints.from_dict(self.extra)
+        except GanevalError as exc:
+            raise TrainError(f"EarlyStopper extra: {exc}") from exc
         require_count(self.permutations, 0, "--permutations", TrainError)
         require_count(self.sequential, 0, "--sequential", TrainError)
         if 0 < self.permutations < (least := min_permutations(0.95)):  # compare refused it at the second checkpoint

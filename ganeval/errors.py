@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import numbers
+import os
 import re
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 EXIT_OK = 0
@@ -58,6 +60,24 @@ def require_count(value: Any, low: int, what: str, error: type[GanevalError] = G
     """Refuse ``value`` unless it is an integer (not a bool) of at least ``low``, in one line naming ``what``."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
         raise error(f"{what} must be an integer of at least {low} (got {value!r})")
+
+
+def as_path(value: Any, what: str, error: type[Exception] = GanevalError) -> Path:
+    """``value`` as a ``Path``: a non-empty ``str`` or ``os.PathLike`` of one. ``None``, bytes, numbers and lists
+    reached pathlib's TypeError, and ``""`` meant the current folder (a report written into it), silently."""
+    text = os.fspath(value) if isinstance(value, str | os.PathLike) else None
+    if not isinstance(text, str):
+        raise error(f"{what} must be a path (a str or os.PathLike), not {type(value).__name__} {short(value, 40)}")
+    if not text:
+        raise error(f"{what} is an empty path (give '.' for the current folder)")
+    return Path(text)
+
+
+def require_bool(value: Any, what: str, error: type[GanevalError] = GanevalError) -> bool:
+    """``value``, refused unless True/False: a truthy string ("no") reversed the caller's intent."""
+    if not isinstance(value, bool):
+        raise error(f"{what} must be True or False, not {short(value, 40)}")
+    return value
 
 
 def require_number(value: Any, what: str, rule: str, ok: Callable[[float], bool],

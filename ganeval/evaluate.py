@@ -18,7 +18,7 @@ from ganeval import ranking
 from ganeval.atomic import report_folder
 from ganeval.copy_sets import resolve_copy_sets
 from ganeval.distributed import DistContext, from_env
-from ganeval.errors import GanevalError, ShareFailed, one_line
+from ganeval.errors import GanevalError, ShareFailed, one_line, require_bool
 from ganeval.extraction import Extracted, extract
 from ganeval.feature_cache import load_metric, metric_key, metric_options, save_metric
 from ganeval.features import get_extractor, resolve_device
@@ -387,7 +387,7 @@ def score(target: Any, out: str | os.PathLike[str] | None = None, write_report: 
     dist = from_env(distributed)
     series = resolve_target(target, **hints)
     check_hints_read([series], hints)  # a --z-dim of a ganeval checkpoint or a sample set: read by none of them
-    folder = report_folder(out, series.report_dir) if write_report or out is not None else None
+    folder = report_folder(out, series.report_dir) if require_bool(write_report, "write_report") or out is not None else None
     result = score_series(series, opts, dist)
     from ganeval.report import in_column_order, write_reports
 

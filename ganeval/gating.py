@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ganeval.errors import EXIT_FAILED, EXIT_OK, GanevalError, require_number
+from ganeval.errors import EXIT_FAILED, EXIT_OK, GanevalError, as_path, require_number
 from ganeval.gate_floor import FLOOR_LIMITS, floor_criterion
 from ganeval.gate_rules import (  # noqa: F401  (re-exported: the gate's API names)
     INCEPTION_COLUMNS,
@@ -152,9 +152,11 @@ def gate(target: str | os.PathLike[str], *, max_fid: float | None = None, min_is
                        lambda v: 0 <= v < math.inf)
     regression = 0.0 if max_regression is None else float(max_regression)
     for what, value in (("target", target), ("baseline", baseline)):  # a generator object raised pathlib's TypeError
-        if value is not None and not isinstance(value, str | os.PathLike):
+        if (value is not None or what == "target") and not isinstance(value, str | os.PathLike):
             raise GanevalError(f"gate's {what} must be a path (checkpoint, run folder, report or samples), not "
                                f"{type(value).__name__}: score a Python generator with ganeval.score, then gate its report")
+        if value is not None:
+            as_path(value, f"gate's {what}")  # "" would be the current folder
     if not isinstance(checkpoint, str | os.PathLike):
         raise GanevalError(f"--checkpoint must be best, last or a checkpoint's path or name (got {checkpoint!r})")
     checkpoint = os.fspath(checkpoint)

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from ganeval.checkpoints import CKPT_RE, MAX_ITERATION, is_torchscript_archive, list_checkpoints, read_metadata
-from ganeval.errors import CheckpointError, GanevalError, short
+from ganeval.errors import CheckpointError, GanevalError, as_path, short
 from ganeval.sources import generators as gens
 from ganeval.sources.base import InputHints, Samples, merge_hints
 from ganeval.sources.opening import OPENERS, generator_settings
@@ -355,6 +355,8 @@ def resolve_target(target: Any, *, z_dim: int | None = None, z_type: str | None 
 
 def _resolve_many(target: Any, hints: InputHints) -> Series:
     """``resolve_target`` once the hints are checked: one target, or several forming one series."""
+    if isinstance(target, bytes | str):  # b"path" was a series of ints; "" the current folder
+        as_path(target, "target")
     if not isinstance(target, Sequence) or isinstance(target, str):
         return _resolve_one(target, hints)
     targets = list(target)

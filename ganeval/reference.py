@@ -15,7 +15,7 @@ import torch
 
 from ganeval.cache import CACHE_READ_ERRORS, cache_dir, cache_write, discard
 from ganeval.distributed import DistContext, HostRows
-from ganeval.errors import GanevalError, StatsError
+from ganeval.errors import GanevalError, StatsError, as_path, require_bool
 from ganeval.features.base import FeatureExtractor, cacheable, iter_batches, refuse_nonfinite
 from ganeval.real_data import RealBatches, streams
 from ganeval.sources.image_stream import ImageStream, Recoloured
@@ -67,6 +67,10 @@ def reference_stats(reference: str | os.PathLike[str], extractor: FeatureExtract
         from ganeval.features import get_extractor
 
         extractor = get_extractor(extractor, device="cpu")
+    elif not hasattr(extractor, "name"):  # None, a list: an AttributeError deep inside
+        raise GanevalError(f"extractor must be a feature extractor or a registered name such as 'mnist', not {extractor!r}")
+    require_bool(needs_images, "needs_images")
+    as_path(reference, "reference")  # "" was the current folder
     path = reference_path(reference, getattr(extractor, "stats_name", extractor.name))  # extractors registered elsewhere may lack it
     expect = expected_provenance(extractor)
     network = expect.pop("network", None)

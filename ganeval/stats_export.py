@@ -171,8 +171,10 @@ def export_stats(stats: str | os.PathLike[str], to: str, out_dir: str | os.PathL
     An export of a name that exists replaces it (``replaced``); one without ``kid`` also removes the KID features
     an earlier export of that name left (``removed_kid``), in step with writing the statistics: the tool would
     otherwise compute FID against the new statistics and KID against the old images, silently."""
-    if to not in MADE_BY:
+    if not isinstance(to, str) or to not in MADE_BY:  # a list raised "unhashable type"
         raise StatsError(f"unknown tool {to!r} (known: {', '.join(MADE_BY)})")
+    if name is not None and not isinstance(name, str):
+        raise StatsError(f"--name must be a string, not {type(name).__name__} {name!r}")
     output_folder(out_dir, "--out", StatsError)
     src = reference_path(stats, MADE_BY[to])  # a shipped name, a folder's *_<extractor>.npz, or a path
     loaded = load_stats(src)  # verifies the sidecar and the file's SHA-256

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from ganeval.atomic import sha256_file
-from ganeval.errors import StatsError, refused_global, require_count
+from ganeval.errors import StatsError, as_path, refused_global, require_count
 from ganeval.features.base import FeatureExtractor
 from ganeval.sources.samples import open_npz
 from ganeval.stats import RefStats, check_stats_out
@@ -167,10 +167,10 @@ def read_foreign_stats(path: str | os.PathLike[str], keys: tuple[str, str] = ("m
 
 def extractor_for(made_by: str, path: str | os.PathLike[str]) -> str:
     """The extractor whose features statistics made by ``made_by`` hold; refuses tools whose resize ganeval lacks."""
-    if made_by in NOT_COMPARABLE:
+    if isinstance(made_by, str) and made_by in NOT_COMPARABLE:
         raise StatsError(f"{Path(path).name}: statistics made by {made_by} are not on ganeval's scale: "
                          f"{NOT_COMPARABLE[made_by]}; compute them with 'ganeval stats --dataset …' instead")
-    if made_by not in MADE_BY:
+    if not isinstance(made_by, str) or made_by not in MADE_BY:
         raise StatsError(f"unknown tool {made_by!r} (known: {', '.join([*MADE_BY, *NOT_COMPARABLE])})")
     return MADE_BY[made_by]
 
@@ -297,6 +297,9 @@ def import_stats_file(path: str | os.PathLike[str], made_by: str, out: str | os.
     from ganeval.features import get_extractor
     from ganeval.stats import compute_stats, save_stats
 
+    path, out = as_path(path, "the statistics file", StatsError), as_path(out, "--out", StatsError)
+    if weights_path is not None:
+        as_path(weights_path, "--weights", StatsError)
     check_stats_out(out)  # before reading, and before an Inception pass over --verify-with
     if Path(path).resolve() in (Path(out).resolve(), Path(out).resolve().with_suffix(".json")):  # out is an .npz
         raise StatsError(f"--out {out}: is the file being imported (or its sidecar would replace it); write the "

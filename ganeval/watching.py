@@ -25,10 +25,11 @@ from ganeval.atomic import output_file, output_folder, report_folder, write_text
 from ganeval.checkpoints import list_checkpoints
 from ganeval.distributed import refuse_torchrun
 from ganeval.early_stop import EarlyStopper
-from ganeval.errors import GanevalError, OptionError, require_count, require_number
+from ganeval.errors import GanevalError, OptionError, as_path, require_count, require_number
 from ganeval.evaluate import score
 from ganeval.hint_use import read_hints
 from ganeval.interrupts import held_signals
+from ganeval.sources.base import InputHints
 from ganeval.sources.state_dicts import STATE_EXTS
 from ganeval.train.state import STATE_KEY, STATE_NAME
 
@@ -257,6 +258,7 @@ def _check_report(report: Any) -> None:
     if unknown := sorted(set(report) - known - inputs):
         raise OptionError(f"report: unknown score option(s) {unknown}; known: {sorted(known | inputs)}")
     ScoreOptions.from_kwargs(**{k: v for k, v in report.items() if k in known}).check()
+    InputHints.from_dict(dict(report))  # a hint's value (z_dim=1.5): every report would fail
 
 
 def watch(run_dir: str | os.PathLike[str], stopper: EarlyStopper | None = None, *, interval_s: float = 30.0,
@@ -276,7 +278,16 @@ def watch(run_dir: str | os.PathLike[str], stopper: EarlyStopper | None = None, 
     A watch runs as one process: under torchrun (``WORLD_SIZE`` > 1) it is refused before any work.
     """
     refuse_torchrun("watch")
-    run_dir = Path(run_dir)
+    run_dir = as_path(run_dir, "run_dir")
+    if stopper is not None and not isinstance(stopper, EarlyStopper):
+        raise GanevalError(f"stopper must be an EarlyStopper, not {type(stopper).__name__} {stopper!r}")
+    if not callable(emit):
+        raise GanevalError(f"emit must be a callable taking a line (e.g. print), not {emit!r}")
+    if not isinstance(pattern, str) or not pattern or os.path.isabs(pattern):
+        raise GanevalError(f"pattern must be a glob relative to the run folder, e.g. 'G_*.pt' (got {pattern!r})")
+    if pattern != "*" and "generator" not in (stopper.extra if stopper is not None else {}):
+        raise GanevalError("pattern needs a generator (stopper.extra['generator']): it picks the weight files of "
+                           "your generator class; ganeval checkpoints are ckpt_*.safetensors")
     if run_dir.exists() and not run_dir.is_dir():
         raise GanevalError(f"{run_dir}: is not a folder (watch a run's checkpoint folder)")
     for name, value in (("--interval", interval_s), ("--settle", settle_s)):
@@ -285,12 +296,12 @@ def watch(run_dir: str | os.PathLike[str], stopper: EarlyStopper | None = None, 
         require_number(idle_timeout_s, "--idle-timeout", "be > 0 seconds", lambda v: v > 0)
     if until is not None:
         require_count(until, 0, "--until (an iteration)")
-    stop_path = Path(stop_file) if stop_file is not None else None
+    stop_path = as_path(stop_file, "--stop-file") if stop_file is not None else None
     if stop_path is not None and stop_path.exists():
         raise GanevalError(f"{stop_path}: stop file already exists (from an earlier stop?); remove it to watch again")
     # where the watch writes, refused now when a file stands in the way: found by the first write, it ended a watch
     # after hours of judging, or when the rule fired, without the stop file the trainer waits for
-    out_dir = output_folder(Path(out) if out is not None else run_dir, "--out")
+    out_dir = output_folder(out if out is not None else run_dir, "--out")
     if stop_path is not None:
         output_file(stop_path, "--stop-file")
     if report is not None:

@@ -22,7 +22,7 @@ import torch
 
 from ganeval.checkpoints import checkpoint_name, list_checkpoints, save_checkpoint
 from ganeval.data.mnist import load_mnist, mnist_checksum
-from ganeval.errors import CheckpointError, first_line, short
+from ganeval.errors import CheckpointError, as_path, first_line, short
 from ganeval.models import CONFIG_ERRORS, build_discriminator, build_generator
 from ganeval.models.mlp import set_batchnorm_variance
 from ganeval.train.adam import make_adam
@@ -277,7 +277,7 @@ def train(out: str | os.PathLike[str], model: str | None = None, *, iterations: 
                     precision=precision, seed=seed, device=device, checkpoint_every=checkpoint_every, log_every=log_every,
                     resume=resume, config=config, stop_at=stop_at, stop_file=stop_file)
     plan = plan_train(out, model, **settings)  # bad input refused before anything in out is touched
-    images = load_mnist("train", data_dir)[0]
+    images = load_mnist("train", None if data_dir is None else as_path(data_dir, "--data-dir", TrainError))[0]
     with held_runs(plan.out):
         # again, held: another trainer may have written the folder meanwhile. The stop file was checked above: one
         # raised since (a watch seeing the folder appear) is a pause at the first checkpoint, not a refusal

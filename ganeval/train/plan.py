@@ -17,7 +17,7 @@ from typing import Any
 import torch
 
 from ganeval.checkpoints import list_checkpoints
-from ganeval.errors import CheckpointError, first_line, short
+from ganeval.errors import CheckpointError, as_path, first_line, require_bool, short
 from ganeval.features.base import resolve_device
 from ganeval.models import CONFIG_ERRORS, build_meta, get_model
 from ganeval.train.lock import LOCK_NAME
@@ -74,6 +74,19 @@ def _positive(name: str, value: float | None, integer: bool = True) -> None:
         raise TrainError(f"{name} must be positive{'' if integer else ' and finite'} (got {value})")
     if not integer and value > torch.finfo(torch.float32).max:
         raise TrainError(f"{name} must be at most {torch.finfo(torch.float32).max:.3g}, float32's largest (got {value})")
+
+
+def _python(value: Any) -> Any:
+    """``value`` with numpy scalars made Python's, inside dicts, lists and tuples."""
+    if isinstance(value, dict):
+        return {k: _python(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(_python(v) for v in value)
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool | int):
+        return int(value)
+    if isinstance(value, numbers.Real) and not isinstance(value, bool | int | float):
+        return float(value)
+    return value
 
 
 def _written_by_the_run(stop: Path, out: Path) -> bool:
@@ -147,7 +160,14 @@ def plan_train(out: str | os.PathLike[str], model: str | None = None, *, iterati
 
     Raises :class:`ganeval.errors.GanevalError` subclasses with one line naming the flag or file.
     """
-    out = Path(out)
+    out = as_path(out, "--out", TrainError)
+    require_bool(resume, "resume", TrainError)  # resume="no" resumed
+    if model is not None and not isinstance(model, str):
+        raise TrainError(f"model must be a name such as 'mlp' or 'dcgan', not {short(model)}")
+    if config is not None and not isinstance(config, dict):
+        raise TrainError(f"config must be a dict of the model's constructor arguments, not {short(config)}")
+    if config is not None and tuple(config.get("img_shape", (1, 28, 28))) != (1, 28, 28):
+        raise TrainError(f"config img_shape {config['img_shape']} is not MNIST's (1, 28, 28), the images trained on")
     for name, value in (("--iterations", iterations), ("--batch-size", batch_size), ("--lr", lr),
                         ("--n-critic", n_critic), ("--checkpoint-every", checkpoint_every), ("--log-every", log_every),
                         ("--screen-iterations", stop_at)):
@@ -156,6 +176,9 @@ def plan_train(out: str | os.PathLike[str], model: str | None = None, *, iterati
         raise TrainError(f"--batch-size must be at most {MAX_BATCH:,}, the MNIST training images (got {batch_size})")
     if seed is not None and (problem := seed_problem(seed)):
         raise TrainError(f"--seed {problem}")
+    # numpy scalars (np.int64(8)) as Python's: they reach the state file's JSON, which failed at the first checkpoint
+    batch_size, n_critic = (None if v is None else int(v) for v in (batch_size, n_critic))  # checked above
+    lr, config = None if lr is None else float(lr), _python(config)
     if out.exists() and not out.is_dir():
         raise TrainError(f"{out}: exists and is not a folder")
     state = out / STATE_NAME
@@ -167,7 +190,7 @@ def plan_train(out: str | os.PathLike[str], model: str | None = None, *, iterati
             raise CheckpointError(f"{state}: missing, so the checkpoints in {out} cannot be resumed")
     elif out.exists() and any(p.name != LOCK_NAME for p in out.iterdir()):  # a lock file a killed run left: empty
         raise TrainError(f"{out}: output folder is not empty; pass --resume to continue the run in it, or choose another --out")
-    if stop_file is not None and Path(stop_file).exists():
+    if stop_file is not None and as_path(stop_file, "--stop-file", TrainError).exists():
         raise TrainError(f"{stop_file}: stop file already exists; remove it to train (it pauses the run at a checkpoint)")
     if stop_file is not None and _written_by_the_run(Path(stop_file), out):
         raise TrainError(f"--stop-file {stop_file}: the run writes that path itself (--out {out}), so it would pause at "
@@ -177,6 +200,7 @@ def plan_train(out: str | os.PathLike[str], model: str | None = None, *, iterati
     if lr_decay_start is not None and (isinstance(lr_decay_start, bool) or not isinstance(lr_decay_start, numbers.Integral)
                                        or lr_decay_start < 0):
         raise TrainError(f"--lr-decay-start must be an integer of 0 or more (got {lr_decay_start!r})")
+    lr_decay_start = None if lr_decay_start is None else int(lr_decay_start)
     at = saved[1]["iteration"] if saved else 0
     run = _resolve(saved[1]["run"] if saved else None, model, config, seed, batch_size, lr, n_critic, lr_decay_start,
                    precision, at, state)
