@@ -383,4 +383,14 @@ def _resolve_many(target: Any, hints: InputHints) -> Series:
             seen[s.name] = seen.get(s.name, 0) + 1
             s.name += f" ({seen[s.name]})" if seen[s.name] > 1 else ""
     sources, order = _ordered(sources, "input", "the given")
-    return Series(sources, order + notes, root, _report_name(paths) if len(paths) == len(targets) else "report")
+    return Series(sources, order + notes, _as_given(paths, root), _report_name(paths) if len(paths) == len(targets) else "report")
+
+
+def _as_given(paths: list[Path], root: Path) -> Path:
+    """``root`` as the paths spelled it (relative where they were), where that names the same folder: the report path
+    printed was absolute for several files alone."""
+    try:
+        given = Path(os.path.commonpath([str(p.parent) for p in paths]))
+    except ValueError:  # absolute and relative paths mixed
+        return root
+    return given if given.resolve() == root else root

@@ -127,3 +127,14 @@ def test_a_weight_folder_with_discriminators_keeps_the_numbers_in_the_names(tmp_
     assert [(r["checkpoint"], r["iteration"], r["status"]) for r in rows] == [
         ("D_100.pt", 100, "error"), ("G_100.pt", 100, "ok"), ("D_200.pt", 200, "error"), ("G_200.pt", 200, "ok")]
     assert "G_200.pt (iteration 200)" in out + err
+
+
+def test_several_files_given_relative_print_a_relative_report_path(tmp_path: Path, cli: Any,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """One file printed ``report: report_ckpt_…/report.html``; two printed the whole absolute path."""
+    write_bank_checkpoint(tmp_path / "run", 100)
+    write_bank_checkpoint(tmp_path / "run", 200)
+    monkeypatch.chdir(tmp_path)
+    code, out, err = cli("score", "run/ckpt_0000100.safetensors", "run/ckpt_0000200.safetensors", *FAST, "--bootstrap", 0)
+    assert code == 0, err
+    assert "report: run/report_ckpt_0000100_ckpt_0000200/report.html" in out, out
