@@ -291,6 +291,7 @@ def compare(arms: Mapping[str, Any] | Sequence[Any], *, baseline: str | None = N
     (default: the runs' common folder + ``/compare``), by rank 0 only under torchrun (``distributed``, as ``score``).
     """
     t0 = time.time()
+    require_bool(write_report, "write_report")  # before any work: pick= scores whole runs first
     named = normalise_arms(arms)
     base = next(iter(named)) if baseline is None else str(baseline)
     if base not in named:
@@ -335,8 +336,7 @@ def compare(arms: Mapping[str, Any] | Sequence[Any], *, baseline: str | None = N
     resolved = {arm: [resolve_target(t, **hints) for t in targets] for arm, targets in named.items()}
     check_hints_read((run for runs in resolved.values() for run in runs), hints)  # by any arm's runs (their picking too)
     series, members, curves, series_errors = _series(named, resolved, pick, select, dist)
-    wanted = require_bool(write_report, "write_report")
-    folder = report_folder(None, series.root / "compare", COMPARE_FILES.values()) if folder is None and wanted else folder
+    folder = report_folder(None, series.root / "compare", COMPARE_FILES.values()) if folder is None and write_report else folder
     notes = [f"{e}: not scored, so the {pick} checkpoint was picked among the others" for e in series_errors]
     if curves and pick == "best":
         opts.seed = (select.seed + 1) % SEED_LIMIT  # the fresh set; wraps to 0 at the top of --seed's range

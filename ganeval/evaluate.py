@@ -336,7 +336,7 @@ def _score_series(series: Series, opts: ScoreOptions, dist: DistContext | None) 
     df["mode_collapse_sure"] = df["mode_collapse"] & ranking.mode_collapse_beyond_noise(df, opts.min_modes, opts.max_class_kl)
     df["data_copying"] = ranking.copying_rows(df, opts.copying_threshold)
     late = ranking.late_collapse(df, primary, ev.replicates, opts.late_threshold, opts.ci)
-    if "ci_low" in late:  # an interval of (last − best): paired only when both share the latents at full N
+    if "ci_low" in late and late.get("interval") != "normal":  # resampled: paired when both share latents at full N
         late["paired"] = (not {late.get("last"), late.get("best")} & ev.own_resamples
                           and ev.latents.get(late.get("last")) == ev.latents.get(late.get("best")))
     provenance = {name: {**ex.provenance(), **(reference_provenance(ev.ref_meta[name]) if ev.ref_meta[name] else {}),

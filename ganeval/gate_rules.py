@@ -163,10 +163,17 @@ def find_report(target: str | os.PathLike[str]) -> Path | None:
 def refuse_ambiguous(folder: Path) -> None:
     """Refuse a folder holding both a report and checkpoints: which is meant is unclear, and the report may be stale."""
     from ganeval.checkpoints import list_checkpoints
+    from ganeval.inputs import GENERATOR_EXTS
+    from ganeval.sources.state_dicts import STATE_EXTS
 
-    if (folder / "summary.json").exists() and (ckpts := list_checkpoints(folder)):
-        raise GanevalError(f"{folder}: holds both a report (summary.json) and checkpoints ({ckpts[0].path.name} …): give "
-                           f"{folder / 'summary.json'} to judge that report, or score the checkpoints into another --out")
+    if not (folder / "summary.json").exists():
+        return
+    models = [r.path for r in list_checkpoints(folder)] or sorted(
+        p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in {*GENERATOR_EXTS, *STATE_EXTS})
+    if models:
+        raise GanevalError(f"{folder}: holds both a report (summary.json) and checkpoints or generator files "
+                           f"({models[0].name} …): give {folder / 'summary.json'} to judge that report, or score them "
+                           "into another --out")
 
 
 def _is_model(path: str | os.PathLike[str]) -> bool:

@@ -173,6 +173,9 @@ def gate(target: str | os.PathLike[str], *, max_fid: float | None = None, min_is
             notes.append(f"scoring options ignored: {target} is an existing report (nothing recomputed)")
         scored = False
     else:
+        if out is not None and Path(target).is_dir() and Path(out).resolve() == Path(target).resolve():
+            raise GanevalError(f"--out {out}: is the folder being judged; its report would stand among the checkpoints, "
+                               "which the next gate would refuse as ambiguous: give another --out")
         check_selector(target, checkpoint, hints)
         if model_base:
             check_baseline_model(baseline, hints)

@@ -142,7 +142,7 @@ def late_collapse(
         if widen > 1:
             lo, hi = diff - widen * (diff - lo), diff + widen * (hi - diff)
         result["candidates"] = candidates
-    spread = None if math.isfinite(lo) and math.isfinite(hi) else _spread_interval(last, best, col, level)
+    spread = _spread_interval(last, best, col, level) if reps_l is None or reps_b is None else None
     if spread is not None:  # no replicates, but each row has a spread: KID's over subsets, IS's over splits, an interval
         (lo, hi), source = (diff - spread[0], diff + spread[0]), spread[1]
         result.update({"interval": "normal", "basis": f"no bootstrap replicates of {col} were kept: the interval of "
@@ -165,13 +165,16 @@ def late_collapse(
 
 def _spread_interval(last: pd.Series, best: pd.Series, col: str, level: float) -> tuple[float, str] | None:
     """The half-width z·√(s_last² + s_best²) of a normal interval of (last − best), each s a row's own spread of
-    ``col``: its ``_std`` column (KID's over subsets, IS's over splits: each no smaller than the value's standard
+    ``col``: KID's or IS's ``_std`` column (over subsets, over splits: each no smaller than the value's standard
     error) or its interval's half-width over z. Without it a metric keeping no replicates was judged by the relative
     threshold alone: KIDs of one generator's sample sets, all within noise of 0, flagged "went bad" (+43 %)."""
     from statistics import NormalDist
 
     z = NormalDist().inv_cdf((1 + level) / 2)
-    std_col = next((c for c in (f"{col}_std", col.removesuffix("_mean") + "_std") if c != col and c in last.index), None)
+    # KID's and IS's spreads alone: a path length's _std is of the single lengths, √N times its mean's error
+    std_col = (col.removesuffix("_mean") + "_std" if col.endswith(("kid_mean", "is_mean"))
+               else col + "_std" if col.endswith("_is") else None)
+    std_col = std_col if std_col in last.index else None
     sds = []
     for row in (last, best):
         if std_col is not None and np.isfinite(float(row.get(std_col, np.nan))):

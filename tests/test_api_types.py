@@ -39,6 +39,7 @@ def test_train_takes_numpy_scalars(tmp_path: Path, mnist_dir: Path) -> None:
     ({"model": ["mlp"]}, "model must be a name such as 'mlp'"),
     ({"config": "x"}, "config must be a dict"),
     ({"config": {"img_shape": (1, 32, 32)}}, "config img_shape (1, 32, 32) is not MNIST's (1, 28, 28)"),
+    ({"config": {"img_shape": 784}}, "config img_shape 784 is not MNIST's"),
     ({"stop_file": 5}, "--stop-file must be a path"),
     ({"data_dir": 5}, "--data-dir must be a path"),
 ])
@@ -78,3 +79,27 @@ def test_api_refuses_wrong_types_in_one_line(tmp_path: Path, call: Any, problem:
         call(tmp_path)
     assert problem in str(err.value) and "\n" not in str(err.value), str(err.value)
     assert [p.name for p in tmp_path.iterdir()] == []  # nothing written
+
+
+def test_compare_refuses_write_report_before_picking(tmp_path: Path) -> None:
+    """pick="best" scores each run folder whole first; write_report="no" was refused only after that."""
+    for run in ("a", "b"):
+        for it in (100, 200):
+            (tmp_path / run).mkdir(exist_ok=True)
+            (tmp_path / run / f"ckpt_{it:07d}.safetensors").write_bytes(b"stand-in: never read")
+    with pytest.raises(GanevalError, match="write_report must be True or False"):
+        ganeval.compare([tmp_path / "a", tmp_path / "b"], pick="best", write_report="no", **FAST)
+
+
+def test_a_run_begun_with_a_negative_seed_resumes_with_it_given(tmp_path: Path, mnist_dir: Path) -> None:
+    """Negative seeds are refused for new runs; one stored by a run begun before resumes with it (screening gives it)."""
+    from ganeval.train.state import save_state
+
+    out = tmp_path / "run"
+    train(out, "mlp", iterations=2, checkpoint_every=2, batch_size=8, seed=0, device="cpu", progress=False)
+    tensors, meta = load_state(out / STATE_NAME)
+    meta["run"]["seed"] = -5
+    save_state(out / STATE_NAME, tensors, {k: v for k, v in meta.items() if k not in ("format", "time")})
+    assert train(out, iterations=4, seed=-5, resume=True, device="cpu", progress=False).iteration == 4
+    with pytest.raises(GanevalError, match="--seed -5 is out of range"):
+        train(tmp_path / "new", "mlp", iterations=2, seed=-5, device="cpu", progress=False)

@@ -245,6 +245,14 @@ def test_a_folder_holding_both_a_report_and_checkpoints_is_refused(tmp_path: Pat
         gate(write_report(tmp_path / "rep", make_summary([make_row(100)])), max_regression=10, baseline=run)
     code, out, err = cli("gate", run / "summary.json", "--max-fid", "30")
     assert code == 0 and "gate: passed" in out, err
+    own = tmp_path / "own"  # weight files of your own generator beside a report: the same
+    write_report(own, make_summary([make_row(100)]))
+    (own / "G_000100.pt").write_bytes(b"stand-in: never read")
+    with pytest.raises(GanevalError, match="holds both a report .* \\(G_000100.pt …\\)"):
+        gate(own, max_fid=30)
+    fresh = stand_in_run(tmp_path / "fresh", 100)  # and gate RUN --out RUN, which would make such a folder
+    code, out, err = cli("gate", fresh, "--max-mnist-fd", "30", "--metrics", "mnist_fd", "--out", fresh)
+    assert code == 2 and "is the folder being judged" in err, err
     assert not scoring
 
 

@@ -98,6 +98,18 @@ def test_a_metric_without_replicates_is_judged_on_its_rows_spread() -> None:
         approx(0.00166 + 0.00385 - half), approx(0.00166 + 0.00385 + half))
     assert "normal one from the two checkpoints' mnist_kid_std" in noise["basis"]
     assert late(0.05)["flag"]
+    # a path length's _std is of the single lengths (√N times its mean's error): not a spread of the value
+    df = pd.DataFrame({"checkpoint": ["a", "b", "c"], "iteration": [1, 2, 3], "status": "ok",
+                       "mnist_ppl": [50.0, 40.0, 80.0], "mnist_ppl_std": [45.0, 38.0, 75.0]})
+    ppl = ranking.late_collapse(ranking.add_ranks(df, "mnist_ppl"), "mnist_ppl", {}, 0.1, 0.95)
+    assert ppl["flag"] and "interval" not in ppl and "judged by the threshold alone" in ppl["basis"]
+    # replicates kept but not lining up: said so, not replaced by a normal interval
+    reps = {"a": {"mnist_kid_mean": np.r_[np.full(50, 0.001), np.full(50, np.nan)]},
+            "c": {"mnist_kid_mean": np.r_[np.full(50, np.nan), np.full(50, 0.002)]}}
+    df = pd.DataFrame({"checkpoint": ["a", "c"], "iteration": [1, 2], "status": "ok", "mnist_kid_mean": [0.001, 0.01],
+                       "mnist_kid_std": 0.003})
+    odd = ranking.late_collapse(ranking.add_ranks(df, "mnist_kid_mean"), "mnist_kid_mean", reps, 0.1, 0.95)
+    assert "only 0 of the 100 bootstrap replicates" in odd["basis"] and "interval" not in odd
     alone = late(0.00166, std=0.0)  # no spread measured (one KID subset): the threshold alone, as before, and said so
     assert alone["flag"] and "judged by the threshold alone" in alone["basis"] and "interval" not in alone
 

@@ -166,7 +166,8 @@ def plan_train(out: str | os.PathLike[str], model: str | None = None, *, iterati
         raise TrainError(f"model must be a name such as 'mlp' or 'dcgan', not {short(model)}")
     if config is not None and not isinstance(config, dict):
         raise TrainError(f"config must be a dict of the model's constructor arguments, not {short(config)}")
-    if config is not None and tuple(config.get("img_shape", (1, 28, 28))) != (1, 28, 28):
+    if config is not None and not (isinstance(shape := config.get("img_shape", (1, 28, 28)), list | tuple)
+                                   and tuple(shape) == (1, 28, 28)):
         raise TrainError(f"config img_shape {config['img_shape']} is not MNIST's (1, 28, 28), the images trained on")
     for name, value in (("--iterations", iterations), ("--batch-size", batch_size), ("--lr", lr),
                         ("--n-critic", n_critic), ("--checkpoint-every", checkpoint_every), ("--log-every", log_every),
@@ -174,7 +175,8 @@ def plan_train(out: str | os.PathLike[str], model: str | None = None, *, iterati
         _positive(name, value, integer=name != "--lr")
     if batch_size is not None and batch_size > MAX_BATCH:
         raise TrainError(f"--batch-size must be at most {MAX_BATCH:,}, the MNIST training images (got {batch_size})")
-    if seed is not None and (problem := seed_problem(seed)):
+    # a run begun with a negative seed (before they were refused) resumes with it given, as screening gives it
+    if seed is not None and (problem := seed_problem(seed, legacy=resume is True and (out / STATE_NAME).is_file())):
         raise TrainError(f"--seed {problem}")
     # numpy scalars (np.int64(8)) as Python's: they reach the state file's JSON, which failed at the first checkpoint
     batch_size, n_critic = (None if v is None else int(v) for v in (batch_size, n_critic))  # checked above
