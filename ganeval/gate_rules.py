@@ -161,7 +161,8 @@ def find_report(target: str | os.PathLike[str]) -> Path | None:
 
 
 def refuse_ambiguous(folder: Path) -> None:
-    """Refuse a folder holding both a report and checkpoints: which is meant is unclear, and the report may be stale."""
+    """Refuse a folder holding both a report and checkpoints (or generator files): which is meant is unclear, and the
+    report may be stale."""
     from ganeval.checkpoints import list_checkpoints
     from ganeval.inputs import GENERATOR_EXTS
     from ganeval.sources.state_dicts import STATE_EXTS

@@ -65,8 +65,9 @@ def _collapse_example(row: pd.Series, level: float) -> str:
 
 
 def ci_kind(late: dict[str, Any]) -> str:
-    """How the interval of (last − best) was resampled: "paired" (shared latents at full N, the same resampled indices
-    for both) or "independent-resample" (stored samples or short sets: each resampled on its own)."""
+    """How the interval of (last − best) was made: "paired" (shared latents at full N, the same resampled indices
+    for both), "independent-resample" (stored samples or short sets: each resampled on its own) or
+    "normal-approximation" (no replicates: from each row's own spread)."""
     if late.get("interval") == "normal":  # from each row's spread, not resampled
         return "normal-approximation"
     return "paired" if late.get("paired", True) else "independent-resample"

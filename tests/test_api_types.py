@@ -37,6 +37,7 @@ def test_train_takes_numpy_scalars(tmp_path: Path, mnist_dir: Path) -> None:
     ({"out": 5}, "--out must be a path"),
     ({"resume": "no"}, "resume must be True or False, not 'no'"),
     ({"model": ["mlp"]}, "model must be a name such as 'mlp'"),
+    ({"model": ""}, "model must be a name such as 'mlp'"),
     ({"config": "x"}, "config must be a dict"),
     ({"config": {"img_shape": (1, 32, 32)}}, "config img_shape (1, 32, 32) is not MNIST's (1, 28, 28)"),
     ({"config": {"img_shape": 784}}, "config img_shape 784 is not MNIST's"),

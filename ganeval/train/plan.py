@@ -162,7 +162,7 @@ def plan_train(out: str | os.PathLike[str], model: str | None = None, *, iterati
     """
     out = as_path(out, "--out", TrainError)
     require_bool(resume, "resume", TrainError)  # resume="no" resumed
-    if model is not None and not isinstance(model, str):
+    if model is not None and (not isinstance(model, str) or not model):  # "" trained mlp
         raise TrainError(f"model must be a name such as 'mlp' or 'dcgan', not {short(model)}")
     if config is not None and not isinstance(config, dict):
         raise TrainError(f"config must be a dict of the model's constructor arguments, not {short(config)}")
