@@ -105,8 +105,10 @@ def _permutation_test(result: ScoreResult, arm: str, base: str, col: str, paired
     """The permutation test of FD(arm) − FD(base) on the kept features; None where it does not apply."""
     ex = EXTRACTOR_OF.get(col)
     fa, fb = result.features.get(arm, {}).get(ex), result.features.get(base, {}).get(ex)
-    if permutations < 1 or fa is None or fb is None or ex not in result.refs or fa.shape != fb.shape or fa.shape[1] > MAX_DIM:
+    if permutations < 1 or fa is None or fb is None or ex not in result.refs or fa.shape[1] > MAX_DIM:
         return None
+    if (paired and fa.shape != fb.shape) or fa.shape[1] != fb.shape[1] or min(len(fa), len(fb)) < 2:
+        return None  # stored sets of other sizes are pooled and split back at their sizes
     if not (torch.isfinite(fa).all() and torch.isfinite(fb).all()):
         return None
     return fd_difference_test(fa, fb, result.refs[ex], paired, permutations, sequential=sequential)

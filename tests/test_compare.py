@@ -443,3 +443,17 @@ def test_untested_flags_of_an_arm_are_not_no(runs: dict[str, Path], tmp_path: Pa
     assert "not tested" in (tmp_path / "out" / "compare.html").read_text()
     tested = compare({"good": runs["good"], "two": runs["two"]}, **{**FAST, "permutations": 0}).arms.set_index("arm")
     assert tested["mode_collapse_sure"].tolist() == [False, True]  # tested: a real no, and a yes
+
+
+def test_stored_sets_of_other_sizes_get_the_permutation_test(tmp_path: Path) -> None:
+    """Two sample sets of 250 and 150 images: the permutation test was skipped without a word (p empty, the verdict
+    from the interval alone) though --permutations was given; the pool is now split back at the sets' sizes."""
+    from ganeval.data import load_mnist
+
+    images = load_mnist("test")[0]
+    np.savez(tmp_path / "a.npz", images=images[5000:5250])
+    np.savez(tmp_path / "b.npz", images=images[6000:6150])
+    comp = compare([tmp_path / "a.npz", tmp_path / "b.npz"], metrics=("mnist_fd",), num_samples=300, bootstrap=40,
+                   permutations=100, device="cpu", progress=False)
+    row = comp.differences.iloc[0]
+    assert "permutation test" in row["method"] and 0.05 < row["p_value"] <= 1 and row["relabellings"] > 0, row.to_dict()

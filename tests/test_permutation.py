@@ -158,6 +158,24 @@ def test_size_under_the_null(ref: FIDReference, paired: bool, h: int) -> None:
     assert drawn == 99 if h == 0 else drawn < 60  # E[min(h / p, P)] ≈ 33 for uniform p
 
 
+def test_stored_sets_of_different_sizes_are_tested(ref: FIDReference) -> None:
+    """compare skipped the test, silently, for two stored sets of other sizes (250 and 150 samples): the pool is now
+    split back at their sizes. The observed difference is the FDs', swapping negates it and keeps p, and under the
+    null p < 0.05 about 5 % of the time."""
+    g = torch.Generator().manual_seed(3)
+    a, b = torch.randn(250, 6, generator=g), torch.randn(150, 6, generator=g) * 1.3 + 0.1
+    r = fd_difference_test(a, b, ref, paired=False, permutations=200)
+    assert r.difference == pytest.approx(_fd(a, ref) - _fd(b, ref), rel=1e-9) and r.p_value == pytest.approx(1 / 201)
+    back = fd_difference_test(b, a, ref, paired=False, permutations=200)
+    assert back.difference == pytest.approx(-r.difference, rel=1e-12) and back.p_value == r.p_value
+    pvals = []
+    for i in range(60):
+        g = torch.Generator().manual_seed(200 + i)
+        pvals.append(fd_difference_test(torch.randn(250, 6, generator=g), torch.randn(120, 6, generator=g), ref,
+                                        paired=False, permutations=99, seed=i, sequential=0).p_value)
+    assert sum(p < 0.05 for p in pvals) <= 8 and 0.3 < float(np.mean(pvals)) < 0.7
+
+
 def test_refuses_sets_of_different_shapes(ref: FIDReference) -> None:
     with pytest.raises(ValueError, match="one shape"):
         fd_difference_test(torch.zeros(3, 6), torch.zeros(4, 6), ref, paired=True)

@@ -104,46 +104,47 @@ def _relabelled(a: torch.Tensor, b: torch.Tensor, ref: FIDReference, paired: boo
     difference of (‖x‖², tr Σr: hundreds), not with T, and the √-eigenvalue term amplifies it near λ = 0; the bound
     covers both, so a tie counts as at least as extreme (rounding may only make p larger, never falsely small).
     """
-    if len(a) != len(b) or a.ndim != 2 or a.shape != b.shape:
-        raise ValueError(f"two feature sets of one shape expected, got {tuple(a.shape)} and {tuple(b.shape)}")
-    n = len(a)
+    if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[1] or min(len(a), len(b)) < 2 or (paired and a.shape != b.shape):
+        raise ValueError(f"two feature sets of one width (of one shape, paired) expected, got {tuple(a.shape)} and "
+                         f"{tuple(b.shape)}")
     sign = -1.0 if not paired and pooled_swapped(a, b) else 1.0  # T(B, A) = −T(A, B): the stream is negated alike
     if sign < 0:
         a, b = b, a
+    na, nb = len(a), len(b)  # stored sets may differ in size: re-labellings split the pool back at these sizes
     z = torch.cat([a, b]).double()
     mu_r = torch.from_numpy(ref.mu)
     f = torch.from_numpy(ref.factor).double()
     tot_s, tot_q = z.sum(0), z.T @ z
-    cap = max(1, int(memory // (8 * z.shape[1] * 2 * n)))  # re-labellings per batch: (chunk, d, 2n) float64
-    # float summation of 2n rows errs by up to ~2n eps × the magnitudes summed (×4 for safety); any n-row set's
-    # ‖x‖² mean is at most tr(ZᵀZ) / n, and Fᵀ Σ F's eigenvalues at most that times ‖F‖² = ‖Σr‖
-    rel = 8 * n * torch.finfo(torch.float64).eps
-    scale = float(tot_q.diagonal().sum()) / n
+    cap = max(1, int(memory // (8 * z.shape[1] * (na + nb))))  # re-labellings per batch: (chunk, d, na + nb) float64
+    # float summation of the pooled rows errs by up to ~(na + nb) eps × the magnitudes summed (×4 for safety); any
+    # set's ‖x‖² mean is at most tr(ZᵀZ) / its rows, and Fᵀ Σ F's eigenvalues at most that times ‖F‖² = ‖Σr‖
+    rel = 4 * (na + nb) * torch.finfo(torch.float64).eps
+    scale = float(tot_q.diagonal().sum()) / min(na, nb)
     linear = rel * (scale + float((mu_r * mu_r).sum()) + ref.trace)  # of one FD's mean, trace and tr Σr terms
     delta = rel * scale * float(torch.linalg.matrix_norm(f, 2)) ** 2
 
-    def fd(s: torch.Tensor, q: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def fd(s: torch.Tensor, q: torch.Tensor, n: int) -> tuple[torch.Tensor, torch.Tensor]:
         value, slack = _fd_batch(s, q, n, mu_r, f, ref.trace, delta)
         return value, slack + linear
 
-    def stat(m: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:  # m: (P, 2n) membership of set A'
+    def stat(m: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:  # m: (P, na + nb) membership of set A'
         s = m @ z
         q = (z.T[None] * m[:, None, :]) @ z
-        (fa, ea), (fb, eb) = fd(s, q), fd(tot_s - s, tot_q - q)
+        (fa, ea), (fb, eb) = fd(s, q, na), fd(tot_s - s, tot_q - q, nb)
         return fa - fb, ea + eb
 
     gen = torch.Generator().manual_seed(seed)
 
     def draw(p: int) -> torch.Tensor:  # CPU draws are serial: p rows at once == p draws of one row (tested)
         if paired:
-            swap = torch.randint(0, 2, (p, n), generator=gen).double()
+            swap = torch.randint(0, 2, (p, na), generator=gen).double()
             return torch.cat([1 - swap, swap], 1)
-        return (torch.rand(p, 2 * n, generator=gen).argsort(1) < n).double()
+        return (torch.rand(p, na + nb, generator=gen).argsort(1) < na).double()
 
-    za, zb = z[:n], z[n:]  # each set's own sums: identical sets give exactly 0
-    own, err = fd(torch.stack([za.sum(0), zb.sum(0)]), torch.stack([za.T @ za, zb.T @ zb]))
+    za, zb = z[:na], z[na:]  # each set's own sums: identical sets give exactly 0
+    (own_a, err_a), (own_b, err_b) = fd(za.sum(0)[None], (za.T @ za)[None], na), fd(zb.sum(0)[None], (zb.T @ zb)[None], nb)
     stream = (stat(draw(k)) for k in _chunks(permutations, first, cap))
-    return sign * float(own[0] - own[1]), float(err.sum()), ((sign * t, e) for t, e in stream)
+    return sign * float(own_a[0] - own_b[0]), float(err_a[0] + err_b[0]), ((sign * t, e) for t, e in stream)
 
 
 def _relabelled_statistics(a: torch.Tensor, b: torch.Tensor, ref: FIDReference, paired: bool, permutations: int = 1000,
