@@ -41,11 +41,17 @@ def _flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
-def fmt(x: float | None) -> str:
-    """A value for messages: integers as such, 4 significant digits below 10, else 2 decimals; "inf"; "n/a"."""
+def fmt(x: float | None, other: float | None = None) -> str:
+    """A value for messages: integers as such, 4 significant digits below 10, else 2 decimals; "inf"; "n/a". With
+    ``other`` (the limit it is held against), as many more digits as tell the two apart: "277.32 is above the limit
+    277.32" said nothing."""
     if x is None or math.isinf(x):
         return "n/a" if x is None else "inf" if x > 0 else "-inf"
-    return str(int(x)) if x.is_integer() and abs(x) < 1e9 else f"{x:.4g}" if abs(x) < 10 else f"{x:.2f}"
+    x = float(x)
+    text = str(int(x)) if x.is_integer() and abs(x) < 1e9 else f"{x:.4g}" if abs(x) < 10 else f"{x:.2f}"
+    if other is None or x == other or not math.isfinite(other) or text != fmt(other):
+        return text
+    return next((t for d in range(5, 18) if (t := f"{x:.{d}g}") != f"{other:.{d}g}"), repr(x))
 
 
 @dataclass
@@ -250,9 +256,10 @@ def ci_level(summary: dict[str, Any]) -> str:
     return f"{ci_percent(level)}% CI" if isinstance(level, (int, float)) else "CI"
 
 
-def describe(metric: str, value: float | None, ci: tuple[float, float] | None, row: dict[str, Any], level: str) -> str:
-    """A metric's value for a criterion line, with its interval when the report has one."""
-    text = fmt(value)
+def describe(metric: str, value: float | None, ci: tuple[float, float] | None, row: dict[str, Any], level: str,
+             limit: float | None = None) -> str:
+    """A metric's value for a criterion line, with its interval when the report has one (told apart from ``limit``)."""
+    text = fmt(value, limit)
     if ci:
         return text + f" ({level} [{fmt(ci[0])}, {fmt(ci[1])}])"
     std = row.get(STD_COLUMN.get(metric, ""))

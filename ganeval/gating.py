@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ganeval.errors import EXIT_FAILED, EXIT_OK, GanevalError, as_path, require_number
+from ganeval.gate_baseline import scored_n
 from ganeval.gate_floor import FLOOR_LIMITS, floor_criterion
 from ganeval.gate_rules import (  # noqa: F401  (re-exported: the gate's API names)
     INCEPTION_COLUMNS,
@@ -76,7 +77,9 @@ class GateResult:
                            "path": self.row.get("path"), "status": self.row.get("status", "ok"), "selector": self.selector},
             "report": str(self.report) if self.report else None, "baseline": str(self.baseline) if self.baseline else None,
             "scored": self.scored, "primary_metric": self.summary.get("primary_metric"),
-            "n_samples": self.summary.get("n_samples"), "criteria": [c.to_dict() for c in self.criteria], "notes": self.notes,
+            # the N the judged row was scored at (a sample set may hold fewer), and the N asked for
+            "n_samples": scored_n(self.row, self.summary), "n_asked": self.summary.get("n_samples"),
+            "criteria": [c.to_dict() for c in self.criteria], "notes": self.notes,
         }
 
 
@@ -96,11 +99,11 @@ def _limit_criterion(name: str, limit: float, row: dict[str, Any], summary: dict
         msg = f"{metric} not measurable for {ckpt}: {row.get('error') or 'samples contain NaN/Inf'} (limit {fmt(limit)})"
         return Criterion(name, metric, None, limit, False, None, msg)
     passed = value <= limit if kind == "max" else value >= limit
-    desc = f"{metric} = {describe(metric, value, ci, row, ci_level(summary))}"
+    desc = f"{metric} = {describe(metric, value, ci, row, ci_level(summary), limit)}"
     if passed:
-        msg = f"{desc} {'<=' if kind == 'max' else '>='} limit {fmt(limit)} ({_flag(name)})"
+        msg = f"{desc} {'<=' if kind == 'max' else '>='} limit {fmt(limit, value)} ({_flag(name)})"
     else:
-        msg = f"{desc} is {'above the limit' if kind == 'max' else 'below the minimum'} {fmt(limit)} ({_flag(name)})"
+        msg = f"{desc} is {'above the limit' if kind == 'max' else 'below the minimum'} {fmt(limit, value)} ({_flag(name)})"
     if broken:
         msg += f"; status nan_samples: {row.get('error') or 'samples contain NaN/Inf'}"
     return Criterion(name, metric, value, limit, passed, ci, msg)

@@ -596,3 +596,16 @@ def test_a_misspelt_criterion_is_refused_not_ignored(report: Path) -> None:
     with pytest.raises(OptionError, match=r"\['num_sample'\]"):
         gate(report.parent / "missing", max_fid=25, num_sample=10)
     assert gate(report, max_fid=25, num_samples=10, z_dim=4, distributed=None).passed  # known: ignored with a note
+
+
+def test_json_names_the_n_judged_and_close_values_are_told_apart(tmp_path: Path) -> None:
+    """A sample set of 150 images asked at N = 300: gate --json said "n_samples": 300. And a value just past its
+    limit printed as the limit itself ("277.32 is above the limit 277.32")."""
+    report = write_report(tmp_path / "rep", make_summary([make_row(100, fid=277.318175, ci=None, n_samples=150)],
+                                                         n_samples=300))
+    res = gate(report, max_fid=277.318)
+    d = res.to_dict()
+    assert d["n_samples"] == 150 and d["n_asked"] == 300
+    assert not res.passed and "fid = 277.3182 is above the limit 277.318 (--max-fid)" in res.criteria[0].message
+    ok = gate(report, max_fid=300).criteria[0].message
+    assert "fid = 277.32 <= limit 300 (--max-fid)" in ok, ok
