@@ -55,11 +55,12 @@ def mode_intervals(logits: torch.Tensor, indices: Sequence[np.ndarray], min_shar
     kls, modes = np.empty(len(indices)), np.empty(len(indices))
     for b, idx in enumerate(indices):
         kls[b], modes[b] = _kl_and_modes(np.bincount(pred[idx], minlength=num_classes) / max(len(idx), 1), min_share)
-    point_kl, _ = _kl_and_modes(np.bincount(pred, minlength=num_classes) / max(len(pred), 1), min_share)
+    counts = np.bincount(pred, minlength=num_classes)
+    point_kl, _ = _kl_and_modes(counts / max(len(pred), 1), min_share)
     lo, hi = bootstrap_interval(2 * point_kl - float(np.median(kls)), kls, level, floor=0.0) if len(kls) else (math.nan, math.nan)
     if len(modes) >= 2:
         m_lo, m_hi = np.quantile(modes, (1 - level) / 2, method="lower"), np.quantile(modes, (1 + level) / 2, method="higher")
-        m_hi = max(m_hi, _possible_classes(np.bincount(pred, minlength=num_classes), min_share, level))
+        m_hi = max(m_hi, _possible_classes(counts, min_share, level))
     else:
         m_lo = m_hi = np.nan
     return {"class_kl_ci_low": lo, "class_kl_ci_high": hi,  # a KL is never below 0

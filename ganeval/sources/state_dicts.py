@@ -34,15 +34,15 @@ def resolve_spec(generator: Any, kwargs: Any = None) -> UserFactory:
 
 def read_weights(path: Path) -> Any:
     """The file's content with nothing unpickled beyond tensors and plain containers."""
+    if path.suffix.lower() != ".safetensors" and is_torchscript_archive(path):  # torch.load would point at weights_only
+        raise CheckpointError(f"{path}: is a TorchScript generator (torch.jit.save), not a weight file: score it "
+                              "without --generator (generator=), its class is inside")
     try:
         if path.suffix.lower() == ".safetensors":
             from safetensors.torch import load_file
 
             with utf8_path(path) as name:  # safetensors refuses a name that is not UTF-8
                 return load_file(name, device="cpu")
-        if is_torchscript_archive(path):  # torch.load's refusal would point at weights_only=False
-            raise CheckpointError(f"{path}: is a TorchScript generator (torch.jit.save), not a weight file: score it "
-                                  "without --generator (generator=), its class is inside")
         with warnings.catch_warnings():  # "Detected pickle protocol 4": a second line; the refusal says it all
             warnings.simplefilter("ignore", UserWarning)
             return torch.load(path, map_location="cpu", weights_only=True)
@@ -56,8 +56,6 @@ def read_weights(path: Path) -> Any:
         what = f" such as {found}" if found else ""
         raise CheckpointError(f"{path}: holds objects other than tensors and plain containers{what}, which are not "
                               "unpickled (torch.load with weights_only=True refused it); save G.state_dict() alone") from exc
-    except CheckpointError:
-        raise
     except Exception as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
         raise CheckpointError(f"{path}: cannot read weights: not a safetensors or torch.save file, or damaged "
